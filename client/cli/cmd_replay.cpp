@@ -1,0 +1,121 @@
+// pocketllm replay: applies an update log to the tensors of a safetensors file and writes the result.
+// The selected tensors are updated in float32 (theta <- theta - coeff * z, entries in log order);
+// every other tensor is copied unchanged.
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
+#include "args.h"
+#include "commands.h"
+#include "pocketllm/common/file_util.h"
+#include "pocketllm/common/model_id.h"
+#include "pocketllm/common/name_pattern.h"
+#include "pocketllm/common/safetensors.h"
+#include "pocketllm/common/update_log.h"
+
+namespace pocketllm::cli {
+namespace {
+
+constexpr const char* kHelp =
+    "usage: pocketllm replay --base IN.safetensors --log LOG --out OUT.safetensors\n"
+    "                        [--tensors PATTERNS] [--dist rademacher|gaussian] [--threads N]\n"
+    "\n"
+    "Applies every entry of LOG (JSON or binary update log, docs/update-log.md) in order to the\n"
+    "selected tensors of IN and writes OUT atomically. Selected tensors are written as F32.\n"
+    "\n"
+    "  --tensors P   comma-separated name patterns with * and ? (default: all F32/F16/BF16 tensors)\n"
+    "  --dist D      distribution the log was made with (default rademacher)\n"
+    "  --threads N   worker threads (default: all cores)\n";
+
+Result<UpdateLog> load_log(const std::string& path) {
+  auto bytes = read_file(path, size_t{1} << 32);
+  if (!bytes) return bytes.status();
+  const std::string& b = bytes.value();
+  auto log = (b.size() >= 8 && b.compare(0, 7, "PLLMLOG") == 0) ? UpdateLog::from_binary(b) : UpdateLog::from_json(b);
+  if (!log) return Status(log.status().code(), path + ": " + log.status().message());
+  return log;
+}
+
+}  // namespace
+
+int cmd_replay(const std::vector<std::string>& argv) {
+  Args args({"base", "log", "out", "tensors", "dist", "threads"}, {"help"});
+  if (Status s = args.parse(argv); !s) {
+    std::fprintf(stderr, "pocketllm replay: %s\n\n%s", s.message().c_str(), kHelp);
+    return 2;
+  }
+  if (args.has("help")) {
+    std::fputs(kHelp, stdout);
+    return 0;
+  }
+  for (const char* required : {"base", "log", "out"}) {
+    if (!args.has(required)) {
+      std::fprintf(stderr, "pocketllm replay: --%s is required\n\n%s", required, kHelp);
+      return 2;
+    }
+  }
+  Distribution dist;
+  if (!parse_distribution(args.get("dist", "rademacher"), &dist)) {
+    std::fprintf(stderr, "pocketllm replay: --dist must be rademacher or gaussian\n");
+    return 2;
+  }
+  auto threads = args.get_u64("threads", 0);
+  if (!threads || threads.value() > 1024) {
+    std::fprintf(stderr, "pocketllm replay: --threads must be an integer from 0 to 1024\n");
+    return 2;
+  }
+  const NamePatterns patterns(args.get("tensors", "*"));
+
+  auto base = SafetensorsFile::open(args.get("base"));
+  if (!base) {
+    std::fprintf(stderr, "pocketllm replay: %s\n", base.status().message().c_str());
+    return 1;
+  }
+  auto log = load_log(args.get("log"));
+  if (!log) {
+    std::fprintf(stderr, "pocketllm replay: %s\n", log.status().message().c_str());
+    return 1;
+  }
+
+  // Selected float tensors get an F32 working copy; the rest are written straight from the map.
+  std::vector<std::vector<float>> updated;
+  std::vector<NamedTensor> targets;
+  std::vector<TensorToWrite> out;
+  updated.reserve(base->tensors().size());
+  for (const auto& t : base->tensors()) {
+    if (patterns.matches(t.name) && dtype_is_float_weights(t.dtype)) {
+      updated.emplace_back(static_cast<size_t>(t.numel));
+      if (Status s = base->read_f32(t, 0, static_cast<size_t>(t.numel), updated.back().data()); !s) {
+        std::fprintf(stderr, "pocketllm replay: %s\n", s.message().c_str());
+        return 1;
+      }
+      targets.push_back({t.name, updated.back().data(), updated.back().size()});
+      out.push_back({t.name, DType::kF32, t.shape, updated.back().data()});
+    } else {
+      out.push_back({t.name, t.dtype, t.shape, base->raw(t)});
+    }
+  }
+  if (targets.empty()) {
+    std::fprintf(stderr, "pocketllm replay: no float tensor in %s matches --tensors '%s'\n", args.get("base").c_str(),
+                 args.get("tensors", "*").c_str());
+    return 1;
+  }
+  ThreadPool pool(static_cast<int>(threads.value()));
+  const auto t0 = std::chrono::steady_clock::now();
+  replay_log(&pool, dist, log.value(), targets);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  uint64_t elements = 0;
+  for (const auto& t : targets) elements += t.numel;
+
+  std::map<std::string, std::string> metadata = base->metadata();
+  metadata["pocketllm.replayed_entries"] = std::to_string(log->size());
+  if (Status s = write_safetensors(args.get("out"), out, metadata); !s) {
+    std::fprintf(stderr, "pocketllm replay: %s\n", s.message().c_str());
+    return 1;
+  }
+  std::printf("replayed %zu entries onto %zu tensors (%llu elements) in %.3f s; wrote %s\n", log->size(), targets.size(),
+              static_cast<unsigned long long>(elements), secs, args.get("out").c_str());
+  return 0;
+}
+
+}  // namespace pocketllm::cli

@@ -1,0 +1,13 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace pocketllm::cli {
+
+// Each command gets the arguments after its name and returns the process exit code
+// (0 ok, 1 failure, 2 usage error).
+int cmd_perturb(const std::vector<std::string>& args);
+int cmd_replay(const std::vector<std::string>& args);
+
+}  // namespace pocketllm::cli

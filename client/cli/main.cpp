@@ -1,0 +1,52 @@
+// pocketllm: the device-side command-line tool.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "pocketllm/common/perturbation.h"
+
+namespace {
+
+void print_usage(FILE* out) {
+  std::fprintf(out,
+               "pocketllm %s — on-device zeroth-order fine-tuning\n"
+               "\n"
+               "usage: pocketllm <command> [options]     (pocketllm <command> --help for its options)\n"
+               "\n"
+               "commands:\n"
+               "  perturb   print the perturbation direction z for a seed and tensor (the golden generator)\n"
+               "  replay    apply an update log to the tensors of a safetensors file\n"
+               "  version   print the version and the perturbation spec version\n",
+               POCKETLLM_VERSION);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return 2;
+  }
+  const std::string command = argv[1];
+  const std::vector<std::string> rest(argv + 2, argv + argc);
+  try {
+    if (command == "-h" || command == "--help" || command == "help") {
+      print_usage(stdout);
+      return 0;
+    }
+    if (command == "version" || command == "--version") {
+      std::printf("pocketllm %s (perturbation spec v%d)\n", POCKETLLM_VERSION, pocketllm::kPerturbationSpecVersion);
+      return 0;
+    }
+    if (command == "perturb") return pocketllm::cli::cmd_perturb(rest);
+    if (command == "replay") return pocketllm::cli::cmd_replay(rest);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pocketllm %s: internal error: %s\n", command.c_str(), e.what());
+    return 1;
+  }
+  std::fprintf(stderr, "pocketllm: unknown command '%s'\n\n", command.c_str());
+  print_usage(stderr);
+  return 2;
+}

@@ -1,0 +1,129 @@
+#include "pocketllm/common/dtype.h"
+
+#include <cstring>
+
+namespace pocketllm {
+namespace {
+
+struct DTypeInfo {
+  DType type;
+  const char* name;
+  size_t size;
+};
+constexpr DTypeInfo kDTypes[] = {
+    {DType::kF32, "F32", 4},   {DType::kF16, "F16", 2},   {DType::kBF16, "BF16", 2},         {DType::kF64, "F64", 8},
+    {DType::kI64, "I64", 8},   {DType::kI32, "I32", 4},   {DType::kI16, "I16", 2},           {DType::kI8, "I8", 1},
+    {DType::kU8, "U8", 1},     {DType::kU16, "U16", 2},   {DType::kU32, "U32", 4},           {DType::kU64, "U64", 8},
+    {DType::kBool, "BOOL", 1}, {DType::kF8E4M3, "F8_E4M3", 1}, {DType::kF8E5M2, "F8_E5M2", 1},
+};
+
+inline float float_of(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+inline uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+}  // namespace
+
+const char* dtype_name(DType t) {
+  for (const auto& d : kDTypes)
+    if (d.type == t) return d.name;
+  return "?";
+}
+
+bool parse_dtype(std::string_view name, DType* out) {
+  for (const auto& d : kDTypes) {
+    if (name == d.name) {
+      *out = d.type;
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t dtype_size(DType t) {
+  for (const auto& d : kDTypes)
+    if (d.type == t) return d.size;
+  return 0;
+}
+
+bool dtype_is_float_weights(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+
+float bf16_to_f32(uint16_t b) { return float_of(static_cast<uint32_t>(b) << 16); }
+
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  if (exp == 0x1f) return float_of(sign | 0x7f800000u | (mant << 13));  // inf / nan
+  if (exp != 0) return float_of(sign | ((exp + 112) << 23) | (mant << 13));
+  if (mant == 0) return float_of(sign);
+  // subnormal: normalise
+  int e = -1;
+  do {
+    ++e;
+    mant <<= 1;
+  } while ((mant & 0x400u) == 0);
+  return float_of(sign | static_cast<uint32_t>(112 - e) << 23 | ((mant & 0x3ffu) << 13));
+}
+
+uint16_t f32_to_bf16(float f) {
+  const uint32_t u = bits_of(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // quiet NaN
+  const uint32_t rounding = 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>((u + rounding) >> 16);
+}
+
+uint16_t f32_to_f16(float f) {
+  const uint32_t u = bits_of(f);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t abs = u & 0x7fffffffu;
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);
+  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to >= 65520: inf
+  if (abs >= 0x38800000u) {                                                // normal f16
+    const uint32_t rounded = abs + 0xfffu + ((abs >> 13) & 1u);
+    return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
+  }
+  // subnormal or zero in f16: value = abs_float * 2^24 rounded to integer (nearest even)
+  const float scaled = float_of(abs) * 16777216.0f;  // exact (power of two)
+  const uint32_t i = static_cast<uint32_t>(scaled);
+  const float frac = scaled - static_cast<float>(i);
+  uint32_t r = i;
+  if (frac > 0.5f || (frac == 0.5f && (i & 1u))) ++r;
+  return static_cast<uint16_t>(sign | r);
+}
+
+bool convert_to_f32(DType t, const void* src, size_t count, float* out) {
+  switch (t) {
+    case DType::kF32:
+      std::memcpy(out, src, count * sizeof(float));
+      return true;
+    case DType::kBF16: {
+      const auto* p = static_cast<const uint8_t*>(src);
+      for (size_t i = 0; i < count; ++i) {
+        uint16_t v;
+        std::memcpy(&v, p + 2 * i, 2);
+        out[i] = bf16_to_f32(v);
+      }
+      return true;
+    }
+    case DType::kF16: {
+      const auto* p = static_cast<const uint8_t*>(src);
+      for (size_t i = 0; i < count; ++i) {
+        uint16_t v;
+        std::memcpy(&v, p + 2 * i, 2);
+        out[i] = f16_to_f32(v);
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+}  // namespace pocketllm

@@ -1,0 +1,35 @@
+#include "pocketllm/common/model_id.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "pocketllm/common/sha256.h"
+
+namespace pocketllm {
+
+std::string compute_model_id(std::vector<CanonicalTensorRef> tensors) {
+  std::sort(tensors.begin(), tensors.end(),
+            [](const CanonicalTensorRef& a, const CanonicalTensorRef& b) { return a.name < b.name; });
+  Sha256 h;
+  h.update("pocketllm-model-id-v1", std::strlen("pocketllm-model-id-v1"));
+  h.update_u64le(tensors.size());
+  for (const auto& t : tensors) {
+    h.update_u64le(t.name.size());
+    h.update(t.name);
+    const std::string dtype = dtype_name(t.dtype);
+    h.update_u64le(dtype.size());
+    h.update(dtype);
+    h.update_u64le(t.shape.size());
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) {
+      h.update_u64le(static_cast<uint64_t>(d));
+      numel *= static_cast<uint64_t>(d);
+    }
+    const uint64_t nbytes = numel * dtype_size(t.dtype);
+    h.update_u64le(nbytes);
+    h.update(t.data, static_cast<size_t>(nbytes));
+  }
+  return to_hex(h.finish());
+}
+
+}  // namespace pocketllm

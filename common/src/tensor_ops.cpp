@@ -1,0 +1,55 @@
+#include "pocketllm/common/tensor_ops.h"
+
+#include <algorithm>
+
+namespace pocketllm {
+namespace {
+
+template <class Body>
+void for_each_chunk(ThreadPool* pool, size_t n, Body&& body) {
+  const size_t chunks = (n + kTensorOpChunk - 1) / kTensorOpChunk;
+  parallel_for(pool, chunks, [&](size_t chunk) {
+    const size_t begin = chunk * kTensorOpChunk;
+    body(begin, std::min(kTensorOpChunk, n - begin));
+  });
+}
+
+// Entries per pass over a chunk in apply_update_entries: the chunk (256 KiB) stays in L2.
+constexpr size_t kEntriesPerPass = 64;
+
+}  // namespace
+
+void perturb_tensor(ThreadPool* pool, Distribution dist, uint64_t seed, uint64_t tag, float c, float* data, size_t n) {
+  for_each_chunk(pool, n, [&](size_t begin, size_t count) {
+    add_scaled_z(dist, seed, tag, begin, count, c, data + begin, data + begin);
+  });
+}
+
+void perturb_tensor_copy(ThreadPool* pool, Distribution dist, uint64_t seed, uint64_t tag, float c, const float* src,
+                         float* dst, size_t n) {
+  for_each_chunk(pool, n, [&](size_t begin, size_t count) {
+    add_scaled_z(dist, seed, tag, begin, count, c, src + begin, dst + begin);
+  });
+}
+
+void apply_update_entry(ThreadPool* pool, Distribution dist, const UpdateEntry& entry, uint64_t tag, float* data,
+                        size_t n) {
+  perturb_tensor(pool, dist, entry.seed, tag, -entry.coeff, data, n);
+}
+
+void apply_update_entries(ThreadPool* pool, Distribution dist, const UpdateEntry* entries, size_t count, uint64_t tag,
+                          float* data, size_t n) {
+  for (size_t first = 0; first < count; first += kEntriesPerPass) {
+    const size_t last = std::min(count, first + kEntriesPerPass);
+    for_each_chunk(pool, n, [&](size_t begin, size_t len) {
+      for (size_t e = first; e < last; ++e)
+        add_scaled_z(dist, entries[e].seed, tag, begin, len, -entries[e].coeff, data + begin, data + begin);
+    });
+  }
+}
+
+void fill_z(ThreadPool* pool, Distribution dist, uint64_t seed, uint64_t tag, float* out, size_t n) {
+  for_each_chunk(pool, n, [&](size_t begin, size_t count) { generate_z(dist, seed, tag, begin, count, out + begin); });
+}
+
+}  // namespace pocketllm
