@@ -78,7 +78,9 @@ void check_independence(Distribution dist) {
 
 TEST_CASE("Rademacher z is +-1 with mean 0 and independent bits", "[core][statistics]") {
   const auto z = z_of(Distribution::kRademacher, 77, "model.embed_tokens.weight");
-  for (double x : z) REQUIRE((x == 1.0 || x == -1.0));
+  size_t not_pm1 = 0;
+  for (double x : z) not_pm1 += (x != 1.0 && x != -1.0);
+  CHECK(not_pm1 == 0);
   CHECK(std::fabs(mean(z)) < kFiveSigma);
   // Every bit position of the 128-element block is balanced (catches a stuck or reused word).
   const size_t blocks = kN / 128;
@@ -96,13 +98,15 @@ TEST_CASE("Gaussian z has the moments and tails of N(0,1)", "[core][statistics]"
   const auto z = z_of(Distribution::kGaussian, 77, "model.embed_tokens.weight");
   const double n = static_cast<double>(z.size());
   double m1 = 0, m2 = 0, m3 = 0, m4 = 0;
+  size_t non_finite = 0;
   for (double x : z) {
-    REQUIRE(std::isfinite(x));
+    non_finite += !std::isfinite(x);
     m1 += x;
     m2 += x * x;
     m3 += x * x * x;
     m4 += x * x * x * x;
   }
+  CHECK(non_finite == 0);
   m1 /= n;
   m2 /= n;
   m3 /= n;
