@@ -9,5 +9,7 @@ namespace pocketllm::cli {
 // (0 ok, 1 failure, 2 usage error).
 int cmd_perturb(const std::vector<std::string>& args);
 int cmd_replay(const std::vector<std::string>& args);
+int cmd_generate(const std::vector<std::string>& args);
+int cmd_info(const std::vector<std::string>& args);
 
 }  // namespace pocketllm::cli

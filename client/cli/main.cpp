@@ -17,6 +17,8 @@ void print_usage(FILE* out) {
                "\n"
                "commands:\n"
                "  perturb   print the perturbation direction z for a seed and tensor (the golden generator)\n"
+               "  generate  generate text from a prompt\n"
+               "  info      describe a model: architecture, parameters, dtypes, memory\n"
                "  replay    apply an update log to the tensors of a safetensors file\n"
                "  version   print the version and the perturbation spec version\n",
                POCKETLLM_VERSION);
@@ -42,6 +44,8 @@ int main(int argc, char** argv) {
     }
     if (command == "perturb") return pocketllm::cli::cmd_perturb(rest);
     if (command == "replay") return pocketllm::cli::cmd_replay(rest);
+    if (command == "generate") return pocketllm::cli::cmd_generate(rest);
+    if (command == "info") return pocketllm::cli::cmd_info(rest);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pocketllm %s: internal error: %s\n", command.c_str(), e.what());
     return 1;

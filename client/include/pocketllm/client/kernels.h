@@ -1,0 +1,52 @@
+// Numerical kernels of the forward pass. Plain float pointers and shapes at the boundary; Eigen maps
+// inside. Row-major everywhere: an activation matrix [M, N] is M rows (tokens) of N features.
+// Each kernel has a scalar reference in kernels_ref.h that tests compare against.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "pocketllm/client/weights.h"
+#include "pocketllm/common/thread_pool.h"
+
+namespace pocketllm {
+
+// Y[M, N] = X[M, K] * W[N, K]^T (+ bias[N]). W and bias are read through weight_rows(), so trainable
+// ones are perturbed by `p`. Parallel over tiles of output columns.
+void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
+            const Perturbation& p, float* y);
+
+// out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * gamma, for M rows of width d.
+void rms_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight& gamma, float eps,
+              const Perturbation& p, float* out);
+
+// out[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta (biased variance, as torch.nn.LayerNorm).
+void layer_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight& gamma, const Weight* beta,
+                float eps, const Perturbation& p, float* out);
+
+// Rotary position embedding in Hugging Face's convention: within each head of width hd, element i
+// pairs with i + hd/2, rotated by angle pos * inv_freq[i]. x is [M, heads * hd]; positions[M].
+void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions, const float* inv_freq);
+
+// Scaled dot-product attention with grouped-query heads, causal and padding masks.
+//   q   [B * Tq, nh * hd]       queries of the new tokens; query t of sequence b is at position past + t
+//   k,v [B * Tk, nkv * hd]      keys/values of positions 0 .. Tk-1 (the cache, or the batch itself)
+//   key j is visible to query t when j <= past + t (if causal) and j < key_len[b]
+//   out [B * Tq, nh * hd]
+struct AttentionShape {
+  size_t batch = 0, tq = 0, tk = 0, heads = 0, kv_heads = 0, head_dim = 0, past = 0;
+  bool causal = true;
+};
+void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const float* k, const float* v,
+               const int32_t* key_len, float* out);
+
+// gate[i] = silu(gate[i]) * up[i]
+void silu_mul(ThreadPool* pool, float* gate, const float* up, size_t n);
+// x[i] = gelu(x[i]), tanh approximation (GPT-2 "gelu_new") or exact erf form.
+void gelu_tanh(ThreadPool* pool, float* x, size_t n);
+void gelu_erf(ThreadPool* pool, float* x, size_t n);
+void relu(ThreadPool* pool, float* x, size_t n);
+// Softmax of each row in place.
+void softmax_rows(float* x, size_t m, size_t n);
+
+}  // namespace pocketllm

@@ -1,0 +1,43 @@
+// The Llama architecture (LlamaForCausalLM and relatives): RMSNorm, rotary position embedding,
+// grouped-query attention, SwiGLU MLP, tied or untied head. Covers Llama 1/2/3, TinyLlama, SmolLM,
+// Qwen2 (q/k/v biases) and llama2.c checkpoints (converted to Hugging Face layout at load).
+#pragma once
+
+#include <memory>
+
+#include "pocketllm/client/transformer_base.h"
+
+namespace pocketllm {
+
+class LlamaModel : public TransformerModel {
+ public:
+  // Checks that `weights` hold every tensor `config` needs, with the right shapes.
+  static Result<std::unique_ptr<LlamaModel>> create(ModelConfig config, WeightStore weights);
+
+  Status forward_hidden(ThreadPool* pool, const TokenBatch& batch, const Perturbation& p, KVCache* cache,
+                        std::vector<float>* hidden) override;
+
+ protected:
+  const Weight& head_weight() const override { return *head_; }
+
+ private:
+  struct Layer {
+    const Weight *attn_norm, *q, *k, *v, *o, *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
+    const Weight *mlp_norm, *gate, *up, *down;
+  };
+  Status bind();
+
+  const Weight* embed_ = nullptr;
+  const Weight* final_norm_ = nullptr;
+  const Weight* head_ = nullptr;
+  std::vector<Layer> layers_;
+  std::vector<float> inv_freq_;
+  // Activations, sized for the largest batch seen and then reused.
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, tmp_;
+  std::vector<int32_t> positions_, key_len_;
+};
+
+// Rotary inverse frequencies (with Llama 3 scaling when configured), head_dim / 2 values.
+std::vector<float> rope_inv_freq(const ModelConfig& c);
+
+}  // namespace pocketllm

@@ -1,0 +1,33 @@
+// Loading a model from disk into canonical Hugging Face tensors: a Hugging Face directory
+// (config.json + model.safetensors or sharded safetensors with an index, + tokenizer.json) or a
+// llama2.c checkpoint (.bin, legacy version 0) with its tokenizer.bin.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "pocketllm/client/model.h"
+#include "pocketllm/client/tokenizer.h"
+
+namespace pocketllm {
+
+struct LoadOptions {
+  std::string tokenizer_path;  // override; default: found beside the model
+  bool require_tokenizer = false;
+};
+
+struct LoadedModel {
+  std::unique_ptr<LanguageModel> model;
+  std::unique_ptr<Tokenizer> tokenizer;  // null when none was found and none was required
+  std::string format;                    // "huggingface" or "llama2.c"
+  std::string path;
+};
+
+Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options = {});
+
+// The pieces, for tests and tools.
+Result<LoadedModel> load_llama2c(const std::string& checkpoint, const LoadOptions& options);
+Result<LoadedModel> load_hf_directory(const std::string& dir, const LoadOptions& options);
+Result<ModelConfig> parse_hf_config(const std::string& json_text, const std::string& display_name);
+
+}  // namespace pocketllm

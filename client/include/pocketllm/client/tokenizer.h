@@ -1,0 +1,37 @@
+// Tokenizers: text <-> token ids. Implementations: llama2.c tokenizer.bin (SentencePiece-style BPE
+// scores with byte fallback) and Hugging Face tokenizer.json BPE.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pocketllm/common/status.h"
+
+namespace pocketllm {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  virtual int vocab_size() const = 0;
+  virtual Result<std::vector<int32_t>> encode(std::string_view text, bool add_bos, bool add_eos) const = 0;
+  // Text of `id` as it continues a stream whose previous token was `prev` (-1 at the start).
+  virtual std::string decode_piece(int32_t prev, int32_t id) const = 0;
+  std::string decode(const std::vector<int32_t>& ids) const;
+
+  int32_t bos_id() const { return bos_id_; }
+  int32_t eos_id() const { return eos_id_; }
+  int32_t pad_id() const { return pad_id_; }
+  int32_t mask_id() const { return mask_id_; }
+  virtual int32_t token_id(std::string_view piece) const = 0;  // -1 when absent
+
+ protected:
+  int32_t bos_id_ = -1, eos_id_ = -1, pad_id_ = -1, mask_id_ = -1;
+};
+
+// llama2.c's tokenizer.bin: int32 max_token_length, then per token: f32 score, int32 length, bytes.
+Result<std::unique_ptr<Tokenizer>> load_llama2c_tokenizer(const std::string& path, int vocab_size);
+
+}  // namespace pocketllm

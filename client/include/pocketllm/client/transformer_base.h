@@ -1,0 +1,34 @@
+// Shared pieces of every architecture: the output head (logits, streamed token loss, label-word loss)
+// and the batch bookkeeping. An architecture implements forward_hidden() and names its head tensors.
+#pragma once
+
+#include "pocketllm/client/model.h"
+
+namespace pocketllm {
+
+class TransformerModel : public LanguageModel {
+ public:
+  const ModelConfig& config() const override { return config_; }
+  WeightStore& weights() override { return weights_; }
+  const WeightStore& weights() const override { return weights_; }
+
+  void logits(ThreadPool* pool, const float* hidden, const std::vector<int>& rows, const Perturbation& p,
+              std::vector<float>* out) override;
+  Result<LossResult> token_loss(ThreadPool* pool, const TokenBatch& batch, const std::vector<int32_t>& targets,
+                                const Perturbation& p) override;
+  Result<LossResult> choice_loss(ThreadPool* pool, const TokenBatch& batch, const std::vector<ChoiceTarget>& targets,
+                                 const std::vector<int32_t>& candidates, const Perturbation& p,
+                                 std::vector<float>* candidate_logits) override;
+
+ protected:
+  // The [vocab, hidden] output projection (the embedding matrix when tied) and its optional bias.
+  virtual const Weight& head_weight() const = 0;
+  virtual const Weight* head_bias() const { return nullptr; }
+
+  ModelConfig config_;
+  WeightStore weights_;
+  std::vector<float> hidden_;  // reused across calls
+  std::vector<float> gathered_;
+};
+
+}  // namespace pocketllm

@@ -1,0 +1,89 @@
+// The weights of a model under their canonical (Hugging Face) names and shapes.
+//
+// Frozen weights stay where they were loaded (memory-mapped F32, or F16/BF16 converted per tile as
+// they are read). Trainable weights are owned float32 copies that the trainer updates in place.
+// During a zeroth-order step the forward pass reads every trainable weight through weight_rows(),
+// which adds scale * z(seed, tensor) to the tile it returns (out of place): theta is never written
+// until the update, so a run equals the replay of its log bit for bit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pocketllm/common/dtype.h"
+#include "pocketllm/common/name_pattern.h"
+#include "pocketllm/common/perturbation.h"
+#include "pocketllm/common/safetensors.h"
+#include "pocketllm/common/status.h"
+#include "pocketllm/common/update_log.h"
+
+namespace pocketllm {
+
+struct Weight {
+  std::string name;
+  std::vector<int64_t> shape;  // canonical shape; 1-D tensors are one row
+  DType dtype = DType::kF32;   // storage type of `data`
+  const void* data = nullptr;  // storage: inside a mapped file or an owned buffer
+  uint64_t tag = 0;            // tensor_tag(name)
+  bool trainable = false;
+  float* mutable_f32 = nullptr;  // trainable weights: the owned float32 values (== data)
+
+  size_t numel() const;
+  size_t rows() const { return shape.size() <= 1 ? 1 : static_cast<size_t>(shape[0]); }
+  size_t cols() const { return rows() == 0 ? 0 : numel() / rows(); }
+};
+
+// The direction a forward pass perturbs trainable weights along: theta + scale * z(seed).
+struct Perturbation {
+  bool active = false;
+  Distribution dist = Distribution::kRademacher;
+  uint64_t seed = 0;
+  float scale = 0.0f;
+};
+
+class WeightStore {
+ public:
+  WeightStore() = default;
+  WeightStore(WeightStore&&) = default;
+  WeightStore& operator=(WeightStore&&) = default;
+
+  // Adds a tensor that lives in `keep_alive`-owned storage (a mapped file), or copies nothing.
+  Weight& add_view(std::string name, std::vector<int64_t> shape, DType dtype, const void* data);
+  // Adds a tensor with an owned float32 buffer (e.g. permuted from a llama2.c checkpoint).
+  Weight& add_owned_f32(std::string name, std::vector<int64_t> shape, std::vector<float> values);
+  // Keeps a mapped file or safetensors file alive as long as the store.
+  void keep(std::shared_ptr<void> source) { sources_.push_back(std::move(source)); }
+
+  const Weight* find(const std::string& name) const;
+  Weight* find_mutable(const std::string& name);
+  Result<const Weight*> require(const std::string& name, const std::vector<int64_t>& shape) const;
+  const std::vector<std::unique_ptr<Weight>>& all() const { return weights_; }
+
+  // Makes every weight whose name matches `patterns` trainable: an owned float32 copy. Returns the
+  // number selected; an empty selection is an error naming the patterns.
+  Result<size_t> make_trainable(const NamePatterns& patterns);
+  std::vector<const Weight*> trainable() const;
+  size_t trainable_numel() const;
+  std::vector<NamedTensor> trainable_tensors();  // for replay
+
+  // SHA-256 over the canonical tensors (docs/update-log.md). Reads every byte: call once at load.
+  std::string compute_model_id() const;
+  size_t total_numel() const;
+  size_t storage_bytes() const;  // bytes of all weights in their storage types
+
+ private:
+  std::vector<std::unique_ptr<Weight>> weights_;
+  std::map<std::string, Weight*> by_name_;
+  std::vector<std::shared_ptr<void>> sources_;
+  std::vector<std::unique_ptr<float[]>> owned_;
+};
+
+// Rows [row0, row0 + nrows) of `w` as float32: a pointer straight into the weight when it is F32 and
+// not perturbed, else the rows converted and/or perturbed into `scratch` (nrows * cols floats).
+const float* weight_rows(const Weight& w, size_t row0, size_t nrows, const Perturbation& p, float* scratch);
+
+}  // namespace pocketllm

@@ -1,0 +1,98 @@
+#include "pocketllm/client/generate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "pocketllm/common/philox.h"
+
+namespace pocketllm {
+namespace {
+
+// A uniform double in [0, 1) from a Philox stream (counter = state, key = seed halves).
+double next_uniform(uint64_t* state, uint64_t seed) {
+  const uint64_t c = (*state)++;
+  const PhiloxBlock x = philox4x32_10({static_cast<uint32_t>(c), static_cast<uint32_t>(c >> 32), 0x5a4d504c, 0},
+                                      philox_key_from_seed(seed));
+  const uint64_t bits = (static_cast<uint64_t>(x[0]) << 21) ^ (static_cast<uint64_t>(x[1]) >> 11);
+  return static_cast<double>(bits & ((uint64_t{1} << 53) - 1)) * 0x1p-53;
+}
+
+}  // namespace
+
+int32_t sample_token(const float* logits, int vocab, const GenerateOptions& o, uint64_t* rng_state) {
+  if (o.greedy || o.temperature <= 0.0f) return static_cast<int32_t>(std::max_element(logits, logits + vocab) - logits);
+  std::vector<int32_t> idx(static_cast<size_t>(vocab));
+  std::iota(idx.begin(), idx.end(), 0);
+  size_t keep = static_cast<size_t>(vocab);
+  if (o.top_k > 0 && o.top_k < vocab) {
+    keep = static_cast<size_t>(o.top_k);
+    std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(keep), idx.end(),
+                      [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  } else {
+    std::sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  }
+  std::vector<double> prob(keep);
+  const double mx = logits[idx[0]];
+  double sum = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    prob[i] = std::exp((logits[idx[i]] - mx) / o.temperature);
+    sum += prob[i];
+  }
+  if (o.top_p < 1.0f) {
+    double cum = 0;
+    size_t n = 0;
+    while (n < keep) {
+      cum += prob[n] / sum;
+      ++n;
+      if (cum >= o.top_p) break;
+    }
+    keep = n;
+    sum = 0;
+    for (size_t i = 0; i < keep; ++i) sum += prob[i];
+  }
+  const double r = next_uniform(rng_state, o.seed) * sum;
+  double acc = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    acc += prob[i];
+    if (r < acc) return idx[i];
+  }
+  return idx[keep - 1];
+}
+
+Result<GenerateResult> generate(ThreadPool* pool, LanguageModel& model, const std::vector<int32_t>& prompt,
+                                const GenerateOptions& o, const TokenCallback& on_token) {
+  if (prompt.empty()) return invalid_argument("generate: empty prompt (add a BOS token)");
+  if (o.max_new_tokens < 0) return invalid_argument("generate: max_new_tokens must be >= 0");
+  if (!o.greedy && !(o.temperature > 0.0f)) return invalid_argument("generate: temperature must be > 0");
+  if (o.top_p <= 0.0f || o.top_p > 1.0f) return invalid_argument("generate: top_p must be in (0, 1]");
+  const ModelConfig& c = model.config();
+  const int capacity = static_cast<int>(prompt.size()) + o.max_new_tokens;
+  if (capacity > c.max_position_embeddings)
+    return out_of_range("generate: " + std::to_string(capacity) + " positions exceed the model's context of " +
+                        std::to_string(c.max_position_embeddings));
+  const auto t0 = std::chrono::steady_clock::now();
+  KVCache cache = model.make_cache(1, capacity);
+  GenerateResult result;
+  result.tokens = prompt;
+  result.prompt_tokens = prompt.size();
+  Perturbation none;
+  std::vector<float> hidden, logits;
+  TokenBatch batch = TokenBatch::from_sequences({prompt});
+  uint64_t rng = 0;
+  for (int step = 0; step < o.max_new_tokens; ++step) {
+    POCKETLLM_RETURN_IF_ERROR(model.forward_hidden(pool, batch, none, &cache, &hidden));
+    model.logits(pool, hidden.data(), {batch.seq_len - 1}, none, &logits);
+    if (step == 0) result.first_logits = logits;
+    const int32_t next = sample_token(logits.data(), c.vocab_size, o, &rng);
+    result.tokens.push_back(next);
+    if (on_token && !on_token(next)) break;
+    if (o.stop_at_eos && next == c.eos_token_id) break;
+    batch = TokenBatch::from_sequences({{next}});
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return result;
+}
+
+}  // namespace pocketllm

@@ -1,0 +1,210 @@
+#include "pocketllm/client/kernels.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace pocketllm {
+namespace {
+
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using StridedMat = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
+using ConstStridedMat = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
+
+// Per-thread scratch that grows to the largest request and then stays: no allocation after warm-up.
+float* thread_scratch(size_t floats, int slot = 0) {
+  thread_local std::vector<float> buffers[4];
+  auto& b = buffers[slot];
+  if (b.size() < floats) b.resize(floats);
+  return b.data();
+}
+
+// Rows of W per task: about 256 KiB of float32, at least 16, a multiple of 16.
+size_t tile_rows(size_t n, size_t k, size_t threads) {
+  size_t rows = std::max<size_t>(16, (size_t{1} << 16) / std::max<size_t>(k, 1));
+  rows = (rows + 15) / 16 * 16;
+  // Enough tiles to keep every thread busy.
+  while (rows > 16 && (n + rows - 1) / rows < 2 * threads) rows /= 2;
+  return std::min(rows, n);
+}
+
+template <class Fn>
+void parallel_rows(ThreadPool* pool, size_t m, size_t min_rows, Fn&& fn) {
+  const size_t tasks = std::max<size_t>(1, std::min<size_t>(m / std::max<size_t>(min_rows, 1), 64));
+  const size_t per = (m + tasks - 1) / tasks;
+  parallel_for(pool, tasks, [&](size_t t) {
+    const size_t r0 = t * per, r1 = std::min(m, r0 + per);
+    for (size_t r = r0; r < r1; ++r) fn(r);
+  });
+}
+
+}  // namespace
+
+void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
+            const Perturbation& p, float* y) {
+  const size_t n = w.rows();
+  const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
+  const size_t nt = tile_rows(n, k, threads);
+  const size_t tiles = (n + nt - 1) / nt;
+  ConstStridedMat xm(x, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
+  parallel_for(pool, tiles, [&](size_t t) {
+    const size_t n0 = t * nt, rows = std::min(nt, n - n0);
+    const float* wt = weight_rows(w, n0, rows, p, thread_scratch(rows * k));
+    ConstStridedMat wm(wt, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
+    StridedMat ym(y + n0, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(rows), Eigen::OuterStride<>(n));
+    ym.noalias() = xm * wm.transpose();
+    if (bias != nullptr) {
+      // Bias elements [n0, n0 + rows) of a 1-D tensor: read them as one "row" slice.
+      float* bscratch = thread_scratch(n, 1);
+      const float* b = weight_rows(*bias, 0, 1, p, bscratch) + n0;
+      for (size_t r = 0; r < m; ++r) {
+        float* yr = y + r * n + n0;
+        for (size_t j = 0; j < rows; ++j) yr[j] += b[j];
+      }
+    }
+  });
+}
+
+void rms_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight& gamma, float eps,
+              const Perturbation& p, float* out) {
+  const float* g = weight_rows(gamma, 0, 1, p, thread_scratch(d, 2));
+  parallel_rows(pool, m, 64, [&](size_t r) {
+    const float* xr = x + r * d;
+    float* o = out + r * d;
+    double ss = 0;
+    for (size_t i = 0; i < d; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(d)) + eps);
+    for (size_t i = 0; i < d; ++i) o[i] = g[i] * (xr[i] * inv);
+  });
+}
+
+void layer_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight& gamma, const Weight* beta,
+                float eps, const Perturbation& p, float* out) {
+  const float* g = weight_rows(gamma, 0, 1, p, thread_scratch(d, 2));
+  const float* b = beta ? weight_rows(*beta, 0, 1, p, thread_scratch(d, 3)) : nullptr;
+  parallel_rows(pool, m, 64, [&](size_t r) {
+    const float* xr = x + r * d;
+    float* o = out + r * d;
+    double mean = 0;
+    for (size_t i = 0; i < d; ++i) mean += xr[i];
+    mean /= static_cast<double>(d);
+    double var = 0;
+    for (size_t i = 0; i < d; ++i) {
+      const double c = xr[i] - mean;
+      var += c * c;
+    }
+    var /= static_cast<double>(d);
+    const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
+    const float mu = static_cast<float>(mean);
+    for (size_t i = 0; i < d; ++i) o[i] = (xr[i] - mu) * inv * g[i] + (b ? b[i] : 0.0f);
+  });
+}
+
+void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions, const float* inv_freq) {
+  const size_t half = hd / 2;
+  for (size_t r = 0; r < m; ++r) {
+    const float pos = static_cast<float>(positions[r]);
+    for (size_t i = 0; i < half; ++i) {
+      const float angle = pos * inv_freq[i];
+      const float c = std::cos(angle), s = std::sin(angle);
+      for (size_t h = 0; h < heads; ++h) {
+        float* v = x + r * heads * hd + h * hd;
+        const float a = v[i], b = v[i + half];
+        v[i] = a * c - b * s;
+        v[i + half] = b * c + a * s;
+      }
+    }
+  }
+}
+
+void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const float* k, const float* v,
+               const int32_t* key_len, float* out) {
+  const size_t group = s.heads / s.kv_heads;
+  const size_t q_stride = s.heads * s.head_dim, kv_stride = s.kv_heads * s.head_dim;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+  parallel_for(pool, s.batch * s.heads, [&](size_t task) {
+    const size_t b = task / s.heads, h = task % s.heads, kvh = h / group;
+    const size_t klen = std::min<size_t>(s.tk, static_cast<size_t>(key_len[b]));
+    float* scores = thread_scratch(s.tq * std::max<size_t>(klen, 1));
+    if (klen == 0) {
+      for (size_t t = 0; t < s.tq; ++t) std::fill_n(out + (b * s.tq + t) * q_stride + h * s.head_dim, s.head_dim, 0.0f);
+      return;
+    }
+    ConstStridedMat qm(q + b * s.tq * q_stride + h * s.head_dim, static_cast<Eigen::Index>(s.tq),
+                       static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(q_stride));
+    ConstStridedMat km(k + b * s.tk * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(klen),
+                       static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(kv_stride));
+    ConstStridedMat vm(v + b * s.tk * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(klen),
+                       static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(kv_stride));
+    StridedMat sm(scores, static_cast<Eigen::Index>(s.tq), static_cast<Eigen::Index>(klen), Eigen::OuterStride<>(klen));
+    sm.noalias() = (qm * km.transpose()) * scale;
+    for (size_t t = 0; t < s.tq; ++t) {
+      float* row = scores + t * klen;
+      const size_t visible = s.causal ? std::min(klen, s.past + t + 1) : klen;
+      float mx = -INFINITY;
+      for (size_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
+      float sum = 0;
+      for (size_t j = 0; j < visible; ++j) {
+        row[j] = std::exp(row[j] - mx);
+        sum += row[j];
+      }
+      const float inv = visible > 0 ? 1.0f / sum : 0.0f;
+      for (size_t j = 0; j < visible; ++j) row[j] *= inv;
+      for (size_t j = visible; j < klen; ++j) row[j] = 0.0f;
+    }
+    StridedMat om(out + b * s.tq * q_stride + h * s.head_dim, static_cast<Eigen::Index>(s.tq),
+                  static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(q_stride));
+    om.noalias() = sm * vm;
+  });
+}
+
+void silu_mul(ThreadPool* pool, float* gate, const float* up, size_t n) {
+  const size_t chunk = 1 << 14;
+  parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
+    const size_t i0 = c * chunk, i1 = std::min(n, i0 + chunk);
+    for (size_t i = i0; i < i1; ++i) {
+      const float g = gate[i];
+      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+  });
+}
+
+void gelu_tanh(ThreadPool* pool, float* x, size_t n) {
+  const size_t chunk = 1 << 14;
+  parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
+    const size_t i0 = c * chunk, i1 = std::min(n, i0 + chunk);
+    for (size_t i = i0; i < i1; ++i) {
+      const float v = x[i];
+      x[i] = 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    }
+  });
+}
+
+void gelu_erf(ThreadPool* pool, float* x, size_t n) {
+  const size_t chunk = 1 << 14;
+  parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
+    const size_t i0 = c * chunk, i1 = std::min(n, i0 + chunk);
+    for (size_t i = i0; i < i1; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.7071067811865476f));
+  });
+}
+
+void relu(ThreadPool* pool, float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void softmax_rows(float* x, size_t m, size_t n) {
+  for (size_t r = 0; r < m; ++r) {
+    float* row = x + r * n;
+    float mx = -INFINITY;
+    for (size_t j = 0; j < n; ++j) mx = std::max(mx, row[j]);
+    float sum = 0;
+    for (size_t j = 0; j < n; ++j) {
+      row[j] = std::exp(row[j] - mx);
+      sum += row[j];
+    }
+    for (size_t j = 0; j < n; ++j) row[j] /= sum;
+  }
+}
+
+}  // namespace pocketllm

@@ -1,0 +1,193 @@
+#include "pocketllm/client/llama.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "pocketllm/client/kernels.h"
+
+namespace pocketllm {
+
+std::vector<float> rope_inv_freq(const ModelConfig& c) {
+  const int hd = c.head_dim;
+  std::vector<float> f(static_cast<size_t>(hd / 2));
+  for (int i = 0; i < hd / 2; ++i)
+    f[i] = static_cast<float>(1.0 / std::pow(static_cast<double>(c.rope_theta), 2.0 * i / hd));
+  if (c.rope_scaling.type == "llama3") {
+    const double factor = c.rope_scaling.factor, lo = c.rope_scaling.low_freq_factor, hi = c.rope_scaling.high_freq_factor;
+    const double old_ctx = c.rope_scaling.original_max_position_embeddings;
+    const double low_wavelen = old_ctx / lo, high_wavelen = old_ctx / hi;
+    for (auto& x : f) {
+      const double wavelen = 2 * M_PI / x;
+      if (wavelen < high_wavelen) continue;
+      if (wavelen > low_wavelen) {
+        x = static_cast<float>(x / factor);
+      } else {
+        const double smooth = (old_ctx / wavelen - lo) / (hi - lo);
+        x = static_cast<float>((1 - smooth) * x / factor + smooth * x);
+      }
+    }
+  }
+  return f;
+}
+
+Result<std::unique_ptr<LlamaModel>> LlamaModel::create(ModelConfig config, WeightStore weights) {
+  std::unique_ptr<LlamaModel> m(new LlamaModel());
+  m->config_ = std::move(config);
+  m->weights_ = std::move(weights);
+  POCKETLLM_RETURN_IF_ERROR(m->bind());
+  return m;
+}
+
+Status LlamaModel::bind() {
+  const ModelConfig& c = config_;
+  if (c.hidden_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 || c.vocab_size <= 0 ||
+      c.intermediate_size <= 0 || c.head_dim <= 0)
+    return invalid_argument("llama config: sizes must be positive");
+  if (c.num_heads % c.num_kv_heads != 0)
+    return invalid_argument("llama config: num_attention_heads " + std::to_string(c.num_heads) +
+                            " is not a multiple of num_key_value_heads " + std::to_string(c.num_kv_heads));
+  if (c.head_dim % 2 != 0) return invalid_argument("llama config: head_dim must be even for rotary embedding");
+  if (!c.rope_scaling.type.empty() && c.rope_scaling.type != "llama3" && c.rope_scaling.type != "default")
+    return unsupported("llama config: rope_scaling type '" + c.rope_scaling.type + "' (supported: llama3)");
+  const int64_t d = c.hidden_size, qd = static_cast<int64_t>(c.num_heads) * c.head_dim,
+                kvd = static_cast<int64_t>(c.num_kv_heads) * c.head_dim, ff = c.intermediate_size, V = c.vocab_size;
+  auto req = [&](const std::string& name, std::vector<int64_t> shape, const Weight** out) -> Status {
+    auto w = weights_.require(name, shape);
+    if (!w) return w.status();
+    *out = w.value();
+    return Status::ok();
+  };
+  POCKETLLM_RETURN_IF_ERROR(req("model.embed_tokens.weight", {V, d}, &embed_));
+  POCKETLLM_RETURN_IF_ERROR(req("model.norm.weight", {d}, &final_norm_));
+  if (c.tie_word_embeddings) {
+    head_ = embed_;
+  } else {
+    POCKETLLM_RETURN_IF_ERROR(req("lm_head.weight", {V, d}, &head_));
+  }
+  layers_.resize(static_cast<size_t>(c.num_layers));
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    Layer& L = layers_[l];
+    POCKETLLM_RETURN_IF_ERROR(req(p + "input_layernorm.weight", {d}, &L.attn_norm));
+    POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.q_proj.weight", {qd, d}, &L.q));
+    POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.k_proj.weight", {kvd, d}, &L.k));
+    POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.v_proj.weight", {kvd, d}, &L.v));
+    POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.o_proj.weight", {d, qd}, &L.o));
+    if (c.attention_qkv_bias) {
+      POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.q_proj.bias", {qd}, &L.q_bias));
+      POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.k_proj.bias", {kvd}, &L.k_bias));
+      POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.v_proj.bias", {kvd}, &L.v_bias));
+    }
+    if (c.attention_out_bias) POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.o_proj.bias", {d}, &L.o_bias));
+    POCKETLLM_RETURN_IF_ERROR(req(p + "post_attention_layernorm.weight", {d}, &L.mlp_norm));
+    POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.gate_proj.weight", {ff, d}, &L.gate));
+    POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.up_proj.weight", {ff, d}, &L.up));
+    POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.down_proj.weight", {d, ff}, &L.down));
+  }
+  inv_freq_ = rope_inv_freq(c);
+  return Status::ok();
+}
+
+Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, const Perturbation& p, KVCache* cache,
+                                  std::vector<float>* hidden) {
+  const ModelConfig& c = config_;
+  POCKETLLM_RETURN_IF_ERROR(batch.validate(c.vocab_size));
+  const size_t B = static_cast<size_t>(batch.batch), T = static_cast<size_t>(batch.seq_len), M = B * T;
+  const size_t d = static_cast<size_t>(c.hidden_size), hd = static_cast<size_t>(c.head_dim);
+  const size_t nh = static_cast<size_t>(c.num_heads), nkv = static_cast<size_t>(c.num_kv_heads);
+  const size_t qd = nh * hd, kvd = nkv * hd, ff = static_cast<size_t>(c.intermediate_size);
+  size_t past = 0;
+  if (cache != nullptr) {
+    if (cache->batch != batch.batch) return invalid_argument("KV cache batch differs from the token batch");
+    past = static_cast<size_t>(cache->length);
+    if (past + T > static_cast<size_t>(cache->capacity))
+      return out_of_range("KV cache holds " + std::to_string(cache->capacity) + " positions; " +
+                          std::to_string(past + T) + " needed");
+    for (int b = 0; b < batch.batch; ++b)
+      if (static_cast<size_t>(batch.lengths[b]) != T) return invalid_argument("cached decoding needs equal-length sequences");
+  }
+  x_.resize(M * d);
+  xn_.resize(M * d);
+  q_.resize(M * qd);
+  attn_.resize(M * qd);
+  gate_.resize(M * ff);
+  up_.resize(M * ff);
+  tmp_.resize(M * d);
+  if (cache == nullptr) {
+    k_.resize(M * kvd);
+    v_.resize(M * kvd);
+  }
+  positions_.resize(M);
+  key_len_.resize(B);
+  for (size_t b = 0; b < B; ++b) {
+    for (size_t t = 0; t < T; ++t) positions_[b * T + t] = static_cast<int32_t>(past + t);
+    key_len_[b] = static_cast<int32_t>(cache ? past + T : static_cast<size_t>(batch.lengths[b]));
+  }
+
+  // Embedding rows, perturbed when the embedding is trainable (only the rows used are generated).
+  for (size_t r = 0; r < M; ++r) {
+    const size_t id = static_cast<size_t>(std::max(0, batch.tokens[r]));
+    const float* row = weight_rows(*embed_, id, 1, p, tmp_.data());
+    std::copy_n(row, d, x_.begin() + static_cast<std::ptrdiff_t>(r * d));
+  }
+
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& L = layers_[l];
+    rms_norm(pool, x_.data(), M, d, *L.attn_norm, c.norm_eps, p, xn_.data());
+    linear(pool, xn_.data(), M, d, *L.q, L.q_bias, p, q_.data());
+    float* kdst;
+    float* vdst;
+    std::vector<float> knew, vnew;
+    if (cache) {
+      // New keys/values are computed contiguously, then scattered into the cache rows.
+      knew.resize(M * kvd);
+      vnew.resize(M * kvd);
+      kdst = knew.data();
+      vdst = vnew.data();
+    } else {
+      kdst = k_.data();
+      vdst = v_.data();
+    }
+    linear(pool, xn_.data(), M, d, *L.k, L.k_bias, p, kdst);
+    linear(pool, xn_.data(), M, d, *L.v, L.v_bias, p, vdst);
+    rope(q_.data(), M, nh, hd, positions_.data(), inv_freq_.data());
+    rope(kdst, M, nkv, hd, positions_.data(), inv_freq_.data());
+    AttentionShape s;
+    s.batch = B;
+    s.tq = T;
+    s.heads = nh;
+    s.kv_heads = nkv;
+    s.head_dim = hd;
+    s.causal = true;
+    if (cache) {
+      const size_t cap = static_cast<size_t>(cache->capacity);
+      for (size_t b = 0; b < B; ++b)
+        for (size_t t = 0; t < T; ++t) {
+          std::copy_n(kdst + (b * T + t) * kvd, kvd, cache->k[l].begin() + static_cast<std::ptrdiff_t>((b * cap + past + t) * kvd));
+          std::copy_n(vdst + (b * T + t) * kvd, kvd, cache->v[l].begin() + static_cast<std::ptrdiff_t>((b * cap + past + t) * kvd));
+        }
+      s.tk = cap;
+      s.past = past;
+      attention(pool, s, q_.data(), cache->k[l].data(), cache->v[l].data(), key_len_.data(), attn_.data());
+    } else {
+      s.tk = T;
+      s.past = 0;
+      attention(pool, s, q_.data(), kdst, vdst, key_len_.data(), attn_.data());
+    }
+    linear(pool, attn_.data(), M, qd, *L.o, L.o_bias, p, tmp_.data());
+    for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
+
+    rms_norm(pool, x_.data(), M, d, *L.mlp_norm, c.norm_eps, p, xn_.data());
+    linear(pool, xn_.data(), M, d, *L.gate, nullptr, p, gate_.data());
+    linear(pool, xn_.data(), M, d, *L.up, nullptr, p, up_.data());
+    silu_mul(pool, gate_.data(), up_.data(), M * ff);
+    linear(pool, gate_.data(), M, ff, *L.down, nullptr, p, tmp_.data());
+    for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
+  }
+  if (cache) cache->length = static_cast<int>(past + T);
+  hidden->resize(M * d);
+  rms_norm(pool, x_.data(), M, d, *final_norm_, c.norm_eps, p, hidden->data());
+  return Status::ok();
+}
+
+}  // namespace pocketllm

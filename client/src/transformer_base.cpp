@@ -1,0 +1,223 @@
+#include "pocketllm/client/transformer_base.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace pocketllm {
+namespace {
+
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMat = Eigen::Map<const RowMat>;
+using Mat = Eigen::Map<RowMat>;
+
+constexpr size_t kVocabTile = 128;
+
+float* tile_scratch(size_t floats, int slot) {
+  thread_local std::vector<float> buffers[2];
+  auto& b = buffers[slot];
+  if (b.size() < floats) b.resize(floats);
+  return b.data();
+}
+
+}  // namespace
+
+Status TokenBatch::validate(int vocab_size) const {
+  if (batch <= 0 || seq_len <= 0) return invalid_argument("empty token batch");
+  if (tokens.size() != static_cast<size_t>(batch) * static_cast<size_t>(seq_len))
+    return invalid_argument("token batch: " + std::to_string(tokens.size()) + " tokens for " + std::to_string(batch) +
+                            " x " + std::to_string(seq_len));
+  if (lengths.size() != static_cast<size_t>(batch)) return invalid_argument("token batch: lengths do not match batch");
+  for (int b = 0; b < batch; ++b) {
+    if (lengths[b] < 1 || lengths[b] > seq_len)
+      return invalid_argument("token batch: sequence " + std::to_string(b) + " has length " + std::to_string(lengths[b]));
+    for (int t = 0; t < lengths[b]; ++t) {
+      const int32_t id = tokens[static_cast<size_t>(b) * seq_len + t];
+      if (id < 0 || id >= vocab_size)
+        return invalid_argument("token batch: token id " + std::to_string(id) + " at sequence " + std::to_string(b) +
+                                ", position " + std::to_string(t) + " is outside the vocabulary of " +
+                                std::to_string(vocab_size));
+    }
+  }
+  return Status::ok();
+}
+
+TokenBatch TokenBatch::from_sequences(const std::vector<std::vector<int32_t>>& seqs, int32_t pad_id) {
+  TokenBatch b;
+  b.batch = static_cast<int>(seqs.size());
+  for (const auto& s : seqs) b.seq_len = std::max(b.seq_len, static_cast<int>(s.size()));
+  b.tokens.assign(static_cast<size_t>(b.batch) * b.seq_len, pad_id);
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    std::copy(seqs[i].begin(), seqs[i].end(), b.tokens.begin() + static_cast<std::ptrdiff_t>(i * b.seq_len));
+    b.lengths.push_back(static_cast<int32_t>(seqs[i].size()));
+  }
+  return b;
+}
+
+KVCache LanguageModel::make_cache(int batch, int capacity) const {
+  const ModelConfig& c = config();
+  KVCache cache;
+  cache.batch = batch;
+  cache.capacity = capacity;
+  cache.k.resize(static_cast<size_t>(c.num_layers));
+  cache.v.resize(static_cast<size_t>(c.num_layers));
+  const size_t per_layer = static_cast<size_t>(batch) * capacity * c.num_kv_heads * c.head_dim;
+  for (int l = 0; l < c.num_layers; ++l) {
+    cache.k[l].assign(per_layer, 0.0f);
+    cache.v[l].assign(per_layer, 0.0f);
+  }
+  return cache;
+}
+
+void TransformerModel::logits(ThreadPool* pool, const float* hidden, const std::vector<int>& rows, const Perturbation& p,
+                              std::vector<float>* out) {
+  const size_t d = static_cast<size_t>(config_.hidden_size);
+  const Weight& head = head_weight();
+  const size_t vocab = head.rows();
+  gathered_.resize(rows.size() * d);
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::copy_n(hidden + static_cast<size_t>(rows[i]) * d, d, gathered_.begin() + static_cast<std::ptrdiff_t>(i * d));
+  out->resize(rows.size() * vocab);
+  const size_t tiles = (vocab + kVocabTile - 1) / kVocabTile;
+  const Weight* bias = head_bias();
+  ConstMat h(gathered_.data(), static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(d));
+  parallel_for(pool, tiles, [&](size_t t) {
+    const size_t r0 = t * kVocabTile, n = std::min(kVocabTile, vocab - r0);
+    const float* w = weight_rows(head, r0, n, p, tile_scratch(n * d, 0));
+    ConstMat wm(w, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
+    Eigen::Map<RowMat, 0, Eigen::OuterStride<>> o(out->data() + r0, static_cast<Eigen::Index>(rows.size()),
+                                                   static_cast<Eigen::Index>(n), Eigen::OuterStride<>(vocab));
+    o.noalias() = h * wm.transpose();
+    if (bias) {
+      const float* b = weight_rows(*bias, 0, 1, p, tile_scratch(vocab, 1)) + r0;
+      for (size_t i = 0; i < rows.size(); ++i)
+        for (size_t j = 0; j < n; ++j) (*out)[i * vocab + r0 + j] += b[j];
+    }
+  });
+}
+
+Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBatch& batch,
+                                                const std::vector<int32_t>& targets, const Perturbation& p) {
+  const int vocab = config_.vocab_size;
+  if (targets.size() != batch.tokens.size()) return invalid_argument("token_loss: targets do not match the batch");
+  std::vector<int> rows;
+  std::vector<int32_t> row_target;
+  for (int b = 0; b < batch.batch; ++b) {
+    for (int t = 0; t < batch.lengths[b]; ++t) {
+      const int32_t tg = targets[static_cast<size_t>(b) * batch.seq_len + t];
+      if (tg < 0) continue;
+      if (tg >= vocab) return invalid_argument("token_loss: target id " + std::to_string(tg) + " outside the vocabulary");
+      rows.push_back(b * batch.seq_len + t);
+      row_target.push_back(tg);
+    }
+  }
+  LossResult result;
+  if (rows.empty()) return result;
+  POCKETLLM_RETURN_IF_ERROR(forward_hidden(pool, batch, p, nullptr, &hidden_));
+
+  const size_t d = static_cast<size_t>(config_.hidden_size);
+  const size_t P = rows.size();
+  gathered_.resize(P * d);
+  for (size_t i = 0; i < P; ++i)
+    std::copy_n(hidden_.data() + static_cast<size_t>(rows[i]) * d, d, gathered_.begin() + static_cast<std::ptrdiff_t>(i * d));
+  const Weight& head = head_weight();
+  const Weight* bias = head_bias();
+  const size_t V = head.rows();
+  const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
+  const size_t chunks = std::min((V + kVocabTile - 1) / kVocabTile, 4 * threads);
+  const size_t per_chunk = ((V + chunks - 1) / chunks + kVocabTile - 1) / kVocabTile * kVocabTile;
+  // Online log-sum-exp per chunk: running max and sum for each scored row.
+  std::vector<float> cmax(chunks * P, -std::numeric_limits<float>::infinity()), csum(chunks * P, 0.0f);
+  std::vector<float> target_logit(P, 0.0f);
+  ConstMat h(gathered_.data(), static_cast<Eigen::Index>(P), static_cast<Eigen::Index>(d));
+  parallel_for(pool, chunks, [&](size_t c) {
+    float* mx = cmax.data() + c * P;
+    float* sm = csum.data() + c * P;
+    const size_t v_end = std::min(V, (c + 1) * per_chunk);
+    for (size_t r0 = c * per_chunk; r0 < v_end; r0 += kVocabTile) {
+      const size_t n = std::min(kVocabTile, v_end - r0);
+      const float* w = weight_rows(head, r0, n, p, tile_scratch(n * d, 0));
+      float* lg = tile_scratch(P * kVocabTile + (bias ? V : 0), 1);  // logits tile, then the bias
+      ConstMat wm(w, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
+      Mat l(lg, static_cast<Eigen::Index>(P), static_cast<Eigen::Index>(n));
+      l.noalias() = h * wm.transpose();
+      const float* b = nullptr;
+      if (bias) b = weight_rows(*bias, 0, 1, p, lg + P * kVocabTile) + r0;
+      for (size_t i = 0; i < P; ++i) {
+        float* row = lg + i * n;
+        if (b)
+          for (size_t j = 0; j < n; ++j) row[j] += b[j];
+        float m = mx[i];
+        for (size_t j = 0; j < n; ++j) m = std::max(m, row[j]);
+        float s = sm[i] * std::exp(mx[i] - m);
+        for (size_t j = 0; j < n; ++j) s += std::exp(row[j] - m);
+        mx[i] = m;
+        sm[i] = s;
+        const size_t tg = static_cast<size_t>(row_target[i]);
+        if (tg >= r0 && tg < r0 + n) target_logit[i] = row[tg - r0];
+      }
+    }
+  });
+  for (size_t i = 0; i < P; ++i) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (size_t c = 0; c < chunks; ++c) m = std::max(m, cmax[c * P + i]);
+    double s = 0;
+    for (size_t c = 0; c < chunks; ++c)
+      if (csum[c * P + i] > 0) s += static_cast<double>(csum[c * P + i]) * std::exp(static_cast<double>(cmax[c * P + i] - m));
+    result.sum += std::log(s) + m - target_logit[i];
+  }
+  result.count = P;
+  return result;
+}
+
+Result<LossResult> TransformerModel::choice_loss(ThreadPool* pool, const TokenBatch& batch,
+                                                 const std::vector<ChoiceTarget>& targets,
+                                                 const std::vector<int32_t>& candidates, const Perturbation& p,
+                                                 std::vector<float>* candidate_logits) {
+  if (candidates.empty()) return invalid_argument("choice_loss: no candidate tokens");
+  for (int32_t c : candidates)
+    if (c < 0 || c >= config_.vocab_size) return invalid_argument("choice_loss: candidate id " + std::to_string(c) + " outside the vocabulary");
+  for (const auto& t : targets) {
+    if (t.row < 0 || t.row >= batch.batch || t.position < 0 || t.position >= batch.lengths[t.row])
+      return invalid_argument("choice_loss: target position outside its sequence");
+    if (t.label_index < 0 || t.label_index >= static_cast<int>(candidates.size()))
+      return invalid_argument("choice_loss: label index outside the candidates");
+  }
+  POCKETLLM_RETURN_IF_ERROR(forward_hidden(pool, batch, p, nullptr, &hidden_));
+  const size_t d = static_cast<size_t>(config_.hidden_size);
+  const size_t k = candidates.size(), P = targets.size();
+  const Weight& head = head_weight();
+  const Weight* bias = head_bias();
+  std::vector<float> cw(k * d), row_buf(d), bias_buf;
+  std::vector<float> cb(k, 0.0f);
+  if (bias) {
+    bias_buf.resize(bias->numel());
+    const float* b = weight_rows(*bias, 0, 1, p, bias_buf.data());
+    for (size_t j = 0; j < k; ++j) cb[j] = b[candidates[j]];
+  }
+  for (size_t j = 0; j < k; ++j) {
+    const float* w = weight_rows(head, static_cast<size_t>(candidates[j]), 1, p, row_buf.data());
+    std::copy_n(w, d, cw.begin() + static_cast<std::ptrdiff_t>(j * d));
+  }
+  std::vector<float> lg(P * k);
+  LossResult result;
+  for (size_t i = 0; i < P; ++i) {
+    const float* hrow = hidden_.data() + (static_cast<size_t>(targets[i].row) * batch.seq_len + targets[i].position) * d;
+    float m = -std::numeric_limits<float>::infinity();
+    for (size_t j = 0; j < k; ++j) {
+      double acc = 0;
+      for (size_t e = 0; e < d; ++e) acc += static_cast<double>(hrow[e]) * cw[j * d + e];
+      lg[i * k + j] = static_cast<float>(acc) + cb[j];
+      m = std::max(m, lg[i * k + j]);
+    }
+    double s = 0;
+    for (size_t j = 0; j < k; ++j) s += std::exp(static_cast<double>(lg[i * k + j] - m));
+    result.sum += std::log(s) + m - lg[i * k + static_cast<size_t>(targets[i].label_index)];
+  }
+  result.count = P;
+  if (candidate_logits) *candidate_logits = std::move(lg);
+  return result;
+}
+
+}  // namespace pocketllm

@@ -1,0 +1,141 @@
+#include "pocketllm/client/weights.h"
+
+#include <cstring>
+
+#include "pocketllm/common/model_id.h"
+
+namespace pocketllm {
+
+size_t Weight::numel() const {
+  size_t n = 1;
+  for (int64_t d : shape) n *= static_cast<size_t>(d);
+  return n;
+}
+
+Weight& WeightStore::add_view(std::string name, std::vector<int64_t> shape, DType dtype, const void* data) {
+  auto w = std::make_unique<Weight>();
+  w->name = std::move(name);
+  w->shape = std::move(shape);
+  w->dtype = dtype;
+  w->data = data;
+  w->tag = tensor_tag(w->name);
+  Weight& ref = *w;
+  by_name_[ref.name] = &ref;
+  weights_.push_back(std::move(w));
+  return ref;
+}
+
+Weight& WeightStore::add_owned_f32(std::string name, std::vector<int64_t> shape, std::vector<float> values) {
+  std::unique_ptr<float[]> buf(new float[values.size()]);
+  std::memcpy(buf.get(), values.data(), values.size() * sizeof(float));
+  Weight& w = add_view(std::move(name), std::move(shape), DType::kF32, buf.get());
+  owned_.push_back(std::move(buf));
+  return w;
+}
+
+const Weight* WeightStore::find(const std::string& name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+Weight* WeightStore::find_mutable(const std::string& name) {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+Result<const Weight*> WeightStore::require(const std::string& name, const std::vector<int64_t>& shape) const {
+  const Weight* w = find(name);
+  if (w == nullptr) return not_found("missing tensor '" + name + "'");
+  if (w->shape != shape) {
+    auto fmt = [](const std::vector<int64_t>& s) {
+      std::string out = "[";
+      for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+      return out + "]";
+    };
+    return mismatch("tensor '" + name + "' has shape " + fmt(w->shape) + ", expected " + fmt(shape) +
+                    " from the model config");
+  }
+  if (!dtype_is_float_weights(w->dtype))
+    return unsupported("tensor '" + name + "' has dtype " + dtype_name(w->dtype) + "; weights must be F32, F16 or BF16");
+  return w;
+}
+
+Result<size_t> WeightStore::make_trainable(const NamePatterns& patterns) {
+  size_t selected = 0;
+  for (auto& w : weights_) {
+    if (!patterns.matches(w->name)) continue;
+    ++selected;
+    if (w->trainable) continue;
+    const size_t n = w->numel();
+    std::unique_ptr<float[]> buf(new float[n]);
+    convert_to_f32(w->dtype, w->data, n, buf.get());
+    w->data = buf.get();
+    w->dtype = DType::kF32;
+    w->mutable_f32 = buf.get();
+    w->trainable = true;
+    owned_.push_back(std::move(buf));
+  }
+  if (selected == 0) {
+    std::string list;
+    for (const auto& p : patterns.patterns()) list += (list.empty() ? "" : ",") + p;
+    return invalid_argument("no tensor matches the trainable patterns '" + list + "'");
+  }
+  return selected;
+}
+
+std::vector<const Weight*> WeightStore::trainable() const {
+  std::vector<const Weight*> out;
+  for (const auto& w : weights_)
+    if (w->trainable) out.push_back(w.get());
+  return out;
+}
+
+size_t WeightStore::trainable_numel() const {
+  size_t n = 0;
+  for (const auto& w : weights_)
+    if (w->trainable) n += w->numel();
+  return n;
+}
+
+std::vector<NamedTensor> WeightStore::trainable_tensors() {
+  std::vector<NamedTensor> out;
+  for (auto& w : weights_)
+    if (w->trainable) out.push_back({w->name, w->mutable_f32, w->numel()});
+  return out;
+}
+
+std::string WeightStore::compute_model_id() const {
+  std::vector<CanonicalTensorRef> refs;
+  refs.reserve(weights_.size());
+  for (const auto& w : weights_) refs.push_back({w->name, w->dtype, w->shape, w->data});
+  return pocketllm::compute_model_id(std::move(refs));
+}
+
+size_t WeightStore::total_numel() const {
+  size_t n = 0;
+  for (const auto& w : weights_) n += w->numel();
+  return n;
+}
+
+size_t WeightStore::storage_bytes() const {
+  size_t n = 0;
+  for (const auto& w : weights_) n += w->numel() * dtype_size(w->dtype);
+  return n;
+}
+
+const float* weight_rows(const Weight& w, size_t row0, size_t nrows, const Perturbation& p, float* scratch) {
+  const size_t cols = w.cols();
+  const size_t start = row0 * cols, count = nrows * cols;
+  const bool perturb = p.active && w.trainable;
+  if (w.dtype == DType::kF32) {
+    const float* src = static_cast<const float*>(w.data) + start;
+    if (!perturb) return src;
+    add_scaled_z(p.dist, p.seed, w.tag, start, count, p.scale, src, scratch);
+    return scratch;
+  }
+  convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + start * dtype_size(w.dtype), count, scratch);
+  if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, count, p.scale, scratch, scratch);
+  return scratch;
+}
+
+}  // namespace pocketllm

@@ -1,0 +1,93 @@
+// Random models for tests: a small Llama built in memory, or written to disk as a Hugging Face
+// directory, so the suite needs nothing beyond what it generates.
+#pragma once
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "pocketllm/client/llama.h"
+
+namespace pocketllm::test {
+
+struct TensorData {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+
+inline ModelConfig tiny_llama_config(int vocab = 67, int d = 24, int layers = 2, int heads = 4, int kv_heads = 2,
+                                     int ff = 37, bool tied = false, bool qkv_bias = false) {
+  ModelConfig c;
+  c.arch = Architecture::kLlama;
+  c.hf_architecture = "LlamaForCausalLM";
+  c.model_type = qkv_bias ? "qwen2" : "llama";
+  c.vocab_size = vocab;
+  c.hidden_size = d;
+  c.intermediate_size = ff;
+  c.num_layers = layers;
+  c.num_heads = heads;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = d / heads;
+  c.max_position_embeddings = 64;
+  c.norm_eps = 1e-5f;
+  c.rope_theta = 10000.0f;
+  c.tie_word_embeddings = tied;
+  c.attention_qkv_bias = qkv_bias;
+  c.bos_token_id = 1;
+  c.eos_token_id = 2;
+  return c;
+}
+
+inline std::vector<TensorData> random_llama_tensors(const ModelConfig& c, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> n(0.0f, 0.2f);
+  std::vector<TensorData> out;
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, bool ones = false) {
+    size_t count = 1;
+    for (auto d : shape) count *= static_cast<size_t>(d);
+    TensorData t{name, shape, std::vector<float>(count)};
+    for (auto& v : t.values) v = ones ? 1.0f + 0.1f * n(rng) : n(rng);
+    out.push_back(std::move(t));
+  };
+  const int64_t d = c.hidden_size, qd = int64_t(c.num_heads) * c.head_dim, kvd = int64_t(c.num_kv_heads) * c.head_dim,
+                ff = c.intermediate_size, V = c.vocab_size;
+  add("model.embed_tokens.weight", {V, d});
+  add("model.norm.weight", {d}, true);
+  if (!c.tie_word_embeddings) add("lm_head.weight", {V, d});
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    add(p + "input_layernorm.weight", {d}, true);
+    add(p + "self_attn.q_proj.weight", {qd, d});
+    add(p + "self_attn.k_proj.weight", {kvd, d});
+    add(p + "self_attn.v_proj.weight", {kvd, d});
+    add(p + "self_attn.o_proj.weight", {d, qd});
+    if (c.attention_qkv_bias) {
+      add(p + "self_attn.q_proj.bias", {qd});
+      add(p + "self_attn.k_proj.bias", {kvd});
+      add(p + "self_attn.v_proj.bias", {kvd});
+    }
+    add(p + "post_attention_layernorm.weight", {d}, true);
+    add(p + "mlp.gate_proj.weight", {ff, d});
+    add(p + "mlp.up_proj.weight", {ff, d});
+    add(p + "mlp.down_proj.weight", {d, ff});
+  }
+  return out;
+}
+
+inline std::unique_ptr<LlamaModel> make_llama(const ModelConfig& c, const std::vector<TensorData>& tensors) {
+  WeightStore ws;
+  for (const auto& t : tensors) ws.add_owned_f32(t.name, t.shape, t.values);
+  auto m = LlamaModel::create(c, std::move(ws));
+  if (!m) throw std::runtime_error(m.status().to_string());
+  return std::move(m.value());
+}
+
+inline std::string temp_dir(const std::string& name) {
+  char tmpl[] = "/tmp/pocketllm_test_XXXXXX";
+  std::string d = ::mkdtemp(tmpl);
+  return d + (name.empty() ? "" : "");
+}
+
+}  // namespace pocketllm::test

@@ -1,0 +1,171 @@
+// Each fast kernel against its scalar reference on fresh random inputs, with sizes that are not
+// multiples of any SIMD width.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "pocketllm/client/kernels.h"
+#include "pocketllm/client/kernels_ref.h"
+#include "pocketllm/client/llama.h"
+#include "pocketllm/common/tensor_ops.h"
+#include <cstring>
+
+using namespace pocketllm;
+
+namespace {
+
+std::mt19937& rng() {
+  static std::mt19937 r(std::random_device{}());
+  return r;
+}
+
+std::vector<float> randn(size_t n, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng());
+  return v;
+}
+
+double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+Weight view(const std::string& name, std::vector<int64_t> shape, const std::vector<float>& v) {
+  Weight w;
+  w.name = name;
+  w.shape = std::move(shape);
+  w.dtype = DType::kF32;
+  w.data = v.data();
+  w.tag = tensor_tag(name);
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("linear matches the reference for odd sizes, threads and half-precision weights", "[client][kernels]") {
+  ThreadPool pool(2);
+  for (int trial = 0; trial < 4; ++trial) {
+    const size_t m = 1 + rng()() % 37, k = 3 + rng()() % 101, n = 5 + rng()() % 203;
+    auto x = randn(m * k), w = randn(n * k), b = randn(n);
+    Weight W = view("w", {int64_t(n), int64_t(k)}, w), Bw = view("b", {int64_t(n)}, b);
+    std::vector<float> fast(m * n), ref(m * n);
+    linear(&pool, x.data(), m, k, W, &Bw, Perturbation{}, fast.data());
+    ref::linear(x.data(), m, k, w.data(), n, b.data(), ref.data());
+    INFO("m " << m << " k " << k << " n " << n);
+    CHECK(rel_err(fast, ref) < 1e-5);
+
+    // BF16-stored weights: the kernel converts per tile; compare with the reference on the rounded values.
+    std::vector<uint16_t> wb(w.size());
+    std::vector<float> w_rounded(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      wb[i] = f32_to_bf16(w[i]);
+      w_rounded[i] = bf16_to_f32(wb[i]);
+    }
+    Weight Wb = W;
+    Wb.dtype = DType::kBF16;
+    Wb.data = wb.data();
+    linear(nullptr, x.data(), m, k, Wb, nullptr, Perturbation{}, fast.data());
+    ref::linear(x.data(), m, k, w_rounded.data(), n, nullptr, ref.data());
+    CHECK(rel_err(fast, ref) < 1e-5);
+  }
+}
+
+TEST_CASE("a perturbed linear equals a linear on weights perturbed in place", "[client][kernels]") {
+  const size_t m = 9, k = 77, n = 131;
+  auto x = randn(m * k), w = randn(n * k);
+  Weight W = view("layer.w", {int64_t(n), int64_t(k)}, w);
+  W.trainable = true;
+  Perturbation p{true, Distribution::kRademacher, 0x1234, 1e-3f};
+  std::vector<float> a(m * n), b(m * n);
+  linear(nullptr, x.data(), m, k, W, nullptr, p, a.data());
+  auto w2 = w;
+  perturb_tensor(nullptr, p.dist, p.seed, W.tag, p.scale, w2.data(), w2.size());
+  Weight W2 = view("layer.w", {int64_t(n), int64_t(k)}, w2);
+  linear(nullptr, x.data(), m, k, W2, nullptr, Perturbation{}, b.data());
+  CHECK(std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
+  // And a frozen weight is never perturbed.
+  W.trainable = false;
+  std::vector<float> c(m * n), d(m * n);
+  linear(nullptr, x.data(), m, k, W, nullptr, p, c.data());
+  linear(nullptr, x.data(), m, k, W, nullptr, Perturbation{}, d.data());
+  CHECK(std::memcmp(c.data(), d.data(), c.size() * 4) == 0);
+}
+
+TEST_CASE("RMSNorm, LayerNorm, SwiGLU and softmax match their references", "[client][kernels]") {
+  const size_t m = 1 + rng()() % 50, d = 3 + rng()() % 200;
+  auto x = randn(m * d, 3.0f), g = randn(d), b = randn(d);
+  Weight G = view("g", {int64_t(d)}, g), B = view("b", {int64_t(d)}, b);
+  std::vector<float> fast(m * d), ref(m * d);
+  ThreadPool pool(2);
+  rms_norm(&pool, x.data(), m, d, G, 1e-5f, Perturbation{}, fast.data());
+  ref::rms_norm(x.data(), m, d, g.data(), 1e-5f, ref.data());
+  CHECK(rel_err(fast, ref) < 1e-6);
+  layer_norm(&pool, x.data(), m, d, G, &B, 1e-5f, Perturbation{}, fast.data());
+  ref::layer_norm(x.data(), m, d, g.data(), b.data(), 1e-5f, ref.data());
+  CHECK(rel_err(fast, ref) < 1e-6);
+
+  auto gate = randn(m * d, 2.0f), up = randn(m * d);
+  auto gate_ref = gate;
+  silu_mul(&pool, gate.data(), up.data(), gate.size());
+  ref::silu_mul(gate_ref.data(), up.data(), gate_ref.size());
+  CHECK(rel_err(gate, gate_ref) < 1e-6);
+
+  auto s = randn(m * d, 5.0f), s_ref = s;
+  softmax_rows(s.data(), m, d);
+  ref::softmax_rows(s_ref.data(), m, d);
+  CHECK(rel_err(s, s_ref) < 1e-6);
+}
+
+TEST_CASE("rotary embedding matches the textbook rotation", "[client][kernels]") {
+  const size_t m = 7, heads = 3, hd = 10;
+  auto x = randn(m * heads * hd), x_ref = x;
+  std::vector<int32_t> pos(m);
+  for (size_t i = 0; i < m; ++i) pos[i] = static_cast<int32_t>(rng()() % 500);
+  ModelConfig c;
+  c.head_dim = hd;
+  c.rope_theta = 10000.0f;
+  auto inv = rope_inv_freq(c);
+  rope(x.data(), m, heads, hd, pos.data(), inv.data());
+  ref::rope(x_ref.data(), m, heads, hd, pos.data(), 10000.0);
+  CHECK(rel_err(x, x_ref) < 1e-5);
+}
+
+TEST_CASE("attention with GQA, causal and padding masks matches the reference", "[client][kernels]") {
+  AttentionShape s;
+  s.batch = 3;
+  s.tq = 11;
+  s.tk = 11;
+  s.heads = 6;
+  s.kv_heads = 2;
+  s.head_dim = 5;
+  s.causal = true;
+  const std::vector<int32_t> len = {11, 4, 9};
+  auto q = randn(s.batch * s.tq * s.heads * s.head_dim), k = randn(s.batch * s.tk * s.kv_heads * s.head_dim),
+       v = randn(s.batch * s.tk * s.kv_heads * s.head_dim);
+  std::vector<float> fast(q.size()), ref(q.size());
+  ThreadPool pool(2);
+  SECTION("causal") {
+    attention(&pool, s, q.data(), k.data(), v.data(), len.data(), fast.data());
+    ref::attention(s, q.data(), k.data(), v.data(), len.data(), ref.data());
+    // Only rows inside each sequence are meaningful.
+    for (size_t b = 0; b < s.batch; ++b)
+      for (size_t t = 0; t < size_t(len[b]); ++t)
+        for (size_t e = 0; e < s.heads * s.head_dim; ++e) {
+          const size_t i = (b * s.tq + t) * s.heads * s.head_dim + e;
+          REQUIRE(std::fabs(fast[i] - ref[i]) < 1e-5f);
+        }
+  }
+  SECTION("bidirectional, with cache offset") {
+    s.causal = false;
+    s.past = 0;
+    attention(&pool, s, q.data(), k.data(), v.data(), len.data(), fast.data());
+    ref::attention(s, q.data(), k.data(), v.data(), len.data(), ref.data());
+    CHECK(rel_err(fast, ref) < 1e-5);
+  }
+}
