@@ -11,5 +11,8 @@ int cmd_perturb(const std::vector<std::string>& args);
 int cmd_replay(const std::vector<std::string>& args);
 int cmd_generate(const std::vector<std::string>& args);
 int cmd_info(const std::vector<std::string>& args);
+int cmd_finetune(const std::vector<std::string>& args);
+int cmd_eval(const std::vector<std::string>& args);
+int cmd_export(const std::vector<std::string>& args);
 
 }  // namespace pocketllm::cli

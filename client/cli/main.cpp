@@ -17,6 +17,9 @@ void print_usage(FILE* out) {
                "\n"
                "commands:\n"
                "  perturb   print the perturbation direction z for a seed and tensor (the golden generator)\n"
+               "  finetune  zeroth-order fine-tuning on your data into a resumable run directory\n"
+               "  eval      loss, perplexity or accuracy of a model or a run on a dataset\n"
+               "  export    write a run's fine-tuned model as a Hugging Face directory\n"
                "  generate  generate text from a prompt\n"
                "  info      describe a model: architecture, parameters, dtypes, memory\n"
                "  replay    apply an update log to the tensors of a safetensors file\n"
@@ -46,6 +49,9 @@ int main(int argc, char** argv) {
     if (command == "replay") return pocketllm::cli::cmd_replay(rest);
     if (command == "generate") return pocketllm::cli::cmd_generate(rest);
     if (command == "info") return pocketllm::cli::cmd_info(rest);
+    if (command == "finetune") return pocketllm::cli::cmd_finetune(rest);
+    if (command == "eval") return pocketllm::cli::cmd_eval(rest);
+    if (command == "export") return pocketllm::cli::cmd_export(rest);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pocketllm %s: internal error: %s\n", command.c_str(), e.what());
     return 1;

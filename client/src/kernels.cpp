@@ -44,6 +44,7 @@ void parallel_rows(ThreadPool* pool, size_t m, size_t min_rows, Fn&& fn) {
 void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
             const Perturbation& p, float* y) {
   const size_t n = w.rows();
+  if (m * n * k < (size_t{1} << 17)) pool = nullptr;  // waking threads costs more than the work
   const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
   const size_t nt = tile_rows(n, k, threads);
   const size_t tiles = (n + nt - 1) / nt;
@@ -123,6 +124,7 @@ void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const 
   const size_t group = s.heads / s.kv_heads;
   const size_t q_stride = s.heads * s.head_dim, kv_stride = s.kv_heads * s.head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+  if (s.batch * s.heads * s.tq * s.tk * s.head_dim < (size_t{1} << 16)) pool = nullptr;
   parallel_for(pool, s.batch * s.heads, [&](size_t task) {
     const size_t b = task / s.heads, h = task % s.heads, kvh = h / group;
     const size_t klen = std::min<size_t>(s.tk, static_cast<size_t>(key_len[b]));

@@ -169,6 +169,7 @@ Result<LoadedModel> load_hf_directory(const std::string& dir, const LoadOptions&
     auto t = load_llama2c_tokenizer(tok, c.vocab_size);
     if (!t) return t.status();
     out.tokenizer = std::move(t.value());
+    out.tokenizer_path = tok;
   } else if (options.require_tokenizer) {
     return not_found(dir + ": no supported tokenizer found");
   }

@@ -133,6 +133,7 @@ Result<LoadedModel> load_llama2c(const std::string& checkpoint, const LoadOption
     auto t = load_llama2c_tokenizer(tok, vocab);
     if (!t) return t.status();
     out.tokenizer = std::move(t.value());
+    out.tokenizer_path = tok;
   } else if (options.require_tokenizer) {
     return not_found(checkpoint + ": no tokenizer.bin or tok" + std::to_string(vocab) +
                      ".bin beside the checkpoint (pass the tokenizer path)");

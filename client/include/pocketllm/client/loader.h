@@ -21,7 +21,12 @@ struct LoadedModel {
   std::unique_ptr<Tokenizer> tokenizer;  // null when none was found and none was required
   std::string format;                    // "huggingface" or "llama2.c"
   std::string path;
+  std::string tokenizer_path;            // the file the tokenizer was read from
 };
+
+// Writes `model` as a Hugging Face directory: model.safetensors (trainable tensors as F32, others in
+// their stored dtype), config.json, and the tokenizer file(s) copied from `tokenizer_path`'s folder.
+Status export_hf_directory(const LoadedModel& model, const std::string& out_dir);
 
 Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options = {});
 

@@ -1,0 +1,79 @@
+// A fine-tuning run on disk (docs/training.md):
+//   spec.json              what the run is: base model id, trainable set, hyper-parameters, data, seeds
+//   log.jsonl              one line per update entry (append-only, flushed every step, fsynced at intervals)
+//   snapshot.safetensors   trainable tensors at some step (atomic), to shorten resume
+//   metrics.jsonl          evaluations
+// The weights at any step are the base model plus the replay of the log, bit for bit, so a run killed
+// at any moment resumes to exactly the weights an uninterrupted run reaches.
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "pocketllm/client/model.h"
+#include "pocketllm/client/task.h"
+#include "pocketllm/client/trainer.h"
+#include "pocketllm/common/update_log.h"
+
+namespace pocketllm {
+
+struct RunSpec {
+  std::string model_path, model_id, model_format;
+  std::string trainable = "*";
+  TrainOptions train;
+  TaskOptions task;
+  std::string data_path, data_sha256;
+  int k_shot = 0;
+  int snapshot_every = 100;
+  int fsync_every = 10;
+
+  nlohmann::json to_json() const;
+  static Result<RunSpec> from_json(const nlohmann::json& j, const std::string& where);
+};
+
+struct LoggedStep {
+  int step = 0;
+  std::vector<UpdateEntry> entries;  // empty when the step was skipped
+  double loss_plus = 0, loss_minus = 0;
+};
+
+class RunDir {
+ public:
+  RunDir() = default;
+  ~RunDir();
+  RunDir(RunDir&& o) noexcept;
+  RunDir& operator=(RunDir&& o) noexcept;
+
+  // Creates `path` (refusing a directory that already holds a run) and writes spec.json.
+  static Result<RunDir> create(const std::string& path, const RunSpec& spec);
+  // Opens an existing run; reads spec.json and the complete steps of log.jsonl, cutting a torn tail.
+  static Result<RunDir> open(const std::string& path);
+
+  const RunSpec& spec() const { return spec_; }
+  const std::string& path() const { return path_; }
+  const std::vector<LoggedStep>& steps() const { return steps_; }
+  int next_step() const { return static_cast<int>(steps_.size()); }
+  UpdateLog update_log() const;  // all applied entries in order
+
+  Status append(const StepRecord& rec);  // one write per step; fsync every spec.fsync_every steps
+  Status sync();
+  Status append_metrics(const nlohmann::json& line);
+
+  // Trainable tensors of `model` as snapshot.safetensors (atomic), tagged with step and model id.
+  Status write_snapshot(int step, LanguageModel& model);
+  // Loads the snapshot into the model's trainable tensors; returns its step, or -1 when there is none.
+  Result<int> load_snapshot(LanguageModel& model);
+
+ private:
+  Status load_log();
+  std::string path_;
+  RunSpec spec_;
+  std::vector<LoggedStep> steps_;
+  int log_fd_ = -1;
+  int since_sync_ = 0;
+};
+
+}  // namespace pocketllm

@@ -1,0 +1,59 @@
+// Training objectives over a tokenized dataset: causal-LM fine-tuning (loss on all tokens, or on the
+// completion only) and prompt-based classification (cross-entropy over label words at the answer
+// position, MeZO-style).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pocketllm/client/dataset.h"
+#include "pocketllm/client/model.h"
+#include "pocketllm/client/tokenizer.h"
+
+namespace pocketllm {
+
+struct TaskOptions {
+  std::string kind = "lm";  // "lm" or "classify"
+  int max_length = 256;     // tokens per example, BOS included
+  bool truncate = true;     // over-long examples: truncate (true) or skip (false)
+  // classify: the prompt ({text} is replaced by the example) and the word each label maps to.
+  std::string prompt_template = "{text} It was";
+  std::vector<std::pair<std::string, std::string>> label_words;  // (label, word), in class order
+};
+
+// "0: terrible, 1: great" -> {("0", " terrible"), ("1", " great")}: the word gets a leading space.
+Result<std::vector<std::pair<std::string, std::string>>> parse_label_words(const std::string& spec);
+
+struct EvalResult {
+  double loss = 0;        // mean loss per scored position
+  size_t count = 0;       // examples
+  double accuracy = -1;   // classification only
+  double perplexity() const;
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  virtual const char* kind() const = 0;
+  virtual size_t size() const = 0;
+  // Mean loss over the given examples with the model's weights perturbed by p.
+  virtual Result<LossResult> loss(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& examples,
+                                  const Perturbation& p) = 0;
+  virtual Result<EvalResult> evaluate(ThreadPool* pool, LanguageModel& model, int batch_size) = 0;
+  // Labels of examples (classification; empty for LM), for k-shot sampling.
+  virtual std::vector<int> labels() const { return {}; }
+
+  int truncated = 0;  // examples cut to max_length
+  int skipped = 0;    // examples dropped (over-long with truncate = false)
+};
+
+Result<std::unique_ptr<Task>> make_task(const Dataset& data, const Tokenizer& tokenizer, const LanguageModel& model,
+                                        const TaskOptions& options);
+
+// A class-balanced sample of k examples per label (seeded); all examples when k <= 0 or no labels.
+std::vector<size_t> k_shot_indices(const Task& task, int k, uint64_t seed);
+
+}  // namespace pocketllm

@@ -1,0 +1,77 @@
+// The MeZO / SPSA zeroth-order trainer (DESIGN.md section 4).
+//
+// Step t, for each of n directions k: seed s = step_seed(run seed, t, k); L+ = loss(theta + eps z(s)),
+// L- = loss(theta - eps z(s)), both with the perturbation added to weight tiles as the forward pass
+// reads them (theta itself is untouched); g = (L+ - L-) / (2 eps), optionally clipped; the entry
+// (s, lr_t * g / n) is logged; then theta <- theta - coeff * z(s) for every trainable tensor, by the same
+// replay code any device uses. Passes over the trainable parameters per step: two perturbed reads and
+// one update. A step whose loss or scalar is not finite is skipped and logged, never applied.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pocketllm/client/model.h"
+#include "pocketllm/client/task.h"
+#include "pocketllm/common/update_entry.h"
+
+namespace pocketllm {
+
+enum class LrSchedule { kConstant, kLinear, kCosine };
+bool parse_lr_schedule(const std::string& s, LrSchedule* out);
+const char* lr_schedule_name(LrSchedule s);
+
+struct TrainOptions {
+  int steps = 100;
+  int batch_size = 16;
+  float lr = 1e-4f;
+  float eps = 1e-3f;
+  LrSchedule schedule = LrSchedule::kConstant;
+  int warmup_steps = 0;
+  int n_spsa = 1;           // directions per step, averaged
+  float clip = 0.0f;        // |g| bound; 0 = off
+  Distribution dist = Distribution::kRademacher;
+  uint64_t seed = 0;        // run seed: every direction derives from it
+  uint64_t data_seed = 0;   // batch order
+};
+
+struct StepRecord {
+  int step = 0;
+  std::vector<UpdateEntry> entries;  // empty when skipped
+  std::vector<double> loss_plus, loss_minus;
+  double lr = 0;
+  bool skipped = false;
+  std::string skip_reason;
+};
+
+// The direction seed of step t, direction k: SplitMix64 finalizer over the run seed and (t, k)
+// (docs/training.md). Any device or server can recompute it.
+uint64_t step_seed(uint64_t run_seed, uint64_t step, uint32_t k);
+
+class ZoTrainer {
+ public:
+  ZoTrainer(LanguageModel& model, Task& task, std::vector<size_t> train_examples, TrainOptions options, ThreadPool* pool);
+
+  // Computes step t and applies it to the model's trainable weights.
+  Result<StepRecord> step(int t);
+  // Applies an already logged step (resume): the same update the original run applied.
+  void apply(const std::vector<UpdateEntry>& entries);
+
+  float lr_at(int t) const;
+  const std::vector<size_t>& batch_for_step(int t);
+  const TrainOptions& options() const { return o_; }
+
+ private:
+  LanguageModel& model_;
+  Task& task_;
+  std::vector<size_t> train_;
+  TrainOptions o_;
+  ThreadPool* pool_;
+  std::vector<NamedTensor> tensors_;
+  std::vector<size_t> perm_;
+  int64_t perm_epoch_ = -1;
+  std::vector<size_t> batch_;
+};
+
+}  // namespace pocketllm

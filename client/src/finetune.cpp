@@ -1,0 +1,167 @@
+#include "pocketllm/client/finetune.h"
+
+#include <chrono>
+
+#include "pocketllm/common/file_util.h"
+#include "pocketllm/common/sha256.h"
+
+namespace pocketllm {
+namespace {
+
+// Replays the run's logged steps after the snapshot onto the model (trainable tensors already F32).
+Status bring_to_last_step(RunDir& run, LanguageModel& model, ThreadPool* pool) {
+  auto snap = run.load_snapshot(model);
+  if (!snap) return snap.status();
+  int from = snap.value() + 1;
+  if (snap.value() >= run.next_step()) from = 0;  // snapshot ahead of the log: cannot trust it
+  if (from == 0 && snap.value() >= 0) {
+    return corrupt(run.path() + ": snapshot is at step " + std::to_string(snap.value()) + " but the log ends at step " +
+                   std::to_string(run.next_step() - 1));
+  }
+  std::vector<UpdateEntry> entries;
+  for (int s = from; s < run.next_step(); ++s)
+    entries.insert(entries.end(), run.steps()[s].entries.begin(), run.steps()[s].entries.end());
+  auto tensors = model.weights().trainable_tensors();
+  replay_entries(pool, run.spec().train.dist, entries.data(), entries.size(), tensors);
+  return Status::ok();
+}
+
+// Loads the base model, computes its id over the stored canonical tensors, then makes the trainable
+// tensors float32 copies.
+Result<LoadedModel> load_base(const RunSpec& spec, std::string* model_id) {
+  LoadOptions lo;
+  lo.require_tokenizer = true;
+  auto loaded = load_model(spec.model_path, lo);
+  if (!loaded) return loaded.status();
+  *model_id = loaded->model->weights().compute_model_id();
+  auto selected = loaded->model->weights().make_trainable(NamePatterns(spec.trainable));
+  if (!selected) return selected.status();
+  return loaded;
+}
+
+}  // namespace
+
+Result<std::string> file_sha256(const std::string& path) {
+  auto bytes = read_file(path, size_t{1} << 34);
+  if (!bytes) return bytes.status();
+  return to_hex(sha256(bytes.value()));
+}
+
+Result<LoadedModel> load_run_model(const std::string& run_dir, RunDir* run_out, ThreadPool* pool) {
+  auto run = RunDir::open(run_dir);
+  if (!run) return run.status();
+  std::string id;
+  auto loaded = load_base(run->spec(), &id);
+  if (!loaded) return loaded.status();
+  if (id != run->spec().model_id)
+    return mismatch(run_dir + ": this run was made from base model " + run->spec().model_id.substr(0, 16) + "…, but " +
+                    run->spec().model_path + " is " + id.substr(0, 16) + "…");
+  POCKETLLM_RETURN_IF_ERROR(bring_to_last_step(run.value(), *loaded->model, pool));
+  if (run_out) *run_out = std::move(run.value());
+  return loaded;
+}
+
+Result<FinetuneResult> run_finetune(const FinetuneRequest& req, const ProgressFn& on_step, const EvalFn& on_eval) {
+  ThreadPool pool(req.threads);
+  RunDir run;
+  LoadedModel loaded;
+  if (req.resume) {
+    auto l = load_run_model(req.out_dir, &run, &pool);
+    if (!l) return l.status();
+    loaded = std::move(l.value());
+  } else {
+    RunSpec spec = req.spec;
+    auto l = load_base(spec, &spec.model_id);
+    if (!l) return l.status();
+    loaded = std::move(l.value());
+    spec.model_format = loaded.format;
+    auto sha = file_sha256(spec.data_path);
+    if (!sha) return sha.status();
+    spec.data_sha256 = sha.value();
+    auto r = RunDir::create(req.out_dir, spec);
+    if (!r) return r.status();
+    run = std::move(r.value());
+  }
+  const RunSpec& spec = run.spec();
+  if (req.resume) {
+    auto sha = file_sha256(spec.data_path);
+    if (!sha) return sha.status();
+    if (sha.value() != spec.data_sha256)
+      return mismatch(spec.data_path + " changed since the run started (SHA-256 differs); resuming would train on other data");
+  }
+  LanguageModel& model = *loaded.model;
+
+  DatasetOptions dopt;
+  dopt.need_label = spec.task.kind == "classify";
+  auto data = load_dataset(spec.data_path, dopt);
+  if (!data) return data.status();
+  auto task = make_task(data.value(), *loaded.tokenizer, model, spec.task);
+  if (!task) return task.status();
+  std::unique_ptr<Task> eval_task;
+  if (!req.eval_data_path.empty()) {
+    auto edata = load_dataset(req.eval_data_path, dopt);
+    if (!edata) return edata.status();
+    auto et = make_task(edata.value(), *loaded.tokenizer, model, spec.task);
+    if (!et) return et.status();
+    eval_task = std::move(et.value());
+  }
+  std::vector<size_t> train = k_shot_indices(*task.value(), spec.k_shot, spec.train.data_seed);
+  ZoTrainer trainer(model, *task.value(), train, spec.train, &pool);
+
+  FinetuneResult result;
+  auto evaluate = [&](int step) -> Status {
+    if (!eval_task) return Status::ok();
+    auto r = eval_task->evaluate(&pool, model, req.eval_batch_size);
+    if (!r) return r.status();
+    EvalPoint p{step, r.value()};
+    result.evals.push_back(p);
+    nlohmann::json line = {{"step", step}, {"eval_loss", r->loss}, {"eval_examples", r->count}};
+    if (r->accuracy >= 0) line["eval_accuracy"] = r->accuracy;
+    else line["eval_perplexity"] = r->perplexity();
+    POCKETLLM_RETURN_IF_ERROR(run.append_metrics(line));
+    if (on_eval) on_eval(p);
+    return Status::ok();
+  };
+
+  const int first = run.next_step();
+  if (req.eval_at_start && first == 0) POCKETLLM_RETURN_IF_ERROR(evaluate(0));
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int t = first; t < spec.train.steps; ++t) {
+    auto rec = trainer.step(t);
+    if (!rec) return rec.status();
+    // Log first, then apply: a crash in between is repaired by replaying the log on resume.
+    POCKETLLM_RETURN_IF_ERROR(run.append(rec.value()));
+    trainer.apply(rec->entries);
+    if (rec->skipped) ++result.skipped_steps;
+    if (spec.snapshot_every > 0 && (t + 1) % spec.snapshot_every == 0 && t + 1 < spec.train.steps) {
+      POCKETLLM_RETURN_IF_ERROR(run.sync());
+      POCKETLLM_RETURN_IF_ERROR(run.write_snapshot(t, model));
+    }
+    if (req.eval_every > 0 && (t + 1) % req.eval_every == 0 && t + 1 < spec.train.steps) POCKETLLM_RETURN_IF_ERROR(evaluate(t + 1));
+    StepProgress p;
+    p.step = t;
+    p.total = spec.train.steps;
+    double lp = 0, lm = 0;
+    for (double v : rec->loss_plus) lp += v;
+    for (double v : rec->loss_minus) lm += v;
+    const size_t nk = std::max<size_t>(1, rec->loss_plus.size());
+    p.loss = (lp + lm) / (2.0 * nk);
+    p.skipped = rec->skipped;
+    p.first_step = first;
+    p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (on_step && !on_step(p)) {
+      result.stopped = true;
+      break;
+    }
+  }
+  POCKETLLM_RETURN_IF_ERROR(run.sync());
+  result.steps_done = run.next_step();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!result.stopped && run.next_step() >= spec.train.steps) {
+    POCKETLLM_RETURN_IF_ERROR(run.write_snapshot(run.next_step() - 1, model));
+    POCKETLLM_RETURN_IF_ERROR(evaluate(run.next_step()));
+  }
+  return result;
+}
+
+}  // namespace pocketllm

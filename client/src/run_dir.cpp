@@ -1,0 +1,305 @@
+#include "pocketllm/client/run_dir.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "pocketllm/common/file_util.h"
+#include "pocketllm/common/safetensors.h"
+
+namespace pocketllm {
+namespace {
+
+using nlohmann::json;
+
+Status write_all(int fd, const std::string& s, const std::string& what) {
+  size_t done = 0;
+  while (done < s.size()) {
+    const ssize_t n = ::write(fd, s.data() + done, s.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return io_error(what + ": write failed: " + std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+  return Status::ok();
+}
+
+json labels_json(const std::vector<std::pair<std::string, std::string>>& lw) {
+  json a = json::array();
+  for (const auto& [l, w] : lw) a.push_back({l, w});
+  return a;
+}
+
+}  // namespace
+
+json RunSpec::to_json() const {
+  return json{{"format", "pocketllm.run"},
+              {"version", 1},
+              {"perturbation_spec_version", kPerturbationSpecVersion},
+              {"model", {{"path", model_path}, {"id", model_id}, {"format", model_format}}},
+              {"trainable", trainable},
+              {"distribution", distribution_name(train.dist)},
+              {"eps", train.eps},
+              {"lr", train.lr},
+              {"schedule", lr_schedule_name(train.schedule)},
+              {"warmup_steps", train.warmup_steps},
+              {"steps", train.steps},
+              {"batch_size", train.batch_size},
+              {"n_spsa", train.n_spsa},
+              {"clip", train.clip},
+              {"seed", seed_to_hex(train.seed)},
+              {"data_seed", seed_to_hex(train.data_seed)},
+              {"task",
+               {{"kind", task.kind},
+                {"max_length", task.max_length},
+                {"truncate", task.truncate},
+                {"template", task.prompt_template},
+                {"label_words", labels_json(task.label_words)}}},
+              {"data", {{"path", data_path}, {"sha256", data_sha256}, {"k_shot", k_shot}}},
+              {"snapshot_every", snapshot_every},
+              {"fsync_every", fsync_every}};
+}
+
+Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
+  try {
+    if (j.value("format", "") != "pocketllm.run") return corrupt(where + ": not a pocketllm run spec");
+    if (j.value("version", 0) != 1) return unsupported(where + ": run spec version " + j.value("version", json()).dump());
+    if (j.value("perturbation_spec_version", 0) != kPerturbationSpecVersion)
+      return unsupported(where + ": made with perturbation spec version " + j["perturbation_spec_version"].dump() +
+                         "; this build implements version " + std::to_string(kPerturbationSpecVersion));
+    RunSpec s;
+    s.model_path = j.at("model").at("path");
+    s.model_id = j.at("model").at("id");
+    s.model_format = j.at("model").value("format", "");
+    s.trainable = j.at("trainable");
+    if (!parse_distribution(j.at("distribution").get<std::string>(), &s.train.dist))
+      return corrupt(where + ": unknown distribution");
+    s.train.eps = j.at("eps");
+    s.train.lr = j.at("lr");
+    if (!parse_lr_schedule(j.at("schedule").get<std::string>(), &s.train.schedule)) return corrupt(where + ": unknown schedule");
+    s.train.warmup_steps = j.at("warmup_steps");
+    s.train.steps = j.at("steps");
+    s.train.batch_size = j.at("batch_size");
+    s.train.n_spsa = j.at("n_spsa");
+    s.train.clip = j.at("clip");
+    if (!seed_from_hex(j.at("seed").get<std::string>(), &s.train.seed) ||
+        !seed_from_hex(j.at("data_seed").get<std::string>(), &s.train.data_seed))
+      return corrupt(where + ": seeds must be 16 hex digits");
+    const json& t = j.at("task");
+    s.task.kind = t.at("kind");
+    s.task.max_length = t.at("max_length");
+    s.task.truncate = t.at("truncate");
+    s.task.prompt_template = t.at("template");
+    for (const auto& p : t.at("label_words")) s.task.label_words.emplace_back(p.at(0), p.at(1));
+    s.data_path = j.at("data").at("path");
+    s.data_sha256 = j.at("data").at("sha256");
+    s.k_shot = j.at("data").at("k_shot");
+    s.snapshot_every = j.value("snapshot_every", 100);
+    s.fsync_every = j.value("fsync_every", 10);
+    return s;
+  } catch (const json::exception& e) {
+    return corrupt(where + ": " + e.what());
+  }
+}
+
+RunDir::~RunDir() {
+  if (log_fd_ >= 0) {
+    ::fsync(log_fd_);
+    ::close(log_fd_);
+  }
+}
+
+RunDir::RunDir(RunDir&& o) noexcept
+    : path_(std::move(o.path_)), spec_(std::move(o.spec_)), steps_(std::move(o.steps_)), log_fd_(o.log_fd_),
+      since_sync_(o.since_sync_) {
+  o.log_fd_ = -1;
+}
+
+RunDir& RunDir::operator=(RunDir&& o) noexcept {
+  if (this != &o) {
+    if (log_fd_ >= 0) ::close(log_fd_);
+    path_ = std::move(o.path_);
+    spec_ = std::move(o.spec_);
+    steps_ = std::move(o.steps_);
+    log_fd_ = o.log_fd_;
+    since_sync_ = o.since_sync_;
+    o.log_fd_ = -1;
+  }
+  return *this;
+}
+
+Result<RunDir> RunDir::create(const std::string& path, const RunSpec& spec) {
+  struct stat st {};
+  if (::stat((path + "/spec.json").c_str(), &st) == 0)
+    return invalid_argument(path + ": already holds a run (use --resume to continue it, or choose another --out)");
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return io_error(path + ": cannot create: " + std::strerror(errno));
+  POCKETLLM_RETURN_IF_ERROR(write_file_atomic(path + "/spec.json", spec.to_json().dump(2) + "\n"));
+  return open(path);
+}
+
+Result<RunDir> RunDir::open(const std::string& path) {
+  auto text = read_file(path + "/spec.json", size_t{1} << 24);
+  if (!text) {
+    if (text.status().code() == StatusCode::kNotFound) return not_found(path + ": not a run directory (no spec.json)");
+    return text.status();
+  }
+  json j = json::parse(text.value(), nullptr, false);
+  if (j.is_discarded()) return corrupt(path + "/spec.json: not valid JSON");
+  auto spec = RunSpec::from_json(j, path + "/spec.json");
+  if (!spec) return spec.status();
+  RunDir r;
+  r.path_ = path;
+  r.spec_ = std::move(spec.value());
+  POCKETLLM_RETURN_IF_ERROR(r.load_log());
+  return r;
+}
+
+Status RunDir::load_log() {
+  const std::string log_path = path_ + "/log.jsonl";
+  std::string content;
+  auto text = read_file(log_path, size_t{1} << 34);
+  if (text.is_ok()) content = std::move(text.value());
+  else if (text.status().code() != StatusCode::kNotFound) return text.status();
+
+  // Parse complete lines; remember where each step's lines begin so a partial step can be cut.
+  size_t pos = 0, good_end = 0;
+  int line_no = 0;
+  const int n = spec_.train.n_spsa;
+  LoggedStep current;
+  int in_current = 0;
+  size_t current_start = 0;
+  while (pos < content.size()) {
+    const size_t nl = content.find('\n', pos);
+    if (nl == std::string::npos) break;  // torn last line: dropped
+    const std::string line = content.substr(pos, nl - pos);
+    ++line_no;
+    json j = json::parse(line, nullptr, false);
+    const std::string where = log_path + ":" + std::to_string(line_no);
+    if (j.is_discarded() || !j.contains("step")) return corrupt(where + ": not a log line");
+    const int step = j["step"];
+    if (in_current == 0) {
+      current = LoggedStep{};
+      current.step = step;
+      current_start = pos;
+      if (step != static_cast<int>(steps_.size()))
+        return corrupt(where + ": step " + std::to_string(step) + " follows step " + std::to_string(steps_.size() - 1));
+    } else if (step != current.step) {
+      return corrupt(where + ": step " + std::to_string(current.step) + " has " + std::to_string(in_current) +
+                     " of its " + std::to_string(n) + " entries");
+    }
+    current.loss_plus += j.value("loss_plus", 0.0) / n;
+    current.loss_minus += j.value("loss_minus", 0.0) / n;
+    if (j.contains("skipped")) {
+      in_current = n;  // a skipped step is one line
+    } else {
+      UpdateEntry e;
+      if (!j.contains("seed") || !j["seed"].is_string() || !seed_from_hex(j["seed"].get<std::string>(), &e.seed) ||
+          !j.contains("coeff") || !j["coeff"].is_number())
+        return corrupt(where + ": needs a hex seed and a coeff");
+      e.coeff = static_cast<float>(j["coeff"].get<double>());
+      if (!std::isfinite(e.coeff)) return corrupt(where + ": non-finite coeff");
+      current.entries.push_back(e);
+      ++in_current;
+    }
+    pos = nl + 1;
+    if (in_current == n) {
+      steps_.push_back(current);
+      in_current = 0;
+      good_end = pos;
+    }
+  }
+  (void)current_start;
+  // Cut anything after the last complete step (a torn line or a partial n-SPSA step).
+  const int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
+  if (good_end < content.size()) {
+    if (::truncate(log_path.c_str(), static_cast<off_t>(good_end)) != 0)
+      return io_error(log_path + ": cannot cut the incomplete last step: " + std::strerror(errno));
+  }
+  log_fd_ = ::open(log_path.c_str(), flags, 0644);
+  if (log_fd_ < 0) return io_error(log_path + ": cannot open for append: " + std::strerror(errno));
+  return Status::ok();
+}
+
+UpdateLog RunDir::update_log() const {
+  std::vector<UpdateEntry> all;
+  for (const auto& s : steps_) all.insert(all.end(), s.entries.begin(), s.entries.end());
+  return UpdateLog(std::move(all));
+}
+
+Status RunDir::append(const StepRecord& rec) {
+  if (rec.step != next_step())
+    return invalid_argument("run log: step " + std::to_string(rec.step) + " appended after step " + std::to_string(next_step() - 1));
+  std::string lines;
+  LoggedStep logged;
+  logged.step = rec.step;
+  if (rec.skipped) {
+    json j = {{"step", rec.step}, {"skipped", rec.skip_reason}, {"lr", rec.lr}};
+    lines = j.dump() + "\n";
+  } else {
+    for (size_t k = 0; k < rec.entries.size(); ++k) {
+      json j = {{"step", rec.step},
+                {"k", k},
+                {"seed", seed_to_hex(rec.entries[k].seed)},
+                {"coeff", static_cast<double>(rec.entries[k].coeff)},
+                {"lr", rec.lr},
+                {"loss_plus", rec.loss_plus[k]},
+                {"loss_minus", rec.loss_minus[k]}};
+      lines += j.dump() + "\n";
+      logged.loss_plus += rec.loss_plus[k] / rec.entries.size();
+      logged.loss_minus += rec.loss_minus[k] / rec.entries.size();
+    }
+    logged.entries = rec.entries;
+  }
+  POCKETLLM_RETURN_IF_ERROR(write_all(log_fd_, lines, path_ + "/log.jsonl"));
+  steps_.push_back(std::move(logged));
+  if (++since_sync_ >= std::max(1, spec_.fsync_every)) return sync();
+  return Status::ok();
+}
+
+Status RunDir::sync() {
+  since_sync_ = 0;
+  if (log_fd_ >= 0 && ::fsync(log_fd_) != 0) return io_error(path_ + "/log.jsonl: fsync failed: " + std::strerror(errno));
+  return Status::ok();
+}
+
+Status RunDir::append_metrics(const json& line) {
+  const std::string p = path_ + "/metrics.jsonl";
+  const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return io_error(p + ": cannot open: " + std::strerror(errno));
+  Status s = write_all(fd, line.dump() + "\n", p);
+  ::close(fd);
+  return s;
+}
+
+Status RunDir::write_snapshot(int step, LanguageModel& model) {
+  std::vector<TensorToWrite> tensors;
+  for (const Weight* w : model.weights().trainable()) tensors.push_back({w->name, DType::kF32, w->shape, w->data});
+  return write_safetensors(path_ + "/snapshot.safetensors", tensors,
+                           {{"pocketllm.step", std::to_string(step)}, {"pocketllm.model_id", spec_.model_id}});
+}
+
+Result<int> RunDir::load_snapshot(LanguageModel& model) {
+  const std::string p = path_ + "/snapshot.safetensors";
+  auto f = SafetensorsFile::open(p);
+  if (!f) {
+    if (f.status().code() == StatusCode::kNotFound) return -1;
+    return f.status();
+  }
+  auto it = f->metadata().find("pocketllm.step");
+  auto id = f->metadata().find("pocketllm.model_id");
+  if (it == f->metadata().end() || id == f->metadata().end()) return corrupt(p + ": not a pocketllm snapshot");
+  if (id->second != spec_.model_id) return mismatch(p + ": snapshot of another base model");
+  const int step = std::atoi(it->second.c_str());
+  for (const Weight* w : model.weights().trainable()) {
+    const TensorInfo* t = f->find(w->name);
+    if (t == nullptr || t->dtype != DType::kF32 || t->numel != w->numel())
+      return corrupt(p + ": tensor '" + w->name + "' missing or of the wrong size");
+    POCKETLLM_RETURN_IF_ERROR(f->read_f32(*t, 0, t->numel, w->mutable_f32));
+  }
+  return step;
+}
+
+}  // namespace pocketllm

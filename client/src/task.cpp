@@ -1,0 +1,288 @@
+#include "pocketllm/client/task.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "pocketllm/common/philox.h"
+
+namespace pocketllm {
+namespace {
+
+// Deterministic Fisher–Yates shuffle driven by Philox (same on every platform).
+void shuffle(std::vector<size_t>& v, uint64_t seed, uint64_t stream) {
+  uint64_t counter = 0;
+  for (size_t i = v.size(); i > 1; --i) {
+    const PhiloxBlock x = philox4x32_10({static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32),
+                                         static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32)},
+                                        philox_key_from_seed(seed));
+    ++counter;
+    const uint64_t r = (static_cast<uint64_t>(x[0]) << 32) | x[1];
+    std::swap(v[i - 1], v[r % i]);
+  }
+}
+
+struct Encoded {
+  std::vector<int32_t> tokens;
+  int loss_start = 1;  // LM: first position whose token is a target
+  int label = -1;      // classify: class index
+};
+
+class LmTask : public Task {
+ public:
+  explicit LmTask(std::vector<Encoded> ex) : ex_(std::move(ex)) {}
+  const char* kind() const override { return "lm"; }
+  size_t size() const override { return ex_.size(); }
+
+  Result<LossResult> loss(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& idx,
+                          const Perturbation& p) override {
+    build(idx);
+    return model.token_loss(pool, batch_, targets_, p);
+  }
+
+  Result<EvalResult> evaluate(ThreadPool* pool, LanguageModel& model, int batch_size) override {
+    EvalResult r;
+    double sum = 0;
+    size_t count = 0;
+    for (size_t i = 0; i < ex_.size(); i += static_cast<size_t>(batch_size)) {
+      std::vector<size_t> idx;
+      for (size_t j = i; j < std::min(ex_.size(), i + static_cast<size_t>(batch_size)); ++j) idx.push_back(j);
+      auto l = loss(pool, model, idx, Perturbation{});
+      if (!l) return l.status();
+      sum += l->sum;
+      count += l->count;
+    }
+    r.loss = count ? sum / static_cast<double>(count) : 0;
+    r.count = ex_.size();
+    return r;
+  }
+
+ private:
+  void build(const std::vector<size_t>& idx) {
+    std::vector<std::vector<int32_t>> seqs;
+    seqs.reserve(idx.size());
+    for (size_t i : idx) seqs.push_back(ex_[i].tokens);
+    batch_ = TokenBatch::from_sequences(seqs);
+    targets_.assign(batch_.tokens.size(), -1);
+    for (size_t b = 0; b < idx.size(); ++b) {
+      const Encoded& e = ex_[idx[b]];
+      // Position t predicts token t+1; it is scored when token t+1 is part of the target text.
+      for (int t = std::max(0, e.loss_start - 1); t + 1 < static_cast<int>(e.tokens.size()); ++t)
+        targets_[b * static_cast<size_t>(batch_.seq_len) + t] = e.tokens[t + 1];
+    }
+  }
+  std::vector<Encoded> ex_;
+  TokenBatch batch_;
+  std::vector<int32_t> targets_;
+};
+
+class ClassifyTask : public Task {
+ public:
+  ClassifyTask(std::vector<Encoded> ex, std::vector<int32_t> candidates) : ex_(std::move(ex)), cand_(std::move(candidates)) {}
+  const char* kind() const override { return "classify"; }
+  size_t size() const override { return ex_.size(); }
+  std::vector<int> labels() const override {
+    std::vector<int> l;
+    for (const auto& e : ex_) l.push_back(e.label);
+    return l;
+  }
+
+  Result<LossResult> loss(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& idx,
+                          const Perturbation& p) override {
+    build(idx);
+    return model.choice_loss(pool, batch_, targets_, cand_, p, &logits_);
+  }
+
+  Result<EvalResult> evaluate(ThreadPool* pool, LanguageModel& model, int batch_size) override {
+    EvalResult r;
+    double sum = 0;
+    size_t correct = 0;
+    for (size_t i = 0; i < ex_.size(); i += static_cast<size_t>(batch_size)) {
+      std::vector<size_t> idx;
+      for (size_t j = i; j < std::min(ex_.size(), i + static_cast<size_t>(batch_size)); ++j) idx.push_back(j);
+      auto l = loss(pool, model, idx, Perturbation{});
+      if (!l) return l.status();
+      sum += l->sum;
+      const size_t k = cand_.size();
+      for (size_t b = 0; b < idx.size(); ++b) {
+        const float* row = logits_.data() + b * k;
+        const int pred = static_cast<int>(std::max_element(row, row + k) - row);
+        correct += pred == ex_[idx[b]].label;
+      }
+    }
+    r.count = ex_.size();
+    r.loss = sum / static_cast<double>(r.count);
+    r.accuracy = static_cast<double>(correct) / static_cast<double>(r.count);
+    return r;
+  }
+
+ private:
+  void build(const std::vector<size_t>& idx) {
+    std::vector<std::vector<int32_t>> seqs;
+    seqs.reserve(idx.size());
+    targets_.clear();
+    for (size_t b = 0; b < idx.size(); ++b) {
+      const Encoded& e = ex_[idx[b]];
+      seqs.push_back(e.tokens);
+      targets_.push_back({static_cast<int>(b), static_cast<int>(e.tokens.size()) - 1, e.label});
+    }
+    batch_ = TokenBatch::from_sequences(seqs);
+  }
+  std::vector<Encoded> ex_;
+  std::vector<int32_t> cand_;
+  TokenBatch batch_;
+  std::vector<ChoiceTarget> targets_;
+  std::vector<float> logits_;
+};
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  size_t at = 0;
+  while ((at = s.find(from, at)) != std::string::npos) {
+    s.replace(at, from.size(), to);
+    at += to.size();
+  }
+  return s;
+}
+
+}  // namespace
+
+double EvalResult::perplexity() const { return std::exp(loss); }
+
+Result<std::vector<std::pair<std::string, std::string>>> parse_label_words(const std::string& spec) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t start = 0;
+  while (start < spec.size()) {
+    size_t comma = spec.find(',', start);
+    if (comma == std::string::npos) comma = spec.size();
+    std::string item = spec.substr(start, comma - start);
+    start = comma + 1;
+    const size_t colon = item.find(':');
+    if (colon == std::string::npos) return invalid_argument("label words: '" + item + "' is not LABEL:WORD");
+    auto trim = [](std::string s) {
+      while (!s.empty() && s.front() == ' ') s.erase(s.begin());
+      while (!s.empty() && s.back() == ' ') s.pop_back();
+      return s;
+    };
+    std::string label = trim(item.substr(0, colon)), word = trim(item.substr(colon + 1));
+    if (label.empty() || word.empty()) return invalid_argument("label words: empty label or word in '" + item + "'");
+    for (const auto& [l, w] : out)
+      if (l == label) return invalid_argument("label words: label '" + label + "' given twice");
+    out.emplace_back(label, " " + word);
+  }
+  if (out.size() < 2) return invalid_argument("label words: need at least two labels, e.g. \"0:terrible,1:great\"");
+  return out;
+}
+
+Result<std::unique_ptr<Task>> make_task(const Dataset& data, const Tokenizer& tok, const LanguageModel& model,
+                                        const TaskOptions& o) {
+  if (o.max_length < 2) return invalid_argument("max length must be at least 2 tokens");
+  const int limit = std::min(o.max_length, model.config().max_position_embeddings);
+  std::vector<Encoded> ex;
+  int truncated = 0, skipped = 0;
+  if (o.kind == "lm") {
+    for (const auto& e : data.examples) {
+      Encoded enc;
+      auto prompt = tok.encode(e.text, true, false);
+      if (!prompt) return Status(prompt.status().code(), data.path + ":" + std::to_string(e.line) + ": " + prompt.status().message());
+      enc.tokens = prompt.value();
+      if (!e.completion.empty()) {
+        auto full = tok.encode(e.text + e.completion, true, false);
+        if (!full) return full.status();
+        // The completion starts where the prompt's tokens stop matching.
+        size_t common = 0;
+        while (common < prompt->size() && common < full->size() && (*prompt)[common] == (*full)[common]) ++common;
+        enc.tokens = full.value();
+        enc.loss_start = static_cast<int>(std::max<size_t>(common, 1));
+      }
+      if (static_cast<int>(enc.tokens.size()) > limit) {
+        if (!o.truncate) {
+          ++skipped;
+          continue;
+        }
+        enc.tokens.resize(static_cast<size_t>(limit));
+        ++truncated;
+      }
+      if (enc.tokens.size() < 2 || enc.loss_start >= static_cast<int>(enc.tokens.size())) {
+        ++skipped;
+        continue;
+      }
+      ex.push_back(std::move(enc));
+    }
+    if (ex.empty()) return invalid_argument(data.path + ": no usable examples (all empty or over-long)");
+    auto t = std::make_unique<LmTask>(std::move(ex));
+    t->truncated = truncated;
+    t->skipped = skipped;
+    return std::unique_ptr<Task>(std::move(t));
+  }
+  if (o.kind != "classify") return invalid_argument("task must be lm or classify, not '" + o.kind + "'");
+  if (o.label_words.size() < 2) return invalid_argument("classify: give at least two label words");
+  if (o.prompt_template.find("{text}") == std::string::npos)
+    return invalid_argument("classify: the template must contain {text}");
+  // Candidate token of each label word: the first token it adds after the prompt.
+  const std::string probe = replace_all(o.prompt_template, "{text}", "x");
+  auto probe_ids = tok.encode(probe, true, false);
+  if (!probe_ids) return probe_ids.status();
+  std::vector<int32_t> candidates;
+  for (const auto& [label, word] : o.label_words) {
+    auto ids = tok.encode(probe + word, true, false);
+    if (!ids) return ids.status();
+    size_t common = 0;
+    while (common < probe_ids->size() && common < ids->size() && (*probe_ids)[common] == (*ids)[common]) ++common;
+    if (common >= ids->size()) return invalid_argument("classify: label word '" + word + "' adds no token after the prompt");
+    const int32_t id = (*ids)[common];
+    if (std::find(candidates.begin(), candidates.end(), id) != candidates.end())
+      return invalid_argument("classify: label words share their first token (" + std::to_string(id) +
+                              "); choose words that start differently");
+    candidates.push_back(id);
+  }
+  for (const auto& e : data.examples) {
+    const std::string where = data.path + ":" + std::to_string(e.line);
+    int label = -1;
+    for (size_t i = 0; i < o.label_words.size(); ++i)
+      if (o.label_words[i].first == e.label) label = static_cast<int>(i);
+    if (label < 0) return invalid_argument(where + ": unknown label '" + e.label + "' (the label words cover " +
+                                           std::to_string(o.label_words.size()) + " labels)");
+    auto ids = tok.encode(replace_all(o.prompt_template, "{text}", e.text), true, false);
+    if (!ids) return Status(ids.status().code(), where + ": " + ids.status().message());
+    Encoded enc;
+    enc.tokens = ids.value();
+    enc.label = label;
+    if (static_cast<int>(enc.tokens.size()) > limit) {
+      if (!o.truncate) {
+        ++skipped;
+        continue;
+      }
+      // Keep BOS and the end of the prompt (the template's tail and the answer position).
+      std::vector<int32_t> cut = {enc.tokens[0]};
+      cut.insert(cut.end(), enc.tokens.end() - (limit - 1), enc.tokens.end());
+      enc.tokens = std::move(cut);
+      ++truncated;
+    }
+    ex.push_back(std::move(enc));
+  }
+  if (ex.empty()) return invalid_argument(data.path + ": no usable examples");
+  auto t = std::make_unique<ClassifyTask>(std::move(ex), std::move(candidates));
+  t->truncated = truncated;
+  t->skipped = skipped;
+  return std::unique_ptr<Task>(std::move(t));
+}
+
+std::vector<size_t> k_shot_indices(const Task& task, int k, uint64_t seed) {
+  std::vector<size_t> all(task.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  const auto labels = task.labels();
+  if (k <= 0) return all;
+  shuffle(all, seed, 0x6b73686f74ull);  // "kshot"
+  if (labels.empty()) {
+    if (all.size() > static_cast<size_t>(k)) all.resize(static_cast<size_t>(k));
+    std::sort(all.begin(), all.end());
+    return all;
+  }
+  std::map<int, int> taken;
+  std::vector<size_t> out;
+  for (size_t i : all)
+    if (taken[labels[i]]++ < k) out.push_back(i);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace pocketllm

@@ -1,0 +1,120 @@
+#include "pocketllm/client/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "pocketllm/common/philox.h"
+#include "pocketllm/common/update_log.h"
+
+namespace pocketllm {
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+bool parse_lr_schedule(const std::string& s, LrSchedule* out) {
+  if (s == "constant") *out = LrSchedule::kConstant;
+  else if (s == "linear") *out = LrSchedule::kLinear;
+  else if (s == "cosine") *out = LrSchedule::kCosine;
+  else return false;
+  return true;
+}
+
+const char* lr_schedule_name(LrSchedule s) {
+  return s == LrSchedule::kLinear ? "linear" : s == LrSchedule::kCosine ? "cosine" : "constant";
+}
+
+uint64_t step_seed(uint64_t run_seed, uint64_t step, uint32_t k) {
+  return splitmix64(run_seed ^ splitmix64((step << 8) | k));
+}
+
+ZoTrainer::ZoTrainer(LanguageModel& model, Task& task, std::vector<size_t> train, TrainOptions o, ThreadPool* pool)
+    : model_(model), task_(task), train_(std::move(train)), o_(o), pool_(pool) {
+  tensors_ = model_.weights().trainable_tensors();
+  o_.batch_size = std::max(1, std::min<int>(o_.batch_size, static_cast<int>(train_.size())));
+  o_.n_spsa = std::max(1, o_.n_spsa);
+}
+
+float ZoTrainer::lr_at(int t) const {
+  if (o_.warmup_steps > 0 && t < o_.warmup_steps) return o_.lr * static_cast<float>(t + 1) / static_cast<float>(o_.warmup_steps);
+  const int span = std::max(1, o_.steps - o_.warmup_steps);
+  const double frac = std::min(1.0, static_cast<double>(t - o_.warmup_steps) / span);
+  switch (o_.schedule) {
+    case LrSchedule::kLinear: return static_cast<float>(o_.lr * (1.0 - frac));
+    case LrSchedule::kCosine: return static_cast<float>(o_.lr * 0.5 * (1.0 + std::cos(M_PI * frac)));
+    default: return o_.lr;
+  }
+}
+
+const std::vector<size_t>& ZoTrainer::batch_for_step(int t) {
+  // Example j of step t is position (t * B + j) of an endless sequence of epochs, each a seeded
+  // permutation of the training examples: a pure function of (data seed, t), so resume needs no state.
+  const size_t n = train_.size(), B = static_cast<size_t>(o_.batch_size);
+  batch_.clear();
+  for (size_t j = 0; j < B; ++j) {
+    const uint64_t global = static_cast<uint64_t>(t) * B + j;
+    const int64_t epoch = static_cast<int64_t>(global / n);
+    if (epoch != perm_epoch_) {
+      perm_.resize(n);
+      for (size_t i = 0; i < n; ++i) perm_[i] = i;
+      uint64_t counter = 0;
+      for (size_t i = n; i > 1; --i) {
+        const PhiloxBlock x = philox4x32_10({static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32),
+                                             static_cast<uint32_t>(epoch), 0x64617461u},
+                                            philox_key_from_seed(o_.data_seed));
+        ++counter;
+        std::swap(perm_[i - 1], perm_[((static_cast<uint64_t>(x[0]) << 32) | x[1]) % i]);
+      }
+      perm_epoch_ = epoch;
+    }
+    batch_.push_back(train_[perm_[global % n]]);
+  }
+  return batch_;
+}
+
+Result<StepRecord> ZoTrainer::step(int t) {
+  StepRecord rec;
+  rec.step = t;
+  rec.lr = lr_at(t);
+  const std::vector<size_t> batch = batch_for_step(t);
+  std::vector<double> g(static_cast<size_t>(o_.n_spsa));
+  for (int k = 0; k < o_.n_spsa; ++k) {
+    const uint64_t seed = step_seed(o_.seed, static_cast<uint64_t>(t), static_cast<uint32_t>(k));
+    Perturbation plus{true, o_.dist, seed, o_.eps}, minus{true, o_.dist, seed, -o_.eps};
+    auto lp = task_.loss(pool_, model_, batch, plus);
+    if (!lp) return lp.status();
+    auto lm = task_.loss(pool_, model_, batch, minus);
+    if (!lm) return lm.status();
+    rec.loss_plus.push_back(lp->mean());
+    rec.loss_minus.push_back(lm->mean());
+    g[k] = (lp->mean() - lm->mean()) / (2.0 * o_.eps);
+    if (!std::isfinite(lp->mean()) || !std::isfinite(lm->mean()) || !std::isfinite(g[k])) {
+      rec.skipped = true;
+      rec.skip_reason = "non-finite loss (L+ = " + std::to_string(lp->mean()) + ", L- = " + std::to_string(lm->mean()) + ")";
+      return rec;
+    }
+    if (o_.clip > 0) g[k] = std::max<double>(-o_.clip, std::min<double>(o_.clip, g[k]));
+    rec.entries.push_back({seed, static_cast<float>(rec.lr * g[k] / o_.n_spsa)});
+  }
+  for (const auto& e : rec.entries) {
+    if (!std::isfinite(e.coeff)) {
+      rec.skipped = true;
+      rec.skip_reason = "non-finite update coefficient";
+      rec.entries.clear();
+      return rec;
+    }
+  }
+  return rec;
+}
+
+void ZoTrainer::apply(const std::vector<UpdateEntry>& entries) {
+  replay_entries(pool_, o_.dist, entries.data(), entries.size(), tensors_);
+}
+
+}  // namespace pocketllm
