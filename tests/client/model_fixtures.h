@@ -91,3 +91,60 @@ inline std::string temp_dir(const std::string& name) {
 }
 
 }  // namespace pocketllm::test
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "pocketllm/common/safetensors.h"
+
+namespace pocketllm::test {
+
+// A llama2.c-format tokenizer: <unk>, <s>, </s>, the 256 byte tokens, then a few pieces with scores.
+inline void write_toy_tokenizer(const std::string& path, const std::vector<std::string>& extra_pieces) {
+  std::ofstream out(path, std::ios::binary);
+  const int32_t max_len = 16;
+  out.write(reinterpret_cast<const char*>(&max_len), 4);
+  auto put = [&](const std::string& piece, float score) {
+    const int32_t len = static_cast<int32_t>(piece.size());
+    out.write(reinterpret_cast<const char*>(&score), 4);
+    out.write(reinterpret_cast<const char*>(&len), 4);
+    out.write(piece.data(), len);
+  };
+  put("<unk>", 0);
+  put("\n<s>\n", 0);
+  put("\n</s>\n", 0);
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    put(name, 0);
+  }
+  float score = -1;
+  for (const auto& p : extra_pieces) put(p, score--);
+}
+
+// A random Llama as a Hugging Face directory with a toy tokenizer.bin; returns the config.
+inline ModelConfig write_toy_model_dir(const std::string& dir, uint32_t seed, bool tied = true) {
+  std::vector<std::string> pieces = {" ", "a", "b", "c", "d", "e", "t", "h", " t", "he", " the", " a", "at", " c", " cat",
+                                     " good", " bad", " It", " was", "s"};
+  write_toy_tokenizer(dir + "/tokenizer.bin", pieces);
+  ModelConfig c = tiny_llama_config(259 + static_cast<int>(pieces.size()), 24, 2, 4, 2, 40, tied);
+  c.max_position_embeddings = 128;
+  const auto tensors = random_llama_tensors(c, seed);
+  std::vector<TensorToWrite> w;
+  for (const auto& t : tensors) w.push_back({t.name, DType::kF32, t.shape, t.values.data()});
+  if (!write_safetensors(dir + "/model.safetensors", w).is_ok()) throw std::runtime_error("write model");
+  nlohmann::json cfg = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"vocab_size", c.vocab_size},
+                        {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
+                        {"num_hidden_layers", c.num_layers}, {"num_attention_heads", c.num_heads},
+                        {"num_key_value_heads", c.num_kv_heads}, {"max_position_embeddings", c.max_position_embeddings},
+                        {"rms_norm_eps", 1e-5}, {"tie_word_embeddings", tied}, {"bos_token_id", 1}, {"eos_token_id", 2}};
+  std::ofstream(dir + "/config.json") << cfg.dump();
+  return c;
+}
+
+inline void write_lines(const std::string& path, const std::vector<std::string>& lines) {
+  std::ofstream out(path);
+  for (const auto& l : lines) out << l << "\n";
+}
+
+}  // namespace pocketllm::test

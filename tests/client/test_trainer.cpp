@@ -1,0 +1,211 @@
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "model_fixtures.h"
+#include "pocketllm/client/finetune.h"
+#include "pocketllm/common/file_util.h"
+#include "pocketllm/common/safetensors.h"
+
+using namespace pocketllm;
+
+namespace {
+
+std::vector<std::string> toy_sentences() {
+  return {"the cat", "a cat at the bed", "he had a cat", "the bad cat", "a good cat", "the hat",
+          "cat cat cat", "the cheese", "abc", "a bee and a cat", "that cat is good", "the end"};
+}
+
+FinetuneRequest toy_request(const std::string& model_dir, const std::string& data, const std::string& out, int steps) {
+  FinetuneRequest r;
+  r.out_dir = out;
+  r.threads = 2;
+  r.spec.model_path = model_dir;
+  r.spec.data_path = data;
+  r.spec.train.steps = steps;
+  r.spec.train.batch_size = 4;
+  r.spec.train.lr = 1e-3f;
+  r.spec.train.eps = 1e-3f;
+  r.spec.train.n_spsa = 2;
+  r.spec.train.seed = 0xabcdef;
+  r.spec.train.data_seed = 7;
+  r.spec.snapshot_every = 5;
+  r.spec.fsync_every = 3;
+  r.spec.task.kind = "lm";
+  return r;
+}
+
+std::map<std::string, std::string> tensor_bytes(const std::string& safetensors_path) {
+  auto f = SafetensorsFile::open(safetensors_path);
+  REQUIRE(f.is_ok());
+  std::map<std::string, std::string> out;
+  for (const auto& t : f->tensors()) out[t.name] = std::string(reinterpret_cast<const char*>(f->raw(t)), t.nbytes);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("trained weights are bit-identical to replaying the run's log onto the base model", "[client][trainer][e2e]") {
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 11);
+  test::write_lines(dir + "/train.txt", toy_sentences());
+  auto r = run_finetune(toy_request(dir, dir + "/train.txt", dir + "/run", 12));
+  REQUIRE(r.is_ok());
+  CHECK(r->steps_done == 12);
+  auto run = RunDir::open(dir + "/run");
+  REQUIRE(run.is_ok());
+  const UpdateLog log = run->update_log();
+  CHECK(log.size() == 24);  // 12 steps x 2 directions
+
+  // Independently: the base model, the log, and common/'s replay.
+  auto base = load_model(dir);
+  REQUIRE(base.is_ok());
+  REQUIRE(base->model->weights().make_trainable(NamePatterns("*")).is_ok());
+  auto tensors = base->model->weights().trainable_tensors();
+  replay_log(nullptr, Distribution::kRademacher, log, tensors);
+  const auto trained = tensor_bytes(dir + "/run/snapshot.safetensors");
+  size_t changed = 0;
+  auto original = tensor_bytes(dir + "/model.safetensors");
+  for (const auto& t : tensors) {
+    INFO(t.name);
+    REQUIRE(trained.count(t.name));
+    CHECK(std::memcmp(trained.at(t.name).data(), t.data, t.numel * 4) == 0);
+    changed += std::memcmp(original.at(t.name).data(), t.data, t.numel * 4) != 0;
+  }
+  CHECK(changed == tensors.size());  // every trainable tensor moved
+}
+
+TEST_CASE("a stopped or torn run resumes to exactly the uninterrupted weights", "[client][trainer][e2e]") {
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 12);
+  test::write_lines(dir + "/train.txt", toy_sentences());
+  REQUIRE(run_finetune(toy_request(dir, dir + "/train.txt", dir + "/full", 20)).is_ok());
+
+  // Stop after step 6 (Ctrl-C), leave a torn half line in the log, then resume.
+  auto req = toy_request(dir, dir + "/train.txt", dir + "/cut", 20);
+  auto stopped = run_finetune(req, [](const StepProgress& p) { return p.step < 6; });
+  REQUIRE(stopped.is_ok());
+  CHECK(stopped->stopped);
+  CHECK(stopped->steps_done == 7);
+  {
+    std::ofstream log(dir + "/cut/log.jsonl", std::ios::app);
+    log << R"({"step":7,"k":0,"seed":"00000000)";  // a write cut by kill -9
+  }
+  req.resume = true;
+  auto resumed = run_finetune(req);
+  REQUIRE(resumed.is_ok());
+  CHECK(resumed->steps_done == 20);
+  CHECK(tensor_bytes(dir + "/cut/snapshot.safetensors") == tensor_bytes(dir + "/full/snapshot.safetensors"));
+  auto a = read_file(dir + "/cut/log.jsonl"), b = read_file(dir + "/full/log.jsonl");
+  CHECK(a.value() == b.value());
+}
+
+TEST_CASE("a run refuses a different base model and changed data", "[client][trainer]") {
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 13);
+  test::write_lines(dir + "/train.txt", toy_sentences());
+  auto req = toy_request(dir, dir + "/train.txt", dir + "/run", 3);
+  REQUIRE(run_finetune(req).is_ok());
+  req.resume = true;
+  req.spec.train.steps = 6;
+  SECTION("creating over an existing run") {
+    req.resume = false;
+    auto r = run_finetune(req);
+    CHECK(r.status().message().find("already holds a run") != std::string::npos);
+  }
+  SECTION("changed data") {
+    test::write_lines(dir + "/train.txt", {"other data"});
+    auto r = run_finetune(req);
+    CHECK(r.status().code() == StatusCode::kMismatch);
+  }
+  SECTION("different base model") {
+    test::write_toy_model_dir(dir, 99);  // same shapes, other weights
+    auto r = run_finetune(req);
+    CHECK(r.status().code() == StatusCode::kMismatch);
+    CHECK(r.status().message().find("base model") != std::string::npos);
+  }
+}
+
+TEST_CASE("a step with a non-finite loss is skipped and never touches the weights", "[client][trainer]") {
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 14);
+  auto loaded = load_model(dir, LoadOptions{"", true});
+  REQUIRE(loaded.is_ok());
+  REQUIRE(loaded->model->weights().make_trainable(NamePatterns("*")).is_ok());
+  Dataset ds;
+  ds.path = "mem";
+  for (const auto& s : toy_sentences()) ds.examples.push_back({s, "", "", 1});
+  auto task = make_task(ds, *loaded->tokenizer, *loaded->model, TaskOptions{});
+  REQUIRE(task.is_ok());
+  TrainOptions o;
+  o.batch_size = 12;  // every example, so the poisoned token below is in the batch
+  // A NaN in the embedding row of "c": every loss that reads it is NaN.
+  Weight* emb = loaded->model->weights().find_mutable("model.embed_tokens.weight");
+  const int32_t c_id = loaded->tokenizer->token_id("c");
+  REQUIRE(c_id > 0);
+  emb->mutable_f32[static_cast<size_t>(c_id) * emb->cols()] = std::nanf("");
+  ZoTrainer trainer(*loaded->model, *task.value(), k_shot_indices(*task.value(), 0, 0), o, nullptr);
+  const Weight* w = loaded->model->weights().find("model.layers.0.mlp.up_proj.weight");
+  const std::vector<float> before(w->mutable_f32, w->mutable_f32 + w->numel());
+  auto rec = trainer.step(0);
+  REQUIRE(rec.is_ok());
+  CHECK(rec->skipped);
+  CHECK(rec->entries.empty());
+  trainer.apply(rec->entries);
+  CHECK(std::memcmp(before.data(), w->mutable_f32, before.size() * 4) == 0);
+}
+
+TEST_CASE("malformed training data is reported with its line number", "[client][data]") {
+  DatasetOptions need_label;
+  need_label.need_label = true;
+  auto bad_utf8 = parse_dataset("fine\nbad \xff byte\n", "text", "d.txt", DatasetOptions{});
+  CHECK(bad_utf8.status().message() == "d.txt:2: not valid UTF-8");
+  auto missing = parse_dataset("sentence\tlabel\na\t1\nno label here\n", "tsv", "d.tsv", need_label);
+  CHECK(missing.status().message().find("d.tsv:3: missing the label column") != std::string::npos);
+  auto bad_json = parse_dataset("{\"text\": \"x\"}\n{\"text\": 5.5}\n", "jsonl", "d.jsonl", DatasetOptions{});
+  CHECK(bad_json.status().message().find("d.jsonl:2") != std::string::npos);
+  auto empty_lines = parse_dataset("a\n\n  \nb\n", "text", "d.txt", DatasetOptions{});
+  REQUIRE(empty_lines.is_ok());
+  CHECK(empty_lines->examples.size() == 2);
+  CHECK(empty_lines->skipped_empty == 2);
+  auto pc = parse_dataset(R"({"prompt": "Q: 2+2?", "completion": " 4"})" "\n", "jsonl", "d.jsonl", DatasetOptions{});
+  REQUIRE(pc.is_ok());
+  CHECK(pc->examples[0].completion == " 4");
+
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 15);
+  auto loaded = load_model(dir, LoadOptions{"", true});
+  REQUIRE(loaded.is_ok());
+  auto ds = parse_dataset("the cat\t1\nthe hat\t7\n", "tsv", "c.tsv", need_label);
+  REQUIRE(ds.is_ok());
+  TaskOptions to;
+  to.kind = "classify";
+  to.label_words = parse_label_words("0:cat,1:the").value();
+  auto t = make_task(ds.value(), *loaded->tokenizer, *loaded->model, to);
+  INFO(t.status().message());
+  CHECK(t.status().message().find("c.tsv:2: unknown label '7'") != std::string::npos);
+  CHECK_FALSE(parse_label_words("0:good").is_ok());
+  CHECK_FALSE(parse_label_words("0:good,0:bad").is_ok());
+}
+
+TEST_CASE("over-long examples are truncated or skipped as asked, and counted", "[client][data]") {
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 16);
+  auto loaded = load_model(dir, LoadOptions{"", true});
+  REQUIRE(loaded.is_ok());
+  Dataset ds;
+  ds.path = "mem";
+  ds.examples = {{"the cat", "", "", 1}, {std::string(300, 'z'), "", "", 2}};
+  TaskOptions to;
+  to.max_length = 16;
+  auto t = make_task(ds, *loaded->tokenizer, *loaded->model, to);
+  REQUIRE(t.is_ok());
+  CHECK(t.value()->truncated == 1);
+  CHECK(t.value()->size() == 2);
+  to.truncate = false;
+  auto s = make_task(ds, *loaded->tokenizer, *loaded->model, to);
+  REQUIRE(s.is_ok());
+  CHECK(s.value()->skipped == 1);
+  CHECK(s.value()->size() == 1);
+}
