@@ -165,9 +165,20 @@ Result<LoadedModel> load_hf_directory(const std::string& dir, const LoadOptions&
   out.path = dir;
   std::string tok = options.tokenizer_path;
   if (tok.empty() && is_file(dir + "/tokenizer.bin")) tok = dir + "/tokenizer.bin";
+  if (tok.empty() && is_file(dir + "/tokenizer.json")) tok = dir + "/tokenizer.json";
   if (!tok.empty() && tok.size() >= 4 && tok.compare(tok.size() - 4, 4, ".bin") == 0) {
     auto t = load_llama2c_tokenizer(tok, c.vocab_size);
     if (!t) return t.status();
+    out.tokenizer = std::move(t.value());
+    out.tokenizer_path = tok;
+  } else if (!tok.empty()) {
+    const size_t slash = tok.find_last_of('/');
+    const std::string tdir = slash == std::string::npos ? "." : tok.substr(0, slash);
+    auto t = load_hf_tokenizer(tok, is_file(tdir + "/tokenizer_config.json") ? tdir + "/tokenizer_config.json" : "");
+    if (!t) return t.status();
+    if (t.value()->vocab_size() > c.vocab_size)
+      return mismatch(tok + ": the tokenizer has " + std::to_string(t.value()->vocab_size()) +
+                      " tokens but the model's vocabulary is " + std::to_string(c.vocab_size));
     out.tokenizer = std::move(t.value());
     out.tokenizer_path = tok;
   } else if (options.require_tokenizer) {

@@ -34,4 +34,9 @@ class Tokenizer {
 // llama2.c's tokenizer.bin: int32 max_token_length, then per token: f32 score, int32 length, bytes.
 Result<std::unique_ptr<Tokenizer>> load_llama2c_tokenizer(const std::string& path, int vocab_size);
 
+// Hugging Face tokenizer.json (BPE model), with tokenizer_config.json (optional, "" to skip) naming the
+// special tokens.
+Result<std::unique_ptr<Tokenizer>> load_hf_tokenizer(const std::string& tokenizer_json,
+                                                     const std::string& tokenizer_config);
+
 }  // namespace pocketllm

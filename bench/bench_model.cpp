@@ -1,0 +1,197 @@
+// Forward throughput, ZO step overhead and peak memory of the engine on a randomly initialised Llama.
+//
+//   bench_model --preset 110m|stories260k|custom [--batch B] [--seq T] [--threads N] [--reps R]
+//               [--mode forward|step|weights|gemm] [--dtype f32|bf16]
+//
+// forward: median time of one loss forward (next-token loss over every position) -> tokens/s
+// step:    median time of one ZO training step (two perturbed forwards + the update) and its ratio to
+//          two forwards measured in the same process
+// weights: builds the model only (the memory floor)
+// gemm:    Eigen GEMM peak of this machine in the same binary
+// Every mode prints ru_maxrss (peak RSS) last; run modes as separate processes to compare peaks.
+#include <sys/resource.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "pocketllm/client/llama.h"
+#include "pocketllm/client/trainer.h"
+#include "pocketllm/common/tensor_ops.h"
+
+using namespace pocketllm;
+
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+template <class Fn>
+double median_of(int reps, Fn&& fn) {
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    const double a = now();
+    fn();
+    t.push_back(now() - a);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+long peak_rss_kib() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+// Random weights in the requested storage type, generated tensor by tensor (no second copy).
+std::unique_ptr<LlamaModel> random_model(const ModelConfig& c, bool bf16, std::vector<std::vector<uint16_t>>* bf16_store) {
+  WeightStore ws;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> n(0.0f, 0.02f);
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, bool norm) {
+    size_t count = 1;
+    for (auto d : shape) count *= static_cast<size_t>(d);
+    std::vector<float> v(count);
+    for (auto& x : v) x = norm ? 1.0f : n(rng);
+    if (bf16 && !norm) {
+      bf16_store->emplace_back(count);
+      for (size_t i = 0; i < count; ++i) bf16_store->back()[i] = f32_to_bf16(v[i]);
+      ws.add_view(name, shape, DType::kBF16, bf16_store->back().data());
+    } else {
+      ws.add_owned_f32(name, shape, std::move(v));
+    }
+  };
+  const int64_t d = c.hidden_size, kvd = int64_t(c.num_kv_heads) * c.head_dim, ff = c.intermediate_size, V = c.vocab_size;
+  add("model.embed_tokens.weight", {V, d}, false);
+  add("model.norm.weight", {d}, true);
+  if (!c.tie_word_embeddings) add("lm_head.weight", {V, d}, false);
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    add(p + "input_layernorm.weight", {d}, true);
+    add(p + "self_attn.q_proj.weight", {d, d}, false);
+    add(p + "self_attn.k_proj.weight", {kvd, d}, false);
+    add(p + "self_attn.v_proj.weight", {kvd, d}, false);
+    add(p + "self_attn.o_proj.weight", {d, d}, false);
+    add(p + "post_attention_layernorm.weight", {d}, true);
+    add(p + "mlp.gate_proj.weight", {ff, d}, false);
+    add(p + "mlp.up_proj.weight", {ff, d}, false);
+    add(p + "mlp.down_proj.weight", {d, ff}, false);
+  }
+  auto m = LlamaModel::create(c, std::move(ws));
+  if (!m) {
+    std::fprintf(stderr, "%s\n", m.status().to_string().c_str());
+    std::exit(1);
+  }
+  return std::move(m.value());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string preset = "110m", mode = "forward", dtype = "f32";
+  int batch = -1, seq = -1, threads = 1, reps = 5;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+    if (a == "--preset") preset = next();
+    else if (a == "--mode") mode = next();
+    else if (a == "--dtype") dtype = next();
+    else if (a == "--batch") batch = std::atoi(next().c_str());
+    else if (a == "--seq") seq = std::atoi(next().c_str());
+    else if (a == "--threads") threads = std::atoi(next().c_str());
+    else if (a == "--reps") reps = std::atoi(next().c_str());
+    else {
+      std::fprintf(stderr, "usage: bench_model [--preset 110m|stories260k] [--mode forward|step|weights|gemm] "
+                           "[--batch B] [--seq T] [--threads N] [--reps R] [--dtype f32|bf16]\n");
+      return 2;
+    }
+  }
+  if (mode == "gemm") {
+    // Peak of a large GEMM of the forward's shape class, single-threaded Eigen per task as the engine uses it.
+    const int M = 1024, K = 768, N = 2048;
+    Eigen::MatrixXf A = Eigen::MatrixXf::Random(M, K), B = Eigen::MatrixXf::Random(K, N), C(M, N);
+    C.noalias() = A * B;
+    const double t = median_of(reps, [&] { C.noalias() = A * B; });
+    std::printf("{\"mode\":\"gemm\",\"gflops_1thread\":%.1f,\"peak_rss_kib\":%ld}\n", 2.0 * M * K * N / t / 1e9, peak_rss_kib());
+    return 0;
+  }
+  ModelConfig c;
+  c.arch = Architecture::kLlama;
+  c.max_position_embeddings = 2048;
+  c.norm_eps = 1e-5f;
+  if (preset == "110m") {
+    c.vocab_size = 32000, c.hidden_size = 768, c.intermediate_size = 2048, c.num_layers = 12, c.num_heads = 12, c.num_kv_heads = 12;
+    c.tie_word_embeddings = true;  // 110 M parameters
+    if (batch < 0) batch = 8;
+    if (seq < 0) seq = 128;
+  } else if (preset == "stories260k") {
+    c.vocab_size = 512, c.hidden_size = 64, c.intermediate_size = 172, c.num_layers = 5, c.num_heads = 8, c.num_kv_heads = 4;
+    c.tie_word_embeddings = true;
+    if (batch < 0) batch = 32;
+    if (seq < 0) seq = 64;
+  } else {
+    std::fprintf(stderr, "unknown preset %s\n", preset.c_str());
+    return 2;
+  }
+  c.head_dim = c.hidden_size / c.num_heads;
+  std::vector<std::vector<uint16_t>> bf16_store;
+  auto model = random_model(c, dtype == "bf16", &bf16_store);
+  const size_t params = model->weights().total_numel();
+  if (mode == "weights") {
+    std::printf("{\"mode\":\"weights\",\"preset\":\"%s\",\"params\":%zu,\"peak_rss_kib\":%ld}\n", preset.c_str(), params,
+                peak_rss_kib());
+    return 0;
+  }
+  ThreadPool pool(threads);
+  std::mt19937 rng(2);
+  std::vector<std::vector<int32_t>> seqs(static_cast<size_t>(batch), std::vector<int32_t>(static_cast<size_t>(seq)));
+  for (auto& s : seqs)
+    for (auto& t : s) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(c.vocab_size));
+  const TokenBatch tb = TokenBatch::from_sequences(seqs);
+  std::vector<int32_t> targets(tb.tokens.size());
+  for (size_t i = 0; i < targets.size(); ++i) targets[i] = static_cast<int32_t>(rng() % static_cast<uint32_t>(c.vocab_size));
+  const double tokens = static_cast<double>(batch) * seq;
+  auto forward = [&](const Perturbation& p) {
+    auto l = model->token_loss(&pool, tb, targets, p);
+    if (!l) {
+      std::fprintf(stderr, "%s\n", l.status().to_string().c_str());
+      std::exit(1);
+    }
+  };
+  forward(Perturbation{});  // warm-up: buffers reach their size
+  const double fwd = median_of(reps, [&] { forward(Perturbation{}); });
+  // Matmul FLOPs per token: 2 x (params in the layers' matrices + head); attention adds 4 T d per layer.
+  const double dense = 2.0 * (static_cast<double>(params) - static_cast<double>(c.vocab_size) * c.hidden_size * (c.tie_word_embeddings ? 0 : 1)) ;
+  const double flops = tokens * (dense + 4.0 * seq / 2.0 * c.hidden_size * c.num_layers);
+  if (mode == "forward") {
+    std::printf("{\"mode\":\"forward\",\"preset\":\"%s\",\"dtype\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,"
+                "\"params\":%zu,\"forward_ms\":%.2f,\"tokens_per_s\":%.1f,\"gflops\":%.1f,\"peak_rss_kib\":%ld}\n",
+                preset.c_str(), dtype.c_str(), threads, batch, seq, params, fwd * 1e3, tokens / fwd, flops / fwd / 1e9,
+                peak_rss_kib());
+    return 0;
+  }
+  // step: the trainer's own step over a task-free loss: two perturbed forwards + the update pass.
+  if (!model->weights().make_trainable(NamePatterns("*"))) return 1;
+  auto tensors = model->weights().trainable_tensors();
+  uint64_t s = 0;
+  auto zo_step = [&] {
+    const uint64_t seed = step_seed(7, s++, 0);
+    auto lp = model->token_loss(&pool, tb, targets, Perturbation{true, Distribution::kRademacher, seed, 1e-3f});
+    auto lm = model->token_loss(&pool, tb, targets, Perturbation{true, Distribution::kRademacher, seed, -1e-3f});
+    const UpdateEntry e{seed, static_cast<float>(1e-6 * (lp->mean() - lm->mean()) / 2e-3)};
+    replay_entries(&pool, Distribution::kRademacher, &e, 1, tensors);
+  };
+  zo_step();
+  const double fwd_trainable = median_of(reps, [&] { forward(Perturbation{}); });
+  const double step = median_of(reps, zo_step);
+  std::printf("{\"mode\":\"step\",\"preset\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,\"forward_ms\":%.2f,"
+              "\"step_ms\":%.2f,\"overhead\":%.3f,\"peak_rss_kib\":%ld}\n",
+              preset.c_str(), threads, batch, seq, fwd_trainable * 1e3, step * 1e3, step / (2 * fwd_trainable), peak_rss_kib());
+  return 0;
+}

@@ -1,0 +1,148 @@
+#!/usr/bin/python3
+"""First-order reference for pocketllm's ZO results: fine-tunes the same llama2.c model with Adam and
+backpropagation (PyTorch, float32) on the same data and objective, and reports the same metrics.
+
+  ft_reference.py classify --model stories260K.bin --tokenizer tok512.bin --train k.tsv --eval dev.tsv \
+      --template "{text} It was" --labels "0:bad,1:good" --steps 1500 --batch-size 16 --lr 1e-3
+  ft_reference.py lm --model ... --tokenizer ... --train train.txt --eval eval.txt --steps 300 ...
+Prints JSON lines: {"step": s, "eval_loss": ..., "eval_accuracy"|"eval_perplexity": ...}.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_llama import Llama, Llama2cTokenizer, load_llama2c  # noqa: E402
+
+
+def read_tsv(path):
+    rows = []
+    for i, line in enumerate(open(path, encoding="utf-8")):
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if i == 0 and parts[0] in ("sentence", "text"):
+            continue
+        rows.append((parts[0].rstrip(" "), parts[1].strip() if len(parts) > 1 else ""))
+    return rows
+
+
+def pad(seqs):
+    T = max(len(s) for s in seqs)
+    t = torch.zeros(len(seqs), T, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        t[i, : len(s)] = torch.tensor(s)
+    return t, torch.tensor([len(s) for s in seqs])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("task", choices=["classify", "lm"])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--tokenizer", required=True)
+    ap.add_argument("--train", required=True)
+    ap.add_argument("--eval", required=True)
+    ap.add_argument("--template", default="{text} It was")
+    ap.add_argument("--labels", default="0:bad,1:good")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    rng = random.Random(a.seed)
+    cfg, w = load_llama2c(a.model)
+    tok = Llama2cTokenizer(a.tokenizer, cfg["vocab_size"])
+    for t in w.values():
+        t.requires_grad_(True)
+    model = Llama(cfg, w)
+    opt = torch.optim.Adam(list(w.values()), lr=a.lr)
+
+    if a.task == "classify":
+        words = [(l.split(":")[0].strip(), " " + l.split(":")[1].strip()) for l in a.labels.split(",")]
+        probe = tok.encode(a.template.replace("{text}", "x"))
+        cand = []
+        for _, wd in words:
+            full = tok.encode(a.template.replace("{text}", "x") + wd)
+            k = 0
+            while k < len(probe) and probe[k] == full[k]:
+                k += 1
+            cand.append(full[k])
+        label_index = {l: i for i, (l, _) in enumerate(words)}
+
+        def encode(rows):
+            return [(tok.encode(a.template.replace("{text}", t)), label_index[l]) for t, l in rows]
+
+        train, dev = encode(read_tsv(a.train)), encode(read_tsv(a.eval))
+
+        def batch_loss(items):
+            toks, lens = pad([s for s, _ in items])
+            h = model.hidden(toks, lens)
+            rows = h[torch.arange(len(items)), lens - 1]
+            logits = rows @ model.head()[cand].T
+            return torch.nn.functional.cross_entropy(logits, torch.tensor([y for _, y in items]), reduction="sum"), logits
+
+        def evaluate():
+            with torch.no_grad():
+                total, correct = 0.0, 0
+                for i in range(0, len(dev), 64):
+                    items = dev[i: i + 64]
+                    l, logits = batch_loss(items)
+                    total += float(l)
+                    correct += int((logits.argmax(-1) == torch.tensor([y for _, y in items])).sum())
+                return {"eval_loss": total / len(dev), "eval_accuracy": correct / len(dev)}
+    else:
+        train = [tok.encode(l.rstrip("\n")) for l in open(a.train, encoding="utf-8") if l.strip()]
+        dev = [tok.encode(l.rstrip("\n")) for l in open(a.eval, encoding="utf-8") if l.strip()]
+
+        def batch_loss(items):
+            toks, lens = pad(items)
+            logits = model.logits(toks, lens)
+            total, count = 0.0, 0
+            for b, s in enumerate(items):
+                n = len(s)
+                total = total + torch.nn.functional.cross_entropy(logits[b, : n - 1], toks[b, 1:n], reduction="sum")
+                count += n - 1
+            return total, count
+
+        def evaluate():
+            with torch.no_grad():
+                total, count = 0.0, 0
+                for i in range(0, len(dev), 64):
+                    l, c = batch_loss(dev[i: i + 64])
+                    total += float(l)
+                    count += c
+                return {"eval_loss": total / count, "eval_perplexity": math.exp(total / count)}
+
+    print(json.dumps({"step": 0, **evaluate()}), flush=True)
+    order = []
+    for step in range(a.steps):
+        if len(order) < a.batch_size:
+            idx = list(range(len(train)))
+            rng.shuffle(idx)
+            order += idx
+        items = [train[i] for i in order[: a.batch_size]]
+        del order[: a.batch_size]
+        opt.zero_grad()
+        if a.task == "classify":
+            l, _ = batch_loss(items)
+            (l / len(items)).backward()
+        else:
+            l, c = batch_loss(items)
+            (l / c).backward()
+        opt.step()
+        if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
+            print(json.dumps({"step": step + 1, **evaluate()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
