@@ -67,6 +67,45 @@ void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& 
   });
 }
 
+void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
+                   const Perturbation& p, float* y) {
+  const size_t n = w.cols();
+  if (m * n * k < (size_t{1} << 17)) pool = nullptr;
+  const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
+  size_t nt = std::max<size_t>(64, (size_t{1} << 16) / std::max<size_t>(k, 1)) / 16 * 16;
+  while (nt > 16 && (n + nt - 1) / nt < 2 * threads) nt /= 2;
+  nt = std::min(nt, n);
+  const size_t tiles = (n + nt - 1) / nt;
+  const bool perturb = p.active && w.trainable;
+  ConstStridedMat xm(x, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
+  parallel_for(pool, tiles, [&](size_t t) {
+    const size_t n0 = t * nt, cols = std::min(nt, n - n0);
+    float* tile = thread_scratch(k * cols);
+    for (size_t r = 0; r < k; ++r) {
+      const size_t start = r * n + n0;
+      float* dst = tile + r * cols;
+      if (w.dtype == DType::kF32) {
+        const float* src = static_cast<const float*>(w.data) + start;
+        if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, cols, p.scale, src, dst);
+        else std::copy_n(src, cols, dst);
+      } else {
+        convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + start * dtype_size(w.dtype), cols, dst);
+        if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, cols, p.scale, dst, dst);
+      }
+    }
+    ConstStridedMat wm(tile, static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(cols), Eigen::OuterStride<>(cols));
+    StridedMat ym(y + n0, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(cols), Eigen::OuterStride<>(n));
+    ym.noalias() = xm * wm;
+    if (bias != nullptr) {
+      const float* b = weight_rows(*bias, 0, 1, p, thread_scratch(n, 1)) + n0;
+      for (size_t r = 0; r < m; ++r) {
+        float* yr = y + r * n + n0;
+        for (size_t j = 0; j < cols; ++j) yr[j] += b[j];
+      }
+    }
+  });
+}
+
 void rms_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight& gamma, float eps,
               const Perturbation& p, float* out) {
   const float* g = weight_rows(gamma, 0, 1, p, thread_scratch(d, 2));

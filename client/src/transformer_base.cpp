@@ -70,9 +70,16 @@ KVCache LanguageModel::make_cache(int batch, int capacity) const {
   return cache;
 }
 
+Status TransformerModel::require(const std::string& name, std::vector<int64_t> shape, const Weight** out) const {
+  auto w = weights_.require(name, shape);
+  if (!w) return w.status();
+  *out = w.value();
+  return Status::ok();
+}
+
 void TransformerModel::logits(ThreadPool* pool, const float* hidden, const std::vector<int>& rows, const Perturbation& p,
                               std::vector<float>* out) {
-  const size_t d = static_cast<size_t>(config_.hidden_size);
+  const size_t d = head_input_dim();
   const Weight& head = head_weight();
   const size_t vocab = head.rows();
   gathered_.resize(rows.size() * d);
@@ -116,7 +123,7 @@ Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBat
   if (rows.empty()) return result;
   POCKETLLM_RETURN_IF_ERROR(forward_hidden(pool, batch, p, nullptr, &hidden_));
 
-  const size_t d = static_cast<size_t>(config_.hidden_size);
+  const size_t d = head_input_dim();
   const size_t P = rows.size();
   gathered_.resize(P * d);
   for (size_t i = 0; i < P; ++i)
@@ -185,7 +192,7 @@ Result<LossResult> TransformerModel::choice_loss(ThreadPool* pool, const TokenBa
       return invalid_argument("choice_loss: label index outside the candidates");
   }
   POCKETLLM_RETURN_IF_ERROR(forward_hidden(pool, batch, p, nullptr, &hidden_));
-  const size_t d = static_cast<size_t>(config_.hidden_size);
+  const size_t d = head_input_dim();
   const size_t k = candidates.size(), P = targets.size();
   const Weight& head = head_weight();
   const Weight* bias = head_bias();

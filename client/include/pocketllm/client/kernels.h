@@ -16,6 +16,12 @@ namespace pocketllm {
 void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
             const Perturbation& p, float* y);
 
+// Y[M, N] = X[M, K] * W[K, N] (+ bias[N]) for weights stored in x out (GPT-2's Conv1D layout, kept
+// as the canonical layout so z indexes it row-major). Parallel over tiles of output columns; each tile
+// of W is gathered (and perturbed) row segment by row segment.
+void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
+                   const Perturbation& p, float* y);
+
 // out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * gamma, for M rows of width d.
 void rms_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight& gamma, float eps,
               const Perturbation& p, float* out);

@@ -37,6 +37,12 @@ struct ModelConfig {
   bool attention_qkv_bias = false;  // Qwen2
   bool attention_out_bias = false;
   bool mlp_bias = false;
+  // OPT / GPT-2 / RoBERTa
+  int word_embed_proj_dim = 0;      // OPT: embedding width when it differs from hidden_size (opt-350m)
+  bool do_layer_norm_before = true; // OPT: pre-LN (false: post-LN, opt-350m)
+  int position_offset = 0;          // learned positions start at this row (OPT 2, RoBERTa padding_idx + 1)
+  int type_vocab_size = 0;          // RoBERTa token types
+  std::string activation;           // "silu", "gelu_new", "gelu", "relu"
   int bos_token_id = -1;
   int eos_token_id = -1;
   int pad_token_id = -1;

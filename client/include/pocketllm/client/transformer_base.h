@@ -24,6 +24,10 @@ class TransformerModel : public LanguageModel {
   // The [vocab, hidden] output projection (the embedding matrix when tied) and its optional bias.
   virtual const Weight& head_weight() const = 0;
   virtual const Weight* head_bias() const { return nullptr; }
+  // Width of the hidden states the head reads (OPT's project_out makes it differ from hidden_size).
+  virtual size_t head_input_dim() const { return static_cast<size_t>(config_.hidden_size); }
+  // Binds a required tensor, with the error naming it and the expected shape.
+  Status require(const std::string& name, std::vector<int64_t> shape, const Weight** out) const;
 
   ModelConfig config_;
   WeightStore weights_;

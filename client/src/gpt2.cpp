@@ -1,0 +1,143 @@
+#include <algorithm>
+#include <cmath>
+
+#include "pocketllm/client/architectures.h"
+#include "pocketllm/client/kernels.h"
+
+namespace pocketllm {
+namespace {
+
+class Gpt2Model : public TransformerModel {
+ public:
+  Status init(ModelConfig config, WeightStore weights) {
+    config_ = std::move(config);
+    weights_ = std::move(weights);
+    return bind();
+  }
+
+ private:
+  Status bind() {
+    const ModelConfig& c = config_;
+    const int64_t d = c.hidden_size, ff = c.intermediate_size, V = c.vocab_size, P = c.max_position_embeddings;
+    POCKETLLM_RETURN_IF_ERROR(require("transformer.wte.weight", {V, d}, &wte_));
+    POCKETLLM_RETURN_IF_ERROR(require("transformer.wpe.weight", {P, d}, &wpe_));
+    POCKETLLM_RETURN_IF_ERROR(require("transformer.ln_f.weight", {d}, &lnf_w_));
+    POCKETLLM_RETURN_IF_ERROR(require("transformer.ln_f.bias", {d}, &lnf_b_));
+    layers_.resize(static_cast<size_t>(c.num_layers));
+    for (int l = 0; l < c.num_layers; ++l) {
+      const std::string p = "transformer.h." + std::to_string(l) + ".";
+      Layer& L = layers_[l];
+      POCKETLLM_RETURN_IF_ERROR(require(p + "ln_1.weight", {d}, &L.ln1_w));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "ln_1.bias", {d}, &L.ln1_b));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "attn.c_attn.weight", {d, 3 * d}, &L.qkv_w));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "attn.c_attn.bias", {3 * d}, &L.qkv_b));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "attn.c_proj.weight", {d, d}, &L.proj_w));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "attn.c_proj.bias", {d}, &L.proj_b));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "ln_2.weight", {d}, &L.ln2_w));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "ln_2.bias", {d}, &L.ln2_b));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "mlp.c_fc.weight", {d, ff}, &L.fc_w));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "mlp.c_fc.bias", {ff}, &L.fc_b));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "mlp.c_proj.weight", {ff, d}, &L.out_w));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "mlp.c_proj.bias", {d}, &L.out_b));
+    }
+    return Status::ok();
+  }
+
+ public:
+  Status forward_hidden(ThreadPool* pool, const TokenBatch& batch, const Perturbation& p, KVCache* cache,
+                        std::vector<float>* hidden) override {
+    const ModelConfig& c = config_;
+    POCKETLLM_RETURN_IF_ERROR(batch.validate(c.vocab_size));
+    const size_t B = batch.batch, T = batch.seq_len, M = B * T, d = c.hidden_size, ff = c.intermediate_size;
+    const size_t nh = c.num_heads, hd = c.head_dim;
+    size_t past = 0;
+    if (cache) {
+      past = static_cast<size_t>(cache->length);
+      if (past + T > static_cast<size_t>(cache->capacity)) return out_of_range("KV cache is full");
+    }
+    if (past + T > static_cast<size_t>(c.max_position_embeddings))
+      return out_of_range("sequence of " + std::to_string(past + T) + " tokens exceeds the " +
+                          std::to_string(c.max_position_embeddings) + " learned positions");
+    x_.resize(M * d);
+    xn_.resize(M * d);
+    qkv_.resize(M * 3 * d);
+    q_.resize(M * d);
+    k_.resize(M * d);
+    v_.resize(M * d);
+    attn_.resize(M * d);
+    h_.resize(M * ff);
+    tmp_.resize(M * d);
+    key_len_.resize(B);
+    for (size_t b = 0; b < B; ++b) key_len_[b] = static_cast<int32_t>(cache ? past + T : batch.lengths[b]);
+    std::vector<float> row(d);
+    for (size_t r = 0; r < M; ++r) {
+      const float* e = weight_rows(*wte_, static_cast<size_t>(batch.tokens[r]), 1, p, tmp_.data());
+      const float* pe = weight_rows(*wpe_, past + r % T, 1, p, row.data());
+      for (size_t i = 0; i < d; ++i) x_[r * d + i] = e[i] + pe[i];
+    }
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const Layer& L = layers_[l];
+      layer_norm(pool, x_.data(), M, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());
+      linear_in_out(pool, xn_.data(), M, d, *L.qkv_w, L.qkv_b, p, qkv_.data());
+      for (size_t r = 0; r < M; ++r) {
+        std::copy_n(&qkv_[r * 3 * d], d, &q_[r * d]);
+        std::copy_n(&qkv_[r * 3 * d + d], d, &k_[r * d]);
+        std::copy_n(&qkv_[r * 3 * d + 2 * d], d, &v_[r * d]);
+      }
+      AttentionShape s;
+      s.batch = B;
+      s.tq = T;
+      s.heads = nh;
+      s.kv_heads = nh;
+      s.head_dim = hd;
+      s.causal = true;
+      if (cache) {
+        const size_t cap = cache->capacity;
+        for (size_t b = 0; b < B; ++b)
+          for (size_t t = 0; t < T; ++t) {
+            std::copy_n(&k_[(b * T + t) * d], d, &cache->k[l][(b * cap + past + t) * d]);
+            std::copy_n(&v_[(b * T + t) * d], d, &cache->v[l][(b * cap + past + t) * d]);
+          }
+        s.tk = cap;
+        s.past = past;
+        attention(pool, s, q_.data(), cache->k[l].data(), cache->v[l].data(), key_len_.data(), attn_.data());
+      } else {
+        s.tk = T;
+        attention(pool, s, q_.data(), k_.data(), v_.data(), key_len_.data(), attn_.data());
+      }
+      linear_in_out(pool, attn_.data(), M, d, *L.proj_w, L.proj_b, p, tmp_.data());
+      for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
+      layer_norm(pool, x_.data(), M, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
+      linear_in_out(pool, xn_.data(), M, d, *L.fc_w, L.fc_b, p, h_.data());
+      gelu_tanh(pool, h_.data(), M * ff);
+      linear_in_out(pool, h_.data(), M, ff, *L.out_w, L.out_b, p, tmp_.data());
+      for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
+    }
+    if (cache) cache->length = static_cast<int>(past + T);
+    hidden->resize(M * d);
+    layer_norm(pool, x_.data(), M, d, *lnf_w_, lnf_b_, c.norm_eps, p, hidden->data());
+    return Status::ok();
+  }
+
+ protected:
+  const Weight& head_weight() const override { return *wte_; }
+
+ private:
+  struct Layer {
+    const Weight *ln1_w, *ln1_b, *qkv_w, *qkv_b, *proj_w, *proj_b, *ln2_w, *ln2_b, *fc_w, *fc_b, *out_w, *out_b;
+  };
+  const Weight *wte_ = nullptr, *wpe_ = nullptr, *lnf_w_ = nullptr, *lnf_b_ = nullptr;
+  std::vector<Layer> layers_;
+  std::vector<float> x_, xn_, qkv_, q_, k_, v_, attn_, h_, tmp_;
+  std::vector<int32_t> key_len_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<LanguageModel>> create_gpt2(ModelConfig config, WeightStore weights) {
+  auto m = std::make_unique<Gpt2Model>();
+  POCKETLLM_RETURN_IF_ERROR(m->init(std::move(config), std::move(weights)));
+  return std::unique_ptr<LanguageModel>(std::move(m));
+}
+
+}  // namespace pocketllm

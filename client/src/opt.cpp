@@ -1,0 +1,185 @@
+#include <algorithm>
+#include <cmath>
+
+#include "pocketllm/client/architectures.h"
+#include "pocketllm/client/kernels.h"
+
+namespace pocketllm {
+namespace {
+
+class OptModel : public TransformerModel {
+ public:
+  Status init(ModelConfig config, WeightStore weights) {
+    config_ = std::move(config);
+    weights_ = std::move(weights);
+    return bind();
+  }
+
+ private:
+  Status bind() {
+    const ModelConfig& c = config_;
+    const int64_t d = c.hidden_size, ff = c.intermediate_size, V = c.vocab_size;
+    const int64_t e = c.word_embed_proj_dim > 0 ? c.word_embed_proj_dim : d;
+    const int64_t P = c.max_position_embeddings + c.position_offset;
+    const std::string pre = "model.decoder.";
+    POCKETLLM_RETURN_IF_ERROR(require(pre + "embed_tokens.weight", {V, e}, &embed_));
+    POCKETLLM_RETURN_IF_ERROR(require(pre + "embed_positions.weight", {P, d}, &pos_));
+    if (e != d) {
+      POCKETLLM_RETURN_IF_ERROR(require(pre + "project_in.weight", {d, e}, &project_in_));
+      POCKETLLM_RETURN_IF_ERROR(require(pre + "project_out.weight", {e, d}, &project_out_));
+    }
+    if (c.do_layer_norm_before) {
+      POCKETLLM_RETURN_IF_ERROR(require(pre + "final_layer_norm.weight", {d}, &final_w_));
+      POCKETLLM_RETURN_IF_ERROR(require(pre + "final_layer_norm.bias", {d}, &final_b_));
+    }
+    head_ = weights_.find("lm_head.weight");
+    if (head_ == nullptr || c.tie_word_embeddings) head_ = embed_;
+    layers_.resize(static_cast<size_t>(c.num_layers));
+    for (int l = 0; l < c.num_layers; ++l) {
+      const std::string p = pre + "layers." + std::to_string(l) + ".";
+      Layer& L = layers_[l];
+      for (auto [name, w, b] : {std::make_tuple("self_attn.q_proj", &L.q, &L.qb), std::make_tuple("self_attn.k_proj", &L.k, &L.kb),
+                                std::make_tuple("self_attn.v_proj", &L.v, &L.vb), std::make_tuple("self_attn.out_proj", &L.o, &L.ob)}) {
+        POCKETLLM_RETURN_IF_ERROR(require(p + name + ".weight", {d, d}, w));
+        POCKETLLM_RETURN_IF_ERROR(require(p + name + ".bias", {d}, b));
+      }
+      POCKETLLM_RETURN_IF_ERROR(require(p + "self_attn_layer_norm.weight", {d}, &L.ln1_w));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "self_attn_layer_norm.bias", {d}, &L.ln1_b));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "fc1.weight", {ff, d}, &L.fc1));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "fc1.bias", {ff}, &L.fc1_b));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "fc2.weight", {d, ff}, &L.fc2));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "fc2.bias", {d}, &L.fc2_b));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "final_layer_norm.weight", {d}, &L.ln2_w));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "final_layer_norm.bias", {d}, &L.ln2_b));
+    }
+    return Status::ok();
+  }
+
+ public:
+  Status forward_hidden(ThreadPool* pool, const TokenBatch& batch, const Perturbation& p, KVCache* cache,
+                        std::vector<float>* hidden) override {
+    const ModelConfig& c = config_;
+    POCKETLLM_RETURN_IF_ERROR(batch.validate(c.vocab_size));
+    const size_t B = batch.batch, T = batch.seq_len, M = B * T, d = c.hidden_size, ff = c.intermediate_size;
+    const size_t e = head_input_dim(), nh = c.num_heads, hd = c.head_dim;
+    size_t past = 0;
+    if (cache) {
+      past = static_cast<size_t>(cache->length);
+      if (past + T > static_cast<size_t>(cache->capacity)) return out_of_range("KV cache is full");
+    }
+    if (past + T > static_cast<size_t>(c.max_position_embeddings))
+      return out_of_range("sequence of " + std::to_string(past + T) + " tokens exceeds the " +
+                          std::to_string(c.max_position_embeddings) + " learned positions");
+    x_.resize(M * d);
+    xn_.resize(M * std::max(d, e));
+    q_.resize(M * d);
+    k_.resize(M * d);
+    v_.resize(M * d);
+    attn_.resize(M * d);
+    h_.resize(M * ff);
+    tmp_.resize(M * std::max(d, e));
+    key_len_.resize(B);
+    for (size_t b = 0; b < B; ++b) key_len_[b] = static_cast<int32_t>(cache ? past + T : batch.lengths[b]);
+    // Token embeddings (width e), projected in when e != d, plus positions (offset 2).
+    for (size_t r = 0; r < M; ++r) {
+      const float* row = weight_rows(*embed_, static_cast<size_t>(batch.tokens[r]), 1, p, tmp_.data());
+      std::copy_n(row, e, &xn_[r * e]);
+    }
+    if (project_in_) linear(pool, xn_.data(), M, e, *project_in_, nullptr, p, x_.data());
+    else std::copy_n(xn_.data(), M * d, x_.data());
+    for (size_t r = 0; r < M; ++r) {
+      const float* pe = weight_rows(*pos_, past + r % T + c.position_offset, 1, p, tmp_.data());
+      for (size_t i = 0; i < d; ++i) x_[r * d + i] += pe[i];
+    }
+    // OPT scales q by hd^-0.5 before QK^T; attention() applies the same scale to the scores.
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const Layer& L = layers_[l];
+      const float* attn_in = x_.data();
+      if (c.do_layer_norm_before) {
+        layer_norm(pool, x_.data(), M, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());
+        attn_in = xn_.data();
+      }
+      linear(pool, attn_in, M, d, *L.q, L.qb, p, q_.data());
+      float* kd = k_.data();
+      float* vd = v_.data();
+      linear(pool, attn_in, M, d, *L.k, L.kb, p, kd);
+      linear(pool, attn_in, M, d, *L.v, L.vb, p, vd);
+      AttentionShape s;
+      s.batch = B;
+      s.tq = T;
+      s.heads = nh;
+      s.kv_heads = nh;
+      s.head_dim = hd;
+      s.causal = true;
+      if (cache) {
+        const size_t cap = cache->capacity;
+        for (size_t b = 0; b < B; ++b)
+          for (size_t t = 0; t < T; ++t) {
+            std::copy_n(&kd[(b * T + t) * d], d, &cache->k[l][(b * cap + past + t) * d]);
+            std::copy_n(&vd[(b * T + t) * d], d, &cache->v[l][(b * cap + past + t) * d]);
+          }
+        s.tk = cap;
+        s.past = past;
+        attention(pool, s, q_.data(), cache->k[l].data(), cache->v[l].data(), key_len_.data(), attn_.data());
+      } else {
+        s.tk = T;
+        attention(pool, s, q_.data(), kd, vd, key_len_.data(), attn_.data());
+      }
+      linear(pool, attn_.data(), M, d, *L.o, L.ob, p, tmp_.data());
+      for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
+      if (!c.do_layer_norm_before) {
+        layer_norm(pool, x_.data(), M, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());
+        std::copy_n(xn_.data(), M * d, x_.data());
+      }
+      const float* mlp_in = x_.data();
+      if (c.do_layer_norm_before) {
+        layer_norm(pool, x_.data(), M, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
+        mlp_in = xn_.data();
+      }
+      linear(pool, mlp_in, M, d, *L.fc1, L.fc1_b, p, h_.data());
+      relu(pool, h_.data(), M * ff);
+      linear(pool, h_.data(), M, ff, *L.fc2, L.fc2_b, p, tmp_.data());
+      for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
+      if (!c.do_layer_norm_before) {
+        layer_norm(pool, x_.data(), M, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
+        std::copy_n(xn_.data(), M * d, x_.data());
+      }
+    }
+    if (cache) cache->length = static_cast<int>(past + T);
+    const float* out = x_.data();
+    if (final_w_) {
+      layer_norm(pool, x_.data(), M, d, *final_w_, final_b_, c.norm_eps, p, xn_.data());
+      out = xn_.data();
+    }
+    hidden->resize(M * e);
+    if (project_out_) linear(pool, out, M, d, *project_out_, nullptr, p, hidden->data());
+    else std::copy_n(out, M * d, hidden->data());
+    return Status::ok();
+  }
+
+ protected:
+  const Weight& head_weight() const override { return *head_; }
+  size_t head_input_dim() const override {
+    return static_cast<size_t>(config_.word_embed_proj_dim > 0 ? config_.word_embed_proj_dim : config_.hidden_size);
+  }
+
+ private:
+  struct Layer {
+    const Weight *q, *qb, *k, *kb, *v, *vb, *o, *ob, *ln1_w, *ln1_b, *fc1, *fc1_b, *fc2, *fc2_b, *ln2_w, *ln2_b;
+  };
+  const Weight *embed_ = nullptr, *pos_ = nullptr, *project_in_ = nullptr, *project_out_ = nullptr;
+  const Weight *final_w_ = nullptr, *final_b_ = nullptr, *head_ = nullptr;
+  std::vector<Layer> layers_;
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, h_, tmp_;
+  std::vector<int32_t> key_len_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<LanguageModel>> create_opt(ModelConfig config, WeightStore weights) {
+  auto m = std::make_unique<OptModel>();
+  POCKETLLM_RETURN_IF_ERROR(m->init(std::move(config), std::move(weights)));
+  return std::unique_ptr<LanguageModel>(std::move(m));
+}
+
+}  // namespace pocketllm

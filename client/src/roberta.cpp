@@ -1,0 +1,141 @@
+#include <algorithm>
+#include <cmath>
+
+#include "pocketllm/client/architectures.h"
+#include "pocketllm/client/kernels.h"
+
+namespace pocketllm {
+namespace {
+
+class RobertaModel : public TransformerModel {
+ public:
+  bool is_causal() const override { return false; }
+
+  Status init(ModelConfig config, WeightStore weights) {
+    config_ = std::move(config);
+    weights_ = std::move(weights);
+    return bind();
+  }
+
+ private:
+  Status bind() {
+    const ModelConfig& c = config_;
+    const int64_t d = c.hidden_size, ff = c.intermediate_size, V = c.vocab_size;
+    const int64_t P = c.max_position_embeddings;
+    POCKETLLM_RETURN_IF_ERROR(require("roberta.embeddings.word_embeddings.weight", {V, d}, &word_));
+    POCKETLLM_RETURN_IF_ERROR(require("roberta.embeddings.position_embeddings.weight", {P, d}, &pos_));
+    POCKETLLM_RETURN_IF_ERROR(require("roberta.embeddings.token_type_embeddings.weight", {c.type_vocab_size, d}, &type_));
+    POCKETLLM_RETURN_IF_ERROR(require("roberta.embeddings.LayerNorm.weight", {d}, &emb_ln_w_));
+    POCKETLLM_RETURN_IF_ERROR(require("roberta.embeddings.LayerNorm.bias", {d}, &emb_ln_b_));
+    POCKETLLM_RETURN_IF_ERROR(require("lm_head.dense.weight", {d, d}, &head_dense_));
+    POCKETLLM_RETURN_IF_ERROR(require("lm_head.dense.bias", {d}, &head_dense_b_));
+    POCKETLLM_RETURN_IF_ERROR(require("lm_head.layer_norm.weight", {d}, &head_ln_w_));
+    POCKETLLM_RETURN_IF_ERROR(require("lm_head.layer_norm.bias", {d}, &head_ln_b_));
+    POCKETLLM_RETURN_IF_ERROR(require("lm_head.bias", {V}, &head_bias_));
+    layers_.resize(static_cast<size_t>(c.num_layers));
+    for (int l = 0; l < c.num_layers; ++l) {
+      const std::string p = "roberta.encoder.layer." + std::to_string(l) + ".";
+      Layer& L = layers_[l];
+      for (auto [name, w, b, rows, cols] :
+           {std::make_tuple("attention.self.query", &L.q, &L.qb, d, d), std::make_tuple("attention.self.key", &L.k, &L.kb, d, d),
+            std::make_tuple("attention.self.value", &L.v, &L.vb, d, d),
+            std::make_tuple("attention.output.dense", &L.o, &L.ob, d, d),
+            std::make_tuple("intermediate.dense", &L.fc1, &L.fc1_b, ff, d), std::make_tuple("output.dense", &L.fc2, &L.fc2_b, d, ff)}) {
+        POCKETLLM_RETURN_IF_ERROR(require(p + name + ".weight", {rows, cols}, w));
+        POCKETLLM_RETURN_IF_ERROR(require(p + name + ".bias", {rows}, b));
+      }
+      POCKETLLM_RETURN_IF_ERROR(require(p + "attention.output.LayerNorm.weight", {d}, &L.ln1_w));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "attention.output.LayerNorm.bias", {d}, &L.ln1_b));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "output.LayerNorm.weight", {d}, &L.ln2_w));
+      POCKETLLM_RETURN_IF_ERROR(require(p + "output.LayerNorm.bias", {d}, &L.ln2_b));
+    }
+    return Status::ok();
+  }
+
+ public:
+  Status forward_hidden(ThreadPool* pool, const TokenBatch& batch, const Perturbation& p, KVCache* cache,
+                        std::vector<float>* hidden) override {
+    const ModelConfig& c = config_;
+    if (cache) return unsupported("RoBERTa is an encoder: no incremental decoding");
+    POCKETLLM_RETURN_IF_ERROR(batch.validate(c.vocab_size));
+    const size_t B = batch.batch, T = batch.seq_len, M = B * T, d = c.hidden_size, ff = c.intermediate_size;
+    if (T + c.position_offset > static_cast<size_t>(c.max_position_embeddings))
+      return out_of_range("sequence of " + std::to_string(T) + " tokens exceeds RoBERTa's " +
+                          std::to_string(c.max_position_embeddings - c.position_offset) + " positions");
+    x_.resize(M * d);
+    xn_.resize(M * d);
+    q_.resize(M * d);
+    k_.resize(M * d);
+    v_.resize(M * d);
+    attn_.resize(M * d);
+    h_.resize(M * ff);
+    tmp_.resize(M * d);
+    key_len_.assign(batch.lengths.begin(), batch.lengths.end());
+    std::vector<float> prow(d), trow(d);
+    const float* type0 = weight_rows(*type_, 0, 1, p, trow.data());
+    for (size_t r = 0; r < M; ++r) {
+      // Padding positions keep padding_idx; real tokens count from padding_idx + 1 (right padding).
+      const size_t t = r % T;
+      const bool real = static_cast<int>(t) < batch.lengths[r / T];
+      const size_t position = real ? t + c.position_offset : c.position_offset - 1;
+      const float* e = weight_rows(*word_, static_cast<size_t>(batch.tokens[r]), 1, p, tmp_.data());
+      const float* pe = weight_rows(*pos_, position, 1, p, prow.data());
+      for (size_t i = 0; i < d; ++i) xn_[r * d + i] = e[i] + pe[i] + type0[i];
+    }
+    layer_norm(pool, xn_.data(), M, d, *emb_ln_w_, emb_ln_b_, c.norm_eps, p, x_.data());
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const Layer& L = layers_[l];
+      linear(pool, x_.data(), M, d, *L.q, L.qb, p, q_.data());
+      linear(pool, x_.data(), M, d, *L.k, L.kb, p, k_.data());
+      linear(pool, x_.data(), M, d, *L.v, L.vb, p, v_.data());
+      AttentionShape s;
+      s.batch = B;
+      s.tq = T;
+      s.tk = T;
+      s.heads = c.num_heads;
+      s.kv_heads = c.num_heads;
+      s.head_dim = c.head_dim;
+      s.causal = false;
+      attention(pool, s, q_.data(), k_.data(), v_.data(), key_len_.data(), attn_.data());
+      linear(pool, attn_.data(), M, d, *L.o, L.ob, p, tmp_.data());
+      for (size_t i = 0; i < M * d; ++i) tmp_[i] += x_[i];
+      layer_norm(pool, tmp_.data(), M, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, x_.data());
+      linear(pool, x_.data(), M, d, *L.fc1, L.fc1_b, p, h_.data());
+      gelu_erf(pool, h_.data(), M * ff);
+      linear(pool, h_.data(), M, ff, *L.fc2, L.fc2_b, p, tmp_.data());
+      for (size_t i = 0; i < M * d; ++i) tmp_[i] += x_[i];
+      layer_norm(pool, tmp_.data(), M, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, x_.data());
+    }
+    // Masked-LM head transform: dense, GELU, LayerNorm; the decoder is the tied embedding + bias.
+    linear(pool, x_.data(), M, d, *head_dense_, head_dense_b_, p, tmp_.data());
+    gelu_erf(pool, tmp_.data(), M * d);
+    hidden->resize(M * d);
+    layer_norm(pool, tmp_.data(), M, d, *head_ln_w_, head_ln_b_, c.norm_eps, p, hidden->data());
+    return Status::ok();
+  }
+
+ protected:
+  const Weight& head_weight() const override { return *word_; }
+  const Weight* head_bias() const override { return head_bias_; }
+
+ private:
+  struct Layer {
+    const Weight *q, *qb, *k, *kb, *v, *vb, *o, *ob, *ln1_w, *ln1_b, *fc1, *fc1_b, *fc2, *fc2_b, *ln2_w, *ln2_b;
+  };
+  const Weight *word_ = nullptr, *pos_ = nullptr, *type_ = nullptr, *emb_ln_w_ = nullptr, *emb_ln_b_ = nullptr;
+  const Weight *head_dense_ = nullptr, *head_dense_b_ = nullptr, *head_ln_w_ = nullptr, *head_ln_b_ = nullptr,
+               *head_bias_ = nullptr;
+  std::vector<Layer> layers_;
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, h_, tmp_;
+  std::vector<int32_t> key_len_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<LanguageModel>> create_roberta(ModelConfig config, WeightStore weights) {
+  auto m = std::make_unique<RobertaModel>();
+  POCKETLLM_RETURN_IF_ERROR(m->init(std::move(config), std::move(weights)));
+  return std::unique_ptr<LanguageModel>(std::move(m));
+}
+
+}  // namespace pocketllm

@@ -1,0 +1,112 @@
+// OPT, GPT-2 and RoBERTa against logits PyTorch computes from each architecture's equations
+// (tests/fixtures/make_arch_fixtures.py), with padding; plus cache and perturbation invariants.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "../test_paths.h"
+#include "pocketllm/client/loader.h"
+#include "pocketllm/common/tensor_ops.h"
+
+using namespace pocketllm;
+
+namespace {
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return nlohmann::json::parse(ss.str());
+}
+
+std::vector<float> logits_of(LanguageModel& m, const TokenBatch& b, const Perturbation& p = {}) {
+  std::vector<float> hidden, out;
+  REQUIRE(m.forward_hidden(nullptr, b, p, nullptr, &hidden).is_ok());
+  std::vector<int> rows(b.tokens.size());
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int>(i);
+  m.logits(nullptr, hidden.data(), rows, p, &out);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("OPT, GPT-2 and RoBERTa logits match the PyTorch reference, padding included", "[client][arch]") {
+  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "roberta"}) {
+    INFO("architecture fixture " << name);
+    const std::string dir = test::fixtures_dir() + "/arch/" + name;
+    auto loaded = load_model(dir);
+    REQUIRE(loaded.is_ok());
+    const auto expected = read_json(dir + "/expected.json");
+    const auto seqs = expected["sequences"].get<std::vector<std::vector<int32_t>>>();
+    const TokenBatch batch = TokenBatch::from_sequences(seqs, 1);
+    auto logits = logits_of(*loaded->model, batch);
+    const size_t V = static_cast<size_t>(loaded->model->config().vocab_size);
+    double worst = 0;
+    for (size_t b = 0; b < seqs.size(); ++b)
+      for (size_t t = 0; t < seqs[b].size(); ++t)
+        for (size_t j = 0; j < V; ++j) {
+          const double want = expected["logits"][b][t][j];
+          const double got = logits[(b * batch.seq_len + t) * V + j];
+          worst = std::max(worst, std::fabs(got - want) / std::max(1.0, std::fabs(want)));
+        }
+    INFO("worst relative error " << worst);
+    CHECK(worst < 1e-4);
+  }
+}
+
+TEST_CASE("GPT-2 and OPT decode with a KV cache exactly like the full forward", "[client][arch]") {
+  for (const std::string name : {"opt", "opt_postln_proj", "gpt2"}) {
+    INFO(name);
+    auto loaded = load_model(test::fixtures_dir() + "/arch/" + name);
+    REQUIRE(loaded.is_ok());
+    LanguageModel& m = *loaded->model;
+    const std::vector<int32_t> seq = {2, 11, 23, 5, 9, 17, 3};
+    auto full = logits_of(m, TokenBatch::from_sequences({seq}));
+    KVCache cache = m.make_cache(1, 16);
+    std::vector<float> hidden, step;
+    const size_t V = static_cast<size_t>(m.config().vocab_size);
+    REQUIRE(m.forward_hidden(nullptr, TokenBatch::from_sequences({{seq.begin(), seq.begin() + 2}}), {}, &cache, &hidden).is_ok());
+    for (size_t t = 2; t < seq.size(); ++t) {
+      REQUIRE(m.forward_hidden(nullptr, TokenBatch::from_sequences({{seq[t]}}), {}, &cache, &hidden).is_ok());
+      m.logits(nullptr, hidden.data(), {0}, {}, &step);
+      for (size_t j = 0; j < V; ++j) REQUIRE(step[j] == Approx(full[t * V + j]).margin(1e-5));
+    }
+  }
+}
+
+TEST_CASE("perturbed forwards equal forwards on perturbed weights for every architecture", "[client][arch][zo]") {
+  for (const std::string name : {"opt_postln_proj", "gpt2", "roberta"}) {
+    INFO(name);
+    const std::string dir = test::fixtures_dir() + "/arch/" + name;
+    auto a = load_model(dir), b = load_model(dir);
+    REQUIRE(a.is_ok());
+    REQUIRE(b.is_ok());
+    REQUIRE(a->model->weights().make_trainable(NamePatterns("*")).is_ok());
+    REQUIRE(b->model->weights().make_trainable(NamePatterns("*")).is_ok());
+    const Perturbation p{true, Distribution::kRademacher, 0x77, 1e-3f};
+    for (auto& t : b->model->weights().trainable_tensors())
+      perturb_tensor(nullptr, p.dist, p.seed, tensor_tag(t.name), p.scale, t.data, t.numel);
+    const TokenBatch batch = TokenBatch::from_sequences({{2, 11, 23, 5}, {2, 40}}, 1);
+    auto x = logits_of(*a->model, batch, p), y = logits_of(*b->model, batch);
+    CHECK(std::memcmp(x.data(), y.data(), x.size() * 4) == 0);
+  }
+}
+
+TEST_CASE("the tiny random Hugging Face GPT-2 in shared/fixtures loads and runs", "[client][arch]") {
+  const std::string dir = test::shared_dir() + "/fixtures/fake_gpt2_random";
+  if (!test::path_exists(dir + "/model.safetensors")) {
+    WARN("skipped: " << dir << " not found");
+    return;
+  }
+  auto loaded = load_model(dir);
+  REQUIRE(loaded.is_ok());
+  CHECK(loaded->model->config().arch == Architecture::kGpt2);
+  auto logits = logits_of(*loaded->model, TokenBatch::from_sequences({{15496, 995}}));
+  CHECK(logits.size() == 2u * 50257u);
+  size_t finite = 0;
+  for (float v : logits) finite += std::isfinite(v);
+  CHECK(finite == logits.size());
+}
