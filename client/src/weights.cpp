@@ -12,12 +12,13 @@ size_t Weight::numel() const {
   return n;
 }
 
-Weight& WeightStore::add_view(std::string name, std::vector<int64_t> shape, DType dtype, const void* data) {
+Weight& WeightStore::add_view(std::string name, std::vector<int64_t> shape, DType dtype, const void* data, bool writable) {
   auto w = std::make_unique<Weight>();
   w->name = std::move(name);
   w->shape = std::move(shape);
   w->dtype = dtype;
   w->data = data;
+  w->writable = writable;
   w->tag = tensor_tag(w->name);
   Weight& ref = *w;
   by_name_[ref.name] = &ref;
@@ -28,7 +29,7 @@ Weight& WeightStore::add_view(std::string name, std::vector<int64_t> shape, DTyp
 Weight& WeightStore::add_owned_f32(std::string name, std::vector<int64_t> shape, std::vector<float> values) {
   std::unique_ptr<float[]> buf(new float[values.size()]);
   std::memcpy(buf.get(), values.data(), values.size() * sizeof(float));
-  Weight& w = add_view(std::move(name), std::move(shape), DType::kF32, buf.get());
+  Weight& w = add_view(std::move(name), std::move(shape), DType::kF32, buf.get(), true);
   owned_.push_back(std::move(buf));
   return w;
 }
@@ -67,6 +68,11 @@ Result<size_t> WeightStore::make_trainable(const NamePatterns& patterns) {
     ++selected;
     if (w->trainable) continue;
     const size_t n = w->numel();
+    if (w->dtype == DType::kF32 && w->writable && reinterpret_cast<uintptr_t>(w->data) % alignof(float) == 0) {
+      w->mutable_f32 = static_cast<float*>(const_cast<void*>(w->data));
+      w->trainable = true;
+      continue;
+    }
     std::unique_ptr<float[]> buf(new float[n]);
     convert_to_f32(w->dtype, w->data, n, buf.get());
     w->data = buf.get();
