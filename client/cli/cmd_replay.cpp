@@ -12,6 +12,10 @@
 #include "pocketllm/common/name_pattern.h"
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/update_log.h"
+#include "pocketllm/client/loader.h"
+#include "pocketllm/client/run_dir.h"
+
+#include <sys/stat.h>
 
 namespace pocketllm::cli {
 namespace {
@@ -19,15 +23,26 @@ namespace {
 constexpr const char* kHelp =
     "usage: pocketllm replay --base IN.safetensors --log LOG --out OUT.safetensors\n"
     "                        [--tensors PATTERNS] [--dist rademacher|gaussian] [--threads N]\n"
+    "       pocketllm replay --model MODEL --log LOG --out DIR [--tensors PATTERNS] [--dist D]\n"
     "\n"
-    "Applies every entry of LOG (JSON or binary update log, docs/update-log.md) in order to the\n"
-    "selected tensors of IN and writes OUT atomically. Selected tensors are written as F32.\n"
+    "Applies every entry of LOG in order to the selected tensors. LOG is a JSON or binary update log\n"
+    "(docs/update-log.md) or a run directory (its log.jsonl; its spec gives --tensors and --dist).\n"
+    "With --base, the tensors of one safetensors file are updated and written to OUT (selected tensors\n"
+    "as F32). With --model (any format pocketllm loads), the model is written to DIR as a Hugging Face\n"
+    "directory.\n"
     "\n"
     "  --tensors P   comma-separated name patterns with * and ? (default: all F32/F16/BF16 tensors)\n"
     "  --dist D      distribution the log was made with (default rademacher)\n"
     "  --threads N   worker threads (default: all cores)\n";
 
-Result<UpdateLog> load_log(const std::string& path) {
+Result<UpdateLog> load_log(const std::string& path, RunSpec* spec) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    auto run = RunDir::open(path);
+    if (!run) return run.status();
+    *spec = run->spec();
+    return run->update_log();
+  }
   auto bytes = read_file(path, size_t{1} << 32);
   if (!bytes) return bytes.status();
   const std::string& b = bytes.value();
@@ -39,7 +54,7 @@ Result<UpdateLog> load_log(const std::string& path) {
 }  // namespace
 
 int cmd_replay(const std::vector<std::string>& argv) {
-  Args args({"base", "log", "out", "tensors", "dist", "threads"}, {"help"});
+  Args args({"base", "model", "log", "out", "tensors", "dist", "threads"}, {"help"});
   if (Status s = args.parse(argv); !s) {
     std::fprintf(stderr, "pocketllm replay: %s\n\n%s", s.message().c_str(), kHelp);
     return 2;
@@ -48,7 +63,11 @@ int cmd_replay(const std::vector<std::string>& argv) {
     std::fputs(kHelp, stdout);
     return 0;
   }
-  for (const char* required : {"base", "log", "out"}) {
+  if (args.has("base") == args.has("model")) {
+    std::fprintf(stderr, "pocketllm replay: give exactly one of --base and --model\n\n%s", kHelp);
+    return 2;
+  }
+  for (const char* required : {"log", "out"}) {
     if (!args.has(required)) {
       std::fprintf(stderr, "pocketllm replay: --%s is required\n\n%s", required, kHelp);
       return 2;
@@ -64,19 +83,48 @@ int cmd_replay(const std::vector<std::string>& argv) {
     std::fprintf(stderr, "pocketllm replay: --threads must be an integer from 0 to 1024\n");
     return 2;
   }
-  const NamePatterns patterns(args.get("tensors", "*"));
+  RunSpec run_spec;
+  run_spec.trainable = "";
+  auto log = load_log(args.get("log"), &run_spec);
+  if (!log) {
+    std::fprintf(stderr, "pocketllm replay: %s\n", log.status().message().c_str());
+    return 1;
+  }
+  if (!run_spec.trainable.empty() && !args.has("dist")) dist = run_spec.train.dist;
+  const std::string pattern_text = args.get("tensors", run_spec.trainable.empty() ? "*" : run_spec.trainable);
+  const NamePatterns patterns(pattern_text);
+  ThreadPool pool(static_cast<int>(threads.value()));
+
+  if (args.has("model")) {
+    auto loaded = load_model(args.get("model"));
+    if (!loaded) {
+      std::fprintf(stderr, "pocketllm replay: %s\n", loaded.status().message().c_str());
+      return 1;
+    }
+    if (!run_spec.model_id.empty() && loaded->model->weights().compute_model_id() != run_spec.model_id) {
+      std::fprintf(stderr, "pocketllm replay: %s is not the base model of this run\n", args.get("model").c_str());
+      return 1;
+    }
+    auto selected = loaded->model->weights().make_trainable(patterns);
+    if (!selected) {
+      std::fprintf(stderr, "pocketllm replay: %s\n", selected.status().message().c_str());
+      return 1;
+    }
+    auto tensors = loaded->model->weights().trainable_tensors();
+    replay_log(&pool, dist, log.value(), tensors);
+    if (Status s = export_hf_directory(loaded.value(), args.get("out")); !s) {
+      std::fprintf(stderr, "pocketllm replay: %s\n", s.message().c_str());
+      return 1;
+    }
+    std::printf("replayed %zu entries onto %zu tensors; wrote %s\n", log->size(), tensors.size(), args.get("out").c_str());
+    return 0;
+  }
 
   auto base = SafetensorsFile::open(args.get("base"));
   if (!base) {
     std::fprintf(stderr, "pocketllm replay: %s\n", base.status().message().c_str());
     return 1;
   }
-  auto log = load_log(args.get("log"));
-  if (!log) {
-    std::fprintf(stderr, "pocketllm replay: %s\n", log.status().message().c_str());
-    return 1;
-  }
-
   // Selected float tensors get an F32 working copy; the rest are written straight from the map.
   std::vector<std::vector<float>> updated;
   std::vector<NamedTensor> targets;
@@ -97,10 +145,9 @@ int cmd_replay(const std::vector<std::string>& argv) {
   }
   if (targets.empty()) {
     std::fprintf(stderr, "pocketllm replay: no float tensor in %s matches --tensors '%s'\n", args.get("base").c_str(),
-                 args.get("tensors", "*").c_str());
+                 pattern_text.c_str());
     return 1;
   }
-  ThreadPool pool(static_cast<int>(threads.value()));
   const auto t0 = std::chrono::steady_clock::now();
   replay_log(&pool, dist, log.value(), targets);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

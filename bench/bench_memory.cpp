@@ -1,0 +1,237 @@
+// The PocketLLM memory table: peak RSS of inference and of one ZO training step for the paper's
+// models at their real sizes (random weights; memory does not depend on the values).
+//
+//   bench_memory write --arch opt-1.3b|roberta-large|gpt2|opt-125m --dtype f32|bf16 --out DIR
+//   bench_memory run --model DIR --mode infer|train --batch B --seq T [--threads N]
+// `run` prints one JSON line with the forward/step time and ru_maxrss; run each mode as its own process.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "pocketllm/client/loader.h"
+#include "pocketllm/client/trainer.h"
+#include "pocketllm/common/safetensors.h"
+#include "pocketllm/common/update_log.h"
+
+using namespace pocketllm;
+using nlohmann::json;
+
+namespace {
+
+struct Spec {
+  json config;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> tensors;
+};
+
+Spec make_spec(const std::string& arch) {
+  Spec s;
+  auto add = [&](std::string n, std::vector<int64_t> shape) { s.tensors.emplace_back(std::move(n), std::move(shape)); };
+  if (arch == "opt-1.3b" || arch == "opt-125m") {
+    const bool big = arch == "opt-1.3b";
+    const int64_t d = big ? 2048 : 768, ff = 4 * d, L = big ? 24 : 12, V = 50272, P = 2048;
+    s.config = {{"architectures", {"OPTForCausalLM"}}, {"model_type", "opt"}, {"vocab_size", V}, {"hidden_size", d},
+                {"ffn_dim", ff}, {"num_hidden_layers", L}, {"num_attention_heads", big ? 32 : 12},
+                {"max_position_embeddings", P}, {"word_embed_proj_dim", d}, {"do_layer_norm_before", true},
+                {"activation_function", "relu"}, {"pad_token_id", 1}, {"bos_token_id", 2}, {"eos_token_id", 2}};
+    add("model.decoder.embed_tokens.weight", {V, d});
+    add("model.decoder.embed_positions.weight", {P + 2, d});
+    add("model.decoder.final_layer_norm.weight", {d});
+    add("model.decoder.final_layer_norm.bias", {d});
+    for (int64_t l = 0; l < L; ++l) {
+      const std::string p = "model.decoder.layers." + std::to_string(l) + ".";
+      for (const char* n : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
+        add(p + "self_attn." + n + ".weight", {d, d});
+        add(p + "self_attn." + n + ".bias", {d});
+      }
+      for (const char* n : {"self_attn_layer_norm", "final_layer_norm"}) {
+        add(p + n + ".weight", {d});
+        add(p + n + ".bias", {d});
+      }
+      add(p + "fc1.weight", {ff, d});
+      add(p + "fc1.bias", {ff});
+      add(p + "fc2.weight", {d, ff});
+      add(p + "fc2.bias", {d});
+    }
+  } else if (arch == "roberta-large") {
+    const int64_t d = 1024, ff = 4096, L = 24, V = 50265, P = 514;
+    s.config = {{"architectures", {"RobertaForMaskedLM"}}, {"model_type", "roberta"}, {"vocab_size", V},
+                {"hidden_size", d}, {"intermediate_size", ff}, {"num_hidden_layers", L}, {"num_attention_heads", 16},
+                {"max_position_embeddings", P}, {"type_vocab_size", 1}, {"layer_norm_eps", 1e-5}, {"hidden_act", "gelu"},
+                {"pad_token_id", 1}};
+    add("roberta.embeddings.word_embeddings.weight", {V, d});
+    add("roberta.embeddings.position_embeddings.weight", {P, d});
+    add("roberta.embeddings.token_type_embeddings.weight", {1, d});
+    add("roberta.embeddings.LayerNorm.weight", {d});
+    add("roberta.embeddings.LayerNorm.bias", {d});
+    for (int64_t l = 0; l < L; ++l) {
+      const std::string p = "roberta.encoder.layer." + std::to_string(l) + ".";
+      for (const char* n : {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"}) {
+        add(p + n + ".weight", {d, d});
+        add(p + n + ".bias", {d});
+      }
+      add(p + "intermediate.dense.weight", {ff, d});
+      add(p + "intermediate.dense.bias", {ff});
+      add(p + "output.dense.weight", {d, ff});
+      add(p + "output.dense.bias", {d});
+      for (const char* n : {"attention.output.LayerNorm", "output.LayerNorm"}) {
+        add(p + n + ".weight", {d});
+        add(p + n + ".bias", {d});
+      }
+    }
+    add("lm_head.dense.weight", {d, d});
+    add("lm_head.dense.bias", {d});
+    add("lm_head.layer_norm.weight", {d});
+    add("lm_head.layer_norm.bias", {d});
+    add("lm_head.bias", {V});
+  } else if (arch == "gpt2") {
+    const int64_t d = 768, L = 12, V = 50257, P = 1024;
+    s.config = {{"architectures", {"GPT2LMHeadModel"}}, {"model_type", "gpt2"}, {"vocab_size", V}, {"n_embd", d},
+                {"n_layer", L}, {"n_head", 12}, {"n_positions", P}, {"activation_function", "gelu_new"},
+                {"layer_norm_epsilon", 1e-5}};
+    add("transformer.wte.weight", {V, d});
+    add("transformer.wpe.weight", {P, d});
+    add("transformer.ln_f.weight", {d});
+    add("transformer.ln_f.bias", {d});
+    for (int64_t l = 0; l < L; ++l) {
+      const std::string p = "transformer.h." + std::to_string(l) + ".";
+      for (const char* n : {"ln_1", "ln_2"}) {
+        add(p + n + ".weight", {d});
+        add(p + n + ".bias", {d});
+      }
+      add(p + "attn.c_attn.weight", {d, 3 * d});
+      add(p + "attn.c_attn.bias", {3 * d});
+      add(p + "attn.c_proj.weight", {d, d});
+      add(p + "attn.c_proj.bias", {d});
+      add(p + "mlp.c_fc.weight", {d, 4 * d});
+      add(p + "mlp.c_fc.bias", {4 * d});
+      add(p + "mlp.c_proj.weight", {4 * d, d});
+      add(p + "mlp.c_proj.bias", {d});
+    }
+  } else {
+    std::fprintf(stderr, "unknown arch %s\n", arch.c_str());
+    std::exit(2);
+  }
+  return s;
+}
+
+long peak_rss_kib() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+int write_model(const std::string& arch, const std::string& dtype, const std::string& out) {
+  Spec s = make_spec(arch);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> n(0.0f, 0.02f);
+  std::vector<std::vector<char>> data;
+  std::vector<TensorToWrite> tensors;
+  const bool bf16 = dtype == "bf16";
+  for (const auto& [name, shape] : s.tensors) {
+    size_t count = 1;
+    for (auto d : shape) count *= static_cast<size_t>(d);
+    const bool norm = name.find("norm") != std::string::npos || name.find("LayerNorm") != std::string::npos;
+    const bool is_weight = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+    data.emplace_back(count * (bf16 ? 2 : 4));
+    for (size_t i = 0; i < count; ++i) {
+      const float v = norm && is_weight ? 1.0f : n(rng);
+      if (bf16) {
+        const uint16_t b = f32_to_bf16(v);
+        std::memcpy(&data.back()[2 * i], &b, 2);
+      } else {
+        std::memcpy(&data.back()[4 * i], &v, 4);
+      }
+    }
+    tensors.push_back({name, bf16 ? DType::kBF16 : DType::kF32, shape, data.back().data()});
+  }
+  std::system(("mkdir -p '" + out + "'").c_str());
+  if (Status st = write_safetensors(out + "/model.safetensors", tensors); !st) {
+    std::fprintf(stderr, "%s\n", st.to_string().c_str());
+    return 1;
+  }
+  std::ofstream(out + "/config.json") << s.config.dump(1);
+  return 0;
+}
+
+int run(const std::string& dir, const std::string& mode, int batch, int seq, int threads) {
+  auto loaded = load_model(dir);
+  if (!loaded) {
+    std::fprintf(stderr, "%s\n", loaded.status().to_string().c_str());
+    return 1;
+  }
+  LanguageModel& m = *loaded->model;
+  const long rss_loaded = peak_rss_kib();
+  ThreadPool pool(threads);
+  std::mt19937 rng(3);
+  const int V = m.config().vocab_size;
+  std::vector<std::vector<int32_t>> seqs(static_cast<size_t>(batch), std::vector<int32_t>(static_cast<size_t>(seq)));
+  for (auto& s : seqs)
+    for (auto& t : s) t = static_cast<int32_t>(3 + rng() % static_cast<uint32_t>(V - 3));
+  const TokenBatch tb = TokenBatch::from_sequences(seqs);
+  std::vector<int32_t> targets(tb.tokens.size());
+  for (auto& t : targets) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(V));
+  std::vector<ChoiceTarget> choice;
+  for (int b = 0; b < batch; ++b) choice.push_back({b, seq / 2, b % 2});
+  auto loss = [&](const Perturbation& p) {
+    auto r = m.is_causal() ? m.token_loss(&pool, tb, targets, p) : m.choice_loss(&pool, tb, choice, {100, 200}, p);
+    if (!r) {
+      std::fprintf(stderr, "%s\n", r.status().to_string().c_str());
+      std::exit(1);
+    }
+    return r->mean();
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  double seconds = 0;
+  if (mode == "infer") {
+    loss(Perturbation{});
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  } else {
+    if (!m.weights().make_trainable(NamePatterns("*"))) return 1;
+    auto tensors = m.weights().trainable_tensors();
+    const uint64_t seed = step_seed(1, 0, 0);
+    const double lp = loss(Perturbation{true, Distribution::kRademacher, seed, 1e-3f});
+    const double lm = loss(Perturbation{true, Distribution::kRademacher, seed, -1e-3f});
+    const UpdateEntry e{seed, static_cast<float>(1e-6 * (lp - lm) / 2e-3)};
+    replay_entries(&pool, Distribution::kRademacher, &e, 1, tensors);
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"batch\":%d,\"seq\":%d,\"threads\":%d,\"params\":%zu,"
+              "\"weight_bytes\":%zu,\"seconds\":%.2f,\"rss_after_load_kib\":%ld,\"peak_rss_kib\":%ld}\n",
+              dir.c_str(), mode.c_str(), batch, seq, threads, m.weights().total_numel(), m.weights().storage_bytes(),
+              seconds, rss_loaded, peak_rss_kib());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: bench_memory write|run ... (see the comment at the top of bench_memory.cpp)\n");
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  std::string arch, dtype = "f32", out, model, mode = "infer";
+  int batch = 16, seq = 128, threads = 2;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    const std::string a = argv[i], v = argv[i + 1];
+    if (a == "--arch") arch = v;
+    else if (a == "--dtype") dtype = v;
+    else if (a == "--out") out = v;
+    else if (a == "--model") model = v;
+    else if (a == "--mode") mode = v;
+    else if (a == "--batch") batch = std::atoi(v.c_str());
+    else if (a == "--seq") seq = std::atoi(v.c_str());
+    else if (a == "--threads") threads = std::atoi(v.c_str());
+  }
+  if (cmd == "write") return write_model(arch, dtype, out);
+  if (cmd == "run") return run(model, mode, batch, seq, threads);
+  return 2;
+}
