@@ -123,10 +123,15 @@ class ClassifyTask : public Task {
     for (size_t b = 0; b < idx.size(); ++b) {
       const Encoded& e = ex_[idx[b]];
       seqs.push_back(e.tokens);
-      targets_.push_back({static_cast<int>(b), static_cast<int>(e.tokens.size()) - 1, e.label});
+      targets_.push_back({static_cast<int>(b), e.loss_start, e.label});
     }
-    batch_ = TokenBatch::from_sequences(seqs);
+    batch_ = TokenBatch::from_sequences(seqs, pad_);
   }
+
+ public:
+  int32_t pad_ = 0;
+
+ private:
   std::vector<Encoded> ex_;
   std::vector<int32_t> cand_;
   TokenBatch batch_;
@@ -217,22 +222,41 @@ Result<std::unique_ptr<Task>> make_task(const Dataset& data, const Tokenizer& to
   if (o.label_words.size() < 2) return invalid_argument("classify: give at least two label words");
   if (o.prompt_template.find("{text}") == std::string::npos)
     return invalid_argument("classify: the template must contain {text}");
-  // Candidate token of each label word: the first token it adds after the prompt.
-  const std::string probe = replace_all(o.prompt_template, "{text}", "x");
-  auto probe_ids = tok.encode(probe, true, false);
-  if (!probe_ids) return probe_ids.status();
+  // Masked LMs (RoBERTa) answer at the <mask> token of the template; causal LMs at the last prompt token.
+  const bool masked = !model.is_causal();
+  const std::string mask_text = "<mask>";
+  if (masked) {
+    if (tok.mask_id() < 0) return invalid_argument("classify: this masked LM's tokenizer has no <mask> token");
+    if (o.prompt_template.find(mask_text) == std::string::npos)
+      return invalid_argument("classify: a masked LM needs <mask> in the template, e.g. \"{text} It was<mask>.\"");
+  }
+  // Candidate token of each label word: the first token it adds after the prompt (causal), or the
+  // first token of the word itself (masked: it fills the <mask> slot).
   std::vector<int32_t> candidates;
-  for (const auto& [label, word] : o.label_words) {
-    auto ids = tok.encode(probe + word, true, false);
-    if (!ids) return ids.status();
-    size_t common = 0;
-    while (common < probe_ids->size() && common < ids->size() && (*probe_ids)[common] == (*ids)[common]) ++common;
-    if (common >= ids->size()) return invalid_argument("classify: label word '" + word + "' adds no token after the prompt");
-    const int32_t id = (*ids)[common];
-    if (std::find(candidates.begin(), candidates.end(), id) != candidates.end())
-      return invalid_argument("classify: label words share their first token (" + std::to_string(id) +
-                              "); choose words that start differently");
-    candidates.push_back(id);
+  if (masked) {
+    for (const auto& [label, word] : o.label_words) {
+      auto ids = tok.encode(word, false, false);
+      if (!ids || ids->empty()) return invalid_argument("classify: label word '" + word + "' has no tokens");
+      if (std::find(candidates.begin(), candidates.end(), (*ids)[0]) != candidates.end())
+        return invalid_argument("classify: label words share their first token; choose words that start differently");
+      candidates.push_back((*ids)[0]);
+    }
+  } else {
+    const std::string probe = replace_all(o.prompt_template, "{text}", "x");
+    auto probe_ids = tok.encode(probe, true, false);
+    if (!probe_ids) return probe_ids.status();
+    for (const auto& [label, word] : o.label_words) {
+      auto ids = tok.encode(probe + word, true, false);
+      if (!ids) return ids.status();
+      size_t common = 0;
+      while (common < probe_ids->size() && common < ids->size() && (*probe_ids)[common] == (*ids)[common]) ++common;
+      if (common >= ids->size()) return invalid_argument("classify: label word '" + word + "' adds no token after the prompt");
+      const int32_t id = (*ids)[common];
+      if (std::find(candidates.begin(), candidates.end(), id) != candidates.end())
+        return invalid_argument("classify: label words share their first token (" + std::to_string(id) +
+                                "); choose words that start differently");
+      candidates.push_back(id);
+    }
   }
   for (const auto& e : data.examples) {
     const std::string where = data.path + ":" + std::to_string(e.line);
@@ -241,11 +265,26 @@ Result<std::unique_ptr<Task>> make_task(const Dataset& data, const Tokenizer& to
       if (o.label_words[i].first == e.label) label = static_cast<int>(i);
     if (label < 0) return invalid_argument(where + ": unknown label '" + e.label + "' (the label words cover " +
                                            std::to_string(o.label_words.size()) + " labels)");
-    auto ids = tok.encode(replace_all(o.prompt_template, "{text}", e.text), true, false);
+    auto ids = tok.encode(replace_all(o.prompt_template, "{text}", e.text), true, masked);
     if (!ids) return Status(ids.status().code(), where + ": " + ids.status().message());
     Encoded enc;
     enc.tokens = ids.value();
     enc.label = label;
+    if (masked) {
+      auto at = std::find(enc.tokens.begin(), enc.tokens.end(), tok.mask_id());
+      if (at == enc.tokens.end()) return invalid_argument(where + ": the prompt lost its <mask> token");
+      enc.loss_start = static_cast<int>(at - enc.tokens.begin());  // the answer position
+      if (static_cast<int>(enc.tokens.size()) > limit) {
+        if (!o.truncate || enc.loss_start >= limit) {
+          ++skipped;
+          continue;
+        }
+        enc.tokens.resize(static_cast<size_t>(limit));
+        ++truncated;
+      }
+      ex.push_back(std::move(enc));
+      continue;
+    }
     if (static_cast<int>(enc.tokens.size()) > limit) {
       if (!o.truncate) {
         ++skipped;
@@ -257,10 +296,12 @@ Result<std::unique_ptr<Task>> make_task(const Dataset& data, const Tokenizer& to
       enc.tokens = std::move(cut);
       ++truncated;
     }
+    enc.loss_start = static_cast<int>(enc.tokens.size()) - 1;  // the answer position: the last prompt token
     ex.push_back(std::move(enc));
   }
   if (ex.empty()) return invalid_argument(data.path + ": no usable examples");
   auto t = std::make_unique<ClassifyTask>(std::move(ex), std::move(candidates));
+  t->pad_ = tok.pad_id() >= 0 ? tok.pad_id() : 0;
   t->truncated = truncated;
   t->skipped = skipped;
   return std::unique_ptr<Task>(std::move(t));

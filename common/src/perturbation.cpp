@@ -31,7 +31,18 @@ struct PhiloxBatch {
   uint32_t w[4][kBatch];
 };
 
-void philox_batch(uint64_t first_block, uint64_t tag, PhiloxKey key, PhiloxBatch* out) {
+void philox_batch(uint64_t first_block, uint64_t tag, PhiloxKey key, PhiloxBatch* out, size_t n = kBatch) {
+  // Only the first n blocks are needed; short ranges (a row segment of a weight tile) need one or two.
+  if (n < kBatch) {
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t b = first_block + i;
+      const PhiloxBlock x = philox4x32_10({static_cast<uint32_t>(b), static_cast<uint32_t>(b >> 32),
+                                           static_cast<uint32_t>(tag), static_cast<uint32_t>(tag >> 32)},
+                                          key);
+      for (int w = 0; w < 4; ++w) out->w[w][i] = x[w];
+    }
+    return;
+  }
   uint32_t c0[kBatch], c1[kBatch], c2[kBatch], c3[kBatch];
   for (size_t i = 0; i < kBatch; ++i) {
     const uint64_t b = first_block + i;
@@ -75,8 +86,8 @@ inline void for_each_rademacher_sign(uint64_t seed, uint64_t tag, uint64_t start
   const uint64_t last_block = (end - 1) / kRademacherBlock;
   PhiloxBatch batch;
   for (uint64_t b0 = first_block; b0 <= last_block; b0 += kBatch) {
-    philox_batch(b0, tag, key, &batch);
     const uint64_t nb = std::min<uint64_t>(kBatch, last_block - b0 + 1);
+    philox_batch(b0, tag, key, &batch, static_cast<size_t>(nb));
     for (uint64_t i = 0; i < nb; ++i) {
       const uint64_t block_start = (b0 + i) * kRademacherBlock;
       const uint64_t lo = std::max(start, block_start);
