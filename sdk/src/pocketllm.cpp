@@ -1,0 +1,231 @@
+// The C ABI over the client library. Every entry point catches everything: no exception crosses.
+#include "pocketllm/pocketllm.h"
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "pocketllm/client/finetune.h"
+#include "pocketllm/client/generate.h"
+#include "pocketllm/client/loader.h"
+#include "pocketllm/common/file_util.h"
+#include "pocketllm/common/perturbation.h"
+#include "pocketllm/common/update_log.h"
+
+struct pllm_model {
+  pocketllm::LoadedModel loaded;
+  std::unique_ptr<pocketllm::ThreadPool> pool;
+};
+
+namespace {
+
+thread_local std::string g_last_error;
+
+pllm_status to_status(pocketllm::StatusCode c) {
+  return static_cast<pllm_status>(static_cast<int>(c));
+}
+
+pllm_status fail(const pocketllm::Status& s) {
+  g_last_error = s.message();
+  return to_status(s.code());
+}
+
+pllm_status fail(pllm_status code, const std::string& message) {
+  g_last_error = message;
+  return code;
+}
+
+char* dup_string(const std::string& s) {
+  char* out = static_cast<char*>(std::malloc(s.size() + 1));
+  if (out) std::memcpy(out, s.c_str(), s.size() + 1);
+  return out;
+}
+
+template <class Fn>
+pllm_status guarded(Fn&& fn) {
+  try {
+    g_last_error.clear();
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return fail(PLLM_ERR_MEMORY_BUDGET, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(PLLM_ERR_INTERNAL, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return fail(PLLM_ERR_INTERNAL, "internal error");
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* pllm_version(void) { return "0.1.0"; }
+int32_t pllm_perturbation_spec_version(void) { return pocketllm::kPerturbationSpecVersion; }
+const char* pllm_last_error(void) { return g_last_error.c_str(); }
+void pllm_free_string(char* s) { std::free(s); }
+
+pllm_status pllm_generate_z(uint64_t seed, const char* tensor_name, uint64_t start, uint64_t count, pllm_distribution dist,
+                            float* out) {
+  return guarded([&] {
+    if (!tensor_name || (!out && count > 0)) return fail(PLLM_ERR_INVALID_ARGUMENT, "tensor_name and out are required");
+    if (dist != PLLM_DIST_RADEMACHER && dist != PLLM_DIST_GAUSSIAN) return fail(PLLM_ERR_INVALID_ARGUMENT, "unknown distribution");
+    if (start > UINT64_MAX - count) return fail(PLLM_ERR_OUT_OF_RANGE, "start + count overflows");
+    pocketllm::generate_z(static_cast<pocketllm::Distribution>(dist), seed, pocketllm::tensor_tag(tensor_name), start,
+                          static_cast<size_t>(count), out);
+    return PLLM_OK;
+  });
+}
+
+pllm_model_params pllm_model_default_params(void) { return pllm_model_params{nullptr, 0, 0}; }
+
+pllm_status pllm_model_load(const char* path, const pllm_model_params* params, pllm_model** out) {
+  return guarded([&] {
+    if (!path || !out) return fail(PLLM_ERR_INVALID_ARGUMENT, "path and out are required");
+    *out = nullptr;
+    const pllm_model_params p = params ? *params : pllm_model_default_params();
+    pocketllm::LoadOptions lo;
+    if (p.tokenizer_path) lo.tokenizer_path = p.tokenizer_path;
+    auto loaded = pocketllm::load_model(path, lo);
+    if (!loaded) return fail(loaded.status());
+    const uint64_t estimate = loaded->model->weights().storage_bytes();
+    if (p.memory_budget_bytes > 0 && estimate > p.memory_budget_bytes)
+      return fail(PLLM_ERR_MEMORY_BUDGET, std::string(path) + ": the weights alone need " + std::to_string(estimate) +
+                                              " bytes, over the memory budget of " + std::to_string(p.memory_budget_bytes));
+    auto m = std::make_unique<pllm_model>();
+    m->loaded = std::move(loaded.value());
+    m->pool = std::make_unique<pocketllm::ThreadPool>(p.n_threads);
+    *out = m.release();
+    return PLLM_OK;
+  });
+}
+
+void pllm_model_free(pllm_model* model) { delete model; }
+
+uint64_t pllm_model_n_params(const pllm_model* model) { return model ? model->loaded.model->weights().total_numel() : 0; }
+
+pllm_status pllm_model_id(const pllm_model* model, char** out_hex) {
+  return guarded([&] {
+    if (!model || !out_hex) return fail(PLLM_ERR_INVALID_ARGUMENT, "model and out_hex are required");
+    *out_hex = dup_string(model->loaded.model->weights().compute_model_id());
+    return PLLM_OK;
+  });
+}
+
+pllm_generate_params pllm_generate_default_params(void) { return pllm_generate_params{64, true, 1.0f, 0, 1.0f, 0}; }
+
+pllm_status pllm_generate(pllm_model* model, const char* prompt, const pllm_generate_params* params,
+                          pllm_token_callback on_token, void* user, char** out_text) {
+  return guarded([&] {
+    if (!model || !prompt) return fail(PLLM_ERR_INVALID_ARGUMENT, "model and prompt are required");
+    if (!model->loaded.tokenizer) return fail(PLLM_ERR_NOT_FOUND, "the model was loaded without a tokenizer");
+    const pllm_generate_params p = params ? *params : pllm_generate_default_params();
+    pocketllm::GenerateOptions o;
+    o.max_new_tokens = p.max_new_tokens;
+    o.greedy = p.greedy;
+    o.temperature = p.temperature;
+    o.top_k = p.top_k;
+    o.top_p = p.top_p;
+    o.seed = p.seed;
+    pocketllm::Tokenizer& tok = *model->loaded.tokenizer;
+    auto ids = tok.encode(prompt, true, false);
+    if (!ids) return fail(ids.status());
+    std::string text;
+    int32_t prev = ids->back();
+    bool stopped = false;
+    auto r = pocketllm::generate(model->pool.get(), *model->loaded.model, ids.value(), o, [&](int32_t id) {
+      if (id == tok.eos_id()) return true;
+      const std::string piece = tok.decode_piece(prev, id);
+      prev = id;
+      text += piece;
+      if (on_token && !on_token(piece.c_str(), user)) {
+        stopped = true;
+        return false;
+      }
+      return true;
+    });
+    if (!r) return fail(r.status());
+    if (out_text) *out_text = dup_string(text);
+    return stopped ? fail(PLLM_ERR_CANCELLED, "stopped by the token callback") : PLLM_OK;
+  });
+}
+
+pllm_finetune_params pllm_finetune_default_params(void) {
+  pllm_finetune_params p{};
+  p.task = "lm";
+  p.prompt_template = "{text} It was";
+  p.trainable = "*";
+  p.steps = 100;
+  p.batch_size = 16;
+  p.lr = 1e-4f;
+  p.eps = 1e-3f;
+  return p;
+}
+
+pllm_status pllm_finetune(const pllm_finetune_params* params, pllm_progress_callback progress, void* user,
+                          double* out_eval_loss) {
+  return guarded([&] {
+    if (!params || !params->run_dir) return fail(PLLM_ERR_INVALID_ARGUMENT, "params and run_dir are required");
+    const pllm_finetune_params& p = *params;
+    pocketllm::FinetuneRequest req;
+    req.out_dir = p.run_dir;
+    req.resume = p.resume;
+    req.threads = p.n_threads;
+    if (p.eval_data_path) req.eval_data_path = p.eval_data_path;
+    if (!p.resume) {
+      if (!p.model_path || !p.data_path) return fail(PLLM_ERR_INVALID_ARGUMENT, "model_path and data_path are required");
+      if (p.steps <= 0 || p.batch_size <= 0 || !(p.eps > 0) || !std::isfinite(p.lr))
+        return fail(PLLM_ERR_INVALID_ARGUMENT, "steps and batch_size must be positive, eps > 0, lr finite");
+      pocketllm::RunSpec& s = req.spec;
+      s.model_path = p.model_path;
+      s.data_path = p.data_path;
+      s.trainable = p.trainable ? p.trainable : "*";
+      s.train.steps = p.steps;
+      s.train.batch_size = p.batch_size;
+      s.train.lr = p.lr;
+      s.train.eps = p.eps;
+      s.train.seed = p.seed;
+      s.task.kind = p.task ? p.task : "lm";
+      if (p.prompt_template) s.task.prompt_template = p.prompt_template;
+      if (s.task.kind == "classify") {
+        auto lw = pocketllm::parse_label_words(p.labels ? p.labels : "");
+        if (!lw) return fail(lw.status());
+        s.task.label_words = lw.value();
+      }
+    }
+    auto r = pocketllm::run_finetune(req, [&](const pocketllm::StepProgress& s) {
+      return progress ? progress(static_cast<float>(s.step + 1) / static_cast<float>(s.total), user) : true;
+    });
+    if (!r) return fail(r.status());
+    if (out_eval_loss) *out_eval_loss = r->evals.empty() ? std::nan("") : r->evals.back().result.loss;
+    return r->stopped ? fail(PLLM_ERR_CANCELLED, "stopped by the progress callback; the run can be resumed") : PLLM_OK;
+  });
+}
+
+pllm_status pllm_replay_tensor(const char* log_path, const char* tensor_name, pllm_distribution dist, float* data,
+                               uint64_t count) {
+  return guarded([&] {
+    if (!log_path || !tensor_name || (!data && count > 0)) return fail(PLLM_ERR_INVALID_ARGUMENT, "missing argument");
+    pocketllm::UpdateLog log;
+    struct stat st {};
+    if (::stat(log_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+      auto run = pocketllm::RunDir::open(log_path);
+      if (!run) return fail(run.status());
+      log = run->update_log();
+    } else {
+      auto bytes = pocketllm::read_file(log_path, size_t{1} << 32);
+      if (!bytes) return fail(bytes.status());
+      auto parsed = bytes->compare(0, 7, "PLLMLOG") == 0 ? pocketllm::UpdateLog::from_binary(bytes.value())
+                                                        : pocketllm::UpdateLog::from_json(bytes.value());
+      if (!parsed) return fail(parsed.status());
+      log = std::move(parsed.value());
+    }
+    pocketllm::replay_log(nullptr, static_cast<pocketllm::Distribution>(dist), log,
+                          {{tensor_name, data, static_cast<size_t>(count)}});
+    return PLLM_OK;
+  });
+}
+
+}  // extern "C"
