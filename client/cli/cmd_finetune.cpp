@@ -33,6 +33,7 @@ constexpr const char* kHelp =
     "  --steps N (100)  --batch-size B (16)  --lr LR (1e-4)  --eps EPS (1e-3)\n"
     "  --schedule constant|linear|cosine (constant)  --warmup N (0)  --n-spsa N directions per step (1)\n"
     "  --clip C             clip the projected gradient to [-C, C] (default off)\n"
+    "  --weight-decay W     decoupled weight decay, not on norms and biases (default 0)\n"
     "  --dist rademacher|gaussian (rademacher)\n"
     "  --trainable P        comma-separated tensor-name patterns with * (default \"*\": all)\n"
     "  --seed S  --data-seed S   direction and data-order seeds (default 0)\n"
@@ -55,7 +56,7 @@ std::string format_eta(double s) {
 
 int cmd_finetune(const std::vector<std::string>& argv) {
   Args args({"model", "data", "task", "out", "template", "labels", "k-shot", "max-length", "overlong", "eval-data",
-             "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip",
+             "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
              "dist", "trainable", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every"},
             {"help", "resume"});
   if (Status s = args.parse(argv); !s) {
@@ -97,6 +98,8 @@ int cmd_finetune(const std::vector<std::string>& argv) {
   if (!u64("threads", 0, 1024, &threads)) return usage("--threads must be 0..1024");
   if (!u64("fsync-every", 10, 1'000'000, &fsync_every)) return usage("--fsync-every must be an integer");
   auto lr = args.get_double("lr", 1e-4), eps = args.get_double("eps", 1e-3), clip = args.get_double("clip", 0);
+  auto wd = args.get_double("weight-decay", 0);
+  if (!wd || wd.value() < 0 || wd.value() >= 1) return usage("--weight-decay must be in [0, 1)");
   if (!lr) return usage(lr.status().message());
   if (!eps || eps.value() <= 0) return usage("--eps must be a positive number");
   if (!clip || clip.value() < 0) return usage("--clip must be >= 0");
@@ -107,6 +110,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
   t.lr = static_cast<float>(lr.value());
   t.eps = static_cast<float>(eps.value());
   t.clip = static_cast<float>(clip.value());
+  t.weight_decay = static_cast<float>(wd.value());
   if (!parse_lr_schedule(args.get("schedule", "constant"), &t.schedule)) return usage("--schedule must be constant, linear or cosine");
   if (!parse_distribution(args.get("dist", "rademacher"), &t.dist)) return usage("--dist must be rademacher or gaussian");
   if (!parse_seed_text(args.get("seed", "0"), &t.seed)) return usage("--seed must be 0x<hex> or decimal");

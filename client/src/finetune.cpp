@@ -18,11 +18,19 @@ Status bring_to_last_step(RunDir& run, LanguageModel& model, ThreadPool* pool) {
     return corrupt(run.path() + ": snapshot is at step " + std::to_string(snap.value()) + " but the log ends at step " +
                    std::to_string(run.next_step() - 1));
   }
-  std::vector<UpdateEntry> entries;
-  for (int s = from; s < run.next_step(); ++s)
-    entries.insert(entries.end(), run.steps()[s].entries.begin(), run.steps()[s].entries.end());
   auto tensors = model.weights().trainable_tensors();
-  replay_entries(pool, run.spec().train.dist, entries.data(), entries.size(), tensors);
+  bool any_decay = false;
+  for (int s = from; s < run.next_step(); ++s) any_decay |= run.steps()[s].decay != 0.0f;
+  if (!any_decay) {
+    // All entries in one pass (each chunk stays in cache across entries): same bytes as step by step.
+    std::vector<UpdateEntry> entries;
+    for (int s = from; s < run.next_step(); ++s)
+      entries.insert(entries.end(), run.steps()[s].entries.begin(), run.steps()[s].entries.end());
+    replay_entries(pool, run.spec().train.dist, entries.data(), entries.size(), tensors);
+  } else {
+    for (int s = from; s < run.next_step(); ++s)
+      apply_step(pool, run.spec().train.dist, run.steps()[s].decay, run.steps()[s].entries, tensors);
+  }
   return Status::ok();
 }
 
@@ -131,7 +139,7 @@ Result<FinetuneResult> run_finetune(const FinetuneRequest& req, const ProgressFn
     if (!rec) return rec.status();
     // Log first, then apply: a crash in between is repaired by replaying the log on resume.
     POCKETLLM_RETURN_IF_ERROR(run.append(rec.value()));
-    trainer.apply(rec->entries);
+    trainer.apply(rec.value());
     if (rec->skipped) ++result.skipped_steps;
     if (spec.snapshot_every > 0 && (t + 1) % spec.snapshot_every == 0 && t + 1 < spec.train.steps) {
       POCKETLLM_RETURN_IF_ERROR(run.sync());

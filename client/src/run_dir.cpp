@@ -50,6 +50,7 @@ json RunSpec::to_json() const {
               {"batch_size", train.batch_size},
               {"n_spsa", train.n_spsa},
               {"clip", train.clip},
+              {"weight_decay", train.weight_decay},
               {"seed", seed_to_hex(train.seed)},
               {"data_seed", seed_to_hex(train.data_seed)},
               {"task",
@@ -85,6 +86,7 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
     s.train.batch_size = j.at("batch_size");
     s.train.n_spsa = j.at("n_spsa");
     s.train.clip = j.at("clip");
+    s.train.weight_decay = j.value("weight_decay", 0.0f);
     if (!seed_from_hex(j.at("seed").get<std::string>(), &s.train.seed) ||
         !seed_from_hex(j.at("data_seed").get<std::string>(), &s.train.data_seed))
       return corrupt(where + ": seeds must be 16 hex digits");
@@ -202,6 +204,11 @@ Status RunDir::load_log() {
       e.coeff = static_cast<float>(j["coeff"].get<double>());
       if (!std::isfinite(e.coeff)) return corrupt(where + ": non-finite coeff");
       current.entries.push_back(e);
+      if (j.contains("decay")) {
+        if (!j["decay"].is_number()) return corrupt(where + ": decay must be a number");
+        current.decay = static_cast<float>(j["decay"].get<double>());
+        if (!std::isfinite(current.decay)) return corrupt(where + ": non-finite decay");
+      }
       ++in_current;
     }
     pos = nl + 1;
@@ -247,11 +254,13 @@ Status RunDir::append(const StepRecord& rec) {
                 {"lr", rec.lr},
                 {"loss_plus", rec.loss_plus[k]},
                 {"loss_minus", rec.loss_minus[k]}};
+      if (rec.decay != 0.0f) j["decay"] = static_cast<double>(rec.decay);
       lines += j.dump() + "\n";
       logged.loss_plus += rec.loss_plus[k] / rec.entries.size();
       logged.loss_minus += rec.loss_minus[k] / rec.entries.size();
     }
     logged.entries = rec.entries;
+    logged.decay = rec.decay;
   }
   POCKETLLM_RETURN_IF_ERROR(write_all(log_fd_, lines, path_ + "/log.jsonl"));
   steps_.push_back(std::move(logged));

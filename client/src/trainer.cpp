@@ -30,6 +30,31 @@ const char* lr_schedule_name(LrSchedule s) {
   return s == LrSchedule::kLinear ? "linear" : s == LrSchedule::kCosine ? "cosine" : "constant";
 }
 
+bool weight_decay_applies(const std::string& n) {
+  auto ends = [&](const char* s) {
+    const std::string e(s);
+    return n.size() >= e.size() && n.compare(n.size() - e.size(), e.size(), e) == 0;
+  };
+  return !(ends(".bias") || n.find("norm") != std::string::npos || n.find("LayerNorm") != std::string::npos ||
+           n.find(".ln_") != std::string::npos || n.find("ln_f.") != std::string::npos);
+}
+
+void apply_step(ThreadPool* pool, Distribution dist, float decay, const std::vector<UpdateEntry>& entries,
+                const std::vector<NamedTensor>& tensors) {
+  if (decay != 0.0f) {
+    const float keep = 1.0f - decay;
+    for (const auto& t : tensors) {
+      if (!weight_decay_applies(t.name)) continue;
+      const size_t chunk = size_t{1} << 16;
+      parallel_for(pool, (t.numel + chunk - 1) / chunk, [&](size_t c) {
+        const size_t b = c * chunk, e = std::min(t.numel, b + chunk);
+        for (size_t i = b; i < e; ++i) t.data[i] *= keep;
+      });
+    }
+  }
+  replay_entries(pool, dist, entries.data(), entries.size(), tensors);
+}
+
 uint64_t step_seed(uint64_t run_seed, uint64_t step, uint32_t k) {
   return splitmix64(run_seed ^ splitmix64((step << 8) | k));
 }
@@ -82,6 +107,7 @@ Result<StepRecord> ZoTrainer::step(int t) {
   StepRecord rec;
   rec.step = t;
   rec.lr = lr_at(t);
+  rec.decay = static_cast<float>(rec.lr * o_.weight_decay);
   const std::vector<size_t> batch = batch_for_step(t);
   std::vector<double> g(static_cast<size_t>(o_.n_spsa));
   for (int k = 0; k < o_.n_spsa; ++k) {
@@ -97,6 +123,7 @@ Result<StepRecord> ZoTrainer::step(int t) {
     if (!std::isfinite(lp->mean()) || !std::isfinite(lm->mean()) || !std::isfinite(g[k])) {
       rec.skipped = true;
       rec.skip_reason = "non-finite loss (L+ = " + std::to_string(lp->mean()) + ", L- = " + std::to_string(lm->mean()) + ")";
+      rec.decay = 0;
       return rec;
     }
     if (o_.clip > 0) g[k] = std::max<double>(-o_.clip, std::min<double>(o_.clip, g[k]));
@@ -107,14 +134,16 @@ Result<StepRecord> ZoTrainer::step(int t) {
       rec.skipped = true;
       rec.skip_reason = "non-finite update coefficient";
       rec.entries.clear();
+      rec.decay = 0;
       return rec;
     }
   }
   return rec;
 }
 
-void ZoTrainer::apply(const std::vector<UpdateEntry>& entries) {
-  replay_entries(pool_, o_.dist, entries.data(), entries.size(), tensors_);
+void ZoTrainer::apply(const StepRecord& rec) {
+  if (rec.skipped) return;
+  apply_step(pool_, o_.dist, rec.decay, rec.entries, tensors_);
 }
 
 }  // namespace pocketllm

@@ -37,6 +37,7 @@ struct RunSpec {
 struct LoggedStep {
   int step = 0;
   std::vector<UpdateEntry> entries;  // empty when the step was skipped
+  float decay = 0;                   // weight decay applied before the entries
   double loss_plus = 0, loss_minus = 0;
 };
 

@@ -31,6 +31,7 @@ struct TrainOptions {
   int warmup_steps = 0;
   int n_spsa = 1;           // directions per step, averaged
   float clip = 0.0f;        // |g| bound; 0 = off
+  float weight_decay = 0.0f; // decoupled: theta <- theta * (1 - lr_t * wd) before the update, not on norms/biases
   Distribution dist = Distribution::kRademacher;
   uint64_t seed = 0;        // run seed: every direction derives from it
   uint64_t data_seed = 0;   // batch order
@@ -41,6 +42,7 @@ struct StepRecord {
   std::vector<UpdateEntry> entries;  // empty when skipped
   std::vector<double> loss_plus, loss_minus;
   double lr = 0;
+  float decay = 0;  // lr_t * weight_decay applied before the entries (0: none)
   bool skipped = false;
   std::string skip_reason;
 };
@@ -49,14 +51,22 @@ struct StepRecord {
 // (docs/training.md). Any device or server can recompute it.
 uint64_t step_seed(uint64_t run_seed, uint64_t step, uint32_t k);
 
+// Whether decoupled weight decay applies to a tensor: not to norms or biases.
+bool weight_decay_applies(const std::string& tensor_name);
+
+// One logged step applied to tensors: theta <- theta * (1 - decay) on the decayed tensors (one float32
+// multiplication per element), then the entries in order. Training and resume both use this.
+void apply_step(ThreadPool* pool, Distribution dist, float decay, const std::vector<UpdateEntry>& entries,
+                const std::vector<NamedTensor>& tensors);
+
 class ZoTrainer {
  public:
   ZoTrainer(LanguageModel& model, Task& task, std::vector<size_t> train_examples, TrainOptions options, ThreadPool* pool);
 
   // Computes step t and applies it to the model's trainable weights.
   Result<StepRecord> step(int t);
-  // Applies an already logged step (resume): the same update the original run applied.
-  void apply(const std::vector<UpdateEntry>& entries);
+  // Applies a step (just computed, or logged by an earlier session): the same update either way.
+  void apply(const StepRecord& rec);
 
   float lr_at(int t) const;
   const std::vector<size_t>& batch_for_step(int t);
