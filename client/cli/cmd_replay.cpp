@@ -14,6 +14,7 @@
 #include "pocketllm/common/update_log.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/client/run_dir.h"
+#include "pocketllm/client/trainer.h"
 
 #include <sys/stat.h>
 
@@ -35,12 +36,16 @@ constexpr const char* kHelp =
     "  --dist D      distribution the log was made with (default rademacher)\n"
     "  --threads N   worker threads (default: all cores)\n";
 
+// Steps of a run directory (with their weight-decay factors); empty for a plain update log.
+std::vector<LoggedStep> g_run_steps;
+
 Result<UpdateLog> load_log(const std::string& path, RunSpec* spec) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     auto run = RunDir::open(path);
     if (!run) return run.status();
     *spec = run->spec();
+    g_run_steps = run->steps();
     return run->update_log();
   }
   auto bytes = read_file(path, size_t{1} << 32);
@@ -111,7 +116,13 @@ int cmd_replay(const std::vector<std::string>& argv) {
       return 1;
     }
     auto tensors = loaded->model->weights().trainable_tensors();
-    replay_log(&pool, dist, log.value(), tensors);
+    bool decay = false;
+    for (const auto& st : g_run_steps) decay |= st.decay != 0.0f;
+    if (decay) {
+      for (const auto& st : g_run_steps) apply_step(&pool, dist, st.decay, st.entries, tensors);
+    } else {
+      replay_log(&pool, dist, log.value(), tensors);
+    }
     if (Status s = export_hf_directory(loaded.value(), args.get("out")); !s) {
       std::fprintf(stderr, "pocketllm replay: %s\n", s.message().c_str());
       return 1;
@@ -149,7 +160,13 @@ int cmd_replay(const std::vector<std::string>& argv) {
     return 1;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  replay_log(&pool, dist, log.value(), targets);
+  bool decay = false;
+  for (const auto& st : g_run_steps) decay |= st.decay != 0.0f;
+  if (decay) {
+    for (const auto& st : g_run_steps) apply_step(&pool, dist, st.decay, st.entries, targets);
+  } else {
+    replay_log(&pool, dist, log.value(), targets);
+  }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   uint64_t elements = 0;
   for (const auto& t : targets) elements += t.numel;

@@ -76,4 +76,23 @@ else
   echo "skip replay checks: $model not found (set POCKETLLM_SHARED)"
 fi
 
+stories="$shared/hub/karpathy/tinyllamas/stories260K"
+if [ -f "$stories/stories260K.bin" ]; then
+  printf 'the cat sat\nthe dog ran\na bird sang\nthe sun was warm\n' > "$work/t.txt"
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-3 --weight-decay 0.1 \
+    --out "$work/run" 2> /dev/null
+  "$bin" export --run "$work/run" --out "$work/exported" > /dev/null
+  "$bin" replay --model "$stories" --log "$work/run" --out "$work/replayed" > /dev/null
+  check "export of a run equals replaying its log (with weight decay) on another load of the base" \
+    'cmp -s "$work/exported/model.safetensors" "$work/replayed/model.safetensors"'
+  "$bin" generate --model "$work/exported" --prompt "Once" --max-tokens 5 > /dev/null 2>&1
+  check "the exported Hugging Face directory loads and generates" '[ $? -eq 0 ]'
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --out "$work/run" 2> "$work/err"; rc=$?
+  check "finetune refuses to overwrite an existing run" '[ $rc -eq 1 ] && grep -q "already holds a run" "$work/err"'
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --task classify --out "$work/run2" 2> "$work/err"; rc=$?
+  check "classify without label words is a usage error" '[ $rc -eq 2 ] && grep -q -- "--labels" "$work/err"'
+else
+  echo "skip finetune checks: $stories not found"
+fi
+
 [ $fails -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
