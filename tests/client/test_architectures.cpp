@@ -110,3 +110,20 @@ TEST_CASE("the tiny random Hugging Face GPT-2 in shared/fixtures loads and runs"
   for (float v : logits) finite += std::isfinite(v);
   CHECK(finite == logits.size());
 }
+
+TEST_CASE("every architecture exports to a Hugging Face directory that loads back identically", "[client][arch][export]") {
+  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "roberta"}) {
+    INFO(name);
+    auto loaded = load_model(test::fixtures_dir() + "/arch/" + name);
+    REQUIRE(loaded.is_ok());
+    char tmpl[] = "/tmp/pocketllm_export_XXXXXX";
+    const std::string out = ::mkdtemp(tmpl);
+    REQUIRE(export_hf_directory(loaded.value(), out).is_ok());
+    auto back = load_model(out);
+    REQUIRE(back.is_ok());
+    CHECK(back->model->weights().compute_model_id() == loaded->model->weights().compute_model_id());
+    const TokenBatch batch = TokenBatch::from_sequences({{2, 11, 23, 5}}, 1);
+    auto a = logits_of(*loaded->model, batch), b = logits_of(*back->model, batch);
+    CHECK(std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
+  }
+}
