@@ -195,6 +195,12 @@ int run(const std::string& dir, const std::string& mode, int batch, int seq, int
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   } else {
     if (!m.weights().make_trainable(NamePatterns("*"))) return 1;
+    if (std::getenv("POCKETLLM_BENCH_DEBUG")) {
+      std::ifstream statm("/proc/self/statm");
+      long size = 0, resident = 0;
+      statm >> size >> resident;
+      std::fprintf(stderr, "after make_trainable: rss %ld KiB, peak %ld KiB\n", resident * 4, peak_rss_kib());
+    }
     auto tensors = m.weights().trainable_tensors();
     const uint64_t seed = step_seed(1, 0, 0);
     const double lp = loss(Perturbation{true, Distribution::kRademacher, seed, 1e-3f});

@@ -281,14 +281,14 @@ Result<LoadedModel> load_hf_directory(const std::string& dir, const LoadOptions&
   WeightStore ws;
   std::set<std::string> seen;
   for (const auto& f : files) {
-    auto st = SafetensorsFile::open(f, /*copy_on_write=*/true);
+    auto st = SafetensorsFile::open(f);
     if (!st) return st.status();
     auto shared = std::make_shared<SafetensorsFile>(std::move(st.value()));
     for (const auto& t : shared->tensors()) {
       std::string name;
       if (!canonical_name(cfg, t, &name)) continue;
       if (!seen.insert(name).second) return corrupt(f + ": tensor '" + name + "' appears twice");
-      ws.add_view(name, t.shape, t.dtype, shared->raw(t), /*writable=*/true);
+      ws.add_view(name, t.shape, t.dtype, shared->raw(t));
     }
     ws.keep(shared);
   }

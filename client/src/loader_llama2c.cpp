@@ -39,7 +39,7 @@ std::vector<float> permute_rotary_rows(const float* src, int heads, int hd, int 
 }  // namespace
 
 Result<LoadedModel> load_llama2c(const std::string& checkpoint, const LoadOptions& options) {
-  auto mapped = MappedFile::open(checkpoint, /*copy_on_write=*/true);
+  auto mapped = MappedFile::open(checkpoint);
   if (!mapped) return mapped.status();
   auto file = std::make_shared<MappedFile>(std::move(mapped.value()));
   if (file->size() < 28) return corrupt(checkpoint + ": too short for a llama2.c header");
@@ -71,7 +71,7 @@ Result<LoadedModel> load_llama2c(const std::string& checkpoint, const LoadOption
     return at;
   };
   const int64_t D = dim, H = hidden, V = vocab, KV = kvd;
-  ws.add_view("model.embed_tokens.weight", {V, D}, DType::kF32, take(uint64_t(vocab) * dim), true);
+  ws.add_view("model.embed_tokens.weight", {V, D}, DType::kF32, take(uint64_t(vocab) * dim));
   const float* rms_att = take(L * dim);
   const float* wq = take(L * dim * dim);
   const float* wk = take(L * kvd * dim);
@@ -81,21 +81,21 @@ Result<LoadedModel> load_llama2c(const std::string& checkpoint, const LoadOption
   const float* w1 = take(L * hidden * dim);
   const float* w2 = take(L * dim * hidden);
   const float* w3 = take(L * hidden * dim);
-  ws.add_view("model.norm.weight", {D}, DType::kF32, take(dim), true);
+  ws.add_view("model.norm.weight", {D}, DType::kF32, take(dim));
   take(uint64_t(seq_len) * hd);  // freq_cis_real + freq_cis_imag: recomputed from rope_theta
-  if (!shared) ws.add_view("lm_head.weight", {V, D}, DType::kF32, take(uint64_t(vocab) * dim), true);
+  if (!shared) ws.add_view("lm_head.weight", {V, D}, DType::kF32, take(uint64_t(vocab) * dim));
   for (int l = 0; l < layers; ++l) {
     const std::string pre = "model.layers." + std::to_string(l) + ".";
     const uint64_t ul = static_cast<uint64_t>(l);
-    ws.add_view(pre + "input_layernorm.weight", {D}, DType::kF32, rms_att + ul * dim, true);
+    ws.add_view(pre + "input_layernorm.weight", {D}, DType::kF32, rms_att + ul * dim);
     ws.add_owned_f32(pre + "self_attn.q_proj.weight", {D, D}, permute_rotary_rows(wq + ul * dim * dim, heads, hd, dim));
     ws.add_owned_f32(pre + "self_attn.k_proj.weight", {KV, D}, permute_rotary_rows(wk + ul * kvd * dim, kv_heads, hd, dim));
-    ws.add_view(pre + "self_attn.v_proj.weight", {KV, D}, DType::kF32, wv + ul * kvd * dim, true);
-    ws.add_view(pre + "self_attn.o_proj.weight", {D, D}, DType::kF32, wo + ul * dim * dim, true);
-    ws.add_view(pre + "post_attention_layernorm.weight", {D}, DType::kF32, rms_ffn + ul * dim, true);
-    ws.add_view(pre + "mlp.gate_proj.weight", {H, D}, DType::kF32, w1 + ul * hidden * dim, true);
-    ws.add_view(pre + "mlp.down_proj.weight", {D, H}, DType::kF32, w2 + ul * dim * hidden, true);
-    ws.add_view(pre + "mlp.up_proj.weight", {H, D}, DType::kF32, w3 + ul * hidden * dim, true);
+    ws.add_view(pre + "self_attn.v_proj.weight", {KV, D}, DType::kF32, wv + ul * kvd * dim);
+    ws.add_view(pre + "self_attn.o_proj.weight", {D, D}, DType::kF32, wo + ul * dim * dim);
+    ws.add_view(pre + "post_attention_layernorm.weight", {D}, DType::kF32, rms_ffn + ul * dim);
+    ws.add_view(pre + "mlp.gate_proj.weight", {H, D}, DType::kF32, w1 + ul * hidden * dim);
+    ws.add_view(pre + "mlp.down_proj.weight", {D, H}, DType::kF32, w2 + ul * dim * hidden);
+    ws.add_view(pre + "mlp.up_proj.weight", {H, D}, DType::kF32, w3 + ul * hidden * dim);
   }
 
   ModelConfig c;

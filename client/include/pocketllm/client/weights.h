@@ -31,7 +31,7 @@ struct Weight {
   uint64_t tag = 0;            // tensor_tag(name)
   bool trainable = false;
   float* mutable_f32 = nullptr;  // trainable weights: the float32 values (== data)
-  bool writable = false;         // data may be written in place (a copy-on-write mapping)
+  bool writable = false;         // data is owned float32 memory that may be written in place
 
   size_t numel() const;
   size_t rows() const { return shape.size() <= 1 ? 1 : static_cast<size_t>(shape[0]); }
@@ -53,7 +53,8 @@ class WeightStore {
   WeightStore& operator=(WeightStore&&) = default;
 
   // Adds a tensor that lives in `keep_alive`-owned storage (a mapped file), or copies nothing.
-  Weight& add_view(std::string name, std::vector<int64_t> shape, DType dtype, const void* data, bool writable = false);
+  // `data` lives in a memory-mapped file (kept alive with keep()).
+  Weight& add_view(std::string name, std::vector<int64_t> shape, DType dtype, const void* data);
   // Adds a tensor with an owned float32 buffer (e.g. permuted from a llama2.c checkpoint).
   Weight& add_owned_f32(std::string name, std::vector<int64_t> shape, std::vector<float> values);
   // Keeps a mapped file or safetensors file alive as long as the store.
@@ -64,10 +65,10 @@ class WeightStore {
   Result<const Weight*> require(const std::string& name, const std::vector<int64_t>& shape) const;
   const std::vector<std::unique_ptr<Weight>>& all() const { return weights_; }
 
-  // Makes every weight whose name matches `patterns` trainable, as float32 values the trainer updates
-  // in place: aligned F32 weights in a copy-on-write mapping are used where they are (a page becomes
-  // private only when first written), others get an owned float32 copy. Returns the number selected;
-  // an empty selection is an error naming the patterns.
+  // Makes every weight whose name matches `patterns` trainable: float32 values the trainer updates in
+  // place. Owned float32 weights are used where they are; mapped ones are copied into huge-page-backed
+  // memory chunk by chunk while the copied file pages are released, so the weights are never resident
+  // twice. Returns the number selected; an empty selection is an error naming the patterns.
   Result<size_t> make_trainable(const NamePatterns& patterns);
   std::vector<const Weight*> trainable() const;
   size_t trainable_numel() const;
@@ -83,6 +84,10 @@ class WeightStore {
   std::map<std::string, Weight*> by_name_;
   std::vector<std::shared_ptr<void>> sources_;
   std::vector<std::unique_ptr<float[]>> owned_;
+  struct FreeDeleter {
+    void operator()(float* p) const;
+  };
+  std::vector<std::unique_ptr<float, FreeDeleter>> trainable_buffers_;
 };
 
 // Rows [row0, row0 + nrows) of `w` as float32: a pointer straight into the weight when it is F32 and
