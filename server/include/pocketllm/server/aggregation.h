@@ -1,0 +1,39 @@
+// Aggregation strategies: from the scalars many devices submitted for one round to one coefficient per
+// seed. Pure functions over plain data, each a small unit with its own tests; the server's round logic
+// (to come) calls them. A device submits, for the round's tau seeds in order, tau projected-gradient
+// coefficients (already multiplied by the round's learning rate) and the number of examples it used.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pocketllm/common/status.h"
+
+namespace pocketllm::server {
+
+struct Submission {
+  std::string device;
+  std::vector<float> coeffs;  // one per seed of the round, in seed order
+  uint64_t examples = 1;      // weight for the weighted mean
+  double weight = 1.0;        // extra down-weighting (e.g. a stale submission), multiplies examples
+};
+
+enum class Strategy { kWeightedMean, kMedian, kTrimmedMean };
+
+struct AggregationOptions {
+  Strategy strategy = Strategy::kWeightedMean;
+  double trim_fraction = 0.1;  // trimmed mean: fraction cut from each end, in [0, 0.5)
+  float clip = 0.0f;           // |coeff| bound applied to every submitted scalar first; 0 = off
+  size_t min_submissions = 1;
+};
+
+const char* strategy_name(Strategy s);
+bool parse_strategy(const std::string& text, Strategy* out);
+
+// One aggregated coefficient per seed. Errors: no or too few submissions, a submission with the wrong
+// number of scalars, a non-finite scalar, a zero total weight.
+Result<std::vector<float>> aggregate(const std::vector<Submission>& submissions, size_t tau,
+                                     const AggregationOptions& options);
+
+}  // namespace pocketllm::server
