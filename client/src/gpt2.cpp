@@ -84,27 +84,7 @@ class Gpt2Model : public TransformerModel {
         std::copy_n(&qkv_[r * 3 * d + d], d, &k_[r * d]);
         std::copy_n(&qkv_[r * 3 * d + 2 * d], d, &v_[r * d]);
       }
-      AttentionShape s;
-      s.batch = B;
-      s.tq = T;
-      s.heads = nh;
-      s.kv_heads = nh;
-      s.head_dim = hd;
-      s.causal = true;
-      if (cache) {
-        const size_t cap = cache->capacity;
-        for (size_t b = 0; b < B; ++b)
-          for (size_t t = 0; t < T; ++t) {
-            std::copy_n(&k_[(b * T + t) * d], d, &cache->k[l][(b * cap + past + t) * d]);
-            std::copy_n(&v_[(b * T + t) * d], d, &cache->v[l][(b * cap + past + t) * d]);
-          }
-        s.tk = cap;
-        s.past = past;
-        attention(pool, s, q_.data(), cache->k[l].data(), cache->v[l].data(), key_len_.data(), attn_.data());
-      } else {
-        s.tk = T;
-        attention(pool, s, q_.data(), k_.data(), v_.data(), key_len_.data(), attn_.data());
-      }
+      attend(pool, B, T, nh, nh, hd, true, q_.data(), k_.data(), v_.data(), cache, l, key_len_.data(), attn_.data());
       linear_in_out(pool, attn_.data(), M, d, *L.proj_w, L.proj_b, p, tmp_.data());
       for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
       layer_norm(pool, x_.data(), M, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());

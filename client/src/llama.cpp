@@ -113,10 +113,8 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
   gate_.resize(M * ff);
   up_.resize(M * ff);
   tmp_.resize(M * d);
-  if (cache == nullptr) {
-    k_.resize(M * kvd);
-    v_.resize(M * kvd);
-  }
+  k_.resize(M * kvd);
+  v_.resize(M * kvd);
   positions_.resize(M);
   key_len_.resize(B);
   for (size_t b = 0; b < B; ++b) {
@@ -135,45 +133,13 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
     const Layer& L = layers_[l];
     rms_norm(pool, x_.data(), M, d, *L.attn_norm, c.norm_eps, p, xn_.data());
     linear(pool, xn_.data(), M, d, *L.q, L.q_bias, p, q_.data());
-    float* kdst;
-    float* vdst;
-    std::vector<float> knew, vnew;
-    if (cache) {
-      // New keys/values are computed contiguously, then scattered into the cache rows.
-      knew.resize(M * kvd);
-      vnew.resize(M * kvd);
-      kdst = knew.data();
-      vdst = vnew.data();
-    } else {
-      kdst = k_.data();
-      vdst = v_.data();
-    }
+    float* kdst = k_.data();
+    float* vdst = v_.data();
     linear(pool, xn_.data(), M, d, *L.k, L.k_bias, p, kdst);
     linear(pool, xn_.data(), M, d, *L.v, L.v_bias, p, vdst);
     rope(q_.data(), M, nh, hd, positions_.data(), inv_freq_.data());
     rope(kdst, M, nkv, hd, positions_.data(), inv_freq_.data());
-    AttentionShape s;
-    s.batch = B;
-    s.tq = T;
-    s.heads = nh;
-    s.kv_heads = nkv;
-    s.head_dim = hd;
-    s.causal = true;
-    if (cache) {
-      const size_t cap = static_cast<size_t>(cache->capacity);
-      for (size_t b = 0; b < B; ++b)
-        for (size_t t = 0; t < T; ++t) {
-          std::copy_n(kdst + (b * T + t) * kvd, kvd, cache->k[l].begin() + static_cast<std::ptrdiff_t>((b * cap + past + t) * kvd));
-          std::copy_n(vdst + (b * T + t) * kvd, kvd, cache->v[l].begin() + static_cast<std::ptrdiff_t>((b * cap + past + t) * kvd));
-        }
-      s.tk = cap;
-      s.past = past;
-      attention(pool, s, q_.data(), cache->k[l].data(), cache->v[l].data(), key_len_.data(), attn_.data());
-    } else {
-      s.tk = T;
-      s.past = 0;
-      attention(pool, s, q_.data(), kdst, vdst, key_len_.data(), attn_.data());
-    }
+    attend(pool, B, T, nh, nkv, hd, true, q_.data(), kdst, vdst, cache, l, key_len_.data(), attn_.data());
     linear(pool, attn_.data(), M, qd, *L.o, L.o_bias, p, tmp_.data());
     for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
 

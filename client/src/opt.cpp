@@ -104,27 +104,7 @@ class OptModel : public TransformerModel {
       float* vd = v_.data();
       linear(pool, attn_in, M, d, *L.k, L.kb, p, kd);
       linear(pool, attn_in, M, d, *L.v, L.vb, p, vd);
-      AttentionShape s;
-      s.batch = B;
-      s.tq = T;
-      s.heads = nh;
-      s.kv_heads = nh;
-      s.head_dim = hd;
-      s.causal = true;
-      if (cache) {
-        const size_t cap = cache->capacity;
-        for (size_t b = 0; b < B; ++b)
-          for (size_t t = 0; t < T; ++t) {
-            std::copy_n(&kd[(b * T + t) * d], d, &cache->k[l][(b * cap + past + t) * d]);
-            std::copy_n(&vd[(b * T + t) * d], d, &cache->v[l][(b * cap + past + t) * d]);
-          }
-        s.tk = cap;
-        s.past = past;
-        attention(pool, s, q_.data(), cache->k[l].data(), cache->v[l].data(), key_len_.data(), attn_.data());
-      } else {
-        s.tk = T;
-        attention(pool, s, q_.data(), kd, vd, key_len_.data(), attn_.data());
-      }
+      attend(pool, B, T, nh, nh, hd, true, q_.data(), kd, vd, cache, l, key_len_.data(), attn_.data());
       linear(pool, attn_.data(), M, d, *L.o, L.ob, p, tmp_.data());
       for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
       if (!c.do_layer_norm_before) {

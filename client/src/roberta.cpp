@@ -88,15 +88,8 @@ class RobertaModel : public TransformerModel {
       linear(pool, x_.data(), M, d, *L.q, L.qb, p, q_.data());
       linear(pool, x_.data(), M, d, *L.k, L.kb, p, k_.data());
       linear(pool, x_.data(), M, d, *L.v, L.vb, p, v_.data());
-      AttentionShape s;
-      s.batch = B;
-      s.tq = T;
-      s.tk = T;
-      s.heads = c.num_heads;
-      s.kv_heads = c.num_heads;
-      s.head_dim = c.head_dim;
-      s.causal = false;
-      attention(pool, s, q_.data(), k_.data(), v_.data(), key_len_.data(), attn_.data());
+      attend(pool, B, T, c.num_heads, c.num_heads, c.head_dim, /*causal=*/false, q_.data(), k_.data(), v_.data(), nullptr, l,
+             key_len_.data(), attn_.data());
       linear(pool, attn_.data(), M, d, *L.o, L.ob, p, tmp_.data());
       for (size_t i = 0; i < M * d; ++i) tmp_[i] += x_[i];
       layer_norm(pool, tmp_.data(), M, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, x_.data());

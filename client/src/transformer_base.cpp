@@ -1,5 +1,7 @@
 #include "pocketllm/client/transformer_base.h"
 
+#include "pocketllm/client/kernels.h"
+
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
@@ -53,6 +55,31 @@ TokenBatch TokenBatch::from_sequences(const std::vector<std::vector<int32_t>>& s
     b.lengths.push_back(static_cast<int32_t>(seqs[i].size()));
   }
   return b;
+}
+
+void attend(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal, const float* q,
+            const float* k, const float* v, KVCache* cache, size_t layer, const int32_t* key_len, float* out) {
+  AttentionShape s;
+  s.batch = B;
+  s.tq = T;
+  s.heads = heads;
+  s.kv_heads = kv_heads;
+  s.head_dim = hd;
+  s.causal = causal;
+  if (cache == nullptr) {
+    s.tk = T;
+    attention(pool, s, q, k, v, key_len, out);
+    return;
+  }
+  const size_t kvd = kv_heads * hd, cap = static_cast<size_t>(cache->capacity), past = static_cast<size_t>(cache->length);
+  for (size_t b = 0; b < B; ++b)
+    for (size_t t = 0; t < T; ++t) {
+      std::copy_n(k + (b * T + t) * kvd, kvd, cache->k[layer].begin() + static_cast<std::ptrdiff_t>((b * cap + past + t) * kvd));
+      std::copy_n(v + (b * T + t) * kvd, kvd, cache->v[layer].begin() + static_cast<std::ptrdiff_t>((b * cap + past + t) * kvd));
+    }
+  s.tk = cap;
+  s.past = past;
+  attention(pool, s, q, cache->k[layer].data(), cache->v[layer].data(), key_len, out);
 }
 
 KVCache LanguageModel::make_cache(int batch, int capacity) const {

@@ -6,6 +6,14 @@
 
 namespace pocketllm {
 
+// Attention of a batch's new tokens (q, k, v: [B * T, heads * head_dim] / [B * T, kv_heads * head_dim]).
+// Without a cache the keys are the batch itself (key_len = each sequence's length). With a cache, the
+// new keys/values are stored at positions cache->length … and the queries attend over the cache.
+// The caller advances cache->length once all layers are done.
+void attend(ThreadPool* pool, size_t batch, size_t tokens, size_t heads, size_t kv_heads, size_t head_dim, bool causal,
+            const float* q, const float* k, const float* v, KVCache* cache, size_t layer, const int32_t* key_len,
+            float* out);
+
 class TransformerModel : public LanguageModel {
  public:
   const ModelConfig& config() const override { return config_; }
