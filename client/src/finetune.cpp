@@ -134,12 +134,13 @@ Result<FinetuneResult> run_finetune(const FinetuneRequest& req, const ProgressFn
   const int first = run.next_step();
   if (req.eval_at_start && first == 0) POCKETLLM_RETURN_IF_ERROR(evaluate(0));
   const auto t0 = std::chrono::steady_clock::now();
+  StepRecord step_record;  // reused: the step itself allocates nothing after warm-up
+  StepRecord* rec = &step_record;
   for (int t = first; t < spec.train.steps; ++t) {
-    auto rec = trainer.step(t);
-    if (!rec) return rec.status();
+    POCKETLLM_RETURN_IF_ERROR(trainer.step_into(t, rec));
     // Log first, then apply: a crash in between is repaired by replaying the log on resume.
-    POCKETLLM_RETURN_IF_ERROR(run.append(rec.value()));
-    trainer.apply(rec.value());
+    POCKETLLM_RETURN_IF_ERROR(run.append(*rec));
+    trainer.apply(*rec);
     if (rec->skipped) ++result.skipped_steps;
     if (spec.snapshot_every > 0 && (t + 1) % spec.snapshot_every == 0 && t + 1 < spec.train.steps) {
       POCKETLLM_RETURN_IF_ERROR(run.sync());

@@ -69,7 +69,8 @@ class Gpt2Model : public TransformerModel {
     tmp_.resize(M * d);
     key_len_.resize(B);
     for (size_t b = 0; b < B; ++b) key_len_[b] = static_cast<int32_t>(cache ? past + T : batch.lengths[b]);
-    std::vector<float> row(d);
+    std::vector<float>& row = embed_row_a_;
+    row.resize(d);
     for (size_t r = 0; r < M; ++r) {
       const float* e = weight_rows(*wte_, static_cast<size_t>(batch.tokens[r]), 1, p, tmp_.data());
       const float* pe = weight_rows(*wpe_, past + r % T, 1, p, row.data());

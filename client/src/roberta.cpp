@@ -71,7 +71,10 @@ class RobertaModel : public TransformerModel {
     h_.resize(M * ff);
     tmp_.resize(M * d);
     key_len_.assign(batch.lengths.begin(), batch.lengths.end());
-    std::vector<float> prow(d), trow(d);
+    std::vector<float>& prow = embed_row_a_;
+    std::vector<float>& trow = embed_row_b_;
+    prow.resize(d);
+    trow.resize(d);
     const float* type0 = weight_rows(*type_, 0, 1, p, trow.data());
     for (size_t r = 0; r < M; ++r) {
       // Padding positions keep padding_idx; real tokens count from padding_idx + 1 (right padding).

@@ -58,10 +58,7 @@ class LmTask : public Task {
 
  private:
   void build(const std::vector<size_t>& idx) {
-    std::vector<std::vector<int32_t>> seqs;
-    seqs.reserve(idx.size());
-    for (size_t i : idx) seqs.push_back(ex_[i].tokens);
-    batch_ = TokenBatch::from_sequences(seqs);
+    batch_.assign(idx.size(), [&](size_t i) -> const std::vector<int32_t>& { return ex_[idx[i]].tokens; }, 0);
     targets_.assign(batch_.tokens.size(), -1);
     for (size_t b = 0; b < idx.size(); ++b) {
       const Encoded& e = ex_[idx[b]];
@@ -117,15 +114,12 @@ class ClassifyTask : public Task {
 
  private:
   void build(const std::vector<size_t>& idx) {
-    std::vector<std::vector<int32_t>> seqs;
-    seqs.reserve(idx.size());
     targets_.clear();
     for (size_t b = 0; b < idx.size(); ++b) {
       const Encoded& e = ex_[idx[b]];
-      seqs.push_back(e.tokens);
       targets_.push_back({static_cast<int>(b), e.loss_start, e.label});
     }
-    batch_ = TokenBatch::from_sequences(seqs, pad_);
+    batch_.assign(idx.size(), [&](size_t i) -> const std::vector<int32_t>& { return ex_[idx[i]].tokens; }, pad_);
   }
 
  public:

@@ -105,11 +105,25 @@ const std::vector<size_t>& ZoTrainer::batch_for_step(int t) {
 
 Result<StepRecord> ZoTrainer::step(int t) {
   StepRecord rec;
+  POCKETLLM_RETURN_IF_ERROR(step_into(t, &rec));
+  return rec;
+}
+
+Status ZoTrainer::step_into(int t, StepRecord* out) {
+  StepRecord& rec = *out;
+  rec.entries.clear();
+  rec.loss_plus.clear();
+  rec.loss_minus.clear();
+  rec.skipped = false;
+  rec.skip_reason.clear();
   rec.step = t;
   rec.lr = lr_at(t);
   rec.decay = static_cast<float>(rec.lr * o_.weight_decay);
-  const std::vector<size_t> batch = batch_for_step(t);
-  std::vector<double> g(static_cast<size_t>(o_.n_spsa));
+  const std::vector<size_t>& batch = batch_for_step(t);
+  rec.entries.reserve(static_cast<size_t>(o_.n_spsa));
+  rec.loss_plus.reserve(static_cast<size_t>(o_.n_spsa));
+  rec.loss_minus.reserve(static_cast<size_t>(o_.n_spsa));
+  double g_k = 0;
   for (int k = 0; k < o_.n_spsa; ++k) {
     const uint64_t seed = step_seed(o_.seed, static_cast<uint64_t>(t), static_cast<uint32_t>(k));
     Perturbation plus{true, o_.dist, seed, o_.eps}, minus{true, o_.dist, seed, -o_.eps};
@@ -119,15 +133,15 @@ Result<StepRecord> ZoTrainer::step(int t) {
     if (!lm) return lm.status();
     rec.loss_plus.push_back(lp->mean());
     rec.loss_minus.push_back(lm->mean());
-    g[k] = (lp->mean() - lm->mean()) / (2.0 * o_.eps);
-    if (!std::isfinite(lp->mean()) || !std::isfinite(lm->mean()) || !std::isfinite(g[k])) {
+    g_k = (lp->mean() - lm->mean()) / (2.0 * o_.eps);
+    if (!std::isfinite(lp->mean()) || !std::isfinite(lm->mean()) || !std::isfinite(g_k)) {
       rec.skipped = true;
       rec.skip_reason = "non-finite loss (L+ = " + std::to_string(lp->mean()) + ", L- = " + std::to_string(lm->mean()) + ")";
       rec.decay = 0;
-      return rec;
+      return Status::ok();
     }
-    if (o_.clip > 0) g[k] = std::max<double>(-o_.clip, std::min<double>(o_.clip, g[k]));
-    rec.entries.push_back({seed, static_cast<float>(rec.lr * g[k] / o_.n_spsa)});
+    if (o_.clip > 0) g_k = std::max<double>(-o_.clip, std::min<double>(o_.clip, g_k));
+    rec.entries.push_back({seed, static_cast<float>(rec.lr * g_k / o_.n_spsa)});
   }
   for (const auto& e : rec.entries) {
     if (!std::isfinite(e.coeff)) {
@@ -135,10 +149,10 @@ Result<StepRecord> ZoTrainer::step(int t) {
       rec.skip_reason = "non-finite update coefficient";
       rec.entries.clear();
       rec.decay = 0;
-      return rec;
+      return Status::ok();
     }
   }
-  return rec;
+  return Status::ok();
 }
 
 void ZoTrainer::apply(const StepRecord& rec) {

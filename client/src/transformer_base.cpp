@@ -135,8 +135,10 @@ Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBat
                                                 const std::vector<int32_t>& targets, const Perturbation& p) {
   const int vocab = config_.vocab_size;
   if (targets.size() != batch.tokens.size()) return invalid_argument("token_loss: targets do not match the batch");
-  std::vector<int> rows;
-  std::vector<int32_t> row_target;
+  std::vector<int>& rows = loss_rows_;
+  std::vector<int32_t>& row_target = loss_targets_;
+  rows.clear();
+  row_target.clear();
   for (int b = 0; b < batch.batch; ++b) {
     for (int t = 0; t < batch.lengths[b]; ++t) {
       const int32_t tg = targets[static_cast<size_t>(b) * batch.seq_len + t];
@@ -162,8 +164,12 @@ Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBat
   const size_t chunks = std::min((V + kVocabTile - 1) / kVocabTile, 4 * threads);
   const size_t per_chunk = ((V + chunks - 1) / chunks + kVocabTile - 1) / kVocabTile * kVocabTile;
   // Online log-sum-exp per chunk: running max and sum for each scored row.
-  std::vector<float> cmax(chunks * P, -std::numeric_limits<float>::infinity()), csum(chunks * P, 0.0f);
-  std::vector<float> target_logit(P, 0.0f);
+  std::vector<float>& cmax = chunk_max_;
+  std::vector<float>& csum = chunk_sum_;
+  std::vector<float>& target_logit = target_logit_;
+  cmax.assign(chunks * P, -std::numeric_limits<float>::infinity());
+  csum.assign(chunks * P, 0.0f);
+  target_logit.assign(P, 0.0f);
   ConstMat h(gathered_.data(), static_cast<Eigen::Index>(P), static_cast<Eigen::Index>(d));
   parallel_for(pool, chunks, [&](size_t c) {
     float* mx = cmax.data() + c * P;
@@ -223,8 +229,13 @@ Result<LossResult> TransformerModel::choice_loss(ThreadPool* pool, const TokenBa
   const size_t k = candidates.size(), P = targets.size();
   const Weight& head = head_weight();
   const Weight* bias = head_bias();
-  std::vector<float> cw(k * d), row_buf(d), bias_buf;
-  std::vector<float> cb(k, 0.0f);
+  std::vector<float>& cw = cand_w_;
+  std::vector<float>& row_buf = row_buf_;
+  std::vector<float>& bias_buf = bias_buf_;
+  std::vector<float>& cb = cand_b_;
+  cw.resize(k * d);
+  row_buf.resize(d);
+  cb.assign(k, 0.0f);
   if (bias) {
     bias_buf.resize(bias->numel());
     const float* b = weight_rows(*bias, 0, 1, p, bias_buf.data());
@@ -234,7 +245,8 @@ Result<LossResult> TransformerModel::choice_loss(ThreadPool* pool, const TokenBa
     const float* w = weight_rows(head, static_cast<size_t>(candidates[j]), 1, p, row_buf.data());
     std::copy_n(w, d, cw.begin() + static_cast<std::ptrdiff_t>(j * d));
   }
-  std::vector<float> lg(P * k);
+  std::vector<float>& lg = cand_logits_;
+  lg.resize(P * k);
   LossResult result;
   for (size_t i = 0; i < P; ++i) {
     const float* hrow = hidden_.data() + (static_cast<size_t>(targets[i].row) * batch.seq_len + targets[i].position) * d;
@@ -250,7 +262,7 @@ Result<LossResult> TransformerModel::choice_loss(ThreadPool* pool, const TokenBa
     result.sum += std::log(s) + m - lg[i * k + static_cast<size_t>(targets[i].label_index)];
   }
   result.count = P;
-  if (candidate_logits) *candidate_logits = std::move(lg);
+  if (candidate_logits) candidate_logits->assign(lg.begin(), lg.end());
   return result;
 }
 

@@ -3,6 +3,7 @@
 // optional KV cache (generation).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,6 +24,21 @@ struct TokenBatch {
   std::vector<int32_t> lengths;
 
   static TokenBatch from_sequences(const std::vector<std::vector<int32_t>>& seqs, int32_t pad_id = 0);
+  // Refills this batch with the given sequences, reusing its storage (no allocation once it is large
+  // enough). get(i) returns sequence i.
+  template <class Get>
+  void assign(size_t count, Get&& get, int32_t pad_id) {
+    batch = static_cast<int>(count);
+    seq_len = 0;
+    for (size_t i = 0; i < count; ++i) seq_len = std::max(seq_len, static_cast<int>(get(i).size()));
+    tokens.assign(count * static_cast<size_t>(seq_len), pad_id);
+    lengths.resize(count);
+    for (size_t i = 0; i < count; ++i) {
+      const auto& s = get(i);
+      std::copy(s.begin(), s.end(), tokens.begin() + static_cast<std::ptrdiff_t>(i * static_cast<size_t>(seq_len)));
+      lengths[i] = static_cast<int32_t>(s.size());
+    }
+  }
   Status validate(int vocab_size) const;
 };
 

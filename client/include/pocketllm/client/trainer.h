@@ -63,8 +63,10 @@ class ZoTrainer {
  public:
   ZoTrainer(LanguageModel& model, Task& task, std::vector<size_t> train_examples, TrainOptions options, ThreadPool* pool);
 
-  // Computes step t and applies it to the model's trainable weights.
+  // Computes step t (it does not apply it: log first, then apply()).
   Result<StepRecord> step(int t);
+  // The same into a caller-owned record whose storage is reused: after warm-up a step allocates nothing.
+  Status step_into(int t, StepRecord* rec);
   // Applies a step (just computed, or logged by an earlier session): the same update either way.
   void apply(const StepRecord& rec);
 

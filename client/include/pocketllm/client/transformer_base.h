@@ -39,8 +39,14 @@ class TransformerModel : public LanguageModel {
 
   ModelConfig config_;
   WeightStore weights_;
-  std::vector<float> hidden_;  // reused across calls
+  // Buffers reused across calls: after the first call at a given size, losses allocate nothing.
+  std::vector<float> hidden_;
   std::vector<float> gathered_;
+  std::vector<int> loss_rows_;
+  std::vector<int32_t> loss_targets_;
+  std::vector<float> chunk_max_, chunk_sum_, target_logit_;
+  std::vector<float> cand_w_, cand_b_, cand_logits_, row_buf_, bias_buf_;
+  std::vector<float> embed_row_a_, embed_row_b_;  // architectures' per-row scratch
 };
 
 }  // namespace pocketllm
