@@ -26,6 +26,7 @@ constexpr const char* kHelp =
     "  --task lm|classify   causal-LM loss, or cross-entropy over label words (default lm)\n"
     "  --template T         classify prompt, {text} is the example (default \"{text} It was\")\n"
     "  --labels L           classify label words, e.g. \"0:terrible,1:great\"\n"
+    "  --preset sst2|agnews classify with MeZO's SST-2 setup or the AG News classes (template + labels)\n"
     "  --k-shot K           train on K examples per label (or K examples for lm), seeded by --data-seed\n"
     "  --max-length N       tokens per example (default 256); --overlong truncate|skip (default truncate)\n"
     "  --eval-data FILE     held-out set evaluated at the start, every --eval-every steps and at the end\n"
@@ -35,7 +36,8 @@ constexpr const char* kHelp =
     "  --clip C             clip the projected gradient to [-C, C] (default off)\n"
     "  --weight-decay W     decoupled weight decay, not on norms and biases (default 0)\n"
     "  --dist rademacher|gaussian (rademacher)\n"
-    "  --trainable P        comma-separated tensor-name patterns with * (default \"*\": all)\n"
+    "  --trainable P        comma-separated tensor-name patterns with * (default \"*\": all), or\n"
+    "                       all | attention | mlp | norms | last:K (the last K layers)\n"
     "  --seed S  --data-seed S   direction and data-order seeds (default 0)\n"
     "run:\n"
     "  --snapshot-every N   write trainable tensors every N steps (default 100)\n"
@@ -57,7 +59,7 @@ std::string format_eta(double s) {
 int cmd_finetune(const std::vector<std::string>& argv) {
   Args args({"model", "data", "task", "out", "template", "labels", "k-shot", "max-length", "overlong", "eval-data",
              "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
-             "dist", "trainable", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every"},
+             "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every"},
             {"help", "resume"});
   if (Status s = args.parse(argv); !s) {
     std::fprintf(stderr, "pocketllm finetune: %s\n\n%s", s.message().c_str(), kHelp);
@@ -125,6 +127,13 @@ int cmd_finetune(const std::vector<std::string>& argv) {
   if (overlong != "truncate" && overlong != "skip") return usage("--overlong must be truncate or skip");
   spec.task.truncate = overlong == "truncate";
   spec.task.prompt_template = args.get("template", "{text} It was");
+  std::string preset_labels;
+  if (args.has("preset")) {
+    std::string tmpl;
+    if (!classification_preset(args.get("preset"), &tmpl, &preset_labels)) return usage("--preset must be sst2 or agnews");
+    if (!args.has("template")) spec.task.prompt_template = tmpl;
+    if (!args.has("task")) spec.task.kind = "classify";
+  }
   if (spec.task.kind != "lm" && spec.task.kind != "classify") return usage("--task must be lm or classify");
   if (!req.resume) {
     if (!args.has("model")) return usage("--model is required");
@@ -132,8 +141,9 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     spec.model_path = args.get("model");
     spec.data_path = args.get("data");
     if (spec.task.kind == "classify") {
-      if (!args.has("labels")) return usage("--task classify needs --labels, e.g. \"0:terrible,1:great\"");
-      auto lw = parse_label_words(args.get("labels"));
+      if (!args.has("labels") && preset_labels.empty())
+        return usage("--task classify needs --labels, e.g. \"0:terrible,1:great\" (or --preset sst2|agnews)");
+      auto lw = parse_label_words(args.get("labels", preset_labels));
       if (!lw) return usage(lw.status().message());
       spec.task.label_words = lw.value();
     }

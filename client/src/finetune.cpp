@@ -59,7 +59,7 @@ Result<LoadedModel> load_run_model(const std::string& run_dir, RunDir* run_out, 
   auto run = RunDir::open(run_dir);
   if (!run) return run.status();
   std::string id;
-  auto loaded = load_base(run->spec(), &id);
+  auto loaded = load_base(run->spec(), &id);  // the spec holds expanded patterns
   if (!loaded) return loaded.status();
   if (id != run->spec().model_id)
     return mismatch(run_dir + ": this run was made from base model " + run->spec().model_id.substr(0, 16) + "…, but " +
@@ -79,6 +79,14 @@ Result<FinetuneResult> run_finetune(const FinetuneRequest& req, const ProgressFn
     loaded = std::move(l.value());
   } else {
     RunSpec spec = req.spec;
+    // Shorthands ("last:2", "attention", …) become explicit patterns in the spec, so the run does not
+    // depend on how they expand in a later version.
+    {
+      LoadOptions lo;
+      auto probe = load_model(spec.model_path, lo);
+      if (!probe) return probe.status();
+      spec.trainable = expand_trainable(spec.trainable, probe->model->config().num_layers);
+    }
     auto l = load_base(spec, &spec.model_id);
     if (!l) return l.status();
     loaded = std::move(l.value());

@@ -146,6 +146,38 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 
 double EvalResult::perplexity() const { return std::exp(loss); }
 
+bool classification_preset(const std::string& name, std::string* prompt_template, std::string* labels) {
+  if (name == "sst2") {
+    *prompt_template = "{text} It was";
+    *labels = "0:terrible,1:great";
+    return true;
+  }
+  if (name == "agnews") {
+    *prompt_template = "{text} This is about";
+    *labels = "World:world,Sports:sports,Business:business,Sci/Tech:technology";
+    return true;
+  }
+  return false;
+}
+
+std::string expand_trainable(const std::string& spec, int num_layers) {
+  if (spec == "all") return "*";
+  if (spec == "attention") return "*self_attn.*,*.attn.*,*.attention.*";
+  if (spec == "mlp") return "*.mlp.*,*.fc1.*,*.fc2.*,*.intermediate.*,*.output.dense.*";
+  if (spec == "norms") return "*norm*,*LayerNorm*,*.ln_*,*ln_f.*";
+  if (spec.rfind("last:", 0) == 0) {
+    const int k = std::atoi(spec.c_str() + 5);
+    if (k <= 0) return spec;
+    std::string out;
+    for (int l = std::max(0, num_layers - k); l < num_layers; ++l) {
+      const std::string n = std::to_string(l);
+      out += (out.empty() ? "" : ",") + ("*.layers." + n + ".*,*.layer." + n + ".*,*.h." + n + ".*");
+    }
+    return out;
+  }
+  return spec;
+}
+
 Result<std::vector<std::pair<std::string, std::string>>> parse_label_words(const std::string& spec) {
   std::vector<std::pair<std::string, std::string>> out;
   size_t start = 0;

@@ -255,3 +255,25 @@ TEST_CASE("weight decay is logged, skips norms, and resumes to the same bytes", 
   CHECK(norm_w == std::vector<float>{1.5f, -2.0f});
   CHECK(mat == std::vector<float>{1.5f * 0.75f, -2.0f * 0.75f});
 }
+
+TEST_CASE("trainable shorthands and classification presets expand as documented", "[client][trainer]") {
+  const NamePatterns last2(expand_trainable("last:2", 5));
+  CHECK(last2.matches("model.layers.4.mlp.up_proj.weight"));
+  CHECK(last2.matches("model.layers.3.self_attn.q_proj.weight"));
+  CHECK_FALSE(last2.matches("model.layers.2.self_attn.q_proj.weight"));
+  CHECK_FALSE(last2.matches("model.layers.13.self_attn.q_proj.weight"));
+  CHECK(last2.matches("transformer.h.4.attn.c_attn.weight"));
+  const NamePatterns attn(expand_trainable("attention", 5));
+  CHECK(attn.matches("model.layers.0.self_attn.o_proj.weight"));
+  CHECK(attn.matches("roberta.encoder.layer.0.attention.self.query.weight"));
+  CHECK_FALSE(attn.matches("model.layers.0.mlp.up_proj.weight"));
+  CHECK(NamePatterns(expand_trainable("norms", 5)).matches("model.layers.0.input_layernorm.weight"));
+  CHECK(expand_trainable("model.norm.weight", 5) == "model.norm.weight");
+  std::string tmpl, labels;
+  REQUIRE(classification_preset("sst2", &tmpl, &labels));
+  CHECK(tmpl == "{text} It was");
+  CHECK(parse_label_words(labels).value().size() == 2);
+  REQUIRE(classification_preset("agnews", &tmpl, &labels));
+  CHECK(parse_label_words(labels).value().size() == 4);
+  CHECK_FALSE(classification_preset("imdb", &tmpl, &labels));
+}

@@ -24,6 +24,14 @@ struct TaskOptions {
   std::vector<std::pair<std::string, std::string>> label_words;  // (label, word), in class order
 };
 
+// Built-in classification setups for the shared datasets: "sst2" (MeZO's template and label words) and
+// "agnews" (the four AG News classes). Returns false for an unknown name.
+bool classification_preset(const std::string& name, std::string* prompt_template, std::string* labels);
+
+// Expands trainable-set shorthands into name patterns: "all", "attention", "mlp", "norms",
+// "last:K" (the last K layers, given the layer count); anything else is returned unchanged.
+std::string expand_trainable(const std::string& spec, int num_layers);
+
 // "0: terrible, 1: great" -> {("0", " terrible"), ("1", " great")}: the word gets a leading space.
 Result<std::vector<std::pair<std::string, std::string>>> parse_label_words(const std::string& spec);
 
