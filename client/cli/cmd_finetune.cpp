@@ -29,6 +29,7 @@ constexpr const char* kHelp =
     "  --preset sst2|agnews classify with MeZO's SST-2 setup or the AG News classes (template + labels)\n"
     "  --k-shot K           train on K examples per label (or K examples for lm), seeded by --data-seed\n"
     "  --max-length N       tokens per example (default 256); --overlong truncate|skip (default truncate)\n"
+    "  --pack               lm: pack the examples into full windows of --max-length tokens (no padding)\n"
     "  --eval-data FILE     held-out set evaluated at the start, every --eval-every steps and at the end\n"
     "optimisation:\n"
     "  --steps N (100)  --batch-size B (16)  --lr LR (1e-4)  --eps EPS (1e-3)\n"
@@ -60,7 +61,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
   Args args({"model", "data", "task", "out", "template", "labels", "k-shot", "max-length", "overlong", "eval-data",
              "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
              "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every"},
-            {"help", "resume"});
+            {"help", "resume", "pack"});
   if (Status s = args.parse(argv); !s) {
     std::fprintf(stderr, "pocketllm finetune: %s\n\n%s", s.message().c_str(), kHelp);
     return 2;
@@ -126,6 +127,8 @@ int cmd_finetune(const std::vector<std::string>& argv) {
   const std::string overlong = args.get("overlong", "truncate");
   if (overlong != "truncate" && overlong != "skip") return usage("--overlong must be truncate or skip");
   spec.task.truncate = overlong == "truncate";
+  spec.task.pack = args.has("pack");
+  if (spec.task.pack && spec.task.kind != "lm") return usage("--pack is for --task lm");
   spec.task.prompt_template = args.get("template", "{text} It was");
   std::string preset_labels;
   if (args.has("preset")) {

@@ -57,6 +57,7 @@ json RunSpec::to_json() const {
                {{"kind", task.kind},
                 {"max_length", task.max_length},
                 {"truncate", task.truncate},
+                {"pack", task.pack},
                 {"template", task.prompt_template},
                 {"label_words", labels_json(task.label_words)}}},
               {"data", {{"path", data_path}, {"sha256", data_sha256}, {"k_shot", k_shot}}},
@@ -94,6 +95,7 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
     s.task.kind = t.at("kind");
     s.task.max_length = t.at("max_length");
     s.task.truncate = t.at("truncate");
+    s.task.pack = t.value("pack", false);
     s.task.prompt_template = t.at("template");
     for (const auto& p : t.at("label_words")) s.task.label_words.emplace_back(p.at(0), p.at(1));
     s.data_path = j.at("data").at("path");

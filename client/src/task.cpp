@@ -24,6 +24,7 @@ void shuffle(std::vector<size_t>& v, uint64_t seed, uint64_t stream) {
 struct Encoded {
   std::vector<int32_t> tokens;
   int loss_start = 1;  // LM: first position whose token is a target
+  std::vector<uint8_t> target;  // LM, packed: target[t] = token t is scored (overrides loss_start)
   int label = -1;      // classify: class index
 };
 
@@ -64,7 +65,8 @@ class LmTask : public Task {
       const Encoded& e = ex_[idx[b]];
       // Position t predicts token t+1; it is scored when token t+1 is part of the target text.
       for (int t = std::max(0, e.loss_start - 1); t + 1 < static_cast<int>(e.tokens.size()); ++t)
-        targets_[b * static_cast<size_t>(batch_.seq_len) + t] = e.tokens[t + 1];
+        if (e.target.empty() || e.target[static_cast<size_t>(t) + 1])
+          targets_[b * static_cast<size_t>(batch_.seq_len) + t] = e.tokens[t + 1];
     }
   }
   std::vector<Encoded> ex_;
@@ -237,6 +239,27 @@ Result<std::unique_ptr<Task>> make_task(const Dataset& data, const Tokenizer& to
         continue;
       }
       ex.push_back(std::move(enc));
+    }
+    if (o.pack && !ex.empty()) {
+      // One stream: each example keeps its BOS; the completion-only masks carry over per token.
+      std::vector<int32_t> stream;
+      std::vector<uint8_t> scored;
+      for (const auto& e : ex) {
+        for (size_t i = 0; i < e.tokens.size(); ++i) {
+          stream.push_back(e.tokens[i]);
+          scored.push_back(static_cast<int>(i) >= e.loss_start ? 1 : 0);
+        }
+      }
+      std::vector<Encoded> packed;
+      for (size_t at = 0; at + 1 < stream.size(); at += static_cast<size_t>(limit)) {
+        const size_t end = std::min(stream.size(), at + static_cast<size_t>(limit));
+        Encoded w;
+        w.tokens.assign(stream.begin() + static_cast<std::ptrdiff_t>(at), stream.begin() + static_cast<std::ptrdiff_t>(end));
+        w.target.assign(scored.begin() + static_cast<std::ptrdiff_t>(at), scored.begin() + static_cast<std::ptrdiff_t>(end));
+        w.loss_start = 1;
+        if (w.tokens.size() >= 2) packed.push_back(std::move(w));
+      }
+      ex = std::move(packed);
     }
     if (ex.empty()) return invalid_argument(data.path + ": no usable examples (all empty or over-long)");
     auto t = std::make_unique<LmTask>(std::move(ex));

@@ -277,3 +277,33 @@ TEST_CASE("trainable shorthands and classification presets expand as documented"
   CHECK(parse_label_words(labels).value().size() == 4);
   CHECK_FALSE(classification_preset("imdb", &tmpl, &labels));
 }
+
+TEST_CASE("packed LM batches score every token once and fill their windows", "[client][data]") {
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 18);
+  auto loaded = load_model(dir, LoadOptions{"", true});
+  REQUIRE(loaded.is_ok());
+  Dataset ds;
+  ds.path = "mem";
+  for (const auto& s : toy_sentences()) ds.examples.push_back({s, "", "", 1});
+  TaskOptions padded;
+  auto plain = make_task(ds, *loaded->tokenizer, *loaded->model, padded);
+  REQUIRE(plain.is_ok());
+  std::vector<size_t> all_plain(plain.value()->size());
+  for (size_t i = 0; i < all_plain.size(); ++i) all_plain[i] = i;
+  auto lp = plain.value()->loss(nullptr, *loaded->model, all_plain, Perturbation{});
+  REQUIRE(lp.is_ok());
+  TaskOptions packed;
+  packed.pack = true;
+  packed.max_length = 128;  // the whole stream fits one window: every example's targets, nothing across them
+  auto one = make_task(ds, *loaded->tokenizer, *loaded->model, packed);
+  REQUIRE(one.is_ok());
+  CHECK(one.value()->size() == 1);
+  auto l1 = one.value()->loss(nullptr, *loaded->model, {0}, Perturbation{});
+  REQUIRE(l1.is_ok());
+  CHECK(l1->count == lp->count);
+  packed.max_length = 16;
+  auto many = make_task(ds, *loaded->tokenizer, *loaded->model, packed);
+  REQUIRE(many.is_ok());
+  CHECK(many.value()->size() > 1);
+}

@@ -19,6 +19,7 @@ struct TaskOptions {
   std::string kind = "lm";  // "lm" or "classify"
   int max_length = 256;     // tokens per example, BOS included
   bool truncate = true;     // over-long examples: truncate (true) or skip (false)
+  bool pack = false;        // lm: concatenate the examples and cut the stream into max_length windows
   // classify: the prompt ({text} is replaced by the example) and the word each label maps to.
   std::string prompt_template = "{text} It was";
   std::vector<std::pair<std::string, std::string>> label_words;  // (label, word), in class order
