@@ -1,0 +1,75 @@
+// The round logic of one federated task, independent of HTTP and storage (DESIGN.md section 5):
+// a round publishes tau server-issued seeds; devices submit tau scalars (+ example count); at the deadline
+// or when the goal count is reached the round closes, and with enough submissions it is aggregated into
+// tau update entries appended to the task's log (the version advances by tau). Time is passed in, so
+// the logic is deterministic and testable; the service persists what it returns.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pocketllm/common/update_log.h"
+#include "pocketllm/server/aggregation.h"
+
+namespace pocketllm::server {
+
+struct RoundPolicy {
+  uint32_t tau = 8;                 // local steps (seeds) per round
+  int64_t duration_ms = 60'000;     // deadline after opening
+  size_t goal_submissions = 0;      // close early at this many (0: only at the deadline)
+  size_t min_submissions = 2;       // fewer at the deadline: extend or abandon, never apply silently
+  uint32_t max_extensions = 1;      // extensions before abandoning
+  AggregationOptions aggregation;
+};
+
+enum class RoundState { kOpen, kApplied, kAbandoned };
+const char* round_state_name(RoundState s);
+
+struct Round {
+  uint64_t id = 0;
+  uint64_t base_version = 0;  // log length the devices start from
+  std::vector<uint64_t> seeds;
+  int64_t opened_ms = 0, deadline_ms = 0;
+  uint32_t extensions = 0;
+  RoundState state = RoundState::kOpen;
+  std::map<std::string, Submission> submissions;  // by device
+};
+
+// What a submit() call did, so the service can answer (201 accepted, 200 same resubmission).
+enum class SubmitOutcome { kAccepted, kDuplicate };
+
+class TaskRounds {
+ public:
+  TaskRounds(uint64_t seed_key, RoundPolicy policy) : key_(seed_key), policy_(policy) {}
+
+  // Opens the next round (the previous one must be closed).
+  Result<Round> open_round(int64_t now_ms);
+  const Round* current() const { return rounds_.empty() ? nullptr : &rounds_.back(); }
+  const Round* round(uint64_t id) const;
+
+  // A device's scalars for a round. Errors: unknown round (kNotFound), a closed round (kMismatch: the
+  // service answers 409), a wrong scalar count or a non-finite scalar (kInvalidArgument), a different
+  // resubmission from the same device (kMismatch). The same resubmission is a no-op (kDuplicate).
+  Result<SubmitOutcome> submit(uint64_t round_id, const Submission& s);
+
+  // Closes the open round when due: at the goal count, or at the deadline (extended when short of the
+  // minimum, abandoned after the allowed extensions). Returns the entries appended when it applied.
+  Result<std::vector<UpdateEntry>> tick(int64_t now_ms);
+
+  const UpdateLog& log() const { return log_; }
+  uint64_t version() const { return log_.size(); }
+
+  // The seed of round r, step k: SplitMix64 over the task key (docs/training.md's step_seed form).
+  static uint64_t round_seed(uint64_t key, uint64_t round, uint32_t k);
+
+ private:
+  uint64_t key_;
+  RoundPolicy policy_;
+  std::vector<Round> rounds_;
+  UpdateLog log_;
+};
+
+}  // namespace pocketllm::server

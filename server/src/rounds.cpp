@@ -1,0 +1,101 @@
+#include "pocketllm/server/rounds.h"
+
+#include <cmath>
+
+namespace pocketllm::server {
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+const char* round_state_name(RoundState s) {
+  switch (s) {
+    case RoundState::kOpen: return "open";
+    case RoundState::kApplied: return "applied";
+    case RoundState::kAbandoned: return "abandoned";
+  }
+  return "?";
+}
+
+uint64_t TaskRounds::round_seed(uint64_t key, uint64_t round, uint32_t k) {
+  return splitmix64(key ^ splitmix64((round << 8) | k));
+}
+
+const Round* TaskRounds::round(uint64_t id) const {
+  if (id == 0 || id > rounds_.size()) return nullptr;
+  return &rounds_[id - 1];
+}
+
+Result<Round> TaskRounds::open_round(int64_t now_ms) {
+  if (policy_.tau == 0 || policy_.tau > 256) return invalid_argument("tau must be 1..256");
+  if (!rounds_.empty() && rounds_.back().state == RoundState::kOpen)
+    return invalid_argument("round " + std::to_string(rounds_.back().id) + " is still open");
+  Round r;
+  r.id = rounds_.size() + 1;
+  r.base_version = log_.size();
+  for (uint32_t k = 0; k < policy_.tau; ++k) r.seeds.push_back(round_seed(key_, r.id, k));
+  r.opened_ms = now_ms;
+  r.deadline_ms = now_ms + policy_.duration_ms;
+  rounds_.push_back(r);
+  return r;
+}
+
+Result<SubmitOutcome> TaskRounds::submit(uint64_t round_id, const Submission& s) {
+  if (round_id == 0 || round_id > rounds_.size()) return not_found("no round " + std::to_string(round_id));
+  Round& r = rounds_[round_id - 1];
+  if (r.state != RoundState::kOpen)
+    return mismatch("round " + std::to_string(round_id) + " is " + round_state_name(r.state) + "; submissions are closed");
+  if (s.device.empty()) return invalid_argument("submission without a device");
+  if (s.coeffs.size() != r.seeds.size())
+    return invalid_argument("expected " + std::to_string(r.seeds.size()) + " scalars, got " + std::to_string(s.coeffs.size()));
+  for (float c : s.coeffs)
+    if (!std::isfinite(c)) return invalid_argument("a submitted scalar is not finite");
+  if (s.examples == 0) return invalid_argument("example count must be at least 1");
+  auto it = r.submissions.find(s.device);
+  if (it != r.submissions.end()) {
+    const bool same = it->second.coeffs == s.coeffs && it->second.examples == s.examples;
+    if (same) return SubmitOutcome::kDuplicate;
+    return mismatch("device " + s.device + " already submitted different scalars for round " + std::to_string(round_id));
+  }
+  r.submissions.emplace(s.device, s);
+  return SubmitOutcome::kAccepted;
+}
+
+Result<std::vector<UpdateEntry>> TaskRounds::tick(int64_t now_ms) {
+  std::vector<UpdateEntry> applied;
+  if (rounds_.empty() || rounds_.back().state != RoundState::kOpen) return applied;
+  Round& r = rounds_.back();
+  const size_t n = r.submissions.size();
+  const bool goal = policy_.goal_submissions > 0 && n >= policy_.goal_submissions;
+  if (!goal && now_ms < r.deadline_ms) return applied;
+  if (n < std::max<size_t>(1, policy_.min_submissions)) {
+    if (r.extensions < policy_.max_extensions) {
+      ++r.extensions;
+      r.deadline_ms = now_ms + policy_.duration_ms;
+    } else {
+      r.state = RoundState::kAbandoned;
+    }
+    return applied;
+  }
+  std::vector<Submission> subs;
+  for (const auto& [device, s] : r.submissions) subs.push_back(s);
+  AggregationOptions opt = policy_.aggregation;
+  opt.min_submissions = policy_.min_submissions;
+  auto coeffs = aggregate(subs, r.seeds.size(), opt);
+  if (!coeffs) return coeffs.status();
+  for (size_t k = 0; k < r.seeds.size(); ++k) {
+    const UpdateEntry e{r.seeds[k], coeffs.value()[k]};
+    POCKETLLM_RETURN_IF_ERROR(log_.append(e));
+    applied.push_back(e);
+  }
+  r.state = RoundState::kApplied;
+  return applied;
+}
+
+}  // namespace pocketllm::server
