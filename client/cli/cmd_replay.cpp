@@ -14,7 +14,6 @@
 #include "pocketllm/common/update_log.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/client/run_dir.h"
-#include "pocketllm/client/trainer.h"
 
 #include <sys/stat.h>
 
@@ -36,24 +35,36 @@ constexpr const char* kHelp =
     "  --dist D      distribution the log was made with (default rademacher)\n"
     "  --threads N   worker threads (default: all cores)\n";
 
-// Steps of a run directory (with their weight-decay factors); empty for a plain update log.
-std::vector<LoggedStep> g_run_steps;
+// The steps to replay: a run directory's own (with their weight-decay factors and its spec), or a plain
+// update log as one step without decay.
+struct LoadedLog {
+  std::vector<LoggedStep> steps;
+  size_t entries = 0;
+  RunSpec spec;
+  bool from_run = false;
+};
 
-Result<UpdateLog> load_log(const std::string& path, RunSpec* spec) {
+Result<LoadedLog> load_log(const std::string& path) {
+  LoadedLog out;
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     auto run = RunDir::open(path);
     if (!run) return run.status();
-    *spec = run->spec();
-    g_run_steps = run->steps();
-    return run->update_log();
+    out.spec = run->spec();
+    out.steps = run->steps();
+    out.entries = run->update_log().size();
+    out.from_run = true;
+    return out;
   }
   auto bytes = read_file(path, size_t{1} << 32);
   if (!bytes) return bytes.status();
   const std::string& b = bytes.value();
   auto log = (b.size() >= 8 && b.compare(0, 7, "PLLMLOG") == 0) ? UpdateLog::from_binary(b) : UpdateLog::from_json(b);
   if (!log) return Status(log.status().code(), path + ": " + log.status().message());
-  return log;
+  out.steps.resize(1);
+  out.steps[0].entries = log->entries();
+  out.entries = log->size();
+  return out;
 }
 
 }  // namespace
@@ -88,15 +99,14 @@ int cmd_replay(const std::vector<std::string>& argv) {
     std::fprintf(stderr, "pocketllm replay: --threads must be an integer from 0 to 1024\n");
     return 2;
   }
-  RunSpec run_spec;
-  run_spec.trainable = "";
-  auto log = load_log(args.get("log"), &run_spec);
+  auto log = load_log(args.get("log"));
   if (!log) {
     std::fprintf(stderr, "pocketllm replay: %s\n", log.status().message().c_str());
     return 1;
   }
-  if (!run_spec.trainable.empty() && !args.has("dist")) dist = run_spec.train.dist;
-  const std::string pattern_text = args.get("tensors", run_spec.trainable.empty() ? "*" : run_spec.trainable);
+  const RunSpec& run_spec = log->spec;
+  if (log->from_run && !args.has("dist")) dist = run_spec.train.dist;
+  const std::string pattern_text = args.get("tensors", log->from_run ? run_spec.trainable : "*");
   const NamePatterns patterns(pattern_text);
   ThreadPool pool(static_cast<int>(threads.value()));
 
@@ -106,7 +116,7 @@ int cmd_replay(const std::vector<std::string>& argv) {
       std::fprintf(stderr, "pocketllm replay: %s\n", loaded.status().message().c_str());
       return 1;
     }
-    if (!run_spec.model_id.empty() && loaded->model->weights().compute_model_id() != run_spec.model_id) {
+    if (log->from_run && loaded->model->weights().compute_model_id() != run_spec.model_id) {
       std::fprintf(stderr, "pocketllm replay: %s is not the base model of this run\n", args.get("model").c_str());
       return 1;
     }
@@ -116,18 +126,12 @@ int cmd_replay(const std::vector<std::string>& argv) {
       return 1;
     }
     auto tensors = loaded->model->weights().trainable_tensors();
-    bool decay = false;
-    for (const auto& st : g_run_steps) decay |= st.decay != 0.0f;
-    if (decay) {
-      for (const auto& st : g_run_steps) apply_step(&pool, dist, st.decay, st.entries, tensors);
-    } else {
-      replay_log(&pool, dist, log.value(), tensors);
-    }
+    replay_steps(&pool, dist, log->steps, 0, log->steps.size(), tensors);
     if (Status s = export_hf_directory(loaded.value(), args.get("out")); !s) {
       std::fprintf(stderr, "pocketllm replay: %s\n", s.message().c_str());
       return 1;
     }
-    std::printf("replayed %zu entries onto %zu tensors; wrote %s\n", log->size(), tensors.size(), args.get("out").c_str());
+    std::printf("replayed %zu entries onto %zu tensors; wrote %s\n", log->entries, tensors.size(), args.get("out").c_str());
     return 0;
   }
 
@@ -160,24 +164,18 @@ int cmd_replay(const std::vector<std::string>& argv) {
     return 1;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  bool decay = false;
-  for (const auto& st : g_run_steps) decay |= st.decay != 0.0f;
-  if (decay) {
-    for (const auto& st : g_run_steps) apply_step(&pool, dist, st.decay, st.entries, targets);
-  } else {
-    replay_log(&pool, dist, log.value(), targets);
-  }
+  replay_steps(&pool, dist, log->steps, 0, log->steps.size(), targets);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   uint64_t elements = 0;
   for (const auto& t : targets) elements += t.numel;
 
   std::map<std::string, std::string> metadata = base->metadata();
-  metadata["pocketllm.replayed_entries"] = std::to_string(log->size());
+  metadata["pocketllm.replayed_entries"] = std::to_string(log->entries);
   if (Status s = write_safetensors(args.get("out"), out, metadata); !s) {
     std::fprintf(stderr, "pocketllm replay: %s\n", s.message().c_str());
     return 1;
   }
-  std::printf("replayed %zu entries onto %zu tensors (%llu elements) in %.3f s; wrote %s\n", log->size(), targets.size(),
+  std::printf("replayed %zu entries onto %zu tensors (%llu elements) in %.3f s; wrote %s\n", log->entries, targets.size(),
               static_cast<unsigned long long>(elements), secs, args.get("out").c_str());
   return 0;
 }

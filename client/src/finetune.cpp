@@ -18,31 +18,24 @@ Status bring_to_last_step(RunDir& run, LanguageModel& model, ThreadPool* pool) {
     return corrupt(run.path() + ": snapshot is at step " + std::to_string(snap.value()) + " but the log ends at step " +
                    std::to_string(run.next_step() - 1));
   }
-  auto tensors = model.weights().trainable_tensors();
-  bool any_decay = false;
-  for (int s = from; s < run.next_step(); ++s) any_decay |= run.steps()[s].decay != 0.0f;
-  if (!any_decay) {
-    // All entries in one pass (each chunk stays in cache across entries): same bytes as step by step.
-    std::vector<UpdateEntry> entries;
-    for (int s = from; s < run.next_step(); ++s)
-      entries.insert(entries.end(), run.steps()[s].entries.begin(), run.steps()[s].entries.end());
-    replay_entries(pool, run.spec().train.dist, entries.data(), entries.size(), tensors);
-  } else {
-    for (int s = from; s < run.next_step(); ++s)
-      apply_step(pool, run.spec().train.dist, run.steps()[s].decay, run.steps()[s].entries, tensors);
-  }
+  replay_steps(pool, run.spec().train.dist, run.steps(), static_cast<size_t>(from), run.steps().size(),
+               model.weights().trainable_tensors());
   return Status::ok();
 }
 
-// Loads the base model, computes its id over the stored canonical tensors, then makes the trainable
-// tensors float32 copies.
-Result<LoadedModel> load_base(const RunSpec& spec, std::string* model_id) {
+// Loads the base model, computes its id over the stored canonical tensors, expands trainable-set
+// shorthands against its layer count (a no-op for a resumed spec, which holds patterns), then makes the
+// trainable tensors float32 copies.
+Result<LoadedModel> load_base(RunSpec* spec) {
   LoadOptions lo;
   lo.require_tokenizer = true;
-  auto loaded = load_model(spec.model_path, lo);
+  auto loaded = load_model(spec->model_path, lo);
   if (!loaded) return loaded.status();
-  *model_id = loaded->model->weights().compute_model_id();
-  auto selected = loaded->model->weights().make_trainable(NamePatterns(spec.trainable));
+  const std::string id = loaded->model->weights().compute_model_id();
+  if (!spec->model_id.empty() && spec->model_id != id) return mismatch(id);  // the caller words the error
+  spec->model_id = id;
+  spec->trainable = expand_trainable(spec->trainable, loaded->model->config().num_layers);
+  auto selected = loaded->model->weights().make_trainable(NamePatterns(spec->trainable));
   if (!selected) return selected.status();
   return loaded;
 }
@@ -58,12 +51,13 @@ Result<std::string> file_sha256(const std::string& path) {
 Result<LoadedModel> load_run_model(const std::string& run_dir, RunDir* run_out, ThreadPool* pool) {
   auto run = RunDir::open(run_dir);
   if (!run) return run.status();
-  std::string id;
-  auto loaded = load_base(run->spec(), &id);  // the spec holds expanded patterns
-  if (!loaded) return loaded.status();
-  if (id != run->spec().model_id)
+  RunSpec spec = run->spec();
+  auto loaded = load_base(&spec);
+  if (!loaded) {
+    if (loaded.status().code() != StatusCode::kMismatch) return loaded.status();
     return mismatch(run_dir + ": this run was made from base model " + run->spec().model_id.substr(0, 16) + "…, but " +
-                    run->spec().model_path + " is " + id.substr(0, 16) + "…");
+                    run->spec().model_path + " is " + loaded.status().message().substr(0, 16) + "…");
+  }
   POCKETLLM_RETURN_IF_ERROR(bring_to_last_step(run.value(), *loaded->model, pool));
   if (run_out) *run_out = std::move(run.value());
   return loaded;
@@ -79,15 +73,10 @@ Result<FinetuneResult> run_finetune(const FinetuneRequest& req, const ProgressFn
     loaded = std::move(l.value());
   } else {
     RunSpec spec = req.spec;
+    spec.model_id.clear();
     // Shorthands ("last:2", "attention", …) become explicit patterns in the spec, so the run does not
     // depend on how they expand in a later version.
-    {
-      LoadOptions lo;
-      auto probe = load_model(spec.model_path, lo);
-      if (!probe) return probe.status();
-      spec.trainable = expand_trainable(spec.trainable, probe->model->config().num_layers);
-    }
-    auto l = load_base(spec, &spec.model_id);
+    auto l = load_base(&spec);
     if (!l) return l.status();
     loaded = std::move(l.value());
     spec.model_format = loaded.format;

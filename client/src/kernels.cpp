@@ -12,14 +12,6 @@ using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMa
 using StridedMat = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
 using ConstStridedMat = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 
-// Per-thread scratch that grows to the largest request and then stays: no allocation after warm-up.
-float* thread_scratch(size_t floats, int slot = 0) {
-  thread_local std::vector<float> buffers[4];
-  auto& b = buffers[slot];
-  if (b.size() < floats) b.resize(floats);
-  return b.data();
-}
-
 // Rows of W per task: about 256 KiB of float32, at least 16, a multiple of 16.
 size_t tile_rows(size_t n, size_t k, size_t threads) {
   size_t rows = std::max<size_t>(16, (size_t{1} << 16) / std::max<size_t>(k, 1));
@@ -41,6 +33,13 @@ void parallel_rows(ThreadPool* pool, size_t m, size_t min_rows, Fn&& fn) {
 
 }  // namespace
 
+float* thread_scratch(size_t floats, int slot) {
+  thread_local std::vector<float> buffers[6];
+  auto& b = buffers[slot];
+  if (b.size() < floats) b.resize(floats);
+  return b.data();
+}
+
 void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
             const Perturbation& p, float* y) {
   const size_t n = w.rows();
@@ -51,7 +50,7 @@ void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& 
   ConstStridedMat xm(x, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
   parallel_for(pool, tiles, [&](size_t t) {
     const size_t n0 = t * nt, rows = std::min(nt, n - n0);
-    const float* wt = weight_rows(w, n0, rows, p, thread_scratch(rows * k));
+    const float* wt = weight_rows(w, n0, rows, p, thread_scratch(rows * k, 0));
     ConstStridedMat wm(wt, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
     StridedMat ym(y + n0, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(rows), Eigen::OuterStride<>(n));
     ym.noalias() = xm * wm.transpose();
@@ -80,7 +79,7 @@ void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const W
   ConstStridedMat xm(x, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
   parallel_for(pool, tiles, [&](size_t t) {
     const size_t n0 = t * nt, cols = std::min(nt, n - n0);
-    float* tile = thread_scratch(k * cols);
+    float* tile = thread_scratch(k * cols, 0);
     for (size_t r = 0; r < k; ++r) {
       const size_t start = r * n + n0;
       float* dst = tile + r * cols;
@@ -167,7 +166,7 @@ void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const 
   parallel_for(pool, s.batch * s.heads, [&](size_t task) {
     const size_t b = task / s.heads, h = task % s.heads, kvh = h / group;
     const size_t klen = std::min<size_t>(s.tk, static_cast<size_t>(key_len[b]));
-    float* scores = thread_scratch(s.tq * std::max<size_t>(klen, 1));
+    float* scores = thread_scratch(s.tq * std::max<size_t>(klen, 1), 0);
     if (klen == 0) {
       for (size_t t = 0; t < s.tq; ++t) std::fill_n(out + (b * s.tq + t) * q_stride + h * s.head_dim, s.head_dim, 0.0f);
       return;

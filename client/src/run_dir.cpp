@@ -109,6 +109,20 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
   }
 }
 
+void replay_steps(ThreadPool* pool, Distribution dist, const std::vector<LoggedStep>& steps, size_t first, size_t last,
+                  const std::vector<NamedTensor>& tensors) {
+  last = std::min(last, steps.size());
+  bool any_decay = false;
+  for (size_t s = first; s < last; ++s) any_decay |= steps[s].decay != 0.0f;
+  if (!any_decay) {
+    std::vector<UpdateEntry> entries;
+    for (size_t s = first; s < last; ++s) entries.insert(entries.end(), steps[s].entries.begin(), steps[s].entries.end());
+    replay_entries(pool, dist, entries.data(), entries.size(), tensors);
+    return;
+  }
+  for (size_t s = first; s < last; ++s) apply_step(pool, dist, steps[s].decay, steps[s].entries, tensors);
+}
+
 RunDir::~RunDir() {
   if (log_fd_ >= 0) {
     ::fsync(log_fd_);

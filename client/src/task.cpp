@@ -3,23 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
-#include "pocketllm/common/philox.h"
+#include "pocketllm/common/seeds.h"
 
 namespace pocketllm {
 namespace {
-
-// Deterministic Fisher–Yates shuffle driven by Philox (same on every platform).
-void shuffle(std::vector<size_t>& v, uint64_t seed, uint64_t stream) {
-  uint64_t counter = 0;
-  for (size_t i = v.size(); i > 1; --i) {
-    const PhiloxBlock x = philox4x32_10({static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32),
-                                         static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32)},
-                                        philox_key_from_seed(seed));
-    ++counter;
-    const uint64_t r = (static_cast<uint64_t>(x[0]) << 32) | x[1];
-    std::swap(v[i - 1], v[r % i]);
-  }
-}
 
 struct Encoded {
   std::vector<int32_t> tokens;
@@ -361,7 +348,7 @@ std::vector<size_t> k_shot_indices(const Task& task, int k, uint64_t seed) {
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
   const auto labels = task.labels();
   if (k <= 0) return all;
-  shuffle(all, seed, 0x6b73686f74ull);  // "kshot"
+  philox_shuffle(all, seed, 0x73686f74u, 0x6bu);  // "kshot"
   if (labels.empty()) {
     if (all.size() > static_cast<size_t>(k)) all.resize(static_cast<size_t>(k));
     std::sort(all.begin(), all.end());

@@ -3,18 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
-#include "pocketllm/common/philox.h"
+#include "pocketllm/common/seeds.h"
 #include "pocketllm/common/update_log.h"
 
 namespace pocketllm {
 namespace {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 }  // namespace
 
@@ -55,9 +49,6 @@ void apply_step(ThreadPool* pool, Distribution dist, float decay, const std::vec
   replay_entries(pool, dist, entries.data(), entries.size(), tensors);
 }
 
-uint64_t step_seed(uint64_t run_seed, uint64_t step, uint32_t k) {
-  return splitmix64(run_seed ^ splitmix64((step << 8) | k));
-}
 
 ZoTrainer::ZoTrainer(LanguageModel& model, Task& task, std::vector<size_t> train, TrainOptions o, ThreadPool* pool)
     : model_(model), task_(task), train_(std::move(train)), o_(o), pool_(pool) {
@@ -88,14 +79,7 @@ const std::vector<size_t>& ZoTrainer::batch_for_step(int t) {
     if (epoch != perm_epoch_) {
       perm_.resize(n);
       for (size_t i = 0; i < n; ++i) perm_[i] = i;
-      uint64_t counter = 0;
-      for (size_t i = n; i > 1; --i) {
-        const PhiloxBlock x = philox4x32_10({static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32),
-                                             static_cast<uint32_t>(epoch), 0x64617461u},
-                                            philox_key_from_seed(o_.data_seed));
-        ++counter;
-        std::swap(perm_[i - 1], perm_[((static_cast<uint64_t>(x[0]) << 32) | x[1]) % i]);
-      }
+      philox_shuffle(perm_, o_.data_seed, static_cast<uint32_t>(epoch), 0x64617461u);  // "data"
       perm_epoch_ = epoch;
     }
     batch_.push_back(train_[perm_[global % n]]);

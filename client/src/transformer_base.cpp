@@ -16,12 +16,9 @@ using Mat = Eigen::Map<RowMat>;
 
 constexpr size_t kVocabTile = 128;
 
-float* tile_scratch(size_t floats, int slot) {
-  thread_local std::vector<float> buffers[2];
-  auto& b = buffers[slot];
-  if (b.size() < floats) b.resize(floats);
-  return b.data();
-}
+// The head's two scratch buffers (weight tiles, logits) in thread_scratch slots 4 and 5.
+inline float* head_scratch(size_t floats, int which) { return thread_scratch(floats, 4 + which); }
+
 
 }  // namespace
 
@@ -47,13 +44,7 @@ Status TokenBatch::validate(int vocab_size) const {
 
 TokenBatch TokenBatch::from_sequences(const std::vector<std::vector<int32_t>>& seqs, int32_t pad_id) {
   TokenBatch b;
-  b.batch = static_cast<int>(seqs.size());
-  for (const auto& s : seqs) b.seq_len = std::max(b.seq_len, static_cast<int>(s.size()));
-  b.tokens.assign(static_cast<size_t>(b.batch) * b.seq_len, pad_id);
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    std::copy(seqs[i].begin(), seqs[i].end(), b.tokens.begin() + static_cast<std::ptrdiff_t>(i * b.seq_len));
-    b.lengths.push_back(static_cast<int32_t>(seqs[i].size()));
-  }
+  b.assign(seqs.size(), [&](size_t i) -> const std::vector<int32_t>& { return seqs[i]; }, pad_id);
   return b;
 }
 
@@ -118,13 +109,13 @@ void TransformerModel::logits(ThreadPool* pool, const float* hidden, const std::
   ConstMat h(gathered_.data(), static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(d));
   parallel_for(pool, tiles, [&](size_t t) {
     const size_t r0 = t * kVocabTile, n = std::min(kVocabTile, vocab - r0);
-    const float* w = weight_rows(head, r0, n, p, tile_scratch(n * d, 0));
+    const float* w = weight_rows(head, r0, n, p, head_scratch(n * d, 0));
     ConstMat wm(w, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
     Eigen::Map<RowMat, 0, Eigen::OuterStride<>> o(out->data() + r0, static_cast<Eigen::Index>(rows.size()),
                                                    static_cast<Eigen::Index>(n), Eigen::OuterStride<>(vocab));
     o.noalias() = h * wm.transpose();
     if (bias) {
-      const float* b = weight_rows(*bias, 0, 1, p, tile_scratch(vocab, 1)) + r0;
+      const float* b = weight_rows(*bias, 0, 1, p, head_scratch(vocab, 1)) + r0;
       for (size_t i = 0; i < rows.size(); ++i)
         for (size_t j = 0; j < n; ++j) (*out)[i * vocab + r0 + j] += b[j];
     }
@@ -177,8 +168,8 @@ Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBat
     const size_t v_end = std::min(V, (c + 1) * per_chunk);
     for (size_t r0 = c * per_chunk; r0 < v_end; r0 += kVocabTile) {
       const size_t n = std::min(kVocabTile, v_end - r0);
-      const float* w = weight_rows(head, r0, n, p, tile_scratch(n * d, 0));
-      float* lg = tile_scratch(P * kVocabTile + (bias ? V : 0), 1);  // logits tile, then the bias
+      const float* w = weight_rows(head, r0, n, p, head_scratch(n * d, 0));
+      float* lg = head_scratch(P * kVocabTile + (bias ? V : 0), 1);  // logits tile, then the bias
       ConstMat wm(w, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
       Mat l(lg, static_cast<Eigen::Index>(P), static_cast<Eigen::Index>(n));
       l.noalias() = h * wm.transpose();

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "bits.h"
+
 namespace pocketllm {
 namespace {
 
@@ -17,16 +19,8 @@ constexpr DTypeInfo kDTypes[] = {
     {DType::kBool, "BOOL", 1}, {DType::kF8E4M3, "F8_E4M3", 1}, {DType::kF8E5M2, "F8_E5M2", 1},
 };
 
-inline float float_of(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-inline uint32_t bits_of(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-}
+inline float float_of(uint32_t u) { return bits::to_float(u); }
+inline uint32_t bits_of(float f) { return bits::of(f); }
 
 }  // namespace
 

@@ -106,7 +106,7 @@ Status write_file_atomic(const std::string& path, const std::vector<std::string_
 
 MappedFile::~MappedFile() { reset(); }
 
-MappedFile::MappedFile(MappedFile&& o) noexcept : data_(o.data_), size_(o.size_), cow_(o.cow_), path_(std::move(o.path_)) {
+MappedFile::MappedFile(MappedFile&& o) noexcept : data_(o.data_), size_(o.size_), path_(std::move(o.path_)) {
   o.data_ = nullptr;
   o.size_ = 0;
 }
@@ -116,7 +116,6 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
     reset();
     data_ = o.data_;
     size_ = o.size_;
-    cow_ = o.cow_;
     path_ = std::move(o.path_);
     o.data_ = nullptr;
     o.size_ = 0;
@@ -130,7 +129,7 @@ void MappedFile::reset() {
   size_ = 0;
 }
 
-Result<MappedFile> MappedFile::open(const std::string& path, bool copy_on_write) {
+Result<MappedFile> MappedFile::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return not_found(path + ": no such file");
@@ -149,7 +148,7 @@ Result<MappedFile> MappedFile::open(const std::string& path, bool copy_on_write)
   f.path_ = path;
   f.size_ = static_cast<size_t>(st.st_size);
   if (f.size_ > 0) {
-    void* p = ::mmap(nullptr, f.size_, copy_on_write ? PROT_READ | PROT_WRITE : PROT_READ, MAP_PRIVATE, fd, 0);
+    void* p = ::mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       const std::string why = errno_text();
       ::close(fd);
@@ -157,7 +156,6 @@ Result<MappedFile> MappedFile::open(const std::string& path, bool copy_on_write)
       return io_error(path + ": mmap failed: " + why);
     }
     f.data_ = static_cast<const uint8_t*>(p);
-    f.cow_ = copy_on_write;
   }
   ::close(fd);
   return f;

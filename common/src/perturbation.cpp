@@ -7,21 +7,15 @@
 #include <cmath>
 #include <cstring>
 
+#include "bits.h"
+
 #include "pocketllm/common/philox.h"
 
 namespace pocketllm {
 namespace {
 
-inline uint32_t bits_of(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-}
-inline float float_of(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
+inline uint32_t bits_of(float f) { return bits::of(f); }
+inline float float_of(uint32_t u) { return bits::to_float(u); }
 
 // Philox over kBatch consecutive block counters at once, structure-of-arrays so compilers vectorize
 // the 32x32->64 multiplies. Output word w of block (first + i) is out[w][i]: identical to calling

@@ -30,8 +30,8 @@ bool checked_numel(const std::vector<int64_t>& shape, uint64_t* numel) {
 
 }  // namespace
 
-Result<SafetensorsFile> SafetensorsFile::open(const std::string& path, bool copy_on_write) {
-  auto map = MappedFile::open(path, copy_on_write);
+Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  auto map = MappedFile::open(path);
   if (!map) return map.status();
   SafetensorsFile f;
   f.path_ = path;

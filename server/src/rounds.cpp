@@ -2,18 +2,9 @@
 
 #include <cmath>
 
+#include "pocketllm/common/seeds.h"
+
 namespace pocketllm::server {
-namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
-
 const char* round_state_name(RoundState s) {
   switch (s) {
     case RoundState::kOpen: return "open";
@@ -24,7 +15,7 @@ const char* round_state_name(RoundState s) {
 }
 
 uint64_t TaskRounds::round_seed(uint64_t key, uint64_t round, uint32_t k) {
-  return splitmix64(key ^ splitmix64((round << 8) | k));
+  return step_seed(key, round, k);
 }
 
 const Round* TaskRounds::round(uint64_t id) const {

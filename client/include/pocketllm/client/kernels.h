@@ -11,6 +11,11 @@
 
 namespace pocketllm {
 
+// Per-thread scratch that grows to the largest request and then stays (no allocation after warm-up).
+// Slots are independent buffers: 0 weight tiles and 1 bias rows (linear), 2–3 norm parameters,
+// 4–5 output-head tiles and logits (transformer_base). A slot's pointer is valid until its next call.
+float* thread_scratch(size_t floats, int slot);
+
 // Y[M, N] = X[M, K] * W[N, K]^T (+ bias[N]). W and bias are read through weight_rows(), so trainable
 // ones are perturbed by `p`. Parallel over tiles of output columns.
 void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,

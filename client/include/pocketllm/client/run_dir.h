@@ -41,6 +41,11 @@ struct LoggedStep {
   double loss_plus = 0, loss_minus = 0;
 };
 
+// Applies logged steps [first, last) to the tensors exactly as the run applied them: all entries in one
+// pass when no step has weight decay (each chunk stays in cache; the same bytes), else step by step.
+void replay_steps(ThreadPool* pool, Distribution dist, const std::vector<LoggedStep>& steps, size_t first, size_t last,
+                  const std::vector<NamedTensor>& tensors);
+
 class RunDir {
  public:
   RunDir() = default;

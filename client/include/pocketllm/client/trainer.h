@@ -14,6 +14,7 @@
 
 #include "pocketllm/client/model.h"
 #include "pocketllm/client/task.h"
+#include "pocketllm/common/seeds.h"  // step_seed: the direction seed of step t, direction k
 #include "pocketllm/common/update_entry.h"
 
 namespace pocketllm {
@@ -47,9 +48,6 @@ struct StepRecord {
   std::string skip_reason;
 };
 
-// The direction seed of step t, direction k: SplitMix64 finalizer over the run seed and (t, k)
-// (docs/training.md). Any device or server can recompute it.
-uint64_t step_seed(uint64_t run_seed, uint64_t step, uint32_t k);
 
 // Whether decoupled weight decay applies to a tensor: not to norms or biases.
 bool weight_decay_applies(const std::string& tensor_name);

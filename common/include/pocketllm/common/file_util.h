@@ -31,11 +31,7 @@ class MappedFile {
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
 
-  // copy_on_write: the pages are writable and private (MAP_PRIVATE, PROT_WRITE): writes go to
-  // anonymous copies of the touched pages, never to the file. Lets trainable weights be updated in
-  // place without a second full copy.
-  static Result<MappedFile> open(const std::string& path, bool copy_on_write = false);
-  bool copy_on_write() const { return cow_; }
+  static Result<MappedFile> open(const std::string& path);
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
@@ -45,7 +41,6 @@ class MappedFile {
   void reset();
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
-  bool cow_ = false;
   std::string path_;
 };
 

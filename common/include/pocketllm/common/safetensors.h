@@ -30,8 +30,7 @@ inline constexpr uint64_t kMaxSafetensorsHeader = uint64_t{100} << 20;
 
 class SafetensorsFile {
  public:
-  static Result<SafetensorsFile> open(const std::string& path, bool copy_on_write = false);
-  bool copy_on_write() const { return map_.copy_on_write(); }
+  static Result<SafetensorsFile> open(const std::string& path);
   // Same validation over bytes already in memory (tests, network payloads). The bytes are copied.
   static Result<SafetensorsFile> from_bytes(std::string bytes, std::string display_name);
 
