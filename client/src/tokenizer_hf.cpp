@@ -235,6 +235,7 @@ class HfBpeTokenizer : public Tokenizer {
       size_t best_at = std::string::npos;
       const std::pair<std::string, int>* best = nullptr;
       for (const auto& a : added_) {
+        if (!parse_special_) break;
         const size_t at = text.find(a.first, pos);
         if (at != std::string::npos && (at < best_at)) {
           best_at = at;

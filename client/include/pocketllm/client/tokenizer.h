@@ -27,8 +27,15 @@ class Tokenizer {
   int32_t mask_id() const { return mask_id_; }
   virtual int32_t token_id(std::string_view piece) const = 0;  // -1 when absent
 
+  // Whether special tokens written in the text ("<|endoftext|>", "<mask>") are encoded as those tokens
+  // (the default, as Hugging Face tokenizers do) or as ordinary text, so that untrusted user text cannot
+  // smuggle in control tokens (Hugging Face's split_special_tokens).
+  void set_parse_special(bool on) { parse_special_ = on; }
+  bool parse_special() const { return parse_special_; }
+
  protected:
   int32_t bos_id_ = -1, eos_id_ = -1, pad_id_ = -1, mask_id_ = -1;
+  bool parse_special_ = true;
 };
 
 // llama2.c's tokenizer.bin: int32 max_token_length, then per token: f32 score, int32 length, bytes.
