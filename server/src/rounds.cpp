@@ -37,7 +37,23 @@ Result<Round> TaskRounds::open_round(int64_t now_ms) {
   return r;
 }
 
-Result<SubmitOutcome> TaskRounds::submit(uint64_t round_id, const Submission& s) {
+Status TaskRounds::restore(std::vector<Round> rounds, UpdateLog log) {
+  for (size_t i = 0; i < rounds.size(); ++i) {
+    if (rounds[i].id != i + 1) return corrupt("stored rounds are not numbered 1..n");
+    if (rounds[i].base_version > log.size()) return corrupt("stored round " + std::to_string(i + 1) + " starts beyond the log");
+    if (rounds[i].state == RoundState::kOpen && i + 1 != rounds.size()) return corrupt("an open round is not the last one");
+  }
+  rounds_ = std::move(rounds);
+  log_ = std::move(log);
+  return Status::ok();
+}
+
+void TaskRounds::withdraw(uint64_t round_id, const std::string& device) {
+  if (round_id == 0 || round_id > rounds_.size()) return;
+  rounds_[round_id - 1].submissions.erase(device);
+}
+
+Result<SubmitOutcome> TaskRounds::submit(uint64_t round_id, Submission s) {
   if (round_id == 0 || round_id > rounds_.size()) return not_found("no round " + std::to_string(round_id));
   Round& r = rounds_[round_id - 1];
   if (r.state != RoundState::kOpen)
@@ -48,13 +64,23 @@ Result<SubmitOutcome> TaskRounds::submit(uint64_t round_id, const Submission& s)
   for (float c : s.coeffs)
     if (!std::isfinite(c)) return invalid_argument("a submitted scalar is not finite");
   if (s.examples == 0) return invalid_argument("example count must be at least 1");
+  if (s.base_version > r.base_version)
+    return mismatch("base version " + std::to_string(s.base_version) + " is ahead of round " + std::to_string(round_id) +
+                    "'s base " + std::to_string(r.base_version));
+  const uint64_t behind = r.base_version - s.base_version;
+  if (behind > policy_.max_staleness)
+    return mismatch("scalars computed from version " + std::to_string(s.base_version) + ", " + std::to_string(behind) +
+                    " versions behind round " + std::to_string(round_id) + "'s base " + std::to_string(r.base_version) +
+                    " (this task accepts at most " + std::to_string(policy_.max_staleness) + "); sync the log and retry");
+  s.weight = 1.0 / (1.0 + static_cast<double>(behind) / static_cast<double>(r.seeds.size()));
   auto it = r.submissions.find(s.device);
   if (it != r.submissions.end()) {
-    const bool same = it->second.coeffs == s.coeffs && it->second.examples == s.examples;
+    const bool same = it->second.coeffs == s.coeffs && it->second.examples == s.examples &&
+                      it->second.base_version == s.base_version;
     if (same) return SubmitOutcome::kDuplicate;
     return mismatch("device " + s.device + " already submitted different scalars for round " + std::to_string(round_id));
   }
-  r.submissions.emplace(s.device, s);
+  r.submissions.emplace(s.device, std::move(s));
   return SubmitOutcome::kAccepted;
 }
 

@@ -84,3 +84,56 @@ TEST_CASE("a round closes early at its goal count", "[server][rounds]") {
   REQUIRE(applied.value().size() == 1);
   CHECK(applied.value()[0].coeff == Approx(2.0));
 }
+
+TEST_CASE("stale submissions: refused by default, accepted down-weighted within the task's bound", "[server][rounds]") {
+  RoundPolicy p = policy(2);
+  p.min_submissions = 1;
+  p.goal_submissions = 1;
+  TaskRounds strict(5, p);
+  REQUIRE(strict.open_round(0).is_ok());
+  REQUIRE(strict.submit(1, {"a", {1.0f, 1.0f}, 1, 1.0, 0}).is_ok());
+  REQUIRE(strict.tick(1).value().size() == 2);
+  REQUIRE(strict.open_round(2).is_ok());  // round 2 starts from version 2
+  CHECK(strict.submit(2, {"b", {1.0f, 1.0f}, 1, 1.0, 0}).status().code() == StatusCode::kMismatch);
+  CHECK(strict.submit(2, {"b", {1.0f, 1.0f}, 1, 1.0, 3}).status().code() == StatusCode::kMismatch);  // ahead
+
+  p.max_staleness = 2;
+  p.goal_submissions = 2;
+  TaskRounds lenient(5, p);
+  REQUIRE(lenient.open_round(0).is_ok());
+  REQUIRE(lenient.submit(1, {"a", {1.0f, 1.0f}, 1, 1.0, 0}).is_ok());
+  REQUIRE(lenient.submit(1, {"z", {1.0f, 1.0f}, 1, 1.0, 0}).is_ok());
+  REQUIRE(lenient.tick(1).value().size() == 2);
+  REQUIRE(lenient.open_round(2).is_ok());
+  REQUIRE(lenient.submit(2, {"fresh", {3.0f, 3.0f}, 1, 1.0, 2}).is_ok());
+  REQUIRE(lenient.submit(2, {"stale", {0.0f, 0.0f}, 1, 1.0, 0}).is_ok());  // 2 versions behind = 1 round
+  CHECK(lenient.round(2)->submissions.at("stale").weight == Approx(0.5));
+  auto applied = lenient.tick(3);
+  REQUIRE(applied.value().size() == 2);
+  CHECK(applied.value()[0].coeff == Approx(3.0 * 1 / 1.5));  // (3*1 + 0*0.5) / (1 + 0.5)
+  lenient.withdraw(2, "stale");  // closed rounds keep what they applied from; withdraw is for the open one
+}
+
+TEST_CASE("restore rebuilds a task from stored rounds and log, and refuses inconsistent state", "[server][rounds]") {
+  TaskRounds a(9, policy(2));
+  REQUIRE(a.open_round(0).is_ok());
+  REQUIRE(a.submit(1, {"x", {1.0f, 2.0f}, 1}).is_ok());
+  REQUIRE(a.submit(1, {"y", {3.0f, 4.0f}, 1}).is_ok());
+  REQUIRE(a.tick(1000).value().size() == 2);
+  REQUIRE(a.open_round(1000).is_ok());
+  REQUIRE(a.submit(2, {"x", {5.0f, 6.0f}, 1, 1.0, 2}).is_ok());
+
+  TaskRounds b(9, policy(2));
+  REQUIRE(b.restore(a.rounds(), a.log()).is_ok());
+  CHECK(b.version() == 2);
+  CHECK(b.current()->id == 2);
+  CHECK(b.submit(2, {"x", {5.0f, 6.0f}, 1, 1.0, 2}).value() == SubmitOutcome::kDuplicate);
+  b.withdraw(2, "x");
+  CHECK(b.submit(2, {"x", {7.0f, 6.0f}, 1, 1.0, 2}).value() == SubmitOutcome::kAccepted);
+
+  auto bad = a.rounds();
+  bad[0].id = 5;
+  TaskRounds c(9, policy(2));
+  CHECK(c.restore(bad, a.log()).code() == StatusCode::kCorrupt);
+  CHECK(c.restore(a.rounds(), UpdateLog()).code() == StatusCode::kCorrupt);  // round 2 starts at version 2
+}

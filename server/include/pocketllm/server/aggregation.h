@@ -17,6 +17,7 @@ struct Submission {
   std::vector<float> coeffs;  // one per seed of the round, in seed order
   uint64_t examples = 1;      // weight for the weighted mean
   double weight = 1.0;        // extra down-weighting (e.g. a stale submission), multiplies examples
+  uint64_t base_version = 0;  // the log version the device computed its scalars from
 };
 
 enum class Strategy { kWeightedMean, kMedian, kTrimmedMean };

@@ -22,6 +22,10 @@ struct RoundPolicy {
   size_t goal_submissions = 0;      // close early at this many (0: only at the deadline)
   size_t min_submissions = 2;       // fewer at the deadline: extend or abandon, never apply silently
   uint32_t max_extensions = 1;      // extensions before abandoning
+  // A device whose scalars were computed from an older base (it skipped a sync) is accepted when at
+  // most this many versions behind the round's base, down-weighted by 1 / (1 + versions_behind / tau).
+  // 0: only submissions from the round's own base are accepted.
+  uint64_t max_staleness = 0;
   AggregationOptions aggregation;
 };
 
@@ -45,6 +49,13 @@ class TaskRounds {
  public:
   TaskRounds(uint64_t seed_key, RoundPolicy policy) : key_(seed_key), policy_(policy) {}
 
+  // Rebuilds the state a store persisted: the rounds in id order (each with its submissions) and the log.
+  Status restore(std::vector<Round> rounds, UpdateLog log);
+  // Undoes an accepted submission (the service could not persist it).
+  void withdraw(uint64_t round_id, const std::string& device);
+  const RoundPolicy& policy() const { return policy_; }
+  const std::vector<Round>& rounds() const { return rounds_; }
+
   // Opens the next round (the previous one must be closed).
   Result<Round> open_round(int64_t now_ms);
   const Round* current() const { return rounds_.empty() ? nullptr : &rounds_.back(); }
@@ -52,8 +63,10 @@ class TaskRounds {
 
   // A device's scalars for a round. Errors: unknown round (kNotFound), a closed round (kMismatch: the
   // service answers 409), a wrong scalar count or a non-finite scalar (kInvalidArgument), a different
-  // resubmission from the same device (kMismatch). The same resubmission is a no-op (kDuplicate).
-  Result<SubmitOutcome> submit(uint64_t round_id, const Submission& s);
+  // resubmission from the same device (kMismatch), a base version ahead of the round's or further behind
+  // than the policy's max_staleness (kMismatch). The same resubmission is a no-op (kDuplicate).
+  // An accepted stale submission gets its down-weighting in Submission::weight.
+  Result<SubmitOutcome> submit(uint64_t round_id, Submission s);
 
   // Closes the open round when due: at the goal count, or at the deadline (extended when short of the
   // minimum, abandoned after the allowed extensions). Returns the entries appended when it applied.

@@ -1,0 +1,173 @@
+#include "pocketllm/server/config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "pocketllm/common/file_util.h"
+#include "pocketllm/common/sha256.h"
+
+namespace pocketllm::server {
+
+const char* server_usage() {
+  return R"(usage: pocketllm-server [--config FILE] [options]
+
+The pocketllm aggregation server: devices upload (seed, scalar) pairs for federated zeroth-order
+fine-tuning; the server aggregates rounds into a shared update log (docs/protocol.md).
+
+  --config FILE            JSON configuration (keys as below, see docs/server.md); flags override it
+  --listen HOST:PORT       address to listen on (default 0.0.0.0:8443; port 0 picks a free one)
+  --threads N              network threads (default 2)
+  --tls-cert FILE          PEM certificate chain (required unless --insecure)
+  --tls-key FILE           PEM private key
+  --insecure               serve plain HTTP (a warning is logged; for loopback tests only)
+  --store FILE             SQLite store (default pocketllm-server.db; WAL mode, created when missing)
+  --durability full|normal fsync every commit (full, default) or survive process crashes only (normal)
+  --admin-token-file FILE  file whose first line is the admin bearer token (only its SHA-256 is kept)
+  --admin-token-sha256 HEX the admin token's SHA-256 instead of the token
+  --max-body-bytes N       largest request body (default 1048576; larger gets 413)
+  --header-timeout S       seconds for a whole request head, keep-alive idle included (default 15)
+  --body-timeout S         seconds for a request body (default 30)
+  --device-rate R          requests per second per device, token bucket (default 20; 0 = unlimited)
+  --device-burst B         bucket size (default 40)
+  --shutdown-grace S       seconds in-flight requests get after SIGTERM (default 5)
+  --port-file FILE         write the bound port here once listening
+  --help                   this text
+
+  pocketllm-server hash-token < token   prints the SHA-256 to put in admin_token_sha256
+)";
+}
+
+namespace {
+
+using nlohmann::json;
+
+Status bad(const std::string& what) { return invalid_argument(what); }
+
+Status parse_listen(const std::string& text, ServerConfig* c) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return bad("--listen must be HOST:PORT, got " + text);
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string port = text.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535)
+    return bad("bad port in --listen " + text);
+  c->http.address = host.empty() ? "0.0.0.0" : host;
+  c->http.port = static_cast<uint16_t>(std::stoul(port));
+  return Status::ok();
+}
+
+Status number(const std::string& key, const std::string& text, double lo, double hi, double* out) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !std::isfinite(v) || v < lo || v > hi)
+    return bad(key + " must be a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + text + "'");
+  *out = v;
+  return Status::ok();
+}
+
+// Applies one setting, named as in the config file (flags map onto the same names).
+Status apply(const std::string& key, const std::string& value, ServerConfig* c) {
+  double v = 0;
+  if (key == "listen") return parse_listen(value, c);
+  if (key == "threads") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 256, &v));
+    c->http.threads = static_cast<int>(v);
+  } else if (key == "tls_cert") {
+    c->http.cert_file = value;
+  } else if (key == "tls_key") {
+    c->http.key_file = value;
+  } else if (key == "insecure") {
+    if (value != "true" && value != "false") return bad("insecure must be true or false");
+    c->insecure = value == "true";
+  } else if (key == "store") {
+    c->service.store_path = value;
+  } else if (key == "durability") {
+    if (value != "full" && value != "normal") return bad("durability must be full or normal");
+    c->service.durability = value == "full" ? Durability::kFull : Durability::kNormal;
+  } else if (key == "admin_token_file") {
+    auto text = read_file(value, 4096);
+    if (!text) return bad("admin token file: " + text.status().message());
+    std::string token = text->substr(0, text->find('\n'));
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (token.size() < 16) return bad("the admin token in " + value + " is shorter than 16 characters");
+    c->service.admin_token_sha256 = to_hex(sha256(token));
+  } else if (key == "admin_token_sha256") {
+    if (value.size() != 64 || value.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return bad("admin_token_sha256 must be 64 lower-case hex digits");
+    c->service.admin_token_sha256 = value;
+  } else if (key == "max_body_bytes") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1024, 1 << 30, &v));
+    c->http.max_body_bytes = static_cast<uint64_t>(v);
+  } else if (key == "header_timeout_s") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0.1, 3600, &v));
+    c->http.header_timeout_ms = static_cast<int>(v * 1000);
+  } else if (key == "body_timeout_s") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0.1, 3600, &v));
+    c->http.body_timeout_ms = static_cast<int>(v * 1000);
+  } else if (key == "device_rate_per_s") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0, 1e6, &c->service.device_rate_per_s));
+  } else if (key == "device_burst") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 1e6, &c->service.device_burst));
+  } else if (key == "shutdown_grace_s") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0, 3600, &v));
+    c->http.shutdown_grace_ms = static_cast<int>(v * 1000);
+  } else if (key == "port_file") {
+    c->http.port_file = value;
+  } else {
+    return bad("unknown setting " + key);
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<ServerConfig> parse_server_config(const std::vector<std::string>& args) {
+  ServerConfig c;
+  // The config file first, wherever --config appears, so flags override it.
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] != "--config") continue;
+    if (i + 1 >= args.size()) return bad("--config needs a file");
+    auto text = read_file(args[i + 1], 1 << 20);
+    if (!text) return bad("config: " + text.status().message());
+    json j = json::parse(text.value(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return bad("config " + args[i + 1] + " is not a JSON object");
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      std::string value;
+      if (it.value().is_string()) value = it.value().get<std::string>();
+      else if (it.value().is_boolean()) value = it.value().get<bool>() ? "true" : "false";
+      else if (it.value().is_number()) value = it.value().dump();
+      else return bad("config " + args[i + 1] + ": " + it.key() + " must be a string, number or boolean");
+      Status s = apply(it.key(), value, &c);
+      if (!s) return bad("config " + args[i + 1] + ": " + s.message());
+    }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      c.help = true;
+      return c;
+    }
+    if (a == "--insecure") {
+      c.insecure = true;
+      continue;
+    }
+    if (a.rfind("--", 0) != 0) return bad("unexpected argument " + a + " (see --help)");
+    if (i + 1 >= args.size()) return bad(a + " needs a value");
+    const std::string& value = args[++i];
+    if (a == "--config") continue;
+    std::string key = a.substr(2);
+    for (char& ch : key) ch = ch == '-' ? '_' : ch;
+    if (key == "header_timeout" || key == "body_timeout" || key == "shutdown_grace") key += "_s";
+    if (key == "device_rate") key = "device_rate_per_s";
+    Status s = apply(key, value, &c);
+    if (!s) return s.message().rfind("unknown setting", 0) == 0 ? bad("unknown option " + a + " (see --help)") : s;
+  }
+  c.http.tls = !c.insecure;
+  if (c.service.admin_token_sha256.empty()) return bad("an admin credential is required: --admin-token-file FILE or --admin-token-sha256 HEX");
+  if (c.http.tls && (c.http.cert_file.empty() || c.http.key_file.empty()))
+    return bad("TLS needs --tls-cert and --tls-key (or --insecure for plain HTTP on a trusted network)");
+  return c;
+}
+
+}  // namespace pocketllm::server

@@ -1,0 +1,149 @@
+#include "pocketllm/server/service.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <chrono>
+
+#include "pocketllm/common/safetensors.h"
+#include "pocketllm/common/sha256.h"
+#include "service_internal.h"
+
+namespace pocketllm::server {
+
+std::string random_hex(size_t bytes) {
+  std::vector<uint8_t> buf(bytes);
+  if (RAND_bytes(buf.data(), static_cast<int>(bytes)) != 1) std::abort();  // no entropy: never issue weak secrets
+  return to_hex(buf.data(), buf.size());
+}
+
+std::string sha256_hex(const std::string& text) { return to_hex(sha256(text)); }
+
+bool same_secret(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+Result<std::unique_ptr<Service>> Service::open(ServiceOptions options) {
+  if (options.admin_token_sha256.size() != 64) return invalid_argument("an admin token (its SHA-256) is required");
+  if (!options.clock_ms)
+    options.clock_ms = [] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    };
+  std::unique_ptr<Service> s(new Service(std::move(options)));
+  auto store = Store::open(s->opt_.store_path, s->opt_.durability);
+  if (!store) return store.status();
+  s->store_ = std::move(store.value());
+  s->limiter_ = std::make_unique<RateLimiter>(s->opt_.device_rate_per_s, s->opt_.device_burst);
+  s->pool_ = std::make_unique<ThreadPool>(std::max(1, s->opt_.snapshot_threads));
+  POCKETLLM_RETURN_IF_ERROR(s->load());
+  return s;
+}
+
+Service::Service(ServiceOptions options) : opt_(std::move(options)) {}
+Service::~Service() = default;
+
+Status Service::load() {
+  auto devices = store_->load_devices();
+  if (!devices) return devices.status();
+  for (const auto& d : devices.value()) devices_[d.id] = {d.secret_sha256, d.revoked};
+  auto tasks = store_->load_tasks();
+  if (!tasks) return tasks.status();
+  for (const auto& t : tasks.value()) POCKETLLM_RETURN_IF_ERROR(load_task(t));
+  log("store " + opt_.store_path + ": " + std::to_string(tasks_.size()) + " tasks, " + std::to_string(devices_.size()) + " devices");
+  return Status::ok();
+}
+
+
+// Builds a task's in-memory state from the store (at start, and after a failed commit).
+Status Service::load_task(const StoredTask& stored) {
+  nlohmann::json j = nlohmann::json::parse(stored.spec_json, nullptr, false);
+  auto spec = parse_task_spec(j);
+  if (!spec) return corrupt("store: task " + stored.id + ": " + spec.status().message());
+  auto task = std::make_unique<Task>(spec.value(), stored);
+  auto rounds = store_->load_rounds(stored.id);
+  if (!rounds) return rounds.status();
+  auto log_entries = store_->load_log(stored.id);
+  if (!log_entries) return log_entries.status();
+  POCKETLLM_RETURN_IF_ERROR(task->rounds.restore(std::move(rounds.value()), std::move(log_entries.value())));
+  if (!task->spec.base_weights.empty()) {
+    Status w = load_weights(task.get());
+    if (!w) {
+      task->weights_problem = w.message();
+      log("task " + stored.id + ": snapshots unavailable: " + w.message());
+    }
+  }
+  tasks_[stored.id] = std::move(task);
+  return Status::ok();
+}
+
+Status Service::load_weights(Task* t) {
+  auto file = SafetensorsFile::open(t->spec.base_weights);
+  if (!file) return file.status();
+  for (const auto& info : file->tensors()) {
+    t->names.push_back(info.name);
+    t->shapes.push_back(info.shape);
+    std::vector<float> data(info.numel);
+    POCKETLLM_RETURN_IF_ERROR(file->read_f32(info, 0, info.numel, data.data()));
+    t->base.push_back(std::move(data));
+  }
+  if (t->names.empty()) return invalid_argument(t->spec.base_weights + " holds no tensors");
+  t->cache = t->base;
+  t->cache_version = 0;
+  t->has_weights = true;
+  return Status::ok();
+}
+
+void Service::tick() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = now_ms();
+  for (auto& [id, task] : tasks_) tick_task(*task, now);
+}
+
+void Service::tick_task(Task& task, int64_t now) {
+  const Round* cur = task.rounds.current();
+  if (!cur || cur->state != RoundState::kOpen) return;
+  const uint64_t id = cur->id;
+  const uint32_t extensions_before = cur->extensions;
+  const uint64_t version_before = task.rounds.version();
+  auto applied = task.rounds.tick(now);
+  const Round& r = *task.rounds.round(id);
+  if (!applied) {
+    log("task " + task.spec.id + " round " + std::to_string(id) + ": aggregation failed: " + applied.status().message());
+    return;
+  }
+  Status saved;
+  std::string outcome;
+  if (r.state == RoundState::kOpen) {
+    if (r.extensions == extensions_before) return;  // nothing changed
+    outcome = "extended";
+    saved = store_->update_round(task.spec.id, r, nullptr);
+  } else {
+    auto next = task.rounds.open_round(now);
+    if (!next) {
+      log("task " + task.spec.id + ": cannot open a round: " + next.status().message());
+      return;
+    }
+    const Round& closed = *task.rounds.round(id);
+    if (closed.state == RoundState::kApplied) {
+      outcome = "applied";
+      saved = store_->apply_round(task.spec.id, closed, applied.value(), version_before, &next.value());
+    } else {
+      outcome = "abandoned";
+      saved = store_->update_round(task.spec.id, closed, &next.value());
+    }
+  }
+  if (!saved) {
+    // Memory ran ahead of the store: rebuild this task from what is durable and try again next tick.
+    log("task " + task.spec.id + " round " + std::to_string(id) + ": not persisted (" + saved.message() + "); reloading");
+    StoredTask stored = task.stored;
+    Status reload = load_task(stored);
+    if (!reload) log("task " + stored.id + ": reload failed: " + reload.message());
+    return;
+  }
+  metrics_.count_round(outcome);
+  const Round& after = *task.rounds.round(id);
+  log("task " + task.spec.id + " round " + std::to_string(id) + " " + outcome + " with " +
+      std::to_string(after.submissions.size()) + " submissions; version " + std::to_string(task.rounds.version()));
+}
+
+}  // namespace pocketllm::server

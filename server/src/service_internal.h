@@ -1,0 +1,34 @@
+// Service internals shared by service.cpp (state, rounds, persistence) and api.cpp (the endpoints).
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "pocketllm/server/service.h"
+
+namespace pocketllm::server {
+
+struct Service::Task {
+  TaskSpec spec;
+  StoredTask stored;
+  TaskRounds rounds;
+  Task(TaskSpec s, StoredTask st) : spec(std::move(s)), stored(std::move(st)), rounds(stored.seed_key, spec.policy) {}
+
+  // Snapshots: the base weights of the trainable tensors and the latest materialised version.
+  std::mutex snapshot_mu;
+  bool has_weights = false;
+  std::string weights_problem;  // why snapshots are unavailable, for the operator and the 404
+  std::vector<std::string> names;
+  std::vector<std::vector<int64_t>> shapes;
+  std::vector<std::vector<float>> base, cache;
+  uint64_t cache_version = 0;
+};
+
+// Random bytes from OpenSSL's CSPRNG as lower-case hex.
+std::string random_hex(size_t bytes);
+std::string sha256_hex(const std::string& text);
+// Constant-time comparison of two equal-length strings.
+bool same_secret(const std::string& a, const std::string& b);
+
+}  // namespace pocketllm::server

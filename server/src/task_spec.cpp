@@ -1,0 +1,120 @@
+#include "pocketllm/server/task_spec.h"
+
+#include <cmath>
+
+namespace pocketllm::server {
+namespace {
+
+using nlohmann::json;
+
+Status field_error(const std::string& name, const std::string& what) { return invalid_argument("task." + name + ": " + what); }
+
+template <class T>
+Status get_number(const json& j, const char* name, T lo, T hi, T* out) {
+  if (!j.contains(name)) return Status::ok();
+  const json& v = j.at(name);
+  if (!v.is_number()) return field_error(name, "must be a number");
+  const double d = v.get<double>();
+  if (!std::isfinite(d) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
+    return field_error(name, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  if (std::is_integral<T>::value && d != std::floor(d)) return field_error(name, "must be an integer");
+  *out = static_cast<T>(d);
+  return Status::ok();
+}
+
+Status get_string(const json& j, const char* name, std::string* out) {
+  if (!j.contains(name)) return Status::ok();
+  if (!j.at(name).is_string()) return field_error(name, "must be a string");
+  *out = j.at(name).get<std::string>();
+  return Status::ok();
+}
+
+bool is_hex64(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+}  // namespace
+
+bool valid_task_id(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  return true;
+}
+
+Result<TaskSpec> parse_task_spec(const json& j) {
+  if (!j.is_object()) return invalid_argument("task: expected a JSON object");
+  static const char* kKnown[] = {"id", "base_model_id", "trainable", "dist", "eps", "lr", "batch_size", "device",
+                                 "base_weights", "tau", "round_seconds", "goal_submissions", "min_submissions",
+                                 "max_extensions", "strategy", "trim_fraction", "clip", "max_staleness"};
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool known = false;
+    for (const char* k : kKnown) known = known || it.key() == k;
+    if (!known) return field_error(it.key(), "unknown field");
+  }
+  TaskSpec t;
+  POCKETLLM_RETURN_IF_ERROR(get_string(j, "id", &t.id));
+  if (!valid_task_id(t.id)) return field_error("id", "required, 1-64 characters of [A-Za-z0-9_.-]");
+  POCKETLLM_RETURN_IF_ERROR(get_string(j, "base_model_id", &t.base_model_id));
+  if (!is_hex64(t.base_model_id)) return field_error("base_model_id", "required, 64 lower-case hex digits (pocketllm info prints it)");
+  POCKETLLM_RETURN_IF_ERROR(get_string(j, "trainable", &t.trainable));
+  if (t.trainable.empty() || t.trainable.size() > 4096) return field_error("trainable", "must be 1-4096 characters");
+  std::string dist = "rademacher";
+  POCKETLLM_RETURN_IF_ERROR(get_string(j, "dist", &dist));
+  if (!parse_distribution(dist, &t.dist)) return field_error("dist", "must be rademacher or gaussian");
+  POCKETLLM_RETURN_IF_ERROR(get_number(j, "eps", 1e-8, 1.0, &t.eps));
+  POCKETLLM_RETURN_IF_ERROR(get_number(j, "lr", 0.0, 10.0, &t.lr));
+  POCKETLLM_RETURN_IF_ERROR(get_number<uint32_t>(j, "batch_size", 1, 65536, &t.batch_size));
+  if (j.contains("device")) {
+    if (!j["device"].is_object()) return field_error("device", "must be an object");
+    if (j["device"].dump().size() > 16384) return field_error("device", "is larger than 16 KiB");
+    t.device = j["device"];
+  } else {
+    t.device = json::object();
+  }
+  POCKETLLM_RETURN_IF_ERROR(get_string(j, "base_weights", &t.base_weights));
+  RoundPolicy& p = t.policy;
+  POCKETLLM_RETURN_IF_ERROR(get_number<uint32_t>(j, "tau", 1, 256, &p.tau));
+  double seconds = 60;
+  POCKETLLM_RETURN_IF_ERROR(get_number(j, "round_seconds", 0.05, 7.0 * 86400, &seconds));
+  p.duration_ms = static_cast<int64_t>(std::llround(seconds * 1000));
+  POCKETLLM_RETURN_IF_ERROR(get_number<size_t>(j, "goal_submissions", 0, 1000000, &p.goal_submissions));
+  POCKETLLM_RETURN_IF_ERROR(get_number<size_t>(j, "min_submissions", 1, 1000000, &p.min_submissions));
+  POCKETLLM_RETURN_IF_ERROR(get_number<uint32_t>(j, "max_extensions", 0, 1000, &p.max_extensions));
+  std::string strategy = "weighted_mean";
+  POCKETLLM_RETURN_IF_ERROR(get_string(j, "strategy", &strategy));
+  if (!parse_strategy(strategy, &p.aggregation.strategy)) return field_error("strategy", "must be weighted_mean, median or trimmed_mean");
+  POCKETLLM_RETURN_IF_ERROR(get_number(j, "trim_fraction", 0.0, 0.49, &p.aggregation.trim_fraction));
+  POCKETLLM_RETURN_IF_ERROR(get_number(j, "clip", 0.0f, 1e30f, &p.aggregation.clip));
+  POCKETLLM_RETURN_IF_ERROR(get_number<uint64_t>(j, "max_staleness", 0, 1u << 30, &p.max_staleness));
+  if (p.goal_submissions > 0 && p.goal_submissions < p.min_submissions)
+    return field_error("goal_submissions", "must be 0 (off) or at least min_submissions");
+  return t;
+}
+
+json task_spec_to_json(const TaskSpec& t) {
+  json j = {{"id", t.id},
+            {"base_model_id", t.base_model_id},
+            {"trainable", t.trainable},
+            {"dist", distribution_name(t.dist)},
+            {"eps", t.eps},
+            {"lr", t.lr},
+            {"batch_size", t.batch_size},
+            {"device", t.device},
+            {"tau", t.policy.tau},
+            {"round_seconds", static_cast<double>(t.policy.duration_ms) / 1000.0},
+            {"goal_submissions", t.policy.goal_submissions},
+            {"min_submissions", t.policy.min_submissions},
+            {"max_extensions", t.policy.max_extensions},
+            {"strategy", strategy_name(t.policy.aggregation.strategy)},
+            {"trim_fraction", t.policy.aggregation.trim_fraction},
+            {"clip", t.policy.aggregation.clip},
+            {"max_staleness", t.policy.max_staleness}};
+  if (!t.base_weights.empty()) j["base_weights"] = t.base_weights;
+  return j;
+}
+
+}  // namespace pocketllm::server
