@@ -1,0 +1,75 @@
+// An in-process Service on a temporary store with a clock the test moves, and helpers to call it.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "pocketllm/common/sha256.h"
+#include "pocketllm/server/service.h"
+
+namespace pocketllm::server::test {
+
+inline const std::string kAdminToken = "admin-secret-token-for-tests";
+
+inline std::string temp_dir(const std::string& tag) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / ("pocketllm-" + tag + "-XXXXXX")).string();
+  if (!mkdtemp(tmpl.data())) std::abort();
+  return tmpl;
+}
+
+struct Fixture {
+  std::string dir = temp_dir("svc");
+  std::shared_ptr<std::atomic<int64_t>> clock = std::make_shared<std::atomic<int64_t>>(1'000'000);
+  std::unique_ptr<Service> svc;
+  double rate = 1000, burst = 1000;
+
+  Fixture() { open(); }
+  ~Fixture() {
+    svc.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  void open() {
+    svc.reset();
+    ServiceOptions o;
+    o.store_path = dir + "/store.db";
+    o.admin_token_sha256 = to_hex(sha256(kAdminToken));
+    o.device_rate_per_s = rate;
+    o.device_burst = burst;
+    auto c = clock;
+    o.clock_ms = [c] { return c->load(); };
+    auto s = Service::open(o);
+    if (!s) throw std::runtime_error(s.status().to_string());
+    svc = std::move(s.value());
+  }
+  void advance(int64_t ms) {
+    *clock += ms;
+    svc->tick();
+  }
+  HttpResponse call(const std::string& method, const std::string& target, const std::string& body = "", const std::string& bearer = "") {
+    HttpRequest r;
+    r.method = method;
+    r.target = target;
+    r.body = body;
+    if (!bearer.empty()) r.authorization = "Bearer " + bearer;
+    return svc->handle(r);
+  }
+  nlohmann::json json_of(const HttpResponse& r) { return nlohmann::json::parse(r.body); }
+  HttpResponse admin(const std::string& method, const std::string& target, const std::string& body = "") {
+    return call(method, target, body, kAdminToken);
+  }
+  // Enrols a device; returns its credential.
+  std::string enrol() {
+    auto tok = json_of(admin("POST", "/v1/admin/enrolment-tokens", R"({"uses":1})"))["token"].get<std::string>();
+    auto r = call("POST", "/v1/enrol", nlohmann::json{{"token", tok}}.dump());
+    if (r.status != 201) throw std::runtime_error("enrol failed: " + r.body);
+    return json_of(r)["credential"].get<std::string>();
+  }
+};
+
+}  // namespace pocketllm::server::test
