@@ -98,6 +98,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void on_head(beast::error_code ec) {
     if (ec == http::error::header_limit) return reply_error(431, "request_header_too_large", "the request head is too large");
+    if (ec == http::error::body_limit)  // a declared Content-Length over the limit is caught with the head
+      return reply_error(413, "body_too_large", "the body is larger than " + std::to_string(shared_.options.max_body_bytes) + " bytes");
     if (ec) return close();
     const auto length = parser_->content_length();
     if (length && *length > shared_.options.max_body_bytes)
@@ -126,10 +128,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     r.status = status;
     r.body = "{\"error\":{\"code\":\"" + code + "\",\"message\":\"" + message + "\"}}\n";
     shared_.service.metrics().observe_request("limits", status, 0.0);
-    send(std::move(r), false);  // the rest of the request is unread: the connection cannot be reused
+    send(std::move(r), false, true);  // the rest of the request is unread: the connection cannot be reused
   }
 
-  void send(HttpResponse out, bool keep_alive) {
+  void send(HttpResponse out, bool keep_alive, bool drain = false) {
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(out.status), 11);
     res->set(http::field::server, "pocketllm-server");
     res->set(http::field::content_type, out.content_type);
@@ -138,9 +140,24 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     res->keep_alive(keep_alive);
     res->prepare_payload();
     lowest(stream_).expires_after(std::chrono::milliseconds(shared_.options.body_timeout_ms));
-    http::async_write(stream_, *res, [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
+    http::async_write(stream_, *res, [self = this->shared_from_this(), res, keep_alive, drain](beast::error_code ec, size_t) {
+      if (!ec && drain) return self->drain(0);
       if (ec || !keep_alive) return self->close();
       self->read_head();
+    });
+  }
+
+  // After an early error reply, reads and discards what the client is still sending (bounded in bytes
+  // and time) before closing, so the client gets to read the reply instead of a connection reset.
+  void drain(size_t discarded) {
+    constexpr size_t kMaxDrain = 8 << 20;
+    if (discarded > kMaxDrain) return close();
+    buffer_.consume(buffer_.size());
+    lowest(stream_).expires_after(std::chrono::seconds(2));
+    stream_.async_read_some(buffer_.prepare(64 << 10), [self = this->shared_from_this(), discarded](beast::error_code ec, size_t n) {
+      self->buffer_.commit(n);
+      if (ec) return self->close();
+      self->drain(discarded + n);
     });
   }
 

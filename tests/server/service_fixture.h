@@ -11,16 +11,9 @@
 
 #include "pocketllm/common/sha256.h"
 #include "pocketllm/server/service.h"
+#include "test_env.h"
 
 namespace pocketllm::server::test {
-
-inline const std::string kAdminToken = "admin-secret-token-for-tests";
-
-inline std::string temp_dir(const std::string& tag) {
-  std::string tmpl = (std::filesystem::temp_directory_path() / ("pocketllm-" + tag + "-XXXXXX")).string();
-  if (!mkdtemp(tmpl.data())) std::abort();
-  return tmpl;
-}
 
 struct Fixture {
   std::string dir = temp_dir("svc");
