@@ -11,7 +11,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost-dev libeigen3-dev nlohmann-json3-dev catch2 libssl-dev libsqlite3-dev libpcre2-dev
-  python3
+  python3 openssl curl
 )
 for arg in "$@"; do
   case "$arg" in
