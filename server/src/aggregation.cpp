@@ -46,6 +46,7 @@ Result<std::vector<float>> aggregate(const std::vector<Submission>& subs, size_t
       values.emplace_back(c, static_cast<double>(s.examples) * s.weight);
     }
     double result = 0;
+    std::sort(values.begin(), values.end());  // order-independent sums: arrival order never matters
     if (o.strategy == Strategy::kWeightedMean) {
       double num = 0, den = 0;
       for (const auto& [c, w] : values) {
@@ -55,7 +56,6 @@ Result<std::vector<float>> aggregate(const std::vector<Submission>& subs, size_t
       if (den <= 0) return invalid_argument("aggregation: the submissions' total weight is zero");
       result = num / den;
     } else {
-      std::sort(values.begin(), values.end());
       const size_t n = values.size();
       if (o.strategy == Strategy::kMedian) {
         result = n % 2 ? values[n / 2].first : 0.5 * (values[n / 2 - 1].first + values[n / 2].first);

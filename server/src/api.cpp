@@ -291,9 +291,8 @@ HttpResponse Service::create_task(const std::string& body) {
   StoredTask stored;
   stored.id = spec->id;
   stored.spec_json = task_spec_to_json(spec.value()).dump();
-  uint64_t key = 0;
-  const std::string key_hex = random_hex(8);
-  seed_from_hex(key_hex, &key);
+  uint64_t key = spec->seed_key;
+  if (!spec->has_seed_key) seed_from_hex(random_hex(8), &key);
   stored.seed_key = key;
   std::lock_guard<std::mutex> lock(mu_);
   stored.created_ms = now_ms();

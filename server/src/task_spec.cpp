@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "pocketllm/common/update_log.h"
+
 namespace pocketllm::server {
 namespace {
 
@@ -49,7 +51,7 @@ Result<TaskSpec> parse_task_spec(const json& j) {
   if (!j.is_object()) return invalid_argument("task: expected a JSON object");
   static const char* kKnown[] = {"id", "base_model_id", "trainable", "dist", "eps", "lr", "batch_size", "device",
                                  "base_weights", "tau", "round_seconds", "goal_submissions", "min_submissions",
-                                 "max_extensions", "strategy", "trim_fraction", "clip", "max_staleness"};
+                                 "max_extensions", "strategy", "trim_fraction", "clip", "max_staleness", "seed_key"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool known = false;
     for (const char* k : kKnown) known = known || it.key() == k;
@@ -76,6 +78,12 @@ Result<TaskSpec> parse_task_spec(const json& j) {
     t.device = json::object();
   }
   POCKETLLM_RETURN_IF_ERROR(get_string(j, "base_weights", &t.base_weights));
+  if (j.contains("seed_key")) {
+    std::string key;
+    POCKETLLM_RETURN_IF_ERROR(get_string(j, "seed_key", &key));
+    if (!seed_from_hex(key, &t.seed_key)) return field_error("seed_key", "must be 16 hex digits");
+    t.has_seed_key = true;
+  }
   RoundPolicy& p = t.policy;
   POCKETLLM_RETURN_IF_ERROR(get_number<uint32_t>(j, "tau", 1, 256, &p.tau));
   double seconds = 60;

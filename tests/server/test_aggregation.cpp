@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "pocketllm/server/aggregation.h"
@@ -45,4 +47,21 @@ TEST_CASE("bad submissions are refused with a reason", "[server][aggregation]") 
   Strategy st;
   CHECK(parse_strategy("trimmed_mean", &st));
   CHECK_FALSE(parse_strategy("mean", &st));
+}
+
+TEST_CASE("aggregation does not depend on the order submissions arrived in", "[server][aggregation]") {
+  std::vector<Submission> s;
+  for (int i = 0; i < 7; ++i) s.push_back({"d" + std::to_string(i), {0.1f * static_cast<float>(i) + 1e-7f * static_cast<float>(i * i), 1.0f / static_cast<float>(i + 3)}, static_cast<uint64_t>(i + 1)});
+  for (Strategy st : {Strategy::kWeightedMean, Strategy::kMedian, Strategy::kTrimmedMean}) {
+    AggregationOptions o;
+    o.strategy = st;
+    const auto ref = aggregate(s, 2, o).value();
+    auto shuffled = s;
+    for (int rep = 0; rep < 20; ++rep) {
+      std::rotate(shuffled.begin(), shuffled.begin() + 3, shuffled.end());
+      std::swap(shuffled[1], shuffled[5]);
+      const auto got = aggregate(shuffled, 2, o).value();
+      CHECK(std::memcmp(got.data(), ref.data(), 8) == 0);
+    }
+  }
 }

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "pocketllm/common/safetensors.h"
+#include "pocketllm/common/seeds.h"
 #include "pocketllm/common/update_log.h"
 #include "service_fixture.h"
 
@@ -273,4 +274,13 @@ TEST_CASE("service: a restart restores tasks, open rounds, submissions, devices 
   REQUIRE(log["entries"].size() == 4);
   CHECK(log["entries"][2]["coeff"].get<double>() == Approx(6.0));
   CHECK(log["entries"][3]["coeff"].get<double>() == Approx(7.0));
+}
+
+TEST_CASE("service: a task's seed key fixes its round seeds (step_seed of docs/training.md)", "[server][service]") {
+  Fixture f;
+  REQUIRE(f.admin("POST", "/v1/admin/tasks", task_body("k", 3, R"(,"seed_key":"00000000000000ff")")).status == 201);
+  const std::string dev = f.enrol();
+  auto round = f.json_of(f.call("GET", "/v1/tasks/k/round", "", dev));
+  for (uint32_t k = 0; k < 3; ++k) CHECK(round["seeds"][k] == seed_to_hex(step_seed(0xff, 1, k)));
+  CHECK(f.admin("POST", "/v1/admin/tasks", task_body("k2", 3, R"(,"seed_key":"xyz")")).status == 422);
 }

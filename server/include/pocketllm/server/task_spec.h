@@ -22,6 +22,8 @@ struct TaskSpec {
   uint32_t batch_size = 16;
   nlohmann::json device;      // device-side task settings passed through (task kind, template, labels, …)
   std::string base_weights;   // optional: server-side safetensors of the trainable tensors, for snapshots
+  bool has_seed_key = false;  // the operator fixed the round-seed key (else the server draws one)
+  uint64_t seed_key = 0;
   RoundPolicy policy;
 };
 
