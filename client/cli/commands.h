@@ -14,5 +14,6 @@ int cmd_info(const std::vector<std::string>& args);
 int cmd_finetune(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
 int cmd_export(const std::vector<std::string>& args);
+int cmd_federate(const std::vector<std::string>& args);
 
 }  // namespace pocketllm::cli

@@ -22,6 +22,7 @@ void print_usage(FILE* out) {
                "  export    write a run's fine-tuned model as a Hugging Face directory\n"
                "  generate  generate text from a prompt\n"
                "  info      describe a model: architecture, parameters, dtypes, memory\n"
+               "  federate  take part in federated fine-tuning with an aggregation server\n"
                "  replay    apply an update log to the tensors of a safetensors file\n"
                "  version   print the version and the perturbation spec version\n",
                POCKETLLM_VERSION);
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
     if (command == "finetune") return pocketllm::cli::cmd_finetune(rest);
     if (command == "eval") return pocketllm::cli::cmd_eval(rest);
     if (command == "export") return pocketllm::cli::cmd_export(rest);
+    if (command == "federate") return pocketllm::cli::cmd_federate(rest);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pocketllm %s: internal error: %s\n", command.c_str(), e.what());
     return 1;

@@ -109,7 +109,15 @@ Status ZoTrainer::step_into(int t, StepRecord* out) {
   rec.loss_minus.reserve(static_cast<size_t>(o_.n_spsa));
   double g_k = 0;
   for (int k = 0; k < o_.n_spsa; ++k) {
-    const uint64_t seed = step_seed(o_.seed, static_cast<uint64_t>(t), static_cast<uint32_t>(k));
+    uint64_t seed;
+    if (o_.seeds.empty()) {
+      seed = step_seed(o_.seed, static_cast<uint64_t>(t), static_cast<uint32_t>(k));
+    } else {
+      const int64_t i = static_cast<int64_t>(t) - o_.first_step;
+      if (i < 0 || i >= static_cast<int64_t>(o_.seeds.size()) || o_.n_spsa != 1)
+        return out_of_range("step " + std::to_string(t) + " has no server-issued seed");
+      seed = o_.seeds[static_cast<size_t>(i)];
+    }
     Perturbation plus{true, o_.dist, seed, o_.eps}, minus{true, o_.dist, seed, -o_.eps};
     auto lp = task_.loss(pool_, model_, batch, plus);
     if (!lp) return lp.status();

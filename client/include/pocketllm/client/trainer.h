@@ -36,6 +36,10 @@ struct TrainOptions {
   Distribution dist = Distribution::kRademacher;
   uint64_t seed = 0;        // run seed: every direction derives from it
   uint64_t data_seed = 0;   // batch order
+  // Federated rounds: the server issues the directions. When set, step t uses seeds[t - first_step]
+  // (one direction per step; t must be in [first_step, first_step + seeds.size())).
+  std::vector<uint64_t> seeds;
+  int first_step = 0;
 };
 
 struct StepRecord {
