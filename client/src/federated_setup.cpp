@@ -34,22 +34,28 @@ Result<TaskOptions> task_options_from(const nlohmann::json& d) {
 }
 
 Result<DeviceModel> load_device_model(const std::string& model_path, const TaskInfo& task) {
-  auto options = task_options_from(task.device);
-  if (!options) return options.status();
   LoadOptions lo;
   lo.require_tokenizer = true;
   auto loaded = load_model(model_path, lo);
   if (!loaded) return loaded.status();
+  std::string id = loaded->model->weights().compute_model_id();
+  return prepare_device_model(std::move(loaded.value()), std::move(id), task);
+}
+
+Result<DeviceModel> prepare_device_model(LoadedModel loaded, std::string model_id, const TaskInfo& task) {
+  auto options = task_options_from(task.device);
+  if (!options) return options.status();
+  if (!loaded.tokenizer) return invalid_argument(loaded.path + ": no tokenizer found beside the model");
   DeviceModel m;
-  m.model_id = loaded->model->weights().compute_model_id();
+  m.model_id = std::move(model_id);
   if (m.model_id != task.base_model_id)
-    return mismatch("task " + task.id + " fine-tunes base model " + task.base_model_id.substr(0, 16) + "…, but " + model_path + " is " +
+    return mismatch("task " + task.id + " fine-tunes base model " + task.base_model_id.substr(0, 16) + "…, but " + loaded.path + " is " +
                     m.model_id.substr(0, 16) + "…");
-  const std::string patterns = expand_trainable(task.trainable, loaded->model->config().num_layers);
-  auto selected = loaded->model->weights().make_trainable(NamePatterns(patterns));
+  const std::string patterns = expand_trainable(task.trainable, loaded.model->config().num_layers);
+  auto selected = loaded.model->weights().make_trainable(NamePatterns(patterns));
   if (!selected) return selected.status();
   if (selected.value() == 0) return invalid_argument("task " + task.id + ": trainable '" + task.trainable + "' selects no tensor of this model");
-  m.loaded = std::move(loaded.value());
+  m.loaded = std::move(loaded);
   m.task_options = options.value();
   return m;
 }

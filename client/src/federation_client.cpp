@@ -74,7 +74,7 @@ Result<std::unique_ptr<FederationClient>> FederationClient::open(std::unique_ptr
                                                                  const std::string& credentials_file, const std::string& token,
                                                                  int retries, int backoff_ms) {
   std::unique_ptr<FederationClient> c(new FederationClient(std::move(transport), retries, backoff_ms));
-  auto text = read_file(credentials_file, 1 << 16);
+  auto text = credentials_file.empty() ? Result<std::string>(not_found("no file")) : read_file(credentials_file, 1 << 16);
   if (text) {
     json j = json::parse(text.value(), nullptr, false);
     std::string server;
@@ -92,6 +92,7 @@ Result<std::unique_ptr<FederationClient>> FederationClient::open(std::unique_ptr
   json j = json::parse(r->body, nullptr, false);
   if (j.is_discarded() || !get(j, "device_id", &c->device_id_) || !get(j, "credential", &c->credential_))
     return corrupt("enrolment: unexpected reply");
+  if (credentials_file.empty()) return c;  // kept in memory only (simulated devices)
   const std::string file = json{{"server", url}, {"device_id", c->device_id_}, {"credential", c->credential_}}.dump() + "\n";
   POCKETLLM_RETURN_IF_ERROR(write_file_atomic(credentials_file, file));
   ::chmod(credentials_file.c_str(), 0600);

@@ -224,6 +224,11 @@ HttpResponse Service::route(const HttpRequest& req, const std::string& path, con
       if (!method_is("POST", "/v1/admin/devices/{id}/revoke", &out)) return out;
       return admin ? with_route(revoke(p[3]), "/v1/admin/devices/{id}/revoke") : need_admin("/v1/admin/devices/{id}/revoke");
     }
+    if (p.size() == 7 && p[2] == "tasks" && p[4] == "rounds" && p[6] == "close") {
+      if (!method_is("POST", "/v1/admin/tasks/{task}/rounds/{round}/close", &out)) return out;
+      return admin ? with_route(close_round(p[3], p[5]), "/v1/admin/tasks/{task}/rounds/{round}/close")
+                   : need_admin("/v1/admin/tasks/{task}/rounds/{round}/close");
+    }
     if (p.size() == 6 && p[2] == "tasks" && p[4] == "rounds") {
       if (!method_is("GET", "/v1/admin/tasks/{task}/rounds/{round}", &out)) return out;
       return admin ? with_route(get_round(p[3], p[5], true), "/v1/admin/tasks/{task}/rounds/{round}")
@@ -384,6 +389,21 @@ HttpResponse Service::get_task(const std::string& id) {
   out["round"] = t.rounds.current() ? t.rounds.current()->id : 0;
   out["snapshots"] = t.has_weights;
   return json_response(200, out);
+}
+
+HttpResponse Service::close_round(const std::string& task, const std::string& round) {
+  uint64_t id = 0;
+  if (!parse_u64(round, &id)) return error(400, "bad_round", "round must be a number");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tasks_.find(task);
+    if (it == tasks_.end()) return error(404, "unknown_task", "no task " + task);
+    Status s = it->second->rounds.close_now(id, now_ms());
+    if (s.code() == StatusCode::kNotFound) return error(404, "unknown_round", s.message());
+    if (!s) return error(409, "round_closed", s.message());
+    tick_task(*it->second, now_ms());
+  }
+  return get_round(task, round, true);
 }
 
 HttpResponse Service::get_round(const std::string& task, const std::string& round, bool admin) {

@@ -84,6 +84,15 @@ Result<SubmitOutcome> TaskRounds::submit(uint64_t round_id, Submission s) {
   return SubmitOutcome::kAccepted;
 }
 
+Status TaskRounds::close_now(uint64_t round_id, int64_t now_ms) {
+  if (round_id == 0 || round_id > rounds_.size()) return not_found("no round " + std::to_string(round_id));
+  Round& r = rounds_[round_id - 1];
+  if (r.state != RoundState::kOpen) return mismatch("round " + std::to_string(round_id) + " is " + round_state_name(r.state));
+  r.deadline_ms = std::min(r.deadline_ms, now_ms);
+  r.extensions = std::max(r.extensions, policy_.max_extensions);  // closing now: no extension, apply or abandon
+  return Status::ok();
+}
+
 Result<std::vector<UpdateEntry>> TaskRounds::tick(int64_t now_ms) {
   std::vector<UpdateEntry> applied;
   if (rounds_.empty() || rounds_.back().state != RoundState::kOpen) return applied;

@@ -284,3 +284,20 @@ TEST_CASE("service: a task's seed key fixes its round seeds (step_seed of docs/t
   for (uint32_t k = 0; k < 3; ++k) CHECK(round["seeds"][k] == seed_to_hex(step_seed(0xff, 1, k)));
   CHECK(f.admin("POST", "/v1/admin/tasks", task_body("k2", 3, R"(,"seed_key":"xyz")")).status == 422);
 }
+
+TEST_CASE("service: the admin can close a round now; it applies with enough submissions", "[server][service]") {
+  Fixture f;
+  REQUIRE(f.admin("POST", "/v1/admin/tasks", task_body("c", 2)).status == 201);
+  const std::string a = f.enrol(), b = f.enrol();
+  REQUIRE(f.call("POST", "/v1/tasks/c/rounds/1/submissions", submission({1, 1}, 1, 0), a).status == 201);
+  CHECK(f.call("POST", "/v1/admin/tasks/c/rounds/1/close", "", a).status == 403);
+  auto one = f.json_of(f.admin("POST", "/v1/admin/tasks/c/rounds/1/close"));
+  CHECK(one["state"] == "abandoned");  // min_submissions 2: never applied from one device
+  REQUIRE(f.call("POST", "/v1/tasks/c/rounds/2/submissions", submission({1, 1}, 1, 0), a).status == 201);
+  REQUIRE(f.call("POST", "/v1/tasks/c/rounds/2/submissions", submission({3, 3}, 1, 0), b).status == 201);
+  auto two = f.json_of(f.admin("POST", "/v1/admin/tasks/c/rounds/2/close"));
+  CHECK(two["state"] == "applied");
+  CHECK(f.json_of(f.call("GET", "/v1/tasks/c", "", a))["version"] == 2);
+  CHECK(f.admin("POST", "/v1/admin/tasks/c/rounds/2/close").status == 409);
+  CHECK(f.admin("POST", "/v1/admin/tasks/c/rounds/9/close").status == 404);
+}

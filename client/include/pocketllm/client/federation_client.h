@@ -75,13 +75,23 @@ class FederationClient {
  public:
   // Loads the device credential from `credentials_file`; when the file does not exist, enrols with
   // `enrolment_token` and writes it (atomically, mode 0600). The file names the server it belongs to.
+  // An empty file name keeps the credential in memory only (simulated devices).
   static Result<std::unique_ptr<FederationClient>> open(std::unique_ptr<Transport> transport, const std::string& server_url,
                                                         const std::string& credentials_file, const std::string& enrolment_token,
                                                         int retries = 6, int backoff_ms = 250);
   static Result<std::unique_ptr<FederationClient>> open(const ServerConnection& server, const std::string& credentials_file,
                                                         const std::string& enrolment_token);
 
+  // A client for a device whose credential the caller already holds (simulated devices).
+  static std::unique_ptr<FederationClient> with_credential(std::unique_ptr<Transport> transport, std::string device_id,
+                                                           std::string credential, int retries = 6, int backoff_ms = 250) {
+    std::unique_ptr<FederationClient> c(new FederationClient(std::move(transport), retries, backoff_ms));
+    c->device_id_ = std::move(device_id);
+    c->credential_ = std::move(credential);
+    return c;
+  }
   const std::string& device_id() const { return device_id_; }
+  const std::string& credential() const { return credential_; }
   Result<TaskInfo> task(const std::string& id);
   Result<RoundInfo> round(const std::string& task, uint64_t round_id = 0);  // 0: the current round
   // Submits a round's scalars; retried on network errors, 5xx and 429 (the server treats an identical

@@ -72,6 +72,9 @@ class TaskRounds {
   // minimum, abandoned after the allowed extensions). Returns the entries appended when it applied.
   Result<std::vector<UpdateEntry>> tick(int64_t now_ms);
 
+  // Moves the open round's deadline to now (the next tick closes it: applied, extended or abandoned).
+  Status close_now(uint64_t round_id, int64_t now_ms);
+
   const UpdateLog& log() const { return log_; }
   uint64_t version() const { return log_.size(); }
 

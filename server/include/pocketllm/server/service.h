@@ -77,6 +77,7 @@ class Service {
   HttpResponse revoke(const std::string& device);
   HttpResponse list_tasks();
   HttpResponse get_task(const std::string& id);
+  HttpResponse close_round(const std::string& task, const std::string& round);
   HttpResponse get_round(const std::string& task, const std::string& round, bool admin);
   HttpResponse submit(const std::string& task, const std::string& round, const std::string& device, const std::string& body);
   HttpResponse get_log(const std::string& task, const std::map<std::string, std::string>& query);

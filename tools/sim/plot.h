@@ -1,0 +1,17 @@
+// A dependency-free SVG line chart: the simulator's accuracy/loss curves vs round and vs bytes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace pocketllm::sim {
+
+struct Series {
+  std::string x_label, y_label;
+  std::vector<double> x, y;
+};
+
+// Two charts side by side, titled `title`.
+std::string svg_charts(const std::string& title, const Series& left, const Series& right);
+
+}  // namespace pocketllm::sim
