@@ -1,0 +1,287 @@
+// Federated devices against an in-process server (the real Service, a test clock): what leaves a
+// device, network faults, a device offline for a week, snapshots, and personalisation over syncs.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <fstream>
+#include <set>
+
+#include "in_process_transport.h"
+#include "pocketllm/client/federated_device.h"
+#include "pocketllm/client/federated_setup.h"
+#include "pocketllm/common/safetensors.h"
+#include "pocketllm/common/name_pattern.h"
+#include "service_fixture.h"
+
+using namespace pocketllm;
+using namespace pocketllm::server::test;
+using nlohmann::json;
+
+namespace {
+
+const std::string kShared = [] {
+  const char* env = std::getenv("POCKETLLM_SHARED");
+  return std::string(env ? env : POCKETLLM_DEFAULT_SHARED);
+}();
+const std::string kModel = kShared + "/hub/karpathy/tinyllamas/stories260K";
+const std::string kCanary = "ZQXJ-private-diary-entry-7731";
+
+// Fails requests on a schedule: before delivery (the server never sees it), or after delivery (the
+// server acted, the reply is lost).
+class FlakyTransport : public Transport {
+ public:
+  FlakyTransport(server::Service& s, std::set<int> fail_before, std::set<int> fail_after)
+      : inner_(s), before_(std::move(fail_before)), after_(std::move(fail_after)) {}
+  // Failure schedule counted from the next request.
+  void arm(const std::set<int>& fail_before, const std::set<int>& fail_after) {
+    before_.clear();
+    after_.clear();
+    for (int n : fail_before) before_.insert(count_ + n);
+    for (int n : fail_after) after_.insert(count_ + n);
+  }
+  Result<net::HttpResult> request(const std::string& m, const std::string& t, const std::string& b, const std::string& bearer) override {
+    const int n = count_++;
+    if (before_.count(n)) return io_error("connection reset (before delivery)");
+    auto r = inner_.request(m, t, b, bearer);
+    if (after_.count(n)) return io_error("connection reset (reply lost)");
+    return r;
+  }
+  uint64_t bytes_sent() const override { return inner_.bytes_sent(); }
+  uint64_t bytes_received() const override { return inner_.bytes_received(); }
+  int count_ = 0;
+
+ private:
+  sim::InProcessTransport inner_;
+  std::set<int> before_, after_;
+};
+
+struct Device {
+  std::unique_ptr<FederationClient> client;
+  DeviceModel model;
+  std::unique_ptr<Task> task;
+  std::unique_ptr<FederatedDevice> fed;
+  std::string state_dir;
+};
+
+std::string write_data(const std::string& dir, const std::string& name, bool with_canary) {
+  const std::string path = dir + "/" + name;
+  std::ofstream f(path);
+  const char* lines[] = {"the little cat sat on the warm mat", "a boy found a shiny red ball in the park",
+                         "the bird sang a happy song every morning", "she liked to read books about the sea",
+                         "the dog ran fast to catch the stick", "they built a big castle out of sand"};
+  for (int rep = 0; rep < 4; ++rep)
+    for (const char* l : lines) f << l << (with_canary ? " " + kCanary : std::string()) << "\n";
+  return path;
+}
+
+struct World {
+  Fixture server;  // in-process Service with a test clock
+  std::string model_id;
+  std::string data;
+
+  World() {
+    data = write_data(server.dir, "private.txt", true);
+    LoadOptions lo;
+    lo.require_tokenizer = true;
+    auto m = load_model(kModel, lo);
+    REQUIRE(m.is_ok());
+    model_id = m->model->weights().compute_model_id();
+  }
+  void create_task(const std::string& id, const std::string& extra = "") {
+    const std::string body = R"({"id":")" + id + R"(","base_model_id":")" + model_id +
+                             R"(","trainable":"norms","tau":3,"batch_size":4,"lr":0.001,"round_seconds":3600,"min_submissions":1,)"
+                             R"("device":{"task":"lm","max_length":24})" + extra + "}";
+    auto r = server.admin("POST", "/v1/admin/tasks", body);
+    REQUIRE(r.status == 201);
+  }
+  Device device(const std::string& task_id, const std::string& name, std::unique_ptr<Transport> transport = nullptr) {
+    Device d;
+    d.state_dir = server.dir + "/" + name;
+    auto tok = server.json_of(server.admin("POST", "/v1/admin/enrolment-tokens", R"({"uses":1})"))["token"].get<std::string>();
+    if (!transport) transport = std::make_unique<sim::InProcessTransport>(*server.svc);
+    auto c = FederationClient::open(std::move(transport), "inprocess:", "", tok, 6, 1);
+    REQUIRE(c.is_ok());
+    d.client = std::move(c.value());
+    auto info = d.client->task(task_id);
+    REQUIRE(info.is_ok());
+    auto m = load_device_model(kModel, info.value());
+    REQUIRE(m.is_ok());
+    d.model = std::move(m.value());
+    auto t = load_device_task(d.model, data);
+    REQUIRE(t.is_ok());
+    d.task = std::move(t.value());
+    std::vector<size_t> all(d.task->size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    FederatedDeviceOptions o;
+    o.task_id = task_id;
+    o.state_dir = d.state_dir;
+    o.data_seed = std::hash<std::string>{}(name);
+    auto f = FederatedDevice::open(*d.model.loaded.model, d.model.model_id, *d.task, all, *d.client, o, nullptr);
+    REQUIRE(f.is_ok());
+    d.fed = std::move(f.value());
+    return d;
+  }
+  // Runs one round with the given devices and closes it.
+  void round(const std::string& task, std::vector<Device*> devices) {
+    auto r = server.json_of(server.admin("GET", "/v1/tasks/" + task + "/round"));
+    for (Device* d : devices) {
+      auto ri = d->client->round(task);
+      REQUIRE(ri.is_ok());
+      auto p = d->fed->participate(ri.value());
+      REQUIRE(p.is_ok());
+      REQUIRE(p->submitted);
+    }
+    REQUIRE(server.admin("POST", "/v1/admin/tasks/" + task + "/rounds/" + std::to_string(r["round"].get<int>()) + "/close").status == 200);
+    server.advance(3600'000 * 24 * 7 / 40);  // rounds spread over a week
+  }
+};
+
+std::string weights_of(LanguageModel& m) {
+  std::string out;
+  for (const auto& t : m.weights().trainable_tensors()) out.append(reinterpret_cast<const char*>(t.data), t.numel * 4);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("federation: nothing but seeds' scalars, counts and loss statistics leaves the device", "[federation]") {
+  World w;
+  w.create_task("privacy");
+  Device d = w.device("privacy", "dev");
+  std::vector<std::tuple<std::string, std::string, std::string>> sent;
+  d.client->set_request_observer([&](const std::string& m, const std::string& t, const std::string& b) { sent.emplace_back(m, t, b); });
+  w.round("privacy", {&d});
+  REQUIRE(d.fed->sync().is_ok());
+  CHECK(d.fed->version() == 3);
+  REQUIRE_FALSE(sent.empty());
+  int submissions = 0;
+  for (const auto& [method, target, body] : sent) {
+    INFO(method << " " << target << " " << body);
+    CHECK(target.find(kCanary) == std::string::npos);
+    CHECK(body.find(kCanary) == std::string::npos);
+    CHECK(body.find("cat") == std::string::npos);  // no word of the private text either
+    if (method == "GET") {
+      CHECK(body.empty());
+      continue;
+    }
+    REQUIRE(method == "POST");
+    REQUIRE(target.find("/submissions") != std::string::npos);
+    ++submissions;
+    const json j = json::parse(body);
+    std::set<std::string> keys;
+    for (auto it = j.begin(); it != j.end(); ++it) keys.insert(it.key());
+    CHECK(keys == std::set<std::string>{"coeffs", "examples", "base_version", "loss"});
+    CHECK(j["coeffs"].size() == 3);
+    for (const auto& c : j["coeffs"]) CHECK(c.is_number());
+    CHECK(j["loss"].size() == 1);
+    CHECK(j["loss"]["mean"].is_number());
+    CHECK(j["examples"] == 12);
+  }
+  CHECK(submissions == 1);
+}
+
+TEST_CASE("federation: lost requests and lost replies are retried; the submission counts once", "[federation]") {
+  World w;
+  w.create_task("faults");
+  auto flaky = std::make_unique<FlakyTransport>(*w.server.svc, std::set<int>{}, std::set<int>{});
+  FlakyTransport* raw = flaky.get();
+  Device d = w.device("faults", "flaky", std::move(flaky));
+  // From here: request 0 (round) fails before delivery, 1 is its retry; 2 (submit) is delivered but
+  // its reply lost, 3 is the retry the server answers as a duplicate.
+  raw->arm({0}, {2});
+  const int before = raw->count_;
+  auto ri = d.client->round("faults");  // first attempt fails before delivery, the retry succeeds
+  REQUIRE(ri.is_ok());
+  auto p = d.fed->participate(ri.value());  // the submission's reply is lost once: retried, a duplicate
+  REQUIRE(p.is_ok());
+  CHECK(p->submitted);
+  CHECK(raw->count_ - before == 4);
+  auto detail = w.server.json_of(w.server.admin("GET", "/v1/admin/tasks/faults/rounds/1"));
+  CHECK(detail["submission_list"].size() == 1);
+  // A device that cannot reach the server at all gets an error after its retries, not a hang.
+  auto dead = std::make_unique<FlakyTransport>(*w.server.svc, std::set<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, std::set<int>{});
+  auto c = FederationClient::with_credential(std::move(dead), d.client->device_id(), d.client->credential(), 3, 1);
+  auto r = c->round("faults");
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find("after 4 attempts") != std::string::npos);
+}
+
+TEST_CASE("federation: a device offline for a week syncs to the exact shared weights, by log or by snapshot", "[federation]") {
+  World w;
+  // The server holds the base values of the trainable tensors, so it can serve snapshots.
+  LoadOptions lo;
+  lo.require_tokenizer = true;
+  auto base = load_model(kModel, lo);
+  REQUIRE(base.is_ok());
+  REQUIRE(base->model->weights().make_trainable(NamePatterns(expand_trainable("norms", base->model->config().num_layers))).is_ok());
+  std::vector<TensorToWrite> tw;
+  for (const auto& t : base->model->weights().trainable_tensors()) tw.push_back({t.name, DType::kF32, {static_cast<int64_t>(t.numel)}, t.data});
+  const std::string weights = w.server.dir + "/base.safetensors";
+  REQUIRE(write_safetensors(weights, tw).is_ok());
+  w.create_task("week", R"(,"base_weights":")" + weights + "\"");
+  Device stay = w.device("week", "stay"), away_log = w.device("week", "away_log"), away_snap = w.device("week", "away_snap");
+  w.round("week", {&stay, &away_log, &away_snap});
+  for (int r = 0; r < 40; ++r) {
+    w.round("week", {&stay});
+    REQUIRE(stay.fed->sync().is_ok());
+  }
+  CHECK(stay.fed->version() == 41 * 3);
+  REQUIRE(away_log.fed->sync().is_ok());  // 120 entries behind: replays the log
+  CHECK(away_log.fed->version() == stay.fed->version());
+  CHECK(weights_of(*away_log.model.loaded.model) == weights_of(*stay.model.loaded.model));
+  // The same return, downloading a snapshot instead (the device's threshold is below the gap).
+  FederatedDeviceOptions o;
+  o.task_id = "week";
+  o.state_dir = away_snap.state_dir;
+  o.snapshot_after = 10;
+  std::vector<size_t> all(away_snap.task->size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  auto reopened = FederatedDevice::open(*away_snap.model.loaded.model, away_snap.model.model_id, *away_snap.task, all, *away_snap.client, o, nullptr);
+  REQUIRE(reopened.is_ok());
+  const uint64_t down_before = away_snap.client->bytes_received();
+  REQUIRE(reopened.value()->sync().is_ok());
+  CHECK(reopened.value()->version() == stay.fed->version());
+  CHECK(weights_of(*away_snap.model.loaded.model) == weights_of(*stay.model.loaded.model));
+  CHECK(away_snap.client->bytes_received() > down_before);
+  // The device can take part again at once.
+  w.round("week", {&stay, &away_log});
+}
+
+TEST_CASE("federation: personal adaptation is kept on top of each newer shared base, across restarts", "[federation]") {
+  World w;
+  w.create_task("personal");
+  Device d = w.device("personal", "me"), other = w.device("personal", "other");
+  TrainOptions t;
+  t.batch_size = 4;
+  t.lr = 1e-3f;
+  t.seed = 99;
+  REQUIRE(d.fed->personalize(t, 4).is_ok());
+  CHECK(d.fed->personal_log().size() == 4);
+  // Rounds start from the exact shared weights, not the personalised ones.
+  w.round("personal", {&d, &other});
+  REQUIRE(d.fed->sync().is_ok());
+  REQUIRE(other.fed->sync().is_ok());
+  // other has no personal log: its weights are the shared ones. d's = shared + its personal log.
+  auto shared = SafetensorsFile::open(d.state_dir + "/shared.safetensors");
+  REQUIRE(shared.is_ok());
+  std::vector<std::vector<float>> expect;
+  std::vector<NamedTensor> named;
+  for (const auto& t2 : d.model.loaded.model->weights().trainable_tensors()) {
+    expect.emplace_back(t2.numel);
+    REQUIRE(shared->read_f32(*shared->find(t2.name), 0, t2.numel, expect.back().data()).is_ok());
+  }
+  std::string shared_bytes;
+  for (auto& e : expect) shared_bytes.append(reinterpret_cast<const char*>(e.data()), e.size() * 4);
+  CHECK(shared_bytes == weights_of(*other.model.loaded.model));
+  size_t i = 0;
+  for (const auto& t2 : d.model.loaded.model->weights().trainable_tensors()) named.push_back({t2.name, expect[i++].data(), t2.numel});
+  replay_log(nullptr, Distribution::kRademacher, d.fed->personal_log(), named);
+  std::string personal_bytes;
+  for (auto& e : expect) personal_bytes.append(reinterpret_cast<const char*>(e.data()), e.size() * 4);
+  CHECK(personal_bytes == weights_of(*d.model.loaded.model));
+  CHECK(personal_bytes != shared_bytes);
+  // A restart (a new model, the same state directory) comes back to shared + personal.
+  Device again = w.device("personal", "me");
+  CHECK(again.fed->personal_log().size() == 4);
+  CHECK(weights_of(*again.model.loaded.model) == personal_bytes);
+}
