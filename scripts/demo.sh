@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
-# README command one: sets up a fresh Debian 12 machine, builds pocketllm and runs the demo:
-# zeroth-order fine-tuning of the real pretrained stories260K (a 260K-parameter Llama) on text it never
-# saw, with inference memory only, then what changed and what a device would upload.
-#   scripts/demo.sh [--model PATH] [--steps N]
+# README command one: sets up a fresh Debian 12 machine, builds pocketllm and runs the demo: a local
+# aggregation server (HTTPS, SQLite store) and a handful of simulated phones that fine-tune the real
+# pretrained stories260K (a 260K-parameter Llama that has only read children's stories) on private
+# movie-review text with zeroth-order rounds. Each phone uploads only scalars; then what changed.
+#   scripts/demo.sh [--model PATH] [--devices N] [--rounds R]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 shared="${POCKETLLM_SHARED:-$root/../shared}"
 model="$shared/hub/karpathy/tinyllamas/stories260K"
-steps=300
+devices=6; rounds=20
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model="$2"; shift 2 ;;
-    --steps) steps="$2"; shift 2 ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    --devices) devices="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 "$root/scripts/setup.sh"
 "$root/scripts/build.sh"
-bin="${POCKETLLM_BUILD_DIR:-$root/build}/bin/pocketllm"
+bin="${POCKETLLM_BUILD_DIR:-$root/build}/bin"
 out="$root/out/demo"
 rm -rf "$out"; mkdir -p "$out"
 data="$shared/data/sst2/glue_sst2_dev.tsv"
@@ -26,41 +28,44 @@ if [ ! -e "$model" ] || [ ! -f "$data" ]; then
   echo "demo: needs $model and $data (set POCKETLLM_SHARED to the shared data folder, or --model)" >&2
   exit 1
 fi
-# Private text: 700 movie-review sentences to train on, 172 held out. Children's stories are all the
-# model has seen.
+# Private text: 700 movie-review sentences split across the phones, 172 held out for evaluation.
 sed -n '2,701p' "$data" | cut -f1 > "$out/private_train.txt"
 sed -n '702,873p' "$data" | cut -f1 > "$out/private_heldout.txt"
 
-echo; echo "== the model"
-"$bin" info --model "$model"
-echo; echo "== before: greedy continuation of \"The movie\""
-"$bin" generate --model "$model" --prompt "The movie" --max-tokens 40 2> /dev/null | tee "$out/sample_before.txt"
+echo; echo "== the aggregation server (TLS on loopback, SQLite store in $out/server.db)"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 -subj /CN=localhost \
+  -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout "$out/server.key" -out "$out/server.crt" >/dev/null 2>&1
+head -c 24 /dev/urandom | base64 > "$out/admin_token"
+"$bin/pocketllm-server" --listen 127.0.0.1:0 --port-file "$out/port" --tls-cert "$out/server.crt" --tls-key "$out/server.key" \
+  --store "$out/server.db" --admin-token-file "$out/admin_token" --device-rate 0 2> "$out/server.log" &
+server_pid=$!
+trap 'kill -TERM $server_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$out/port" ] && break; sleep 0.05; done
+[ -s "$out/port" ] || { cat "$out/server.log"; exit 1; }
+url="https://127.0.0.1:$(cat "$out/port")"
+echo "listening on $url"
 
-echo; echo "== zeroth-order fine-tuning on the private text ($steps steps; two forward passes per step)"
-"$bin" finetune --model "$model" --data "$out/private_train.txt" --eval-data "$out/private_heldout.txt" \
-  --task lm --steps "$steps" --batch-size 16 --lr 1e-4 --eps 1e-3 --seed 0x5eed --out "$out/run" \
-  --metrics-json "$out/metrics.json"
-
-echo; echo "== after: the fine-tuned model"
-"$bin" export --run "$out/run" --out "$out/tuned"
-"$bin" generate --model "$out/tuned" --prompt "The movie" --max-tokens 40 2> /dev/null | tee "$out/sample_after.txt"
+echo; echo "== $devices phones, $rounds rounds: each round 8 local zeroth-order steps along the server's seeds"
+"$bin/pocketllm-sim" --mode loopback --server "$url" --ca "$out/server.crt" --admin-token-file "$out/admin_token" \
+  --model "$model" --data "$out/private_train.txt" --eval-data "$out/private_heldout.txt" --partition contiguous \
+  --devices "$devices" --rounds "$rounds" --tau 8 --batch-size 8 --lr 3e-4 --max-length 64 --seed 0x5eed \
+  --task-id demo --sample "The movie" --out "$out/sim" --save-shared "$out/shared.safetensors" | tee "$out/sim.txt"
 
 echo; echo "== what changed"
-python3 - "$out/metrics.json" "$out/run/log.jsonl" <<'PY'
+python3 - "$out/sim/rounds.json" <<'PY'
 import json, sys
-m = json.load(open(sys.argv[1]))
-ev = m["evals"]
-print(f"held-out loss {ev[0]['loss']:.4f} -> {ev[-1]['loss']:.4f} ({100 * (ev[0]['loss'] - ev[-1]['loss']) / ev[0]['loss']:.1f}% lower)")
-steps = sum(1 for _ in open(sys.argv[2]))
-print(f"the whole run is {steps} (seed, scalar) pairs: {steps * 12} bytes in binary form "
-      f"({steps * 8 + steps * 4} = 8-byte seed + 4-byte scalar each); the private text never leaves the device")
+s = json.load(open(sys.argv[1]))
+rows = s["rounds"]
+before, after = s["eval_loss_start"], rows[-1]["eval_loss"]
+up = sum(r["bytes_up_per_device"] for r in rows)
+down = sum(r["bytes_down_per_device"] for r in rows)
+tau = s["task"]["tau"]
+print(f"held-out loss {before:.4f} -> {after:.4f} ({100 * (before - after) / before:.1f}% lower) after {len(rows)} rounds")
+print(f"per phone: {up / 1024:.1f} KiB sent and {down / 1024:.1f} KiB received over {len(rows)} rounds, TLS and HTTP included;")
+print(f"  the payload of each round is {tau} float32 scalars, an example count and a mean loss: no text, no weights")
+print(f"shared update log: {rows[-1]['version']} (seed, scalar) entries = {rows[-1]['version'] * 12} bytes in binary form")
+print(f"memory per simulated phone: {s['memory_per_device_bytes'] / 1024:.2f} KiB beside the one shared model")
 PY
-echo; echo "== another device with the base model replays those pairs"
-"$bin" replay --model "$model" --log "$out/run" --out "$out/replayed"
-if cmp -s "$out/tuned/model.safetensors" "$out/replayed/model.safetensors"; then
-  echo "identical weights, byte for byte: $(sha256sum "$out/replayed/model.safetensors" | cut -c1-16)…"
-else
-  echo "demo: FAILED — the replayed model differs from the trained one" >&2
-  exit 1
-fi
-echo "run directory: $out/run (spec.json, log.jsonl, snapshot.safetensors, metrics.jsonl); curve: $out/metrics.json"
+echo "plot of held-out loss vs round and vs bytes: $out/sim/plot.svg (data: $out/sim/rounds.csv)"
+kill -TERM $server_pid; wait $server_pid 2>/dev/null || true; trap - EXIT
+echo "server stopped cleanly; its log: $out/server.log"
