@@ -8,6 +8,8 @@
 #include <limits>
 #include <string>
 
+#include "pocketllm/client/federated_device.h"
+#include "pocketllm/client/federated_setup.h"
 #include "pocketllm/client/finetune.h"
 #include "pocketllm/client/generate.h"
 #include "pocketllm/client/loader.h"
@@ -18,6 +20,16 @@
 struct pllm_model {
   pocketllm::LoadedModel loaded;
   std::unique_ptr<pocketllm::ThreadPool> pool;
+};
+
+struct pllm_device {
+  std::unique_ptr<pocketllm::ThreadPool> pool;
+  std::unique_ptr<pocketllm::FederationClient> client;
+  pocketllm::DeviceModel model;
+  std::unique_ptr<pocketllm::Task> task;
+  std::unique_ptr<pocketllm::FederatedDevice> fed;
+  std::string task_id;
+  uint64_t last_round = 0;
 };
 
 namespace {
@@ -116,39 +128,51 @@ pllm_status pllm_model_id(const pllm_model* model, char** out_hex) {
 
 pllm_generate_params pllm_generate_default_params(void) { return pllm_generate_params{64, true, 1.0f, 0, 1.0f, 0}; }
 
+}  // extern "C"
+
+namespace {
+pllm_status generate_with(pocketllm::ThreadPool* pool, pocketllm::LoadedModel& loaded, const char* prompt,
+                          const pllm_generate_params* params, pllm_token_callback on_token, void* user, char** out_text) {
+  if (!prompt) return fail(PLLM_ERR_INVALID_ARGUMENT, "prompt is required");
+  if (!loaded.tokenizer) return fail(PLLM_ERR_NOT_FOUND, "the model was loaded without a tokenizer");
+  const pllm_generate_params p = params ? *params : pllm_generate_default_params();
+  pocketllm::GenerateOptions o;
+  o.max_new_tokens = p.max_new_tokens;
+  o.greedy = p.greedy;
+  o.temperature = p.temperature;
+  o.top_k = p.top_k;
+  o.top_p = p.top_p;
+  o.seed = p.seed;
+  pocketllm::Tokenizer& tok = *loaded.tokenizer;
+  auto ids = tok.encode(prompt, true, false);
+  if (!ids) return fail(ids.status());
+  std::string text;
+  int32_t prev = ids->back();
+  bool stopped = false;
+  auto r = pocketllm::generate(pool, *loaded.model, ids.value(), o, [&](int32_t id) {
+    if (id == tok.eos_id()) return true;
+    const std::string piece = tok.decode_piece(prev, id);
+    prev = id;
+    text += piece;
+    if (on_token && !on_token(piece.c_str(), user)) {
+      stopped = true;
+      return false;
+    }
+    return true;
+  });
+  if (!r) return fail(r.status());
+  if (out_text) *out_text = dup_string(text);
+  return stopped ? fail(PLLM_ERR_CANCELLED, "stopped by the token callback") : PLLM_OK;
+}
+}  // namespace
+
+extern "C" {
+
 pllm_status pllm_generate(pllm_model* model, const char* prompt, const pllm_generate_params* params,
                           pllm_token_callback on_token, void* user, char** out_text) {
   return guarded([&] {
-    if (!model || !prompt) return fail(PLLM_ERR_INVALID_ARGUMENT, "model and prompt are required");
-    if (!model->loaded.tokenizer) return fail(PLLM_ERR_NOT_FOUND, "the model was loaded without a tokenizer");
-    const pllm_generate_params p = params ? *params : pllm_generate_default_params();
-    pocketllm::GenerateOptions o;
-    o.max_new_tokens = p.max_new_tokens;
-    o.greedy = p.greedy;
-    o.temperature = p.temperature;
-    o.top_k = p.top_k;
-    o.top_p = p.top_p;
-    o.seed = p.seed;
-    pocketllm::Tokenizer& tok = *model->loaded.tokenizer;
-    auto ids = tok.encode(prompt, true, false);
-    if (!ids) return fail(ids.status());
-    std::string text;
-    int32_t prev = ids->back();
-    bool stopped = false;
-    auto r = pocketllm::generate(model->pool.get(), *model->loaded.model, ids.value(), o, [&](int32_t id) {
-      if (id == tok.eos_id()) return true;
-      const std::string piece = tok.decode_piece(prev, id);
-      prev = id;
-      text += piece;
-      if (on_token && !on_token(piece.c_str(), user)) {
-        stopped = true;
-        return false;
-      }
-      return true;
-    });
-    if (!r) return fail(r.status());
-    if (out_text) *out_text = dup_string(text);
-    return stopped ? fail(PLLM_ERR_CANCELLED, "stopped by the token callback") : PLLM_OK;
+    if (!model) return fail(PLLM_ERR_INVALID_ARGUMENT, "model is required");
+    return generate_with(model->pool.get(), model->loaded, prompt, params, on_token, user, out_text);
   });
 }
 
@@ -227,5 +251,120 @@ pllm_status pllm_replay_tensor(const char* log_path, const char* tensor_name, pl
     return PLLM_OK;
   });
 }
+
+
+pllm_device_params pllm_device_default_params(void) {
+  pllm_device_params p{};
+  p.timeout_ms = 30000;
+  return p;
+}
+
+pllm_status pllm_device_open(const pllm_device_params* params, pllm_device** out) {
+  return guarded([&] {
+    if (!params || !out) return fail(PLLM_ERR_INVALID_ARGUMENT, "params and out are required");
+    const pllm_device_params& p = *params;
+    for (const char* f : {p.server_url, p.credentials_path, p.task_id, p.model_path, p.data_path, p.state_dir})
+      if (!f || !*f) return fail(PLLM_ERR_INVALID_ARGUMENT, "server_url, credentials_path, task_id, model_path, data_path and state_dir are required");
+    auto d = std::make_unique<pllm_device>();
+    pocketllm::ServerConnection conn;
+    conn.url = p.server_url;
+    conn.ca_file = p.ca_file ? p.ca_file : "";
+    conn.pinned_sha256 = p.pinned_sha256 ? p.pinned_sha256 : "";
+    conn.timeout_ms = p.timeout_ms > 0 ? p.timeout_ms : 30000;
+    auto client = pocketllm::FederationClient::open(conn, p.credentials_path, p.enrolment_token ? p.enrolment_token : "");
+    if (!client) return fail(client.status());
+    d->client = std::move(client.value());
+    d->task_id = p.task_id;
+    auto info = d->client->task(d->task_id);
+    if (!info) return fail(info.status());
+    auto m = pocketllm::load_device_model(p.model_path, info.value());
+    if (!m) return fail(m.status());
+    d->model = std::move(m.value());
+    auto t = pocketllm::load_device_task(d->model, p.data_path);
+    if (!t) return fail(t.status());
+    d->task = std::move(t.value());
+    d->pool = std::make_unique<pocketllm::ThreadPool>(p.n_threads);
+    std::vector<size_t> all(d->task->size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    pocketllm::FederatedDeviceOptions o;
+    o.task_id = d->task_id;
+    o.state_dir = p.state_dir;
+    o.data_seed = std::hash<std::string>{}(d->client->device_id());
+    ::mkdir(p.state_dir, 0700);
+    auto fed = pocketllm::FederatedDevice::open(*d->model.loaded.model, d->model.model_id, *d->task, all, *d->client, o, d->pool.get());
+    if (!fed) return fail(fed.status());
+    d->fed = std::move(fed.value());
+    *out = d.release();
+    return PLLM_OK;
+  });
+}
+
+void pllm_device_free(pllm_device* device) { delete device; }
+
+pllm_status pllm_device_sync(pllm_device* d, uint64_t* out_version) {
+  return guarded([&] {
+    if (!d) return fail(PLLM_ERR_INVALID_ARGUMENT, "device is required");
+    if (pocketllm::Status s = d->fed->sync(); !s) return fail(s);
+    if (out_version) *out_version = d->fed->version();
+    return PLLM_OK;
+  });
+}
+
+pllm_status pllm_device_run_round(pllm_device* d, bool* out_submitted, uint64_t* out_round) {
+  return guarded([&] {
+    if (!d || !out_submitted) return fail(PLLM_ERR_INVALID_ARGUMENT, "device and out_submitted are required");
+    *out_submitted = false;
+    auto round = d->client->round(d->task_id);
+    if (!round) return fail(round.status());
+    if (out_round) *out_round = round->round;
+    if (round->state != "open" || round->round <= d->last_round) return PLLM_OK;
+    auto p = d->fed->participate(round.value());
+    if (!p) return fail(p.status());
+    if (p->submitted) d->last_round = round->round;
+    *out_submitted = p->submitted;
+    if (!p->submitted && p->outcome != "closed" && p->outcome != "stale")
+      return fail(PLLM_ERR_MISMATCH, "the server refused the submission: " + p->outcome);
+    return PLLM_OK;
+  });
+}
+
+pllm_status pllm_device_personalize(pllm_device* d, int32_t steps, float lr, uint64_t seed) {
+  return guarded([&] {
+    if (!d || steps < 0) return fail(PLLM_ERR_INVALID_ARGUMENT, "device is required and steps must be >= 0");
+    if (!(lr > 0) || !std::isfinite(lr)) return fail(PLLM_ERR_INVALID_ARGUMENT, "lr must be a positive number");
+    pocketllm::TrainOptions o;
+    o.lr = lr;
+    o.seed = seed;
+    o.batch_size = d->fed->task_info().batch_size > 0 ? d->fed->task_info().batch_size : 16;
+    o.eps = static_cast<float>(d->fed->task_info().eps);
+    o.dist = d->fed->task_info().dist;
+    if (pocketllm::Status s = d->fed->personalize(o, steps); !s) return fail(s);
+    return PLLM_OK;
+  });
+}
+
+pllm_status pllm_device_eval(pllm_device* d, const char* data_path, double* out_loss, double* out_accuracy) {
+  return guarded([&] {
+    if (!d || !data_path) return fail(PLLM_ERR_INVALID_ARGUMENT, "device and data_path are required");
+    auto t = pocketllm::load_device_task(d->model, data_path);
+    if (!t) return fail(t.status());
+    auto e = t.value()->evaluate(d->pool.get(), *d->model.loaded.model, 32);
+    if (!e) return fail(e.status());
+    if (out_loss) *out_loss = e->loss;
+    if (out_accuracy) *out_accuracy = e->accuracy;
+    return PLLM_OK;
+  });
+}
+
+pllm_status pllm_device_generate(pllm_device* d, const char* prompt, const pllm_generate_params* params, pllm_token_callback on_token,
+                                 void* user, char** out_text) {
+  return guarded([&] {
+    if (!d) return fail(PLLM_ERR_INVALID_ARGUMENT, "device is required");
+    return generate_with(d->pool.get(), d->model.loaded, prompt, params, on_token, user, out_text);
+  });
+}
+
+uint64_t pllm_device_bytes_sent(const pllm_device* d) { return d ? d->client->bytes_sent() : 0; }
+uint64_t pllm_device_bytes_received(const pllm_device* d) { return d ? d->client->bytes_received() : 0; }
 
 }  // extern "C"

@@ -131,6 +131,56 @@ PLLM_API pllm_status pllm_finetune(const pllm_finetune_params* params, pllm_prog
 PLLM_API pllm_status pllm_replay_tensor(const char* log_path, const char* tensor_name, pllm_distribution dist,
                                         float* data, uint64_t count);
 
+/* ---- federation --------------------------------------------------------------------------------
+ * A device of a federated task (docs/protocol.md): it trains on its own data along the server's seeds
+ * and uploads only scalars. Network calls time out (timeout_ms) and are retried with backoff;
+ * submissions are idempotent, so a retry after a lost reply is safe. A pllm_device handle may be used
+ * by one thread at a time; different handles are independent. */
+
+typedef struct pllm_device pllm_device;
+
+typedef struct pllm_device_params {
+  const char* server_url;       /* https://host:port */
+  const char* ca_file;          /* NULL: the system CA store */
+  const char* pinned_sha256;    /* NULL, or the server certificate's SHA-256 (hex of its DER form) */
+  const char* credentials_path; /* the file that keeps this device's credential (written with mode 0600) */
+  const char* enrolment_token;  /* used once, when credentials_path holds no credential yet */
+  const char* task_id;
+  const char* model_path;       /* the task's base model */
+  const char* data_path;        /* this device's private examples (.txt, .jsonl, .tsv) */
+  const char* state_dir;        /* shared weights, version and the personal log (created) */
+  int32_t timeout_ms;           /* per request; default 30000 */
+  int32_t n_threads;            /* 0: all cores */
+} pllm_device_params;
+
+PLLM_API pllm_device_params pllm_device_default_params(void);
+
+/* Connects (enrolling when needed), checks the model is the task's base model, loads the data and the
+ * device state. On success *out owns the device; free it with pllm_device_free. */
+PLLM_API pllm_status pllm_device_open(const pllm_device_params* params, pllm_device** out);
+PLLM_API void pllm_device_free(pllm_device* device);
+
+/* Brings the shared weights to the server's latest version (log replay, or a snapshot when far behind);
+ * the personal adaptation is re-applied on top. *out_version (may be NULL) receives the version. */
+PLLM_API pllm_status pllm_device_sync(pllm_device* device, uint64_t* out_version);
+
+/* Takes part in the task's current round when it is open and this device has not yet submitted to it:
+ * tau local steps, then the scalars are submitted. *out_submitted tells whether it did; *out_round
+ * (may be NULL) receives the round id. */
+PLLM_API pllm_status pllm_device_run_round(pllm_device* device, bool* out_submitted, uint64_t* out_round);
+
+/* Local personalisation: steps of ZO fine-tuning on the device's data with its own seeds, kept in the
+ * state directory and re-applied after every sync. Never uploaded. */
+PLLM_API pllm_status pllm_device_personalize(pllm_device* device, int32_t steps, float lr, uint64_t seed);
+
+/* Evaluates the device's current weights (shared + personal) on data_path. */
+PLLM_API pllm_status pllm_device_eval(pllm_device* device, const char* data_path, double* out_loss, double* out_accuracy);
+PLLM_API pllm_status pllm_device_generate(pllm_device* device, const char* prompt, const pllm_generate_params* params,
+                                          pllm_token_callback on_token, void* user, char** out_text);
+/* Bytes this device has sent and received (TLS records included). */
+PLLM_API uint64_t pllm_device_bytes_sent(const pllm_device* device);
+PLLM_API uint64_t pllm_device_bytes_received(const pllm_device* device);
+
 #ifdef __cplusplus
 }
 #endif
