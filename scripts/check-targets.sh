@@ -6,13 +6,16 @@
 #   O0        no optimisation at all
 #   aarch64   Debian's g++-aarch64-linux-gnu, run under qemu-aarch64
 # and runs them. The default native build is covered by the main test suite (scripts/test.sh).
+#   aarch64-sdk  the SDK (libpocketllm.so, the whole client with TLS networking), its C and C++
+#                examples and its tests, cross-built against Debian's arm64 libraries and run under
+#                qemu-aarch64: the proxy for phones (needs scripts/setup.sh --cross-sdk)
 #
-#   scripts/check-targets.sh [portable] [O0] [aarch64]     (default: all three)
+#   scripts/check-targets.sh [portable] [O0] [aarch64] [aarch64-sdk]   (default: all four)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build_root="${POCKETLLM_BUILD_ROOT:-$root/build-targets}"
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(portable O0 aarch64)
+[ ${#targets[@]} -eq 0 ] && targets=(portable O0 aarch64 aarch64-sdk)
 
 run_target() {
   local name="$1"; shift
@@ -34,7 +37,20 @@ for t in "${targets[@]}"; do
       command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64 >/dev/null \
         || { echo "aarch64 target needs g++-aarch64-linux-gnu and qemu-user: scripts/setup.sh --cross" >&2; exit 1; }
       run_target aarch64 -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-toolchain.cmake" -DCMAKE_BUILD_TYPE=Release ;;
-    *) echo "unknown target '$t' (portable, O0, aarch64)" >&2; exit 2 ;;
+    aarch64-sdk)
+      dpkg-query -W -f='${Status}' libssl-dev:arm64 2>/dev/null | grep -q "install ok installed" \
+        || { echo "aarch64-sdk target needs Debian's arm64 libraries: scripts/setup.sh --cross-sdk" >&2; exit 1; }
+      dir="$build_root/aarch64-sdk"
+      echo "== target aarch64-sdk: configure + build (client, SDK, examples, their tests)"
+      cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-toolchain.cmake" -DPOCKETLLM_AARCH64_STATIC=OFF \
+        -DCMAKE_BUILD_TYPE=Release -DPOCKETLLM_BUILD_SERVER=OFF -DPOCKETLLM_BUILD_BENCH=OFF > "$dir.configure.log" 2>&1 \
+        || { cat "$dir.configure.log"; exit 1; }
+      cmake --build "$dir" -j2 --target pocketllm_sdk_tests pocketllm_common_tests pocketllm_core_tests personalize federated_device pocketllm
+      file "$dir/bin/pocketllm_sdk_tests" | grep -q "ARM aarch64" || { echo "not an aarch64 binary" >&2; exit 1; }
+      echo "== target aarch64-sdk: tests under qemu-aarch64"
+      ctest --test-dir "$dir" -j2 --output-on-failure --timeout 900 -R "sdk|update log|safetensors|golden|Philox"
+      ;;
+    *) echo "unknown target '$t' (portable, O0, aarch64, aarch64-sdk)" >&2; exit 2 ;;
   esac
 done
 echo "== all targets passed: ${targets[*]}"

@@ -6,6 +6,7 @@
 #
 #   scripts/setup.sh            build + test dependencies (native)
 #   scripts/setup.sh --cross    also the aarch64 cross toolchain and qemu-user (the cross-target check)
+#   scripts/setup.sh --cross-sdk  --cross plus Debian's arm64 libraries the SDK links (multiarch)
 set -euo pipefail
 
 packages=(
@@ -16,11 +17,17 @@ packages=(
 for arg in "$@"; do
   case "$arg" in
     --cross) packages+=(g++-aarch64-linux-gnu qemu-user) ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --cross-sdk)
+      packages+=(g++-aarch64-linux-gnu qemu-user file libssl-dev:arm64 libpcre2-dev:arm64 libboost-dev:arm64)
+      cross_sdk=1 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
 
+if [ "${cross_sdk:-0}" = 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  if [ "$(id -u)" -eq 0 ]; then dpkg --add-architecture arm64; else sudo dpkg --add-architecture arm64; fi
+fi
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # README command two: sets up a fresh Debian 12 machine, builds, and runs the whole test suite —
 # unit and end-to-end tests of the native build, then the cross-target bit-exactness checks
-# (portable, -O0, aarch64 under qemu).
+# (portable, -O0, aarch64 under qemu) and the SDK cross-built for aarch64 with its tests under qemu.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 start=$(date +%s)
-"$root/scripts/setup.sh" --cross
+"$root/scripts/setup.sh" --cross-sdk
 "$root/scripts/build.sh"
 ctest --test-dir "${POCKETLLM_BUILD_DIR:-$root/build}" -j"$(nproc)" --output-on-failure --timeout 1200
 "$root/scripts/check-targets.sh"

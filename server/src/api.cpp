@@ -16,7 +16,8 @@ using nlohmann::json;
 HttpResponse json_response(int status, const json& body) {
   HttpResponse r;
   r.status = status;
-  r.body = body.dump();
+  // Messages may quote the request (a path, a field name): bytes that are not UTF-8 are replaced.
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
   r.body += '\n';
   return r;
 }
@@ -492,7 +493,7 @@ HttpResponse Service::submit(const std::string& task, const std::string& round, 
       json body_json = json::parse(resp.body);
       if (t.rounds.current()) body_json["current_round"] = t.rounds.current()->id;
       body_json["version"] = t.rounds.version();
-      resp.body = body_json.dump() + "\n";
+      resp.body = body_json.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
       return resp;
     }
     return reject(422, s.coeffs.size() != (r ? r->seeds.size() : 0) ? "wrong_count" : "invalid_submission", st.message());

@@ -119,7 +119,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     r.authorization = std::string(req[http::field::authorization]);
     r.content_type = std::string(req[http::field::content_type]);
     r.body = std::move(req.body());
-    HttpResponse out = shared_.service.handle(r);
+    HttpResponse out;
+    try {
+      out = shared_.service.handle(r);
+    } catch (const std::exception& e) {  // a bug must cost one request, never the process
+      out = HttpResponse{};
+      out.status = 500;
+      out.body = "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}\n";
+      if (shared_.options.log) shared_.options.log(std::string("internal error while handling a request: ") + e.what());
+    }
     send(std::move(out), req.keep_alive() && !shared_.stopping);
   }
 
@@ -237,7 +245,11 @@ Status run_http_server(const HttpServerOptions& o, Service& service) {
     ticker.expires_after(std::chrono::milliseconds(o.tick_ms));
     ticker.async_wait([&](beast::error_code e) {
       if (e || shared.stopping) return;
-      service.tick();
+      try {
+        service.tick();
+      } catch (const std::exception& ex) {
+        log(std::string("internal error in the round ticker: ") + ex.what());
+      }
       tick();
     });
   };

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <map>
+#include <random>
 
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/seeds.h"
@@ -300,4 +301,40 @@ TEST_CASE("service: the admin can close a round now; it applies with enough subm
   CHECK(f.json_of(f.call("GET", "/v1/tasks/c", "", a))["version"] == 2);
   CHECK(f.admin("POST", "/v1/admin/tasks/c/rounds/2/close").status == 409);
   CHECK(f.admin("POST", "/v1/admin/tasks/c/rounds/9/close").status == 404);
+}
+
+TEST_CASE("service: thousands of randomly corrupted requests get 2xx/4xx, never a 5xx or a crash", "[server][service]") {
+  Fixture f;
+  REQUIRE(f.admin("POST", "/v1/admin/tasks", task_body("fz", 3)).status == 201);
+  const std::string dev = f.enrol();
+  const std::vector<std::string> bodies = {submission({1, 2, 3}, 1, 0), task_body("fz2", 2), R"({"uses":3,"ttl_seconds":10})",
+                                           R"({"token":"et_00"})"};
+  const std::vector<std::string> targets = {"/v1/tasks/fz/rounds/1/submissions", "/v1/admin/tasks", "/v1/admin/enrolment-tokens",
+                                            "/v1/enrol", "/v1/tasks/fz/log?since=0&limit=5", "/v1/tasks/fz/snapshot?version=0",
+                                            "/v1/admin/tasks/fz/rounds/1/close"};
+  std::mt19937 rng(1234);
+  const std::string alphabet = "{}[]\":,0123456789.eE+-nulltruefalse\\ \x01\xff\xc3\xa9abcxyz/?&=%";
+  int count_4xx = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string body = bodies[rng() % bodies.size()], target = targets[rng() % targets.size()];
+    const int edits = 1 + static_cast<int>(rng() % 6);
+    for (int e = 0; e < edits; ++e) {
+      std::string& victim = (rng() % 4 == 0) ? target : body;
+      const size_t pos = victim.empty() ? 0 : rng() % victim.size();
+      switch (rng() % 3) {
+        case 0: if (!victim.empty()) victim.erase(pos, 1 + rng() % 4); break;
+        case 1: victim.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
+        default: if (!victim.empty()) victim[pos] = alphabet[rng() % alphabet.size()]; break;
+      }
+    }
+    const std::string bearer = (rng() % 3 == 0) ? kAdminToken : dev;
+    HttpResponse r = f.call(rng() % 5 == 0 ? "GET" : "POST", target, body, bearer);
+    INFO(target << " " << body);
+    REQUIRE(r.status >= 200);
+    REQUIRE(r.status < 500);
+    count_4xx += r.status >= 400;
+  }
+  CHECK(count_4xx > 1000);  // the corruption did reach the validators
+  f.advance(10000);  // refill the device's rate-limit bucket
+  CHECK(f.call("GET", "/v1/tasks/fz", "", dev).status == 200);
 }
