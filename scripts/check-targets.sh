@@ -48,7 +48,10 @@ for t in "${targets[@]}"; do
       cmake --build "$dir" -j2 --target pocketllm_sdk_tests pocketllm_common_tests pocketllm_core_tests personalize federated_device pocketllm
       file "$dir/bin/pocketllm_sdk_tests" | grep -q "ARM aarch64" || { echo "not an aarch64 binary" >&2; exit 1; }
       echo "== target aarch64-sdk: tests under qemu-aarch64"
-      ctest --test-dir "$dir" -j2 --output-on-failure --timeout 900 -R "sdk|update log|safetensors|golden|Philox"
+      for t in pocketllm_core_tests pocketllm_common_tests pocketllm_sdk_tests; do
+        qemu-aarch64 "$dir/bin/$t" | tail -n 2
+      done
+      "$root/scripts/aarch64-device-check.sh" "$dir/bin" "${POCKETLLM_BUILD_DIR:-$root/build}/bin"
       ;;
     *) echo "unknown target '$t' (portable, O0, aarch64, aarch64-sdk)" >&2; exit 2 ;;
   esac

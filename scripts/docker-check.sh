@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the server image with podman (no Docker engine needed) from a local Debian base made by
+# Builds the server image with podman (no Docker engine needed; docker format, which keeps HEALTHCHECK) from a local Debian base made by
 # debootstrap, runs it, and checks: the HEALTHCHECK, an HTTPS round trip (task, enrolment, round,
 # submission), and that the store survives a container restart. Needs root (or sudo) for apt and
 # debootstrap, and network access to the Debian mirror.
@@ -38,7 +38,7 @@ fi
 
 echo "== podman build (docker/Dockerfile, BASE_IMAGE=$base)"
 t0=$(date +%s)
-podman build -q --build-arg BASE_IMAGE="$base" -f "$root/docker/Dockerfile" -t localhost/pocketllm-server "$root" > /dev/null
+podman build -q --format docker --build-arg BASE_IMAGE="$base" -f "$root/docker/Dockerfile" -t localhost/pocketllm-server "$root" > /dev/null
 echo "built in $(( $(date +%s) - t0 )) s; image $(podman image inspect localhost/pocketllm-server --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
 
 "$root/scripts/make-secrets.sh" "$work/secrets" > /dev/null
