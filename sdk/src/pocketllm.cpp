@@ -11,6 +11,8 @@
 #include "pocketllm/client/federated_device.h"
 #include "pocketllm/client/federated_setup.h"
 #include "pocketllm/client/finetune.h"
+#include "pocketllm/client/dataset.h"
+#include <nlohmann/json.hpp>
 #include "pocketllm/client/generate.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/file_util.h"
@@ -20,6 +22,11 @@
 struct pllm_model {
   pocketllm::LoadedModel loaded;
   std::unique_ptr<pocketllm::ThreadPool> pool;
+};
+
+struct pllm_examples {
+  std::string jsonl;
+  uint64_t count = 0;
 };
 
 struct pllm_device {
@@ -366,5 +373,113 @@ pllm_status pllm_device_generate(pllm_device* d, const char* prompt, const pllm_
 
 uint64_t pllm_device_bytes_sent(const pllm_device* d) { return d ? d->client->bytes_sent() : 0; }
 uint64_t pllm_device_bytes_received(const pllm_device* d) { return d ? d->client->bytes_received() : 0; }
+
+
+pllm_examples* pllm_examples_new(void) {
+  try {
+    return new pllm_examples();
+  } catch (...) {
+    return nullptr;
+  }
+}
+void pllm_examples_free(pllm_examples* e) { delete e; }
+uint64_t pllm_examples_count(const pllm_examples* e) { return e ? e->count : 0; }
+
+namespace {
+pllm_status add_example(pllm_examples* e, const nlohmann::json& j, std::initializer_list<const char*> fields) {
+  if (!e) return fail(PLLM_ERR_INVALID_ARGUMENT, "examples is required");
+  for (const char* f : fields) {
+    if (!f) return fail(PLLM_ERR_INVALID_ARGUMENT, "every field of an example is required");
+    if (!pocketllm::is_valid_utf8(f)) return fail(PLLM_ERR_INVALID_ARGUMENT, "an example is not valid UTF-8");
+  }
+  e->jsonl += j.dump() + "\n";
+  ++e->count;
+  return PLLM_OK;
+}
+}  // namespace
+
+pllm_status pllm_examples_add_text(pllm_examples* e, const char* text) {
+  return guarded([&] {
+    if (!text || !*text) return fail(PLLM_ERR_INVALID_ARGUMENT, "text is required and must not be empty");
+    if (!pocketllm::is_valid_utf8(text)) return fail(PLLM_ERR_INVALID_ARGUMENT, "text is not valid UTF-8");
+    return add_example(e, {{"text", text}}, {text});
+  });
+}
+
+pllm_status pllm_examples_add_completion(pllm_examples* e, const char* prompt, const char* completion) {
+  return guarded([&] {
+    if (!prompt || !completion || !*completion) return fail(PLLM_ERR_INVALID_ARGUMENT, "prompt and a non-empty completion are required");
+    if (!pocketllm::is_valid_utf8(prompt) || !pocketllm::is_valid_utf8(completion)) return fail(PLLM_ERR_INVALID_ARGUMENT, "not valid UTF-8");
+    return add_example(e, {{"prompt", prompt}, {"completion", completion}}, {prompt, completion});
+  });
+}
+
+pllm_status pllm_examples_add_labelled(pllm_examples* e, const char* text, const char* label) {
+  return guarded([&] {
+    if (!text || !*text || !label || !*label) return fail(PLLM_ERR_INVALID_ARGUMENT, "text and label are required");
+    if (!pocketllm::is_valid_utf8(text) || !pocketllm::is_valid_utf8(label)) return fail(PLLM_ERR_INVALID_ARGUMENT, "not valid UTF-8");
+    return add_example(e, {{"text", text}, {"label", label}}, {text, label});
+  });
+}
+
+pllm_status pllm_examples_write(const pllm_examples* e, const char* path) {
+  return guarded([&] {
+    if (!e || !path) return fail(PLLM_ERR_INVALID_ARGUMENT, "examples and path are required");
+    if (e->count == 0) return fail(PLLM_ERR_INVALID_ARGUMENT, "no examples to write");
+    if (pocketllm::Status s = pocketllm::write_file_atomic(path, e->jsonl); !s) return fail(s);
+    ::chmod(path, 0600);
+    return PLLM_OK;
+  });
+}
+
+pllm_status pllm_evaluate(const char* model_path, const char* run_dir, const char* data_path, const char* task, const char* labels,
+                          const char* prompt_template, double* out_loss, double* out_accuracy) {
+  return guarded([&] {
+    if (!data_path || (!model_path && !run_dir)) return fail(PLLM_ERR_INVALID_ARGUMENT, "data_path and a model_path or run_dir are required");
+    pocketllm::ThreadPool pool(0);
+    pocketllm::TaskOptions to;
+    pocketllm::LoadedModel loaded;
+    if (run_dir) {
+      pocketllm::RunDir run;
+      auto l = pocketllm::load_run_model(run_dir, &run, &pool);
+      if (!l) return fail(l.status());
+      loaded = std::move(l.value());
+      to = run.spec().task;
+    } else {
+      auto l = pocketllm::load_model(model_path, pocketllm::LoadOptions{"", true});
+      if (!l) return fail(l.status());
+      loaded = std::move(l.value());
+    }
+    if (task) to.kind = task;
+    if (prompt_template) to.prompt_template = prompt_template;
+    if (labels) {
+      auto lw = pocketllm::parse_label_words(labels);
+      if (!lw) return fail(lw.status());
+      to.label_words = lw.value();
+    }
+    pocketllm::DatasetOptions dopt;
+    dopt.need_label = to.kind == "classify";
+    auto data = pocketllm::load_dataset(data_path, dopt);
+    if (!data) return fail(data.status());
+    auto t = pocketllm::make_task(data.value(), *loaded.tokenizer, *loaded.model, to);
+    if (!t) return fail(t.status());
+    auto r = t.value()->evaluate(&pool, *loaded.model, 32);
+    if (!r) return fail(r.status());
+    if (out_loss) *out_loss = r->loss;
+    if (out_accuracy) *out_accuracy = r->accuracy;
+    return PLLM_OK;
+  });
+}
+
+pllm_status pllm_export(const char* run_dir, const char* out_dir) {
+  return guarded([&] {
+    if (!run_dir || !out_dir) return fail(PLLM_ERR_INVALID_ARGUMENT, "run_dir and out_dir are required");
+    pocketllm::ThreadPool pool(0);
+    auto l = pocketllm::load_run_model(run_dir, nullptr, &pool);
+    if (!l) return fail(l.status());
+    if (pocketllm::Status s = pocketllm::export_hf_directory(l.value(), out_dir); !s) return fail(s);
+    return PLLM_OK;
+  });
+}
 
 }  // extern "C"

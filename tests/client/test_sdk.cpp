@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
+#include <sys/stat.h>
 #include <string>
 #include <vector>
 
@@ -72,4 +73,45 @@ TEST_CASE("fine-tuning through the C ABI can be cancelled and resumed", "[sdk][e
   double loss = NAN;
   CHECK(pllm_finetune(&p, nullptr, nullptr, &loss) == PLLM_OK);
   CHECK(std::isfinite(loss));
+}
+
+TEST_CASE("private examples collected in memory feed fine-tuning; evaluate and export a run", "[sdk]") {
+  const std::string dir = pocketllm::test::temp_dir("");
+  pocketllm::test::write_toy_model_dir(dir, 32);
+  pllm_examples* ex = pllm_examples_new();
+  REQUIRE(ex != nullptr);
+  CHECK(pllm_examples_write(ex, (dir + "/none.jsonl").c_str()) == PLLM_ERR_INVALID_ARGUMENT);  // nothing yet
+  CHECK(pllm_examples_add_text(ex, "") == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_examples_add_text(ex, "bad \xff utf-8") == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_examples_add_completion(ex, "q", nullptr) == PLLM_ERR_INVALID_ARGUMENT);
+  for (const char* t : {"the cat", "a hat", "the bad cat", "he had a cat"}) REQUIRE(pllm_examples_add_text(ex, t) == PLLM_OK);
+  REQUIRE(pllm_examples_add_completion(ex, "the", " cat") == PLLM_OK);
+  CHECK(pllm_examples_count(ex) == 5);
+  const std::string data = dir + "/mine.jsonl";
+  REQUIRE(pllm_examples_write(ex, data.c_str()) == PLLM_OK);
+  pllm_examples_free(ex);
+  struct stat st{};
+  REQUIRE(stat(data.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+
+  pllm_finetune_params p = pllm_finetune_default_params();
+  const std::string run = dir + "/run";
+  p.model_path = dir.c_str();
+  p.data_path = data.c_str();
+  p.run_dir = run.c_str();
+  p.steps = 6;
+  p.batch_size = 2;
+  p.lr = 1e-3f;
+  REQUIRE(pllm_finetune(&p, nullptr, nullptr, nullptr) == PLLM_OK);
+  double base_loss = 0, run_loss = 0, exported_loss = 0, acc = 0;
+  REQUIRE(pllm_evaluate(dir.c_str(), nullptr, data.c_str(), "lm", nullptr, nullptr, &base_loss, &acc) == PLLM_OK);
+  CHECK(acc < 0);  // no accuracy for LM
+  REQUIRE(pllm_evaluate(nullptr, run.c_str(), data.c_str(), nullptr, nullptr, nullptr, &run_loss, &acc) == PLLM_OK);
+  CHECK(run_loss != base_loss);
+  const std::string out = dir + "/exported";
+  REQUIRE(pllm_export(run.c_str(), out.c_str()) == PLLM_OK);
+  REQUIRE(pllm_evaluate(out.c_str(), nullptr, data.c_str(), "lm", nullptr, nullptr, &exported_loss, &acc) == PLLM_OK);
+  CHECK(exported_loss == run_loss);  // the exported model is the run's weights
+  CHECK(pllm_evaluate(nullptr, nullptr, data.c_str(), nullptr, nullptr, nullptr, &run_loss, &acc) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_export((dir + "/no-run").c_str(), out.c_str()) != PLLM_OK);
 }

@@ -131,6 +131,33 @@ PLLM_API pllm_status pllm_finetune(const pllm_finetune_params* params, pllm_prog
 PLLM_API pllm_status pllm_replay_tensor(const char* log_path, const char* tensor_name, pllm_distribution dist,
                                         float* data, uint64_t count);
 
+/* ---- private examples ---------------------------------------------------------------------------
+ * An app collects the user's examples in memory and writes them (JSONL, mode 0600, atomically) to a
+ * file in its private storage; that path is then the data_path of fine-tuning, evaluation or a device.
+ * A pllm_examples handle may be used by one thread at a time. */
+
+typedef struct pllm_examples pllm_examples;
+PLLM_API pllm_examples* pllm_examples_new(void);
+PLLM_API void pllm_examples_free(pllm_examples* examples);
+/* Plain text (causal LM on all of it). */
+PLLM_API pllm_status pllm_examples_add_text(pllm_examples* examples, const char* text);
+/* A prompt and its completion (the loss is on the completion only). */
+PLLM_API pllm_status pllm_examples_add_completion(pllm_examples* examples, const char* prompt, const char* completion);
+/* A text with a class label (classification with label words). */
+PLLM_API pllm_status pllm_examples_add_labelled(pllm_examples* examples, const char* text, const char* label);
+PLLM_API uint64_t pllm_examples_count(const pllm_examples* examples);
+PLLM_API pllm_status pllm_examples_write(const pllm_examples* examples, const char* path);
+
+/* ---- evaluation and export ------------------------------------------------------------------------ */
+
+/* Evaluates a model (model_path) or a fine-tuning run's current weights (run_dir; takes precedence)
+ * on data_path: mean loss, and accuracy for classification (else -1). task/labels/prompt_template as
+ * in pllm_finetune_params (NULL: the run's, or "lm"). Thread-safe. */
+PLLM_API pllm_status pllm_evaluate(const char* model_path, const char* run_dir, const char* data_path, const char* task,
+                                   const char* labels, const char* prompt_template, double* out_loss, double* out_accuracy);
+/* Writes a run's fine-tuned model as a Hugging Face directory (safetensors, config, tokenizer). */
+PLLM_API pllm_status pllm_export(const char* run_dir, const char* out_dir);
+
 /* ---- federation --------------------------------------------------------------------------------
  * A device of a federated task (docs/protocol.md): it trains on its own data along the server's seeds
  * and uploads only scalars. Network calls time out (timeout_ms) and are retried with backoff;
