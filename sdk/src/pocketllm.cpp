@@ -11,6 +11,7 @@
 #include "pocketllm/client/federated_device.h"
 #include "pocketllm/client/federated_setup.h"
 #include "pocketllm/client/finetune.h"
+#include "pocketllm/client/memory_estimate.h"
 #include "pocketllm/client/dataset.h"
 #include <nlohmann/json.hpp>
 #include "pocketllm/client/generate.h"
@@ -189,6 +190,7 @@ pllm_finetune_params pllm_finetune_default_params(void) {
   p.prompt_template = "{text} It was";
   p.trainable = "*";
   p.steps = 100;
+  p.max_length = 256;
   p.batch_size = 16;
   p.lr = 1e-4f;
   p.eps = 1e-3f;
@@ -219,7 +221,17 @@ pllm_status pllm_finetune(const pllm_finetune_params* params, pllm_progress_call
       s.train.eps = p.eps;
       s.train.seed = p.seed;
       s.task.kind = p.task ? p.task : "lm";
+      if (p.max_length > 1) s.task.max_length = p.max_length;
       if (p.prompt_template) s.task.prompt_template = p.prompt_template;
+      if (p.memory_budget_bytes > 0) {
+        auto m = pocketllm::load_model(p.model_path, pocketllm::LoadOptions{});
+        if (!m) return fail(m.status());
+        const std::string patterns = pocketllm::expand_trainable(s.trainable, m->model->config().num_layers);
+        const auto e = pocketllm::estimate_training_memory(*m->model, pocketllm::NamePatterns(patterns), p.batch_size, s.task.max_length);
+        if (e.total() > p.memory_budget_bytes)
+          return fail(PLLM_ERR_MEMORY_BUDGET, std::string("this run needs ") + e.describe() + ", over the memory budget of " +
+                                                  std::to_string(p.memory_budget_bytes) + " bytes");
+      }
       if (s.task.kind == "classify") {
         auto lw = pocketllm::parse_label_words(p.labels ? p.labels : "");
         if (!lw) return fail(lw.status());
@@ -287,6 +299,13 @@ pllm_status pllm_device_open(const pllm_device_params* params, pllm_device** out
     auto m = pocketllm::load_device_model(p.model_path, info.value());
     if (!m) return fail(m.status());
     d->model = std::move(m.value());
+    if (p.memory_budget_bytes > 0) {
+      const auto e = pocketllm::estimate_training_memory(*d->model.loaded.model, pocketllm::NamePatterns(""), info->batch_size,
+                                                         d->model.task_options.max_length);
+      if (e.total() > p.memory_budget_bytes)
+        return fail(PLLM_ERR_MEMORY_BUDGET, "task " + d->task_id + "'s rounds need " + e.describe() + ", over the memory budget of " +
+                                                std::to_string(p.memory_budget_bytes) + " bytes");
+    }
     auto t = pocketllm::load_device_task(d->model, p.data_path);
     if (!t) return fail(t.status());
     d->task = std::move(t.value());

@@ -102,6 +102,14 @@ TEST_CASE("private examples collected in memory feed fine-tuning; evaluate and e
   p.steps = 6;
   p.batch_size = 2;
   p.lr = 1e-3f;
+  p.memory_budget_bytes = 4096;  // far below the weights: refused before anything starts, with the estimate
+  CHECK(pllm_finetune(&p, nullptr, nullptr, nullptr) == PLLM_ERR_MEMORY_BUDGET);
+  const std::string why = pllm_last_error();
+  CHECK(why.find("MiB weights") != std::string::npos);
+  CHECK(why.find("4096") != std::string::npos);
+  struct stat no_run{};
+  CHECK(stat(run.c_str(), &no_run) != 0);  // no run directory was created
+  p.memory_budget_bytes = uint64_t{1} << 32;
   REQUIRE(pllm_finetune(&p, nullptr, nullptr, nullptr) == PLLM_OK);
   double base_loss = 0, run_loss = 0, exported_loss = 0, acc = 0;
   REQUIRE(pllm_evaluate(dir.c_str(), nullptr, data.c_str(), "lm", nullptr, nullptr, &base_loss, &acc) == PLLM_OK);

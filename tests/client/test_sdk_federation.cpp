@@ -42,7 +42,7 @@ TEST_CASE("sdk: devices join a task, run a round, sync; errors are status codes 
   REQUIRE(admin->request("POST", "/v1/admin/tasks", task, kAdminToken)->status == 201);
   const std::string other = R"({"id":"other","base_model_id":")" + std::string(64, 'a') + R"("})";
   REQUIRE(admin->request("POST", "/v1/admin/tasks", other, kAdminToken)->status == 201);
-  const std::string token = body_of(admin->request("POST", "/v1/admin/enrolment-tokens", R"({"uses":3})", kAdminToken))["token"];
+  const std::string token = body_of(admin->request("POST", "/v1/admin/enrolment-tokens", R"({"uses":4})", kAdminToken))["token"];
   std::ofstream(dir + "/a.txt") << "the cat sat on the mat\nthe dog ran in the park\na bird sang a song\n";
   std::ofstream(dir + "/b.txt") << "she read a book by the sea\nhe found a red ball\nthey ate cake at noon\n";
   const std::string url = server.url(), ca = dir + "/server.crt";
@@ -77,6 +77,10 @@ TEST_CASE("sdk: devices join a task, run a round, sync; errors are status codes 
   CHECK(pllm_device_open(&wrong_task, &bad) == PLLM_ERR_MISMATCH);
   CHECK(std::string(pllm_last_error()).find("base model") != std::string::npos);
   CHECK(bad == nullptr);
+  pllm_device_params tiny = params("c", "sdk");
+  tiny.memory_budget_bytes = 100000;  // stories260K's weights alone are ~1 MiB
+  CHECK(pllm_device_open(&tiny, &bad) == PLLM_ERR_MEMORY_BUDGET);
+  CHECK(std::string(pllm_last_error()).find("over the memory budget of 100000 bytes") != std::string::npos);
 
   pllm_device *a = nullptr, *b = nullptr;
   const pllm_device_params pa = params("a", "sdk"), pb = params("b", "sdk");

@@ -116,6 +116,9 @@ typedef struct pllm_finetune_params {
   float eps;                 /* default 1e-3 */
   uint64_t seed;
   int32_t n_threads;
+  int32_t max_length;        /* tokens per example; default 256 */
+  uint64_t memory_budget_bytes; /* 0: no limit; otherwise a run whose estimate exceeds it is refused
+                                   (PLLM_ERR_MEMORY_BUDGET, the estimate in the message) */
 } pllm_finetune_params;
 
 PLLM_API pllm_finetune_params pllm_finetune_default_params(void);
@@ -178,6 +181,7 @@ typedef struct pllm_device_params {
   const char* state_dir;        /* shared weights, version and the personal log (created) */
   int32_t timeout_ms;           /* per request; default 30000 */
   int32_t n_threads;            /* 0: all cores */
+  uint64_t memory_budget_bytes; /* 0: no limit; otherwise refused when the task's rounds would exceed it */
 } pllm_device_params;
 
 PLLM_API pllm_device_params pllm_device_default_params(void);

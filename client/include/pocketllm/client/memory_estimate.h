@@ -1,0 +1,25 @@
+// A conservative estimate of the memory a zeroth-order fine-tuning run needs, so an app can refuse to
+// start one that would exceed its budget (the SDK's memory_budget_bytes) and say why. Training needs
+// inference memory only: the weights as stored (frozen ones memory-mapped), float32 copies of the
+// trainable ones that are not stored as float32, and the forward pass's working set for one batch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "pocketllm/client/model.h"
+#include "pocketllm/common/name_pattern.h"
+
+namespace pocketllm {
+
+struct MemoryEstimate {
+  uint64_t weights = 0;      // storage of every weight
+  uint64_t trainable_f32 = 0;  // extra float32 copies of trainable weights stored in another dtype
+  uint64_t activations = 0;  // one forward pass of batch x seq_len tokens
+  uint64_t total() const { return weights + trainable_f32 + activations; }
+  std::string describe() const;  // "about N MiB: W weights + T trainable float32 copies + A activations"
+};
+
+MemoryEstimate estimate_training_memory(const LanguageModel& model, const NamePatterns& trainable, int batch, int seq_len);
+
+}  // namespace pocketllm
