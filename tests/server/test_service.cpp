@@ -313,7 +313,7 @@ TEST_CASE("service: thousands of randomly corrupted requests get 2xx/4xx, never 
                                             "/v1/enrol", "/v1/tasks/fz/log?since=0&limit=5", "/v1/tasks/fz/snapshot?version=0",
                                             "/v1/admin/tasks/fz/rounds/1/close"};
   std::mt19937 rng(1234);
-  const std::string alphabet = "{}[]\":,0123456789.eE+-nulltruefalse\\ \x01\xff\xc3\xa9abcxyz/?&=%";
+  const std::string alphabet = "{}[]\":,0123456789.eE+-nulltruefalse\\ \x01\xff\xc3\xa9" "abcxyz/?&=%";
   int count_4xx = 0;
   for (int i = 0; i < 3000; ++i) {
     std::string body = bodies[rng() % bodies.size()], target = targets[rng() % targets.size()];
