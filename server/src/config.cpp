@@ -126,24 +126,34 @@ Result<ServerConfig> parse_server_config(const std::vector<std::string>& args) {
   ServerConfig c;
   // The config file first, wherever --config appears, so flags override it.
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] != "--config") continue;
-    if (i + 1 >= args.size()) return bad("--config needs a file");
-    auto text = read_file(args[i + 1], 1 << 20);
+    std::string file;
+    if (args[i].rfind("--config=", 0) == 0) file = args[i].substr(9);
+    else if (args[i] == "--config" && i + 1 < args.size()) file = args[i + 1];
+    else if (args[i] == "--config") return bad("--config needs a file");
+    else continue;
+    auto text = read_file(file, 1 << 20);
     if (!text) return bad("config: " + text.status().message());
     json j = json::parse(text.value(), nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return bad("config " + args[i + 1] + " is not a JSON object");
+    if (j.is_discarded() || !j.is_object()) return bad("config " + file + " is not a JSON object");
     for (auto it = j.begin(); it != j.end(); ++it) {
       std::string value;
       if (it.value().is_string()) value = it.value().get<std::string>();
       else if (it.value().is_boolean()) value = it.value().get<bool>() ? "true" : "false";
       else if (it.value().is_number()) value = it.value().dump();
-      else return bad("config " + args[i + 1] + ": " + it.key() + " must be a string, number or boolean");
+      else return bad("config " + file + ": " + it.key() + " must be a string, number or boolean");
       Status s = apply(it.key(), value, &c);
-      if (!s) return bad("config " + args[i + 1] + ": " + s.message());
+      if (!s) return bad("config " + file + ": " + s.message());
     }
   }
   for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
+    std::string a = args[i];
+    std::string inline_value;
+    bool has_inline = false;
+    if (const size_t eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {  // --name=value
+      inline_value = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      has_inline = true;
+    }
     if (a == "--help" || a == "-h") {
       c.help = true;
       return c;
@@ -153,8 +163,8 @@ Result<ServerConfig> parse_server_config(const std::vector<std::string>& args) {
       continue;
     }
     if (a.rfind("--", 0) != 0) return bad("unexpected argument " + a + " (see --help)");
-    if (i + 1 >= args.size()) return bad(a + " needs a value");
-    const std::string& value = args[++i];
+    if (!has_inline && i + 1 >= args.size()) return bad(a + " needs a value");
+    const std::string value = has_inline ? inline_value : args[++i];
     if (a == "--config") continue;
     std::string key = a.substr(2);
     for (char& ch : key) ch = ch == '-' ? '_' : ch;
