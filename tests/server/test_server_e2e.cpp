@@ -11,8 +11,11 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <cstring>
 
+#include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/sha256.h"
+#include "pocketllm/common/update_log.h"
 #include "server_process.h"
 
 using namespace pocketllm;
@@ -76,6 +79,82 @@ TEST_CASE("e2e: enrol, round, submit, aggregate and sync over HTTPS with keep-al
   CHECK(sent_after_one > sent_second);
   CHECK(sent_second < 600);
   CHECK(dev->bytes_received() > 0);
+  CHECK(server.kill_now(SIGTERM) == 0);
+}
+
+TEST_CASE("e2e: snapshots, revocation, rate limits and rejection cases over the network", "[server][e2e]") {
+  Env env;
+  ServerProcess server(POCKETLLM_SERVER_BIN, env.dir, {"--device-rate", "5", "--device-burst", "5"});
+  server.start();
+  auto admin = server.client();
+  // Base weights on the server: one tensor, so snapshots can be checked by hand.
+  std::vector<float> w(10);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = 0.5f * static_cast<float>(i);
+  REQUIRE(write_safetensors(env.dir + "/base.safetensors", {{"w", DType::kF32, {10}, w.data()}}).is_ok());
+  const std::string task = R"({"id":"s","base_model_id":")" + kModelId + R"(","tau":2,"round_seconds":30,"goal_submissions":1,"min_submissions":1,"base_weights":")" +
+                           env.dir + R"(/base.safetensors"})";
+  REQUIRE(admin->request("POST", "/v1/admin/tasks", task, kAdminToken)->status == 201);
+  const std::string a = enrol(*admin), b = enrol(*admin);
+  auto dev = server.client();
+  REQUIRE(dev->request("POST", "/v1/tasks/s/rounds/1/submissions", R"({"coeffs":[0.25,-0.5],"examples":1,"base_version":0})", a)->status == 201);
+  json t;
+  for (int i = 0; i < 100; ++i) {  // polled as the admin, who is not rate-limited
+    t = body_of(admin->request("GET", "/v1/tasks/s", "", kAdminToken));
+    if (t["version"] == 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(t["version"] == 2);
+  auto snap = dev->request("GET", "/v1/tasks/s/snapshot", "", a);
+  REQUIRE(snap.is_ok());
+  REQUIRE(snap->status == 200);
+  CHECK(snap->header("x-pocketllm-sha256") == to_hex(sha256(snap->body)));
+  CHECK(snap->header("x-pocketllm-version") == "2");
+  auto file = SafetensorsFile::from_bytes(snap->body, "snapshot");
+  REQUIRE(file.is_ok());
+  auto log = UpdateLog::from_binary(dev->request("GET", "/v1/tasks/s/log?format=binary", "", a)->body);
+  REQUIRE(log.is_ok());
+  std::vector<float> expect = w;
+  replay_log(nullptr, Distribution::kRademacher, log.value(), {{"w", expect.data(), expect.size()}});
+  CHECK(std::memcmp(file->f32_view(*file->find("w")), expect.data(), 40) == 0);
+
+  struct Case {
+    const char* what;
+    const char* method;
+    std::string target, body, bearer;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"no credential", "GET", "/v1/tasks/s/round", "", "", 401},
+      {"malformed JSON", "POST", "/v1/tasks/s/rounds/2/submissions", "{\"coeffs\":", b, 400},
+      {"wrong scalar count", "POST", "/v1/tasks/s/rounds/2/submissions", R"({"coeffs":[1],"examples":1,"base_version":2})", b, 422},
+      {"late for round 1", "POST", "/v1/tasks/s/rounds/1/submissions", R"({"coeffs":[1,1],"examples":1,"base_version":0})", b, 409},
+      {"unknown task", "GET", "/v1/tasks/nope/round", "", b, 404},
+      {"a device on an admin endpoint", "POST", "/v1/admin/enrolment-tokens", "{}", b, 403},
+  };
+  auto other = server.client();
+  for (const auto& c : cases) {
+    INFO(c.what);
+    auto r = other->request(c.method, c.target, c.body, c.bearer);
+    REQUIRE(r.is_ok());
+    CHECK(r->status == c.status);
+  }
+  // Revocation: b is refused from then on.
+  const std::string id_b = b.substr(0, b.find('.'));
+  CHECK(admin->request("POST", "/v1/admin/devices/" + id_b + "/revoke", "", kAdminToken)->status == 200);
+  CHECK(other->request("GET", "/v1/tasks/s/round", "", b)->status == 403);
+  // Rate limit: a burst beyond 5 requests from one device gets 429 with Retry-After.
+  int limited = 0;
+  std::string retry_after;
+  for (int i = 0; i < 12; ++i) {
+    auto r = dev->request("GET", "/v1/tasks/s/round", "", a);
+    REQUIRE(r.is_ok());
+    if (r->status == 429) {
+      ++limited;
+      retry_after = r->header("retry-after");
+    }
+  }
+  CHECK(limited > 0);
+  CHECK_FALSE(retry_after.empty());
   CHECK(server.kill_now(SIGTERM) == 0);
 }
 
