@@ -20,6 +20,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
   -addext subjectAltName=IP:127.0.0.1 -keyout key.pem -out cert.pem >/dev/null 2>&1
 token="bench-admin-token-0123456789abcdef"; echo "$token" > admin
 conns=64; threads=2; tasks=400; tau=8
+devices=640  # 10 per connection: 640 x 400 = 256 000 distinct (device, task) submissions per rep
 durability="${DURABILITY:-full}"
 "$server_bin" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store store.db \
   --admin-token-file admin --device-rate 0 --threads 2 --durability "$durability" 2> server.log &
@@ -32,9 +33,9 @@ for t in $(seq 0 $((tasks - 1))); do
   c -H "Authorization: Bearer $token" -X POST "$url/v1/admin/tasks" \
     -d '{"id":"b'$t'","base_model_id":"'$model'","tau":'$tau',"round_seconds":86400,"min_submissions":1}' > /dev/null
 done
-et=$(c -H "Authorization: Bearer $token" -X POST "$url/v1/admin/enrolment-tokens" -d '{"uses":'$conns'}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["token"])')
-for _ in $(seq $conns); do
-  c -X POST "$url/v1/enrol" -d '{"token":"'$et'"}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["credential"])'
+et=$(c -H "Authorization: Bearer $token" -X POST "$url/v1/admin/enrolment-tokens" -d '{"uses":'$devices'}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["token"])')
+for _ in $(seq $devices); do
+  c -X POST "$url/v1/enrol" -d '{"token":"'$et'"}' | sed -n 's/.*"credential":"\([^"]*\)".*/\1/p'
 done > devices.txt
 export BENCH_DEVICES="$work/devices.txt" BENCH_TASKS=$tasks BENCH_TAU=$tau BENCH_THREADS=$threads
 results=()
@@ -46,9 +47,9 @@ for r in $(seq "$reps"); do
   echo "rep $r submit: $submit"
   results+=("$floor|$submit")
   # New devices for the next rep so every submission is fresh again.
-  et=$(c -H "Authorization: Bearer $token" -X POST "$url/v1/admin/enrolment-tokens" -d '{"uses":'$conns'}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["token"])')
-  for _ in $(seq $conns); do
-    c -X POST "$url/v1/enrol" -d '{"token":"'$et'"}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["credential"])'
+  et=$(c -H "Authorization: Bearer $token" -X POST "$url/v1/admin/enrolment-tokens" -d '{"uses":'$devices'}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["token"])')
+  for _ in $(seq $devices); do
+    c -X POST "$url/v1/enrol" -d '{"token":"'$et'"}' | sed -n 's/.*"credential":"\([^"]*\)".*/\1/p'
   done > devices.txt
 done
 kill -TERM $pid; wait $pid || true; pid=""

@@ -1,5 +1,6 @@
 // The /v1 JSON API (docs/protocol.md): routing, authentication, validation and the endpoints.
 #include <chrono>
+#include <condition_variable>
 #include <cmath>
 #include <limits>
 
@@ -95,6 +96,22 @@ json round_json(const TaskSpec& spec, const Round& r, int64_t now) {
 }  // namespace
 
 HttpResponse Service::handle(const HttpRequest& req) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool ready = false;
+  HttpResponse out;
+  handle_async(req, [&](HttpResponse r) {
+    std::lock_guard<std::mutex> lock(m);
+    out = std::move(r);
+    ready = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait(lock, [&] { return ready; });
+  return out;
+}
+
+void Service::handle_async(const HttpRequest& req, Done done) {
   const auto start = std::chrono::steady_clock::now();
   std::string raw_path = req.target, raw_query;
   if (const size_t q = req.target.find('?'); q != std::string::npos) {
@@ -115,15 +132,18 @@ HttpResponse Service::handle(const HttpRequest& req) {
     if (!k.empty()) query[k] = v;
     i = j + 1;
   }
+  // Metrics observe the reply whenever it is sent (after a group commit for submissions).
+  Done observed = [this, start, done = std::move(done)](HttpResponse r) {
+    metrics_.observe_request(r.route, r.status, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    done(std::move(r));
+  };
   std::string path;
   if (bad_query || !url_decode(raw_path, &path) || path.empty() || path[0] != '/') {
     resp = error(400, "bad_target", "the request target is not a valid path and query");
   } else {
-    resp = route(req, path, query);
+    resp = route(req, path, query, observed);
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  metrics_.observe_request(resp.route, resp.status, seconds);
-  return resp;
+  if (resp.status != 0) observed(std::move(resp));  // 0: kept, answered after the commit
 }
 
 Service::Auth Service::authenticate(const HttpRequest& req) {
@@ -166,7 +186,8 @@ Service::Auth Service::authenticate(const HttpRequest& req) {
   return a;
 }
 
-HttpResponse Service::route(const HttpRequest& req, const std::string& path, const std::map<std::string, std::string>& query) {
+HttpResponse Service::route(const HttpRequest& req, const std::string& path, const std::map<std::string, std::string>& query,
+                            Done& done) {
   const std::vector<std::string> p = split_path(path);
   const std::string& m = req.method;
   auto with_route = [](HttpResponse r, const char* route) {
@@ -258,7 +279,9 @@ HttpResponse Service::route(const HttpRequest& req, const std::string& path, con
     if (p.size() == 6 && p[3] == "rounds" && p[5] == "submissions") {
       if (!method_is("POST", "/v1/tasks/{task}/rounds/{round}/submissions", &out)) return out;
       if (admin) return with_route(error(403, "forbidden", "submissions come from devices, not the admin"), "/v1/tasks/{task}/rounds/{round}/submissions");
-      return with_route(submit(task, p[4], auth.device, req.body), "/v1/tasks/{task}/rounds/{round}/submissions");
+      HttpResponse r = submit(task, p[4], auth.device, req.body, done);
+      if (r.status == 0) return r;  // deferred: its reply carries the route already
+      return with_route(r, "/v1/tasks/{task}/rounds/{round}/submissions");
     }
     if (p.size() == 4 && p[3] == "log") {
       if (!method_is("GET", "/v1/tasks/{task}/log", &out)) return out;
@@ -310,6 +333,7 @@ HttpResponse Service::create_task(const std::string& body) {
   }
   auto first = task->rounds.open_round(stored.created_ms);
   if (!first) return error(422, "invalid_task", first.status().message());
+  std::lock_guard<std::mutex> store_lock(store_mu_);
   Status saved = store_->insert_task(stored, first.value());
   if (!saved) return error(503, "store_unavailable", "the task was not saved; retry");
   Status loaded = load_task(stored);  // the one path that builds a task, snapshots included
@@ -336,6 +360,7 @@ HttpResponse Service::create_enrol_token(const std::string& body) {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = now_ms();
   const int64_t expires = now + static_cast<int64_t>(ttl * 1000);
+  std::lock_guard<std::mutex> store_lock(store_mu_);
   Status s = store_->insert_enrol_token(sha256_hex(token), static_cast<uint32_t>(uses), expires, now);
   if (!s) return error(503, "store_unavailable", "the token was not saved; retry");
   return json_response(201, {{"token", token}, {"uses", static_cast<uint32_t>(uses)}, {"expires_ms", expires}});
@@ -353,6 +378,7 @@ HttpResponse Service::enrol(const std::string& body) {
   d.secret_sha256 = sha256_hex(secret);
   std::lock_guard<std::mutex> lock(mu_);
   d.created_ms = now_ms();
+  std::lock_guard<std::mutex> store_lock(store_mu_);
   Status s = store_->enrol_device(sha256_hex(j["token"].get<std::string>()), d, d.created_ms);
   if (s.code() == StatusCode::kNotFound) return error(401, "invalid_enrolment_token", s.message());
   if (!s) return error(503, "store_unavailable", "enrolment was not saved; retry");
@@ -365,6 +391,7 @@ HttpResponse Service::revoke(const std::string& device) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = devices_.find(device);
   if (it == devices_.end()) return error(404, "unknown_device", "no device " + device);
+  std::lock_guard<std::mutex> store_lock(store_mu_);
   Status s = store_->revoke_device(device, now_ms());
   if (!s) return error(503, "store_unavailable", "the revocation was not saved; retry");
   it->second.revoked = true;
@@ -437,7 +464,20 @@ HttpResponse Service::get_round(const std::string& task, const std::string& roun
   return json_response(200, out);
 }
 
-HttpResponse Service::submit(const std::string& task, const std::string& round, const std::string& device, const std::string& body) {
+HttpResponse submission_reply(int status, const StoredSubmission& x, size_t submissions_in_round) {
+  HttpResponse r = status == 503 ? error(503, "store_unavailable", "the submission was not saved; retry")
+                                 : json_response(status, {{"task", x.task},
+                                                          {"round", x.round},
+                                                          {"accepted", true},
+                                                          {"duplicate", status == 200},
+                                                          {"weight", x.submission.weight},
+                                                          {"submissions", submissions_in_round}});
+  r.route = "/v1/tasks/{task}/rounds/{round}/submissions";
+  return r;
+}
+
+HttpResponse Service::submit(const std::string& task, const std::string& round, const std::string& device, const std::string& body,
+                             Done& done) {
   auto reject = [&](int status, const std::string& code, const std::string& message) {
     metrics_.count_submission(code);
     return error(status, code, message);
@@ -499,24 +539,27 @@ HttpResponse Service::submit(const std::string& task, const std::string& round, 
     return reject(422, s.coeffs.size() != (r ? r->seeds.size() : 0) ? "wrong_count" : "invalid_submission", st.message());
   }
   const Round& r = *t.rounds.round(round_id);
+  const PendingKey key{task, round_id, device};
   if (outcome.value() == SubmitOutcome::kAccepted) {
-    StoredSubmission stored{task, round_id, r.submissions.at(device), stats.dump(), now_ms()};
-    Status saved = store_->insert_submission(stored);
-    if (!saved) {
-      t.rounds.withdraw(round_id, device);
-      return reject(503, "store_unavailable", "the submission was not saved; retry");
+    // Held in memory, answered once the group commit that carries it is durable.
+    pending_[key].push_back(std::move(done));
+    {
+      std::lock_guard<std::mutex> qlock(queue_mu_);
+      queue_.push_back(StoredSubmission{task, round_id, r.submissions.at(device), stats.dump(), now_ms()});
     }
-    metrics_.count_submission("accepted");
-  } else {
-    metrics_.count_submission("duplicate");
+    queue_cv_.notify_one();
+    HttpResponse deferred;
+    deferred.status = 0;
+    return deferred;
   }
-  const bool fresh = outcome.value() == SubmitOutcome::kAccepted;
-  return json_response(fresh ? 201 : 200, {{"task", task},
-                                           {"round", round_id},
-                                           {"accepted", true},
-                                           {"duplicate", !fresh},
-                                           {"weight", r.submissions.at(device).weight},
-                                           {"submissions", r.submissions.size()}});
+  if (auto p = pending_.find(key); p != pending_.end()) {  // the same submission, not yet durable: wait with it
+    p->second.push_back(std::move(done));
+    HttpResponse deferred;
+    deferred.status = 0;
+    return deferred;
+  }
+  metrics_.count_submission("duplicate");
+  return submission_reply(200, StoredSubmission{task, round_id, r.submissions.at(device), "", 0}, r.submissions.size());
 }
 
 HttpResponse Service::get_log(const std::string& task, const std::map<std::string, std::string>& query) {

@@ -119,16 +119,24 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     r.authorization = std::string(req[http::field::authorization]);
     r.content_type = std::string(req[http::field::content_type]);
     r.body = std::move(req.body());
-    HttpResponse out;
+    const bool keep_alive = req.keep_alive() && !shared_.stopping;
+    auto self = this->shared_from_this();
+    auto sent = std::make_shared<std::atomic<bool>>(false);
+    auto reply = [self, keep_alive, sent](HttpResponse out) {
+      if (sent->exchange(true)) return;  // one reply per request, whatever happens
+      // May run on the committer thread: the write happens on this session's strand.
+      asio::post(lowest(self->stream_).get_executor(),
+                 [self, keep_alive, out = std::move(out)]() mutable { self->send(std::move(out), keep_alive); });
+    };
     try {
-      out = shared_.service.handle(r);
+      shared_.service.handle_async(r, reply);
     } catch (const std::exception& e) {  // a bug must cost one request, never the process
-      out = HttpResponse{};
+      HttpResponse out;
       out.status = 500;
       out.body = "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}\n";
       if (shared_.options.log) shared_.options.log(std::string("internal error while handling a request: ") + e.what());
+      reply(std::move(out));
     }
-    send(std::move(out), req.keep_alive() && !shared_.stopping);
   }
 
   void reply_error(int status, const std::string& code, const std::string& message) {
@@ -293,6 +301,7 @@ Status run_http_server(const HttpServerOptions& o, Service& service) {
   for (int i = 1; i < o.threads; ++i) threads.emplace_back([&] { ioc.run(); });
   // Work ends when the acceptor, ticker and all sessions are done; the grace timer bounds the wait.
   ioc.run();
+  service.flush();  // submissions still in a group commit finish before the io_context goes away
   for (auto& t : threads) t.join();
   log("stopped");
   return Status::ok();

@@ -36,11 +36,74 @@ Result<std::unique_ptr<Service>> Service::open(ServiceOptions options) {
   s->limiter_ = std::make_unique<RateLimiter>(s->opt_.device_rate_per_s, s->opt_.device_burst);
   s->pool_ = std::make_unique<ThreadPool>(std::max(1, s->opt_.snapshot_threads));
   POCKETLLM_RETURN_IF_ERROR(s->load());
+  Service* raw = s.get();
+  s->committer_ = std::thread([raw] { raw->committer_loop(); });
   return s;
 }
 
 Service::Service(ServiceOptions options) : opt_(std::move(options)) {}
-Service::~Service() = default;
+
+Service::~Service() {
+  if (committer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      stop_committer_ = true;
+    }
+    queue_cv_.notify_all();
+    committer_.join();  // the loop drains the queue first: nothing accepted is left unanswered
+  }
+}
+
+void Service::flush() {
+  for (int i = 0; i < 30000; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::lock_guard<std::mutex> qlock(queue_mu_);
+      if (queue_.empty() && pending_.empty()) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void Service::committer_loop() {
+  for (;;) {
+    std::vector<StoredSubmission> batch;
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      queue_cv_.wait(lock, [&] { return stop_committer_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      batch.swap(queue_);
+    }
+    Status saved;
+    {
+      std::lock_guard<std::mutex> lock(store_mu_);
+      saved = store_->insert_submissions(batch);
+    }
+    std::vector<std::pair<Done, HttpResponse>> replies;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const StoredSubmission& x : batch) {
+        const PendingKey key{x.task, x.round, x.submission.device};
+        auto waiters = std::move(pending_[key]);
+        pending_.erase(key);
+        auto it = tasks_.find(x.task);
+        if (!saved) {
+          if (it != tasks_.end()) it->second->rounds.withdraw(x.round, x.submission.device);
+          metrics_.count_submission("store_unavailable");
+          for (size_t i = 0; i < waiters.size(); ++i)
+            replies.emplace_back(std::move(waiters[i]), submission_reply(503, x, 0));
+          continue;
+        }
+        metrics_.count_submission("accepted");
+        const Round* r = it != tasks_.end() ? it->second->rounds.round(x.round) : nullptr;
+        const size_t count = r ? r->submissions.size() : 0;
+        for (size_t i = 0; i < waiters.size(); ++i) replies.emplace_back(std::move(waiters[i]), submission_reply(i == 0 ? 201 : 200, x, count));
+      }
+    }
+    if (!saved) log("group commit of " + std::to_string(batch.size()) + " submissions failed: " + saved.message());
+    for (auto& [done, resp] : replies) done(std::move(resp));
+  }
+}
 
 Status Service::load() {
   auto devices = store_->load_devices();
@@ -103,6 +166,10 @@ void Service::tick_task(Task& task, int64_t now) {
   const Round* cur = task.rounds.current();
   if (!cur || cur->state != RoundState::kOpen) return;
   const uint64_t id = cur->id;
+  // A round closes only when every submission it holds is durable (the next tick, after the commit).
+  auto first_pending = pending_.lower_bound(PendingKey{task.spec.id, id, std::string()});
+  if (first_pending != pending_.end() && std::get<0>(first_pending->first) == task.spec.id && std::get<1>(first_pending->first) == id) return;
+  std::lock_guard<std::mutex> store_lock(store_mu_);
   const uint32_t extensions_before = cur->extensions;
   const uint64_t version_before = task.rounds.version();
   auto applied = task.rounds.tick(now);

@@ -25,6 +25,9 @@ struct Service::Task {
   uint64_t cache_version = 0;
 };
 
+// The reply to a submission once its commit is known: 201 new, 200 identical resubmission, 503 not saved.
+HttpResponse submission_reply(int status, const StoredSubmission& s, size_t submissions_in_round);
+
 // Random bytes from OpenSSL's CSPRNG as lower-case hex.
 std::string random_hex(size_t bytes);
 std::string sha256_hex(const std::string& text);

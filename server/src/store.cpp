@@ -234,8 +234,11 @@ Result<UpdateLog> Store::load_log(const std::string& task) {
   return log;
 }
 
-Status Store::insert_submission(const StoredSubmission& x) {
+Status Store::insert_submission(const StoredSubmission& x) { return insert_submissions({x}); }
+
+Status Store::insert_submissions(const std::vector<StoredSubmission>& batch) {
   return transaction([&]() -> Status {
+    for (const StoredSubmission& x : batch) {
     Stmt s(db_,
            "INSERT INTO submissions(task,round,device,coeffs,examples,base_version,weight,stats,received_ms) "
            "VALUES(?,?,?,?,?,?,?,?,?)");
@@ -243,7 +246,9 @@ Status Store::insert_submission(const StoredSubmission& x) {
     s.text(1, x.task).u64(2, x.round).text(3, x.submission.device).blob(4, coeffs.data(), coeffs.size());
     s.u64(5, x.submission.examples).u64(6, x.submission.base_version).real(7, x.submission.weight);
     s.text(8, x.stats_json).i64(9, x.received_ms);
-    return s.run();
+    POCKETLLM_RETURN_IF_ERROR(s.run());
+    }
+    return Status::ok();
   });
 }
 

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <thread>
+#include <tuple>
 #include <functional>
 #include <map>
 #include <memory>
@@ -40,7 +43,14 @@ class Service {
   static Result<std::unique_ptr<Service>> open(ServiceOptions options);
   ~Service();
 
+  // Answers a request. `done` may be called on another thread (a submission is answered once its
+  // group commit is durable); it is called exactly once.
+  using Done = std::function<void(HttpResponse)>;
+  void handle_async(const HttpRequest& request, Done done);
+  // The same, waiting for the answer (tests, the in-process transport).
   HttpResponse handle(const HttpRequest& request);
+  // Waits until every accepted submission's commit has finished (shutdown).
+  void flush();
   // Closes due rounds (applying, extending or abandoning them) and opens the next ones.
   void tick();
   Metrics& metrics() { return metrics_; }
@@ -62,7 +72,8 @@ class Service {
   void tick_task(Task& task, int64_t now);
 
   // Routing and endpoints (api.cpp).
-  HttpResponse route(const HttpRequest& req, const std::string& path, const std::map<std::string, std::string>& query);
+  // Returns the response, or status 0 when `done` was kept to be called after a commit.
+  HttpResponse route(const HttpRequest& req, const std::string& path, const std::map<std::string, std::string>& query, Done& done);
   enum class Caller { kNone, kAdmin, kDevice };
   struct Auth {
     Caller caller = Caller::kNone;
@@ -79,7 +90,8 @@ class Service {
   HttpResponse get_task(const std::string& id);
   HttpResponse close_round(const std::string& task, const std::string& round);
   HttpResponse get_round(const std::string& task, const std::string& round, bool admin);
-  HttpResponse submit(const std::string& task, const std::string& round, const std::string& device, const std::string& body);
+  HttpResponse submit(const std::string& task, const std::string& round, const std::string& device, const std::string& body, Done& done);
+  void committer_loop();
   HttpResponse get_log(const std::string& task, const std::map<std::string, std::string>& query);
   HttpResponse get_snapshot(const std::string& task, const std::map<std::string, std::string>& query);
   HttpResponse render_metrics();
@@ -89,9 +101,19 @@ class Service {
   Metrics metrics_;
   std::unique_ptr<RateLimiter> limiter_;
   std::unique_ptr<ThreadPool> pool_;
-  std::mutex mu_;  // guards everything below and the store
+  std::mutex mu_;        // guards tasks_, devices_, pending_
+  std::mutex store_mu_;  // guards store_; taken after mu_ when both are needed
   std::map<std::string, std::unique_ptr<Task>> tasks_;
   std::map<std::string, Device> devices_;
+  // Group commit: submissions accepted in memory wait here for one transaction (one fsync) per batch;
+  // their replies (and those of identical resubmissions meanwhile) are sent once it is durable.
+  using PendingKey = std::tuple<std::string, uint64_t, std::string>;  // task, round, device
+  std::map<PendingKey, std::vector<Done>> pending_;
+  std::vector<StoredSubmission> queue_;
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  bool stop_committer_ = false;
+  std::thread committer_;
 };
 
 }  // namespace pocketllm::server

@@ -56,6 +56,8 @@ class Store {
 
   // A submission accepted into an open round.
   Status insert_submission(const StoredSubmission& s);
+  // Several in one transaction (one fsync): the service's group commit.
+  Status insert_submissions(const std::vector<StoredSubmission>& batch);
   // A round that changed without applying (extended or abandoned), plus the next round when one opens.
   Status update_round(const std::string& task, const Round& round, const Round* next);
   // A round applied: its entries appended at versions first_version.., its state saved, the next opened.
