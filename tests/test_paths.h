@@ -15,6 +15,9 @@ inline std::string shared_dir() {
   return POCKETLLM_DEFAULT_SHARED;
 }
 
+// The real pretrained stories260K (llama2.c checkpoint + tok512.bin) in the shared data.
+inline std::string stories260k_dir() { return shared_dir() + "/hub/karpathy/tinyllamas/stories260K"; }
+
 inline bool path_exists(const std::string& p) {
   struct stat st {};
   return ::stat(p.c_str(), &st) == 0;

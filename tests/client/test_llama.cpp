@@ -19,7 +19,7 @@ using nlohmann::json;
 
 namespace {
 
-std::string stories_dir() { return test::shared_dir() + "/hub/karpathy/tinyllamas/stories260K"; }
+std::string stories_dir() { return test::stories260k_dir(); }
 
 // log-softmax of row r of logits [rows, V] at index j, in double.
 double log_prob(const std::vector<float>& logits, size_t V, size_t r, size_t j) {

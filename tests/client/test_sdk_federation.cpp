@@ -6,17 +6,14 @@
 #include <list>
 
 #include "pocketllm/pocketllm.hpp"
+#include "../test_paths.h"
 #include "server_process.h"
 
 using namespace pocketllm::server::test;
 using nlohmann::json;
 
 namespace {
-const std::string kShared = [] {
-  const char* env = std::getenv("POCKETLLM_SHARED");
-  return std::string(env ? env : POCKETLLM_DEFAULT_SHARED);
-}();
-const std::string kModel = kShared + "/hub/karpathy/tinyllamas/stories260K";
+const std::string kModel = pocketllm::test::stories260k_dir();
 
 json body_of(const pocketllm::Result<pocketllm::net::HttpResult>& r) {
   REQUIRE(r.is_ok());

@@ -11,6 +11,7 @@
 #include "pocketllm/client/federated_setup.h"
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/name_pattern.h"
+#include "../test_paths.h"
 #include "service_fixture.h"
 
 using namespace pocketllm;
@@ -19,11 +20,7 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kShared = [] {
-  const char* env = std::getenv("POCKETLLM_SHARED");
-  return std::string(env ? env : POCKETLLM_DEFAULT_SHARED);
-}();
-const std::string kModel = kShared + "/hub/karpathy/tinyllamas/stories260K";
+const std::string kModel = pocketllm::test::stories260k_dir();
 const std::string kCanary = "ZQXJ-private-diary-entry-7731";
 
 // Fails requests on a schedule: before delivery (the server never sees it), or after delivery (the
