@@ -234,8 +234,6 @@ Result<UpdateLog> Store::load_log(const std::string& task) {
   return log;
 }
 
-Status Store::insert_submission(const StoredSubmission& x) { return insert_submissions({x}); }
-
 Status Store::insert_submissions(const std::vector<StoredSubmission>& batch) {
   return transaction([&]() -> Status {
     for (const StoredSubmission& x : batch) {

@@ -173,8 +173,11 @@ int main(int argc, char** argv) {
     if (!t) return fail(t.status().to_string());
     admin_token = t->substr(0, t->find('\n'));
   }
-  auto admin_t = make_transport();
+  auto admin_t = make_transport();  // admin endpoints (raw requests)
   if (!admin_t) return fail(admin_t.status().to_string());
+  auto reader_t = make_transport();  // the task and its log, read through the protocol client
+  if (!reader_t) return fail(reader_t.status().to_string());
+  auto reader = FederationClient::with_credential(std::move(reader_t.value()), "admin", admin_token, 0);
   auto admin = [&](const std::string& method, const std::string& target, const std::string& body) -> Result<json> {
     auto r = admin_t.value()->request(method, target, body, admin_token);
     if (!r) return r.status();
@@ -199,11 +202,9 @@ int main(int argc, char** argv) {
   if (!created) return fail(created.status().to_string());
   TaskInfo info;
   {
-    auto probe = FederationClient::with_credential(std::move(admin_t.value()), "admin", admin_token, 0);
-    auto ti = probe->task(task_id);
+    auto ti = reader->task(task_id);
     if (!ti) return fail(ti.status().to_string());
     info = ti.value();
-    admin_t = make_transport();
   }
   auto dm = prepare_device_model(std::move(loaded.value()), model_id, info);
   if (!dm) return fail(dm.status().to_string());
@@ -330,9 +331,7 @@ int main(int argc, char** argv) {
     }
     // The shared model follows the log (one replay for all devices).
     {
-      auto probe = FederationClient::with_credential(std::move(admin_t.value()), "admin", admin_token, 0);
-      auto log = probe->log_since(task_id, version);
-      admin_t = make_transport();
+      auto log = reader->log_since(task_id, version);
       if (!log) return fail(log.status().to_string());
       replay_log(&pool, info.dist, log.value(), tensors);
       version += log->size();

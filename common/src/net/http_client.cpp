@@ -248,6 +248,5 @@ Result<HttpResult> HttpClient::request(const std::string& method, const std::str
 void HttpClient::close() { impl_->disconnect(); }
 uint64_t HttpClient::bytes_sent() const { return impl_->sent_closed + impl_->live_counts().first; }
 uint64_t HttpClient::bytes_received() const { return impl_->received_closed + impl_->live_counts().second; }
-const ClientOptions& HttpClient::options() const { return impl_->options; }
 
 }  // namespace pocketllm::net

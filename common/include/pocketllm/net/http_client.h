@@ -45,7 +45,6 @@ class HttpClient {
   void close();
   uint64_t bytes_sent() const;
   uint64_t bytes_received() const;
-  const ClientOptions& options() const;
 
  private:
   struct Impl;

@@ -54,9 +54,7 @@ class Store {
   Result<std::vector<Round>> load_rounds(const std::string& task);  // id order, submissions included
   Result<UpdateLog> load_log(const std::string& task);
 
-  // A submission accepted into an open round.
-  Status insert_submission(const StoredSubmission& s);
-  // Several in one transaction (one fsync): the service's group commit.
+  // Submissions accepted into open rounds, in one transaction (one fsync): the service's group commit.
   Status insert_submissions(const std::vector<StoredSubmission>& batch);
   // A round that changed without applying (extended or abandoned), plus the next round when one opens.
   Status update_round(const std::string& task, const Round& round, const Round* next);
