@@ -28,6 +28,8 @@ constexpr const char* kHelp =
     "  --labels L           classify label words, e.g. \"0:terrible,1:great\"\n"
     "  --preset sst2|agnews classify with MeZO's SST-2 setup or the AG News classes (template + labels)\n"
     "  --k-shot K           train on K examples per label (or K examples for lm), seeded by --data-seed\n"
+    "  --balanced           classify: batches take the labels in turn (equal shares on a k-shot set);\n"
+    "                       removes the batch-to-batch label imbalance from the ZO gradient estimate\n"
     "  --max-length N       tokens per example (default 256); --overlong truncate|skip (default truncate)\n"
     "  --pack               lm: pack the examples into full windows of --max-length tokens (no padding)\n"
     "  --eval-data FILE     held-out set evaluated at the start, every --eval-every steps and at the end\n"
@@ -61,7 +63,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
   Args args({"model", "data", "task", "out", "template", "labels", "k-shot", "max-length", "overlong", "eval-data",
              "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
              "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every"},
-            {"help", "resume", "pack"});
+            {"help", "resume", "pack", "balanced"});
   if (Status s = args.parse(argv); !s) {
     std::fprintf(stderr, "pocketllm finetune: %s\n\n%s", s.message().c_str(), kHelp);
     return 2;
@@ -128,6 +130,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
   if (overlong != "truncate" && overlong != "skip") return usage("--overlong must be truncate or skip");
   spec.task.truncate = overlong == "truncate";
   spec.task.pack = args.has("pack");
+  t.balanced = args.has("balanced");
   if (spec.task.pack && spec.task.kind != "lm") return usage("--pack is for --task lm");
   spec.task.prompt_template = args.get("template", "{text} It was");
   std::string preset_labels;

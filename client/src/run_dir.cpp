@@ -53,6 +53,7 @@ json RunSpec::to_json() const {
               {"weight_decay", train.weight_decay},
               {"seed", seed_to_hex(train.seed)},
               {"data_seed", seed_to_hex(train.data_seed)},
+              {"balanced", train.balanced},
               {"task",
                {{"kind", task.kind},
                 {"max_length", task.max_length},
@@ -88,6 +89,7 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
     s.train.n_spsa = j.at("n_spsa");
     s.train.clip = j.at("clip");
     s.train.weight_decay = j.value("weight_decay", 0.0f);
+    s.train.balanced = j.value("balanced", false);
     if (!seed_from_hex(j.at("seed").get<std::string>(), &s.train.seed) ||
         !seed_from_hex(j.at("data_seed").get<std::string>(), &s.train.data_seed))
       return corrupt(where + ": seeds must be 16 hex digits");

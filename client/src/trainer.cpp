@@ -1,3 +1,4 @@
+#include <map>
 #include "pocketllm/client/trainer.h"
 
 #include <algorithm>
@@ -55,6 +56,19 @@ ZoTrainer::ZoTrainer(LanguageModel& model, Task& task, std::vector<size_t> train
   tensors_ = model_.weights().trainable_tensors();
   o_.batch_size = std::max(1, std::min<int>(o_.batch_size, static_cast<int>(train_.size())));
   o_.n_spsa = std::max(1, o_.n_spsa);
+  if (o_.balanced) {
+    // Class of each training example as a dense index (classes in ascending label order).
+    const std::vector<int> all = task_.labels();
+    if (!all.empty()) {
+      std::vector<int> distinct;
+      for (size_t i : train_) distinct.push_back(all[i]);
+      std::sort(distinct.begin(), distinct.end());
+      distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+      for (size_t i : train_)
+        labels_.push_back(static_cast<int>(std::lower_bound(distinct.begin(), distinct.end(), all[i]) - distinct.begin()));
+      class_members_.resize(distinct.size());
+    }
+  }
 }
 
 float ZoTrainer::lr_at(int t) const {
@@ -68,6 +82,22 @@ float ZoTrainer::lr_at(int t) const {
   }
 }
 
+// The epoch's order: a seeded permutation; with balanced batches, that permutation split by class
+// (keeping its order within each class) and dealt round-robin over the classes in ascending label order.
+void ZoTrainer::build_epoch_order(int64_t epoch) {
+  const size_t n = train_.size();
+  perm_.resize(n);
+  for (size_t i = 0; i < n; ++i) perm_[i] = i;
+  philox_shuffle(perm_, o_.data_seed, static_cast<uint32_t>(epoch), 0x64617461u);  // "data"
+  if (labels_.empty()) return;
+  for (auto& members : class_members_) members.clear();  // keeps capacity: no allocation after the first epoch
+  for (size_t i : perm_) class_members_[static_cast<size_t>(labels_[i])].push_back(i);
+  size_t out = 0;
+  for (size_t round = 0; out < n; ++round)
+    for (const auto& members : class_members_)
+      if (round < members.size()) perm_[out++] = members[round];
+}
+
 const std::vector<size_t>& ZoTrainer::batch_for_step(int t) {
   // Example j of step t is position (t * B + j) of an endless sequence of epochs, each a seeded
   // permutation of the training examples: a pure function of (data seed, t), so resume needs no state.
@@ -77,9 +107,7 @@ const std::vector<size_t>& ZoTrainer::batch_for_step(int t) {
     const uint64_t global = static_cast<uint64_t>(t) * B + j;
     const int64_t epoch = static_cast<int64_t>(global / n);
     if (epoch != perm_epoch_) {
-      perm_.resize(n);
-      for (size_t i = 0; i < n; ++i) perm_[i] = i;
-      philox_shuffle(perm_, o_.data_seed, static_cast<uint32_t>(epoch), 0x64617461u);  // "data"
+      build_epoch_order(epoch);
       perm_epoch_ = epoch;
     }
     batch_.push_back(train_[perm_[global % n]]);

@@ -307,3 +307,58 @@ TEST_CASE("packed LM batches score every token once and fill their windows", "[c
   REQUIRE(many.is_ok());
   CHECK(many.value()->size() > 1);
 }
+
+TEST_CASE("balanced batches take the labels in turn and stay a pure function of (data seed, step)", "[client][trainer][data]") {
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 17);
+  auto loaded = load_model(dir, LoadOptions{"", true});
+  REQUIRE(loaded.is_ok());
+  REQUIRE(loaded->model->weights().make_trainable(NamePatterns("*")).is_ok());
+  std::string tsv = "sentence\tlabel\n";
+  const auto sentences = toy_sentences();
+  for (size_t i = 0; i < sentences.size(); ++i) tsv += sentences[i] + "\t" + (i % 2 ? "1" : "0") + "\n";
+  DatasetOptions need_label;
+  need_label.need_label = true;
+  auto ds = parse_dataset(tsv, "tsv", "b.tsv", need_label);
+  REQUIRE(ds.is_ok());
+  TaskOptions to;
+  to.kind = "classify";
+  to.label_words = parse_label_words("0:cat,1:the").value();
+  auto task = make_task(ds.value(), *loaded->tokenizer, *loaded->model, to);
+  REQUIRE(task.is_ok());
+  const std::vector<int> labels = task.value()->labels();
+  const auto train = k_shot_indices(*task.value(), 0, 0);
+  REQUIRE(train.size() == 12);
+
+  auto shares = [&](const std::vector<size_t>& batch) {
+    int ones = 0;
+    for (size_t i : batch) ones += labels[i];
+    return ones;
+  };
+  TrainOptions o;
+  o.batch_size = 4;
+  o.data_seed = 5;
+  ZoTrainer plain(*loaded->model, *task.value(), train, o, nullptr);
+  o.balanced = true;
+  ZoTrainer balanced(*loaded->model, *task.value(), train, o, nullptr);
+  int unequal_plain = 0;
+  std::vector<std::vector<size_t>> seen;
+  for (int t = 0; t < 30; ++t) {  // 10 epochs of 3 batches
+    const auto& pb = plain.batch_for_step(t);
+    unequal_plain += shares(pb) != 2;
+    const auto& bb = balanced.batch_for_step(t);
+    CHECK(shares(bb) == 2);
+    seen.push_back(bb);
+    if (t % 3 == 2) {  // each epoch still visits every training example once
+      std::vector<size_t> epoch;
+      for (int k = t - 2; k <= t; ++k) epoch.insert(epoch.end(), seen[k].begin(), seen[k].end());
+      std::sort(epoch.begin(), epoch.end());
+      CHECK(epoch == train);
+    }
+  }
+  CHECK(unequal_plain > 0);           // the default order does mix unequal shares
+  CHECK(seen[0] != seen[3]);          // epochs are reshuffled
+  ZoTrainer fresh(*loaded->model, *task.value(), train, o, nullptr);
+  CHECK(fresh.batch_for_step(17) == seen[17]);  // resume needs no state
+  CHECK(fresh.batch_for_step(4) == seen[4]);
+}

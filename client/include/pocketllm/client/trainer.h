@@ -36,6 +36,10 @@ struct TrainOptions {
   Distribution dist = Distribution::kRademacher;
   uint64_t seed = 0;        // run seed: every direction derives from it
   uint64_t data_seed = 0;   // batch order
+  // Classification: every epoch's order takes the classes in turn (each class shuffled on its own), so a
+  // batch holds the classes in equal shares when the training set is balanced (e.g. k-shot). Cuts the
+  // batch-to-batch label imbalance that otherwise dominates the projected gradient. Ignored for LM tasks.
+  bool balanced = false;
   // Federated rounds: the server issues the directions. When set, step t uses seeds[t - first_step]
   // (one direction per step; t must be in [first_step, first_step + seeds.size())).
   std::vector<uint64_t> seeds;
@@ -77,12 +81,16 @@ class ZoTrainer {
   const TrainOptions& options() const { return o_; }
 
  private:
+  void build_epoch_order(int64_t epoch);
+
   LanguageModel& model_;
   Task& task_;
   std::vector<size_t> train_;
   TrainOptions o_;
   ThreadPool* pool_;
   std::vector<NamedTensor> tensors_;
+  std::vector<int> labels_;  // dense class of each training example (balanced order only)
+  std::vector<std::vector<size_t>> class_members_;
   std::vector<size_t> perm_;
   int64_t perm_epoch_ = -1;
   std::vector<size_t> batch_;
