@@ -3,8 +3,13 @@
 backpropagation (PyTorch, float32) on the same data and objective, and reports the same metrics.
 
   ft_reference.py classify --model stories260K.bin --tokenizer tok512.bin --train k.tsv --eval dev.tsv \
-      --template "{text} It was" --labels "0:bad,1:good" --steps 1500 --batch-size 16 --lr 1e-3
+      --template "{text} It was" --labels "0:bad,1:good" --steps 1500 --batch-size 16 --lr 1e-3 \
+      [--optimizer adam|sgd] [--trainable REGEX] [--balanced] [--k-shot 512 --data-seed 1]
   ft_reference.py lm --model ... --tokenizer ... --train train.txt --eval eval.txt --steps 300 ...
+--optimizer sgd is plain SGD (what ZO estimates in expectation); --trainable restricts training to the tensors
+whose Hugging Face name matches REGEX; --balanced makes every batch hold the labels in equal shares (as
+pocketllm's --balanced does); --k-shot K samples K examples per label from --train with Python's random
+(seeded by --data-seed; not the same sample as pocketllm's Philox k-shot, the same size and balance).
 Prints JSON lines: {"step": s, "eval_loss": ..., "eval_accuracy"|"eval_perplexity": ...}.
 """
 import argparse
@@ -12,6 +17,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 
 import torch
@@ -56,16 +62,25 @@ def main():
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    ap.add_argument("--trainable", default="", help="regex over tensor names (default: all)")
+    ap.add_argument("--balanced", action="store_true")
+    ap.add_argument("--k-shot", type=int, default=0)
+    ap.add_argument("--data-seed", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
     cfg, w = load_llama2c(a.model)
     tok = Llama2cTokenizer(a.tokenizer, cfg["vocab_size"])
-    for t in w.values():
-        t.requires_grad_(True)
+    names = [n for n in w if not a.trainable or re.search(a.trainable, n)]
+    if not names:
+        sys.exit("--trainable matches no tensor")
+    for n in names:
+        w[n].requires_grad_(True)
     model = Llama(cfg, w)
-    opt = torch.optim.Adam(list(w.values()), lr=a.lr)
+    params = [w[n] for n in names]
+    opt = torch.optim.Adam(params, lr=a.lr) if a.optimizer == "adam" else torch.optim.SGD(params, lr=a.lr)
 
     if a.task == "classify":
         words = [(l.split(":")[0].strip(), " " + l.split(":")[1].strip()) for l in a.labels.split(",")]
@@ -82,7 +97,19 @@ def main():
         def encode(rows):
             return [(tok.encode(a.template.replace("{text}", t)), label_index[l]) for t, l in rows]
 
-        train, dev = encode(read_tsv(a.train)), encode(read_tsv(a.eval))
+        rows = read_tsv(a.train)
+        if a.k_shot > 0:
+            order = list(range(len(rows)))
+            random.Random(a.data_seed).shuffle(order)
+            taken = {}
+            picked = []
+            for i in order:
+                if taken.get(rows[i][1], 0) < a.k_shot:
+                    taken[rows[i][1]] = taken.get(rows[i][1], 0) + 1
+                    picked.append(rows[i])
+            rows = picked
+        train, dev = encode(rows), encode(read_tsv(a.eval))
+        dev.sort(key=lambda e: len(e[0]))  # less padding; accuracy does not depend on the order
 
         def batch_loss(items):
             toks, lens = pad([s for s, _ in items])
@@ -125,13 +152,29 @@ def main():
 
     print(json.dumps({"step": 0, **evaluate()}), flush=True)
     order = []
+    by_label = {}
+    if a.task == "classify" and a.balanced:
+        for i, (_, y) in enumerate(train):
+            by_label.setdefault(y, []).append(i)
+    queues = {y: [] for y in by_label}
     for step in range(a.steps):
-        if len(order) < a.batch_size:
-            idx = list(range(len(train)))
-            rng.shuffle(idx)
-            order += idx
-        items = [train[i] for i in order[: a.batch_size]]
-        del order[: a.batch_size]
+        if by_label:  # labels in equal shares: B / C from each label's own shuffled queue
+            share = max(1, a.batch_size // len(by_label))
+            items = []
+            for y in sorted(by_label):
+                if len(queues[y]) < share:
+                    idx = by_label[y][:]
+                    rng.shuffle(idx)
+                    queues[y] += idx
+                items += [train[i] for i in queues[y][:share]]
+                del queues[y][:share]
+        else:
+            if len(order) < a.batch_size:
+                idx = list(range(len(train)))
+                rng.shuffle(idx)
+                order += idx
+            items = [train[i] for i in order[: a.batch_size]]
+            del order[: a.batch_size]
         opt.zero_grad()
         if a.task == "classify":
             l, _ = batch_loss(items)
