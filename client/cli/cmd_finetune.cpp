@@ -15,10 +15,11 @@ namespace {
 
 constexpr const char* kHelp =
     "usage: pocketllm finetune --model PATH --data FILE --task lm|classify --out RUN_DIR [options]\n"
-    "       pocketllm finetune --resume --out RUN_DIR [--eval-data FILE] [--threads N]\n"
+    "       pocketllm finetune --resume --out RUN_DIR [--eval-data FILE] [--threads N] [--steps N]\n"
     "\n"
     "Zeroth-order (MeZO/SPSA) fine-tuning with inference memory. Every step is logged as (seed, coeff)\n"
-    "in RUN_DIR/log.jsonl; the run resumes from it exactly after a crash or Ctrl-C.\n"
+    "in RUN_DIR/log.jsonl; the run resumes from it exactly after a crash or Ctrl-C. With --resume,\n"
+    "--steps N extends a constant-lr run to N steps (the same run as one started with N).\n"
     "\n"
     "data and task:\n"
     "  --data FILE          training data: .txt (one example per line), .jsonl ({\"text\"} or\n"
@@ -141,6 +142,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     if (!args.has("task")) spec.task.kind = "classify";
   }
   if (spec.task.kind != "lm" && spec.task.kind != "classify") return usage("--task must be lm or classify");
+  if (req.resume && args.has("steps")) req.extend_to_steps = static_cast<int>(steps);
   if (!req.resume) {
     if (!args.has("model")) return usage("--model is required");
     if (!args.has("data")) return usage("--data is required");

@@ -87,6 +87,7 @@ Result<FinetuneResult> run_finetune(const FinetuneRequest& req, const ProgressFn
     if (!r) return r.status();
     run = std::move(r.value());
   }
+  if (req.resume && req.extend_to_steps > 0) POCKETLLM_RETURN_IF_ERROR(run.extend_steps(req.extend_to_steps));
   const RunSpec& spec = run.spec();
   if (req.resume) {
     auto sha = file_sha256(spec.data_path);

@@ -160,6 +160,21 @@ Result<RunDir> RunDir::create(const std::string& path, const RunSpec& spec) {
   return open(path);
 }
 
+Status RunDir::extend_steps(int steps) {
+  if (steps == spec_.train.steps) return Status();
+  if (steps < spec_.train.steps)
+    return invalid_argument(path_ + ": --steps " + std::to_string(steps) + " is below the run's " +
+                            std::to_string(spec_.train.steps) + "; a run can be extended, not shortened");
+  if (spec_.train.schedule != LrSchedule::kConstant)
+    return invalid_argument(path_ + ": a " + std::string(lr_schedule_name(spec_.train.schedule)) +
+                            " schedule depends on the total step count; only a constant-lr run can be extended");
+  RunSpec extended = spec_;
+  extended.train.steps = steps;
+  POCKETLLM_RETURN_IF_ERROR(write_file_atomic(path_ + "/spec.json", extended.to_json().dump(2) + "\n"));
+  spec_ = std::move(extended);
+  return Status();
+}
+
 Result<RunDir> RunDir::open(const std::string& path) {
   auto text = read_file(path + "/spec.json", size_t{1} << 24);
   if (!text) {

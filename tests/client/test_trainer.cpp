@@ -362,3 +362,33 @@ TEST_CASE("balanced batches take the labels in turn and stay a pure function of 
   CHECK(fresh.batch_for_step(17) == seen[17]);  // resume needs no state
   CHECK(fresh.batch_for_step(4) == seen[4]);
 }
+
+TEST_CASE("a finished constant-lr run extends to exactly the longer run; others are refused", "[client][trainer][e2e]") {
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 18);
+  test::write_lines(dir + "/train.txt", toy_sentences());
+  REQUIRE(run_finetune(toy_request(dir, dir + "/train.txt", dir + "/long", 16)).is_ok());
+
+  auto req = toy_request(dir, dir + "/train.txt", dir + "/short", 9);
+  REQUIRE(run_finetune(req).is_ok());
+  req.resume = true;
+  req.extend_to_steps = 5;
+  auto shorter = run_finetune(req);
+  CHECK(shorter.status().message().find("extended, not shortened") != std::string::npos);
+  req.extend_to_steps = 16;
+  auto extended = run_finetune(req);
+  REQUIRE(extended.is_ok());
+  CHECK(extended->steps_done == 16);
+  CHECK(tensor_bytes(dir + "/short/snapshot.safetensors") == tensor_bytes(dir + "/long/snapshot.safetensors"));
+  CHECK(read_file(dir + "/short/log.jsonl").value() == read_file(dir + "/long/log.jsonl").value());
+  CHECK(RunDir::open(dir + "/short").value().spec().train.steps == 16);
+
+  auto cosine = toy_request(dir, dir + "/train.txt", dir + "/cosine", 4);
+  cosine.spec.train.schedule = LrSchedule::kCosine;
+  REQUIRE(run_finetune(cosine).is_ok());
+  cosine.resume = true;
+  cosine.extend_to_steps = 8;
+  auto refused = run_finetune(cosine);
+  CHECK(refused.status().message().find("only a constant-lr run can be extended") != std::string::npos);
+  CHECK(RunDir::open(dir + "/cosine").value().spec().train.steps == 4);
+}

@@ -15,6 +15,7 @@ struct FinetuneRequest {
   std::string out_dir;
   bool resume = false;
   RunSpec spec;                // ignored on resume (the run's own spec is used)
+  int extend_to_steps = 0;     // resume only: raise the run's step count (constant lr; see RunDir::extend_steps)
   std::string eval_data_path;  // optional held-out set (same task)
   int eval_every = 0;          // steps; 0 = only at start and end
   int eval_batch_size = 32;

@@ -57,6 +57,11 @@ class RunDir {
   static Result<RunDir> create(const std::string& path, const RunSpec& spec);
   // Opens an existing run; reads spec.json and the complete steps of log.jsonl, cutting a torn tail.
   static Result<RunDir> open(const std::string& path);
+  // Raises the run's step count to `steps` (spec.json rewritten atomically). Only for schedules that do
+  // not depend on the total (constant, after any warm-up): the extended run is then step for step the
+  // run that had been started with `steps`. Fewer steps than already logged, or a linear/cosine schedule,
+  // is refused.
+  Status extend_steps(int steps);
 
   const RunSpec& spec() const { return spec_; }
   const std::string& path() const { return path_; }
