@@ -1,4 +1,3 @@
-#include <map>
 #include "pocketllm/client/trainer.h"
 
 #include <algorithm>
@@ -57,16 +56,11 @@ ZoTrainer::ZoTrainer(LanguageModel& model, Task& task, std::vector<size_t> train
   o_.batch_size = std::max(1, std::min<int>(o_.batch_size, static_cast<int>(train_.size())));
   o_.n_spsa = std::max(1, o_.n_spsa);
   if (o_.balanced) {
-    // Class of each training example as a dense index (classes in ascending label order).
+    // A classification task's labels are already label-word indices (0..C-1).
     const std::vector<int> all = task_.labels();
     if (!all.empty()) {
-      std::vector<int> distinct;
-      for (size_t i : train_) distinct.push_back(all[i]);
-      std::sort(distinct.begin(), distinct.end());
-      distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-      for (size_t i : train_)
-        labels_.push_back(static_cast<int>(std::lower_bound(distinct.begin(), distinct.end(), all[i]) - distinct.begin()));
-      class_members_.resize(distinct.size());
+      for (size_t i : train_) labels_.push_back(all[i]);
+      class_members_.resize(static_cast<size_t>(*std::max_element(labels_.begin(), labels_.end())) + 1);
     }
   }
 }
@@ -83,7 +77,7 @@ float ZoTrainer::lr_at(int t) const {
 }
 
 // The epoch's order: a seeded permutation; with balanced batches, that permutation split by class
-// (keeping its order within each class) and dealt round-robin over the classes in ascending label order.
+// (keeping its order within each class) and dealt round-robin over the classes in label-word order.
 void ZoTrainer::build_epoch_order(int64_t epoch) {
   const size_t n = train_.size();
   perm_.resize(n);

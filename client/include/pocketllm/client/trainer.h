@@ -89,7 +89,7 @@ class ZoTrainer {
   TrainOptions o_;
   ThreadPool* pool_;
   std::vector<NamedTensor> tensors_;
-  std::vector<int> labels_;  // dense class of each training example (balanced order only)
+  std::vector<int> labels_;  // label-word index of each training example (balanced order only)
   std::vector<std::vector<size_t>> class_members_;
   std::vector<size_t> perm_;
   int64_t perm_epoch_ = -1;
