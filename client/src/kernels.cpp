@@ -31,6 +31,28 @@ void parallel_rows(ThreadPool* pool, size_t m, size_t min_rows, Fn&& fn) {
   });
 }
 
+// Eigen's packet exp, 16 floats at a time with the tail padded to a whole block, so that every element
+// takes the same instructions whatever the buffer's alignment: a forward pass must give the same bytes
+// from any buffer (resume and replay are checked bit for bit). Scalar std::exp made the softmax and SiLU
+// about a third of a small model's forward pass.
+using Block = Eigen::Array<float, 16, 1>;
+
+// x[i] = fn(x[i]) for i < n, block by block; padding lanes hold `pad`.
+template <class Fn>
+void for_blocks(float* x, size_t n, float pad, Fn&& fn) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    Eigen::Map<Block> b(x + i);
+    b = fn(Block(b));
+  }
+  if (i < n) {
+    Block b = Block::Constant(pad);
+    std::copy(x + i, x + n, b.data());
+    b = fn(b);
+    std::copy(b.data(), b.data() + (n - i), x + i);
+  }
+}
+
 }  // namespace
 
 float* thread_scratch(size_t floats, int slot) {
@@ -184,11 +206,9 @@ void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const 
       const size_t visible = s.causal ? std::min(klen, s.past + t + 1) : klen;
       float mx = -INFINITY;
       for (size_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
+      for_blocks(row, visible, mx, [mx](const Block& b) -> Block { return (b - mx).exp(); });
       float sum = 0;
-      for (size_t j = 0; j < visible; ++j) {
-        row[j] = std::exp(row[j] - mx);
-        sum += row[j];
-      }
+      for (size_t j = 0; j < visible; ++j) sum += row[j];
       const float inv = visible > 0 ? 1.0f / sum : 0.0f;
       for (size_t j = 0; j < visible; ++j) row[j] *= inv;
       for (size_t j = visible; j < klen; ++j) row[j] = 0.0f;
@@ -203,10 +223,8 @@ void silu_mul(ThreadPool* pool, float* gate, const float* up, size_t n) {
   const size_t chunk = 1 << 14;
   parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
     const size_t i0 = c * chunk, i1 = std::min(n, i0 + chunk);
-    for (size_t i = i0; i < i1; ++i) {
-      const float g = gate[i];
-      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-    }
+    for_blocks(gate + i0, i1 - i0, 0.0f, [](const Block& g) -> Block { return g / (1.0f + (-g).exp()); });
+    for (size_t i = i0; i < i1; ++i) gate[i] *= up[i];
   });
 }
 
