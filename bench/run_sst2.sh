@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# SST-2 prompt classification on the pretrained stories260K (issue 5's learning point): zero-shot accuracy,
+# then ZO fine-tuning with pocketllm for several direction seeds (run side by side, one thread each), and
+# optionally the first-order reference (Adam + backprop, PyTorch; installs the bench peers).
+#
+#   bench/run_sst2.sh [--seeds "0 1"] [--steps N] [--lr LR] [--batch-size B] [--eval-every N]
+#                     [--reference] [--work DIR]
+#
+# Defaults are the configuration README reports: the 11 norm vectors (704 parameters), balanced batches
+# of 16, cosine lr from 5e-3 to 0 over 48 000 steps, ε 1e-3, k = 512 per class (data seed 1),
+# `{text} It was` -> bad/good, all 872 sentences of glue_sst2_dev.tsv. About 25 min for two seeds on two
+# cores. --reference adds Adam + backprop on the same data: on the same 704 norm parameters (balanced
+# batches of 16, lr 1e-2, 300 steps) and on all 260 032 (lr 1e-3, 500 steps); a few minutes more.
+# Results: one JSON line per figure on stdout and in $OUT (default bench/results/sst2.jsonl):
+# {"kind": "zero_shot" | "zo" (every evaluation) | "zo_final" | "reference", ...}. Run directories (logs,
+# snapshots) go to --work (default build/sst2).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="${POCKETLLM_BUILD_DIR:-$root/build}/bin/pocketllm"
+shared="${POCKETLLM_SHARED:-$root/../shared}"
+model="$shared/hub/karpathy/tinyllamas/stories260K"
+train="$shared/data/sst2/glue_sst2_train.tsv"
+dev="$shared/data/sst2/glue_sst2_dev.tsv"
+
+seeds="0 1"; steps=48000; lr=5e-3; batch=16; eval_every=4000; reference=0
+work="$root/build/sst2"
+results="${OUT:-$root/bench/results/sst2.jsonl}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seeds) seeds="$2"; shift 2 ;;
+    --steps) steps="$2"; shift 2 ;;
+    --lr) lr="$2"; shift 2 ;;
+    --batch-size) batch="$2"; shift 2 ;;
+    --eval-every) eval_every="$2"; shift 2 ;;
+    --reference) reference=1; shift ;;
+    --work) work="$2"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run_sst2: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+for f in "$bin" "$model/stories260K.bin" "$train" "$dev"; do
+  [ -e "$f" ] || { echo "run_sst2: missing $f (build first; POCKETLLM_SHARED points at the shared data)" >&2; exit 1; }
+done
+mkdir -p "$work" "$(dirname "$results")"
+: > "$results"
+template="{text} It was"
+labels="0:bad,1:good"
+
+# Zero-shot: the base model with the same template and label words.
+zs="$("$bin" eval --model "$model" --data "$dev" --task classify --template "$template" --labels "$labels" \
+      --threads 2 | tail -n 1)"
+zs_acc="$(sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' <<< "$zs")"
+zs_loss="$(sed -n 's/.*loss \([0-9.]*\) .*/\1/p' <<< "$zs")"
+echo "{\"kind\": \"zero_shot\", \"accuracy\": $zs_acc, \"loss\": $zs_loss}" | tee -a "$results"
+
+# ZO: one run per seed, side by side.
+pids=()
+for s in $seeds; do
+  rm -rf "$work/seed$s"
+  "$bin" finetune --model "$model" --data "$train" --task classify --template "$template" --labels "$labels" \
+    --k-shot 512 --data-seed 1 --balanced --trainable "*norm*" --batch-size "$batch" --lr "$lr" \
+    --schedule cosine --steps "$steps" --seed "$s" --threads 1 --eval-data "$dev" --eval-every "$eval_every" \
+    --snapshot-every "$eval_every" --metrics-json "$work/seed$s.json" --out "$work/seed$s" \
+    > "$work/seed$s.out" 2>&1 &
+  pids+=($!)
+done
+echo "run_sst2: ZO runs for seeds $seeds started; progress in $work/seed*.out" >&2
+status=0
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+[ $status -eq 0 ] || { echo "run_sst2: a ZO run failed; see $work/seed*.out" >&2; exit 1; }
+
+/usr/bin/env python3 - "$results" "$work" "$zs_acc" $seeds <<'EOF'
+import json, sys
+results, out, zs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+with open(results, "a") as f:
+    def emit(line):
+        f.write(json.dumps(line) + "\n")
+        print(json.dumps(line))
+    for s in sys.argv[4:]:
+        m = json.load(open(f"{out}/seed{s}.json"))
+        for e in m["evals"]:
+            emit({"kind": "zo", "seed": int(s), "step": e["step"], "accuracy": round(100 * e["accuracy"], 2),
+                  "loss": round(e["loss"], 4)})
+        last = m["evals"][-1]
+        acc = 100 * last["accuracy"]
+        emit({"kind": "zo_final", "seed": int(s), "step": last["step"], "accuracy": round(acc, 2),
+              "gain_points": round(acc - zs, 2), "seconds": round(m["seconds"], 1)})
+EOF
+
+if [ $reference -eq 1 ]; then
+  "$root/bench/setup_peers.sh" > /dev/null
+  ref() {  # ref NAME args...: one first-order run, its evaluations tagged as JSON lines
+    local name="$1"; shift
+    /usr/bin/python3 "$root/bench/peers/ft_reference.py" classify --model "$model/stories260K.bin" \
+      --tokenizer "$model/tok512.bin" --train "$train" --eval "$dev" --template "$template" --labels "$labels" \
+      --k-shot 512 --data-seed 1 --batch-size 16 --optimizer adam "$@" |
+      sed "s/^{/{\"kind\": \"reference\", \"run\": \"$name\", /" | tee -a "$results"
+  }
+  ref adam_norms --trainable norm --balanced --lr 1e-2 --steps 300 --eval-every 100
+  ref adam_all --lr 1e-3 --steps 500 --eval-every 100
+fi
