@@ -58,7 +58,7 @@ pids=()
 for s in $seeds; do
   rm -rf "$work/seed$s"
   "$bin" finetune --model "$model" --data "$train" --task classify --template "$template" --labels "$labels" \
-    --k-shot 512 --data-seed 1 --balanced --trainable "*norm*" --batch-size "$batch" --lr "$lr" \
+    --k-shot 512 --data-seed 1 --balanced --trainable norms --batch-size "$batch" --lr "$lr" \
     --schedule cosine --steps "$steps" --seed "$s" --threads 1 --eval-data "$dev" --eval-every "$eval_every" \
     --snapshot-every "$eval_every" --metrics-json "$work/seed$s.json" --out "$work/seed$s" \
     > "$work/seed$s.out" 2>&1 &
