@@ -63,6 +63,7 @@ Result<LoadedModel> load_run_model(const std::string& run_dir, RunDir* run_out, 
   return loaded;
 }
 
+// long: the run loop (resume, steps, evaluations, snapshots, stop) in execution order; its parts share the run state.
 Result<FinetuneResult> run_finetune(const FinetuneRequest& req, const ProgressFn& on_step, const EvalFn& on_eval) {
   ThreadPool pool(req.threads);
   RunDir run;

@@ -245,6 +245,7 @@ Result<ModelConfig> parse_hf_config(const std::string& text, const std::string& 
   return c;
 }
 
+// long: config, shards, canonical names, tie rules and tokenizer in load order; to be split by the architecture registry.
 Result<LoadedModel> load_hf_directory(const std::string& dir, const LoadOptions& options) {
   const std::string config_path = dir + "/config.json";
   auto config_text = read_file(config_path, size_t{1} << 24);

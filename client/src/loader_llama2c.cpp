@@ -38,6 +38,7 @@ std::vector<float> permute_rotary_rows(const float* src, int heads, int hd, int 
 
 }  // namespace
 
+// long: reads the llama2.c checkpoint's fixed layout in file order, one bounds check per tensor.
 Result<LoadedModel> load_llama2c(const std::string& checkpoint, const LoadOptions& options) {
   auto mapped = MappedFile::open(checkpoint);
   if (!mapped) return mapped.status();

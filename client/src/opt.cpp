@@ -56,6 +56,7 @@ class OptModel : public TransformerModel {
   }
 
  public:
+  // long: the OPT forward pass layer by layer (pre- or post-LN, projections in and out) as the paper draws it.
   Status forward_hidden(ThreadPool* pool, const TokenBatch& batch, const Perturbation& p, KVCache* cache,
                         std::vector<float>* hidden) override {
     const ModelConfig& c = config_;

@@ -192,6 +192,7 @@ Result<std::vector<std::pair<std::string, std::string>>> parse_label_words(const
   return out;
 }
 
+// long: tokenises every example kind (text, completion, labelled) with one length policy; to be split per kind.
 Result<std::unique_ptr<Task>> make_task(const Dataset& data, const Tokenizer& tok, const LanguageModel& model,
                                         const TaskOptions& o) {
   if (o.max_length < 2) return invalid_argument("max length must be at least 2 tokens");

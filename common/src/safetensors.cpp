@@ -48,6 +48,7 @@ Result<SafetensorsFile> SafetensorsFile::from_bytes(std::string bytes, std::stri
   return f;
 }
 
+// long: one pass over an untrusted header, each bound checked beside the field it guards; split, the checks would lose their order.
 Status SafetensorsFile::parse() {
   const std::string& p = path_;
   const uint8_t* data = base();

@@ -8,17 +8,18 @@
 #include <limits>
 #include <string>
 
-#include "pocketllm/client/federated_device.h"
-#include "pocketllm/client/federated_setup.h"
-#include "pocketllm/client/finetune.h"
-#include "pocketllm/client/memory_estimate.h"
-#include "pocketllm/client/dataset.h"
 #include <nlohmann/json.hpp>
+
+#include "pocketllm/client/finetune.h"
 #include "pocketllm/client/generate.h"
 #include "pocketllm/client/loader.h"
+#include "pocketllm/client/memory_estimate.h"
+#include "pocketllm/client/use_cases.h"
 #include "pocketllm/common/file_util.h"
 #include "pocketllm/common/perturbation.h"
 #include "pocketllm/common/update_log.h"
+#include "pocketllm/federation/device_session.h"
+#include "pocketllm/federation/https_transport.h"
 
 struct pllm_model {
   pocketllm::LoadedModel loaded;
@@ -31,13 +32,7 @@ struct pllm_examples {
 };
 
 struct pllm_device {
-  std::unique_ptr<pocketllm::ThreadPool> pool;
-  std::unique_ptr<pocketllm::FederationClient> client;
-  pocketllm::DeviceModel model;
-  std::unique_ptr<pocketllm::Task> task;
-  std::unique_ptr<pocketllm::FederatedDevice> fed;
-  std::string task_id;
-  uint64_t last_round = 0;
+  std::unique_ptr<pocketllm::DeviceSession> session;
 };
 
 namespace {
@@ -251,22 +246,10 @@ pllm_status pllm_replay_tensor(const char* log_path, const char* tensor_name, pl
                                uint64_t count) {
   return guarded([&] {
     if (!log_path || !tensor_name || (!data && count > 0)) return fail(PLLM_ERR_INVALID_ARGUMENT, "missing argument");
-    pocketllm::UpdateLog log;
-    struct stat st {};
-    if (::stat(log_path, &st) == 0 && S_ISDIR(st.st_mode)) {
-      auto run = pocketllm::RunDir::open(log_path);
-      if (!run) return fail(run.status());
-      log = run->update_log();
-    } else {
-      auto bytes = pocketllm::read_file(log_path, size_t{1} << 32);
-      if (!bytes) return fail(bytes.status());
-      auto parsed = bytes->compare(0, 7, "PLLMLOG") == 0 ? pocketllm::UpdateLog::from_binary(bytes.value())
-                                                        : pocketllm::UpdateLog::from_json(bytes.value());
-      if (!parsed) return fail(parsed.status());
-      log = std::move(parsed.value());
-    }
-    pocketllm::replay_log(nullptr, static_cast<pocketllm::Distribution>(dist), log,
-                          {{tensor_name, data, static_cast<size_t>(count)}});
+    auto log = pocketllm::load_replayable_log(log_path);
+    if (!log) return fail(log.status());
+    const std::vector<pocketllm::NamedTensor> tensors = {{tensor_name, data, static_cast<size_t>(count)}};
+    pocketllm::replay_steps(nullptr, static_cast<pocketllm::Distribution>(dist), log->steps, 0, log->steps.size(), tensors);
     return PLLM_OK;
   });
 }
@@ -284,42 +267,28 @@ pllm_status pllm_device_open(const pllm_device_params* params, pllm_device** out
     const pllm_device_params& p = *params;
     for (const char* f : {p.server_url, p.credentials_path, p.task_id, p.model_path, p.data_path, p.state_dir})
       if (!f || !*f) return fail(PLLM_ERR_INVALID_ARGUMENT, "server_url, credentials_path, task_id, model_path, data_path and state_dir are required");
-    auto d = std::make_unique<pllm_device>();
     pocketllm::ServerConnection conn;
     conn.url = p.server_url;
     conn.ca_file = p.ca_file ? p.ca_file : "";
     conn.pinned_sha256 = p.pinned_sha256 ? p.pinned_sha256 : "";
     conn.timeout_ms = p.timeout_ms > 0 ? p.timeout_ms : 30000;
-    auto client = pocketllm::FederationClient::open(conn, p.credentials_path, p.enrolment_token ? p.enrolment_token : "");
-    if (!client) return fail(client.status());
-    d->client = std::move(client.value());
-    d->task_id = p.task_id;
-    auto info = d->client->task(d->task_id);
-    if (!info) return fail(info.status());
-    auto m = pocketllm::load_device_model(p.model_path, info.value());
-    if (!m) return fail(m.status());
-    d->model = std::move(m.value());
-    if (p.memory_budget_bytes > 0) {
-      const auto e = pocketllm::estimate_training_memory(*d->model.loaded.model, pocketllm::NamePatterns(""), info->batch_size,
-                                                         d->model.task_options.max_length);
-      if (e.total() > p.memory_budget_bytes)
-        return fail(PLLM_ERR_MEMORY_BUDGET, "task " + d->task_id + "'s rounds need " + e.describe() + ", over the memory budget of " +
-                                                std::to_string(p.memory_budget_bytes) + " bytes");
-    }
-    auto t = pocketllm::load_device_task(d->model, p.data_path);
-    if (!t) return fail(t.status());
-    d->task = std::move(t.value());
-    d->pool = std::make_unique<pocketllm::ThreadPool>(p.n_threads);
-    std::vector<size_t> all(d->task->size());
-    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-    pocketllm::FederatedDeviceOptions o;
-    o.task_id = d->task_id;
-    o.state_dir = p.state_dir;
-    o.data_seed = std::hash<std::string>{}(d->client->device_id());
-    ::mkdir(p.state_dir, 0700);
-    auto fed = pocketllm::FederatedDevice::open(*d->model.loaded.model, d->model.model_id, *d->task, all, *d->client, o, d->pool.get());
-    if (!fed) return fail(fed.status());
-    d->fed = std::move(fed.value());
+    auto transport = pocketllm::make_https_transport(conn);
+    if (!transport) return fail(transport.status());
+    pocketllm::DeviceConfig c;
+    c.transport = std::move(transport.value());
+    c.server_url = p.server_url;
+    c.credentials_file = p.credentials_path;
+    c.enrolment_token = p.enrolment_token ? p.enrolment_token : "";
+    c.task_id = p.task_id;
+    c.model_path = p.model_path;
+    c.data_path = p.data_path;
+    c.state_dir = p.state_dir;
+    c.threads = p.n_threads;
+    c.memory_budget_bytes = p.memory_budget_bytes;
+    auto session = pocketllm::DeviceSession::open(std::move(c));
+    if (!session) return fail(session.status());
+    auto d = std::make_unique<pllm_device>();
+    d->session = std::move(session.value());
     *out = d.release();
     return PLLM_OK;
   });
@@ -330,8 +299,8 @@ void pllm_device_free(pllm_device* device) { delete device; }
 pllm_status pllm_device_sync(pllm_device* d, uint64_t* out_version) {
   return guarded([&] {
     if (!d) return fail(PLLM_ERR_INVALID_ARGUMENT, "device is required");
-    if (pocketllm::Status s = d->fed->sync(); !s) return fail(s);
-    if (out_version) *out_version = d->fed->version();
+    if (pocketllm::Status s = d->session->device().sync(); !s) return fail(s);
+    if (out_version) *out_version = d->session->device().version();
     return PLLM_OK;
   });
 }
@@ -340,16 +309,15 @@ pllm_status pllm_device_run_round(pllm_device* d, bool* out_submitted, uint64_t*
   return guarded([&] {
     if (!d || !out_submitted) return fail(PLLM_ERR_INVALID_ARGUMENT, "device and out_submitted are required");
     *out_submitted = false;
-    auto round = d->client->round(d->task_id);
+    auto round = d->session->current_round();
     if (!round) return fail(round.status());
     if (out_round) *out_round = round->round;
-    if (round->state != "open" || round->round <= d->last_round) return PLLM_OK;
-    auto p = d->fed->participate(round.value());
+    if (!d->session->is_new(round.value())) return PLLM_OK;
+    auto p = d->session->take_part(round.value());
     if (!p) return fail(p.status());
-    if (p->submitted) d->last_round = round->round;
-    *out_submitted = p->submitted;
-    if (!p->submitted && p->outcome != "closed" && p->outcome != "stale")
-      return fail(PLLM_ERR_MISMATCH, "the server refused the submission: " + p->outcome);
+    *out_submitted = p->submitted();
+    if (p->outcome == pocketllm::Outcome::kRejected)
+      return fail(PLLM_ERR_MISMATCH, "the server refused the submission: " + p->describe());
     return PLLM_OK;
   });
 }
@@ -358,13 +326,14 @@ pllm_status pllm_device_personalize(pllm_device* d, int32_t steps, float lr, uin
   return guarded([&] {
     if (!d || steps < 0) return fail(PLLM_ERR_INVALID_ARGUMENT, "device is required and steps must be >= 0");
     if (!(lr > 0) || !std::isfinite(lr)) return fail(PLLM_ERR_INVALID_ARGUMENT, "lr must be a positive number");
+    const pocketllm::TaskInfo& info = d->session->device().task_info();
     pocketllm::TrainOptions o;
     o.lr = lr;
     o.seed = seed;
-    o.batch_size = d->fed->task_info().batch_size > 0 ? d->fed->task_info().batch_size : 16;
-    o.eps = static_cast<float>(d->fed->task_info().eps);
-    o.dist = d->fed->task_info().dist;
-    if (pocketllm::Status s = d->fed->personalize(o, steps); !s) return fail(s);
+    o.batch_size = info.batch_size > 0 ? static_cast<int>(info.batch_size) : 16;
+    o.eps = static_cast<float>(info.eps);
+    o.dist = info.dist;
+    if (pocketllm::Status s = d->session->device().personalize(o, steps); !s) return fail(s);
     return PLLM_OK;
   });
 }
@@ -372,9 +341,7 @@ pllm_status pllm_device_personalize(pllm_device* d, int32_t steps, float lr, uin
 pllm_status pllm_device_eval(pllm_device* d, const char* data_path, double* out_loss, double* out_accuracy) {
   return guarded([&] {
     if (!d || !data_path) return fail(PLLM_ERR_INVALID_ARGUMENT, "device and data_path are required");
-    auto t = pocketllm::load_device_task(d->model, data_path);
-    if (!t) return fail(t.status());
-    auto e = t.value()->evaluate(d->pool.get(), *d->model.loaded.model, 32);
+    auto e = d->session->evaluate(data_path);
     if (!e) return fail(e.status());
     if (out_loss) *out_loss = e->loss;
     if (out_accuracy) *out_accuracy = e->accuracy;
@@ -386,12 +353,12 @@ pllm_status pllm_device_generate(pllm_device* d, const char* prompt, const pllm_
                                  void* user, char** out_text) {
   return guarded([&] {
     if (!d) return fail(PLLM_ERR_INVALID_ARGUMENT, "device is required");
-    return generate_with(d->pool.get(), d->model.loaded, prompt, params, on_token, user, out_text);
+    return generate_with(d->session->pool(), d->session->model().loaded, prompt, params, on_token, user, out_text);
   });
 }
 
-uint64_t pllm_device_bytes_sent(const pllm_device* d) { return d ? d->client->bytes_sent() : 0; }
-uint64_t pllm_device_bytes_received(const pllm_device* d) { return d ? d->client->bytes_received() : 0; }
+uint64_t pllm_device_bytes_sent(const pllm_device* d) { return d ? d->session->client().bytes_sent() : 0; }
+uint64_t pllm_device_bytes_received(const pllm_device* d) { return d ? d->session->client().bytes_received() : 0; }
 
 
 pllm_examples* pllm_examples_new(void) {
@@ -455,37 +422,17 @@ pllm_status pllm_evaluate(const char* model_path, const char* run_dir, const cha
                           const char* prompt_template, double* out_loss, double* out_accuracy) {
   return guarded([&] {
     if (!data_path || (!model_path && !run_dir)) return fail(PLLM_ERR_INVALID_ARGUMENT, "data_path and a model_path or run_dir are required");
-    pocketllm::ThreadPool pool(0);
-    pocketllm::TaskOptions to;
-    pocketllm::LoadedModel loaded;
-    if (run_dir) {
-      pocketllm::RunDir run;
-      auto l = pocketllm::load_run_model(run_dir, &run, &pool);
-      if (!l) return fail(l.status());
-      loaded = std::move(l.value());
-      to = run.spec().task;
-    } else {
-      auto l = pocketllm::load_model(model_path, pocketllm::LoadOptions{"", true});
-      if (!l) return fail(l.status());
-      loaded = std::move(l.value());
-    }
-    if (task) to.kind = task;
-    if (prompt_template) to.prompt_template = prompt_template;
-    if (labels) {
-      auto lw = pocketllm::parse_label_words(labels);
-      if (!lw) return fail(lw.status());
-      to.label_words = lw.value();
-    }
-    pocketllm::DatasetOptions dopt;
-    dopt.need_label = to.kind == "classify";
-    auto data = pocketllm::load_dataset(data_path, dopt);
-    if (!data) return fail(data.status());
-    auto t = pocketllm::make_task(data.value(), *loaded.tokenizer, *loaded.model, to);
-    if (!t) return fail(t.status());
-    auto r = t.value()->evaluate(&pool, *loaded.model, 32);
+    pocketllm::EvaluateRequest req;
+    if (run_dir) req.run_dir = run_dir;
+    else req.model_path = model_path;
+    req.data_path = data_path;
+    if (task) req.task = task;
+    if (labels) req.labels = labels;
+    if (prompt_template) req.prompt_template = prompt_template;
+    auto r = pocketllm::run_evaluate(req);
     if (!r) return fail(r.status());
-    if (out_loss) *out_loss = r->loss;
-    if (out_accuracy) *out_accuracy = r->accuracy;
+    if (out_loss) *out_loss = r->result.loss;
+    if (out_accuracy) *out_accuracy = r->result.accuracy;
     return PLLM_OK;
   });
 }
@@ -493,10 +440,8 @@ pllm_status pllm_evaluate(const char* model_path, const char* run_dir, const cha
 pllm_status pllm_export(const char* run_dir, const char* out_dir) {
   return guarded([&] {
     if (!run_dir || !out_dir) return fail(PLLM_ERR_INVALID_ARGUMENT, "run_dir and out_dir are required");
-    pocketllm::ThreadPool pool(0);
-    auto l = pocketllm::load_run_model(run_dir, nullptr, &pool);
-    if (!l) return fail(l.status());
-    if (pocketllm::Status s = pocketllm::export_hf_directory(l.value(), out_dir); !s) return fail(s);
+    auto step = pocketllm::export_run(run_dir, out_dir);
+    if (!step) return fail(step.status());
     return PLLM_OK;
   });
 }

@@ -1,5 +1,7 @@
 #include "pocketllm/server/http_server.h"
 
+#include "http_util.h"
+
 #include <openssl/ssl.h>
 
 #include <atomic>
@@ -97,20 +99,20 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void on_head(beast::error_code ec) {
-    if (ec == http::error::header_limit) return reply_error(431, "request_header_too_large", "the request head is too large");
+    if (ec == http::error::header_limit) return reply_error(protocol::ErrorCode::kRequestHeaderTooLarge, "the request head is too large");
     if (ec == http::error::body_limit)  // a declared Content-Length over the limit is caught with the head
-      return reply_error(413, "body_too_large", "the body is larger than " + std::to_string(shared_.options.max_body_bytes) + " bytes");
+      return reply_error(protocol::ErrorCode::kBodyTooLarge, "the body is larger than " + std::to_string(shared_.options.max_body_bytes) + " bytes");
     if (ec) return close();
     const auto length = parser_->content_length();
     if (length && *length > shared_.options.max_body_bytes)
-      return reply_error(413, "body_too_large", "the body is larger than " + std::to_string(shared_.options.max_body_bytes) + " bytes");
+      return reply_error(protocol::ErrorCode::kBodyTooLarge, "the body is larger than " + std::to_string(shared_.options.max_body_bytes) + " bytes");
     lowest(stream_).expires_after(std::chrono::milliseconds(shared_.options.body_timeout_ms));
     http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code e, size_t) { self->on_body(e); });
   }
 
   void on_body(beast::error_code ec) {
     if (ec == http::error::body_limit)
-      return reply_error(413, "body_too_large", "the body is larger than " + std::to_string(shared_.options.max_body_bytes) + " bytes");
+      return reply_error(protocol::ErrorCode::kBodyTooLarge, "the body is larger than " + std::to_string(shared_.options.max_body_bytes) + " bytes");
     if (ec) return close();
     auto& req = parser_->get();
     HttpRequest r;
@@ -139,11 +141,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
   }
 
-  void reply_error(int status, const std::string& code, const std::string& message) {
-    HttpResponse r;
-    r.status = status;
-    r.body = "{\"error\":{\"code\":\"" + code + "\",\"message\":\"" + message + "\"}}\n";
-    shared_.service.metrics().observe_request("limits", status, 0.0);
+  void reply_error(protocol::ErrorCode code, const std::string& message) {
+    HttpResponse r = error(code, message);
+    shared_.service.metrics().observe_request("limits", r.status, 0.0);
     send(std::move(r), false, true);  // the rest of the request is unread: the connection cannot be reused
   }
 
@@ -200,6 +200,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
 }  // namespace
 
+// long: TLS context, listener, ticker and signal-driven shutdown wired together on one io_context; to be split into their own files.
 Status run_http_server(const HttpServerOptions& o, Service& service) {
   auto log = [&](const std::string& line) {
     if (o.log) o.log(line);

@@ -5,15 +5,6 @@
 #include "pocketllm/common/seeds.h"
 
 namespace pocketllm::server {
-const char* round_state_name(RoundState s) {
-  switch (s) {
-    case RoundState::kOpen: return "open";
-    case RoundState::kApplied: return "applied";
-    case RoundState::kAbandoned: return "abandoned";
-  }
-  return "?";
-}
-
 uint64_t TaskRounds::round_seed(uint64_t key, uint64_t round, uint32_t k) {
   return step_seed(key, round, k);
 }
@@ -53,32 +44,41 @@ void TaskRounds::withdraw(uint64_t round_id, const std::string& device) {
   rounds_[round_id - 1].submissions.erase(device);
 }
 
-Result<SubmitOutcome> TaskRounds::submit(uint64_t round_id, Submission s) {
-  if (round_id == 0 || round_id > rounds_.size()) return not_found("no round " + std::to_string(round_id));
+Result<SubmitOutcome> TaskRounds::submit(uint64_t round_id, Submission s, protocol::ErrorCode* rejection) {
+  using protocol::ErrorCode;
+  auto reject = [rejection](ErrorCode code, Status status) {
+    if (rejection) *rejection = code;
+    return status;
+  };
+  if (round_id == 0 || round_id > rounds_.size()) return reject(ErrorCode::kUnknownRound, not_found("no round " + std::to_string(round_id)));
   Round& r = rounds_[round_id - 1];
   if (r.state != RoundState::kOpen)
-    return mismatch("round " + std::to_string(round_id) + " is " + round_state_name(r.state) + "; submissions are closed");
-  if (s.device.empty()) return invalid_argument("submission without a device");
+    return reject(ErrorCode::kRoundClosed,
+                  mismatch("round " + std::to_string(round_id) + " is " + round_state_name(r.state) + "; submissions are closed"));
+  if (s.device.empty()) return reject(ErrorCode::kInvalidSubmission, invalid_argument("submission without a device"));
   if (s.coeffs.size() != r.seeds.size())
-    return invalid_argument("expected " + std::to_string(r.seeds.size()) + " scalars, got " + std::to_string(s.coeffs.size()));
+    return reject(ErrorCode::kWrongCount, invalid_argument("expected " + std::to_string(r.seeds.size()) + " scalars, got " +
+                                                           std::to_string(s.coeffs.size())));
   for (float c : s.coeffs)
-    if (!std::isfinite(c)) return invalid_argument("a submitted scalar is not finite");
-  if (s.examples == 0) return invalid_argument("example count must be at least 1");
+    if (!std::isfinite(c)) return reject(ErrorCode::kNonFinite, invalid_argument("a submitted scalar is not finite"));
+  if (s.examples == 0) return reject(ErrorCode::kBadExamples, invalid_argument("example count must be at least 1"));
   if (s.base_version > r.base_version)
-    return mismatch("base version " + std::to_string(s.base_version) + " is ahead of round " + std::to_string(round_id) +
-                    "'s base " + std::to_string(r.base_version));
+    return reject(ErrorCode::kStaleBase, mismatch("base version " + std::to_string(s.base_version) + " is ahead of round " +
+                                                  std::to_string(round_id) + "'s base " + std::to_string(r.base_version)));
   const uint64_t behind = r.base_version - s.base_version;
   if (behind > policy_.max_staleness)
-    return mismatch("scalars computed from version " + std::to_string(s.base_version) + ", " + std::to_string(behind) +
-                    " versions behind round " + std::to_string(round_id) + "'s base " + std::to_string(r.base_version) +
-                    " (this task accepts at most " + std::to_string(policy_.max_staleness) + "); sync the log and retry");
+    return reject(ErrorCode::kStaleBase,
+                  mismatch("scalars computed from version " + std::to_string(s.base_version) + ", " + std::to_string(behind) +
+                           " versions behind round " + std::to_string(round_id) + "'s base " + std::to_string(r.base_version) +
+                           " (this task accepts at most " + std::to_string(policy_.max_staleness) + "); sync the log and retry"));
   s.weight = 1.0 / (1.0 + static_cast<double>(behind) / static_cast<double>(r.seeds.size()));
   auto it = r.submissions.find(s.device);
   if (it != r.submissions.end()) {
     const bool same = it->second.coeffs == s.coeffs && it->second.examples == s.examples &&
                       it->second.base_version == s.base_version;
     if (same) return SubmitOutcome::kDuplicate;
-    return mismatch("device " + s.device + " already submitted different scalars for round " + std::to_string(round_id));
+    return reject(ErrorCode::kConflictingResubmission,
+                  mismatch("device " + s.device + " already submitted different scalars for round " + std::to_string(round_id)));
   }
   r.submissions.emplace(s.device, std::move(s));
   return SubmitOutcome::kAccepted;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "pocketllm/common/update_log.h"
+#include "pocketllm/protocol/messages.h"
 
 namespace pocketllm::server {
 namespace {
@@ -104,23 +105,27 @@ Result<TaskSpec> parse_task_spec(const json& j) {
 }
 
 json task_spec_to_json(const TaskSpec& t) {
-  json j = {{"id", t.id},
-            {"base_model_id", t.base_model_id},
-            {"trainable", t.trainable},
-            {"dist", distribution_name(t.dist)},
-            {"eps", t.eps},
-            {"lr", t.lr},
-            {"batch_size", t.batch_size},
-            {"device", t.device},
-            {"tau", t.policy.tau},
-            {"round_seconds", static_cast<double>(t.policy.duration_ms) / 1000.0},
-            {"goal_submissions", t.policy.goal_submissions},
-            {"min_submissions", t.policy.min_submissions},
-            {"max_extensions", t.policy.max_extensions},
-            {"strategy", strategy_name(t.policy.aggregation.strategy)},
-            {"trim_fraction", t.policy.aggregation.trim_fraction},
-            {"clip", t.policy.aggregation.clip},
-            {"max_staleness", t.policy.max_staleness}};
+  // The training spec devices read is the protocol's; the round policy is the server's.
+  protocol::TaskInfo info;
+  info.id = t.id;
+  info.base_model_id = t.base_model_id;
+  info.trainable = t.trainable;
+  info.dist = t.dist;
+  info.eps = t.eps;
+  info.lr = t.lr;
+  info.batch_size = t.batch_size;
+  info.tau = t.policy.tau;
+  info.device = t.device;
+  json j = json::object();
+  protocol::write_training_spec(info, &j);
+  j["round_seconds"] = static_cast<double>(t.policy.duration_ms) / 1000.0;
+  j["goal_submissions"] = t.policy.goal_submissions;
+  j["min_submissions"] = t.policy.min_submissions;
+  j["max_extensions"] = t.policy.max_extensions;
+  j["strategy"] = strategy_name(t.policy.aggregation.strategy);
+  j["trim_fraction"] = t.policy.aggregation.trim_fraction;
+  j["clip"] = t.policy.aggregation.clip;
+  j["max_staleness"] = t.policy.max_staleness;
   if (!t.base_weights.empty()) j["base_weights"] = t.base_weights;
   return j;
 }

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
-#include "../test_paths.h"
+#include "test_paths.h"
 #include "model_fixtures.h"
 #include "pocketllm/client/generate.h"
 #include "pocketllm/client/loader.h"

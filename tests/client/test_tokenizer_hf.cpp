@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "../test_paths.h"
+#include "test_paths.h"
 #include "model_fixtures.h"
 #include "pocketllm/client/tokenizer.h"
 

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "../test_paths.h"
+#include "test_paths.h"
 #include "pocketllm/client/tokenizer.h"
 
 using namespace pocketllm;

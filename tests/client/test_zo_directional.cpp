@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "../test_paths.h"
+#include "test_paths.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/update_log.h"
 

@@ -9,7 +9,7 @@
 #include <sstream>
 #include <vector>
 
-#include "../test_paths.h"
+#include "test_paths.h"
 #include "pocketllm/common/perturbation.h"
 #include "pocketllm/common/philox.h"
 #include "pocketllm/common/tensor_ops.h"

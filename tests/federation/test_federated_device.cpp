@@ -6,12 +6,12 @@
 #include <fstream>
 #include <set>
 
-#include "in_process_transport.h"
-#include "pocketllm/client/federated_device.h"
-#include "pocketllm/client/federated_setup.h"
+#include "pocketllm/sim/in_process_transport.h"
+#include "pocketllm/federation/federated_device.h"
+#include "pocketllm/federation/device_model.h"
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/name_pattern.h"
-#include "../test_paths.h"
+#include "test_paths.h"
 #include "service_fixture.h"
 
 using namespace pocketllm;
@@ -36,7 +36,7 @@ class FlakyTransport : public Transport {
     for (int n : fail_before) before_.insert(count_ + n);
     for (int n : fail_after) after_.insert(count_ + n);
   }
-  Result<net::HttpResult> request(const std::string& m, const std::string& t, const std::string& b, const std::string& bearer) override {
+  Result<TransportReply> request(const std::string& m, const std::string& t, const std::string& b, const std::string& bearer) override {
     const int n = count_++;
     if (before_.count(n)) return io_error("connection reset (before delivery)");
     auto r = inner_.request(m, t, b, bearer);
@@ -96,7 +96,7 @@ struct World {
     d.state_dir = server.dir + "/" + name;
     auto tok = server.json_of(server.admin("POST", "/v1/admin/enrolment-tokens", R"({"uses":1})"))["token"].get<std::string>();
     if (!transport) transport = std::make_unique<sim::InProcessTransport>(*server.svc);
-    auto c = FederationClient::open(std::move(transport), "inprocess:", "", tok, 6, 1);
+    auto c = FederationClient::open(std::move(transport), "inprocess:", "", tok, RetryPolicy{6, 1});
     REQUIRE(c.is_ok());
     d.client = std::move(c.value());
     auto info = d.client->task(task_id);
@@ -112,7 +112,7 @@ struct World {
     FederatedDeviceOptions o;
     o.task_id = task_id;
     o.state_dir = d.state_dir;
-    o.data_seed = std::hash<std::string>{}(name);
+    o.data_seed = device_data_seed(name);
     auto f = FederatedDevice::open(*d.model.loaded.model, d.model.model_id, *d.task, all, *d.client, o, nullptr);
     REQUIRE(f.is_ok());
     d.fed = std::move(f.value());
@@ -126,7 +126,7 @@ struct World {
       REQUIRE(ri.is_ok());
       auto p = d->fed->participate(ri.value());
       REQUIRE(p.is_ok());
-      REQUIRE(p->submitted);
+      REQUIRE(p->submitted());
     }
     REQUIRE(server.admin("POST", "/v1/admin/tasks/" + task + "/rounds/" + std::to_string(r["round"].get<int>()) + "/close").status == 200);
     server.advance(3600'000 * 24 * 7 / 40);  // rounds spread over a week
@@ -191,13 +191,13 @@ TEST_CASE("federation: lost requests and lost replies are retried; the submissio
   REQUIRE(ri.is_ok());
   auto p = d.fed->participate(ri.value());  // the submission's reply is lost once: retried, a duplicate
   REQUIRE(p.is_ok());
-  CHECK(p->submitted);
+  CHECK(p->submitted());
   CHECK(raw->count_ - before == 4);
   auto detail = w.server.json_of(w.server.admin("GET", "/v1/admin/tasks/faults/rounds/1"));
   CHECK(detail["submission_list"].size() == 1);
   // A device that cannot reach the server at all gets an error after its retries, not a hang.
   auto dead = std::make_unique<FlakyTransport>(*w.server.svc, std::set<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, std::set<int>{});
-  auto c = FederationClient::with_credential(std::move(dead), d.client->device_id(), d.client->credential(), 3, 1);
+  auto c = FederationClient::with_credential(std::move(dead), d.client->device_id(), d.client->credential(), RetryPolicy{3, 1});
   auto r = c->round("faults");
   REQUIRE_FALSE(r.is_ok());
   CHECK(r.status().message().find("after 4 attempts") != std::string::npos);

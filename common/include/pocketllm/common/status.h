@@ -19,6 +19,7 @@ enum class StatusCode : int {
   kOutOfRange = 7,       // an index, size or count beyond its limit
   kCancelled = 8,        // stopped by the user or a callback
   kInternal = 9,         // a bug: an invariant did not hold
+  kResourceExhausted = 10,  // over a memory (or other) budget the caller set
 };
 
 const char* status_code_name(StatusCode code);
@@ -49,6 +50,8 @@ inline Status corrupt(std::string m) { return {StatusCode::kCorrupt, std::move(m
 inline Status mismatch(std::string m) { return {StatusCode::kMismatch, std::move(m)}; }
 inline Status unsupported(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
 inline Status out_of_range(std::string m) { return {StatusCode::kOutOfRange, std::move(m)}; }
+inline Status internal_error(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status resource_exhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
 
 // A value or the Status that explains why there is none.
 template <class T>

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "pocketllm/common/status.h"
-#include "pocketllm/server/http_server.h"
+#include "pocketllm/server/http_options.h"
 #include "pocketllm/server/service.h"
 
 namespace pocketllm::server {

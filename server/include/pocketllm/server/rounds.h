@@ -1,4 +1,4 @@
-// The round logic of one federated task, independent of HTTP and storage (DESIGN.md section 5):
+// The round logic of one federated task, independent of HTTP and storage (docs/protocol.md section 5):
 // a round publishes tau server-issued seeds; devices submit tau scalars (+ example count); at the deadline
 // or when the goal count is reached the round closes, and with enough submissions it is aggregated into
 // tau update entries appended to the task's log (the version advances by tau). Time is passed in, so
@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "pocketllm/common/update_log.h"
+#include "pocketllm/protocol/error_code.h"
+#include "pocketllm/protocol/messages.h"
 #include "pocketllm/server/aggregation.h"
 
 namespace pocketllm::server {
@@ -29,8 +31,8 @@ struct RoundPolicy {
   AggregationOptions aggregation;
 };
 
-enum class RoundState { kOpen, kApplied, kAbandoned };
-const char* round_state_name(RoundState s);
+using protocol::RoundState;
+using protocol::round_state_name;
 
 struct Round {
   uint64_t id = 0;
@@ -65,8 +67,9 @@ class TaskRounds {
   // service answers 409), a wrong scalar count or a non-finite scalar (kInvalidArgument), a different
   // resubmission from the same device (kMismatch), a base version ahead of the round's or further behind
   // than the policy's max_staleness (kMismatch). The same resubmission is a no-op (kDuplicate).
-  // An accepted stale submission gets its down-weighting in Submission::weight.
-  Result<SubmitOutcome> submit(uint64_t round_id, Submission s);
+  // An accepted stale submission gets its down-weighting in Submission::weight. On an error,
+  // `rejection` (when given) receives the protocol's code for it: the service never parses messages.
+  Result<SubmitOutcome> submit(uint64_t round_id, Submission s, protocol::ErrorCode* rejection = nullptr);
 
   // Closes the open round when due: at the goal count, or at the deadline (extended when short of the
   // minimum, abandoned after the allowed extensions). Returns the entries appended when it applied.

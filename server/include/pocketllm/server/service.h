@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,9 +72,12 @@ class Service {
   }
   void tick_task(Task& task, int64_t now);
 
-  // Routing and endpoints (api.cpp).
-  // Returns the response, or status 0 when `done` was kept to be called after a commit.
-  HttpResponse route(const HttpRequest& req, const std::string& path, const std::map<std::string, std::string>& query, Done& done);
+  // Routing (routes.cpp): a table of (method, path pattern, who may call, handler).
+  struct Call;
+  struct Route;
+  using Reply = std::optional<HttpResponse>;  // nullopt: answered later, through the call's `done`
+  static const std::vector<Route>& routes();
+  Reply dispatch(Call& call);
   enum class Caller { kNone, kAdmin, kDevice };
   struct Auth {
     Caller caller = Caller::kNone;
@@ -82,18 +86,19 @@ class Service {
     std::string error;
   };
   Auth authenticate(const HttpRequest& req);
+  // Endpoints for the operator (api_admin.cpp) and for devices (api_device.cpp).
   HttpResponse create_task(const std::string& body);
   HttpResponse create_enrol_token(const std::string& body);
   HttpResponse enrol(const std::string& body);
   HttpResponse revoke(const std::string& device);
+  HttpResponse close_round(const std::string& task, const std::string& round);
   HttpResponse list_tasks();
   HttpResponse get_task(const std::string& id);
-  HttpResponse close_round(const std::string& task, const std::string& round);
   HttpResponse get_round(const std::string& task, const std::string& round, bool admin);
-  HttpResponse submit(const std::string& task, const std::string& round, const std::string& device, const std::string& body, Done& done);
-  void committer_loop();
+  Reply submit(const std::string& task, const std::string& round, const std::string& device, const std::string& body, Done& done);
   HttpResponse get_log(const std::string& task, const std::map<std::string, std::string>& query);
   HttpResponse get_snapshot(const std::string& task, const std::map<std::string, std::string>& query);
+  void committer_loop();
   HttpResponse render_metrics();
 
   ServiceOptions opt_;

@@ -1,0 +1,46 @@
+// The engine's use cases as request structs with one implementation each, called by every front end
+// (the pocketllm CLI, the SDK's C ABI, the simulator): evaluate a model or a run, export a run, load an
+// update log from any of its forms. Fine-tuning's request is in finetune.h (run_finetune).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pocketllm/client/finetune.h"
+#include "pocketllm/client/run_dir.h"
+#include "pocketllm/client/task.h"
+
+namespace pocketllm {
+
+struct EvaluateRequest {
+  std::string model_path;  // exactly one of model_path and run_dir
+  std::string run_dir;     // the run's current weights; task options default to the run's
+  std::string data_path;
+  std::optional<std::string> task, prompt_template, labels;  // overrides
+  std::optional<int> max_length;
+  int batch_size = 32;
+  int threads = 0;         // 0: all cores
+};
+
+struct EvaluateReport {
+  EvalResult result;
+  int truncated = 0, skipped = 0;  // examples cut to the maximum length, or left out for it
+};
+
+Result<EvaluateReport> run_evaluate(const EvaluateRequest& request);
+
+// Writes a run's fine-tuned model as a Hugging Face directory; returns the run's next step.
+Result<int> export_run(const std::string& run_dir, const std::string& out_dir, int threads = 0);
+
+// An update log as steps to replay: a run directory's own (with weight-decay factors and its spec), or a
+// plain update log file (binary or JSON, docs/update-log.md) as one step without decay.
+struct ReplayableLog {
+  std::vector<LoggedStep> steps;
+  size_t entries = 0;
+  RunSpec spec;
+  bool from_run = false;
+};
+Result<ReplayableLog> load_replayable_log(const std::string& path);
+
+}  // namespace pocketllm

@@ -1,0 +1,81 @@
+#include "pocketllm/client/use_cases.h"
+
+#include <sys/stat.h>
+
+#include "pocketllm/client/dataset.h"
+#include "pocketllm/client/loader.h"
+#include "pocketllm/common/file_util.h"
+
+namespace pocketllm {
+
+Result<EvaluateReport> run_evaluate(const EvaluateRequest& r) {
+  if (r.model_path.empty() == r.run_dir.empty()) return invalid_argument("give exactly one of a model and a run directory");
+  if (r.data_path.empty()) return invalid_argument("a data file is required");
+  if (r.batch_size < 1 || r.batch_size > 65536 || (r.max_length && *r.max_length < 2))
+    return invalid_argument("batch size must be 1..65536 and max length at least 2");
+  ThreadPool pool(r.threads);
+  TaskOptions to;
+  LoadedModel loaded;
+  if (!r.run_dir.empty()) {
+    RunDir run;
+    auto l = load_run_model(r.run_dir, &run, &pool);
+    if (!l) return l.status();
+    loaded = std::move(l.value());
+    to = run.spec().task;
+  } else {
+    auto l = load_model(r.model_path, LoadOptions{"", true});
+    if (!l) return l.status();
+    loaded = std::move(l.value());
+  }
+  if (r.task) to.kind = *r.task;
+  if (r.prompt_template) to.prompt_template = *r.prompt_template;
+  if (r.labels) {
+    auto lw = parse_label_words(*r.labels);
+    if (!lw) return lw.status();
+    to.label_words = lw.value();
+  }
+  if (r.max_length) to.max_length = *r.max_length;
+  DatasetOptions dopt;
+  dopt.need_label = to.kind == "classify";
+  auto data = load_dataset(r.data_path, dopt);
+  if (!data) return data.status();
+  auto task = make_task(data.value(), *loaded.tokenizer, *loaded.model, to);
+  if (!task) return task.status();
+  auto e = task.value()->evaluate(&pool, *loaded.model, r.batch_size);
+  if (!e) return e.status();
+  return EvaluateReport{e.value(), task.value()->truncated, task.value()->skipped};
+}
+
+Result<int> export_run(const std::string& run_dir, const std::string& out_dir, int threads) {
+  ThreadPool pool(threads);
+  RunDir run;
+  auto l = load_run_model(run_dir, &run, &pool);
+  if (!l) return l.status();
+  POCKETLLM_RETURN_IF_ERROR(export_hf_directory(l.value(), out_dir));
+  return run.next_step();
+}
+
+Result<ReplayableLog> load_replayable_log(const std::string& path) {
+  ReplayableLog out;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    auto run = RunDir::open(path);
+    if (!run) return run.status();
+    out.spec = run->spec();
+    out.steps = run->steps();
+    out.entries = run->update_log().size();
+    out.from_run = true;
+    return out;
+  }
+  auto bytes = read_file(path, size_t{1} << 32);
+  if (!bytes) return bytes.status();
+  const std::string& b = bytes.value();
+  auto log = (b.size() >= 8 && b.compare(0, 7, "PLLMLOG") == 0) ? UpdateLog::from_binary(b) : UpdateLog::from_json(b);
+  if (!log) return Status(log.status().code(), path + ": " + log.status().message());
+  out.steps.resize(1);
+  out.steps[0].entries = log->entries();
+  out.entries = log->size();
+  return out;
+}
+
+}  // namespace pocketllm

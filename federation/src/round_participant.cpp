@@ -1,0 +1,100 @@
+#include "pocketllm/federation/round_participant.h"
+
+#include <cmath>
+
+#include "pocketllm/client/trainer.h"
+
+namespace pocketllm {
+
+Result<LocalRound> run_local_round(LanguageModel& model, Task& task, const std::vector<size_t>& examples, const RoundInfo& round,
+                                   uint64_t data_seed, ThreadPool* pool) {
+  if (examples.empty()) return invalid_argument("the device has no examples to train on");
+  if (round.seeds.empty() || round.round == 0) return invalid_argument("round without seeds");
+  TrainOptions o;
+  o.batch_size = static_cast<int>(round.batch_size);
+  o.lr = static_cast<float>(round.lr);
+  o.eps = static_cast<float>(round.eps);
+  o.dist = round.dist;
+  o.seeds = round.seeds;
+  o.first_step = static_cast<int>((round.round - 1) * round.seeds.size());
+  o.steps = o.first_step + static_cast<int>(round.seeds.size());
+  o.data_seed = data_seed;
+  ZoTrainer trainer(model, task, examples, o, pool);
+  LocalRound out;
+  double loss_sum = 0;
+  int counted = 0;
+  for (size_t k = 0; k < round.seeds.size(); ++k) {
+    auto rec = trainer.step(o.first_step + static_cast<int>(k));
+    if (!rec) return rec.status();
+    if (rec->skipped) {
+      out.coeffs.push_back(0.0f);
+      ++out.skipped;
+      continue;
+    }
+    out.coeffs.push_back(rec->entries[0].coeff);
+    loss_sum += 0.5 * (rec->loss_plus[0] + rec->loss_minus[0]);
+    ++counted;
+    trainer.apply(rec.value());
+  }
+  out.mean_loss = counted ? loss_sum / counted : NAN;
+  out.examples = static_cast<uint64_t>(round.seeds.size()) * static_cast<uint64_t>(round.batch_size);
+  return out;
+}
+
+const char* outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::kTrained: return "trained";
+    case Outcome::kAccepted: return "accepted";
+    case Outcome::kDuplicate: return "duplicate";
+    case Outcome::kClosed: return "closed";
+    case Outcome::kStale: return "stale";
+    case Outcome::kRejected: return "rejected";
+  }
+  return "?";
+}
+
+std::string Participation::describe() const {
+  if (outcome == Outcome::kRejected) return reply.error_name.empty() ? "HTTP " + std::to_string(reply.status) : reply.error_name;
+  return outcome_name(outcome);
+}
+
+Result<Participation> RoundParticipant::train(const RoundInfo& round) {
+  Participation p;
+  p.round = round.round;
+  if (!round.open()) {
+    p.outcome = Outcome::kClosed;
+    return p;
+  }
+  if (shared_version() != round.base_version) {
+    POCKETLLM_RETURN_IF_ERROR(sync());
+    if (shared_version() != round.base_version) {
+      p.outcome = Outcome::kStale;
+      return p;
+    }
+  }
+  POCKETLLM_RETURN_IF_ERROR(before_round());  // rounds start from the exact shared weights
+  auto local = run_local_round(model_, task_, examples(), round, data_seed(), pool_);
+  Status restore = after_round();
+  if (!local) return local.status();
+  POCKETLLM_RETURN_IF_ERROR(restore);
+  p.local = std::move(local.value());
+  p.outcome = Outcome::kTrained;
+  return p;
+}
+
+Result<Participation> RoundParticipant::submit(FederationClient& client, const std::string& task_id, const RoundInfo& round,
+                                               Participation p) {
+  if (p.outcome != Outcome::kTrained) return p;
+  protocol::SubmissionRequest s;
+  s.coeffs = p.local.coeffs;
+  s.examples = p.local.examples;
+  s.base_version = round.base_version;
+  if (std::isfinite(p.local.mean_loss)) s.loss["mean"] = p.local.mean_loss;
+  auto reply = client.submit(task_id, round.round, s);
+  if (!reply) return reply.status();
+  p.reply = reply.value();
+  p.outcome = !reply->accepted ? Outcome::kRejected : reply->duplicate ? Outcome::kDuplicate : Outcome::kAccepted;
+  return p;
+}
+
+}  // namespace pocketllm

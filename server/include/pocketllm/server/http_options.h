@@ -1,0 +1,27 @@
+// The network front's settings (listen address, TLS, limits, timeouts), in a header without the
+// network library so the configuration parser (config.h) stays in the Beast-free core.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace pocketllm::server {
+
+struct HttpServerOptions {
+  std::string address = "0.0.0.0";
+  uint16_t port = 8443;              // 0: any free port (written to port_file)
+  int threads = 2;
+  bool tls = true;
+  std::string cert_file, key_file;   // PEM; required with tls
+  uint64_t max_body_bytes = 1 << 20;
+  uint32_t max_header_bytes = 16 << 10;
+  int header_timeout_ms = 15000;     // the whole request head, idle keep-alive wait included
+  int body_timeout_ms = 30000;
+  int tick_ms = 100;                 // how often rounds are checked against their deadlines
+  int shutdown_grace_ms = 5000;      // in-flight requests get this long after SIGTERM
+  std::string port_file;             // written (atomically) with the bound port once listening
+  std::function<void(const std::string&)> log;
+};
+
+}  // namespace pocketllm::server

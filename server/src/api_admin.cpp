@@ -1,0 +1,120 @@
+// The operator's endpoints (docs/protocol.md section 3): tasks, enrolment tokens, enrolment, revocation,
+// closing a round.
+#include <cmath>
+#include <limits>
+
+#include "http_util.h"
+#include "pocketllm/common/safetensors.h"
+#include "pocketllm/common/sha256.h"
+#include "pocketllm/common/update_log.h"
+#include "service_internal.h"
+
+namespace pocketllm::server {
+
+using nlohmann::json;
+using protocol::ErrorCode;
+
+HttpResponse Service::create_task(const std::string& body) {
+  json j;
+  HttpResponse err;
+  if (!parse_body(body, &j, &err)) return err;
+  auto spec = parse_task_spec(j);
+  if (!spec) return error(ErrorCode::kInvalidTask, spec.status().message());
+  StoredTask stored;
+  stored.id = spec->id;
+  stored.spec_json = task_spec_to_json(spec.value()).dump();
+  uint64_t key = spec->seed_key;
+  if (!spec->has_seed_key) seed_from_hex(random_hex(8), &key);
+  stored.seed_key = key;
+  std::lock_guard<std::mutex> lock(mu_);
+  stored.created_ms = now_ms();
+  if (tasks_.count(stored.id)) return error(ErrorCode::kTaskExists, "task " + stored.id + " already exists");
+  auto task = std::make_unique<Task>(spec.value(), stored);
+  if (!spec->base_weights.empty()) {
+    auto file = SafetensorsFile::open(spec->base_weights);
+    if (!file) return error(ErrorCode::kInvalidTask, "task.base_weights: " + file.status().message());
+  }
+  auto first = task->rounds.open_round(stored.created_ms);
+  if (!first) return error(ErrorCode::kInvalidTask, first.status().message());
+  std::lock_guard<std::mutex> store_lock(store_mu_);
+  Status saved = store_->insert_task(stored, first.value());
+  if (!saved) return error(ErrorCode::kStoreUnavailable, "the task was not saved; retry");
+  Status loaded = load_task(stored);  // the one path that builds a task, snapshots included
+  if (!loaded) return error(ErrorCode::kInternal, loaded.message());
+  log("task " + stored.id + " created");
+  json out = task_spec_to_json(spec.value());
+  out["version"] = 0;
+  out["round"] = 1;
+  return json_response(201, out);
+}
+
+HttpResponse Service::create_enrol_token(const std::string& body) {
+  json j;
+  HttpResponse err;
+  if (!parse_body(body.empty() ? std::string("{}") : body, &j, &err)) return err;
+  double uses = 1, ttl = 86400;
+  if (j.contains("uses") && (!j["uses"].is_number_integer() || j["uses"].get<double>() < 1 || j["uses"].get<double>() > 1e6))
+    return error(ErrorCode::kInvalidField, "uses must be an integer in [1, 1000000]");
+  if (j.contains("uses")) uses = j["uses"].get<double>();
+  if (j.contains("ttl_seconds") && (!j["ttl_seconds"].is_number() || !(j["ttl_seconds"].get<double>() >= 1) || j["ttl_seconds"].get<double>() > 365.0 * 86400))
+    return error(ErrorCode::kInvalidField, "ttl_seconds must be a number in [1, 31536000]");
+  if (j.contains("ttl_seconds")) ttl = j["ttl_seconds"].get<double>();
+  const std::string token = "et_" + random_hex(24);
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = now_ms();
+  const int64_t expires = now + static_cast<int64_t>(ttl * 1000);
+  std::lock_guard<std::mutex> store_lock(store_mu_);
+  Status s = store_->insert_enrol_token(sha256_hex(token), static_cast<uint32_t>(uses), expires, now);
+  if (!s) return error(ErrorCode::kStoreUnavailable, "the token was not saved; retry");
+  return json_response(201, {{"token", token}, {"uses", static_cast<uint32_t>(uses)}, {"expires_ms", expires}});
+}
+
+HttpResponse Service::enrol(const std::string& body) {
+  json j;
+  HttpResponse err;
+  if (!parse_body(body, &j, &err)) return err;
+  protocol::EnrolRequest req;
+  if (auto rejection = protocol::parse_enrol_request(j, &req)) return error(rejection->code, rejection->message);
+  StoredDevice d;
+  d.id = "d_" + random_hex(8);
+  const std::string secret = random_hex(32);
+  d.secret_sha256 = sha256_hex(secret);
+  std::lock_guard<std::mutex> lock(mu_);
+  d.created_ms = now_ms();
+  std::lock_guard<std::mutex> store_lock(store_mu_);
+  Status s = store_->enrol_device(sha256_hex(req.token), d, d.created_ms);
+  if (s.code() == StatusCode::kNotFound) return error(ErrorCode::kInvalidEnrolmentToken, s.message());
+  if (!s) return error(ErrorCode::kStoreUnavailable, "enrolment was not saved; retry");
+  devices_[d.id] = {d.secret_sha256, false};
+  log("device " + d.id + " enrolled");
+  return json_response(201, protocol::to_json(protocol::EnrolReply{d.id, d.id + "." + secret}));
+}
+
+HttpResponse Service::revoke(const std::string& device) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = devices_.find(device);
+  if (it == devices_.end()) return error(ErrorCode::kUnknownDevice, "no device " + device);
+  std::lock_guard<std::mutex> store_lock(store_mu_);
+  Status s = store_->revoke_device(device, now_ms());
+  if (!s) return error(ErrorCode::kStoreUnavailable, "the revocation was not saved; retry");
+  it->second.revoked = true;
+  log("device " + device + " revoked");
+  return json_response(200, {{"device_id", device}, {"revoked", true}});
+}
+
+HttpResponse Service::close_round(const std::string& task, const std::string& round) {
+  uint64_t id = 0;
+  if (!parse_u64(round, &id)) return error(ErrorCode::kBadRound, "round must be a number");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tasks_.find(task);
+    if (it == tasks_.end()) return error(ErrorCode::kUnknownTask, "no task " + task);
+    Status s = it->second->rounds.close_now(id, now_ms());
+    if (s.code() == StatusCode::kNotFound) return error(ErrorCode::kUnknownRound, s.message());
+    if (!s) return error(ErrorCode::kRoundClosed, s.message());
+    tick_task(*it->second, now_ms());
+  }
+  return get_round(task, round, true);
+}
+
+}  // namespace pocketllm::server

@@ -1,0 +1,265 @@
+// The endpoints devices read and write (docs/protocol.md section 3): tasks, rounds, submissions, the log,
+// snapshots; and the metrics page.
+#include <cmath>
+#include <limits>
+
+#include "http_util.h"
+#include "pocketllm/common/safetensors.h"
+#include "pocketllm/common/sha256.h"
+#include "pocketllm/common/update_log.h"
+#include "service_internal.h"
+
+namespace pocketllm::server {
+
+using nlohmann::json;
+using protocol::ErrorCode;
+
+namespace {
+
+protocol::RoundInfo round_info(const TaskSpec& spec, const Round& r, int64_t now) {
+  protocol::RoundInfo info;
+  info.task = spec.id;
+  info.round = r.id;
+  info.state = r.state;
+  info.base_version = r.base_version;
+  info.seeds = r.seeds;
+  info.lr = spec.lr;
+  info.eps = spec.eps;
+  info.batch_size = spec.batch_size;
+  info.dist = spec.dist;
+  info.trainable = spec.trainable;
+  info.deadline_ms = r.deadline_ms;
+  info.server_time_ms = now;
+  info.submissions = r.submissions.size();
+  return info;
+}
+
+}  // namespace
+
+HttpResponse Service::list_tasks() {
+  std::lock_guard<std::mutex> lock(mu_);
+  json tasks = json::array();
+  for (const auto& [id, t] : tasks_) tasks.push_back({{"id", id}, {"version", t->rounds.version()}, {"round", t->rounds.current() ? t->rounds.current()->id : 0}});
+  return json_response(200, {{"tasks", tasks}});
+}
+
+HttpResponse Service::get_task(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return error(ErrorCode::kUnknownTask, "no task " + id);
+  const Task& t = *it->second;
+  json out = task_spec_to_json(t.spec);
+  out.erase("base_weights");  // a server path: not the devices' business
+  protocol::TaskInfo status;
+  status.version = t.rounds.version();
+  status.round = t.rounds.current() ? t.rounds.current()->id : 0;
+  status.snapshots = t.has_weights;
+  protocol::write_task_status(status, &out);
+  return json_response(200, out);
+}
+
+HttpResponse Service::get_round(const std::string& task, const std::string& round, bool admin) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(task);
+  if (it == tasks_.end()) return error(ErrorCode::kUnknownTask, "no task " + task);
+  const Task& t = *it->second;
+  const Round* r = nullptr;
+  uint64_t id = 0;
+  if (round == "current") r = t.rounds.current();
+  else if (parse_u64(round, &id)) r = t.rounds.round(id);
+  else return error(ErrorCode::kBadRound, "round must be a number");
+  if (!r) return error(ErrorCode::kUnknownRound, "no round " + round + " in task " + task);
+  json out = protocol::to_json(round_info(t.spec, *r, now_ms()));
+  if (r->state == RoundState::kApplied) {
+    // The versions this round's entries occupy: the next round's base is where they end.
+    const Round* next = t.rounds.round(r->id + 1);
+    out["applied_version"] = next ? next->base_version : t.rounds.version();
+  }
+  if (admin) {
+    json subs = json::array();
+    for (const auto& [device, s] : r->submissions) {
+      json c = json::array();
+      for (float v : s.coeffs) c.push_back(static_cast<double>(v));
+      subs.push_back({{"device", device}, {"coeffs", c}, {"examples", s.examples}, {"base_version", s.base_version}, {"weight", s.weight}});
+    }
+    out["submission_list"] = subs;
+    out["extensions"] = r->extensions;
+  }
+  return json_response(200, out);
+}
+
+HttpResponse submission_reply(int status, const StoredSubmission& x, size_t submissions_in_round) {
+  HttpResponse r;
+  if (status == 503) {
+    r = error(ErrorCode::kStoreUnavailable, "the submission was not saved; retry");
+  } else {
+    protocol::SubmissionReceipt receipt;
+    receipt.task = x.task;
+    receipt.round = x.round;
+    receipt.duplicate = status == 200;
+    receipt.weight = x.submission.weight;
+    receipt.submissions = submissions_in_round;
+    r = json_response(status, protocol::to_json(receipt));
+  }
+  r.route = "/v1/tasks/{task}/rounds/{round}/submissions";
+  return r;
+}
+
+Service::Reply Service::submit(const std::string& task, const std::string& round, const std::string& device, const std::string& body,
+                              Done& done) {
+  auto reject = [&](ErrorCode code, const std::string& message) {
+    metrics_.count_submission(protocol::error_code_name(code));
+    return error(code, message);
+  };
+  json j;
+  HttpResponse err;
+  if (!parse_body(body, &j, &err)) {
+    metrics_.count_submission("malformed_json");
+    return err;
+  }
+  uint64_t round_id = 0;
+  if (!parse_u64(round, &round_id)) return reject(ErrorCode::kBadRound, "round must be a number");
+  protocol::SubmissionRequest req;
+  if (auto rejection = protocol::parse_submission(j, &req)) return reject(rejection->code, rejection->message);
+  Submission s;
+  s.device = device;
+  s.examples = req.examples;
+  s.base_version = req.base_version;
+  s.coeffs = std::move(req.coeffs);
+  const std::string stats = j.contains("loss") ? json(req.loss).dump() : json::object().dump();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(task);
+  if (it == tasks_.end()) return reject(ErrorCode::kUnknownTask, "no task " + task);
+  Task& t = *it->second;
+  ErrorCode rejection = ErrorCode::kInvalidSubmission;
+  auto outcome = t.rounds.submit(round_id, s, &rejection);
+  if (!outcome) {
+    metrics_.count_submission(protocol::error_code_name(rejection));
+    protocol::ErrorReply e;
+    e.code = rejection;
+    e.message = outcome.status().message();
+    if (protocol::http_status(rejection) == 409) {
+      if (t.rounds.current()) e.current_round = t.rounds.current()->id;
+      e.version = t.rounds.version();
+    }
+    return error_reply(e);
+  }
+  const Round& r = *t.rounds.round(round_id);
+  const PendingKey key{task, round_id, device};
+  if (outcome.value() == SubmitOutcome::kAccepted) {
+    // Held in memory, answered once the group commit that carries it is durable.
+    pending_[key].push_back(std::move(done));
+    {
+      std::lock_guard<std::mutex> qlock(queue_mu_);
+      queue_.push_back(StoredSubmission{task, round_id, r.submissions.at(device), stats, now_ms()});
+    }
+    queue_cv_.notify_one();
+    return std::nullopt;
+  }
+  if (auto p = pending_.find(key); p != pending_.end()) {  // the same submission, not yet durable: wait with it
+    p->second.push_back(std::move(done));
+    return std::nullopt;
+  }
+  metrics_.count_submission("duplicate");
+  return submission_reply(200, StoredSubmission{task, round_id, r.submissions.at(device), "", 0}, r.submissions.size());
+}
+
+HttpResponse Service::get_log(const std::string& task, const std::map<std::string, std::string>& query) {
+  uint64_t since = 0, limit = 1000;
+  if (query.count("since") && !parse_u64(query.at("since"), &since)) return error(ErrorCode::kBadQuery, "since must be a version number");
+  if (query.count("limit") && (!parse_u64(query.at("limit"), &limit) || limit == 0))
+    return error(ErrorCode::kBadQuery, "limit must be a positive number");
+  limit = std::min<uint64_t>(limit, opt_.max_log_page);
+  const std::string format = query.count("format") ? query.at("format") : "json";
+  if (format != "json" && format != "binary") return error(ErrorCode::kBadQuery, "format must be json or binary");
+  UpdateLog page;
+  uint64_t version = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tasks_.find(task);
+    if (it == tasks_.end()) return error(ErrorCode::kUnknownTask, "no task " + task);
+    version = it->second->rounds.version();
+    if (since > version) return error(ErrorCode::kBeyondLog, "since " + std::to_string(since) + " is beyond the log's version " + std::to_string(version));
+    page = it->second->rounds.log().slice(since, since + limit);
+  }
+  const uint64_t next = since + page.size();
+  if (format == "binary") {
+    HttpResponse r;
+    r.content_type = "application/octet-stream";
+    r.body = page.to_binary();
+    r.headers.emplace_back("X-Pocketllm-Version", std::to_string(version));
+    r.headers.emplace_back("X-Pocketllm-Since", std::to_string(since));
+    r.headers.emplace_back("X-Pocketllm-Next", std::to_string(next));
+    return r;
+  }
+  json entries = json::array();
+  for (const auto& e : page.entries()) entries.push_back({{"seed", seed_to_hex(e.seed)}, {"coeff", static_cast<double>(e.coeff)}});
+  return json_response(200, {{"task", task}, {"version", version}, {"since", since}, {"next", next}, {"complete", next == version}, {"entries", entries}});
+}
+
+HttpResponse Service::get_snapshot(const std::string& task, const std::map<std::string, std::string>& query) {
+  Task* t = nullptr;
+  std::vector<UpdateEntry> entries;
+  uint64_t version = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tasks_.find(task);
+    if (it == tasks_.end()) return error(ErrorCode::kUnknownTask, "no task " + task);
+    t = it->second.get();
+    if (!t->has_weights)
+      return error(ErrorCode::kNoSnapshots, "this server holds no base weights for task " + task +
+                                            (t->weights_problem.empty() ? "" : " (" + t->weights_problem + ")"));
+    version = t->rounds.version();
+    if (query.count("version") && !parse_u64(query.at("version"), &version)) return error(ErrorCode::kBadQuery, "version must be a number");
+    if (version > t->rounds.version()) return error(ErrorCode::kBeyondLog, "version " + std::to_string(version) + " does not exist yet");
+    entries.assign(t->rounds.log().entries().begin(), t->rounds.log().entries().begin() + static_cast<long>(version));
+  }
+  // Tasks are never removed, so t stays valid; snapshot work does not hold the service lock.
+  std::lock_guard<std::mutex> lock(t->snapshot_mu);
+  std::vector<std::vector<float>> scratch;
+  std::vector<std::vector<float>>* tensors = &t->cache;
+  uint64_t from = t->cache_version;
+  if (version < t->cache_version) {  // an old version: materialise it aside, keep the cache at the head
+    scratch = t->base;
+    tensors = &scratch;
+    from = 0;
+  }
+  std::vector<NamedTensor> named;
+  for (size_t i = 0; i < t->names.size(); ++i) named.push_back({t->names[i], (*tensors)[i].data(), (*tensors)[i].size()});
+  replay_entries(pool_.get(), t->spec.dist, entries.data() + from, version - from, named);
+  if (tensors == &t->cache) t->cache_version = version;
+  std::vector<TensorToWrite> out;
+  for (size_t i = 0; i < t->names.size(); ++i) out.push_back({t->names[i], DType::kF32, t->shapes[i], (*tensors)[i].data()});
+  auto bytes = serialize_safetensors(out, {{"format", "pocketllm.snapshot"}, {"task", task}, {"version", std::to_string(version)},
+                                           {"base_model_id", t->spec.base_model_id}});
+  if (!bytes) return error(ErrorCode::kInternal, bytes.status().message());
+  HttpResponse r;
+  r.content_type = "application/octet-stream";
+  r.body = std::move(bytes.value());
+  r.headers.emplace_back("X-Pocketllm-Version", std::to_string(version));
+  r.headers.emplace_back("X-Pocketllm-Sha256", sha256_hex(r.body));
+  return r;
+}
+
+HttpResponse Service::render_metrics() {
+  std::vector<std::pair<std::string, double>> gauges;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t revoked = 0;
+    for (const auto& [id, d] : devices_) revoked += d.revoked;
+    gauges.emplace_back("pocketllm_devices{state=\"active\"}", static_cast<double>(devices_.size() - revoked));
+    gauges.emplace_back("pocketllm_devices{state=\"revoked\"}", static_cast<double>(revoked));
+    for (const auto& [id, t] : tasks_) gauges.emplace_back("pocketllm_task_version{task=\"" + id + "\"}", static_cast<double>(t->rounds.version()));
+    for (const auto& [id, t] : tasks_)
+      gauges.emplace_back("pocketllm_task_round{task=\"" + id + "\"}", t->rounds.current() ? static_cast<double>(t->rounds.current()->id) : 0.0);
+    for (const auto& [id, t] : tasks_)
+      gauges.emplace_back("pocketllm_round_submissions{task=\"" + id + "\"}",
+                          t->rounds.current() ? static_cast<double>(t->rounds.current()->submissions.size()) : 0.0);
+  }
+  HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4";
+  r.body = metrics_.render(gauges);
+  return r;
+}
+
+}  // namespace pocketllm::server

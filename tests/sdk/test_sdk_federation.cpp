@@ -1,0 +1,129 @@
+// The SDK's federation calls (pocketllm.h, and pocketllm.hpp over it) against the real server over TLS.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <list>
+
+#include "pocketllm/pocketllm.hpp"
+#include "test_paths.h"
+#include "server_process.h"
+
+using namespace pocketllm::server::test;
+using nlohmann::json;
+
+namespace {
+const std::string kModel = pocketllm::test::stories260k_dir();
+
+json body_of(const pocketllm::Result<pocketllm::net::HttpResult>& r) {
+  REQUIRE(r.is_ok());
+  return json::parse(r->body);
+}
+}  // namespace
+
+TEST_CASE("sdk: devices join a task, run a round, sync; errors are status codes with messages", "[sdk][federation][e2e]") {
+  const std::string dir = temp_dir("sdkfed");
+  make_test_cert(dir);
+  ServerProcess server(POCKETLLM_SERVER_BIN, dir);
+  server.start();
+  auto admin = server.client();
+  pllm_model* m = nullptr;
+  REQUIRE(pllm_model_load(kModel.c_str(), nullptr, &m) == PLLM_OK);
+  char* id = nullptr;
+  REQUIRE(pllm_model_id(m, &id) == PLLM_OK);
+  const std::string model_id = id;
+  pllm_free_string(id);
+  pllm_model_free(m);
+  const std::string task = R"({"id":"sdk","base_model_id":")" + model_id +
+                           R"(","trainable":"norms","tau":2,"batch_size":2,"lr":0.001,"round_seconds":60,"goal_submissions":2,"min_submissions":2,"device":{"task":"lm","max_length":16}})";
+  REQUIRE(admin->request("POST", "/v1/admin/tasks", task, kAdminToken)->status == 201);
+  const std::string other = R"({"id":"other","base_model_id":")" + std::string(64, 'a') + R"("})";
+  REQUIRE(admin->request("POST", "/v1/admin/tasks", other, kAdminToken)->status == 201);
+  const std::string token = body_of(admin->request("POST", "/v1/admin/enrolment-tokens", R"({"uses":4})", kAdminToken))["token"];
+  std::ofstream(dir + "/a.txt") << "the cat sat on the mat\nthe dog ran in the park\na bird sang a song\n";
+  std::ofstream(dir + "/b.txt") << "she read a book by the sea\nhe found a red ball\nthey ate cake at noon\n";
+  const std::string url = server.url(), ca = dir + "/server.crt";
+  auto params = [&](const std::string& name, const char* task_id) {
+    pllm_device_params p = pllm_device_default_params();
+    static std::list<std::string> keep;  // the C strings must outlive the call (a list never moves them)
+    keep.push_back(dir + "/" + name + ".cred");
+    const char* cred = keep.back().c_str();
+    keep.push_back(dir + "/" + name + ".txt");
+    const char* data = keep.back().c_str();
+    keep.push_back(dir + "/" + name + "-state");
+    const char* state = keep.back().c_str();
+    p.server_url = url.c_str();
+    p.ca_file = ca.c_str();
+    p.enrolment_token = token.c_str();
+    p.task_id = task_id;
+    p.model_path = kModel.c_str();
+    p.credentials_path = cred;
+    p.data_path = data;
+    p.state_dir = state;
+    p.timeout_ms = 5000;
+    p.n_threads = 1;
+    return p;
+  };
+
+  // Errors first: missing fields, a task for another base model.
+  pllm_device* bad = nullptr;
+  pllm_device_params empty = pllm_device_default_params();
+  CHECK(pllm_device_open(&empty, &bad) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(pllm_last_error()).find("required") != std::string::npos);
+  const pllm_device_params wrong_task = params("a", "other");
+  CHECK(pllm_device_open(&wrong_task, &bad) == PLLM_ERR_MISMATCH);
+  CHECK(std::string(pllm_last_error()).find("base model") != std::string::npos);
+  CHECK(bad == nullptr);
+  pllm_device_params tiny = params("c", "sdk");
+  tiny.memory_budget_bytes = 100000;  // stories260K's weights alone are ~1 MiB
+  CHECK(pllm_device_open(&tiny, &bad) == PLLM_ERR_MEMORY_BUDGET);
+  CHECK(std::string(pllm_last_error()).find("over the memory budget of 100000 bytes") != std::string::npos);
+
+  pllm_device *a = nullptr, *b = nullptr;
+  const pllm_device_params pa = params("a", "sdk"), pb = params("b", "sdk");
+  REQUIRE(pllm_device_open(&pa, &a) == PLLM_OK);
+  REQUIRE(pllm_device_open(&pb, &b) == PLLM_OK);
+  bool submitted = false;
+  uint64_t round = 0;
+  REQUIRE(pllm_device_run_round(a, &submitted, &round) == PLLM_OK);
+  CHECK(submitted);
+  CHECK(round == 1);
+  REQUIRE(pllm_device_run_round(a, &submitted, &round) == PLLM_OK);
+  CHECK_FALSE(submitted);  // already in this round
+  REQUIRE(pllm_device_run_round(b, &submitted, &round) == PLLM_OK);
+  CHECK(submitted);
+  uint64_t va = 0, vb = 0;
+  for (int i = 0; i < 100 && va < 2; ++i) {
+    REQUIRE(pllm_device_sync(a, &va) == PLLM_OK);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(pllm_device_sync(b, &vb) == PLLM_OK);
+  CHECK(va == 2);
+  CHECK(vb == 2);
+  double la = 0, lb = 0, acc = 0;
+  REQUIRE(pllm_device_eval(a, (dir + "/b.txt").c_str(), &la, &acc) == PLLM_OK);
+  REQUIRE(pllm_device_eval(b, (dir + "/b.txt").c_str(), &lb, &acc) == PLLM_OK);
+  CHECK(la == lb);  // the same shared weights on both devices
+  CHECK(std::isfinite(la));
+  CHECK(pllm_device_bytes_sent(a) > 0);
+  char* text = nullptr;
+  REQUIRE(pllm_device_generate(a, "Once upon a time", nullptr, nullptr, nullptr, &text) == PLLM_OK);
+  CHECK(text != nullptr);
+  pllm_free_string(text);
+  REQUIRE(pllm_device_personalize(a, 2, 1e-3f, 7) == PLLM_OK);
+  REQUIRE(pllm_device_eval(a, (dir + "/b.txt").c_str(), &la, &acc) == PLLM_OK);
+  CHECK(la != lb);  // personal steps changed device a only
+  CHECK(pllm_device_personalize(a, 2, -1.0f, 7) == PLLM_ERR_INVALID_ARGUMENT);
+  pllm_device_free(a);
+  pllm_device_free(b);
+
+  // The C++ layer turns the same failures into exceptions, and reopens a device from its state.
+  CHECK_THROWS_AS(pocketllm::sdk::Device(pllm_device_default_params()), pocketllm::sdk::Error);
+  pocketllm::sdk::Device again(pa);
+  CHECK(again.sync() == 2);
+  auto [loss, accuracy] = again.eval(dir + "/b.txt");
+  CHECK(loss == la);  // shared + the personal steps, restored from the state directory
+  (void)accuracy;
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}

@@ -1,0 +1,40 @@
+// pocketllm-sim as a library: N virtual devices of a federation on one machine, against an in-process
+// server or a real one over HTTPS. Devices share one base model in memory; each holds only its data
+// shard, its credential and its version. Every device takes part through the federation module's round
+// flow (RoundParticipant), so a simulated device trains exactly as a real one. Writes per-round
+// rounds.csv / rounds.json, plot.svg and task.json to the output directory.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "pocketllm/common/status.h"
+
+namespace pocketllm::sim {
+
+struct SimOptions {
+  std::string model_path, data_path, eval_data_path;
+  int devices = 8;
+  uint64_t rounds = 10;
+  bool in_process = true;            // else a real server: server_url, ca_file, admin_token
+  std::string server_url, ca_file, admin_token;
+  double participation = 1.0;        // fraction of devices asked per round (seeded)
+  double dropout = 0;                // fraction of asked devices that train but never submit
+  double straggler = 0;              // fraction that submit after the round closed (refused with 409)
+  std::string partition = "iid";     // iid | contiguous | dirichlet:ALPHA
+  uint64_t seed = 0;                 // partition, data order, participation and the round seeds
+  nlohmann::json device = {{"task", "lm"}, {"max_length", 128}};  // the task's device settings
+  uint32_t tau = 8, batch_size = 8;
+  double lr = 1e-4, eps = 1e-3, clip = 0;
+  std::string trainable = "*", strategy = "weighted_mean", task_id;  // task id: derived from the seed when empty
+  std::string out_dir = "sim-out";
+  std::string sample_prompt;         // greedy sample from the shared model before and after
+  std::string save_shared;           // write the final shared trainable tensors (safetensors)
+  int threads = 0;
+};
+
+Status run_simulation(const SimOptions& options);
+
+}  // namespace pocketllm::sim

@@ -1,0 +1,108 @@
+// pocketllm-sim: argv -> SimOptions; the simulation library (simulation.h) does the rest.
+#include <cstdio>
+
+#include "pocketllm/cli/command.h"
+#include "pocketllm/common/file_util.h"
+#include "pocketllm/common/update_log.h"
+#include "pocketllm/sim/simulation.h"
+
+using namespace pocketllm;
+
+namespace {
+
+constexpr const char* kHelp =
+    "usage: pocketllm-sim --model PATH --data FILE [--eval-data FILE] [options]\n"
+    "\n"
+    "Simulates a federation of N devices fine-tuning one model with zeroth-order rounds. Each device\n"
+    "trains on a private shard of --data and uploads only its tau scalars.\n"
+    "\n"
+    "federation:\n"
+    "  --devices N (8)  --rounds R (10)\n"
+    "  --mode inprocess|loopback   an in-process server (default), or a real one over HTTPS:\n"
+    "  --server URL --ca FILE --admin-token-file FILE   (loopback)\n"
+    "  --participation P (1.0)     fraction of devices asked per round (seeded)\n"
+    "  --dropout P (0)             fraction of asked devices that train but never submit\n"
+    "  --straggler P (0)           fraction that submit after the round closed (refused with 409)\n"
+    "  --partition iid|contiguous|dirichlet:ALPHA (iid)   how --data is split across devices\n"
+    "  --seed S (0)                partition, data order, participation and the round seeds\n"
+    "task (sent to the server):\n"
+    "  --task lm|classify (lm)  --template T  --labels L  --preset sst2|agnews  --max-length N (128)\n"
+    "  --tau K (8)  --batch-size B (8)  --lr LR (1e-4)  --eps EPS (1e-3)  --trainable P (*)\n"
+    "  --strategy weighted_mean|median|trimmed_mean (weighted_mean)  --clip C (0)  --task-id ID\n"
+    "output:\n"
+    "  --out DIR (sim-out)  rounds.csv, rounds.json, plot.svg, task.json\n"
+    "  --sample PROMPT      greedy sample from the shared model before and after\n"
+    "  --save-shared FILE   write the final shared trainable tensors (safetensors, as devices keep them)\n"
+    "  --threads N          worker threads (default: all cores)\n";
+
+// Numeric options with their ranges; returns a usage message or "".
+std::string read_numbers(const cli::Args& args, sim::SimOptions* o) {
+  auto devices = args.get_u64("devices", 8), rounds = args.get_u64("rounds", 10), threads = args.get_u64("threads", 0);
+  auto tau = args.get_u64("tau", 8), batch = args.get_u64("batch-size", 8), max_len = args.get_u64("max-length", 128);
+  auto participation = args.get_double("participation", 1.0), dropout = args.get_double("dropout", 0),
+       straggler = args.get_double("straggler", 0), lr = args.get_double("lr", 1e-4), eps = args.get_double("eps", 1e-3),
+       clip = args.get_double("clip", 0);
+  if (!devices || devices.value() < 1 || devices.value() > 100000) return "--devices must be 1..100000";
+  if (!rounds || rounds.value() < 1) return "--rounds must be a positive integer";
+  if (!tau || tau.value() < 1 || tau.value() > 256) return "--tau must be 1..256";
+  if (!batch || batch.value() < 1 || batch.value() > 65536 || !max_len || max_len.value() < 2 || max_len.value() > (1u << 20) || !threads ||
+      threads.value() > 1024)
+    return "bad --batch-size, --max-length or --threads";
+  for (auto* p : {&participation, &dropout, &straggler})
+    if (!*p || p->value() < 0 || p->value() > 1) return "--participation, --dropout and --straggler must be in [0, 1]";
+  if (!lr || !eps || eps.value() <= 0 || !clip || clip.value() < 0) return "bad --lr, --eps or --clip";
+  o->devices = static_cast<int>(devices.value());
+  o->rounds = rounds.value();
+  o->threads = static_cast<int>(threads.value());
+  o->tau = static_cast<uint32_t>(tau.value());
+  o->batch_size = static_cast<uint32_t>(batch.value());
+  o->device["max_length"] = max_len.value();
+  o->participation = participation.value();
+  o->dropout = dropout.value();
+  o->straggler = straggler.value();
+  o->lr = lr.value();
+  o->eps = eps.value();
+  o->clip = clip.value();
+  return "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cli::Command cmd("pocketllm-sim", kHelp,
+                   {"model", "data", "eval-data", "devices", "rounds", "mode", "server", "ca", "admin-token-file", "participation",
+                    "dropout", "straggler", "partition", "seed", "task", "template", "labels", "preset", "max-length", "tau",
+                    "batch-size", "lr", "eps", "trainable", "strategy", "clip", "task-id", "out", "sample", "threads", "save-shared"});
+  return cmd.run(std::vector<std::string>(argv + 1, argv + argc), [&](const cli::Args& args) {
+    if (!args.has("model") || !args.has("data")) return cmd.usage("--model and --data are required");
+    sim::SimOptions o;
+    if (std::string m = read_numbers(args, &o); !m.empty()) return cmd.usage(m);
+    if (!parse_seed_text(args.get("seed", "0"), &o.seed)) return cmd.usage("--seed must be 0x<hex> or decimal");
+    const std::string mode = args.get("mode", "inprocess");
+    if (mode != "inprocess" && mode != "loopback") return cmd.usage("--mode must be inprocess or loopback");
+    o.in_process = mode == "inprocess";
+    if (!o.in_process) {
+      if (!args.has("server") || !args.has("admin-token-file")) return cmd.usage("--mode loopback needs --server and --admin-token-file");
+      auto t = read_file(args.get("admin-token-file"), 4096);
+      if (!t) return cmd.fail(t.status());
+      o.admin_token = t->substr(0, t->find('\n'));
+      o.server_url = args.get("server");
+      o.ca_file = args.get("ca");
+    }
+    o.model_path = args.get("model");
+    o.data_path = args.get("data");
+    o.eval_data_path = args.get("eval-data");
+    o.partition = args.get("partition", "iid");
+    o.device["task"] = args.get("task", "lm");
+    for (const char* k : {"template", "labels", "preset"})
+      if (args.has(k)) o.device[k] = args.get(k);
+    o.trainable = args.get("trainable", "*");
+    o.strategy = args.get("strategy", "weighted_mean");
+    o.task_id = args.get("task-id");
+    o.out_dir = args.get("out", "sim-out");
+    o.sample_prompt = args.get("sample");
+    o.save_shared = args.get("save-shared");
+    Status s = sim::run_simulation(o);
+    return s ? 0 : cmd.fail(s);
+  });
+}

@@ -1,0 +1,247 @@
+#include "pocketllm/sim/simulation.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "pocketllm/client/generate.h"
+#include "pocketllm/common/file_util.h"
+#include "pocketllm/common/safetensors.h"
+#include "pocketllm/common/seeds.h"
+#include "pocketllm/federation/device_model.h"
+#include "pocketllm/sim/partition.h"
+#include "report.h"
+#include "server_link.h"
+#include "virtual_device.h"
+
+namespace pocketllm::sim {
+namespace {
+
+using nlohmann::json;
+
+// A uniform in [0, 1) from the simulation seed and three coordinates (round, device, purpose).
+double uniform(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
+  return static_cast<double>(splitmix64(seed ^ splitmix64(a ^ splitmix64(b ^ splitmix64(c)))) >> 11) / 9007199254740992.0;
+}
+
+size_t rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  f >> pages >> resident;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::string sample(ThreadPool* pool, DeviceModel& m, const std::string& prompt) {
+  auto ids = m.loaded.tokenizer->encode(prompt, true, false);
+  if (!ids) return "(" + ids.status().message() + ")";
+  GenerateOptions o;
+  o.max_new_tokens = 40;
+  auto r = generate(pool, *m.loaded.model, ids.value(), o);
+  if (!r) return "(" + r.status().message() + ")";
+  std::vector<int32_t> out(r->tokens.begin() + static_cast<long>(r->prompt_tokens), r->tokens.end());
+  return prompt + m.loaded.tokenizer->decode(out);
+}
+
+// The task the simulation sends to the server (also written to OUT/task.json).
+json task_spec(const SimOptions& o, const std::string& model_id, std::string* task_id) {
+  char key[17];
+  std::snprintf(key, sizeof key, "%016llx", static_cast<unsigned long long>(splitmix64(o.seed)));
+  *task_id = o.task_id.empty() ? "sim-" + std::string(key).substr(0, 8) : o.task_id;
+  return {{"id", *task_id}, {"base_model_id", model_id}, {"trainable", o.trainable}, {"lr", o.lr}, {"eps", o.eps},
+          {"batch_size", o.batch_size}, {"tau", o.tau}, {"round_seconds", 3600}, {"min_submissions", 1}, {"max_extensions", 0},
+          {"strategy", o.strategy}, {"clip", o.clip}, {"seed_key", key}, {"device", o.device}};
+}
+
+// Everything one simulation holds: the server link, the shared model, the devices, the evaluation.
+struct Simulation {
+  const SimOptions& o;
+  ThreadPool pool;
+  std::unique_ptr<ServerLink> link;
+  TaskInfo info;
+  json spec;
+  DeviceModel model;
+  std::unique_ptr<Task> train, eval;
+  std::unique_ptr<SharedWeights> shared;
+  std::vector<std::unique_ptr<VirtualDevice>> devices;
+  uint64_t version = 0;
+
+  explicit Simulation(const SimOptions& options) : o(options), pool(options.threads) {}
+  Status setup();
+  Status enrol_devices();
+  Result<RoundRow> run_round(uint64_t r);
+  Status evaluate(double* loss, double* acc);
+};
+
+Status Simulation::setup() {
+  LoadOptions lo;
+  lo.require_tokenizer = true;
+  auto loaded = load_model(o.model_path, lo);  // once, shared by every virtual device
+  if (!loaded) return loaded.status();
+  const std::string model_id = loaded->model->weights().compute_model_id();
+  auto l = ServerLink::open(o);
+  if (!l) return l.status();
+  link = std::move(l.value());
+  std::string task_id;
+  spec = task_spec(o, model_id, &task_id);
+  POCKETLLM_RETURN_IF_ERROR(write_file_atomic(o.out_dir + "/task.json", spec.dump(1) + "\n"));
+  auto created = link->admin("POST", "/v1/admin/tasks", spec.dump());
+  if (!created) return created.status();
+  auto ti = link->reader().task(task_id);
+  if (!ti) return ti.status();
+  info = ti.value();
+  auto dm = prepare_device_model(std::move(loaded.value()), model_id, info);
+  if (!dm) return dm.status();
+  model = std::move(dm.value());
+  auto t = load_device_task(model, o.data_path);
+  if (!t) return t.status();
+  train = std::move(t.value());
+  if (!o.eval_data_path.empty()) {
+    auto e = load_device_task(model, o.eval_data_path);
+    if (!e) return e.status();
+    eval = std::move(e.value());
+  }
+  shared = std::make_unique<SharedWeights>(model.loaded.model->weights().trainable_tensors());
+  return Status::ok();
+}
+
+Status Simulation::enrol_devices() {
+  std::vector<size_t> all(train->size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  auto spec_p = parse_partition(o.partition, o.seed);
+  if (!spec_p) return spec_p.status();
+  auto shards = partition_examples(all, train->labels(), o.devices, spec_p.value());
+  if (!shards) return shards.status();
+  auto token = link->admin("POST", "/v1/admin/enrolment-tokens", json{{"uses", o.devices}}.dump());
+  if (!token) return token.status();
+  for (int i = 0; i < o.devices; ++i) {
+    auto t = link->transport();
+    if (!t) return t.status();
+    auto c = FederationClient::open(std::move(t.value()), link->url(), "", (*token)["token"].get<std::string>(), RetryPolicy{3, 100});
+    if (!c) return Status(c.status().code(), "enrolling device " + std::to_string(i) + ": " + c.status().message());
+    auto d = std::make_unique<VirtualDevice>(*model.loaded.model, *train, &pool, *shared, info.id);
+    d->id = c.value()->device_id();
+    d->credential = c.value()->credential();
+    d->shard = std::move(shards.value()[static_cast<size_t>(i)]);
+    d->seed = device_data_seed(o.seed, i);
+    devices.push_back(std::move(d));
+  }
+  return Status::ok();
+}
+
+Status Simulation::evaluate(double* loss, double* acc) {
+  if (!eval) return Status::ok();
+  auto e = eval->evaluate(&pool, *model.loaded.model, kDeviceEvalBatch);
+  if (!e) return e.status();
+  *loss = e->loss;
+  *acc = e->accuracy;
+  return Status::ok();
+}
+
+// One round: the asked devices train and submit (or drop out, or straggle), the round is closed, the
+// stragglers are refused, and the shared model follows the log (one replay for all devices).
+Result<RoundRow> Simulation::run_round(uint64_t r) {
+  const auto t0 = std::chrono::steady_clock::now();
+  RoundRow row;
+  row.round = r;
+  std::vector<std::pair<VirtualDevice*, Participation>> stragglers;
+  RoundInfo round;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    VirtualDevice& d = *devices[i];
+    if (uniform(o.seed, r, i, 1) >= o.participation || d.shard.empty()) continue;
+    ++row.asked;
+    auto t = link->transport();
+    if (!t) return t.status();
+    auto c = FederationClient::with_credential(std::move(t.value()), d.id, d.credential, RetryPolicy{3, 100});
+    d.client = c.get();
+    auto ri = c->round(info.id);
+    if (!ri) return ri.status();
+    round = ri.value();
+    auto p = d.train(round);
+    if (!p) return p.status();
+    if (uniform(o.seed, r, i, 2) < o.dropout) {
+      ++row.dropped;
+    } else if (uniform(o.seed, r, i, 3) < o.straggler) {
+      stragglers.emplace_back(&d, std::move(p.value()));
+    } else {
+      auto s = d.submit(*c, info.id, round, std::move(p.value()));
+      if (!s) return s.status();
+      ++row.submitted;
+      row.accepted += s->submitted();
+    }
+    d.client = nullptr;
+    d.bytes_up += c->bytes_sent();
+    d.bytes_down += c->bytes_received();
+    row.up += c->bytes_sent();
+    row.down += c->bytes_received();
+  }
+  if (row.asked > 0) {
+    auto closed = link->admin("POST", "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(round.round) + "/close", "");
+    if (!closed) return closed.status();
+  }
+  for (auto& [d, p] : stragglers) {  // too late: the server refuses them with 409
+    auto t = link->transport();
+    if (!t) return t.status();
+    auto c = FederationClient::with_credential(std::move(t.value()), d->id, d->credential, RetryPolicy{3, 100});
+    auto s = d->submit(*c, info.id, round, std::move(p));
+    if (!s) return s.status();
+    row.late += s->reply.status == 409;
+    d->bytes_up += c->bytes_sent();
+    row.up += c->bytes_sent();
+    row.down += c->bytes_received();
+  }
+  auto log = link->reader().log_since(info.id, version);
+  if (!log) return log.status();
+  replay_log(&pool, info.dist, log.value(), shared->tensors());
+  version += log->size();
+  shared->capture();
+  row.version = version;
+  POCKETLLM_RETURN_IF_ERROR(evaluate(&row.eval_loss, &row.eval_accuracy));
+  row.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return row;
+}
+
+Status save_shared(const std::string& path, const SharedWeights& shared, uint64_t version) {
+  std::vector<TensorToWrite> out;
+  for (const auto& t : shared.tensors()) out.push_back({t.name, DType::kF32, {static_cast<int64_t>(t.numel)}, t.data});
+  return write_safetensors(path, out, {{"version", std::to_string(version)}});
+}
+
+}  // namespace
+
+Status run_simulation(const SimOptions& o) {
+  std::error_code ec;
+  std::filesystem::create_directories(o.out_dir, ec);
+  if (ec) return io_error(o.out_dir + ": cannot create: " + ec.message());
+  Simulation sim(o);
+  POCKETLLM_RETURN_IF_ERROR(sim.setup());
+  const size_t rss_before = rss_bytes();
+  POCKETLLM_RETURN_IF_ERROR(sim.enrol_devices());
+  Report report(o, sim.spec, sim.eval != nullptr);
+  report.memory(sim.devices, rss_bytes() - std::min(rss_bytes(), rss_before));
+  std::printf("pocketllm-sim: %d devices (%s mode), task %s, %zu training examples, %zu trainable parameters\n", o.devices,
+              o.in_process ? "inprocess" : "loopback", sim.info.id.c_str(), sim.train->size(), sim.model.loaded.model->weights().trainable_numel());
+  report.print_memory();
+  std::string sample_before;
+  if (!o.sample_prompt.empty()) sample_before = sample(&sim.pool, sim.model, o.sample_prompt);
+  double loss0 = NAN, acc0 = -1;
+  POCKETLLM_RETURN_IF_ERROR(sim.evaluate(&loss0, &acc0));
+  POCKETLLM_RETURN_IF_ERROR(report.start(loss0, acc0));
+  for (uint64_t r = 1; r <= o.rounds; ++r) {
+    auto row = sim.run_round(r);
+    if (!row) return row.status();
+    report.add(row.value());
+  }
+  POCKETLLM_RETURN_IF_ERROR(report.finish());
+  if (!o.save_shared.empty()) POCKETLLM_RETURN_IF_ERROR(save_shared(o.save_shared, *sim.shared, sim.version));
+  if (!o.sample_prompt.empty())
+    std::printf("\nsample before: %s\nsample after:  %s\n", sample_before.c_str(), sample(&sim.pool, sim.model, o.sample_prompt).c_str());
+  std::printf("\n%llu rounds in %.1f s; log version %llu; wrote %s/rounds.csv, rounds.json, plot.svg\n", static_cast<unsigned long long>(o.rounds),
+              report.seconds(), static_cast<unsigned long long>(sim.version), o.out_dir.c_str());
+  return Status::ok();
+}
+
+}  // namespace pocketllm::sim
