@@ -4,6 +4,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "arch/architecture.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/file_util.h"
 
@@ -15,45 +16,7 @@ Status export_hf_directory(const LoadedModel& loaded, const std::string& out_dir
   std::vector<TensorToWrite> tensors;
   for (const auto& w : loaded.model->weights().all()) tensors.push_back({w->name, w->dtype, w->shape, w->data});
   POCKETLLM_RETURN_IF_ERROR(write_safetensors(out_dir + "/model.safetensors", tensors, {{"format", "pt"}}));
-  nlohmann::json config;
-  switch (c.arch) {
-    case Architecture::kLlama:
-      config = {{"architectures", {c.hf_architecture}}, {"model_type", c.model_type}, {"vocab_size", c.vocab_size},
-                {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
-                {"num_hidden_layers", c.num_layers}, {"num_attention_heads", c.num_heads},
-                {"num_key_value_heads", c.num_kv_heads}, {"head_dim", c.head_dim},
-                {"max_position_embeddings", c.max_position_embeddings}, {"rms_norm_eps", c.norm_eps},
-                {"rope_theta", c.rope_theta}, {"tie_word_embeddings", c.tie_word_embeddings}, {"hidden_act", "silu"}};
-      if (c.attention_out_bias) config["attention_bias"] = true;
-      if (c.rope_scaling.type == "llama3")
-        config["rope_scaling"] = {{"rope_type", "llama3"},
-                                  {"factor", c.rope_scaling.factor},
-                                  {"low_freq_factor", c.rope_scaling.low_freq_factor},
-                                  {"high_freq_factor", c.rope_scaling.high_freq_factor},
-                                  {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
-      break;
-    case Architecture::kOpt:
-      config = {{"architectures", {"OPTForCausalLM"}}, {"model_type", "opt"}, {"vocab_size", c.vocab_size},
-                {"hidden_size", c.hidden_size}, {"ffn_dim", c.intermediate_size}, {"num_hidden_layers", c.num_layers},
-                {"num_attention_heads", c.num_heads}, {"max_position_embeddings", c.max_position_embeddings},
-                {"word_embed_proj_dim", c.word_embed_proj_dim > 0 ? c.word_embed_proj_dim : c.hidden_size},
-                {"do_layer_norm_before", c.do_layer_norm_before}, {"activation_function", "relu"}};
-      if (c.pad_token_id >= 0) config["pad_token_id"] = c.pad_token_id;
-      break;
-    case Architecture::kGpt2:
-      config = {{"architectures", {"GPT2LMHeadModel"}}, {"model_type", "gpt2"}, {"vocab_size", c.vocab_size},
-                {"n_embd", c.hidden_size}, {"n_layer", c.num_layers}, {"n_head", c.num_heads},
-                {"n_positions", c.max_position_embeddings}, {"n_inner", c.intermediate_size},
-                {"activation_function", "gelu_new"}, {"layer_norm_epsilon", c.norm_eps}};
-      break;
-    case Architecture::kRoberta:
-      config = {{"architectures", {"RobertaForMaskedLM"}}, {"model_type", "roberta"}, {"vocab_size", c.vocab_size},
-                {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
-                {"num_hidden_layers", c.num_layers}, {"num_attention_heads", c.num_heads},
-                {"max_position_embeddings", c.max_position_embeddings}, {"type_vocab_size", c.type_vocab_size},
-                {"layer_norm_eps", c.norm_eps}, {"hidden_act", "gelu"}, {"pad_token_id", c.pad_token_id}};
-      break;
-  }
+  nlohmann::json config = architecture_spec(c.arch).write_config(c);
   config["torch_dtype"] = "float32";
   if (c.bos_token_id >= 0) config["bos_token_id"] = c.bos_token_id;
   if (c.eos_token_id >= 0) config["eos_token_id"] = c.eos_token_id;

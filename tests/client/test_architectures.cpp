@@ -1,6 +1,8 @@
 // OPT, GPT-2 and RoBERTa against logits PyTorch computes from each architecture's equations
 // (tests/fixtures/make_arch_fixtures.py), with padding; plus cache and perturbation invariants.
 #include <catch2/catch.hpp>
+
+#include <set>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -126,4 +128,24 @@ TEST_CASE("every architecture exports to a Hugging Face directory that loads bac
     auto a = logits_of(*loaded->model, batch), b = logits_of(*back->model, batch);
     CHECK(std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
   }
+}
+
+#include "arch/architecture.h"
+
+TEST_CASE("the architecture registry: every architecture registered once, every model type found", "[client][arch]") {
+  std::set<std::string> types, names;
+  for (const ArchitectureSpec* a : architectures()) {
+    CHECK(names.insert(a->name).second);
+    CHECK(&architecture_spec(a->id) == a);
+    CHECK(a->parse_config != nullptr);
+    CHECK(a->create != nullptr);
+    for (const std::string& t : a->model_types) {
+      CHECK(types.insert(t).second);
+      CHECK(architecture_for_model_type(t) == a);
+    }
+  }
+  for (Architecture id : {Architecture::kLlama, Architecture::kOpt, Architecture::kGpt2, Architecture::kRoberta})
+    CHECK(architecture_spec(id).id == id);
+  CHECK(architecture_for_model_type("mamba") == nullptr);
+  CHECK(std::string(architecture_name(Architecture::kRoberta)) == "roberta");
 }

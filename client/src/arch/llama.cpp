@@ -1,5 +1,7 @@
 #include "pocketllm/client/llama.h"
 
+#include "arch/architecture.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -155,5 +157,94 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
   rms_norm(pool, x_.data(), M, d, *final_norm_, c.norm_eps, p, hidden->data());
   return Status::ok();
 }
+
+namespace {
+
+Status parse_rope_scaling(const nlohmann::json& j, ModelConfig* c, const std::string& where) {
+  if (!j.contains("rope_scaling") || !j["rope_scaling"].is_object()) return Status::ok();
+  const nlohmann::json& r = j["rope_scaling"];
+  const std::string type = r.value("rope_type", r.value("type", std::string()));
+  c->rope_scaling.type = type;
+  if (type == "llama3") {
+    c->rope_scaling.factor = r.value("factor", 1.0f);
+    c->rope_scaling.low_freq_factor = r.value("low_freq_factor", 1.0f);
+    c->rope_scaling.high_freq_factor = r.value("high_freq_factor", 4.0f);
+    c->rope_scaling.original_max_position_embeddings = r.value("original_max_position_embeddings", 8192);
+  } else if (type != "default") {
+    return unsupported(where + ": rope_scaling type '" + type + "' is not supported (supported: llama3)");
+  }
+  return Status::ok();
+}
+
+Result<ModelConfig> parse_llama_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
+  using arch_config::number;
+  c.arch = Architecture::kLlama;
+  c.activation = "silu";
+  POCKETLLM_RETURN_IF_ERROR(number(j, "vocab_size", &c.vocab_size, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "hidden_size", &c.hidden_size, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "intermediate_size", &c.intermediate_size, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "num_hidden_layers", &c.num_layers, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "num_attention_heads", &c.num_heads, where, true));
+  c.num_kv_heads = c.num_heads;
+  POCKETLLM_RETURN_IF_ERROR(number(j, "num_key_value_heads", &c.num_kv_heads, where, false));
+  if (c.num_heads <= 0 || c.hidden_size <= 0) return corrupt(where + ": hidden_size and num_attention_heads must be positive");
+  c.head_dim = c.hidden_size / c.num_heads;
+  POCKETLLM_RETURN_IF_ERROR(number(j, "head_dim", &c.head_dim, where, false));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "max_position_embeddings", &c.max_position_embeddings, where, false));
+  c.norm_eps = 1e-6f;
+  POCKETLLM_RETURN_IF_ERROR(number(j, "rms_norm_eps", &c.norm_eps, where, false));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "rope_theta", &c.rope_theta, where, false));
+  if (j.contains("tie_word_embeddings") && j["tie_word_embeddings"].is_boolean()) c.tie_word_embeddings = j["tie_word_embeddings"].get<bool>();
+  if (c.model_type == "qwen2") c.attention_qkv_bias = true;
+  if (j.contains("attention_bias") && j["attention_bias"].is_boolean() && j["attention_bias"].get<bool>()) {
+    c.attention_qkv_bias = true;
+    c.attention_out_bias = true;
+  }
+  if (j.contains("mlp_bias") && j["mlp_bias"].is_boolean() && j["mlp_bias"].get<bool>())
+    return unsupported(where + ": mlp_bias = true is not supported");
+  POCKETLLM_RETURN_IF_ERROR(parse_rope_scaling(j, &c, where));
+  arch_config::special_tokens(j, &c);
+  return c;
+}
+
+bool llama_canonical_name(const std::string& n, std::string* out) {
+  *out = n;
+  return true;
+}
+
+// Some checkpoints store the tied head explicitly; others omit it.
+void llama_resolve_ties(ModelConfig* c, const WeightStore& ws) {
+  if (!c->tie_word_embeddings && ws.find("lm_head.weight") == nullptr && ws.find("model.embed_tokens.weight") != nullptr)
+    c->tie_word_embeddings = true;
+}
+
+nlohmann::json llama_write_config(const ModelConfig& c) {
+  nlohmann::json j = {{"architectures", {c.hf_architecture}}, {"model_type", c.model_type}, {"vocab_size", c.vocab_size},
+                      {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
+                      {"num_hidden_layers", c.num_layers}, {"num_attention_heads", c.num_heads},
+                      {"num_key_value_heads", c.num_kv_heads}, {"head_dim", c.head_dim},
+                      {"max_position_embeddings", c.max_position_embeddings}, {"rms_norm_eps", c.norm_eps},
+                      {"rope_theta", c.rope_theta}, {"tie_word_embeddings", c.tie_word_embeddings}, {"hidden_act", "silu"}};
+  if (c.attention_out_bias) j["attention_bias"] = true;
+  if (c.rope_scaling.type == "llama3")
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", c.rope_scaling.factor},
+                         {"low_freq_factor", c.rope_scaling.low_freq_factor},
+                         {"high_freq_factor", c.rope_scaling.high_freq_factor},
+                         {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
+  return j;
+}
+
+Result<std::unique_ptr<LanguageModel>> create_llama(ModelConfig config, WeightStore weights) {
+  auto m = LlamaModel::create(std::move(config), std::move(weights));
+  if (!m) return m.status();
+  return std::unique_ptr<LanguageModel>(std::move(m.value()));
+}
+
+}  // namespace
+
+extern const ArchitectureSpec kLlamaArchitecture = {Architecture::kLlama,  "llama",           {"llama", "qwen2", "mistral"},
+                                                    parse_llama_config,   llama_canonical_name, llama_resolve_ties,
+                                                    llama_write_config,   create_llama};
 
 }  // namespace pocketllm

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "arch/architecture.h"
 #include "pocketllm/client/architectures.h"
 #include "pocketllm/client/kernels.h"
 
@@ -162,5 +163,60 @@ Result<std::unique_ptr<LanguageModel>> create_opt(ModelConfig config, WeightStor
   POCKETLLM_RETURN_IF_ERROR(m->init(std::move(config), std::move(weights)));
   return std::unique_ptr<LanguageModel>(std::move(m));
 }
+
+namespace {
+
+Result<ModelConfig> parse_opt_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
+  using arch_config::number;
+  c.arch = Architecture::kOpt;
+  if (c.hf_architecture.empty()) c.hf_architecture = "OPTForCausalLM";
+  POCKETLLM_RETURN_IF_ERROR(number(j, "vocab_size", &c.vocab_size, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "hidden_size", &c.hidden_size, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "ffn_dim", &c.intermediate_size, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "num_hidden_layers", &c.num_layers, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "num_attention_heads", &c.num_heads, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "max_position_embeddings", &c.max_position_embeddings, where, true));
+  c.word_embed_proj_dim = c.hidden_size;
+  POCKETLLM_RETURN_IF_ERROR(number(j, "word_embed_proj_dim", &c.word_embed_proj_dim, where, false));
+  c.do_layer_norm_before = j.value("do_layer_norm_before", true);
+  c.activation = j.value("activation_function", "relu");
+  if (c.activation != "relu") return unsupported(where + ": OPT activation '" + c.activation + "' (supported: relu)");
+  if (!j.value("enable_bias", true) || !j.value("layer_norm_elementwise_affine", true))
+    return unsupported(where + ": OPT without biases or affine layer norms");
+  c.norm_eps = 1e-5f;
+  c.position_offset = 2;
+  c.num_kv_heads = c.num_heads;
+  c.head_dim = c.hidden_size / std::max(1, c.num_heads);
+  c.tie_word_embeddings = j.value("tie_word_embeddings", true);
+  arch_config::special_tokens(j, &c);
+  POCKETLLM_RETURN_IF_ERROR(arch_config::check_sizes(c, where));
+  return c;
+}
+
+// OPTForCausalLM names; an OPTModel checkpoint starts at "decoder.".
+bool opt_canonical_name(const std::string& n, std::string* out) {
+  *out = n.rfind("decoder.", 0) == 0 ? "model." + n : n;
+  return true;
+}
+
+// A stored copy of the tied head: keep one canonical tensor.
+void opt_resolve_ties(ModelConfig* c, const WeightStore& ws) {
+  if (ws.find("lm_head.weight") != nullptr) c->tie_word_embeddings = true;
+}
+
+nlohmann::json opt_write_config(const ModelConfig& c) {
+  nlohmann::json j = {{"architectures", {"OPTForCausalLM"}}, {"model_type", "opt"}, {"vocab_size", c.vocab_size},
+                      {"hidden_size", c.hidden_size}, {"ffn_dim", c.intermediate_size}, {"num_hidden_layers", c.num_layers},
+                      {"num_attention_heads", c.num_heads}, {"max_position_embeddings", c.max_position_embeddings},
+                      {"word_embed_proj_dim", c.word_embed_proj_dim > 0 ? c.word_embed_proj_dim : c.hidden_size},
+                      {"do_layer_norm_before", c.do_layer_norm_before}, {"activation_function", "relu"}};
+  if (c.pad_token_id >= 0) j["pad_token_id"] = c.pad_token_id;
+  return j;
+}
+
+}  // namespace
+
+extern const ArchitectureSpec kOptArchitecture = {Architecture::kOpt, "opt", {"opt"}, parse_opt_config, opt_canonical_name,
+                                                  opt_resolve_ties, opt_write_config, create_opt};
 
 }  // namespace pocketllm

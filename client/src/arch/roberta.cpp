@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "arch/architecture.h"
 #include "pocketllm/client/architectures.h"
 #include "pocketllm/client/kernels.h"
 
@@ -133,5 +134,55 @@ Result<std::unique_ptr<LanguageModel>> create_roberta(ModelConfig config, Weight
   POCKETLLM_RETURN_IF_ERROR(m->init(std::move(config), std::move(weights)));
   return std::unique_ptr<LanguageModel>(std::move(m));
 }
+
+namespace {
+
+Result<ModelConfig> parse_roberta_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
+  using arch_config::number;
+  c.arch = Architecture::kRoberta;
+  if (c.hf_architecture.empty()) c.hf_architecture = "RobertaForMaskedLM";
+  POCKETLLM_RETURN_IF_ERROR(number(j, "vocab_size", &c.vocab_size, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "hidden_size", &c.hidden_size, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "intermediate_size", &c.intermediate_size, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "num_hidden_layers", &c.num_layers, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "num_attention_heads", &c.num_heads, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "max_position_embeddings", &c.max_position_embeddings, where, true));
+  c.type_vocab_size = 1;
+  POCKETLLM_RETURN_IF_ERROR(number(j, "type_vocab_size", &c.type_vocab_size, where, false));
+  c.norm_eps = 1e-5f;
+  POCKETLLM_RETURN_IF_ERROR(number(j, "layer_norm_eps", &c.norm_eps, where, false));
+  c.activation = j.value("hidden_act", "gelu");
+  if (c.activation != "gelu") return unsupported(where + ": RoBERTa activation '" + c.activation + "' (supported: gelu)");
+  c.pad_token_id = 1;
+  arch_config::special_tokens(j, &c);
+  c.position_offset = c.pad_token_id + 1;
+  c.num_kv_heads = c.num_heads;
+  c.head_dim = c.hidden_size / std::max(1, c.num_heads);
+  c.tie_word_embeddings = true;
+  POCKETLLM_RETURN_IF_ERROR(arch_config::check_sizes(c, where));
+  if (c.type_vocab_size < 1) return corrupt(where + ": type_vocab_size must be at least 1");
+  return c;
+}
+
+// RobertaForMaskedLM names; a RobertaModel checkpoint lacks "roberta."; the decoder is tied.
+bool roberta_canonical_name(const std::string& n, std::string* out) {
+  *out = (n.rfind("embeddings.", 0) == 0 || n.rfind("encoder.", 0) == 0) ? "roberta." + n : n;
+  if (*out == "lm_head.decoder.bias") return false;    // the same parameter as lm_head.bias
+  if (*out == "lm_head.decoder.weight") return false;  // tied to the word embeddings
+  return true;
+}
+
+nlohmann::json roberta_write_config(const ModelConfig& c) {
+  return {{"architectures", {"RobertaForMaskedLM"}}, {"model_type", "roberta"}, {"vocab_size", c.vocab_size},
+          {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
+          {"num_hidden_layers", c.num_layers}, {"num_attention_heads", c.num_heads},
+          {"max_position_embeddings", c.max_position_embeddings}, {"type_vocab_size", c.type_vocab_size},
+          {"layer_norm_eps", c.norm_eps}, {"hidden_act", "gelu"}, {"pad_token_id", c.pad_token_id}};
+}
+
+}  // namespace
+
+extern const ArchitectureSpec kRobertaArchitecture = {Architecture::kRoberta, "roberta", {"roberta"}, parse_roberta_config,
+                                                      roberta_canonical_name, nullptr, roberta_write_config, create_roberta};
 
 }  // namespace pocketllm

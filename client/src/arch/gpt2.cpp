@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "arch/architecture.h"
 #include "pocketllm/client/architectures.h"
 #include "pocketllm/client/kernels.h"
 
@@ -120,5 +121,53 @@ Result<std::unique_ptr<LanguageModel>> create_gpt2(ModelConfig config, WeightSto
   POCKETLLM_RETURN_IF_ERROR(m->init(std::move(config), std::move(weights)));
   return std::unique_ptr<LanguageModel>(std::move(m));
 }
+
+namespace {
+
+Result<ModelConfig> parse_gpt2_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
+  using arch_config::number;
+  c.arch = Architecture::kGpt2;
+  if (c.hf_architecture.empty()) c.hf_architecture = "GPT2LMHeadModel";
+  POCKETLLM_RETURN_IF_ERROR(number(j, "vocab_size", &c.vocab_size, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "n_embd", &c.hidden_size, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "n_layer", &c.num_layers, where, true));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "n_head", &c.num_heads, where, true));
+  c.max_position_embeddings = 1024;
+  POCKETLLM_RETURN_IF_ERROR(number(j, "n_positions", &c.max_position_embeddings, where, false));
+  c.intermediate_size = 4 * c.hidden_size;
+  POCKETLLM_RETURN_IF_ERROR(number(j, "n_inner", &c.intermediate_size, where, false));
+  POCKETLLM_RETURN_IF_ERROR(number(j, "layer_norm_epsilon", &c.norm_eps, where, false));
+  c.activation = j.value("activation_function", "gelu_new");
+  if (c.activation != "gelu_new" && c.activation != "gelu_pytorch_tanh")
+    return unsupported(where + ": GPT-2 activation '" + c.activation + "' (supported: gelu_new)");
+  if (j.value("scale_attn_by_inverse_layer_idx", false) || j.value("reorder_and_upcast_attn", false))
+    return unsupported(where + ": GPT-2 attention variants (scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn)");
+  c.num_kv_heads = c.num_heads;
+  c.head_dim = c.hidden_size / std::max(1, c.num_heads);
+  c.tie_word_embeddings = true;
+  arch_config::special_tokens(j, &c, false);
+  POCKETLLM_RETURN_IF_ERROR(arch_config::check_sizes(c, where));
+  return c;
+}
+
+// GPT2LMHeadModel names; a GPT2Model checkpoint lacks "transformer."; attention masks are buffers.
+bool gpt2_canonical_name(const std::string& n, std::string* out) {
+  auto ends_with = [&](const std::string& e) { return n.size() >= e.size() && n.compare(n.size() - e.size(), e.size(), e) == 0; };
+  if (ends_with(".attn.bias") || ends_with(".attn.masked_bias")) return false;
+  *out = (n.rfind("transformer.", 0) == 0 || n.rfind("lm_head.", 0) == 0) ? n : "transformer." + n;
+  return true;
+}
+
+nlohmann::json gpt2_write_config(const ModelConfig& c) {
+  return {{"architectures", {"GPT2LMHeadModel"}}, {"model_type", "gpt2"}, {"vocab_size", c.vocab_size},
+          {"n_embd", c.hidden_size}, {"n_layer", c.num_layers}, {"n_head", c.num_heads},
+          {"n_positions", c.max_position_embeddings}, {"n_inner", c.intermediate_size},
+          {"activation_function", "gelu_new"}, {"layer_norm_epsilon", c.norm_eps}};
+}
+
+}  // namespace
+
+extern const ArchitectureSpec kGpt2Architecture = {Architecture::kGpt2, "gpt2", {"gpt2"}, parse_gpt2_config, gpt2_canonical_name,
+                                                   nullptr, gpt2_write_config, create_gpt2};
 
 }  // namespace pocketllm
