@@ -15,6 +15,21 @@ struct Encoded {
   int label = -1;      // classify: class index
 };
 
+// Scores the first n examples of `task` in order, batch by batch, at the unperturbed weights, handing
+// each batch's indices and loss to `fn`.
+template <class Fn>
+Status for_each_eval_batch(Task& task, size_t n, ThreadPool* pool, LanguageModel& model, int batch_size, Fn fn) {
+  const size_t bs = static_cast<size_t>(std::max(1, batch_size));
+  for (size_t i = 0; i < n; i += bs) {
+    std::vector<size_t> idx;
+    for (size_t j = i; j < std::min(n, i + bs); ++j) idx.push_back(j);
+    auto l = task.loss(pool, model, idx, Perturbation{});
+    if (!l) return l.status();
+    fn(idx, l.value());
+  }
+  return Status::ok();
+}
+
 class LmTask : public Task {
  public:
   explicit LmTask(std::vector<Encoded> ex) : ex_(std::move(ex)) {}
@@ -31,14 +46,10 @@ class LmTask : public Task {
     EvalResult r;
     double sum = 0;
     size_t count = 0;
-    for (size_t i = 0; i < ex_.size(); i += static_cast<size_t>(batch_size)) {
-      std::vector<size_t> idx;
-      for (size_t j = i; j < std::min(ex_.size(), i + static_cast<size_t>(batch_size)); ++j) idx.push_back(j);
-      auto l = loss(pool, model, idx, Perturbation{});
-      if (!l) return l.status();
-      sum += l->sum;
-      count += l->count;
-    }
+    POCKETLLM_RETURN_IF_ERROR(for_each_eval_batch(*this, ex_.size(), pool, model, batch_size, [&](const std::vector<size_t>&, const LossResult& l) {
+      sum += l.sum;
+      count += l.count;
+    }));
     r.loss = count ? sum / static_cast<double>(count) : 0;
     r.count = ex_.size();
     return r;
@@ -82,19 +93,15 @@ class ClassifyTask : public Task {
     EvalResult r;
     double sum = 0;
     size_t correct = 0;
-    for (size_t i = 0; i < ex_.size(); i += static_cast<size_t>(batch_size)) {
-      std::vector<size_t> idx;
-      for (size_t j = i; j < std::min(ex_.size(), i + static_cast<size_t>(batch_size)); ++j) idx.push_back(j);
-      auto l = loss(pool, model, idx, Perturbation{});
-      if (!l) return l.status();
-      sum += l->sum;
-      const size_t k = cand_.size();
+    const size_t k = cand_.size();
+    POCKETLLM_RETURN_IF_ERROR(for_each_eval_batch(*this, ex_.size(), pool, model, batch_size, [&](const std::vector<size_t>& idx, const LossResult& l) {
+      sum += l.sum;
       for (size_t b = 0; b < idx.size(); ++b) {
         const float* row = logits_.data() + b * k;
         const int pred = static_cast<int>(std::max_element(row, row + k) - row);
         correct += pred == ex_[idx[b]].label;
       }
-    }
+    }));
     r.count = ex_.size();
     r.loss = sum / static_cast<double>(r.count);
     r.accuracy = static_cast<double>(correct) / static_cast<double>(r.count);

@@ -20,19 +20,28 @@ std::string parent_dir(const std::string& path) {
   return path.substr(0, slash);
 }
 
-}  // namespace
-
-Result<std::string> read_file(const std::string& path, size_t max_bytes) {
+// Opens `path` read-only and stats it; the caller closes the descriptor.
+Result<int> open_for_reading(const std::string& path, struct stat* st) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return not_found(path + ": no such file");
     return io_error(path + ": cannot open: " + errno_text());
   }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
+  if (::fstat(fd, st) != 0) {
+    const std::string why = errno_text();
     ::close(fd);
-    return io_error(path + ": cannot stat: " + errno_text());
+    return io_error(path + ": cannot stat: " + why);
   }
+  return fd;
+}
+
+}  // namespace
+
+Result<std::string> read_file(const std::string& path, size_t max_bytes) {
+  struct stat st {};
+  auto opened = open_for_reading(path, &st);
+  if (!opened) return opened.status();
+  const int fd = opened.value();
   if (S_ISDIR(st.st_mode)) {
     ::close(fd);
     return invalid_argument(path + ": is a directory, expected a file");
@@ -130,16 +139,10 @@ void MappedFile::reset() {
 }
 
 Result<MappedFile> MappedFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return not_found(path + ": no such file");
-    return io_error(path + ": cannot open: " + errno_text());
-  }
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    return io_error(path + ": cannot stat: " + errno_text());
-  }
+  auto opened = open_for_reading(path, &st);
+  if (!opened) return opened.status();
+  const int fd = opened.value();
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
     return invalid_argument(path + ": not a regular file");

@@ -40,30 +40,25 @@ std::string seed_to_hex(uint64_t seed) {
   return s;
 }
 
-bool seed_from_hex(std::string_view text, uint64_t* seed) {
-  if (text.size() != 16) return false;
+// Hex digits only, at most 16 of them.
+static bool parse_hex_u64(std::string_view text, uint64_t* out) {
+  if (text.empty() || text.size() > 16) return false;
   uint64_t v = 0;
   for (char c : text) {
     const int d = hex_digit(c);
     if (d < 0) return false;
     v = (v << 4) | static_cast<uint64_t>(d);
   }
-  *seed = v;
+  *out = v;
   return true;
 }
+
+bool seed_from_hex(std::string_view text, uint64_t* seed) { return text.size() == 16 && parse_hex_u64(text, seed); }
 
 bool parse_seed_text(std::string_view text, uint64_t* seed) {
   if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
     text.remove_prefix(2);
-    if (text.empty() || text.size() > 16) return false;
-    uint64_t v = 0;
-    for (char c : text) {
-      const int d = hex_digit(c);
-      if (d < 0) return false;
-      v = (v << 4) | static_cast<uint64_t>(d);
-    }
-    *seed = v;
-    return true;
+    return parse_hex_u64(text, seed);
   }
   if (text.empty() || text.size() > 20) return false;
   uint64_t v = 0;

@@ -147,6 +147,17 @@ bool parse_round_state(const std::string& name, RoundState* out) {
   return false;
 }
 
+RoundInfo round_of(const TaskInfo& task) {
+  RoundInfo r;
+  r.task = task.id;
+  r.lr = task.lr;
+  r.eps = task.eps;
+  r.batch_size = task.batch_size;
+  r.dist = task.dist;
+  r.trainable = task.trainable;
+  return r;
+}
+
 json to_json(const RoundInfo& r) {
   json seeds = json::array();
   for (uint64_t s : r.seeds) seeds.push_back(seed_to_hex(s));

@@ -267,12 +267,8 @@ pllm_status pllm_device_open(const pllm_device_params* params, pllm_device** out
     const pllm_device_params& p = *params;
     for (const char* f : {p.server_url, p.credentials_path, p.task_id, p.model_path, p.data_path, p.state_dir})
       if (!f || !*f) return fail(PLLM_ERR_INVALID_ARGUMENT, "server_url, credentials_path, task_id, model_path, data_path and state_dir are required");
-    pocketllm::ServerConnection conn;
-    conn.url = p.server_url;
-    conn.ca_file = p.ca_file ? p.ca_file : "";
-    conn.pinned_sha256 = p.pinned_sha256 ? p.pinned_sha256 : "";
-    conn.timeout_ms = p.timeout_ms > 0 ? p.timeout_ms : 30000;
-    auto transport = pocketllm::make_https_transport(conn);
+    auto transport = pocketllm::make_https_transport(pocketllm::ServerConnection{
+        p.server_url, p.ca_file ? p.ca_file : "", p.pinned_sha256 ? p.pinned_sha256 : "", p.timeout_ms > 0 ? p.timeout_ms : 30000});
     if (!transport) return fail(transport.status());
     pocketllm::DeviceConfig c;
     c.transport = std::move(transport.value());

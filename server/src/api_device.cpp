@@ -17,17 +17,11 @@ using protocol::ErrorCode;
 namespace {
 
 protocol::RoundInfo round_info(const TaskSpec& spec, const Round& r, int64_t now) {
-  protocol::RoundInfo info;
-  info.task = spec.id;
+  protocol::RoundInfo info = protocol::round_of(training_spec(spec));
   info.round = r.id;
   info.state = r.state;
   info.base_version = r.base_version;
   info.seeds = r.seeds;
-  info.lr = spec.lr;
-  info.eps = spec.eps;
-  info.batch_size = spec.batch_size;
-  info.dist = spec.dist;
-  info.trainable = spec.trainable;
   info.deadline_ms = r.deadline_ms;
   info.server_time_ms = now;
   info.submissions = r.submissions.size();

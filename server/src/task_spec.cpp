@@ -104,8 +104,7 @@ Result<TaskSpec> parse_task_spec(const json& j) {
   return t;
 }
 
-json task_spec_to_json(const TaskSpec& t) {
-  // The training spec devices read is the protocol's; the round policy is the server's.
+protocol::TaskInfo training_spec(const TaskSpec& t) {
   protocol::TaskInfo info;
   info.id = t.id;
   info.base_model_id = t.base_model_id;
@@ -116,8 +115,13 @@ json task_spec_to_json(const TaskSpec& t) {
   info.batch_size = t.batch_size;
   info.tau = t.policy.tau;
   info.device = t.device;
+  return info;
+}
+
+json task_spec_to_json(const TaskSpec& t) {
+  // The training spec devices read is the protocol's; the round policy is the server's.
   json j = json::object();
-  protocol::write_training_spec(info, &j);
+  protocol::write_training_spec(training_spec(t), &j);
   j["round_seconds"] = static_cast<double>(t.policy.duration_ms) / 1000.0;
   j["goal_submissions"] = t.policy.goal_submissions;
   j["min_submissions"] = t.policy.min_submissions;

@@ -49,6 +49,21 @@ Status number(const nlohmann::json& j, const char* key, T* out, const std::strin
   *out = j[key].get<T>();
   return Status::ok();
 }
+// One config.json number and the ModelConfig field it fills (an int or a float one).
+struct Field {
+  const char* key;
+  int ModelConfig::*int_member;
+  float ModelConfig::*float_member;
+  bool required;
+};
+inline Field required(const char* key, int ModelConfig::*m) { return {key, m, nullptr, true}; }
+inline Field optional(const char* key, int ModelConfig::*m) { return {key, m, nullptr, false}; }
+inline Field optional(const char* key, float ModelConfig::*m) { return {key, nullptr, m, false}; }
+// Reads every field in order; the first problem names its field.
+Status read_fields(const nlohmann::json& j, ModelConfig* c, std::initializer_list<Field> fields, const std::string& where);
+// What every multi-head config shares after its own fields: one KV head per head, head_dim, the
+// special token ids (pad only when `with_pad`), positive sizes.
+Status finish(const nlohmann::json& j, ModelConfig* c, const std::string& where, bool with_pad = true);
 // bos/eos (and pad, when `with_pad`) token ids: a number or the first of a list.
 void special_tokens(const nlohmann::json& j, ModelConfig* c, bool with_pad = true);
 // Sizes positive and hidden_size a multiple of the head count.

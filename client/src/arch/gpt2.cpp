@@ -125,28 +125,23 @@ Result<std::unique_ptr<LanguageModel>> create_gpt2(ModelConfig config, WeightSto
 namespace {
 
 Result<ModelConfig> parse_gpt2_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
-  using arch_config::number;
+  using namespace arch_config;
   c.arch = Architecture::kGpt2;
   if (c.hf_architecture.empty()) c.hf_architecture = "GPT2LMHeadModel";
-  POCKETLLM_RETURN_IF_ERROR(number(j, "vocab_size", &c.vocab_size, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "n_embd", &c.hidden_size, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "n_layer", &c.num_layers, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "n_head", &c.num_heads, where, true));
   c.max_position_embeddings = 1024;
-  POCKETLLM_RETURN_IF_ERROR(number(j, "n_positions", &c.max_position_embeddings, where, false));
+  POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {required("vocab_size", &ModelConfig::vocab_size), required("n_embd", &ModelConfig::hidden_size),
+                                                required("n_layer", &ModelConfig::num_layers), required("n_head", &ModelConfig::num_heads),
+                                                optional("n_positions", &ModelConfig::max_position_embeddings)}, where));
   c.intermediate_size = 4 * c.hidden_size;
-  POCKETLLM_RETURN_IF_ERROR(number(j, "n_inner", &c.intermediate_size, where, false));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "layer_norm_epsilon", &c.norm_eps, where, false));
+  POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {optional("n_inner", &ModelConfig::intermediate_size),
+                                                optional("layer_norm_epsilon", &ModelConfig::norm_eps)}, where));
   c.activation = j.value("activation_function", "gelu_new");
   if (c.activation != "gelu_new" && c.activation != "gelu_pytorch_tanh")
     return unsupported(where + ": GPT-2 activation '" + c.activation + "' (supported: gelu_new)");
   if (j.value("scale_attn_by_inverse_layer_idx", false) || j.value("reorder_and_upcast_attn", false))
     return unsupported(where + ": GPT-2 attention variants (scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn)");
-  c.num_kv_heads = c.num_heads;
-  c.head_dim = c.hidden_size / std::max(1, c.num_heads);
   c.tie_word_embeddings = true;
-  arch_config::special_tokens(j, &c, false);
-  POCKETLLM_RETURN_IF_ERROR(arch_config::check_sizes(c, where));
+  POCKETLLM_RETURN_IF_ERROR(finish(j, &c, where, false));
   return c;
 }
 

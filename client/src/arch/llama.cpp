@@ -177,23 +177,21 @@ Status parse_rope_scaling(const nlohmann::json& j, ModelConfig* c, const std::st
 }
 
 Result<ModelConfig> parse_llama_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
-  using arch_config::number;
+  using namespace arch_config;
   c.arch = Architecture::kLlama;
   c.activation = "silu";
-  POCKETLLM_RETURN_IF_ERROR(number(j, "vocab_size", &c.vocab_size, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "hidden_size", &c.hidden_size, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "intermediate_size", &c.intermediate_size, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "num_hidden_layers", &c.num_layers, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "num_attention_heads", &c.num_heads, where, true));
+  POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {required("vocab_size", &ModelConfig::vocab_size), required("hidden_size", &ModelConfig::hidden_size),
+                                                required("intermediate_size", &ModelConfig::intermediate_size),
+                                                required("num_hidden_layers", &ModelConfig::num_layers),
+                                                required("num_attention_heads", &ModelConfig::num_heads)}, where));
   c.num_kv_heads = c.num_heads;
-  POCKETLLM_RETURN_IF_ERROR(number(j, "num_key_value_heads", &c.num_kv_heads, where, false));
   if (c.num_heads <= 0 || c.hidden_size <= 0) return corrupt(where + ": hidden_size and num_attention_heads must be positive");
   c.head_dim = c.hidden_size / c.num_heads;
-  POCKETLLM_RETURN_IF_ERROR(number(j, "head_dim", &c.head_dim, where, false));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "max_position_embeddings", &c.max_position_embeddings, where, false));
   c.norm_eps = 1e-6f;
-  POCKETLLM_RETURN_IF_ERROR(number(j, "rms_norm_eps", &c.norm_eps, where, false));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "rope_theta", &c.rope_theta, where, false));
+  POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {optional("num_key_value_heads", &ModelConfig::num_kv_heads), optional("head_dim", &ModelConfig::head_dim),
+                                                optional("max_position_embeddings", &ModelConfig::max_position_embeddings),
+                                                optional("rms_norm_eps", &ModelConfig::norm_eps), optional("rope_theta", &ModelConfig::rope_theta)},
+                                            where));
   if (j.contains("tie_word_embeddings") && j["tie_word_embeddings"].is_boolean()) c.tie_word_embeddings = j["tie_word_embeddings"].get<bool>();
   if (c.model_type == "qwen2") c.attention_qkv_bias = true;
   if (j.contains("attention_bias") && j["attention_bias"].is_boolean() && j["attention_bias"].get<bool>()) {
@@ -203,7 +201,7 @@ Result<ModelConfig> parse_llama_config(const nlohmann::json& j, ModelConfig c, c
   if (j.contains("mlp_bias") && j["mlp_bias"].is_boolean() && j["mlp_bias"].get<bool>())
     return unsupported(where + ": mlp_bias = true is not supported");
   POCKETLLM_RETURN_IF_ERROR(parse_rope_scaling(j, &c, where));
-  arch_config::special_tokens(j, &c);
+  special_tokens(j, &c);
   return c;
 }
 

@@ -167,17 +167,16 @@ Result<std::unique_ptr<LanguageModel>> create_opt(ModelConfig config, WeightStor
 namespace {
 
 Result<ModelConfig> parse_opt_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
-  using arch_config::number;
+  using namespace arch_config;
   c.arch = Architecture::kOpt;
   if (c.hf_architecture.empty()) c.hf_architecture = "OPTForCausalLM";
-  POCKETLLM_RETURN_IF_ERROR(number(j, "vocab_size", &c.vocab_size, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "hidden_size", &c.hidden_size, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "ffn_dim", &c.intermediate_size, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "num_hidden_layers", &c.num_layers, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "num_attention_heads", &c.num_heads, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "max_position_embeddings", &c.max_position_embeddings, where, true));
+  POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {required("vocab_size", &ModelConfig::vocab_size), required("hidden_size", &ModelConfig::hidden_size),
+                                                required("ffn_dim", &ModelConfig::intermediate_size),
+                                                required("num_hidden_layers", &ModelConfig::num_layers),
+                                                required("num_attention_heads", &ModelConfig::num_heads),
+                                                required("max_position_embeddings", &ModelConfig::max_position_embeddings)}, where));
   c.word_embed_proj_dim = c.hidden_size;
-  POCKETLLM_RETURN_IF_ERROR(number(j, "word_embed_proj_dim", &c.word_embed_proj_dim, where, false));
+  POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {optional("word_embed_proj_dim", &ModelConfig::word_embed_proj_dim)}, where));
   c.do_layer_norm_before = j.value("do_layer_norm_before", true);
   c.activation = j.value("activation_function", "relu");
   if (c.activation != "relu") return unsupported(where + ": OPT activation '" + c.activation + "' (supported: relu)");
@@ -185,11 +184,8 @@ Result<ModelConfig> parse_opt_config(const nlohmann::json& j, ModelConfig c, con
     return unsupported(where + ": OPT without biases or affine layer norms");
   c.norm_eps = 1e-5f;
   c.position_offset = 2;
-  c.num_kv_heads = c.num_heads;
-  c.head_dim = c.hidden_size / std::max(1, c.num_heads);
   c.tie_word_embeddings = j.value("tie_word_embeddings", true);
-  arch_config::special_tokens(j, &c);
-  POCKETLLM_RETURN_IF_ERROR(arch_config::check_sizes(c, where));
+  POCKETLLM_RETURN_IF_ERROR(finish(j, &c, where));
   return c;
 }
 

@@ -2,6 +2,8 @@
 
 #include "pocketllm/client/architectures.h"
 
+#include <algorithm>
+
 namespace pocketllm {
 
 extern const ArchitectureSpec kLlamaArchitecture;
@@ -35,6 +37,21 @@ Result<std::unique_ptr<LanguageModel>> create_model(ModelConfig config, WeightSt
 }
 
 namespace arch_config {
+
+Status read_fields(const nlohmann::json& j, ModelConfig* c, std::initializer_list<Field> fields, const std::string& where) {
+  for (const Field& f : fields) {
+    if (f.int_member) POCKETLLM_RETURN_IF_ERROR(number(j, f.key, &(c->*f.int_member), where, f.required));
+    else POCKETLLM_RETURN_IF_ERROR(number(j, f.key, &(c->*f.float_member), where, f.required));
+  }
+  return Status::ok();
+}
+
+Status finish(const nlohmann::json& j, ModelConfig* c, const std::string& where, bool with_pad) {
+  c->num_kv_heads = c->num_heads;
+  c->head_dim = c->hidden_size / std::max(1, c->num_heads);
+  special_tokens(j, c, with_pad);
+  return check_sizes(*c, where);
+}
 
 void special_tokens(const nlohmann::json& j, ModelConfig* c, bool with_pad) {
   auto first_id = [](const nlohmann::json& v) {

@@ -138,28 +138,24 @@ Result<std::unique_ptr<LanguageModel>> create_roberta(ModelConfig config, Weight
 namespace {
 
 Result<ModelConfig> parse_roberta_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
-  using arch_config::number;
+  using namespace arch_config;
   c.arch = Architecture::kRoberta;
   if (c.hf_architecture.empty()) c.hf_architecture = "RobertaForMaskedLM";
-  POCKETLLM_RETURN_IF_ERROR(number(j, "vocab_size", &c.vocab_size, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "hidden_size", &c.hidden_size, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "intermediate_size", &c.intermediate_size, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "num_hidden_layers", &c.num_layers, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "num_attention_heads", &c.num_heads, where, true));
-  POCKETLLM_RETURN_IF_ERROR(number(j, "max_position_embeddings", &c.max_position_embeddings, where, true));
   c.type_vocab_size = 1;
-  POCKETLLM_RETURN_IF_ERROR(number(j, "type_vocab_size", &c.type_vocab_size, where, false));
   c.norm_eps = 1e-5f;
-  POCKETLLM_RETURN_IF_ERROR(number(j, "layer_norm_eps", &c.norm_eps, where, false));
+  POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {required("vocab_size", &ModelConfig::vocab_size), required("hidden_size", &ModelConfig::hidden_size),
+                                                required("intermediate_size", &ModelConfig::intermediate_size),
+                                                required("num_hidden_layers", &ModelConfig::num_layers),
+                                                required("num_attention_heads", &ModelConfig::num_heads),
+                                                required("max_position_embeddings", &ModelConfig::max_position_embeddings),
+                                                optional("type_vocab_size", &ModelConfig::type_vocab_size),
+                                                optional("layer_norm_eps", &ModelConfig::norm_eps)}, where));
   c.activation = j.value("hidden_act", "gelu");
   if (c.activation != "gelu") return unsupported(where + ": RoBERTa activation '" + c.activation + "' (supported: gelu)");
   c.pad_token_id = 1;
-  arch_config::special_tokens(j, &c);
-  c.position_offset = c.pad_token_id + 1;
-  c.num_kv_heads = c.num_heads;
-  c.head_dim = c.hidden_size / std::max(1, c.num_heads);
   c.tie_word_embeddings = true;
-  POCKETLLM_RETURN_IF_ERROR(arch_config::check_sizes(c, where));
+  POCKETLLM_RETURN_IF_ERROR(finish(j, &c, where));
+  c.position_offset = c.pad_token_id + 1;
   if (c.type_vocab_size < 1) return corrupt(where + ": type_vocab_size must be at least 1");
   return c;
 }

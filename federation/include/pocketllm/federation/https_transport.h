@@ -15,8 +15,6 @@ struct ServerConnection {
   std::string ca_file;        // trusted CAs (PEM); empty: the system store
   std::string pinned_sha256;  // or a pinned server certificate
   int timeout_ms = 30000;     // per request (connect, send, receive)
-  int retries = 6;            // attempts after the first, for network errors, 5xx and 429
-  int backoff_ms = 250;       // first retry delay; doubles each time, capped at 30 s, with jitter
 };
 
 Result<std::unique_ptr<Transport>> make_https_transport(const ServerConnection& server);

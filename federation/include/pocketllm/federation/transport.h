@@ -4,22 +4,14 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
 
+#include "pocketllm/common/http_reply.h"
 #include "pocketllm/common/status.h"
 
 namespace pocketllm {
 
-struct TransportReply {
-  int status = 0;
-  std::string body;
-  std::map<std::string, std::string> headers;  // names in lower case
-  std::string header(const std::string& lower_name) const {
-    auto it = headers.find(lower_name);
-    return it == headers.end() ? std::string() : it->second;
-  }
-};
+using TransportReply = HttpReply;
 
 class Transport {
  public:

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "pocketllm/common/http_reply.h"
 #include "pocketllm/common/status.h"
 
 namespace pocketllm::net {
@@ -22,15 +23,7 @@ struct ClientOptions {
   int io_timeout_ms = 30000;  // for sending a request and for receiving its response
 };
 
-struct HttpResult {
-  int status = 0;
-  std::string body;
-  std::map<std::string, std::string> headers;  // names in lower case
-  std::string header(const std::string& lower_name) const {
-    auto it = headers.find(lower_name);
-    return it == headers.end() ? std::string() : it->second;
-  }
-};
+using HttpResult = HttpReply;
 
 class HttpClient {
  public:

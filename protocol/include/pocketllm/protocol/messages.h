@@ -98,6 +98,8 @@ struct RoundInfo {
   std::optional<uint64_t> applied_version;  // applied rounds: the log length after their entries
   bool open() const { return state == RoundState::kOpen; }
 };
+// A round of `task`: its id and training settings (lr, eps, batch size, distribution, trainable) filled in.
+RoundInfo round_of(const TaskInfo& task);
 nlohmann::json to_json(const RoundInfo& r);
 Result<RoundInfo> parse_round_info(const std::string& body);
 

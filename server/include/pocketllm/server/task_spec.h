@@ -8,6 +8,7 @@
 
 #include "pocketllm/common/perturbation.h"
 #include "pocketllm/common/status.h"
+#include "pocketllm/protocol/messages.h"
 #include "pocketllm/server/rounds.h"
 
 namespace pocketllm::server {
@@ -29,6 +30,8 @@ struct TaskSpec {
 
 Result<TaskSpec> parse_task_spec(const nlohmann::json& j);
 nlohmann::json task_spec_to_json(const TaskSpec& spec);
+// The part of the spec devices train with, as the protocol carries it.
+protocol::TaskInfo training_spec(const TaskSpec& spec);
 
 bool valid_task_id(const std::string& id);
 
