@@ -53,6 +53,8 @@ Result<ModelConfig> parse_hf_config(const std::string& text, const std::string& 
     return unsupported(where + ": model_type '" + c.model_type + "' (architecture '" + c.hf_architecture +
                        "') is not supported; supported: " + supported);
   }
+  c.arch = arch->id;
+  if (c.hf_architecture.empty()) c.hf_architecture = arch->hf_architecture;
   return arch->parse_config(j, c, where);
 }
 

@@ -21,7 +21,8 @@ struct ArchitectureSpec {
   Architecture id;
   const char* name;                       // "llama", "opt", …: what `pocketllm info` prints
   std::vector<std::string> model_types;   // config.json "model_type" values it runs
-  // config.json -> ModelConfig (`c` has hf_architecture and model_type filled in); names the bad field.
+  const char* hf_architecture;            // the class name when config.json has no "architectures"
+  // config.json -> ModelConfig (`c` has arch, hf_architecture and model_type filled in); names the bad field.
   Result<ModelConfig> (*parse_config)(const nlohmann::json& j, ModelConfig c, const std::string& where);
   // A stored tensor name -> its canonical name; false when the tensor is not a parameter (a buffer, a
   // tied copy). Checkpoints of the base model class lack the task model's prefix.
@@ -32,6 +33,14 @@ struct ArchitectureSpec {
   nlohmann::json (*write_config)(const ModelConfig& c);
   Result<std::unique_ptr<LanguageModel>> (*create)(ModelConfig config, WeightStore weights);
 };
+
+// The factory of an architecture whose model class has `Status init(ModelConfig, WeightStore)`.
+template <class Model>
+Result<std::unique_ptr<LanguageModel>> create_transformer(ModelConfig config, WeightStore weights) {
+  auto m = std::make_unique<Model>();
+  POCKETLLM_RETURN_IF_ERROR(m->init(std::move(config), std::move(weights)));
+  return std::unique_ptr<LanguageModel>(std::move(m));
+}
 
 // Every registered architecture, in registry order.
 const std::vector<const ArchitectureSpec*>& architectures();

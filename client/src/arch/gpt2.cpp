@@ -3,6 +3,7 @@
 
 #include "arch/architecture.h"
 #include "pocketllm/client/architectures.h"
+#include "pocketllm/client/transformer_base.h"
 #include "pocketllm/client/kernels.h"
 
 namespace pocketllm {
@@ -10,14 +11,8 @@ namespace {
 
 class Gpt2Model : public TransformerModel {
  public:
-  Status init(ModelConfig config, WeightStore weights) {
-    config_ = std::move(config);
-    weights_ = std::move(weights);
-    return bind();
-  }
-
  private:
-  Status bind() {
+  Status bind() override {
     const ModelConfig& c = config_;
     const int64_t d = c.hidden_size, ff = c.intermediate_size, V = c.vocab_size, P = c.max_position_embeddings;
     POCKETLLM_RETURN_IF_ERROR(require("transformer.wte.weight", {V, d}, &wte_));
@@ -114,20 +109,9 @@ class Gpt2Model : public TransformerModel {
   std::vector<int32_t> key_len_;
 };
 
-}  // namespace
-
-Result<std::unique_ptr<LanguageModel>> create_gpt2(ModelConfig config, WeightStore weights) {
-  auto m = std::make_unique<Gpt2Model>();
-  POCKETLLM_RETURN_IF_ERROR(m->init(std::move(config), std::move(weights)));
-  return std::unique_ptr<LanguageModel>(std::move(m));
-}
-
-namespace {
 
 Result<ModelConfig> parse_gpt2_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
   using namespace arch_config;
-  c.arch = Architecture::kGpt2;
-  if (c.hf_architecture.empty()) c.hf_architecture = "GPT2LMHeadModel";
   c.max_position_embeddings = 1024;
   POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {required("vocab_size", &ModelConfig::vocab_size), required("n_embd", &ModelConfig::hidden_size),
                                                 required("n_layer", &ModelConfig::num_layers), required("n_head", &ModelConfig::num_heads),
@@ -162,7 +146,7 @@ nlohmann::json gpt2_write_config(const ModelConfig& c) {
 
 }  // namespace
 
-extern const ArchitectureSpec kGpt2Architecture = {Architecture::kGpt2, "gpt2", {"gpt2"}, parse_gpt2_config, gpt2_canonical_name,
-                                                   nullptr, gpt2_write_config, create_gpt2};
+extern const ArchitectureSpec kGpt2Architecture = {Architecture::kGpt2, "gpt2", {"gpt2"}, "GPT2LMHeadModel", parse_gpt2_config, gpt2_canonical_name,
+                                                   nullptr, gpt2_write_config, create_transformer<Gpt2Model>};
 
 }  // namespace pocketllm

@@ -34,9 +34,7 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
 
 Result<std::unique_ptr<LlamaModel>> LlamaModel::create(ModelConfig config, WeightStore weights) {
   std::unique_ptr<LlamaModel> m(new LlamaModel());
-  m->config_ = std::move(config);
-  m->weights_ = std::move(weights);
-  POCKETLLM_RETURN_IF_ERROR(m->bind());
+  POCKETLLM_RETURN_IF_ERROR(m->init(std::move(config), std::move(weights)));
   return m;
 }
 
@@ -178,7 +176,6 @@ Status parse_rope_scaling(const nlohmann::json& j, ModelConfig* c, const std::st
 
 Result<ModelConfig> parse_llama_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
   using namespace arch_config;
-  c.arch = Architecture::kLlama;
   c.activation = "silu";
   POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {required("vocab_size", &ModelConfig::vocab_size), required("hidden_size", &ModelConfig::hidden_size),
                                                 required("intermediate_size", &ModelConfig::intermediate_size),
@@ -241,7 +238,7 @@ Result<std::unique_ptr<LanguageModel>> create_llama(ModelConfig config, WeightSt
 
 }  // namespace
 
-extern const ArchitectureSpec kLlamaArchitecture = {Architecture::kLlama,  "llama",           {"llama", "qwen2", "mistral"},
+extern const ArchitectureSpec kLlamaArchitecture = {Architecture::kLlama,  "llama",           {"llama", "qwen2", "mistral"}, "LlamaForCausalLM",
                                                     parse_llama_config,   llama_canonical_name, llama_resolve_ties,
                                                     llama_write_config,   create_llama};
 

@@ -3,6 +3,7 @@
 
 #include "arch/architecture.h"
 #include "pocketllm/client/architectures.h"
+#include "pocketllm/client/transformer_base.h"
 #include "pocketllm/client/kernels.h"
 
 namespace pocketllm {
@@ -10,14 +11,8 @@ namespace {
 
 class OptModel : public TransformerModel {
  public:
-  Status init(ModelConfig config, WeightStore weights) {
-    config_ = std::move(config);
-    weights_ = std::move(weights);
-    return bind();
-  }
-
  private:
-  Status bind() {
+  Status bind() override {
     const ModelConfig& c = config_;
     const int64_t d = c.hidden_size, ff = c.intermediate_size, V = c.vocab_size;
     const int64_t e = c.word_embed_proj_dim > 0 ? c.word_embed_proj_dim : d;
@@ -156,20 +151,9 @@ class OptModel : public TransformerModel {
   std::vector<int32_t> key_len_;
 };
 
-}  // namespace
-
-Result<std::unique_ptr<LanguageModel>> create_opt(ModelConfig config, WeightStore weights) {
-  auto m = std::make_unique<OptModel>();
-  POCKETLLM_RETURN_IF_ERROR(m->init(std::move(config), std::move(weights)));
-  return std::unique_ptr<LanguageModel>(std::move(m));
-}
-
-namespace {
 
 Result<ModelConfig> parse_opt_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
   using namespace arch_config;
-  c.arch = Architecture::kOpt;
-  if (c.hf_architecture.empty()) c.hf_architecture = "OPTForCausalLM";
   POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {required("vocab_size", &ModelConfig::vocab_size), required("hidden_size", &ModelConfig::hidden_size),
                                                 required("ffn_dim", &ModelConfig::intermediate_size),
                                                 required("num_hidden_layers", &ModelConfig::num_layers),
@@ -212,7 +196,7 @@ nlohmann::json opt_write_config(const ModelConfig& c) {
 
 }  // namespace
 
-extern const ArchitectureSpec kOptArchitecture = {Architecture::kOpt, "opt", {"opt"}, parse_opt_config, opt_canonical_name,
-                                                  opt_resolve_ties, opt_write_config, create_opt};
+extern const ArchitectureSpec kOptArchitecture = {Architecture::kOpt, "opt", {"opt"}, "OPTForCausalLM", parse_opt_config, opt_canonical_name,
+                                                  opt_resolve_ties, opt_write_config, create_transformer<OptModel>};
 
 }  // namespace pocketllm

@@ -3,6 +3,7 @@
 
 #include "arch/architecture.h"
 #include "pocketllm/client/architectures.h"
+#include "pocketllm/client/transformer_base.h"
 #include "pocketllm/client/kernels.h"
 
 namespace pocketllm {
@@ -12,14 +13,8 @@ class RobertaModel : public TransformerModel {
  public:
   bool is_causal() const override { return false; }
 
-  Status init(ModelConfig config, WeightStore weights) {
-    config_ = std::move(config);
-    weights_ = std::move(weights);
-    return bind();
-  }
-
  private:
-  Status bind() {
+  Status bind() override {
     const ModelConfig& c = config_;
     const int64_t d = c.hidden_size, ff = c.intermediate_size, V = c.vocab_size;
     const int64_t P = c.max_position_embeddings;
@@ -127,20 +122,9 @@ class RobertaModel : public TransformerModel {
   std::vector<int32_t> key_len_;
 };
 
-}  // namespace
-
-Result<std::unique_ptr<LanguageModel>> create_roberta(ModelConfig config, WeightStore weights) {
-  auto m = std::make_unique<RobertaModel>();
-  POCKETLLM_RETURN_IF_ERROR(m->init(std::move(config), std::move(weights)));
-  return std::unique_ptr<LanguageModel>(std::move(m));
-}
-
-namespace {
 
 Result<ModelConfig> parse_roberta_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
   using namespace arch_config;
-  c.arch = Architecture::kRoberta;
-  if (c.hf_architecture.empty()) c.hf_architecture = "RobertaForMaskedLM";
   c.type_vocab_size = 1;
   c.norm_eps = 1e-5f;
   POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {required("vocab_size", &ModelConfig::vocab_size), required("hidden_size", &ModelConfig::hidden_size),
@@ -178,7 +162,7 @@ nlohmann::json roberta_write_config(const ModelConfig& c) {
 
 }  // namespace
 
-extern const ArchitectureSpec kRobertaArchitecture = {Architecture::kRoberta, "roberta", {"roberta"}, parse_roberta_config,
-                                                      roberta_canonical_name, nullptr, roberta_write_config, create_roberta};
+extern const ArchitectureSpec kRobertaArchitecture = {Architecture::kRoberta, "roberta", {"roberta"}, "RobertaForMaskedLM", parse_roberta_config,
+                                                      roberta_canonical_name, nullptr, roberta_write_config, create_transformer<RobertaModel>};
 
 }  // namespace pocketllm

@@ -1,22 +1,16 @@
-// The architectures of the PocketLLM and MeZO papers besides Llama: OPT, GPT-2 and RoBERTa (masked LM).
-// One file each in src/; all read canonical Hugging Face tensor names and layouts.
+// Creating a model of any registered architecture (Llama, OPT, GPT-2, RoBERTa; client/src/arch/, one
+// file each, docs/architecture.md) from its config and canonical weights.
 #pragma once
 
 #include <memory>
 
-#include "pocketllm/client/transformer_base.h"
+#include "pocketllm/client/model.h"
+#include "pocketllm/client/model_config.h"
+#include "pocketllm/client/weights.h"
 
 namespace pocketllm {
 
-// OPTForCausalLM: learned positions (offset 2), pre-LN (or post-LN when do_layer_norm_before is false),
-// ReLU MLP, project_in/project_out when word_embed_proj_dim differs, head tied to the embeddings.
-Result<std::unique_ptr<LanguageModel>> create_opt(ModelConfig config, WeightStore weights);
-// GPT2LMHeadModel: Conv1D weights (in x out), learned positions, pre-LN, GELU (tanh), tied head.
-Result<std::unique_ptr<LanguageModel>> create_gpt2(ModelConfig config, WeightStore weights);
-// RobertaForMaskedLM: bidirectional post-LN encoder, positions offset by padding_idx + 1, token type 0,
-// masked-LM head (dense, GELU, LayerNorm, decoder tied to the embeddings, plus a bias).
-Result<std::unique_ptr<LanguageModel>> create_roberta(ModelConfig config, WeightStore weights);
-
+// Checks that `weights` hold every tensor the architecture of `config` needs, with the right shapes.
 Result<std::unique_ptr<LanguageModel>> create_model(ModelConfig config, WeightStore weights);
 
 }  // namespace pocketllm

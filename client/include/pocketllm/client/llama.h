@@ -25,7 +25,7 @@ class LlamaModel : public TransformerModel {
     const Weight *attn_norm, *q, *k, *v, *o, *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
     const Weight *mlp_norm, *gate, *up, *down;
   };
-  Status bind();
+  Status bind() override;
 
   const Weight* embed_ = nullptr;
   const Weight* final_norm_ = nullptr;

@@ -16,6 +16,12 @@ void attend(ThreadPool* pool, size_t batch, size_t tokens, size_t heads, size_t 
 
 class TransformerModel : public LanguageModel {
  public:
+  // Takes the config and the canonical weights and binds the tensors the architecture needs.
+  Status init(ModelConfig config, WeightStore weights) {
+    config_ = std::move(config);
+    weights_ = std::move(weights);
+    return bind();
+  }
   const ModelConfig& config() const override { return config_; }
   WeightStore& weights() override { return weights_; }
   const WeightStore& weights() const override { return weights_; }
@@ -29,6 +35,8 @@ class TransformerModel : public LanguageModel {
                                  std::vector<float>* candidate_logits) override;
 
  protected:
+  // Finds every tensor of config_ in weights_ (require()), with the right shapes.
+  virtual Status bind() = 0;
   // The [vocab, hidden] output projection (the embedding matrix when tied) and its optional bias.
   virtual const Weight& head_weight() const = 0;
   virtual const Weight* head_bias() const { return nullptr; }
