@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "pocketllm/client/llama.h"
+#include "arch/llama.h"
 #include "pocketllm/client/trainer.h"
 #include "pocketllm/common/tensor_ops.h"
 

@@ -1,4 +1,4 @@
-#include "pocketllm/client/kernels.h"
+#include "kernels.h"
 
 #include <Eigen/Core>
 #include <algorithm>

@@ -1,4 +1,4 @@
-#include "pocketllm/client/kernels_ref.h"
+#include "kernels_ref.h"
 
 #include <cmath>
 #include <vector>

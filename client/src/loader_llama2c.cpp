@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "pocketllm/client/llama.h"
+#include "arch/llama.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/file_util.h"
 

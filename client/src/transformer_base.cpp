@@ -1,6 +1,6 @@
-#include "pocketllm/client/transformer_base.h"
+#include "transformer_base.h"
 
-#include "pocketllm/client/kernels.h"
+#include "kernels.h"
 
 #include <Eigen/Core>
 #include <algorithm>

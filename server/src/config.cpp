@@ -66,7 +66,17 @@ Status number(const std::string& key, const std::string& text, double lo, double
   return Status::ok();
 }
 
-// Applies one setting, named as in the config file (flags map onto the same names).
+// Every setting, named as in the config file (flags map onto the same names).
+bool known_setting(const std::string& key) {
+  static const char* const kSettings[] = {"listen", "threads", "tls_cert", "tls_key", "insecure", "store", "durability",
+                                          "admin_token_file", "admin_token_sha256", "max_body_bytes", "header_timeout_s",
+                                          "body_timeout_s", "device_rate_per_s", "device_burst", "shutdown_grace_s", "port_file"};
+  for (const char* k : kSettings)
+    if (key == k) return true;
+  return false;
+}
+
+// Applies one setting (a known one: known_setting).
 Status apply(const std::string& key, const std::string& value, ServerConfig* c) {
   double v = 0;
   if (key == "listen") return parse_listen(value, c);
@@ -170,8 +180,8 @@ Result<ServerConfig> parse_server_config(const std::vector<std::string>& args) {
     for (char& ch : key) ch = ch == '-' ? '_' : ch;
     if (key == "header_timeout" || key == "body_timeout" || key == "shutdown_grace") key += "_s";
     if (key == "device_rate") key = "device_rate_per_s";
-    Status s = apply(key, value, &c);
-    if (!s) return s.message().rfind("unknown setting", 0) == 0 ? bad("unknown option " + a + " (see --help)") : s;
+    if (!known_setting(key)) return bad("unknown option " + a + " (see --help)");
+    POCKETLLM_RETURN_IF_ERROR(apply(key, value, &c));
   }
   c.http.tls = !c.insecure;
   if (c.service.admin_token_sha256.empty()) return bad("an admin credential is required: --admin-token-file FILE or --admin-token-sha256 HEX");

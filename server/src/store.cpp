@@ -94,14 +94,6 @@ bool unpack(const std::string& b, std::vector<T>* out) {
   return true;
 }
 
-bool parse_state(const std::string& s, RoundState* out) {
-  if (s == "open") *out = RoundState::kOpen;
-  else if (s == "applied") *out = RoundState::kApplied;
-  else if (s == "abandoned") *out = RoundState::kAbandoned;
-  else return false;
-  return true;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path, Durability durability) {
@@ -192,7 +184,7 @@ Result<std::vector<Round>> Store::load_rounds(const std::string& task) {
       r.opened_ms = s.col_i64(3);
       r.deadline_ms = s.col_i64(4);
       r.extensions = static_cast<uint32_t>(s.col_i64(5));
-      if (!parse_state(s.col_text(6), &r.state)) return corrupt("store: round " + std::to_string(r.id) + ": bad state");
+      if (!protocol::parse_round_state(s.col_text(6), &r.state)) return corrupt("store: round " + std::to_string(r.id) + ": bad state");
       rounds.push_back(std::move(r));
     }
     if (rc != SQLITE_DONE) return s.error("load rounds");

@@ -5,9 +5,9 @@
 #include <random>
 #include <vector>
 
-#include "pocketllm/client/kernels.h"
-#include "pocketllm/client/kernels_ref.h"
-#include "pocketllm/client/llama.h"
+#include "kernels.h"
+#include "kernels_ref.h"
+#include "arch/llama.h"
 #include "pocketllm/common/tensor_ops.h"
 #include <cstring>
 

@@ -5,7 +5,7 @@
 
 using namespace pocketllm;
 
-// Known answers published with Random123 (and repeated in DESIGN.md section 3).
+// Known answers published with Random123 (and repeated in docs/perturbation.md).
 TEST_CASE("Philox4x32-10 reproduces the Random123 known-answer vectors", "[core][philox]") {
   CHECK(philox4x32_10({0, 0, 0, 0}, {0, 0}) == PhiloxBlock{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8});
   CHECK(philox4x32_10({0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}, {0xffffffff, 0xffffffff}) ==

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "pocketllm/client/llama.h"
+#include "arch/llama.h"
 
 namespace pocketllm::test {
 

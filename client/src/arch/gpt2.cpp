@@ -3,8 +3,8 @@
 
 #include "arch/architecture.h"
 #include "pocketllm/client/architectures.h"
-#include "pocketllm/client/transformer_base.h"
-#include "pocketllm/client/kernels.h"
+#include "transformer_base.h"
+#include "kernels.h"
 
 namespace pocketllm {
 namespace {

@@ -1,11 +1,11 @@
-#include "pocketllm/client/llama.h"
+#include "arch/llama.h"
 
 #include "arch/architecture.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "pocketllm/client/kernels.h"
+#include "kernels.h"
 
 namespace pocketllm {
 

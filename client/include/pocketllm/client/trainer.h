@@ -1,4 +1,4 @@
-// The MeZO / SPSA zeroth-order trainer (DESIGN.md section 4).
+// The MeZO / SPSA zeroth-order trainer (docs/training.md).
 //
 // Step t, for each of n directions k: seed s = step_seed(run seed, t, k); L+ = loss(theta + eps z(s)),
 // L- = loss(theta - eps z(s)), both with the perturbation added to weight tiles as the forward pass

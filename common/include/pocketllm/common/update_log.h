@@ -1,4 +1,4 @@
-// The ordered log of update entries that describes a fine-tuning run (DESIGN.md section 4), its JSON
+// The ordered log of update entries that describes a fine-tuning run (docs/update-log.md), its JSON
 // and binary forms (docs/update-log.md), and replay onto named float32 tensors.
 #pragma once
 

@@ -63,7 +63,7 @@ nlohmann::json to_json(const EnrolReply& r);
 Result<EnrolReply> parse_enrol_reply(const std::string& body);
 
 // ---- tasks ----------------------------------------------------------------------------------------
-// What a device trains with (the training spec of DESIGN.md section 4) and where the task stands.
+// What a device trains with (the training spec of docs/training.md) and where the task stands.
 struct TaskInfo {
   std::string id, base_model_id, trainable = "*";
   Distribution dist = Distribution::kRademacher;

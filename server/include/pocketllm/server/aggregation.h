@@ -1,6 +1,6 @@
 // Aggregation strategies: from the scalars many devices submitted for one round to one coefficient per
-// seed. Pure functions over plain data, each a small unit with its own tests; the server's round logic
-// (to come) calls them. A device submits, for the round's tau seeds in order, tau projected-gradient
+// seed. Pure functions over plain data, each a small unit with its own tests; the round logic
+// (rounds.h, TaskRounds::tick) calls them. A device submits, for the round's tau seeds in order, tau projected-gradient
 // coefficients (already multiplied by the round's learning rate) and the number of examples it used.
 #pragma once
 

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "pocketllm/client/kernels.h"
+#include "kernels.h"
 
 namespace pocketllm::ref {
 

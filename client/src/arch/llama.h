@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "pocketllm/client/transformer_base.h"
+#include "transformer_base.h"
 
 namespace pocketllm {
 
