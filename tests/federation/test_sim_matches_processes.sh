@@ -4,6 +4,7 @@
 # shared log bit for bit and the same shared weights.
 #   test_sim_matches_processes.sh BIN_DIR SHARED_DIR
 set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
 bin="$(realpath "$1")"; shared="$(realpath "$2")"
 model="$shared/hub/karpathy/tinyllamas/stories260K"
 work="$(mktemp -d)"; pid=""
@@ -12,8 +13,7 @@ trap cleanup EXIT
 fails=0
 check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 cd "$work"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
-  -addext subjectAltName=IP:127.0.0.1 -keyout key.pem -out cert.pem >/dev/null 2>&1
+"$here/../support/make_test_cert.sh"
 echo "federation-test-admin-token-000000" > admin
 "$bin/pocketllm-server" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store store.db \
   --admin-token-file admin --device-rate 0 2> server.log &

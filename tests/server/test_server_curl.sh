@@ -4,6 +4,7 @@
 # and the rejection cases, metrics, and a clean SIGTERM.
 #   test_server_curl.sh POCKETLLM_SERVER_BINARY
 set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
 server_bin="$(realpath "$1")"
 work="$(mktemp -d)"
 pid=""
@@ -13,8 +14,7 @@ fails=0
 check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 
 cd "$work"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
-  -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout key.pem -out cert.pem >/dev/null 2>&1
+"$here/../support/make_test_cert.sh"
 admin_token="curl-test-admin-token-0123456789"
 echo "$admin_token" > admin_token
 # A safetensors file of two float32 tensors, written with the standard library only.

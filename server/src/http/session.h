@@ -1,0 +1,209 @@
+// One HTTP/1.1 connection of the network front (plain TCP or TLS), and what all connections share.
+// Included only by http_server.cpp: the one server TU that compiles Boost.Beast.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+
+#include "../http_util.h"
+#include "pocketllm/server/http_options.h"
+#include "pocketllm/server/service.h"
+
+namespace pocketllm::server::http_front {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+
+// What every session shares.
+struct Shared {
+  Shared(const HttpServerOptions& o, Service& s) : options(o), service(s) {}
+  const HttpServerOptions& options;
+  Service& service;
+  std::atomic<bool> stopping{false};
+  std::mutex mu;
+  std::set<std::shared_ptr<void>> idle;  // sessions waiting for a request head, closed on shutdown
+  std::atomic<int> sessions{0};
+  std::mutex drained_mu;
+  std::function<void()> drained;  // called when stopping and the last session has ended (guarded by drained_mu)
+  ~Shared() {  // sessions still held here end while every member is alive
+    std::set<std::shared_ptr<void>> last;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      last.swap(idle);
+    }
+  }
+};
+
+template <class Stream>
+beast::tcp_stream& lowest(Stream& s) {
+  return beast::get_lowest_layer(s);
+}
+
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  template <class... Args>
+  Session(Shared& shared, Args&&... args) : shared_(shared), stream_(std::forward<Args>(args)...) { ++shared_.sessions; }
+  ~Session() {
+    // A session can outlive the server loop (destroyed with the io_context): `drained` is cleared then.
+    if (--shared_.sessions == 0 && shared_.stopping) {
+      std::lock_guard<std::mutex> lock(shared_.drained_mu);
+      if (shared_.drained) shared_.drained();
+    }
+  }
+
+  void start() {
+    if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
+      lowest(stream_).expires_after(std::chrono::milliseconds(shared_.options.header_timeout_ms));
+      stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+        if (!ec) self->read_head();
+      });
+    } else {
+      read_head();
+    }
+  }
+
+  // Called on shutdown for sessions between requests.
+  void close_idle() {
+    asio::post(lowest(stream_).get_executor(), [self = this->shared_from_this()] {
+      if (self->waiting_) lowest(self->stream_).cancel();
+    });
+  }
+
+ private:
+  void read_head() {
+    if (shared_.stopping) return;
+    parser_.emplace();
+    parser_->header_limit(shared_.options.max_header_bytes);
+    parser_->body_limit(shared_.options.max_body_bytes);
+    lowest(stream_).expires_after(std::chrono::milliseconds(shared_.options.header_timeout_ms));
+    waiting_ = true;
+    {
+      std::lock_guard<std::mutex> lock(shared_.mu);
+      shared_.idle.insert(this->shared_from_this());
+    }
+    http::async_read_header(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      self->waiting_ = false;
+      {
+        std::lock_guard<std::mutex> lock(self->shared_.mu);
+        self->shared_.idle.erase(self);
+      }
+      self->on_head(ec);
+    });
+  }
+
+  void on_head(beast::error_code ec) {
+    if (ec == http::error::header_limit) return reply_error(protocol::ErrorCode::kRequestHeaderTooLarge, "the request head is too large");
+    if (ec == http::error::body_limit)  // a declared Content-Length over the limit is caught with the head
+      return reply_error(protocol::ErrorCode::kBodyTooLarge, "the body is larger than " + std::to_string(shared_.options.max_body_bytes) + " bytes");
+    if (ec) return close();
+    const auto length = parser_->content_length();
+    if (length && *length > shared_.options.max_body_bytes)
+      return reply_error(protocol::ErrorCode::kBodyTooLarge, "the body is larger than " + std::to_string(shared_.options.max_body_bytes) + " bytes");
+    lowest(stream_).expires_after(std::chrono::milliseconds(shared_.options.body_timeout_ms));
+    http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code e, size_t) { self->on_body(e); });
+  }
+
+  void on_body(beast::error_code ec) {
+    if (ec == http::error::body_limit)
+      return reply_error(protocol::ErrorCode::kBodyTooLarge, "the body is larger than " + std::to_string(shared_.options.max_body_bytes) + " bytes");
+    if (ec) return close();
+    auto& req = parser_->get();
+    HttpRequest r;
+    r.method = std::string(req.method_string());
+    r.target = std::string(req.target());
+    r.authorization = std::string(req[http::field::authorization]);
+    r.content_type = std::string(req[http::field::content_type]);
+    r.body = std::move(req.body());
+    const bool keep_alive = req.keep_alive() && !shared_.stopping;
+    auto self = this->shared_from_this();
+    auto sent = std::make_shared<std::atomic<bool>>(false);
+    auto reply = [self, keep_alive, sent](HttpResponse out) {
+      if (sent->exchange(true)) return;  // one reply per request, whatever happens
+      // May run on the committer thread: the write happens on this session's strand.
+      asio::post(lowest(self->stream_).get_executor(),
+                 [self, keep_alive, out = std::move(out)]() mutable { self->send(std::move(out), keep_alive); });
+    };
+    try {
+      shared_.service.handle_async(r, reply);
+    } catch (const std::exception& e) {  // a bug must cost one request, never the process
+      HttpResponse out;
+      out.status = 500;
+      out.body = "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}\n";
+      if (shared_.options.log) shared_.options.log(std::string("internal error while handling a request: ") + e.what());
+      reply(std::move(out));
+    }
+  }
+
+  void reply_error(protocol::ErrorCode code, const std::string& message) {
+    HttpResponse r = error(code, message);
+    shared_.service.metrics().observe_request("limits", r.status, 0.0);
+    send(std::move(r), false, true);  // the rest of the request is unread: the connection cannot be reused
+  }
+
+  void send(HttpResponse out, bool keep_alive, bool drain = false) {
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(out.status), 11);
+    res->set(http::field::server, "pocketllm-server");
+    res->set(http::field::content_type, out.content_type);
+    for (const auto& [k, v] : out.headers) res->set(k, v);
+    res->body() = std::move(out.body);
+    res->keep_alive(keep_alive);
+    res->prepare_payload();
+    lowest(stream_).expires_after(std::chrono::milliseconds(shared_.options.body_timeout_ms));
+    http::async_write(stream_, *res, [self = this->shared_from_this(), res, keep_alive, drain](beast::error_code ec, size_t) {
+      if (!ec && drain) return self->drain(0);
+      if (ec || !keep_alive) return self->close();
+      self->read_head();
+    });
+  }
+
+  // After an early error reply, reads and discards what the client is still sending (bounded in bytes
+  // and time) before closing, so the client gets to read the reply instead of a connection reset.
+  void drain(size_t discarded) {
+    constexpr size_t kMaxDrain = 8 << 20;
+    if (discarded > kMaxDrain) return close();
+    buffer_.consume(buffer_.size());
+    lowest(stream_).expires_after(std::chrono::seconds(2));
+    stream_.async_read_some(buffer_.prepare(64 << 10), [self = this->shared_from_this(), discarded](beast::error_code ec, size_t n) {
+      self->buffer_.commit(n);
+      if (ec) return self->close();
+      self->drain(discarded + n);
+    });
+  }
+
+  void close() {
+    beast::error_code ec;
+    if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
+      lowest(stream_).expires_after(std::chrono::seconds(2));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+        beast::error_code e;
+        lowest(self->stream_).socket().close(e);
+      });
+    } else {
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      stream_.socket().close(ec);
+    }
+  }
+
+  Shared& shared_;
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool waiting_ = false;
+};
+
+}  // namespace pocketllm::server::http_front
