@@ -11,10 +11,14 @@ if [ ! -f "$model/stories260K.bin" ] || [ ! -f "$data" ]; then
 fi
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 head -301 "$data" | tail -300 | cut -f1 > "$work/train.txt"
-args=(--model "$model" --data "$work/train.txt" --task lm --steps 60 --batch-size 8 --lr 1e-4
+args=(--model "$model" --data "$work/train.txt" --task lm --steps 150 --batch-size 8 --lr 1e-4
       --snapshot-every 7 --fsync-every 1 --seed 0x5eed --threads 2)
 
+t0=$(date +%s%N)
 "$bin" finetune "${args[@]}" --out "$work/reference" 2> "$work/ref.err" || { cat "$work/ref.err"; exit 1; }
+# Kill moments are drawn within the uninterrupted run's duration, so the test means the same on a
+# fast machine and a loaded one.
+run_ms=$(( ($(date +%s%N) - t0) / 1000000 )); [ "$run_ms" -ge 20 ] || run_ms=20
 
 kills=0
 for attempt in $(seq 1 200); do
@@ -24,16 +28,16 @@ for attempt in $(seq 1 200); do
     "$bin" finetune "${args[@]}" --out "$work/killed" 2> "$work/run.err" &
   fi
   pid=$!
-  sleep "0.$(( RANDOM % 40 + 5 ))"
+  sleep "$(awk -v ms=$(( run_ms * (RANDOM % 20 + 5) / 100 )) 'BEGIN { printf "%.3f", ms / 1000 }')"
   if kill -9 "$pid" 2> /dev/null; then kills=$((kills + 1)); fi
   wait "$pid" 2> /dev/null; rc=$?
   if [ $rc -eq 0 ]; then break; fi
   if [ $rc -ne 137 ]; then echo "finetune failed with $rc:"; cat "$work/run.err"; exit 1; fi
 done
-echo "killed $kills times"
+echo "killed $kills times (uninterrupted run: $run_ms ms)"
 [ $kills -ge 3 ] || { echo "FAIL: too few kills to mean anything ($kills)"; exit 1; }
 # Whatever was left unfinished, finish it.
-if ! grep -q '"step":59' "$work/killed/log.jsonl"; then
+if ! grep -q '"step":149' "$work/killed/log.jsonl"; then
   "$bin" finetune --resume --out "$work/killed" --threads 2 2> "$work/run.err" || { cat "$work/run.err"; exit 1; }
 fi
 cmp "$work/reference/log.jsonl" "$work/killed/log.jsonl" || { echo "FAIL: logs differ"; exit 1; }
