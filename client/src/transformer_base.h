@@ -42,6 +42,12 @@ class TransformerModel : public LanguageModel {
   virtual const Weight* head_bias() const { return nullptr; }
   // Width of the hidden states the head reads (OPT's project_out makes it differ from hidden_size).
   virtual size_t head_input_dim() const { return static_cast<size_t>(config_.hidden_size); }
+  // Sizes the activation buffers below for `rows` token rows of width `width` and MLP width `ff`
+  // (grown only: after the first call at a size, a forward pass allocates nothing).
+  void size_activations(size_t rows, size_t width, size_t ff) {
+    for (std::vector<float>* v : {&x_, &xn_, &q_, &k_, &v_, &attn_, &tmp_}) v->resize(rows * width);
+    h_.resize(rows * ff);
+  }
   // Binds a required tensor, with the error naming it and the expected shape.
   Status require(const std::string& name, std::vector<int64_t> shape, const Weight** out) const;
 
@@ -55,6 +61,9 @@ class TransformerModel : public LanguageModel {
   std::vector<float> chunk_max_, chunk_sum_, target_logit_;
   std::vector<float> cand_w_, cand_b_, cand_logits_, row_buf_, bias_buf_;
   std::vector<float> embed_row_a_, embed_row_b_;  // architectures' per-row scratch
+  // Activations of the encoder/decoder stacks (size_activations): residual stream, normalised input,
+  // q/k/v, attention output, MLP hidden, scratch.
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, h_, tmp_;
 };
 
 }  // namespace pocketllm

@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end checks of the pocketllm CLI: golden output, usage errors, replay determinism.
 #   test_cli.sh POCKETLLM_BINARY FIXTURES_DIR SHARED_DIR
-set -uo pipefail
+source "$(dirname "$0")/../support/test_lib.sh"
 bin="$1"; fixtures="$2"; shared="$3"
-work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 
 # perturb reproduces the golden vectors (first 32 of each, compared as float32 values).
 python3 - "$bin" "$fixtures/perturbation_golden.json" > "$work/golden.out" 2>&1 <<'PY'

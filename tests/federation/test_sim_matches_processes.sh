@@ -3,17 +3,11 @@
 # `pocketllm federate` processes, against the same server with the same seeds, produce the same
 # shared log bit for bit and the same shared weights.
 #   test_sim_matches_processes.sh BIN_DIR SHARED_DIR
-set -uo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
+source "$(dirname "$0")/../support/test_lib.sh"
 bin="$(realpath "$1")"; shared="$(realpath "$2")"
 model="$shared/hub/karpathy/tinyllamas/stories260K"
-work="$(mktemp -d)"; pid=""
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 cd "$work"
-"$here/../support/make_test_cert.sh"
+make_test_cert
 echo "federation-test-admin-token-000000" > admin
 "$bin/pocketllm-server" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store store.db \
   --admin-token-file admin --device-rate 0 2> server.log &
@@ -49,5 +43,4 @@ for i in 0 1 2; do
   check "device $i's shared weights equal the simulation's, byte for byte" "cmp -s sim_shared.safetensors dev$i/shared.safetensors"
 done
 [ $fails -eq 0 ] || { echo "--- sim"; cat sim.out; for i in 0 1 2; do echo "--- dev$i"; cat dev$i.out; done; tail -20 server.log; }
-echo "$fails failed"
-[ $fails -eq 0 ]
+finish

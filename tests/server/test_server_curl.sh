@@ -3,18 +3,11 @@
 # task with base weights, enrolment, a round, log sync, snapshot download with its SHA-256, revocation
 # and the rejection cases, metrics, and a clean SIGTERM.
 #   test_server_curl.sh POCKETLLM_SERVER_BINARY
-set -uo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
+source "$(dirname "$0")/../support/test_lib.sh"
 server_bin="$(realpath "$1")"
-work="$(mktemp -d)"
-pid=""
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 
 cd "$work"
-"$here/../support/make_test_cert.sh"
+make_test_cert
 admin_token="curl-test-admin-token-0123456789"
 echo "$admin_token" > admin_token
 # A safetensors file of two float32 tensors, written with the standard library only.
@@ -80,5 +73,4 @@ check "no secret reaches the server log" '! grep -q -e "$admin_token" -e "${cred
 kill -TERM "$pid"; wait "$pid"; status=$?; pid=""
 check "SIGTERM: clean exit" '[ "$status" = 0 ]'
 [ $fails -eq 0 ] || { echo "--- server log"; cat server.log; }
-echo "$fails failed"
-[ $fails -eq 0 ]
+finish

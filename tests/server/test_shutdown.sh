@@ -2,17 +2,10 @@
 # SIGTERM ends the server with exit status 0 whatever its connections are doing: idle keep-alive,
 # half a request head, half a body, and draining after a 413 — over TLS and over plain TCP.
 #   test_shutdown.sh POCKETLLM_SERVER_BINARY
-set -uo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
+source "$(dirname "$0")/../support/test_lib.sh"
 server_bin="$(realpath "$1")"
-work="$(mktemp -d)"
-pid=""
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 cd "$work"
-"$here/../support/make_test_cert.sh"
+make_test_cert
 echo "shutdown-test-admin-token-0123456789" > admin
 
 # Opens connections in each state and keeps them open until killed.
@@ -62,5 +55,4 @@ for mode in tls plain; do
   check "$mode: SIGTERM exits 0 (got $status)" '[ $status -eq 0 ]'
   check "$mode: the server logged a clean stop" 'grep -q "stopped" "server-$mode.log"'
 done
-echo "$fails failed"
-[ $fails -eq 0 ]
+finish

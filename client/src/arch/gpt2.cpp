@@ -54,15 +54,8 @@ class Gpt2Model : public TransformerModel {
     if (past + T > static_cast<size_t>(c.max_position_embeddings))
       return out_of_range("sequence of " + std::to_string(past + T) + " tokens exceeds the " +
                           std::to_string(c.max_position_embeddings) + " learned positions");
-    x_.resize(M * d);
-    xn_.resize(M * d);
+    size_activations(M, d, ff);
     qkv_.resize(M * 3 * d);
-    q_.resize(M * d);
-    k_.resize(M * d);
-    v_.resize(M * d);
-    attn_.resize(M * d);
-    h_.resize(M * ff);
-    tmp_.resize(M * d);
     key_len_.resize(B);
     for (size_t b = 0; b < B; ++b) key_len_[b] = static_cast<int32_t>(cache ? past + T : batch.lengths[b]);
     std::vector<float>& row = embed_row_a_;
@@ -105,7 +98,7 @@ class Gpt2Model : public TransformerModel {
   };
   const Weight *wte_ = nullptr, *wpe_ = nullptr, *lnf_w_ = nullptr, *lnf_b_ = nullptr;
   std::vector<Layer> layers_;
-  std::vector<float> x_, xn_, qkv_, q_, k_, v_, attn_, h_, tmp_;
+  std::vector<float> qkv_;
   std::vector<int32_t> key_len_;
 };
 

@@ -33,7 +33,7 @@ class LlamaModel : public TransformerModel {
   std::vector<Layer> layers_;
   std::vector<float> inv_freq_;
   // Activations, sized for the largest batch seen and then reused.
-  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, tmp_;
+  std::vector<float> gate_, up_;  // (x_, q_, … are the base class's, sized here for grouped-query attention)
   std::vector<int32_t> positions_, key_len_;
 };
 

@@ -67,14 +67,7 @@ class OptModel : public TransformerModel {
     if (past + T > static_cast<size_t>(c.max_position_embeddings))
       return out_of_range("sequence of " + std::to_string(past + T) + " tokens exceeds the " +
                           std::to_string(c.max_position_embeddings) + " learned positions");
-    x_.resize(M * d);
-    xn_.resize(M * std::max(d, e));
-    q_.resize(M * d);
-    k_.resize(M * d);
-    v_.resize(M * d);
-    attn_.resize(M * d);
-    h_.resize(M * ff);
-    tmp_.resize(M * std::max(d, e));
+    size_activations(M, std::max(d, e), ff);  // the embedding width e may exceed d (project_in)
     key_len_.resize(B);
     for (size_t b = 0; b < B; ++b) key_len_[b] = static_cast<int32_t>(cache ? past + T : batch.lengths[b]);
     // Token embeddings (width e), projected in when e != d, plus positions (offset 2).
@@ -147,7 +140,6 @@ class OptModel : public TransformerModel {
   const Weight *embed_ = nullptr, *pos_ = nullptr, *project_in_ = nullptr, *project_out_ = nullptr;
   const Weight *final_w_ = nullptr, *final_b_ = nullptr, *head_ = nullptr;
   std::vector<Layer> layers_;
-  std::vector<float> x_, xn_, q_, k_, v_, attn_, h_, tmp_;
   std::vector<int32_t> key_len_;
 };
 

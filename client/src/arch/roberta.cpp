@@ -58,14 +58,7 @@ class RobertaModel : public TransformerModel {
     if (T + c.position_offset > static_cast<size_t>(c.max_position_embeddings))
       return out_of_range("sequence of " + std::to_string(T) + " tokens exceeds RoBERTa's " +
                           std::to_string(c.max_position_embeddings - c.position_offset) + " positions");
-    x_.resize(M * d);
-    xn_.resize(M * d);
-    q_.resize(M * d);
-    k_.resize(M * d);
-    v_.resize(M * d);
-    attn_.resize(M * d);
-    h_.resize(M * ff);
-    tmp_.resize(M * d);
+    size_activations(M, d, ff);
     key_len_.assign(batch.lengths.begin(), batch.lengths.end());
     std::vector<float>& prow = embed_row_a_;
     std::vector<float>& trow = embed_row_b_;
@@ -118,7 +111,6 @@ class RobertaModel : public TransformerModel {
   const Weight *head_dense_ = nullptr, *head_dense_b_ = nullptr, *head_ln_w_ = nullptr, *head_ln_b_ = nullptr,
                *head_bias_ = nullptr;
   std::vector<Layer> layers_;
-  std::vector<float> x_, xn_, q_, k_, v_, attn_, h_, tmp_;
   std::vector<int32_t> key_len_;
 };
 
