@@ -99,23 +99,8 @@ Result<LoadedModel> load_llama2c(const std::string& checkpoint, const LoadOption
     ws.add_view(pre + "mlp.up_proj.weight", {H, D}, DType::kF32, w3 + ul * hidden * dim);
   }
 
-  ModelConfig c;
-  c.arch = Architecture::kLlama;
-  c.hf_architecture = "LlamaForCausalLM";
-  c.model_type = "llama";
-  c.vocab_size = vocab;
-  c.hidden_size = dim;
-  c.intermediate_size = hidden;
-  c.num_layers = layers;
-  c.num_heads = heads;
-  c.num_kv_heads = kv_heads;
+  ModelConfig c = llama_config(vocab, dim, hidden, layers, heads, kv_heads, seq_len, shared);
   c.head_dim = hd;
-  c.max_position_embeddings = seq_len;
-  c.norm_eps = 1e-5f;
-  c.rope_theta = 10000.0f;
-  c.tie_word_embeddings = shared;
-  c.bos_token_id = 1;
-  c.eos_token_id = 2;
 
   auto model = LlamaModel::create(c, std::move(ws));
   if (!model) return Status(model.status().code(), checkpoint + ": " + model.status().message());

@@ -50,13 +50,7 @@ TokenBatch TokenBatch::from_sequences(const std::vector<std::vector<int32_t>>& s
 
 void attend(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal, const float* q,
             const float* k, const float* v, KVCache* cache, size_t layer, const int32_t* key_len, float* out) {
-  AttentionShape s;
-  s.batch = B;
-  s.tq = T;
-  s.heads = heads;
-  s.kv_heads = kv_heads;
-  s.head_dim = hd;
-  s.causal = causal;
+  AttentionShape s{B, T, /*tk=*/0, heads, kv_heads, hd, /*past=*/0, causal};
   if (cache == nullptr) {
     s.tk = T;
     attention(pool, s, q, k, v, key_len, out);
@@ -86,6 +80,22 @@ KVCache LanguageModel::make_cache(int batch, int capacity) const {
     cache.v[l].assign(per_layer, 0.0f);
   }
   return cache;
+}
+
+Result<size_t> TransformerModel::begin_decoder_pass(const TokenBatch& batch, KVCache* cache, size_t learned_positions) {
+  POCKETLLM_RETURN_IF_ERROR(batch.validate(config_.vocab_size));
+  const size_t B = batch.batch, T = batch.seq_len;
+  size_t past = 0;
+  if (cache) {
+    past = static_cast<size_t>(cache->length);
+    if (past + T > static_cast<size_t>(cache->capacity)) return out_of_range("KV cache is full");
+  }
+  if (learned_positions > 0 && past + T > learned_positions)
+    return out_of_range("sequence of " + std::to_string(past + T) + " tokens exceeds the " + std::to_string(learned_positions) +
+                        " learned positions");
+  key_len_.resize(B);
+  for (size_t b = 0; b < B; ++b) key_len_[b] = static_cast<int32_t>(cache ? past + T : static_cast<size_t>(batch.lengths[b]));
+  return past;
 }
 
 Status TransformerModel::require(const std::string& name, std::vector<int64_t> shape, const Weight** out) const {

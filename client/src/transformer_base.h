@@ -48,6 +48,10 @@ class TransformerModel : public LanguageModel {
     for (std::vector<float>* v : {&x_, &xn_, &q_, &k_, &v_, &attn_, &tmp_}) v->resize(rows * width);
     h_.resize(rows * ff);
   }
+  // The start of a decoder pass: checks the batch against the vocabulary, room for its tokens in the
+  // cache and in `learned_positions` (0: no limit), and fills key_len_ (past + T with a cache, each
+  // sequence's length without). Returns `past`, the tokens already in the cache.
+  Result<size_t> begin_decoder_pass(const TokenBatch& batch, KVCache* cache, size_t learned_positions);
   // Binds a required tensor, with the error naming it and the expected shape.
   Status require(const std::string& name, std::vector<int64_t> shape, const Weight** out) const;
 
@@ -64,6 +68,7 @@ class TransformerModel : public LanguageModel {
   // Activations of the encoder/decoder stacks (size_activations): residual stream, normalised input,
   // q/k/v, attention output, MLP hidden, scratch.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, h_, tmp_;
+  std::vector<int32_t> key_len_;  // per sequence: the keys attention reads
 };
 
 }  // namespace pocketllm

@@ -19,24 +19,9 @@ struct TensorData {
 
 inline ModelConfig tiny_llama_config(int vocab = 67, int d = 24, int layers = 2, int heads = 4, int kv_heads = 2,
                                      int ff = 37, bool tied = false, bool qkv_bias = false) {
-  ModelConfig c;
-  c.arch = Architecture::kLlama;
-  c.hf_architecture = "LlamaForCausalLM";
+  ModelConfig c = llama_config(vocab, d, ff, layers, heads, kv_heads, 64, tied);
   c.model_type = qkv_bias ? "qwen2" : "llama";
-  c.vocab_size = vocab;
-  c.hidden_size = d;
-  c.intermediate_size = ff;
-  c.num_layers = layers;
-  c.num_heads = heads;
-  c.num_kv_heads = kv_heads;
-  c.head_dim = d / heads;
-  c.max_position_embeddings = 64;
-  c.norm_eps = 1e-5f;
-  c.rope_theta = 10000.0f;
-  c.tie_word_embeddings = tied;
   c.attention_qkv_bias = qkv_bias;
-  c.bos_token_id = 1;
-  c.eos_token_id = 2;
   return c;
 }
 

@@ -43,21 +43,13 @@ class Gpt2Model : public TransformerModel {
   Status forward_hidden(ThreadPool* pool, const TokenBatch& batch, const Perturbation& p, KVCache* cache,
                         std::vector<float>* hidden) override {
     const ModelConfig& c = config_;
-    POCKETLLM_RETURN_IF_ERROR(batch.validate(c.vocab_size));
     const size_t B = batch.batch, T = batch.seq_len, M = B * T, d = c.hidden_size, ff = c.intermediate_size;
     const size_t nh = c.num_heads, hd = c.head_dim;
-    size_t past = 0;
-    if (cache) {
-      past = static_cast<size_t>(cache->length);
-      if (past + T > static_cast<size_t>(cache->capacity)) return out_of_range("KV cache is full");
-    }
-    if (past + T > static_cast<size_t>(c.max_position_embeddings))
-      return out_of_range("sequence of " + std::to_string(past + T) + " tokens exceeds the " +
-                          std::to_string(c.max_position_embeddings) + " learned positions");
+    auto begun = begin_decoder_pass(batch, cache, static_cast<size_t>(c.max_position_embeddings));
+    if (!begun) return begun.status();
+    const size_t past = begun.value();
     size_activations(M, d, ff);
     qkv_.resize(M * 3 * d);
-    key_len_.resize(B);
-    for (size_t b = 0; b < B; ++b) key_len_[b] = static_cast<int32_t>(cache ? past + T : batch.lengths[b]);
     std::vector<float>& row = embed_row_a_;
     row.resize(d);
     for (size_t r = 0; r < M; ++r) {
@@ -99,7 +91,6 @@ class Gpt2Model : public TransformerModel {
   const Weight *wte_ = nullptr, *wpe_ = nullptr, *lnf_w_ = nullptr, *lnf_b_ = nullptr;
   std::vector<Layer> layers_;
   std::vector<float> qkv_;
-  std::vector<int32_t> key_len_;
 };
 
 

@@ -32,6 +32,28 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
   return f;
 }
 
+ModelConfig llama_config(int vocab, int hidden, int intermediate, int layers, int heads, int kv_heads, int max_positions, bool tied) {
+  ModelConfig c;
+  c.arch = Architecture::kLlama;
+  c.hf_architecture = "LlamaForCausalLM";
+  c.model_type = "llama";
+  c.activation = "silu";
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.intermediate_size = intermediate;
+  c.num_layers = layers;
+  c.num_heads = heads;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = heads > 0 ? hidden / heads : 0;
+  c.max_position_embeddings = max_positions;
+  c.norm_eps = 1e-5f;
+  c.rope_theta = 10000.0f;
+  c.tie_word_embeddings = tied;
+  c.bos_token_id = 1;
+  c.eos_token_id = 2;
+  return c;
+}
+
 Result<std::unique_ptr<LlamaModel>> LlamaModel::create(ModelConfig config, WeightStore weights) {
   std::unique_ptr<LlamaModel> m(new LlamaModel());
   POCKETLLM_RETURN_IF_ERROR(m->init(std::move(config), std::move(weights)));

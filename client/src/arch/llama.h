@@ -34,8 +34,12 @@ class LlamaModel : public TransformerModel {
   std::vector<float> inv_freq_;
   // Activations, sized for the largest batch seen and then reused.
   std::vector<float> gate_, up_;  // (x_, q_, … are the base class's, sized here for grouped-query attention)
-  std::vector<int32_t> positions_, key_len_;
+  std::vector<int32_t> positions_;
 };
+
+// The config of a plain Llama (llama2.c checkpoints, test and benchmark models): the given sizes,
+// head_dim = hidden / heads, RMSNorm eps 1e-5, rope theta 10000, BOS 1, EOS 2.
+ModelConfig llama_config(int vocab, int hidden, int intermediate, int layers, int heads, int kv_heads, int max_positions, bool tied);
 
 // Rotary inverse frequencies (with Llama 3 scaling when configured), head_dim / 2 values.
 std::vector<float> rope_inv_freq(const ModelConfig& c);

@@ -56,20 +56,12 @@ class OptModel : public TransformerModel {
   Status forward_hidden(ThreadPool* pool, const TokenBatch& batch, const Perturbation& p, KVCache* cache,
                         std::vector<float>* hidden) override {
     const ModelConfig& c = config_;
-    POCKETLLM_RETURN_IF_ERROR(batch.validate(c.vocab_size));
     const size_t B = batch.batch, T = batch.seq_len, M = B * T, d = c.hidden_size, ff = c.intermediate_size;
     const size_t e = head_input_dim(), nh = c.num_heads, hd = c.head_dim;
-    size_t past = 0;
-    if (cache) {
-      past = static_cast<size_t>(cache->length);
-      if (past + T > static_cast<size_t>(cache->capacity)) return out_of_range("KV cache is full");
-    }
-    if (past + T > static_cast<size_t>(c.max_position_embeddings))
-      return out_of_range("sequence of " + std::to_string(past + T) + " tokens exceeds the " +
-                          std::to_string(c.max_position_embeddings) + " learned positions");
+    auto begun = begin_decoder_pass(batch, cache, static_cast<size_t>(c.max_position_embeddings));
+    if (!begun) return begun.status();
+    const size_t past = begun.value();
     size_activations(M, std::max(d, e), ff);  // the embedding width e may exceed d (project_in)
-    key_len_.resize(B);
-    for (size_t b = 0; b < B; ++b) key_len_[b] = static_cast<int32_t>(cache ? past + T : batch.lengths[b]);
     // Token embeddings (width e), projected in when e != d, plus positions (offset 2).
     for (size_t r = 0; r < M; ++r) {
       const float* row = weight_rows(*embed_, static_cast<size_t>(batch.tokens[r]), 1, p, tmp_.data());
@@ -140,7 +132,6 @@ class OptModel : public TransformerModel {
   const Weight *embed_ = nullptr, *pos_ = nullptr, *project_in_ = nullptr, *project_out_ = nullptr;
   const Weight *final_w_ = nullptr, *final_b_ = nullptr, *head_ = nullptr;
   std::vector<Layer> layers_;
-  std::vector<int32_t> key_len_;
 };
 
 

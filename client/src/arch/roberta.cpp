@@ -111,7 +111,6 @@ class RobertaModel : public TransformerModel {
   const Weight *head_dense_ = nullptr, *head_dense_b_ = nullptr, *head_ln_w_ = nullptr, *head_ln_b_ = nullptr,
                *head_bias_ = nullptr;
   std::vector<Layer> layers_;
-  std::vector<int32_t> key_len_;
 };
 
 
