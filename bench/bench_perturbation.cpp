@@ -30,15 +30,6 @@ double median_seconds(int reps, Fn&& fn) {
   return t[t.size() / 2];
 }
 
-template <class Body>
-void chunked(ThreadPool* pool, size_t n, Body&& body) {
-  const size_t chunks = (n + kTensorOpChunk - 1) / kTensorOpChunk;
-  parallel_for(pool, chunks, [&](size_t c) {
-    const size_t b = c * kTensorOpChunk;
-    body(b, std::min(kTensorOpChunk, n - b));
-  });
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,16 +63,16 @@ int main(int argc, char** argv) {
       return secs;
     };
     const double copy = report("baseline copy (c=a)", median_seconds(reps, [&] {
-      chunked(&pool, n, [&](size_t o, size_t len) { std::memcpy(c.data() + o, a.data() + o, len * 4); });
+      for_each_chunk(&pool, n, [&](size_t o, size_t len) { std::memcpy(c.data() + o, a.data() + o, len * 4); });
     }), 2 * gb * 1e9);
     const double add = report("baseline in-place add (a+=s)", median_seconds(reps, [&] {
-      chunked(&pool, n, [&](size_t o, size_t len) {
+      for_each_chunk(&pool, n, [&](size_t o, size_t len) {
         float* p = a.data() + o;
         for (size_t i = 0; i < len; ++i) p[i] += 1e-7f;
       });
     }), 2 * gb * 1e9);
     const double triad = report("baseline triad (c=a+s*b)", median_seconds(reps, [&] {
-      chunked(&pool, n, [&](size_t o, size_t len) {
+      for_each_chunk(&pool, n, [&](size_t o, size_t len) {
         const float* pa = a.data() + o;
         const float* pb = b.data() + o;
         float* pc = c.data() + o;
@@ -89,7 +80,7 @@ int main(int argc, char** argv) {
       });
     }), 3 * gb * 1e9);
     const double fill = report("baseline fill (c=s), write only", median_seconds(reps, [&] {
-      chunked(&pool, n, [&](size_t o, size_t len) { std::fill(c.data() + o, c.data() + o + len, 0.125f); });
+      for_each_chunk(&pool, n, [&](size_t o, size_t len) { std::fill(c.data() + o, c.data() + o + len, 0.125f); });
     }), gb * 1e9);
     // The generator's own speed: each task writes its z chunk into a buffer that stays in L2.
     std::vector<std::vector<float>> scratch(static_cast<size_t>(threads), std::vector<float>(kTensorOpChunk));
@@ -97,7 +88,7 @@ int main(int argc, char** argv) {
     const double gen_cache = report("rademacher generate z (L2-resident)", median_seconds(reps, [&] {
       thread_local int slot = -1;
       static std::atomic<int> next_slot{0};
-      chunked(&pool, n, [&](size_t o, size_t len) {
+      for_each_chunk(&pool, n, [&](size_t o, size_t len) {
         if (slot < 0) slot = next_slot++ % threads;
         generate_z(Distribution::kRademacher, 42, 7, o, len, scratch[static_cast<size_t>(slot)].data());
       });

@@ -5,15 +5,6 @@
 namespace pocketllm {
 namespace {
 
-template <class Body>
-void for_each_chunk(ThreadPool* pool, size_t n, Body&& body) {
-  const size_t chunks = (n + kTensorOpChunk - 1) / kTensorOpChunk;
-  parallel_for(pool, chunks, [&](size_t chunk) {
-    const size_t begin = chunk * kTensorOpChunk;
-    body(begin, std::min(kTensorOpChunk, n - begin));
-  });
-}
-
 // Entries per pass over a chunk in apply_update_entries: the chunk (256 KiB) stays in L2.
 constexpr size_t kEntriesPerPass = 64;
 

@@ -139,13 +139,7 @@ pllm_status generate_with(pocketllm::ThreadPool* pool, pocketllm::LoadedModel& l
   if (!prompt) return fail(PLLM_ERR_INVALID_ARGUMENT, "prompt is required");
   if (!loaded.tokenizer) return fail(PLLM_ERR_NOT_FOUND, "the model was loaded without a tokenizer");
   const pllm_generate_params p = params ? *params : pllm_generate_default_params();
-  pocketllm::GenerateOptions o;
-  o.max_new_tokens = p.max_new_tokens;
-  o.greedy = p.greedy;
-  o.temperature = p.temperature;
-  o.top_k = p.top_k;
-  o.top_p = p.top_p;
-  o.seed = p.seed;
+  const pocketllm::GenerateOptions o{p.max_new_tokens, p.greedy, p.temperature, p.top_k, p.top_p, p.seed};
   pocketllm::Tokenizer& tok = *loaded.tokenizer;
   auto ids = tok.encode(prompt, true, false);
   if (!ids) return fail(ids.status());

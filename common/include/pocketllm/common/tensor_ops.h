@@ -14,6 +14,17 @@ namespace pocketllm {
 // Elements per task: a multiple of both block sizes so tasks never share a Philox block.
 inline constexpr size_t kTensorOpChunk = size_t{1} << 16;
 
+// Runs body(begin, count) over [0, n) in chunks of kTensorOpChunk elements on the pool: the fixed
+// chunking every tensor op uses, so results never depend on the thread count.
+template <class Body>
+void for_each_chunk(ThreadPool* pool, size_t n, Body&& body) {
+  const size_t chunks = (n + kTensorOpChunk - 1) / kTensorOpChunk;
+  parallel_for(pool, chunks, [&](size_t chunk) {
+    const size_t begin = chunk * kTensorOpChunk;
+    body(begin, kTensorOpChunk < n - begin ? kTensorOpChunk : n - begin);
+  });
+}
+
 // data[i] += c * z_i for i in [0, n).  pool may be null (single-threaded).
 void perturb_tensor(ThreadPool* pool, Distribution dist, uint64_t seed, uint64_t tag, float c, float* data, size_t n);
 
