@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "pocketllm/cli/args.h"
+#include "pocketllm/cli/command.h"
 #include "commands.h"
 #include "pocketllm/client/finetune.h"
 
@@ -62,161 +62,154 @@ std::string format_eta(double s) {
 
 // long: argv -> FinetuneRequest, one option per line, each with its range check.
 int cmd_finetune(const std::vector<std::string>& argv) {
-  Args args({"model", "data", "task", "out", "template", "labels", "k-shot", "max-length", "overlong", "eval-data",
+  Command cmd("pocketllm finetune", kHelp, {"model", "data", "task", "out", "template", "labels", "k-shot", "max-length", "overlong", "eval-data",
              "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
-             "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every"},
-            {"help", "resume", "pack", "balanced"});
-  if (Status s = args.parse(argv); !s) {
-    std::fprintf(stderr, "pocketllm finetune: %s\n\n%s", s.message().c_str(), kHelp);
-    return 2;
-  }
-  if (args.has("help")) {
-    std::fputs(kHelp, stdout);
-    return 0;
-  }
-  auto usage = [](const std::string& m) {
-    std::fprintf(stderr, "pocketllm finetune: %s (see --help)\n", m.c_str());
-    return 2;
-  };
-  if (!args.has("out")) return usage("--out is required");
-  FinetuneRequest req;
-  req.out_dir = args.get("out");
-  req.resume = args.has("resume");
-  req.eval_data_path = args.get("eval-data");
-  RunSpec& spec = req.spec;
-  TrainOptions& t = spec.train;
+             "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every"}, {"resume", "pack", "balanced"});
+  return cmd.run(argv, [&](const Args& args) {
+    auto usage = [](const std::string& m) {
+      std::fprintf(stderr, "pocketllm finetune: %s (see --help)\n", m.c_str());
+      return 2;
+    };
+    if (!args.has("out")) return usage("--out is required");
+    FinetuneRequest req;
+    req.out_dir = args.get("out");
+    req.resume = args.has("resume");
+    req.eval_data_path = args.get("eval-data");
+    RunSpec& spec = req.spec;
+    TrainOptions& t = spec.train;
 
-  auto u64 = [&](const char* name, uint64_t def, uint64_t max, uint64_t* out) -> bool {
-    auto v = args.get_u64(name, def);
-    if (!v || v.value() > max) return false;
-    *out = v.value();
-    return true;
-  };
-  uint64_t steps, batch, warmup, n_spsa, k_shot, max_len, eval_every, eval_bs, snap, threads, fsync_every;
-  if (!u64("steps", 100, 100'000'000, &steps)) return usage("--steps must be an integer");
-  if (!u64("batch-size", 16, 1 << 16, &batch) || batch == 0) return usage("--batch-size must be 1..65536");
-  if (!u64("warmup", 0, 100'000'000, &warmup)) return usage("--warmup must be an integer");
-  if (!u64("n-spsa", 1, 1024, &n_spsa) || n_spsa == 0) return usage("--n-spsa must be 1..1024");
-  if (!u64("k-shot", 0, 1u << 30, &k_shot)) return usage("--k-shot must be an integer");
-  if (!u64("max-length", 256, 1 << 20, &max_len) || max_len < 2) return usage("--max-length must be >= 2");
-  if (!u64("eval-every", 0, 100'000'000, &eval_every)) return usage("--eval-every must be an integer");
-  if (!u64("eval-batch-size", 32, 1 << 16, &eval_bs) || eval_bs == 0) return usage("--eval-batch-size must be >= 1");
-  if (!u64("snapshot-every", 100, 100'000'000, &snap)) return usage("--snapshot-every must be an integer");
-  if (!u64("threads", 0, 1024, &threads)) return usage("--threads must be 0..1024");
-  if (!u64("fsync-every", 10, 1'000'000, &fsync_every)) return usage("--fsync-every must be an integer");
-  auto lr = args.get_double("lr", 1e-4), eps = args.get_double("eps", 1e-3), clip = args.get_double("clip", 0);
-  auto wd = args.get_double("weight-decay", 0);
-  if (!wd || wd.value() < 0 || wd.value() >= 1) return usage("--weight-decay must be in [0, 1)");
-  if (!lr) return usage(lr.status().message());
-  if (!eps || eps.value() <= 0) return usage("--eps must be a positive number");
-  if (!clip || clip.value() < 0) return usage("--clip must be >= 0");
-  t.steps = static_cast<int>(steps);
-  t.batch_size = static_cast<int>(batch);
-  t.warmup_steps = static_cast<int>(warmup);
-  t.n_spsa = static_cast<int>(n_spsa);
-  t.lr = static_cast<float>(lr.value());
-  t.eps = static_cast<float>(eps.value());
-  t.clip = static_cast<float>(clip.value());
-  t.weight_decay = static_cast<float>(wd.value());
-  if (!parse_lr_schedule(args.get("schedule", "constant"), &t.schedule)) return usage("--schedule must be constant, linear or cosine");
-  if (!parse_distribution(args.get("dist", "rademacher"), &t.dist)) return usage("--dist must be rademacher or gaussian");
-  if (!parse_seed_text(args.get("seed", "0"), &t.seed)) return usage("--seed must be 0x<hex> or decimal");
-  if (!parse_seed_text(args.get("data-seed", "0"), &t.data_seed)) return usage("--data-seed must be 0x<hex> or decimal");
-  spec.trainable = args.get("trainable", "*");
-  spec.k_shot = static_cast<int>(k_shot);
-  spec.snapshot_every = static_cast<int>(snap);
-  spec.fsync_every = static_cast<int>(fsync_every);
-  spec.task.kind = args.get("task", "lm");
-  spec.task.max_length = static_cast<int>(max_len);
-  const std::string overlong = args.get("overlong", "truncate");
-  if (overlong != "truncate" && overlong != "skip") return usage("--overlong must be truncate or skip");
-  spec.task.truncate = overlong == "truncate";
-  spec.task.pack = args.has("pack");
-  t.balanced = args.has("balanced");
-  if (spec.task.pack && spec.task.kind != "lm") return usage("--pack is for --task lm");
-  spec.task.prompt_template = args.get("template", "{text} It was");
-  std::string preset_labels;
-  if (args.has("preset")) {
-    std::string tmpl;
-    if (!classification_preset(args.get("preset"), &tmpl, &preset_labels)) return usage("--preset must be sst2 or agnews");
-    if (!args.has("template")) spec.task.prompt_template = tmpl;
-    if (!args.has("task")) spec.task.kind = "classify";
-  }
-  if (spec.task.kind != "lm" && spec.task.kind != "classify") return usage("--task must be lm or classify");
-  if (req.resume && args.has("steps")) req.extend_to_steps = static_cast<int>(steps);
-  if (!req.resume) {
-    if (!args.has("model")) return usage("--model is required");
-    if (!args.has("data")) return usage("--data is required");
-    spec.model_path = args.get("model");
-    spec.data_path = args.get("data");
-    if (spec.task.kind == "classify") {
-      if (!args.has("labels") && preset_labels.empty())
-        return usage("--task classify needs --labels, e.g. \"0:terrible,1:great\" (or --preset sst2|agnews)");
-      auto lw = parse_label_words(args.get("labels", preset_labels));
-      if (!lw) return usage(lw.status().message());
-      spec.task.label_words = lw.value();
+    auto u64 = [&](const char* name, uint64_t def, uint64_t max, uint64_t* out) -> bool {
+      auto v = args.get_u64(name, def);
+      if (!v || v.value() > max) return false;
+      *out = v.value();
+      return true;
+    };
+    uint64_t steps, batch, warmup, n_spsa, k_shot, max_len, eval_every, eval_bs, snap, threads, fsync_every;
+    if (!u64("steps", 100, 100'000'000, &steps)) return usage("--steps must be an integer");
+    if (!u64("batch-size", 16, 1 << 16, &batch) || batch == 0) return usage("--batch-size must be 1..65536");
+    if (!u64("warmup", 0, 100'000'000, &warmup)) return usage("--warmup must be an integer");
+    if (!u64("n-spsa", 1, 1024, &n_spsa) || n_spsa == 0) return usage("--n-spsa must be 1..1024");
+    if (!u64("k-shot", 0, 1u << 30, &k_shot)) return usage("--k-shot must be an integer");
+    if (!u64("max-length", 256, 1 << 20, &max_len) || max_len < 2) return usage("--max-length must be >= 2");
+    if (!u64("eval-every", 0, 100'000'000, &eval_every)) return usage("--eval-every must be an integer");
+    if (!u64("eval-batch-size", 32, 1 << 16, &eval_bs) || eval_bs == 0) return usage("--eval-batch-size must be >= 1");
+    if (!u64("snapshot-every", 100, 100'000'000, &snap)) return usage("--snapshot-every must be an integer");
+    if (!u64("threads", 0, 1024, &threads)) return usage("--threads must be 0..1024");
+    if (!u64("fsync-every", 10, 1'000'000, &fsync_every)) return usage("--fsync-every must be an integer");
+    auto lr = args.get_double("lr", 1e-4), eps = args.get_double("eps", 1e-3), clip = args.get_double("clip", 0);
+    auto wd = args.get_double("weight-decay", 0);
+    if (!wd || wd.value() < 0 || wd.value() >= 1) return usage("--weight-decay must be in [0, 1)");
+    if (!lr) return usage(lr.status().message());
+    if (!eps || eps.value() <= 0) return usage("--eps must be a positive number");
+    if (!clip || clip.value() < 0) return usage("--clip must be >= 0");
+    t.steps = static_cast<int>(steps);
+    t.batch_size = static_cast<int>(batch);
+    t.warmup_steps = static_cast<int>(warmup);
+    t.n_spsa = static_cast<int>(n_spsa);
+    t.lr = static_cast<float>(lr.value());
+    t.eps = static_cast<float>(eps.value());
+    t.clip = static_cast<float>(clip.value());
+    t.weight_decay = static_cast<float>(wd.value());
+    if (!parse_lr_schedule(args.get("schedule", "constant"), &t.schedule)) return usage("--schedule must be constant, linear or cosine");
+    if (!parse_distribution(args.get("dist", "rademacher"), &t.dist)) return usage("--dist must be rademacher or gaussian");
+    if (!parse_seed_text(args.get("seed", "0"), &t.seed)) return usage("--seed must be 0x<hex> or decimal");
+    if (!parse_seed_text(args.get("data-seed", "0"), &t.data_seed)) return usage("--data-seed must be 0x<hex> or decimal");
+    spec.trainable = args.get("trainable", "*");
+    spec.k_shot = static_cast<int>(k_shot);
+    spec.snapshot_every = static_cast<int>(snap);
+    spec.fsync_every = static_cast<int>(fsync_every);
+    spec.task.kind = args.get("task", "lm");
+    spec.task.max_length = static_cast<int>(max_len);
+    const std::string overlong = args.get("overlong", "truncate");
+    if (overlong != "truncate" && overlong != "skip") return usage("--overlong must be truncate or skip");
+    spec.task.truncate = overlong == "truncate";
+    spec.task.pack = args.has("pack");
+    t.balanced = args.has("balanced");
+    if (spec.task.pack && spec.task.kind != "lm") return usage("--pack is for --task lm");
+    spec.task.prompt_template = args.get("template", "{text} It was");
+    std::string preset_labels;
+    if (args.has("preset")) {
+      std::string tmpl;
+      if (!classification_preset(args.get("preset"), &tmpl, &preset_labels)) return usage("--preset must be sst2 or agnews");
+      if (!args.has("template")) spec.task.prompt_template = tmpl;
+      if (!args.has("task")) spec.task.kind = "classify";
     }
-  }
-  req.eval_every = static_cast<int>(eval_every);
-  req.eval_batch_size = static_cast<int>(eval_bs);
-  req.threads = static_cast<int>(threads);
+    if (spec.task.kind != "lm" && spec.task.kind != "classify") return usage("--task must be lm or classify");
+    if (req.resume && args.has("steps")) req.extend_to_steps = static_cast<int>(steps);
+    if (!req.resume) {
+      if (!args.has("model")) return usage("--model is required");
+      if (!args.has("data")) return usage("--data is required");
+      spec.model_path = args.get("model");
+      spec.data_path = args.get("data");
+      if (spec.task.kind == "classify") {
+        if (!args.has("labels") && preset_labels.empty())
+          return usage("--task classify needs --labels, e.g. \"0:terrible,1:great\" (or --preset sst2|agnews)");
+        auto lw = parse_label_words(args.get("labels", preset_labels));
+        if (!lw) return usage(lw.status().message());
+        spec.task.label_words = lw.value();
+      }
+    }
+    req.eval_every = static_cast<int>(eval_every);
+    req.eval_batch_size = static_cast<int>(eval_bs);
+    req.threads = static_cast<int>(threads);
 
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  const bool tty = ::isatty(STDERR_FILENO);
-  nlohmann::json curve = nlohmann::json::array();
-  double ema = -1;
-  auto on_step = [&](const StepProgress& p) {
-    ema = ema < 0 ? p.loss : 0.95 * ema + 0.05 * p.loss;
-    curve.push_back({{"step", p.step}, {"loss", p.loss}, {"skipped", p.skipped}});
-    const int done = p.step + 1 - p.first_step;
-    const double rate = done / std::max(p.seconds, 1e-9);
-    const double eta = (p.total - p.step - 1) / std::max(rate, 1e-9);
-    if (tty) {
-      const int width = 30, filled = static_cast<int>(width * (p.step + 1.0) / p.total);
-      std::fprintf(stderr, "\r[%s%s] step %d/%d  loss %.4f  %.2f steps/s  ETA %s ", std::string(filled, '#').c_str(),
-                   std::string(width - filled, '.').c_str(), p.step + 1, p.total, ema, rate, format_eta(eta).c_str());
-    } else {
-      const int every = std::max(1, p.total / 50);
-      if ((p.step + 1) % every == 0 || p.step + 1 == p.total)
-        std::fprintf(stderr, "step %d/%d loss %.4f (%.2f steps/s, ETA %s)\n", p.step + 1, p.total, ema, rate,
-                     format_eta(eta).c_str());
-    }
-    if (p.skipped) std::fprintf(stderr, "%sstep %d skipped: non-finite loss\n", tty ? "\n" : "", p.step);
-    return !g_stop.load();
-  };
-  nlohmann::json evals = nlohmann::json::array();
-  auto on_eval = [&](const EvalPoint& e) {
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    const bool tty = ::isatty(STDERR_FILENO);
+    nlohmann::json curve = nlohmann::json::array();
+    double ema = -1;
+    auto on_step = [&](const StepProgress& p) {
+      ema = ema < 0 ? p.loss : 0.95 * ema + 0.05 * p.loss;
+      curve.push_back({{"step", p.step}, {"loss", p.loss}, {"skipped", p.skipped}});
+      const int done = p.step + 1 - p.first_step;
+      const double rate = done / std::max(p.seconds, 1e-9);
+      const double eta = (p.total - p.step - 1) / std::max(rate, 1e-9);
+      if (tty) {
+        const int width = 30, filled = static_cast<int>(width * (p.step + 1.0) / p.total);
+        std::fprintf(stderr, "\r[%s%s] step %d/%d  loss %.4f  %.2f steps/s  ETA %s ", std::string(filled, '#').c_str(),
+                     std::string(width - filled, '.').c_str(), p.step + 1, p.total, ema, rate, format_eta(eta).c_str());
+      } else {
+        const int every = std::max(1, p.total / 50);
+        if ((p.step + 1) % every == 0 || p.step + 1 == p.total)
+          std::fprintf(stderr, "step %d/%d loss %.4f (%.2f steps/s, ETA %s)\n", p.step + 1, p.total, ema, rate,
+                       format_eta(eta).c_str());
+      }
+      if (p.skipped) std::fprintf(stderr, "%sstep %d skipped: non-finite loss\n", tty ? "\n" : "", p.step);
+      return !g_stop.load();
+    };
+    nlohmann::json evals = nlohmann::json::array();
+    auto on_eval = [&](const EvalPoint& e) {
+      if (tty) std::fputs("\n", stderr);
+      if (e.result.accuracy >= 0)
+        std::fprintf(stderr, "eval @ step %d: loss %.4f, accuracy %.2f%% (%zu examples)\n", e.step, e.result.loss,
+                     100 * e.result.accuracy, e.result.count);
+      else
+        std::fprintf(stderr, "eval @ step %d: loss %.4f, perplexity %.2f (%zu examples)\n", e.step, e.result.loss,
+                     e.result.perplexity(), e.result.count);
+      nlohmann::json j = {{"step", e.step}, {"loss", e.result.loss}};
+      if (e.result.accuracy >= 0) j["accuracy"] = e.result.accuracy;
+      evals.push_back(j);
+    };
+    auto result = run_finetune(req, on_step, on_eval);
     if (tty) std::fputs("\n", stderr);
-    if (e.result.accuracy >= 0)
-      std::fprintf(stderr, "eval @ step %d: loss %.4f, accuracy %.2f%% (%zu examples)\n", e.step, e.result.loss,
-                   100 * e.result.accuracy, e.result.count);
-    else
-      std::fprintf(stderr, "eval @ step %d: loss %.4f, perplexity %.2f (%zu examples)\n", e.step, e.result.loss,
-                   e.result.perplexity(), e.result.count);
-    nlohmann::json j = {{"step", e.step}, {"loss", e.result.loss}};
-    if (e.result.accuracy >= 0) j["accuracy"] = e.result.accuracy;
-    evals.push_back(j);
-  };
-  auto result = run_finetune(req, on_step, on_eval);
-  if (tty) std::fputs("\n", stderr);
-  if (!result) {
-    std::fprintf(stderr, "pocketllm finetune: %s\n", result.status().message().c_str());
-    return 1;
-  }
-  if (args.has("metrics-json")) {
-    std::ofstream out(args.get("metrics-json"));
-    out << nlohmann::json{{"steps", curve}, {"evals", evals}, {"seconds", result->seconds}}.dump(1) << "\n";
-    if (!out) std::fprintf(stderr, "pocketllm finetune: cannot write %s\n", args.get("metrics-json").c_str());
-  }
-  if (result->stopped) {
-    std::fprintf(stderr, "stopped after step %d; resume with: pocketllm finetune --resume --out %s\n",
-                 result->steps_done - 1, req.out_dir.c_str());
-    return 130;
-  }
-  std::fprintf(stderr, "done: %d steps (%d skipped) in %.1f s; run in %s\n", result->steps_done, result->skipped_steps,
-               result->seconds, req.out_dir.c_str());
-  return 0;
+    if (!result) {
+      std::fprintf(stderr, "pocketllm finetune: %s\n", result.status().message().c_str());
+      return 1;
+    }
+    if (args.has("metrics-json")) {
+      std::ofstream out(args.get("metrics-json"));
+      out << nlohmann::json{{"steps", curve}, {"evals", evals}, {"seconds", result->seconds}}.dump(1) << "\n";
+      if (!out) std::fprintf(stderr, "pocketllm finetune: cannot write %s\n", args.get("metrics-json").c_str());
+    }
+    if (result->stopped) {
+      std::fprintf(stderr, "stopped after step %d; resume with: pocketllm finetune --resume --out %s\n",
+                   result->steps_done - 1, req.out_dir.c_str());
+      return 130;
+    }
+    std::fprintf(stderr, "done: %d steps (%d skipped) in %.1f s; run in %s\n", result->steps_done, result->skipped_steps,
+                 result->seconds, req.out_dir.c_str());
+    return 0;
+  });
 }
 
 }  // namespace pocketllm::cli

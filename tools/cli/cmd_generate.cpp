@@ -2,7 +2,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "pocketllm/cli/args.h"
+#include "pocketllm/cli/command.h"
 #include "commands.h"
 #include "pocketllm/client/generate.h"
 #include "pocketllm/client/loader.h"
@@ -26,69 +26,62 @@ constexpr const char* kHelp =
 }  // namespace
 
 int cmd_generate(const std::vector<std::string>& argv) {
-  Args args({"model", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed", "tokenizer", "threads"},
-            {"help", "greedy", "ids"});
-  if (Status s = args.parse(argv); !s) {
-    std::fprintf(stderr, "pocketllm generate: %s\n\n%s", s.message().c_str(), kHelp);
-    return 2;
-  }
-  if (args.has("help")) {
-    std::fputs(kHelp, stdout);
-    return 0;
-  }
-  auto fail = [](const std::string& m, int code) {
-    std::fprintf(stderr, "pocketllm generate: %s\n", m.c_str());
-    return code;
-  };
-  if (!args.has("model")) return fail("--model is required", 2);
-  GenerateOptions o;
-  auto max_tokens = args.get_u64("max-tokens", 64);
-  auto temperature = args.get_double("temperature", 1.0);
-  auto top_k = args.get_u64("top-k", 0);
-  auto top_p = args.get_double("top-p", 1.0);
-  auto seed = args.get_u64("seed", 0);
-  auto threads = args.get_u64("threads", 0);
-  for (const Status* s : {&max_tokens.status(), &temperature.status(), &top_k.status(), &top_p.status(), &seed.status(),
-                          &threads.status()})
-    if (!s->is_ok()) return fail(s->message(), 2);
-  if (max_tokens.value() > 1'000'000) return fail("--max-tokens is too large", 2);
-  if (threads.value() > 1024) return fail("--threads is too large", 2);
-  o.max_new_tokens = static_cast<int>(max_tokens.value());
-  o.greedy = args.has("greedy") || !args.has("temperature");
-  o.temperature = static_cast<float>(temperature.value());
-  if (!o.greedy && o.temperature <= 0) return fail("--temperature must be > 0", 2);
-  if (top_p.value() <= 0 || top_p.value() > 1) return fail("--top-p must be in (0, 1]", 2);
-  o.top_k = static_cast<int>(std::min<uint64_t>(top_k.value(), 1u << 30));
-  o.top_p = static_cast<float>(top_p.value());
-  o.seed = seed.value();
+  Command cmd("pocketllm generate", kHelp, {"model", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed", "tokenizer", "threads"}, {"greedy", "ids"});
+  return cmd.run(argv, [&](const Args& args) {
+    auto fail = [](const std::string& m, int code) {
+      std::fprintf(stderr, "pocketllm generate: %s\n", m.c_str());
+      return code;
+    };
+    if (!args.has("model")) return fail("--model is required", 2);
+    GenerateOptions o;
+    auto max_tokens = args.get_u64("max-tokens", 64);
+    auto temperature = args.get_double("temperature", 1.0);
+    auto top_k = args.get_u64("top-k", 0);
+    auto top_p = args.get_double("top-p", 1.0);
+    auto seed = args.get_u64("seed", 0);
+    auto threads = args.get_u64("threads", 0);
+    for (const Status* s : {&max_tokens.status(), &temperature.status(), &top_k.status(), &top_p.status(), &seed.status(),
+                            &threads.status()})
+      if (!s->is_ok()) return fail(s->message(), 2);
+    if (max_tokens.value() > 1'000'000) return fail("--max-tokens is too large", 2);
+    if (threads.value() > 1024) return fail("--threads is too large", 2);
+    o.max_new_tokens = static_cast<int>(max_tokens.value());
+    o.greedy = args.has("greedy") || !args.has("temperature");
+    o.temperature = static_cast<float>(temperature.value());
+    if (!o.greedy && o.temperature <= 0) return fail("--temperature must be > 0", 2);
+    if (top_p.value() <= 0 || top_p.value() > 1) return fail("--top-p must be in (0, 1]", 2);
+    o.top_k = static_cast<int>(std::min<uint64_t>(top_k.value(), 1u << 30));
+    o.top_p = static_cast<float>(top_p.value());
+    o.seed = seed.value();
 
-  LoadOptions lo;
-  lo.tokenizer_path = args.get("tokenizer");
-  lo.require_tokenizer = true;
-  auto loaded = load_model(args.get("model"), lo);
-  if (!loaded) return fail(loaded.status().message(), 1);
-  Tokenizer& tok = *loaded->tokenizer;
-  auto prompt = tok.encode(args.get("prompt"), /*add_bos=*/true, /*add_eos=*/false);
-  if (!prompt) return fail(prompt.status().message(), 1);
-  ThreadPool pool(static_cast<int>(threads.value()));
-  std::fputs(args.get("prompt").c_str(), stdout);
-  int32_t prev = prompt->back();
-  auto result = generate(&pool, *loaded->model, prompt.value(), o, [&](int32_t id) {
-    if (id != tok.eos_id()) std::fputs(tok.decode_piece(prev, id).c_str(), stdout);
-    std::fflush(stdout);
-    prev = id;
-    return true;
+    LoadOptions lo;
+    lo.tokenizer_path = args.get("tokenizer");
+    lo.require_tokenizer = true;
+    auto loaded = load_model(args.get("model"), lo);
+    if (!loaded) return fail(loaded.status().message(), 1);
+    Tokenizer& tok = *loaded->tokenizer;
+    auto prompt = tok.encode(args.get("prompt"), /*add_bos=*/true, /*add_eos=*/false);
+    if (!prompt) return fail(prompt.status().message(), 1);
+    ThreadPool pool(static_cast<int>(threads.value()));
+    std::fputs(args.get("prompt").c_str(), stdout);
+    int32_t prev = prompt->back();
+    auto result = generate(&pool, *loaded->model, prompt.value(), o, [&](int32_t id) {
+      if (id != tok.eos_id()) std::fputs(tok.decode_piece(prev, id).c_str(), stdout);
+      std::fflush(stdout);
+      prev = id;
+      return true;
+    });
+    std::fputs("\n", stdout);
+    if (!result) return fail(result.status().message(), 1);
+    const size_t generated = result->tokens.size() - result->prompt_tokens;
+    std::fprintf(stderr, "[%zu prompt + %zu generated tokens, %.1f tokens/s]\n", result->prompt_tokens, generated,
+                 static_cast<double>(generated) / std::max(result->seconds, 1e-9));
+    if (args.has("ids")) {
+      for (int32_t id : result->tokens) std::fprintf(stderr, "%d ", id);
+      std::fputs("\n", stderr);
+    }
+    return 0;
   });
-  std::fputs("\n", stdout);
-  if (!result) return fail(result.status().message(), 1);
-  const size_t generated = result->tokens.size() - result->prompt_tokens;
-  std::fprintf(stderr, "[%zu prompt + %zu generated tokens, %.1f tokens/s]\n", result->prompt_tokens, generated,
-               static_cast<double>(generated) / std::max(result->seconds, 1e-9));
-  if (args.has("ids")) {
-    for (int32_t id : result->tokens) std::fprintf(stderr, "%d ", id);
-    std::fputs("\n", stderr);
-  }
-  return 0;
 }
 
 }  // namespace pocketllm::cli

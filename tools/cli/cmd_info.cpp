@@ -2,7 +2,7 @@
 #include <cstdio>
 #include <map>
 
-#include "pocketllm/cli/args.h"
+#include "pocketllm/cli/command.h"
 #include "commands.h"
 #include "pocketllm/client/loader.h"
 
@@ -14,50 +14,44 @@ int cmd_info(const std::vector<std::string>& argv) {
       "\n"
       "Prints the architecture, sizes, parameter count, storage dtypes and a memory estimate.\n"
       "  --id   also compute the base model id (SHA-256 over all canonical tensors; reads every byte)\n";
-  Args args({"model", "tokenizer"}, {"help", "id"});
-  if (Status s = args.parse(argv); !s) {
-    std::fprintf(stderr, "pocketllm info: %s\n\n%s", s.message().c_str(), kHelp);
-    return 2;
-  }
-  if (args.has("help")) {
-    std::fputs(kHelp, stdout);
+  Command cmd("pocketllm info", kHelp, {"model", "tokenizer"}, {"id"});
+  return cmd.run(argv, [&](const Args& args) {
+    if (!args.has("model")) {
+      std::fprintf(stderr, "pocketllm info: --model is required\n");
+      return 2;
+    }
+    LoadOptions lo;
+    lo.tokenizer_path = args.get("tokenizer");
+    auto loaded = load_model(args.get("model"), lo);
+    if (!loaded) {
+      std::fprintf(stderr, "pocketllm info: %s\n", loaded.status().message().c_str());
+      return 1;
+    }
+    const ModelConfig& c = loaded->model->config();
+    const WeightStore& w = loaded->model->weights();
+    std::map<std::string, size_t> by_dtype;
+    for (const auto& t : w.all()) by_dtype[dtype_name(t->dtype)] += t->numel();
+    std::printf("model:         %s (%s)\n", loaded->path.c_str(), loaded->format.c_str());
+    std::printf("architecture:  %s (%s)\n", architecture_name(c.arch), c.hf_architecture.c_str());
+    std::printf("layers %d, hidden %d, ffn %d, heads %d (kv %d, head dim %d), vocab %d, context %d\n", c.num_layers,
+                c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size,
+                c.max_position_embeddings);
+    std::printf("parameters:    %zu (%.2f M) in %zu tensors\n", w.total_numel(), static_cast<double>(w.total_numel()) / 1e6,
+                w.all().size());
+    std::printf("dtype:        ");
+    for (const auto& [name, n] : by_dtype) std::printf(" %s %zu", name.c_str(), n);
+    std::printf("\nweights:       %.1f MiB as stored\n", static_cast<double>(w.storage_bytes()) / (1 << 20));
+    // Activations of a forward pass of batch 1 x context (the engine's working set), float32.
+    const double acts = static_cast<double>(c.max_position_embeddings) *
+                        (4.0 * c.hidden_size + 2.0 * c.num_heads * c.head_dim + 2.0 * c.num_kv_heads * c.head_dim +
+                         2.0 * c.intermediate_size) * 4;
+    const double kv = 2.0 * c.num_layers * c.max_position_embeddings * c.num_kv_heads * c.head_dim * 4;
+    std::printf("memory est.:   %.1f MiB weights + %.1f MiB activations + %.1f MiB KV cache (batch 1, full context)\n",
+                static_cast<double>(w.storage_bytes()) / (1 << 20), acts / (1 << 20), kv / (1 << 20));
+    std::printf("tokenizer:     %s\n", loaded->tokenizer ? "loaded" : "none found");
+    if (args.has("id")) std::printf("model id:      %s\n", w.compute_model_id().c_str());
     return 0;
-  }
-  if (!args.has("model")) {
-    std::fprintf(stderr, "pocketllm info: --model is required\n");
-    return 2;
-  }
-  LoadOptions lo;
-  lo.tokenizer_path = args.get("tokenizer");
-  auto loaded = load_model(args.get("model"), lo);
-  if (!loaded) {
-    std::fprintf(stderr, "pocketllm info: %s\n", loaded.status().message().c_str());
-    return 1;
-  }
-  const ModelConfig& c = loaded->model->config();
-  const WeightStore& w = loaded->model->weights();
-  std::map<std::string, size_t> by_dtype;
-  for (const auto& t : w.all()) by_dtype[dtype_name(t->dtype)] += t->numel();
-  std::printf("model:         %s (%s)\n", loaded->path.c_str(), loaded->format.c_str());
-  std::printf("architecture:  %s (%s)\n", architecture_name(c.arch), c.hf_architecture.c_str());
-  std::printf("layers %d, hidden %d, ffn %d, heads %d (kv %d, head dim %d), vocab %d, context %d\n", c.num_layers,
-              c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size,
-              c.max_position_embeddings);
-  std::printf("parameters:    %zu (%.2f M) in %zu tensors\n", w.total_numel(), static_cast<double>(w.total_numel()) / 1e6,
-              w.all().size());
-  std::printf("dtype:        ");
-  for (const auto& [name, n] : by_dtype) std::printf(" %s %zu", name.c_str(), n);
-  std::printf("\nweights:       %.1f MiB as stored\n", static_cast<double>(w.storage_bytes()) / (1 << 20));
-  // Activations of a forward pass of batch 1 x context (the engine's working set), float32.
-  const double acts = static_cast<double>(c.max_position_embeddings) *
-                      (4.0 * c.hidden_size + 2.0 * c.num_heads * c.head_dim + 2.0 * c.num_kv_heads * c.head_dim +
-                       2.0 * c.intermediate_size) * 4;
-  const double kv = 2.0 * c.num_layers * c.max_position_embeddings * c.num_kv_heads * c.head_dim * 4;
-  std::printf("memory est.:   %.1f MiB weights + %.1f MiB activations + %.1f MiB KV cache (batch 1, full context)\n",
-              static_cast<double>(w.storage_bytes()) / (1 << 20), acts / (1 << 20), kv / (1 << 20));
-  std::printf("tokenizer:     %s\n", loaded->tokenizer ? "loaded" : "none found");
-  if (args.has("id")) std::printf("model id:      %s\n", w.compute_model_id().c_str());
-  return 0;
+  });
 }
 
 }  // namespace pocketllm::cli

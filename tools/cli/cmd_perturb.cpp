@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "pocketllm/cli/args.h"
+#include "pocketllm/cli/command.h"
 #include "commands.h"
 #include "pocketllm/common/perturbation.h"
 #include "pocketllm/common/update_log.h"
@@ -31,53 +31,47 @@ constexpr uint64_t kMaxCount = uint64_t{1} << 32;
 }  // namespace
 
 int cmd_perturb(const std::vector<std::string>& argv) {
-  Args args({"seed", "tensor", "start", "count", "dist", "format"}, {"help"});
-  if (Status s = args.parse(argv); !s) {
-    std::fprintf(stderr, "pocketllm perturb: %s\n\n%s", s.message().c_str(), kHelp);
-    return 2;
-  }
-  if (args.has("help")) {
-    std::fputs(kHelp, stdout);
-    return 0;
-  }
-  auto usage_error = [](const std::string& message) {
-    std::fprintf(stderr, "pocketllm perturb: %s\n", message.c_str());
-    return 2;
-  };
-  if (!args.has("seed")) return usage_error("--seed is required");
-  if (!args.has("tensor")) return usage_error("--tensor is required");
-  uint64_t seed = 0;
-  if (!parse_seed_text(args.get("seed"), &seed))
-    return usage_error("--seed '" + args.get("seed") + "' is not 0x<hex> or a decimal below 2^64");
-  const std::string tensor = args.get("tensor");
-  if (tensor.empty()) return usage_error("--tensor must not be empty");
-  auto start = args.get_u64("start", 0);
-  if (!start) return usage_error(start.status().message());
-  auto count = args.get_u64("count", 16);
-  if (!count) return usage_error(count.status().message());
-  if (count.value() > kMaxCount) return usage_error("--count is limited to 2^32 elements");
-  if (start.value() > UINT64_MAX - count.value()) return usage_error("--start + --count overflows 2^64");
-  Distribution dist = Distribution::kRademacher;
-  if (!parse_distribution(args.get("dist", "rademacher"), &dist))
-    return usage_error("--dist must be rademacher or gaussian, not '" + args.get("dist") + "'");
-  const std::string format = args.get("format", "text");
-  if (format != "text" && format != "f32") return usage_error("--format must be text or f32");
+  Command cmd("pocketllm perturb", kHelp, {"seed", "tensor", "start", "count", "dist", "format"});
+  return cmd.run(argv, [&](const Args& args) {
+    auto usage_error = [](const std::string& message) {
+      std::fprintf(stderr, "pocketllm perturb: %s\n", message.c_str());
+      return 2;
+    };
+    if (!args.has("seed")) return usage_error("--seed is required");
+    if (!args.has("tensor")) return usage_error("--tensor is required");
+    uint64_t seed = 0;
+    if (!parse_seed_text(args.get("seed"), &seed))
+      return usage_error("--seed '" + args.get("seed") + "' is not 0x<hex> or a decimal below 2^64");
+    const std::string tensor = args.get("tensor");
+    if (tensor.empty()) return usage_error("--tensor must not be empty");
+    auto start = args.get_u64("start", 0);
+    if (!start) return usage_error(start.status().message());
+    auto count = args.get_u64("count", 16);
+    if (!count) return usage_error(count.status().message());
+    if (count.value() > kMaxCount) return usage_error("--count is limited to 2^32 elements");
+    if (start.value() > UINT64_MAX - count.value()) return usage_error("--start + --count overflows 2^64");
+    Distribution dist = Distribution::kRademacher;
+    if (!parse_distribution(args.get("dist", "rademacher"), &dist))
+      return usage_error("--dist must be rademacher or gaussian, not '" + args.get("dist") + "'");
+    const std::string format = args.get("format", "text");
+    if (format != "text" && format != "f32") return usage_error("--format must be text or f32");
 
-  const uint64_t tag = tensor_tag(tensor);
-  std::vector<float> buf(1 << 16);
-  uint64_t done = 0;
-  while (done < count.value()) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), count.value() - done));
-    generate_z(dist, seed, tag, start.value() + done, n, buf.data());
-    if (format == "f32") {
-      // Little-endian hosts only (x86-64, arm64): the bytes are the float32 values as stored.
-      if (std::fwrite(buf.data(), sizeof(float), n, stdout) != n) return 1;
-    } else {
-      for (size_t i = 0; i < n; ++i) std::printf("%.9g\n", static_cast<double>(buf[i]));
+    const uint64_t tag = tensor_tag(tensor);
+    std::vector<float> buf(1 << 16);
+    uint64_t done = 0;
+    while (done < count.value()) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), count.value() - done));
+      generate_z(dist, seed, tag, start.value() + done, n, buf.data());
+      if (format == "f32") {
+        // Little-endian hosts only (x86-64, arm64): the bytes are the float32 values as stored.
+        if (std::fwrite(buf.data(), sizeof(float), n, stdout) != n) return 1;
+      } else {
+        for (size_t i = 0; i < n; ++i) std::printf("%.9g\n", static_cast<double>(buf[i]));
+      }
+      done += n;
     }
-    done += n;
-  }
-  return std::fflush(stdout) == 0 ? 0 : 1;
+    return std::fflush(stdout) == 0 ? 0 : 1;
+  });
 }
 
 }  // namespace pocketllm::cli
