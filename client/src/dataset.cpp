@@ -1,4 +1,5 @@
 #include "pocketllm/client/dataset.h"
+#include "pocketllm/common/json_util.h"
 
 #include <nlohmann/json.hpp>
 
@@ -55,7 +56,7 @@ Result<Dataset> parse_dataset(const std::string& content, const std::string& for
     TextExample ex;
     ex.line = line_no;
     if (format == "jsonl") {
-      auto j = nlohmann::json::parse(line, nullptr, false);
+      auto j = parse_json(line);
       if (j.is_discarded() || !j.is_object()) return corrupt(where + ": not a JSON object");
       auto str = [&](const char* key, std::string* out) -> Status {
         if (!j.contains(key)) return Status::ok();

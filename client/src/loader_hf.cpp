@@ -8,6 +8,7 @@
 
 #include "arch/architecture.h"
 #include "pocketllm/client/architectures.h"
+#include "pocketllm/common/json_util.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/file_util.h"
 
@@ -38,7 +39,7 @@ bool canonical_name(const ArchitectureSpec& arch, const TensorInfo& t, std::stri
 }  // namespace
 
 Result<ModelConfig> parse_hf_config(const std::string& text, const std::string& where) {
-  json j = json::parse(text, nullptr, false);
+  json j = parse_json(text);
   if (j.is_discarded() || !j.is_object()) return corrupt(where + ": not a JSON object");
   ModelConfig c;
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
@@ -73,7 +74,7 @@ Result<LoadedModel> load_hf_directory(const std::string& dir, const LoadOptions&
   } else if (is_file(index_path)) {
     auto idx_text = read_file(index_path, size_t{1} << 26);
     if (!idx_text) return idx_text.status();
-    json idx = json::parse(idx_text.value(), nullptr, false);
+    json idx = parse_json(idx_text.value());
     if (idx.is_discarded() || !idx.contains("weight_map") || !idx["weight_map"].is_object())
       return corrupt(index_path + ": no \"weight_map\" object");
     std::set<std::string> shard_names;

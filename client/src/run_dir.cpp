@@ -1,4 +1,5 @@
 #include "pocketllm/client/run_dir.h"
+#include "pocketllm/common/json_util.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -181,7 +182,7 @@ Result<RunDir> RunDir::open(const std::string& path) {
     if (text.status().code() == StatusCode::kNotFound) return not_found(path + ": not a run directory (no spec.json)");
     return text.status();
   }
-  json j = json::parse(text.value(), nullptr, false);
+  json j = parse_json(text.value());
   if (j.is_discarded()) return corrupt(path + "/spec.json: not valid JSON");
   auto spec = RunSpec::from_json(j, path + "/spec.json");
   if (!spec) return spec.status();
@@ -211,7 +212,7 @@ Status RunDir::load_log() {
     if (nl == std::string::npos) break;  // torn last line: dropped
     const std::string line = content.substr(pos, nl - pos);
     ++line_no;
-    json j = json::parse(line, nullptr, false);
+    json j = parse_json(line);
     const std::string where = log_path + ":" + std::to_string(line_no);
     if (j.is_discarded() || !j.contains("step")) return corrupt(where + ": not a log line");
     const int step = j["step"];

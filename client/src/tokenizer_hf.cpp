@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "pocketllm/client/tokenizer.h"
+#include "pocketllm/common/json_util.h"
 #include "pocketllm/common/file_util.h"
 
 namespace pocketllm {
@@ -511,12 +512,12 @@ class HfBpeTokenizer : public Tokenizer {
 Result<std::unique_ptr<Tokenizer>> load_hf_tokenizer(const std::string& tokenizer_json, const std::string& tokenizer_config) {
   auto text = read_file(tokenizer_json, size_t{1} << 30);
   if (!text) return text.status();
-  json j = json::parse(text.value(), nullptr, false);
+  json j = parse_json(text.value());
   if (j.is_discarded() || !j.is_object() || !j.contains("model")) return corrupt(tokenizer_json + ": not a tokenizer.json");
   json cfg;
   if (!tokenizer_config.empty()) {
     auto c = read_file(tokenizer_config, size_t{1} << 26);
-    if (c.is_ok()) cfg = json::parse(c.value(), nullptr, false);
+    if (c.is_ok()) cfg = parse_json(c.value());
     if (cfg.is_discarded()) return corrupt(tokenizer_config + ": not valid JSON");
   }
   auto tok = std::make_unique<HfBpeTokenizer>();

@@ -1,5 +1,7 @@
 #include "pocketllm/common/safetensors.h"
 
+#include "pocketllm/common/json_util.h"
+
 #include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -74,6 +76,8 @@ Status SafetensorsFile::parse() {
     }
     return true;
   };
+  if (!json_depth_within(std::string_view(reinterpret_cast<const char*>(data) + 8, header_len)))
+    return corrupt(p + ": header nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   json header = json::parse(data + 8, data + 8 + header_len, on_event, /*allow_exceptions=*/false);
   if (header.is_discarded()) return corrupt(p + ": header is not valid JSON");
   if (!header.is_object()) return corrupt(p + ": header is not a JSON object");

@@ -1,5 +1,7 @@
 #include "pocketllm/common/update_log.h"
 
+#include "pocketllm/common/json_util.h"
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -97,7 +99,7 @@ std::string UpdateLog::to_json() const {
 }
 
 Result<UpdateLog> UpdateLog::from_json(std::string_view text) {
-  json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  json doc = parse_json(text);
   if (doc.is_discarded()) return corrupt("update log: not valid JSON");
   if (!doc.is_object()) return corrupt("update log: expected a JSON object");
   if (!doc.contains("format") || doc["format"] != "pocketllm.update_log")

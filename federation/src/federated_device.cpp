@@ -1,4 +1,5 @@
 #include "pocketllm/federation/federated_device.h"
+#include "pocketllm/common/json_util.h"
 
 #include <sys/stat.h>
 
@@ -36,7 +37,7 @@ Result<std::unique_ptr<FederatedDevice>> FederatedDevice::open(LanguageModel& mo
 Status FederatedDevice::restore_state(const std::string& model_id) {
   auto state = read_file(o_.state_dir + "/state.json", 1 << 20);
   if (!state) return save_state();  // version 0: the base weights
-  json j = json::parse(state.value(), nullptr, false);
+  json j = parse_json(state.value());
   if (j.is_discarded() || !j.is_object() || !j.contains("version") || !j["version"].is_number_unsigned() || !j.contains("task") ||
       !j.contains("base_model_id"))
     return corrupt(o_.state_dir + "/state.json is not a device state file");

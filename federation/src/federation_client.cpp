@@ -1,4 +1,5 @@
 #include "pocketllm/federation/federation_client.h"
+#include "pocketllm/common/json_util.h"
 
 #include <sys/stat.h>
 
@@ -27,7 +28,7 @@ Status server_error(const TransportReply& r, const std::string& what) {
 // The credential file: {"server", "device_id", "credential"}.
 Status read_credentials(const std::string& text, const std::string& file, const std::string& url, std::string* device_id,
                         std::string* credential) {
-  json j = json::parse(text, nullptr, false);
+  json j = parse_json(text);
   if (j.is_discarded() || !j.is_object() || !j.contains("device_id") || !j["device_id"].is_string() || !j.contains("credential") ||
       !j["credential"].is_string() || !j.contains("server") || !j["server"].is_string())
     return corrupt(file + ": not a pocketllm device credential file");

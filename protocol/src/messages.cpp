@@ -1,4 +1,5 @@
 #include "pocketllm/protocol/messages.h"
+#include "pocketllm/common/json_util.h"
 
 #include <cmath>
 #include <limits>
@@ -24,7 +25,7 @@ bool get(const json& j, const char* key, T* out) {
 }
 
 json parse_object(const std::string& body) {
-  json j = json::parse(body, nullptr, false);
+  json j = parse_json(body);
   return j.is_object() ? j : json();
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "pocketllm/common/file_util.h"
+#include "pocketllm/common/json_util.h"
 #include "pocketllm/common/sha256.h"
 
 namespace pocketllm::server {
@@ -143,7 +144,7 @@ Result<ServerConfig> parse_server_config(const std::vector<std::string>& args) {
     else continue;
     auto text = read_file(file, 1 << 20);
     if (!text) return bad("config: " + text.status().message());
-    json j = json::parse(text.value(), nullptr, false);
+    json j = parse_json(text.value());
     if (j.is_discarded() || !j.is_object()) return bad("config " + file + " is not a JSON object");
     for (auto it = j.begin(); it != j.end(); ++it) {
       std::string value;

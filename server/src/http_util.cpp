@@ -1,4 +1,5 @@
 #include "http_util.h"
+#include "pocketllm/common/json_util.h"
 
 namespace pocketllm::server {
 namespace {
@@ -60,7 +61,7 @@ HttpResponse error(protocol::ErrorCode code, const std::string& message) {
 }
 
 bool parse_body(const std::string& body, nlohmann::json* out, HttpResponse* err) {
-  *out = nlohmann::json::parse(body, nullptr, false);
+  *out = parse_json(body);
   if (out->is_discarded()) {
     *err = error(protocol::ErrorCode::kMalformedJson, "the body is not valid JSON");
     return false;

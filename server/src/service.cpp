@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "pocketllm/common/safetensors.h"
+#include "pocketllm/common/json_util.h"
 #include "pocketllm/common/sha256.h"
 #include "service_internal.h"
 
@@ -119,7 +120,7 @@ Status Service::load() {
 
 // Builds a task's in-memory state from the store (at start, and after a failed commit).
 Status Service::load_task(const StoredTask& stored) {
-  nlohmann::json j = nlohmann::json::parse(stored.spec_json, nullptr, false);
+  nlohmann::json j = parse_json(stored.spec_json);
   auto spec = parse_task_spec(j);
   if (!spec) return corrupt("store: task " + stored.id + ": " + spec.status().message());
   auto task = std::make_unique<Task>(spec.value(), stored);

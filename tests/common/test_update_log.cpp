@@ -143,3 +143,20 @@ TEST_CASE("replaying a log on two devices gives identical bytes", "[common][log]
     }
   }
 }
+
+#include "pocketllm/common/json_util.h"
+
+TEST_CASE("json: nesting is bounded before parsing; strings do not count", "[common][json]") {
+  using pocketllm::json_depth_within;
+  CHECK(json_depth_within("[[[1]]]", 3));
+  CHECK_FALSE(json_depth_within("[[[1]]]", 2));
+  CHECK(json_depth_within(R"({"a":"[[[[[[[[[[ \" {{{{{{{{{"})", 1));  // brackets inside strings
+  std::string deep(200000, '[');
+  CHECK_FALSE(json_depth_within(deep));
+  CHECK(pocketllm::parse_json(deep).is_discarded());
+  CHECK(pocketllm::parse_json(R"({"a":[1,2,{"b":null}]})")["a"][2].contains("b"));
+  CHECK(pocketllm::parse_json("{not json").is_discarded());
+  // An update log whose JSON nests 10^5 deep is a clear error, not a stack overflow.
+  auto log = pocketllm::UpdateLog::from_json(std::string(100000, '[') + std::string(100000, ']'));
+  CHECK_FALSE(log.is_ok());
+}

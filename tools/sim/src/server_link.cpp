@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "pocketllm/common/sha256.h"
+#include "pocketllm/common/json_util.h"
 #include "pocketllm/federation/https_transport.h"
 #include "pocketllm/sim/in_process_transport.h"
 
@@ -60,7 +61,7 @@ Result<nlohmann::json> ServerLink::admin(const std::string& method, const std::s
   auto r = admin_->request(method, target, body, admin_token_);
   if (!r) return r.status();
   if (r->status >= 300) return invalid_argument(method + " " + target + ": HTTP " + std::to_string(r->status) + " " + r->body);
-  nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
+  nlohmann::json j = parse_json(r->body);
   if (j.is_discarded()) return corrupt(method + " " + target + ": the reply is not JSON");
   return j;
 }
