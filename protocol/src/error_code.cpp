@@ -13,6 +13,7 @@ struct CodeInfo {
 
 // The one table of codes, names and statuses.
 constexpr CodeInfo kCodes[] = {
+    {ErrorCode::kMalformedRequest, "malformed_request", 400},
     {ErrorCode::kMalformedJson, "malformed_json", 400},
     {ErrorCode::kWrongType, "wrong_type", 400},
     {ErrorCode::kUnknownField, "unknown_field", 400},

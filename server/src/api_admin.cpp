@@ -52,6 +52,8 @@ HttpResponse Service::create_enrol_token(const std::string& body) {
   json j;
   HttpResponse err;
   if (!parse_body(body.empty() ? std::string("{}") : body, &j, &err)) return err;
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.key() != "uses" && it.key() != "ttl_seconds") return error(ErrorCode::kUnknownField, "unknown field " + it.key());
   double uses = 1, ttl = 86400;
   if (j.contains("uses") && (!j["uses"].is_number_integer() || j["uses"].get<double>() < 1 || j["uses"].get<double>() > 1e6))
     return error(ErrorCode::kInvalidField, "uses must be an integer in [1, 1000000]");

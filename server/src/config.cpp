@@ -31,6 +31,9 @@ fine-tuning; the server aggregates rounds into a shared update log (docs/protoco
   --body-timeout S         seconds for a request body (default 30)
   --device-rate R          requests per second per device, token bucket (default 20; 0 = unlimited)
   --device-burst B         bucket size (default 40)
+  --auth-failure-rate R    failed credentials per second per address before 429 (default 1; 0 = unlimited)
+  --auth-failure-burst B   failures allowed at once per address (default 20)
+  --metrics WHO            who may read /metrics: loopback (default; the admin token from anywhere), admin, public
   --shutdown-grace S       seconds in-flight requests get after SIGTERM (default 5)
   --port-file FILE         write the bound port here once listening
   --help                   this text
@@ -71,7 +74,8 @@ Status number(const std::string& key, const std::string& text, double lo, double
 bool known_setting(const std::string& key) {
   static const char* const kSettings[] = {"listen", "threads", "tls_cert", "tls_key", "insecure", "store", "durability",
                                           "admin_token_file", "admin_token_sha256", "max_body_bytes", "header_timeout_s",
-                                          "body_timeout_s", "device_rate_per_s", "device_burst", "shutdown_grace_s", "port_file"};
+                                          "body_timeout_s", "device_rate_per_s", "device_burst", "shutdown_grace_s", "port_file",
+                                          "auth_failure_rate_per_s", "auth_failure_burst", "metrics"};
   for (const char* k : kSettings)
     if (key == k) return true;
   return false;
@@ -118,6 +122,15 @@ Status apply(const std::string& key, const std::string& value, ServerConfig* c) 
     c->http.body_timeout_ms = static_cast<int>(v * 1000);
   } else if (key == "device_rate_per_s") {
     POCKETLLM_RETURN_IF_ERROR(number(key, value, 0, 1e6, &c->service.device_rate_per_s));
+  } else if (key == "auth_failure_rate_per_s") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0, 1e6, &c->service.auth_failure_rate_per_s));
+  } else if (key == "auth_failure_burst") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 1e6, &c->service.auth_failure_burst));
+  } else if (key == "metrics") {
+    if (value == "loopback") c->service.metrics = MetricsExposure::kLoopback;
+    else if (value == "admin") c->service.metrics = MetricsExposure::kAdmin;
+    else if (value == "public") c->service.metrics = MetricsExposure::kPublic;
+    else return bad("metrics must be loopback, admin or public");
   } else if (key == "device_burst") {
     POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 1e6, &c->service.device_burst));
   } else if (key == "shutdown_grace_s") {
@@ -181,6 +194,7 @@ Result<ServerConfig> parse_server_config(const std::vector<std::string>& args) {
     for (char& ch : key) ch = ch == '-' ? '_' : ch;
     if (key == "header_timeout" || key == "body_timeout" || key == "shutdown_grace") key += "_s";
     if (key == "device_rate") key = "device_rate_per_s";
+    if (key == "auth_failure_rate") key = "auth_failure_rate_per_s";
     if (!known_setting(key)) return bad("unknown option " + a + " (see --help)");
     POCKETLLM_RETURN_IF_ERROR(apply(key, value, &c));
   }

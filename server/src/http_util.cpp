@@ -51,7 +51,11 @@ HttpResponse json_response(int status, const nlohmann::json& body) {
   return r;
 }
 
-HttpResponse error_reply(const protocol::ErrorReply& e) { return json_response(protocol::http_status(e.code), protocol::to_json(e)); }
+HttpResponse error_reply(const protocol::ErrorReply& e) {
+  HttpResponse r = json_response(protocol::http_status(e.code), protocol::to_json(e));
+  if (r.status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");  // RFC 6750: every 401 names the scheme
+  return r;
+}
 
 HttpResponse error(protocol::ErrorCode code, const std::string& message) {
   protocol::ErrorReply e;

@@ -24,4 +24,15 @@ bool RateLimiter::allow(const std::string& key, double now_s, double* retry_afte
   return false;
 }
 
+bool RateLimiter::exhausted(const std::string& key, double now_s, double* retry_after_s) {
+  if (rate_ <= 0) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = buckets_.find(key);
+  if (it == buckets_.end()) return false;
+  const double tokens = std::min(burst_, it->second.tokens + std::max(0.0, now_s - it->second.last_s) * rate_);
+  if (tokens >= 1.0) return false;
+  if (retry_after_s) *retry_after_s = (1.0 - tokens) / rate_;
+  return true;
+}
+
 }  // namespace pocketllm::server

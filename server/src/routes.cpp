@@ -43,8 +43,8 @@ const std::vector<Service::Route>& Service::routes() {
          std::lock_guard<std::mutex> lock(s.mu_);
          return json_response(s.store_ ? 200 : 503, {{"status", s.store_ ? "ready" : "no store"}, {"tasks", s.tasks_.size()}});
        }},
-      {"GET", "/metrics", Access::kPublic, [](Service& s, Call&) -> Reply { return s.render_metrics(); }},
-      {"POST", "/v1/enrol", Access::kPublic, [](Service& s, Call& c) -> Reply { return s.enrol(c.req.body); }},
+      {"GET", "/metrics", Access::kPublic, [](Service& s, Call& c) -> Reply { return s.metrics_for(c); }},
+      {"POST", "/v1/enrol", Access::kPublic, [](Service& s, Call& c) -> Reply { return s.enrol_limited(c); }},
       {"POST", "/v1/admin/tasks", Access::kAdmin, [](Service& s, Call& c) -> Reply { return s.create_task(c.req.body); }},
       {"POST", "/v1/admin/enrolment-tokens", Access::kAdmin, [](Service& s, Call& c) -> Reply { return s.create_enrol_token(c.req.body); }},
       {"POST", "/v1/admin/devices/{id}/revoke", Access::kAdmin, [](Service& s, Call& c) -> Reply { return s.revoke(c.param(0)); }},
@@ -106,11 +106,11 @@ Service::Reply Service::dispatch(Call& c) {
   const bool v1 = !c.target.segments.empty() && c.target.segments[0] == "v1";
   if (!route || route->access != Access::kPublic) {
     if (!route && !v1) return labelled(error(ErrorCode::kNotFound, "no such endpoint: " + c.req.target.substr(0, c.req.target.find('?'))), "other");
+    if (auto limited = refuse_if_guessing(c)) return labelled(*limited, "auth");
     c.auth = authenticate(c.req);
     if (c.auth.caller == Caller::kNone) {
-      HttpResponse r = error(c.auth.status == 403 ? ErrorCode::kRevoked : ErrorCode::kUnauthenticated, c.auth.error);
-      if (c.auth.status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
-      return labelled(r, "auth");
+      count_auth_failure(c);
+      return labelled(error(c.auth.status == 403 ? ErrorCode::kRevoked : ErrorCode::kUnauthenticated, c.auth.error), "auth");
     }
     if (c.auth.caller == Caller::kDevice) {
       double retry = 0;
@@ -131,6 +131,43 @@ Service::Reply Service::dispatch(Call& c) {
   Reply reply = route->handler(*this, c);
   if (reply) reply->route = route->pattern;
   return reply;
+}
+
+// Failed credentials and enrolment tokens are limited per address: a guesser gets 429 long before
+// the secrets' size matters.
+std::optional<HttpResponse> Service::refuse_if_guessing(const Call& c) {
+  double retry = 0;
+  if (!auth_failures_->exhausted(c.req.remote_address, static_cast<double>(now_ms()) / 1000.0, &retry)) return std::nullopt;
+  HttpResponse r = error(ErrorCode::kRateLimited, "too many failed credentials from this address; retry later");
+  r.headers.emplace_back("Retry-After", std::to_string(static_cast<int>(std::ceil(retry))));
+  return r;
+}
+
+void Service::count_auth_failure(const Call& c) {
+  auth_failures_->allow(c.req.remote_address, static_cast<double>(now_ms()) / 1000.0, nullptr);
+}
+
+Service::Reply Service::enrol_limited(Call& c) {
+  if (auto limited = refuse_if_guessing(c)) return limited;
+  HttpResponse r = enrol(c.req.body);
+  if (r.status == 401) count_auth_failure(c);
+  return r;
+}
+
+namespace {
+bool loopback_peer(const std::string& address) {
+  return address.empty() || address == "::1" || address.rfind("127.", 0) == 0 || address.rfind("::ffff:127.", 0) == 0;
+}
+}  // namespace
+
+Service::Reply Service::metrics_for(Call& c) {
+  if (opt_.metrics == MetricsExposure::kPublic || (opt_.metrics == MetricsExposure::kLoopback && loopback_peer(c.req.remote_address)))
+    return render_metrics();
+  if (auto limited = refuse_if_guessing(c)) return limited;
+  if (authenticate(c.req).caller == Caller::kAdmin) return render_metrics();
+  count_auth_failure(c);
+  return error(ErrorCode::kForbidden, opt_.metrics == MetricsExposure::kAdmin ? "metrics need the admin credential"
+                                                                               : "metrics are served to loopback peers and the admin");
 }
 
 HttpResponse Service::handle(const HttpRequest& req) {

@@ -35,6 +35,7 @@ Result<std::unique_ptr<Service>> Service::open(ServiceOptions options) {
   if (!store) return store.status();
   s->store_ = std::move(store.value());
   s->limiter_ = std::make_unique<RateLimiter>(s->opt_.device_rate_per_s, s->opt_.device_burst);
+  s->auth_failures_ = std::make_unique<RateLimiter>(s->opt_.auth_failure_rate_per_s, s->opt_.auth_failure_burst);
   s->pool_ = std::make_unique<ThreadPool>(std::max(1, s->opt_.snapshot_threads));
   POCKETLLM_RETURN_IF_ERROR(s->load());
   Service* raw = s.get();

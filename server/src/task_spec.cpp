@@ -42,7 +42,8 @@ bool is_hex64(const std::string& s) {
 }  // namespace
 
 bool valid_task_id(const std::string& id) {
-  if (id.empty() || id.size() > 64) return false;
+  // A letter or digit first: never "." or "..", which a path or a file name would take for a directory.
+  if (id.empty() || id.size() > 64 || !std::isalnum(static_cast<unsigned char>(id[0]))) return false;
   for (char c : id)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
   return true;
@@ -60,7 +61,7 @@ Result<TaskSpec> parse_task_spec(const json& j) {
   }
   TaskSpec t;
   POCKETLLM_RETURN_IF_ERROR(get_string(j, "id", &t.id));
-  if (!valid_task_id(t.id)) return field_error("id", "required, 1-64 characters of [A-Za-z0-9_.-]");
+  if (!valid_task_id(t.id)) return field_error("id", "required, 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit");
   POCKETLLM_RETURN_IF_ERROR(get_string(j, "base_model_id", &t.base_model_id));
   if (!is_hex64(t.base_model_id)) return field_error("base_model_id", "required, 64 lower-case hex digits (pocketllm info prints it)");
   POCKETLLM_RETURN_IF_ERROR(get_string(j, "trainable", &t.trainable));

@@ -36,3 +36,70 @@ TEST_CASE("hostile: a 100000-deep JSON body is refused with 400, never a crash",
   // Nothing was created: the task list holds only t.
   CHECK(f.json_of(f.admin("GET", "/v1/tasks"))["tasks"].size() == 1);
 }
+
+namespace {
+HttpResponse from(Fixture& f, const std::string& address, const std::string& method, const std::string& target,
+                  const std::string& bearer = "", const std::string& body = "") {
+  HttpRequest r;
+  r.method = method;
+  r.target = target;
+  r.body = body;
+  r.remote_address = address;
+  if (!bearer.empty()) r.authorization = "Bearer " + bearer;
+  return f.svc->handle(r);
+}
+}  // namespace
+
+TEST_CASE("hostile: task ids cannot be path tricks, and an encoded slash never reroutes", "[server][hostile]") {
+  Fixture f;
+  for (const char* id : {"..", ".", ".hidden", "-x"}) {
+    auto r = f.admin("POST", "/v1/admin/tasks", R"({"id":")" + std::string(id) + R"(","base_model_id":")" + kModelId + "\"}");
+    CHECK(r.status == 422);
+  }
+  REQUIRE(f.admin("POST", "/v1/admin/tasks", R"({"id":"t","base_model_id":")" + kModelId + "\"}").status == 201);
+  CHECK(f.admin("GET", "/v1/tasks/t/round").status == 200);
+  auto encoded = f.admin("GET", "/v1/tasks/t%2Fround");  // one segment "t/round": no such task, not t's round
+  CHECK(encoded.status == 404);
+  CHECK(f.json_of(encoded)["error"]["code"] == "unknown_task");
+}
+
+TEST_CASE("hostile: unknown methods get 405, unknown fields and every 401 are answered properly", "[server][hostile]") {
+  Fixture f;
+  CHECK(f.admin("DELETE", "/v1/tasks").status == 405);
+  CHECK(f.admin("BREW", "/v1/admin/tasks").status == 405);
+  CHECK(f.admin("GET", "/v1/nothing-here").status == 404);
+  auto extra = f.admin("POST", "/v1/admin/enrolment-tokens", R"({"uses":2,"admin":true})");
+  CHECK(extra.status == 400);
+  CHECK(f.json_of(extra)["error"]["code"] == "unknown_field");
+  auto bad_token = f.call("POST", "/v1/enrol", R"({"token":"et_000"})");
+  REQUIRE(bad_token.status == 401);
+  bool named = false;
+  for (const auto& [k, v] : bad_token.headers) named = named || (k == "WWW-Authenticate" && v == "Bearer");
+  CHECK(named);
+}
+
+TEST_CASE("hostile: failed credentials are limited per address; other addresses are unaffected", "[server][hostile]") {
+  Fixture f;
+  const std::string cred = f.enrol();
+  int refused = 0, limited = 0;
+  for (int i = 0; i < 40; ++i) {
+    const int s = from(f, "203.0.113.7", "GET", "/v1/tasks", "d_guess.0000").status;
+    refused += s == 401;
+    limited += s == 429;
+  }
+  CHECK(refused == 20);  // the burst
+  CHECK(limited == 20);
+  CHECK(from(f, "203.0.113.7", "GET", "/v1/tasks", cred).status == 429);  // the address is cooling down
+  CHECK(from(f, "198.51.100.1", "GET", "/v1/tasks", cred).status == 200);
+  CHECK(from(f, "198.51.100.1", "POST", "/v1/enrol", "", R"({"token":"et_1"})").status == 401);
+  f.advance(30'000);  // refills at one failure per second
+  CHECK(from(f, "203.0.113.7", "GET", "/v1/tasks", cred).status == 200);
+}
+
+TEST_CASE("hostile: /metrics is served to loopback and the admin by default", "[server][hostile]") {
+  Fixture f;
+  CHECK(from(f, "127.0.0.1", "GET", "/metrics").status == 200);
+  CHECK(from(f, "::1", "GET", "/metrics").status == 200);
+  CHECK(from(f, "203.0.113.7", "GET", "/metrics").status == 403);
+  CHECK(from(f, "203.0.113.7", "GET", "/metrics", kAdminToken).status == 200);
+}

@@ -70,6 +70,16 @@ check "a revoked device: 403" '[ "$(code "${DB[@]}" "$url/v1/tasks/curl/round")"
 metrics=$(c "$url/metrics")
 check "metrics count submissions and devices" 'echo "$metrics" | grep -q "pocketllm_submissions_total{result=\"accepted\"} 2" && echo "$metrics" | grep -q "pocketllm_devices{state=\"revoked\"} 1"'
 check "no secret reaches the server log" '! grep -q -e "$admin_token" -e "${cred_a#*.}" -e "$token" server.log'
+# Bytes that are not HTTP get a 400 before the connection closes.
+malformed=$(python3 - "$(cat port)" <<'PY'
+import socket, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))))
+s.sendall(b"GARBAGE\x01 / HTTP/9\r\nno header line\r\n\r\n")
+print(s.recv(4096).split(b"\r\n")[0].decode(errors="replace"))
+PY
+)
+check "malformed HTTP gets 400 ($malformed)" '[[ "$malformed" == "HTTP/1.1 400"* ]]'
 kill -TERM "$pid"; wait "$pid"; status=$?; pid=""
 check "SIGTERM: clean exit" '[ "$status" = 0 ]'
 [ $fails -eq 0 ] || { echo "--- server log"; cat server.log; }

@@ -110,7 +110,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (ec == http::error::header_limit) return reply_error(protocol::ErrorCode::kRequestHeaderTooLarge, "the request head is too large");
     if (ec == http::error::body_limit)  // a declared Content-Length over the limit is caught with the head
       return reply_error(protocol::ErrorCode::kBodyTooLarge, "the body is larger than " + std::to_string(shared_.options.max_body_bytes) + " bytes");
-    if (ec) return close();
+    if (ec && ec.category() == beast::error_code(http::error::bad_method).category() && ec != http::error::end_of_stream &&
+        ec != http::error::partial_message)
+      return reply_error(protocol::ErrorCode::kMalformedRequest, "the request is not valid HTTP/1.1: " + ec.message());
+    if (ec) return close();  // the peer went away, timed out or broke TLS: nobody to answer
     const auto length = parser_->content_length();
     if (length && *length > shared_.options.max_body_bytes)
       return reply_error(protocol::ErrorCode::kBodyTooLarge, "the body is larger than " + std::to_string(shared_.options.max_body_bytes) + " bytes");
@@ -127,6 +130,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     r.method = std::string(req.method_string());
     r.target = std::string(req.target());
     r.authorization = std::string(req[http::field::authorization]);
+    beast::error_code peer_ec;
+    const auto peer = lowest(stream_).socket().remote_endpoint(peer_ec);
+    r.remote_address = peer_ec ? "unknown" : peer.address().to_string();
     r.content_type = std::string(req[http::field::content_type]);
     r.body = std::move(req.body());
     const bool keep_alive = req.keep_alive() && !shared_.stopping;

@@ -9,7 +9,7 @@ namespace pocketllm::protocol {
 
 enum class ErrorCode {
   // 400: the request cannot be read as the endpoint's schema
-  kMalformedJson, kWrongType, kUnknownField, kBadRound, kBadQuery, kBadTarget, kInvalidField,
+  kMalformedRequest, kMalformedJson, kWrongType, kUnknownField, kBadRound, kBadQuery, kBadTarget, kInvalidField,
   // 401, 403
   kUnauthenticated, kInvalidEnrolmentToken, kRevoked, kForbidden,
   // 404, 405

@@ -14,6 +14,7 @@ struct HttpRequest {
   std::string authorization;  // the Authorization header, or empty
   std::string content_type;
   std::string body;
+  std::string remote_address;  // the peer's IP address ("" in process: trusted like loopback)
 };
 
 struct HttpResponse {

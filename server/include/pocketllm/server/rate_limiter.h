@@ -13,6 +13,8 @@ class RateLimiter {
   RateLimiter(double rate, double burst) : rate_(rate), burst_(burst) {}
   // True when the request may proceed; otherwise *retry_after_s says when one token is back.
   bool allow(const std::string& key, double now_s, double* retry_after_s);
+  // True when `key` has no token left (nothing is consumed); *retry_after_s as for allow.
+  bool exhausted(const std::string& key, double now_s, double* retry_after_s);
 
  private:
   struct Bucket {

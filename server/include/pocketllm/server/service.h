@@ -27,12 +27,18 @@
 
 namespace pocketllm::server {
 
+// Who may read /metrics: loopback peers only (and in-process callers), the admin credential, or anyone.
+enum class MetricsExposure { kLoopback, kAdmin, kPublic };
+
 struct ServiceOptions {
   std::string store_path = "pocketllm-server.db";
   Durability durability = Durability::kFull;
   std::string admin_token_sha256;     // hex SHA-256 of the admin bearer token (required)
   double device_rate_per_s = 20;      // per-device request rate (token bucket); 0 = unlimited
   double device_burst = 40;
+  double auth_failure_rate_per_s = 1; // failed credentials / enrolment tokens per address (token bucket)
+  double auth_failure_burst = 20;     //   beyond it: 429 until the bucket refills; 0 rate = unlimited
+  MetricsExposure metrics = MetricsExposure::kLoopback;  // who may read /metrics
   size_t max_log_page = 10000;        // entries per /log page
   int snapshot_threads = 1;
   std::function<int64_t()> clock_ms;  // wall clock in ms since the epoch (tests substitute their own)
@@ -86,6 +92,10 @@ class Service {
     std::string error;
   };
   Auth authenticate(const HttpRequest& req);
+  std::optional<HttpResponse> refuse_if_guessing(const Call& c);
+  void count_auth_failure(const Call& c);
+  Reply enrol_limited(Call& c);
+  Reply metrics_for(Call& c);
   // Endpoints for the operator (api_admin.cpp) and for devices (api_device.cpp).
   HttpResponse create_task(const std::string& body);
   HttpResponse create_enrol_token(const std::string& body);
@@ -105,6 +115,7 @@ class Service {
   std::unique_ptr<Store> store_;
   Metrics metrics_;
   std::unique_ptr<RateLimiter> limiter_;
+  std::unique_ptr<RateLimiter> auth_failures_;  // by remote address
   std::unique_ptr<ThreadPool> pool_;
   std::mutex mu_;        // guards tasks_, devices_, pending_
   std::mutex store_mu_;  // guards store_; taken after mu_ when both are needed
