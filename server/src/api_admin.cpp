@@ -93,15 +93,30 @@ HttpResponse Service::enrol(const std::string& body) {
 }
 
 HttpResponse Service::revoke(const std::string& device) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = devices_.find(device);
+    if (it == devices_.end()) return error(ErrorCode::kUnknownDevice, "no device " + device);
+    it->second.revoked = true;  // from here no request of the device is accepted
+  }
+  flush();  // its submissions accepted before now are durable before they are dropped
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = devices_.find(device);
-  if (it == devices_.end()) return error(ErrorCode::kUnknownDevice, "no device " + device);
   std::lock_guard<std::mutex> store_lock(store_mu_);
   Status s = store_->revoke_device(device, now_ms());
-  if (!s) return error(ErrorCode::kStoreUnavailable, "the revocation was not saved; retry");
-  it->second.revoked = true;
-  log("device " + device + " revoked");
-  return json_response(200, {{"device_id", device}, {"revoked", true}});
+  if (!s) {
+    devices_[device].revoked = false;  // memory follows the store
+    return error(ErrorCode::kStoreUnavailable, "the revocation was not saved; retry");
+  }
+  size_t dropped = 0;
+  for (auto& [id, t] : tasks_) {
+    const Round* r = t->rounds.current();
+    if (r && r->state == RoundState::kOpen && r->submissions.count(device)) {
+      t->rounds.withdraw(r->id, device);
+      ++dropped;
+    }
+  }
+  log("device " + device + " revoked; " + std::to_string(dropped) + " pending submissions dropped");
+  return json_response(200, {{"device_id", device}, {"revoked", true}, {"dropped_submissions", dropped}});
 }
 
 HttpResponse Service::close_round(const std::string& task, const std::string& round) {

@@ -122,6 +122,8 @@ Service::Reply Service::submit(const std::string& task, const std::string& round
   s.coeffs = std::move(req.coeffs);
   const std::string stats = j.contains("loss") ? json(req.loss).dump() : json::object().dump();
   std::lock_guard<std::mutex> lock(mu_);
+  if (auto d = devices_.find(device); d == devices_.end() || d->second.revoked)  // revoked after it authenticated
+    return reject(ErrorCode::kRevoked, "device " + device + " is revoked");
   auto it = tasks_.find(task);
   if (it == tasks_.end()) return reject(ErrorCode::kUnknownTask, "no task " + task);
   Task& t = *it->second;

@@ -283,10 +283,16 @@ Status Store::enrol_device(const std::string& hash, const StoredDevice& d, int64
 }
 
 Status Store::revoke_device(const std::string& id, int64_t now_ms) {
-  Stmt s(db_, "UPDATE devices SET revoked_ms=? WHERE id=? AND revoked_ms IS NULL");
-  s.i64(1, now_ms).text(2, id);
-  POCKETLLM_RETURN_IF_ERROR(s.run());
-  return Status::ok();
+  return transaction([&]() -> Status {
+    Stmt s(db_, "UPDATE devices SET revoked_ms=? WHERE id=? AND revoked_ms IS NULL");
+    s.i64(1, now_ms).text(2, id);
+    POCKETLLM_RETURN_IF_ERROR(s.run());
+    // Its submissions to rounds still open go with it; applied rounds keep what they aggregated.
+    Stmt d(db_, "DELETE FROM submissions WHERE device=? AND EXISTS (SELECT 1 FROM rounds WHERE rounds.task=submissions.task "
+                "AND rounds.id=submissions.round AND rounds.state='open')");
+    d.text(1, id);
+    return d.run();
+  });
 }
 
 Result<std::vector<StoredDevice>> Store::load_devices() {

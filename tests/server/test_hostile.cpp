@@ -103,3 +103,24 @@ TEST_CASE("hostile: /metrics is served to loopback and the admin by default", "[
   CHECK(from(f, "203.0.113.7", "GET", "/metrics").status == 403);
   CHECK(from(f, "203.0.113.7", "GET", "/metrics", kAdminToken).status == 200);
 }
+
+TEST_CASE("hostile: revoking a device drops its submission from the open round, also after a restart", "[server][hostile]") {
+  Fixture f;
+  REQUIRE(f.admin("POST", "/v1/admin/tasks", R"({"id":"r","base_model_id":")" + kModelId +
+                                              R"(","tau":1,"min_submissions":1,"round_seconds":60})").status == 201);
+  const std::string good = f.enrol(), bad = f.enrol();
+  REQUIRE(f.call("POST", "/v1/tasks/r/rounds/1/submissions", R"({"coeffs":[0.5],"examples":1,"base_version":0})", good).status == 201);
+  REQUIRE(f.call("POST", "/v1/tasks/r/rounds/1/submissions", R"({"coeffs":[1e30],"examples":1,"base_version":0})", bad).status == 201);
+  const std::string bad_id = bad.substr(0, bad.find('.'));
+  auto revoked = f.admin("POST", "/v1/admin/devices/" + bad_id + "/revoke");
+  REQUIRE(revoked.status == 200);
+  CHECK(f.json_of(revoked)["dropped_submissions"] == 1);
+  f.open();  // a restart reloads the store: the dropped submission stays dropped
+  auto detail = f.json_of(f.admin("GET", "/v1/admin/tasks/r/rounds/1"));
+  REQUIRE(detail["submission_list"].size() == 1);
+  CHECK(detail["submission_list"][0]["device"] != bad_id);
+  REQUIRE(f.admin("POST", "/v1/admin/tasks/r/rounds/1/close").status == 200);
+  auto log = f.json_of(f.admin("GET", "/v1/tasks/r/log?since=0"));
+  REQUIRE(log["entries"].size() == 1);
+  CHECK(log["entries"][0]["coeff"].get<double>() == Approx(0.5));  // the revoked device's 1e30 is not in it
+}

@@ -66,6 +66,7 @@ class Store {
   Status insert_enrol_token(const std::string& token_sha256, uint32_t uses, int64_t expires_ms, int64_t now_ms);
   // Consumes one use of the token and records the device, atomically. kNotFound: unknown, used up or expired.
   Status enrol_device(const std::string& token_sha256, const StoredDevice& device, int64_t now_ms);
+  // Marks the device revoked and deletes its submissions to open rounds, in one transaction.
   Status revoke_device(const std::string& id, int64_t now_ms);
   Result<std::vector<StoredDevice>> load_devices();
 
