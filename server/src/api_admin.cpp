@@ -81,13 +81,14 @@ HttpResponse Service::enrol(const std::string& body) {
   d.id = "d_" + random_hex(8);
   const std::string secret = random_hex(32);
   d.secret_sha256 = sha256_hex(secret);
+  d.token_sha256 = sha256_hex(req.token);
   std::lock_guard<std::mutex> lock(mu_);
   d.created_ms = now_ms();
   std::lock_guard<std::mutex> store_lock(store_mu_);
-  Status s = store_->enrol_device(sha256_hex(req.token), d, d.created_ms);
+  Status s = store_->enrol_device(d.token_sha256, d, d.created_ms);
   if (s.code() == StatusCode::kNotFound) return error(ErrorCode::kInvalidEnrolmentToken, s.message());
   if (!s) return error(ErrorCode::kStoreUnavailable, "enrolment was not saved; retry");
-  devices_[d.id] = {d.secret_sha256, false};
+  devices_[d.id] = {d.secret_sha256, false, d.token_sha256};
   log("device " + d.id + " enrolled");
   return json_response(201, protocol::to_json(protocol::EnrolReply{d.id, d.id + "." + secret}));
 }

@@ -99,6 +99,25 @@ HttpResponse submission_reply(int status, const StoredSubmission& x, size_t subm
   return r;
 }
 
+// The task's Sybil limit: a round takes at most max_per_token submissions from devices enrolled with one
+// token. Returns the refusal's message (in the body) when this device would exceed it. Caller holds mu_.
+Service::Reply Service::enforce_token_cap(const Task& t, uint64_t round_id, const std::string& device) {
+  const Round* r = t.rounds.round(round_id);
+  if (t.spec.max_per_token == 0 || !r || r->submissions.count(device)) return std::nullopt;
+  const std::string& token = devices_[device].token_sha256;
+  if (token.empty()) return std::nullopt;
+  uint32_t same = 0;
+  for (const auto& [other, s] : r->submissions) {
+    auto d = devices_.find(other);
+    same += d != devices_.end() && d->second.token_sha256 == token;
+  }
+  if (same < t.spec.max_per_token) return std::nullopt;
+  HttpResponse why;
+  why.body = "round " + std::to_string(round_id) + " already holds " + std::to_string(same) +
+             " submissions from devices of this device's enrolment token (the task's max_per_token)";
+  return why;
+}
+
 Service::Reply Service::submit(const std::string& task, const std::string& round, const std::string& device, const std::string& body,
                               Done& done) {
   auto reject = [&](ErrorCode code, const std::string& message) {
@@ -127,6 +146,7 @@ Service::Reply Service::submit(const std::string& task, const std::string& round
   auto it = tasks_.find(task);
   if (it == tasks_.end()) return reject(ErrorCode::kUnknownTask, "no task " + task);
   Task& t = *it->second;
+  if (Reply capped = enforce_token_cap(t, round_id, device)) return reject(ErrorCode::kTokenCap, capped->body);
   ErrorCode rejection = ErrorCode::kInvalidSubmission;
   auto outcome = t.rounds.submit(round_id, s, &rejection);
   if (!outcome) {

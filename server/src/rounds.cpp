@@ -115,6 +115,12 @@ Result<std::vector<UpdateEntry>> TaskRounds::tick(int64_t now_ms) {
   opt.min_submissions = policy_.min_submissions;
   auto coeffs = aggregate(subs, r.seeds.size(), opt);
   if (!coeffs) return coeffs.status();
+  for (float c : coeffs.value()) {
+    if (std::isfinite(c) && std::fabs(c) <= policy_.max_coeff) continue;
+    r.state = RoundState::kAbandoned;  // never applied: the log stays as it was
+    r.abandon_reason = "aggregate coefficient " + std::to_string(c) + " beyond max_coeff " + std::to_string(policy_.max_coeff);
+    return applied;
+  }
   for (size_t k = 0; k < r.seeds.size(); ++k) {
     const UpdateEntry e{r.seeds[k], coeffs.value()[k]};
     POCKETLLM_RETURN_IF_ERROR(log_.append(e));

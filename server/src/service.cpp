@@ -110,7 +110,7 @@ void Service::committer_loop() {
 Status Service::load() {
   auto devices = store_->load_devices();
   if (!devices) return devices.status();
-  for (const auto& d : devices.value()) devices_[d.id] = {d.secret_sha256, d.revoked};
+  for (const auto& d : devices.value()) devices_[d.id] = {d.secret_sha256, d.revoked, d.token_sha256};
   auto tasks = store_->load_tasks();
   if (!tasks) return tasks.status();
   for (const auto& t : tasks.value()) POCKETLLM_RETURN_IF_ERROR(load_task(t));
@@ -197,7 +197,7 @@ void Service::tick_task(Task& task, int64_t now) {
       outcome = "applied";
       saved = store_->apply_round(task.spec.id, closed, applied.value(), version_before, &next.value());
     } else {
-      outcome = "abandoned";
+      outcome = "abandoned" + (closed.abandon_reason.empty() ? std::string() : " (" + closed.abandon_reason + ")");
       saved = store_->update_round(task.spec.id, closed, &next.value());
     }
   }
@@ -209,7 +209,7 @@ void Service::tick_task(Task& task, int64_t now) {
     if (!reload) log("task " + stored.id + ": reload failed: " + reload.message());
     return;
   }
-  metrics_.count_round(outcome);
+  metrics_.count_round(outcome.substr(0, outcome.find(' ')));
   const Round& after = *task.rounds.round(id);
   log("task " + task.spec.id + " round " + std::to_string(id) + " " + outcome + " with " +
       std::to_string(after.submissions.size()) + " submissions; version " + std::to_string(task.rounds.version()));

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS devices(
   id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, created_ms INTEGER NOT NULL, revoked_ms INTEGER);
 CREATE TABLE IF NOT EXISTS enrol_tokens(
   token_sha256 TEXT PRIMARY KEY, uses_left INTEGER NOT NULL, expires_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS device_tokens(device TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');
 )sql";
 
@@ -278,7 +279,10 @@ Status Store::enrol_device(const std::string& hash, const StoredDevice& d, int64
     if (sqlite3_changes(db_) != 1) return not_found("enrolment token unknown, used up or expired");
     Stmt s(db_, "INSERT INTO devices(id,secret_sha256,created_ms,revoked_ms) VALUES(?,?,?,NULL)");
     s.text(1, d.id).text(2, d.secret_sha256).i64(3, d.created_ms);
-    return s.run();
+    POCKETLLM_RETURN_IF_ERROR(s.run());
+    Stmt t(db_, "INSERT INTO device_tokens(device,token_sha256) VALUES(?,?)");  // which token enrolled it (Sybil caps)
+    t.text(1, d.id).text(2, hash);
+    return t.run();
   });
 }
 
@@ -296,11 +300,12 @@ Status Store::revoke_device(const std::string& id, int64_t now_ms) {
 }
 
 Result<std::vector<StoredDevice>> Store::load_devices() {
-  Stmt s(db_, "SELECT id,secret_sha256,created_ms,revoked_ms FROM devices");
+  Stmt s(db_, "SELECT id,secret_sha256,created_ms,revoked_ms,token_sha256 FROM devices LEFT JOIN device_tokens ON device=id");
   if (!s.ok()) return s.error("load devices");
   std::vector<StoredDevice> out;
   int rc;
-  while ((rc = s.step()) == SQLITE_ROW) out.push_back({s.col_text(0), s.col_text(1), s.col_i64(2), !s.col_null(3)});
+  while ((rc = s.step()) == SQLITE_ROW)
+    out.push_back({s.col_text(0), s.col_text(1), s.col_i64(2), !s.col_null(3), s.col_null(4) ? std::string() : s.col_text(4)});
   if (rc != SQLITE_DONE) return s.error("load devices");
   return out;
 }

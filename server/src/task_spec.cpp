@@ -53,7 +53,8 @@ Result<TaskSpec> parse_task_spec(const json& j) {
   if (!j.is_object()) return invalid_argument("task: expected a JSON object");
   static const char* kKnown[] = {"id", "base_model_id", "trainable", "dist", "eps", "lr", "batch_size", "device",
                                  "base_weights", "tau", "round_seconds", "goal_submissions", "min_submissions",
-                                 "max_extensions", "strategy", "trim_fraction", "clip", "max_staleness", "seed_key"};
+                                 "max_extensions", "strategy", "trim_fraction", "clip", "max_staleness", "seed_key",
+                                 "clip_scale", "max_examples", "max_coeff", "max_per_token"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool known = false;
     for (const char* k : kKnown) known = known || it.key() == k;
@@ -100,6 +101,12 @@ Result<TaskSpec> parse_task_spec(const json& j) {
   POCKETLLM_RETURN_IF_ERROR(get_number(j, "trim_fraction", 0.0, 0.49, &p.aggregation.trim_fraction));
   POCKETLLM_RETURN_IF_ERROR(get_number(j, "clip", 0.0f, 1e30f, &p.aggregation.clip));
   POCKETLLM_RETURN_IF_ERROR(get_number<uint64_t>(j, "max_staleness", 0, 1u << 30, &p.max_staleness));
+  POCKETLLM_RETURN_IF_ERROR(get_number(j, "clip_scale", 1.0, 1000.0, &p.aggregation.clip_scale));
+  // An honest device weighs in with tau x batch_size examples; more is never believed.
+  p.aggregation.max_examples = static_cast<uint64_t>(p.tau) * t.batch_size;
+  POCKETLLM_RETURN_IF_ERROR(get_number<uint64_t>(j, "max_examples", 1, uint64_t{1} << 40, &p.aggregation.max_examples));
+  POCKETLLM_RETURN_IF_ERROR(get_number(j, "max_coeff", 1e-12f, 1e6f, &p.max_coeff));
+  POCKETLLM_RETURN_IF_ERROR(get_number<uint32_t>(j, "max_per_token", 0, 1000000, &t.max_per_token));
   if (p.goal_submissions > 0 && p.goal_submissions < p.min_submissions)
     return field_error("goal_submissions", "must be 0 (off) or at least min_submissions");
   return t;
@@ -131,6 +138,10 @@ json task_spec_to_json(const TaskSpec& t) {
   j["trim_fraction"] = t.policy.aggregation.trim_fraction;
   j["clip"] = t.policy.aggregation.clip;
   j["max_staleness"] = t.policy.max_staleness;
+  j["clip_scale"] = t.policy.aggregation.clip_scale;
+  j["max_examples"] = t.policy.aggregation.max_examples;
+  j["max_coeff"] = t.policy.max_coeff;
+  j["max_per_token"] = t.max_per_token;
   if (!t.base_weights.empty()) j["base_weights"] = t.base_weights;
   return j;
 }

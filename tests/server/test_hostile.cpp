@@ -124,3 +124,70 @@ TEST_CASE("hostile: revoking a device drops its submission from the open round, 
   REQUIRE(log["entries"].size() == 1);
   CHECK(log["entries"][0]["coeff"].get<double>() == Approx(0.5));  // the revoked device's 1e30 is not in it
 }
+
+namespace {
+// A task of one seed per round with the server's defaults (but a long deadline), and n enrolled devices.
+struct PoisonWorld {
+  Fixture f;
+  std::vector<std::string> creds;
+  explicit PoisonWorld(const std::string& extra = "", int n = 6) {
+    REQUIRE(f.admin("POST", "/v1/admin/tasks", R"({"id":"p","base_model_id":")" + kModelId + R"(","tau":1,"batch_size":8,"round_seconds":60)" +
+                                                   extra + "}").status == 201);
+    for (int i = 0; i < n; ++i) creds.push_back(f.enrol());
+  }
+  int submit(int device, double coeff, uint64_t examples) {
+    json body = {{"coeffs", {coeff}}, {"examples", examples}, {"base_version", 0}};
+    return f.call("POST", "/v1/tasks/p/rounds/1/submissions", body.dump(), creds.at(static_cast<size_t>(device))).status;
+  }
+  json close() {
+    f.admin("POST", "/v1/admin/tasks/p/rounds/1/close");
+    return f.json_of(f.admin("GET", "/v1/tasks/p/log?since=0"))["entries"];
+  }
+};
+const double kFltMax = 3.4028234663852886e38;
+}  // namespace
+
+TEST_CASE("poisoning: with default settings one FLT_MAX device among five honest ones cannot move the entry far", "[server][hostile]") {
+  for (const char* strategy : {"weighted_mean", "median", "trimmed_mean"}) {
+    PoisonWorld w(std::string(R"(,"strategy":")") + strategy + "\"");
+    const double honest[] = {0.010, 0.012, 0.009, 0.011, 0.010};
+    for (int i = 0; i < 5; ++i) REQUIRE(w.submit(i, honest[i], 8) == 201);
+    REQUIRE(w.submit(5, kFltMax, uint64_t{1} << 40) == 201);  // the attacker: huge value, huge weight
+    auto entries = w.close();
+    REQUIRE(entries.size() == 1);
+    const double c = entries[0]["coeff"].get<double>();
+    INFO(strategy << ": " << c);
+    CHECK(std::isfinite(c));
+    CHECK(std::fabs(c) < 0.02);  // was 3.4e38 (weighted mean, no clip, 2^40 examples)
+  }
+}
+
+TEST_CASE("poisoning: a lone attacker cannot make a round, nor own a median with one honest device", "[server][hostile]") {
+  PoisonWorld w(R"(,"strategy":"median","max_extensions":0)");
+  REQUIRE(w.submit(0, 0.01, 8) == 201);
+  REQUIRE(w.submit(1, 1e6, 8) == 201);
+  auto entries = w.close();
+  CHECK(entries.empty());  // two submissions are below the default minimum of 3: abandoned, nothing applied
+  auto round = w.f.json_of(w.f.admin("GET", "/v1/admin/tasks/p/rounds/1"));
+  CHECK(round["state"] == "abandoned");
+}
+
+TEST_CASE("poisoning: a round whose aggregate is absurd is abandoned, never applied", "[server][hostile]") {
+  PoisonWorld w(R"(,"max_extensions":0)");
+  for (int i = 0; i < 4; ++i) REQUIRE(w.submit(i, 1e6, 8) == 201);  // an attacker majority
+  CHECK(w.close().empty());
+  CHECK(w.f.json_of(w.f.admin("GET", "/v1/tasks/p"))["version"] == 0);
+}
+
+TEST_CASE("poisoning: enrolment tokens cap their devices per round (Sybil limit)", "[server][hostile]") {
+  PoisonWorld w(R"(,"max_per_token":2)", 0);
+  auto token = w.f.json_of(w.f.admin("POST", "/v1/admin/enrolment-tokens", R"({"uses":3})"))["token"].get<std::string>();
+  for (int i = 0; i < 3; ++i)
+    w.creds.push_back(w.f.json_of(w.f.call("POST", "/v1/enrol", json{{"token", token}}.dump()))["credential"].get<std::string>());
+  w.creds.push_back(w.f.enrol());  // another token
+  CHECK(w.submit(0, 0.01, 8) == 201);
+  CHECK(w.submit(1, 0.01, 8) == 201);
+  CHECK(w.submit(2, 0.01, 8) == 403);  // a third device of the same token in this round
+  CHECK(w.submit(3, 0.01, 8) == 201);
+  CHECK(w.submit(0, 0.01, 8) == 200);  // the same resubmission is still a duplicate, not a cap hit
+}

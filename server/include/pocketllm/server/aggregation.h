@@ -22,10 +22,17 @@ struct Submission {
 
 enum class Strategy { kWeightedMean, kMedian, kTrimmedMean };
 
+// Safe by default: before any strategy combines them, every scalar of a seed is clipped — to
+// [-clip, clip] when a fixed bound is set, else to median ± clip_scale × (MAD + |median|) of that seed's scalars
+// (the robust scale of the round itself, so a minority of extreme values cannot move the result far);
+// every device's weight is capped (its example count at max_examples); the trimmed mean trims at least
+// one value from each end once there are three.
 struct AggregationOptions {
   Strategy strategy = Strategy::kWeightedMean;
   double trim_fraction = 0.1;  // trimmed mean: fraction cut from each end, in [0, 0.5)
-  float clip = 0.0f;           // |coeff| bound applied to every submitted scalar first; 0 = off
+  float clip = 0.0f;           // fixed |coeff| bound; 0 = the automatic, robust bound below
+  double clip_scale = 5.0;     // automatic bound: median ± clip_scale × (median absolute deviation + |median|)
+  uint64_t max_examples = 0;   // cap on the example count a submission is weighted by; 0 = no cap
   size_t min_submissions = 1;
 };
 

@@ -22,12 +22,18 @@ struct RoundPolicy {
   uint32_t tau = 8;                 // local steps (seeds) per round
   int64_t duration_ms = 60'000;     // deadline after opening
   size_t goal_submissions = 0;      // close early at this many (0: only at the deadline)
-  size_t min_submissions = 2;       // fewer at the deadline: extend or abandon, never apply silently
+  size_t min_submissions = 3;       // fewer at the deadline: extend or abandon, never apply silently
+                                    // (3: one attacker cannot make a round alone, nor own its median
+                                    // with a single honest device)
   uint32_t max_extensions = 1;      // extensions before abandoning
   // A device whose scalars were computed from an older base (it skipped a sync) is accepted when at
   // most this many versions behind the round's base, down-weighted by 1 / (1 + versions_behind / tau).
   // 0: only submissions from the round's own base are accepted.
   uint64_t max_staleness = 0;
+  // A round whose aggregate has a coefficient beyond this bound (or non-finite) is abandoned and
+  // reported, never applied: with |C| <= max_coeff every weight stays finite (|θ| grows by at most
+  // max_coeff per entry).
+  float max_coeff = 100.0f;
   AggregationOptions aggregation;
 };
 
@@ -42,6 +48,7 @@ struct Round {
   uint32_t extensions = 0;
   RoundState state = RoundState::kOpen;
   std::map<std::string, Submission> submissions;  // by device
+  std::string abandon_reason;  // why an abandoned round was not applied (in memory; logged)
 };
 
 // What a submit() call did, so the service can answer (201 accepted, 200 same resubmission).

@@ -67,6 +67,7 @@ class Service {
   struct Device {
     std::string secret_sha256;
     bool revoked = false;
+    std::string token_sha256;  // the enrolment token it came with
   };
   explicit Service(ServiceOptions options);
   Status load();
@@ -105,6 +106,7 @@ class Service {
   HttpResponse list_tasks();
   HttpResponse get_task(const std::string& id);
   HttpResponse get_round(const std::string& task, const std::string& round, bool admin);
+  Reply enforce_token_cap(const Task& t, uint64_t round_id, const std::string& device);
   Reply submit(const std::string& task, const std::string& round, const std::string& device, const std::string& body, Done& done);
   HttpResponse get_log(const std::string& task, const std::map<std::string, std::string>& query);
   HttpResponse get_snapshot(const std::string& task, const std::map<std::string, std::string>& query);

@@ -29,6 +29,7 @@ struct StoredDevice {
   std::string secret_sha256;  // hex SHA-256 of the device secret; the secret itself is never stored
   int64_t created_ms = 0;
   bool revoked = false;
+  std::string token_sha256;   // the enrolment token it came with ("" for devices enrolled before it was kept)
 };
 
 struct StoredSubmission {

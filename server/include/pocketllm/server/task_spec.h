@@ -26,6 +26,7 @@ struct TaskSpec {
   bool has_seed_key = false;  // the operator fixed the round-seed key (else the server draws one)
   uint64_t seed_key = 0;
   RoundPolicy policy;
+  uint32_t max_per_token = 0;  // Sybil limit: submissions per round from devices of one enrolment token; 0 = off
 };
 
 Result<TaskSpec> parse_task_spec(const nlohmann::json& j);
