@@ -33,6 +33,10 @@ fine-tuning; the server aggregates rounds into a shared update log (docs/protoco
   --device-burst B         bucket size (default 40)
   --auth-failure-rate R    failed credentials per second per address before 429 (default 1; 0 = unlimited)
   --auth-failure-burst B   failures allowed at once per address (default 20)
+  --max-connections N      open connections at once (default 4096, never above the fd limit - 64)
+  --max-connections-per-address N   from one IP address (default 256); the excess is closed at accept
+  --drain-timeout S        after a 413/431, how long the rest of the request is discarded (default 5)
+  --unauthenticated-idle S keep-alive wait of a connection without an authenticated request (default 2)
   --metrics WHO            who may read /metrics: loopback (default; the admin token from anywhere), admin, public
   --shutdown-grace S       seconds in-flight requests get after SIGTERM (default 5)
   --port-file FILE         write the bound port here once listening
@@ -75,7 +79,8 @@ bool known_setting(const std::string& key) {
   static const char* const kSettings[] = {"listen", "threads", "tls_cert", "tls_key", "insecure", "store", "durability",
                                           "admin_token_file", "admin_token_sha256", "max_body_bytes", "header_timeout_s",
                                           "body_timeout_s", "device_rate_per_s", "device_burst", "shutdown_grace_s", "port_file",
-                                          "auth_failure_rate_per_s", "auth_failure_burst", "metrics"};
+                                          "auth_failure_rate_per_s", "auth_failure_burst", "metrics", "max_connections",
+                                          "max_connections_per_address", "drain_timeout_s", "unauthenticated_idle_s"};
   for (const char* k : kSettings)
     if (key == k) return true;
   return false;
@@ -122,6 +127,18 @@ Status apply(const std::string& key, const std::string& value, ServerConfig* c) 
     c->http.body_timeout_ms = static_cast<int>(v * 1000);
   } else if (key == "device_rate_per_s") {
     POCKETLLM_RETURN_IF_ERROR(number(key, value, 0, 1e6, &c->service.device_rate_per_s));
+  } else if (key == "max_connections") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 1e6, &v));
+    c->http.max_connections = static_cast<int>(v);
+  } else if (key == "max_connections_per_address") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 1e6, &v));
+    c->http.max_connections_per_address = static_cast<int>(v);
+  } else if (key == "drain_timeout_s") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0.1, 600, &v));
+    c->http.drain_timeout_ms = static_cast<int>(v * 1000);
+  } else if (key == "unauthenticated_idle_s") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0.1, 3600, &v));
+    c->http.unauthenticated_idle_ms = static_cast<int>(v * 1000);
   } else if (key == "auth_failure_rate_per_s") {
     POCKETLLM_RETURN_IF_ERROR(number(key, value, 0, 1e6, &c->service.auth_failure_rate_per_s));
   } else if (key == "auth_failure_burst") {
@@ -192,7 +209,9 @@ Result<ServerConfig> parse_server_config(const std::vector<std::string>& args) {
     if (a == "--config") continue;
     std::string key = a.substr(2);
     for (char& ch : key) ch = ch == '-' ? '_' : ch;
-    if (key == "header_timeout" || key == "body_timeout" || key == "shutdown_grace") key += "_s";
+    if (key == "header_timeout" || key == "body_timeout" || key == "shutdown_grace" || key == "drain_timeout" ||
+        key == "unauthenticated_idle")
+      key += "_s";
     if (key == "device_rate") key = "device_rate_per_s";
     if (key == "auth_failure_rate") key = "auth_failure_rate_per_s";
     if (!known_setting(key)) return bad("unknown option " + a + " (see --help)");

@@ -56,7 +56,8 @@ Status run_http_server(const HttpServerOptions& o, Service& service) {
   Listener listener(ioc, shared, ctx);
   POCKETLLM_RETURN_IF_ERROR(listener.open(o));
   log(std::string("listening on ") + (o.tls ? "https://" : "http://") + o.address + ":" + std::to_string(listener.port()) + " with " +
-      std::to_string(o.threads) + " threads");
+      std::to_string(o.threads) + " threads, at most " + std::to_string(listener.max_connections()) + " connections (" +
+      std::to_string(o.max_connections_per_address) + " per address)");
   listener.accept();
   Ticker ticker(ioc, shared);
   ticker.start();

@@ -129,7 +129,10 @@ Service::Reply Service::dispatch(Call& c) {
   if (route->access == Access::kDeviceOnly && admin)
     return labelled(error(ErrorCode::kForbidden, "submissions come from devices, not the admin"), route->pattern);
   Reply reply = route->handler(*this, c);
-  if (reply) reply->route = route->pattern;
+  if (reply) {
+    reply->route = route->pattern;
+    reply->authenticated = c.auth.caller != Caller::kNone;
+  }
   return reply;
 }
 

@@ -28,7 +28,11 @@ constexpr const char* kHelp =
     "task (sent to the server):\n"
     "  --task lm|classify (lm)  --template T  --labels L  --preset sst2|agnews  --max-length N (128)\n"
     "  --tau K (8)  --batch-size B (8)  --lr LR (1e-4)  --eps EPS (1e-3)  --trainable P (*)\n"
-    "  --strategy weighted_mean|median|trimmed_mean (weighted_mean)  --clip C (0)  --task-id ID\n"
+    "  --strategy weighted_mean|median|trimmed_mean (weighted_mean)  --clip C (0: automatic)  --task-id ID\n"
+    "  --min-submissions N (1)     the task's minimum per round (the server's default is 3)\n"
+    "robustness:\n"
+    "  --byzantine F (0)           fraction of devices (drawn from --seed) that attack\n"
+    "  --attack A                  flt_max | sign_flip | random | inner_product\n"
     "output:\n"
     "  --out DIR (sim-out)  rounds.csv, rounds.json, plot.svg, task.json\n"
     "  --sample PROMPT      greedy sample from the shared model before and after\n"
@@ -72,7 +76,7 @@ int main(int argc, char** argv) {
   cli::Command cmd("pocketllm-sim", kHelp,
                    {"model", "data", "eval-data", "devices", "rounds", "mode", "server", "ca", "admin-token-file", "participation",
                     "dropout", "straggler", "partition", "seed", "task", "template", "labels", "preset", "max-length", "tau",
-                    "batch-size", "lr", "eps", "trainable", "strategy", "clip", "task-id", "out", "sample", "threads", "save-shared"});
+                    "batch-size", "lr", "eps", "trainable", "strategy", "clip", "task-id", "out", "sample", "threads", "save-shared", "min-submissions", "byzantine", "attack"});
   return cmd.run(std::vector<std::string>(argv + 1, argv + argc), [&](const cli::Args& args) {
     if (!args.has("model") || !args.has("data")) return cmd.usage("--model and --data are required");
     sim::SimOptions o;
@@ -99,6 +103,16 @@ int main(int argc, char** argv) {
     o.trainable = args.get("trainable", "*");
     o.strategy = args.get("strategy", "weighted_mean");
     o.task_id = args.get("task-id");
+    auto min_subs = args.get_u64("min-submissions", 1);
+    auto byz = args.get_double("byzantine", 0);
+    if (!min_subs || min_subs.value() < 1 || min_subs.value() > 1000000) return cmd.usage("--min-submissions must be 1..1000000");
+    if (!byz || byz.value() < 0 || byz.value() > 1) return cmd.usage("--byzantine must be in [0, 1]");
+    o.min_submissions = static_cast<int>(min_subs.value());
+    o.byzantine = byz.value();
+    o.attack = args.get("attack", o.byzantine > 0 ? "" : "none");
+    std::vector<float> probe{1.0f};
+    uint64_t probe_examples = 1;
+    if (Status a = sim::apply_attack(o.attack, 0, &probe, &probe_examples); !a) return cmd.usage(a.message());
     o.out_dir = args.get("out", "sim-out");
     o.sample_prompt = args.get("sample");
     o.save_shared = args.get("save-shared");

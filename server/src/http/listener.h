@@ -2,6 +2,9 @@
 // closed. Included only by http_server.cpp.
 #pragma once
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <boost/asio/strand.hpp>
 
 #include "pocketllm/common/file_util.h"
@@ -11,7 +14,15 @@ namespace pocketllm::server::http_front {
 
 class Listener {
  public:
-  Listener(asio::io_context& ioc, Shared& shared, ssl::context& tls) : ioc_(ioc), shared_(shared), tls_(tls), acceptor_(asio::make_strand(ioc)) {}
+  Listener(asio::io_context& ioc, Shared& shared, ssl::context& tls)
+      : ioc_(ioc), shared_(shared), tls_(tls), acceptor_(asio::make_strand(ioc)), backoff_(acceptor_.get_executor()) {
+    // Never more connections than descriptors: keep 64 for the store, logs and the listener itself.
+    struct rlimit rl {};
+    max_connections_ = shared.options.max_connections;
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+      max_connections_ = static_cast<int>(std::min<rlim_t>(static_cast<rlim_t>(max_connections_), rl.rlim_cur > 128 ? rl.rlim_cur - 64 : 64));
+  }
+  int max_connections() const { return max_connections_; }
 
   // Binds and listens; the bound port (useful with port 0) is written to the port file.
   Status open(const HttpServerOptions& o) {
@@ -32,15 +43,33 @@ class Listener {
 
   void accept() {
     acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code e, tcp::socket socket) {
-      if (e) {
-        if (!shared_.stopping) accept();
-        return;
+      if (e) return on_accept_error(e);
+      beast::error_code ec;
+      const auto peer = socket.remote_endpoint(ec);
+      const std::string address = ec ? "unknown" : peer.address().to_string();
+      if (!shared_.admit(address, max_connections_)) {
+        socket.close(ec);  // over a cap: refused at once, before any TLS work
+        return accept();
       }
-      beast::error_code nd;
-      socket.set_option(tcp::no_delay(true), nd);
-      if (shared_.options.tls) std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(shared_, std::move(socket), tls_)->start();
-      else std::make_shared<Session<beast::tcp_stream>>(shared_, std::move(socket))->start();
+      socket.set_option(tcp::no_delay(true), ec);
+      if (shared_.options.tls) std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(shared_, address, std::move(socket), tls_)->start();
+      else std::make_shared<Session<beast::tcp_stream>>(shared_, address, std::move(socket))->start();
       accept();
+    });
+  }
+
+  // Out of descriptors (EMFILE/ENFILE) or another transient error: wait before accepting again,
+  // instead of spinning on an error that repeats at once.
+  void on_accept_error(const beast::error_code& e) {
+    if (shared_.stopping || e == asio::error::operation_aborted) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_warning_ > std::chrono::seconds(5) && shared_.options.log) {
+      shared_.options.log("accept failed (" + e.message() + "); backing off");
+      last_warning_ = now;
+    }
+    backoff_.expires_after(std::chrono::milliseconds(100));
+    backoff_.async_wait([this](beast::error_code w) {
+      if (!w && !shared_.stopping) accept();
     });
   }
 
@@ -56,6 +85,9 @@ class Listener {
   Shared& shared_;
   ssl::context& tls_;
   tcp::acceptor acceptor_;
+  asio::steady_timer backoff_;
+  std::chrono::steady_clock::time_point last_warning_;
+  int max_connections_ = 0;
   uint16_t port_ = 0;
 };
 

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <map>
 #include <set>
 
 #include "../http_util.h"
@@ -37,6 +38,26 @@ struct Shared {
   std::mutex mu;
   std::set<std::shared_ptr<void>> idle;  // sessions waiting for a request head, closed on shutdown
   std::atomic<int> sessions{0};
+  std::map<std::string, int> per_address;  // open sessions by peer address (guarded by mu)
+  std::atomic<uint64_t> refused{0};        // connections closed at accept (over a cap)
+
+  // Admits a new connection from `address` under the caps, counting it; false: refuse it.
+  bool admit(const std::string& address, int max_total) {
+    std::lock_guard<std::mutex> lock(mu);
+    int& n = per_address[address];
+    if (sessions.load() >= max_total || n >= options.max_connections_per_address) {
+      if (n == 0) per_address.erase(address);
+      ++refused;
+      return false;
+    }
+    ++n;
+    return true;
+  }
+  void release(const std::string& address) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = per_address.find(address);
+    if (it != per_address.end() && --it->second <= 0) per_address.erase(it);
+  }
   std::mutex drained_mu;
   std::function<void()> drained;  // called when stopping and the last session has ended (guarded by drained_mu)
   ~Shared() {  // sessions still held here end while every member is alive
@@ -57,8 +78,12 @@ template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
   template <class... Args>
-  Session(Shared& shared, Args&&... args) : shared_(shared), stream_(std::forward<Args>(args)...) { ++shared_.sessions; }
+  Session(Shared& shared, std::string address, Args&&... args)
+      : shared_(shared), address_(std::move(address)), stream_(std::forward<Args>(args)...) {
+    ++shared_.sessions;
+  }
   ~Session() {
+    shared_.release(address_);
     // A session can outlive the server loop (destroyed with the io_context): `drained` is cleared then.
     if (--shared_.sessions == 0 && shared_.stopping) {
       std::lock_guard<std::mutex> lock(shared_.drained_mu);
@@ -90,7 +115,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.emplace();
     parser_->header_limit(shared_.options.max_header_bytes);
     parser_->body_limit(shared_.options.max_body_bytes);
-    lowest(stream_).expires_after(std::chrono::milliseconds(shared_.options.header_timeout_ms));
+    // Until it has made an authenticated request, a connection may not idle long between requests.
+    const int idle_ms = authenticated_ || requests_ == 0 ? shared_.options.header_timeout_ms
+                                                         : std::min(shared_.options.header_timeout_ms, shared_.options.unauthenticated_idle_ms);
+    lowest(stream_).expires_after(std::chrono::milliseconds(idle_ms));
     waiting_ = true;
     {
       std::lock_guard<std::mutex> lock(shared_.mu);
@@ -133,6 +161,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     beast::error_code peer_ec;
     const auto peer = lowest(stream_).socket().remote_endpoint(peer_ec);
     r.remote_address = peer_ec ? "unknown" : peer.address().to_string();
+    ++requests_;
     r.content_type = std::string(req[http::field::content_type]);
     r.body = std::move(req.body());
     const bool keep_alive = req.keep_alive() && !shared_.stopping;
@@ -141,8 +170,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     auto reply = [self, keep_alive, sent](HttpResponse out) {
       if (sent->exchange(true)) return;  // one reply per request, whatever happens
       // May run on the committer thread: the write happens on this session's strand.
-      asio::post(lowest(self->stream_).get_executor(),
-                 [self, keep_alive, out = std::move(out)]() mutable { self->send(std::move(out), keep_alive); });
+      asio::post(lowest(self->stream_).get_executor(), [self, keep_alive, out = std::move(out)]() mutable {
+        self->authenticated_ = self->authenticated_ || out.authenticated;
+        self->send(std::move(out), keep_alive);
+      });
     };
     try {
       shared_.service.handle_async(r, reply);
@@ -181,7 +212,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // and time) before closing, so the client gets to read the reply instead of a connection reset.
   void drain(size_t discarded) {
     constexpr size_t kMaxDrain = 8 << 20;
-    if (discarded > kMaxDrain) return close();
+    if (discarded == 0) drain_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(shared_.options.drain_timeout_ms);
+    if (discarded > kMaxDrain || std::chrono::steady_clock::now() > drain_until_) return close();  // a trickle cannot hold it
     buffer_.consume(buffer_.size());
     lowest(stream_).expires_after(std::chrono::seconds(2));
     stream_.async_read_some(buffer_.prepare(64 << 10), [self = this->shared_from_this(), discarded](beast::error_code ec, size_t n) {
@@ -206,7 +238,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   Shared& shared_;
+  std::string address_;
   Stream stream_;
+  std::chrono::steady_clock::time_point drain_until_;
+  bool authenticated_ = false;
+  uint64_t requests_ = 0;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool waiting_ = false;

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "pocketllm/client/generate.h"
 #include "pocketllm/common/file_util.h"
@@ -52,7 +53,7 @@ json task_spec(const SimOptions& o, const std::string& model_id, std::string* ta
   std::snprintf(key, sizeof key, "%016llx", static_cast<unsigned long long>(splitmix64(o.seed)));
   *task_id = o.task_id.empty() ? "sim-" + std::string(key).substr(0, 8) : o.task_id;
   return {{"id", *task_id}, {"base_model_id", model_id}, {"trainable", o.trainable}, {"lr", o.lr}, {"eps", o.eps},
-          {"batch_size", o.batch_size}, {"tau", o.tau}, {"round_seconds", 3600}, {"min_submissions", 1}, {"max_extensions", 0},
+          {"batch_size", o.batch_size}, {"tau", o.tau}, {"round_seconds", 3600}, {"min_submissions", o.min_submissions}, {"max_extensions", 0},
           {"strategy", o.strategy}, {"clip", o.clip}, {"seed_key", key}, {"device", o.device}};
 }
 
@@ -127,6 +128,7 @@ Status Simulation::enrol_devices() {
     d->credential = c.value()->credential();
     d->shard = std::move(shards.value()[static_cast<size_t>(i)]);
     d->seed = device_data_seed(o.seed, i);
+    d->byzantine = uniform(o.seed, 0x62797a, static_cast<uint64_t>(i), 4) < o.byzantine;  // "byz"
     devices.push_back(std::move(d));
   }
   return Status::ok();
@@ -167,6 +169,8 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
     } else if (uniform(o.seed, r, i, 3) < o.straggler) {
       stragglers.emplace_back(&d, std::move(p.value()));
     } else {
+      if (d.byzantine && p->outcome == Outcome::kTrained)
+        POCKETLLM_RETURN_IF_ERROR(apply_attack(o.attack, o.seed ^ splitmix64(r * 1000003 + i), &p->local.coeffs, &p->local.examples));
       auto s = d.submit(*c, info.id, round, std::move(p.value()));
       if (!s) return s.status();
       ++row.submitted;
@@ -211,6 +215,20 @@ Status save_shared(const std::string& path, const SharedWeights& shared, uint64_
 }
 
 }  // namespace
+
+Status apply_attack(const std::string& attack, uint64_t seed, std::vector<float>* coeffs, uint64_t* examples) {
+  if (attack == "none") return Status::ok();
+  for (size_t k = 0; k < coeffs->size(); ++k) {
+    float& c = (*coeffs)[k];
+    if (attack == "flt_max") c = k % 2 ? -std::numeric_limits<float>::max() : std::numeric_limits<float>::max();
+    else if (attack == "sign_flip") c *= -100.0f;
+    else if (attack == "random") c = static_cast<float>(2e6 * (uniform(seed, k, 0x72, 5) - 0.5));
+    else if (attack == "inner_product") c *= -5.0f;
+    else return invalid_argument("unknown attack '" + attack + "' (flt_max, sign_flip, random, inner_product)");
+  }
+  if (attack == "flt_max") *examples = protocol::kMaxExamples;
+  return Status::ok();
+}
 
 Status run_simulation(const SimOptions& o) {
   std::error_code ec;

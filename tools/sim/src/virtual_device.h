@@ -35,6 +35,7 @@ class VirtualDevice : public RoundParticipant {
   std::string id, credential;
   std::vector<size_t> shard;
   uint64_t seed = 0;      // data order
+  bool byzantine = false; // submits what SimOptions::attack makes of its scalars
   uint64_t version = 0;   // the log version this device has synced to
   uint64_t bytes_up = 0, bytes_down = 0;
   FederationClient* client = nullptr;  // this round's connection

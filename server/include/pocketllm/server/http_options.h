@@ -19,6 +19,10 @@ struct HttpServerOptions {
   int header_timeout_ms = 15000;     // the whole request head, idle keep-alive wait included
   int body_timeout_ms = 30000;
   int tick_ms = 100;                 // how often rounds are checked against their deadlines
+  int max_connections = 4096;        // open connections at once (lowered to the fd limit − 64); beyond: closed at accept
+  int max_connections_per_address = 256;  // from one IP address; beyond: closed at accept
+  int drain_timeout_ms = 5000;       // after a 413/431, the rest of a request is discarded for at most this long
+  int unauthenticated_idle_ms = 2000; // keep-alive wait of a connection that has made no authenticated request
   int shutdown_grace_ms = 5000;      // in-flight requests get this long after SIGTERM
   std::string port_file;             // written (atomically) with the bound port once listening
   std::function<void(const std::string&)> log;

@@ -23,6 +23,7 @@ struct HttpResponse {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string route = "other";  // the matched route template, for metrics (never the raw path)
+  bool authenticated = false;   // the request carried a valid credential (the front keeps such connections longer)
 };
 
 }  // namespace pocketllm::server

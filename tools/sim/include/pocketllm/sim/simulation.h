@@ -29,11 +29,21 @@ struct SimOptions {
   uint32_t tau = 8, batch_size = 8;
   double lr = 1e-4, eps = 1e-3, clip = 0;
   std::string trainable = "*", strategy = "weighted_mean", task_id;  // task id: derived from the seed when empty
+  int min_submissions = 1;           // the task's minimum (the server's own default is 3)
+  // Byzantine devices (robustness benches): this fraction of the devices, drawn from the seed, trains
+  // honestly and then submits what `attack` makes of its scalars.
+  double byzantine = 0;
+  std::string attack = "none";       // none | flt_max | sign_flip | random | inner_product
   std::string out_dir = "sim-out";
   std::string sample_prompt;         // greedy sample from the shared model before and after
   std::string save_shared;           // write the final shared trainable tensors (safetensors)
   int threads = 0;
 };
+
+// What a Byzantine device submits instead of its honest scalars (and example count): flt_max (±FLT_MAX
+// with the largest example count the protocol allows), sign_flip (−100 × its scalars), random (uniform
+// in ±1e6, seeded), inner_product (−5 × its scalars: pushes the mean along −g, Xie et al. 2020).
+Status apply_attack(const std::string& attack, uint64_t seed, std::vector<float>* coeffs, uint64_t* examples);
 
 Status run_simulation(const SimOptions& options);
 
