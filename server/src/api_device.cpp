@@ -24,7 +24,7 @@ protocol::RoundInfo round_info(const TaskSpec& spec, const Round& r, int64_t now
   info.seeds = r.seeds;
   info.deadline_ms = r.deadline_ms;
   info.server_time_ms = now;
-  info.submissions = r.submissions.size();
+  info.submissions = r.submission_count();
   return info;
 }
 
@@ -71,7 +71,14 @@ HttpResponse Service::get_round(const std::string& task, const std::string& roun
   }
   if (admin) {
     json subs = json::array();
-    for (const auto& [device, s] : r->submissions) {
+    std::map<std::string, Submission> stored;  // a closed round's submissions live in the store only
+    if (r->state != RoundState::kOpen) {
+      std::lock_guard<std::mutex> store_lock(store_mu_);
+      auto loaded = store_->load_submissions(task, r->id);
+      if (!loaded) return error(ErrorCode::kStoreUnavailable, "the round's submissions could not be read; retry");
+      for (auto& x : loaded.value()) stored.emplace(x.device, std::move(x));
+    }
+    for (const auto& [device, s] : r->state == RoundState::kOpen ? r->submissions : stored) {
       json c = json::array();
       for (float v : s.coeffs) c.push_back(static_cast<double>(v));
       subs.push_back({{"device", device}, {"coeffs", c}, {"examples", s.examples}, {"base_version", s.base_version}, {"weight", s.weight}});

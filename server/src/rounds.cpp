@@ -44,6 +44,14 @@ void TaskRounds::withdraw(uint64_t round_id, const std::string& device) {
   rounds_[round_id - 1].submissions.erase(device);
 }
 
+void TaskRounds::release_submissions(uint64_t round_id) {
+  if (round_id == 0 || round_id > rounds_.size()) return;
+  Round& r = rounds_[round_id - 1];
+  if (r.state == RoundState::kOpen || r.submissions.empty()) return;
+  r.released_count = r.submissions.size();
+  std::map<std::string, Submission>().swap(r.submissions);
+}
+
 Result<SubmitOutcome> TaskRounds::submit(uint64_t round_id, Submission s, protocol::ErrorCode* rejection) {
   using protocol::ErrorCode;
   auto reject = [rejection](ErrorCode code, Status status) {

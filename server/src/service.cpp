@@ -98,7 +98,7 @@ void Service::committer_loop() {
         }
         metrics_.count_submission("accepted");
         const Round* r = it != tasks_.end() ? it->second->rounds.round(x.round) : nullptr;
-        const size_t count = r ? r->submissions.size() : 0;
+        const size_t count = r ? r->submission_count() : 0;
         for (size_t i = 0; i < waiters.size(); ++i) replies.emplace_back(std::move(waiters[i]), submission_reply(i == 0 ? 201 : 200, x, count));
       }
     }
@@ -210,9 +210,10 @@ void Service::tick_task(Task& task, int64_t now) {
     return;
   }
   metrics_.count_round(outcome.substr(0, outcome.find(' ')));
+  if (outcome != "extended") task.rounds.release_submissions(id);  // durable: the store keeps them
   const Round& after = *task.rounds.round(id);
   log("task " + task.spec.id + " round " + std::to_string(id) + " " + outcome + " with " +
-      std::to_string(after.submissions.size()) + " submissions; version " + std::to_string(task.rounds.version()));
+      std::to_string(after.submission_count()) + " submissions; version " + std::to_string(task.rounds.version()));
 }
 
 }  // namespace pocketllm::server

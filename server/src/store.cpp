@@ -190,23 +190,44 @@ Result<std::vector<Round>> Store::load_rounds(const std::string& task) {
     }
     if (rc != SQLITE_DONE) return s.error("load rounds");
   }
-  Stmt s(db_, "SELECT round,device,coeffs,examples,base_version,weight FROM submissions WHERE task=?");
+  {
+    Stmt c(db_, "SELECT round,COUNT(*) FROM submissions WHERE task=? GROUP BY round");
+    if (!c.ok()) return c.error("count submissions");
+    c.text(1, task);
+    int rc;
+    while ((rc = c.step()) == SQLITE_ROW) {
+      const uint64_t id = c.col_u64(0);
+      if (id == 0 || id > rounds.size() || rounds[id - 1].id != id) return corrupt("store: submission for a missing round");
+      rounds[id - 1].released_count = static_cast<size_t>(c.col_i64(1));
+    }
+    if (rc != SQLITE_DONE) return c.error("count submissions");
+  }
+  if (!rounds.empty() && rounds.back().state == RoundState::kOpen) {  // only the open round's are held in memory
+    auto open = load_submissions(task, rounds.back().id);
+    if (!open) return open.status();
+    for (auto& sub : open.value()) rounds.back().submissions.emplace(sub.device, std::move(sub));
+    rounds.back().released_count = 0;
+  }
+  return rounds;
+}
+
+Result<std::vector<Submission>> Store::load_submissions(const std::string& task, uint64_t round) {
+  Stmt s(db_, "SELECT device,coeffs,examples,base_version,weight FROM submissions WHERE task=? AND round=? ORDER BY device");
   if (!s.ok()) return s.error("load submissions");
-  s.text(1, task);
+  s.text(1, task).i64(2, static_cast<int64_t>(round));
+  std::vector<Submission> out;
   int rc;
   while ((rc = s.step()) == SQLITE_ROW) {
-    const uint64_t id = s.col_u64(0);
-    if (id == 0 || id > rounds.size() || rounds[id - 1].id != id) return corrupt("store: submission for a missing round");
     Submission sub;
-    sub.device = s.col_text(1);
-    if (!unpack(s.col_blob(2), &sub.coeffs)) return corrupt("store: bad submission scalars");
-    sub.examples = s.col_u64(3);
-    sub.base_version = s.col_u64(4);
-    sub.weight = s.col_real(5);
-    rounds[id - 1].submissions.emplace(sub.device, std::move(sub));
+    sub.device = s.col_text(0);
+    if (!unpack(s.col_blob(1), &sub.coeffs)) return corrupt("store: bad submission scalars");
+    sub.examples = s.col_u64(2);
+    sub.base_version = s.col_u64(3);
+    sub.weight = s.col_real(4);
+    out.push_back(std::move(sub));
   }
   if (rc != SQLITE_DONE) return s.error("load submissions");
-  return rounds;
+  return out;
 }
 
 Result<UpdateLog> Store::load_log(const std::string& task) {

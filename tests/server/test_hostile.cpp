@@ -191,3 +191,29 @@ TEST_CASE("poisoning: enrolment tokens cap their devices per round (Sybil limit)
   CHECK(w.submit(3, 0.01, 8) == 201);
   CHECK(w.submit(0, 0.01, 8) == 200);  // the same resubmission is still a duplicate, not a cap hit
 }
+
+TEST_CASE("memory: only the open round's submissions stay in RAM; closed rounds are served from the store", "[server][hostile]") {
+  PoisonWorld w(R"(,"min_submissions":1,"goal_submissions":3)", 3);
+  for (int round = 1; round <= 3; ++round)
+    for (int d = 0; d < 3; ++d) {
+      json body = {{"coeffs", {0.01 * (d + 1)}}, {"examples", 8}, {"base_version", round - 1}};
+      REQUIRE(w.f.call("POST", "/v1/tasks/p/rounds/" + std::to_string(round) + "/submissions", body.dump(), w.creds[d]).status == 201);
+      w.f.advance(1);  // the tick closes a round once its three submissions are durable
+    }
+  w.f.advance(200);
+  CHECK(w.f.json_of(w.f.admin("GET", "/v1/tasks/p"))["version"] == 3);
+  auto old = w.f.json_of(w.f.admin("GET", "/v1/admin/tasks/p/rounds/2"));
+  CHECK(old["submissions"] == 3);
+  CHECK(old["submission_list"].size() == 3);  // read back from the store
+  w.f.svc.reset();
+  auto store = Store::open(w.f.dir + "/store.db", Durability::kNormal);
+  REQUIRE(store.is_ok());
+  auto rounds = store.value()->load_rounds("p");
+  REQUIRE(rounds.is_ok());
+  REQUIRE(rounds->size() == 4);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK(rounds.value()[i].submissions.empty());  // a restart loads closed rounds' counts, not their rows
+    CHECK(rounds.value()[i].submission_count() == 3);
+  }
+  CHECK(rounds.value()[3].state == RoundState::kOpen);
+}

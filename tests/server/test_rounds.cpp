@@ -137,3 +137,15 @@ TEST_CASE("restore rebuilds a task from stored rounds and log, and refuses incon
   CHECK(c.restore(bad, a.log()).code() == StatusCode::kCorrupt);
   CHECK(c.restore(a.rounds(), UpdateLog()).code() == StatusCode::kCorrupt);  // round 2 starts at version 2
 }
+
+TEST_CASE("a closed round's submissions can be released from memory, keeping their count", "[server][rounds]") {
+  TaskRounds task(7, policy(1));
+  REQUIRE(task.open_round(0).is_ok());
+  for (const char* d : {"a", "b", "c"}) REQUIRE(task.submit(1, {d, {0.5f}, 1}).is_ok());
+  task.release_submissions(1);  // open: nothing is released
+  CHECK(task.round(1)->submissions.size() == 3);
+  REQUIRE(task.tick(1000).value().size() == 1);
+  task.release_submissions(1);
+  CHECK(task.round(1)->submissions.empty());
+  CHECK(task.round(1)->submission_count() == 3);
+}

@@ -47,7 +47,9 @@ struct Round {
   int64_t opened_ms = 0, deadline_ms = 0;
   uint32_t extensions = 0;
   RoundState state = RoundState::kOpen;
-  std::map<std::string, Submission> submissions;  // by device
+  std::map<std::string, Submission> submissions;  // by device; released (kept in the store only) once closed
+  size_t released_count = 0;                      // how many there were when they were released
+  size_t submission_count() const { return submissions.empty() ? released_count : submissions.size(); }
   std::string abandon_reason;  // why an abandoned round was not applied (in memory; logged)
 };
 
@@ -62,6 +64,9 @@ class TaskRounds {
   Status restore(std::vector<Round> rounds, UpdateLog log);
   // Undoes an accepted submission (the service could not persist it).
   void withdraw(uint64_t round_id, const std::string& device);
+  // Drops a closed round's submissions from memory (they stay in the store), keeping their count:
+  // memory holds the open round's submissions only.
+  void release_submissions(uint64_t round_id);
   const RoundPolicy& policy() const { return policy_; }
   const std::vector<Round>& rounds() const { return rounds_; }
 

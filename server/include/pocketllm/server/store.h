@@ -52,7 +52,9 @@ class Store {
   // Tasks.
   Status insert_task(const StoredTask& task, const Round& first_round);
   Result<std::vector<StoredTask>> load_tasks();
-  Result<std::vector<Round>> load_rounds(const std::string& task);  // id order, submissions included
+  // Id order; the open round with its submissions, closed rounds with their submission count only.
+  Result<std::vector<Round>> load_rounds(const std::string& task);
+  Result<std::vector<Submission>> load_submissions(const std::string& task, uint64_t round);
   Result<UpdateLog> load_log(const std::string& task);
 
   // Submissions accepted into open rounds, in one transaction (one fsync): the service's group commit.
