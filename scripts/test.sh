@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # README command two: sets up a fresh Debian 12 machine, builds, and runs the whole test suite —
 # unit and end-to-end tests of the native build, then the cross-target bit-exactness checks
-# (portable, -O0, aarch64 under qemu) and the SDK cross-built for aarch64 with its tests under qemu.
+# (portable, -O0, aarch64 under qemu) and the SDK cross-built for aarch64 with its tests under qemu,
+# then the sanitizer builds (the whole suite under ASan + UBSan, the server and threads under TSan) and
+# a short run of every fuzz harness.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 start=$(date +%s)
@@ -9,4 +11,5 @@ start=$(date +%s)
 "$root/scripts/build.sh"
 ctest --test-dir "${POCKETLLM_BUILD_DIR:-$root/build}" -j"$(nproc)" --output-on-failure --timeout 1200
 "$root/scripts/check-targets.sh"
+"$root/scripts/test-sanitizers.sh"
 echo "test.sh: all passed in $(( $(date +%s) - start )) s"

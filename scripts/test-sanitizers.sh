@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Sanitizer and fuzzing checks, part of the README test command (scripts/test.sh):
+#   asan   clang-14 build of everything with AddressSanitizer + UndefinedBehaviorSanitizer (errors are
+#          fatal) and libFuzzer coverage: the whole test suite, then every fuzz harness for FUZZ_RUNS
+#          executions (default 20000) on its seed corpus (tests/fuzz/make_corpus.py)
+#   tsan   ThreadSanitizer build of the server, the thread pool and the federation/simulator tests
+#   scripts/test-sanitizers.sh [asan] [tsan]       (default: both)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build_root="${POCKETLLM_BUILD_ROOT:-$root/build-sanitizers}"
+shared="${POCKETLLM_SHARED:-$root/../shared}"
+runs="${FUZZ_RUNS:-20000}"
+steps=("$@"); [ ${#steps[@]} -eq 0 ] && steps=(asan tsan)
+command -v clang++-14 >/dev/null || { echo "needs clang-14 and libfuzzer-14-dev: scripts/setup.sh" >&2; exit 1; }
+mkdir -p "$build_root"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+configure() {  # dir, flags
+  local dir="$1" flags="$2"; shift 2
+  CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOCKETLLM_BUILD_BENCH=OFF \
+    "-DCMAKE_C_FLAGS=$flags" "-DCMAKE_CXX_FLAGS=$flags" "$@" > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; return 1; }
+}
+
+for step in "${steps[@]}"; do
+  case "$step" in
+    asan)
+      dir="$build_root/asan"
+      echo "== asan: configure + build (ASan + UBSan + libFuzzer coverage, clang-14)"
+      configure "$dir" "-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all -fno-omit-frame-pointer" -DPOCKETLLM_FUZZ=ON
+      cmake --build "$dir" -j"$(nproc)"
+      echo "== asan: the test suite"
+      ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" ctest --test-dir "$dir" -j"$(nproc)" --output-on-failure --timeout 1800
+      echo "== fuzz: $runs executions per harness"
+      corpus="$build_root/corpus"
+      rm -rf "$corpus"; python3 "$root/tests/fuzz/make_corpus.py" "$corpus" "$root/tests/fixtures" "$shared"
+      for fuzzer in "$dir"/fuzz/fuzz_*; do
+        name="$(basename "$fuzzer")"
+        mkdir -p "$corpus/$name"
+        start=$(date +%s)
+        "$fuzzer" -runs="$runs" -max_len=65536 -rss_limit_mb=4096 "$corpus/$name" > "$build_root/$name.log" 2>&1 \
+          || { tail -50 "$build_root/$name.log"; echo "FAIL $name (log: $build_root/$name.log)"; exit 1; }
+        echo "ok   $name: $(grep -o 'Done [0-9]* runs' "$build_root/$name.log" | tail -1) in $(( $(date +%s) - start )) s"
+      done
+      ;;
+    tsan)
+      dir="$build_root/tsan"
+      echo "== tsan: configure + build (server, thread pool, federation and simulator tests)"
+      configure "$dir" "-fsanitize=thread -fno-omit-frame-pointer"
+      cmake --build "$dir" -j"$(nproc)" --target pocketllm_server_tests pocketllm_core_tests pocketllm_federation_tests
+      for t in pocketllm_core_tests pocketllm_server_tests pocketllm_federation_tests; do
+        TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" "$dir/bin/$t" > "$build_root/$t.tsan.log" 2>&1 \
+          || { tail -60 "$build_root/$t.tsan.log"; echo "FAIL $t under TSan"; exit 1; }
+        echo "ok   $t under TSan: $(tail -2 "$build_root/$t.tsan.log" | head -1)"
+      done
+      ;;
+    *) echo "unknown step '$step' (asan, tsan)" >&2; exit 2 ;;
+  esac
+done
+echo "== sanitizers passed: ${steps[*]}"
