@@ -220,50 +220,6 @@ HttpResponse Service::get_log(const std::string& task, const std::map<std::strin
   return json_response(200, {{"task", task}, {"version", version}, {"since", since}, {"next", next}, {"complete", next == version}, {"entries", entries}});
 }
 
-HttpResponse Service::get_snapshot(const std::string& task, const std::map<std::string, std::string>& query) {
-  Task* t = nullptr;
-  std::vector<UpdateEntry> entries;
-  uint64_t version = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = tasks_.find(task);
-    if (it == tasks_.end()) return error(ErrorCode::kUnknownTask, "no task " + task);
-    t = it->second.get();
-    if (!t->has_weights)
-      return error(ErrorCode::kNoSnapshots, "this server holds no base weights for task " + task +
-                                            (t->weights_problem.empty() ? "" : " (" + t->weights_problem + ")"));
-    version = t->rounds.version();
-    if (query.count("version") && !parse_u64(query.at("version"), &version)) return error(ErrorCode::kBadQuery, "version must be a number");
-    if (version > t->rounds.version()) return error(ErrorCode::kBeyondLog, "version " + std::to_string(version) + " does not exist yet");
-    entries.assign(t->rounds.log().entries().begin(), t->rounds.log().entries().begin() + static_cast<long>(version));
-  }
-  // Tasks are never removed, so t stays valid; snapshot work does not hold the service lock.
-  std::lock_guard<std::mutex> lock(t->snapshot_mu);
-  std::vector<std::vector<float>> scratch;
-  std::vector<std::vector<float>>* tensors = &t->cache;
-  uint64_t from = t->cache_version;
-  if (version < t->cache_version) {  // an old version: materialise it aside, keep the cache at the head
-    scratch = t->base;
-    tensors = &scratch;
-    from = 0;
-  }
-  std::vector<NamedTensor> named;
-  for (size_t i = 0; i < t->names.size(); ++i) named.push_back({t->names[i], (*tensors)[i].data(), (*tensors)[i].size()});
-  replay_entries(pool_.get(), t->spec.dist, entries.data() + from, version - from, named);
-  if (tensors == &t->cache) t->cache_version = version;
-  std::vector<TensorToWrite> out;
-  for (size_t i = 0; i < t->names.size(); ++i) out.push_back({t->names[i], DType::kF32, t->shapes[i], (*tensors)[i].data()});
-  auto bytes = serialize_safetensors(out, {{"format", "pocketllm.snapshot"}, {"task", task}, {"version", std::to_string(version)},
-                                           {"base_model_id", t->spec.base_model_id}});
-  if (!bytes) return error(ErrorCode::kInternal, bytes.status().message());
-  HttpResponse r;
-  r.content_type = "application/octet-stream";
-  r.body = std::move(bytes.value());
-  r.headers.emplace_back("X-Pocketllm-Version", std::to_string(version));
-  r.headers.emplace_back("X-Pocketllm-Sha256", sha256_hex(r.body));
-  return r;
-}
-
 HttpResponse Service::render_metrics() {
   std::vector<std::pair<std::string, double>> gauges;
   {

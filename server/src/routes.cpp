@@ -61,7 +61,7 @@ const std::vector<Service::Route>& Service::routes() {
        [](Service& s, Call& c) -> Reply { return s.submit(c.param(0), c.param(1), c.auth.device, c.req.body, c.done); }},
       {"GET", "/v1/tasks/{task}/log", Access::kAny, [](Service& s, Call& c) -> Reply { return s.get_log(c.param(0), c.target.query); }},
       {"GET", "/v1/tasks/{task}/snapshot", Access::kAny,
-       [](Service& s, Call& c) -> Reply { return s.get_snapshot(c.param(0), c.target.query); }},
+       [](Service& s, Call& c) -> Reply { return s.get_snapshot(c.param(0), c.target.query, c.done); }},
   };
   return table;
 }
@@ -186,6 +186,7 @@ HttpResponse Service::handle(const HttpRequest& req) {
   });
   std::unique_lock<std::mutex> lock(m);
   cv.wait(lock, [&] { return ready; });
+  if (out.shared_body) out.body = *out.shared_body;  // in-process callers read the body
   return out;
 }
 

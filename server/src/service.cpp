@@ -40,12 +40,19 @@ Result<std::unique_ptr<Service>> Service::open(ServiceOptions options) {
   POCKETLLM_RETURN_IF_ERROR(s->load());
   Service* raw = s.get();
   s->committer_ = std::thread([raw] { raw->committer_loop(); });
+  for (int i = 0; i < std::max(1, s->opt_.snapshot_threads); ++i) s->snapshot_workers_.emplace_back([raw] { raw->snapshot_loop(); });
   return s;
 }
 
 Service::Service(ServiceOptions options) : opt_(std::move(options)) {}
 
 Service::~Service() {
+  {
+    std::lock_guard<std::mutex> lock(snapshot_queue_mu_);
+    stop_snapshots_ = true;  // queued jobs are answered first
+  }
+  snapshot_cv_.notify_all();
+  for (auto& w : snapshot_workers_) w.join();
   if (committer_.joinable()) {
     {
       std::lock_guard<std::mutex> lock(queue_mu_);

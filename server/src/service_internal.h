@@ -1,6 +1,7 @@
 // Service internals shared by service.cpp (state, rounds, persistence) and api.cpp (the endpoints).
 #pragma once
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -23,6 +24,20 @@ struct Service::Task {
   std::vector<std::vector<int64_t>> shapes;
   std::vector<std::vector<float>> base, cache;
   uint64_t cache_version = 0;
+  // The serialised snapshot of the latest version served, shared by every reply that sends it.
+  std::shared_ptr<const std::string> latest_bytes;
+  uint64_t latest_version = 0;
+  std::string latest_sha256;
+  // The trainable tensors as snapshot bytes (safetensors), and back (snapshots.cpp).
+  Result<std::string> serialize(const std::vector<std::vector<float>>& tensors, uint64_t version) const;
+  Status deserialize(const std::string& bytes, std::vector<std::vector<float>>* tensors) const;
+};
+
+// A snapshot request waiting for the snapshot threads.
+struct Service::SnapshotJob {
+  Task* task;
+  uint64_t version;
+  Done done;
 };
 
 // The reply to a submission once its commit is known: 201 new, 200 identical resubmission, 503 not saved.

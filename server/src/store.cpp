@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS devices(
   id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, created_ms INTEGER NOT NULL, revoked_ms INTEGER);
 CREATE TABLE IF NOT EXISTS enrol_tokens(
   token_sha256 TEXT PRIMARY KEY, uses_left INTEGER NOT NULL, expires_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints(task TEXT NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(task, version));
 CREATE TABLE IF NOT EXISTS device_tokens(device TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');
 )sql";
@@ -228,6 +229,22 @@ Result<std::vector<Submission>> Store::load_submissions(const std::string& task,
   }
   if (rc != SQLITE_DONE) return s.error("load submissions");
   return out;
+}
+
+Status Store::put_checkpoint(const std::string& task, uint64_t version, const std::string& data) {
+  Stmt s(db_, "INSERT OR REPLACE INTO checkpoints(task,version,data) VALUES(?,?,?)");
+  s.text(1, task).u64(2, version).blob(3, data.data(), data.size());
+  return s.run();
+}
+
+Result<std::pair<uint64_t, std::string>> Store::checkpoint_at_or_before(const std::string& task, uint64_t version) {
+  Stmt s(db_, "SELECT version,data FROM checkpoints WHERE task=? AND version<=? ORDER BY version DESC LIMIT 1");
+  if (!s.ok()) return s.error("load checkpoint");
+  s.text(1, task).u64(2, version);
+  const int rc = s.step();
+  if (rc == SQLITE_DONE) return not_found("no checkpoint of task " + task + " at or before version " + std::to_string(version));
+  if (rc != SQLITE_ROW) return s.error("load checkpoint");
+  return std::make_pair(s.col_u64(0), s.col_blob(1));
 }
 
 Result<UpdateLog> Store::load_log(const std::string& task) {

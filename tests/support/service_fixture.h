@@ -20,6 +20,7 @@ struct Fixture {
   std::shared_ptr<std::atomic<int64_t>> clock = std::make_shared<std::atomic<int64_t>>(1'000'000);
   std::unique_ptr<Service> svc;
   double rate = 1000, burst = 1000;
+  uint64_t checkpoint_every = 256;
 
   Fixture() { open(); }
   ~Fixture() {
@@ -34,6 +35,7 @@ struct Fixture {
     o.admin_token_sha256 = to_hex(sha256(kAdminToken));
     o.device_rate_per_s = rate;
     o.device_burst = burst;
+    o.checkpoint_every = checkpoint_every;
     auto c = clock;
     o.clock_ms = [c] { return c->load(); };
     auto s = Service::open(o);

@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/http/span_body.hpp>
 #include <boost/beast/ssl.hpp>
 #include <functional>
 #include <memory>
@@ -193,15 +194,25 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void send(HttpResponse out, bool keep_alive, bool drain = false) {
+    if (out.shared_body) {  // a shared body (snapshots) is sent from where it is, never copied per reply
+      auto res = std::make_shared<http::response<http::span_body<const char>>>(static_cast<http::status>(out.status), 11);
+      res->body() = boost::beast::span<const char>(out.shared_body->data(), out.shared_body->size());
+      return write(std::move(res), std::move(out), keep_alive, drain);
+    }
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(out.status), 11);
+    res->body() = std::move(out.body);
+    write(std::move(res), std::move(out), keep_alive, drain);
+  }
+
+  template <class Response>
+  void write(std::shared_ptr<Response> res, HttpResponse out, bool keep_alive, bool drain) {
     res->set(http::field::server, "pocketllm-server");
     res->set(http::field::content_type, out.content_type);
     for (const auto& [k, v] : out.headers) res->set(k, v);
-    res->body() = std::move(out.body);
     res->keep_alive(keep_alive);
     res->prepare_payload();
     lowest(stream_).expires_after(std::chrono::milliseconds(shared_.options.body_timeout_ms));
-    http::async_write(stream_, *res, [self = this->shared_from_this(), res, keep_alive, drain](beast::error_code ec, size_t) {
+    http::async_write(stream_, *res, [self = this->shared_from_this(), res, body = out.shared_body, keep_alive, drain](beast::error_code ec, size_t) {
       if (!ec && drain) return self->drain(0);
       if (ec || !keep_alive) return self->close();
       self->read_head();

@@ -2,6 +2,7 @@
 // whole API can be tested in process and only http_server.cpp includes Boost.Beast.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +22,8 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // A large body shared between replies (snapshots): sent from here without a copy when set.
+  std::shared_ptr<const std::string> shared_body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string route = "other";  // the matched route template, for metrics (never the raw path)
   bool authenticated = false;   // the request carried a valid credential (the front keeps such connections longer)

@@ -40,7 +40,9 @@ struct ServiceOptions {
   double auth_failure_burst = 20;     //   beyond it: 429 until the bucket refills; 0 rate = unlimited
   MetricsExposure metrics = MetricsExposure::kLoopback;  // who may read /metrics
   size_t max_log_page = 10000;        // entries per /log page
-  int snapshot_threads = 1;
+  int snapshot_threads = 1;          // snapshot rebuilds run here, never on network threads
+  size_t snapshot_queue = 8;          // snapshot requests waiting at most; beyond: 503 with Retry-After
+  uint64_t checkpoint_every = 256;    // versions between stored checkpoints: a rebuild replays at most this many entries
   std::function<int64_t()> clock_ms;  // wall clock in ms since the epoch (tests substitute their own)
   std::function<void(const std::string&)> log;  // operator log lines; never carries secrets or data
 };
@@ -109,7 +111,12 @@ class Service {
   Reply enforce_token_cap(const Task& t, uint64_t round_id, const std::string& device);
   Reply submit(const std::string& task, const std::string& round, const std::string& device, const std::string& body, Done& done);
   HttpResponse get_log(const std::string& task, const std::map<std::string, std::string>& query);
-  HttpResponse get_snapshot(const std::string& task, const std::map<std::string, std::string>& query);
+  Reply get_snapshot(const std::string& task, const std::map<std::string, std::string>& query, Done& done);
+  // Snapshot work (snapshots.cpp): one job per request, on the snapshot threads.
+  struct SnapshotJob;
+  void snapshot_loop();
+  HttpResponse build_snapshot(Task& t, uint64_t version);
+  Status replay_to(Task& t, uint64_t from, uint64_t to, std::vector<std::vector<float>>* tensors);
   void committer_loop();
   HttpResponse render_metrics();
 
@@ -119,6 +126,11 @@ class Service {
   std::unique_ptr<RateLimiter> limiter_;
   std::unique_ptr<RateLimiter> auth_failures_;  // by remote address
   std::unique_ptr<ThreadPool> pool_;
+  std::mutex snapshot_queue_mu_;
+  std::condition_variable snapshot_cv_;
+  std::vector<std::unique_ptr<SnapshotJob>> snapshot_jobs_;
+  std::vector<std::thread> snapshot_workers_;
+  bool stop_snapshots_ = false;
   std::mutex mu_;        // guards tasks_, devices_, pending_
   std::mutex store_mu_;  // guards store_; taken after mu_ when both are needed
   std::map<std::string, std::unique_ptr<Task>> tasks_;

@@ -56,6 +56,9 @@ class Store {
   Result<std::vector<Round>> load_rounds(const std::string& task);
   Result<std::vector<Submission>> load_submissions(const std::string& task, uint64_t round);
   Result<UpdateLog> load_log(const std::string& task);
+  // Snapshot checkpoints: the trainable tensors (safetensors bytes) at a version of a task's log.
+  Status put_checkpoint(const std::string& task, uint64_t version, const std::string& data);
+  Result<std::pair<uint64_t, std::string>> checkpoint_at_or_before(const std::string& task, uint64_t version);
 
   // Submissions accepted into open rounds, in one transaction (one fsync): the service's group commit.
   Status insert_submissions(const std::vector<StoredSubmission>& batch);
