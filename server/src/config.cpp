@@ -37,6 +37,9 @@ fine-tuning; the server aggregates rounds into a shared update log (docs/protoco
   --max-connections-per-address N   from one IP address (default 256); the excess is closed at accept
   --drain-timeout S        after a 413/431, how long the rest of the request is discarded (default 5)
   --unauthenticated-idle S keep-alive wait of a connection without an authenticated request (default 2)
+  --snapshot-threads N     threads rebuilding snapshots, never the network's (default 1)
+  --snapshot-queue N       snapshot requests waiting at most; beyond: 503 + Retry-After (default 8)
+  --checkpoint-every N     versions between stored snapshot checkpoints (default 256)
   --metrics WHO            who may read /metrics: loopback (default; the admin token from anywhere), admin, public
   --shutdown-grace S       seconds in-flight requests get after SIGTERM (default 5)
   --port-file FILE         write the bound port here once listening
@@ -80,7 +83,8 @@ bool known_setting(const std::string& key) {
                                           "admin_token_file", "admin_token_sha256", "max_body_bytes", "header_timeout_s",
                                           "body_timeout_s", "device_rate_per_s", "device_burst", "shutdown_grace_s", "port_file",
                                           "auth_failure_rate_per_s", "auth_failure_burst", "metrics", "max_connections",
-                                          "max_connections_per_address", "drain_timeout_s", "unauthenticated_idle_s"};
+                                          "max_connections_per_address", "drain_timeout_s", "unauthenticated_idle_s",
+                                          "snapshot_threads", "snapshot_queue", "checkpoint_every"};
   for (const char* k : kSettings)
     if (key == k) return true;
   return false;
@@ -127,6 +131,15 @@ Status apply(const std::string& key, const std::string& value, ServerConfig* c) 
     c->http.body_timeout_ms = static_cast<int>(v * 1000);
   } else if (key == "device_rate_per_s") {
     POCKETLLM_RETURN_IF_ERROR(number(key, value, 0, 1e6, &c->service.device_rate_per_s));
+  } else if (key == "snapshot_threads") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 64, &v));
+    c->service.snapshot_threads = static_cast<int>(v);
+  } else if (key == "snapshot_queue") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 10000, &v));
+    c->service.snapshot_queue = static_cast<size_t>(v);
+  } else if (key == "checkpoint_every") {
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 1e9, &v));
+    c->service.checkpoint_every = static_cast<uint64_t>(v);
   } else if (key == "max_connections") {
     POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 1e6, &v));
     c->http.max_connections = static_cast<int>(v);
