@@ -47,6 +47,7 @@ constexpr CodeInfo kCodes[] = {
     {ErrorCode::kRateLimited, "rate_limited", 429},
     {ErrorCode::kInternal, "internal", 500},
     {ErrorCode::kStoreUnavailable, "store_unavailable", 503},
+    {ErrorCode::kBusy, "busy", 503},
 };
 
 const CodeInfo* find(ErrorCode code) {

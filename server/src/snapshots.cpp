@@ -66,7 +66,7 @@ Service::Reply Service::get_snapshot(const std::string& task, const std::map<std
   }
   std::lock_guard<std::mutex> lock(snapshot_queue_mu_);
   if (snapshot_jobs_.size() >= opt_.snapshot_queue) {
-    HttpResponse busy = error(ErrorCode::kStoreUnavailable, "snapshot work is at capacity; retry shortly");
+    HttpResponse busy = error(ErrorCode::kBusy, "snapshot work is at capacity; retry shortly");
     busy.headers.emplace_back("Retry-After", "1");
     return busy;
   }

@@ -21,7 +21,7 @@ enum class ErrorCode {
   // 422: well-formed but invalid values
   kWrongCount, kNonFinite, kBadExamples, kInvalidSubmission, kInvalidTask,
   // 429, 500, 503
-  kRateLimited, kInternal, kStoreUnavailable,
+  kRateLimited, kInternal, kStoreUnavailable, kBusy,
   // a code this build does not know (a newer server): never sent, only parsed
   kUnknown,
 };
