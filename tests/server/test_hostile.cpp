@@ -261,3 +261,47 @@ TEST_CASE("snapshots: any old version rebuilt from stored checkpoints equals the
   REQUIRE(cp.is_ok());
   CHECK(cp->first == 8);  // a rebuild of version 11 replays 3 entries, not 11
 }
+
+#include <condition_variable>
+#include <thread>
+
+TEST_CASE("snapshots: rebuilt on the snapshot thread, never the caller's; a full queue answers 503 busy at once", "[server][hostile]") {
+  Fixture f;
+  f.snapshot_queue = 1;
+  f.open();
+  std::vector<float> w(1 << 20, 0.5f);  // 4 MiB of trainables: each rebuild takes a while
+  REQUIRE(write_safetensors(f.dir + "/base.safetensors", {{"w", DType::kF32, {1 << 20}, w.data()}}).is_ok());
+  REQUIRE(f.admin("POST", "/v1/admin/tasks", R"({"id":"s","base_model_id":")" + kModelId + R"(","tau":64,"min_submissions":1,"goal_submissions":1,)" +
+                                              R"("base_weights":")" + f.dir + "/base.safetensors\"}").status == 201);
+  const std::string cred = f.enrol();
+  for (int r = 1; r <= 4; ++r) {
+    json body = {{"coeffs", std::vector<double>(64, 1e-3)}, {"examples", 1}, {"base_version", 64 * (r - 1)}};
+    REQUIRE(f.call("POST", "/v1/tasks/s/rounds/" + std::to_string(r) + "/submissions", body.dump(), cred).status == 201);
+    f.advance(1);
+    f.advance(1);
+  }
+  std::mutex m;
+  std::condition_variable cv;
+  int answered = 0, ok = 0, busy = 0, on_caller = 0;
+  const auto caller = std::this_thread::get_id();
+  for (int i = 0; i < 12; ++i) {  // old versions, all at once
+    HttpRequest r;
+    r.method = "GET";
+    r.target = "/v1/tasks/s/snapshot?version=" + std::to_string(10 + 19 * i);
+    r.authorization = "Bearer " + cred;
+    f.svc->handle_async(r, [&](HttpResponse resp) {
+      std::lock_guard<std::mutex> lock(m);
+      ok += resp.status == 200;
+      busy += resp.status == 503;
+      on_caller += resp.status == 200 && std::this_thread::get_id() == caller;
+      ++answered;
+      cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait(lock, [&] { return answered == 12; });
+  CHECK(on_caller == 0);  // before: every rebuild ran on the request's (network) thread
+  CHECK(ok >= 1);
+  CHECK(busy >= 1);       // the queue holds one job: the rest were told to retry, immediately
+  CHECK(ok + busy == 12);
+}

@@ -21,6 +21,7 @@ struct Fixture {
   std::unique_ptr<Service> svc;
   double rate = 1000, burst = 1000;
   uint64_t checkpoint_every = 256;
+  size_t snapshot_queue = 8;
 
   Fixture() { open(); }
   ~Fixture() {
@@ -36,6 +37,7 @@ struct Fixture {
     o.device_rate_per_s = rate;
     o.device_burst = burst;
     o.checkpoint_every = checkpoint_every;
+    o.snapshot_queue = snapshot_queue;
     auto c = clock;
     o.clock_ms = [c] { return c->load(); };
     auto s = Service::open(o);
