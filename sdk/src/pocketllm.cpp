@@ -240,6 +240,7 @@ pllm_status pllm_replay_tensor(const char* log_path, const char* tensor_name, pl
                                uint64_t count) {
   return guarded([&] {
     if (!log_path || !tensor_name || (!data && count > 0)) return fail(PLLM_ERR_INVALID_ARGUMENT, "missing argument");
+    if (dist != PLLM_DIST_RADEMACHER && dist != PLLM_DIST_GAUSSIAN) return fail(PLLM_ERR_INVALID_ARGUMENT, "unknown distribution");
     auto log = pocketllm::load_replayable_log(log_path);
     if (!log) return fail(log.status());
     const std::vector<pocketllm::NamedTensor> tensors = {{tensor_name, data, static_cast<size_t>(count)}};

@@ -77,97 +77,82 @@ Status number(const std::string& key, const std::string& text, double lo, double
   return Status::ok();
 }
 
-// Every setting, named as in the config file (flags map onto the same names).
+// The numeric settings: name (as in the config file; flags map onto the same names), range, and where
+// the value goes (seconds become milliseconds where the option holds milliseconds).
+struct NumericSetting {
+  const char* key;
+  double lo, hi;
+  void (*set)(ServerConfig* c, double v);
+};
+const NumericSetting kNumeric[] = {
+    {"threads", 1, 256, [](ServerConfig* c, double v) { c->http.threads = static_cast<int>(v); }},
+    {"max_body_bytes", 1024, 1 << 30, [](ServerConfig* c, double v) { c->http.max_body_bytes = static_cast<uint64_t>(v); }},
+    {"header_timeout_s", 0.1, 3600, [](ServerConfig* c, double v) { c->http.header_timeout_ms = static_cast<int>(v * 1000); }},
+    {"body_timeout_s", 0.1, 3600, [](ServerConfig* c, double v) { c->http.body_timeout_ms = static_cast<int>(v * 1000); }},
+    {"shutdown_grace_s", 0, 3600, [](ServerConfig* c, double v) { c->http.shutdown_grace_ms = static_cast<int>(v * 1000); }},
+    {"max_connections", 1, 1e6, [](ServerConfig* c, double v) { c->http.max_connections = static_cast<int>(v); }},
+    {"max_connections_per_address", 1, 1e6, [](ServerConfig* c, double v) { c->http.max_connections_per_address = static_cast<int>(v); }},
+    {"drain_timeout_s", 0.1, 600, [](ServerConfig* c, double v) { c->http.drain_timeout_ms = static_cast<int>(v * 1000); }},
+    {"unauthenticated_idle_s", 0.1, 3600, [](ServerConfig* c, double v) { c->http.unauthenticated_idle_ms = static_cast<int>(v * 1000); }},
+    {"device_rate_per_s", 0, 1e6, [](ServerConfig* c, double v) { c->service.device_rate_per_s = v; }},
+    {"device_burst", 1, 1e6, [](ServerConfig* c, double v) { c->service.device_burst = v; }},
+    {"auth_failure_rate_per_s", 0, 1e6, [](ServerConfig* c, double v) { c->service.auth_failure_rate_per_s = v; }},
+    {"auth_failure_burst", 1, 1e6, [](ServerConfig* c, double v) { c->service.auth_failure_burst = v; }},
+    {"snapshot_threads", 1, 64, [](ServerConfig* c, double v) { c->service.snapshot_threads = static_cast<int>(v); }},
+    {"snapshot_queue", 1, 10000, [](ServerConfig* c, double v) { c->service.snapshot_queue = static_cast<size_t>(v); }},
+    {"checkpoint_every", 1, 1e9, [](ServerConfig* c, double v) { c->service.checkpoint_every = static_cast<uint64_t>(v); }},
+};
+const char* const kOther[] = {"listen", "tls_cert", "tls_key", "insecure", "store", "durability", "admin_token_file",
+                              "admin_token_sha256", "port_file", "metrics"};
+
 bool known_setting(const std::string& key) {
-  static const char* const kSettings[] = {"listen", "threads", "tls_cert", "tls_key", "insecure", "store", "durability",
-                                          "admin_token_file", "admin_token_sha256", "max_body_bytes", "header_timeout_s",
-                                          "body_timeout_s", "device_rate_per_s", "device_burst", "shutdown_grace_s", "port_file",
-                                          "auth_failure_rate_per_s", "auth_failure_burst", "metrics", "max_connections",
-                                          "max_connections_per_address", "drain_timeout_s", "unauthenticated_idle_s",
-                                          "snapshot_threads", "snapshot_queue", "checkpoint_every"};
-  for (const char* k : kSettings)
+  for (const auto& n : kNumeric)
+    if (key == n.key) return true;
+  for (const char* k : kOther)
     if (key == k) return true;
   return false;
 }
 
+Status apply_admin_token_file(const std::string& value, ServerConfig* c) {
+  auto text = read_file(value, 4096);
+  if (!text) return bad("admin token file: " + text.status().message());
+  std::string token = text->substr(0, text->find('\n'));
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.size() < 16) return bad("the admin token in " + value + " is shorter than 16 characters");
+  c->service.admin_token_sha256 = to_hex(sha256(token));
+  return Status::ok();
+}
+
 // Applies one setting (a known one: known_setting).
 Status apply(const std::string& key, const std::string& value, ServerConfig* c) {
-  double v = 0;
+  for (const auto& n : kNumeric) {
+    if (key != n.key) continue;
+    double v = 0;
+    POCKETLLM_RETURN_IF_ERROR(number(key, value, n.lo, n.hi, &v));
+    n.set(c, v);
+    return Status::ok();
+  }
   if (key == "listen") return parse_listen(value, c);
-  if (key == "threads") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 256, &v));
-    c->http.threads = static_cast<int>(v);
-  } else if (key == "tls_cert") {
-    c->http.cert_file = value;
-  } else if (key == "tls_key") {
-    c->http.key_file = value;
-  } else if (key == "insecure") {
+  if (key == "admin_token_file") return apply_admin_token_file(value, c);
+  if (key == "tls_cert") c->http.cert_file = value;
+  else if (key == "tls_key") c->http.key_file = value;
+  else if (key == "store") c->service.store_path = value;
+  else if (key == "port_file") c->http.port_file = value;
+  else if (key == "insecure") {
     if (value != "true" && value != "false") return bad("insecure must be true or false");
     c->insecure = value == "true";
-  } else if (key == "store") {
-    c->service.store_path = value;
   } else if (key == "durability") {
     if (value != "full" && value != "normal") return bad("durability must be full or normal");
     c->service.durability = value == "full" ? Durability::kFull : Durability::kNormal;
-  } else if (key == "admin_token_file") {
-    auto text = read_file(value, 4096);
-    if (!text) return bad("admin token file: " + text.status().message());
-    std::string token = text->substr(0, text->find('\n'));
-    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-    if (token.size() < 16) return bad("the admin token in " + value + " is shorter than 16 characters");
-    c->service.admin_token_sha256 = to_hex(sha256(token));
   } else if (key == "admin_token_sha256") {
     if (value.size() != 64 || value.find_first_not_of("0123456789abcdef") != std::string::npos)
       return bad("admin_token_sha256 must be 64 lower-case hex digits");
     c->service.admin_token_sha256 = value;
-  } else if (key == "max_body_bytes") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1024, 1 << 30, &v));
-    c->http.max_body_bytes = static_cast<uint64_t>(v);
-  } else if (key == "header_timeout_s") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0.1, 3600, &v));
-    c->http.header_timeout_ms = static_cast<int>(v * 1000);
-  } else if (key == "body_timeout_s") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0.1, 3600, &v));
-    c->http.body_timeout_ms = static_cast<int>(v * 1000);
-  } else if (key == "device_rate_per_s") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0, 1e6, &c->service.device_rate_per_s));
-  } else if (key == "snapshot_threads") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 64, &v));
-    c->service.snapshot_threads = static_cast<int>(v);
-  } else if (key == "snapshot_queue") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 10000, &v));
-    c->service.snapshot_queue = static_cast<size_t>(v);
-  } else if (key == "checkpoint_every") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 1e9, &v));
-    c->service.checkpoint_every = static_cast<uint64_t>(v);
-  } else if (key == "max_connections") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 1e6, &v));
-    c->http.max_connections = static_cast<int>(v);
-  } else if (key == "max_connections_per_address") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 1e6, &v));
-    c->http.max_connections_per_address = static_cast<int>(v);
-  } else if (key == "drain_timeout_s") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0.1, 600, &v));
-    c->http.drain_timeout_ms = static_cast<int>(v * 1000);
-  } else if (key == "unauthenticated_idle_s") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0.1, 3600, &v));
-    c->http.unauthenticated_idle_ms = static_cast<int>(v * 1000);
-  } else if (key == "auth_failure_rate_per_s") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0, 1e6, &c->service.auth_failure_rate_per_s));
-  } else if (key == "auth_failure_burst") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 1e6, &c->service.auth_failure_burst));
   } else if (key == "metrics") {
     if (value == "loopback") c->service.metrics = MetricsExposure::kLoopback;
     else if (value == "admin") c->service.metrics = MetricsExposure::kAdmin;
     else if (value == "public") c->service.metrics = MetricsExposure::kPublic;
     else return bad("metrics must be loopback, admin or public");
-  } else if (key == "device_burst") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 1, 1e6, &c->service.device_burst));
-  } else if (key == "shutdown_grace_s") {
-    POCKETLLM_RETURN_IF_ERROR(number(key, value, 0, 3600, &v));
-    c->http.shutdown_grace_ms = static_cast<int>(v * 1000);
-  } else if (key == "port_file") {
-    c->http.port_file = value;
   } else {
     return bad("unknown setting " + key);
   }

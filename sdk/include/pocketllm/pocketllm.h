@@ -40,7 +40,11 @@ typedef enum pllm_status {
   PLLM_ERR_MEMORY_BUDGET = 10
 } pllm_status;
 
-typedef enum pllm_distribution { PLLM_DIST_RADEMACHER = 0, PLLM_DIST_GAUSSIAN = 1 } pllm_distribution;
+typedef enum pllm_distribution {
+  PLLM_DIST_RADEMACHER = 0,
+  PLLM_DIST_GAUSSIAN = 1,
+  PLLM_DIST_FORCE_INT32 = 0x7fffffff /* not a distribution: makes any int a valid value to pass (and refuse) */
+} pllm_distribution;
 
 /* "0.1.0". Thread-safe. */
 PLLM_API const char* pllm_version(void);
