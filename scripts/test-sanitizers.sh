@@ -39,7 +39,7 @@ for step in "${steps[@]}"; do
         name="$(basename "$fuzzer")"
         mkdir -p "$corpus/$name"
         start=$(date +%s)
-        "$fuzzer" -runs="$runs" -max_len=65536 -rss_limit_mb=4096 "$corpus/$name" > "$build_root/$name.log" 2>&1 \
+        "$fuzzer" -seed=1 -runs="$runs" -max_len=65536 -rss_limit_mb=4096 "$corpus/$name" > "$build_root/$name.log" 2>&1 \
           || { tail -50 "$build_root/$name.log"; echo "FAIL $name (log: $build_root/$name.log)"; exit 1; }
         echo "ok   $name: $(grep -o 'Done [0-9]* runs' "$build_root/$name.log" | tail -1) in $(( $(date +%s) - start )) s"
       done

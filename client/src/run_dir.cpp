@@ -72,7 +72,7 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
     if (j.value("format", "") != "pocketllm.run") return corrupt(where + ": not a pocketllm run spec");
     if (j.value("version", 0) != 1) return unsupported(where + ": run spec version " + j.value("version", json()).dump());
     if (j.value("perturbation_spec_version", 0) != kPerturbationSpecVersion)
-      return unsupported(where + ": made with perturbation spec version " + j["perturbation_spec_version"].dump() +
+      return unsupported(where + ": made with perturbation spec version " + j.value("perturbation_spec_version", json()).dump() +
                          "; this build implements version " + std::to_string(kPerturbationSpecVersion));
     RunSpec s;
     s.model_path = j.at("model").at("path");
@@ -214,8 +214,10 @@ Status RunDir::load_log() {
     ++line_no;
     json j = parse_json(line);
     const std::string where = log_path + ":" + std::to_string(line_no);
-    if (j.is_discarded() || !j.contains("step")) return corrupt(where + ": not a log line");
-    const int step = j["step"];
+    if (j.is_discarded() || !j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || j["step"].get<int64_t>() < 0 ||
+        j["step"].get<int64_t>() > (int64_t{1} << 30))
+      return corrupt(where + ": not a log line");
+    const int step = j["step"].get<int>();
     if (in_current == 0) {
       current = LoggedStep{};
       current.step = step;

@@ -96,3 +96,14 @@ TEST_CASE("use cases: a log loads the same from a run directory, its binary and 
   CHECK_FALSE(load_replayable_log(dir + "/garbage.json").is_ok());
   CHECK(load_replayable_log(dir + "/none").status().code() == StatusCode::kNotFound);
 }
+
+TEST_CASE("use cases: a run spec without its perturbation spec version is refused (found by fuzz_run_dir)", "[client][use_cases]") {
+  // Was a heap-use-after-free: the error message read a missing key of a const JSON object.
+  auto spec = RunSpec::from_json(nlohmann::json::parse(R"({"format": "pocketllm.run", "version": 1, "modoss_minus": 2.1})"), "spec.json");
+  REQUIRE_FALSE(spec.is_ok());
+  CHECK(spec.status().code() == StatusCode::kUnsupported);
+  CHECK(spec.status().message().find("null") != std::string::npos);
+  const std::string dir = test::temp_dir("");
+  REQUIRE(write_file_atomic(dir + "/spec.json", R"({"format": "pocketllm.run", "version": 1})").is_ok());
+  CHECK_FALSE(RunDir::open(dir).is_ok());
+}
