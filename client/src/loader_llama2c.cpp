@@ -48,7 +48,9 @@ Result<LoadedModel> load_llama2c(const std::string& checkpoint, const LoadOption
   std::memcpy(h, file->data(), sizeof h);
   const int dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kv_heads = h[4], seq_len = h[6];
   const bool shared = h[5] > 0;
-  const int vocab = shared ? h[5] : -h[5];
+  // In 64 bits: -INT32_MIN does not fit an int32 (a hostile header is refused below, not undefined).
+  const int64_t vocab64 = shared ? int64_t{h[5]} : -int64_t{h[5]};
+  const int vocab = vocab64 > (1 << 22) ? -1 : static_cast<int>(vocab64);
   if (dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kv_heads <= 0 || vocab <= 0 || seq_len <= 0 ||
       dim > (1 << 16) || hidden > (1 << 18) || layers > 1024 || heads > 1024 || vocab > (1 << 22) || seq_len > (1 << 22) ||
       dim % heads != 0 || heads % kv_heads != 0)

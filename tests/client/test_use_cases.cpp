@@ -107,3 +107,19 @@ TEST_CASE("use cases: a run spec without its perturbation spec version is refuse
   REQUIRE(write_file_atomic(dir + "/spec.json", R"({"format": "pocketllm.run", "version": 1})").is_ok());
   CHECK_FALSE(RunDir::open(dir).is_ok());
 }
+
+#include <climits>
+#include <cstring>
+#include <fstream>
+
+#include "pocketllm/client/loader.h"
+
+TEST_CASE("a llama2.c header with vocab INT32_MIN is refused (found by fuzz_llama2c)", "[client][loader]") {
+  // Was undefined behaviour: the shared-classifier sign of the vocab field was negated in 32 bits.
+  const std::string path = test::temp_dir("") + "/hostile.bin";
+  const int32_t h[7] = {8, 16, 1, 2, 2, INT32_MIN, 4};
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(h), sizeof h);
+  auto loaded = load_llama2c(path, LoadOptions{});
+  REQUIRE_FALSE(loaded.is_ok());
+  CHECK(loaded.status().code() == StatusCode::kCorrupt);
+}
