@@ -11,14 +11,15 @@ trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work"
 "$root/tests/support/make_test_cert.sh"
 echo "bench-hostile-admin-token-0123456789" > admin
-( ulimit -n 1024; exec "$build/bin/pocketllm-server" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem \
+( ulimit -n 1024 2>/dev/null || true; exec "$build/bin/pocketllm-server" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem \
     --store s.db --admin-token-file admin 2> server.log ) &
 pid=$!
 for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 python3 - "$(cat port)" "$n" <<'PY'
 import resource, socket, ssl, statistics, sys, time
-resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY and hard < 4096 else 4096, hard))
 port, n = int(sys.argv[1]), int(sys.argv[2])
 ctx = ssl.create_default_context(cafile="cert.pem"); ctx.check_hostname = False
 def sample():

