@@ -3,7 +3,7 @@
 #   asan   clang-14 build of everything with AddressSanitizer + UndefinedBehaviorSanitizer (errors are
 #          fatal) and libFuzzer coverage: the whole test suite, then every fuzz harness for FUZZ_RUNS
 #          executions (default 20000) on its seed corpus (tests/fuzz/make_corpus.py)
-#   tsan   ThreadSanitizer build of the server, the thread pool and the federation/simulator tests
+#   tsan   ThreadSanitizer build of the server, the thread pool, the federation tests and a short simulation
 #   scripts/test-sanitizers.sh [asan] [tsan]       (default: both)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -48,12 +48,22 @@ for step in "${steps[@]}"; do
       dir="$build_root/tsan"
       echo "== tsan: configure + build (server, thread pool, federation and simulator tests)"
       configure "$dir" "-fsanitize=thread -fno-omit-frame-pointer"
-      cmake --build "$dir" -j"$(nproc)" --target pocketllm_server_tests pocketllm_core_tests pocketllm_federation_tests
+      cmake --build "$dir" -j"$(nproc)" --target pocketllm_server_tests pocketllm_core_tests pocketllm_federation_tests pocketllm-sim
       for t in pocketllm_core_tests pocketllm_server_tests pocketllm_federation_tests; do
         TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" "$dir/bin/$t" > "$build_root/$t.tsan.log" 2>&1 \
           || { tail -60 "$build_root/$t.tsan.log"; echo "FAIL $t under TSan"; exit 1; }
         echo "ok   $t under TSan: $(tail -2 "$build_root/$t.tsan.log" | head -1)"
       done
+      model="$shared/hub/karpathy/tinyllamas/stories260K"
+      if [ -f "$model/stories260K.bin" ]; then  # the simulator: devices, thread pool and in-process server together
+        sed -n '2,121p' "$shared/data/sst2/glue_sst2_dev.tsv" | cut -f1 > "$build_root/sim-train.txt"
+        TSAN_OPTIONS="halt_on_error=1" "$dir/bin/pocketllm-sim" --model "$model" --data "$build_root/sim-train.txt" --devices 4 --rounds 2 \
+          --tau 2 --batch-size 2 --max-length 24 --threads 2 --out "$build_root/sim-tsan" > "$build_root/sim.tsan.log" 2>&1 \
+          || { tail -60 "$build_root/sim.tsan.log"; echo "FAIL pocketllm-sim under TSan"; exit 1; }
+        echo "ok   pocketllm-sim under TSan: $(grep -c '^round' "$build_root/sim.tsan.log") rounds"
+      else
+        echo "skip pocketllm-sim under TSan: $model not found"
+      fi
       ;;
     *) echo "unknown step '$step' (asan, tsan)" >&2; exit 2 ;;
   esac
