@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "pocketllm/common/update_log.h"
 
@@ -11,11 +12,35 @@ namespace {
 
 using nlohmann::json;
 
-// Reads j[key] as T; false when it is missing or of another type.
+// Reads j[key] as T; false when it is missing, of another type, or out of T's range (a JSON number
+// converted to a narrower type would otherwise be undefined behaviour: 4e95 as a uint32).
 template <class T>
 bool get(const json& j, const char* key, T* out) {
   auto it = j.find(key);
   if (it == j.end()) return false;
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) return false;
+  } else if constexpr (std::is_integral_v<T>) {
+    if (it->is_number_unsigned()) {
+      const uint64_t v = it->get<uint64_t>();
+      if (v > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
+      *out = static_cast<T>(v);
+      return true;
+    }
+    if (!it->is_number_integer()) return false;
+    const int64_t v = it->get<int64_t>();
+    if (v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+        (v > 0 && static_cast<uint64_t>(v) > static_cast<uint64_t>(std::numeric_limits<T>::max())))
+      return false;
+    *out = static_cast<T>(v);
+    return true;
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!it->is_number()) return false;
+    const double v = it->get<double>();
+    if (!std::isfinite(v) || std::fabs(v) > static_cast<double>(std::numeric_limits<T>::max())) return false;
+    *out = static_cast<T>(v);
+    return true;
+  }
   try {
     *out = it->get<T>();
     return true;

@@ -129,3 +129,20 @@ TEST_CASE("protocol: error replies carry the typed code and the 409 fields", "[p
   CHECK(submissions_path("t", 3) == "/v1/tasks/t/rounds/3/submissions");
   CHECK(log_path("t", 10, 100, true) == "/v1/tasks/t/log?format=binary&limit=100&since=10");
 }
+
+TEST_CASE("protocol: numbers out of a field's range are refused, not converted (found by fuzz_protocol)", "[protocol]") {
+  // Was undefined behaviour: 4.4e95 converted to the uint32 batch size.
+  json round = {{"task", "t"}, {"round", 1}, {"state", "open"}, {"base_version", 0}, {"seeds", json::array()}, {"lr", 0.1},
+                {"eps", 0.001}, {"batch_size", 4.44444e95}, {"dist", "rademacher"}, {"deadline_ms", 0}};
+  CHECK_FALSE(parse_round_info(round.dump()).is_ok());
+  round["batch_size"] = -1;
+  CHECK_FALSE(parse_round_info(round.dump()).is_ok());
+  round["batch_size"] = 8;
+  round["lr"] = 1e300;  // finite in JSON, beyond nothing: a double
+  CHECK(parse_round_info(round.dump()).is_ok());
+  json task = {{"id", "t"}, {"base_model_id", "x"}, {"trainable", "*"}, {"dist", "rademacher"}, {"lr", 0.1}, {"eps", 0.1},
+               {"batch_size", 8}, {"tau", 5e9}, {"version", 0}, {"round", 0}};
+  CHECK_FALSE(parse_task_info(task.dump()).is_ok());  // tau is a uint32
+  task["tau"] = 4;
+  CHECK(parse_task_info(task.dump()).is_ok());
+}
