@@ -139,6 +139,16 @@ struct NormalizerStep {
 const char* kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
+// A token id from tokenizer.json: an integer in [0, 2^24] (a float or a huge number would be undefined
+// to convert, a negative one would index far outside the vocabulary).
+bool parse_token_id(const json& v, int* out) {
+  if (!v.is_number_integer()) return false;
+  const int64_t id = v.get<int64_t>();
+  if (id < 0 || id > (1 << 24)) return false;
+  *out = static_cast<int>(id);
+  return true;
+}
+
 class HfBpeTokenizer : public Tokenizer {
  public:
   Status load(const json& j, const json& tok_config, const std::string& where) {
@@ -146,8 +156,8 @@ class HfBpeTokenizer : public Tokenizer {
     if (model.value("type", "BPE") != "BPE")
       return unsupported(where + ": tokenizer model '" + model.value("type", "") + "' (only BPE is supported)");
     for (auto it = model.at("vocab").begin(); it != model.at("vocab").end(); ++it) {
-      const int id = it.value().get<int>();
-      if (id < 0 || id > (1 << 24)) return corrupt(where + ": vocabulary id " + std::to_string(id) + " out of range");
+      int id = 0;
+      if (!parse_token_id(it.value(), &id)) return corrupt(where + ": vocabulary id of '" + it.key() + "' is not an integer in [0, 2^24]");
       vocab_[it.key()] = id;
       if (static_cast<size_t>(id) >= pieces_.size()) pieces_.resize(static_cast<size_t>(id) + 1);
       pieces_[static_cast<size_t>(id)] = it.key();
@@ -178,7 +188,8 @@ class HfBpeTokenizer : public Tokenizer {
     if (j.contains("added_tokens")) {
       for (const auto& t : j["added_tokens"]) {
         const std::string content = t.at("content");
-        const int id = t.at("id");
+        int id = 0;
+        if (!parse_token_id(t.at("id"), &id)) return corrupt(where + ": added token '" + content + "' has no id in [0, 2^24]");
         added_.emplace_back(content, id);
         if (static_cast<size_t>(id) >= pieces_.size()) pieces_.resize(static_cast<size_t>(id) + 1);
         pieces_[static_cast<size_t>(id)] = content;

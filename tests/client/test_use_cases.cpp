@@ -123,3 +123,19 @@ TEST_CASE("a llama2.c header with vocab INT32_MIN is refused (found by fuzz_llam
   REQUIRE_FALSE(loaded.is_ok());
   CHECK(loaded.status().code() == StatusCode::kCorrupt);
 }
+
+#include "pocketllm/client/tokenizer.h"
+
+TEST_CASE("tokenizer.json ids outside [0, 2^24] are refused (found by fuzz_tokenizer_json)", "[client][tokenizer]") {
+  // Was undefined behaviour: 8.9e43 converted to an int id (and a negative id would index past the vocabulary).
+  const std::string dir = test::temp_dir("");
+  for (const char* id : {"88888888888888888888888888888888888888888888", "-1", "2.5", "16777217"}) {
+    const std::string json_text = std::string(R"({"model": {"type": "BPE", "vocab": {"H": 0, "e": 1}, "merges": []},)") +
+                                  R"("added_tokens": [{"id": )" + id + R"(, "content": "<|endoftext|>", "special": true}]})";
+    REQUIRE(write_file_atomic(dir + "/tokenizer.json", json_text).is_ok());
+    INFO(id);
+    CHECK_FALSE(load_hf_tokenizer(dir + "/tokenizer.json", "").is_ok());
+  }
+  REQUIRE(write_file_atomic(dir + "/tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"H": 1e300}, "merges": []}})").is_ok());
+  CHECK_FALSE(load_hf_tokenizer(dir + "/tokenizer.json", "").is_ok());
+}
