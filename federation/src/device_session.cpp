@@ -59,7 +59,7 @@ Result<std::unique_ptr<DeviceSession>> DeviceSession::open(DeviceConfig c) {
   o.task_id = c.task_id;
   o.state_dir = c.state_dir;
   o.data_seed = c.partition_seed ? device_data_seed(*c.partition_seed, c.shard) : device_data_seed(s->client_->device_id());
-  auto device = FederatedDevice::open(*s->model_.loaded.model, s->model_.model_id, *s->task_, std::move(mine), *s->client_, o, s->pool_.get());
+  auto device = FederatedDevice::open(*s->model_.loaded.model, s->model_.model_id, *s->task_, std::move(mine), *s->client_, o, s->pool_.get(), &info.value());
   if (!device) return device.status();
   s->device_ = std::move(device.value());
   return s;

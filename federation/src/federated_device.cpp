@@ -15,14 +15,19 @@ using nlohmann::json;
 
 Result<std::unique_ptr<FederatedDevice>> FederatedDevice::open(LanguageModel& model, const std::string& model_id, Task& task,
                                                                std::vector<size_t> examples, FederationClient& client,
-                                                               FederatedDeviceOptions options, ThreadPool* pool) {
+                                                               FederatedDeviceOptions options, ThreadPool* pool,
+                                                               const TaskInfo* task_info) {
   std::unique_ptr<FederatedDevice> d(new FederatedDevice(model, task, client, pool));
   d->o_ = std::move(options);
   d->examples_ = std::move(examples);
   d->model_id_ = model_id;
-  auto info = client.task(d->o_.task_id);
-  if (!info) return info.status();
-  d->info_ = info.value();
+  if (task_info) {
+    d->info_ = *task_info;
+  } else {
+    auto info = client.task(d->o_.task_id);
+    if (!info) return info.status();
+    d->info_ = info.value();
+  }
   if (d->info_.base_model_id != model_id)
     return mismatch("task " + d->o_.task_id + " fine-tunes base model " + d->info_.base_model_id.substr(0, 16) + "…, but this model is " +
                     model_id.substr(0, 16) + "…");

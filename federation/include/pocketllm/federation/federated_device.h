@@ -30,7 +30,8 @@ class FederatedDevice : public RoundParticipant {
   // weights or at the state directory's version (restored from shared.safetensors when present).
   static Result<std::unique_ptr<FederatedDevice>> open(LanguageModel& model, const std::string& model_id, Task& task,
                                                        std::vector<size_t> examples, FederationClient& client,
-                                                       FederatedDeviceOptions options, ThreadPool* pool);
+                                                       FederatedDeviceOptions options, ThreadPool* pool,
+                                                       const TaskInfo* task_info = nullptr);  // fetched when null
 
   uint64_t version() const { return version_; }
   const TaskInfo& task_info() const { return info_; }
