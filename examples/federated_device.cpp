@@ -21,14 +21,14 @@ int main(int argc, char** argv) {
   p.ca_file = argv[2];
   p.enrolment_token = argv[3];
   p.task_id = argv[4];
-  p.model_path = argv[5];
   p.data_path = argv[6];
   p.state_dir = state.c_str();
   p.credentials_path = credentials.c_str();
   p.timeout_ms = 10000;
   const int rounds = argc > 8 ? std::atoi(argv[8]) : 3;
   try {
-    pocketllm::sdk::Device device(p);
+    pocketllm::sdk::Model model(argv[5]);
+    pocketllm::sdk::Device device(model, p);
     std::printf("synced to version %llu\n", static_cast<unsigned long long>(device.sync()));
     device.personalize(5, 1e-4f, 42);  // the user's own adaptation: stays on the phone
     for (int done = 0; done < rounds;) {

@@ -1,5 +1,6 @@
 /* Personalise a model on the device's own text through the C ABI only — what a JNI or Swift bridge
- * calls. Usage: personalize MODEL TRAIN.txt HELDOUT.txt RUN_DIR [STEPS] */
+ * calls: load the model once, fine-tune it in place in a resumable session, and generate with what it
+ * learnt (no export, no reload). Usage: personalize MODEL TRAIN.txt HELDOUT.txt RUN_DIR [STEPS] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,45 +20,50 @@ static bool on_piece(const char* piece, void* user) {
   return true;
 }
 
+static int fail(const char* what, pllm_status st) {
+  fprintf(stderr, "\n%s failed (%s): %s\n", what, pllm_status_string(st), pllm_last_error());
+  return 1;
+}
+
 int main(int argc, char** argv) {
   if (argc < 5) {
     fprintf(stderr, "usage: %s MODEL TRAIN.txt HELDOUT.txt RUN_DIR [STEPS]\n", argv[0]);
     return 2;
   }
-  printf("pocketllm %s (perturbation spec v%d)\n", pllm_version(), pllm_perturbation_spec_version());
-  pllm_finetune_params fp = pllm_finetune_default_params();
-  fp.model_path = argv[1];
-  fp.data_path = argv[2];
-  fp.eval_data_path = argv[3];
-  fp.run_dir = argv[4];
-  fp.steps = argc > 5 ? atoi(argv[5]) : 100;
-  double eval_loss = NAN;
-  pllm_status st = pllm_finetune(&fp, on_progress, NULL, &eval_loss);
-  fputc('\n', stderr);
-  if (st != PLLM_OK) {
-    fprintf(stderr, "fine-tuning failed (%d): %s\n", (int)st, pllm_last_error());
-    return 1;
-  }
-  printf("held-out loss after fine-tuning: %.4f\n", eval_loss);
-
+  printf("pocketllm %s (headers %s, perturbation spec v%d)\n", pllm_version(), PLLM_VERSION_STRING, pllm_perturbation_spec_version());
   pllm_model* model = NULL;
   pllm_model_params mp = pllm_model_default_params();
-  if (pllm_model_load(argv[1], &mp, &model) != PLLM_OK) {
-    fprintf(stderr, "load failed: %s\n", pllm_last_error());
-    return 1;
-  }
-  printf("base model: %llu parameters\n", (unsigned long long)pllm_model_n_params(model));
+  pllm_status st = pllm_model_load(argv[1], &mp, NULL, &model);
+  if (st != PLLM_OK) return fail("load", st);
+  printf("model: %llu parameters\n", (unsigned long long)pllm_model_n_params(model));
+
   pllm_generate_params gp = pllm_generate_default_params();
   gp.max_new_tokens = 24;
-  char* text = NULL;
-  printf("base model continues \"Once upon a time\": ");
-  if (pllm_generate(model, "Once upon a time", &gp, on_piece, NULL, &text) != PLLM_OK) {
-    fprintf(stderr, "\ngenerate failed: %s\n", pllm_last_error());
-    pllm_model_free(model);
-    return 1;
-  }
+  printf("before: ");
+  st = pllm_generate(model, "Once upon a time", &gp, on_piece, NULL, NULL, NULL);
+  if (st != PLLM_OK) return fail("generate", st);
   printf("\n");
-  pllm_free_string(text);
+
+  pllm_session_params sp = pllm_session_default_params();
+  sp.data_path = argv[2];
+  sp.eval_data_path = argv[3];
+  sp.run_dir = argv[4];
+  sp.steps = argc > 5 ? atoi(argv[5]) : 100;
+  pllm_session* session = NULL;
+  st = pllm_session_open(model, &sp, NULL, &session);
+  if (st != PLLM_OK) return fail("session", st);
+  pllm_control control = pllm_control_default();
+  control.progress = on_progress;
+  double eval_loss = NAN;
+  st = pllm_session_train(session, 0, &control, NULL, &eval_loss);
+  pllm_session_free(session);
+  if (st != PLLM_OK) return fail("fine-tuning", st);
+  printf("\nheld-out loss after fine-tuning: %.4f\n", eval_loss);
+
+  printf("after: ");
+  st = pllm_generate(model, "Once upon a time", &gp, on_piece, NULL, NULL, NULL);
+  if (st != PLLM_OK) return fail("generate", st);
+  printf("\n");
   pllm_model_free(model);
   return 0;
 }

@@ -9,13 +9,17 @@
 #   aarch64-sdk  the SDK (libpocketllm.so, the whole client with TLS networking), its C and C++
 #                examples and its tests, cross-built against Debian's arm64 libraries and run under
 #                qemu-aarch64: the proxy for phones (needs scripts/setup.sh --cross-sdk)
+#   aarch64-mobile  the mobile profile (-DPOCKETLLM_MOBILE=ON: no OpenSSL, Boost or network code,
+#                third-party code static and hidden, armv8-a baseline) cross-built for aarch64; checks
+#                the library's NEEDED list and exported symbols, then runs the SDK tests and the C
+#                example under qemu-aarch64 (scripts/check-mobile-lib.sh)
 #
-#   scripts/check-targets.sh [portable] [O0] [aarch64] [aarch64-sdk]   (default: all four)
+#   scripts/check-targets.sh [portable] [O0] [aarch64] [aarch64-sdk] [aarch64-mobile]   (default: all five)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build_root="${POCKETLLM_BUILD_ROOT:-$root/build-targets}"
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(portable O0 aarch64 aarch64-sdk)
+[ ${#targets[@]} -eq 0 ] && targets=(portable O0 aarch64 aarch64-sdk aarch64-mobile)
 
 run_target() {
   local name="$1"; shift
@@ -53,7 +57,27 @@ for t in "${targets[@]}"; do
       done
       "$root/scripts/aarch64-device-check.sh" "$dir/bin" "${POCKETLLM_BUILD_DIR:-$root/build}/bin"
       ;;
-    *) echo "unknown target '$t' (portable, O0, aarch64, aarch64-sdk)" >&2; exit 2 ;;
+    aarch64-mobile)
+      dpkg-query -W -f='${Status}' libpcre2-dev:arm64 2>/dev/null | grep -q "install ok installed" \
+        || { echo "aarch64-mobile target needs Debian's arm64 PCRE2: scripts/setup.sh --cross-sdk" >&2; exit 1; }
+      dir="$build_root/aarch64-mobile"
+      echo "== target aarch64-mobile: configure + build (the mobile SDK, its tests, the C example)"
+      cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-toolchain.cmake" -DPOCKETLLM_AARCH64_STATIC=OFF \
+        -DCMAKE_BUILD_TYPE=Release -DPOCKETLLM_MOBILE=ON > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; exit 1; }
+      cmake --build "$dir" -j2 --target pocketllm_sdk pocketllm_sdk_tests personalize
+      "$root/scripts/check-mobile-lib.sh" "$dir/lib/libpocketllm.so" aarch64-linux-gnu-
+      echo "== target aarch64-mobile: SDK tests and the C example under qemu-aarch64"
+      qemu-aarch64 "$dir/bin/pocketllm_sdk_tests" | tail -n 2
+      shared="${POCKETLLM_SHARED:-$root/../shared}"
+      work="$(mktemp -d)"
+      head -n 20 "$shared/data/tinystories/tinystories_sample.txt" > "$work/train.txt"
+      tail -n 5 "$shared/data/tinystories/tinystories_sample.txt" > "$work/heldout.txt"
+      qemu-aarch64 "$dir/bin/personalize" "$shared/hub/karpathy/tinyllamas/stories260K" "$work/train.txt" "$work/heldout.txt" \
+        "$work/run" 20 | tee "$work/out.txt"
+      grep -q "held-out loss after fine-tuning" "$work/out.txt"
+      rm -rf "$work"
+      ;;
+    *) echo "unknown target '$t' (portable, O0, aarch64, aarch64-sdk, aarch64-mobile)" >&2; exit 2 ;;
   esac
 done
 echo "== all targets passed: ${targets[*]}"

@@ -23,21 +23,33 @@ Status bring_to_last_step(RunDir& run, LanguageModel& model, ThreadPool* pool) {
   return Status::ok();
 }
 
-// Loads the base model, computes its id over the stored canonical tensors, expands trainable-set
-// shorthands against its layer count (a no-op for a resumed spec, which holds patterns), then makes the
-// trainable tensors float32 copies.
+// Prepares a base model for a run: checks (or records) its id, expands trainable-set shorthands
+// against its layer count (a no-op for a resumed spec, which holds patterns), then makes the trainable
+// tensors float32 copies.
+Status prepare_base(LoadedModel& loaded, RunSpec* spec, std::string id) {
+  if (id.empty()) id = loaded.model->weights().compute_model_id();
+  if (!spec->model_id.empty() && spec->model_id != id) return mismatch(id);  // the caller words the error
+  spec->model_id = id;
+  spec->trainable = expand_trainable(spec->trainable, loaded.model->config().num_layers);
+  auto selected = loaded.model->weights().make_trainable(NamePatterns(spec->trainable));
+  if (!selected) return selected.status();
+  return Status::ok();
+}
+
+// Loads the base model from the spec's path and prepares it.
 Result<LoadedModel> load_base(RunSpec* spec) {
   LoadOptions lo;
   lo.require_tokenizer = true;
   auto loaded = load_model(spec->model_path, lo);
   if (!loaded) return loaded.status();
-  const std::string id = loaded->model->weights().compute_model_id();
-  if (!spec->model_id.empty() && spec->model_id != id) return mismatch(id);  // the caller words the error
-  spec->model_id = id;
-  spec->trainable = expand_trainable(spec->trainable, loaded->model->config().num_layers);
-  auto selected = loaded->model->weights().make_trainable(NamePatterns(spec->trainable));
-  if (!selected) return selected.status();
+  POCKETLLM_RETURN_IF_ERROR(prepare_base(loaded.value(), spec, ""));
   return loaded;
+}
+
+Status base_mismatch(const std::string& run_dir, const RunSpec& spec, const std::string& what, const Status& s) {
+  if (s.code() != StatusCode::kMismatch) return s;
+  return mismatch(run_dir + ": this run was made from base model " + spec.model_id.substr(0, 16) + "…, but " + what + " is " +
+                  s.message().substr(0, 16) + "…");
 }
 
 }  // namespace
@@ -53,99 +65,122 @@ Result<LoadedModel> load_run_model(const std::string& run_dir, RunDir* run_out, 
   if (!run) return run.status();
   RunSpec spec = run->spec();
   auto loaded = load_base(&spec);
-  if (!loaded) {
-    if (loaded.status().code() != StatusCode::kMismatch) return loaded.status();
-    return mismatch(run_dir + ": this run was made from base model " + run->spec().model_id.substr(0, 16) + "…, but " +
-                    run->spec().model_path + " is " + loaded.status().message().substr(0, 16) + "…");
-  }
+  if (!loaded) return base_mismatch(run_dir, run->spec(), run->spec().model_path, loaded.status());
   POCKETLLM_RETURN_IF_ERROR(bring_to_last_step(run.value(), *loaded->model, pool));
   if (run_out) *run_out = std::move(run.value());
   return loaded;
 }
 
-// long: the run loop (resume, steps, evaluations, snapshots, stop) in execution order; its parts share the run state.
-Result<FinetuneResult> run_finetune(const FinetuneRequest& req, const ProgressFn& on_step, const EvalFn& on_eval) {
-  ThreadPool pool(req.threads);
-  RunDir run;
-  LoadedModel loaded;
+FinetuneSession::FinetuneSession(const FinetuneRequest& request) : request_(request), pool_(request.threads) {}
+FinetuneSession::~FinetuneSession() = default;
+
+// long: opening a run in order — the run directory (created or resumed), the model (borrowed or loaded) at the last step, data checks, tasks, trainer.
+Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneRequest& req) {
+  std::unique_ptr<FinetuneSession> s(new FinetuneSession(req));
   if (req.resume) {
-    auto l = load_run_model(req.out_dir, &run, &pool);
-    if (!l) return l.status();
-    loaded = std::move(l.value());
+    auto r = RunDir::open(req.out_dir);
+    if (!r) return r.status();
+    s->run_ = std::move(r.value());
+    RunSpec spec = s->run_.spec();
+    if (req.model) {
+      if (Status st = prepare_base(*req.model, &spec, req.model_id); !st) return base_mismatch(req.out_dir, s->run_.spec(), "the given model", st);
+      s->model_ = req.model;
+    } else {
+      auto l = load_base(&spec);
+      if (!l) return base_mismatch(req.out_dir, s->run_.spec(), s->run_.spec().model_path, l.status());
+      s->owned_ = std::move(l.value());
+      s->model_ = &s->owned_;
+    }
+    POCKETLLM_RETURN_IF_ERROR(bring_to_last_step(s->run_, *s->model_->model, &s->pool_));
+    if (req.extend_to_steps > 0) POCKETLLM_RETURN_IF_ERROR(s->run_.extend_steps(req.extend_to_steps));
   } else {
     RunSpec spec = req.spec;
     spec.model_id.clear();
     // Shorthands ("last:2", "attention", …) become explicit patterns in the spec, so the run does not
     // depend on how they expand in a later version.
-    auto l = load_base(&spec);
-    if (!l) return l.status();
-    loaded = std::move(l.value());
-    spec.model_format = loaded.format;
+    if (req.model) {
+      POCKETLLM_RETURN_IF_ERROR(prepare_base(*req.model, &spec, req.model_id));
+      s->model_ = req.model;
+      if (spec.model_path.empty()) spec.model_path = req.model->path;
+    } else {
+      auto l = load_base(&spec);
+      if (!l) return l.status();
+      s->owned_ = std::move(l.value());
+      s->model_ = &s->owned_;
+    }
+    spec.model_format = s->model_->format;
     auto sha = file_sha256(spec.data_path);
     if (!sha) return sha.status();
     spec.data_sha256 = sha.value();
     auto r = RunDir::create(req.out_dir, spec);
     if (!r) return r.status();
-    run = std::move(r.value());
+    s->run_ = std::move(r.value());
   }
-  if (req.resume && req.extend_to_steps > 0) POCKETLLM_RETURN_IF_ERROR(run.extend_steps(req.extend_to_steps));
-  const RunSpec& spec = run.spec();
+  const RunSpec& spec = s->run_.spec();
+  const std::string data_path = req.resume && !req.data_path_override.empty() ? req.data_path_override : spec.data_path;
   if (req.resume) {
-    auto sha = file_sha256(spec.data_path);
+    auto sha = file_sha256(data_path);
     if (!sha) return sha.status();
     if (sha.value() != spec.data_sha256)
-      return mismatch(spec.data_path + " changed since the run started (SHA-256 differs); resuming would train on other data");
+      return mismatch(data_path + " changed since the run started (SHA-256 differs); resuming would train on other data");
   }
-  LanguageModel& model = *loaded.model;
-
+  if (!s->model_->tokenizer) return invalid_argument("fine-tuning needs the model's tokenizer, and none was loaded");
+  LanguageModel& model = *s->model_->model;
   DatasetOptions dopt;
   dopt.need_label = spec.task.kind == "classify";
-  auto data = load_dataset(spec.data_path, dopt);
+  auto data = load_dataset(data_path, dopt);
   if (!data) return data.status();
-  auto task = make_task(data.value(), *loaded.tokenizer, model, spec.task);
+  auto task = make_task(data.value(), *s->model_->tokenizer, model, spec.task);
   if (!task) return task.status();
-  std::unique_ptr<Task> eval_task;
+  s->task_ = std::move(task.value());
   if (!req.eval_data_path.empty()) {
     auto edata = load_dataset(req.eval_data_path, dopt);
     if (!edata) return edata.status();
-    auto et = make_task(edata.value(), *loaded.tokenizer, model, spec.task);
+    auto et = make_task(edata.value(), *s->model_->tokenizer, model, spec.task);
     if (!et) return et.status();
-    eval_task = std::move(et.value());
+    s->eval_task_ = std::move(et.value());
   }
-  std::vector<size_t> train = k_shot_indices(*task.value(), spec.k_shot, spec.train.data_seed);
-  ZoTrainer trainer(model, *task.value(), train, spec.train, &pool);
+  std::vector<size_t> train = k_shot_indices(*s->task_, spec.k_shot, spec.train.data_seed);
+  s->trainer_ = std::make_unique<ZoTrainer>(model, *s->task_, std::move(train), spec.train, &s->pool_);
+  return s;
+}
 
+Status FinetuneSession::evaluate(int step, FinetuneResult* result, const EvalFn& on_eval) {
+  if (!eval_task_) return Status::ok();
+  auto r = eval_task_->evaluate(&pool_, *model_->model, request_.eval_batch_size);
+  if (!r) return r.status();
+  EvalPoint p{step, r.value()};
+  result->evals.push_back(p);
+  nlohmann::json line = {{"step", step}, {"eval_loss", r->loss}, {"eval_examples", r->count}};
+  if (r->accuracy >= 0) line["eval_accuracy"] = r->accuracy;
+  else line["eval_perplexity"] = r->perplexity();
+  POCKETLLM_RETURN_IF_ERROR(run_.append_metrics(line));
+  if (on_eval) on_eval(p);
+  return Status::ok();
+}
+
+// long: the run loop (steps, evaluations, snapshots, stop) in execution order; its parts share the run state.
+Result<FinetuneResult> FinetuneSession::run(const ProgressFn& on_step, const EvalFn& on_eval, int max_steps) {
+  const RunSpec& spec = run_.spec();
+  LanguageModel& model = *model_->model;
   FinetuneResult result;
-  auto evaluate = [&](int step) -> Status {
-    if (!eval_task) return Status::ok();
-    auto r = eval_task->evaluate(&pool, model, req.eval_batch_size);
-    if (!r) return r.status();
-    EvalPoint p{step, r.value()};
-    result.evals.push_back(p);
-    nlohmann::json line = {{"step", step}, {"eval_loss", r->loss}, {"eval_examples", r->count}};
-    if (r->accuracy >= 0) line["eval_accuracy"] = r->accuracy;
-    else line["eval_perplexity"] = r->perplexity();
-    POCKETLLM_RETURN_IF_ERROR(run.append_metrics(line));
-    if (on_eval) on_eval(p);
-    return Status::ok();
-  };
-
-  const int first = run.next_step();
-  if (req.eval_at_start && first == 0) POCKETLLM_RETURN_IF_ERROR(evaluate(0));
+  const int first = run_.next_step();
+  if (request_.eval_at_start && first == 0) POCKETLLM_RETURN_IF_ERROR(evaluate(0, &result, on_eval));
   const auto t0 = std::chrono::steady_clock::now();
-  StepRecord step_record;  // reused: the step itself allocates nothing after warm-up
-  StepRecord* rec = &step_record;
-  for (int t = first; t < spec.train.steps; ++t) {
-    POCKETLLM_RETURN_IF_ERROR(trainer.step_into(t, rec));
+  const int last = max_steps > 0 ? std::min(spec.train.steps, first + max_steps) : spec.train.steps;
+  StepRecord* rec = &record_;
+  for (int t = first; t < last; ++t) {
+    POCKETLLM_RETURN_IF_ERROR(trainer_->step_into(t, rec));
     // Log first, then apply: a crash in between is repaired by replaying the log on resume.
-    POCKETLLM_RETURN_IF_ERROR(run.append(*rec));
-    trainer.apply(*rec);
+    POCKETLLM_RETURN_IF_ERROR(run_.append(*rec));
+    trainer_->apply(*rec);
     if (rec->skipped) ++result.skipped_steps;
     if (spec.snapshot_every > 0 && (t + 1) % spec.snapshot_every == 0 && t + 1 < spec.train.steps) {
-      POCKETLLM_RETURN_IF_ERROR(run.sync());
-      POCKETLLM_RETURN_IF_ERROR(run.write_snapshot(t, model));
+      POCKETLLM_RETURN_IF_ERROR(run_.sync());
+      POCKETLLM_RETURN_IF_ERROR(run_.write_snapshot(t, model));
     }
-    if (req.eval_every > 0 && (t + 1) % req.eval_every == 0 && t + 1 < spec.train.steps) POCKETLLM_RETURN_IF_ERROR(evaluate(t + 1));
+    if (request_.eval_every > 0 && (t + 1) % request_.eval_every == 0 && t + 1 < spec.train.steps)
+      POCKETLLM_RETURN_IF_ERROR(evaluate(t + 1, &result, on_eval));
     StepProgress p;
     p.step = t;
     p.total = spec.train.steps;
@@ -162,14 +197,20 @@ Result<FinetuneResult> run_finetune(const FinetuneRequest& req, const ProgressFn
       break;
     }
   }
-  POCKETLLM_RETURN_IF_ERROR(run.sync());
-  result.steps_done = run.next_step();
+  POCKETLLM_RETURN_IF_ERROR(run_.sync());
+  result.steps_done = run_.next_step();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (!result.stopped && run.next_step() >= spec.train.steps) {
-    POCKETLLM_RETURN_IF_ERROR(run.write_snapshot(run.next_step() - 1, model));
-    POCKETLLM_RETURN_IF_ERROR(evaluate(run.next_step()));
+  if (!result.stopped && run_.next_step() >= spec.train.steps) {
+    POCKETLLM_RETURN_IF_ERROR(run_.write_snapshot(run_.next_step() - 1, model));
+    POCKETLLM_RETURN_IF_ERROR(evaluate(run_.next_step(), &result, on_eval));
   }
   return result;
+}
+
+Result<FinetuneResult> run_finetune(const FinetuneRequest& req, const ProgressFn& on_step, const EvalFn& on_eval) {
+  auto session = FinetuneSession::open(req);
+  if (!session) return session.status();
+  return session.value()->run(on_step, on_eval);
 }
 
 }  // namespace pocketllm

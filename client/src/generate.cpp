@@ -1,5 +1,7 @@
 #include "pocketllm/client/generate.h"
 
+#include "pocketllm/common/cancel.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -82,6 +84,7 @@ Result<GenerateResult> generate(ThreadPool* pool, LanguageModel& model, const st
   TokenBatch batch = TokenBatch::from_sequences({prompt});
   uint64_t rng = 0;
   for (int step = 0; step < o.max_new_tokens; ++step) {
+    throw_if_cancelled();
     POCKETLLM_RETURN_IF_ERROR(model.forward_hidden(pool, batch, none, &cache, &hidden));
     model.logits(pool, hidden.data(), {batch.seq_len - 1}, none, &logits);
     if (step == 0) result.first_logits = logits;

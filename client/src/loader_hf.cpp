@@ -7,6 +7,8 @@
 #include <set>
 
 #include "arch/architecture.h"
+
+#include "pocketllm/common/cancel.h"
 #include "pocketllm/client/architectures.h"
 #include "pocketllm/common/json_util.h"
 #include "pocketllm/client/loader.h"
@@ -99,6 +101,7 @@ Result<LoadedModel> load_hf_directory(const std::string& dir, const LoadOptions&
     if (!st) return st.status();
     auto shared = std::make_shared<SafetensorsFile>(std::move(st.value()));
     for (const auto& t : shared->tensors()) {
+      throw_if_cancelled();
       std::string name;
       if (!canonical_name(arch, t, &name)) continue;
       if (!seen.insert(name).second) return corrupt(f + ": tensor '" + name + "' appears twice");

@@ -7,6 +7,8 @@
 #include <cstring>
 
 #include "arch/llama.h"
+
+#include "pocketllm/common/cancel.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/file_util.h"
 
@@ -88,6 +90,7 @@ Result<LoadedModel> load_llama2c(const std::string& checkpoint, const LoadOption
   take(uint64_t(seq_len) * hd);  // freq_cis_real + freq_cis_imag: recomputed from rope_theta
   if (!shared) ws.add_view("lm_head.weight", {V, D}, DType::kF32, take(uint64_t(vocab) * dim));
   for (int l = 0; l < layers; ++l) {
+    throw_if_cancelled();
     const std::string pre = "model.layers." + std::to_string(l) + ".";
     const uint64_t ul = static_cast<uint64_t>(l);
     ws.add_view(pre + "input_layernorm.weight", {D}, DType::kF32, rms_att + ul * dim);

@@ -2,12 +2,14 @@
 #include "pocketllm/common/json_util.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include "pocketllm/common/file_util.h"
 #include "pocketllm/common/safetensors.h"
@@ -16,6 +18,42 @@ namespace pocketllm {
 namespace {
 
 using nlohmann::json;
+namespace fs = std::filesystem;
+
+// Paths in spec.json are stored relative to the run directory, so a run moved together with its model
+// and data (an app container that the OS relocates) resumes; absolute paths of older runs still work.
+std::string relative_to_run(const std::string& run_dir, const std::string& p) {
+  if (p.empty()) return p;
+  std::error_code ec;
+  const fs::path rel = fs::relative(fs::absolute(p, ec), fs::absolute(run_dir, ec), ec);
+  return ec || rel.empty() ? p : rel.generic_string();
+}
+
+std::string resolve_in_run(const std::string& run_dir, const std::string& p) {
+  if (p.empty() || fs::path(p).is_absolute()) return p;
+  return (fs::path(run_dir) / p).lexically_normal().generic_string();
+}
+
+Status write_spec(const std::string& run_dir, const RunSpec& spec) {
+  RunSpec stored = spec;
+  stored.model_path = relative_to_run(run_dir, spec.model_path);
+  stored.data_path = relative_to_run(run_dir, spec.data_path);
+  return write_file_atomic(run_dir + "/spec.json", stored.to_json().dump(2) + "\n", 0600);
+}
+
+// One opener at a time: two processes (or two handles) appending to one log would interleave steps.
+Result<int> lock_run(const std::string& run_dir) {
+  const std::string p = run_dir + "/.lock";
+  const int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return io_error(p + ": cannot open: " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) return busy(run_dir + ": the run is open in another process or handle; close that one first");
+    return io_error(p + ": cannot lock: " + std::strerror(err));
+  }
+  return fd;
+}
 
 Status write_all(int fd, const std::string& s, const std::string& what) {
   size_t done = 0;
@@ -131,23 +169,28 @@ RunDir::~RunDir() {
     ::fsync(log_fd_);
     ::close(log_fd_);
   }
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
 }
 
 RunDir::RunDir(RunDir&& o) noexcept
     : path_(std::move(o.path_)), spec_(std::move(o.spec_)), steps_(std::move(o.steps_)), log_fd_(o.log_fd_),
-      since_sync_(o.since_sync_) {
+      lock_fd_(o.lock_fd_), since_sync_(o.since_sync_) {
   o.log_fd_ = -1;
+  o.lock_fd_ = -1;
 }
 
 RunDir& RunDir::operator=(RunDir&& o) noexcept {
   if (this != &o) {
     if (log_fd_ >= 0) ::close(log_fd_);
+    if (lock_fd_ >= 0) ::close(lock_fd_);
     path_ = std::move(o.path_);
     spec_ = std::move(o.spec_);
     steps_ = std::move(o.steps_);
     log_fd_ = o.log_fd_;
+    lock_fd_ = o.lock_fd_;
     since_sync_ = o.since_sync_;
     o.log_fd_ = -1;
+    o.lock_fd_ = -1;
   }
   return *this;
 }
@@ -156,8 +199,11 @@ Result<RunDir> RunDir::create(const std::string& path, const RunSpec& spec) {
   struct stat st {};
   if (::stat((path + "/spec.json").c_str(), &st) == 0)
     return invalid_argument(path + ": already holds a run (use --resume to continue it, or choose another --out)");
-  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return io_error(path + ": cannot create: " + std::strerror(errno));
-  POCKETLLM_RETURN_IF_ERROR(write_file_atomic(path + "/spec.json", spec.to_json().dump(2) + "\n"));
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return io_error(path + ": cannot create: " + std::strerror(errno));
+  auto lock = lock_run(path);
+  if (!lock) return lock.status();
+  ::close(lock.value());  // released for open() to take; a racing creator is refused there
+  POCKETLLM_RETURN_IF_ERROR(write_spec(path, spec));
   return open(path);
 }
 
@@ -171,7 +217,7 @@ Status RunDir::extend_steps(int steps) {
                             " schedule depends on the total step count; only a constant-lr run can be extended");
   RunSpec extended = spec_;
   extended.train.steps = steps;
-  POCKETLLM_RETURN_IF_ERROR(write_file_atomic(path_ + "/spec.json", extended.to_json().dump(2) + "\n"));
+  POCKETLLM_RETURN_IF_ERROR(write_spec(path_, extended));
   spec_ = std::move(extended);
   return Status();
 }
@@ -187,8 +233,13 @@ Result<RunDir> RunDir::open(const std::string& path) {
   auto spec = RunSpec::from_json(j, path + "/spec.json");
   if (!spec) return spec.status();
   RunDir r;
+  auto lock = lock_run(path);
+  if (!lock) return lock.status();
+  r.lock_fd_ = lock.value();
   r.path_ = path;
   r.spec_ = std::move(spec.value());
+  r.spec_.model_path = resolve_in_run(path, r.spec_.model_path);
+  r.spec_.data_path = resolve_in_run(path, r.spec_.data_path);
   POCKETLLM_RETURN_IF_ERROR(r.load_log());
   return r;
 }
@@ -261,7 +312,7 @@ Status RunDir::load_log() {
     if (::truncate(log_path.c_str(), static_cast<off_t>(good_end)) != 0)
       return io_error(log_path + ": cannot cut the incomplete last step: " + std::strerror(errno));
   }
-  log_fd_ = ::open(log_path.c_str(), flags, 0644);
+  log_fd_ = ::open(log_path.c_str(), flags, 0600);
   if (log_fd_ < 0) return io_error(log_path + ": cannot open for append: " + std::strerror(errno));
   return Status::ok();
 }
@@ -312,7 +363,7 @@ Status RunDir::sync() {
 
 Status RunDir::append_metrics(const json& line) {
   const std::string p = path_ + "/metrics.jsonl";
-  const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) return io_error(p + ": cannot open: " + std::strerror(errno));
   Status s = write_all(fd, line.dump() + "\n", p);
   ::close(fd);
@@ -323,7 +374,7 @@ Status RunDir::write_snapshot(int step, LanguageModel& model) {
   std::vector<TensorToWrite> tensors;
   for (const Weight* w : model.weights().trainable()) tensors.push_back({w->name, DType::kF32, w->shape, w->data});
   return write_safetensors(path_ + "/snapshot.safetensors", tensors,
-                           {{"pocketllm.step", std::to_string(step)}, {"pocketllm.model_id", spec_.model_id}});
+                           {{"pocketllm.step", std::to_string(step)}, {"pocketllm.model_id", spec_.model_id}}, 0600);
 }
 
 Result<int> RunDir::load_snapshot(LanguageModel& model) {

@@ -1,5 +1,7 @@
 #include "pocketllm/client/task.h"
 
+#include "pocketllm/common/cancel.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -21,6 +23,7 @@ template <class Fn>
 Status for_each_eval_batch(Task& task, size_t n, ThreadPool* pool, LanguageModel& model, int batch_size, Fn fn) {
   const size_t bs = static_cast<size_t>(std::max(1, batch_size));
   for (size_t i = 0; i < n; i += bs) {
+    throw_if_cancelled();
     std::vector<size_t> idx;
     for (size_t j = i; j < std::min(n, i + bs); ++j) idx.push_back(j);
     auto l = task.loss(pool, model, idx, Perturbation{});

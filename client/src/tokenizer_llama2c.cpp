@@ -1,9 +1,11 @@
 // The llama2.c tokenizer (run.c's encode/decode): a SentencePiece BPE vocabulary with merge scores
 // and byte fallback (<0x00>..<0xFF> at ids 3..258), a dummy-prefix space, BOS = 1, EOS = 2.
 #include <cstring>
+#include <queue>
 #include <unordered_map>
 
 #include "pocketllm/client/tokenizer.h"
+#include "pocketllm/common/cancel.h"
 #include "pocketllm/common/file_util.h"
 
 namespace pocketllm {
@@ -57,27 +59,11 @@ class Llama2cTokenizer : public Tokenizer {
       }
       i += len;
     }
-    // Greedy merges: repeatedly merge the adjacent pair whose concatenation has the highest score.
+    // Greedy merges: repeatedly merge the adjacent pair whose concatenation has the highest score (the
+    // leftmost of equal scores), as run.c does — with a heap of candidate pairs over a linked list, so
+    // a long prompt costs O(n log n) instead of run.c's O(n^2) rescans.
     const size_t first = add_bos ? 1 : 0;
-    std::string pair;
-    for (;;) {
-      float best = -1e10f;
-      int32_t best_id = -1;
-      size_t best_at = 0;
-      for (size_t k = first; k + 1 < ids.size(); ++k) {
-        pair = pieces_[ids[k]];
-        pair += pieces_[ids[k + 1]];
-        auto it = lookup_.find(pair);
-        if (it != lookup_.end() && scores_[it->second] > best) {
-          best = scores_[it->second];
-          best_id = it->second;
-          best_at = k;
-        }
-      }
-      if (best_id < 0) break;
-      ids[best_at] = best_id;
-      ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(best_at) + 1);
-    }
+    if (ids.size() > first + 1) merge_pairs(&ids, first);
     if (add_eos) ids.push_back(eos_id_);
     return ids;
   }
@@ -92,6 +78,53 @@ class Llama2cTokenizer : public Tokenizer {
   }
 
  private:
+  struct Candidate {
+    float score;
+    size_t left, right;      // positions in the symbol list
+    int32_t left_id, right_id, merged;  // the ids the pair had when it was pushed (stale when changed)
+    bool operator<(const Candidate& o) const { return score != o.score ? score < o.score : left > o.left; }
+  };
+
+  void push_pair(std::priority_queue<Candidate>* heap, const std::vector<int32_t>& sym, size_t l, size_t r, std::string* pair) const {
+    *pair = pieces_[sym[l]];
+    *pair += pieces_[sym[r]];
+    auto it = lookup_.find(*pair);
+    if (it != lookup_.end() && scores_[it->second] > -1e10f) heap->push(Candidate{scores_[it->second], l, r, sym[l], sym[r], it->second});
+  }
+
+  void merge_pairs(std::vector<int32_t>* ids, size_t first) const {
+    std::vector<int32_t>& sym = *ids;
+    const size_t n = sym.size();
+    constexpr size_t kNone = static_cast<size_t>(-1);
+    std::vector<size_t> prev(n), next(n);
+    std::vector<char> alive(n, 1);
+    for (size_t k = 0; k < n; ++k) {
+      prev[k] = k == first ? kNone : k - 1;
+      next[k] = k + 1 < n ? k + 1 : kNone;
+    }
+    std::priority_queue<Candidate> heap;
+    std::string pair;
+    for (size_t k = first; k + 1 < n; ++k) push_pair(&heap, sym, k, k + 1, &pair);
+    size_t merges = 0;
+    while (!heap.empty()) {
+      const Candidate c = heap.top();
+      heap.pop();
+      if (!alive[c.left] || !alive[c.right] || next[c.left] != c.right || sym[c.left] != c.left_id || sym[c.right] != c.right_id)
+        continue;  // stale: one side merged since
+      if ((++merges & 4095) == 0) throw_if_cancelled();
+      sym[c.left] = c.merged;
+      alive[c.right] = 0;
+      next[c.left] = next[c.right];
+      if (next[c.right] != kNone) prev[next[c.right]] = c.left;
+      if (prev[c.left] != kNone) push_pair(&heap, sym, prev[c.left], c.left, &pair);
+      if (next[c.left] != kNone) push_pair(&heap, sym, c.left, next[c.left], &pair);
+    }
+    size_t out = 0;
+    for (size_t k = 0; k < n; ++k)
+      if (alive[k]) sym[out++] = sym[k];
+    sym.resize(out);
+  }
+
   std::vector<std::string> pieces_;
   std::vector<float> scores_;
   std::unordered_map<std::string, int32_t> lookup_;

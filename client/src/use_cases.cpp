@@ -35,13 +35,19 @@ Result<EvaluateReport> run_evaluate(const EvaluateRequest& r) {
     to.label_words = lw.value();
   }
   if (r.max_length) to.max_length = *r.max_length;
+  return evaluate_model(&pool, loaded, r.data_path, to, r.batch_size);
+}
+
+Result<EvaluateReport> evaluate_model(ThreadPool* pool, const LoadedModel& loaded, const std::string& data_path, const TaskOptions& to,
+                                      int batch_size) {
+  if (!loaded.tokenizer) return invalid_argument("evaluation needs the model's tokenizer, and none was loaded");
   DatasetOptions dopt;
   dopt.need_label = to.kind == "classify";
-  auto data = load_dataset(r.data_path, dopt);
+  auto data = load_dataset(data_path, dopt);
   if (!data) return data.status();
   auto task = make_task(data.value(), *loaded.tokenizer, *loaded.model, to);
   if (!task) return task.status();
-  auto e = task.value()->evaluate(&pool, *loaded.model, r.batch_size);
+  auto e = task.value()->evaluate(pool, *loaded.model, batch_size);
   if (!e) return e.status();
   return EvaluateReport{e.value(), task.value()->truncated, task.value()->skipped};
 }

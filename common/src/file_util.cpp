@@ -76,13 +76,14 @@ Status fsync_parent_dir(const std::string& path) {
   return Status::ok();
 }
 
-Status write_file_atomic(const std::string& path, std::string_view bytes) {
-  return write_file_atomic(path, std::vector<std::string_view>{bytes});
+Status write_file_atomic(const std::string& path, std::string_view bytes, unsigned mode) {
+  return write_file_atomic(path, std::vector<std::string_view>{bytes}, mode);
 }
 
-Status write_file_atomic(const std::string& path, const std::vector<std::string_view>& pieces) {
+Status write_file_atomic(const std::string& path, const std::vector<std::string_view>& pieces, unsigned mode) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ::unlink(tmp.c_str());  // a leftover of a crashed writer could carry another mode
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
   if (fd < 0) return io_error(tmp + ": cannot create: " + errno_text());
   for (std::string_view bytes : pieces) {
     size_t done = 0;

@@ -1,5 +1,7 @@
 #include "pocketllm/common/model_id.h"
 
+#include "pocketllm/common/cancel.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -14,6 +16,7 @@ std::string compute_model_id(std::vector<CanonicalTensorRef> tensors) {
   h.update("pocketllm-model-id-v1", std::strlen("pocketllm-model-id-v1"));
   h.update_u64le(tensors.size());
   for (const auto& t : tensors) {
+    throw_if_cancelled();  // the id reads every byte of the weights: the longest part of a load
     h.update_u64le(t.name.size());
     h.update(t.name);
     const std::string dtype = dtype_name(t.dtype);

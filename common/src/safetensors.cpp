@@ -216,14 +216,14 @@ Result<std::string> serialize_safetensors(const std::vector<TensorToWrite>& tens
 }
 
 Status write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
-                         const std::map<std::string, std::string>& metadata) {
+                         const std::map<std::string, std::string>& metadata, unsigned mode) {
   std::vector<uint64_t> sizes;
   auto header = safetensors_header(tensors, metadata, &sizes);
   if (!header) return header.status();
   std::vector<std::string_view> pieces{header.value()};
   for (size_t i = 0; i < tensors.size(); ++i)
     pieces.emplace_back(static_cast<const char*>(tensors[i].data), static_cast<size_t>(sizes[i]));
-  return write_file_atomic(path, pieces);
+  return write_file_atomic(path, pieces, mode);
 }
 
 }  // namespace pocketllm

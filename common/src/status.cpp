@@ -15,6 +15,7 @@ const char* status_code_name(StatusCode code) {
     case StatusCode::kCancelled: return "cancelled";
     case StatusCode::kInternal: return "internal error";
     case StatusCode::kResourceExhausted: return "resource exhausted";
+    case StatusCode::kBusy: return "busy";
   }
   return "unknown";
 }

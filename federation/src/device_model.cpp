@@ -43,7 +43,7 @@ Result<DeviceModel> load_device_model(const std::string& model_path, const proto
   return prepare_device_model(std::move(loaded.value()), std::move(id), task);
 }
 
-Result<DeviceModel> prepare_device_model(LoadedModel loaded, std::string model_id, const protocol::TaskInfo& task) {
+Result<DeviceModel> prepare_device_model(LoadedModel&& loaded, std::string model_id, const protocol::TaskInfo& task) {
   auto options = task_options_from(task.device);
   if (!options) return options.status();
   if (!loaded.tokenizer) return invalid_argument(loaded.path + ": no tokenizer found beside the model");

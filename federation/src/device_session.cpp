@@ -29,40 +29,59 @@ Status make_state_dir(const std::string& dir) {
 
 Result<std::unique_ptr<DeviceSession>> DeviceSession::open(DeviceConfig c) {
   if (!c.transport) return invalid_argument("a device needs a transport to the server");
-  for (const std::string* f : {&c.task_id, &c.model_path, &c.data_path, &c.state_dir})
+  if (c.model_path.empty() && (c.model == nullptr || !c.model->model)) return invalid_argument("a device needs a model");
+  for (const std::string* f : {&c.task_id, &c.data_path, &c.state_dir})
     if (f->empty()) return invalid_argument("task id, model, data and state directory are required");
   std::unique_ptr<DeviceSession> s(new DeviceSession());
-  s->task_id_ = c.task_id;
-  POCKETLLM_RETURN_IF_ERROR(make_state_dir(c.state_dir));
+  if (Status st = s->init(c); !st) {
+    if (c.model && s->model_.loaded.model) *c.model = s->release_model();  // the caller keeps its model
+    return st;
+  }
+  return s;
+}
+
+// long: device assembly in order — state dir, client and credential, task, model, budget, data, order, device.
+Status DeviceSession::init(DeviceConfig& c) {
+  task_id_ = c.task_id;
   auto client = FederationClient::open(std::move(c.transport), c.server_url, c.credentials_file, c.enrolment_token, c.retry);
   if (!client) return client.status();
-  s->client_ = std::move(client.value());
-  auto info = s->client_->task(c.task_id);
+  client_ = std::move(client.value());
+  auto info = client_->task(c.task_id);
   if (!info) return info.status();
-  auto m = load_device_model(c.model_path, info.value());
+  Result<DeviceModel> m = c.model ? prepare_device_model(std::move(*c.model),
+                                                         c.model_id.empty() ? c.model->model->weights().compute_model_id() : c.model_id,
+                                                         info.value())
+                                  : load_device_model(c.model_path, info.value());
   if (!m) return m.status();
-  s->model_ = std::move(m.value());
-  POCKETLLM_RETURN_IF_ERROR(check_budget(s->model_, info.value(), c.memory_budget_bytes));
-  auto t = load_device_task(s->model_, c.data_path);
+  model_ = std::move(m.value());
+  POCKETLLM_RETURN_IF_ERROR(check_budget(model_, info.value(), c.memory_budget_bytes));
+  auto t = load_device_task(model_, c.data_path);
   if (!t) return t.status();
-  s->task_ = std::move(t.value());
-  std::vector<size_t> mine(s->task_->size());
+  task_ = std::move(t.value());
+  std::vector<size_t> mine(task_->size());
   for (size_t i = 0; i < mine.size(); ++i) mine[i] = i;
   if (c.select_examples) {
-    auto picked = c.select_examples(*s->task_);
+    auto picked = c.select_examples(*task_);
     if (!picked) return picked.status();
     mine = std::move(picked.value());
   }
-  s->examples_ = mine.size();
-  s->pool_ = std::make_unique<ThreadPool>(c.threads);
+  examples_ = mine.size();
+  POCKETLLM_RETURN_IF_ERROR(make_state_dir(c.state_dir));  // only once everything the server said checked out
+  pool_ = std::make_unique<ThreadPool>(c.threads);
   FederatedDeviceOptions o;
   o.task_id = c.task_id;
   o.state_dir = c.state_dir;
-  o.data_seed = c.partition_seed ? device_data_seed(*c.partition_seed, c.shard) : device_data_seed(s->client_->device_id());
-  auto device = FederatedDevice::open(*s->model_.loaded.model, s->model_.model_id, *s->task_, std::move(mine), *s->client_, o, s->pool_.get(), &info.value());
+  o.data_seed = c.partition_seed ? device_data_seed(*c.partition_seed, c.shard) : device_data_seed(client_->device_id());
+  auto device = FederatedDevice::open(*model_.loaded.model, model_.model_id, *task_, std::move(mine), *client_, o, pool_.get(), &info.value());
   if (!device) return device.status();
-  s->device_ = std::move(device.value());
-  return s;
+  device_ = std::move(device.value());
+  return Status::ok();
+}
+
+LoadedModel DeviceSession::release_model() {
+  device_.reset();
+  task_.reset();
+  return std::move(model_.loaded);
 }
 
 Result<Participation> DeviceSession::take_part(const RoundInfo& round) {

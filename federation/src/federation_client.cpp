@@ -1,9 +1,12 @@
 #include "pocketllm/federation/federation_client.h"
+
+#include "pocketllm/common/cancel.h"
 #include "pocketllm/common/json_util.h"
 
 #include <sys/stat.h>
 
 #include <chrono>
+#include <filesystem>
 #include <random>
 #include <thread>
 
@@ -64,8 +67,13 @@ Result<std::unique_ptr<FederationClient>> FederationClient::open(std::unique_ptr
   POCKETLLM_RETURN_IF_ERROR(c->enrol(token));
   if (credentials_file.empty()) return c;  // kept in memory only (simulated devices)
   const std::string file = json{{"server", url}, {"device_id", c->device_id_}, {"credential", c->credential_}}.dump() + "\n";
-  POCKETLLM_RETURN_IF_ERROR(write_file_atomic(credentials_file, file));
-  ::chmod(credentials_file.c_str(), 0600);
+  std::error_code ec;  // its folder (often the device's state directory) is created private when missing
+  const std::filesystem::path parent = std::filesystem::path(credentials_file).parent_path();
+  if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
+    std::filesystem::create_directories(parent, ec);
+    std::filesystem::permissions(parent, std::filesystem::perms::owner_all, ec);
+  }
+  POCKETLLM_RETURN_IF_ERROR(write_file_atomic(credentials_file, file, 0600));  // a secret: private from creation
   return c;
 }
 
@@ -80,6 +88,17 @@ Status FederationClient::enrol(const std::string& token) {
   return Status::ok();
 }
 
+namespace {
+// A backoff wait that a cancelled caller does not sit through.
+void sleep_cancellable(int ms) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < end) {
+    throw_if_cancelled();
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(10), end - std::chrono::steady_clock::now()));
+  }
+}
+}  // namespace
+
 Result<TransportReply> FederationClient::call(const std::string& method, const std::string& target, const std::string& body, bool retry) {
   std::mt19937_64 jitter(tensor_tag(device_id_ + target));  // FNV-1a: the same jitter on every platform
   int delay = retry_.backoff_ms;
@@ -87,7 +106,7 @@ Result<TransportReply> FederationClient::call(const std::string& method, const s
   for (int attempt = 0; attempt <= (retry ? retry_.retries : 0); ++attempt) {
     if (attempt > 0) {
       const int wait = delay / 2 + static_cast<int>(jitter() % static_cast<uint64_t>(delay / 2 + 1));
-      std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+      sleep_cancellable(wait);
       delay = std::min(delay * 2, 30000);
     }
     if (observer_) observer_(method, target, body);

@@ -363,7 +363,7 @@ TEST_CASE("balanced batches take the labels in turn and stay a pure function of 
   CHECK(fresh.batch_for_step(4) == seen[4]);
 }
 
-TEST_CASE("a finished constant-lr run extends to exactly the longer run; others are refused", "[client][trainer][e2e]") {
+TEST_CASE("a finished constant-lr run extends to exactly the longer run: others are refused", "[client][trainer][e2e]") {
   const std::string dir = test::temp_dir("");
   test::write_toy_model_dir(dir, 18);
   test::write_lines(dir + "/train.txt", toy_sentences());

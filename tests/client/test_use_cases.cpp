@@ -32,7 +32,7 @@ std::string toy_run(const std::string& dir) {
 
 }  // namespace
 
-TEST_CASE("use cases: evaluate a model, a run, and the run's export; refuse ambiguous requests", "[client][use_cases]") {
+TEST_CASE("use cases: evaluate a model, a run, and the run's export: refuse ambiguous requests", "[client][use_cases]") {
   const std::string dir = test::temp_dir("");
   const std::string run = toy_run(dir);
   EvaluateRequest base;

@@ -146,7 +146,7 @@ TEST_CASE("replaying a log on two devices gives identical bytes", "[common][log]
 
 #include "pocketllm/common/json_util.h"
 
-TEST_CASE("json: nesting is bounded before parsing; strings do not count", "[common][json]") {
+TEST_CASE("json: nesting is bounded before parsing: strings do not count", "[common][json]") {
   using pocketllm::json_depth_within;
   CHECK(json_depth_within("[[[1]]]", 3));
   CHECK_FALSE(json_depth_within("[[[1]]]", 2));

@@ -177,7 +177,7 @@ TEST_CASE("federation: nothing but seeds' scalars, counts and loss statistics le
   CHECK(submissions == 1);
 }
 
-TEST_CASE("federation: lost requests and lost replies are retried; the submission counts once", "[federation]") {
+TEST_CASE("federation: lost requests and lost replies are retried: the submission counts once", "[federation]") {
   World w;
   w.create_task("faults");
   auto flaky = std::make_unique<FlakyTransport>(*w.server.svc, std::set<int>{}, std::set<int>{});

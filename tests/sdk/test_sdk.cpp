@@ -1,125 +1,581 @@
-// The C ABI: status codes, last-error text, memory budget, cancellation and resume, golden z.
+// The C ABI without a server (also run on the aarch64 mobile build under qemu): the library calls,
+// models used for generation, evaluation and training sessions, and every kind of bad input.
 #include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
-#include <sys/stat.h>
+#include <filesystem>
+#include <functional>
+#include <list>
+#include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "model_fixtures.h"
 #include "pocketllm/common/perturbation.h"
 #include "pocketllm/pocketllm.h"
+#include "test_paths.h"
 
-TEST_CASE("the C ABI reports errors as status codes with a message", "[sdk]") {
-  CHECK(std::string(pllm_version()) == "0.1.0");
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ModelHandle {
   pllm_model* m = nullptr;
-  CHECK(pllm_model_load("/nonexistent/model", nullptr, &m) == PLLM_ERR_NOT_FOUND);
-  CHECK(m == nullptr);
-  CHECK(std::string(pllm_last_error()).find("/nonexistent/model") != std::string::npos);
-  CHECK(pllm_model_load(nullptr, nullptr, &m) == PLLM_ERR_INVALID_ARGUMENT);
-  float z[4];
-  CHECK(pllm_generate_z(1, "x", 0, 4, static_cast<pllm_distribution>(7), z) == PLLM_ERR_INVALID_ARGUMENT);
+  ~ModelHandle() { pllm_model_free(m); }
+};
+
+std::string toy_model(uint32_t seed = 32) {
+  const std::string dir = pocketllm::test::temp_dir("");
+  pocketllm::test::write_toy_model_dir(dir, seed);
+  pocketllm::test::write_lines(dir + "/train.txt", {"the cat", "a hat", "the bad cat", "he had a cat", "the hat had a cat"});
+  return dir;
+}
+
+pllm_model* load(const std::string& path) {
+  pllm_model* m = nullptr;
+  pllm_model_params p = pllm_model_default_params();
+  p.n_threads = 1;
+  REQUIRE(pllm_model_load(path.c_str(), &p, nullptr, &m) == PLLM_OK);
+  return m;
+}
+
+double eval_loss(pllm_model* m, const std::string& data) {
+  double loss = NAN, acc = 0;
+  REQUIRE(pllm_model_evaluate(m, data.c_str(), nullptr, nullptr, &loss, &acc) == PLLM_OK);
+  return loss;
+}
+
+// The params point into strings kept for the whole test run (a list never moves its elements).
+pllm_session_params session_params(const std::string& run, const std::string& data, int steps) {
+  pllm_session_params p = pllm_session_default_params();
+  static std::list<std::string> keep;
+  keep.push_back(run);
+  p.run_dir = keep.back().c_str();
+  keep.push_back(data);
+  p.data_path = keep.back().c_str();
+  p.steps = steps;
+  p.batch_size = 2;
+  p.lr = 1e-3f;
+  return p;
+}
+
+unsigned mode_of(const std::string& p) {
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  return st.st_mode & 0777;
+}
+
+}  // namespace
+
+TEST_CASE("the library: versions, status names, system info and the log hook", "[sdk]") {
+  CHECK(std::string(pllm_version()) == PLLM_VERSION_STRING);
+  CHECK(pllm_version_number() == PLLM_VERSION_NUMBER);
+  CHECK(PLLM_VERSION_NUMBER == PLLM_VERSION_MAJOR * 10000 + PLLM_VERSION_MINOR * 100 + PLLM_VERSION_PATCH);
+  CHECK(std::string(pllm_status_string(PLLM_ERR_BUSY)) == "busy");
+  CHECK(std::string(pllm_status_string(PLLM_ERR_CANCELLED)) == "cancelled");
+  CHECK(std::string(pllm_status_string(static_cast<pllm_status>(99))) == "unknown status");
+  for (int s = 0; s <= PLLM_ERR_BUSY; ++s) CHECK(std::string(pllm_status_string(static_cast<pllm_status>(s))) != "unknown status");
+  char* info = nullptr;
+  REQUIRE(pllm_system_info(&info) == PLLM_OK);
+  const auto j = nlohmann::json::parse(info);
+  pllm_free_string(info);
+  CHECK(j.at("version") == PLLM_VERSION_STRING);
+  CHECK((j.at("profile") == "mobile" || j.at("profile") == "desktop"));
+  CHECK(j.at("cores").get<int>() >= 1);
+  CHECK(pllm_system_info(nullptr) == PLLM_ERR_INVALID_ARGUMENT);
+
+  std::vector<std::string> lines;
+  pllm_set_log_callback([](pllm_log_level, const char* message, void* user) { static_cast<std::vector<std::string>*>(user)->push_back(message); },
+                        &lines, PLLM_LOG_WARN);
+  pllm_model* m = nullptr;
+  CHECK(pllm_model_load("/nonexistent/model", nullptr, nullptr, &m) == PLLM_ERR_NOT_FOUND);
+  pllm_set_log_callback(nullptr, nullptr, PLLM_LOG_ERROR);
+  CHECK(pllm_model_load("/nonexistent/again", nullptr, nullptr, &m) == PLLM_ERR_NOT_FOUND);
+  REQUIRE(lines.size() == 1);  // the second failure came after the hook was removed
+  CHECK(lines[0].find("/nonexistent/model") != std::string::npos);
+  CHECK(std::string(pllm_last_error()).find("/nonexistent/again") != std::string::npos);
 }
 
 TEST_CASE("pllm_generate_z is the spec's generator", "[sdk]") {
   std::vector<float> a(1000), b(1000);
   REQUIRE(pllm_generate_z(0x1234, "model.norm.weight", 77, 1000, PLLM_DIST_GAUSSIAN, a.data()) == PLLM_OK);
-  pocketllm::generate_z(pocketllm::Distribution::kGaussian, 0x1234, pocketllm::tensor_tag("model.norm.weight"), 77, 1000,
-                        b.data());
+  pocketllm::generate_z(pocketllm::Distribution::kGaussian, 0x1234, pocketllm::tensor_tag("model.norm.weight"), 77, 1000, b.data());
   CHECK(std::memcmp(a.data(), b.data(), 4000) == 0);
+  CHECK(pllm_generate_z(1, "x", 0, 4, static_cast<pllm_distribution>(7), a.data()) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_generate_z(1, "x", UINT64_MAX, 4, PLLM_DIST_GAUSSIAN, a.data()) == PLLM_ERR_OUT_OF_RANGE);
 }
 
-TEST_CASE("loading refuses a model over the memory budget and names the estimate", "[sdk]") {
-  const std::string dir = pocketllm::test::temp_dir("");
-  pocketllm::test::write_toy_model_dir(dir, 31);
+TEST_CASE("bad input: NULLs, invalid UTF-8, unset or future struct sizes and absurd numbers are refused", "[sdk][bad-input]") {
+  const std::string dir = toy_model();
+  const std::string data = dir + "/train.txt";
+  pllm_model* none = nullptr;
+  CHECK(pllm_model_load(nullptr, nullptr, nullptr, &none) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_model_load(dir.c_str(), nullptr, nullptr, nullptr) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_model_load("bad \xc3\x28 path", nullptr, nullptr, &none) == PLLM_ERR_INVALID_ARGUMENT);
+  pllm_model_params mp = pllm_model_default_params();
+  mp.n_threads = -5;
+  CHECK(pllm_model_load(dir.c_str(), &mp, nullptr, &none) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(pllm_last_error()).find("n_threads") != std::string::npos);
+  mp = pllm_model_default_params();
+  mp.struct_size = 0;
+  CHECK(pllm_model_load(dir.c_str(), &mp, nullptr, &none) == PLLM_ERR_INVALID_ARGUMENT);
+  mp.struct_size = sizeof(pllm_model_params) + 8;
+  CHECK(pllm_model_load(dir.c_str(), &mp, nullptr, &none) == PLLM_ERR_UNSUPPORTED);
+  pllm_control bad_control{};
+  CHECK(pllm_model_load(dir.c_str(), nullptr, &bad_control, &none) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(none == nullptr);
+  // An older header's smaller struct gets defaults for the fields it does not have.
+  mp = pllm_model_default_params();
+  mp.struct_size = offsetof(pllm_model_params, batch_size);
+  ModelHandle h;
+  REQUIRE(pllm_model_load(dir.c_str(), &mp, nullptr, &h.m) == PLLM_OK);
+
+  char* text = reinterpret_cast<char*>(0x1);  // must be set to NULL on failure
+  pllm_generate_params g = pllm_generate_default_params();
+  CHECK(pllm_generate(h.m, "invalid \xff\xfe utf-8", &g, nullptr, nullptr, nullptr, &text) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(text == nullptr);
+  CHECK(pllm_generate(h.m, nullptr, &g, nullptr, nullptr, nullptr, &text) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_generate(nullptr, "x", &g, nullptr, nullptr, nullptr, &text) == PLLM_ERR_INVALID_ARGUMENT);
+  for (auto mutate : std::vector<void (*)(pllm_generate_params&)>{
+           [](pllm_generate_params& p) { p.max_new_tokens = -1; }, [](pllm_generate_params& p) { p.max_new_tokens = 1 << 30; },
+           [](pllm_generate_params& p) { p.temperature = NAN; }, [](pllm_generate_params& p) { p.temperature = -1; },
+           [](pllm_generate_params& p) { p.top_p = 1.5f; }, [](pllm_generate_params& p) { p.top_k = -3; }}) {
+    pllm_generate_params bad = pllm_generate_default_params();
+    mutate(bad);
+    CHECK(pllm_generate(h.m, "x", &bad, nullptr, nullptr, nullptr, &text) == PLLM_ERR_INVALID_ARGUMENT);
+  }
+  // Stopped by the token callback: CANCELLED, and no text is allocated.
+  text = nullptr;
+  CHECK(pllm_generate(h.m, "the", &g, [](const char*, void*) { return false; }, nullptr, nullptr, &text) == PLLM_ERR_CANCELLED);
+  CHECK(text == nullptr);
+
+  double loss = 0, acc = 0;
+  CHECK(pllm_model_evaluate(h.m, "no\xff.txt", nullptr, nullptr, &loss, &acc) == PLLM_ERR_INVALID_ARGUMENT);
+  pllm_evaluate_params ep = pllm_evaluate_default_params();
+  ep.batch_size = 0;
+  CHECK(pllm_model_evaluate(h.m, data.c_str(), &ep, nullptr, &loss, &acc) == PLLM_ERR_INVALID_ARGUMENT);
+  ep = pllm_evaluate_default_params();
+  ep.task = "translate";
+  CHECK(pllm_model_evaluate(h.m, data.c_str(), &ep, nullptr, &loss, &acc) == PLLM_ERR_INVALID_ARGUMENT);
+
+  pllm_session* s = nullptr;
+  for (auto mutate : std::vector<void (*)(pllm_session_params&)>{
+           [](pllm_session_params& p) { p.steps = -4; }, [](pllm_session_params& p) { p.batch_size = 1 << 20; },
+           [](pllm_session_params& p) { p.lr = INFINITY; }, [](pllm_session_params& p) { p.eps = 0; },
+           [](pllm_session_params& p) { p.max_length = 1; }, [](pllm_session_params& p) { p.run_dir = nullptr; },
+           [](pllm_session_params& p) { p.trainable = "bad\xff"; }, [](pllm_session_params& p) { p.task = "x"; }}) {
+    pllm_session_params bad = session_params(dir + "/run-bad", data, 4);
+    mutate(bad);
+    CHECK(pllm_session_open(h.m, &bad, nullptr, &s) == PLLM_ERR_INVALID_ARGUMENT);
+    CHECK(s == nullptr);
+  }
+  CHECK_FALSE(fs::exists(dir + "/run-bad"));  // nothing was created by a refused call
+  pllm_session_params sp = session_params(dir + "/run", data, 4);
+  CHECK(pllm_session_open(nullptr, &sp, nullptr, &s) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_session_train(nullptr, 0, nullptr, nullptr, nullptr) == PLLM_ERR_INVALID_ARGUMENT);
+
+  pllm_examples* ex = pllm_examples_new();
+  CHECK(pllm_examples_add_text(ex, "bad \xff utf-8") == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_examples_add_completion(ex, "q", nullptr) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_examples_add_labelled(ex, "text", "\xc0\x80") == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_examples_add_text(nullptr, "x") == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_examples_count(ex) == 0);
+  pllm_examples_free(ex);
+  pllm_examples_free(nullptr);
+  pllm_model_free(nullptr);
+  pllm_session_free(nullptr);
+  pllm_device_free(nullptr);
+  pllm_cancel_free(nullptr);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the memory estimate reads no weight: a budget below it is refused before anything is mapped", "[sdk][bad-input]") {
+  const std::string dir = toy_model();
+  pllm_memory_estimate e{};
   pllm_model_params p = pllm_model_default_params();
-  p.memory_budget_bytes = 1000;
+  REQUIRE(pllm_estimate_memory(dir.c_str(), &p, &e) == PLLM_OK);
+  CHECK(e.weights_bytes == fs::file_size(dir + "/model.safetensors"));
+  CHECK(e.total_bytes == e.weights_bytes + e.activation_bytes);
+  p.batch_size = 8;
+  pllm_memory_estimate bigger{};
+  REQUIRE(pllm_estimate_memory(dir.c_str(), &p, &bigger) == PLLM_OK);
+  CHECK(bigger.activation_bytes > e.activation_bytes);
+
+  // 8 GiB of "weights" that are not even a safetensors file (sparse: nothing on disk). The estimate
+  // comes from config.json and the size; a budget below it refuses before the file is opened, so the
+  // garbage is never parsed and nothing becomes resident.
+  const std::string huge = pocketllm::test::temp_dir("");
+  fs::copy_file(dir + "/config.json", huge + "/config.json");
+  fs::copy_file(dir + "/tokenizer.bin", huge + "/tokenizer.bin");
+  { std::ofstream(huge + "/model.safetensors") << "garbage"; }
+  fs::resize_file(huge + "/model.safetensors", uint64_t{8} << 30);
+  p = pllm_model_default_params();
+  p.memory_budget_bytes = uint64_t{1} << 30;
   pllm_model* m = nullptr;
-  CHECK(pllm_model_load(dir.c_str(), &p, &m) == PLLM_ERR_MEMORY_BUDGET);
-  CHECK(std::string(pllm_last_error()).find("memory budget of 1000") != std::string::npos);
-  p.memory_budget_bytes = 0;
-  REQUIRE(pllm_model_load(dir.c_str(), &p, &m) == PLLM_OK);
-  CHECK(pllm_model_n_params(m) > 10000);
+  CHECK(pllm_model_load(huge.c_str(), &p, nullptr, &m) == PLLM_ERR_MEMORY_BUDGET);
+  const std::string why = pllm_last_error();
+  CHECK(why.find("8192.0 MiB weights") != std::string::npos);
+  CHECK(why.find("1073741824") != std::string::npos);
+  CHECK(m == nullptr);
+  p.memory_budget_bytes = 0;  // without a budget the same file is opened and found corrupt
+  CHECK(pllm_model_load(huge.c_str(), &p, nullptr, &m) == PLLM_ERR_CORRUPT);
+  CHECK(pllm_estimate_memory("/nonexistent", nullptr, &e) == PLLM_ERR_NOT_FOUND);
+  CHECK(pllm_estimate_memory(dir.c_str(), nullptr, nullptr) == PLLM_ERR_INVALID_ARGUMENT);
+  fs::remove_all(huge);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("one model: generate, train in place in a session, and use what it learnt without a reload", "[sdk][e2e]") {
+  const std::string dir = toy_model();
+  const std::string data = dir + "/train.txt", run = dir + "/run";
+  ModelHandle h;
+  h.m = load(dir);
   char* id = nullptr;
-  REQUIRE(pllm_model_id(m, &id) == PLLM_OK);
+  REQUIRE(pllm_model_id(h.m, &id) == PLLM_OK);
   CHECK(std::strlen(id) == 64);
   pllm_free_string(id);
+  CHECK_FALSE(pllm_model_is_trained(h.m));
+  const double base = eval_loss(h.m, data);
+
+  pllm_session_params sp = session_params(run, data, 8);
+  sp.eval_data_path = sp.data_path;
+  pllm_session* s = nullptr;
+  REQUIRE(pllm_session_open(h.m, &sp, nullptr, &s) == PLLM_OK);
+  CHECK(pllm_session_total_steps(s) == 8);
+  // While the session has the model, a second session or a device cannot take it.
+  pllm_session* s2 = nullptr;
+  pllm_session_params other = session_params(dir + "/run2", data, 8);
+  CHECK(pllm_session_open(h.m, &other, nullptr, &s2) == PLLM_ERR_BUSY);
+  int32_t done = 0;
+  double loss = NAN;
+  REQUIRE(pllm_session_train(s, 3, nullptr, &done, &loss) == PLLM_OK);
+  CHECK(done == 3);
+  CHECK(loss == base);  // the held-out evaluation at the start of the run
+  REQUIRE(pllm_session_train(s, 0, nullptr, &done, &loss) == PLLM_OK);
+  CHECK(done == 8);
+  CHECK(std::isfinite(loss));
+  CHECK(eval_loss(h.m, data) == loss);  // the model in memory is the trained one
+  CHECK(loss != base);
+  pllm_session_free(s);
+  CHECK(pllm_model_is_trained(h.m));
+  CHECK(pllm_session_open(h.m, &other, nullptr, &s2) == PLLM_ERR_BUSY);  // trained: load again to start from the base
   char* text = nullptr;
   pllm_generate_params g = pllm_generate_default_params();
-  g.max_new_tokens = 5;
-  CHECK(pllm_generate(m, "the cat", &g, nullptr, nullptr, &text) == PLLM_OK);
+  g.max_new_tokens = 4;
+  REQUIRE(pllm_generate(h.m, "the", &g, nullptr, nullptr, nullptr, &text) == PLLM_OK);
   pllm_free_string(text);
-  pllm_model_free(m);
+
+  // The run's files are private, created so.
+  CHECK(mode_of(run) == 0700);
+  CHECK(mode_of(run + "/spec.json") == 0600);
+  CHECK(mode_of(run + "/log.jsonl") == 0600);
+  CHECK(mode_of(run + "/snapshot.safetensors") == 0600);
+  // A fresh model of the same base reopens the finished run to exactly the trained weights.
+  ModelHandle fresh;
+  fresh.m = load(dir);
+  REQUIRE(pllm_session_open(fresh.m, &sp, nullptr, &s) == PLLM_OK);
+  CHECK(pllm_session_steps_done(s) == 8);
+  pllm_session_free(s);
+  CHECK(eval_loss(fresh.m, data) == loss);
+  fs::remove_all(dir);
 }
 
-TEST_CASE("fine-tuning through the C ABI can be cancelled and resumed", "[sdk][e2e]") {
-  const std::string dir = pocketllm::test::temp_dir("");
-  pocketllm::test::write_toy_model_dir(dir, 32);
-  pocketllm::test::write_lines(dir + "/train.txt", {"the cat", "a hat", "the bad cat", "he had a cat"});
-  pllm_finetune_params p = pllm_finetune_default_params();
-  const std::string run = dir + "/run";
+TEST_CASE("a session cancelled from another thread or by progress resumes to the uninterrupted weights", "[sdk][e2e]") {
+  const std::string dir = toy_model(33);
   const std::string data = dir + "/train.txt";
-  p.model_path = dir.c_str();
-  p.data_path = data.c_str();
-  p.eval_data_path = data.c_str();
-  p.run_dir = run.c_str();
-  p.steps = 10;
-  p.batch_size = 2;
+  ModelHandle straight;
+  straight.m = load(dir);
+  pllm_session* s = nullptr;
+  pllm_session_params sp = session_params(dir + "/straight", data, 12);
+  REQUIRE(pllm_session_open(straight.m, &sp, nullptr, &s) == PLLM_OK);
+  REQUIRE(pllm_session_train(s, 0, nullptr, nullptr, nullptr) == PLLM_OK);
+  pllm_session_free(s);
+  const double want = eval_loss(straight.m, data);
+
+  ModelHandle first;
+  first.m = load(dir);
+  sp = session_params(dir + "/run", data, 12);
+  REQUIRE(pllm_session_open(first.m, &sp, nullptr, &s) == PLLM_OK);
+  pllm_control c = pllm_control_default();
   int calls = 0;
-  auto stop_at_3 = [](float, void* user) { return ++*static_cast<int*>(user) < 3; };
-  CHECK(pllm_finetune(&p, stop_at_3, &calls, nullptr) == PLLM_ERR_CANCELLED);
-  CHECK(std::string(pllm_last_error()).find("resumed") != std::string::npos);
-  p.resume = true;
-  double loss = NAN;
-  CHECK(pllm_finetune(&p, nullptr, nullptr, &loss) == PLLM_OK);
-  CHECK(std::isfinite(loss));
+  c.progress = [](float, void* user) { return ++*static_cast<int*>(user) < 3; };
+  c.user = &calls;
+  int32_t done = 0;
+  CHECK(pllm_session_train(s, 0, &c, &done, nullptr) == PLLM_ERR_CANCELLED);
+  CHECK(done == 3);
+  // A pllm_cancel raised by another thread while training.
+  pllm_cancel* cancel = pllm_cancel_new();
+  c = pllm_control_default();
+  c.cancel = cancel;
+  std::atomic<int> steps_seen{0};
+  struct Ctx {
+    std::atomic<int>* seen;
+  } ctx{&steps_seen};
+  c.progress = [](float, void* user) {
+    static_cast<Ctx*>(user)->seen->fetch_add(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return true;
+  };
+  c.user = &ctx;
+  std::thread canceller([&] {
+    while (steps_seen.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    pllm_cancel_request(cancel);
+  });
+  CHECK(pllm_session_train(s, 0, &c, &done, nullptr) == PLLM_ERR_CANCELLED);
+  canceller.join();
+  CHECK(done >= 5);
+  CHECK(done < 12);
+  pllm_session_free(s);
+  // The app is killed here; a new model and session resume the run from its directory.
+  ModelHandle second;
+  second.m = load(dir);
+  pllm_cancel_reset(cancel);
+  REQUIRE(pllm_session_open(second.m, &sp, &c, &s) == PLLM_OK);
+  REQUIRE(pllm_session_train(s, 0, nullptr, &done, nullptr) == PLLM_OK);
+  CHECK(done == 12);
+  pllm_session_free(s);
+  pllm_cancel_free(cancel);
+  CHECK(eval_loss(second.m, data) == want);
+  fs::remove_all(dir);
 }
 
-TEST_CASE("private examples collected in memory feed fine-tuning; evaluate and export a run", "[sdk]") {
+TEST_CASE("a run directory open twice is BUSY: a run moved with its model and data resumes", "[sdk][e2e][bad-input]") {
+  const std::string root = pocketllm::test::temp_dir("");
+  const std::string dir = root + "/app";
+  fs::create_directories(dir + "/model");
+  pocketllm::test::write_toy_model_dir(dir + "/model", 34);
+  pocketllm::test::write_lines(dir + "/train.txt", {"the cat", "a hat", "the bad cat", "he had a cat"});
+  ModelHandle a, b;
+  a.m = load(dir + "/model");
+  b.m = load(dir + "/model");
+  pllm_session_params sp = session_params(dir + "/run", dir + "/train.txt", 10);
+  pllm_session *sa = nullptr, *sb = nullptr;
+  REQUIRE(pllm_session_open(a.m, &sp, nullptr, &sa) == PLLM_OK);
+  REQUIRE(pllm_session_train(sa, 4, nullptr, nullptr, nullptr) == PLLM_OK);
+  CHECK(pllm_session_open(b.m, &sp, nullptr, &sb) == PLLM_ERR_BUSY);
+  CHECK(std::string(pllm_last_error()).find("open in another process or handle") != std::string::npos);
+  CHECK(sb == nullptr);
+  pllm_session_free(sa);
+  // The spec names the model and data relative to the run, not by absolute paths.
+  std::ifstream spec_file(dir + "/run/spec.json");
+  const auto spec = nlohmann::json::parse(spec_file);
+  CHECK(spec["model"]["path"] == "../model");
+  CHECK(spec["data"]["path"] == "../train.txt");
+
+  // The OS moves the app's container: everything lands elsewhere, and the run resumes there.
+  fs::rename(dir, root + "/moved");
+  ModelHandle c;
+  c.m = load(root + "/moved/model");
+  pllm_session_params moved = session_params(root + "/moved/run", "", 10);
+  moved.data_path = nullptr;  // found through the run's relative path
+  pllm_session* sc = nullptr;
+  REQUIRE(pllm_session_open(c.m, &moved, nullptr, &sc) == PLLM_OK);
+  int32_t done = 0;
+  REQUIRE(pllm_session_train(sc, 0, nullptr, &done, nullptr) == PLLM_OK);
+  CHECK(done == 10);
+  pllm_session_free(sc);
+  // Resuming with a different data file is refused (its hash differs).
+  pocketllm::test::write_lines(root + "/other.txt", {"something else entirely"});
+  ModelHandle d;
+  d.m = load(root + "/moved/model");
+  pllm_session_params wrong = session_params(root + "/moved/run", root + "/other.txt", 10);
+  CHECK(pllm_session_open(d.m, &wrong, nullptr, &sc) == PLLM_ERR_MISMATCH);
+  fs::remove_all(root);
+}
+
+TEST_CASE("cancellation reaches into loading, evaluation and tokenisation", "[sdk][bad-input]") {
+  const std::string model = pocketllm::test::stories260k_dir();
+  if (!pocketllm::test::path_exists(model)) {
+    WARN("skipped: " << model << " not found");
+    return;
+  }
+  pllm_cancel* cancel = pllm_cancel_new();
+  pllm_control c = pllm_control_default();
+  c.cancel = cancel;
+  // Load: the progress callback stands in for another thread raising the flag once loading started;
+  // the loader notices between tensors.
+  c.progress = [](float, void* user) {
+    pllm_cancel_request(static_cast<pllm_cancel*>(user));
+    return true;
+  };
+  c.user = cancel;
+  pllm_model* m = nullptr;
+  CHECK(pllm_model_load(model.c_str(), nullptr, &c, &m) == PLLM_ERR_CANCELLED);
+  CHECK(m == nullptr);
+  c.progress = nullptr;
+  pllm_cancel_reset(cancel);
+  ModelHandle h;
+  REQUIRE(pllm_model_load(model.c_str(), nullptr, &c, &h.m) == PLLM_OK);
+
+  // Evaluation of a long file, cancelled from another thread.
   const std::string dir = pocketllm::test::temp_dir("");
-  pocketllm::test::write_toy_model_dir(dir, 32);
+  {
+    std::ofstream f(dir + "/long.txt");
+    for (int i = 0; i < 4000; ++i) f << "Once upon a time there was a little girl who liked to play in the park with her dog every day.\n";
+  }
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    pllm_cancel_request(cancel);
+  });
+  double loss = 0, acc = 0;
+  CHECK(pllm_model_evaluate(h.m, (dir + "/long.txt").c_str(), nullptr, &c, &loss, &acc) == PLLM_ERR_CANCELLED);
+  t.join();
+  // The model is still usable afterwards.
+  pllm_cancel_reset(cancel);
+  pllm_generate_params g = pllm_generate_default_params();
+  g.max_new_tokens = 3;
+  char* text = nullptr;
+  REQUIRE(pllm_generate(h.m, "Once upon a time", &g, nullptr, nullptr, &c, &text) == PLLM_OK);
+  pllm_free_string(text);
+  // A very long prompt, cancelled from another thread while it is tokenised or run.
+  std::string prompt;
+  while (prompt.size() < 400000) prompt += "the little dog ran to the park and played with a red ball. ";
+  std::thread t2([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    pllm_cancel_request(cancel);
+  });
+  text = nullptr;
+  CHECK(pllm_generate(h.m, prompt.c_str(), &g, nullptr, nullptr, &c, &text) == PLLM_ERR_CANCELLED);
+  CHECK(text == nullptr);
+  t2.join();
+  pllm_cancel_free(cancel);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("private examples collected in memory are written 0600 and feed a session: export the run", "[sdk]") {
+  const std::string dir = toy_model();
   pllm_examples* ex = pllm_examples_new();
   REQUIRE(ex != nullptr);
   CHECK(pllm_examples_write(ex, (dir + "/none.jsonl").c_str()) == PLLM_ERR_INVALID_ARGUMENT);  // nothing yet
   CHECK(pllm_examples_add_text(ex, "") == PLLM_ERR_INVALID_ARGUMENT);
-  CHECK(pllm_examples_add_text(ex, "bad \xff utf-8") == PLLM_ERR_INVALID_ARGUMENT);
-  CHECK(pllm_examples_add_completion(ex, "q", nullptr) == PLLM_ERR_INVALID_ARGUMENT);
   for (const char* t : {"the cat", "a hat", "the bad cat", "he had a cat"}) REQUIRE(pllm_examples_add_text(ex, t) == PLLM_OK);
   REQUIRE(pllm_examples_add_completion(ex, "the", " cat") == PLLM_OK);
   CHECK(pllm_examples_count(ex) == 5);
   const std::string data = dir + "/mine.jsonl";
   REQUIRE(pllm_examples_write(ex, data.c_str()) == PLLM_OK);
   pllm_examples_free(ex);
-  struct stat st{};
-  REQUIRE(stat(data.c_str(), &st) == 0);
-  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(mode_of(data) == 0600);
 
-  pllm_finetune_params p = pllm_finetune_default_params();
+  ModelHandle h;
+  h.m = load(dir);
   const std::string run = dir + "/run";
-  p.model_path = dir.c_str();
-  p.data_path = data.c_str();
-  p.run_dir = run.c_str();
-  p.steps = 6;
-  p.batch_size = 2;
-  p.lr = 1e-3f;
-  p.memory_budget_bytes = 4096;  // far below the weights: refused before anything starts, with the estimate
-  CHECK(pllm_finetune(&p, nullptr, nullptr, nullptr) == PLLM_ERR_MEMORY_BUDGET);
+  pllm_session_params sp = session_params(run, data, 6);
+  sp.memory_budget_bytes = 4096;  // far below the weights: refused before anything starts, with the estimate
+  pllm_session* s = nullptr;
+  CHECK(pllm_session_open(h.m, &sp, nullptr, &s) == PLLM_ERR_MEMORY_BUDGET);
   const std::string why = pllm_last_error();
   CHECK(why.find("MiB weights") != std::string::npos);
   CHECK(why.find("4096") != std::string::npos);
-  struct stat no_run{};
-  CHECK(stat(run.c_str(), &no_run) != 0);  // no run directory was created
-  p.memory_budget_bytes = uint64_t{1} << 32;
-  REQUIRE(pllm_finetune(&p, nullptr, nullptr, nullptr) == PLLM_OK);
-  double base_loss = 0, run_loss = 0, exported_loss = 0, acc = 0;
-  REQUIRE(pllm_evaluate(dir.c_str(), nullptr, data.c_str(), "lm", nullptr, nullptr, &base_loss, &acc) == PLLM_OK);
-  CHECK(acc < 0);  // no accuracy for LM
-  REQUIRE(pllm_evaluate(nullptr, run.c_str(), data.c_str(), nullptr, nullptr, nullptr, &run_loss, &acc) == PLLM_OK);
-  CHECK(run_loss != base_loss);
+  CHECK_FALSE(fs::exists(run));  // no run directory was created
+  sp.memory_budget_bytes = uint64_t{1} << 32;
+  REQUIRE(pllm_session_open(h.m, &sp, nullptr, &s) == PLLM_OK);
+  REQUIRE(pllm_session_train(s, 0, nullptr, nullptr, nullptr) == PLLM_OK);
+  CHECK(pllm_export(run.c_str(), (dir + "/busy").c_str()) == PLLM_ERR_BUSY);  // the session still has the run open
+  pllm_session_free(s);
+  const double trained = eval_loss(h.m, data);
   const std::string out = dir + "/exported";
   REQUIRE(pllm_export(run.c_str(), out.c_str()) == PLLM_OK);
-  REQUIRE(pllm_evaluate(out.c_str(), nullptr, data.c_str(), "lm", nullptr, nullptr, &exported_loss, &acc) == PLLM_OK);
-  CHECK(exported_loss == run_loss);  // the exported model is the run's weights
-  CHECK(pllm_evaluate(nullptr, nullptr, data.c_str(), nullptr, nullptr, nullptr, &run_loss, &acc) == PLLM_ERR_INVALID_ARGUMENT);
+  ModelHandle exported;
+  exported.m = load(out);
+  CHECK(eval_loss(exported.m, data) == trained);  // the exported model is the run's weights
   CHECK(pllm_export((dir + "/no-run").c_str(), out.c_str()) != PLLM_OK);
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// A scripted "app HTTP stack": replies from a table, or fails; counts its calls.
+struct FakeServer {
+  std::function<pllm_status(const std::string& method, const std::string& path, pllm_http_reply* reply)> handle;
+  std::atomic<int> calls{0};
+};
+
+pllm_status fake_transport(const char* method, const char* path, const char*, size_t, const char*, pllm_http_reply* reply, void* user) {
+  auto* f = static_cast<FakeServer*>(user);
+  ++f->calls;
+  return f->handle(method, path, reply);
+}
+
+pllm_status reply(pllm_http_reply* r, int status, const std::string& body) { return pllm_http_reply_set(r, status, body.data(), body.size()); }
+
+}  // namespace
+
+TEST_CASE("the transport-agnostic device: corrupt or truncated replies and failing transports change nothing", "[sdk][bad-input]") {
+  const std::string dir = toy_model();
+  ModelHandle h;
+  h.m = load(dir);
+  const std::string cred = dir + "/device.cred", state = dir + "/state", data = dir + "/train.txt";
+  FakeServer server;
+  pllm_device_params p = pllm_device_default_params();
+  p.transport = fake_transport;
+  p.transport_user = &server;
+  p.server_url = "https://example.invalid";
+  p.credentials_path = cred.c_str();
+  p.enrolment_token = "token";
+  p.task_id = "t";
+  p.data_path = data.c_str();
+  p.state_dir = state.c_str();
+  pllm_device* d = nullptr;
+  const std::vector<std::pair<std::string, std::function<pllm_status(const std::string&, const std::string&, pllm_http_reply*)>>> cases = {
+      {"truncated enrolment reply", [](const std::string&, const std::string&, pllm_http_reply* r) { return reply(r, 201, R"({"device_id":"d1","cred)"); }},
+      {"enrolment reply of the wrong shape", [](const std::string&, const std::string&, pllm_http_reply* r) { return reply(r, 201, R"([1,2,3])"); }},
+      {"binary garbage", [](const std::string&, const std::string&, pllm_http_reply* r) { return reply(r, 201, std::string("\x00\xff\x13", 3)); }},
+      {"enrolment refused", [](const std::string&, const std::string&, pllm_http_reply* r) {
+         return reply(r, 403, R"({"error":{"code":"forbidden","message":"token used up"}})");
+       }},
+      {"corrupt task after a good enrolment", [](const std::string& m, const std::string&, pllm_http_reply* r) {
+         if (m == "POST") return reply(r, 201, R"({"device_id":"d1","credential":"c1"})");
+         return reply(r, 200, R"({"id":"t","base_model_id":)");
+       }},
+      {"task of another model", [](const std::string& m, const std::string&, pllm_http_reply* r) {
+         if (m == "POST") return reply(r, 201, R"({"device_id":"d1","credential":"c1"})");
+         return reply(r, 200, R"({"id":"t","base_model_id":")" + std::string(64, 'b') + R"(","trainable":"*","version":0})");
+       }},
+  };
+  for (const auto& [name, handler] : cases) {
+    INFO(name);
+    server.handle = handler;
+    const pllm_status s = pllm_device_open(h.m, &p, nullptr, &d);
+    CHECK(s != PLLM_OK);
+    CHECK(s != PLLM_ERR_INTERNAL);
+    CHECK(std::string(pllm_last_error()).size() > 10);
+    CHECK(d == nullptr);
+    CHECK_FALSE(fs::exists(state));  // no device state was made from a bad reply
+    CHECK_FALSE(pllm_model_is_trained(h.m));
+    fs::remove(cred);  // (a good enrolment keeps its credential; start each case afresh)
+  }
+  // A transport that says OK but sets no reply, and one that cannot reach the server: retried with
+  // backoff, and cancelled from another thread within the backoff.
+  for (bool set_nothing : {true, false}) {
+    server.calls = 0;
+    server.handle = [set_nothing](const std::string&, const std::string&, pllm_http_reply*) { return set_nothing ? PLLM_OK : PLLM_ERR_IO; };
+    pllm_cancel* cancel = pllm_cancel_new();
+    pllm_control c = pllm_control_default();
+    c.cancel = cancel;
+    std::thread t([&] {
+      while (server.calls.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      pllm_cancel_request(cancel);
+    });
+    CHECK(pllm_device_open(h.m, &p, &c, &d) == PLLM_ERR_CANCELLED);
+    t.join();
+    pllm_cancel_free(cancel);
+    CHECK(server.calls.load() >= 2);
+    CHECK_FALSE(fs::exists(cred));
+  }
+  // The model is untouched and usable after all of it.
+  CHECK(std::isfinite(eval_loss(h.m, data)));
+  pllm_device_params builtin_only = p;
+  builtin_only.transport = nullptr;
+  builtin_only.server_url = nullptr;
+  CHECK(pllm_device_open(h.m, &builtin_only, nullptr, &d) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_http_reply_set(nullptr, 200, "", 0) == PLLM_ERR_INVALID_ARGUMENT);
+  fs::remove_all(dir);
 }

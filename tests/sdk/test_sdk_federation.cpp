@@ -1,10 +1,12 @@
-// The SDK's federation calls (pocketllm.h, and pocketllm.hpp over it) against the real server over TLS.
+// The SDK's federation calls (pocketllm.h, and pocketllm.hpp over it) against the real server over TLS,
+// through the built-in HTTPS client and through an app-supplied transport callback.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <fstream>
 #include <list>
 
+#include "pocketllm/net/http_client.h"
 #include "pocketllm/pocketllm.hpp"
 #include "test_paths.h"
 #include "server_process.h"
@@ -15,25 +17,40 @@ using nlohmann::json;
 namespace {
 const std::string kModel = pocketllm::test::stories260k_dir();
 
+// "The app's HTTP stack": the test's own HTTPS client behind pllm_transport_fn.
+pllm_status app_transport(const char* method, const char* path, const char* body, size_t body_len, const char* bearer,
+                          pllm_http_reply* reply, void* user) {
+  auto* client = static_cast<pocketllm::net::HttpClient*>(user);
+  auto r = client->request(method, path, std::string(body, body_len), bearer);
+  if (!r) return r.status().code() == pocketllm::StatusCode::kMismatch ? PLLM_ERR_MISMATCH : PLLM_ERR_IO;
+  return pllm_http_reply_set(reply, r->status, r->body.data(), r->body.size());
+}
+
+pllm_model* load_model() {
+  pllm_model* m = nullptr;
+  pllm_model_params mp = pllm_model_default_params();
+  mp.n_threads = 1;
+  REQUIRE(pllm_model_load(kModel.c_str(), &mp, nullptr, &m) == PLLM_OK);
+  return m;
+}
+
 json body_of(const pocketllm::Result<pocketllm::net::HttpResult>& r) {
   REQUIRE(r.is_ok());
   return json::parse(r->body);
 }
 }  // namespace
 
-TEST_CASE("sdk: devices join a task, run a round, sync; errors are status codes with messages", "[sdk][federation][e2e]") {
+TEST_CASE("sdk: devices join a task, run a round, sync: errors are status codes with messages", "[sdk][federation][e2e]") {
   const std::string dir = temp_dir("sdkfed");
   make_test_cert(dir);
   ServerProcess server(POCKETLLM_SERVER_BIN, dir);
   server.start();
   auto admin = server.client();
-  pllm_model* m = nullptr;
-  REQUIRE(pllm_model_load(kModel.c_str(), nullptr, &m) == PLLM_OK);
+  pllm_model* m = load_model();
   char* id = nullptr;
   REQUIRE(pllm_model_id(m, &id) == PLLM_OK);
   const std::string model_id = id;
   pllm_free_string(id);
-  pllm_model_free(m);
   const std::string task = R"({"id":"sdk","base_model_id":")" + model_id +
                            R"(","trainable":"norms","tau":2,"batch_size":2,"lr":0.001,"round_seconds":60,"goal_submissions":2,"min_submissions":2,"device":{"task":"lm","max_length":16}})";
   REQUIRE(admin->request("POST", "/v1/admin/tasks", task, kAdminToken)->status == 201);
@@ -56,70 +73,94 @@ TEST_CASE("sdk: devices join a task, run a round, sync; errors are status codes 
     p.ca_file = ca.c_str();
     p.enrolment_token = token.c_str();
     p.task_id = task_id;
-    p.model_path = kModel.c_str();
     p.credentials_path = cred;
     p.data_path = data;
     p.state_dir = state;
     p.timeout_ms = 5000;
-    p.n_threads = 1;
     return p;
   };
 
-  // Errors first: missing fields, a task for another base model.
+  // Errors first: missing fields, a task for another base model, a budget below the rounds' estimate.
   pllm_device* bad = nullptr;
   pllm_device_params empty = pllm_device_default_params();
-  CHECK(pllm_device_open(&empty, &bad) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_device_open(m, &empty, nullptr, &bad) == PLLM_ERR_INVALID_ARGUMENT);
   CHECK(std::string(pllm_last_error()).find("required") != std::string::npos);
   const pllm_device_params wrong_task = params("a", "other");
-  CHECK(pllm_device_open(&wrong_task, &bad) == PLLM_ERR_MISMATCH);
+  CHECK(pllm_device_open(m, &wrong_task, nullptr, &bad) == PLLM_ERR_MISMATCH);
   CHECK(std::string(pllm_last_error()).find("base model") != std::string::npos);
   CHECK(bad == nullptr);
   pllm_device_params tiny = params("c", "sdk");
   tiny.memory_budget_bytes = 100000;  // stories260K's weights alone are ~1 MiB
-  CHECK(pllm_device_open(&tiny, &bad) == PLLM_ERR_MEMORY_BUDGET);
+  CHECK(pllm_device_open(m, &tiny, nullptr, &bad) == PLLM_ERR_MEMORY_BUDGET);
   CHECK(std::string(pllm_last_error()).find("over the memory budget of 100000 bytes") != std::string::npos);
+  CHECK_FALSE(pllm_model_is_trained(m));  // refused devices leave the model as it was, usable
+  char* text = nullptr;
+  REQUIRE(pllm_generate(m, "Once upon a time", nullptr, nullptr, nullptr, nullptr, &text) == PLLM_OK);
+  pllm_free_string(text);
 
+  // Device a over the built-in HTTPS client, device b over the app's own transport.
+  auto app_http = pocketllm::net::HttpClient::create({url, ca, "", 5000, 5000});
+  REQUIRE(app_http.is_ok());
+  pllm_model* mb = load_model();
   pllm_device *a = nullptr, *b = nullptr;
-  const pllm_device_params pa = params("a", "sdk"), pb = params("b", "sdk");
-  REQUIRE(pllm_device_open(&pa, &a) == PLLM_OK);
-  REQUIRE(pllm_device_open(&pb, &b) == PLLM_OK);
+  const pllm_device_params pa = params("a", "sdk");
+  pllm_device_params pb = params("b", "sdk");
+  pb.transport = app_transport;
+  pb.transport_user = app_http.value().get();
+  REQUIRE(pllm_device_open(m, &pa, nullptr, &a) == PLLM_OK);
+  REQUIRE(pllm_device_open(mb, &pb, nullptr, &b) == PLLM_OK);
+  CHECK(pllm_generate(m, "x", nullptr, nullptr, nullptr, nullptr, &text) == PLLM_ERR_BUSY);  // the device has the model
+  pllm_session_params sp = pllm_session_default_params();
+  sp.run_dir = "/tmp/never-created";
+  pllm_session* session = nullptr;
+  CHECK(pllm_session_open(m, &sp, nullptr, &session) == PLLM_ERR_BUSY);
   bool submitted = false;
   uint64_t round = 0;
-  REQUIRE(pllm_device_run_round(a, &submitted, &round) == PLLM_OK);
+  REQUIRE(pllm_device_run_round(a, nullptr, &submitted, &round) == PLLM_OK);
   CHECK(submitted);
   CHECK(round == 1);
-  REQUIRE(pllm_device_run_round(a, &submitted, &round) == PLLM_OK);
+  REQUIRE(pllm_device_run_round(a, nullptr, &submitted, &round) == PLLM_OK);
   CHECK_FALSE(submitted);  // already in this round
-  REQUIRE(pllm_device_run_round(b, &submitted, &round) == PLLM_OK);
+  REQUIRE(pllm_device_run_round(b, nullptr, &submitted, &round) == PLLM_OK);
   CHECK(submitted);
   uint64_t va = 0, vb = 0;
   for (int i = 0; i < 100 && va < 2; ++i) {
-    REQUIRE(pllm_device_sync(a, &va) == PLLM_OK);
+    REQUIRE(pllm_device_sync(a, nullptr, &va) == PLLM_OK);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  REQUIRE(pllm_device_sync(b, &vb) == PLLM_OK);
+  REQUIRE(pllm_device_sync(b, nullptr, &vb) == PLLM_OK);
   CHECK(va == 2);
   CHECK(vb == 2);
   double la = 0, lb = 0, acc = 0;
-  REQUIRE(pllm_device_eval(a, (dir + "/b.txt").c_str(), &la, &acc) == PLLM_OK);
-  REQUIRE(pllm_device_eval(b, (dir + "/b.txt").c_str(), &lb, &acc) == PLLM_OK);
-  CHECK(la == lb);  // the same shared weights on both devices
+  REQUIRE(pllm_device_eval(a, (dir + "/b.txt").c_str(), nullptr, &la, &acc) == PLLM_OK);
+  REQUIRE(pllm_device_eval(b, (dir + "/b.txt").c_str(), nullptr, &lb, &acc) == PLLM_OK);
+  CHECK(la == lb);  // the same shared weights on both devices, whichever transport carried them
   CHECK(std::isfinite(la));
   CHECK(pllm_device_bytes_sent(a) > 0);
-  char* text = nullptr;
-  REQUIRE(pllm_device_generate(a, "Once upon a time", nullptr, nullptr, nullptr, &text) == PLLM_OK);
+  CHECK(pllm_device_bytes_received(b) > 0);
+  REQUIRE(pllm_device_generate(a, "Once upon a time", nullptr, nullptr, nullptr, nullptr, &text) == PLLM_OK);
   CHECK(text != nullptr);
   pllm_free_string(text);
-  REQUIRE(pllm_device_personalize(a, 2, 1e-3f, 7) == PLLM_OK);
-  REQUIRE(pllm_device_eval(a, (dir + "/b.txt").c_str(), &la, &acc) == PLLM_OK);
+  REQUIRE(pllm_device_personalize(a, 2, 1e-3f, 7, nullptr) == PLLM_OK);
+  REQUIRE(pllm_device_eval(a, (dir + "/b.txt").c_str(), nullptr, &la, &acc) == PLLM_OK);
   CHECK(la != lb);  // personal steps changed device a only
-  CHECK(pllm_device_personalize(a, 2, -1.0f, 7) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_device_personalize(a, 2, -1.0f, 7, nullptr) == PLLM_ERR_INVALID_ARGUMENT);
   pllm_device_free(a);
   pllm_device_free(b);
+  // The models are back with the device's weights.
+  double lm = 0;
+  REQUIRE(pllm_model_evaluate(m, (dir + "/b.txt").c_str(), nullptr, nullptr, &lm, &acc) == PLLM_OK);
+  CHECK(lm == la);
+  CHECK(pllm_model_is_trained(m));
+  pllm_model_free(m);
+  pllm_model_free(mb);
 
   // The C++ layer turns the same failures into exceptions, and reopens a device from its state.
-  CHECK_THROWS_AS(pocketllm::sdk::Device(pllm_device_default_params()), pocketllm::sdk::Error);
-  pocketllm::sdk::Device again(pa);
+  pllm_model_params one_thread = pllm_model_default_params();
+  one_thread.n_threads = 1;  // as devices a and b: the same reduction order, the same bits
+  pocketllm::sdk::Model model(kModel, one_thread);
+  CHECK_THROWS_AS(pocketllm::sdk::Device(model, pllm_device_default_params()), pocketllm::sdk::Error);
+  pocketllm::sdk::Device again(model, pa);
   CHECK(again.sync() == 2);
   auto [loss, accuracy] = again.eval(dir + "/b.txt");
   CHECK(loss == la);  // shared + the personal steps, restored from the state directory

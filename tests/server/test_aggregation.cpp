@@ -18,7 +18,7 @@ TEST_CASE("weighted mean weighs each device by its example count", "[server][agg
   CHECK(aggregate(s, 2, AggregationOptions{}).value()[0] == Approx(1.0));
 }
 
-TEST_CASE("median and trimmed mean resist an outlier device; clipping bounds every scalar", "[server][aggregation]") {
+TEST_CASE("median and trimmed mean resist an outlier device: clipping bounds every scalar", "[server][aggregation]") {
   std::vector<Submission> s;
   for (int i = 0; i < 9; ++i) s.push_back({"d" + std::to_string(i), {static_cast<float>(i)}, 1});
   s.push_back({"evil", {1e6f}, 1000});

@@ -78,7 +78,7 @@ TEST_CASE("hostile: unknown methods get 405, unknown fields and every 401 are an
   CHECK(named);
 }
 
-TEST_CASE("hostile: failed credentials are limited per address; other addresses are unaffected", "[server][hostile]") {
+TEST_CASE("hostile: failed credentials are limited per address: other addresses are unaffected", "[server][hostile]") {
   Fixture f;
   const std::string cred = f.enrol();
   int refused = 0, limited = 0;
@@ -192,7 +192,7 @@ TEST_CASE("poisoning: enrolment tokens cap their devices per round (Sybil limit)
   CHECK(w.submit(0, 0.01, 8) == 200);  // the same resubmission is still a duplicate, not a cap hit
 }
 
-TEST_CASE("memory: only the open round's submissions stay in RAM; closed rounds are served from the store", "[server][hostile]") {
+TEST_CASE("memory: only the open round's submissions stay in RAM: closed rounds are served from the store", "[server][hostile]") {
   PoisonWorld w(R"(,"min_submissions":1,"goal_submissions":3)", 3);
   for (int round = 1; round <= 3; ++round)
     for (int d = 0; d < 3; ++d) {
@@ -265,7 +265,7 @@ TEST_CASE("snapshots: any old version rebuilt from stored checkpoints equals the
 #include <condition_variable>
 #include <thread>
 
-TEST_CASE("snapshots: rebuilt on the snapshot thread, never the caller's; a full queue answers 503 busy at once", "[server][hostile]") {
+TEST_CASE("snapshots: rebuilt on the snapshot thread, never the caller's: a full queue answers 503 busy at once", "[server][hostile]") {
   Fixture f;
   f.snapshot_queue = 1;
   f.open();

@@ -286,7 +286,7 @@ TEST_CASE("service: a task's seed key fixes its round seeds (step_seed of docs/t
   CHECK(f.admin("POST", "/v1/admin/tasks", task_body("k2", 3, R"(,"seed_key":"xyz")")).status == 422);
 }
 
-TEST_CASE("service: the admin can close a round now; it applies with enough submissions", "[server][service]") {
+TEST_CASE("service: the admin can close a round now: it applies with enough submissions", "[server][service]") {
   Fixture f;
   REQUIRE(f.admin("POST", "/v1/admin/tasks", task_body("c", 2)).status == 201);
   const std::string a = f.enrol(), b = f.enrol();

@@ -2,6 +2,8 @@
 #include <cmath>
 
 #include "arch/architecture.h"
+
+#include "pocketllm/common/cancel.h"
 #include "pocketllm/client/architectures.h"
 #include "transformer_base.h"
 #include "kernels.h"
@@ -59,6 +61,7 @@ class Gpt2Model : public TransformerModel {
     }
     for (size_t l = 0; l < layers_.size(); ++l) {
       const Layer& L = layers_[l];
+      throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
       layer_norm(pool, x_.data(), M, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());
       linear_in_out(pool, xn_.data(), M, d, *L.qkv_w, L.qkv_b, p, qkv_.data());
       for (size_t r = 0; r < M; ++r) {

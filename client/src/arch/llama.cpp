@@ -1,5 +1,7 @@
 #include "arch/llama.h"
 
+#include "pocketllm/common/cancel.h"
+
 #include "arch/architecture.h"
 
 #include <algorithm>
@@ -153,6 +155,7 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
 
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& L = layers_[l];
+    throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
     rms_norm(pool, x_.data(), M, d, *L.attn_norm, c.norm_eps, p, xn_.data());
     linear(pool, xn_.data(), M, d, *L.q, L.q_bias, p, q_.data());
     float* kdst = k_.data();

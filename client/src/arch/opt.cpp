@@ -2,6 +2,8 @@
 #include <cmath>
 
 #include "arch/architecture.h"
+
+#include "pocketllm/common/cancel.h"
 #include "pocketllm/client/architectures.h"
 #include "transformer_base.h"
 #include "kernels.h"
@@ -76,6 +78,7 @@ class OptModel : public TransformerModel {
     // OPT scales q by hd^-0.5 before QK^T; attention() applies the same scale to the scores.
     for (size_t l = 0; l < layers_.size(); ++l) {
       const Layer& L = layers_[l];
+      throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
       const float* attn_in = x_.data();
       if (c.do_layer_norm_before) {
         layer_norm(pool, x_.data(), M, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());

@@ -2,6 +2,8 @@
 #include <cmath>
 
 #include "arch/architecture.h"
+
+#include "pocketllm/common/cancel.h"
 #include "pocketllm/client/architectures.h"
 #include "transformer_base.h"
 #include "kernels.h"
@@ -77,6 +79,7 @@ class RobertaModel : public TransformerModel {
     layer_norm(pool, xn_.data(), M, d, *emb_ln_w_, emb_ln_b_, c.norm_eps, p, x_.data());
     for (size_t l = 0; l < layers_.size(); ++l) {
       const Layer& L = layers_[l];
+      throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
       linear(pool, x_.data(), M, d, *L.q, L.qb, p, q_.data());
       linear(pool, x_.data(), M, d, *L.k, L.kb, p, k_.data());
       linear(pool, x_.data(), M, d, *L.v, L.vb, p, v_.data());

@@ -6,6 +6,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "pocketllm/pocketllm.h"
 
@@ -22,7 +23,7 @@ class Error : public std::runtime_error {
 };
 
 inline void check(pllm_status s) {
-  if (s != PLLM_OK) throw Error(s, pllm_last_error());
+  if (s != PLLM_OK) throw Error(s, std::string(pllm_status_string(s)) + ": " + pllm_last_error());
 }
 
 inline std::string take_string(char* s) {
@@ -31,15 +32,37 @@ inline std::string take_string(char* s) {
   return out;
 }
 
+// A cancellation flag another thread can raise (pllm_cancel), with the control that carries it.
+class Cancel {
+ public:
+  Cancel() : c_(pllm_cancel_new()) {
+    if (!c_) throw std::bad_alloc();
+  }
+  ~Cancel() { pllm_cancel_free(c_); }
+  Cancel(const Cancel&) = delete;
+  Cancel& operator=(const Cancel&) = delete;
+  void request() { pllm_cancel_request(c_); }
+  void reset() { pllm_cancel_reset(c_); }
+  pllm_control control() const {
+    pllm_control c = pllm_control_default();
+    c.cancel = c_;
+    return c;
+  }
+
+ private:
+  pllm_cancel* c_;
+};
+
 class Model {
  public:
-  explicit Model(const std::string& path, pllm_model_params params = pllm_model_default_params()) {
-    check(pllm_model_load(path.c_str(), &params, &m_));
+  explicit Model(const std::string& path, pllm_model_params params = pllm_model_default_params(),
+                 const pllm_control* control = nullptr) {
+    check(pllm_model_load(path.c_str(), &params, control, &m_));
   }
   ~Model() { pllm_model_free(m_); }
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
-  Model(Model&& o) noexcept : m_(o.m_) { o.m_ = nullptr; }
+  Model(Model&& o) noexcept : m_(std::exchange(o.m_, nullptr)) {}
 
   uint64_t n_params() const { return pllm_model_n_params(m_); }
   std::string id() const {
@@ -47,10 +70,18 @@ class Model {
     check(pllm_model_id(m_, &s));
     return take_string(s);
   }
-  std::string generate(const std::string& prompt, pllm_generate_params params = pllm_generate_default_params()) {
+  std::string generate(const std::string& prompt, pllm_generate_params params = pllm_generate_default_params(),
+                       const pllm_control* control = nullptr) {
     char* s = nullptr;
-    check(pllm_generate(m_, prompt.c_str(), &params, nullptr, nullptr, &s));
+    check(pllm_generate(m_, prompt.c_str(), &params, nullptr, nullptr, control, &s));
     return take_string(s);
+  }
+  // Mean loss and accuracy (-1 for a language-model task) of the current weights.
+  std::pair<double, double> evaluate(const std::string& data_path, pllm_evaluate_params params = pllm_evaluate_default_params(),
+                                     const pllm_control* control = nullptr) {
+    double loss = 0, acc = -1;
+    check(pllm_model_evaluate(m_, data_path.c_str(), &params, control, &loss, &acc));
+    return {loss, acc};
   }
   pllm_model* get() { return m_; }
 
@@ -58,35 +89,60 @@ class Model {
   pllm_model* m_ = nullptr;
 };
 
+// A fine-tuning run on a model (trained in place); see pllm_session_* in pocketllm.h.
+class TrainingSession {
+ public:
+  TrainingSession(Model& model, const pllm_session_params& params, const pllm_control* control = nullptr) {
+    check(pllm_session_open(model.get(), &params, control, &s_));
+  }
+  ~TrainingSession() { pllm_session_free(s_); }
+  TrainingSession(const TrainingSession&) = delete;
+  TrainingSession& operator=(const TrainingSession&) = delete;
+
+  // Trains up to max_steps more steps (0: to the end); returns the held-out loss (NaN when none).
+  double train(int32_t max_steps = 0, const pllm_control* control = nullptr) {
+    double loss = 0;
+    check(pllm_session_train(s_, max_steps, control, nullptr, &loss));
+    return loss;
+  }
+  int32_t steps_done() const { return pllm_session_steps_done(s_); }
+  int32_t total_steps() const { return pllm_session_total_steps(s_); }
+
+ private:
+  pllm_session* s_ = nullptr;
+};
+
 // A device of a federated task; see pllm_device_* in pocketllm.h.
 class Device {
  public:
-  explicit Device(const pllm_device_params& params) { check(pllm_device_open(&params, &d_)); }
+  Device(Model& model, const pllm_device_params& params, const pllm_control* control = nullptr) {
+    check(pllm_device_open(model.get(), &params, control, &d_));
+  }
   ~Device() { pllm_device_free(d_); }
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
-  Device(Device&& o) noexcept : d_(o.d_) { o.d_ = nullptr; }
+  Device(Device&& o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
 
   uint64_t sync() {
     uint64_t v = 0;
-    check(pllm_device_sync(d_, &v));
+    check(pllm_device_sync(d_, nullptr, &v));
     return v;
   }
   // True when the device submitted to the current round.
   bool run_round(uint64_t* round = nullptr) {
     bool submitted = false;
-    check(pllm_device_run_round(d_, &submitted, round));
+    check(pllm_device_run_round(d_, nullptr, &submitted, round));
     return submitted;
   }
-  void personalize(int32_t steps, float lr, uint64_t seed) { check(pllm_device_personalize(d_, steps, lr, seed)); }
+  void personalize(int32_t steps, float lr, uint64_t seed) { check(pllm_device_personalize(d_, steps, lr, seed, nullptr)); }
   std::pair<double, double> eval(const std::string& data_path) {
     double loss = 0, acc = -1;
-    check(pllm_device_eval(d_, data_path.c_str(), &loss, &acc));
+    check(pllm_device_eval(d_, data_path.c_str(), nullptr, &loss, &acc));
     return {loss, acc};
   }
   std::string generate(const std::string& prompt, pllm_generate_params params = pllm_generate_default_params()) {
     char* s = nullptr;
-    check(pllm_device_generate(d_, prompt.c_str(), &params, nullptr, nullptr, &s));
+    check(pllm_device_generate(d_, prompt.c_str(), &params, nullptr, nullptr, nullptr, &s));
     return take_string(s);
   }
   uint64_t bytes_sent() const { return pllm_device_bytes_sent(d_); }

@@ -8,6 +8,9 @@
 
 #include "pocketllm/client/loader.h"
 #include "pocketllm/client/run_dir.h"
+#include "pocketllm/client/task.h"
+#include "pocketllm/client/trainer.h"
+#include "pocketllm/common/thread_pool.h"
 
 namespace pocketllm {
 
@@ -21,6 +24,12 @@ struct FinetuneRequest {
   int eval_batch_size = 32;
   int threads = 0;
   bool eval_at_start = true;
+  // A model already in memory (the SDK's pllm_model), borrowed for the session's lifetime and trained
+  // in place; it must hold its base weights (nothing trained yet). Null: loaded from spec.model_path.
+  LoadedModel* model = nullptr;
+  std::string model_id;  // the borrowed model's id when the caller knows it (else computed)
+  // Resume only: the data file, when it moved since the run started (checked by its SHA-256).
+  std::string data_path_override;
 };
 
 struct StepProgress {
@@ -48,6 +57,40 @@ struct FinetuneResult {
 using ProgressFn = std::function<bool(const StepProgress&)>;  // return false to stop after this step
 using EvalFn = std::function<void(const EvalPoint&)>;
 
+// A run opened for training: the run directory (locked), the model at the run's last logged step, the
+// task and the trainer. run() can be called again after a stop and continues where it stopped.
+class FinetuneSession {
+ public:
+  static Result<std::unique_ptr<FinetuneSession>> open(const FinetuneRequest& request);
+  ~FinetuneSession();
+  FinetuneSession(const FinetuneSession&) = delete;
+  FinetuneSession& operator=(const FinetuneSession&) = delete;
+
+  // Trains until the run's step count, until `max_steps` more steps are done (0: no limit), or until
+  // on_step returns false. The final snapshot and evaluation are written when the run completes.
+  Result<FinetuneResult> run(const ProgressFn& on_step = nullptr, const EvalFn& on_eval = nullptr, int max_steps = 0);
+
+  LoadedModel& model() { return *model_; }
+  RunDir& run_dir() { return run_; }
+  ThreadPool* pool() { return &pool_; }
+  int steps_done() const { return run_.next_step(); }
+  int total_steps() const { return run_.spec().train.steps; }
+
+ private:
+  explicit FinetuneSession(const FinetuneRequest& request);
+  Status evaluate(int step, FinetuneResult* result, const EvalFn& on_eval);
+
+  FinetuneRequest request_;
+  ThreadPool pool_;
+  RunDir run_;
+  LoadedModel owned_;
+  LoadedModel* model_ = nullptr;
+  std::unique_ptr<Task> task_, eval_task_;
+  std::unique_ptr<ZoTrainer> trainer_;
+  StepRecord record_;  // reused: a step allocates nothing after warm-up
+};
+
+// FinetuneSession::open + run, for one-shot callers (the CLI).
 Result<FinetuneResult> run_finetune(const FinetuneRequest& request, const ProgressFn& on_step = nullptr,
                                     const EvalFn& on_eval = nullptr);
 

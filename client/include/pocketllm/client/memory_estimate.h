@@ -22,4 +22,12 @@ struct MemoryEstimate {
 
 MemoryEstimate estimate_training_memory(const LanguageModel& model, const NamePatterns& trainable, int batch, int seq_len);
 
+// Bytes of one forward pass of batch x seq_len tokens through a model of this shape.
+uint64_t estimate_activation_bytes(const ModelConfig& c, int batch, int seq_len);
+
+// The memory of using the model at `path` (a Hugging Face directory or a llama2.c checkpoint) for
+// batch x seq_len tokens, from its configuration and file sizes only: no weight is mapped or read, so
+// a budget can be checked before anything is loaded. Trainable copies are not included.
+Result<MemoryEstimate> estimate_model_memory(const std::string& path, int batch, int seq_len);
+
 }  // namespace pocketllm

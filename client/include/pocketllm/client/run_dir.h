@@ -56,6 +56,8 @@ class RunDir {
   // Creates `path` (refusing a directory that already holds a run) and writes spec.json.
   static Result<RunDir> create(const std::string& path, const RunSpec& spec);
   // Opens an existing run; reads spec.json and the complete steps of log.jsonl, cutting a torn tail.
+  // Holds an exclusive lock until destroyed: a second opener (process or handle) gets kBusy. Paths in
+  // spec.json are stored relative to the run directory and come back resolved against it.
   static Result<RunDir> open(const std::string& path);
   // Raises the run's step count to `steps` (spec.json rewritten atomically). Only for schedules that do
   // not depend on the total (constant, after any warm-up): the extended run is then step for step the
@@ -84,6 +86,7 @@ class RunDir {
   RunSpec spec_;
   std::vector<LoggedStep> steps_;
   int log_fd_ = -1;
+  int lock_fd_ = -1;  // flock held while the run is open (a second opener gets kBusy)
   int since_sync_ = 0;
 };
 

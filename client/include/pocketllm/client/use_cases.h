@@ -29,6 +29,9 @@ struct EvaluateReport {
 };
 
 Result<EvaluateReport> run_evaluate(const EvaluateRequest& request);
+// The same on a model already in memory (the SDK's pllm_model), with its current weights.
+Result<EvaluateReport> evaluate_model(ThreadPool* pool, const LoadedModel& model, const std::string& data_path,
+                                      const TaskOptions& options, int batch_size);
 
 // Writes a run's fine-tuned model as a Hugging Face directory; returns the run's next step.
 Result<int> export_run(const std::string& run_dir, const std::string& out_dir, int threads = 0);

@@ -14,9 +14,10 @@ namespace pocketllm {
 Result<std::string> read_file(const std::string& path, size_t max_bytes = size_t{1} << 31);
 
 // Replaces `path` with `bytes` so that a crash leaves either the old file or the new one, never a mix.
-Status write_file_atomic(const std::string& path, std::string_view bytes);
+// The file is created with `mode` (before the umask) — never chmod-ed after it is visible.
+Status write_file_atomic(const std::string& path, std::string_view bytes, unsigned mode = 0644);
 // The same with the content given as consecutive pieces (no concatenated copy is made).
-Status write_file_atomic(const std::string& path, const std::vector<std::string_view>& pieces);
+Status write_file_atomic(const std::string& path, const std::vector<std::string_view>& pieces, unsigned mode = 0644);
 
 // fsync of the directory holding `path`, so a rename or create in it is durable.
 Status fsync_parent_dir(const std::string& path);

@@ -71,6 +71,6 @@ Result<std::string> serialize_safetensors(const std::vector<TensorToWrite>& tens
                                           const std::map<std::string, std::string>& metadata = {});
 // Writes atomically: temporary file, fsync, rename, fsync of the directory.
 Status write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
-                         const std::map<std::string, std::string>& metadata = {});
+                         const std::map<std::string, std::string>& metadata = {}, unsigned mode = 0644);
 
 }  // namespace pocketllm

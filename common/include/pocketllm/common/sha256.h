@@ -1,4 +1,5 @@
-// SHA-256 (through OpenSSL's EVP interface).
+// SHA-256: OpenSSL's EVP interface in the desktop/server build, the built-in implementation
+// (sha256_portable.h) in the mobile build (POCKETLLM_MOBILE). Same digests, checked against each other.
 #pragma once
 
 #include <array>

@@ -20,6 +20,7 @@ enum class StatusCode : int {
   kCancelled = 8,        // stopped by the user or a callback
   kInternal = 9,         // a bug: an invariant did not hold
   kResourceExhausted = 10,  // over a memory (or other) budget the caller set
+  kBusy = 11,            // held by someone else (a run directory another process or handle has open)
 };
 
 const char* status_code_name(StatusCode code);
@@ -52,6 +53,8 @@ inline Status unsupported(std::string m) { return {StatusCode::kUnsupported, std
 inline Status out_of_range(std::string m) { return {StatusCode::kOutOfRange, std::move(m)}; }
 inline Status internal_error(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status resource_exhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
+inline Status busy(std::string m) { return {StatusCode::kBusy, std::move(m)}; }
+inline Status cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 
 // A value or the Status that explains why there is none.
 template <class T>

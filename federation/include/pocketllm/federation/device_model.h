@@ -29,8 +29,9 @@ struct DeviceModel {
 
 // Loads the model, checks it is the task's base model, selects the task's trainable tensors.
 Result<DeviceModel> load_device_model(const std::string& model_path, const protocol::TaskInfo& task);
-// The same for a model already loaded (its id computed by the caller).
-Result<DeviceModel> prepare_device_model(LoadedModel loaded, std::string model_id, const protocol::TaskInfo& task);
+// The same for a model already loaded (its id computed by the caller). `loaded` is moved from only on
+// success: a refused model stays with the caller.
+Result<DeviceModel> prepare_device_model(LoadedModel&& loaded, std::string model_id, const protocol::TaskInfo& task);
 
 // A data file as a task for this model (training or evaluation).
 Result<std::unique_ptr<Task>> load_device_task(const DeviceModel& model, const std::string& data_path);

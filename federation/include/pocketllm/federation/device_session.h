@@ -23,6 +23,10 @@ struct DeviceConfig {
   std::string enrolment_token;           // used when there is no credential yet
   RetryPolicy retry;
   std::string task_id;
+  // The base model: one already in memory (the SDK's pllm_model; taken over by the session, given back
+  // by release_model() — and left with the caller when open fails), or loaded from model_path.
+  LoadedModel* model = nullptr;
+  std::string model_id;                  // of `model`, when the caller knows it
   std::string model_path;
   std::string data_path;
   std::string state_dir;                 // created (mode 0700) when missing
@@ -56,9 +60,12 @@ class DeviceSession {
   Result<RoundInfo> wait_until_closed(uint64_t round, int poll_ms = 100);
   // Loss (and accuracy) of the device's current weights on a data file.
   Result<EvalResult> evaluate(const std::string& data_path);
+  // Ends the session and hands its model (with the device's weights) back.
+  LoadedModel release_model();
 
  private:
   DeviceSession() = default;
+  Status init(DeviceConfig& c);
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<FederationClient> client_;
   DeviceModel model_;

@@ -1,0 +1,117 @@
+#include "abi.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <new>
+
+#include "pocketllm/client/dataset.h"
+
+namespace pllm_abi {
+namespace {
+
+thread_local std::string g_last_error;
+
+struct LogHook {
+  std::mutex mu;
+  pllm_log_callback callback = nullptr;
+  void* user = nullptr;
+  pllm_log_level min_level = PLLM_LOG_ERROR;
+};
+LogHook& log_hook() {
+  static LogHook hook;
+  return hook;
+}
+
+}  // namespace
+
+pllm_status fail(const pocketllm::Status& s) {
+  g_last_error = s.message();
+  log(PLLM_LOG_WARN, s.to_string());
+  return static_cast<pllm_status>(static_cast<int>(s.code()));
+}
+
+pllm_status fail(pllm_status code, const std::string& message) {
+  g_last_error = message;
+  log(PLLM_LOG_WARN, std::string(pllm_status_string(code)) + ": " + message);
+  return code;
+}
+
+const std::string& last_error() { return g_last_error; }
+
+char* dup_string(const std::string& s) {
+  char* out = static_cast<char*>(std::malloc(s.size() + 1));
+  if (!out) throw std::bad_alloc();
+  std::memcpy(out, s.c_str(), s.size() + 1);
+  return out;
+}
+
+void log(pllm_log_level level, const std::string& message) {
+  LogHook& h = log_hook();
+  std::lock_guard<std::mutex> lock(h.mu);
+  if (h.callback && level >= h.min_level) h.callback(level, message.c_str(), h.user);
+}
+
+void set_log_callback(pllm_log_callback cb, void* user, pllm_log_level min_level) {
+  LogHook& h = log_hook();
+  std::lock_guard<std::mutex> lock(h.mu);
+  h.callback = cb;
+  h.user = user;
+  h.min_level = min_level;
+}
+
+pllm_status check_text(const char* s, const char* what, bool allow_empty) {
+  if (!s) return fail(PLLM_ERR_INVALID_ARGUMENT, std::string(what) + " is required");
+  if (!allow_empty && !*s) return fail(PLLM_ERR_INVALID_ARGUMENT, std::string(what) + " must not be empty");
+  if (!pocketllm::is_valid_utf8(s)) return fail(PLLM_ERR_INVALID_ARGUMENT, std::string(what) + " is not valid UTF-8");
+  return PLLM_OK;
+}
+
+pllm_status check_optional_text(const char* s, const char* what) { return s ? check_text(s, what) : PLLM_OK; }
+
+pllm_status check_model_free(const pllm_model* m) {
+  if (!m) return fail(PLLM_ERR_INVALID_ARGUMENT, "model is required");
+  if (m->holder) return fail(PLLM_ERR_BUSY, std::string("the model is in use by ") + m->holder + "; free that first");
+  if (m->trained)
+    return fail(PLLM_ERR_BUSY, "the model's weights were trained since it was loaded; load it again to start from its base weights");
+  return PLLM_OK;
+}
+
+pllm_status check_model_usable(const pllm_model* m) {
+  if (!m) return fail(PLLM_ERR_INVALID_ARGUMENT, "model is required");
+  if (!m->loaded.model) return fail(PLLM_ERR_BUSY, std::string("the model is in use by ") + (m->holder ? m->holder : "another handle"));
+  return PLLM_OK;
+}
+
+pllm_status check_threads(int32_t n) {
+  if (n < 0 || n > 256) return fail(PLLM_ERR_INVALID_ARGUMENT, "n_threads must be 0 (all cores) or 1..256, not " + std::to_string(n));
+  return PLLM_OK;
+}
+
+pllm_status guarded_impl(const pllm_control* control, pllm_status (*call)(void*), void* ctx) {
+  g_last_error.clear();
+  if (control && control->struct_size < sizeof(uint32_t) * 2)
+    return fail(PLLM_ERR_INVALID_ARGUMENT, "pllm_control: struct_size is not set (start from pllm_control_default())");
+  if (control && control->struct_size > sizeof(pllm_control))
+    return fail(PLLM_ERR_UNSUPPORTED, "pllm_control: struct_size is larger than this library knows (a newer header?)");
+  const std::atomic<bool>* flag = control && control->cancel ? &control->cancel->requested : nullptr;
+  pocketllm::CancelScope scope(flag);
+  try {
+    if (flag && flag->load()) return fail(PLLM_ERR_CANCELLED, "cancelled before it started");
+    return call(ctx);
+  } catch (const pocketllm::Cancelled&) {
+    return fail(PLLM_ERR_CANCELLED, "cancelled");
+  } catch (const std::bad_alloc&) {
+    return fail(PLLM_ERR_MEMORY_BUDGET, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(PLLM_ERR_INTERNAL, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return fail(PLLM_ERR_INTERNAL, "internal error");
+  }
+}
+
+bool report_progress(const pllm_control* control, float progress) {
+  if (control && control->cancel && control->cancel->requested.load()) return false;
+  return !(control && control->progress && !control->progress(progress, control->user));
+}
+
+}  // namespace pllm_abi

@@ -1,0 +1,149 @@
+// Training sessions: a run directory opened on a model in memory, trained in place, resumable.
+#include <sys/stat.h>
+
+#include <cmath>
+
+#include "abi.h"
+#include "pocketllm/client/finetune.h"
+#include "pocketllm/client/memory_estimate.h"
+
+using namespace pllm_abi;
+
+struct pllm_session {
+  pllm_model* model = nullptr;
+  std::unique_ptr<pocketllm::FinetuneSession> session;
+  double last_eval_loss = std::nan("");
+};
+
+namespace {
+
+pllm_status check_session_params(const pllm_session_params& p) {
+  if (pllm_status s = check_text(p.run_dir, "run_dir", false); s != PLLM_OK) return s;
+  for (auto [s, what] : {std::pair{p.data_path, "data_path"}, {p.eval_data_path, "eval_data_path"}, {p.task, "task"},
+                         {p.labels, "labels"}, {p.prompt_template, "prompt_template"}, {p.trainable, "trainable"}})
+    if (pllm_status st = check_optional_text(s, what); st != PLLM_OK) return st;
+  if (p.steps < 1 || p.steps > 100000000 || p.batch_size < 1 || p.batch_size > 4096 || !(p.eps > 0) || !std::isfinite(p.eps) ||
+      !std::isfinite(p.lr) || p.max_length < 2 || p.max_length > 65536)
+    return fail(PLLM_ERR_INVALID_ARGUMENT,
+                "steps must be 1..1e8, batch_size 1..4096, eps > 0 and finite, lr finite, max_length 2..65536");
+  return PLLM_OK;
+}
+
+// The run's spec from the params (a new run).
+pllm_status spec_from(const pllm_session_params& p, pocketllm::RunSpec* s) {
+  if (!p.data_path) return fail(PLLM_ERR_INVALID_ARGUMENT, "data_path is required for a new run");
+  s->data_path = p.data_path;
+  s->trainable = p.trainable ? p.trainable : "*";
+  s->train.steps = p.steps;
+  s->train.batch_size = p.batch_size;
+  s->train.lr = p.lr;
+  s->train.eps = p.eps;
+  s->train.seed = p.seed;
+  s->task.kind = p.task ? p.task : "lm";
+  if (s->task.kind != "lm" && s->task.kind != "classify") return fail(PLLM_ERR_INVALID_ARGUMENT, "task must be \"lm\" or \"classify\"");
+  s->task.max_length = p.max_length;
+  if (p.prompt_template) s->task.prompt_template = p.prompt_template;
+  if (s->task.kind == "classify") {
+    auto lw = pocketllm::parse_label_words(p.labels ? p.labels : "");
+    if (!lw) return fail(lw.status());
+    s->task.label_words = lw.value();
+  }
+  return PLLM_OK;
+}
+
+pllm_status check_budget(const pllm_model* m, const pllm_session_params& p) {
+  if (p.memory_budget_bytes == 0) return PLLM_OK;
+  const std::string patterns = pocketllm::expand_trainable(p.trainable ? p.trainable : "*", m->loaded.model->config().num_layers);
+  const auto e = pocketllm::estimate_training_memory(*m->loaded.model, pocketllm::NamePatterns(patterns), p.batch_size, p.max_length);
+  if (e.total() <= p.memory_budget_bytes) return PLLM_OK;
+  return fail(PLLM_ERR_MEMORY_BUDGET, "this session needs " + e.describe() + ", over the memory budget of " +
+                                          std::to_string(p.memory_budget_bytes) + " bytes");
+}
+
+bool holds_run(const std::string& dir) {
+  struct stat st {};
+  return ::stat((dir + "/spec.json").c_str(), &st) == 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+pllm_session_params pllm_session_default_params(void) {
+  pllm_session_params p{};
+  p.struct_size = sizeof p;
+  p.task = "lm";
+  p.prompt_template = "{text} It was";
+  p.trainable = "*";
+  p.steps = 100;
+  p.batch_size = 16;
+  p.lr = 1e-4f;
+  p.eps = 1e-3f;
+  p.max_length = 256;
+  return p;
+}
+
+pllm_status pllm_session_open(pllm_model* model, const pllm_session_params* params, const pllm_control* control, pllm_session** out) {
+  if (out) *out = nullptr;
+  return guarded(control, [&] {
+    if (!out) return fail(PLLM_ERR_INVALID_ARGUMENT, "out is required");
+    if (pllm_status s = check_model_free(model); s != PLLM_OK) return s;
+    pllm_session_params p;
+    if (pllm_status s = read_params(params, pllm_session_default_params(), &p, "pllm_session_params"); s != PLLM_OK) return s;
+    if (pllm_status s = check_session_params(p); s != PLLM_OK) return s;
+    if (pllm_status s = check_budget(model, p); s != PLLM_OK) return s;
+    pocketllm::FinetuneRequest req;
+    req.out_dir = p.run_dir;
+    req.resume = holds_run(p.run_dir);
+    req.threads = model->n_threads;
+    req.model = &model->loaded;
+    req.model_id = model->model_id;
+    if (p.eval_data_path) req.eval_data_path = p.eval_data_path;
+    if (req.resume) {
+      if (p.data_path) req.data_path_override = p.data_path;
+    } else if (pllm_status s = spec_from(p, &req.spec); s != PLLM_OK) {
+      return s;
+    }
+    auto session = pocketllm::FinetuneSession::open(req);
+    // Opening may have replayed the log into the model's trainable tensors even when it then failed.
+    if (req.resume) model->trained = true;
+    if (!session) return fail(session.status());
+    auto h = std::make_unique<pllm_session>();
+    h->model = model;
+    h->session = std::move(session.value());
+    model->holder = "a training session";
+    model->trained = true;
+    *out = h.release();
+    return PLLM_OK;
+  });
+}
+
+pllm_status pllm_session_train(pllm_session* session, int32_t max_steps, const pllm_control* control, int32_t* out_steps_done,
+                               double* out_eval_loss) {
+  const pllm_status status = guarded(control, [&] {
+    if (!session) return fail(PLLM_ERR_INVALID_ARGUMENT, "session is required");
+    if (max_steps < 0) return fail(PLLM_ERR_INVALID_ARGUMENT, "max_steps must be >= 0 (0: to the end of the run)");
+    auto r = session->session->run([&](const pocketllm::StepProgress& s) {
+      return report_progress(control, static_cast<float>(s.step + 1) / static_cast<float>(s.total));
+    }, nullptr, max_steps);
+    if (!r) return fail(r.status());
+    if (!r->evals.empty()) session->last_eval_loss = r->evals.back().result.loss;
+    if (out_eval_loss) *out_eval_loss = session->last_eval_loss;
+    if (r->stopped) return fail(PLLM_ERR_CANCELLED, "stopped after step " + std::to_string(r->steps_done) + "; train again to go on");
+    return PLLM_OK;
+  });
+  // Also after a cancellation inside a step (which unwinds before the step is logged).
+  if (session && out_steps_done) *out_steps_done = session->session->steps_done();
+  return status;
+}
+
+int32_t pllm_session_steps_done(const pllm_session* s) { return s ? s->session->steps_done() : 0; }
+int32_t pllm_session_total_steps(const pllm_session* s) { return s ? s->session->total_steps() : 0; }
+
+void pllm_session_free(pllm_session* session) {
+  if (!session) return;
+  session->model->holder = nullptr;
+  delete session;
+}
+
+}  // extern "C"
