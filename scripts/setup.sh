@@ -14,6 +14,7 @@ packages=(
   libboost-dev libeigen3-dev nlohmann-json3-dev catch2 libssl-dev libsqlite3-dev libpcre2-dev
   python3 openssl curl
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
+  openjdk-17-jdk-headless
 )
 for arg in "$@"; do
   case "$arg" in

@@ -46,10 +46,11 @@ for step in "${steps[@]}"; do
       ;;
     tsan)
       dir="$build_root/tsan"
-      echo "== tsan: configure + build (server, thread pool, federation and simulator tests)"
+      echo "== tsan: configure + build (server, thread pool, federation, SDK cancellation and simulator tests)"
       configure "$dir" "-fsanitize=thread -fno-omit-frame-pointer"
-      cmake --build "$dir" -j"$(nproc)" --target pocketllm_server_tests pocketllm_core_tests pocketllm_federation_tests pocketllm-sim
-      for t in pocketllm_core_tests pocketllm_server_tests pocketllm_federation_tests; do
+      cmake --build "$dir" -j"$(nproc)" --target pocketllm_server_tests pocketllm_core_tests pocketllm_federation_tests pocketllm-sim \
+        pocketllm_sdk_tests
+      for t in pocketllm_core_tests pocketllm_server_tests pocketllm_federation_tests pocketllm_sdk_tests; do
         TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" "$dir/bin/$t" > "$build_root/$t.tsan.log" 2>&1 \
           || { tail -60 "$build_root/$t.tsan.log"; echo "FAIL $t under TSan"; exit 1; }
         echo "ok   $t under TSan: $(tail -2 "$build_root/$t.tsan.log" | head -1)"

@@ -141,12 +141,17 @@ Result<LoadedModel> load_hf_directory(const std::string& dir, const LoadOptions&
   return out;
 }
 
+std::string find_llama2c_checkpoint(const std::string& dir) {
+  // A llama2.c model folder (e.g. tinyllamas/stories260K): the one checkpoint .bin that is not a tokenizer.
+  for (const std::string name : {"model.bin", "stories260K.bin", "stories15M.bin", "stories42M.bin", "stories110M.bin"})
+    if (is_file(dir + "/" + name)) return dir + "/" + name;
+  return "";
+}
+
 Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options) {
   if (is_dir(path)) {
     if (is_file(path + "/config.json")) return load_hf_directory(path, options);
-    // A llama2.c model folder (e.g. tinyllamas/stories260K): the one checkpoint .bin that is not a tokenizer.
-    for (const std::string name : {"model.bin", "stories260K.bin", "stories15M.bin", "stories42M.bin", "stories110M.bin"})
-      if (is_file(path + "/" + name)) return load_llama2c(path + "/" + name, options);
+    if (const std::string bin = find_llama2c_checkpoint(path); !bin.empty()) return load_llama2c(bin, options);
     return not_found(path + ": neither a Hugging Face model directory (config.json) nor a llama2.c model folder");
   }
   if (!is_file(path)) return not_found(path + ": no such file or directory");

@@ -82,6 +82,13 @@ Result<MemoryEstimate> estimate_model_memory(const std::string& path, int batch,
     if (ec) return io_error(path + ": cannot read its size: " + ec.message());
     return estimate_llama2c(path, size, batch, seq_len);
   }
+  if (!fs::exists(path + "/config.json", ec)) {
+    const std::string bin = find_llama2c_checkpoint(path);
+    if (bin.empty()) return not_found(path + ": neither a Hugging Face model directory (config.json) nor a llama2.c model folder");
+    const uint64_t size = fs::file_size(bin, ec);
+    if (ec) return io_error(bin + ": cannot read its size: " + ec.message());
+    return estimate_llama2c(bin, size, batch, seq_len);
+  }
   auto text = read_file(path + "/config.json", size_t{1} << 22);
   if (!text) return text.status();
   auto config = parse_hf_config(text.value(), path + "/config.json");

@@ -29,6 +29,8 @@ struct LoadedModel {
 Status export_hf_directory(const LoadedModel& model, const std::string& out_dir);
 
 Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options = {});
+// The llama2.c checkpoint of a model folder without config.json, or "" when it holds none.
+std::string find_llama2c_checkpoint(const std::string& dir);
 
 // The pieces, for tests and tools.
 Result<LoadedModel> load_llama2c(const std::string& checkpoint, const LoadOptions& options);

@@ -1,0 +1,56 @@
+package dev.pocketllm;
+
+/**
+ * A device of a federated task on a {@link Model}: it trains on its own data along the server's seeds and uploads
+ * only scalars, through the app's {@link Transport}. While open it holds the model; after close the model keeps the
+ * device's weights. Calls block and may do network requests: never on the UI thread.
+ */
+public final class FederatedDevice implements AutoCloseable {
+  /** Where the device keeps its credential and state, and what it trains on. */
+  public static final class Options {
+    public String serverUrl, credentialsPath, enrolmentToken, taskId, dataPath, stateDir;
+  }
+
+  private long handle;
+  private final Transport transport;  // kept reachable for as long as the native device calls it
+
+  private FederatedDevice(long handle, Transport transport) {
+    this.handle = handle;
+    this.transport = transport;
+  }
+
+  /** Connects through transport (enrolling when needed), checks the model is the task's, loads the data. */
+  public static FederatedDevice open(Model model, Options o, Transport transport, Cancellation cancel) {
+    long h = Native.deviceOpen(model.live(), transport, Native.utf8(o.serverUrl), Native.utf8(o.credentialsPath),
+        Native.utf8(o.enrolmentToken), Native.utf8(o.taskId), Native.utf8(o.dataPath), Native.utf8(o.stateDir), Cancellation.of(cancel));
+    return new FederatedDevice(h, transport);
+  }
+
+  /** Brings the shared weights to the server's latest version; returns it. */
+  public long sync(Cancellation cancel) { return Native.deviceSync(live(), Cancellation.of(cancel)); }
+
+  /** Takes part in the open round if it has not yet: returns the round id submitted to, or 0 when it did not submit. */
+  public long runRound(Cancellation cancel) { return Native.deviceRunRound(live(), Cancellation.of(cancel)); }
+
+  /** Local steps on the device's own data, never uploaded, kept on top of every sync. */
+  public void personalize(int steps, float lr, long seed, Cancellation cancel) {
+    Native.devicePersonalize(live(), steps, lr, seed, Cancellation.of(cancel));
+  }
+
+  /** {mean loss, accuracy} of the device's current weights on a data file. */
+  public double[] evaluate(String dataPath) { return Native.evaluate(0, live(), Native.utf8(dataPath), null, null, 0); }
+
+  public String generate(String prompt, int maxNewTokens) {
+    return Native.string(Native.generate(0, live(), Native.utf8(prompt), maxNewTokens, true, 1.0f, 0, 0));
+  }
+
+  private long live() {
+    if (handle == 0) throw new IllegalStateException("the device is closed");
+    return handle;
+  }
+
+  @Override public void close() {
+    if (handle != 0) Native.deviceFree(handle);
+    handle = 0;
+  }
+}

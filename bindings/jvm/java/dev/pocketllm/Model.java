@@ -1,0 +1,48 @@
+package dev.pocketllm;
+
+/**
+ * A model loaded once and used by generation, evaluation, a {@link TrainingSession} (which trains it in place)
+ * and a {@link FederatedDevice}. Calls block: never make them on the UI thread. One thread at a time.
+ */
+public final class Model implements AutoCloseable {
+  long handle;
+
+  private Model(long handle) { this.handle = handle; }
+
+  /** Loads a Hugging Face directory or a llama2.c checkpoint. threads 0: all cores; budget 0: none. */
+  public static Model load(String path, int threads, long memoryBudgetBytes, Cancellation cancel) {
+    return new Model(Native.modelLoad(Native.utf8(path), threads, memoryBudgetBytes, Cancellation.of(cancel)));
+  }
+
+  public static Model load(String path) { return load(path, 0, 0, null); }
+
+  /** The base model id (64 hex characters). */
+  public String id() { return Native.string(Native.modelId(live())); }
+
+  public long parameterCount() { return Native.modelParams(live()); }
+
+  /** Whether a session or device has trained the weights since loading. */
+  public boolean isTrained() { return Native.modelIsTrained(live()); }
+
+  /** Greedy (or sampled, temperature > 0 and greedy false) continuation of prompt with the current weights. */
+  public String generate(String prompt, int maxNewTokens, boolean greedy, float temperature, long seed, Cancellation cancel) {
+    return Native.string(Native.generate(live(), 0, Native.utf8(prompt), maxNewTokens, greedy, temperature, seed, Cancellation.of(cancel)));
+  }
+
+  public String generate(String prompt, int maxNewTokens) { return generate(prompt, maxNewTokens, true, 1.0f, 0, null); }
+
+  /** {mean loss, accuracy (-1 for "lm")} of the current weights on a data file; task "lm" or "classify". */
+  public double[] evaluate(String dataPath, String task, String labels, Cancellation cancel) {
+    return Native.evaluate(live(), 0, Native.utf8(dataPath), Native.utf8(task), Native.utf8(labels), Cancellation.of(cancel));
+  }
+
+  long live() {
+    if (handle == 0) throw new IllegalStateException("the model is closed");
+    return handle;
+  }
+
+  @Override public void close() {
+    if (handle != 0) Native.modelFree(handle);
+    handle = 0;
+  }
+}

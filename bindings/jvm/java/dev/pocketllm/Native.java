@@ -1,0 +1,46 @@
+package dev.pocketllm;
+
+import java.nio.charset.StandardCharsets;
+
+/** The JNI entry points (libpocketllm_jni). Strings cross as UTF-8 bytes: JNI's own string form is not UTF-8. */
+final class Native {
+  static {
+    String explicit = System.getProperty("pocketllm.jni.path");
+    if (explicit != null) System.load(explicit); else System.loadLibrary("pocketllm_jni");
+  }
+
+  private Native() {}
+
+  static byte[] utf8(String s) { return s == null ? null : s.getBytes(StandardCharsets.UTF_8); }
+  static String string(byte[] b) { return b == null ? null : new String(b, StandardCharsets.UTF_8); }
+
+  static native String version();
+  static native String systemInfo();
+
+  static native long cancelNew();
+  static native void cancelRequest(long cancel);
+  static native void cancelReset(long cancel);
+  static native void cancelFree(long cancel);
+
+  static native long modelLoad(byte[] path, int threads, long budget, long cancel);
+  static native void modelFree(long model);
+  static native byte[] modelId(long model);
+  static native long modelParams(long model);
+  static native boolean modelIsTrained(long model);
+  static native byte[] generate(long model, long device, byte[] prompt, int maxNewTokens, boolean greedy, float temperature,
+                                long seed, long cancel);
+  static native double[] evaluate(long model, long device, byte[] dataPath, byte[] task, byte[] labels, long cancel);
+
+  static native long sessionOpen(long model, byte[] runDir, byte[] dataPath, byte[] evalPath, byte[] task, byte[] labels,
+                                 byte[] trainable, int steps, int batch, float lr, float eps, long seed, int maxLength, long cancel);
+  static native int sessionTrain(long session, int maxSteps, ProgressListener listener, long cancel, double[] lossOut);
+  static native int sessionStepsDone(long session);
+  static native void sessionFree(long session);
+
+  static native long deviceOpen(long model, Transport transport, byte[] serverUrl, byte[] credentials, byte[] token,
+                                byte[] taskId, byte[] dataPath, byte[] stateDir, long cancel);
+  static native long deviceSync(long device, long cancel);
+  static native long deviceRunRound(long device, long cancel);
+  static native void devicePersonalize(long device, int steps, float lr, long seed, long cancel);
+  static native void deviceFree(long device);
+}

@@ -1,0 +1,195 @@
+package dev.pocketllm.test;
+
+import dev.pocketllm.Cancellation;
+import dev.pocketllm.FederatedDevice;
+import dev.pocketllm.HttpsTransport;
+import dev.pocketllm.Model;
+import dev.pocketllm.PocketLlm;
+import dev.pocketllm.PocketLlmException;
+import dev.pocketllm.TrainingSession;
+import dev.pocketllm.Transport;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyStore;
+import java.security.cert.CertificateFactory;
+import java.time.Duration;
+import java.util.concurrent.atomic.AtomicInteger;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
+
+/**
+ * The Java API on the host JVM with the real stories260K: load, generate, train with cancel and resume, and a
+ * federated round against a real pocketllm-server over TLS through java.net.http. A plain main (no test
+ * framework): each check throws on failure and the process exits non-zero.
+ *   PocketLlmTest MODEL_DIR WORK_DIR GOLDEN_TEXT_FILE SERVER_URL CERT_PEM ENROLMENT_TOKEN TASK_ID
+ */
+public final class PocketLlmTest {
+  private static int checks = 0;
+
+  private static void check(boolean ok, String what) {
+    ++checks;
+    if (!ok) throw new AssertionError("FAILED: " + what);
+  }
+
+  private interface Call {
+    void run() throws Exception;
+  }
+
+  private static PocketLlmException expectFailure(int status, String what, Call call) throws Exception {
+    try {
+      call.run();
+    } catch (PocketLlmException e) {
+      check(e.status() == status, what + ": status " + e.status() + " (" + e.getMessage() + "), expected " + status);
+      return e;
+    }
+    throw new AssertionError("FAILED: " + what + ": no exception");
+  }
+
+  public static void main(String[] args) throws Exception {
+    final String model = args[0];
+    final Path work = Path.of(args[1]);
+    final String golden = Files.readString(Path.of(args[2]), StandardCharsets.UTF_8);
+    check(PocketLlm.version().matches("\\d+\\.\\d+\\.\\d+"), "version " + PocketLlm.version());
+    check(PocketLlm.systemInfo().contains("\"profile\""), "system info " + PocketLlm.systemInfo());
+
+    // Load and generate: the greedy continuation is the golden text.
+    try (Model m = Model.load(model)) {
+      check(m.id().matches("[0-9a-f]{64}"), "model id " + m.id());
+      check(m.parameterCount() == 260032, "parameters " + m.parameterCount());
+      String text = "Once upon a time" + m.generate("Once upon a time", 40);
+      check(golden.startsWith(text) && text.length() > 60, "greedy text [" + text + "] is a prefix of the golden text");
+      expectFailure(PocketLlmException.INVALID_ARGUMENT, "max new tokens -1", () -> m.generate("x", -1));
+      expectFailure(PocketLlmException.INVALID_ARGUMENT, "threads -5", () -> Model.load(model, -5, 0, null).close());
+      expectFailure(PocketLlmException.MEMORY_BUDGET, "budget below the estimate", () -> Model.load(model, 1, 1000, null).close());
+      expectFailure(PocketLlmException.NOT_FOUND, "no model", () -> Model.load(work.resolve("none").toString()).close());
+    }
+
+    trainCancelResume(model, work);
+    federate(model, work, args[3], Path.of(args[4]), args[5], args[6]);
+    System.out.println("PocketLlmTest: all " + checks + " checks passed");
+  }
+
+  private static TrainingSession.Options options(Path run, Path data, int steps) {
+    TrainingSession.Options o = new TrainingSession.Options();
+    o.runDir = run.toString();
+    o.dataPath = data.toString();
+    o.steps = steps;
+    o.batchSize = 2;
+    o.maxLength = 32;
+    o.lr = 1e-3f;
+    o.trainable = "norms";
+    o.seed = 5;
+    return o;
+  }
+
+  private static void trainCancelResume(String model, Path work) throws Exception {
+    Path data = work.resolve("train.txt");
+    Files.writeString(data, "the cat sat on the mat\nthe dog ran in the park\na bird sang a song\nshe read a book\n");
+    double straight;
+    try (Model m = Model.load(model, 1, 0, null); TrainingSession s = TrainingSession.open(m, options(work.resolve("straight"), data, 12), null)) {
+      check(s.train(0, null, null) == 12, "a straight run of 12 steps");
+      straight = m.evaluate(data.toString(), "lm", null, null)[0];
+      check(m.isTrained(), "the model holds the trained weights");
+    }
+    Path run = work.resolve("run");
+    try (Model m = Model.load(model, 1, 0, null); TrainingSession s = TrainingSession.open(m, options(run, data, 12), null)) {
+      // Stopped by the listener after 3 steps, then cancelled from another thread.
+      PocketLlmException e = expectFailure(PocketLlmException.CANCELLED, "listener stop", () -> s.train(0, f -> f < 0.25f, null));
+      check(e.isCancelled() && s.stepsDone() == 3, "stopped after step 3, steps done " + s.stepsDone());
+      AtomicInteger seen = new AtomicInteger();
+      try (Cancellation c = new Cancellation()) {
+        Thread t = new Thread(() -> {
+          while (seen.get() < 2) Thread.onSpinWait();
+          c.cancel();
+        });
+        t.start();
+        expectFailure(PocketLlmException.CANCELLED, "cancel from another thread", () -> s.train(0, f -> {
+          seen.incrementAndGet();
+          try {
+            Thread.sleep(20);
+          } catch (InterruptedException ie) {
+            Thread.currentThread().interrupt();
+          }
+          return true;
+        }, c));
+        t.join();
+      }
+      check(s.stepsDone() >= 5 && s.stepsDone() < 12, "cancelled mid-run at " + s.stepsDone());
+      // The run directory is locked while this session has it.
+      try (Model other = Model.load(model, 1, 0, null)) {
+        expectFailure(PocketLlmException.BUSY, "second opener", () -> TrainingSession.open(other, options(run, data, 12), null).close());
+      }
+    }
+    // The app restarts: a new model resumes the run and ends on the uninterrupted weights.
+    try (Model m = Model.load(model, 1, 0, null); TrainingSession s = TrainingSession.open(m, options(run, data, 12), null)) {
+      check(s.train(0, null, null) == 12, "resumed to 12 steps");
+      double resumed = m.evaluate(data.toString(), "lm", null, null)[0];
+      check(resumed == straight, "resumed loss " + resumed + " equals the straight run's " + straight);
+    }
+  }
+
+  private static SSLContext trusting(Path pem) throws Exception {
+    KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
+    ks.load(null, null);
+    try (InputStream in = Files.newInputStream(pem)) {
+      ks.setCertificateEntry("server", CertificateFactory.getInstance("X.509").generateCertificate(in));
+    }
+    TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+    tmf.init(ks);
+    SSLContext ctx = SSLContext.getInstance("TLS");
+    ctx.init(null, tmf.getTrustManagers(), null);
+    return ctx;
+  }
+
+  private static FederatedDevice.Options deviceOptions(Path work, String url, String token, String task, String name) {
+    FederatedDevice.Options o = new FederatedDevice.Options();
+    o.serverUrl = url;
+    o.credentialsPath = work.resolve(name + ".cred").toString();
+    o.enrolmentToken = token;
+    o.taskId = task;
+    o.dataPath = work.resolve("train.txt").toString();
+    o.stateDir = work.resolve(name + "-state").toString();
+    return o;
+  }
+
+  private static void federate(String model, Path work, String url, Path cert, String token, String task) throws Exception {
+    // A transport whose server answers garbage, and one whose TLS the device does not trust: clear errors,
+    // no device state made, the model still usable.
+    try (Model m = Model.load(model, 1, 0, null)) {
+      Transport garbage = (method, path, body, bearer) -> new Transport.Response(201, "{\"device_id\":".getBytes(StandardCharsets.UTF_8));
+      expectFailure(PocketLlmException.CORRUPT, "truncated enrolment reply",
+          () -> FederatedDevice.open(m, deviceOptions(work, url, token, task, "garbage"), garbage, null).close());
+      check(!Files.exists(work.resolve("garbage-state")), "no state from a bad reply");
+      HttpsTransport untrusted = new HttpsTransport(url, SSLContext.getDefault(), Duration.ofSeconds(10));
+      expectFailure(PocketLlmException.MISMATCH, "a server certificate the platform does not trust",
+          () -> FederatedDevice.open(m, deviceOptions(work, url, token, task, "untrusted"), untrusted, null).close());
+      check(!m.isTrained() && !m.generate("Once", 3).isEmpty(), "the model is untouched and usable");
+    }
+    // The real round over TLS through java.net.http.
+    HttpsTransport https = new HttpsTransport(url, trusting(cert), Duration.ofSeconds(10));
+    try (Model m = Model.load(model, 1, 0, null)) {
+      try (FederatedDevice d = FederatedDevice.open(m, deviceOptions(work, url, token, task, "jvm"), https, null)) {
+        check(d.sync(null) == 0, "a new task is at version 0");
+        long round = d.runRound(null);
+        check(round == 1, "submitted to round 1, got " + round);
+        check(d.runRound(null) == 0, "a second call in the same round does not submit again");
+        long version = 0;
+        for (int i = 0; i < 100 && version < 2; ++i) {
+          version = d.sync(null);
+          Thread.sleep(50);
+        }
+        check(version == 2, "the round was applied (tau 2): version " + version);
+        double[] e = d.evaluate(work.resolve("train.txt").toString());
+        check(Double.isFinite(e[0]), "device loss " + e[0]);
+        check(!d.generate("Once upon a time", 8).isEmpty(), "the device generates");
+        // While the device has the model, other uses of it are refused.
+        expectFailure(PocketLlmException.BUSY, "model in use by the device", () -> m.generate("x", 2));
+      }
+      check(m.isTrained(), "after the device closes, the model holds the shared weights");
+      check(Files.exists(work.resolve("jvm.cred")), "the credential was kept");
+    }
+  }
+}
