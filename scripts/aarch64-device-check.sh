@@ -16,18 +16,9 @@ work="$(mktemp -d)"; pid=""
 cleanup() { if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$work"; }
 trap cleanup EXIT
 cd "$work"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
-  -addext subjectAltName=IP:127.0.0.1 -keyout key.pem -out cert.pem >/dev/null 2>&1
-echo "aarch64-check-admin-token-0000000" > admin
-"$native_bin/pocketllm-server" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem \
-  --store store.db --admin-token-file admin 2> server.log &
-pid=$!
-for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
-url="https://127.0.0.1:$(cat port)"
+source "$root/tests/support/local_server.sh"
+start_local_server "$native_bin" "$model" arm 1
 A=(-H "Authorization: Bearer $(cat admin)")
-model_id=$("$native_bin/pocketllm" info --model "$model" --id | awk '/model id/ {print $3}')
-curl -sS --cacert cert.pem "${A[@]}" -X POST "$url/v1/admin/tasks" -d '{"id":"arm","base_model_id":"'"$model_id"'","trainable":"norms","tau":2,"batch_size":2,"round_seconds":1,"min_submissions":1,"device":{"task":"lm","max_length":16}}' > /dev/null
-token=$(curl -sS --cacert cert.pem "${A[@]}" -X POST "$url/v1/admin/enrolment-tokens" -d '{"uses":1}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 printf '%s\n' "the cat sat on the mat" "a bird sang in the tree" "the dog ran to the park" "she read a book" > data.txt
 qemu-aarch64 "$arm_bin/federated_device" "$url" cert.pem "$token" arm "$model" data.txt state 2 | tee device.out
 grep -q "submitted to round 2" device.out

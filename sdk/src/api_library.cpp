@@ -33,6 +33,7 @@ const char* pllm_status_string(pllm_status status) {
     case PLLM_ERR_INTERNAL: return "internal error";
     case PLLM_ERR_MEMORY_BUDGET: return "over the memory budget";
     case PLLM_ERR_BUSY: return "busy";
+    case PLLM_STATUS_FORCE_INT32: break;
   }
   return "unknown status";
 }

@@ -52,7 +52,8 @@ typedef enum pllm_status {
   PLLM_ERR_CANCELLED = 8,
   PLLM_ERR_INTERNAL = 9,
   PLLM_ERR_MEMORY_BUDGET = 10,
-  PLLM_ERR_BUSY = 11 /* the run directory or model is in use by another handle or process */
+  PLLM_ERR_BUSY = 11, /* the run directory or model is in use by another handle or process */
+  PLLM_STATUS_FORCE_INT32 = 0x7fffffff /* not a status: makes any int a valid value to pass (and name "unknown") */
 } pllm_status;
 
 typedef enum pllm_distribution {
