@@ -14,6 +14,8 @@
 #include <unordered_map>
 
 #include "pocketllm/client/tokenizer.h"
+
+#include "pocketllm/common/cancel.h"
 #include "pocketllm/common/json_util.h"
 #include "pocketllm/common/file_util.h"
 
@@ -453,8 +455,10 @@ class HfBpeTokenizer : public Tokenizer {
       }
       words = std::move(next);
     }
+    size_t n = 0;
     for (const auto& w : words) {
       if (w.empty()) continue;
+      if ((++n & 1023) == 0) throw_if_cancelled();  // a long prompt is many words
       std::string mapped;
       if (byte_level_)
         for (unsigned char c : w) mapped += byte_map().to_unicode[c];

@@ -44,6 +44,7 @@ class Llama2cTokenizer : public Tokenizer {
     // One code point at a time (a lead byte and up to three continuation bytes).
     size_t i = 0;
     while (i < text.size()) {
+      if ((ids.size() & 65535) == 0) throw_if_cancelled();
       size_t len = 1;
       while (i + len < text.size() && len < 4 && (static_cast<unsigned char>(text[i + len]) & 0xC0) == 0x80) ++len;
       const std::string cp(text.substr(i, len));
@@ -104,14 +105,17 @@ class Llama2cTokenizer : public Tokenizer {
     }
     std::priority_queue<Candidate> heap;
     std::string pair;
-    for (size_t k = first; k + 1 < n; ++k) push_pair(&heap, sym, k, k + 1, &pair);
+    for (size_t k = first; k + 1 < n; ++k) {
+      if ((k & 65535) == 0) throw_if_cancelled();
+      push_pair(&heap, sym, k, k + 1, &pair);
+    }
     size_t merges = 0;
     while (!heap.empty()) {
       const Candidate c = heap.top();
       heap.pop();
       if (!alive[c.left] || !alive[c.right] || next[c.left] != c.right || sym[c.left] != c.left_id || sym[c.right] != c.right_id)
         continue;  // stale: one side merged since
-      if ((++merges & 4095) == 0) throw_if_cancelled();
+      if ((++merges & 1023) == 0) throw_if_cancelled();
       sym[c.left] = c.merged;
       alive[c.right] = 0;
       next[c.left] = next[c.right];

@@ -30,7 +30,14 @@ std::string compute_model_id(std::vector<CanonicalTensorRef> tensors) {
     }
     const uint64_t nbytes = numel * dtype_size(t.dtype);
     h.update_u64le(nbytes);
-    h.update(t.data, static_cast<size_t>(nbytes));
+    // In pieces, so a cancelled load stops within a few milliseconds even inside a large tensor.
+    const auto* bytes = static_cast<const uint8_t*>(t.data);
+    for (uint64_t done = 0; done < nbytes;) {
+      const uint64_t n = std::min<uint64_t>(nbytes - done, uint64_t{8} << 20);
+      h.update(bytes + done, static_cast<size_t>(n));
+      done += n;
+      throw_if_cancelled();
+    }
   }
   return to_hex(h.finish());
 }
