@@ -15,5 +15,6 @@ int cmd_finetune(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
 int cmd_export(const std::vector<std::string>& args);
 int cmd_federate(const std::vector<std::string>& args);
+int cmd_privacy(const std::vector<std::string>& args);
 
 }  // namespace pocketllm::cli

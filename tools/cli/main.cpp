@@ -24,6 +24,7 @@ void print_usage(FILE* out) {
                "  info      describe a model: architecture, parameters, dtypes, memory\n"
                "  federate  take part in federated fine-tuning with an aggregation server\n"
                "  replay    apply an update log to the tensors of a safetensors file\n"
+               "  privacy   the differential-privacy accountant: epsilon, noise, rounds of a budget\n"
                "  version   print the version and the perturbation spec version\n",
                POCKETLLM_VERSION);
 }
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
     if (command == "eval") return pocketllm::cli::cmd_eval(rest);
     if (command == "export") return pocketllm::cli::cmd_export(rest);
     if (command == "federate") return pocketllm::cli::cmd_federate(rest);
+    if (command == "privacy") return pocketllm::cli::cmd_privacy(rest);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pocketllm %s: internal error: %s\n", command.c_str(), e.what());
     return 1;
