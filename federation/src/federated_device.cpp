@@ -28,6 +28,7 @@ Result<std::unique_ptr<FederatedDevice>> FederatedDevice::open(LanguageModel& mo
     if (!info) return info.status();
     d->info_ = info.value();
   }
+  d->privacy = d->info_.privacy;  // the task's differential privacy, applied to every submission
   if (d->info_.base_model_id != model_id)
     return mismatch("task " + d->o_.task_id + " fine-tunes base model " + d->info_.base_model_id.substr(0, 16) + "…, but this model is " +
                     model_id.substr(0, 16) + "…");

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "pocketllm/client/trainer.h"
+#include "pocketllm/common/os_random.h"
 
 namespace pocketllm {
 
@@ -41,6 +42,21 @@ Result<LocalRound> run_local_round(LanguageModel& model, Task& task, const std::
   return out;
 }
 
+void privatize(std::vector<float>* coeffs, const protocol::DevicePrivacy& privacy) {
+  double norm2 = 0;
+  for (float c : *coeffs) norm2 += static_cast<double>(c) * c;
+  const double norm = std::sqrt(norm2);
+  // Clipped a hair inside the bound, so float rounding never lands the norm above it on the server.
+  const double bound = privacy.clip_norm * (1.0 - 1e-6);
+  if (norm > bound) {
+    const double scale = bound / norm;
+    for (float& c : *coeffs) c = static_cast<float>(c * scale);
+  }
+  if (privacy.mode == "local") {
+    for (float& c : *coeffs) c = static_cast<float>(c + privacy.noise_multiplier * privacy.clip_norm * os_gaussian());
+  }
+}
+
 const char* outcome_name(Outcome o) {
   switch (o) {
     case Outcome::kTrained: return "trained";
@@ -49,6 +65,7 @@ const char* outcome_name(Outcome o) {
     case Outcome::kClosed: return "closed";
     case Outcome::kStale: return "stale";
     case Outcome::kRejected: return "rejected";
+    case Outcome::kNotSampled: return "not_sampled";
   }
   return "?";
 }
@@ -63,6 +80,10 @@ Result<Participation> RoundParticipant::train(const RoundInfo& round) {
   p.round = round.round;
   if (!round.open()) {
     p.outcome = Outcome::kClosed;
+    return p;
+  }
+  if (round.sampled && !*round.sampled) {  // Poisson sampling of a private task: sit this round out
+    p.outcome = Outcome::kNotSampled;
     return p;
   }
   if (shared_version() != round.base_version) {
@@ -89,7 +110,11 @@ Result<Participation> RoundParticipant::submit(FederationClient& client, const s
   s.coeffs = p.local.coeffs;
   s.examples = p.local.examples;
   s.base_version = round.base_version;
-  if (std::isfinite(p.local.mean_loss)) s.loss["mean"] = p.local.mean_loss;
+  if (privacy.on()) {
+    privatize(&s.coeffs, privacy);
+  } else if (std::isfinite(p.local.mean_loss)) {
+    s.loss["mean"] = p.local.mean_loss;
+  }
   auto reply = client.submit(task_id, round.round, s);
   if (!reply) return reply.status();
   p.reply = reply.value();

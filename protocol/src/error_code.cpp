@@ -26,6 +26,7 @@ constexpr CodeInfo kCodes[] = {
     {ErrorCode::kRevoked, "revoked", 403},
     {ErrorCode::kForbidden, "forbidden", 403},
     {ErrorCode::kTokenCap, "token_cap", 403},
+    {ErrorCode::kNotSampled, "not_sampled", 403},
     {ErrorCode::kNotFound, "not_found", 404},
     {ErrorCode::kUnknownTask, "unknown_task", 404},
     {ErrorCode::kUnknownRound, "unknown_round", 404},

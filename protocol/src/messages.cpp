@@ -122,6 +122,8 @@ void write_training_spec(const TaskInfo& t, json* j) {
   o["batch_size"] = t.batch_size;
   o["tau"] = t.tau;
   o["device"] = t.device;
+  if (t.privacy.on())
+    o["privacy"] = {{"mode", t.privacy.mode}, {"clip_norm", t.privacy.clip_norm}, {"noise_multiplier", t.privacy.noise_multiplier}};
 }
 
 void write_task_status(const TaskInfo& t, json* j) {
@@ -150,6 +152,19 @@ Result<TaskInfo> parse_task_info(const std::string& body) {
   if (j.contains("device")) {
     if (!j["device"].is_object()) return unexpected("task", "device");
     t.device = j["device"];
+  }
+  if (j.contains("privacy")) {
+    const json& p = j["privacy"];
+    if (!p.is_object() || !get(p, "mode", &t.privacy.mode) ||
+        (t.privacy.mode != "off" && t.privacy.mode != "central" && t.privacy.mode != "local"))
+      return unexpected("task", "privacy.mode");
+    if (t.privacy.on()) {
+      if (!get(p, "clip_norm", &t.privacy.clip_norm) || !(t.privacy.clip_norm > 0) || !std::isfinite(t.privacy.clip_norm))
+        return unexpected("task", "privacy.clip_norm");
+      get(p, "noise_multiplier", &t.privacy.noise_multiplier);
+      if (!(t.privacy.noise_multiplier >= 0) || !std::isfinite(t.privacy.noise_multiplier))
+        return unexpected("task", "privacy.noise_multiplier");
+    }
   }
   return t;
 }
@@ -195,6 +210,7 @@ json to_json(const RoundInfo& r) {
             {"trainable", r.trainable}, {"deadline_ms", r.deadline_ms},
             {"server_time_ms", r.server_time_ms}, {"submissions", r.submissions}};
   if (r.applied_version) j["applied_version"] = *r.applied_version;
+  if (r.sampled) j["sampled"] = *r.sampled;
   return j;
 }
 
@@ -226,6 +242,8 @@ Result<RoundInfo> parse_round_info(const std::string& body) {
   get(j, "submissions", &r.submissions);
   uint64_t applied = 0;
   if (get(j, "applied_version", &applied)) r.applied_version = applied;
+  bool sampled = true;
+  if (get(j, "sampled", &sampled)) r.sampled = sampled;
   return r;
 }
 

@@ -26,6 +26,7 @@ HttpResponse Service::create_task(const std::string& body) {
   uint64_t key = spec->seed_key;
   if (!spec->has_seed_key) seed_from_hex(random_hex(8), &key);
   stored.seed_key = key;
+  if (spec->policy.privacy.enabled()) seed_from_hex(random_hex(8), &stored.sampling_key);  // secret, unlike the seeds
   std::lock_guard<std::mutex> lock(mu_);
   stored.created_ms = now_ms();
   if (tasks_.count(stored.id)) return error(ErrorCode::kTaskExists, "task " + stored.id + " already exists");

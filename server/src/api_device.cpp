@@ -49,10 +49,17 @@ HttpResponse Service::get_task(const std::string& id) {
   status.round = t.rounds.current() ? t.rounds.current()->id : 0;
   status.snapshots = t.has_weights;
   protocol::write_task_status(status, &out);
+  if (t.spec.policy.privacy.enabled()) {
+    const PrivacyStatus p = t.rounds.privacy();
+    out["privacy_status"] = {{"rounds_applied", p.rounds_applied}, {"epsilon_spent", p.epsilon_spent},
+                             {"epsilon_target", t.spec.policy.privacy.target_epsilon}, {"delta", t.spec.policy.privacy.delta},
+                             {"rounds_left", p.rounds_left}, {"state", p.exhausted ? "budget_spent" : "active"},
+                             {"sampling", "poisson"}};
+  }
   return json_response(200, out);
 }
 
-HttpResponse Service::get_round(const std::string& task, const std::string& round, bool admin) {
+HttpResponse Service::get_round(const std::string& task, const std::string& round, bool admin, const std::string& device) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = tasks_.find(task);
   if (it == tasks_.end()) return error(ErrorCode::kUnknownTask, "no task " + task);
@@ -63,7 +70,9 @@ HttpResponse Service::get_round(const std::string& task, const std::string& roun
   else if (parse_u64(round, &id)) r = t.rounds.round(id);
   else return error(ErrorCode::kBadRound, "round must be a number");
   if (!r) return error(ErrorCode::kUnknownRound, "no round " + round + " in task " + task);
-  json out = protocol::to_json(round_info(t.spec, *r, now_ms()));
+  protocol::RoundInfo info = round_info(t.spec, *r, now_ms());
+  if (t.spec.policy.privacy.enabled() && !device.empty()) info.sampled = t.rounds.sampled(r->id, device);
+  json out = protocol::to_json(info);
   if (r->state == RoundState::kApplied) {
     // The versions this round's entries occupy: the next round's base is where they end.
     const Round* next = t.rounds.round(r->id + 1);

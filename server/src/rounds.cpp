@@ -14,10 +14,28 @@ const Round* TaskRounds::round(uint64_t id) const {
   return &rounds_[id - 1];
 }
 
+bool TaskRounds::sampled(uint64_t round, const std::string& device) const {
+  if (!policy_.privacy.enabled()) return true;
+  return is_sampled(sampling_key_, round, device, policy_.privacy.sampling_rate);
+}
+
+uint64_t TaskRounds::rounds_applied() const {
+  uint64_t n = 0;
+  for (const Round& r : rounds_) n += r.state == RoundState::kApplied ? 1 : 0;
+  return n;
+}
+
 Result<Round> TaskRounds::open_round(int64_t now_ms) {
   if (policy_.tau == 0 || policy_.tau > 256) return invalid_argument("tau must be 1..256");
   if (!rounds_.empty() && rounds_.back().state == RoundState::kOpen)
     return invalid_argument("round " + std::to_string(rounds_.back().id) + " is still open");
+  if (policy_.privacy.enabled()) {
+    const PrivacyStatus s = privacy();
+    if (s.exhausted)
+      return resource_exhausted("the privacy budget is spent: " + std::to_string(s.rounds_applied) + " rounds applied, epsilon " +
+                                std::to_string(s.epsilon_spent) + "; one more would reach " + std::to_string(s.epsilon_next) +
+                                ", over the target " + std::to_string(policy_.privacy.target_epsilon));
+  }
   Round r;
   r.id = rounds_.size() + 1;
   r.base_version = log_.size();
@@ -70,6 +88,18 @@ Result<SubmitOutcome> TaskRounds::submit(uint64_t round_id, Submission s, protoc
   for (float c : s.coeffs)
     if (!std::isfinite(c)) return reject(ErrorCode::kNonFinite, invalid_argument("a submitted scalar is not finite"));
   if (s.examples == 0) return reject(ErrorCode::kBadExamples, invalid_argument("example count must be at least 1"));
+  if (policy_.privacy.enabled()) {
+    if (!sampled(round_id, s.device))
+      return reject(ErrorCode::kNotSampled, invalid_argument("device " + s.device + " is not sampled for round " + std::to_string(round_id)));
+    // The device clips; a vector beyond the bound (rounding aside) is refused, never clipped here:
+    // the bound is what the noise is calibrated to. (Local mode: the device's own noise is on top,
+    // so the server cannot check the bound.)
+    const double norm = l2_norm(s.coeffs);
+    if (policy_.privacy.mode == DpMode::kCentral && norm > policy_.privacy.clip_norm * (1.0 + 1e-5))
+      return reject(ErrorCode::kInvalidSubmission,
+                    invalid_argument("the scalars' L2 norm " + std::to_string(norm) + " exceeds the task's clip norm " +
+                                     std::to_string(policy_.privacy.clip_norm) + " (clip on the device before submitting)"));
+  }
   if (s.base_version > r.base_version)
     return reject(ErrorCode::kStaleBase, mismatch("base version " + std::to_string(s.base_version) + " is ahead of round " +
                                                   std::to_string(round_id) + "'s base " + std::to_string(r.base_version)));
@@ -121,9 +151,14 @@ Result<std::vector<UpdateEntry>> TaskRounds::tick(int64_t now_ms) {
   for (const auto& [device, s] : r.submissions) subs.push_back(s);
   AggregationOptions opt = policy_.aggregation;
   opt.min_submissions = policy_.min_submissions;
-  auto coeffs = aggregate(subs, r.seeds.size(), opt);
+  const bool private_round = policy_.privacy.enabled();
+  auto coeffs = private_round ? aggregate_private(subs, r.seeds.size(), policy_.privacy, gaussian_)
+                              : aggregate(subs, r.seeds.size(), opt);
   if (!coeffs) return coeffs.status();
+  // A private round's coefficients are bounded by the clipping; abandoning on their size would make
+  // the decision depend on the devices' data (and so leak), so only the non-private path checks it.
   for (float c : coeffs.value()) {
+    if (private_round) break;
     if (std::isfinite(c) && std::fabs(c) <= policy_.max_coeff) continue;
     r.state = RoundState::kAbandoned;  // never applied: the log stays as it was
     r.abandon_reason = "aggregate coefficient " + std::to_string(c) + " beyond max_coeff " + std::to_string(policy_.max_coeff);

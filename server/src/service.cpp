@@ -195,18 +195,22 @@ void Service::tick_task(Task& task, int64_t now) {
     saved = store_->update_round(task.spec.id, r, nullptr);
   } else {
     auto next = task.rounds.open_round(now);
-    if (!next) {
+    // A private task whose budget is spent opens no next round; the closed one is still saved.
+    const bool budget_spent = !next && next.status().code() == StatusCode::kResourceExhausted;
+    if (!next && !budget_spent) {
       log("task " + task.spec.id + ": cannot open a round: " + next.status().message());
       return;
     }
+    const Round* next_round = next ? &next.value() : nullptr;
     const Round& closed = *task.rounds.round(id);
     if (closed.state == RoundState::kApplied) {
       outcome = "applied";
-      saved = store_->apply_round(task.spec.id, closed, applied.value(), version_before, &next.value());
+      saved = store_->apply_round(task.spec.id, closed, applied.value(), version_before, next_round);
     } else {
       outcome = "abandoned" + (closed.abandon_reason.empty() ? std::string() : " (" + closed.abandon_reason + ")");
-      saved = store_->update_round(task.spec.id, closed, &next.value());
+      saved = store_->update_round(task.spec.id, closed, next_round);
     }
+    if (budget_spent && saved) log("task " + task.spec.id + ": no further rounds: " + next.status().message());
   }
   if (!saved) {
     // Memory ran ahead of the store: rebuild this task from what is durable and try again next tick.

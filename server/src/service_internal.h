@@ -14,7 +14,8 @@ struct Service::Task {
   TaskSpec spec;
   StoredTask stored;
   TaskRounds rounds;
-  Task(TaskSpec s, StoredTask st) : spec(std::move(s)), stored(std::move(st)), rounds(stored.seed_key, spec.policy) {}
+  Task(TaskSpec s, StoredTask st)
+      : spec(std::move(s)), stored(std::move(st)), rounds(stored.seed_key, spec.policy, stored.sampling_key) {}
 
   // Snapshots: the base weights of the trainable tensors and the latest materialised version.
   std::mutex snapshot_mu;

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <cstdlib>
 #include <cstring>
 
 namespace pocketllm::server {
@@ -157,6 +158,11 @@ Status Store::insert_task(const StoredTask& t, const Round& first) {
     Stmt s(db_, "INSERT INTO tasks(id,spec,seed_key,created_ms) VALUES(?,?,?,?)");
     s.text(1, t.id).text(2, t.spec_json).u64(3, t.seed_key).i64(4, t.created_ms);
     POCKETLLM_RETURN_IF_ERROR(s.run());
+    // The sampling key of a private task: a second secret (round seeds are published and reveal the
+    // seed key), kept in meta so the schema of version 1 stays as it is.
+    Stmt k(db_, "INSERT INTO meta(key, value) VALUES(?, ?)");
+    k.text(1, "sampling_key:" + t.id).text(2, std::to_string(t.sampling_key));
+    POCKETLLM_RETURN_IF_ERROR(k.run());
     return put_round(t.id, first);
   });
 }
@@ -168,6 +174,11 @@ Result<std::vector<StoredTask>> Store::load_tasks() {
   int rc;
   while ((rc = s.step()) == SQLITE_ROW) out.push_back({s.col_text(0), s.col_text(1), s.col_u64(2), s.col_i64(3)});
   if (rc != SQLITE_DONE) return s.error("load tasks");
+  for (StoredTask& t : out) {
+    Stmt k(db_, "SELECT value FROM meta WHERE key=?");
+    k.text(1, "sampling_key:" + t.id);
+    if (k.step() == SQLITE_ROW) t.sampling_key = std::strtoull(k.col_text(0).c_str(), nullptr, 10);
+  }
   return out;
 }
 

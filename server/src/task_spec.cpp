@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "pocketllm/common/update_log.h"
+#include "pocketllm/privacy/accountant.h"
 #include "pocketllm/protocol/messages.h"
 
 namespace pocketllm::server {
@@ -39,6 +40,65 @@ bool is_hex64(const std::string& s) {
   return true;
 }
 
+// "privacy": {"mode", "clip_norm", "noise_multiplier" | "planned_rounds", "sampling_rate", "target_epsilon",
+// "delta", "expected_participants"} (docs/privacy.md), checked so that a configuration that protects
+// nobody, or that not even one round fits, is refused at creation.
+// long: one check per field, each with its own message, in the order docs/privacy.md lists them.
+Status parse_privacy(const json& j, const RoundPolicy& policy, PrivacyPolicy* out) {
+  static const char* kKnown[] = {"mode", "clip_norm", "noise_multiplier", "planned_rounds", "sampling_rate", "target_epsilon",
+                                 "delta", "expected_participants"};
+  if (!j.is_object()) return field_error("privacy", "must be an object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool known = false;
+    for (const char* k : kKnown) known = known || it.key() == k;
+    if (!known) return field_error("privacy." + it.key(), "unknown field");
+  }
+  PrivacyPolicy p;
+  std::string mode;
+  POCKETLLM_RETURN_IF_ERROR(get_string(j, "mode", &mode));
+  if (!parse_dp_mode(mode, &p.mode)) return field_error("privacy.mode", "required: central (the server adds the noise) or local (devices do)");
+  if (!p.enabled()) {
+    *out = p;
+    return Status::ok();
+  }
+  for (const char* required : {"clip_norm", "sampling_rate", "target_epsilon", "delta"})
+    if (!j.contains(required)) return field_error(std::string("privacy.") + required, "required for a private task");
+  POCKETLLM_RETURN_IF_ERROR(get_number(j, "clip_norm", 1e-12, 1e6, &p.clip_norm));
+  POCKETLLM_RETURN_IF_ERROR(get_number(j, "sampling_rate", 1e-9, 1.0, &p.sampling_rate));
+  POCKETLLM_RETURN_IF_ERROR(get_number(j, "target_epsilon", 1e-3, 100.0, &p.target_epsilon));
+  if (!j["delta"].is_number() || !(j["delta"].get<double>() > 0) || j["delta"].get<double>() > 1e-3)
+    return field_error("privacy.delta", "must be in (0, 0.001]: a delta near 1 / (number of devices) or above protects nobody");
+  p.delta = j["delta"].get<double>();
+  if (j.contains("noise_multiplier")) {
+    POCKETLLM_RETURN_IF_ERROR(get_number(j, "noise_multiplier", 1e-3, 1e4, &p.noise_multiplier));
+  } else {
+    uint64_t planned = 0;
+    if (!j.contains("planned_rounds")) return field_error("privacy.noise_multiplier", "give it, or planned_rounds to calibrate it to the target");
+    POCKETLLM_RETURN_IF_ERROR(get_number<uint64_t>(j, "planned_rounds", 1, 1000000, &planned));
+    try {
+      p.noise_multiplier = privacy::noise_for_epsilon(p.target_epsilon, p.sampling_rate, planned, p.delta);
+    } catch (const std::exception& e) {
+      return field_error("privacy.planned_rounds", e.what());
+    }
+  }
+  if (p.mode == DpMode::kCentral) {
+    if (!j.contains("expected_participants"))
+      return field_error("privacy.expected_participants", "required in central mode: the fixed, public denominator of the noisy sums");
+    POCKETLLM_RETURN_IF_ERROR(get_number(j, "expected_participants", 1.0, 1e9, &p.denominator));
+  }
+  if (policy.aggregation.strategy != Strategy::kWeightedMean)
+    return field_error("strategy", std::string(strategy_name(policy.aggregation.strategy)) +
+                                       " cannot be combined with differential privacy: the noise is calibrated to the L2 "
+                                       "sensitivity C of a sum, which a median or a trimmed mean does not have (use weighted_mean)");
+  if (policy.aggregation.clip > 0) return field_error("clip", "a per-scalar clip does not apply to a private task: privacy.clip_norm bounds each device");
+  if (privacy_status(p, 0).exhausted)
+    return field_error("privacy", "not even one round fits in epsilon " + std::to_string(p.target_epsilon) + " at delta " +
+                                      std::to_string(p.delta) + " with noise multiplier " + std::to_string(p.noise_multiplier) +
+                                      " and sampling rate " + std::to_string(p.sampling_rate));
+  *out = p;
+  return Status::ok();
+}
+
 }  // namespace
 
 bool valid_task_id(const std::string& id) {
@@ -54,7 +114,7 @@ Result<TaskSpec> parse_task_spec(const json& j) {
   static const char* kKnown[] = {"id", "base_model_id", "trainable", "dist", "eps", "lr", "batch_size", "device",
                                  "base_weights", "tau", "round_seconds", "goal_submissions", "min_submissions",
                                  "max_extensions", "strategy", "trim_fraction", "clip", "max_staleness", "seed_key",
-                                 "clip_scale", "max_examples", "max_coeff", "max_per_token"};
+                                 "clip_scale", "max_examples", "max_coeff", "max_per_token", "privacy"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool known = false;
     for (const char* k : kKnown) known = known || it.key() == k;
@@ -109,6 +169,7 @@ Result<TaskSpec> parse_task_spec(const json& j) {
   POCKETLLM_RETURN_IF_ERROR(get_number<uint32_t>(j, "max_per_token", 0, 1000000, &t.max_per_token));
   if (p.goal_submissions > 0 && p.goal_submissions < p.min_submissions)
     return field_error("goal_submissions", "must be 0 (off) or at least min_submissions");
+  if (j.contains("privacy")) POCKETLLM_RETURN_IF_ERROR(parse_privacy(j["privacy"], p, &p.privacy));
   return t;
 }
 
@@ -123,6 +184,11 @@ protocol::TaskInfo training_spec(const TaskSpec& t) {
   info.batch_size = t.batch_size;
   info.tau = t.policy.tau;
   info.device = t.device;
+  if (t.policy.privacy.enabled()) {
+    info.privacy.mode = dp_mode_name(t.policy.privacy.mode);
+    info.privacy.clip_norm = t.policy.privacy.clip_norm;
+    info.privacy.noise_multiplier = t.policy.privacy.noise_multiplier;
+  }
   return info;
 }
 
@@ -143,6 +209,12 @@ json task_spec_to_json(const TaskSpec& t) {
   j["max_coeff"] = t.policy.max_coeff;
   j["max_per_token"] = t.max_per_token;
   if (!t.base_weights.empty()) j["base_weights"] = t.base_weights;
+  const PrivacyPolicy& dp = t.policy.privacy;
+  if (dp.enabled()) {
+    j["privacy"] = {{"mode", dp_mode_name(dp.mode)}, {"clip_norm", dp.clip_norm}, {"noise_multiplier", dp.noise_multiplier},
+                    {"sampling_rate", dp.sampling_rate}, {"target_epsilon", dp.target_epsilon}, {"delta", dp.delta}};
+    if (dp.mode == DpMode::kCentral) j["privacy"]["expected_participants"] = dp.denominator;
+  }
   return j;
 }
 

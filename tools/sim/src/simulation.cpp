@@ -129,6 +129,7 @@ Status Simulation::enrol_devices() {
     d->shard = std::move(shards.value()[static_cast<size_t>(i)]);
     d->seed = device_data_seed(o.seed, i);
     d->byzantine = uniform(o.seed, 0x62797a, static_cast<uint64_t>(i), 4) < o.byzantine;  // "byz"
+    d->privacy = info.privacy;
     devices.push_back(std::move(d));
   }
   return Status::ok();

@@ -35,8 +35,13 @@ enum class Outcome {
   kClosed,     // the round is not open: nothing done
   kStale,      // the device could not reach the round's base version: nothing done
   kRejected,   // the server refused the submission: see Participation::error
+  kNotSampled, // a private task's round did not sample this device: nothing done
 };
 const char* outcome_name(Outcome o);
+
+// A private task's device side: the tau-vector clipped to L2 norm clip_norm; in local mode each scalar
+// then gets N(0, (noise_multiplier * clip_norm)^2) from the OS's randomness.
+void privatize(std::vector<float>* coeffs, const protocol::DevicePrivacy& privacy);
 
 struct Participation {
   Outcome outcome = Outcome::kClosed;
@@ -53,8 +58,13 @@ class RoundParticipant {
   virtual ~RoundParticipant() = default;
   // Step 1: the local steps of an open round (kTrained), or kClosed / kStale with nothing trained.
   Result<Participation> train(const RoundInfo& round);
-  // Step 2: uploads what train() produced (a kTrained participation) through `client`.
+  // Step 2: uploads what train() produced (a kTrained participation) through `client`. A private task
+  // (`privacy`) gets the tau-vector clipped to its L2 bound, noised on the device in local mode, and no
+  // loss statistics (they are not covered by the accounting).
   Result<Participation> submit(FederationClient& client, const std::string& task_id, const RoundInfo& round, Participation p);
+
+  // The task's differential-privacy settings (docs/privacy.md); off unless the task says otherwise.
+  protocol::DevicePrivacy privacy;
 
  protected:
   RoundParticipant(LanguageModel& model, Task& task, ThreadPool* pool) : model_(model), task_(task), pool_(pool) {}

@@ -11,7 +11,7 @@ enum class ErrorCode {
   // 400: the request cannot be read as the endpoint's schema
   kMalformedRequest, kMalformedJson, kWrongType, kUnknownField, kBadRound, kBadQuery, kBadTarget, kInvalidField,
   // 401, 403
-  kUnauthenticated, kInvalidEnrolmentToken, kRevoked, kForbidden, kTokenCap,
+  kUnauthenticated, kInvalidEnrolmentToken, kRevoked, kForbidden, kTokenCap, kNotSampled,
   // 404, 405
   kNotFound, kUnknownTask, kUnknownRound, kUnknownDevice, kNoSnapshots, kMethodNotAllowed,
   // 409: the body also carries current_round and version

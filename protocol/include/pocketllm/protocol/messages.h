@@ -64,6 +64,15 @@ Result<EnrolReply> parse_enrol_reply(const std::string& body);
 
 // ---- tasks ----------------------------------------------------------------------------------------
 // What a device trains with (the training spec of docs/training.md) and where the task stands.
+// What a device does for its task's differential privacy (docs/privacy.md): the server publishes it
+// in the task as "privacy": {"mode", "clip_norm", "noise_multiplier", …}.
+struct DevicePrivacy {
+  std::string mode = "off";     // "off", "central" (the server adds noise) or "local" (the device does)
+  double clip_norm = 0;         // clip the round's tau-vector of scalars to this L2 norm before upload
+  double noise_multiplier = 0;  // local: add N(0, (noise_multiplier * clip_norm)^2) to each scalar
+  bool on() const { return mode != "off"; }
+};
+
 struct TaskInfo {
   std::string id, base_model_id, trainable = "*";
   Distribution dist = Distribution::kRademacher;
@@ -72,6 +81,7 @@ struct TaskInfo {
   nlohmann::json device = nlohmann::json::object();  // device-side settings (task kind, template, labels…)
   uint64_t version = 0, round = 0;                   // status: the log's length, the current round
   bool snapshots = false;
+  DevicePrivacy privacy;
 };
 // Writes the training-spec fields into `j` (the server adds its policy fields beside them).
 void write_training_spec(const TaskInfo& t, nlohmann::json* j);
@@ -96,6 +106,9 @@ struct RoundInfo {
   int64_t deadline_ms = 0, server_time_ms = 0;
   uint64_t submissions = 0;
   std::optional<uint64_t> applied_version;  // applied rounds: the log length after their entries
+  // Private tasks with device sampling: whether the asking device is sampled for this round (absent:
+  // every device may take part).
+  std::optional<bool> sampled;
   bool open() const { return state == RoundState::kOpen; }
 };
 // A round of `task`: its id and training settings (lr, eps, batch size, distribution, trainable) filled in.

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -15,6 +16,7 @@
 #include "pocketllm/protocol/error_code.h"
 #include "pocketllm/protocol/messages.h"
 #include "pocketllm/server/aggregation.h"
+#include "pocketllm/server/privacy_policy.h"
 
 namespace pocketllm::server {
 
@@ -35,6 +37,9 @@ struct RoundPolicy {
   // max_coeff per entry).
   float max_coeff = 100.0f;
   AggregationOptions aggregation;
+  // Differential privacy (off unless the task asks): L2-clipped submissions, sampled devices, noisy
+  // sums over a fixed denominator, and a budget no round may exceed (privacy_policy.h).
+  PrivacyPolicy privacy;
 };
 
 using protocol::RoundState;
@@ -58,7 +63,16 @@ enum class SubmitOutcome { kAccepted, kDuplicate };
 
 class TaskRounds {
  public:
-  TaskRounds(uint64_t seed_key, RoundPolicy policy) : key_(seed_key), policy_(policy) {}
+  TaskRounds(uint64_t seed_key, RoundPolicy policy, uint64_t sampling_key = 0)
+      : key_(seed_key), sampling_key_(sampling_key), policy_(policy) {}
+
+  // The source of the private rounds' noise (standard normal draws); the OS's randomness by default.
+  void set_noise_source(std::function<double()> gaussian) { gaussian_ = std::move(gaussian); }
+  // Private tasks: whether `device` is sampled for round `round` (always true without sampling).
+  bool sampled(uint64_t round, const std::string& device) const;
+  // Rounds applied so far (what the privacy budget is spent on) and the budget's state.
+  uint64_t rounds_applied() const;
+  PrivacyStatus privacy() const { return privacy_status(policy_.privacy, rounds_applied()); }
 
   // Rebuilds the state a store persisted: the rounds in id order (each with its submissions) and the log.
   Status restore(std::vector<Round> rounds, UpdateLog log);
@@ -70,7 +84,8 @@ class TaskRounds {
   const RoundPolicy& policy() const { return policy_; }
   const std::vector<Round>& rounds() const { return rounds_; }
 
-  // Opens the next round (the previous one must be closed).
+  // Opens the next round (the previous one must be closed). A private task whose budget one more
+  // applied round would exceed opens none: kResourceExhausted.
   Result<Round> open_round(int64_t now_ms);
   const Round* current() const { return rounds_.empty() ? nullptr : &rounds_.back(); }
   const Round* round(uint64_t id) const;
@@ -98,7 +113,9 @@ class TaskRounds {
 
  private:
   uint64_t key_;
+  uint64_t sampling_key_;
   RoundPolicy policy_;
+  std::function<double()> gaussian_ = system_gaussian;
   std::vector<Round> rounds_;
   UpdateLog log_;
 };

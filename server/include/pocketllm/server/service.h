@@ -107,7 +107,7 @@ class Service {
   HttpResponse close_round(const std::string& task, const std::string& round);
   HttpResponse list_tasks();
   HttpResponse get_task(const std::string& id);
-  HttpResponse get_round(const std::string& task, const std::string& round, bool admin);
+  HttpResponse get_round(const std::string& task, const std::string& round, bool admin, const std::string& device = "");
   Reply enforce_token_cap(const Task& t, uint64_t round_id, const std::string& device);
   Reply submit(const std::string& task, const std::string& round, const std::string& device, const std::string& body, Done& done);
   HttpResponse get_log(const std::string& task, const std::map<std::string, std::string>& query);

@@ -22,6 +22,7 @@ struct StoredTask {
   std::string spec_json;    // the training spec and round policy as the operator gave them (validated)
   uint64_t seed_key = 0;    // round seeds derive from it
   int64_t created_ms = 0;
+  uint64_t sampling_key = 0;  // private tasks: which devices a round samples (secret; round seeds are public)
 };
 
 struct StoredDevice {
