@@ -243,6 +243,13 @@ HttpResponse Service::render_metrics() {
     for (const auto& [id, t] : tasks_)
       gauges.emplace_back("pocketllm_round_submissions{task=\"" + id + "\"}",
                           t->rounds.current() ? static_cast<double>(t->rounds.current()->submissions.size()) : 0.0);
+    for (const auto& [id, t] : tasks_) {
+      if (!t->spec.policy.privacy.enabled()) continue;
+      const PrivacyStatus p = t->rounds.privacy();
+      gauges.emplace_back("pocketllm_task_epsilon_spent{task=\"" + id + "\"}", p.epsilon_spent);
+      gauges.emplace_back("pocketllm_task_epsilon_target{task=\"" + id + "\"}", t->spec.policy.privacy.target_epsilon);
+      gauges.emplace_back("pocketllm_task_privacy_rounds_left{task=\"" + id + "\"}", static_cast<double>(p.rounds_left));
+    }
   }
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4";

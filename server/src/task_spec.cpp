@@ -63,14 +63,20 @@ Status parse_privacy(const json& j, const RoundPolicy& policy, PrivacyPolicy* ou
   }
   for (const char* required : {"clip_norm", "sampling_rate", "target_epsilon", "delta"})
     if (!j.contains(required)) return field_error(std::string("privacy.") + required, "required for a private task");
-  POCKETLLM_RETURN_IF_ERROR(get_number(j, "clip_norm", 1e-12, 1e6, &p.clip_norm));
-  POCKETLLM_RETURN_IF_ERROR(get_number(j, "sampling_rate", 1e-9, 1.0, &p.sampling_rate));
-  POCKETLLM_RETURN_IF_ERROR(get_number(j, "target_epsilon", 1e-3, 100.0, &p.target_epsilon));
+  // Errors name the field inside "privacy".
+  auto number = [&j](const char* key, double lo, double hi, double* out) -> Status {
+    Status s = get_number(j, key, lo, hi, out);
+    if (s) return s;
+    return invalid_argument("task.privacy." + s.message().substr(std::string("task.").size()));
+  };
+  POCKETLLM_RETURN_IF_ERROR(number("clip_norm", 1e-12, 1e6, &p.clip_norm));
+  POCKETLLM_RETURN_IF_ERROR(number("sampling_rate", 1e-9, 1.0, &p.sampling_rate));
+  POCKETLLM_RETURN_IF_ERROR(number("target_epsilon", 1e-3, 100.0, &p.target_epsilon));
   if (!j["delta"].is_number() || !(j["delta"].get<double>() > 0) || j["delta"].get<double>() > 1e-3)
     return field_error("privacy.delta", "must be in (0, 0.001]: a delta near 1 / (number of devices) or above protects nobody");
   p.delta = j["delta"].get<double>();
   if (j.contains("noise_multiplier")) {
-    POCKETLLM_RETURN_IF_ERROR(get_number(j, "noise_multiplier", 1e-3, 1e4, &p.noise_multiplier));
+    POCKETLLM_RETURN_IF_ERROR(number("noise_multiplier", 1e-3, 1e4, &p.noise_multiplier));
   } else {
     uint64_t planned = 0;
     if (!j.contains("planned_rounds")) return field_error("privacy.noise_multiplier", "give it, or planned_rounds to calibrate it to the target");
@@ -84,7 +90,7 @@ Status parse_privacy(const json& j, const RoundPolicy& policy, PrivacyPolicy* ou
   if (p.mode == DpMode::kCentral) {
     if (!j.contains("expected_participants"))
       return field_error("privacy.expected_participants", "required in central mode: the fixed, public denominator of the noisy sums");
-    POCKETLLM_RETURN_IF_ERROR(get_number(j, "expected_participants", 1.0, 1e9, &p.denominator));
+    POCKETLLM_RETURN_IF_ERROR(number("expected_participants", 1.0, 1e9, &p.denominator));
   }
   if (policy.aggregation.strategy != Strategy::kWeightedMean)
     return field_error("strategy", std::string(strategy_name(policy.aggregation.strategy)) +

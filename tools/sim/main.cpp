@@ -33,6 +33,9 @@ constexpr const char* kHelp =
     "robustness:\n"
     "  --byzantine F (0)           fraction of devices (drawn from --seed) that attack\n"
     "  --attack A                  flt_max | sign_flip | random | inner_product\n"
+    "  --dp central|local          a differentially private task (docs/privacy.md) with --clip-norm C,\n"
+    "                              --target-epsilon E, --delta D (1e-5), --sampling-rate Q (1: the server's\n"
+    "                              Poisson sampling), --noise-multiplier S (default: calibrated to E over --rounds)\n"
     "output:\n"
     "  --out DIR (sim-out)  rounds.csv, rounds.json, plot.svg, task.json\n"
     "  --sample PROMPT      greedy sample from the shared model before and after\n"
@@ -76,7 +79,8 @@ int main(int argc, char** argv) {
   cli::Command cmd("pocketllm-sim", kHelp,
                    {"model", "data", "eval-data", "devices", "rounds", "mode", "server", "ca", "admin-token-file", "participation",
                     "dropout", "straggler", "partition", "seed", "task", "template", "labels", "preset", "max-length", "tau",
-                    "batch-size", "lr", "eps", "trainable", "strategy", "clip", "task-id", "out", "sample", "threads", "save-shared", "min-submissions", "byzantine", "attack"});
+                    "batch-size", "lr", "eps", "trainable", "strategy", "clip", "task-id", "out", "sample", "threads", "save-shared", "min-submissions", "byzantine", "attack",
+                    "dp", "clip-norm", "noise-multiplier", "sampling-rate", "target-epsilon", "delta"});
   return cmd.run(std::vector<std::string>(argv + 1, argv + argc), [&](const cli::Args& args) {
     if (!args.has("model") || !args.has("data")) return cmd.usage("--model and --data are required");
     sim::SimOptions o;
@@ -113,6 +117,20 @@ int main(int argc, char** argv) {
     std::vector<float> probe{1.0f};
     uint64_t probe_examples = 1;
     if (Status a = sim::apply_attack(o.attack, 0, &probe, &probe_examples); !a) return cmd.usage(a.message());
+    o.dp = args.get("dp", "off");
+    if (o.dp != "off" && o.dp != "central" && o.dp != "local") return cmd.usage("--dp must be off, central or local");
+    if (o.dp != "off") {
+      auto clip_norm = args.get_double("clip-norm", 0), noise = args.get_double("noise-multiplier", 0),
+           q = args.get_double("sampling-rate", 1), target = args.get_double("target-epsilon", 0), delta = args.get_double("delta", 1e-5);
+      for (auto* v : {&clip_norm, &noise, &q, &target, &delta})
+        if (!*v) return cmd.usage(v->status().message());
+      if (!(clip_norm.value() > 0) || !(target.value() > 0)) return cmd.usage("--dp needs --clip-norm C > 0 and --target-epsilon E > 0");
+      o.dp_clip_norm = clip_norm.value();
+      o.dp_noise_multiplier = noise.value();
+      o.dp_sampling_rate = q.value();
+      o.dp_target_epsilon = target.value();
+      o.dp_delta = delta.value();
+    }
     o.out_dir = args.get("out", "sim-out");
     o.sample_prompt = args.get("sample");
     o.save_shared = args.get("save-shared");

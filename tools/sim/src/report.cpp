@@ -32,7 +32,7 @@ Status Report::start(double eval_loss, double eval_accuracy) {
   csv_.open(o_.out_dir + "/rounds.csv");
   if (!csv_) return io_error(o_.out_dir + "/rounds.csv: cannot write");
   csv_ << "round,asked,submitted,dropped,late,accepted,version,eval_loss,eval_accuracy,bytes_up_per_device,bytes_down_per_device,"
-          "cumulative_bytes_up_per_device,wall_seconds\n";
+          "cumulative_bytes_up_per_device,wall_seconds,epsilon\n";
   if (has_eval_)
     std::printf("round 0: eval loss %.4f%s\n", loss0_, acc0_ >= 0 ? (", accuracy " + std::to_string(100 * acc0_) + "%").c_str() : "");
   return Status::ok();
@@ -46,15 +46,17 @@ void Report::add(const RoundRow& r) {
   rows_.push_back({{"round", r.round}, {"asked", r.asked}, {"submitted", r.submitted}, {"dropped", r.dropped}, {"late", r.late},
                    {"accepted", r.accepted}, {"version", r.version}, {"eval_loss", has_eval_ ? json(r.eval_loss) : json(nullptr)},
                    {"eval_accuracy", acc ? json(r.eval_accuracy) : json(nullptr)}, {"bytes_up_per_device", up},
-                   {"bytes_down_per_device", down}, {"cumulative_bytes_up_per_device", cumulative_up_}, {"wall_seconds", r.wall_seconds}});
+                   {"bytes_down_per_device", down}, {"cumulative_bytes_up_per_device", cumulative_up_}, {"wall_seconds", r.wall_seconds},
+                   {"epsilon", std::isnan(r.epsilon) ? json(nullptr) : json(r.epsilon)}});
   csv_ << r.round << "," << r.asked << "," << r.submitted << "," << r.dropped << "," << r.late << "," << r.accepted << "," << r.version << ","
        << (has_eval_ ? std::to_string(r.eval_loss) : "") << "," << (acc ? std::to_string(r.eval_accuracy) : "") << "," << up << "," << down
-       << "," << cumulative_up_ << "," << r.wall_seconds << "\n";
+       << "," << cumulative_up_ << "," << r.wall_seconds << "," << (std::isnan(r.epsilon) ? "" : std::to_string(r.epsilon)) << "\n";
   csv_.flush();
   const std::string eval = has_eval_ ? "eval loss " + std::to_string(r.eval_loss) + (acc ? " acc " + std::to_string(100 * r.eval_accuracy) + "%" : "") + "; " : "";
-  std::printf("round %llu: %d asked, %d submitted (%d accepted), %d dropped, %d late; version %llu; %s%.0f B up / %.0f B down per device; %.2f s\n",
+  const std::string eps = std::isnan(r.epsilon) ? "" : "; epsilon " + std::to_string(r.epsilon);
+  std::printf("round %llu: %d asked, %d submitted (%d accepted), %d dropped, %d late; version %llu; %s%.0f B up / %.0f B down per device; %.2f s%s\n",
               static_cast<unsigned long long>(r.round), r.asked, r.submitted, r.accepted, r.dropped, r.late,
-              static_cast<unsigned long long>(r.version), eval.c_str(), up, down, r.wall_seconds);
+              static_cast<unsigned long long>(r.version), eval.c_str(), up, down, r.wall_seconds, eps.c_str());
   std::fflush(stdout);
 }
 

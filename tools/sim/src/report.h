@@ -24,6 +24,8 @@ struct RoundRow {
   uint64_t version = 0;
   double eval_loss = NAN, eval_accuracy = -1;
   double wall_seconds = 0;
+  double epsilon = NAN;       // a private task's epsilon spent after the round
+  bool budget_spent = false;  // no further round fits in its budget
 };
 
 class Report {

@@ -52,9 +52,19 @@ json task_spec(const SimOptions& o, const std::string& model_id, std::string* ta
   char key[17];
   std::snprintf(key, sizeof key, "%016llx", static_cast<unsigned long long>(splitmix64(o.seed)));
   *task_id = o.task_id.empty() ? "sim-" + std::string(key).substr(0, 8) : o.task_id;
-  return {{"id", *task_id}, {"base_model_id", model_id}, {"trainable", o.trainable}, {"lr", o.lr}, {"eps", o.eps},
-          {"batch_size", o.batch_size}, {"tau", o.tau}, {"round_seconds", 3600}, {"min_submissions", o.min_submissions}, {"max_extensions", 0},
-          {"strategy", o.strategy}, {"clip", o.clip}, {"seed_key", key}, {"device", o.device}};
+  json t = {{"id", *task_id}, {"base_model_id", model_id}, {"trainable", o.trainable}, {"lr", o.lr}, {"eps", o.eps},
+            {"batch_size", o.batch_size}, {"tau", o.tau}, {"round_seconds", 3600}, {"min_submissions", o.min_submissions}, {"max_extensions", 0},
+            {"strategy", o.strategy}, {"clip", o.clip}, {"seed_key", key}, {"device", o.device}};
+  if (o.dp != "off") {
+    json p = {{"mode", o.dp}, {"clip_norm", o.dp_clip_norm}, {"sampling_rate", o.dp_sampling_rate},
+              {"target_epsilon", o.dp_target_epsilon}, {"delta", o.dp_delta}};
+    if (o.dp_noise_multiplier > 0) p["noise_multiplier"] = o.dp_noise_multiplier;
+    else p["planned_rounds"] = o.rounds;
+    if (o.dp == "central") p["expected_participants"] = std::max(1.0, o.dp_sampling_rate * o.devices);
+    t["privacy"] = p;
+    t.erase("clip");
+  }
+  return t;
 }
 
 // Everything one simulation holds: the server link, the shared model, the devices, the evaluation.
@@ -165,6 +175,13 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
     round = ri.value();
     auto p = d.train(round);
     if (!p) return p.status();
+    if (p->outcome == Outcome::kNotSampled) {  // the server's Poisson sampling left this device out
+      --row.asked;
+      d.client = nullptr;
+      d.bytes_down += c->bytes_received();
+      row.down += c->bytes_received();
+      continue;
+    }
     if (uniform(o.seed, r, i, 2) < o.dropout) {
       ++row.dropped;
     } else if (uniform(o.seed, r, i, 3) < o.straggler) {
@@ -204,6 +221,14 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
   version += log->size();
   shared->capture();
   row.version = version;
+  if (o.dp != "off") {
+    auto t = link->admin("GET", "/v1/tasks/" + info.id, "");
+    if (!t) return t.status();
+    if (t->contains("privacy_status")) {
+      row.epsilon = (*t)["privacy_status"].value("epsilon_spent", NAN);
+      row.budget_spent = (*t)["privacy_status"].value("state", "") == "budget_spent";
+    }
+  }
   POCKETLLM_RETURN_IF_ERROR(evaluate(&row.eval_loss, &row.eval_accuracy));
   row.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return row;
@@ -253,6 +278,11 @@ Status run_simulation(const SimOptions& o) {
     auto row = sim.run_round(r);
     if (!row) return row.status();
     report.add(row.value());
+    if (row->budget_spent) {
+      std::printf("the task's privacy budget is spent after round %llu (epsilon %.3f): the server opens no further round\n",
+                  static_cast<unsigned long long>(r), row->epsilon);
+      break;
+    }
   }
   POCKETLLM_RETURN_IF_ERROR(report.finish());
   if (!o.save_shared.empty()) POCKETLLM_RETURN_IF_ERROR(save_shared(o.save_shared, *sim.shared, sim.version));

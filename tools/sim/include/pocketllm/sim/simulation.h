@@ -38,6 +38,11 @@ struct SimOptions {
   std::string sample_prompt;         // greedy sample from the shared model before and after
   std::string save_shared;           // write the final shared trainable tensors (safetensors)
   int threads = 0;
+  // Differential privacy of the task (docs/privacy.md): off, central or local. With it on, the server
+  // samples the devices (Poisson, rate dp_sampling_rate) and every device is asked each round.
+  std::string dp = "off";
+  double dp_clip_norm = 0, dp_noise_multiplier = 0;  // noise 0: calibrated to the target over `rounds`
+  double dp_sampling_rate = 1, dp_target_epsilon = 0, dp_delta = 1e-5;
 };
 
 // What a Byzantine device submits instead of its honest scalars (and example count): flt_max (±FLT_MAX
