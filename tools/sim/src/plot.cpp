@@ -46,14 +46,13 @@ void chart(std::ostringstream& o, const Series& s, double ox, double oy, double 
 
 }  // namespace
 
-std::string svg_charts(const std::string& title, const Series& left, const Series& right) {
-  const double w = 420, h = 300;
+std::string svg_charts(const std::string& title, const std::vector<Series>& charts) {
+  const double w = 420, h = 300, n = static_cast<double>(std::max<size_t>(1, charts.size()));
   std::ostringstream o;
-  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << 2 * w << "' height='" << h + 30 << "' font-family='sans-serif'>\n";
+  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << n * w << "' height='" << h + 30 << "' font-family='sans-serif'>\n";
   o << "<rect width='100%' height='100%' fill='white'/>\n";
-  o << "<text x='" << w << "' y='20' font-size='14' text-anchor='middle'>" << title << "</text>\n";
-  chart(o, left, 0, 30, w, h);
-  chart(o, right, w, 30, w, h);
+  o << "<text x='" << n * w / 2 << "' y='20' font-size='14' text-anchor='middle'>" << title << "</text>\n";
+  for (size_t i = 0; i < charts.size(); ++i) chart(o, charts[i], static_cast<double>(i) * w, 30, w, h);
   o << "</svg>\n";
   return o.str();
 }

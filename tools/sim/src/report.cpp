@@ -84,7 +84,17 @@ Status Report::finish() {
       b.y.push_back(a.y.back());
     }
   }
-  const std::string svg = svg_charts("pocketllm-sim: " + std::to_string(o_.devices) + " devices, task " + task_["id"].get<std::string>(), a, b);
+  std::vector<Series> charts = {a, b};
+  Series eps;  // a private task: the privacy budget spent, round by round
+  eps.x_label = "round";
+  eps.y_label = "epsilon spent";
+  for (const auto& row : rows_)
+    if (row.contains("epsilon") && row["epsilon"].is_number()) {
+      eps.x.push_back(row["round"].get<double>());
+      eps.y.push_back(row["epsilon"].get<double>());
+    }
+  if (!eps.x.empty()) charts.push_back(eps);
+  const std::string svg = svg_charts("pocketllm-sim: " + std::to_string(o_.devices) + " devices, task " + task_["id"].get<std::string>(), charts);
   return write_file_atomic(o_.out_dir + "/plot.svg", svg);
 }
 

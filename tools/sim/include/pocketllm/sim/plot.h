@@ -11,7 +11,10 @@ struct Series {
   std::vector<double> x, y;
 };
 
-// Two charts side by side, titled `title`.
-std::string svg_charts(const std::string& title, const Series& left, const Series& right);
+// Charts side by side, titled `title`.
+std::string svg_charts(const std::string& title, const std::vector<Series>& charts);
+inline std::string svg_charts(const std::string& title, const Series& left, const Series& right) {
+  return svg_charts(title, std::vector<Series>{left, right});
+}
 
 }  // namespace pocketllm::sim
