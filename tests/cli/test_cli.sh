@@ -92,4 +92,17 @@ else
   echo "skip finetune checks: $stories not found"
 fi
 
+# The privacy accountant: usage errors, and its three answers consistent with each other.
+"$bin" privacy epsilon --sampling-rate 2 --noise-multiplier 1 --steps 10 --delta 1e-5 2> "$work/err"; rc=$?
+check "privacy: a sampling rate above 1 is a usage error" '[ $rc -eq 2 ] && grep -q "sampling rate" "$work/err"'
+"$bin" privacy epsilon --sampling-rate 0.1 --steps 10 --delta 1e-5 2> "$work/err"; rc=$?
+check "privacy: a missing noise multiplier is a usage error" '[ $rc -eq 2 ] && grep -q -- "--noise-multiplier" "$work/err"'
+"$bin" privacy 2> /dev/null; rc=$?
+check "privacy: no subcommand is a usage error" '[ $rc -eq 2 ]'
+sigma=$("$bin" privacy noise --epsilon 2 --sampling-rate 0.05 --steps 300 --delta 1e-5 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["noise_multiplier"])')
+eps=$("$bin" privacy epsilon --sampling-rate 0.05 --noise-multiplier "$sigma" --steps 300 --delta 1e-5 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["epsilon"])')
+rounds=$("$bin" privacy rounds --epsilon 2 --sampling-rate 0.05 --noise-multiplier "$sigma" --delta 1e-5 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["rounds"])')
+check "privacy: the calibrated noise spends at most the target over the steps, and those steps are what fits" \
+  'python3 -c "import sys; e,r=float(sys.argv[1]),int(sys.argv[2]); sys.exit(0 if 1.9 < e <= 2.0 and r == 300 else 1)" "$eps" "$rounds"'
+
 [ $fails -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
