@@ -101,6 +101,8 @@ Status Simulation::setup() {
   POCKETLLM_RETURN_IF_ERROR(write_file_atomic(o.out_dir + "/task.json", spec.dump(1) + "\n"));
   auto created = link->admin("POST", "/v1/admin/tasks", spec.dump());
   if (!created) return created.status();
+  // The server's view of the privacy settings (a calibrated noise multiplier) is what the report records.
+  if (created->contains("privacy")) spec["privacy"] = (*created)["privacy"];
   auto ti = link->reader().task(task_id);
   if (!ti) return ti.status();
   info = ti.value();
@@ -176,10 +178,9 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
     auto p = d.train(round);
     if (!p) return p.status();
     if (p->outcome == Outcome::kNotSampled) {  // the server's Poisson sampling left this device out
-      --row.asked;
+      --row.asked;  // (its round fetch counts in its own bytes, not in the participants' per-device average)
       d.client = nullptr;
       d.bytes_down += c->bytes_received();
-      row.down += c->bytes_received();
       continue;
     }
     if (uniform(o.seed, r, i, 2) < o.dropout) {
