@@ -123,11 +123,30 @@ Spent epsilon_from_rdp(const std::vector<double>& orders, const std::vector<doub
   return best;
 }
 
-Spent epsilon_spent(double q, double sigma, uint64_t steps, double delta, Conversion conversion, const std::vector<double>& orders) {
-  std::vector<double> rdp(orders.size());
-  for (size_t i = 0; i < orders.size(); ++i) rdp[i] = static_cast<double>(steps) * rdp_sampled_gaussian(q, sigma, orders[i]);
+RoundAccountant::RoundAccountant(double q, double sigma, const std::vector<double>& orders) : orders_(orders), rdp_(orders.size()) {
+  for (size_t i = 0; i < orders_.size(); ++i) rdp_[i] = rdp_sampled_gaussian(q, sigma, orders_[i]);
+}
+
+Spent RoundAccountant::epsilon(uint64_t steps, double delta, Conversion conversion) const {
   if (steps == 0) return {0, 0};
-  return epsilon_from_rdp(orders, rdp, delta, conversion);
+  std::vector<double> total(rdp_.size());
+  for (size_t i = 0; i < rdp_.size(); ++i) total[i] = static_cast<double>(steps) * rdp_[i];
+  return epsilon_from_rdp(orders_, total, delta, conversion);
+}
+
+uint64_t RoundAccountant::max_rounds(double target_epsilon, double delta, uint64_t limit) const {
+  // epsilon grows with the number of rounds (RDP adds up): bisect on it.
+  uint64_t lo = 0, hi = limit;
+  if (epsilon(hi, delta).epsilon <= target_epsilon) return hi;
+  while (hi - lo > 1) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    (epsilon(mid, delta).epsilon <= target_epsilon ? lo : hi) = mid;
+  }
+  return lo;
+}
+
+Spent epsilon_spent(double q, double sigma, uint64_t steps, double delta, Conversion conversion, const std::vector<double>& orders) {
+  return RoundAccountant(q, sigma, orders).epsilon(steps, delta, conversion);
 }
 
 std::string check_parameters(double q, double sigma, double delta) {
@@ -156,14 +175,7 @@ double noise_for_epsilon(double target_epsilon, double q, uint64_t steps, double
 }
 
 uint64_t max_rounds(double target_epsilon, double q, double sigma, double delta, uint64_t limit) {
-  // epsilon grows with the number of rounds (RDP adds up): bisect on it.
-  uint64_t lo = 0, hi = limit;
-  if (epsilon_spent(q, sigma, hi, delta).epsilon <= target_epsilon) return hi;
-  while (hi - lo > 1) {
-    const uint64_t mid = lo + (hi - lo) / 2;
-    (epsilon_spent(q, sigma, mid, delta).epsilon <= target_epsilon ? lo : hi) = mid;
-  }
-  return lo;
+  return RoundAccountant(q, sigma).max_rounds(target_epsilon, delta, limit);
 }
 
 }  // namespace pocketllm::privacy

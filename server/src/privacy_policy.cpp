@@ -27,14 +27,14 @@ bool parse_dp_mode(const std::string& text, DpMode* out) {
   return false;
 }
 
-PrivacyStatus privacy_status(const PrivacyPolicy& p, uint64_t rounds_applied) {
+PrivacyStatus privacy_status(const PrivacyPolicy& p, const privacy::RoundAccountant& accountant, uint64_t rounds_applied) {
   PrivacyStatus s;
   s.rounds_applied = rounds_applied;
   if (!p.enabled()) return s;
-  s.epsilon_spent = privacy::epsilon_spent(p.sampling_rate, p.noise_multiplier, rounds_applied, p.delta).epsilon;
-  s.epsilon_next = privacy::epsilon_spent(p.sampling_rate, p.noise_multiplier, rounds_applied + 1, p.delta).epsilon;
+  s.epsilon_spent = accountant.epsilon(rounds_applied, p.delta).epsilon;
+  s.epsilon_next = accountant.epsilon(rounds_applied + 1, p.delta).epsilon;
   s.exhausted = s.epsilon_next > p.target_epsilon;
-  const uint64_t fit = privacy::max_rounds(p.target_epsilon, p.sampling_rate, p.noise_multiplier, p.delta);
+  const uint64_t fit = accountant.max_rounds(p.target_epsilon, p.delta);
   s.rounds_left = fit > rounds_applied ? fit - rounds_applied : 0;
   return s;
 }

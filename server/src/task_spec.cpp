@@ -97,7 +97,7 @@ Status parse_privacy(const json& j, const RoundPolicy& policy, PrivacyPolicy* ou
                                        " cannot be combined with differential privacy: the noise is calibrated to the L2 "
                                        "sensitivity C of a sum, which a median or a trimmed mean does not have (use weighted_mean)");
   if (policy.aggregation.clip > 0) return field_error("clip", "a per-scalar clip does not apply to a private task: privacy.clip_norm bounds each device");
-  if (privacy_status(p, 0).exhausted)
+  if (privacy_status(p, privacy::RoundAccountant(p.sampling_rate, p.noise_multiplier), 0).exhausted)
     return field_error("privacy", "not even one round fits in epsilon " + std::to_string(p.target_epsilon) + " at delta " +
                                       std::to_string(p.delta) + " with noise multiplier " + std::to_string(p.noise_multiplier) +
                                       " and sampling rate " + std::to_string(p.sampling_rate));

@@ -37,6 +37,20 @@ struct Spent {
 Spent epsilon_from_rdp(const std::vector<double>& orders, const std::vector<double>& rdp, double delta,
                        Conversion conversion = Conversion::kImproved);
 
+// The sampled Gaussian mechanism with fixed (q, sigma): its per-round RDP is computed once (the costly
+// part), so epsilon after any number of rounds and the rounds that fit a budget cost only the conversion
+// — what a server answering every status request needs.
+class RoundAccountant {
+ public:
+  RoundAccountant(double q, double sigma, const std::vector<double>& orders = default_orders());
+  Spent epsilon(uint64_t steps, double delta, Conversion conversion = Conversion::kImproved) const;
+  // The largest steps <= limit with epsilon(steps, delta) <= target_epsilon (0 when not even one).
+  uint64_t max_rounds(double target_epsilon, double delta, uint64_t limit = 1000000) const;
+
+ private:
+  std::vector<double> orders_, rdp_;  // RDP of one round at each order
+};
+
 // epsilon after `steps` rounds of the sampled Gaussian mechanism (q, sigma) at delta.
 Spent epsilon_spent(double q, double sigma, uint64_t steps, double delta, Conversion conversion = Conversion::kImproved,
                     const std::vector<double>& orders = default_orders());

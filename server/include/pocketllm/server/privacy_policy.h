@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "pocketllm/common/status.h"
+#include "pocketllm/privacy/accountant.h"
 #include "pocketllm/server/aggregation.h"
 
 namespace pocketllm::server {
@@ -40,7 +41,8 @@ struct PrivacyStatus {
   uint64_t rounds_left = 0;  // rounds that still fit in the budget
   bool exhausted = false;    // epsilon_next > target: no round opens
 };
-PrivacyStatus privacy_status(const PrivacyPolicy& p, uint64_t rounds_applied);
+// `accountant` is the policy's (q, sigma) one, computed once per task (privacy/accountant.h).
+PrivacyStatus privacy_status(const PrivacyPolicy& p, const privacy::RoundAccountant& accountant, uint64_t rounds_applied);
 
 // Poisson sampling: whether `device` is asked to take part in `round`, with probability q, decided by
 // SHA-256 over a per-task secret key, the round and the device id (devices cannot predict or choose it).

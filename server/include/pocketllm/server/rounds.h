@@ -64,7 +64,9 @@ enum class SubmitOutcome { kAccepted, kDuplicate };
 class TaskRounds {
  public:
   TaskRounds(uint64_t seed_key, RoundPolicy policy, uint64_t sampling_key = 0)
-      : key_(seed_key), sampling_key_(sampling_key), policy_(policy) {}
+      : key_(seed_key), sampling_key_(sampling_key), policy_(policy),
+        accountant_(policy.privacy.enabled() ? policy.privacy.sampling_rate : 0.0, policy.privacy.noise_multiplier,
+                    policy.privacy.enabled() ? privacy::default_orders() : std::vector<double>{2.0}) {}
 
   // The source of the private rounds' noise (standard normal draws); the OS's randomness by default.
   void set_noise_source(std::function<double()> gaussian) { gaussian_ = std::move(gaussian); }
@@ -72,7 +74,7 @@ class TaskRounds {
   bool sampled(uint64_t round, const std::string& device) const;
   // Rounds applied so far (what the privacy budget is spent on) and the budget's state.
   uint64_t rounds_applied() const;
-  PrivacyStatus privacy() const { return privacy_status(policy_.privacy, rounds_applied()); }
+  PrivacyStatus privacy() const { return privacy_status(policy_.privacy, accountant_, rounds_applied()); }
 
   // Rebuilds the state a store persisted: the rounds in id order (each with its submissions) and the log.
   Status restore(std::vector<Round> rounds, UpdateLog log);
@@ -115,6 +117,7 @@ class TaskRounds {
   uint64_t key_;
   uint64_t sampling_key_;
   RoundPolicy policy_;
+  privacy::RoundAccountant accountant_;  // the task's per-round RDP, computed once (status requests are frequent)
   std::function<double()> gaussian_ = system_gaussian;
   std::vector<Round> rounds_;
   UpdateLog log_;
