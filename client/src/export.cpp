@@ -14,7 +14,17 @@ Status export_hf_directory(const LoadedModel& loaded, const std::string& out_dir
   const ModelConfig& c = loaded.model->config();
   if (::mkdir(out_dir.c_str(), 0755) != 0 && errno != EEXIST) return io_error(out_dir + ": cannot create: " + std::strerror(errno));
   std::vector<TensorToWrite> tensors;
-  for (const auto& w : loaded.model->weights().all()) tensors.push_back({w->name, w->dtype, w->shape, w->data});
+  std::vector<std::vector<float>> dequantized;  // safetensors holds no block-quantized type: those go out as F32
+  dequantized.reserve(loaded.model->weights().all().size());
+  for (const auto& w : loaded.model->weights().all()) {
+    if (!dtype_is_quantized(w->dtype)) {
+      tensors.push_back({w->name, w->dtype, w->shape, w->data});
+      continue;
+    }
+    dequantized.emplace_back(w->numel());
+    convert_to_f32(w->dtype, w->data, w->numel(), dequantized.back().data());
+    tensors.push_back({w->name, DType::kF32, w->shape, dequantized.back().data()});
+  }
   POCKETLLM_RETURN_IF_ERROR(write_safetensors(out_dir + "/model.safetensors", tensors, {{"format", "pt"}}));
   nlohmann::json config = architecture_spec(c.arch).write_config(c);
   config["torch_dtype"] = "float32";
@@ -27,6 +37,9 @@ Status export_hf_directory(const LoadedModel& loaded, const std::string& out_dir
     const size_t slash = tp.find_last_of('/');
     const std::string dir = slash == std::string::npos ? "." : tp.substr(0, slash);
     const bool is_bin = tp.size() >= 4 && tp.compare(tp.size() - 4, 4, ".bin") == 0;
+    const bool is_gguf = tp.size() >= 5 && tp.compare(tp.size() - 5, 5, ".gguf") == 0;
+    if (is_gguf && loaded.tokenizer && loaded.tokenizer->spm_vocab())  // the vocabulary as llama2.c's tokenizer.bin
+      return write_file_atomic(out_dir + "/tokenizer.bin", encode_llama2c_tokenizer(*loaded.tokenizer->spm_vocab()));
     std::vector<std::pair<std::string, std::string>> copies;
     if (is_bin) copies.emplace_back(tp, out_dir + "/tokenizer.bin");
     for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"})

@@ -110,7 +110,7 @@ void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const W
         if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, cols, p.scale, src, dst);
         else std::copy_n(src, cols, dst);
       } else {
-        convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + start * dtype_size(w.dtype), cols, dst);
+        convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, start), cols, dst);
         if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, cols, p.scale, dst, dst);
       }
     }

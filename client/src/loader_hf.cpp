@@ -156,7 +156,8 @@ Result<LoadedModel> load_model(const std::string& path, const LoadOptions& optio
   }
   if (!is_file(path)) return not_found(path + ": no such file or directory");
   if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".bin") == 0) return load_llama2c(path, options);
-  return unsupported(path + ": unknown model format (expected a Hugging Face directory or a llama2.c .bin)");
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) return load_gguf(path, options);
+  return unsupported(path + ": unknown model format (expected a Hugging Face directory, a llama2.c .bin or a .gguf file)");
 }
 
 }  // namespace pocketllm

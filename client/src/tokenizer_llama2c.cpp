@@ -1,5 +1,6 @@
 // The llama2.c tokenizer (run.c's encode/decode): a SentencePiece BPE vocabulary with merge scores
 // and byte fallback (<0x00>..<0xFF> at ids 3..258), a dummy-prefix space, BOS = 1, EOS = 2.
+#include <algorithm>
 #include <cstring>
 #include <queue>
 #include <unordered_map>
@@ -13,12 +14,11 @@ namespace {
 
 class Llama2cTokenizer : public Tokenizer {
  public:
-  Llama2cTokenizer(std::vector<std::string> pieces, std::vector<float> scores)
-      : pieces_(std::move(pieces)), scores_(std::move(scores)) {
+  explicit Llama2cTokenizer(SpmVocab v) : vocab_(std::move(v)), pieces_(vocab_.pieces), scores_(vocab_.scores) {
     for (size_t i = 0; i < pieces_.size(); ++i) lookup_.emplace(pieces_[i], static_cast<int32_t>(i));  // first wins
-    bos_id_ = 1;
-    eos_id_ = 2;
-    pad_id_ = 0;
+    bos_id_ = vocab_.bos;
+    eos_id_ = vocab_.eos;
+    pad_id_ = vocab_.pad;
     for (int b = 0; b < 256; ++b) {
       char name[8];
       std::snprintf(name, sizeof name, "<0x%02X>", b);
@@ -28,6 +28,7 @@ class Llama2cTokenizer : public Tokenizer {
   }
 
   int vocab_size() const override { return static_cast<int>(pieces_.size()); }
+  const SpmVocab* spm_vocab() const override { return &vocab_; }
 
   int32_t token_id(std::string_view piece) const override {
     auto it = lookup_.find(std::string(piece));
@@ -129,8 +130,9 @@ class Llama2cTokenizer : public Tokenizer {
     sym.resize(out);
   }
 
-  std::vector<std::string> pieces_;
-  std::vector<float> scores_;
+  SpmVocab vocab_;
+  const std::vector<std::string>& pieces_;
+  const std::vector<float>& scores_;
   std::unordered_map<std::string, int32_t> lookup_;
   int32_t byte_ids_[256];
 };
@@ -181,7 +183,37 @@ Result<std::unique_ptr<Tokenizer>> load_llama2c_tokenizer(const std::string& pat
   if (at != b.size())
     return mismatch(path + ": " + std::to_string(b.size() - at) + " bytes left after " + std::to_string(vocab_size) +
                     " tokens: the tokenizer's vocabulary is larger than the model's");
-  return std::unique_ptr<Tokenizer>(new Llama2cTokenizer(std::move(pieces), std::move(scores)));
+  SpmVocab v;
+  v.pieces = std::move(pieces);
+  v.scores = std::move(scores);
+  return std::unique_ptr<Tokenizer>(new Llama2cTokenizer(std::move(v)));
+}
+
+std::string encode_llama2c_tokenizer(const SpmVocab& v) {
+  int32_t max_len = 1;
+  for (const auto& p : v.pieces) max_len = std::max<int32_t>(max_len, static_cast<int32_t>(p.size()));
+  std::string out(reinterpret_cast<const char*>(&max_len), 4);
+  for (size_t i = 0; i < v.pieces.size(); ++i) {
+    const float score = i < v.scores.size() ? v.scores[i] : 0.0f;
+    const auto len = static_cast<int32_t>(v.pieces[i].size());
+    out.append(reinterpret_cast<const char*>(&score), 4);
+    out.append(reinterpret_cast<const char*>(&len), 4);
+    out += v.pieces[i];
+  }
+  return out;
+}
+
+Result<std::unique_ptr<Tokenizer>> make_spm_tokenizer(SpmVocab v) {
+  const auto n = static_cast<int32_t>(v.pieces.size());
+  if (n == 0) return corrupt("tokenizer vocabulary is empty");
+  if (v.scores.size() != v.pieces.size())
+    return corrupt("tokenizer has " + std::to_string(v.pieces.size()) + " tokens but " + std::to_string(v.scores.size()) + " scores");
+  if (!v.types.empty() && v.types.size() != v.pieces.size())
+    return corrupt("tokenizer has " + std::to_string(v.pieces.size()) + " tokens but " + std::to_string(v.types.size()) + " token types");
+  for (int32_t id : {v.bos, v.eos, v.unk})
+    if (id < -1 || id >= n) return corrupt("tokenizer special token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(n));
+  if (v.pad < -1 || v.pad >= n) v.pad = -1;
+  return std::unique_ptr<Tokenizer>(new Llama2cTokenizer(std::move(v)));
 }
 
 }  // namespace pocketllm

@@ -1,3 +1,4 @@
+#include <cctype>
 #include "pocketllm/client/use_cases.h"
 
 #include <sys/stat.h>
@@ -52,13 +53,42 @@ Result<EvaluateReport> evaluate_model(ThreadPool* pool, const LoadedModel& loade
   return EvaluateReport{e.value(), task.value()->truncated, task.value()->skipped};
 }
 
-Result<int> export_run(const std::string& run_dir, const std::string& out_dir, int threads) {
+bool parse_gguf_type(const std::string& name, DType* out) {
+  std::string n;
+  for (char c : name) n += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0}) {
+    if (n == dtype_name(t)) {
+      *out = t;
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<int> export_run(const std::string& run_dir, const std::string& out, int threads, const ExportFormat& format) {
   ThreadPool pool(threads);
   RunDir run;
   auto l = load_run_model(run_dir, &run, &pool);
   if (!l) return l.status();
-  POCKETLLM_RETURN_IF_ERROR(export_hf_directory(l.value(), out_dir));
+  if (format.gguf) {
+    GgufExportOptions o;
+    o.type = format.gguf_type;
+    POCKETLLM_RETURN_IF_ERROR(export_gguf(l.value(), out, o));
+  } else {
+    POCKETLLM_RETURN_IF_ERROR(export_hf_directory(l.value(), out));
+  }
   return run.next_step();
+}
+
+Status convert_to_gguf(const std::string& model_path, const std::string& out_file, DType type, const std::string& name) {
+  LoadOptions lo;
+  lo.require_tokenizer = true;
+  auto l = load_model(model_path, lo);
+  if (!l) return l.status();
+  GgufExportOptions o;
+  o.type = type;
+  o.name = name;
+  return export_gguf(l.value(), out_file, o);
 }
 
 Result<ReplayableLog> load_replayable_log(const std::string& path) {

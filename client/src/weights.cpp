@@ -63,8 +63,9 @@ Result<const Weight*> WeightStore::require(const std::string& name, const std::v
     return mismatch("tensor '" + name + "' has shape " + fmt(w->shape) + ", expected " + fmt(shape) +
                     " from the model config");
   }
-  if (!dtype_is_float_weights(w->dtype))
-    return unsupported("tensor '" + name + "' has dtype " + dtype_name(w->dtype) + "; weights must be F32, F16 or BF16");
+  if (!dtype_is_weight_type(w->dtype))
+    return unsupported("tensor '" + name + "' has dtype " + dtype_name(w->dtype) +
+                       "; weights must be F32, F16, BF16 or a GGUF block-quantized type");
   return w;
 }
 
@@ -91,17 +92,16 @@ Result<size_t> WeightStore::make_trainable(const NamePatterns& patterns) {
     // Huge pages for the whole 2 MiB pieces only; the tail keeps 4 KiB pages so nothing is wasted.
     if (huge) ::madvise(dst, n * sizeof(float) / kHuge * kHuge, MADV_HUGEPAGE);
     const uint8_t* src = static_cast<const uint8_t*>(w->data);
-    const size_t esize = dtype_size(w->dtype);
     const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
     const size_t chunk = size_t{1} << 21;  // elements per copy step
     for (size_t i = 0; i < n; i += chunk) {
       const size_t len = std::min(chunk, n - i);
-      convert_to_f32(w->dtype, src + i * esize, len, dst + i);
+      convert_to_f32(w->dtype, src + dtype_bytes(w->dtype, i), len, dst + i);
       // Release the file pages just copied (only pages wholly inside this tensor): never two copies.
-      const uintptr_t lo = (reinterpret_cast<uintptr_t>(src + i * esize) + page - 1) / page * page;
-      const uintptr_t hi = reinterpret_cast<uintptr_t>(src + (i + len) * esize) / page * page;
+      const uintptr_t lo = (reinterpret_cast<uintptr_t>(src + dtype_bytes(w->dtype, i)) + page - 1) / page * page;
+      const uintptr_t hi = reinterpret_cast<uintptr_t>(src + dtype_bytes(w->dtype, i + len)) / page * page;
       const uintptr_t tensor_lo = (reinterpret_cast<uintptr_t>(src) + page - 1) / page * page;
-      const uintptr_t tensor_hi = reinterpret_cast<uintptr_t>(src + n * esize) / page * page;
+      const uintptr_t tensor_hi = reinterpret_cast<uintptr_t>(src + dtype_bytes(w->dtype, n)) / page * page;
       const uintptr_t a = std::max(lo, tensor_lo), b = std::min(hi, tensor_hi);
       if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
     }
@@ -156,7 +156,7 @@ size_t WeightStore::total_numel() const {
 
 size_t WeightStore::storage_bytes() const {
   size_t n = 0;
-  for (const auto& w : weights_) n += w->numel() * dtype_size(w->dtype);
+  for (const auto& w : weights_) n += dtype_bytes(w->dtype, w->numel());
   return n;
 }
 
@@ -170,7 +170,7 @@ const float* weight_rows(const Weight& w, size_t row0, size_t nrows, const Pertu
     add_scaled_z(p.dist, p.seed, w.tag, start, count, p.scale, src, scratch);
     return scratch;
   }
-  convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + start * dtype_size(w.dtype), count, scratch);
+  convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, start), count, scratch);
   if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, count, p.scale, scratch, scratch);
   return scratch;
 }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "bits.h"
+#include "pocketllm/common/quant.h"
 
 namespace pocketllm {
 namespace {
@@ -10,14 +11,23 @@ namespace {
 struct DTypeInfo {
   DType type;
   const char* name;
-  size_t size;
+  size_t block;        // elements per block (1: a plain element type)
+  size_t block_bytes;  // bytes per block
 };
 constexpr DTypeInfo kDTypes[] = {
-    {DType::kF32, "F32", 4},   {DType::kF16, "F16", 2},   {DType::kBF16, "BF16", 2},         {DType::kF64, "F64", 8},
-    {DType::kI64, "I64", 8},   {DType::kI32, "I32", 4},   {DType::kI16, "I16", 2},           {DType::kI8, "I8", 1},
-    {DType::kU8, "U8", 1},     {DType::kU16, "U16", 2},   {DType::kU32, "U32", 4},           {DType::kU64, "U64", 8},
-    {DType::kBool, "BOOL", 1}, {DType::kF8E4M3, "F8_E4M3", 1}, {DType::kF8E5M2, "F8_E5M2", 1},
+    {DType::kF32, "F32", 1, 4},   {DType::kF16, "F16", 1, 2},   {DType::kBF16, "BF16", 1, 2},         {DType::kF64, "F64", 1, 8},
+    {DType::kI64, "I64", 1, 8},   {DType::kI32, "I32", 1, 4},   {DType::kI16, "I16", 1, 2},           {DType::kI8, "I8", 1, 1},
+    {DType::kU8, "U8", 1, 1},     {DType::kU16, "U16", 1, 2},   {DType::kU32, "U32", 1, 4},           {DType::kU64, "U64", 1, 8},
+    {DType::kBool, "BOOL", 1, 1}, {DType::kF8E4M3, "F8_E4M3", 1, 1}, {DType::kF8E5M2, "F8_E5M2", 1, 1},
+    {DType::kQ8_0, "Q8_0", 32, 34}, {DType::kQ4_0, "Q4_0", 32, 18}, {DType::kQ4_K, "Q4_K", 256, 144},
+    {DType::kQ6_K, "Q6_K", 256, 210},
 };
+
+const DTypeInfo* info(DType t) {
+  for (const auto& d : kDTypes)
+    if (d.type == t) return &d;
+  return nullptr;
+}
 
 inline float float_of(uint32_t u) { return bits::to_float(u); }
 inline uint32_t bits_of(float f) { return bits::of(f); }
@@ -25,14 +35,13 @@ inline uint32_t bits_of(float f) { return bits::of(f); }
 }  // namespace
 
 const char* dtype_name(DType t) {
-  for (const auto& d : kDTypes)
-    if (d.type == t) return d.name;
-  return "?";
+  const DTypeInfo* d = info(t);
+  return d ? d->name : "?";
 }
 
 bool parse_dtype(std::string_view name, DType* out) {
   for (const auto& d : kDTypes) {
-    if (name == d.name) {
+    if (d.block == 1 && name == d.name) {
       *out = d.type;
       return true;
     }
@@ -41,12 +50,32 @@ bool parse_dtype(std::string_view name, DType* out) {
 }
 
 size_t dtype_size(DType t) {
-  for (const auto& d : kDTypes)
-    if (d.type == t) return d.size;
-  return 0;
+  const DTypeInfo* d = info(t);
+  return d && d->block == 1 ? d->block_bytes : 0;
+}
+
+bool dtype_is_quantized(DType t) {
+  const DTypeInfo* d = info(t);
+  return d && d->block > 1;
+}
+
+size_t dtype_block_size(DType t) {
+  const DTypeInfo* d = info(t);
+  return d ? d->block : 0;
+}
+
+size_t dtype_block_bytes(DType t) {
+  const DTypeInfo* d = info(t);
+  return d ? d->block_bytes : 0;
+}
+
+uint64_t dtype_bytes(DType t, uint64_t count) {
+  const DTypeInfo* d = info(t);
+  return d ? count / d->block * d->block_bytes : 0;
 }
 
 bool dtype_is_float_weights(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+bool dtype_is_weight_type(DType t) { return dtype_is_float_weights(t) || dtype_is_quantized(t); }
 
 float bf16_to_f32(uint16_t b) { return float_of(static_cast<uint32_t>(b) << 16); }
 
@@ -116,6 +145,12 @@ bool convert_to_f32(DType t, const void* src, size_t count, float* out) {
       }
       return true;
     }
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+    case DType::kQ4_K:
+    case DType::kQ6_K:
+      dequantize(t, src, count, out);
+      return true;
     default:
       return false;
   }

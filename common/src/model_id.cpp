@@ -28,7 +28,7 @@ std::string compute_model_id(std::vector<CanonicalTensorRef> tensors) {
       h.update_u64le(static_cast<uint64_t>(d));
       numel *= static_cast<uint64_t>(d);
     }
-    const uint64_t nbytes = numel * dtype_size(t.dtype);
+    const uint64_t nbytes = dtype_bytes(t.dtype, numel);
     h.update_u64le(nbytes);
     // In pieces, so a cancelled load stops within a few milliseconds even inside a large tensor.
     const auto* bytes = static_cast<const uint8_t*>(t.data);

@@ -84,6 +84,60 @@ if [ -f "$stories/stories260K.bin" ]; then
     'cmp -s "$work/exported/model.safetensors" "$work/replayed/model.safetensors"'
   "$bin" generate --model "$work/exported" --prompt "Once" --max-tokens 5 > /dev/null 2>&1
   check "the exported Hugging Face directory loads and generates" '[ $? -eq 0 ]'
+  # GGUF: a run exported as GGUF evaluates as the run does; convert quantizes; gguf describes the file.
+  "$bin" export --run "$work/run" --out "$work/run.gguf" --format gguf > /dev/null
+  run_eval=$("$bin" eval --run "$work/run" --data "$work/t.txt" | head -1)
+  gguf_eval=$("$bin" eval --model "$work/run.gguf" --data "$work/t.txt" | head -1)
+  check "a run exported as GGUF evaluates exactly as the run ($run_eval)" '[ -n "$run_eval" ] && [ "$run_eval" = "$gguf_eval" ]'
+  "$bin" convert --model "$stories" --out "$work/q8.gguf" --type q8_0 > /dev/null
+  "$bin" gguf --file "$work/q8.gguf" > "$work/q8.txt"
+  check "convert --type q8_0 writes Q8_0 matrices, F16 where rows are not whole blocks, F32 norms" \
+    'grep -q "blk.0.attn_q.weight *Q8_0" "$work/q8.txt" && grep -q "blk.0.ffn_down.weight *F16" "$work/q8.txt" && grep -q "output_norm.weight *F32" "$work/q8.txt"'
+  # An independent reading of the file's layout (not pocketllm's reader): header, keys, aligned tensor data.
+  python3 - "$work/q8.gguf" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+magic, version, nt, nkv = struct.unpack_from("<IIQQ", b, 0); at = 24
+assert magic == 0x46554747 and version == 3, "header"
+def string():
+    global at
+    n, = struct.unpack_from("<Q", b, at); at += 8; s = b[at:at + n].decode(); at += n; return s
+size = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+meta = {}
+for _ in range(nkv):
+    k = string(); t, = struct.unpack_from("<I", b, at); at += 4
+    if t == 8: meta[k] = string()
+    elif t == 9:
+        et, n = struct.unpack_from("<IQ", b, at); at += 12
+        meta[k] = [string() for _ in range(n)] if et == 8 else n
+        if et != 8: at += size[et] * n
+    else: meta[k] = struct.unpack_from({4: "<I", 5: "<i", 6: "<f", 7: "<?"}[t], b, at)[0]; at += size[t]
+assert meta["general.architecture"] == "llama" and meta["llama.block_count"] == 5 and meta["general.file_type"] == 7, meta
+assert meta["tokenizer.ggml.tokens"][403] == "\u2581Once", meta["tokenizer.ggml.tokens"][403]
+blocks = {0: (1, 4), 1: (1, 2), 8: (32, 34)}
+end = 0
+infos = []
+for _ in range(nt):
+    name = string(); nd, = struct.unpack_from("<I", b, at); at += 4
+    dims = struct.unpack_from("<%dQ" % nd, b, at); at += 8 * nd
+    t, off = struct.unpack_from("<IQ", b, at); at += 12
+    n = 1
+    for d in dims: n *= d
+    assert off % 32 == 0
+    infos.append((off, n // blocks[t][0] * blocks[t][1]))
+data = (at + 31) // 32 * 32
+assert nt == 47 and max(o + s for o, s in infos) + data <= len(b) <= max(o + s for o, s in infos) + data + 32
+PY
+  check "an independent parser reads the GGUF layout pocketllm wrote" '[ $? -eq 0 ]'
+  "$bin" generate --model "$work/q8.gguf" --prompt "Once upon a time" --max-tokens 20 --greedy > "$work/q8gen.txt" 2> /dev/null
+  check "the Q8_0 file generates the golden opening" 'grep -q "Once upon a time, there was a little girl named Lily" "$work/q8gen.txt"'
+  "$bin" convert --model "$stories" --out "$work/x.gguf" --type q5_k 2> "$work/err"; rc=$?
+  check "convert to an unknown type is a usage error" '[ $rc -eq 2 ] && grep -q "q8_0" "$work/err" && [ ! -e "$work/x.gguf" ]'
+  head -c 5000 "$work/q8.gguf" > "$work/cut.gguf"
+  "$bin" convert --model "$work/cut.gguf" --out "$work/x.gguf" 2> "$work/err"; rc=$?
+  check "a truncated GGUF is a clear error naming it" '[ $rc -eq 1 ] && grep -q "cut.gguf" "$work/err" && [ ! -e "$work/x.gguf" ]'
+  "$bin" gguf --file "$work/cut.gguf" 2> "$work/err"; rc=$?
+  check "gguf on a truncated file fails with the reason" '[ $rc -eq 1 ] && grep -q "truncated" "$work/err"'
   "$bin" finetune --model "$stories" --data "$work/t.txt" --out "$work/run" 2> "$work/err"; rc=$?
   check "finetune refuses to overwrite an existing run" '[ $rc -eq 1 ] && grep -q "already holds a run" "$work/err"'
   "$bin" finetune --model "$stories" --data "$work/t.txt" --task classify --out "$work/run2" 2> "$work/err"; rc=$?

@@ -46,5 +46,5 @@ TEST_CASE("dtype names parse and have sizes", "[common][dtype]") {
   CHECK(dtype_size(t) == 2);
   CHECK(std::string(dtype_name(DType::kF8E4M3)) == "F8_E4M3");
   CHECK_FALSE(parse_dtype("f32", &t));
-  CHECK_FALSE(parse_dtype("Q4_0", &t));
+  CHECK_FALSE(parse_dtype("Q4_0", &t));  // block types are not safetensors dtypes
 }

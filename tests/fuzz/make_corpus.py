@@ -94,3 +94,41 @@ body = b'{"coeffs":[0.5,0.25],"examples":8,"base_version":0}'
 put("fuzz_http", "post", b"POST /v1/tasks/t/rounds/1/submissions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
     + str(len(body)).encode() + b"\r\n\r\n" + body)
 put("fuzz_http", "chunked", b"POST /v1/enrol HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"tok\r\n0\r\n\r\n")
+
+# GGUF: a tiny llama (dim 32, 1 layer, 2 heads, 8-token SentencePiece vocabulary), F32 and Q8_0 weights
+def gguf_file(qtype):
+    def s(x):
+        b = x.encode()
+        return struct.pack("<Q", len(b)) + b
+    kv = []
+    def add(key, typ, payload):
+        kv.append(s(key) + struct.pack("<I", typ) + payload)
+    add("general.architecture", 8, s("llama"))
+    for k, v in [("context_length", 64), ("embedding_length", 32), ("block_count", 1), ("feed_forward_length", 64),
+                 ("attention.head_count", 2), ("attention.head_count_kv", 2)]:
+        add("llama." + k, 4, struct.pack("<I", v))
+    add("llama.attention.layer_norm_rms_epsilon", 6, struct.pack("<f", 1e-5))
+    toks = ["<unk>", "<s>", "</s>", "\u2581", "a", "b", "\u2581a", "ab"]
+    add("tokenizer.ggml.model", 8, s("llama"))
+    add("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, len(toks)) + b"".join(s(t) for t in toks))
+    add("tokenizer.ggml.scores", 9, struct.pack("<IQ", 6, len(toks)) + struct.pack("<%df" % len(toks), *[0, 0, 0, -1, -2, -2, -0.5, -0.6]))
+    add("tokenizer.ggml.token_type", 9, struct.pack("<IQ", 5, len(toks)) + struct.pack("<8i", 2, 3, 3, 1, 1, 1, 1, 1))
+    add("tokenizer.ggml.bos_token_id", 4, struct.pack("<I", 1))
+    tensors = [("token_embd.weight", [32, 8], qtype), ("output_norm.weight", [32], 0), ("blk.0.attn_norm.weight", [32], 0),
+               ("blk.0.attn_q.weight", [32, 32], qtype), ("blk.0.attn_k.weight", [32, 32], qtype), ("blk.0.attn_v.weight", [32, 32], qtype),
+               ("blk.0.attn_output.weight", [32, 32], qtype), ("blk.0.ffn_norm.weight", [32], 0), ("blk.0.ffn_gate.weight", [32, 64], qtype),
+               ("blk.0.ffn_up.weight", [32, 64], qtype), ("blk.0.ffn_down.weight", [64, 32], qtype)]
+    infos, blob = b"", b""
+    for name, dims, typ in tensors:
+        n = 1
+        for d in dims: n *= d
+        if typ == 0:
+            raw = struct.pack("<%df" % n, *[((i * 37) % 17 - 8) * 0.01 for i in range(n)])
+        else:  # Q8_0: f16 scale 0.01 + 32 int8 per block
+            raw = b"".join(struct.pack("<e", 0.01) + bytes(((j * 5 + b) % 255) for j in range(32)) for b in range(n // 32))
+        infos += s(name) + struct.pack("<I", len(dims)) + struct.pack("<%dQ" % len(dims), *dims) + struct.pack("<IQ", typ, len(blob))
+        blob += raw + b"\0" * ((-len(raw)) % 32)
+    head = struct.pack("<IIQQ", 0x46554747, 3, len(tensors), len(kv)) + b"".join(kv) + infos
+    return head + b"\0" * ((-len(head)) % 32) + blob
+put("fuzz_gguf", "tiny_f32", gguf_file(0))
+put("fuzz_gguf", "tiny_q8_0", gguf_file(8))

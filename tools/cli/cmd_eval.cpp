@@ -47,18 +47,50 @@ int cmd_eval(const std::vector<std::string>& argv) {
 
 int cmd_export(const std::vector<std::string>& argv) {
   static const char* kHelp =
-      "usage: pocketllm export --run RUN_DIR --out DIR\n"
+      "usage: pocketllm export --run RUN_DIR --out PATH [--format hf|gguf] [--type f32|f16|bf16|q8_0|q4_0]\n"
       "\n"
-      "Writes the run's fine-tuned model as a Hugging Face directory (model.safetensors, config.json,\n"
-      "tokenizer files) that pocketllm and Hugging Face tools load.\n";
-  Command cmd("pocketllm export", kHelp, {"run", "out", "threads"});
+      "Writes the run's fine-tuned model (merged weights). --format hf (default): a Hugging Face directory\n"
+      "(model.safetensors, config.json, tokenizer files) that pocketllm and Hugging Face tools load.\n"
+      "--format gguf: one GGUF file for llama.cpp and pocketllm, 2-D weights as --type (default f32;\n"
+      "llama-family models with a SentencePiece vocabulary; docs/gguf.md).\n";
+  Command cmd("pocketllm export", kHelp, {"run", "out", "threads", "format", "type"});
   return cmd.run(argv, [&](const Args& args) {
     if (!args.has("run") || !args.has("out")) return cmd.usage("--run and --out are required");
     auto threads = args.get_u64("threads", 0);
     if (!threads || threads.value() > 1024) return cmd.usage("--threads must be an integer from 0 to 1024");
-    auto step = export_run(args.get("run"), args.get("out"), static_cast<int>(threads.value()));
+    ExportFormat format;
+    const std::string f = args.has("format") ? args.get("format") : "hf";
+    if (f != "hf" && f != "gguf") return cmd.usage("--format must be hf or gguf");
+    format.gguf = f == "gguf";
+    if (args.has("type") && (!format.gguf || !parse_gguf_type(args.get("type"), &format.gguf_type)))
+      return cmd.usage("--type needs --format gguf and is one of f32, f16, bf16, q8_0, q4_0");
+    auto step = export_run(args.get("run"), args.get("out"), static_cast<int>(threads.value()), format);
     if (!step) return cmd.fail(step.status().message());
     std::printf("exported step %d of %s to %s\n", step.value(), args.get("run").c_str(), args.get("out").c_str());
+    return 0;
+  });
+}
+
+}  // namespace pocketllm::cli
+
+namespace pocketllm::cli {
+
+int cmd_convert(const std::vector<std::string>& argv) {
+  static const char* kHelp =
+      "usage: pocketllm convert --model PATH --out FILE.gguf [--type f32|f16|bf16|q8_0|q4_0] [--name NAME]\n"
+      "\n"
+      "Converts a model (llama2.c .bin, Hugging Face directory or GGUF) to a GGUF file that llama.cpp and\n"
+      "pocketllm load. 2-D weights become --type (default f32); a matrix whose rows are not whole 32-element\n"
+      "blocks stays F16 under q8_0/q4_0; norms stay F32. Quantizers follow ggml's reference rounding\n"
+      "(docs/gguf.md). A GGUF input is re-quantized; tensors already of --type are copied unchanged.\n";
+  Command cmd("pocketllm convert", kHelp, {"model", "out", "type", "name"});
+  return cmd.run(argv, [&](const Args& args) {
+    if (!args.has("model") || !args.has("out")) return cmd.usage("--model and --out are required");
+    DType type = DType::kF32;
+    if (args.has("type") && !parse_gguf_type(args.get("type"), &type)) return cmd.usage("--type is one of f32, f16, bf16, q8_0, q4_0");
+    if (Status s = convert_to_gguf(args.get("model"), args.get("out"), type, args.has("name") ? args.get("name") : ""); !s)
+      return cmd.fail(s.message());
+    std::printf("wrote %s (%s)\n", args.get("out").c_str(), dtype_name(type));
     return 0;
   });
 }

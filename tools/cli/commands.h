@@ -14,6 +14,8 @@ int cmd_info(const std::vector<std::string>& args);
 int cmd_finetune(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
 int cmd_export(const std::vector<std::string>& args);
+int cmd_convert(const std::vector<std::string>& args);
+int cmd_gguf(const std::vector<std::string>& args);
 int cmd_federate(const std::vector<std::string>& args);
 int cmd_privacy(const std::vector<std::string>& args);
 

@@ -19,7 +19,9 @@ void print_usage(FILE* out) {
                "  perturb   print the perturbation direction z for a seed and tensor (the golden generator)\n"
                "  finetune  zeroth-order fine-tuning on your data into a resumable run directory\n"
                "  eval      loss, perplexity or accuracy of a model or a run on a dataset\n"
-               "  export    write a run's fine-tuned model as a Hugging Face directory\n"
+               "  export    write a run's fine-tuned model as a Hugging Face directory or a GGUF file\n"
+               "  convert   convert a model to GGUF (f32, f16, bf16, q8_0, q4_0) for llama.cpp and pocketllm\n"
+               "  gguf      validate a GGUF file and print its metadata and tensor table\n"
                "  generate  generate text from a prompt\n"
                "  info      describe a model: architecture, parameters, dtypes, memory\n"
                "  federate  take part in federated fine-tuning with an aggregation server\n"
@@ -54,6 +56,8 @@ int main(int argc, char** argv) {
     if (command == "finetune") return pocketllm::cli::cmd_finetune(rest);
     if (command == "eval") return pocketllm::cli::cmd_eval(rest);
     if (command == "export") return pocketllm::cli::cmd_export(rest);
+    if (command == "convert") return pocketllm::cli::cmd_convert(rest);
+    if (command == "gguf") return pocketllm::cli::cmd_gguf(rest);
     if (command == "federate") return pocketllm::cli::cmd_federate(rest);
     if (command == "privacy") return pocketllm::cli::cmd_privacy(rest);
   } catch (const std::exception& e) {

@@ -1,6 +1,7 @@
 // Loading a model from disk into canonical Hugging Face tensors: a Hugging Face directory
-// (config.json + model.safetensors or sharded safetensors with an index, + tokenizer.json) or a
-// llama2.c checkpoint (.bin, legacy version 0) with its tokenizer.bin.
+// (config.json + model.safetensors or sharded safetensors with an index, + tokenizer.json), a
+// llama2.c checkpoint (.bin, legacy version 0) with its tokenizer.bin, or a GGUF file (.gguf, with the
+// tokenizer inside; quantized weights stay quantized).
 #pragma once
 
 #include <memory>
@@ -19,14 +20,24 @@ struct LoadOptions {
 struct LoadedModel {
   std::unique_ptr<LanguageModel> model;
   std::unique_ptr<Tokenizer> tokenizer;  // null when none was found and none was required
-  std::string format;                    // "huggingface" or "llama2.c"
+  std::string format;                    // "huggingface", "llama2.c" or "gguf"
   std::string path;
+  std::string name;                      // GGUF general.name; else the file or folder name
   std::string tokenizer_path;            // the file the tokenizer was read from
 };
 
 // Writes `model` as a Hugging Face directory: model.safetensors (trainable tensors as F32, others in
 // their stored dtype), config.json, and the tokenizer file(s) copied from `tokenizer_path`'s folder.
 Status export_hf_directory(const LoadedModel& model, const std::string& out_dir);
+
+// GGUF export (docs/gguf.md): 2-D weights as `type` (F32, F16, BF16, Q8_0 or Q4_0; a matrix whose rows
+// are not whole blocks of a quantized type is written as F16), 1-D tensors as F32, the tokenizer and
+// the metadata llama.cpp reads. Trainable (fine-tuned) weights are written with their current values.
+struct GgufExportOptions {
+  DType type = DType::kF32;
+  std::string name;  // general.name; default: the source file's name
+};
+Status export_gguf(const LoadedModel& model, const std::string& out_path, const GgufExportOptions& options = {});
 
 Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options = {});
 // The llama2.c checkpoint of a model folder without config.json, or "" when it holds none.
@@ -35,6 +46,7 @@ std::string find_llama2c_checkpoint(const std::string& dir);
 // The pieces, for tests and tools.
 Result<LoadedModel> load_llama2c(const std::string& checkpoint, const LoadOptions& options);
 Result<LoadedModel> load_hf_directory(const std::string& dir, const LoadOptions& options);
+Result<LoadedModel> load_gguf(const std::string& path, const LoadOptions& options);
 Result<ModelConfig> parse_hf_config(const std::string& json_text, const std::string& display_name);
 
 }  // namespace pocketllm

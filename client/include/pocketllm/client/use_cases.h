@@ -33,8 +33,20 @@ Result<EvaluateReport> run_evaluate(const EvaluateRequest& request);
 Result<EvaluateReport> evaluate_model(ThreadPool* pool, const LoadedModel& model, const std::string& data_path,
                                       const TaskOptions& options, int batch_size);
 
-// Writes a run's fine-tuned model as a Hugging Face directory; returns the run's next step.
-Result<int> export_run(const std::string& run_dir, const std::string& out_dir, int threads = 0);
+// How a model is written: a Hugging Face directory, or one GGUF file with 2-D weights as `gguf_type`.
+struct ExportFormat {
+  bool gguf = false;
+  DType gguf_type = DType::kF32;
+};
+// "f32", "f16", "bf16", "q8_0", "q4_0" (any case) -> the GGUF weight type; false for anything else.
+bool parse_gguf_type(const std::string& name, DType* out);
+
+// Writes a run's fine-tuned model (merged weights) as a Hugging Face directory or a GGUF file; returns
+// the run's next step.
+Result<int> export_run(const std::string& run_dir, const std::string& out, int threads = 0, const ExportFormat& format = {});
+
+// Converts a model file (llama2.c .bin, Hugging Face directory or GGUF) to GGUF with `type` weights.
+Status convert_to_gguf(const std::string& model_path, const std::string& out_file, DType type, const std::string& name = "");
 
 // An update log as steps to replay: a run directory's own (with weight-decay factors and its spec), or a
 // plain update log file (binary or JSON, docs/update-log.md) as one step without decay.

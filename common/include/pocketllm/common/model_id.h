@@ -14,7 +14,7 @@ struct CanonicalTensorRef {
   std::string name;
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;
-  const void* data = nullptr;  // numel * dtype_size bytes, little-endian
+  const void* data = nullptr;  // dtype_bytes(dtype, numel) bytes, little-endian
 };
 
 // Lower-case hex SHA-256. Order of `tensors` does not matter (they are sorted by name bytewise).

@@ -1,0 +1,83 @@
+// llama.cpp (through node-llama-cpp's prebuilt CPU binaries, loaded offline) and @huggingface/gguf on a
+// GGUF file: greedy continuation, per-line perplexity, or the parsed metadata and tensor table.
+//   node peer.mjs greedy FILE PROMPT STEPS THREADS        -> {"prompt_tokens": [...], "tokens": [...], "text": "..."}
+//   node peer.mjs ppl FILE LINES_FILE THREADS             -> {"tokens": N, "nll": sum, "ppl": x, "line_tokens": [[...]...]}
+//   node peer.mjs parse FILE                              -> @huggingface/gguf's metadata and tensor infos
+//   node peer.mjs speed FILE THREADS SEQS SEQLEN DECODE   -> prompt tokens/s and decode tokens/s
+import { getLlama } from "node-llama-cpp";
+import { gguf } from "@huggingface/gguf";
+
+const [cmd, file, ...rest] = process.argv.slice(2);
+const out = (o) => process.stdout.write(JSON.stringify(o, (k, v) => (typeof v === "bigint" ? Number(v) : v)) + "\n");
+
+async function load(threads, contextSize, sequences = 1, batchSize = 512) {
+  const llama = await getLlama({ build: "never", gpu: false, logLevel: "error" });
+  const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+  const context = await model.createContext({ contextSize, sequences, threads, batchSize });
+  return { llama, model, context };
+}
+
+function withBos(model, text) {
+  const ids = Array.from(model.tokenize(text));
+  return [model.tokens.bos, ...ids];
+}
+
+if (cmd === "greedy") {
+  const [prompt, steps, threads] = rest;
+  const { model, context } = await load(Number(threads), 512);
+  const seq = context.getSequence();
+  const promptTokens = withBos(model, prompt);
+  const tokens = [];
+  for await (const t of seq.evaluate(promptTokens, { temperature: 0, yieldEogToken: true })) {
+    tokens.push(t);
+    if (tokens.length >= Number(steps)) break;
+  }
+  out({ prompt_tokens: promptTokens, tokens, text: prompt + model.detokenize(tokens) });
+} else if (cmd === "ppl") {
+  const [linesFile, threads] = rest;
+  const fs = await import("node:fs");
+  const lines = fs.readFileSync(linesFile, "utf8").split("\n").filter((l) => l.trim().length > 0);
+  const { model, context } = await load(Number(threads), 512);
+  let nll = 0, count = 0;
+  const lineTokens = [];
+  const seq = context.getSequence();
+  for (const line of lines) {
+    await seq.clearHistory();
+    const toks = withBos(model, line);
+    lineTokens.push(toks);
+    const input = toks.slice(0, -1).map((t) => [t, { generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } }]);
+    const res = await seq.controlledEvaluate(input);
+    for (let i = 0; i + 1 < toks.length; i++) {
+      const p = res[i]?.next?.probabilities?.get(toks[i + 1]) ?? 0;
+      nll -= Math.log(Math.max(p, 1e-30));
+      count++;
+    }
+  }
+  out({ lines: lines.length, tokens: count, nll, loss: nll / count, ppl: Math.exp(nll / count), line_tokens: lineTokens });
+} else if (cmd === "parse") {
+  const { metadata, tensorInfos } = await gguf(file, { allowLocalFile: true });
+  out({ metadata, tensors: tensorInfos.map((t) => ({ name: t.name, dims: t.shape, type: t.dtype, offset: t.offset })) });
+} else if (cmd === "speed") {
+  const [threads, seqs, seqLen, decode, reps] = rest.map(Number);
+  const { model, context } = await load(threads, Math.max(seqLen, 1) * seqs + decode + 16, 1, seqLen * seqs);
+  const vocab = model.fileInsights.tensorInfo ? 32000 : 32000;
+  const seq = context.getSequence();
+  const tokens = Array.from({ length: seqLen * seqs }, (_, i) => 3 + ((i * 7919) % 30000));
+  const pp = [], dec = [];
+  for (let r = 0; r < (reps || 3); r++) {
+    await seq.clearHistory();
+    let t0 = performance.now();
+    await seq.controlledEvaluate(tokens.slice(0, -1).concat([[tokens[tokens.length - 1], { generateNext: { token: true } }]]));
+    pp.push((tokens.length * 1000) / (performance.now() - t0));
+    t0 = performance.now();
+    let n = 0;
+    for await (const t of seq.evaluate([tokens[0]], { temperature: 0 })) { if (++n >= decode) break; }
+    dec.push((n * 1000) / (performance.now() - t0));
+  }
+  const med = (a) => a.slice().sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  out({ prompt_tokens_per_s: med(pp), decode_tokens_per_s: med(dec), runs: pp.length, vocab });
+} else {
+  console.error("usage: node peer.mjs greedy|ppl|parse|speed FILE ...");
+  process.exit(2);
+}
+process.exit(0);

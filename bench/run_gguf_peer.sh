@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# llama.cpp and @huggingface/gguf as peers of pocketllm's GGUF files (docs/gguf.md §8).
+#   bench/run_gguf_peer.sh [BUILD_DIR] [OUT_JSONL]
+# Installs the peers into bench/peers/llamacpp/node_modules (npm i -E node-llama-cpp@3.21.1 and
+# @huggingface/gguf; prebuilt CPU binaries, loaded offline with getLlama({build: "never", gpu: false})),
+# converts stories260K to F32/F16/Q8_0/Q4_0 GGUF with pocketllm, and checks:
+#   - llama.cpp's greedy continuation of "Once upon a time" from the F32 file equals the golden text;
+#   - on every file, llama.cpp's and pocketllm's greedy tokens (first 32+) and perplexities (TinyStories
+#     sample lines, and 200 lines sampled from stories260K) — the perplexities must differ by < 1 %;
+#   - @huggingface/gguf's metadata and tensor table equal `pocketllm gguf --json`'s.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${1:-$root/build}"
+out="${2:-$root/bench/results/gguf_peer.jsonl}"
+shared="${POCKETLLM_SHARED:-$root/../shared}"
+bin="$build/bin/pocketllm"
+peer="$root/bench/peers/llamacpp"
+[ -x "$bin" ] || { echo "build pocketllm first ($bin missing)"; exit 1; }
+if [ ! -d "$peer/node_modules/node-llama-cpp" ] || [ ! -d "$peer/node_modules/@huggingface/gguf" ]; then
+  echo "== installing the peers (npm i -E node-llama-cpp@3.21.1 @huggingface/gguf)"
+  (cd "$peer" && npm i --no-audit --no-fund -E node-llama-cpp@3.21.1 @huggingface/gguf@0.4.6 > /dev/null)
+fi
+work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
+stories="$shared/hub/karpathy/tinyllamas/stories260K"
+cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+echo "== CPU: $cpu"
+
+# 200 lines sampled from the F32 model (temperature 1, seeds 1..200), one story opening per line.
+for s in $(seq 1 200); do
+  "$bin" generate --model "$stories" --max-tokens 48 --temperature 1 --seed "$s" 2> /dev/null | tr '\n' ' ' | sed 's/ *$//'; echo
+done > "$work/sampled.txt"
+grep -v '^ *$' "$shared/data/tinystories/tinystories_sample.txt" > "$work/sample.txt"
+
+mkdir -p "$(dirname "$out")"
+: > "$out"
+for t in f32 f16 q8_0 q4_0; do
+  f="$work/stories260K-$t.gguf"
+  "$bin" convert --model "$stories" --out "$f" --type "$t" > /dev/null
+  (cd "$peer" && node peer.mjs greedy "$f" "Once upon a time" 60 1) > "$work/peer-greedy.json"
+  "$bin" generate --model "$f" --prompt "Once upon a time" --max-tokens 60 --greedy --ids --threads 1 2> "$work/ours-ids.txt" > /dev/null
+  for set in sample sampled; do
+    (cd "$peer" && node peer.mjs ppl "$f" "$work/$set.txt" 1) > "$work/peer-ppl-$set.json"
+    "$bin" eval --model "$f" --data "$work/$set.txt" --task lm --threads 1 > "$work/ours-ppl-$set.txt"
+  done
+  (cd "$peer" && node peer.mjs parse "$f") > "$work/peer-parse.json"
+  "$bin" gguf --file "$f" --json > "$work/ours-parse.json"
+  python3 - "$t" "$work" "$shared/golden/stories260K_greedy_golden.json" "$cpu" "$(stat -c %s "$f")" >> "$out" <<'PY'
+import json, re, sys
+t, work, golden_path, cpu, size = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+golden = json.load(open(golden_path))["Once upon a time"]
+peer = json.load(open(f"{work}/peer-greedy.json"))
+id_lines = [l for l in open(f"{work}/ours-ids.txt").read().split("\n") if re.fullmatch(r"[\d ]+", l.strip() or "x")]
+ours_ids = [int(x) for x in id_lines[0].split()]
+ours_gen = ours_ids[len(peer["prompt_tokens"]):]
+agree = 0
+for a, b in zip(peer["tokens"], ours_gen):
+    if a != b: break
+    agree += 1
+row = {"bench": "gguf_peer", "type": t, "file_bytes": size, "cpu": cpu,
+       "llamacpp_prompt_tokens_equal_golden": peer["prompt_tokens"] == golden["prompt_tokens"],
+       "llamacpp_greedy_equals_golden": peer["text"] == golden["text"],
+       "greedy_tokens_agree": agree, "greedy_tokens_compared": min(len(peer["tokens"]), len(ours_gen))}
+for s in ("sample", "sampled"):
+    p = json.load(open(f"{work}/peer-ppl-{s}.json"))
+    m = re.search(r"examples (\d+)\s+loss ([\d.]+)\s+perplexity ([\d.]+)", open(f"{work}/ours-ppl-{s}.txt").read())
+    row[f"ppl_{s}_llamacpp"] = round(p["ppl"], 4)
+    row[f"ppl_{s}_pocketllm"] = float(m.group(3))
+    row[f"ppl_{s}_lines"] = p["lines"]
+    row[f"ppl_{s}_rel_diff"] = round(abs(float(m.group(3)) - p["ppl"]) / p["ppl"], 5)
+# @huggingface/gguf vs pocketllm gguf --json
+hf = json.load(open(f"{work}/peer-parse.json")); ours = json.load(open(f"{work}/ours-parse.json"))
+names = {0: "F32", 1: "F16", 2: "Q4_0", 8: "Q8_0", 12: "Q4_K", 14: "Q6_K", 30: "BF16"}
+problems = []
+for k, v in ours["metadata"].items():
+    w = hf["metadata"].get(k)
+    if isinstance(v, float) or (isinstance(v, list) and v and isinstance(v[0], float)):
+        vs, ws = (v, w) if isinstance(v, list) else ([v], [w])
+        if w is None or len(vs) != len(ws) or any(abs(a - b) > 1e-6 * max(1, abs(a)) for a, b in zip(vs, ws)): problems.append(k)
+    elif v != w: problems.append(k)
+extra = set(hf["metadata"]) - set(ours["metadata"]) - {"version", "tensor_count", "kv_count"}
+problems += sorted(extra)
+if hf["metadata"].get("version") != ours["version"]: problems.append("version")
+ot = [(x["name"], x["dims"], x["type"], x["offset"]) for x in ours["tensors"]]
+ht = [(x["name"], x["dims"], names.get(x["type"], str(x["type"])), x["offset"]) for x in hf["tensors"]]
+if ot != ht: problems.append("tensor table")
+row["hf_gguf_metadata_keys"] = len(ours["metadata"]); row["hf_gguf_tensors"] = len(ot)
+row["hf_gguf_equal"] = not problems
+if problems: row["hf_gguf_differences"] = problems[:10]
+print(json.dumps(row))
+PY
+done
+echo "== results ($out)"
+python3 - "$out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print("| file | bytes | llama.cpp greedy = golden | greedy tokens agree | ppl sample (llama.cpp / pocketllm, diff) | ppl 200 sampled lines (diff) | @huggingface/gguf equal |")
+print("|---|---|---|---|---|---|---|")
+for r in rows:
+    print(f"| {r['type']} | {r['file_bytes']} | {r['llamacpp_greedy_equals_golden']} | {r['greedy_tokens_agree']}/{r['greedy_tokens_compared']} | "
+          f"{r['ppl_sample_llamacpp']:.3f} / {r['ppl_sample_pocketllm']:.3f} ({100*r['ppl_sample_rel_diff']:.2f} %) | "
+          f"{r['ppl_sampled_llamacpp']:.3f} / {r['ppl_sampled_pocketllm']:.3f} ({100*r['ppl_sampled_rel_diff']:.2f} %) | {r['hf_gguf_equal']} |")
+bad = [r["type"] for r in rows if r["ppl_sample_rel_diff"] >= 0.01 or r["ppl_sampled_rel_diff"] >= 0.01 or not r["hf_gguf_equal"]
+       or r["greedy_tokens_agree"] < 32 or (r["type"] == "f32" and not r["llamacpp_greedy_equals_golden"])]
+print("all checks hold" if not bad else "CHECKS FAILED for " + ", ".join(bad))
+sys.exit(1 if bad else 0)
+PY

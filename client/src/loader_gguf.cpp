@@ -1,0 +1,209 @@
+// GGUF models (docs/gguf.md): general.architecture "llama" (Llama 1/2/3, TinyLlama, SmolLM, Mistral-style)
+// and "qwen2". Tensors are exposed under their canonical Hugging Face names and shapes (GGUF dims are
+// innermost-first: [in, out] is HF's [out, in]); the `llama` writer stores q/k rows in Meta's
+// interleaved rotary order, so those rows are brought back to HF's order (a copy of those two tensors;
+// every other tensor, quantized or not, is used in place from the map). The same model as llama2.c
+// .bin, HF directory or F32 GGUF therefore has one model id.
+#include <cstring>
+
+#include "arch/llama.h"
+#include "gguf_names.h"
+
+#include "pocketllm/client/loader.h"
+#include "pocketllm/common/cancel.h"
+#include "pocketllm/common/gguf.h"
+
+namespace pocketllm {
+namespace {
+
+struct Hyper {
+  std::string arch;
+  int vocab = 0, hidden = 0, ff = 0, layers = 0, heads = 0, kv_heads = 0, context = 0, head_dim = 0;
+  float eps = 1e-5f, theta = 10000.0f;
+};
+
+Status read_int(const gguf::File& f, const std::string& key, int* out, bool required, int64_t max) {
+  if (!f.find(key)) return required ? not_found(f.path() + ": metadata key '" + key + "' is missing") : Status::ok();
+  auto v = f.get_uint(key);
+  if (!v) return v.status();
+  if (v.value() == 0 || v.value() > static_cast<uint64_t>(max))
+    return corrupt(f.path() + ": '" + key + "' = " + std::to_string(v.value()) + " is outside 1.." + std::to_string(max));
+  *out = static_cast<int>(v.value());
+  return Status::ok();
+}
+
+Status read_float(const gguf::File& f, const std::string& key, float* out) {
+  if (!f.find(key)) return Status::ok();
+  auto v = f.get_float(key);
+  if (!v) return v.status();
+  if (!(v.value() > 0.0) || !(v.value() < 1e12)) return corrupt(f.path() + ": '" + key + "' = " + std::to_string(v.value()) + " is not a positive number");
+  *out = static_cast<float>(v.value());
+  return Status::ok();
+}
+
+// long: one read per hyper-parameter key, each with its bound.
+Result<Hyper> read_hyper(const gguf::File& f) {
+  Hyper h;
+  auto arch = f.get_string("general.architecture");
+  if (!arch) return arch.status();
+  h.arch = arch.value();
+  if (h.arch != "llama" && h.arch != "qwen2")
+    return unsupported(f.path() + ": general.architecture '" + h.arch + "' is not supported (llama, qwen2)");
+  const std::string a = h.arch + ".";
+  POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "embedding_length", &h.hidden, true, 1 << 16));
+  POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "block_count", &h.layers, true, 1024));
+  POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "feed_forward_length", &h.ff, true, 1 << 20));
+  POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "attention.head_count", &h.heads, true, 1024));
+  h.kv_heads = h.heads;
+  POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "attention.head_count_kv", &h.kv_heads, false, 1024));
+  h.context = 2048;
+  POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "context_length", &h.context, false, 1 << 24));
+  POCKETLLM_RETURN_IF_ERROR(read_float(f, a + "attention.layer_norm_rms_epsilon", &h.eps));
+  POCKETLLM_RETURN_IF_ERROR(read_float(f, a + "rope.freq_base", &h.theta));
+  if (h.hidden % h.heads != 0)
+    return corrupt(f.path() + ": embedding_length " + std::to_string(h.hidden) + " is not a multiple of head_count " + std::to_string(h.heads));
+  h.head_dim = h.hidden / h.heads;
+  POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "attention.key_length", &h.head_dim, false, 1 << 12));
+  int rope_dims = h.head_dim;
+  POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "rope.dimension_count", &rope_dims, false, 1 << 12));
+  if (rope_dims != h.head_dim)
+    return unsupported(f.path() + ": rope.dimension_count " + std::to_string(rope_dims) + " differs from the head size " +
+                       std::to_string(h.head_dim) + " (partial rotary embedding is not supported)");
+  if (const gguf::Value* st = f.find(a + "rope.scaling.type")) {
+    if (st->type != gguf::Type::kString || (st->str != "none" && !st->str.empty()))
+      return unsupported(f.path() + ": rope scaling '" + std::string(st->type == gguf::Type::kString ? st->str : "?") + "' is not supported");
+  }
+  if (f.tensor("rope_freqs.weight"))
+    return unsupported(f.path() + ": per-frequency rope factors (rope_freqs.weight, Llama 3.1+ scaling) are not supported yet");
+  const gguf::TensorInfo* embed = f.tensor("token_embd.weight");
+  if (!embed) return not_found(f.path() + ": tensor 'token_embd.weight' is missing");
+  if (embed->dims.size() != 2 || embed->dims[1] > (1u << 22)) return corrupt(f.path() + ": 'token_embd.weight' is not a [hidden, vocab] matrix");
+  h.vocab = static_cast<int>(embed->dims[1]);
+  return h;
+}
+
+// Rows [h, 2i + j] (Meta) -> [h, j * hd/2 + i] (Hugging Face), for rows of `row_bytes` bytes.
+std::shared_ptr<std::vector<uint8_t>> unpermute_rows(const uint8_t* src, uint64_t rows, uint64_t row_bytes, int hd) {
+  auto out = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(rows * row_bytes));
+  const uint64_t heads = rows / static_cast<uint64_t>(hd);
+  for (uint64_t h = 0; h < heads; ++h)
+    for (int i = 0; i < hd / 2; ++i)
+      for (int j = 0; j < 2; ++j) {
+        const uint64_t meta = h * hd + 2 * i + j, hf = h * hd + j * (hd / 2) + i;
+        std::memcpy(out->data() + hf * row_bytes, src + meta * row_bytes, static_cast<size_t>(row_bytes));
+      }
+  return out;
+}
+
+Status add_tensors(const gguf::File& f, const Hyper& h, WeightStore* ws) {
+  for (const auto& t : f.tensors()) {
+    throw_if_cancelled();
+    std::string name;
+    if (!gguf_to_hf_name(t.name, &name)) return unsupported(f.path() + ": tensor '" + t.name + "' is not part of a " + h.arch + " model");
+    std::vector<int64_t> shape(t.dims.rbegin(), t.dims.rend());
+    const bool rotary = h.arch == "llama" && gguf_is_rotary_projection(t.name);
+    if (!rotary) {
+      ws->add_view(name, std::move(shape), t.dtype, t.data);
+      continue;
+    }
+    const uint64_t rows = t.dims.size() == 1 ? t.dims[0] : t.dims[1];
+    const uint64_t row_bytes = t.dims.size() == 1 ? dtype_bytes(t.dtype, 1) : dtype_bytes(t.dtype, t.dims[0]);
+    if (t.dims.size() == 1 && dtype_is_quantized(t.dtype)) return corrupt(f.path() + ": bias '" + t.name + "' is quantized");
+    if (rows % static_cast<uint64_t>(h.head_dim) != 0)
+      return corrupt(f.path() + ": '" + t.name + "' has " + std::to_string(rows) + " rows, not whole heads of " + std::to_string(h.head_dim));
+    auto buf = unpermute_rows(t.data, rows, row_bytes, h.head_dim);
+    ws->add_view(name, std::move(shape), t.dtype, buf->data());
+    ws->keep(std::move(buf));
+  }
+  return Status::ok();
+}
+
+Result<std::unique_ptr<Tokenizer>> read_tokenizer(const gguf::File& f, int vocab) {
+  auto model = f.get_string("tokenizer.ggml.model");
+  if (!model) return model.status();
+  if (model.value() != "llama")
+    return unsupported(f.path() + ": tokenizer.ggml.model '" + model.value() + "' is not supported yet (llama)");
+  auto tokens = f.get_string_array("tokenizer.ggml.tokens");
+  if (!tokens) return tokens.status();
+  if (static_cast<int>(tokens->size()) != vocab)
+    return mismatch(f.path() + ": the tokenizer has " + std::to_string(tokens->size()) + " tokens but token_embd.weight has " +
+                    std::to_string(vocab) + " rows");
+  SpmVocab v;
+  v.pieces.reserve(tokens->size());
+  for (std::string_view t : tokens.value()) v.pieces.push_back(spm_piece_from_gguf(t));
+  if (f.find("tokenizer.ggml.scores")) {
+    auto scores = f.get_float_array("tokenizer.ggml.scores");
+    if (!scores) return scores.status();
+    v.scores = std::move(scores.value());
+  } else {
+    v.scores.assign(v.pieces.size(), 0.0f);
+  }
+  if (f.find("tokenizer.ggml.token_type")) {
+    auto types = f.get_int_array("tokenizer.ggml.token_type");
+    if (!types) return types.status();
+    for (int64_t t : types.value()) v.types.push_back(static_cast<int32_t>(t));
+  }
+  auto id = [&](const char* key, int32_t* out) -> Status {
+    if (!f.find(key)) return Status::ok();
+    auto x = f.get_uint(key);
+    if (!x) return x.status();
+    *out = x.value() < (1u << 31) ? static_cast<int32_t>(x.value()) : -2;
+    return Status::ok();
+  };
+  POCKETLLM_RETURN_IF_ERROR(id("tokenizer.ggml.bos_token_id", &v.bos));
+  POCKETLLM_RETURN_IF_ERROR(id("tokenizer.ggml.eos_token_id", &v.eos));
+  POCKETLLM_RETURN_IF_ERROR(id("tokenizer.ggml.unknown_token_id", &v.unk));
+  v.pad = -1;
+  POCKETLLM_RETURN_IF_ERROR(id("tokenizer.ggml.padding_token_id", &v.pad));
+  auto t = make_spm_tokenizer(std::move(v));
+  if (!t) return Status(t.status().code(), f.path() + ": " + t.status().message());
+  return t;
+}
+
+}  // namespace
+
+Result<LoadedModel> load_gguf(const std::string& path, const LoadOptions& options) {
+  auto file = gguf::File::open(path);
+  if (!file) return file.status();
+  const gguf::File& f = file.value();
+  auto h = read_hyper(f);
+  if (!h) return h.status();
+  WeightStore ws;
+  ws.keep(f.keep_alive());
+  POCKETLLM_RETURN_IF_ERROR(add_tensors(f, h.value(), &ws));
+  const Hyper& hp = h.value();
+  ModelConfig c = llama_config(hp.vocab, hp.hidden, hp.ff, hp.layers, hp.heads, hp.kv_heads, hp.context, f.tensor("output.weight") == nullptr);
+  c.head_dim = hp.head_dim;
+  c.norm_eps = hp.eps;
+  c.rope_theta = hp.theta;
+  if (hp.arch == "qwen2") {
+    c.model_type = "qwen2";
+    c.hf_architecture = "Qwen2ForCausalLM";
+    c.attention_qkv_bias = true;
+  }
+  LoadedModel out;
+  out.path = path;
+  out.format = "gguf";
+  if (const auto* name = f.find("general.name"); name && name->type == gguf::Type::kString) out.name = std::string(name->str);
+  if (options.tokenizer_path.empty() && f.find("tokenizer.ggml.model")) {
+    auto t = read_tokenizer(f, hp.vocab);
+    if (!t) return t.status();
+    c.bos_token_id = t.value()->bos_id();
+    c.eos_token_id = t.value()->eos_id();
+    out.tokenizer = std::move(t.value());
+    out.tokenizer_path = path;
+  } else if (!options.tokenizer_path.empty()) {
+    auto t = load_llama2c_tokenizer(options.tokenizer_path, hp.vocab);
+    if (!t) return t.status();
+    out.tokenizer = std::move(t.value());
+    out.tokenizer_path = options.tokenizer_path;
+  } else if (options.require_tokenizer) {
+    return not_found(path + ": the file holds no tokenizer (tokenizer.ggml.model)");
+  }
+  auto model = LlamaModel::create(c, std::move(ws));
+  if (!model) return Status(model.status().code(), path + ": " + model.status().message());
+  out.model = std::move(model.value());
+  return out;
+}
+
+}  // namespace pocketllm

@@ -1,0 +1,253 @@
+// GGUF models: stories260K round-trips .bin -> GGUF -> pocketllm with the same model id and the golden
+// greedy text; quantized files load and stay quantized; malformed model metadata is refused by name.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "model_fixtures.h"
+#include "test_paths.h"
+#include "pocketllm/client/generate.h"
+#include "pocketllm/client/loader.h"
+#include "pocketllm/common/file_util.h"
+#include "pocketllm/common/gguf.h"
+
+using namespace pocketllm;
+using nlohmann::json;
+
+namespace {
+
+bool have_stories() { return test::path_exists(test::stories260k_dir() + "/stories260K.bin"); }
+
+LoadedModel load_ok(const std::string& path) {
+  auto l = load_model(path, LoadOptions{"", true});
+  INFO(l.status().to_string());
+  REQUIRE(l.is_ok());
+  return std::move(l.value());
+}
+
+std::string convert(const std::string& from, const std::string& to, DType type) {
+  LoadedModel l = load_ok(from);
+  GgufExportOptions o;
+  o.type = type;
+  const Status s = export_gguf(l, to, o);
+  INFO(s.to_string());
+  REQUIRE(s.is_ok());
+  return to;
+}
+
+std::vector<float> bos_logits(LanguageModel& m) {
+  std::vector<float> hidden, logits;
+  ThreadPool pool(1);
+  REQUIRE(m.forward_hidden(&pool, TokenBatch::from_sequences({{1}}), {}, nullptr, &hidden).is_ok());
+  m.logits(&pool, hidden.data(), {0}, {}, &logits);
+  return logits;
+}
+
+std::vector<int32_t> greedy(const LoadedModel& l, int n) {
+  ThreadPool pool(1);
+  GenerateOptions o;
+  o.max_new_tokens = n;
+  o.stop_at_eos = false;
+  auto prompt = l.tokenizer->encode("Once upon a time", true, false);
+  REQUIRE(prompt.is_ok());
+  auto r = generate(&pool, *l.model, prompt.value(), o);
+  REQUIRE(r.is_ok());
+  return r->tokens;
+}
+
+// Copies a GGUF file with its metadata and tensors edited: `meta` may change or drop (return false)
+// entries by rewriting them into the writer; `tensor` may drop one (return false).
+void rewrite(const std::string& from, const std::string& to,
+             const std::function<bool(const std::string&, gguf::Writer*)>& meta,
+             const std::function<bool(const std::string&)>& keep_tensor = [](const std::string&) { return true; }) {
+  auto f = gguf::File::open(from);
+  REQUIRE(f.is_ok());
+  gguf::Writer w;
+  for (const auto& [key, v] : f->metadata()) {
+    if (meta(key, &w)) continue;  // edited or dropped by the caller
+    switch (v.type) {
+      case gguf::Type::kU32: w.set_u32(key, static_cast<uint32_t>(v.u)); break;
+      case gguf::Type::kI32: w.set_i32(key, static_cast<int32_t>(v.i)); break;
+      case gguf::Type::kF32: w.set_f32(key, static_cast<float>(v.f)); break;
+      case gguf::Type::kBool: w.set_bool(key, v.u != 0); break;
+      case gguf::Type::kString: w.set_string(key, std::string(v.str)); break;
+      case gguf::Type::kArray:
+        if (v.elem == gguf::Type::kString) {
+          std::vector<std::string> s(v.strings.begin(), v.strings.end());
+          w.set_string_array(key, s);
+        } else if (v.elem == gguf::Type::kF32) {
+          w.set_f32_array(key, f->get_float_array(key).value());
+        } else {
+          std::vector<int32_t> i;
+          for (int64_t x : f->get_int_array(key).value()) i.push_back(static_cast<int32_t>(x));
+          w.set_i32_array(key, i);
+        }
+        break;
+      default: FAIL("unexpected metadata type in the fixture");
+    }
+  }
+  auto keep = std::make_shared<gguf::File>(std::move(f.value()));
+  for (const auto& t : keep->tensors()) {
+    if (!keep_tensor(t.name)) continue;
+    const gguf::TensorInfo* tp = &t;
+    REQUIRE(w.add_tensor(t.name, t.dims, t.dtype, [tp, keep](uint8_t* out) {
+      std::memcpy(out, tp->data, static_cast<size_t>(tp->nbytes));
+      return Status::ok();
+    }).is_ok());
+  }
+  REQUIRE(w.write(to).is_ok());
+}
+
+}  // namespace
+
+TEST_CASE("stories260K as F32 GGUF has the .bin's model id and golden greedy text", "[client][gguf][golden]") {
+  if (!have_stories()) {
+    WARN("skipped: stories260K not found");
+    return;
+  }
+  const std::string dir = test::temp_dir("gguf");
+  const std::string path = convert(test::stories260k_dir(), dir + "/s.gguf", DType::kF32);
+  LoadedModel bin = load_ok(test::stories260k_dir());
+  LoadedModel g = load_ok(path);
+  CHECK(g.format == "gguf");
+  CHECK(g.model->weights().compute_model_id() == bin.model->weights().compute_model_id());
+
+  std::ifstream in(test::shared_dir() + "/golden/stories260K_greedy_golden.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const json golden = json::parse(ss.str())["Once upon a time"];
+  const auto want = golden["token_ids_incl_bos"].get<std::vector<int32_t>>();
+  const auto got = greedy(g, static_cast<int>(want.size()) - 5);
+  CHECK(got == want);
+  CHECK(g.tokenizer->decode(got) == golden["text"].get<std::string>());
+  CHECK(g.tokenizer->encode("Once upon a time", true, false).value() == golden["prompt_tokens"].get<std::vector<int32_t>>());
+
+  // GGUF -> GGUF F32 and GGUF -> HF directory keep the id; two conversions write the same bytes.
+  const std::string again = convert(path, dir + "/again.gguf", DType::kF32);
+  CHECK(read_file(again).value() == read_file(path).value());
+  LoadedModel g2 = load_ok(again);
+  REQUIRE(export_hf_directory(g2, dir + "/hf").is_ok());
+  LoadedModel hf = load_ok(dir + "/hf");
+  CHECK(hf.model->weights().compute_model_id() == bin.model->weights().compute_model_id());
+  CHECK(greedy(hf, 20) == greedy(bin, 20));
+}
+
+TEST_CASE("quantized GGUF files stay quantized and follow the F32 model", "[client][gguf][quant]") {
+  if (!have_stories()) {
+    WARN("skipped: stories260K not found");
+    return;
+  }
+  const std::string dir = test::temp_dir("ggufq");
+  LoadedModel f32 = load_ok(test::stories260k_dir());
+  const auto ref = bos_logits(*f32.model);
+  const auto ref_tokens = greedy(f32, 32);
+  for (DType t : {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0}) {
+    INFO(dtype_name(t));
+    const std::string path = convert(test::stories260k_dir(), dir + "/" + dtype_name(t) + ".gguf", t);
+    LoadedModel q = load_ok(path);
+    const Weight* embed = q.model->weights().find("model.embed_tokens.weight");
+    const Weight* down = q.model->weights().find("model.layers.0.mlp.down_proj.weight");
+    const Weight* norm = q.model->weights().find("model.norm.weight");
+    REQUIRE((embed && down && norm));
+    CHECK(embed->dtype == t);
+    // down_proj rows are 172 long: not whole 32-blocks, so a quantized file keeps it F16.
+    CHECK(down->dtype == (dtype_is_quantized(t) ? DType::kF16 : t));
+    CHECK(norm->dtype == DType::kF32);
+    const auto logits = bos_logits(*q.model);
+    double worst = 0;
+    for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, double(std::fabs(logits[i] - ref[i])));
+    const double bound = t == DType::kQ4_0 ? 3.0 : t == DType::kQ8_0 ? 0.15 : t == DType::kBF16 ? 0.3 : 0.02;
+    INFO("worst logit difference " << worst);
+    CHECK(worst < bound);
+    CHECK(worst > 0);  // the weights really are the quantized ones
+    if (t != DType::kQ4_0) CHECK(greedy(q, 32) == ref_tokens);
+    // Re-exporting as the same type copies the blocks: the same model id.
+    const std::string again = convert(path, dir + "/again.gguf", t);
+    CHECK(load_ok(again).model->weights().compute_model_id() == q.model->weights().compute_model_id());
+  }
+}
+
+TEST_CASE("a quantized weight made trainable becomes its float32 dequantization", "[client][gguf][quant]") {
+  if (!have_stories()) {
+    WARN("skipped: stories260K not found");
+    return;
+  }
+  const std::string dir = test::temp_dir("ggufT");
+  LoadedModel q = load_ok(convert(test::stories260k_dir(), dir + "/q.gguf", DType::kQ8_0));
+  WeightStore& ws = q.model->weights();
+  const Weight* w = ws.find("model.layers.1.self_attn.v_proj.weight");
+  REQUIRE(w->dtype == DType::kQ8_0);
+  std::vector<float> expect(w->numel());
+  REQUIRE(convert_to_f32(w->dtype, w->data, expect.size(), expect.data()));
+  const auto before = bos_logits(*q.model);
+  REQUIRE(ws.make_trainable(NamePatterns(std::string_view("model.layers.1.self_attn.v_proj.weight"))).is_ok());
+  REQUIRE(w->dtype == DType::kF32);
+  REQUIRE(w->trainable);
+  CHECK(std::vector<float>(w->mutable_f32, w->mutable_f32 + w->numel()) == expect);
+  CHECK(bos_logits(*q.model) == before);
+}
+
+TEST_CASE("GGUF model files with bad metadata are refused by name", "[client][gguf][malformed]") {
+  if (!have_stories()) {
+    WARN("skipped: stories260K not found");
+    return;
+  }
+  const std::string dir = test::temp_dir("ggufbad");
+  const std::string good = convert(test::stories260k_dir(), dir + "/good.gguf", DType::kF32);
+  auto expect_error = [&](const std::string& name, StatusCode code, const std::string& fragment,
+                          const std::function<bool(const std::string&, gguf::Writer*)>& meta,
+                          const std::function<bool(const std::string&)>& keep = [](const std::string&) { return true; }) {
+    const std::string path = dir + "/" + name + ".gguf";
+    rewrite(good, path, meta, keep);
+    auto l = load_model(path, LoadOptions{"", true});
+    INFO(name << ": " << l.status().to_string());
+    REQUIRE_FALSE(l.is_ok());
+    CHECK(l.status().code() == code);
+    CHECK(l.status().message().find(fragment) != std::string::npos);
+    CHECK(l.status().message().find(path) != std::string::npos);
+  };
+  auto none = [](const std::string&, gguf::Writer*) { return false; };
+  expect_error("missing-key", StatusCode::kNotFound, "llama.block_count",
+               [](const std::string& k, gguf::Writer*) { return k == "llama.block_count"; });
+  expect_error("ffn", StatusCode::kMismatch, "model.layers.0.mlp.gate_proj.weight", [](const std::string& k, gguf::Writer* w) {
+    if (k != "llama.feed_forward_length") return false;
+    w->set_u32(k, 200);
+    return true;
+  });
+  expect_error("arch", StatusCode::kUnsupported, "falcon", [](const std::string& k, gguf::Writer* w) {
+    if (k != "general.architecture") return false;
+    w->set_string(k, "falcon");
+    return true;
+  });
+  expect_error("heads", StatusCode::kCorrupt, "head_count", [](const std::string& k, gguf::Writer* w) {
+    if (k != "llama.attention.head_count") return false;
+    w->set_u32(k, 0);
+    return true;
+  });
+  expect_error("missing-tensor", StatusCode::kNotFound, "model.layers.3.mlp.up_proj.weight", none,
+               [](const std::string& n) { return n != "blk.3.ffn_up.weight"; });
+  expect_error("vocab", StatusCode::kMismatch, "tokens", [](const std::string& k, gguf::Writer* w) {
+    if (k != "tokenizer.ggml.tokens") return false;
+    w->set_string_array(k, {"a", "b"});
+    return true;
+  });
+  expect_error("scores", StatusCode::kCorrupt, "scores", [](const std::string& k, gguf::Writer* w) {
+    if (k != "tokenizer.ggml.scores") return false;
+    w->set_f32_array(k, {1.0f});
+    return true;
+  });
+  expect_error("rope-type", StatusCode::kUnsupported, "yarn", [](const std::string& k, gguf::Writer* w) {
+    if (k != "llama.rope.freq_base") return false;
+    w->set_f32(k, 10000.0f);
+    w->set_string("llama.rope.scaling.type", "yarn");
+    return true;
+  });
+  expect_error("tokenizer-model", StatusCode::kUnsupported, "bert", [](const std::string& k, gguf::Writer* w) {
+    if (k != "tokenizer.ggml.model") return false;
+    w->set_string(k, "bert");
+    return true;
+  });
+}
