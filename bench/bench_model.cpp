@@ -1,13 +1,19 @@
 // Forward throughput, ZO step overhead and peak memory of the engine on a randomly initialised Llama.
 //
-//   bench_model --preset 110m|stories260k|custom [--batch B] [--seq T] [--threads N] [--reps R]
-//               [--mode forward|step|weights|gemm] [--dtype f32|bf16]
+//   bench_model (--preset 110m|stories260k|llama1b | --model PATH) [--batch B] [--seq T] [--threads N]
+//               [--reps R] [--mode forward|step|weights|gemm|prompt|decode] [--dtype f32|bf16]
+//               [--trainable PATTERNS] [--write-gguf FILE --gguf-type f32|f16|bf16|q8_0|q4_0]
 //
 // forward: median time of one loss forward (next-token loss over every position) -> tokens/s
 // step:    median time of one ZO training step (two perturbed forwards + the update) and its ratio to
 //          two forwards measured in the same process
 // weights: builds the model only (the memory floor)
 // gemm:    Eigen GEMM peak of this machine in the same binary
+// prompt:  prompt processing as llama.cpp measures it: B sequences of T tokens through every layer, logits
+//          of each sequence's last token only -> tokens/s
+// decode:  single-token decoding with the KV cache after a 16-token prompt -> tokens/s
+// --model loads any model file (GGUF, llama2.c, HF directory) instead of a random preset; --write-gguf
+// writes the random preset (with a synthetic SentencePiece vocabulary) as GGUF and exits.
 // Every mode prints ru_maxrss (peak RSS) last; run modes as separate processes to compare peaks.
 #include <sys/resource.h>
 
@@ -17,12 +23,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "arch/llama.h"
+#include "pocketllm/client/generate.h"
+#include "pocketllm/client/loader.h"
 #include "pocketllm/client/trainer.h"
+#include "pocketllm/client/use_cases.h"
 #include "pocketllm/common/tensor_ops.h"
 
 using namespace pocketllm;
@@ -91,10 +101,45 @@ std::unique_ptr<LlamaModel> random_model(const ModelConfig& c, bool bf16, std::v
   return std::move(m.value());
 }
 
+// <unk> <s> </s>, the 256 byte pieces, then "t<i>" pieces with falling scores: a vocabulary of any size
+// that llama.cpp's tokenizer accepts.
+std::unique_ptr<Tokenizer> synthetic_vocab(int vocab) {
+  SpmVocab v;
+  v.pieces = {"<unk>", "\n<s>\n", "\n</s>\n"};
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    v.pieces.push_back(name);
+  }
+  for (int i = static_cast<int>(v.pieces.size()); i < vocab; ++i) v.pieces.push_back("t" + std::to_string(i));
+  v.pieces.resize(static_cast<size_t>(vocab));
+  for (int i = 0; i < vocab; ++i) v.scores.push_back(i < 259 ? 0.0f : -static_cast<float>(i));
+  return std::move(make_spm_tokenizer(std::move(v)).value());
+}
+
+double decode_tokens_per_s(ThreadPool* pool, LanguageModel& m, int reps) {
+  std::vector<int32_t> prompt(16);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(3 + i * 7);
+  auto timed = [&](int n) {
+    GenerateOptions o;
+    o.max_new_tokens = n;
+    o.stop_at_eos = false;
+    const double a = now();
+    auto r = generate(pool, m, prompt, o);
+    if (!r) std::exit(1);
+    return now() - a;
+  };
+  timed(2);
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) t.push_back((timed(65) - timed(1)) / 64.0);  // 64 decode steps, prompt cost removed
+  std::sort(t.begin(), t.end());
+  return 1.0 / t[t.size() / 2];
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string preset = "110m", mode = "forward", dtype = "f32";
+  std::string preset = "110m", mode = "forward", dtype = "f32", model_path, write_gguf, gguf_type = "f32", trainable = "*";
   int batch = -1, seq = -1, threads = 1, reps = 5;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -106,9 +151,14 @@ int main(int argc, char** argv) {
     else if (a == "--seq") seq = std::atoi(next().c_str());
     else if (a == "--threads") threads = std::atoi(next().c_str());
     else if (a == "--reps") reps = std::atoi(next().c_str());
+    else if (a == "--model") model_path = next();
+    else if (a == "--write-gguf") write_gguf = next();
+    else if (a == "--gguf-type") gguf_type = next();
+    else if (a == "--trainable") trainable = next();
     else {
       std::fprintf(stderr, "usage: bench_model [--preset 110m|stories260k] [--mode forward|step|weights|gemm] "
-                           "[--batch B] [--seq T] [--threads N] [--reps R] [--dtype f32|bf16]\n");
+                           "[--batch B] [--seq T] [--threads N] [--reps R] [--dtype f32|bf16] [--model PATH] [--trainable P]\n"
+                           "                   [--write-gguf FILE --gguf-type f32|f16|bf16|q8_0|q4_0] [--mode prompt|decode]\n");
       return 2;
     }
   }
@@ -130,6 +180,12 @@ int main(int argc, char** argv) {
     c.tie_word_embeddings = true;  // 110 M parameters
     if (batch < 0) batch = 8;
     if (seq < 0) seq = 128;
+  } else if (preset == "llama1b") {  // Llama-3.2-1B's shapes (rope scaling left out: it changes no cost)
+    c.vocab_size = 128256, c.hidden_size = 2048, c.intermediate_size = 8192, c.num_layers = 16, c.num_heads = 32, c.num_kv_heads = 8;
+    c.tie_word_embeddings = true;
+    c.rope_theta = 500000.0f;
+    if (batch < 0) batch = 8;
+    if (seq < 0) seq = 128;
   } else if (preset == "stories260k") {
     c.vocab_size = 512, c.hidden_size = 64, c.intermediate_size = 172, c.num_layers = 5, c.num_heads = 8, c.num_kv_heads = 4;
     c.tie_word_embeddings = true;
@@ -141,7 +197,38 @@ int main(int argc, char** argv) {
   }
   c.head_dim = c.hidden_size / c.num_heads;
   std::vector<std::vector<uint16_t>> bf16_store;
-  auto model = random_model(c, dtype == "bf16", &bf16_store);
+  std::unique_ptr<LanguageModel> model;
+  LoadedModel loaded;
+  if (!model_path.empty()) {
+    auto l = load_model(model_path);
+    if (!l) {
+      std::fprintf(stderr, "%s\n", l.status().to_string().c_str());
+      return 1;
+    }
+    loaded = std::move(l.value());
+    model = std::move(loaded.model);
+    c = model->config();
+    preset = model_path.substr(model_path.find_last_of('/') + 1);
+  } else {
+    model = random_model(c, dtype == "bf16", &bf16_store);
+  }
+  if (!write_gguf.empty()) {
+    LoadedModel out;
+    out.model = std::move(model);
+    out.tokenizer = synthetic_vocab(c.vocab_size);
+    out.name = "random-" + preset;
+    GgufExportOptions o;
+    if (!parse_gguf_type(gguf_type, &o.type)) return 2;
+    const Status st = export_gguf(out, write_gguf, o);
+    if (!st) std::fprintf(stderr, "%s\n", st.to_string().c_str());
+    return st ? 0 : 1;
+  }
+  if (!model_path.empty()) {
+    // The storage of a loaded model, for the table: the dominant weight type.
+    std::map<std::string, size_t> by;
+    for (const auto& w : model->weights().all()) by[dtype_name(w->dtype)] += w->numel();
+    dtype = std::max_element(by.begin(), by.end(), [](auto& a, auto& b) { return a.second < b.second; })->first;
+  }
   const size_t params = model->weights().total_numel();
   if (mode == "weights") {
     std::printf("{\"mode\":\"weights\",\"preset\":\"%s\",\"params\":%zu,\"peak_rss_kib\":%ld}\n", preset.c_str(), params,
@@ -149,6 +236,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   ThreadPool pool(threads);
+  if (mode == "decode") {
+    const double tps = decode_tokens_per_s(&pool, *model, reps);
+    std::printf("{\"mode\":\"decode\",\"preset\":\"%s\",\"dtype\":\"%s\",\"threads\":%d,\"tokens_per_s\":%.1f,\"peak_rss_kib\":%ld}\n",
+                preset.c_str(), dtype.c_str(), threads, tps, peak_rss_kib());
+    return 0;
+  }
   std::mt19937 rng(2);
   std::vector<std::vector<int32_t>> seqs(static_cast<size_t>(batch), std::vector<int32_t>(static_cast<size_t>(seq)));
   for (auto& s : seqs)
@@ -164,6 +257,24 @@ int main(int argc, char** argv) {
       std::exit(1);
     }
   };
+  if (mode == "prompt") {
+    std::vector<float> hidden, logits;
+    std::vector<int> last;
+    for (int b = 0; b < batch; ++b) last.push_back(b * seq + seq - 1);
+    auto pp = [&] {
+      if (!model->forward_hidden(&pool, tb, Perturbation{}, nullptr, &hidden)) std::exit(1);
+      model->logits(&pool, hidden.data(), last, Perturbation{}, &logits);
+    };
+    pp();
+    const double t = median_of(reps, pp);
+    const double dense = 2.0 * static_cast<double>(params - (c.tie_word_embeddings ? 0 : size_t(c.vocab_size) * c.hidden_size)) -
+                         2.0 * double(c.vocab_size) * c.hidden_size;  // the head runs for B rows only
+    const double flops = tokens * (dense + 4.0 * seq / 2.0 * c.hidden_size * c.num_layers) + 2.0 * batch * c.vocab_size * c.hidden_size;
+    std::printf("{\"mode\":\"prompt\",\"preset\":\"%s\",\"dtype\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,"
+                "\"ms\":%.2f,\"tokens_per_s\":%.1f,\"gflops\":%.1f,\"peak_rss_kib\":%ld}\n",
+                preset.c_str(), dtype.c_str(), threads, batch, seq, t * 1e3, tokens / t, flops / t / 1e9, peak_rss_kib());
+    return 0;
+  }
   forward(Perturbation{});  // warm-up: buffers reach their size
   const double fwd = median_of(reps, [&] { forward(Perturbation{}); });
   // Matmul FLOPs per token: 2 x (params in the layers' matrices + head); attention adds 4 T d per layer.
@@ -177,7 +288,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   // step: the trainer's own step over a task-free loss: two perturbed forwards + the update pass.
-  if (!model->weights().make_trainable(NamePatterns("*"))) return 1;
+  if (!model->weights().make_trainable(NamePatterns(trainable))) return 1;
   auto tensors = model->weights().trainable_tensors();
   uint64_t s = 0;
   auto zo_step = [&] {

@@ -1,5 +1,7 @@
 #include "kernels.h"
 
+#include "kernels_quant.h"
+
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
@@ -65,6 +67,15 @@ float* thread_scratch(size_t floats, int slot) {
 void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
             const Perturbation& p, float* y) {
   const size_t n = w.rows();
+  if (dtype_is_quantized(w.dtype) && m <= kQuantDirectMaxRows && !(p.active && w.trainable)) {
+    linear_quantized(pool, x, m, k, w, y);
+    if (bias != nullptr) {
+      const float* b = weight_rows(*bias, 0, 1, p, thread_scratch(n, 1));
+      for (size_t r = 0; r < m; ++r)
+        for (size_t j = 0; j < n; ++j) y[r * n + j] += b[j];
+    }
+    return;
+  }
   if (m * n * k < (size_t{1} << 17)) pool = nullptr;  // waking threads costs more than the work
   const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
   const size_t nt = tile_rows(n, k, threads);

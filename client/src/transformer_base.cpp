@@ -1,5 +1,7 @@
 #include "transformer_base.h"
 
+#include "kernels_quant.h"
+
 #include "kernels.h"
 
 #include <Eigen/Core>
@@ -117,8 +119,23 @@ void TransformerModel::logits(ThreadPool* pool, const float* hidden, const std::
   const size_t tiles = (vocab + kVocabTile - 1) / kVocabTile;
   const Weight* bias = head_bias();
   ConstMat h(gathered_.data(), static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(d));
+  // A quantized head and few rows (decoding): dot products straight from the blocks, no dequantized tile.
+  const bool direct = dtype_is_quantized(head.dtype) && rows.size() <= kQuantDirectMaxRows;
+  const uint64_t row_bytes = dtype_bytes(head.dtype, d);
   parallel_for(pool, tiles, [&](size_t t) {
     const size_t r0 = t * kVocabTile, n = std::min(kVocabTile, vocab - r0);
+    if (direct) {
+      const auto* base = static_cast<const uint8_t*>(head.data);
+      for (size_t j = 0; j < n; ++j)
+        for (size_t i = 0; i < rows.size(); ++i)
+          (*out)[i * vocab + r0 + j] = quantized_row_dot(head.dtype, base + (r0 + j) * row_bytes, gathered_.data() + i * d, d);
+      if (bias) {
+        const float* b = weight_rows(*bias, 0, 1, p, head_scratch(vocab, 1)) + r0;
+        for (size_t i = 0; i < rows.size(); ++i)
+          for (size_t j = 0; j < n; ++j) (*out)[i * vocab + r0 + j] += b[j];
+      }
+      return;
+    }
     const float* w = weight_rows(head, r0, n, p, head_scratch(n * d, 0));
     ConstMat wm(w, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
     Eigen::Map<RowMat, 0, Eigen::OuterStride<>> o(out->data() + r0, static_cast<Eigen::Index>(rows.size()),

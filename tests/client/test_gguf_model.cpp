@@ -187,7 +187,12 @@ TEST_CASE("a quantized weight made trainable becomes its float32 dequantization"
   REQUIRE(w->dtype == DType::kF32);
   REQUIRE(w->trainable);
   CHECK(std::vector<float>(w->mutable_f32, w->mutable_f32 + w->numel()) == expect);
-  CHECK(bos_logits(*q.model) == before);
+  // Same values; the float32 copy goes through the GEMM instead of the direct quantized kernel, so
+  // only the summation order differs.
+  const auto after = bos_logits(*q.model);
+  double worst = 0;
+  for (size_t i = 0; i < after.size(); ++i) worst = std::max(worst, double(std::fabs(after[i] - before[i])));
+  CHECK(worst < 1e-4);
 }
 
 TEST_CASE("GGUF model files with bad metadata are refused by name", "[client][gguf][malformed]") {

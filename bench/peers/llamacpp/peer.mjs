@@ -58,24 +58,41 @@ if (cmd === "greedy") {
   const { metadata, tensorInfos } = await gguf(file, { allowLocalFile: true });
   out({ metadata, tensors: tensorInfos.map((t) => ({ name: t.name, dims: t.shape, type: t.dtype, offset: t.offset })) });
 } else if (cmd === "speed") {
-  const [threads, seqs, seqLen, decode, reps] = rest.map(Number);
-  const { model, context } = await load(threads, Math.max(seqLen, 1) * seqs + decode + 16, 1, seqLen * seqs);
-  const vocab = model.fileInsights.tensorInfo ? 32000 : 32000;
-  const seq = context.getSequence();
-  const tokens = Array.from({ length: seqLen * seqs }, (_, i) => 3 + ((i * 7919) % 30000));
-  const pp = [], dec = [];
-  for (let r = 0; r < (reps || 3); r++) {
-    await seq.clearHistory();
-    let t0 = performance.now();
-    await seq.controlledEvaluate(tokens.slice(0, -1).concat([[tokens[tokens.length - 1], { generateNext: { token: true } }]]));
-    pp.push((tokens.length * 1000) / (performance.now() - t0));
-    t0 = performance.now();
-    let n = 0;
-    for await (const t of seq.evaluate([tokens[0]], { temperature: 0 })) { if (++n >= decode) break; }
-    dec.push((n * 1000) / (performance.now() - t0));
-  }
+  // Same work as bench_model --mode prompt / decode: one sequence of 512 tokens; 8 sequences x 128 in
+  // one batch; 64 single-token decode steps after a 16-token prompt. Medians of REPS.
+  const [threads, reps] = rest.map(Number);
+  const llama = await getLlama({ build: "never", gpu: false, logLevel: "error" });
+  const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+  const vocab = model.tokens.bos >= 0 ? model.fileInfo.metadata.llama?.vocab_size ?? 32000 : 32000;
+  const ids = (n, salt) => Array.from({ length: n }, (_, i) => 3 + ((i * 7919 + salt * 104729) % (vocab - 3)));
   const med = (a) => a.slice().sort((x, y) => x - y)[Math.floor(a.length / 2)];
-  out({ prompt_tokens_per_s: med(pp), decode_tokens_per_s: med(dec), runs: pp.length, vocab });
+  const ctx1 = await model.createContext({ contextSize: 1024, sequences: 1, threads, batchSize: 512 });
+  const seq = ctx1.getSequence();
+  const pp = [], dec = [];
+  for (let r = 0; r < reps + 1; r++) {
+    await seq.clearHistory();
+    const t0 = performance.now();
+    await seq.evaluateWithoutGeneratingNewTokens(ids(512, r));
+    if (r > 0) pp.push((512 * 1000) / (performance.now() - t0));  // the first run warms up
+    await seq.clearHistory();
+    let n = 0, t1 = 0;
+    for await (const t of seq.evaluate(ids(16, r), { temperature: 0 })) {
+      if (n === 0) t1 = performance.now();  // first token: the prompt's cost, excluded
+      if (++n > 64) break;
+    }
+    if (r > 0) dec.push((64 * 1000) / (performance.now() - t1));
+  }
+  await ctx1.dispose();
+  const ctx8 = await model.createContext({ contextSize: 8 * 256, sequences: 8, threads, batchSize: 1024 });
+  const seqs = Array.from({ length: 8 }, () => ctx8.getSequence());
+  const batch = [];
+  for (let r = 0; r < reps + 1; r++) {
+    for (const s of seqs) await s.clearHistory();
+    const t0 = performance.now();
+    await Promise.all(seqs.map((s, i) => s.evaluateWithoutGeneratingNewTokens(ids(128, r * 8 + i))));
+    if (r > 0) batch.push((8 * 128 * 1000) / (performance.now() - t0));
+  }
+  out({ threads, prompt512_tokens_per_s: med(pp), batch8x128_tokens_per_s: med(batch), decode_tokens_per_s: med(dec), reps });
 } else {
   console.error("usage: node peer.mjs greedy|ppl|parse|speed FILE ...");
   process.exit(2);

@@ -1,0 +1,24 @@
+// Matrix products with block-quantized weights (Q8_0, Q4_0; Q4_K and Q6_K through per-row
+// dequantization) for few activation rows — single-token decoding and small batches — where
+// dequantizing whole tiles for a GEMM would cost as much as the product. Activations stay float32; each
+// weight block is widened in registers and multiplied in place (AVX-512, AVX2+FMA, or portable code the
+// compiler vectorizes for NEON). Tested against dequantize-then-float32 (tests/client/test_kernels_quant.cpp).
+#pragma once
+
+#include <cstddef>
+
+#include "pocketllm/client/weights.h"
+#include "pocketllm/common/thread_pool.h"
+
+namespace pocketllm {
+
+// Rows this kernel is used for (at most): above it, dequantized tiles + GEMM are faster.
+constexpr size_t kQuantDirectMaxRows = 4;
+
+// Y[M, N] = X[M, K] * W[N, K]^T for a block-quantized W (frozen: never perturbed). Parallel over rows of W.
+void linear_quantized(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, float* y);
+
+// One dot product of a quantized row of `k` elements with float x (the reference path of the kernel).
+float quantized_row_dot(DType t, const void* row, const float* x, size_t k);
+
+}  // namespace pocketllm
