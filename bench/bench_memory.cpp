@@ -2,7 +2,7 @@
 // models at their real sizes (random weights; memory does not depend on the values).
 //
 //   bench_memory write --arch opt-1.3b|roberta-large|gpt2|opt-125m --dtype f32|bf16 --out DIR
-//   bench_memory run --model DIR --mode infer|train --batch B --seq T [--threads N]
+//   bench_memory run --model DIR|FILE.gguf --mode infer|train --batch B --seq T [--threads N] [--trainable PATTERNS]
 // `run` prints one JSON line with the forward/step time and ru_maxrss; run each mode as its own process.
 #include <sys/resource.h>
 
@@ -161,7 +161,7 @@ int write_model(const std::string& arch, const std::string& dtype, const std::st
   return 0;
 }
 
-int run(const std::string& dir, const std::string& mode, int batch, int seq, int threads) {
+int run(const std::string& dir, const std::string& mode, int batch, int seq, int threads, const std::string& trainable) {
   auto loaded = load_model(dir);
   if (!loaded) {
     std::fprintf(stderr, "%s\n", loaded.status().to_string().c_str());
@@ -194,7 +194,7 @@ int run(const std::string& dir, const std::string& mode, int batch, int seq, int
     loss(Perturbation{});
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   } else {
-    if (!m.weights().make_trainable(NamePatterns("*"))) return 1;
+    if (!m.weights().make_trainable(NamePatterns(trainable))) return 1;
     if (std::getenv("POCKETLLM_BENCH_DEBUG")) {
       std::ifstream statm("/proc/self/statm");
       long size = 0, resident = 0;
@@ -209,9 +209,9 @@ int run(const std::string& dir, const std::string& mode, int batch, int seq, int
     replay_entries(&pool, Distribution::kRademacher, &e, 1, tensors);
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"batch\":%d,\"seq\":%d,\"threads\":%d,\"params\":%zu,"
+  std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"trainable\":\"%s\",\"batch\":%d,\"seq\":%d,\"threads\":%d,\"params\":%zu,"
               "\"weight_bytes\":%zu,\"seconds\":%.2f,\"rss_after_load_kib\":%ld,\"peak_rss_kib\":%ld}\n",
-              dir.c_str(), mode.c_str(), batch, seq, threads, m.weights().total_numel(), m.weights().storage_bytes(),
+              dir.c_str(), mode.c_str(), mode == "train" ? trainable.c_str() : "", batch, seq, threads, m.weights().total_numel(), m.weights().storage_bytes(),
               seconds, rss_loaded, peak_rss_kib());
   return 0;
 }
@@ -224,7 +224,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string cmd = argv[1];
-  std::string arch, dtype = "f32", out, model, mode = "infer";
+  std::string arch, dtype = "f32", out, model, mode = "infer", trainable = "*";
   int batch = 16, seq = 128, threads = 2;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
@@ -233,11 +233,12 @@ int main(int argc, char** argv) {
     else if (a == "--out") out = v;
     else if (a == "--model") model = v;
     else if (a == "--mode") mode = v;
+    else if (a == "--trainable") trainable = v;
     else if (a == "--batch") batch = std::atoi(v.c_str());
     else if (a == "--seq") seq = std::atoi(v.c_str());
     else if (a == "--threads") threads = std::atoi(v.c_str());
   }
   if (cmd == "write") return write_model(arch, dtype, out);
-  if (cmd == "run") return run(model, mode, batch, seq, threads);
+  if (cmd == "run") return run(model, mode, batch, seq, threads, trainable);
   return 2;
 }

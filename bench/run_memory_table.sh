@@ -2,7 +2,9 @@
 # The PocketLLM memory table (README): writes random-weight checkpoints of the paper's models at their
 # real sizes into $WORK (default /tmp/pocketllm-memory, ~12 GB), then measures peak RSS of inference and
 # of one ZO training step (two perturbed forwards + the update), each in its own process.
-#   bench/run_memory_table.sh [--quick]      (--quick: gpt2 and opt-125m only)
+#   bench/run_memory_table.sh [--quick|--gguf]   (--quick: gpt2 and opt-125m only; --gguf: only the GGUF rows)
+# GGUF rows: a Llama-3.2-1B-shaped model (random weights) as Q4_0 and Q8_0 GGUF (bench_model --write-gguf),
+# inference and a ZO step on the norms, batch 8 x 128.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${POCKETLLM_BUILD_DIR:-$root/build}/bin/bench_memory"
@@ -10,7 +12,8 @@ work="${WORK:-/tmp/pocketllm-memory}"
 threads="${THREADS:-2}"
 mkdir -p "$work"
 rows=("opt-125m f32 16 128" "gpt2 f32 16 128")
-[ "${1:-}" = "--quick" ] || rows+=("opt-1.3b f32 16 128" "opt-1.3b bf16 16 128" "roberta-large f32 64 64" "roberta-large bf16 64 64")
+if [ "${1:-}" = "--gguf" ]; then rows=(); fi
+[ "${1:-}" = "--quick" ] || [ "${1:-}" = "--gguf" ] || rows+=("opt-1.3b f32 16 128" "opt-1.3b bf16 16 128" "roberta-large f32 64 64" "roberta-large bf16 64 64")
 for row in "${rows[@]}"; do
   read -r arch dtype batch seq <<< "$row"
   dir="$work/$arch-$dtype"
@@ -21,3 +24,13 @@ for row in "${rows[@]}"; do
     "$bin" run --model "$dir" --mode "$mode" --batch "$batch" --seq "$seq" --threads "$threads" | tee -a "$work/results.jsonl"
   done
 done
+
+if [ "${1:-}" != "--quick" ]; then
+  model_bin="${POCKETLLM_BUILD_DIR:-$root/build}/bin/bench_model"
+  for t in q4_0 q8_0; do
+    f="$work/llama-3.2-1b-shape-$t.gguf"
+    [ -f "$f" ] || "$model_bin" --preset llama1b --write-gguf "$f" --gguf-type "$t"
+    "$bin" run --model "$f" --mode infer --batch 8 --seq 128 --threads "$threads" | tee -a "$work/results.jsonl"
+    "$bin" run --model "$f" --mode train --trainable "*norm*" --batch 8 --seq 128 --threads "$threads" | tee -a "$work/results.jsonl"
+  done
+fi

@@ -1,6 +1,7 @@
 #include "kernels.h"
 
 #include "kernels_quant.h"
+#include "kernels_quant_packed.h"
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -67,8 +68,10 @@ float* thread_scratch(size_t floats, int slot) {
 void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
             const Perturbation& p, float* y) {
   const size_t n = w.rows();
-  if (dtype_is_quantized(w.dtype) && m <= kQuantDirectMaxRows && !(p.active && w.trainable)) {
-    linear_quantized(pool, x, m, k, w, y);
+  const bool quantized = dtype_is_quantized(w.dtype) && !(p.active && w.trainable);
+  if (quantized && (w.packed != nullptr || m <= kQuantDirectMaxRows)) {
+    if (w.packed != nullptr) linear_packed(pool, x, m, k, w, y);
+    else linear_quantized(pool, x, m, k, w, y);
     if (bias != nullptr) {
       const float* b = weight_rows(*bias, 0, 1, p, thread_scratch(n, 1));
       for (size_t r = 0; r < m; ++r)

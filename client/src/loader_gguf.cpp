@@ -4,13 +4,18 @@
 // interleaved rotary order, so those rows are brought back to HF's order (a copy of those two tensors;
 // every other tensor, quantized or not, is used in place from the map). The same model as llama2.c
 // .bin, HF directory or F32 GGUF therefore has one model id.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include "arch/llama.h"
 #include "gguf_names.h"
+#include "kernels_quant_packed.h"
 
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/cancel.h"
+#include "pocketllm/common/file_util.h"
 #include "pocketllm/common/gguf.h"
 
 namespace pocketllm {
@@ -80,6 +85,14 @@ Result<Hyper> read_hyper(const gguf::File& f) {
   if (embed->dims.size() != 2 || embed->dims[1] > (1u << 22)) return corrupt(f.path() + ": 'token_embd.weight' is not a [hidden, vocab] matrix");
   h.vocab = static_cast<int>(embed->dims[1]);
   return h;
+}
+
+// Drops the resident pages wholly inside [p, p + n) of a read-only file mapping (re-read on next access).
+void release_file_pages(const uint8_t* p, uint64_t n) {
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
 
 // Rows [h, 2i + j] (Meta) -> [h, j * hd/2 + i] (Hugging Face), for rows of `row_bytes` bytes.
@@ -202,6 +215,15 @@ Result<LoadedModel> load_gguf(const std::string& path, const LoadOptions& option
   }
   auto model = LlamaModel::create(c, std::move(ws));
   if (!model) return Status(model.status().code(), path + ": " + model.status().message());
+  // Q8_0/Q4_0 matrices repacked for the int8 kernels where the CPU has them; the mapped originals' pages
+  // are dropped (they stay readable from the file: the model id and exports read them again).
+  const auto* base = static_cast<const uint8_t*>(static_cast<const MappedFile*>(f.keep_alive().get())->data());
+  const size_t size = static_cast<const MappedFile*>(f.keep_alive().get())->size();
+  pack_quantized_weights(&model.value()->weights(), [base, size](const Weight& w) {
+    const auto* p = static_cast<const uint8_t*>(w.data);
+    if (p < base || p >= base + size) return;  // an owned copy (q/k rows): kept
+    release_file_pages(p, dtype_bytes(w.dtype, w.numel()));
+  });
   out.model = std::move(model.value());
   return out;
 }

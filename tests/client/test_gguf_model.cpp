@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "kernels_quant_packed.h"
 #include "model_fixtures.h"
 #include "test_paths.h"
 #include "pocketllm/client/generate.h"
@@ -187,12 +188,12 @@ TEST_CASE("a quantized weight made trainable becomes its float32 dequantization"
   REQUIRE(w->dtype == DType::kF32);
   REQUIRE(w->trainable);
   CHECK(std::vector<float>(w->mutable_f32, w->mutable_f32 + w->numel()) == expect);
-  // Same values; the float32 copy goes through the GEMM instead of the direct quantized kernel, so
-  // only the summation order differs.
+  // Same weight values; the float32 copy goes through the float GEMM instead of the quantized kernel
+  // (which quantizes activations to 8 bits where the CPU has int8 dot products), so logits move slightly.
   const auto after = bos_logits(*q.model);
   double worst = 0;
   for (size_t i = 0; i < after.size(); ++i) worst = std::max(worst, double(std::fabs(after[i] - before[i])));
-  CHECK(worst < 1e-4);
+  CHECK(worst < (packed_quant_kernels_available() ? 0.15 : 1e-4));
 }
 
 TEST_CASE("GGUF model files with bad metadata are refused by name", "[client][gguf][malformed]") {

@@ -72,3 +72,68 @@ TEST_CASE("quantized products equal dequantize-then-multiply", "[client][kernels
     }
   }
 }
+
+#include "kernels_quant_packed.h"
+
+TEST_CASE("packed int8 kernels equal exact integer block sums of the quantized activations", "[client][kernels][quant]") {
+  if (!packed_quant_kernels_available()) {
+    WARN("skipped: this build has no packed int8 kernels (no AVX-512 VNNI)");
+    return;
+  }
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  ThreadPool pool(2);
+  for (DType t : {DType::kQ8_0, DType::kQ4_0}) {
+    const size_t n = 48, k = 256;
+    auto q = random_quantized(t, n, k, rng);
+    WeightStore ws;
+    ws.add_view("w", {static_cast<int64_t>(n), static_cast<int64_t>(k)}, t, q.data());
+    size_t released = 0;
+    REQUIRE(pack_quantized_weights(&ws, [&](const Weight&) { ++released; }) == 1);
+    CHECK(released == 1);
+    const Weight& w = *ws.find("w");
+    REQUIRE(w.packed != nullptr);
+    std::vector<float> deq(n * k);
+    REQUIRE(convert_to_f32(t, q.data(), n * k, deq.data()));
+    for (size_t m : {size_t{1}, size_t{5}, size_t{70}}) {
+      INFO(dtype_name(t) << " rows " << m);
+      std::vector<float> x(m * k), y(m * n);
+      for (auto& v : x) v = nd(rng);
+      x[3] = 0.0f;
+      if (m > 1) std::fill(x.begin() + k, x.begin() + k + 32, 0.0f);  // an all-zero activation block
+      linear(&pool, x.data(), m, k, w, nullptr, Perturbation{}, y.data());
+      double worst_exact = 0, worst_float = 0;
+      for (size_t r = 0; r < m; ++r) {
+        // The activations quantized as the kernel's contract says: per 32 elements d = max|x| / 127, q = round-to-even(x / d).
+        std::vector<int> xq(k);
+        std::vector<float> dx(k / 32);
+        for (size_t b = 0; b < k / 32; ++b) {
+          float amax = 0;
+          for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[r * k + b * 32 + j]));
+          dx[b] = amax / 127.0f;
+          const float id = dx[b] != 0.0f ? 1.0f / dx[b] : 0.0f;
+          for (int j = 0; j < 32; ++j) xq[b * 32 + j] = static_cast<int>(std::nearbyint(x[r * k + b * 32 + j] * id));
+        }
+        for (size_t j = 0; j < n; ++j) {
+          double exact = 0, mag = 0, fl = 0, flmag = 0;
+          for (size_t b = 0; b < k / 32; ++b) {
+            // deq / dw gives the integer quant back exactly; dw is the block's first dequantized step.
+            double isum = 0, dsum = 0;
+            for (int e = 0; e < 32; ++e) {
+              isum += xq[b * 32 + e] * double(deq[j * k + b * 32 + e]);
+              dsum += double(x[r * k + b * 32 + e]) * deq[j * k + b * 32 + e];
+              flmag += std::fabs(double(x[r * k + b * 32 + e]) * deq[j * k + b * 32 + e]);
+            }
+            exact += isum * dx[b];
+            mag += std::fabs(isum * dx[b]);
+            fl += dsum;
+          }
+          worst_exact = std::max(worst_exact, std::fabs(y[r * n + j] - exact) / (mag + 1e-30));
+          worst_float = std::max(worst_float, std::fabs(y[r * n + j] - fl) / (flmag + 1e-30));
+        }
+      }
+      CHECK(worst_exact < 1e-5);   // the arithmetic is exact up to float rounding of the block sums
+      CHECK(worst_float < 0.02);   // and 8-bit activations stay close to the float product
+    }
+  }
+}

@@ -32,6 +32,7 @@ struct Weight {
   bool trainable = false;
   float* mutable_f32 = nullptr;  // trainable weights: the float32 values (== data)
   bool writable = false;         // data is owned float32 memory that may be written in place
+  const uint8_t* packed = nullptr;  // frozen Q8_0/Q4_0: the same weights repacked for the int8 kernels, or null
 
   size_t numel() const;
   size_t rows() const { return shape.size() <= 1 ? 1 : static_cast<size_t>(shape[0]); }

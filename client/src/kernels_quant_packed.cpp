@@ -1,0 +1,182 @@
+#include "kernels_quant_packed.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#include <immintrin.h>
+#define POCKETLLM_PACKED_VNNI 1
+#endif
+
+#include "kernels.h"
+
+namespace pocketllm {
+
+#ifdef POCKETLLM_PACKED_VNNI
+namespace {
+
+constexpr size_t kRows = 16;  // rows per packed group: one 512-bit vector of int32 lanes
+// One block of 16 rows: f16 scales[16]; Q8_0 only: int16 sums[16] (each row's sum of its 32 quants);
+// then the quants as groups of 4 consecutive elements per row: Q8_0 8 groups x 16 rows x 4 bytes; Q4_0
+// 4 x 16 x 4 bytes of nibbles (byte 4g+i of a row's block: element 4g+i low, 16+4g+i high, as in the
+// file). Q4_0 packs into exactly the file's size (288 bytes per 16 blocks), Q8_0 into 576 (file: 544).
+constexpr size_t kQ8Block = 32 + 32 + 512, kQ4Block = 32 + 256;
+size_t packed_block_bytes(DType t) { return t == DType::kQ8_0 ? kQ8Block : kQ4Block; }
+
+// Activations quantized per 32-element block: q (int8; for Q8_0 weights stored + 128 as uint8), the
+// scale, and the sum of the int8 quants (Q4_0's -8 offset correction).
+struct QuantizedRows {
+  std::vector<uint8_t> q;
+  std::vector<float> d;
+  std::vector<int32_t> sum;
+};
+
+void quantize_rows(const float* x, size_t m, size_t k, bool offset128, QuantizedRows* out) {
+  const size_t blocks = k / 32;
+  out->q.resize(m * k);
+  out->d.resize(m * blocks);
+  out->sum.resize(m * blocks);
+  for (size_t r = 0; r < m; ++r) {
+    for (size_t b = 0; b < blocks; ++b) {
+      const float* v = x + r * k + b * 32;
+      const __m512 a0 = _mm512_loadu_ps(v), a1 = _mm512_loadu_ps(v + 16);
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a0), _mm512_abs_ps(a1)));
+      const float d = amax / 127.0f;
+      const float id = d != 0.0f ? 1.0f / d : 0.0f;
+      const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(a0, _mm512_set1_ps(id)));  // round to nearest even
+      const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(a1, _mm512_set1_ps(id)));
+      out->sum[r * blocks + b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+      __m128i b0 = _mm512_cvtsepi32_epi8(q0), b1 = _mm512_cvtsepi32_epi8(q1);
+      if (offset128) {
+        const __m128i bias = _mm_set1_epi8(static_cast<char>(0x80));
+        b0 = _mm_xor_si128(b0, bias);  // q + 128 as an unsigned byte
+        b1 = _mm_xor_si128(b1, bias);
+      }
+      uint8_t* dst = out->q.data() + r * k + b * 32;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), b0);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), b1);
+      out->d[r * blocks + b] = d;
+    }
+  }
+}
+
+template <bool kQ8>
+void packed_group(const uint8_t* packed, size_t blocks, const QuantizedRows& xq, size_t k, size_t m0, size_t m1, float* y,
+                  size_t n, size_t row0) {
+  constexpr size_t kTile = 4;
+  const size_t bb = kQ8 ? kQ8Block : kQ4Block, quants = kQ8 ? 64 : 32;
+  for (size_t mt = m0; mt < m1; mt += kTile) {
+    const size_t rows = std::min(kTile, m1 - mt);
+    __m512 acc[kTile];
+    for (auto& a : acc) a = _mm512_setzero_ps();
+    for (size_t b = 0; b < blocks; ++b) {
+      const uint8_t* sb = packed + b * bb;
+      const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb)));
+      __m512i w[8];
+      __m512i corr = _mm512_setzero_si512();
+      if (kQ8) {
+        for (int g = 0; g < 8; ++g) w[g] = _mm512_loadu_si512(sb + quants + 64 * g);
+        // 128 * the row's quant sum
+        corr = _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb + 32))), 7);
+      } else {
+        const __m512i mask = _mm512_set1_epi8(0x0F);
+        for (int g = 0; g < 4; ++g) {
+          const __m512i raw = _mm512_loadu_si512(sb + quants + 64 * g);
+          w[g] = _mm512_and_si512(raw, mask);
+          w[g + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
+        }
+      }
+      for (size_t i = 0; i < rows; ++i) {
+        const size_t r = mt + i;
+        const uint8_t* xb = xq.q.data() + r * k + b * 32;
+        int32_t g4[8];
+        std::memcpy(g4, xb, 32);
+        __m512i s = _mm512_setzero_si512();
+        if (kQ8) {
+          for (int g = 0; g < 8; ++g) s = _mm512_dpbusd_epi32(s, _mm512_set1_epi32(g4[g]), w[g]);
+          s = _mm512_sub_epi32(s, corr);
+        } else {
+          for (int g = 0; g < 8; ++g) s = _mm512_dpbusd_epi32(s, w[g], _mm512_set1_epi32(g4[g]));
+          s = _mm512_sub_epi32(s, _mm512_set1_epi32(8 * xq.sum[r * blocks + b]));
+        }
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(scale, _mm512_set1_ps(xq.d[r * blocks + b])), acc[i]);
+      }
+    }
+    for (size_t i = 0; i < rows; ++i) _mm512_storeu_ps(y + (mt + i) * n + row0, acc[i]);
+  }
+}
+
+}  // namespace
+
+bool packed_quant_kernels_available() { return true; }
+
+// long: the two layouts written side by side, block by block, group by group.
+size_t pack_quantized_weights(WeightStore* ws, const std::function<void(const Weight&)>& release) {
+  size_t packed = 0;
+  for (const auto& wp : ws->all()) {
+    Weight& w = *ws->find_mutable(wp->name);
+    if ((w.dtype != DType::kQ8_0 && w.dtype != DType::kQ4_0) || w.shape.size() != 2 || w.rows() % kRows != 0 || w.trainable ||
+        w.packed != nullptr)
+      continue;
+    const bool q8 = w.dtype == DType::kQ8_0;
+    const size_t n = w.rows(), k = w.cols(), blocks = k / 32, bb = packed_block_bytes(w.dtype);
+    const size_t src_bb = dtype_block_bytes(w.dtype);
+    auto buf = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(std::aligned_alloc(64, (n / kRows) * blocks * bb)), std::free);
+    if (!buf) continue;
+    const auto* src = static_cast<const uint8_t*>(w.data);
+    for (size_t grp = 0; grp < n / kRows; ++grp) {
+      for (size_t b = 0; b < blocks; ++b) {
+        uint8_t* dst = buf.get() + (grp * blocks + b) * bb;
+        const size_t quants = q8 ? 64 : 32;
+        for (size_t i = 0; i < kRows; ++i) {
+          const uint8_t* blk = src + ((grp * kRows + i) * blocks + b) * src_bb;
+          std::memcpy(dst + 2 * i, blk, 2);  // the f16 scale as stored
+          const uint8_t* qs = blk + 2;
+          const int groups = q8 ? 8 : 4;
+          for (int g = 0; g < groups; ++g) std::memcpy(dst + quants + 64 * g + 4 * i, qs + 4 * g, 4);
+          if (q8) {
+            int16_t sum = 0;
+            for (int j = 0; j < 32; ++j) sum = static_cast<int16_t>(sum + static_cast<int8_t>(qs[j]));
+            std::memcpy(dst + 32 + 2 * i, &sum, 2);
+          }
+        }
+      }
+    }
+    w.packed = buf.get();
+    ws->keep(std::move(buf));
+    if (release) release(w);
+    ++packed;
+  }
+  return packed;
+}
+
+void linear_packed(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, float* y) {
+  const size_t n = w.rows(), blocks = k / 32, groups = n / kRows;
+  const bool q8 = w.dtype == DType::kQ8_0;
+  thread_local QuantizedRows xq;
+  quantize_rows(x, m, k, q8, &xq);
+  const size_t bb = packed_block_bytes(w.dtype);
+  // Tasks: row groups of W x slices of 64 activation rows.
+  const size_t mslice = 64, mslices = (m + mslice - 1) / mslice;
+  if (m * n * k < (size_t{1} << 17)) pool = nullptr;
+  const QuantizedRows& xr = xq;
+  parallel_for(pool, groups * mslices, [&](size_t t) {
+    const size_t grp = t % groups, ms = t / groups;
+    const size_t m0 = ms * mslice, m1 = std::min(m, m0 + mslice);
+    const uint8_t* p = w.packed + grp * blocks * bb;
+    if (q8) packed_group<true>(p, blocks, xr, k, m0, m1, y, n, grp * kRows);
+    else packed_group<false>(p, blocks, xr, k, m0, m1, y, n, grp * kRows);
+  });
+}
+
+#else
+
+bool packed_quant_kernels_available() { return false; }
+size_t pack_quantized_weights(WeightStore*, const std::function<void(const Weight&)>&) { return 0; }
+void linear_packed(ThreadPool*, const float*, size_t, size_t, const Weight&, float*) {}
+
+#endif
+
+}  // namespace pocketllm
