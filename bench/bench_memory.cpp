@@ -209,6 +209,17 @@ int run(const std::string& dir, const std::string& mode, int batch, int seq, int
     replay_entries(&pool, Distribution::kRademacher, &e, 1, tensors);
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
+  if (std::getenv("POCKETLLM_BENCH_DEBUG")) {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("Rss", 0) == 0 || line.rfind("VmHWM", 0) == 0) std::fprintf(stderr, "%s\n", line.c_str());
+    std::ifstream smaps("/proc/self/smaps");
+    std::string head;
+    for (std::string line; std::getline(smaps, line);) {
+      if (line.find(" kB") == std::string::npos && line.find("VmFlags") != 0) head = line;
+      if (line.rfind("Rss:", 0) == 0 && std::atol(line.c_str() + 4) > 4096) std::fprintf(stderr, "%s | %s\n", head.c_str(), line.c_str());
+    }
+  }
   std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"trainable\":\"%s\",\"batch\":%d,\"seq\":%d,\"threads\":%d,\"params\":%zu,"
               "\"weight_bytes\":%zu,\"seconds\":%.2f,\"rss_after_load_kib\":%ld,\"peak_rss_kib\":%ld}\n",
               dir.c_str(), mode.c_str(), mode == "train" ? trainable.c_str() : "", batch, seq, threads, m.weights().total_numel(), m.weights().storage_bytes(),

@@ -25,15 +25,13 @@ constexpr size_t kRows = 16;  // rows per packed group: one 512-bit vector of in
 constexpr size_t kQ8Block = 32 + 32 + 512, kQ4Block = 32 + 256;
 size_t packed_block_bytes(DType t) { return t == DType::kQ8_0 ? kQ8Block : kQ4Block; }
 
-// Activations quantized per 32-element block: q (int8; for Q8_0 weights stored + 128 as uint8), the
-// scale, and the sum of the int8 quants (Q4_0's -8 offset correction).
-struct QuantizedRows {
-  std::vector<uint8_t> q;
-  std::vector<float> d;
-  std::vector<int32_t> sum;
-};
+}  // namespace
 
-void quantize_rows(const float* x, size_t m, size_t k, bool offset128, QuantizedRows* out) {
+void quantize_activations(const float* x, size_t m, size_t k, DType weight_type, PackedActivations* out) {
+  const bool offset128 = weight_type == DType::kQ8_0;
+  out->m = m;
+  out->k = k;
+  out->offset128 = offset128;
   const size_t blocks = k / 32;
   out->q.resize(m * k);
   out->d.resize(m * blocks);
@@ -62,9 +60,12 @@ void quantize_rows(const float* x, size_t m, size_t k, bool offset128, Quantized
   }
 }
 
+namespace {
+
+// Rows [m0, m1) of the activations against one group of 16 packed rows; results at y[(r - m0) * ldy].
 template <bool kQ8>
-void packed_group(const uint8_t* packed, size_t blocks, const QuantizedRows& xq, size_t k, size_t m0, size_t m1, float* y,
-                  size_t n, size_t row0) {
+void packed_group(const uint8_t* packed, size_t blocks, const PackedActivations& xq, size_t k, size_t m0, size_t m1, float* y,
+                  size_t ldy) {
   constexpr size_t kTile = 4;
   const size_t bb = kQ8 ? kQ8Block : kQ4Block, quants = kQ8 ? 64 : 32;
   for (size_t mt = m0; mt < m1; mt += kTile) {
@@ -104,7 +105,7 @@ void packed_group(const uint8_t* packed, size_t blocks, const QuantizedRows& xq,
         acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(scale, _mm512_set1_ps(xq.d[r * blocks + b])), acc[i]);
       }
     }
-    for (size_t i = 0; i < rows; ++i) _mm512_storeu_ps(y + (mt + i) * n + row0, acc[i]);
+    for (size_t i = 0; i < rows; ++i) _mm512_storeu_ps(y + (mt + i - m0) * ldy, acc[i]);
   }
 }
 
@@ -152,28 +153,64 @@ size_t pack_quantized_weights(WeightStore* ws, const std::function<void(const We
   return packed;
 }
 
-void linear_packed(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, float* y) {
-  const size_t n = w.rows(), blocks = k / 32, groups = n / kRows;
+void packed_product(const PackedActivations& x, size_t m0, size_t m1, const Weight& w, size_t row0, size_t nrows, float* y,
+                    size_t ldy) {
+  const size_t k = w.cols(), blocks = k / 32, bb = packed_block_bytes(w.dtype);
+  for (size_t g = row0 / kRows; g < (row0 + nrows) / kRows; ++g) {
+    const uint8_t* p = w.packed + g * blocks * bb;
+    float* yg = y + (g * kRows - row0);
+    if (w.dtype == DType::kQ8_0) packed_group<true>(p, blocks, x, k, m0, m1, yg, ldy);
+    else packed_group<false>(p, blocks, x, k, m0, m1, yg, ldy);
+  }
+}
+
+void unpack_rows(const Weight& w, size_t row0, size_t nrows, float* out) {
+  const size_t k = w.cols(), blocks = k / 32, bb = packed_block_bytes(w.dtype);
   const bool q8 = w.dtype == DType::kQ8_0;
-  thread_local QuantizedRows xq;
-  quantize_rows(x, m, k, q8, &xq);
-  const size_t bb = packed_block_bytes(w.dtype);
+  const size_t quants = q8 ? 64 : 32;
+  for (size_t r = row0; r < row0 + nrows; ++r) {
+    const size_t g = r / kRows, lane = r % kRows;
+    for (size_t b = 0; b < blocks; ++b, out += 32) {
+      const uint8_t* sb = w.packed + (g * blocks + b) * bb;
+      uint16_t h;
+      std::memcpy(&h, sb + 2 * lane, 2);
+      const float d = _cvtsh_ss(h);
+      for (int grp = 0; grp < (q8 ? 8 : 4); ++grp) {
+        const uint8_t* q = sb + quants + 64 * grp + 4 * lane;
+        for (int i = 0; i < 4; ++i) {
+          if (q8) {
+            out[4 * grp + i] = static_cast<float>(static_cast<int8_t>(q[i])) * d;
+          } else {
+            out[4 * grp + i] = static_cast<float>((q[i] & 0x0F) - 8) * d;
+            out[16 + 4 * grp + i] = static_cast<float>((q[i] >> 4) - 8) * d;
+          }
+        }
+      }
+    }
+  }
+}
+
+void linear_packed(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, float* y) {
+  const size_t n = w.rows(), groups = n / kRows;
+  thread_local PackedActivations xq;
+  quantize_activations(x, m, k, w.dtype, &xq);
   // Tasks: row groups of W x slices of 64 activation rows.
   const size_t mslice = 64, mslices = (m + mslice - 1) / mslice;
   if (m * n * k < (size_t{1} << 17)) pool = nullptr;
-  const QuantizedRows& xr = xq;
+  const PackedActivations& xr = xq;
   parallel_for(pool, groups * mslices, [&](size_t t) {
     const size_t grp = t % groups, ms = t / groups;
     const size_t m0 = ms * mslice, m1 = std::min(m, m0 + mslice);
-    const uint8_t* p = w.packed + grp * blocks * bb;
-    if (q8) packed_group<true>(p, blocks, xr, k, m0, m1, y, n, grp * kRows);
-    else packed_group<false>(p, blocks, xr, k, m0, m1, y, n, grp * kRows);
+    packed_product(xr, m0, m1, w, grp * kRows, kRows, y + m0 * n + grp * kRows, n);
   });
 }
 
 #else
 
 bool packed_quant_kernels_available() { return false; }
+void quantize_activations(const float*, size_t, size_t, DType, PackedActivations*) {}
+void packed_product(const PackedActivations&, size_t, size_t, const Weight&, size_t, size_t, float*, size_t) {}
+void unpack_rows(const Weight&, size_t, size_t, float*) {}
 size_t pack_quantized_weights(WeightStore*, const std::function<void(const Weight&)>&) { return 0; }
 void linear_packed(ThreadPool*, const float*, size_t, size_t, const Weight&, float*) {}
 

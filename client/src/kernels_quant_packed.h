@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "pocketllm/client/weights.h"
 #include "pocketllm/common/thread_pool.h"
@@ -22,6 +23,26 @@ bool packed_quant_kernels_available();
 // kept in the store. `release(w)` is called after each weight is packed, so a loader can drop the pages
 // of the original from memory. Returns the number packed (0 when the kernels are not available).
 size_t pack_quantized_weights(WeightStore* ws, const std::function<void(const Weight&)>& release);
+
+// Activation rows quantized for the packed kernels of one weight type (8 bits per element, one float
+// scale and one integer sum per 32-element block).
+struct PackedActivations {
+  size_t m = 0, k = 0;
+  bool offset128 = false;  // Q8_0 weights: quants stored + 128, as unsigned bytes
+  std::vector<uint8_t> q;
+  std::vector<float> d;
+  std::vector<int32_t> sum;
+};
+void quantize_activations(const float* x, size_t m, size_t k, DType weight_type, PackedActivations* out);
+
+// y[(r - m0) * ldy + j] = row r of the activations . row (row0 + j) of W, for r in [m0, m1), j < nrows;
+// row0 and nrows multiples of 16. Single-threaded (callers split the work).
+void packed_product(const PackedActivations& x, size_t m0, size_t m1, const Weight& w, size_t row0, size_t nrows, float* y,
+                    size_t ldy);
+
+// Rows [row0, row0 + nrows) of a packed weight as float32 (the embedding lookup reads the packed copy,
+// so the original's pages stay out of memory).
+void unpack_rows(const Weight& w, size_t row0, size_t nrows, float* out);
 
 // Y[M, N] = X[M, K] * W[N, K]^T through W.packed.
 void linear_packed(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, float* y);

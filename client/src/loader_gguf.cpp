@@ -87,12 +87,16 @@ Result<Hyper> read_hyper(const gguf::File& f) {
   return h;
 }
 
-// Drops the resident pages wholly inside [p, p + n) of a read-only file mapping (re-read on next access).
+// Drops the resident pages wholly inside [p, p + n) of a read-only file mapping (re-read on next access)
+// and turns off read-around there: what reads these bytes later (a few embedding rows per token) would
+// otherwise fault in 128 KiB around every row.
 void release_file_pages(const uint8_t* p, uint64_t n) {
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
   const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
-  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  if (hi <= lo) return;
+  ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_RANDOM);
 }
 
 // Rows [h, 2i + j] (Meta) -> [h, j * hd/2 + i] (Hugging Face), for rows of `row_bytes` bytes.
@@ -125,6 +129,7 @@ Status add_tensors(const gguf::File& f, const Hyper& h, WeightStore* ws) {
     if (rows % static_cast<uint64_t>(h.head_dim) != 0)
       return corrupt(f.path() + ": '" + t.name + "' has " + std::to_string(rows) + " rows, not whole heads of " + std::to_string(h.head_dim));
     auto buf = unpermute_rows(t.data, rows, row_bytes, h.head_dim);
+    release_file_pages(t.data, t.nbytes);  // the copy is what the model reads
     ws->add_view(name, std::move(shape), t.dtype, buf->data());
     ws->keep(std::move(buf));
   }

@@ -1,6 +1,7 @@
 #include "transformer_base.h"
 
 #include "kernels_quant.h"
+#include "kernels_quant_packed.h"
 
 #include "kernels.h"
 
@@ -119,16 +120,27 @@ void TransformerModel::logits(ThreadPool* pool, const float* hidden, const std::
   const size_t tiles = (vocab + kVocabTile - 1) / kVocabTile;
   const Weight* bias = head_bias();
   ConstMat h(gathered_.data(), static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(d));
-  // A quantized head and few rows (decoding): dot products straight from the blocks, no dequantized tile.
+  // A packed quantized head: the int8 kernels straight from the packed blocks. Otherwise a quantized head
+  // and few rows (decoding): dot products from the stored blocks; no dequantized tile either way.
+  if (head.packed != nullptr) quantize_activations(gathered_.data(), rows.size(), d, head.dtype, &packed_x_);
   const bool direct = dtype_is_quantized(head.dtype) && rows.size() <= kQuantDirectMaxRows;
   const uint64_t row_bytes = dtype_bytes(head.dtype, d);
   parallel_for(pool, tiles, [&](size_t t) {
     const size_t r0 = t * kVocabTile, n = std::min(kVocabTile, vocab - r0);
-    if (direct) {
+    if (head.packed != nullptr && n % 16 == 0) {
+      packed_product(packed_x_, 0, rows.size(), head, r0, n, out->data() + r0, vocab);
+    } else if (direct) {
       const auto* base = static_cast<const uint8_t*>(head.data);
       for (size_t j = 0; j < n; ++j)
         for (size_t i = 0; i < rows.size(); ++i)
           (*out)[i * vocab + r0 + j] = quantized_row_dot(head.dtype, base + (r0 + j) * row_bytes, gathered_.data() + i * d, d);
+      if (bias) {
+        const float* b = weight_rows(*bias, 0, 1, p, head_scratch(vocab, 1)) + r0;
+        for (size_t i = 0; i < rows.size(); ++i)
+          for (size_t j = 0; j < n; ++j) (*out)[i * vocab + r0 + j] += b[j];
+      }
+    }
+    if (head.packed != nullptr || direct) {
       if (bias) {
         const float* b = weight_rows(*bias, 0, 1, p, head_scratch(vocab, 1)) + r0;
         for (size_t i = 0; i < rows.size(); ++i)
@@ -189,17 +201,22 @@ Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBat
   csum.assign(chunks * P, 0.0f);
   target_logit.assign(P, 0.0f);
   ConstMat h(gathered_.data(), static_cast<Eigen::Index>(P), static_cast<Eigen::Index>(d));
+  if (head.packed != nullptr) quantize_activations(gathered_.data(), P, d, head.dtype, &packed_x_);
   parallel_for(pool, chunks, [&](size_t c) {
     float* mx = cmax.data() + c * P;
     float* sm = csum.data() + c * P;
     const size_t v_end = std::min(V, (c + 1) * per_chunk);
     for (size_t r0 = c * per_chunk; r0 < v_end; r0 += kVocabTile) {
       const size_t n = std::min(kVocabTile, v_end - r0);
-      const float* w = weight_rows(head, r0, n, p, head_scratch(n * d, 0));
       float* lg = head_scratch(P * kVocabTile + (bias ? V : 0), 1);  // logits tile, then the bias
-      ConstMat wm(w, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
-      Mat l(lg, static_cast<Eigen::Index>(P), static_cast<Eigen::Index>(n));
-      l.noalias() = h * wm.transpose();
+      if (head.packed != nullptr && n % 16 == 0) {
+        packed_product(packed_x_, 0, P, head, r0, n, lg, n);
+      } else {
+        const float* w = weight_rows(head, r0, n, p, head_scratch(n * d, 0));
+        ConstMat wm(w, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
+        Mat l(lg, static_cast<Eigen::Index>(P), static_cast<Eigen::Index>(n));
+        l.noalias() = h * wm.transpose();
+      }
       const float* b = nullptr;
       if (bias) b = weight_rows(*bias, 0, 1, p, lg + P * kVocabTile) + r0;
       for (size_t i = 0; i < P; ++i) {

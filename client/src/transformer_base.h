@@ -2,6 +2,7 @@
 // and the batch bookkeeping. An architecture implements forward_hidden() and names its head tensors.
 #pragma once
 
+#include "kernels_quant_packed.h"
 #include "pocketllm/client/model.h"
 
 namespace pocketllm {
@@ -60,6 +61,7 @@ class TransformerModel : public LanguageModel {
   // Buffers reused across calls: after the first call at a given size, losses allocate nothing.
   std::vector<float> hidden_;
   std::vector<float> gathered_;
+  PackedActivations packed_x_;  // gathered_ quantized for a packed head
   std::vector<int> loss_rows_;
   std::vector<int32_t> loss_targets_;
   std::vector<float> chunk_max_, chunk_sum_, target_logit_;

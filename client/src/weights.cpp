@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels_quant_packed.h"
 #include "pocketllm/common/model_id.h"
 
 namespace pocketllm {
@@ -107,6 +108,7 @@ Result<size_t> WeightStore::make_trainable(const NamePatterns& patterns) {
     }
     w->data = dst;
     w->dtype = DType::kF32;
+    w->packed = nullptr;  // the trainable float32 values are the weight now
     w->mutable_f32 = dst;
     w->writable = true;
     w->trainable = true;
@@ -168,6 +170,10 @@ const float* weight_rows(const Weight& w, size_t row0, size_t nrows, const Pertu
     const float* src = static_cast<const float*>(w.data) + start;
     if (!perturb) return src;
     add_scaled_z(p.dist, p.seed, w.tag, start, count, p.scale, src, scratch);
+    return scratch;
+  }
+  if (w.packed != nullptr && dtype_is_quantized(w.dtype) && !perturb) {  // frozen, repacked: read the packed copy, not the released original
+    unpack_rows(w, row0, nrows, scratch);
     return scratch;
   }
   convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, start), count, scratch);

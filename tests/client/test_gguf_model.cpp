@@ -160,7 +160,7 @@ TEST_CASE("quantized GGUF files stay quantized and follow the F32 model", "[clie
     const auto logits = bos_logits(*q.model);
     double worst = 0;
     for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, double(std::fabs(logits[i] - ref[i])));
-    const double bound = t == DType::kQ4_0 ? 3.0 : t == DType::kQ8_0 ? 0.15 : t == DType::kBF16 ? 0.3 : 0.02;
+    const double bound = t == DType::kQ4_0 ? 3.0 : t == DType::kQ8_0 ? 0.4 : t == DType::kBF16 ? 0.3 : 0.02;
     INFO("worst logit difference " << worst);
     CHECK(worst < bound);
     CHECK(worst > 0);  // the weights really are the quantized ones
@@ -187,6 +187,7 @@ TEST_CASE("a quantized weight made trainable becomes its float32 dequantization"
   REQUIRE(ws.make_trainable(NamePatterns(std::string_view("model.layers.1.self_attn.v_proj.weight"))).is_ok());
   REQUIRE(w->dtype == DType::kF32);
   REQUIRE(w->trainable);
+  CHECK(w->packed == nullptr);  // the float32 values are what the forward reads from now on
   CHECK(std::vector<float>(w->mutable_f32, w->mutable_f32 + w->numel()) == expect);
   // Same weight values; the float32 copy goes through the float GEMM instead of the quantized kernel
   // (which quantizes activations to 8 bits where the CPU has int8 dot products), so logits move slightly.
@@ -194,6 +195,12 @@ TEST_CASE("a quantized weight made trainable becomes its float32 dequantization"
   double worst = 0;
   for (size_t i = 0; i < after.size(); ++i) worst = std::max(worst, double(std::fabs(after[i] - before[i])));
   CHECK(worst < (packed_quant_kernels_available() ? 0.15 : 1e-4));
+  // Training writes the float32 copy, and the forward reads what training wrote.
+  std::fill(w->mutable_f32, w->mutable_f32 + w->numel(), 0.0f);
+  const auto zeroed = bos_logits(*q.model);
+  double moved = 0;
+  for (size_t i = 0; i < zeroed.size(); ++i) moved = std::max(moved, double(std::fabs(zeroed[i] - after[i])));
+  CHECK(moved > 0.01);
 }
 
 TEST_CASE("GGUF model files with bad metadata are refused by name", "[client][gguf][malformed]") {

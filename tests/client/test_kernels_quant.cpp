@@ -95,6 +95,9 @@ TEST_CASE("packed int8 kernels equal exact integer block sums of the quantized a
     REQUIRE(w.packed != nullptr);
     std::vector<float> deq(n * k);
     REQUIRE(convert_to_f32(t, q.data(), n * k, deq.data()));
+    std::vector<float> rows(3 * k);  // the embedding lookup's path: rows read back from the packed copy
+    unpack_rows(w, 17, 3, rows.data());
+    CHECK(std::vector<float>(deq.begin() + 17 * k, deq.begin() + 20 * k) == rows);
     for (size_t m : {size_t{1}, size_t{5}, size_t{70}}) {
       INFO(dtype_name(t) << " rows " << m);
       std::vector<float> x(m * k), y(m * n);
