@@ -108,6 +108,37 @@ Status TransformerModel::require(const std::string& name, std::vector<int64_t> s
   return Status::ok();
 }
 
+// Logits of the `count` gathered rows against head rows [r0, r0 + n), bias included, into y (row stride
+// ldy). A packed quantized head runs the int8 kernels on packed_x_ (quantized by the caller); a quantized
+// head without them and few rows (decoding) takes dot products from the stored blocks; otherwise a tile
+// of rows (dequantized and/or perturbed as needed) and a GEMM.
+void TransformerModel::head_tile(size_t count, size_t r0, size_t n, const Perturbation& p, float* y, size_t ldy,
+                                 float* bias_scratch) {
+  const Weight& head = head_weight();
+  const Weight* bias = head_bias();
+  const size_t d = head_input_dim();
+  if (head.packed != nullptr && n % 16 == 0) {
+    packed_product(packed_x_, 0, count, head, r0, n, y, ldy);
+  } else if (dtype_is_quantized(head.dtype) && head.packed == nullptr && count <= kQuantDirectMaxRows) {
+    const uint64_t row_bytes = dtype_bytes(head.dtype, d);
+    const auto* base = static_cast<const uint8_t*>(head.data);
+    for (size_t j = 0; j < n; ++j)
+      for (size_t i = 0; i < count; ++i) y[i * ldy + j] = quantized_row_dot(head.dtype, base + (r0 + j) * row_bytes, gathered_.data() + i * d, d);
+  } else {
+    const float* w = weight_rows(head, r0, n, p, head_scratch(n * d, 0));
+    ConstMat h(gathered_.data(), static_cast<Eigen::Index>(count), static_cast<Eigen::Index>(d));
+    ConstMat wm(w, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
+    Eigen::Map<RowMat, 0, Eigen::OuterStride<>> o(y, static_cast<Eigen::Index>(count), static_cast<Eigen::Index>(n),
+                                                   Eigen::OuterStride<>(static_cast<Eigen::Index>(ldy)));
+    o.noalias() = h * wm.transpose();
+  }
+  if (bias) {
+    const float* b = weight_rows(*bias, 0, 1, p, bias_scratch) + r0;
+    for (size_t i = 0; i < count; ++i)
+      for (size_t j = 0; j < n; ++j) y[i * ldy + j] += b[j];
+  }
+}
+
 void TransformerModel::logits(ThreadPool* pool, const float* hidden, const std::vector<int>& rows, const Perturbation& p,
                               std::vector<float>* out) {
   const size_t d = head_input_dim();
@@ -117,47 +148,11 @@ void TransformerModel::logits(ThreadPool* pool, const float* hidden, const std::
   for (size_t i = 0; i < rows.size(); ++i)
     std::copy_n(hidden + static_cast<size_t>(rows[i]) * d, d, gathered_.begin() + static_cast<std::ptrdiff_t>(i * d));
   out->resize(rows.size() * vocab);
-  const size_t tiles = (vocab + kVocabTile - 1) / kVocabTile;
-  const Weight* bias = head_bias();
-  ConstMat h(gathered_.data(), static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(d));
-  // A packed quantized head: the int8 kernels straight from the packed blocks. Otherwise a quantized head
-  // and few rows (decoding): dot products from the stored blocks; no dequantized tile either way.
   if (head.packed != nullptr) quantize_activations(gathered_.data(), rows.size(), d, head.dtype, &packed_x_);
-  const bool direct = dtype_is_quantized(head.dtype) && rows.size() <= kQuantDirectMaxRows;
-  const uint64_t row_bytes = dtype_bytes(head.dtype, d);
+  const size_t tiles = (vocab + kVocabTile - 1) / kVocabTile;
   parallel_for(pool, tiles, [&](size_t t) {
     const size_t r0 = t * kVocabTile, n = std::min(kVocabTile, vocab - r0);
-    if (head.packed != nullptr && n % 16 == 0) {
-      packed_product(packed_x_, 0, rows.size(), head, r0, n, out->data() + r0, vocab);
-    } else if (direct) {
-      const auto* base = static_cast<const uint8_t*>(head.data);
-      for (size_t j = 0; j < n; ++j)
-        for (size_t i = 0; i < rows.size(); ++i)
-          (*out)[i * vocab + r0 + j] = quantized_row_dot(head.dtype, base + (r0 + j) * row_bytes, gathered_.data() + i * d, d);
-      if (bias) {
-        const float* b = weight_rows(*bias, 0, 1, p, head_scratch(vocab, 1)) + r0;
-        for (size_t i = 0; i < rows.size(); ++i)
-          for (size_t j = 0; j < n; ++j) (*out)[i * vocab + r0 + j] += b[j];
-      }
-    }
-    if (head.packed != nullptr || direct) {
-      if (bias) {
-        const float* b = weight_rows(*bias, 0, 1, p, head_scratch(vocab, 1)) + r0;
-        for (size_t i = 0; i < rows.size(); ++i)
-          for (size_t j = 0; j < n; ++j) (*out)[i * vocab + r0 + j] += b[j];
-      }
-      return;
-    }
-    const float* w = weight_rows(head, r0, n, p, head_scratch(n * d, 0));
-    ConstMat wm(w, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
-    Eigen::Map<RowMat, 0, Eigen::OuterStride<>> o(out->data() + r0, static_cast<Eigen::Index>(rows.size()),
-                                                   static_cast<Eigen::Index>(n), Eigen::OuterStride<>(vocab));
-    o.noalias() = h * wm.transpose();
-    if (bias) {
-      const float* b = weight_rows(*bias, 0, 1, p, head_scratch(vocab, 1)) + r0;
-      for (size_t i = 0; i < rows.size(); ++i)
-        for (size_t j = 0; j < n; ++j) (*out)[i * vocab + r0 + j] += b[j];
-    }
+    head_tile(rows.size(), r0, n, p, out->data() + r0, vocab, head_bias() ? head_scratch(vocab, 1) : nullptr);
   });
 }
 
@@ -200,7 +195,6 @@ Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBat
   cmax.assign(chunks * P, -std::numeric_limits<float>::infinity());
   csum.assign(chunks * P, 0.0f);
   target_logit.assign(P, 0.0f);
-  ConstMat h(gathered_.data(), static_cast<Eigen::Index>(P), static_cast<Eigen::Index>(d));
   if (head.packed != nullptr) quantize_activations(gathered_.data(), P, d, head.dtype, &packed_x_);
   parallel_for(pool, chunks, [&](size_t c) {
     float* mx = cmax.data() + c * P;
@@ -209,20 +203,9 @@ Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBat
     for (size_t r0 = c * per_chunk; r0 < v_end; r0 += kVocabTile) {
       const size_t n = std::min(kVocabTile, v_end - r0);
       float* lg = head_scratch(P * kVocabTile + (bias ? V : 0), 1);  // logits tile, then the bias
-      if (head.packed != nullptr && n % 16 == 0) {
-        packed_product(packed_x_, 0, P, head, r0, n, lg, n);
-      } else {
-        const float* w = weight_rows(head, r0, n, p, head_scratch(n * d, 0));
-        ConstMat wm(w, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
-        Mat l(lg, static_cast<Eigen::Index>(P), static_cast<Eigen::Index>(n));
-        l.noalias() = h * wm.transpose();
-      }
-      const float* b = nullptr;
-      if (bias) b = weight_rows(*bias, 0, 1, p, lg + P * kVocabTile) + r0;
+      head_tile(P, r0, n, p, lg, n, lg + P * kVocabTile);
       for (size_t i = 0; i < P; ++i) {
         float* row = lg + i * n;
-        if (b)
-          for (size_t j = 0; j < n; ++j) row[j] += b[j];
         float m = mx[i];
         for (size_t j = 0; j < n; ++j) m = std::max(m, row[j]);
         float s = sm[i] * std::exp(mx[i] - m);

@@ -29,6 +29,8 @@ class TransformerModel : public LanguageModel {
 
   void logits(ThreadPool* pool, const float* hidden, const std::vector<int>& rows, const Perturbation& p,
               std::vector<float>* out) override;
+  // Logits of the first `count` gathered rows against head rows [r0, r0 + n), bias included.
+  void head_tile(size_t count, size_t r0, size_t n, const Perturbation& p, float* y, size_t ldy, float* bias_scratch);
   Result<LossResult> token_loss(ThreadPool* pool, const TokenBatch& batch, const std::vector<int32_t>& targets,
                                 const Perturbation& p) override;
   Result<LossResult> choice_loss(ThreadPool* pool, const TokenBatch& batch, const std::vector<ChoiceTarget>& targets,
