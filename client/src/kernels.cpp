@@ -68,8 +68,8 @@ float* thread_scratch(size_t floats, int slot) {
 void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
             const Perturbation& p, float* y) {
   const size_t n = w.rows();
-  const bool quantized = dtype_is_quantized(w.dtype) && !(p.active && w.trainable);
-  if (quantized && (w.packed != nullptr || m <= kQuantDirectMaxRows)) {
+  const bool frozen_direct = direct_kernel_type(w.dtype) && !(p.active && w.trainable);
+  if (frozen_direct && (w.packed != nullptr || m <= kQuantDirectMaxRows)) {
     if (w.packed != nullptr) linear_packed(pool, x, m, k, w, y);
     else linear_quantized(pool, x, m, k, w, y);
     if (bias != nullptr) {

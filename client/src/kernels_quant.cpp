@@ -101,6 +101,36 @@ float dot_q4_0(const uint8_t* row, const float* x, size_t blocks) {
 }
 #endif
 
+#ifdef POCKETLLM_QUANT_X86
+float dot_f16(const uint8_t* row, const float* x, size_t k) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i))), _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i + 16))), _mm256_loadu_ps(x + i + 8), a1);
+  }
+  float s = hsum(_mm256_add_ps(a0, a1));
+  for (; i < k; ++i) s += half(row + 2 * i) * x[i];
+  return s;
+}
+
+float dot_bf16(const uint8_t* row, const float* x, size_t k) {
+  __m256 a0 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i));
+    a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)), _mm256_loadu_ps(x + i), a0);
+  }
+  float s = hsum(a0);
+  for (; i < k; ++i) {
+    uint16_t b;
+    std::memcpy(&b, row + 2 * i, 2);
+    s += bf16_to_f32(b) * x[i];
+  }
+  return s;
+}
+#endif
+
 // Other block types: dequantize the row into thread scratch, then a float dot product.
 float dot_dequantized(DType t, const uint8_t* row, const float* x, size_t k) {
   float* tmp = thread_scratch(k, 0);
@@ -122,6 +152,10 @@ float quantized_row_dot(DType t, const void* row, const float* x, size_t k) {
   switch (t) {
     case DType::kQ8_0: return dot_q8_0(r, x, k / 32);
     case DType::kQ4_0: return dot_q4_0(r, x, k / 32);
+#ifdef POCKETLLM_QUANT_X86
+    case DType::kF16: return dot_f16(r, x, k);
+    case DType::kBF16: return dot_bf16(r, x, k);
+#endif
     default: return dot_dequantized(t, r, x, k);
   }
 }

@@ -14,8 +14,10 @@ namespace pocketllm {
 
 // Rows this kernel is used for (at most): above it, dequantized tiles + GEMM are faster.
 constexpr size_t kQuantDirectMaxRows = 4;
+// Weights the direct kernel serves: block-quantized, and frozen F16/BF16 (converted in registers).
+inline bool direct_kernel_type(DType t) { return dtype_is_quantized(t) || t == DType::kF16 || t == DType::kBF16; }
 
-// Y[M, N] = X[M, K] * W[N, K]^T for a block-quantized W (frozen: never perturbed). Parallel over rows of W.
+// Y[M, N] = X[M, K] * W[N, K]^T for a block-quantized or F16/BF16 W (frozen: never perturbed). Parallel over rows of W.
 void linear_quantized(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, float* y);
 
 // One dot product of a quantized row of `k` elements with float x (the reference path of the kernel).

@@ -119,7 +119,8 @@ void TransformerModel::head_tile(size_t count, size_t r0, size_t n, const Pertur
   const size_t d = head_input_dim();
   if (head.packed != nullptr && n % 16 == 0) {
     packed_product(packed_x_, 0, count, head, r0, n, y, ldy);
-  } else if (dtype_is_quantized(head.dtype) && head.packed == nullptr && count <= kQuantDirectMaxRows) {
+  } else if (direct_kernel_type(head.dtype) && head.packed == nullptr && count <= kQuantDirectMaxRows &&
+             !(p.active && head.trainable)) {
     const uint64_t row_bytes = dtype_bytes(head.dtype, d);
     const auto* base = static_cast<const uint8_t*>(head.data);
     for (size_t j = 0; j < n; ++j)

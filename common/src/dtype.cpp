@@ -3,6 +3,10 @@
 #include <cstring>
 
 #include "bits.h"
+#if defined(__F16C__) && defined(__AVX2__)
+#include <immintrin.h>
+#define POCKETLLM_DTYPE_X86 1
+#endif
 #include "pocketllm/common/quant.h"
 
 namespace pocketllm {
@@ -129,7 +133,14 @@ bool convert_to_f32(DType t, const void* src, size_t count, float* out) {
       return true;
     case DType::kBF16: {
       const auto* p = static_cast<const uint8_t*>(src);
-      for (size_t i = 0; i < count; ++i) {
+      size_t i = 0;
+#ifdef POCKETLLM_DTYPE_X86
+      for (; i + 8 <= count; i += 8) {  // exact: a bf16 is the top half of its float32
+        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i));
+        _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+      }
+#endif
+      for (; i < count; ++i) {
         uint16_t v;
         std::memcpy(&v, p + 2 * i, 2);
         out[i] = bf16_to_f32(v);
@@ -138,7 +149,12 @@ bool convert_to_f32(DType t, const void* src, size_t count, float* out) {
     }
     case DType::kF16: {
       const auto* p = static_cast<const uint8_t*>(src);
-      for (size_t i = 0; i < count; ++i) {
+      size_t i = 0;
+#ifdef POCKETLLM_DTYPE_X86
+      for (; i + 8 <= count; i += 8)  // F16C: exact, like the scalar conversion (subnormals included)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i))));
+#endif
+      for (; i < count; ++i) {
         uint16_t v;
         std::memcpy(&v, p + 2 * i, 2);
         out[i] = f16_to_f32(v);

@@ -17,6 +17,15 @@ namespace {
 // Random blocks with finite, small f16 scales (a random f16 could be inf or nan).
 std::vector<uint8_t> random_quantized(DType t, size_t rows, size_t cols, std::mt19937& rng) {
   std::vector<uint8_t> q(dtype_bytes(t, rows * cols));
+  if (t == DType::kF16 || t == DType::kBF16) {  // half-precision weights from finite floats
+    std::normal_distribution<float> nd(0.0f, 0.05f);
+    for (size_t i = 0; i < rows * cols; ++i) {
+      const float v = nd(rng);
+      const uint16_t h = t == DType::kF16 ? f32_to_f16(v) : f32_to_bf16(v);
+      std::memcpy(&q[2 * i], &h, 2);
+    }
+    return q;
+  }
   for (auto& b : q) b = static_cast<uint8_t>(rng());
   const size_t bb = dtype_block_bytes(t);
   std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
@@ -34,11 +43,11 @@ std::vector<uint8_t> random_quantized(DType t, size_t rows, size_t cols, std::mt
 
 }  // namespace
 
-TEST_CASE("quantized products equal dequantize-then-multiply", "[client][kernels][quant]") {
+TEST_CASE("quantized and half-precision products equal dequantize-then-multiply", "[client][kernels][quant]") {
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   ThreadPool pool(2);
-  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF16, DType::kBF16}) {
     const size_t n = 96, k = 512;
     auto q = random_quantized(t, n, k, rng);
     Weight w;

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
+#include <vector>
 #include <limits>
 
 #include "pocketllm/common/dtype.h"
@@ -31,6 +32,23 @@ TEST_CASE("half-precision conversions agree with their definitions", "[common][d
   for (uint32_t b = 0; b < 0x10000; ++b) {
     const float f = bf16_to_f32(static_cast<uint16_t>(b));
     if (!std::isnan(f) && f32_to_bf16(f) != b) FAIL("bf16 round trip failed for 0x" << std::hex << b);
+  }
+  // The bulk conversion (vectorised where the CPU has F16C/AVX2) gives the scalar conversion's bits for
+  // every value, at every position of a vector and its scalar tail.
+  std::vector<uint16_t> all(0x10000 + 5);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i * 40503u);
+  std::vector<float> bulk(all.size());
+  for (DType t : {DType::kF16, DType::kBF16}) {
+    REQUIRE(convert_to_f32(t, all.data(), all.size(), bulk.data()));
+    size_t bad = 0;
+    for (size_t i = 0; i < all.size(); ++i) {
+      const float one = t == DType::kF16 ? f16_to_f32(all[i]) : bf16_to_f32(all[i]);
+      uint32_t a, b;
+      std::memcpy(&a, &one, 4);
+      std::memcpy(&b, &bulk[i], 4);
+      bad += a != b && !(std::isnan(one) && std::isnan(bulk[i]));
+    }
+    CHECK(bad == 0);
   }
   // Round to nearest even at the halfway point.
   CHECK(f32_to_bf16(bf16_to_f32(0x3f80) + std::ldexp(1.0f, -8)) == 0x3f80);  // halfway, even stays
