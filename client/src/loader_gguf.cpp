@@ -178,7 +178,28 @@ Result<std::unique_ptr<Tokenizer>> read_tokenizer(const gguf::File& f, int vocab
   return t;
 }
 
+ModelConfig config_of(const gguf::File& f, const Hyper& hp) {
+  ModelConfig c = llama_config(hp.vocab, hp.hidden, hp.ff, hp.layers, hp.heads, hp.kv_heads, hp.context, f.tensor("output.weight") == nullptr);
+  c.head_dim = hp.head_dim;
+  c.norm_eps = hp.eps;
+  c.rope_theta = hp.theta;
+  if (hp.arch == "qwen2") {
+    c.model_type = "qwen2";
+    c.hf_architecture = "Qwen2ForCausalLM";
+    c.attention_qkv_bias = true;
+  }
+  return c;
+}
+
 }  // namespace
+
+Result<ModelConfig> gguf_model_config(const std::string& path) {
+  auto file = gguf::File::open(path);
+  if (!file) return file.status();
+  auto h = read_hyper(file.value());
+  if (!h) return h.status();
+  return config_of(file.value(), h.value());
+}
 
 Result<LoadedModel> load_gguf(const std::string& path, const LoadOptions& options) {
   auto file = gguf::File::open(path);
@@ -190,15 +211,7 @@ Result<LoadedModel> load_gguf(const std::string& path, const LoadOptions& option
   ws.keep(f.keep_alive());
   POCKETLLM_RETURN_IF_ERROR(add_tensors(f, h.value(), &ws));
   const Hyper& hp = h.value();
-  ModelConfig c = llama_config(hp.vocab, hp.hidden, hp.ff, hp.layers, hp.heads, hp.kv_heads, hp.context, f.tensor("output.weight") == nullptr);
-  c.head_dim = hp.head_dim;
-  c.norm_eps = hp.eps;
-  c.rope_theta = hp.theta;
-  if (hp.arch == "qwen2") {
-    c.model_type = "qwen2";
-    c.hf_architecture = "Qwen2ForCausalLM";
-    c.attention_qkv_bias = true;
-  }
+  ModelConfig c = config_of(f, hp);
   LoadedModel out;
   out.path = path;
   out.format = "gguf";

@@ -1,5 +1,6 @@
 #include "pocketllm/client/memory_estimate.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -42,6 +43,13 @@ uint64_t estimate_activation_bytes(const ModelConfig& c, int batch, int seq_len)
 
 namespace {
 
+uint64_t parameter_count(const ModelConfig& c) {
+  const uint64_t d = static_cast<uint64_t>(c.hidden_size), ff = static_cast<uint64_t>(c.intermediate_size),
+                 qd = static_cast<uint64_t>(c.num_heads) * c.head_dim, kvd = static_cast<uint64_t>(c.num_kv_heads) * c.head_dim,
+                 v = static_cast<uint64_t>(c.vocab_size);
+  return v * d * (c.tie_word_embeddings ? 1 : 2) + static_cast<uint64_t>(c.num_layers) * (2 * qd * d + 2 * kvd * d + 3 * d * ff);
+}
+
 // A llama2.c checkpoint: its 28-byte header gives the shape; the file is the float32 weights, plus the
 // q/k projections the loader permutes into owned memory.
 Result<MemoryEstimate> estimate_llama2c(const std::string& path, uint64_t file_size, int batch, int seq_len) {
@@ -80,6 +88,19 @@ Result<MemoryEstimate> estimate_model_memory(const std::string& path, int batch,
   if (!fs::is_directory(st)) {
     const uint64_t size = fs::file_size(path, ec);
     if (ec) return io_error(path + ": cannot read its size: " + ec.message());
+    if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) {
+      // The tensors as stored (repacked quantized weights take the same size, Q8_0 6 % more) plus the
+      // q/k rows the loader copies into Hugging Face order.
+      auto c = gguf_model_config(path);
+      if (!c) return c.status();
+      MemoryEstimate e;
+      const double per_weight = static_cast<double>(size) / static_cast<double>(std::max<uint64_t>(1, parameter_count(c.value())));
+      const uint64_t d = static_cast<uint64_t>(c->hidden_size), qd = static_cast<uint64_t>(c->num_heads) * c->head_dim,
+                     kvd = static_cast<uint64_t>(c->num_kv_heads) * c->head_dim;
+      e.weights = size + static_cast<uint64_t>(per_weight * static_cast<double>(c->num_layers) * static_cast<double>(qd * d + kvd * d));
+      e.activations = estimate_activation_bytes(c.value(), batch, seq_len);
+      return e;
+    }
     return estimate_llama2c(path, size, batch, seq_len);
   }
   if (!fs::exists(path + "/config.json", ec)) {

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model_fixtures.h"
+#include "pocketllm/client/loader.h"
 #include "pocketllm/common/perturbation.h"
 #include "pocketllm/pocketllm.h"
 #include "test_paths.h"
@@ -577,5 +578,47 @@ TEST_CASE("the transport-agnostic device: corrupt or truncated replies and faili
   builtin_only.server_url = nullptr;
   CHECK(pllm_device_open(h.m, &builtin_only, nullptr, &d) == PLLM_ERR_INVALID_ARGUMENT);
   CHECK(pllm_http_reply_set(nullptr, 200, "", 0) == PLLM_ERR_INVALID_ARGUMENT);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a quantized GGUF model through the C ABI: estimate, load, generate, train the norms in place", "[sdk][gguf]") {
+  const std::string stories = pocketllm::test::stories260k_dir();
+  if (!pocketllm::test::path_exists(stories + "/stories260K.bin")) {
+    WARN("skipped: stories260K not found");
+    return;
+  }
+  const std::string dir = pocketllm::test::temp_dir("");
+  const std::string gguf = dir + "/stories260K-q8_0.gguf";
+  {
+    auto l = pocketllm::load_model(stories, pocketllm::LoadOptions{"", true});
+    REQUIRE(l.is_ok());
+    pocketllm::GgufExportOptions o;
+    o.type = pocketllm::DType::kQ8_0;
+    REQUIRE(pocketllm::export_gguf(l.value(), gguf, o).is_ok());
+  }
+  pllm_memory_estimate e{};
+  REQUIRE(pllm_estimate_memory(gguf.c_str(), nullptr, &e) == PLLM_OK);
+  CHECK(e.weights_bytes >= fs::file_size(gguf));
+  CHECK(e.weights_bytes < 2 * fs::file_size(gguf));
+  ModelHandle h;
+  h.m = load(gguf);
+  char* text = nullptr;
+  pllm_generate_params g = pllm_generate_default_params();
+  g.max_new_tokens = 20;
+  REQUIRE(pllm_generate(h.m, "Once upon a time", &g, nullptr, nullptr, nullptr, &text) == PLLM_OK);
+  CHECK(std::string(text).find("there was a little girl named Lily") != std::string::npos);
+  pllm_free_string(text);
+  { std::ofstream(dir + "/train.txt") << "the cat sat on the mat\nthe dog ran to the park\na bird sang in the tree\n"; }
+  const double base = eval_loss(h.m, dir + "/train.txt");
+  pllm_session_params sp = session_params(dir + "/run", dir + "/train.txt", 6);
+  sp.trainable = "*norm*";  // quantized matrices stay frozen; the norms are float32 copies
+  pllm_session* s = nullptr;
+  REQUIRE(pllm_session_open(h.m, &sp, nullptr, &s) == PLLM_OK);
+  int32_t done = 0;
+  double loss = NAN;
+  REQUIRE(pllm_session_train(s, 0, nullptr, &done, &loss) == PLLM_OK);
+  CHECK(done == 6);
+  pllm_session_free(s);
+  CHECK(eval_loss(h.m, dir + "/train.txt") != base);  // the model in memory learnt
   fs::remove_all(dir);
 }

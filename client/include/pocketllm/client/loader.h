@@ -47,6 +47,8 @@ std::string find_llama2c_checkpoint(const std::string& dir);
 Result<LoadedModel> load_llama2c(const std::string& checkpoint, const LoadOptions& options);
 Result<LoadedModel> load_hf_directory(const std::string& dir, const LoadOptions& options);
 Result<LoadedModel> load_gguf(const std::string& path, const LoadOptions& options);
+// A GGUF file's hyper-parameters (reads the header and metadata only).
+Result<ModelConfig> gguf_model_config(const std::string& path);
 Result<ModelConfig> parse_hf_config(const std::string& json_text, const std::string& display_name);
 
 }  // namespace pocketllm
