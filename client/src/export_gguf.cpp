@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "gguf_names.h"
+#include "tokenizer_hf.h"
 
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/gguf.h"
@@ -94,6 +95,19 @@ std::vector<int32_t> token_types(const SpmVocab& v) {
   return t;
 }
 
+void write_bpe_tokenizer(const BpeVocab& v, const Tokenizer& t, gguf::Writer* w) {
+  w->set_string("tokenizer.ggml.model", "gpt2");
+  w->set_string("tokenizer.ggml.pre", v.pre);
+  w->set_string_array("tokenizer.ggml.tokens", v.tokens);
+  w->set_i32_array("tokenizer.ggml.token_type", v.types);
+  w->set_string_array("tokenizer.ggml.merges", v.merges);
+  if (t.bos_id() >= 0) w->set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(t.bos_id()));
+  if (t.eos_id() >= 0) w->set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(t.eos_id()));
+  if (t.pad_id() >= 0) w->set_u32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(t.pad_id()));
+  w->set_bool("tokenizer.ggml.add_bos_token", v.add_bos);
+  w->set_bool("tokenizer.ggml.add_eos_token", false);
+}
+
 void write_tokenizer(const SpmVocab& v, gguf::Writer* w) {
   std::vector<std::string> tokens;
   tokens.reserve(v.pieces.size());
@@ -143,9 +157,11 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
   if (!dtype_is_float_weights(to) && to != DType::kQ8_0 && to != DType::kQ4_0)
     return unsupported(std::string("GGUF export to ") + dtype_name(to) + " (F32, F16, BF16, Q8_0, Q4_0)");
   const SpmVocab* vocab = loaded.tokenizer ? loaded.tokenizer->spm_vocab() : nullptr;
-  if (vocab == nullptr)
-    return unsupported("GGUF export needs a SentencePiece-style tokenizer (llama2.c tokenizer.bin or a GGUF 'llama' vocabulary); "
-                       "byte-level BPE vocabularies are not written yet");
+  BpeVocab bpe;
+  const bool is_bpe = vocab == nullptr && loaded.tokenizer && bpe_vocab_of(*loaded.tokenizer, &bpe);
+  if (vocab == nullptr && !is_bpe)
+    return unsupported("GGUF export needs the model's tokenizer: a SentencePiece-style vocabulary (llama2.c tokenizer.bin, a GGUF "
+                       "'llama' vocabulary) or a byte-level BPE one with the GPT-2, Llama 3 or Qwen2 pre-tokenizer");
   const std::string arch = c.model_type == "qwen2" ? "qwen2" : "llama";
   gguf::Writer w;
   w.set_string("general.architecture", arch);
@@ -153,7 +169,8 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
   w.set_u32("general.file_type", file_type_of(to));
   if (dtype_is_quantized(to)) w.set_u32("general.quantization_version", 2);
   POCKETLLM_RETURN_IF_ERROR(write_hyper(c, arch, &w));
-  write_tokenizer(*vocab, &w);
+  if (is_bpe) write_bpe_tokenizer(bpe, *loaded.tokenizer, &w);
+  else write_tokenizer(*vocab, &w);
   const size_t hd = static_cast<size_t>(c.head_dim);
   for (const auto& wt : loaded.model->weights().all()) {
     std::string name;

@@ -11,6 +11,7 @@
 
 #include "arch/llama.h"
 #include "gguf_names.h"
+#include "tokenizer_hf.h"
 #include "kernels_quant_packed.h"
 
 #include "pocketllm/client/loader.h"
@@ -136,19 +137,28 @@ Status add_tensors(const gguf::File& f, const Hyper& h, WeightStore* ws) {
   return Status::ok();
 }
 
-Result<std::unique_ptr<Tokenizer>> read_tokenizer(const gguf::File& f, int vocab) {
-  auto model = f.get_string("tokenizer.ggml.model");
-  if (!model) return model.status();
-  if (model.value() != "llama")
-    return unsupported(f.path() + ": tokenizer.ggml.model '" + model.value() + "' is not supported yet (llama)");
-  auto tokens = f.get_string_array("tokenizer.ggml.tokens");
-  if (!tokens) return tokens.status();
-  if (static_cast<int>(tokens->size()) != vocab)
-    return mismatch(f.path() + ": the tokenizer has " + std::to_string(tokens->size()) + " tokens but token_embd.weight has " +
-                    std::to_string(vocab) + " rows");
+Status read_special_id(const gguf::File& f, const char* key, int32_t* out) {
+  if (!f.find(key)) return Status::ok();
+  auto x = f.get_uint(key);
+  if (!x) return x.status();
+  *out = x.value() < (1u << 31) ? static_cast<int32_t>(x.value()) : -2;
+  return Status::ok();
+}
+
+Result<std::vector<int64_t>> token_types(const gguf::File& f, size_t n) {
+  if (!f.find("tokenizer.ggml.token_type")) return std::vector<int64_t>(n, 1);
+  auto types = f.get_int_array("tokenizer.ggml.token_type");
+  if (!types) return types.status();
+  if (types->size() != n)
+    return corrupt(f.path() + ": tokenizer.ggml.token_type has " + std::to_string(types->size()) + " entries for " + std::to_string(n) + " tokens");
+  return types;
+}
+
+// "llama": a SentencePiece vocabulary with scores and byte fallback.
+Result<std::unique_ptr<Tokenizer>> read_spm_tokenizer(const gguf::File& f, const std::vector<std::string_view>& tokens) {
   SpmVocab v;
-  v.pieces.reserve(tokens->size());
-  for (std::string_view t : tokens.value()) v.pieces.push_back(spm_piece_from_gguf(t));
+  v.pieces.reserve(tokens.size());
+  for (std::string_view t : tokens) v.pieces.push_back(spm_piece_from_gguf(t));
   if (f.find("tokenizer.ggml.scores")) {
     auto scores = f.get_float_array("tokenizer.ggml.scores");
     if (!scores) return scores.status();
@@ -157,25 +167,83 @@ Result<std::unique_ptr<Tokenizer>> read_tokenizer(const gguf::File& f, int vocab
     v.scores.assign(v.pieces.size(), 0.0f);
   }
   if (f.find("tokenizer.ggml.token_type")) {
-    auto types = f.get_int_array("tokenizer.ggml.token_type");
+    auto types = token_types(f, tokens.size());
     if (!types) return types.status();
     for (int64_t t : types.value()) v.types.push_back(static_cast<int32_t>(t));
   }
-  auto id = [&](const char* key, int32_t* out) -> Status {
-    if (!f.find(key)) return Status::ok();
-    auto x = f.get_uint(key);
-    if (!x) return x.status();
-    *out = x.value() < (1u << 31) ? static_cast<int32_t>(x.value()) : -2;
-    return Status::ok();
-  };
-  POCKETLLM_RETURN_IF_ERROR(id("tokenizer.ggml.bos_token_id", &v.bos));
-  POCKETLLM_RETURN_IF_ERROR(id("tokenizer.ggml.eos_token_id", &v.eos));
-  POCKETLLM_RETURN_IF_ERROR(id("tokenizer.ggml.unknown_token_id", &v.unk));
+  POCKETLLM_RETURN_IF_ERROR(read_special_id(f, "tokenizer.ggml.bos_token_id", &v.bos));
+  POCKETLLM_RETURN_IF_ERROR(read_special_id(f, "tokenizer.ggml.eos_token_id", &v.eos));
+  POCKETLLM_RETURN_IF_ERROR(read_special_id(f, "tokenizer.ggml.unknown_token_id", &v.unk));
   v.pad = -1;
-  POCKETLLM_RETURN_IF_ERROR(id("tokenizer.ggml.padding_token_id", &v.pad));
+  POCKETLLM_RETURN_IF_ERROR(read_special_id(f, "tokenizer.ggml.padding_token_id", &v.pad));
   auto t = make_spm_tokenizer(std::move(v));
   if (!t) return Status(t.status().code(), f.path() + ": " + t.status().message());
   return t;
+}
+
+// "gpt2": byte-level BPE with merges and the pre-tokenizer `tokenizer.ggml.pre` names, described as a
+// tokenizer.json and built by the Hugging Face tokenizer.
+// long: one tokenizer.json field after another, each from its GGUF key.
+Result<std::unique_ptr<Tokenizer>> read_bpe_tokenizer(const gguf::File& f, const std::vector<std::string_view>& tokens) {
+  using nlohmann::json;
+  std::string pre = "default";
+  if (f.find("tokenizer.ggml.pre")) {
+    auto p = f.get_string("tokenizer.ggml.pre");
+    if (!p) return p.status();
+    pre = p.value();
+  }
+  json pre_tokenizer;
+  if (!pre_tokenizer_for_gguf(pre, &pre_tokenizer))
+    return unsupported(f.path() + ": tokenizer.ggml.pre '" + pre + "' is not supported (gpt-2, llama-bpe, qwen2, default)");
+  auto merges = f.get_string_array("tokenizer.ggml.merges");
+  if (!merges) return merges.status();
+  auto types = token_types(f, tokens.size());
+  if (!types) return types.status();
+  json vocab = json::object(), added = json::array(), merge_list = json::array();
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const std::string t(tokens[i]);
+    if (!vocab.contains(t)) vocab[t] = i;
+    const int64_t type = types.value()[i];
+    if (type == 3 || type == 4) added.push_back({{"id", i}, {"content", t}, {"special", type == 3}});
+  }
+  for (std::string_view m : merges.value()) merge_list.push_back(std::string(m));
+  json j = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merge_list}, {"ignore_merges", pre == "llama-bpe"}}},
+            {"added_tokens", added},
+            {"pre_tokenizer", pre_tokenizer},
+            {"decoder", {{"type", "ByteLevel"}}}};
+  int32_t bos = -1, eos = -1;
+  POCKETLLM_RETURN_IF_ERROR(read_special_id(f, "tokenizer.ggml.bos_token_id", &bos));
+  POCKETLLM_RETURN_IF_ERROR(read_special_id(f, "tokenizer.ggml.eos_token_id", &eos));
+  const auto n = static_cast<int32_t>(tokens.size());
+  if (bos < -1 || bos >= n || eos < -1 || eos >= n) return corrupt(f.path() + ": a special token id is outside the vocabulary");
+  json config = json::object();
+  if (bos >= 0) config["bos_token"] = std::string(tokens[static_cast<size_t>(bos)]);
+  if (eos >= 0) config["eos_token"] = std::string(tokens[static_cast<size_t>(eos)]);
+  bool add_bos = false;
+  if (f.find("tokenizer.ggml.add_bos_token")) {
+    auto a = f.get_bool("tokenizer.ggml.add_bos_token");
+    if (!a) return a.status();
+    add_bos = a.value();
+  }
+  if (add_bos && bos >= 0) {
+    const std::string b(tokens[static_cast<size_t>(bos)]);
+    j["post_processor"] = {{"type", "TemplateProcessing"},
+                           {"single", {{{"SpecialToken", {{"id", b}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}};
+  }
+  return make_hf_tokenizer(j, config, f.path());
+}
+
+Result<std::unique_ptr<Tokenizer>> read_tokenizer(const gguf::File& f, int vocab) {
+  auto model = f.get_string("tokenizer.ggml.model");
+  if (!model) return model.status();
+  if (model.value() != "llama" && model.value() != "gpt2")
+    return unsupported(f.path() + ": tokenizer.ggml.model '" + model.value() + "' is not supported (llama, gpt2)");
+  auto tokens = f.get_string_array("tokenizer.ggml.tokens");
+  if (!tokens) return tokens.status();
+  if (static_cast<int>(tokens->size()) != vocab)
+    return mismatch(f.path() + ": the tokenizer has " + std::to_string(tokens->size()) + " tokens but token_embd.weight has " +
+                    std::to_string(vocab) + " rows");
+  return model.value() == "llama" ? read_spm_tokenizer(f, tokens.value()) : read_bpe_tokenizer(f, tokens.value());
 }
 
 ModelConfig config_of(const gguf::File& f, const Hyper& hp) {
@@ -188,6 +256,9 @@ ModelConfig config_of(const gguf::File& f, const Hyper& hp) {
     c.hf_architecture = "Qwen2ForCausalLM";
     c.attention_qkv_bias = true;
   }
+  // Llama-family files with attention biases (HF's attention_bias): the tensors say so.
+  if (f.tensor("blk.0.attn_q.bias") != nullptr) c.attention_qkv_bias = true;
+  if (f.tensor("blk.0.attn_output.bias") != nullptr) c.attention_out_bias = true;
   return c;
 }
 

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "pocketllm/client/tokenizer.h"
+#include "tokenizer_hf.h"
 
 #include "pocketllm/common/cancel.h"
 #include "pocketllm/common/json_util.h"
@@ -151,6 +152,28 @@ bool parse_token_id(const json& v, int* out) {
   return true;
 }
 
+// Pre-tokenizer regexes by GGUF name (the models' published tokenizer.json patterns).
+const char* const kLlama3Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+const char* const kQwen2Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+// The GGUF `tokenizer.ggml.pre` name of a tokenizer.json pre-tokenizer, or "".
+std::string gguf_pre_name(const json& p) {
+  if (!p.is_object()) return "";
+  const std::string type = p.value("type", "");
+  if (type == "ByteLevel") return p.value("use_regex", true) && !p.value("add_prefix_space", false) ? "gpt-2" : "";
+  if (type != "Sequence" || !p.contains("pretokenizers") || p["pretokenizers"].size() != 2) return "";
+  const json& a = p["pretokenizers"][0];
+  const json& b = p["pretokenizers"][1];
+  if (a.value("type", "") != "Split" || b.value("type", "") != "ByteLevel" || b.value("use_regex", true)) return "";
+  if (!a.contains("pattern") || !a["pattern"].contains("Regex") || !a["pattern"]["Regex"].is_string()) return "";
+  const std::string re = a["pattern"]["Regex"].get<std::string>();
+  if (re == kLlama3Pattern) return "llama-bpe";
+  if (re == kQwen2Pattern) return "qwen2";
+  return "";
+}
+
 class HfBpeTokenizer : public Tokenizer {
  public:
   Status load(const json& j, const json& tok_config, const std::string& where) {
@@ -203,6 +226,7 @@ class HfBpeTokenizer : public Tokenizer {
     }
     POCKETLLM_RETURN_IF_ERROR(load_normalizer(j.value("normalizer", json()), where));
     POCKETLLM_RETURN_IF_ERROR(load_pre_tokenizer(j.value("pre_tokenizer", json()), where));
+    pre_name_ = gguf_pre_name(j.value("pre_tokenizer", json()));
     load_post_processor(j.value("post_processor", json()));
     const json& dec = j.value("decoder", json());
     byte_level_decode_ = dump_has(dec, "ByteLevel");
@@ -230,6 +254,26 @@ class HfBpeTokenizer : public Tokenizer {
     if (pad_id_ < 0) pad_id_ = token_id("<pad>");
     if (prefix_ids_.empty() && bos_id_ >= 0 && template_bos_) prefix_ids_.push_back(bos_id_);
     return Status::ok();
+  }
+
+  bool export_vocab(BpeVocab* out) const {
+    if (!byte_level_decode_ || pre_name_.empty() || !normalizers_.empty()) return false;
+    out->tokens = pieces_;
+    out->types.assign(pieces_.size(), 1);
+    for (int32_t id : special_ids_) out->types[static_cast<size_t>(id)] = 3;
+    std::vector<std::pair<int, std::string>> by_rank;
+    by_rank.reserve(ranks_.size());
+    for (const auto& [pair, rank] : ranks_) {
+      std::string m = pair;
+      m[m.find('\x01')] = ' ';
+      by_rank.emplace_back(rank, std::move(m));
+    }
+    std::sort(by_rank.begin(), by_rank.end());
+    out->merges.clear();
+    for (auto& r : by_rank) out->merges.push_back(std::move(r.second));
+    out->pre = pre_name_;
+    out->add_bos = !prefix_ids_.empty() && prefix_ids_[0] == bos_id_;
+    return true;
   }
 
   int vocab_size() const override { return static_cast<int>(pieces_.size()); }
@@ -512,6 +556,7 @@ class HfBpeTokenizer : public Tokenizer {
   std::unordered_map<std::string, int32_t> vocab_;
   std::vector<std::string> pieces_;
   std::unordered_map<std::string, int> ranks_;
+  std::string pre_name_;  // the GGUF name of the pre-tokenizer, "" when it is none GGUF names
   std::vector<std::pair<std::string, int>> added_;
   std::vector<int32_t> special_ids_, prefix_ids_, suffix_ids_;
   std::vector<NormalizerStep> normalizers_;
@@ -523,6 +568,42 @@ class HfBpeTokenizer : public Tokenizer {
 };
 
 }  // namespace
+
+Result<std::unique_ptr<Tokenizer>> make_hf_tokenizer(const json& j, const json& cfg, const std::string& where) {
+  auto tok = std::make_unique<HfBpeTokenizer>();
+  try {
+    POCKETLLM_RETURN_IF_ERROR(tok->load(j, cfg, where));
+  } catch (const json::exception& e) {
+    return corrupt(where + ": " + e.what());
+  }
+  return std::unique_ptr<Tokenizer>(std::move(tok));
+}
+
+
+bool pre_tokenizer_for_gguf(const std::string& pre, json* out) {
+  const json byte_level_no_regex = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}};
+  auto split = [&](const char* pattern) {
+    return json{{"type", "Sequence"},
+                {"pretokenizers",
+                 {{{"type", "Split"}, {"pattern", {{"Regex", pattern}}}, {"behavior", "Isolated"}, {"invert", false}},
+                  byte_level_no_regex}}};
+  };
+  if (pre == "gpt-2" || pre == "gpt2" || pre == "default" || pre.empty()) {
+    *out = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  } else if (pre == "llama-bpe" || pre == "llama3") {
+    *out = split(kLlama3Pattern);
+  } else if (pre == "qwen2") {
+    *out = split(kQwen2Pattern);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool bpe_vocab_of(const Tokenizer& t, BpeVocab* out) {
+  const auto* h = dynamic_cast<const HfBpeTokenizer*>(&t);
+  return h != nullptr && h->export_vocab(out);
+}
 
 Result<std::unique_ptr<Tokenizer>> load_hf_tokenizer(const std::string& tokenizer_json, const std::string& tokenizer_config) {
   auto text = read_file(tokenizer_json, size_t{1} << 30);

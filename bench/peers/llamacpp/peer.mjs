@@ -3,6 +3,7 @@
 //   node peer.mjs greedy FILE PROMPT STEPS THREADS        -> {"prompt_tokens": [...], "tokens": [...], "text": "..."}
 //   node peer.mjs ppl FILE LINES_FILE THREADS             -> {"tokens": N, "nll": sum, "ppl": x, "line_tokens": [[...]...]}
 //   node peer.mjs parse FILE                              -> @huggingface/gguf's metadata and tensor infos
+//   node peer.mjs tokens FILE LINES_JSONL STEPS            -> llama.cpp's token ids of each line, greedy ids
 //   node peer.mjs speed FILE THREADS SEQS SEQLEN DECODE   -> prompt tokens/s and decode tokens/s
 import { getLlama } from "node-llama-cpp";
 import { gguf } from "@huggingface/gguf";
@@ -54,6 +55,21 @@ if (cmd === "greedy") {
     }
   }
   out({ lines: lines.length, tokens: count, nll, loss: nll / count, ppl: Math.exp(nll / count), line_tokens: lineTokens });
+} else if (cmd === "tokens") {
+  // llama.cpp's tokenization of each line of LINES_FILE (no BOS added), and its greedy continuation of
+  // the first line's tokens: node peer.mjs tokens FILE LINES_FILE STEPS
+  const [linesFile, steps] = rest;
+  const fs = await import("node:fs");
+  const lines = fs.readFileSync(linesFile, "utf8").split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l));
+  const { model, context } = await load(1, 256);
+  const tokenized = lines.map((l) => Array.from(model.tokenize(l)));
+  const seq = context.getSequence();
+  const greedy = [];
+  for await (const t of seq.evaluate(tokenized[0], { temperature: 0, yieldEogToken: true })) {
+    greedy.push(t);
+    if (greedy.length >= Number(steps)) break;
+  }
+  out({ tokenized, greedy });
 } else if (cmd === "parse") {
   const { metadata, tensorInfos } = await gguf(file, { allowLocalFile: true });
   out({ metadata, tensors: tensorInfos.map((t) => ({ name: t.name, dims: t.shape, type: t.dtype, offset: t.offset })) });
