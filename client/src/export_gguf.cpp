@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "arch/llama.h"
 #include "gguf_names.h"
 #include "tokenizer_hf.h"
 
@@ -125,8 +126,8 @@ void write_tokenizer(const SpmVocab& v, gguf::Writer* w) {
 }
 
 Status write_hyper(const ModelConfig& c, const std::string& arch, gguf::Writer* w) {
-  if (!c.rope_scaling.type.empty() && c.rope_scaling.type != "default")
-    return unsupported("GGUF export of rope scaling '" + c.rope_scaling.type + "' is not supported yet");
+  if (!c.rope_scaling.type.empty() && c.rope_scaling.type != "default" && c.rope_scaling.type != "llama3")
+    return unsupported("GGUF export of rope scaling '" + c.rope_scaling.type + "' is not supported (llama3)");
   if (c.attention_out_bias) return unsupported("GGUF export of an attention output bias is not supported");
   const std::string a = arch + ".";
   w->set_u32(a + "context_length", static_cast<uint32_t>(c.max_position_embeddings));
@@ -172,6 +173,13 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
   if (is_bpe) write_bpe_tokenizer(bpe, *loaded.tokenizer, &w);
   else write_tokenizer(*vocab, &w);
   const size_t hd = static_cast<size_t>(c.head_dim);
+  if (c.rope_scaling.type == "llama3") {  // llama.cpp reads Llama 3 scaling as per-frequency divisors
+    const std::vector<float> divisors = llama3_rope_divisors(c);
+    POCKETLLM_RETURN_IF_ERROR(w.add_tensor("rope_freqs.weight", {divisors.size()}, DType::kF32, [divisors](uint8_t* out) {
+      std::memcpy(out, divisors.data(), divisors.size() * 4);
+      return Status::ok();
+    }));
+  }
   for (const auto& wt : loaded.model->weights().all()) {
     std::string name;
     if (!hf_to_gguf_name(wt->name, &name)) return unsupported("tensor '" + wt->name + "' has no GGUF name");

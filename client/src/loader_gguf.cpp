@@ -7,6 +7,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "arch/llama.h"
@@ -79,8 +81,7 @@ Result<Hyper> read_hyper(const gguf::File& f) {
     if (st->type != gguf::Type::kString || (st->str != "none" && !st->str.empty()))
       return unsupported(f.path() + ": rope scaling '" + std::string(st->type == gguf::Type::kString ? st->str : "?") + "' is not supported");
   }
-  if (f.tensor("rope_freqs.weight"))
-    return unsupported(f.path() + ": per-frequency rope factors (rope_freqs.weight, Llama 3.1+ scaling) are not supported yet");
+
   const gguf::TensorInfo* embed = f.tensor("token_embd.weight");
   if (!embed) return not_found(f.path() + ": tensor 'token_embd.weight' is missing");
   if (embed->dims.size() != 2 || embed->dims[1] > (1u << 22)) return corrupt(f.path() + ": 'token_embd.weight' is not a [hidden, vocab] matrix");
@@ -116,6 +117,7 @@ std::shared_ptr<std::vector<uint8_t>> unpermute_rows(const uint8_t* src, uint64_
 Status add_tensors(const gguf::File& f, const Hyper& h, WeightStore* ws) {
   for (const auto& t : f.tensors()) {
     throw_if_cancelled();
+    if (t.name == "rope_freqs.weight") continue;  // not a parameter: the rope scaling (recover_llama3_rope)
     std::string name;
     if (!gguf_to_hf_name(t.name, &name)) return unsupported(f.path() + ": tensor '" + t.name + "' is not part of a " + h.arch + " model");
     std::vector<int64_t> shape(t.dims.rbegin(), t.dims.rend());
@@ -246,6 +248,38 @@ Result<std::unique_ptr<Tokenizer>> read_tokenizer(const gguf::File& f, int vocab
   return model.value() == "llama" ? read_spm_tokenizer(f, tokens.value()) : read_bpe_tokenizer(f, tokens.value());
 }
 
+// llama.cpp stores Llama 3's rope scaling as per-frequency divisors (rope_freqs.weight). The HF parameters
+// that produce them are recovered from the usual values, so the model exports back to config.json.
+Status recover_llama3_rope(const gguf::File& f, ModelConfig* c) {
+  const gguf::TensorInfo* t = f.tensor("rope_freqs.weight");
+  if (t == nullptr) return Status::ok();
+  const size_t n = static_cast<size_t>(c->head_dim / 2);
+  if (t->dtype != DType::kF32 || t->dims.size() != 1 || t->dims[0] != n)
+    return corrupt(f.path() + ": rope_freqs.weight must be " + std::to_string(n) + " float32 values");
+  std::vector<float> got(n);
+  std::memcpy(got.data(), t->data, n * 4);
+  float factor = 1.0f;
+  for (float g : got) {
+    if (!(g > 0.0f) || !std::isfinite(g)) return corrupt(f.path() + ": rope_freqs.weight holds a non-positive or non-finite factor");
+    factor = std::max(factor, g);
+  }
+  for (int orig : {8192, 4096, 2048, 16384, 32768, 131072})
+    for (float lo : {1.0f, 2.0f})
+      for (float hi : {4.0f, 8.0f, 2.0f}) {
+        ModelConfig trial = *c;
+        trial.rope_scaling = {"llama3", factor, lo, hi, orig};
+        const std::vector<float> want = llama3_rope_divisors(trial);
+        bool same = true;
+        for (size_t i = 0; i < n && same; ++i) same = std::fabs(want[i] - got[i]) <= 1e-4f * got[i];
+        if (same) {
+          c->rope_scaling = trial.rope_scaling;
+          return Status::ok();
+        }
+      }
+  return unsupported(f.path() + ": rope_freqs.weight does not match a Llama 3 rope scaling (factor " + std::to_string(factor) +
+                     "); other per-frequency factors are not supported");
+}
+
 ModelConfig config_of(const gguf::File& f, const Hyper& hp) {
   ModelConfig c = llama_config(hp.vocab, hp.hidden, hp.ff, hp.layers, hp.heads, hp.kv_heads, hp.context, f.tensor("output.weight") == nullptr);
   c.head_dim = hp.head_dim;
@@ -269,7 +303,9 @@ Result<ModelConfig> gguf_model_config(const std::string& path) {
   if (!file) return file.status();
   auto h = read_hyper(file.value());
   if (!h) return h.status();
-  return config_of(file.value(), h.value());
+  ModelConfig c = config_of(file.value(), h.value());
+  POCKETLLM_RETURN_IF_ERROR(recover_llama3_rope(file.value(), &c));
+  return c;
 }
 
 Result<LoadedModel> load_gguf(const std::string& path, const LoadOptions& options) {
@@ -283,6 +319,7 @@ Result<LoadedModel> load_gguf(const std::string& path, const LoadOptions& option
   POCKETLLM_RETURN_IF_ERROR(add_tensors(f, h.value(), &ws));
   const Hyper& hp = h.value();
   ModelConfig c = config_of(f, hp);
+  POCKETLLM_RETURN_IF_ERROR(recover_llama3_rope(f, &c));
   LoadedModel out;
   out.path = path;
   out.format = "gguf";

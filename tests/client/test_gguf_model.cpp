@@ -330,3 +330,98 @@ TEST_CASE("llama and qwen2 models with a byte-level BPE vocabulary round-trip th
   REQUIRE_FALSE(bad.is_ok());
   CHECK(bad.status().message().find("mystery-pre") != std::string::npos);
 }
+
+TEST_CASE("Llama 3 rope scaling travels as rope_freqs.weight and comes back as config.json's rope_scaling", "[client][gguf]") {
+  const std::string dir = test::temp_dir("ggufrope");
+  ModelConfig c = test::tiny_llama_config(67, 64, 2, 2, 1, 48, /*tied=*/true);
+  c.head_dim = 32;  // wavelengths from 6 to 1.4e6 positions: all three regimes of the scaling
+  c.rope_theta = 500000.0f;
+  c.rope_scaling = {"llama3", 32.0f, 1.0f, 4.0f, 8192};
+  LoadedModel src;
+  src.model = test::make_llama(c, test::random_llama_tensors(c, 9));
+  SpmVocab v;
+  for (int i = 0; i < 67; ++i) v.pieces.push_back(i < 3 ? std::string(i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>") : "p" + std::to_string(i));
+  v.scores.assign(67, 0.0f);
+  src.tokenizer = std::move(make_spm_tokenizer(v).value());
+  src.path = dir + "/src";
+  REQUIRE(export_gguf(src, dir + "/r.gguf").is_ok());
+  auto f = gguf::File::open(dir + "/r.gguf");
+  REQUIRE(f.is_ok());
+  const gguf::TensorInfo* rf = f->tensor("rope_freqs.weight");
+  REQUIRE(rf != nullptr);
+  CHECK(rf->dims == std::vector<uint64_t>{16});
+  LoadedModel g = load_ok(dir + "/r.gguf");
+  const ModelConfig& gc = g.model->config();
+  CHECK(gc.rope_scaling.type == "llama3");
+  CHECK(gc.rope_scaling.factor == 32.0f);
+  CHECK(gc.rope_scaling.original_max_position_embeddings == 8192);
+  CHECK(g.model->weights().find("rope_freqs.weight") == nullptr);  // not a parameter
+  CHECK(g.model->weights().compute_model_id() == src.model->weights().compute_model_id());
+  REQUIRE(export_hf_directory(g, dir + "/hf").is_ok());
+  LoadedModel hf = load_ok(dir + "/hf");
+  CHECK(hf.model->config().rope_scaling.type == "llama3");
+  // Positions far apart rotate alike in all three: the same logits at the last of 40 tokens.
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 40; ++i) ids.push_back(3 + (i * 7) % 60);
+  auto last_logits = [&](LanguageModel& m) {
+    std::vector<float> hidden, logits;
+    REQUIRE(m.forward_hidden(nullptr, TokenBatch::from_sequences({ids}), {}, nullptr, &hidden).is_ok());
+    m.logits(nullptr, hidden.data(), {39}, {}, &logits);
+    return logits;
+  };
+  const auto a = last_logits(*src.model), b = last_logits(*g.model), h = last_logits(*hf.model);
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max({worst, double(std::fabs(a[i] - b[i])), double(std::fabs(a[i] - h[i]))});
+  CHECK(worst < 1e-5);
+  // Without the scaling the logits differ: the check above can fail.
+  ModelConfig plain = c;
+  plain.rope_scaling = {};
+  auto unscaled = test::make_llama(plain, test::random_llama_tensors(plain, 9));
+  const auto u = last_logits(*unscaled);
+  double moved = 0;
+  for (size_t i = 0; i < a.size(); ++i) moved = std::max(moved, double(std::fabs(a[i] - u[i])));
+  CHECK(moved > 1e-3);
+  // Factors that no Llama 3 scaling produces are refused, not approximated.
+  rewrite(dir + "/r.gguf", dir + "/bad.gguf", [](const std::string&, gguf::Writer*) { return false; }, [](const std::string& n) {
+    return n != "rope_freqs.weight";
+  });
+  // Append a rope_freqs.weight of arbitrary factors through a second rewrite with a custom tensor.
+  {
+    auto base = gguf::File::open(dir + "/bad.gguf");
+    REQUIRE(base.is_ok());
+    gguf::Writer w;
+    for (const auto& [key, val] : base->metadata()) {
+      if (val.type == gguf::Type::kU32) w.set_u32(key, static_cast<uint32_t>(val.u));
+      else if (val.type == gguf::Type::kF32) w.set_f32(key, static_cast<float>(val.f));
+      else if (val.type == gguf::Type::kBool) w.set_bool(key, val.u != 0);
+      else if (val.type == gguf::Type::kString) w.set_string(key, std::string(val.str));
+      else if (val.type == gguf::Type::kArray && val.elem == gguf::Type::kString)
+        w.set_string_array(key, std::vector<std::string>(val.strings.begin(), val.strings.end()));
+      else if (val.type == gguf::Type::kArray && val.elem == gguf::Type::kF32) w.set_f32_array(key, base->get_float_array(key).value());
+      else if (val.type == gguf::Type::kArray) {
+        std::vector<int32_t> i32;
+        for (int64_t x : base->get_int_array(key).value()) i32.push_back(static_cast<int32_t>(x));
+        w.set_i32_array(key, i32);
+      }
+    }
+    REQUIRE(w.add_tensor("rope_freqs.weight", {16}, DType::kF32, [](uint8_t* out) {
+      for (int i = 0; i < 16; ++i) {
+        const float x = 1.0f + 0.37f * static_cast<float>(i);
+        std::memcpy(out + 4 * i, &x, 4);
+      }
+      return Status::ok();
+    }).is_ok());
+    for (const auto& t : base->tensors()) {
+      const gguf::TensorInfo* tp = &t;
+      REQUIRE(w.add_tensor(t.name, t.dims, t.dtype, [tp](uint8_t* out) {
+        std::memcpy(out, tp->data, static_cast<size_t>(tp->nbytes));
+        return Status::ok();
+      }).is_ok());
+    }
+    REQUIRE(w.write(dir + "/odd-factors.gguf").is_ok());
+  }
+  auto odd = load_model(dir + "/odd-factors.gguf", LoadOptions{"", true});
+  REQUIRE_FALSE(odd.is_ok());
+  CHECK(odd.status().code() == StatusCode::kUnsupported);
+  CHECK(odd.status().message().find("rope_freqs.weight") != std::string::npos);
+}

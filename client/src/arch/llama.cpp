@@ -34,6 +34,25 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
   return f;
 }
 
+std::vector<float> llama3_rope_divisors(const ModelConfig& c) {
+  const int hd = c.head_dim;
+  std::vector<float> out(static_cast<size_t>(hd / 2), 1.0f);
+  const double factor = c.rope_scaling.factor, lo = c.rope_scaling.low_freq_factor, hi = c.rope_scaling.high_freq_factor;
+  const double old_ctx = c.rope_scaling.original_max_position_embeddings;
+  for (int i = 0; i < hd / 2; ++i) {
+    const double freq = 1.0 / std::pow(static_cast<double>(c.rope_theta), 2.0 * i / hd);
+    const double wavelen = 2 * M_PI / freq;
+    if (wavelen < old_ctx / hi) continue;
+    if (wavelen > old_ctx / lo) {
+      out[static_cast<size_t>(i)] = static_cast<float>(factor);
+    } else {
+      const double smooth = (old_ctx / wavelen - lo) / (hi - lo);
+      out[static_cast<size_t>(i)] = static_cast<float>(1.0 / ((1 - smooth) / factor + smooth));
+    }
+  }
+  return out;
+}
+
 ModelConfig llama_config(int vocab, int hidden, int intermediate, int layers, int heads, int kv_heads, int max_positions, bool tied) {
   ModelConfig c;
   c.arch = Architecture::kLlama;

@@ -43,5 +43,8 @@ ModelConfig llama_config(int vocab, int hidden, int intermediate, int layers, in
 
 // Rotary inverse frequencies (with Llama 3 scaling when configured), head_dim / 2 values.
 std::vector<float> rope_inv_freq(const ModelConfig& c);
+// Llama 3 scaling as per-frequency divisors of the unscaled inverse frequencies (what GGUF files store
+// as rope_freqs.weight): 1 for short wavelengths, `factor` for long ones, smooth in between.
+std::vector<float> llama3_rope_divisors(const ModelConfig& c);
 
 }  // namespace pocketllm
