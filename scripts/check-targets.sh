@@ -49,12 +49,15 @@ for t in "${targets[@]}"; do
       cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-toolchain.cmake" -DPOCKETLLM_AARCH64_STATIC=OFF \
         -DCMAKE_BUILD_TYPE=Release -DPOCKETLLM_BUILD_SERVER=OFF -DPOCKETLLM_BUILD_BENCH=OFF > "$dir.configure.log" 2>&1 \
         || { cat "$dir.configure.log"; exit 1; }
-      cmake --build "$dir" -j2 --target pocketllm_sdk_tests pocketllm_common_tests pocketllm_core_tests personalize federated_device pocketllm
+      cmake --build "$dir" -j2 --target pocketllm_sdk_tests pocketllm_common_tests pocketllm_core_tests pocketllm_client_tests \
+        personalize federated_device pocketllm
       file "$dir/bin/pocketllm_sdk_tests" | grep -q "ARM aarch64" || { echo "not an aarch64 binary" >&2; exit 1; }
       echo "== target aarch64-sdk: tests under qemu-aarch64"
       for t in pocketllm_core_tests pocketllm_common_tests pocketllm_sdk_tests; do
         qemu-aarch64 "$dir/bin/$t" | tail -n 2
       done
+      # The portable (NEON by auto-vectorisation) quantized and half-precision kernels and GGUF models.
+      qemu-aarch64 "$dir/bin/pocketllm_client_tests" "[quant],[gguf],[kernels]" | tail -n 2
       "$root/scripts/aarch64-device-check.sh" "$dir/bin" "${POCKETLLM_BUILD_DIR:-$root/build}/bin"
       ;;
     aarch64-mobile)
