@@ -131,10 +131,10 @@ float dot_bf16(const uint8_t* row, const float* x, size_t k) {
 }
 #endif
 
-// Other block types: dequantize the row into thread scratch, then a float dot product.
+// Other types (Q4_K, Q6_K; F16/BF16 without F16C): the row converted into thread scratch, then a float dot product.
 float dot_dequantized(DType t, const uint8_t* row, const float* x, size_t k) {
   float* tmp = thread_scratch(k, 0);
-  dequantize(t, row, k, tmp);
+  convert_to_f32(t, row, k, tmp);
   float acc[8] = {};
   size_t i = 0;
   for (; i + 8 <= k; i += 8)

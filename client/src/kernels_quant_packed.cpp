@@ -124,7 +124,8 @@ size_t pack_quantized_weights(WeightStore* ws, const std::function<void(const We
     const bool q8 = w.dtype == DType::kQ8_0;
     const size_t n = w.rows(), k = w.cols(), blocks = k / 32, bb = packed_block_bytes(w.dtype);
     const size_t src_bb = dtype_block_bytes(w.dtype);
-    auto buf = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(std::aligned_alloc(64, (n / kRows) * blocks * bb)), std::free);
+    const size_t bytes = ((n / kRows) * blocks * bb + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment
+    auto buf = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(std::aligned_alloc(64, bytes)), std::free);
     if (!buf) continue;
     const auto* src = static_cast<const uint8_t*>(w.data);
     for (size_t grp = 0; grp < n / kRows; ++grp) {

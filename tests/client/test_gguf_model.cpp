@@ -84,7 +84,8 @@ void rewrite(const std::string& from, const std::string& to,
           w.set_f32_array(key, f->get_float_array(key).value());
         } else {
           std::vector<int32_t> i;
-          for (int64_t x : f->get_int_array(key).value()) i.push_back(static_cast<int32_t>(x));
+          const auto ints = f->get_int_array(key);
+          for (int64_t x : ints.value()) i.push_back(static_cast<int32_t>(x));
           w.set_i32_array(key, i);
         }
         break;
@@ -400,7 +401,8 @@ TEST_CASE("Llama 3 rope scaling travels as rope_freqs.weight and comes back as c
       else if (val.type == gguf::Type::kArray && val.elem == gguf::Type::kF32) w.set_f32_array(key, base->get_float_array(key).value());
       else if (val.type == gguf::Type::kArray) {
         std::vector<int32_t> i32;
-        for (int64_t x : base->get_int_array(key).value()) i32.push_back(static_cast<int32_t>(x));
+        const auto ints = base->get_int_array(key);
+        for (int64_t x : ints.value()) i32.push_back(static_cast<int32_t>(x));
         w.set_i32_array(key, i32);
       }
     }
