@@ -20,6 +20,9 @@ inline bool direct_kernel_type(DType t) { return dtype_is_quantized(t) || t == D
 // Y[M, N] = X[M, K] * W[N, K]^T for a block-quantized or F16/BF16 W (frozen: never perturbed). Parallel over rows of W.
 void linear_quantized(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, float* y);
 
+// Whether the AVX2+FMA+F16C direct kernels run on this CPU (x86-64, checked once at run time).
+bool direct_kernels_x86();
+
 // One dot product of a quantized row of `k` elements with float x (the reference path of the kernel).
 float quantized_row_dot(DType t, const void* row, const float* x, size_t k);
 

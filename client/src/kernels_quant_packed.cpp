@@ -5,9 +5,12 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+// Compiled on every x86-64 build with per-function target attributes and chosen at run time, so a
+// portable library (the SDK) uses them on CPUs that have AVX-512 VNNI.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define POCKETLLM_PACKED_VNNI 1
+#define PLLM_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #endif
 
 #include "kernels.h"
@@ -27,7 +30,7 @@ size_t packed_block_bytes(DType t) { return t == DType::kQ8_0 ? kQ8Block : kQ4Bl
 
 }  // namespace
 
-void quantize_activations(const float* x, size_t m, size_t k, DType weight_type, PackedActivations* out) {
+PLLM_VNNI void quantize_activations(const float* x, size_t m, size_t k, DType weight_type, PackedActivations* out) {
   const bool offset128 = weight_type == DType::kQ8_0;
   out->m = m;
   out->k = k;
@@ -64,7 +67,7 @@ namespace {
 
 // Rows [m0, m1) of the activations against one group of 16 packed rows; results at y[(r - m0) * ldy].
 template <bool kQ8>
-void packed_group(const uint8_t* packed, size_t blocks, const PackedActivations& xq, size_t k, size_t m0, size_t m1, float* y,
+PLLM_VNNI void packed_group(const uint8_t* packed, size_t blocks, const PackedActivations& xq, size_t k, size_t m0, size_t m1, float* y,
                   size_t ldy) {
   constexpr size_t kTile = 4;
   const size_t bb = kQ8 ? kQ8Block : kQ4Block, quants = kQ8 ? 64 : 32;
@@ -111,11 +114,16 @@ void packed_group(const uint8_t* packed, size_t blocks, const PackedActivations&
 
 }  // namespace
 
-bool packed_quant_kernels_available() { return true; }
+bool packed_quant_kernels_available() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
+  return ok;
+}
 
 // long: the two layouts written side by side, block by block, group by group.
 size_t pack_quantized_weights(WeightStore* ws, const std::function<void(const Weight&)>& release) {
   size_t packed = 0;
+  if (!packed_quant_kernels_available()) return 0;
   for (const auto& wp : ws->all()) {
     Weight& w = *ws->find_mutable(wp->name);
     if ((w.dtype != DType::kQ8_0 && w.dtype != DType::kQ4_0) || w.shape.size() != 2 || w.rows() % kRows != 0 || w.trainable ||
@@ -154,8 +162,8 @@ size_t pack_quantized_weights(WeightStore* ws, const std::function<void(const We
   return packed;
 }
 
-void packed_product(const PackedActivations& x, size_t m0, size_t m1, const Weight& w, size_t row0, size_t nrows, float* y,
-                    size_t ldy) {
+PLLM_VNNI void packed_product(const PackedActivations& x, size_t m0, size_t m1, const Weight& w, size_t row0, size_t nrows,
+                              float* y, size_t ldy) {
   const size_t k = w.cols(), blocks = k / 32, bb = packed_block_bytes(w.dtype);
   for (size_t g = row0 / kRows; g < (row0 + nrows) / kRows; ++g) {
     const uint8_t* p = w.packed + g * blocks * bb;
@@ -165,7 +173,7 @@ void packed_product(const PackedActivations& x, size_t m0, size_t m1, const Weig
   }
 }
 
-void unpack_rows(const Weight& w, size_t row0, size_t nrows, float* out) {
+PLLM_VNNI void unpack_rows(const Weight& w, size_t row0, size_t nrows, float* out) {
   const size_t k = w.cols(), blocks = k / 32, bb = packed_block_bytes(w.dtype);
   const bool q8 = w.dtype == DType::kQ8_0;
   const size_t quants = q8 ? 64 : 32;

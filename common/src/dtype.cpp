@@ -3,7 +3,8 @@
 #include <cstring>
 
 #include "bits.h"
-#if defined(__F16C__) && defined(__AVX2__)
+// x86-64: the bulk F16/BF16 conversions use F16C/AVX2 where the CPU has them (chosen at run time).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define POCKETLLM_DTYPE_X86 1
 #endif
@@ -35,6 +36,30 @@ const DTypeInfo* info(DType t) {
 
 inline float float_of(uint32_t u) { return bits::to_float(u); }
 inline uint32_t bits_of(float f) { return bits::of(f); }
+
+#ifdef POCKETLLM_DTYPE_X86
+bool has_f16c_avx2() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  return ok;
+}
+
+// Elements [0, count / 8 * 8) converted 8 at a time; returns how many.
+__attribute__((target("avx2,f16c"))) size_t f16_to_f32_x86(const uint8_t* p, size_t count, float* out) {
+  size_t i = 0;
+  for (; i + 8 <= count; i += 8)  // F16C: exact, like the scalar conversion (subnormals included)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i))));
+  return i;
+}
+
+__attribute__((target("avx2"))) size_t bf16_to_f32_x86(const uint8_t* p, size_t count, float* out) {
+  size_t i = 0;
+  for (; i + 8 <= count; i += 8) {  // exact: a bf16 is the top half of its float32
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i));
+    _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+  }
+  return i;
+}
+#endif
 
 }  // namespace
 
@@ -135,10 +160,7 @@ bool convert_to_f32(DType t, const void* src, size_t count, float* out) {
       const auto* p = static_cast<const uint8_t*>(src);
       size_t i = 0;
 #ifdef POCKETLLM_DTYPE_X86
-      for (; i + 8 <= count; i += 8) {  // exact: a bf16 is the top half of its float32
-        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i));
-        _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
-      }
+      if (has_f16c_avx2()) i = bf16_to_f32_x86(p, count, out);
 #endif
       for (; i < count; ++i) {
         uint16_t v;
@@ -151,8 +173,7 @@ bool convert_to_f32(DType t, const void* src, size_t count, float* out) {
       const auto* p = static_cast<const uint8_t*>(src);
       size_t i = 0;
 #ifdef POCKETLLM_DTYPE_X86
-      for (; i + 8 <= count; i += 8)  // F16C: exact, like the scalar conversion (subnormals included)
-        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i))));
+      if (has_f16c_avx2()) i = f16_to_f32_x86(p, count, out);
 #endif
       for (; i < count; ++i) {
         uint16_t v;

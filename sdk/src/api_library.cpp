@@ -1,5 +1,6 @@
 // The library itself: versions, status names, system information, the log hook, cancellation flags,
 // and the stateless spec functions (z generation, replay).
+#include "pocketllm/client/kernels_info.h"
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -62,6 +63,7 @@ pllm_status pllm_system_info(char** out_json) {
     j["arch"] = "other";
 #endif
     j["cores"] = std::thread::hardware_concurrency();
+    j["kernels"] = pocketllm::kernel_paths();
     *out_json = dup_string(j.dump());
     return PLLM_OK;
   });

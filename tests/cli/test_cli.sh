@@ -136,6 +136,8 @@ PY
   head -c 5000 "$work/q8.gguf" > "$work/cut.gguf"
   "$bin" convert --model "$work/cut.gguf" --out "$work/x.gguf" 2> "$work/err"; rc=$?
   check "a truncated GGUF is a clear error naming it" '[ $rc -eq 1 ] && grep -q "cut.gguf" "$work/err" && [ ! -e "$work/x.gguf" ]'
+  "$bin" info --system > "$work/sys.txt"
+  check "info --system names the kernel paths chosen for this CPU" 'grep -q "^kernels: .*quantized batches: " "$work/sys.txt"'
   "$bin" gguf --file "$work/cut.gguf" 2> "$work/err"; rc=$?
   check "gguf on a truncated file fails with the reason" '[ $rc -eq 1 ] && grep -q "truncated" "$work/err"'
   "$bin" finetune --model "$stories" --data "$work/t.txt" --out "$work/run" 2> "$work/err"; rc=$?

@@ -4,6 +4,7 @@
 
 #include "pocketllm/cli/command.h"
 #include "commands.h"
+#include "pocketllm/client/kernels_info.h"
 #include "pocketllm/client/loader.h"
 
 namespace pocketllm::cli {
@@ -11,11 +12,23 @@ namespace pocketllm::cli {
 int cmd_info(const std::vector<std::string>& argv) {
   static const char* kHelp =
       "usage: pocketllm info --model PATH [--id]\n"
+      "       pocketllm info --system\n"
       "\n"
       "Prints the architecture, sizes, parameter count, storage dtypes and a memory estimate.\n"
-      "  --id   also compute the base model id (SHA-256 over all canonical tensors; reads every byte)\n";
-  Command cmd("pocketllm info", kHelp, {"model", "tokenizer"}, {"id"});
+      "  --id       also compute the base model id (SHA-256 over all canonical tensors; reads every byte)\n"
+      "  --system   the CPU's features and the kernel paths this build chose for it\n";
+  Command cmd("pocketllm info", kHelp, {"model", "tokenizer"}, {"id", "system"});
   return cmd.run(argv, [&](const Args& args) {
+    if (args.has("system")) {
+#if defined(__x86_64__)
+      std::printf("cpu:      x86-64%s%s%s%s\n", __builtin_cpu_supports("avx2") ? " avx2" : "", __builtin_cpu_supports("fma") ? " fma" : "",
+                  __builtin_cpu_supports("avx512f") ? " avx512f" : "", __builtin_cpu_supports("avx512vnni") ? " avx512vnni" : "");
+#elif defined(__aarch64__)
+      std::printf("cpu:      aarch64\n");
+#endif
+      std::printf("kernels:  %s\n", kernel_paths().c_str());
+      if (!args.has("model")) return 0;
+    }
     if (!args.has("model")) {
       std::fprintf(stderr, "pocketllm info: --model is required\n");
       return 2;
