@@ -13,6 +13,7 @@
 #endif
 
 #include "kernels.h"
+#include "pocketllm/common/cpu_features.h"
 #include "pocketllm/common/quant.h"
 
 namespace pocketllm {
@@ -155,7 +156,7 @@ float dot_dequantized(DType t, const uint8_t* row, const float* x, size_t k) {
 
 bool direct_kernels_x86() {
 #ifdef POCKETLLM_QUANT_X86
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  static const bool ok = cpu_features().avx2 && cpu_features().fma && cpu_features().f16c;
   return ok;
 #else
   return false;

@@ -14,6 +14,7 @@
 #endif
 
 #include "kernels.h"
+#include "pocketllm/common/cpu_features.h"
 
 namespace pocketllm {
 
@@ -43,6 +44,14 @@ PLLM_VNNI void quantize_activations(const float* x, size_t m, size_t k, DType we
     for (size_t b = 0; b < blocks; ++b) {
       const float* v = x + r * k + b * 32;
       const __m512 a0 = _mm512_loadu_ps(v), a1 = _mm512_loadu_ps(v + 16);
+      const __m512 inf = _mm512_set1_ps(INFINITY);
+      if ((_mm512_cmp_ps_mask(_mm512_abs_ps(a0), inf, _CMP_LT_OQ) & _mm512_cmp_ps_mask(_mm512_abs_ps(a1), inf, _CMP_LT_OQ)) != 0xFFFF) {
+        // A non-finite activation: the block's products are NaN, as the float product would be.
+        std::memset(out->q.data() + r * k + b * 32, offset128 ? 0x80 : 0, 32);
+        out->sum[r * blocks + b] = 0;
+        out->d[r * blocks + b] = NAN;
+        continue;
+      }
       const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a0), _mm512_abs_ps(a1)));
       const float d = amax / 127.0f;
       const float id = d != 0.0f ? 1.0f / d : 0.0f;
@@ -103,7 +112,7 @@ PLLM_VNNI void packed_group(const uint8_t* packed, size_t blocks, const PackedAc
           s = _mm512_sub_epi32(s, corr);
         } else {
           for (int g = 0; g < 8; ++g) s = _mm512_dpbusd_epi32(s, w[g], _mm512_set1_epi32(g4[g]));
-          s = _mm512_sub_epi32(s, _mm512_set1_epi32(8 * xq.sum[r * blocks + b]));
+          s = _mm512_sub_epi32(s, _mm512_slli_epi32(_mm512_set1_epi32(xq.sum[r * blocks + b]), 3));  // 8 * sum
         }
         acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(scale, _mm512_set1_ps(xq.d[r * blocks + b])), acc[i]);
       }
@@ -115,8 +124,8 @@ PLLM_VNNI void packed_group(const uint8_t* packed, size_t blocks, const PackedAc
 }  // namespace
 
 bool packed_quant_kernels_available() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
+  const CpuFeatures& c = cpu_features();
+  static const bool ok = c.avx512f && c.avx512bw && c.avx512vl && c.avx512vnni && c.f16c && c.fma && c.avx2;
   return ok;
 }
 

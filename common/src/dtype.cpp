@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "bits.h"
+#include "pocketllm/common/cpu_features.h"
 // x86-64: the bulk F16/BF16 conversions use F16C/AVX2 where the CPU has them (chosen at run time).
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -39,7 +40,7 @@ inline uint32_t bits_of(float f) { return bits::of(f); }
 
 #ifdef POCKETLLM_DTYPE_X86
 bool has_f16c_avx2() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  static const bool ok = cpu_features().avx2 && cpu_features().f16c;
   return ok;
 }
 

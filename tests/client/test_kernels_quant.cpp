@@ -147,5 +147,11 @@ TEST_CASE("packed int8 kernels equal exact integer block sums of the quantized a
       CHECK(worst_exact < 1e-5);   // the arithmetic is exact up to float rounding of the block sums
       CHECK(worst_float < 0.02);   // and 8-bit activations stay close to the float product
     }
+    // A non-finite activation makes its row's products NaN (as a float product would), never garbage or UB.
+    std::vector<float> x(2 * k, 0.5f), y(2 * n);
+    x[40] = INFINITY;
+    linear(&pool, x.data(), 2, k, w, nullptr, Perturbation{}, y.data());
+    CHECK(std::isnan(y[0]));
+    CHECK(std::isfinite(y[n]));
   }
 }

@@ -5,6 +5,7 @@
 #include "pocketllm/cli/command.h"
 #include "commands.h"
 #include "pocketllm/client/kernels_info.h"
+#include "pocketllm/common/cpu_features.h"
 #include "pocketllm/client/loader.h"
 
 namespace pocketllm::cli {
@@ -21,8 +22,9 @@ int cmd_info(const std::vector<std::string>& argv) {
   return cmd.run(argv, [&](const Args& args) {
     if (args.has("system")) {
 #if defined(__x86_64__)
-      std::printf("cpu:      x86-64%s%s%s%s\n", __builtin_cpu_supports("avx2") ? " avx2" : "", __builtin_cpu_supports("fma") ? " fma" : "",
-                  __builtin_cpu_supports("avx512f") ? " avx512f" : "", __builtin_cpu_supports("avx512vnni") ? " avx512vnni" : "");
+      const CpuFeatures& f = cpu_features();
+      std::printf("cpu:      x86-64%s%s%s%s%s%s\n", f.avx2 ? " avx2" : "", f.fma ? " fma" : "", f.f16c ? " f16c" : "",
+                  f.avx512f ? " avx512f" : "", f.avx512bw ? " avx512bw" : "", f.avx512vnni ? " avx512vnni" : "");
 #elif defined(__aarch64__)
       std::printf("cpu:      aarch64\n");
 #endif
