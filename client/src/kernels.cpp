@@ -193,42 +193,50 @@ void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions,
   }
 }
 
+// Per (sequence, head, block of up to 64 queries): scores against the keys the block can see — under a
+// causal mask a block ending at query t needs keys 0 .. past + t only, so a long prompt computes about half
+// of the full score matrix — then the row softmax and the product with the values.
 void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const float* k, const float* v,
                const int32_t* key_len, float* out) {
+  constexpr size_t kQueryBlock = 64;
   const size_t group = s.heads / s.kv_heads;
   const size_t q_stride = s.heads * s.head_dim, kv_stride = s.kv_heads * s.head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+  const size_t qblocks = (s.tq + kQueryBlock - 1) / kQueryBlock;
   if (s.batch * s.heads * s.tq * s.tk * s.head_dim < (size_t{1} << 16)) pool = nullptr;
-  parallel_for(pool, s.batch * s.heads, [&](size_t task) {
-    const size_t b = task / s.heads, h = task % s.heads, kvh = h / group;
+  parallel_for(pool, s.batch * s.heads * qblocks, [&](size_t task) {
+    const size_t qb = task % qblocks, bh = task / qblocks;
+    const size_t b = bh / s.heads, h = bh % s.heads, kvh = h / group;
+    const size_t t0 = qb * kQueryBlock, rows = std::min(kQueryBlock, s.tq - t0);
     const size_t klen = std::min<size_t>(s.tk, static_cast<size_t>(key_len[b]));
-    float* scores = thread_scratch(s.tq * std::max<size_t>(klen, 1), 0);
-    if (klen == 0) {
-      for (size_t t = 0; t < s.tq; ++t) std::fill_n(out + (b * s.tq + t) * q_stride + h * s.head_dim, s.head_dim, 0.0f);
+    const size_t kend = s.causal ? std::min(klen, s.past + t0 + rows) : klen;  // keys any query of the block sees
+    float* o = out + (b * s.tq + t0) * q_stride + h * s.head_dim;
+    if (kend == 0) {
+      for (size_t t = 0; t < rows; ++t) std::fill_n(o + t * q_stride, s.head_dim, 0.0f);
       return;
     }
-    ConstStridedMat qm(q + b * s.tq * q_stride + h * s.head_dim, static_cast<Eigen::Index>(s.tq),
+    float* scores = thread_scratch(rows * kend, 0);
+    ConstStridedMat qm(q + (b * s.tq + t0) * q_stride + h * s.head_dim, static_cast<Eigen::Index>(rows),
                        static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(q_stride));
-    ConstStridedMat km(k + b * s.tk * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(klen),
+    ConstStridedMat km(k + b * s.tk * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(kend),
                        static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(kv_stride));
-    ConstStridedMat vm(v + b * s.tk * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(klen),
+    ConstStridedMat vm(v + b * s.tk * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(kend),
                        static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(kv_stride));
-    StridedMat sm(scores, static_cast<Eigen::Index>(s.tq), static_cast<Eigen::Index>(klen), Eigen::OuterStride<>(klen));
+    StridedMat sm(scores, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(kend), Eigen::OuterStride<>(kend));
     sm.noalias() = (qm * km.transpose()) * scale;
-    for (size_t t = 0; t < s.tq; ++t) {
-      float* row = scores + t * klen;
-      const size_t visible = s.causal ? std::min(klen, s.past + t + 1) : klen;
+    for (size_t t = 0; t < rows; ++t) {
+      float* row = scores + t * kend;
+      const size_t visible = s.causal ? std::min(kend, s.past + t0 + t + 1) : kend;
       float mx = -INFINITY;
       for (size_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
-      for_blocks(row, visible, mx, [mx](const Block& b) -> Block { return (b - mx).exp(); });
+      for_blocks(row, visible, mx, [mx](const Block& x) -> Block { return (x - mx).exp(); });
       float sum = 0;
       for (size_t j = 0; j < visible; ++j) sum += row[j];
       const float inv = visible > 0 ? 1.0f / sum : 0.0f;
       for (size_t j = 0; j < visible; ++j) row[j] *= inv;
-      for (size_t j = visible; j < klen; ++j) row[j] = 0.0f;
+      for (size_t j = visible; j < kend; ++j) row[j] = 0.0f;
     }
-    StridedMat om(out + b * s.tq * q_stride + h * s.head_dim, static_cast<Eigen::Index>(s.tq),
-                  static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(q_stride));
+    StridedMat om(o, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(q_stride));
     om.noalias() = sm * vm;
   });
 }

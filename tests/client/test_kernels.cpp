@@ -136,6 +136,39 @@ TEST_CASE("rotary embedding matches the textbook rotation", "[client][kernels]")
   CHECK(rel_err(x, x_ref) < 1e-5);
 }
 
+TEST_CASE("attention over several query blocks: long prompts, a cache offset and padding", "[client][kernels]") {
+  // 150 queries span three blocks of 64; with past = 30 the first block already sees 94 keys.
+  for (size_t past : {size_t{0}, size_t{30}}) {
+    AttentionShape s;
+    s.batch = 2;
+    s.tq = past == 0 ? 150 : 70;
+    s.tk = past + s.tq;
+    s.heads = 4;
+    s.kv_heads = 2;
+    s.head_dim = 8;
+    s.past = past;
+    s.causal = true;
+    const std::vector<int32_t> len = {static_cast<int32_t>(s.tk), static_cast<int32_t>(s.tk) - 9};
+    auto q = randn(s.batch * s.tq * s.heads * s.head_dim), k = randn(s.batch * s.tk * s.kv_heads * s.head_dim),
+         v = randn(s.batch * s.tk * s.kv_heads * s.head_dim);
+    std::vector<float> fast(q.size()), ref(q.size());
+    ThreadPool pool(2);
+    attention(&pool, s, q.data(), k.data(), v.data(), len.data(), fast.data());
+    ref::attention(s, q.data(), k.data(), v.data(), len.data(), ref.data());
+    double worst = 0;
+    for (size_t b = 0; b < s.batch; ++b)
+      for (size_t t = 0; t < s.tq; ++t) {
+        if (past + t >= static_cast<size_t>(len[b])) continue;  // a padded query: no meaningful output
+        for (size_t e = 0; e < s.heads * s.head_dim; ++e) {
+          const size_t i = (b * s.tq + t) * s.heads * s.head_dim + e;
+          worst = std::max(worst, double(std::fabs(fast[i] - ref[i])));
+        }
+      }
+    INFO("past " << past);
+    CHECK(worst < 1e-5);
+  }
+}
+
 TEST_CASE("attention with GQA, causal and padding masks matches the reference", "[client][kernels]") {
   AttentionShape s;
   s.batch = 3;
