@@ -12,6 +12,18 @@
 #define PLLM_AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
 
+// arm64: int8 dot products (sdot, Armv8.2 dotprod) compiled with a target attribute and chosen at run time
+// from the kernel's hwcaps; Armv8.0 cores take the portable float path.
+#if defined(__aarch64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#include <arm_neon.h>
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#define POCKETLLM_QUANT_SDOT 1
+#define PLLM_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
+
+#include <cmath>
+
 #include "kernels.h"
 #include "pocketllm/common/cpu_features.h"
 #include "pocketllm/common/quant.h"
@@ -152,7 +164,65 @@ float dot_dequantized(DType t, const uint8_t* row, const float* x, size_t k) {
   return s;
 }
 
+#ifdef POCKETLLM_QUANT_SDOT
+// Activations quantized per 32-element block for the int8 direct kernels: d = max|x| / 127,
+// q = round-half-even(x / d) (docs/gguf.md section 7); a block with a non-finite value gets d = NaN.
+void quantize_blocks(const float* x, size_t k, int8_t* q, float* d) {
+  for (size_t b = 0; b < k / 32; ++b, x += 32, q += 32) {
+    float amax = 0.0f;
+    bool finite = true;
+    for (int j = 0; j < 32; ++j) {
+      finite = finite && std::isfinite(x[j]);
+      amax = std::max(amax, std::fabs(x[j]));
+    }
+    if (!finite) {
+      std::fill_n(q, 32, 0);
+      d[b] = NAN;
+      continue;
+    }
+    d[b] = amax / 127.0f;
+    const float id = d[b] != 0.0f ? 1.0f / d[b] : 0.0f;
+    for (int j = 0; j < 32; ++j) q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
+  }
+}
+
+PLLM_DOTPROD float dot_q8_0_sdot(const uint8_t* row, const int8_t* xq, const float* dx, size_t blocks) {
+  float sum = 0.0f;
+  for (size_t b = 0; b < blocks; ++b, row += 34, xq += 32) {
+    const auto* q = reinterpret_cast<const int8_t*>(row + 2);
+    int32x4_t s = vdotq_s32(vdupq_n_s32(0), vld1q_s8(q), vld1q_s8(xq));
+    s = vdotq_s32(s, vld1q_s8(q + 16), vld1q_s8(xq + 16));
+    sum += static_cast<float>(vaddvq_s32(s)) * (half(row) * dx[b]);
+  }
+  return sum;
+}
+
+PLLM_DOTPROD float dot_q4_0_sdot(const uint8_t* row, const int8_t* xq, const float* dx, size_t blocks) {
+  float sum = 0.0f;
+  const uint8x16_t mask = vdupq_n_u8(0x0F);
+  const int8x16_t eight = vdupq_n_s8(8);
+  for (size_t b = 0; b < blocks; ++b, row += 18, xq += 32) {
+    const uint8x16_t packed = vld1q_u8(row + 2);
+    const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(packed, mask)), eight);  // elements 0..15
+    const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(packed, 4)), eight);   // elements 16..31
+    int32x4_t s = vdotq_s32(vdupq_n_s32(0), lo, vld1q_s8(xq));
+    s = vdotq_s32(s, hi, vld1q_s8(xq + 16));
+    sum += static_cast<float>(vaddvq_s32(s)) * (half(row) * dx[b]);
+  }
+  return sum;
+}
+#endif
+
 }  // namespace
+
+bool direct_int8_kernels() {
+#ifdef POCKETLLM_QUANT_SDOT
+  static const bool ok = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+  return ok;
+#else
+  return false;
+#endif
+}
 
 bool direct_kernels_x86() {
 #ifdef POCKETLLM_QUANT_X86
@@ -189,6 +259,26 @@ void linear_quantized(ThreadPool* pool, const float* x, size_t m, size_t k, cons
   const auto* data = static_cast<const uint8_t*>(w.data);
   if (n * k < (size_t{1} << 15)) pool = nullptr;
   const size_t chunk = 64;
+#ifdef POCKETLLM_QUANT_SDOT
+  if (direct_int8_kernels() && (w.dtype == DType::kQ8_0 || w.dtype == DType::kQ4_0)) {
+    thread_local std::vector<int8_t> xq;
+    thread_local std::vector<float> dx;
+    xq.resize(m * k);
+    dx.resize(m * (k / 32));
+    for (size_t r = 0; r < m; ++r) quantize_blocks(x + r * k, k, xq.data() + r * k, dx.data() + r * (k / 32));
+    const int8_t* xqp = xq.data();
+    const float* dxp = dx.data();
+    const bool q8 = w.dtype == DType::kQ8_0;
+    parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
+      const size_t n0 = c * chunk, n1 = std::min(n, n0 + chunk);
+      for (size_t j = n0; j < n1; ++j)
+        for (size_t r = 0; r < m; ++r)
+          y[r * n + j] = q8 ? dot_q8_0_sdot(data + j * row_bytes, xqp + r * k, dxp + r * (k / 32), k / 32)
+                            : dot_q4_0_sdot(data + j * row_bytes, xqp + r * k, dxp + r * (k / 32), k / 32);
+    });
+    return;
+  }
+#endif
   parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
     const size_t n0 = c * chunk, n1 = std::min(n, n0 + chunk);
     for (size_t j = n0; j < n1; ++j) {
@@ -209,7 +299,7 @@ std::string kernel_paths() {
   std::string s = "quantized batches: ";
   s += packed_quant_kernels_available() ? "packed int8 (AVX-512 VNNI)" : "dequantized tiles + GEMM";
   s += "; decode: ";
-  s += direct_kernels_x86() ? "AVX2+FMA+F16C" : "portable";
+  s += direct_kernels_x86() ? "AVX2+FMA+F16C" : direct_int8_kernels() ? "int8 sdot (Armv8.2 dotprod)" : "portable";
   s += "; float GEMM: Eigen (";
 #if defined(__AVX512F__)
   s += "AVX-512";

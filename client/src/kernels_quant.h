@@ -22,6 +22,9 @@ void linear_quantized(ThreadPool* pool, const float* x, size_t m, size_t k, cons
 
 // Whether the AVX2+FMA+F16C direct kernels run on this CPU (x86-64, checked once at run time).
 bool direct_kernels_x86();
+// Whether Q8_0/Q4_0 decoding runs int8 dot products (arm64 with dotprod): activations are then quantized
+// per 32-element block as the packed kernels do.
+bool direct_int8_kernels();
 
 // One dot product of a quantized row of `k` elements with float x (the reference path of the kernel).
 float quantized_row_dot(DType t, const void* row, const float* x, size_t k);
