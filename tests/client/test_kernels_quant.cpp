@@ -71,6 +71,22 @@ double int8_activation_error(const std::vector<float>& x, const std::vector<floa
   return worst;
 }
 
+// Relative error of y against the float64 product of x with the dequantized weights.
+double float_product_error(const std::vector<float>& x, const std::vector<float>& deq, const std::vector<float>& y, size_t m,
+                           size_t n, size_t k) {
+  double worst = 0;
+  for (size_t r = 0; r < m; ++r)
+    for (size_t j = 0; j < n; ++j) {
+      double ref = 0, mag = 0;
+      for (size_t i = 0; i < k; ++i) {
+        ref += double(x[r * k + i]) * deq[j * k + i];
+        mag += std::fabs(double(x[r * k + i]) * deq[j * k + i]);
+      }
+      worst = std::max(worst, std::fabs(y[r * n + j] - ref) / (mag + 1e-30));
+    }
+  return worst;
+}
+
 }  // namespace
 
 TEST_CASE("quantized and half-precision products equal dequantize-then-multiply", "[client][kernels][quant]") {
@@ -94,16 +110,7 @@ TEST_CASE("quantized and half-precision products equal dequantize-then-multiply"
       linear(&pool, x.data(), m, k, w, nullptr, Perturbation{}, y.data());
       // arm64 with dotprod decodes Q8_0/Q4_0 with 8-bit activations: compare with that arithmetic there.
       const bool int8 = direct_int8_kernels() && m <= kQuantDirectMaxRows && (t == DType::kQ8_0 || t == DType::kQ4_0);
-      double worst = 0;
-      for (size_t r = 0; r < m; ++r)
-        for (size_t j = 0; j < n; ++j) {
-          double ref = 0, mag = 0;
-          for (size_t i = 0; i < k; ++i) {
-            ref += double(x[r * k + i]) * deq[j * k + i];
-            mag += std::fabs(double(x[r * k + i]) * deq[j * k + i]);
-          }
-          worst = std::max(worst, std::fabs(y[r * n + j] - ref) / (mag + 1e-30));
-        }
+      const double worst = float_product_error(x, deq, y, m, n, k);
       if (int8) {
         INFO("int8 decode path");
         CHECK(int8_activation_error(x, deq, y, m, n, k) < 1e-5);
@@ -152,36 +159,10 @@ TEST_CASE("packed int8 kernels equal exact integer block sums of the quantized a
       x[3] = 0.0f;
       if (m > 1) std::fill(x.begin() + k, x.begin() + k + 32, 0.0f);  // an all-zero activation block
       linear(&pool, x.data(), m, k, w, nullptr, Perturbation{}, y.data());
-      double worst_exact = 0, worst_float = 0;
-      for (size_t r = 0; r < m; ++r) {
-        // The activations quantized as the kernel's contract says: per 32 elements d = max|x| / 127, q = round-to-even(x / d).
-        std::vector<int> xq(k);
-        std::vector<float> dx(k / 32);
-        for (size_t b = 0; b < k / 32; ++b) {
-          float amax = 0;
-          for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[r * k + b * 32 + j]));
-          dx[b] = amax / 127.0f;
-          const float id = dx[b] != 0.0f ? 1.0f / dx[b] : 0.0f;
-          for (int j = 0; j < 32; ++j) xq[b * 32 + j] = static_cast<int>(std::nearbyint(x[r * k + b * 32 + j] * id));
-        }
-        for (size_t j = 0; j < n; ++j) {
-          double exact = 0, mag = 0, fl = 0, flmag = 0;
-          for (size_t b = 0; b < k / 32; ++b) {
-            // deq / dw gives the integer quant back exactly; dw is the block's first dequantized step.
-            double isum = 0, dsum = 0;
-            for (int e = 0; e < 32; ++e) {
-              isum += xq[b * 32 + e] * double(deq[j * k + b * 32 + e]);
-              dsum += double(x[r * k + b * 32 + e]) * deq[j * k + b * 32 + e];
-              flmag += std::fabs(double(x[r * k + b * 32 + e]) * deq[j * k + b * 32 + e]);
-            }
-            exact += isum * dx[b];
-            mag += std::fabs(isum * dx[b]);
-            fl += dsum;
-          }
-          worst_exact = std::max(worst_exact, std::fabs(y[r * n + j] - exact) / (mag + 1e-30));
-          worst_float = std::max(worst_float, std::fabs(y[r * n + j] - fl) / (flmag + 1e-30));
-        }
-      }
+      // The activations quantized as the kernels' contract says: per 32 elements d = max|x| / 127,
+      // q = round-half-even(x / d).
+      const double worst_exact = int8_activation_error(x, deq, y, m, n, k);
+      const double worst_float = float_product_error(x, deq, y, m, n, k);
       CHECK(worst_exact < 1e-5);   // the arithmetic is exact up to float rounding of the block sums
       CHECK(worst_float < 0.02);   // and 8-bit activations stay close to the float product
     }
