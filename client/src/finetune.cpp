@@ -31,7 +31,7 @@ Status prepare_base(LoadedModel& loaded, RunSpec* spec, std::string id) {
   if (!spec->model_id.empty() && spec->model_id != id) return mismatch(id);  // the caller words the error
   spec->model_id = id;
   spec->trainable = expand_trainable(spec->trainable, loaded.model->config().num_layers);
-  auto selected = loaded.model->weights().make_trainable(NamePatterns(spec->trainable));
+  auto selected = select_trainable(*loaded.model, spec->trainable, spec->lora);
   if (!selected) return selected.status();
   return Status::ok();
 }

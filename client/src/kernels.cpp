@@ -59,14 +59,65 @@ void for_blocks(float* x, size_t n, float pad, Fn&& fn) {
 }  // namespace
 
 float* thread_scratch(size_t floats, int slot) {
-  thread_local std::vector<float> buffers[6];
+  thread_local std::vector<float> buffers[9];
   auto& b = buffers[slot];
   if (b.size() < floats) b.resize(floats);
   return b.data();
 }
 
+namespace {
+
+// y[m, n] += scale * (x A^T) B^T for the adapter on `w` (A [r, k], B [n, r], read through weight_rows so
+// trainable ones are perturbed). A and B are generated once on the calling thread (slots 6 and 7); the
+// rows of x are split over the pool, each task with its own x A^T rows (slot 8).
+void add_lora_term(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Perturbation& p, size_t n,
+                   float* y) {
+  const Weight& A = *w.lora_a;
+  const Weight& B = *w.lora_b;
+  const size_t r = A.rows();
+  const float* a = weight_rows(A, 0, r, p, thread_scratch(r * k, 6));
+  const float* b = weight_rows(B, 0, n, p, thread_scratch(n * r, 7));
+  ConstStridedMat am(a, static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
+  ConstStridedMat bm(b, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(r), Eigen::OuterStride<>(r));
+  if (m * (n + k) * r < (size_t{1} << 17)) pool = nullptr;
+  const size_t tasks = pool ? std::min<size_t>(m, 4 * static_cast<size_t>(pool->size())) : 1;
+  const size_t per = (m + tasks - 1) / tasks;
+  const float scale = w.lora_scale;
+  parallel_for(pool, tasks, [&](size_t t) {
+    const size_t r0 = t * per, rows = r0 < m ? std::min(per, m - r0) : 0;
+    if (rows == 0) return;
+    float* xa = thread_scratch(rows * r, 8);
+    ConstStridedMat xm(x + r0 * k, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
+    StridedMat xam(xa, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(r), Eigen::OuterStride<>(r));
+    xam.noalias() = xm * am.transpose();
+    StridedMat ym(y + r0 * n, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(n), Eigen::OuterStride<>(n));
+    ym.noalias() += scale * (xam * bm.transpose());
+  });
+}
+
+void linear_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
+                 const Perturbation& p, float* y);
+void linear_in_out_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
+                        const Perturbation& p, float* y);
+
+}  // namespace
+
 void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
             const Perturbation& p, float* y) {
+  linear_base(pool, x, m, k, w, bias, p, y);
+  if (w.lora_a != nullptr) add_lora_term(pool, x, m, k, w, p, w.rows(), y);
+}
+
+void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
+                   const Perturbation& p, float* y) {
+  linear_in_out_base(pool, x, m, k, w, bias, p, y);
+  if (w.lora_a != nullptr) add_lora_term(pool, x, m, k, w, p, w.cols(), y);
+}
+
+namespace {
+
+void linear_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
+                 const Perturbation& p, float* y) {
   const size_t n = w.rows();
   const bool frozen_direct = direct_kernel_type(w.dtype) && !(p.active && w.trainable);
   if (frozen_direct && (w.packed != nullptr || m <= kQuantDirectMaxRows)) {
@@ -102,8 +153,8 @@ void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& 
   });
 }
 
-void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
-                   const Perturbation& p, float* y) {
+void linear_in_out_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
+                        const Perturbation& p, float* y) {
   const size_t n = w.cols();
   if (m * n * k < (size_t{1} << 17)) pool = nullptr;
   const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
@@ -140,6 +191,8 @@ void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const W
     }
   });
 }
+
+}  // namespace
 
 void rms_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight& gamma, float eps,
               const Perturbation& p, float* out) {

@@ -13,6 +13,7 @@ namespace pocketllm {
 
 // Per-thread scratch that grows to the largest request and then stays (no allocation after warm-up).
 // Slots are independent buffers: 0 weight tiles and 1 bias rows (linear), 2–3 norm parameters,
+// 6–8 adapter A, B and x A^T (linear with an adapter),
 // 4–5 output-head tiles and logits (transformer_base). A slot's pointer is valid until its next call.
 float* thread_scratch(size_t floats, int slot);
 

@@ -75,7 +75,7 @@ json labels_json(const std::vector<std::pair<std::string, std::string>>& lw) {
 }  // namespace
 
 json RunSpec::to_json() const {
-  return json{{"format", "pocketllm.run"},
+  json j{{"format", "pocketllm.run"},
               {"version", 1},
               {"perturbation_spec_version", kPerturbationSpecVersion},
               {"model", {{"path", model_path}, {"id", model_id}, {"format", model_format}}},
@@ -103,6 +103,8 @@ json RunSpec::to_json() const {
               {"data", {{"path", data_path}, {"sha256", data_sha256}, {"k_shot", k_shot}}},
               {"snapshot_every", snapshot_every},
               {"fsync_every", fsync_every}};
+  if (lora.enabled()) j["adapter"] = lora.to_json();
+  return j;
 }
 
 Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
@@ -117,6 +119,11 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
     s.model_id = j.at("model").at("id");
     s.model_format = j.at("model").value("format", "");
     s.trainable = j.at("trainable");
+    if (j.contains("adapter")) {
+      auto lora = LoraConfig::from_json(j["adapter"], where);
+      if (!lora) return corrupt(lora.status().message());
+      s.lora = lora.value();
+    }
     if (!parse_distribution(j.at("distribution").get<std::string>(), &s.train.dist))
       return corrupt(where + ": unknown distribution");
     s.train.eps = j.at("eps");

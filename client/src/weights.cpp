@@ -146,7 +146,8 @@ std::vector<NamedTensor> WeightStore::trainable_tensors() {
 std::string WeightStore::compute_model_id() const {
   std::vector<CanonicalTensorRef> refs;
   refs.reserve(weights_.size());
-  for (const auto& w : weights_) refs.push_back({w->name, w->dtype, w->shape, w->data});
+  for (const auto& w : weights_)
+    if (!w->adapter) refs.push_back({w->name, w->dtype, w->shape, w->data});
   return pocketllm::compute_model_id(std::move(refs));
 }
 

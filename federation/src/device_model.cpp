@@ -1,5 +1,6 @@
 #include "pocketllm/federation/device_model.h"
 
+#include "pocketllm/client/lora.h"
 #include "pocketllm/common/name_pattern.h"
 #include "pocketllm/common/perturbation.h"
 #include "pocketllm/common/seeds.h"
@@ -52,10 +53,14 @@ Result<DeviceModel> prepare_device_model(LoadedModel&& loaded, std::string model
   if (m.model_id != task.base_model_id)
     return mismatch("task " + task.id + " fine-tunes base model " + task.base_model_id.substr(0, 16) + "…, but " + loaded.path + " is " +
                     m.model_id.substr(0, 16) + "…");
-  const std::string patterns = expand_trainable(task.trainable, loaded.model->config().num_layers);
-  auto selected = loaded.model->weights().make_trainable(NamePatterns(patterns));
-  if (!selected) return selected.status();
-  if (selected.value() == 0) return invalid_argument("task " + task.id + ": trainable '" + task.trainable + "' selects no tensor of this model");
+  LoraConfig lora;
+  if (task.device.is_object() && task.device.contains("adapter")) {
+    auto parsed = LoraConfig::from_json(task.device["adapter"], "task " + task.id + " device");
+    if (!parsed) return parsed.status();
+    lora = parsed.value();
+  }
+  auto selected = select_trainable(*loaded.model, task.trainable, lora);
+  if (!selected) return invalid_argument("task " + task.id + ": " + selected.status().message());
   m.loaded = std::move(loaded);
   m.task_options = options.value();
   return m;

@@ -42,6 +42,11 @@ constexpr const char* kHelp =
     "  --dist rademacher|gaussian (rademacher)\n"
     "  --trainable P        comma-separated tensor-name patterns with * (default \"*\": all), or\n"
     "                       all | attention | mlp | norms | last:K (the last K layers)\n"
+    "  --lora-rank R        train low-rank adapters of rank R on the --lora-targets layers (the base stays\n"
+    "                       frozen; --trainable then defaults to none, e.g. add norms)\n"
+    "  --lora-alpha A       adapter output scale alpha / r (default: alpha = r)\n"
+    "  --lora-targets T     module names, e.g. q_proj,v_proj (default) or all-linear\n"
+    "  --lora-init-seed S   seed of the adapters' initial A (B starts at zero; default 0)\n"
     "  --seed S  --data-seed S   direction and data-order seeds (default 0)\n"
     "run:\n"
     "  --snapshot-every N   write trainable tensors every N steps (default 100)\n"
@@ -64,7 +69,8 @@ std::string format_eta(double s) {
 int cmd_finetune(const std::vector<std::string>& argv) {
   Command cmd("pocketllm finetune", kHelp, {"model", "data", "task", "out", "template", "labels", "k-shot", "max-length", "overlong", "eval-data",
              "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
-             "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every"}, {"resume", "pack", "balanced"});
+             "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every",
+             "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed"}, {"resume", "pack", "balanced"});
   return cmd.run(argv, [&](const Args& args) {
     auto usage = [](const std::string& m) {
       std::fprintf(stderr, "pocketllm finetune: %s (see --help)\n", m.c_str());
@@ -114,7 +120,20 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     if (!parse_distribution(args.get("dist", "rademacher"), &t.dist)) return usage("--dist must be rademacher or gaussian");
     if (!parse_seed_text(args.get("seed", "0"), &t.seed)) return usage("--seed must be 0x<hex> or decimal");
     if (!parse_seed_text(args.get("data-seed", "0"), &t.data_seed)) return usage("--data-seed must be 0x<hex> or decimal");
-    spec.trainable = args.get("trainable", "*");
+    uint64_t lora_rank = 0;
+    if (!u64("lora-rank", 0, 1024, &lora_rank)) return usage("--lora-rank must be 1..1024");
+    if (lora_rank > 0) {
+      spec.lora.rank = static_cast<int>(lora_rank);
+      auto alpha = args.get_double("lora-alpha", 0);
+      if (!alpha || !(alpha.value() >= 0) || alpha.value() > 1e6) return usage("--lora-alpha must be a number in [0, 1e6]");
+      spec.lora.alpha = static_cast<float>(alpha.value());
+      spec.lora.targets = args.get("lora-targets", spec.lora.targets);
+      if (!parse_seed_text(args.get("lora-init-seed", "0"), &spec.lora.init_seed)) return usage("--lora-init-seed must be 0x<hex> or decimal");
+      if (Status st = spec.lora.validate(); !st) return usage(st.message());
+    } else if (args.has("lora-alpha") || args.has("lora-targets") || args.has("lora-init-seed")) {
+      return usage("--lora-alpha/--lora-targets/--lora-init-seed need --lora-rank");
+    }
+    spec.trainable = args.get("trainable", spec.lora.enabled() ? "none" : "*");
     spec.k_shot = static_cast<int>(k_shot);
     spec.snapshot_every = static_cast<int>(snap);
     spec.fsync_every = static_cast<int>(fsync_every);

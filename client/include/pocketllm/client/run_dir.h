@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pocketllm/client/lora.h"
 #include "pocketllm/client/model.h"
 #include "pocketllm/client/task.h"
 #include "pocketllm/client/trainer.h"
@@ -23,6 +24,7 @@ namespace pocketllm {
 struct RunSpec {
   std::string model_path, model_id, model_format;
   std::string trainable = "*";
+  LoraConfig lora;  // adapters trained beside (or instead of) the tensors `trainable` selects
   TrainOptions train;
   TaskOptions task;
   std::string data_path, data_sha256;

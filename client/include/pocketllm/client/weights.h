@@ -33,6 +33,13 @@ struct Weight {
   float* mutable_f32 = nullptr;  // trainable weights: the float32 values (== data)
   bool writable = false;         // data is owned float32 memory that may be written in place
   const uint8_t* packed = nullptr;  // frozen Q8_0/Q4_0: the same weights repacked for the int8 kernels, or null
+  // A low-rank adapter on this linear weight (client/lora.h): the layer computes
+  // x W^T + lora_scale * (x A^T) B^T with A = lora_a [r, in] and B = lora_b [out, r], both read through
+  // weight_rows() (so perturbed when trainable). Null when the weight has none.
+  const Weight* lora_a = nullptr;
+  const Weight* lora_b = nullptr;
+  float lora_scale = 0.0f;
+  bool adapter = false;  // this tensor is an adapter's A or B (not part of the base model's id)
 
   size_t numel() const;
   size_t rows() const { return shape.size() <= 1 ? 1 : static_cast<size_t>(shape[0]); }
@@ -75,7 +82,8 @@ class WeightStore {
   size_t trainable_numel() const;
   std::vector<NamedTensor> trainable_tensors();  // for replay
 
-  // SHA-256 over the canonical tensors (docs/update-log.md). Reads every byte: call once at load.
+  // SHA-256 over the canonical tensors of the base model, adapters excluded (docs/update-log.md). Reads
+  // every byte: call once at load.
   std::string compute_model_id() const;
   size_t total_numel() const;
   size_t storage_bytes() const;  // bytes of all weights in their storage types
