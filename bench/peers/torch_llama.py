@@ -27,9 +27,11 @@ def rotary(x, pos, theta):
 
 
 class Llama:
-    def __init__(self, cfg, weights):
+    def __init__(self, cfg, weights, linear=None):
         self.c = cfg
         self.w = weights
+        # linear(h, name) -> h @ W^T for the weight `name`; a hook for adapters (LoRA) in fixtures.
+        self.lin = linear or (lambda h, name: h @ weights[name].T)
 
     def hidden(self, tokens, lengths):
         c, w = self.c, self.w
@@ -46,9 +48,9 @@ class Llama:
         for l in range(c["num_hidden_layers"]):
             p = f"model.layers.{l}."
             h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
-            q = (h @ w[p + "self_attn.q_proj.weight"].T).view(B, T, nh, hd)
-            k = (h @ w[p + "self_attn.k_proj.weight"].T).view(B, T, nkv, hd)
-            v = (h @ w[p + "self_attn.v_proj.weight"].T).view(B, T, nkv, hd)
+            q = self.lin(h, p + "self_attn.q_proj.weight").view(B, T, nh, hd)
+            k = self.lin(h, p + "self_attn.k_proj.weight").view(B, T, nkv, hd)
+            v = self.lin(h, p + "self_attn.v_proj.weight").view(B, T, nkv, hd)
             q, k = rotary(q, pos, theta), rotary(k, pos, theta)
             rep = nh // nkv
             k = k.repeat_interleave(rep, dim=2)
@@ -57,11 +59,11 @@ class Llama:
             s = s.masked_fill(~mask[:, None, :, :], float("-inf"))
             a = torch.softmax(s, dim=-1)
             o = torch.einsum("bhqk,bkhd->bqhd", a, v).reshape(B, T, nh * hd)
-            x = x + o @ w[p + "self_attn.o_proj.weight"].T
+            x = x + self.lin(o, p + "self_attn.o_proj.weight")
             h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
-            g = h @ w[p + "mlp.gate_proj.weight"].T
-            u = h @ w[p + "mlp.up_proj.weight"].T
-            x = x + (torch.nn.functional.silu(g) * u) @ w[p + "mlp.down_proj.weight"].T
+            g = self.lin(h, p + "mlp.gate_proj.weight")
+            u = self.lin(h, p + "mlp.up_proj.weight")
+            x = x + self.lin(torch.nn.functional.silu(g) * u, p + "mlp.down_proj.weight")
         return rms_norm(x, w["model.norm.weight"], eps)
 
     def head(self):

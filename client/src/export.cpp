@@ -6,6 +6,7 @@
 
 #include "arch/architecture.h"
 #include "pocketllm/client/loader.h"
+#include "pocketllm/client/lora.h"
 #include "pocketllm/common/file_util.h"
 
 namespace pocketllm {
@@ -16,7 +17,14 @@ Status export_hf_directory(const LoadedModel& loaded, const std::string& out_dir
   std::vector<TensorToWrite> tensors;
   std::vector<std::vector<float>> dequantized;  // safetensors holds no block-quantized type: those go out as F32
   dequantized.reserve(loaded.model->weights().all().size());
+  const bool in_out = c.arch == Architecture::kGpt2;
   for (const auto& w : loaded.model->weights().all()) {
+    if (w->adapter) continue;  // merged into its base weight below
+    if (w->lora_a != nullptr) {
+      dequantized.push_back(merged_weight(*w, in_out));
+      tensors.push_back({w->name, DType::kF32, w->shape, dequantized.back().data()});
+      continue;
+    }
     if (!dtype_is_quantized(w->dtype)) {
       tensors.push_back({w->name, w->dtype, w->shape, w->data});
       continue;

@@ -10,6 +10,7 @@
 #include "tokenizer_hf.h"
 
 #include "pocketllm/client/loader.h"
+#include "pocketllm/client/lora.h"
 #include "pocketllm/common/gguf.h"
 #include "pocketllm/common/quant.h"
 
@@ -55,13 +56,17 @@ Status fill_tensor(const Weight& w, DType to, bool rotary, size_t head_dim, uint
   const uint64_t row_bytes = dtype_bytes(to, cols);
   std::vector<float> row(cols);
   std::vector<uint16_t> half(cols);
+  // A weight with an adapter is written merged (W + scale B A); only llama/qwen2 reach GGUF export, so
+  // the layout is always [out, in].
+  const std::vector<float> merged = w.lora_a != nullptr ? merged_weight(w, false) : std::vector<float>();
   for (size_t r = 0; r < rows; ++r) {
     uint8_t* dst = out + (rotary ? meta_row(r, head_dim) : r) * row_bytes;
-    if (w.dtype == to && !w.trainable) {  // same type: the stored bytes, unchanged (no requantization loss)
+    if (w.dtype == to && !w.trainable && w.lora_a == nullptr) {  // same type: the stored bytes, unchanged (no requantization loss)
       std::memcpy(dst, static_cast<const uint8_t*>(w.data) + r * row_bytes, static_cast<size_t>(row_bytes));
       continue;
     }
-    convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, r * cols), cols, row.data());
+    if (!merged.empty()) std::copy_n(merged.data() + r * cols, cols, row.data());
+    else convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, r * cols), cols, row.data());
     for (float v : row)
       if (!std::isfinite(v)) return corrupt("holds a non-finite value; refusing to write it");
     switch (to) {
@@ -181,6 +186,7 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
     }));
   }
   for (const auto& wt : loaded.model->weights().all()) {
+    if (wt->adapter) continue;  // merged into its base weight
     std::string name;
     if (!hf_to_gguf_name(wt->name, &name)) return unsupported("tensor '" + wt->name + "' has no GGUF name");
     std::vector<uint64_t> dims(wt->shape.rbegin(), wt->shape.rend());

@@ -12,6 +12,7 @@
 #include "pocketllm/client/architectures.h"
 #include "pocketllm/common/json_util.h"
 #include "pocketllm/client/loader.h"
+#include "pocketllm/client/lora.h"
 #include "pocketllm/common/file_util.h"
 
 namespace pocketllm {
@@ -148,7 +149,9 @@ std::string find_llama2c_checkpoint(const std::string& dir) {
   return "";
 }
 
-Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options) {
+namespace {
+
+Result<LoadedModel> load_base_model(const std::string& path, const LoadOptions& options) {
   if (is_dir(path)) {
     if (is_file(path + "/config.json")) return load_hf_directory(path, options);
     if (const std::string bin = find_llama2c_checkpoint(path); !bin.empty()) return load_llama2c(bin, options);
@@ -158,6 +161,17 @@ Result<LoadedModel> load_model(const std::string& path, const LoadOptions& optio
   if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".bin") == 0) return load_llama2c(path, options);
   if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) return load_gguf(path, options);
   return unsupported(path + ": unknown model format (expected a Hugging Face directory, a llama2.c .bin or a .gguf file)");
+}
+
+}  // namespace
+
+Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options) {
+  auto loaded = load_base_model(path, options);
+  if (!loaded || options.adapter_path.empty()) return loaded;
+  auto lora = load_peft_adapter(*loaded->model, options.adapter_path);
+  if (!lora) return lora.status();
+  loaded->adapter = lora.value();
+  return loaded;
 }
 
 }  // namespace pocketllm

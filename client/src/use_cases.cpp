@@ -24,7 +24,10 @@ Result<EvaluateReport> run_evaluate(const EvaluateRequest& r) {
     loaded = std::move(l.value());
     to = run.spec().task;
   } else {
-    auto l = load_model(r.model_path, LoadOptions{"", true});
+    LoadOptions lo;
+    lo.require_tokenizer = true;
+    lo.adapter_path = r.adapter_path;
+    auto l = load_model(r.model_path, lo);
     if (!l) return l.status();
     loaded = std::move(l.value());
   }
@@ -70,7 +73,10 @@ Result<int> export_run(const std::string& run_dir, const std::string& out, int t
   RunDir run;
   auto l = load_run_model(run_dir, &run, &pool);
   if (!l) return l.status();
-  if (format.gguf) {
+  if (format.peft) {
+    if (!run.spec().lora.enabled()) return invalid_argument(run_dir + ": this run trained no adapters; export it with --format hf or gguf");
+    POCKETLLM_RETURN_IF_ERROR(export_peft_adapter(*l->model, run.spec().lora, run.spec().model_path, out));
+  } else if (format.gguf) {
     GgufExportOptions o;
     o.type = format.gguf_type;
     POCKETLLM_RETURN_IF_ERROR(export_gguf(l.value(), out, o));

@@ -9,11 +9,11 @@ namespace pocketllm::cli {
 
 int cmd_eval(const std::vector<std::string>& argv) {
   static const char* kHelp =
-      "usage: pocketllm eval (--model PATH | --run RUN_DIR) --data FILE [--task lm|classify]\n"
+      "usage: pocketllm eval (--model PATH [--adapter DIR] | --run RUN_DIR) --data FILE [--task lm|classify]\n"
       "                      [--template T] [--labels L] [--max-length N] [--batch-size B] [--threads N]\n"
       "\n"
       "With --run, evaluates the run's current weights and defaults the task options to the run's.\n";
-  Command cmd("pocketllm eval", kHelp, {"model", "run", "data", "task", "template", "labels", "max-length", "batch-size", "threads"});
+  Command cmd("pocketllm eval", kHelp, {"model", "adapter", "run", "data", "task", "template", "labels", "max-length", "batch-size", "threads"});
   return cmd.run(argv, [&](const Args& args) {
     if (args.has("model") == args.has("run")) return cmd.usage("give exactly one of --model and --run");
     if (!args.has("data")) return cmd.usage("--data is required");
@@ -25,6 +25,8 @@ int cmd_eval(const std::vector<std::string>& argv) {
       return cmd.usage("--threads, --batch-size or --max-length out of range");
     EvaluateRequest req;
     req.model_path = args.get("model");
+    req.adapter_path = args.get("adapter");
+    if (!req.adapter_path.empty() && req.model_path.empty()) return cmd.usage("--adapter goes with --model");
     req.run_dir = args.get("run");
     req.data_path = args.get("data");
     if (args.has("task")) req.task = args.get("task");
@@ -47,12 +49,14 @@ int cmd_eval(const std::vector<std::string>& argv) {
 
 int cmd_export(const std::vector<std::string>& argv) {
   static const char* kHelp =
-      "usage: pocketllm export --run RUN_DIR --out PATH [--format hf|gguf] [--type f32|f16|bf16|q8_0|q4_0]\n"
+      "usage: pocketllm export --run RUN_DIR --out PATH [--format hf|gguf|peft] [--type f32|f16|bf16|q8_0|q4_0]\n"
       "\n"
       "Writes the run's fine-tuned model (merged weights). --format hf (default): a Hugging Face directory\n"
       "(model.safetensors, config.json, tokenizer files) that pocketllm and Hugging Face tools load.\n"
       "--format gguf: one GGUF file for llama.cpp and pocketllm, 2-D weights as --type (default f32;\n"
-      "llama-family models with a SentencePiece vocabulary; docs/gguf.md).\n";
+      "llama-family models; docs/gguf.md). Adapters (runs with --lora-rank) are merged into their weights.\n"
+      "--format peft: the run's LoRA adapters alone as a Hugging Face PEFT directory (adapter_config.json,\n"
+      "adapter_model.safetensors), for runs that trained adapters only; load it with --adapter DIR.\n";
   Command cmd("pocketllm export", kHelp, {"run", "out", "threads", "format", "type"});
   return cmd.run(argv, [&](const Args& args) {
     if (!args.has("run") || !args.has("out")) return cmd.usage("--run and --out are required");
@@ -60,8 +64,9 @@ int cmd_export(const std::vector<std::string>& argv) {
     if (!threads || threads.value() > 1024) return cmd.usage("--threads must be an integer from 0 to 1024");
     ExportFormat format;
     const std::string f = args.has("format") ? args.get("format") : "hf";
-    if (f != "hf" && f != "gguf") return cmd.usage("--format must be hf or gguf");
+    if (f != "hf" && f != "gguf" && f != "peft") return cmd.usage("--format must be hf, gguf or peft");
     format.gguf = f == "gguf";
+    format.peft = f == "peft";
     if (args.has("type") && (!format.gguf || !parse_gguf_type(args.get("type"), &format.gguf_type)))
       return cmd.usage("--type needs --format gguf and is one of f32, f16, bf16, q8_0, q4_0");
     auto step = export_run(args.get("run"), args.get("out"), static_cast<int>(threads.value()), format);

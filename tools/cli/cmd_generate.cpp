@@ -21,12 +21,13 @@ constexpr const char* kHelp =
     "  --greedy          always the most likely token (default unless --temperature is given)\n"
     "  --temperature T   sample with temperature T > 0; --top-k K and --top-p P restrict the candidates\n"
     "  --seed S          sampling seed (default 0)\n"
-    "  --ids             also print the token ids on stderr\n";
+    "  --ids             also print the token ids on stderr\n"
+    "  --adapter DIR     apply a PEFT LoRA adapter directory (pocketllm export --format peft) to the model\n";
 
 }  // namespace
 
 int cmd_generate(const std::vector<std::string>& argv) {
-  Command cmd("pocketllm generate", kHelp, {"model", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed", "tokenizer", "threads"}, {"greedy", "ids"});
+  Command cmd("pocketllm generate", kHelp, {"model", "adapter", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed", "tokenizer", "threads"}, {"greedy", "ids"});
   return cmd.run(argv, [&](const Args& args) {
     auto fail = [](const std::string& m, int code) {
       std::fprintf(stderr, "pocketllm generate: %s\n", m.c_str());
@@ -57,6 +58,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
     LoadOptions lo;
     lo.tokenizer_path = args.get("tokenizer");
     lo.require_tokenizer = true;
+    lo.adapter_path = args.get("adapter");
     auto loaded = load_model(args.get("model"), lo);
     if (!loaded) return fail(loaded.status().message(), 1);
     Tokenizer& tok = *loaded->tokenizer;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "pocketllm/client/lora.h"
 #include "pocketllm/client/model.h"
 #include "pocketllm/client/tokenizer.h"
 
@@ -15,6 +16,7 @@ namespace pocketllm {
 struct LoadOptions {
   std::string tokenizer_path;  // override; default: found beside the model
   bool require_tokenizer = false;
+  std::string adapter_path;  // a PEFT LoRA adapter directory applied on top of the model (lora.h)
 };
 
 struct LoadedModel {
@@ -24,6 +26,7 @@ struct LoadedModel {
   std::string path;
   std::string name;                      // GGUF general.name; else the file or folder name
   std::string tokenizer_path;            // the file the tokenizer was read from
+  LoraConfig adapter;                    // the adapter loaded with LoadOptions::adapter_path (rank 0: none)
 };
 
 // Writes `model` as a Hugging Face directory: model.safetensors (trainable tensors as F32, others in

@@ -70,3 +70,20 @@ class LanguageModel;
 Result<size_t> select_trainable(LanguageModel& model, const std::string& trainable, const LoraConfig& lora);
 
 }  // namespace pocketllm
+
+// ---- Hugging Face PEFT adapter directories (docs/training.md §"Adapters") ------------------------------
+namespace pocketllm {
+
+// Writes adapter_config.json (peft_type LORA, r, lora_alpha, target_modules, fan_in_fan_out for GPT-2's
+// Conv1D, bias "none") and adapter_model.safetensors (every lora_A/lora_B tensor, F32, under the names
+// PEFT saves) into `out_dir`. Refused when tensors other than adapters are trainable too (PEFT's LoRA
+// format cannot hold them: export the merged model instead) or when the model has no adapters.
+Status export_peft_adapter(const LanguageModel& model, const LoraConfig& lora, const std::string& base_model_name,
+                           const std::string& out_dir);
+
+// Reads a PEFT LoRA adapter directory onto `model`: the config (LORA, no bias, no DoRA/rsLoRA, no per-layer
+// rank/alpha patterns, target_modules a list or "all-linear"), then every A/B tensor, whose names and
+// shapes must be exactly the adapters this config adds to this model. Returns the config read.
+Result<LoraConfig> load_peft_adapter(LanguageModel& model, const std::string& dir);
+
+}  // namespace pocketllm

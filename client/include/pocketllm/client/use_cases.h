@@ -15,6 +15,7 @@ namespace pocketllm {
 
 struct EvaluateRequest {
   std::string model_path;  // exactly one of model_path and run_dir
+  std::string adapter_path;  // with model_path: a PEFT LoRA adapter directory applied to it
   std::string run_dir;     // the run's current weights; task options default to the run's
   std::string data_path;
   std::optional<std::string> task, prompt_template, labels;  // overrides
@@ -36,13 +37,14 @@ Result<EvaluateReport> evaluate_model(ThreadPool* pool, const LoadedModel& model
 // How a model is written: a Hugging Face directory, or one GGUF file with 2-D weights as `gguf_type`.
 struct ExportFormat {
   bool gguf = false;
+  bool peft = false;  // the run's adapters alone, as a PEFT LoRA directory (runs trained with adapters only)
   DType gguf_type = DType::kF32;
 };
 // "f32", "f16", "bf16", "q8_0", "q4_0" (any case) -> the GGUF weight type; false for anything else.
 bool parse_gguf_type(const std::string& name, DType* out);
 
-// Writes a run's fine-tuned model (merged weights) as a Hugging Face directory or a GGUF file; returns
-// the run's next step.
+// Writes a run's fine-tuned model (merged weights, adapters folded in) as a Hugging Face directory or a
+// GGUF file, or its adapters as a PEFT directory; returns the run's next step.
 Result<int> export_run(const std::string& run_dir, const std::string& out, int threads = 0, const ExportFormat& format = {});
 
 // Converts a model file (llama2.c .bin, Hugging Face directory or GGUF) to GGUF with `type` weights.
