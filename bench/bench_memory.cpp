@@ -3,6 +3,7 @@
 //
 //   bench_memory write --arch opt-1.3b|roberta-large|gpt2|opt-125m --dtype f32|bf16 --out DIR
 //   bench_memory run --model DIR|FILE.gguf --mode infer|train --batch B --seq T [--threads N] [--trainable PATTERNS]
+//                    [--lora-rank R [--lora-targets q_proj,v_proj]]   (train: LoRA adapters instead of PATTERNS)
 // `run` prints one JSON line with the forward/step time and ru_maxrss; run each mode as its own process.
 #include <sys/resource.h>
 
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pocketllm/client/loader.h"
+#include "pocketllm/client/lora.h"
 #include "pocketllm/client/trainer.h"
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/update_log.h"
@@ -161,7 +163,7 @@ int write_model(const std::string& arch, const std::string& dtype, const std::st
   return 0;
 }
 
-int run(const std::string& dir, const std::string& mode, int batch, int seq, int threads, const std::string& trainable) {
+int run(const std::string& dir, const std::string& mode, int batch, int seq, int threads, const std::string& trainable, const LoraConfig& lora) {
   auto loaded = load_model(dir);
   if (!loaded) {
     std::fprintf(stderr, "%s\n", loaded.status().to_string().c_str());
@@ -194,7 +196,11 @@ int run(const std::string& dir, const std::string& mode, int batch, int seq, int
     loss(Perturbation{});
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   } else {
-    if (!m.weights().make_trainable(NamePatterns(trainable))) return 1;
+    auto selected = select_trainable(m, lora.enabled() && trainable == "*" ? "none" : trainable, lora);
+    if (!selected) {
+      std::fprintf(stderr, "%s\n", selected.status().to_string().c_str());
+      return 1;
+    }
     if (std::getenv("POCKETLLM_BENCH_DEBUG")) {
       std::ifstream statm("/proc/self/statm");
       long size = 0, resident = 0;
@@ -220,9 +226,10 @@ int run(const std::string& dir, const std::string& mode, int batch, int seq, int
       if (line.rfind("Rss:", 0) == 0 && std::atol(line.c_str() + 4) > 4096) std::fprintf(stderr, "%s | %s\n", head.c_str(), line.c_str());
     }
   }
-  std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"trainable\":\"%s\",\"batch\":%d,\"seq\":%d,\"threads\":%d,\"params\":%zu,"
+  const std::string what = mode != "train" ? "" : lora.enabled() ? "lora r" + std::to_string(lora.rank) + " " + lora.targets : trainable;
+  std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"trainable\":\"%s\",\"trainable_params\":%zu,\"batch\":%d,\"seq\":%d,\"threads\":%d,\"params\":%zu,"
               "\"weight_bytes\":%zu,\"seconds\":%.2f,\"rss_after_load_kib\":%ld,\"peak_rss_kib\":%ld}\n",
-              dir.c_str(), mode.c_str(), mode == "train" ? trainable.c_str() : "", batch, seq, threads, m.weights().total_numel(), m.weights().storage_bytes(),
+              dir.c_str(), mode.c_str(), what.c_str(), m.weights().trainable_numel(), batch, seq, threads, m.weights().total_numel(), m.weights().storage_bytes(),
               seconds, rss_loaded, peak_rss_kib());
   return 0;
 }
@@ -236,6 +243,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   std::string arch, dtype = "f32", out, model, mode = "infer", trainable = "*";
+  LoraConfig lora;
   int batch = 16, seq = 128, threads = 2;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
@@ -245,11 +253,13 @@ int main(int argc, char** argv) {
     else if (a == "--model") model = v;
     else if (a == "--mode") mode = v;
     else if (a == "--trainable") trainable = v;
+    else if (a == "--lora-rank") lora.rank = std::atoi(v.c_str());
+    else if (a == "--lora-targets") lora.targets = v;
     else if (a == "--batch") batch = std::atoi(v.c_str());
     else if (a == "--seq") seq = std::atoi(v.c_str());
     else if (a == "--threads") threads = std::atoi(v.c_str());
   }
   if (cmd == "write") return write_model(arch, dtype, out);
-  if (cmd == "run") return run(model, mode, batch, seq, threads, trainable);
+  if (cmd == "run") return run(model, mode, batch, seq, threads, trainable, lora);
   return 2;
 }

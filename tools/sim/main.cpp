@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "pocketllm/cli/command.h"
+#include "pocketllm/client/lora.h"
 #include "pocketllm/common/file_util.h"
 #include "pocketllm/common/update_log.h"
 #include "pocketllm/sim/simulation.h"
@@ -30,6 +31,9 @@ constexpr const char* kHelp =
     "  --tau K (8)  --batch-size B (8)  --lr LR (1e-4)  --eps EPS (1e-3)  --trainable P (*)\n"
     "  --strategy weighted_mean|median|trimmed_mean (weighted_mean)  --clip C (0: automatic)  --task-id ID\n"
     "  --min-submissions N (1)     the task's minimum per round (the server's default is 3)\n"
+    "  --lora-rank R               devices train LoRA adapters of rank R (the task's device settings carry\n"
+    "                              the adapter: --lora-alpha A, --lora-targets T (q_proj,v_proj), --lora-init-seed S);\n"
+    "                              --trainable then defaults to none\n"
     "robustness:\n"
     "  --byzantine F (0)           fraction of devices (drawn from --seed) that attack\n"
     "  --attack A                  flt_max | sign_flip | random | inner_product\n"
@@ -80,7 +84,8 @@ int main(int argc, char** argv) {
                    {"model", "data", "eval-data", "devices", "rounds", "mode", "server", "ca", "admin-token-file", "participation",
                     "dropout", "straggler", "partition", "seed", "task", "template", "labels", "preset", "max-length", "tau",
                     "batch-size", "lr", "eps", "trainable", "strategy", "clip", "task-id", "out", "sample", "threads", "save-shared", "min-submissions", "byzantine", "attack",
-                    "dp", "clip-norm", "noise-multiplier", "sampling-rate", "target-epsilon", "delta"});
+                    "dp", "clip-norm", "noise-multiplier", "sampling-rate", "target-epsilon", "delta",
+                    "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed"});
   return cmd.run(std::vector<std::string>(argv + 1, argv + argc), [&](const cli::Args& args) {
     if (!args.has("model") || !args.has("data")) return cmd.usage("--model and --data are required");
     sim::SimOptions o;
@@ -104,7 +109,22 @@ int main(int argc, char** argv) {
     o.device["task"] = args.get("task", "lm");
     for (const char* k : {"template", "labels", "preset"})
       if (args.has(k)) o.device[k] = args.get(k);
-    o.trainable = args.get("trainable", "*");
+    auto lora_rank = args.get_u64("lora-rank", 0);
+    if (!lora_rank || lora_rank.value() > 1024) return cmd.usage("--lora-rank must be 1..1024");
+    if (lora_rank.value() > 0) {
+      LoraConfig lora;
+      lora.rank = static_cast<int>(lora_rank.value());
+      auto alpha = args.get_double("lora-alpha", 0);
+      if (!alpha || !(alpha.value() >= 0) || alpha.value() > 1e6) return cmd.usage("--lora-alpha must be in [0, 1e6]");
+      lora.alpha = static_cast<float>(alpha.value());
+      lora.targets = args.get("lora-targets", lora.targets);
+      if (!parse_seed_text(args.get("lora-init-seed", "0"), &lora.init_seed)) return cmd.usage("--lora-init-seed must be 0x<hex> or decimal");
+      if (Status st = lora.validate(); !st) return cmd.usage(st.message());
+      o.device["adapter"] = lora.to_json();
+    } else if (args.has("lora-alpha") || args.has("lora-targets") || args.has("lora-init-seed")) {
+      return cmd.usage("--lora-alpha/--lora-targets/--lora-init-seed need --lora-rank");
+    }
+    o.trainable = args.get("trainable", lora_rank.value() > 0 ? "none" : "*");
     o.strategy = args.get("strategy", "weighted_mean");
     o.task_id = args.get("task-id");
     auto min_subs = args.get_u64("min-submissions", 1);
