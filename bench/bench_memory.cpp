@@ -4,6 +4,7 @@
 //   bench_memory write --arch opt-1.3b|roberta-large|gpt2|opt-125m --dtype f32|bf16 --out DIR
 //   bench_memory run --model DIR|FILE.gguf --mode infer|train --batch B --seq T [--threads N] [--trainable PATTERNS]
 //                    [--lora-rank R [--lora-targets q_proj,v_proj]]   (train: LoRA adapters instead of PATTERNS)
+//                    [--quantize q8_0|q4_0]   (frozen matrices quantized in memory at load)
 // `run` prints one JSON line with the forward/step time and ru_maxrss; run each mode as its own process.
 #include <sys/resource.h>
 
@@ -163,8 +164,11 @@ int write_model(const std::string& arch, const std::string& dtype, const std::st
   return 0;
 }
 
-int run(const std::string& dir, const std::string& mode, int batch, int seq, int threads, const std::string& trainable, const LoraConfig& lora) {
-  auto loaded = load_model(dir);
+int run(const std::string& dir, const std::string& mode, int batch, int seq, int threads, const std::string& trainable, const LoraConfig& lora,
+        DType quantize) {
+  LoadOptions lo;
+  lo.quantize = quantize;
+  auto loaded = load_model(dir, lo);
   if (!loaded) {
     std::fprintf(stderr, "%s\n", loaded.status().to_string().c_str());
     return 1;
@@ -227,9 +231,9 @@ int run(const std::string& dir, const std::string& mode, int batch, int seq, int
     }
   }
   const std::string what = mode != "train" ? "" : lora.enabled() ? "lora r" + std::to_string(lora.rank) + " " + lora.targets : trainable;
-  std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"trainable\":\"%s\",\"trainable_params\":%zu,\"batch\":%d,\"seq\":%d,\"threads\":%d,\"params\":%zu,"
+  std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"trainable\":\"%s\",\"trainable_params\":%zu,\"quantize\":\"%s\",\"batch\":%d,\"seq\":%d,\"threads\":%d,\"params\":%zu,"
               "\"weight_bytes\":%zu,\"seconds\":%.2f,\"rss_after_load_kib\":%ld,\"peak_rss_kib\":%ld}\n",
-              dir.c_str(), mode.c_str(), what.c_str(), m.weights().trainable_numel(), batch, seq, threads, m.weights().total_numel(), m.weights().storage_bytes(),
+              dir.c_str(), mode.c_str(), what.c_str(), m.weights().trainable_numel(), quantize == DType::kF32 ? "" : dtype_name(quantize), batch, seq, threads, m.weights().total_numel(), m.weights().storage_bytes(),
               seconds, rss_loaded, peak_rss_kib());
   return 0;
 }
@@ -244,6 +248,7 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   std::string arch, dtype = "f32", out, model, mode = "infer", trainable = "*";
   LoraConfig lora;
+  DType quantize = DType::kF32;
   int batch = 16, seq = 128, threads = 2;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
@@ -255,11 +260,12 @@ int main(int argc, char** argv) {
     else if (a == "--trainable") trainable = v;
     else if (a == "--lora-rank") lora.rank = std::atoi(v.c_str());
     else if (a == "--lora-targets") lora.targets = v;
+    else if (a == "--quantize") quantize = v == "q8_0" ? DType::kQ8_0 : v == "q4_0" ? DType::kQ4_0 : DType::kF32;
     else if (a == "--batch") batch = std::atoi(v.c_str());
     else if (a == "--seq") seq = std::atoi(v.c_str());
     else if (a == "--threads") threads = std::atoi(v.c_str());
   }
   if (cmd == "write") return write_model(arch, dtype, out);
-  if (cmd == "run") return run(model, mode, batch, seq, threads, trainable, lora);
+  if (cmd == "run") return run(model, mode, batch, seq, threads, trainable, lora, quantize);
   return 2;
 }

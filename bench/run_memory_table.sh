@@ -7,7 +7,8 @@
 # GGUF rows: a Llama-3.2-1B-shaped model (random weights) as Q4_0 and Q8_0 GGUF (bench_model --write-gguf),
 # inference and a ZO step on the norms, batch 8 x 128.
 # LoRA rows (--lora, and in the full table): LoRA r = 8 on the attention's query and value projections
-# over a frozen BF16 OPT-1.3B / RoBERTa-large and over the Q8_0/Q4_0 Llama-1B shape: inference, then one ZO
+# over a frozen OPT-1.3B / RoBERTa-large (BF16 as stored, and quantized to Q8_0/Q4_0 in memory at load)
+# and over the Q8_0/Q4_0 GGUF Llama-1B shape: inference, then one ZO
 # step on the adapters (two perturbed forwards + the update), each in its own process.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -48,6 +49,11 @@ if [ "${1:-}" != "--quick" ] && [ "${1:-}" != "--gguf" ]; then
     "$bin" run --model "$dir" --mode infer --batch "$batch" --seq "$seq" --threads "$threads" | tee -a "$work/results.jsonl"
     "$bin" run --model "$dir" --mode train --lora-rank 8 --lora-targets "$targets" --batch "$batch" --seq "$seq" \
       --threads "$threads" | tee -a "$work/results.jsonl"
+    for q in q8_0 q4_0; do  # the same checkpoint held 8- or 4-bit (quantized in memory at load)
+      "$bin" run --model "$dir" --quantize "$q" --mode infer --batch "$batch" --seq "$seq" --threads "$threads" | tee -a "$work/results.jsonl"
+      "$bin" run --model "$dir" --quantize "$q" --mode train --lora-rank 8 --lora-targets "$targets" --batch "$batch" --seq "$seq" \
+        --threads "$threads" | tee -a "$work/results.jsonl"
+    done
   done
   for t in q4_0 q8_0; do
     f="$work/llama-3.2-1b-shape-$t.gguf"

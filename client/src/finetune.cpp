@@ -40,6 +40,7 @@ Status prepare_base(LoadedModel& loaded, RunSpec* spec, std::string id) {
 Result<LoadedModel> load_base(RunSpec* spec) {
   LoadOptions lo;
   lo.require_tokenizer = true;
+  lo.quantize = spec->quantize;
   auto loaded = load_model(spec->model_path, lo);
   if (!loaded) return loaded.status();
   POCKETLLM_RETURN_IF_ERROR(prepare_base(loaded.value(), spec, ""));

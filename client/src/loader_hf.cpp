@@ -167,7 +167,12 @@ Result<LoadedModel> load_base_model(const std::string& path, const LoadOptions& 
 
 Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options) {
   auto loaded = load_base_model(path, options);
-  if (!loaded || options.adapter_path.empty()) return loaded;
+  if (!loaded) return loaded;
+  if (options.quantize != DType::kF32) {
+    auto q = quantize_frozen_weights(*loaded->model, options.quantize);
+    if (!q) return q.status();
+  }
+  if (options.adapter_path.empty()) return loaded;
   auto lora = load_peft_adapter(*loaded->model, options.adapter_path);
   if (!lora) return lora.status();
   loaded->adapter = lora.value();

@@ -104,6 +104,7 @@ json RunSpec::to_json() const {
               {"snapshot_every", snapshot_every},
               {"fsync_every", fsync_every}};
   if (lora.enabled()) j["adapter"] = lora.to_json();
+  if (quantize != DType::kF32) j["model"]["quantize"] = dtype_name(quantize);
   return j;
 }
 
@@ -118,6 +119,12 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
     s.model_path = j.at("model").at("path");
     s.model_id = j.at("model").at("id");
     s.model_format = j.at("model").value("format", "");
+    if (j.at("model").contains("quantize")) {
+      const std::string q = j.at("model").at("quantize").get<std::string>();
+      if (q == "Q8_0") s.quantize = DType::kQ8_0;
+      else if (q == "Q4_0") s.quantize = DType::kQ4_0;
+      else return corrupt(where + ": model.quantize must be Q8_0 or Q4_0");
+    }
     s.trainable = j.at("trainable");
     if (j.contains("adapter")) {
       auto lora = LoraConfig::from_json(j["adapter"], where);

@@ -27,6 +27,7 @@ Result<EvaluateReport> run_evaluate(const EvaluateRequest& r) {
     LoadOptions lo;
     lo.require_tokenizer = true;
     lo.adapter_path = r.adapter_path;
+    lo.quantize = r.quantize;
     auto l = load_model(r.model_path, lo);
     if (!l) return l.status();
     loaded = std::move(l.value());

@@ -9,11 +9,12 @@ namespace pocketllm::cli {
 
 int cmd_eval(const std::vector<std::string>& argv) {
   static const char* kHelp =
-      "usage: pocketllm eval (--model PATH [--adapter DIR] | --run RUN_DIR) --data FILE [--task lm|classify]\n"
+      "usage: pocketllm eval (--model PATH [--adapter DIR] [--quantize q8_0|q4_0] | --run RUN_DIR) --data FILE\n"
+      "                      [--task lm|classify]\n"
       "                      [--template T] [--labels L] [--max-length N] [--batch-size B] [--threads N]\n"
       "\n"
       "With --run, evaluates the run's current weights and defaults the task options to the run's.\n";
-  Command cmd("pocketllm eval", kHelp, {"model", "adapter", "run", "data", "task", "template", "labels", "max-length", "batch-size", "threads"});
+  Command cmd("pocketllm eval", kHelp, {"model", "adapter", "quantize", "run", "data", "task", "template", "labels", "max-length", "batch-size", "threads"});
   return cmd.run(argv, [&](const Args& args) {
     if (args.has("model") == args.has("run")) return cmd.usage("give exactly one of --model and --run");
     if (!args.has("data")) return cmd.usage("--data is required");
@@ -27,6 +28,9 @@ int cmd_eval(const std::vector<std::string>& argv) {
     req.model_path = args.get("model");
     req.adapter_path = args.get("adapter");
     if (!req.adapter_path.empty() && req.model_path.empty()) return cmd.usage("--adapter goes with --model");
+    if (args.has("quantize") && (req.model_path.empty() || !parse_gguf_type(args.get("quantize"), &req.quantize) ||
+                                 (req.quantize != DType::kQ8_0 && req.quantize != DType::kQ4_0)))
+      return cmd.usage("--quantize goes with --model and is q8_0 or q4_0");
     req.run_dir = args.get("run");
     req.data_path = args.get("data");
     if (args.has("task")) req.task = args.get("task");

@@ -9,6 +9,7 @@
 #include "pocketllm/cli/command.h"
 #include "commands.h"
 #include "pocketllm/client/finetune.h"
+#include "pocketllm/client/use_cases.h"
 
 namespace pocketllm::cli {
 namespace {
@@ -47,6 +48,7 @@ constexpr const char* kHelp =
     "  --lora-alpha A       adapter output scale alpha / r (default: alpha = r)\n"
     "  --lora-targets T     module names, e.g. q_proj,v_proj (default) or all-linear\n"
     "  --lora-init-seed S   seed of the adapters' initial A (B starts at zero; default 0)\n"
+    "  --quantize q8_0|q4_0 hold the frozen matrices 8- or 4-bit in memory (quantized at load; any checkpoint)\n"
     "  --seed S  --data-seed S   direction and data-order seeds (default 0)\n"
     "run:\n"
     "  --snapshot-every N   write trainable tensors every N steps (default 100)\n"
@@ -70,7 +72,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
   Command cmd("pocketllm finetune", kHelp, {"model", "data", "task", "out", "template", "labels", "k-shot", "max-length", "overlong", "eval-data",
              "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
              "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every",
-             "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed"}, {"resume", "pack", "balanced"});
+             "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize"}, {"resume", "pack", "balanced"});
   return cmd.run(argv, [&](const Args& args) {
     auto usage = [](const std::string& m) {
       std::fprintf(stderr, "pocketllm finetune: %s (see --help)\n", m.c_str());
@@ -134,6 +136,10 @@ int cmd_finetune(const std::vector<std::string>& argv) {
       return usage("--lora-alpha/--lora-targets/--lora-init-seed need --lora-rank");
     }
     spec.trainable = args.get("trainable", spec.lora.enabled() ? "none" : "*");
+    if (args.has("quantize")) {
+      if (!parse_gguf_type(args.get("quantize"), &spec.quantize) || (spec.quantize != DType::kQ8_0 && spec.quantize != DType::kQ4_0))
+        return usage("--quantize must be q8_0 or q4_0");
+    }
     spec.k_shot = static_cast<int>(k_shot);
     spec.snapshot_every = static_cast<int>(snap);
     spec.fsync_every = static_cast<int>(fsync_every);

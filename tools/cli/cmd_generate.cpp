@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "pocketllm/client/generate.h"
 #include "pocketllm/client/loader.h"
+#include "pocketllm/client/use_cases.h"
 
 namespace pocketllm::cli {
 namespace {
@@ -22,12 +23,13 @@ constexpr const char* kHelp =
     "  --temperature T   sample with temperature T > 0; --top-k K and --top-p P restrict the candidates\n"
     "  --seed S          sampling seed (default 0)\n"
     "  --ids             also print the token ids on stderr\n"
-    "  --adapter DIR     apply a PEFT LoRA adapter directory (pocketllm export --format peft) to the model\n";
+    "  --adapter DIR     apply a PEFT LoRA adapter directory (pocketllm export --format peft) to the model\n"
+    "  --quantize q8_0|q4_0  hold the model's matrices 8- or 4-bit in memory (quantized at load)\n";
 
 }  // namespace
 
 int cmd_generate(const std::vector<std::string>& argv) {
-  Command cmd("pocketllm generate", kHelp, {"model", "adapter", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed", "tokenizer", "threads"}, {"greedy", "ids"});
+  Command cmd("pocketllm generate", kHelp, {"model", "adapter", "quantize", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed", "tokenizer", "threads"}, {"greedy", "ids"});
   return cmd.run(argv, [&](const Args& args) {
     auto fail = [](const std::string& m, int code) {
       std::fprintf(stderr, "pocketllm generate: %s\n", m.c_str());
@@ -59,6 +61,8 @@ int cmd_generate(const std::vector<std::string>& argv) {
     lo.tokenizer_path = args.get("tokenizer");
     lo.require_tokenizer = true;
     lo.adapter_path = args.get("adapter");
+    if (args.has("quantize") && (!parse_gguf_type(args.get("quantize"), &lo.quantize) || (lo.quantize != DType::kQ8_0 && lo.quantize != DType::kQ4_0)))
+      return fail("--quantize must be q8_0 or q4_0", 2);
     auto loaded = load_model(args.get("model"), lo);
     if (!loaded) return fail(loaded.status().message(), 1);
     Tokenizer& tok = *loaded->tokenizer;

@@ -17,6 +17,10 @@ struct LoadOptions {
   std::string tokenizer_path;  // override; default: found beside the model
   bool require_tokenizer = false;
   std::string adapter_path;  // a PEFT LoRA adapter directory applied on top of the model (lora.h)
+  // kF32: as stored. kQ8_0 / kQ4_0: every matrix whose rows are whole 32-element blocks is quantized in
+  // memory at load (ggml's reference quantizers), its source pages released: an 8- or 4-bit model from
+  // any F32/F16/BF16 checkpoint, for architectures GGUF does not carry (OPT, GPT-2, RoBERTa).
+  DType quantize = DType::kF32;
 };
 
 struct LoadedModel {
@@ -43,6 +47,9 @@ struct GgufExportOptions {
 Status export_gguf(const LoadedModel& model, const std::string& out_path, const GgufExportOptions& options = {});
 
 Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options = {});
+// The in-memory quantization of LoadOptions::quantize (frozen, not yet quantized 2-D weights whose rows
+// are whole blocks; GPT-2's Conv1D matrices excepted). Returns the number quantized.
+Result<size_t> quantize_frozen_weights(LanguageModel& model, DType to);
 // The llama2.c checkpoint of a model folder without config.json, or "" when it holds none.
 std::string find_llama2c_checkpoint(const std::string& dir);
 

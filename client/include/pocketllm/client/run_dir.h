@@ -25,6 +25,7 @@ struct RunSpec {
   std::string model_path, model_id, model_format;
   std::string trainable = "*";
   LoraConfig lora;  // adapters trained beside (or instead of) the tensors `trainable` selects
+  DType quantize = DType::kF32;  // frozen matrices quantized in memory at load (LoadOptions::quantize)
   TrainOptions train;
   TaskOptions task;
   std::string data_path, data_sha256;

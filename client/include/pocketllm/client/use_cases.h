@@ -16,6 +16,7 @@ namespace pocketllm {
 struct EvaluateRequest {
   std::string model_path;  // exactly one of model_path and run_dir
   std::string adapter_path;  // with model_path: a PEFT LoRA adapter directory applied to it
+  DType quantize = DType::kF32;  // with model_path: LoadOptions::quantize
   std::string run_dir;     // the run's current weights; task options default to the run's
   std::string data_path;
   std::optional<std::string> task, prompt_template, labels;  // overrides

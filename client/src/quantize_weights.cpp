@@ -1,0 +1,60 @@
+// In-memory block quantization of a loaded model's frozen matrices (LoadOptions::quantize).
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "pocketllm/client/loader.h"
+#include "pocketllm/common/quant.h"
+
+namespace pocketllm {
+namespace {
+
+// Drops the whole pages of [p, p + n) from memory (a mapped file's pages are read again if touched).
+void release_pages(const void* p, uint64_t n) {
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
+}  // namespace
+
+Result<size_t> quantize_frozen_weights(LanguageModel& model, DType to) {
+  WeightStore* ws = &model.weights();
+  // GPT-2's Conv1D matrices are stored [in, out] and read in column tiles that need not start on a block:
+  // they stay in their stored type (its embeddings are quantized).
+  const bool conv1d = model.config().arch == Architecture::kGpt2;
+  if (to != DType::kQ8_0 && to != DType::kQ4_0) return invalid_argument(std::string("cannot quantize weights to ") + dtype_name(to) + " (q8_0 or q4_0)");
+  const size_t block = dtype_block_size(to);
+  size_t count = 0;
+  std::vector<float> row;
+  for (const auto& w : ws->all()) {
+    if (w->trainable || w->adapter || w->shape.size() != 2 || dtype_is_quantized(w->dtype) || w->cols() % block != 0) continue;
+    if (conv1d && w->name.rfind("transformer.h.", 0) == 0) continue;
+    const size_t rows = w->rows(), cols = w->cols();
+    const uint64_t row_bytes = dtype_bytes(to, cols);
+    auto* dst = static_cast<uint8_t*>(std::malloc(static_cast<size_t>(row_bytes * rows)));
+    if (dst == nullptr) return out_of_range("cannot allocate " + std::to_string(row_bytes * rows) + " bytes to quantize '" + w->name + "'");
+    std::shared_ptr<void> owner(dst, [](void* p) { std::free(p); });
+    row.resize(cols);
+    const auto* src = static_cast<const uint8_t*>(w->data);
+    const uint64_t src_row = dtype_bytes(w->dtype, cols);
+    for (size_t r = 0; r < rows; ++r) {
+      convert_to_f32(w->dtype, src + r * src_row, cols, row.data());
+      if (!quantize_checked(to, row.data(), cols, dst + r * row_bytes))
+        return corrupt("tensor '" + w->name + "' holds a non-finite value; cannot quantize it");
+    }
+    if (!w->writable) release_pages(src, src_row * rows);  // a mapped file's pages: the quantized copy replaces them
+    w->data = dst;
+    w->dtype = to;
+    w->writable = false;
+    ws->keep(std::move(owner));
+    ++count;
+  }
+  return count;
+}
+
+}  // namespace pocketllm
