@@ -11,6 +11,7 @@
 #include "pocketllm/federation/device_model.h"
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/name_pattern.h"
+#include "pocketllm/client/lora.h"
 #include "test_paths.h"
 #include "service_fixture.h"
 
@@ -281,4 +282,56 @@ TEST_CASE("federation: personal adaptation is kept on top of each newer shared b
   Device again = w.device("personal", "me");
   CHECK(again.fed->personal_log().size() == 4);
   CHECK(weights_of(*again.model.loaded.model) == personal_bytes);
+}
+
+TEST_CASE("federation: a task with an adapter trains kilobytes of LoRA on every device and serves them as snapshots", "[federation][lora]") {
+  World w;
+  // The task's device settings name the adapter; the trainable set is the adapter alone.
+  LoraConfig lora;
+  lora.rank = 2;
+  lora.targets = "q_proj,v_proj";
+  lora.init_seed = 0x1234;
+  // base_weights: the adapters at their seeded start, as `pocketllm base-weights` writes them.
+  auto base = load_model(kModel);
+  REQUIRE(base.is_ok());
+  REQUIRE(select_trainable(*base->model, "none", lora).is_ok());
+  std::vector<TensorToWrite> tw;
+  size_t adapter_numel = 0;
+  for (const Weight* t : base->model->weights().trainable()) {
+    CHECK(is_lora_tensor_name(t->name));
+    tw.push_back({t->name, DType::kF32, t->shape, t->data});
+    adapter_numel += t->numel();
+  }
+  const std::string weights = w.server.dir + "/adapters.safetensors";
+  REQUIRE(write_safetensors(weights, tw).is_ok());
+  const std::string body = R"({"id":"lora","base_model_id":")" + w.model_id +
+                           R"(","trainable":"none","tau":3,"batch_size":4,"lr":0.01,"round_seconds":3600,"min_submissions":1,)"
+                           R"("base_weights":")" + weights + R"(","device":{"task":"lm","max_length":24,"adapter":)" + lora.to_json().dump() + "}}";
+  REQUIRE(w.server.admin("POST", "/v1/admin/tasks", body).status == 201);
+  Device a = w.device("lora", "a"), b = w.device("lora", "b"), late = w.device("lora", "late");
+  CHECK(a.model.loaded.model->weights().trainable_numel() == adapter_numel);
+  CHECK(adapter_numel * 4 < 64 * 1024);  // the trainable state is kilobytes
+  const std::string start = weights_of(*a.model.loaded.model);
+  for (int r = 0; r < 4; ++r) {
+    w.round("lora", {&a, &b});
+    REQUIRE(a.fed->sync().is_ok());
+    REQUIRE(b.fed->sync().is_ok());
+  }
+  CHECK(weights_of(*a.model.loaded.model) == weights_of(*b.model.loaded.model));
+  CHECK(weights_of(*a.model.loaded.model) != start);  // the adapters moved
+  // A device away for the 4 rounds, reopened with a low snapshot threshold, takes the server's snapshot
+  // of the adapters (built from base_weights) instead of the log.
+  CHECK(weights_of(*late.model.loaded.model) == start);
+  FederatedDeviceOptions o;
+  o.task_id = "lora";
+  o.state_dir = late.state_dir;
+  o.snapshot_after = 2;
+  std::vector<size_t> all(late.task->size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  auto fed = FederatedDevice::open(*late.model.loaded.model, late.model.model_id, *late.task, all, *late.client, o, nullptr);
+  REQUIRE(fed.is_ok());
+  const uint64_t down_before = late.client->bytes_received();
+  REQUIRE(fed.value()->sync().is_ok());
+  CHECK(late.client->bytes_received() > down_before);
+  CHECK(weights_of(*late.model.loaded.model) == weights_of(*a.model.loaded.model));
 }

@@ -18,5 +18,6 @@ int cmd_convert(const std::vector<std::string>& args);
 int cmd_gguf(const std::vector<std::string>& args);
 int cmd_federate(const std::vector<std::string>& args);
 int cmd_privacy(const std::vector<std::string>& args);
+int cmd_base_weights(const std::vector<std::string>& args);
 
 }  // namespace pocketllm::cli

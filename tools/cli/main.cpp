@@ -19,7 +19,7 @@ void print_usage(FILE* out) {
                "  perturb   print the perturbation direction z for a seed and tensor (the golden generator)\n"
                "  finetune  zeroth-order fine-tuning on your data into a resumable run directory\n"
                "  eval      loss, perplexity or accuracy of a model or a run on a dataset\n"
-               "  export    write a run's fine-tuned model as a Hugging Face directory or a GGUF file\n"
+               "  export    write a run's fine-tuned model (HF directory or GGUF, merged) or its adapters (PEFT)\n"
                "  convert   convert a model to GGUF (f32, f16, bf16, q8_0, q4_0) for llama.cpp and pocketllm\n"
                "  gguf      validate a GGUF file and print its metadata and tensor table\n"
                "  generate  generate text from a prompt\n"
@@ -27,6 +27,7 @@ void print_usage(FILE* out) {
                "  federate  take part in federated fine-tuning with an aggregation server\n"
                "  replay    apply an update log to the tensors of a safetensors file\n"
                "  privacy   the differential-privacy accountant: epsilon, noise, rounds of a budget\n"
+               "  base-weights  a federated task's trainable tensors (adapters included) at their start, for snapshots\n"
                "  version   print the version and the perturbation spec version\n",
                POCKETLLM_VERSION);
 }
@@ -58,6 +59,7 @@ int main(int argc, char** argv) {
     if (command == "export") return pocketllm::cli::cmd_export(rest);
     if (command == "convert") return pocketllm::cli::cmd_convert(rest);
     if (command == "gguf") return pocketllm::cli::cmd_gguf(rest);
+    if (command == "base-weights") return pocketllm::cli::cmd_base_weights(rest);
     if (command == "federate") return pocketllm::cli::cmd_federate(rest);
     if (command == "privacy") return pocketllm::cli::cmd_privacy(rest);
   } catch (const std::exception& e) {
