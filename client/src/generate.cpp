@@ -63,13 +63,24 @@ int32_t sample_token(const float* logits, int vocab, const GenerateOptions& o, u
   return idx[keep - 1];
 }
 
+void apply_repetition_penalty(float* logits, int vocab, const std::vector<char>& seen, float penalty) {
+  if (penalty == 1.0f) return;
+  for (int i = 0; i < vocab && i < static_cast<int>(seen.size()); ++i)
+    if (seen[static_cast<size_t>(i)]) logits[i] = logits[i] > 0 ? logits[i] / penalty : logits[i] * penalty;
+}
+
 Result<GenerateResult> generate(ThreadPool* pool, LanguageModel& model, const std::vector<int32_t>& prompt,
                                 const GenerateOptions& o, const TokenCallback& on_token) {
   if (prompt.empty()) return invalid_argument("generate: empty prompt (add a BOS token)");
   if (o.max_new_tokens < 0) return invalid_argument("generate: max_new_tokens must be >= 0");
   if (!o.greedy && !(o.temperature > 0.0f)) return invalid_argument("generate: temperature must be > 0");
   if (o.top_p <= 0.0f || o.top_p > 1.0f) return invalid_argument("generate: top_p must be in (0, 1]");
+  if (!(o.repetition_penalty > 0.0f) || o.repetition_penalty > 100.0f)
+    return invalid_argument("generate: repetition_penalty must be in (0, 100]");
   const ModelConfig& c = model.config();
+  std::vector<char> seen(static_cast<size_t>(c.vocab_size), 0);
+  for (int32_t t : prompt)
+    if (t >= 0 && t < c.vocab_size) seen[static_cast<size_t>(t)] = 1;
   const int capacity = static_cast<int>(prompt.size()) + o.max_new_tokens;
   if (capacity > c.max_position_embeddings)
     return out_of_range("generate: " + std::to_string(capacity) + " positions exceed the model's context of " +
@@ -88,8 +99,10 @@ Result<GenerateResult> generate(ThreadPool* pool, LanguageModel& model, const st
     POCKETLLM_RETURN_IF_ERROR(model.forward_hidden(pool, batch, none, &cache, &hidden));
     model.logits(pool, hidden.data(), {batch.seq_len - 1}, none, &logits);
     if (step == 0) result.first_logits = logits;
+    apply_repetition_penalty(logits.data(), c.vocab_size, seen, o.repetition_penalty);
     const int32_t next = sample_token(logits.data(), c.vocab_size, o, &rng);
     result.tokens.push_back(next);
+    if (next >= 0 && next < c.vocab_size) seen[static_cast<size_t>(next)] = 1;
     if (on_token && !on_token(next)) break;
     if (o.stop_at_eos && next == c.eos_token_id) break;
     batch = TokenBatch::from_sequences({{next}});

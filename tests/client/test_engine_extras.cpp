@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
@@ -115,7 +116,7 @@ TEST_CASE("a masked LM classifies at its <mask> token", "[client][task][arch]") 
   REQUIRE(id <= 50);
   j["model"]["merges"] = json::array({json::array({" ", "y"}), json::array({" ", "n"})});
   std::ofstream(dir + "/tokenizer.json") << j.dump();
-  auto loaded = load_model(dir, LoadOptions{"", true});
+  auto loaded = load_model(dir, LoadOptions::with_tokenizer());
   REQUIRE(loaded.is_ok());
   CHECK_FALSE(loaded->model->is_causal());
   auto ds = parse_dataset("a cat\t1\nno dog\t0\n", "tsv", "m.tsv", DatasetOptions{true, true});
@@ -145,4 +146,37 @@ TEST_CASE("a masked LM classifies at its <mask> token", "[client][task][arch]") 
   const double want0 = std::log(std::exp(yes) + std::exp(no)) - yes;  // label 1 = "yes"
   auto one = task.value()->loss(nullptr, *loaded->model, {0}, Perturbation{});
   CHECK(one->sum == Approx(want0).epsilon(1e-5));
+}
+
+TEST_CASE("the repetition penalty divides positive and multiplies negative logits of seen tokens only", "[client][generate]") {
+  std::vector<float> logits = {2.0f, -1.0f, 3.0f, -0.5f, 0.0f};
+  const std::vector<char> seen = {1, 1, 0, 0, 1};
+  apply_repetition_penalty(logits.data(), 5, seen, 1.25f);
+  CHECK(logits[0] == 2.0f / 1.25f);
+  CHECK(logits[1] == -1.0f * 1.25f);
+  CHECK(logits[2] == 3.0f);   // not seen
+  CHECK(logits[3] == -0.5f);  // not seen
+  CHECK(logits[4] == 0.0f);
+  std::vector<float> same = {2.0f, -1.0f};
+  apply_repetition_penalty(same.data(), 2, {1, 1}, 1.0f);
+  CHECK(same == std::vector<float>{2.0f, -1.0f});
+  // In generation: greedy decoding that loops without a penalty avoids repeating with one.
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 41);
+  auto m = load_model(dir, LoadOptions::with_tokenizer());
+  REQUIRE(m.is_ok());
+  GenerateOptions o;
+  o.max_new_tokens = 40;
+  o.stop_at_eos = false;
+  auto plain = generate(nullptr, *m->model, {1, 270}, o);
+  REQUIRE(plain.is_ok());
+  auto distinct = [](const std::vector<int32_t>& t, size_t from) {
+    return std::set<int32_t>(t.begin() + static_cast<std::ptrdiff_t>(from), t.end()).size();
+  };
+  o.repetition_penalty = 100.0f;
+  auto penalised = generate(nullptr, *m->model, {1, 270}, o);
+  REQUIRE(penalised.is_ok());
+  CHECK(distinct(penalised->tokens, 2) > distinct(plain->tokens, 2));
+  o.repetition_penalty = 0.0f;
+  CHECK_FALSE(generate(nullptr, *m->model, {1, 270}, o).is_ok());
 }

@@ -25,7 +25,7 @@ namespace {
 bool have_stories() { return test::path_exists(test::stories260k_dir() + "/stories260K.bin"); }
 
 LoadedModel load_ok(const std::string& path) {
-  auto l = load_model(path, LoadOptions{"", true});
+  auto l = load_model(path, LoadOptions::with_tokenizer());
   INFO(l.status().to_string());
   REQUIRE(l.is_ok());
   return std::move(l.value());
@@ -221,7 +221,7 @@ TEST_CASE("GGUF model files with bad metadata are refused by name", "[client][gg
                           const std::function<bool(const std::string&)>& keep = [](const std::string&) { return true; }) {
     const std::string path = dir + "/" + name + ".gguf";
     rewrite(good, path, meta, keep);
-    auto l = load_model(path, LoadOptions{"", true});
+    auto l = load_model(path, LoadOptions::with_tokenizer());
     INFO(name << ": " << l.status().to_string());
     REQUIRE_FALSE(l.is_ok());
     CHECK(l.status().code() == code);
@@ -331,7 +331,7 @@ TEST_CASE("llama and qwen2 models with a byte-level BPE vocabulary round-trip th
     w->set_string(k, "mystery-pre");
     return true;
   });
-  auto bad = load_model(dir + "/pre.gguf", LoadOptions{"", true});
+  auto bad = load_model(dir + "/pre.gguf", LoadOptions::with_tokenizer());
   REQUIRE_FALSE(bad.is_ok());
   CHECK(bad.status().message().find("mystery-pre") != std::string::npos);
 }
@@ -399,7 +399,7 @@ TEST_CASE("Llama 3 rope scaling travels as rope_freqs.weight and comes back as c
           return Status::ok();
         }).is_ok());
       });
-  auto odd = load_model(dir + "/odd-factors.gguf", LoadOptions{"", true});
+  auto odd = load_model(dir + "/odd-factors.gguf", LoadOptions::with_tokenizer());
   REQUIRE_FALSE(odd.is_ok());
   CHECK(odd.status().code() == StatusCode::kUnsupported);
   CHECK(odd.status().message().find("rope_freqs.weight") != std::string::npos);

@@ -55,7 +55,7 @@ TEST_CASE("stories260K generates the golden greedy continuation", "[client][llam
   ss << in.rdbuf();
   const json golden = json::parse(ss.str())["Once upon a time"];
 
-  auto loaded = load_model(stories_dir(), LoadOptions{"", true});
+  auto loaded = load_model(stories_dir(), LoadOptions::with_tokenizer());
   REQUIRE(loaded.is_ok());
   auto prompt = loaded->tokenizer->encode("Once upon a time", true, false);
   REQUIRE(prompt.is_ok());
@@ -308,7 +308,7 @@ TEST_CASE("wrong, truncated or inconsistent models are clear errors", "[client][
     const std::string ckpt = stories_dir() + "/stories260K.bin";
     const std::string big_tok = test::shared_dir() + "/hub/karpathy/llama2.c/tokenizer.bin";
     if (!test::path_exists(ckpt) || !test::path_exists(big_tok)) return;
-    auto r = load_model(ckpt, LoadOptions{big_tok, true});
+    auto r = load_model(ckpt, LoadOptions::with_tokenizer(big_tok));
     CHECK(r.status().code() == StatusCode::kMismatch);
     CHECK(r.status().message().find("larger than the model's") != std::string::npos);
   }

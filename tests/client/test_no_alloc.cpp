@@ -31,7 +31,7 @@ using namespace pocketllm;
 TEST_CASE("a training step allocates nothing after warm-up", "[client][trainer][memory]") {
   const std::string dir = test::temp_dir("");
   test::write_toy_model_dir(dir, 41);
-  auto loaded = load_model(dir, LoadOptions{"", true});
+  auto loaded = load_model(dir, LoadOptions::with_tokenizer());
   REQUIRE(loaded.is_ok());
   REQUIRE(loaded->model->weights().make_trainable(NamePatterns("*")).is_ok());
   for (const std::string kind : {"lm", "classify"}) {

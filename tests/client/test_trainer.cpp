@@ -130,7 +130,7 @@ TEST_CASE("a run refuses a different base model and changed data", "[client][tra
 TEST_CASE("a step with a non-finite loss is skipped and never touches the weights", "[client][trainer]") {
   const std::string dir = test::temp_dir("");
   test::write_toy_model_dir(dir, 14);
-  auto loaded = load_model(dir, LoadOptions{"", true});
+  auto loaded = load_model(dir, LoadOptions::with_tokenizer());
   REQUIRE(loaded.is_ok());
   REQUIRE(loaded->model->weights().make_trainable(NamePatterns("*")).is_ok());
   Dataset ds;
@@ -175,7 +175,7 @@ TEST_CASE("malformed training data is reported with its line number", "[client][
 
   const std::string dir = test::temp_dir("");
   test::write_toy_model_dir(dir, 15);
-  auto loaded = load_model(dir, LoadOptions{"", true});
+  auto loaded = load_model(dir, LoadOptions::with_tokenizer());
   REQUIRE(loaded.is_ok());
   auto ds = parse_dataset("the cat\t1\nthe hat\t7\n", "tsv", "c.tsv", need_label);
   REQUIRE(ds.is_ok());
@@ -192,7 +192,7 @@ TEST_CASE("malformed training data is reported with its line number", "[client][
 TEST_CASE("over-long examples are truncated or skipped as asked, and counted", "[client][data]") {
   const std::string dir = test::temp_dir("");
   test::write_toy_model_dir(dir, 16);
-  auto loaded = load_model(dir, LoadOptions{"", true});
+  auto loaded = load_model(dir, LoadOptions::with_tokenizer());
   REQUIRE(loaded.is_ok());
   Dataset ds;
   ds.path = "mem";
@@ -281,7 +281,7 @@ TEST_CASE("trainable shorthands and classification presets expand as documented"
 TEST_CASE("packed LM batches score every token once and fill their windows", "[client][data]") {
   const std::string dir = test::temp_dir("");
   test::write_toy_model_dir(dir, 18);
-  auto loaded = load_model(dir, LoadOptions{"", true});
+  auto loaded = load_model(dir, LoadOptions::with_tokenizer());
   REQUIRE(loaded.is_ok());
   Dataset ds;
   ds.path = "mem";
@@ -311,7 +311,7 @@ TEST_CASE("packed LM batches score every token once and fill their windows", "[c
 TEST_CASE("balanced batches take the labels in turn and stay a pure function of (data seed, step)", "[client][trainer][data]") {
   const std::string dir = test::temp_dir("");
   test::write_toy_model_dir(dir, 17);
-  auto loaded = load_model(dir, LoadOptions{"", true});
+  auto loaded = load_model(dir, LoadOptions::with_tokenizer());
   REQUIRE(loaded.is_ok());
   REQUIRE(loaded->model->weights().make_trainable(NamePatterns("*")).is_ok());
   std::string tsv = "sentence\tlabel\n";

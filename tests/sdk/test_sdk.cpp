@@ -590,7 +590,7 @@ TEST_CASE("a quantized GGUF model through the C ABI: estimate, load, generate, t
   const std::string dir = pocketllm::test::temp_dir("");
   const std::string gguf = dir + "/stories260K-q8_0.gguf";
   {
-    auto l = pocketllm::load_model(stories, pocketllm::LoadOptions{"", true});
+    auto l = pocketllm::load_model(stories, pocketllm::LoadOptions::with_tokenizer());
     REQUIRE(l.is_ok());
     pocketllm::GgufExportOptions o;
     o.type = pocketllm::DType::kQ8_0;

@@ -22,6 +22,8 @@ constexpr const char* kHelp =
     "  --greedy          always the most likely token (default unless --temperature is given)\n"
     "  --temperature T   sample with temperature T > 0; --top-k K and --top-p P restrict the candidates\n"
     "  --seed S          sampling seed (default 0)\n"
+    "  --repetition-penalty R  divide (multiply, if negative) the logits of tokens already in the text by R\n"
+    "                    before choosing (1: off; 1.1-1.3 curbs loops)\n"
     "  --ids             also print the token ids on stderr\n"
     "  --adapter DIR     apply a PEFT LoRA adapter directory (pocketllm export --format peft) to the model\n"
     "  --quantize q8_0|q4_0  hold the model's matrices 8- or 4-bit in memory (quantized at load)\n";
@@ -29,7 +31,7 @@ constexpr const char* kHelp =
 }  // namespace
 
 int cmd_generate(const std::vector<std::string>& argv) {
-  Command cmd("pocketllm generate", kHelp, {"model", "adapter", "quantize", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed", "tokenizer", "threads"}, {"greedy", "ids"});
+  Command cmd("pocketllm generate", kHelp, {"model", "adapter", "quantize", "repetition-penalty", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed", "tokenizer", "threads"}, {"greedy", "ids"});
   return cmd.run(argv, [&](const Args& args) {
     auto fail = [](const std::string& m, int code) {
       std::fprintf(stderr, "pocketllm generate: %s\n", m.c_str());
@@ -56,6 +58,9 @@ int cmd_generate(const std::vector<std::string>& argv) {
     o.top_k = static_cast<int>(std::min<uint64_t>(top_k.value(), 1u << 30));
     o.top_p = static_cast<float>(top_p.value());
     o.seed = seed.value();
+    auto penalty = args.get_double("repetition-penalty", 1.0);
+    if (!penalty || !(penalty.value() > 0) || penalty.value() > 100) return fail("--repetition-penalty must be in (0, 100]", 2);
+    o.repetition_penalty = static_cast<float>(penalty.value());
 
     LoadOptions lo;
     lo.tokenizer_path = args.get("tokenizer");

@@ -42,7 +42,8 @@ constexpr const char* kHelp =
     "                              Poisson sampling), --noise-multiplier S (default: calibrated to E over --rounds)\n"
     "output:\n"
     "  --out DIR (sim-out)  rounds.csv, rounds.json, plot.svg, task.json\n"
-    "  --sample PROMPT      greedy sample from the shared model before and after\n"
+    "  --sample PROMPT      sample from the shared model before and after (temperature 0.8, top-p 0.9,\n"
+    "                       repetition penalty 1.2, seed 0, 40 tokens)\n"
     "  --save-shared FILE   write the final shared trainable tensors (safetensors, as devices keep them)\n"
     "  --threads N          worker threads (default: all cores)\n";
 

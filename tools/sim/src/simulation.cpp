@@ -39,8 +39,13 @@ size_t rss_bytes() {
 std::string sample(ThreadPool* pool, DeviceModel& m, const std::string& prompt) {
   auto ids = m.loaded.tokenizer->encode(prompt, true, false);
   if (!ids) return "(" + ids.status().message() + ")";
-  GenerateOptions o;
+  GenerateOptions o;  // what a user would sample with (the demo prints these settings)
   o.max_new_tokens = 40;
+  o.greedy = false;
+  o.temperature = 0.8f;
+  o.top_p = 0.9f;
+  o.repetition_penalty = 1.2f;
+  o.seed = 0;
   auto r = generate(pool, *m.loaded.model, ids.value(), o);
   if (!r) return "(" + r.status().message() + ")";
   std::vector<int32_t> out(r->tokens.begin() + static_cast<long>(r->prompt_tokens), r->tokens.end());

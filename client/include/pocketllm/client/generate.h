@@ -19,6 +19,9 @@ struct GenerateOptions {
   float top_p = 1.0f;  // 1: off
   uint64_t seed = 0;
   bool stop_at_eos = true;
+  // CTRL / Hugging Face repetition penalty: before choosing, the logit of every token already in the
+  // sequence (prompt included) is divided by this when positive and multiplied when negative. 1: off.
+  float repetition_penalty = 1.0f;
 };
 
 struct GenerateResult {
@@ -34,6 +37,8 @@ using TokenCallback = std::function<bool(int32_t id)>;
 Result<GenerateResult> generate(ThreadPool* pool, LanguageModel& model, const std::vector<int32_t>& prompt,
                                 const GenerateOptions& options, const TokenCallback& on_token = nullptr);
 
+// Applies the repetition penalty to `logits` for every token marked in `seen` (exposed for tests).
+void apply_repetition_penalty(float* logits, int vocab, const std::vector<char>& seen, float penalty);
 // Picks the next token from logits per the options (exposed for tests).
 int32_t sample_token(const float* logits, int vocab, const GenerateOptions& o, uint64_t* rng_state);
 

@@ -21,6 +21,14 @@ struct LoadOptions {
   // memory at load (ggml's reference quantizers), its source pages released: an 8- or 4-bit model from
   // any F32/F16/BF16 checkpoint, for architectures GGUF does not carry (OPT, GPT-2, RoBERTa).
   DType quantize = DType::kF32;
+
+  // A loader that requires the tokenizer (found beside the model, or at `tokenizer`).
+  static LoadOptions with_tokenizer(std::string tokenizer = "") {
+    LoadOptions o;
+    o.tokenizer_path = std::move(tokenizer);
+    o.require_tokenizer = true;
+    return o;
+  }
 };
 
 struct LoadedModel {

@@ -35,7 +35,7 @@ struct SimOptions {
   double byzantine = 0;
   std::string attack = "none";       // none | flt_max | sign_flip | random | inner_product
   std::string out_dir = "sim-out";
-  std::string sample_prompt;         // greedy sample from the shared model before and after
+  std::string sample_prompt;         // sample (T 0.8, top-p 0.9, repetition penalty 1.2) before and after
   std::string save_shared;           // write the final shared trainable tensors (safetensors)
   int threads = 0;
   // Differential privacy of the task (docs/privacy.md): off, central or local. With it on, the server
