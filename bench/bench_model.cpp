@@ -2,7 +2,7 @@
 //
 //   bench_model (--preset 110m|stories260k|llama1b | --model PATH) [--batch B] [--seq T] [--threads N]
 //               [--reps R] [--mode forward|step|weights|gemm|prompt|decode] [--dtype f32|bf16]
-//               [--trainable PATTERNS] [--write-gguf FILE --gguf-type f32|f16|bf16|q8_0|q4_0]
+//               [--trainable PATTERNS] [--lora-rank R [--lora-targets T]] [--write-gguf FILE --gguf-type f32|f16|bf16|q8_0|q4_0]
 //
 // forward: median time of one loss forward (next-token loss over every position) -> tokens/s
 // step:    median time of one ZO training step (two perturbed forwards + the update) and its ratio to
@@ -31,6 +31,7 @@
 #include "arch/llama.h"
 #include "pocketllm/client/generate.h"
 #include "pocketllm/client/loader.h"
+#include "pocketllm/client/lora.h"
 #include "pocketllm/client/trainer.h"
 #include "pocketllm/client/use_cases.h"
 #include "pocketllm/common/tensor_ops.h"
@@ -141,6 +142,7 @@ double decode_tokens_per_s(ThreadPool* pool, LanguageModel& m, int reps) {
 int main(int argc, char** argv) {
   std::string preset = "110m", mode = "forward", dtype = "f32", model_path, write_gguf, gguf_type = "f32", trainable = "*";
   int batch = -1, seq = -1, threads = 1, reps = 5;
+  LoraConfig lora;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -155,6 +157,8 @@ int main(int argc, char** argv) {
     else if (a == "--write-gguf") write_gguf = next();
     else if (a == "--gguf-type") gguf_type = next();
     else if (a == "--trainable") trainable = next();
+    else if (a == "--lora-rank") lora.rank = std::atoi(next().c_str());
+    else if (a == "--lora-targets") lora.targets = next();
     else {
       std::fprintf(stderr, "usage: bench_model [--preset 110m|stories260k] [--mode forward|step|weights|gemm] "
                            "[--batch B] [--seq T] [--threads N] [--reps R] [--dtype f32|bf16] [--model PATH] [--trainable P]\n"
@@ -287,8 +291,9 @@ int main(int argc, char** argv) {
                 peak_rss_kib());
     return 0;
   }
-  // step: the trainer's own step over a task-free loss: two perturbed forwards + the update pass.
-  if (!model->weights().make_trainable(NamePatterns(trainable))) return 1;
+  // step: the trainer's own step over a task-free loss: two perturbed forwards + the update pass. With
+  // --lora-rank the trainable set is the adapters; "base_forward_ms" is the forward before they were added.
+  if (!select_trainable(*model, lora.enabled() && trainable == "*" ? "none" : trainable, lora)) return 1;
   auto tensors = model->weights().trainable_tensors();
   uint64_t s = 0;
   auto zo_step = [&] {
@@ -301,8 +306,10 @@ int main(int argc, char** argv) {
   zo_step();
   const double fwd_trainable = median_of(reps, [&] { forward(Perturbation{}); });
   const double step = median_of(reps, zo_step);
-  std::printf("{\"mode\":\"step\",\"preset\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,\"forward_ms\":%.2f,"
-              "\"step_ms\":%.2f,\"overhead\":%.3f,\"peak_rss_kib\":%ld}\n",
-              preset.c_str(), threads, batch, seq, fwd_trainable * 1e3, step * 1e3, step / (2 * fwd_trainable), peak_rss_kib());
+  std::printf("{\"mode\":\"step\",\"preset\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,\"trainable\":\"%s\","
+              "\"base_forward_ms\":%.2f,\"forward_ms\":%.2f,\"step_ms\":%.2f,\"overhead\":%.3f,\"step_over_2_base_forwards\":%.3f,"
+              "\"peak_rss_kib\":%ld}\n",
+              preset.c_str(), threads, batch, seq, lora.enabled() ? ("lora r" + std::to_string(lora.rank) + " " + lora.targets).c_str() : trainable.c_str(),
+              fwd * 1e3, fwd_trainable * 1e3, step * 1e3, step / (2 * fwd_trainable), step / (2 * fwd), peak_rss_kib());
   return 0;
 }
