@@ -20,12 +20,15 @@ namespace {
 pllm_status check_session_params(const pllm_session_params& p) {
   if (pllm_status s = check_text(p.run_dir, "run_dir", false); s != PLLM_OK) return s;
   for (auto [s, what] : {std::pair{p.data_path, "data_path"}, {p.eval_data_path, "eval_data_path"}, {p.task, "task"},
-                         {p.labels, "labels"}, {p.prompt_template, "prompt_template"}, {p.trainable, "trainable"}})
+                         {p.labels, "labels"}, {p.prompt_template, "prompt_template"}, {p.trainable, "trainable"},
+                         {p.lora_targets, "lora_targets"}})
     if (pllm_status st = check_optional_text(s, what); st != PLLM_OK) return st;
   if (p.steps < 1 || p.steps > 100000000 || p.batch_size < 1 || p.batch_size > 4096 || !(p.eps > 0) || !std::isfinite(p.eps) ||
       !std::isfinite(p.lr) || p.max_length < 2 || p.max_length > 65536)
     return fail(PLLM_ERR_INVALID_ARGUMENT,
                 "steps must be 1..1e8, batch_size 1..4096, eps > 0 and finite, lr finite, max_length 2..65536");
+  if (p.lora_rank < 0 || p.lora_rank > 1024 || !std::isfinite(p.lora_alpha) || p.lora_alpha < 0 || p.lora_alpha > 1e6)
+    return fail(PLLM_ERR_INVALID_ARGUMENT, "lora_rank must be 0..1024 and lora_alpha in [0, 1e6]");
   return PLLM_OK;
 }
 
@@ -34,6 +37,14 @@ pllm_status spec_from(const pllm_session_params& p, pocketllm::RunSpec* s) {
   if (!p.data_path) return fail(PLLM_ERR_INVALID_ARGUMENT, "data_path is required for a new run");
   s->data_path = p.data_path;
   s->trainable = p.trainable ? p.trainable : "*";
+  if (p.lora_rank > 0) {
+    s->lora.rank = p.lora_rank;
+    s->lora.alpha = p.lora_alpha;
+    if (p.lora_targets) s->lora.targets = p.lora_targets;
+    s->lora.init_seed = p.lora_init_seed;
+    if (pocketllm::Status st = s->lora.validate(); !st) return fail(PLLM_ERR_INVALID_ARGUMENT, st.message());
+    if (s->trainable == "*") s->trainable = "none";
+  }
   s->train.steps = p.steps;
   s->train.batch_size = p.batch_size;
   s->train.lr = p.lr;
@@ -53,7 +64,9 @@ pllm_status spec_from(const pllm_session_params& p, pocketllm::RunSpec* s) {
 
 pllm_status check_budget(const pllm_model* m, const pllm_session_params& p) {
   if (p.memory_budget_bytes == 0) return PLLM_OK;
-  const std::string patterns = pocketllm::expand_trainable(p.trainable ? p.trainable : "*", m->loaded.model->config().num_layers);
+  std::string trainable = p.trainable ? p.trainable : "*";
+  if (p.lora_rank > 0 && trainable == "*") trainable = "none";  // adapters: kilobytes beside the base
+  const std::string patterns = pocketllm::expand_trainable(trainable, m->loaded.model->config().num_layers);
   const auto e = pocketllm::estimate_training_memory(*m->loaded.model, pocketllm::NamePatterns(patterns), p.batch_size, p.max_length);
   if (e.total() <= p.memory_budget_bytes) return PLLM_OK;
   return fail(PLLM_ERR_MEMORY_BUDGET, "this session needs " + e.describe() + ", over the memory budget of " +
@@ -80,6 +93,7 @@ pllm_session_params pllm_session_default_params(void) {
   p.lr = 1e-4f;
   p.eps = 1e-3f;
   p.max_length = 256;
+  p.lora_targets = "q_proj,v_proj";
   return p;
 }
 

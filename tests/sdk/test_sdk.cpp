@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -620,5 +621,52 @@ TEST_CASE("a quantized GGUF model through the C ABI: estimate, load, generate, t
   CHECK(done == 6);
   pllm_session_free(s);
   CHECK(eval_loss(h.m, dir + "/train.txt") != base);  // the model in memory learnt
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a LoRA session through the C ABI trains adapters in place; an older struct size gets no adapters", "[sdk][lora]") {
+  const std::string dir = toy_model(61);
+  ModelHandle h;
+  h.m = load(dir);
+  const double base = eval_loss(h.m, dir + "/train.txt");
+  pllm_session_params sp = session_params(dir + "/run", dir + "/train.txt", 5);
+  sp.lora_rank = 2;
+  sp.lora_targets = "q_proj,v_proj,down_proj";
+  sp.lr = 5e-2f;
+  pllm_session* s = nullptr;
+  REQUIRE(pllm_session_open(h.m, &sp, nullptr, &s) == PLLM_OK);
+  int32_t done = 0;
+  REQUIRE(pllm_session_train(s, 0, nullptr, &done, nullptr) == PLLM_OK);
+  CHECK(done == 5);
+  pllm_session_free(s);
+  CHECK(eval_loss(h.m, dir + "/train.txt") != base);  // the adapters in memory learnt
+  const auto spec = nlohmann::json::parse(std::ifstream(dir + "/run/spec.json"));
+  CHECK(spec["adapter"]["rank"] == 2);
+  CHECK(spec["adapter"]["targets"] == "q_proj,v_proj,down_proj");
+  CHECK(spec["trainable"] == "none");
+  // The snapshot holds the adapters alone: kilobytes.
+  CHECK(fs::file_size(dir + "/run/snapshot.safetensors") < 16 * 1024);
+
+  // A caller built against the 0.2.0 header passes the shorter struct: no adapters, the old default set.
+  ModelHandle old;
+  old.m = load(dir);
+  pllm_session_params legacy = session_params(dir + "/run-legacy", dir + "/train.txt", 2);
+  legacy.lora_rank = 4;  // beyond the struct size below: must be ignored
+  legacy.struct_size = static_cast<uint32_t>(offsetof(pllm_session_params, lora_rank));
+  REQUIRE(pllm_session_open(old.m, &legacy, nullptr, &s) == PLLM_OK);
+  REQUIRE(pllm_session_train(s, 0, nullptr, &done, nullptr) == PLLM_OK);
+  pllm_session_free(s);
+  const auto legacy_spec = nlohmann::json::parse(std::ifstream(dir + "/run-legacy/spec.json"));
+  CHECK_FALSE(legacy_spec.contains("adapter"));
+
+  ModelHandle bad;
+  bad.m = load(dir);
+  pllm_session_params wrong = session_params(dir + "/run-bad", dir + "/train.txt", 2);
+  wrong.lora_rank = 2;
+  wrong.lora_targets = "query";  // not a module of a Llama
+  CHECK(pllm_session_open(bad.m, &wrong, nullptr, &s) != PLLM_OK);
+  CHECK(std::string(pllm_last_error()).find("match no linear layer") != std::string::npos);
+  wrong.lora_rank = -1;
+  CHECK(pllm_session_open(bad.m, &wrong, nullptr, &s) == PLLM_ERR_INVALID_ARGUMENT);
   fs::remove_all(dir);
 }

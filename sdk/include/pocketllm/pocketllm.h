@@ -227,6 +227,15 @@ typedef struct pllm_session_params {
   int32_t max_length;          /* tokens per example; default 256; 2..65536 */
   uint64_t memory_budget_bytes; /* 0: no limit; otherwise a session whose estimate exceeds it is refused
                                    (PLLM_ERR_MEMORY_BUDGET, the estimate in the message) */
+  /* Appended after 0.2.0 (older callers set a smaller struct_size and get the defaults): LoRA adapters (docs/training.md section 4). lora_rank 0 (default): none; 1..1024: adapters
+   * of that rank on lora_targets (default "q_proj,v_proj"; "all-linear"), output scale lora_alpha / rank
+   * (0: alpha = rank), A seeded by lora_init_seed. The base stays frozen; `trainable` then selects what is
+   * trained beside the adapters ("none" for the adapters alone, the default when lora_rank > 0 and
+   * trainable is left at "*"). The model keeps the adapters after the session. */
+  int32_t lora_rank;
+  float lora_alpha;
+  const char* lora_targets;
+  uint64_t lora_init_seed;
 } pllm_session_params;
 
 PLLM_API pllm_session_params pllm_session_default_params(void);
