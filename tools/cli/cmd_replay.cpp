@@ -14,6 +14,7 @@
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/update_log.h"
 #include "pocketllm/client/loader.h"
+#include "pocketllm/client/lora.h"
 #include "pocketllm/client/run_dir.h"
 
 #include <sys/stat.h>
@@ -74,7 +75,9 @@ int cmd_replay(const std::vector<std::string>& argv) {
     ThreadPool pool(static_cast<int>(threads.value()));
 
     if (args.has("model")) {
-      auto loaded = load_model(args.get("model"));
+      LoadOptions lo;
+      if (log->from_run) lo.quantize = run_spec.quantize;  // the base as the run held it
+      auto loaded = load_model(args.get("model"), lo);
       if (!loaded) {
         std::fprintf(stderr, "pocketllm replay: %s\n", loaded.status().message().c_str());
         return 1;
@@ -83,7 +86,9 @@ int cmd_replay(const std::vector<std::string>& argv) {
         std::fprintf(stderr, "pocketllm replay: %s is not the base model of this run\n", args.get("model").c_str());
         return 1;
       }
-      auto selected = loaded->model->weights().make_trainable(patterns);
+      // A run's trainable set: its adapters (initialised as the run's were) and its patterns.
+      auto selected = log->from_run && !args.has("tensors") ? select_trainable(*loaded->model, run_spec.trainable, run_spec.lora)
+                                                             : loaded->model->weights().make_trainable(patterns);
       if (!selected) {
         std::fprintf(stderr, "pocketllm replay: %s\n", selected.status().message().c_str());
         return 1;
