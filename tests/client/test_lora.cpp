@@ -19,27 +19,11 @@ using namespace pocketllm;
 namespace {
 
 // Logits of every position of a small padded batch.
-std::vector<float> all_logits(LanguageModel& m, int vocab) {
-  TokenBatch b = TokenBatch::from_sequences({{1, 5, 9, 3, 7, 2, 11}, {1, 4, 6}, {1, 8, 8, 8, 10}}, 0);
-  for (auto& t : b.tokens) t %= vocab;
-  std::vector<float> hidden, logits;
-  REQUIRE(m.forward_hidden(nullptr, b, Perturbation{}, nullptr, &hidden).is_ok());
-  std::vector<int> rows;
-  for (int i = 0; i < b.batch; ++i)
-    for (int t = 0; t < b.lengths[i]; ++t) rows.push_back(i * b.seq_len + t);
-  m.logits(nullptr, hidden.data(), rows, Perturbation{}, &logits);
-  return logits;
+std::vector<float> all_logits(LanguageModel& m, int) {
+  return test::all_position_logits(m, {{1, 5, 9, 3, 7, 2, 11}, {1, 4, 6}, {1, 8, 8, 8, 10}});
 }
 
-double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  double scale = 0, diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
-    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-  }
-  return diff / std::max(scale, 1e-30);
-}
+double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) { return test::max_relative_error(a, b); }
 
 // Random B (A keeps its seeded initial values), so the adapter changes the output.
 void randomise_b(WeightStore& ws, uint32_t seed) {

@@ -32,14 +32,8 @@ Expected read_expected() {
 
 // Largest |pocketllm - torch| over every logit, relative to the largest |torch| logit.
 double rel_error(LanguageModel& m, const Expected& e, const std::vector<std::vector<double>>& want) {
-  TokenBatch b = TokenBatch::from_sequences(e.seqs, 0);
-  std::vector<float> hidden, logits;
-  REQUIRE(m.forward_hidden(nullptr, b, Perturbation{}, nullptr, &hidden).is_ok());
-  std::vector<int> rows;
-  for (int i = 0; i < b.batch; ++i)
-    for (int t = 0; t < b.lengths[i]; ++t) rows.push_back(i * b.seq_len + t);
-  m.logits(nullptr, hidden.data(), rows, Perturbation{}, &logits);
-  REQUIRE(rows.size() == want.size());
+  const std::vector<float> logits = test::all_position_logits(m, e.seqs);
+  REQUIRE(logits.size() == want.size() * want[0].size());
   const size_t V = want[0].size();
   double scale = 0, err = 0;
   for (size_t i = 0; i < want.size(); ++i)

@@ -15,27 +15,9 @@ using namespace pocketllm;
 
 namespace {
 
-std::vector<float> logits_of(LanguageModel& m) {
-  const int V = m.config().vocab_size;
-  TokenBatch b = TokenBatch::from_sequences({{1, 5, 9, 3, 7, 2, 11, 4}, {1, 4, 6}}, 0);
-  for (auto& t : b.tokens) t %= V;
-  std::vector<float> hidden, out;
-  REQUIRE(m.forward_hidden(nullptr, b, Perturbation{}, nullptr, &hidden).is_ok());
-  std::vector<int> rows;
-  for (int i = 0; i < b.batch; ++i)
-    for (int t = 0; t < b.lengths[i]; ++t) rows.push_back(i * b.seq_len + t);
-  m.logits(nullptr, hidden.data(), rows, Perturbation{}, &out);
-  return out;
-}
+std::vector<float> logits_of(LanguageModel& m) { return test::all_position_logits(m, {{1, 5, 9, 3, 7, 2, 11, 4}, {1, 4, 6}}); }
 
-double rel(const std::vector<float>& a, const std::vector<float>& b) {
-  double s = 0, e = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    s = std::max(s, std::fabs(static_cast<double>(b[i])));
-    e = std::max(e, std::fabs(static_cast<double>(a[i]) - b[i]));
-  }
-  return e / s;
-}
+double rel(const std::vector<float>& a, const std::vector<float>& b) { return test::max_relative_error(a, b); }
 
 // A random Llama with d = 64 and ff = 96 (every matrix has rows of whole 32-element blocks) and a toy
 // tokenizer, as a Hugging Face directory.

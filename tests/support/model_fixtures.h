@@ -2,7 +2,9 @@
 // directory, so the suite needs nothing beyond what it generates.
 #pragma once
 
+#include <cmath>
 #include <memory>
+#include <stdexcept>
 #include <random>
 #include <string>
 #include <vector>
@@ -67,6 +69,31 @@ inline std::unique_ptr<LlamaModel> make_llama(const ModelConfig& c, const std::v
   auto m = LlamaModel::create(c, std::move(ws));
   if (!m) throw std::runtime_error(m.status().to_string());
   return std::move(m.value());
+}
+
+// Logits of every real position of `seqs` (padded into one batch; token ids taken modulo the vocabulary),
+// [positions, vocab] in sequence order.
+inline std::vector<float> all_position_logits(LanguageModel& m, const std::vector<std::vector<int32_t>>& seqs) {
+  TokenBatch b = TokenBatch::from_sequences(seqs, 0);
+  for (auto& t : b.tokens) t %= m.config().vocab_size;
+  std::vector<float> hidden, logits;
+  if (!m.forward_hidden(nullptr, b, Perturbation{}, nullptr, &hidden).is_ok()) throw std::runtime_error("forward failed");
+  std::vector<int> rows;
+  for (int i = 0; i < b.batch; ++i)
+    for (int t = 0; t < b.lengths[i]; ++t) rows.push_back(i * b.seq_len + t);
+  m.logits(nullptr, hidden.data(), rows, Perturbation{}, &logits);
+  return logits;
+}
+
+// max |a - b| over max |b|: the relative error of a against the reference b.
+inline double max_relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) throw std::runtime_error("sizes differ");
+  double scale = 0, diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
+    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
+  }
+  return diff / std::max(scale, 1e-30);
 }
 
 inline std::string temp_dir(const std::string& name) {

@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "pocketllm/cli/command.h"
+#include "pocketllm/cli/lora_args.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/client/lora.h"
 #include "pocketllm/common/safetensors.h"
@@ -25,19 +26,7 @@ int cmd_base_weights(const std::vector<std::string>& argv) {
   return cmd.run(argv, [&](const Args& args) {
     if (!args.has("model") || !args.has("out")) return cmd.usage("--model and --out are required");
     LoraConfig lora;
-    auto rank = args.get_u64("lora-rank", 0);
-    if (!rank || rank.value() > 1024) return cmd.usage("--lora-rank must be 1..1024");
-    if (rank.value() > 0) {
-      lora.rank = static_cast<int>(rank.value());
-      auto alpha = args.get_double("lora-alpha", 0);
-      if (!alpha || !(alpha.value() >= 0) || alpha.value() > 1e6) return cmd.usage("--lora-alpha must be in [0, 1e6]");
-      lora.alpha = static_cast<float>(alpha.value());
-      lora.targets = args.get("lora-targets", lora.targets);
-      if (!parse_seed_text(args.get("lora-init-seed", "0"), &lora.init_seed)) return cmd.usage("--lora-init-seed must be 0x<hex> or decimal");
-      if (Status st = lora.validate(); !st) return cmd.usage(st.message());
-    } else if (args.has("lora-alpha") || args.has("lora-targets") || args.has("lora-init-seed")) {
-      return cmd.usage("--lora-alpha/--lora-targets/--lora-init-seed need --lora-rank");
-    }
+    if (std::string m = read_lora_args(args, &lora); !m.empty()) return cmd.usage(m);
     auto loaded = load_model(args.get("model"));
     if (!loaded) return cmd.fail(loaded.status().message());
     const std::string id = loaded->model->weights().compute_model_id();

@@ -8,6 +8,7 @@
 
 #include "pocketllm/cli/command.h"
 #include "commands.h"
+#include "pocketllm/cli/lora_args.h"
 #include "pocketllm/client/finetune.h"
 #include "pocketllm/client/use_cases.h"
 
@@ -122,19 +123,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     if (!parse_distribution(args.get("dist", "rademacher"), &t.dist)) return usage("--dist must be rademacher or gaussian");
     if (!parse_seed_text(args.get("seed", "0"), &t.seed)) return usage("--seed must be 0x<hex> or decimal");
     if (!parse_seed_text(args.get("data-seed", "0"), &t.data_seed)) return usage("--data-seed must be 0x<hex> or decimal");
-    uint64_t lora_rank = 0;
-    if (!u64("lora-rank", 0, 1024, &lora_rank)) return usage("--lora-rank must be 1..1024");
-    if (lora_rank > 0) {
-      spec.lora.rank = static_cast<int>(lora_rank);
-      auto alpha = args.get_double("lora-alpha", 0);
-      if (!alpha || !(alpha.value() >= 0) || alpha.value() > 1e6) return usage("--lora-alpha must be a number in [0, 1e6]");
-      spec.lora.alpha = static_cast<float>(alpha.value());
-      spec.lora.targets = args.get("lora-targets", spec.lora.targets);
-      if (!parse_seed_text(args.get("lora-init-seed", "0"), &spec.lora.init_seed)) return usage("--lora-init-seed must be 0x<hex> or decimal");
-      if (Status st = spec.lora.validate(); !st) return usage(st.message());
-    } else if (args.has("lora-alpha") || args.has("lora-targets") || args.has("lora-init-seed")) {
-      return usage("--lora-alpha/--lora-targets/--lora-init-seed need --lora-rank");
-    }
+    if (std::string m = read_lora_args(args, &spec.lora); !m.empty()) return usage(m);
     spec.trainable = args.get("trainable", spec.lora.enabled() ? "none" : "*");
     if (args.has("quantize")) {
       if (!parse_gguf_type(args.get("quantize"), &spec.quantize) || (spec.quantize != DType::kQ8_0 && spec.quantize != DType::kQ4_0))

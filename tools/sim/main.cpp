@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "pocketllm/cli/command.h"
-#include "pocketllm/client/lora.h"
+#include "pocketllm/cli/lora_args.h"
 #include "pocketllm/common/file_util.h"
 #include "pocketllm/common/update_log.h"
 #include "pocketllm/sim/simulation.h"
@@ -110,22 +110,10 @@ int main(int argc, char** argv) {
     o.device["task"] = args.get("task", "lm");
     for (const char* k : {"template", "labels", "preset"})
       if (args.has(k)) o.device[k] = args.get(k);
-    auto lora_rank = args.get_u64("lora-rank", 0);
-    if (!lora_rank || lora_rank.value() > 1024) return cmd.usage("--lora-rank must be 1..1024");
-    if (lora_rank.value() > 0) {
-      LoraConfig lora;
-      lora.rank = static_cast<int>(lora_rank.value());
-      auto alpha = args.get_double("lora-alpha", 0);
-      if (!alpha || !(alpha.value() >= 0) || alpha.value() > 1e6) return cmd.usage("--lora-alpha must be in [0, 1e6]");
-      lora.alpha = static_cast<float>(alpha.value());
-      lora.targets = args.get("lora-targets", lora.targets);
-      if (!parse_seed_text(args.get("lora-init-seed", "0"), &lora.init_seed)) return cmd.usage("--lora-init-seed must be 0x<hex> or decimal");
-      if (Status st = lora.validate(); !st) return cmd.usage(st.message());
-      o.device["adapter"] = lora.to_json();
-    } else if (args.has("lora-alpha") || args.has("lora-targets") || args.has("lora-init-seed")) {
-      return cmd.usage("--lora-alpha/--lora-targets/--lora-init-seed need --lora-rank");
-    }
-    o.trainable = args.get("trainable", lora_rank.value() > 0 ? "none" : "*");
+    LoraConfig lora;
+    if (std::string m = cli::read_lora_args(args, &lora); !m.empty()) return cmd.usage(m);
+    if (lora.enabled()) o.device["adapter"] = lora.to_json();
+    o.trainable = args.get("trainable", lora.enabled() ? "none" : "*");
     o.strategy = args.get("strategy", "weighted_mean");
     o.task_id = args.get("task-id");
     auto min_subs = args.get_u64("min-submissions", 1);
