@@ -624,7 +624,7 @@ TEST_CASE("a quantized GGUF model through the C ABI: estimate, load, generate, t
   fs::remove_all(dir);
 }
 
-TEST_CASE("a LoRA session through the C ABI trains adapters in place; an older struct size gets no adapters", "[sdk][lora]") {
+TEST_CASE("a LoRA session through the C ABI trains adapters in place, and an older struct size gets no adapters", "[sdk][lora]") {
   const std::string dir = toy_model(61);
   ModelHandle h;
   h.m = load(dir);
