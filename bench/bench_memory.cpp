@@ -20,6 +20,7 @@
 
 #include "pocketllm/client/loader.h"
 #include "pocketllm/client/lora.h"
+#include "pocketllm/client/use_cases.h"
 #include "pocketllm/client/trainer.h"
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/update_log.h"
@@ -260,7 +261,12 @@ int main(int argc, char** argv) {
     else if (a == "--trainable") trainable = v;
     else if (a == "--lora-rank") lora.rank = std::atoi(v.c_str());
     else if (a == "--lora-targets") lora.targets = v;
-    else if (a == "--quantize") quantize = v == "q8_0" ? DType::kQ8_0 : v == "q4_0" ? DType::kQ4_0 : DType::kF32;
+    else if (a == "--quantize") {
+      if (!parse_quantize_type(v, &quantize)) {
+        std::fprintf(stderr, "--quantize must be q8_0 or q4_0\n");
+        return 2;
+      }
+    }
     else if (a == "--batch") batch = std::atoi(v.c_str());
     else if (a == "--seq") seq = std::atoi(v.c_str());
     else if (a == "--threads") threads = std::atoi(v.c_str());

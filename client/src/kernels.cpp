@@ -96,27 +96,6 @@ void add_lora_term(ThreadPool* pool, const float* x, size_t m, size_t k, const W
 }
 
 void linear_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
-                 const Perturbation& p, float* y);
-void linear_in_out_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
-                        const Perturbation& p, float* y);
-
-}  // namespace
-
-void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
-            const Perturbation& p, float* y) {
-  linear_base(pool, x, m, k, w, bias, p, y);
-  if (w.lora_a != nullptr) add_lora_term(pool, x, m, k, w, p, w.rows(), y);
-}
-
-void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
-                   const Perturbation& p, float* y) {
-  linear_in_out_base(pool, x, m, k, w, bias, p, y);
-  if (w.lora_a != nullptr) add_lora_term(pool, x, m, k, w, p, w.cols(), y);
-}
-
-namespace {
-
-void linear_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
                  const Perturbation& p, float* y) {
   const size_t n = w.rows();
   const bool frozen_direct = direct_kernel_type(w.dtype) && !(p.active && w.trainable);
@@ -193,6 +172,18 @@ void linear_in_out_base(ThreadPool* pool, const float* x, size_t m, size_t k, co
 }
 
 }  // namespace
+
+void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
+            const Perturbation& p, float* y) {
+  linear_base(pool, x, m, k, w, bias, p, y);
+  if (w.lora_a != nullptr) add_lora_term(pool, x, m, k, w, p, w.rows(), y);
+}
+
+void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
+                   const Perturbation& p, float* y) {
+  linear_in_out_base(pool, x, m, k, w, bias, p, y);
+  if (w.lora_a != nullptr) add_lora_term(pool, x, m, k, w, p, w.cols(), y);
+}
 
 void rms_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight& gamma, float eps,
               const Perturbation& p, float* out) {

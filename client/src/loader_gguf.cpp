@@ -14,6 +14,7 @@
 #include "arch/llama.h"
 #include "gguf_names.h"
 #include "tokenizer_hf.h"
+#include "file_pages.h"
 #include "kernels_quant_packed.h"
 
 #include "pocketllm/client/loader.h"
@@ -87,18 +88,6 @@ Result<Hyper> read_hyper(const gguf::File& f) {
   if (embed->dims.size() != 2 || embed->dims[1] > (1u << 22)) return corrupt(f.path() + ": 'token_embd.weight' is not a [hidden, vocab] matrix");
   h.vocab = static_cast<int>(embed->dims[1]);
   return h;
-}
-
-// Drops the resident pages wholly inside [p, p + n) of a read-only file mapping (re-read on next access)
-// and turns off read-around there: what reads these bytes later (a few embedding rows per token) would
-// otherwise fault in 128 KiB around every row.
-void release_file_pages(const uint8_t* p, uint64_t n) {
-  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
-  const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
-  if (hi <= lo) return;
-  ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
-  ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_RANDOM);
 }
 
 // Rows [h, 2i + j] (Meta) -> [h, j * hd/2 + i] (Hugging Face), for rows of `row_bytes` bytes.

@@ -1,8 +1,10 @@
 #include "pocketllm/client/lora.h"
 
+#include <algorithm>
 #include <cmath>
 
-#include <algorithm>
+#include "pocketllm/client/model.h"
+#include "pocketllm/client/task.h"
 #include "pocketllm/common/perturbation.h"
 #include "pocketllm/common/update_log.h"
 
@@ -162,25 +164,16 @@ std::vector<float> merged_weight(const Weight& w, bool in_out) {
   return m;
 }
 
-}  // namespace pocketllm
-
-#include "pocketllm/client/model.h"
-#include "pocketllm/client/task.h"
-
-namespace pocketllm {
-
 Result<size_t> select_trainable(LanguageModel& model, const std::string& trainable, const LoraConfig& lora) {
-  size_t count = 0;
   if (lora.enabled()) {
     auto added = add_lora_adapters(model.weights(), model.config(), lora);
     if (!added) return added.status();
-    count += 2 * added.value();
   }
   if (!trainable.empty() && trainable != "none") {
     auto selected = model.weights().make_trainable(NamePatterns(expand_trainable(trainable, model.config().num_layers)));
     if (!selected) return selected.status();
   }
-  count = model.weights().trainable().size();
+  const size_t count = model.weights().trainable().size();
   if (count == 0) return invalid_argument("the trainable set is empty: give trainable patterns or an adapter");
   return count;
 }

@@ -1,26 +1,13 @@
 // In-memory block quantization of a loaded model's frozen matrices (LoadOptions::quantize).
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <memory>
 #include <vector>
 
+#include "file_pages.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/quant.h"
 
 namespace pocketllm {
-namespace {
-
-// Drops the whole pages of [p, p + n) from memory (a mapped file's pages are read again if touched).
-void release_pages(const void* p, uint64_t n) {
-  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
-  const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
-  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
-}
-
-}  // namespace
 
 Result<size_t> quantize_frozen_weights(LanguageModel& model, DType to) {
   WeightStore* ws = &model.weights();
@@ -47,7 +34,7 @@ Result<size_t> quantize_frozen_weights(LanguageModel& model, DType to) {
       if (!quantize_checked(to, row.data(), cols, dst + r * row_bytes))
         return corrupt("tensor '" + w->name + "' holds a non-finite value; cannot quantize it");
     }
-    if (!w->writable) release_pages(src, src_row * rows);  // a mapped file's pages: the quantized copy replaces them
+    if (!w->writable) release_file_pages(src, src_row * rows);  // a mapped file's pages: the quantized copy replaces them
     w->data = dst;
     w->dtype = to;
     w->writable = false;

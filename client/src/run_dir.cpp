@@ -1,4 +1,5 @@
 #include "pocketllm/client/run_dir.h"
+#include "pocketllm/client/use_cases.h"
 #include "pocketllm/common/json_util.h"
 
 #include <fcntl.h>
@@ -120,10 +121,8 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
     s.model_id = j.at("model").at("id");
     s.model_format = j.at("model").value("format", "");
     if (j.at("model").contains("quantize")) {
-      const std::string q = j.at("model").at("quantize").get<std::string>();
-      if (q == "Q8_0") s.quantize = DType::kQ8_0;
-      else if (q == "Q4_0") s.quantize = DType::kQ4_0;
-      else return corrupt(where + ": model.quantize must be Q8_0 or Q4_0");
+      if (!parse_quantize_type(j.at("model").at("quantize").get<std::string>(), &s.quantize))
+        return corrupt(where + ": model.quantize must be Q8_0 or Q4_0");
     }
     s.trainable = j.at("trainable");
     if (j.contains("adapter")) {

@@ -69,6 +69,13 @@ bool parse_gguf_type(const std::string& name, DType* out) {
   return false;
 }
 
+bool parse_quantize_type(const std::string& name, DType* out) {
+  DType t;
+  if (!parse_gguf_type(name, &t) || (t != DType::kQ8_0 && t != DType::kQ4_0)) return false;
+  *out = t;
+  return true;
+}
+
 Result<int> export_run(const std::string& run_dir, const std::string& out, int threads, const ExportFormat& format) {
   ThreadPool pool(threads);
   RunDir run;

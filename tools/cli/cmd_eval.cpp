@@ -28,8 +28,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
     req.model_path = args.get("model");
     req.adapter_path = args.get("adapter");
     if (!req.adapter_path.empty() && req.model_path.empty()) return cmd.usage("--adapter goes with --model");
-    if (args.has("quantize") && (req.model_path.empty() || !parse_gguf_type(args.get("quantize"), &req.quantize) ||
-                                 (req.quantize != DType::kQ8_0 && req.quantize != DType::kQ4_0)))
+    if (args.has("quantize") && (req.model_path.empty() || !parse_quantize_type(args.get("quantize"), &req.quantize)))
       return cmd.usage("--quantize goes with --model and is q8_0 or q4_0");
     req.run_dir = args.get("run");
     req.data_path = args.get("data");

@@ -126,7 +126,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     if (std::string m = read_lora_args(args, &spec.lora); !m.empty()) return usage(m);
     spec.trainable = args.get("trainable", spec.lora.enabled() ? "none" : "*");
     if (args.has("quantize")) {
-      if (!parse_gguf_type(args.get("quantize"), &spec.quantize) || (spec.quantize != DType::kQ8_0 && spec.quantize != DType::kQ4_0))
+      if (!parse_quantize_type(args.get("quantize"), &spec.quantize))
         return usage("--quantize must be q8_0 or q4_0");
     }
     spec.k_shot = static_cast<int>(k_shot);

@@ -66,7 +66,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
     lo.tokenizer_path = args.get("tokenizer");
     lo.require_tokenizer = true;
     lo.adapter_path = args.get("adapter");
-    if (args.has("quantize") && (!parse_gguf_type(args.get("quantize"), &lo.quantize) || (lo.quantize != DType::kQ8_0 && lo.quantize != DType::kQ4_0)))
+    if (args.has("quantize") && !parse_quantize_type(args.get("quantize"), &lo.quantize))
       return fail("--quantize must be q8_0 or q4_0", 2);
     auto loaded = load_model(args.get("model"), lo);
     if (!loaded) return fail(loaded.status().message(), 1);

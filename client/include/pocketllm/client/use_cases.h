@@ -43,6 +43,8 @@ struct ExportFormat {
 };
 // "f32", "f16", "bf16", "q8_0", "q4_0" (any case) -> the GGUF weight type; false for anything else.
 bool parse_gguf_type(const std::string& name, DType* out);
+// "q8_0" or "q4_0" (any case) -> the type LoadOptions::quantize holds a model in; false for anything else.
+bool parse_quantize_type(const std::string& name, DType* out);
 
 // Writes a run's fine-tuned model (merged weights, adapters folded in) as a Hugging Face directory or a
 // GGUF file, or its adapters as a PEFT directory; returns the run's next step.
