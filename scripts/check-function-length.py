@@ -12,7 +12,7 @@ import os
 import re
 import sys
 
-DIRS = ["common", "protocol", "net", "client", "federation", "server", "sdk", "tools"]
+DIRS = ["common", "protocol", "privacy", "secagg", "net", "client", "federation", "server", "sdk", "tools"]
 SCOPE_WORDS = re.compile(r"^\s*(template\s*<.*>\s*)?(namespace|extern\s+\"C\"|class|struct|union|enum)\b")
 
 
