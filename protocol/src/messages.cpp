@@ -124,6 +124,7 @@ void write_training_spec(const TaskInfo& t, json* j) {
   o["device"] = t.device;
   if (t.privacy.on())
     o["privacy"] = {{"mode", t.privacy.mode}, {"clip_norm", t.privacy.clip_norm}, {"noise_multiplier", t.privacy.noise_multiplier}};
+  if (t.secagg != "off") o["secagg"] = {{"mode", t.secagg}};
 }
 
 void write_task_status(const TaskInfo& t, json* j) {
@@ -165,6 +166,11 @@ Result<TaskInfo> parse_task_info(const std::string& body) {
       if (!(t.privacy.noise_multiplier >= 0) || !std::isfinite(t.privacy.noise_multiplier))
         return unexpected("task", "privacy.noise_multiplier");
     }
+  }
+  if (j.contains("secagg")) {
+    const json& a = j["secagg"];
+    if (!a.is_object() || !get(a, "mode", &t.secagg) || (t.secagg != "off" && t.secagg != "masked" && t.secagg != "plain"))
+      return unexpected("task", "secagg.mode");
   }
   return t;
 }
@@ -211,6 +217,7 @@ json to_json(const RoundInfo& r) {
             {"server_time_ms", r.server_time_ms}, {"submissions", r.submissions}};
   if (r.applied_version) j["applied_version"] = *r.applied_version;
   if (r.sampled) j["sampled"] = *r.sampled;
+  if (r.secagg.is_object()) j["secagg"] = r.secagg;
   return j;
 }
 
@@ -244,6 +251,12 @@ Result<RoundInfo> parse_round_info(const std::string& body) {
   if (get(j, "applied_version", &applied)) r.applied_version = applied;
   bool sampled = true;
   if (get(j, "sampled", &sampled)) r.sampled = sampled;
+  if (j.contains("secagg")) {
+    if (!j["secagg"].is_object() || !j["secagg"].contains("phase") || !j["secagg"]["phase"].is_string() ||
+        !j["secagg"].contains("config") || !j["secagg"]["config"].is_object())
+      return unexpected("round", "secagg");
+    r.secagg = j["secagg"];
+  }
   return r;
 }
 

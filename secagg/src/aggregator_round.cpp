@@ -43,6 +43,16 @@ uint32_t AggregatorRound::pending() const {
   }
 }
 
+uint32_t AggregatorRound::received() const {
+  switch (phase_) {
+    case Phase::kAdvertise: return static_cast<uint32_t>(advertised_.size());
+    case Phase::kShareKeys: return count_present(shares_);
+    case Phase::kMaskedInput: return count_present(masked_);
+    case Phase::kUnmask: return count_present(unmasks_);
+    default: return 0;
+  }
+}
+
 Status AggregatorRound::abandon(const std::string& why) {
   phase_ = Phase::kAbandoned;
   abandon_reason_ = why;

@@ -4,6 +4,8 @@
 #include <limits>
 
 #include "http_util.h"
+#include "pocketllm/secagg/aggregator_round.h"
+#include "pocketllm/secagg/wire.h"
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/sha256.h"
 #include "pocketllm/common/update_log.h"
@@ -72,6 +74,11 @@ HttpResponse Service::get_round(const std::string& task, const std::string& roun
   if (!r) return error(ErrorCode::kUnknownRound, "no round " + round + " in task " + task);
   protocol::RoundInfo info = round_info(t.spec, *r, now_ms());
   if (t.spec.policy.privacy.enabled() && !device.empty()) info.sampled = t.rounds.sampled(r->id, device);
+  if (r->secagg)
+    info.secagg = {{"phase", secagg::AggregatorRound::phase_name(r->secagg->phase())},
+                   {"phase_deadline_ms", r->secagg->phase() == secagg::AggregatorRound::Phase::kAdvertise ? r->deadline_ms : r->phase_deadline_ms},
+                   {"received", r->secagg->received()},
+                   {"config", secagg::to_json(t.rounds.secagg_config(r->id))}};
   json out = protocol::to_json(info);
   if (r->state == RoundState::kApplied) {
     // The versions this round's entries occupy: the next round's base is where they end.

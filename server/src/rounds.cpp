@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "pocketllm/common/seeds.h"
+#include "pocketllm/secagg/aggregator_round.h"
 
 namespace pocketllm::server {
 uint64_t TaskRounds::round_seed(uint64_t key, uint64_t round, uint32_t k) {
@@ -42,6 +43,11 @@ Result<Round> TaskRounds::open_round(int64_t now_ms) {
   for (uint32_t k = 0; k < policy_.tau; ++k) r.seeds.push_back(round_seed(key_, r.id, k));
   r.opened_ms = now_ms;
   r.deadline_ms = now_ms + policy_.duration_ms;
+  if (policy_.secagg.mode == SecAggMode::kMasked) {
+    auto a = secagg::AggregatorRound::create(secagg_round_config(policy_, key_, r.id), policy_.secagg.max_participants);
+    if (!a) return a.status();
+    r.secagg = std::move(a.value());
+  }
   rounds_.push_back(r);
   return r;
 }
@@ -81,6 +87,9 @@ Result<SubmitOutcome> TaskRounds::submit(uint64_t round_id, Submission s, protoc
   if (r.state != RoundState::kOpen)
     return reject(ErrorCode::kRoundClosed,
                   mismatch("round " + std::to_string(round_id) + " is " + round_state_name(r.state) + "; submissions are closed"));
+  if (r.secagg)
+    return reject(ErrorCode::kSecAggRequired, invalid_argument("round " + std::to_string(round_id) +
+                                                                " aggregates securely: send masked inputs through its secagg phases"));
   if (s.device.empty()) return reject(ErrorCode::kInvalidSubmission, invalid_argument("submission without a device"));
   if (s.coeffs.size() != r.seeds.size())
     return reject(ErrorCode::kWrongCount, invalid_argument("expected " + std::to_string(r.seeds.size()) + " scalars, got " +
@@ -127,6 +136,7 @@ Status TaskRounds::close_now(uint64_t round_id, int64_t now_ms) {
   Round& r = rounds_[round_id - 1];
   if (r.state != RoundState::kOpen) return mismatch("round " + std::to_string(round_id) + " is " + round_state_name(r.state));
   r.deadline_ms = std::min(r.deadline_ms, now_ms);
+  r.phase_deadline_ms = std::min(r.phase_deadline_ms, now_ms);  // a masked round: its current phase
   r.extensions = std::max(r.extensions, policy_.max_extensions);  // closing now: no extension, apply or abandon
   return Status::ok();
 }
@@ -135,6 +145,7 @@ Result<std::vector<UpdateEntry>> TaskRounds::tick(int64_t now_ms) {
   std::vector<UpdateEntry> applied;
   if (rounds_.empty() || rounds_.back().state != RoundState::kOpen) return applied;
   Round& r = rounds_.back();
+  if (r.secagg) return tick_secagg(r, now_ms);
   const size_t n = r.submissions.size();
   const bool goal = policy_.goal_submissions > 0 && n >= policy_.goal_submissions;
   if (!goal && now_ms < r.deadline_ms) return applied;
@@ -151,25 +162,31 @@ Result<std::vector<UpdateEntry>> TaskRounds::tick(int64_t now_ms) {
   for (const auto& [device, s] : r.submissions) subs.push_back(s);
   AggregationOptions opt = policy_.aggregation;
   opt.min_submissions = policy_.min_submissions;
-  const bool private_round = policy_.privacy.enabled();
-  auto coeffs = private_round ? aggregate_private(subs, r.seeds.size(), policy_.privacy, gaussian_)
-                              : aggregate(subs, r.seeds.size(), opt);
+  auto coeffs = policy_.secagg.mode == SecAggMode::kPlain ? aggregate_fixed_point(subs)
+                : policy_.privacy.enabled()                 ? aggregate_private(subs, r.seeds.size(), policy_.privacy, gaussian_)
+                                                            : aggregate(subs, r.seeds.size(), opt);
   if (!coeffs) return coeffs.status();
+  return apply(r, coeffs.value());
+}
+
+Result<std::vector<UpdateEntry>> TaskRounds::apply(Round& r, const std::vector<float>& coeffs) {
+  std::vector<UpdateEntry> applied;
   // A private round's coefficients are bounded by the clipping; abandoning on their size would make
   // the decision depend on the devices' data (and so leak), so only the non-private path checks it.
-  for (float c : coeffs.value()) {
-    if (private_round) break;
+  for (float c : coeffs) {
+    if (policy_.privacy.enabled()) break;
     if (std::isfinite(c) && std::fabs(c) <= policy_.max_coeff) continue;
     r.state = RoundState::kAbandoned;  // never applied: the log stays as it was
     r.abandon_reason = "aggregate coefficient " + std::to_string(c) + " beyond max_coeff " + std::to_string(policy_.max_coeff);
     return applied;
   }
   for (size_t k = 0; k < r.seeds.size(); ++k) {
-    const UpdateEntry e{r.seeds[k], coeffs.value()[k]};
+    const UpdateEntry e{r.seeds[k], coeffs[k]};
     POCKETLLM_RETURN_IF_ERROR(log_.append(e));
     applied.push_back(e);
   }
   r.state = RoundState::kApplied;
+  r.secagg.reset();
   return applied;
 }
 

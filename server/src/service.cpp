@@ -137,6 +137,13 @@ Status Service::load_task(const StoredTask& stored) {
   auto log_entries = store_->load_log(stored.id);
   if (!log_entries) return log_entries.status();
   POCKETLLM_RETURN_IF_ERROR(task->rounds.restore(std::move(rounds.value()), std::move(log_entries.value())));
+  if (task->rounds.abandon_interrupted_secagg()) {
+    // Its phase state died with the process: abandoned (nothing of it was applied), and the next one opens.
+    const Round lost = *task->rounds.current();  // a copy: opening the next round may move the vector
+    auto next = task->rounds.open_round(now_ms());
+    POCKETLLM_RETURN_IF_ERROR(store_->update_round(stored.id, lost, next ? &next.value() : nullptr));
+    log("task " + stored.id + " round " + std::to_string(lost.id) + " abandoned: " + lost.abandon_reason);
+  }
   if (!task->spec.base_weights.empty()) {
     Status w = load_weights(task.get());
     if (!w) {

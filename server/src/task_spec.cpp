@@ -120,7 +120,7 @@ Result<TaskSpec> parse_task_spec(const json& j) {
   static const char* kKnown[] = {"id", "base_model_id", "trainable", "dist", "eps", "lr", "batch_size", "device",
                                  "base_weights", "tau", "round_seconds", "goal_submissions", "min_submissions",
                                  "max_extensions", "strategy", "trim_fraction", "clip", "max_staleness", "seed_key",
-                                 "clip_scale", "max_examples", "max_coeff", "max_per_token", "privacy"};
+                                 "clip_scale", "max_examples", "max_coeff", "max_per_token", "privacy", "secagg"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool known = false;
     for (const char* k : kKnown) known = known || it.key() == k;
@@ -176,6 +176,7 @@ Result<TaskSpec> parse_task_spec(const json& j) {
   if (p.goal_submissions > 0 && p.goal_submissions < p.min_submissions)
     return field_error("goal_submissions", "must be 0 (off) or at least min_submissions");
   if (j.contains("privacy")) POCKETLLM_RETURN_IF_ERROR(parse_privacy(j["privacy"], p, &p.privacy));
+  if (j.contains("secagg")) POCKETLLM_RETURN_IF_ERROR(parse_secagg(j["secagg"], p, &p.secagg));
   return t;
 }
 
@@ -190,6 +191,7 @@ protocol::TaskInfo training_spec(const TaskSpec& t) {
   info.batch_size = t.batch_size;
   info.tau = t.policy.tau;
   info.device = t.device;
+  info.secagg = secagg_mode_name(t.policy.secagg.mode);
   if (t.policy.privacy.enabled()) {
     info.privacy.mode = dp_mode_name(t.policy.privacy.mode);
     info.privacy.clip_norm = t.policy.privacy.clip_norm;
@@ -221,6 +223,7 @@ json task_spec_to_json(const TaskSpec& t) {
                     {"sampling_rate", dp.sampling_rate}, {"target_epsilon", dp.target_epsilon}, {"delta", dp.delta}};
     if (dp.mode == DpMode::kCentral) j["privacy"]["expected_participants"] = dp.denominator;
   }
+  if (t.policy.secagg.enabled()) j["secagg"] = secagg_to_json(t.policy.secagg);
   return j;
 }
 

@@ -11,15 +11,15 @@ enum class ErrorCode {
   // 400: the request cannot be read as the endpoint's schema
   kMalformedRequest, kMalformedJson, kWrongType, kUnknownField, kBadRound, kBadQuery, kBadTarget, kInvalidField,
   // 401, 403
-  kUnauthenticated, kInvalidEnrolmentToken, kRevoked, kForbidden, kTokenCap, kNotSampled,
+  kUnauthenticated, kInvalidEnrolmentToken, kRevoked, kForbidden, kTokenCap, kNotSampled, kNotParticipant,
   // 404, 405
-  kNotFound, kUnknownTask, kUnknownRound, kUnknownDevice, kNoSnapshots, kMethodNotAllowed,
+  kNotFound, kUnknownTask, kUnknownRound, kUnknownDevice, kNoSnapshots, kNoSecAgg, kMethodNotAllowed,
   // 409: the body also carries current_round and version
-  kRoundClosed, kConflictingResubmission, kStaleBase, kTaskExists,
+  kRoundClosed, kConflictingResubmission, kStaleBase, kTaskExists, kSecAggPhase, kSecAggRepeat,
   // 413, 416, 431
   kBodyTooLarge, kBeyondLog, kRequestHeaderTooLarge,
   // 422: well-formed but invalid values
-  kWrongCount, kNonFinite, kBadExamples, kInvalidSubmission, kInvalidTask,
+  kWrongCount, kNonFinite, kBadExamples, kInvalidSubmission, kInvalidTask, kInvalidSecAggMessage, kSecAggRequired,
   // 429, 500, 503
   kRateLimited, kInternal, kStoreUnavailable, kBusy,
   // a code this build does not know (a newer server): never sent, only parsed

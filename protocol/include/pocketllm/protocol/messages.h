@@ -82,6 +82,9 @@ struct TaskInfo {
   uint64_t version = 0, round = 0;                   // status: the log's length, the current round
   bool snapshots = false;
   DevicePrivacy privacy;
+  // Secure aggregation (docs/secagg.md): "off", "masked" (devices send masked inputs through the round's
+  // secagg phases, never plain scalars) or "plain" (devices submit as usual; the server sums fixed point).
+  std::string secagg = "off";
 };
 // Writes the training-spec fields into `j` (the server adds its policy fields beside them).
 void write_training_spec(const TaskInfo& t, nlohmann::json* j);
@@ -109,6 +112,9 @@ struct RoundInfo {
   // Private tasks with device sampling: whether the asking device is sampled for this round (absent:
   // every device may take part).
   std::optional<bool> sampled;
+  // A masked secure-aggregation round (docs/secagg.md §5): {"phase", "phase_deadline_ms", "config"}, the
+  // config being the round's secagg parameters (read with secagg::parse_round_config). Null otherwise.
+  nlohmann::json secagg;
   bool open() const { return state == RoundState::kOpen; }
 };
 // A round of `task`: its id and training settings (lr, eps, batch size, distribution, trainable) filled in.

@@ -31,8 +31,9 @@ class AggregatorRound {
 
   Phase phase() const { return phase_; }
   const std::string& abandon_reason() const { return abandon_reason_; }
-  // Devices the current phase still waits for (phase 1: up to max_participants).
+  // Devices the current phase still waits for (phase 1: up to max_participants), and the messages it holds.
   uint32_t pending() const;
+  uint32_t received() const;
 
   // Phase 1.
   Status advertise(const std::string& device, const AdvertiseKeys& keys);

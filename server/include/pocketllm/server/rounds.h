@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,11 @@
 #include "pocketllm/protocol/messages.h"
 #include "pocketllm/server/aggregation.h"
 #include "pocketllm/server/privacy_policy.h"
+#include "pocketllm/server/secagg_policy.h"
+
+namespace pocketllm::secagg {
+class AggregatorRound;
+}
 
 namespace pocketllm::server {
 
@@ -40,6 +46,9 @@ struct RoundPolicy {
   // Differential privacy (off unless the task asks): L2-clipped submissions, sampled devices, noisy
   // sums over a fixed denominator, and a budget no round may exceed (privacy_policy.h).
   PrivacyPolicy privacy;
+  // Secure aggregation (off unless the task asks): devices send masked fixed-point inputs through the
+  // phases of docs/secagg.md and the server learns only their sum (secagg_policy.h).
+  SecAggPolicy secagg;
 };
 
 using protocol::RoundState;
@@ -56,6 +65,10 @@ struct Round {
   size_t released_count = 0;                      // how many there were when they were released
   size_t submission_count() const { return submissions.empty() ? released_count : submissions.size(); }
   std::string abandon_reason;  // why an abandoned round was not applied (in memory; logged)
+  // A masked secure-aggregation round: its state machine (memory only — a restarted server abandons
+  // the round) and the deadline of its current phase after key advertisement.
+  std::shared_ptr<secagg::AggregatorRound> secagg;
+  int64_t phase_deadline_ms = 0;
 };
 
 // What a submit() call did, so the service can answer (201 accepted, 200 same resubmission).
@@ -113,7 +126,23 @@ class TaskRounds {
   // The seed of round r, step k: SplitMix64 over the task key (docs/training.md's step_seed form).
   static uint64_t round_seed(uint64_t key, uint64_t round, uint32_t k);
 
+  // Secure aggregation (masked mode, docs/secagg.md): the open round's state machine for the service's
+  // phase endpoints (null when the round is closed or not masked), and a round's parameters.
+  secagg::AggregatorRound* secagg_round(uint64_t round_id);
+  secagg::RoundConfig secagg_config(uint64_t round_id) const;
+  // After a restart: an open masked round lost its phase state with the process; it is abandoned (never
+  // resumed half-way, never applied). Returns whether there was one.
+  bool abandon_interrupted_secagg();
+
  private:
+  // The masked round's phases: closes the current one when due (everyone pending answered, or its
+  // deadline), and at the end applies the decoded sum or abandons the round.
+  Result<std::vector<UpdateEntry>> tick_secagg(Round& r, int64_t now_ms);
+  // Plain mode: the devices' scalars encoded as they would have encoded them, summed in the clear.
+  Result<std::vector<float>> aggregate_fixed_point(const std::vector<Submission>& subs) const;
+  // Appends the round's coefficients to the log (after the max_coeff check of non-private rounds).
+  Result<std::vector<UpdateEntry>> apply(Round& r, const std::vector<float>& coeffs);
+
   uint64_t key_;
   uint64_t sampling_key_;
   RoundPolicy policy_;

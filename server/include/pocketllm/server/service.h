@@ -111,6 +111,13 @@ class Service {
   Reply enforce_token_cap(const Task& t, uint64_t round_id, const std::string& device);
   Reply submit(const std::string& task, const std::string& round, const std::string& device, const std::string& body, Done& done);
   HttpResponse get_log(const std::string& task, const std::map<std::string, std::string>& query);
+  // Secure aggregation (api_secagg.cpp): one device message of a masked round's phase (POST), or what
+  // the device reads at a phase's start (GET): step is keys, shares, masked or unmask; roster, inbox or
+  // survivors.
+  HttpResponse secagg_post(const std::string& task, const std::string& round, const std::string& step, const std::string& device,
+                           const std::string& body);
+  HttpResponse secagg_get(const std::string& task, const std::string& round, const std::string& step, const std::string& device);
+  HttpResponse* find_secagg(const std::string& task, const std::string& round, secagg::AggregatorRound** out, HttpResponse* err);
   Reply get_snapshot(const std::string& task, const std::map<std::string, std::string>& query, Done& done);
   // Snapshot work (snapshots.cpp): one job per request, on the snapshot threads.
   struct SnapshotJob;
