@@ -163,6 +163,26 @@ Result<SubmitReply> FederationClient::submit(const std::string& task, uint64_t r
   return s;
 }
 
+Result<SecAggReply> FederationClient::secagg(const std::string& method, const std::string& task, uint64_t round, const std::string& step,
+                                             const std::string& body) {
+  auto r = call(method, protocol::secagg_path(task, round, step), body, true);
+  if (!r) return r.status();
+  SecAggReply s;
+  s.status = r->status;
+  s.accepted = r->status == 200 || r->status == 201;
+  if (!s.accepted) {
+    if (auto e = protocol::parse_error_reply(r->body)) {
+      s.error = e->code;
+      s.error_name = e->code_name;
+      s.message = e->message;
+      s.current_round = e->current_round.value_or(0);
+    }
+    if (method == "POST" && s.error == protocol::ErrorCode::kSecAggRepeat) s.accepted = s.duplicate = true;
+  }
+  if (s.accepted) s.body = std::move(r->body);
+  return s;
+}
+
 Result<UpdateLog> FederationClient::log_since(const std::string& task, uint64_t since) {
   std::vector<UpdateEntry> entries;
   uint64_t at = since;

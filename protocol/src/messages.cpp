@@ -66,6 +66,9 @@ std::string task_path(const std::string& task) { return "/v1/tasks/" + task; }
 std::string current_round_path(const std::string& task) { return task_path(task) + "/round"; }
 std::string round_path(const std::string& task, uint64_t round) { return task_path(task) + "/rounds/" + std::to_string(round); }
 std::string submissions_path(const std::string& task, uint64_t round) { return round_path(task, round) + "/submissions"; }
+std::string secagg_path(const std::string& task, uint64_t round, const std::string& step) {
+  return round_path(task, round) + "/secagg/" + step;
+}
 std::string log_path(const std::string& task, uint64_t since, uint64_t limit, bool binary) {
   return task_path(task) + "/log?" + (binary ? "format=binary&" : "") + "limit=" + std::to_string(limit) + "&since=" + std::to_string(since);
 }

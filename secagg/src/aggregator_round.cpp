@@ -138,11 +138,12 @@ Status AggregatorRound::share_keys(const std::string& device, const ShareKeys& m
                             std::to_string(nb.size()) + ") expected");
   for (size_t k = 0; k < nb.size(); ++k) {
     const EncryptedShare& e = msg.shares[k];
-    if (e.from != *i || e.to != nb[k] || e.sealed.size() != kSealedShareSize)
-      return invalid_argument("secagg: sealed share " + std::to_string(k) + " is not from " + device + " to its neighbour " +
-                              std::to_string(nb[k]) + " with " + std::to_string(kSealedShareSize) + " bytes");
+    if (e.to != nb[k] || e.sealed.size() != kSealedShareSize)
+      return invalid_argument("secagg: sealed share " + std::to_string(k) + " is not to neighbour " + std::to_string(nb[k]) + " of " +
+                              device + " with " + std::to_string(kSealedShareSize) + " bytes");
   }
   shares_[*i] = msg;
+  for (EncryptedShare& e : shares_[*i]->shares) e.from = *i;  // the sender is who the server authenticated
   return Status::ok();
 }
 

@@ -96,8 +96,10 @@ Result<MaskedInput> DeviceRound::masked_input(const std::vector<uint64_t>& input
   const X25519Secret enc(enc_.secret);
   for (const EncryptedShare& e : inbox) {
     const uint8_t point = graph_->share_point(e.from, roster_.index);
-    if (e.to != roster_.index || point == 0 || held_.count(e.from))
-      return fail(invalid_argument("secagg: a share in the inbox is not from a neighbour, not for this device, or repeated"));
+    // (Whom it is for is not read from the message: a share sealed to another device fails to open, its
+    // associated data naming this device as the receiver.)
+    if (point == 0 || held_.count(e.from))
+      return fail(invalid_argument("secagg: a share in the inbox is not from a neighbour, or repeated"));
     const auto peer = std::lower_bound(roster_.neighbours.begin(), roster_.neighbours.end(), e.from,
                                        [](const Roster::Peer& p, uint32_t i) { return p.index < i; });
     auto dh = enc.agree(peer->enc_public);

@@ -40,7 +40,7 @@ HttpResponse Service::create_task(const std::string& body) {
   std::lock_guard<std::mutex> store_lock(store_mu_);
   Status saved = store_->insert_task(stored, first.value());
   if (!saved) return error(ErrorCode::kStoreUnavailable, "the task was not saved; retry");
-  Status loaded = load_task(stored);  // the one path that builds a task, snapshots included
+  Status loaded = load_task(stored, true);  // the one path that builds a task, snapshots included
   if (!loaded) return error(ErrorCode::kInternal, loaded.message());
   log("task " + stored.id + " created");
   json out = task_spec_to_json(spec.value());

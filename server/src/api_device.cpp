@@ -101,6 +101,7 @@ HttpResponse Service::get_round(const std::string& task, const std::string& roun
     }
     out["submission_list"] = subs;
     out["extensions"] = r->extensions;
+    if (!r->abandon_reason.empty()) out["abandon_reason"] = r->abandon_reason;  // memory only: since the last start
   }
   return json_response(200, out);
 }

@@ -27,6 +27,15 @@ bool TaskRounds::abandon_interrupted_secagg() {
   return true;
 }
 
+Status TaskRounds::resume_fresh_secagg() {
+  if (policy_.secagg.mode != SecAggMode::kMasked || rounds_.empty() || rounds_.back().state != RoundState::kOpen) return Status::ok();
+  Round& r = rounds_.back();
+  auto a = secagg::AggregatorRound::create(secagg_round_config(policy_, key_, r.id), policy_.secagg.max_participants);
+  if (!a) return a.status();
+  r.secagg = std::move(a.value());
+  return Status::ok();
+}
+
 Result<std::vector<UpdateEntry>> TaskRounds::tick_secagg(Round& r, int64_t now_ms) {
   std::vector<UpdateEntry> none;
   secagg::AggregatorRound& a = *r.secagg;

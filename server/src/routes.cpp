@@ -102,12 +102,14 @@ HttpResponse labelled(HttpResponse r, const char* route) {
 }  // namespace
 
 Service::Reply Service::dispatch(Call& c) {
+  // The route of this target and method; else the first of this target (answered 405).
   const Route* route = nullptr;
-  for (const Route& r : routes())
-    if (matches(r.pattern, c.target.segments, &c.params)) {
-      route = &r;
-      break;
-    }
+  for (const Route& r : routes()) {
+    if (!matches(r.pattern, c.target.segments, &c.params)) continue;
+    if (!route || c.req.method == r.method) route = &r;
+    if (c.req.method == r.method) break;
+  }
+  if (route) matches(route->pattern, c.target.segments, &c.params);  // its own placeholders
   const bool v1 = !c.target.segments.empty() && c.target.segments[0] == "v1";
   if (!route || route->access != Access::kPublic) {
     if (!route && !v1) return labelled(error(ErrorCode::kNotFound, "no such endpoint: " + c.req.target.substr(0, c.req.target.find('?'))), "other");

@@ -127,7 +127,7 @@ Status Service::load() {
 
 
 // Builds a task's in-memory state from the store (at start, and after a failed commit).
-Status Service::load_task(const StoredTask& stored) {
+Status Service::load_task(const StoredTask& stored, bool fresh) {
   nlohmann::json j = parse_json(stored.spec_json);
   auto spec = parse_task_spec(j);
   if (!spec) return corrupt("store: task " + stored.id + ": " + spec.status().message());
@@ -137,7 +137,9 @@ Status Service::load_task(const StoredTask& stored) {
   auto log_entries = store_->load_log(stored.id);
   if (!log_entries) return log_entries.status();
   POCKETLLM_RETURN_IF_ERROR(task->rounds.restore(std::move(rounds.value()), std::move(log_entries.value())));
-  if (task->rounds.abandon_interrupted_secagg()) {
+  if (fresh) {
+    POCKETLLM_RETURN_IF_ERROR(task->rounds.resume_fresh_secagg());
+  } else if (task->rounds.abandon_interrupted_secagg()) {
     // Its phase state died with the process: abandoned (nothing of it was applied), and the next one opens.
     const Round lost = *task->rounds.current();  // a copy: opening the next round may move the vector
     auto next = task->rounds.open_round(now_ms());

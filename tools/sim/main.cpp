@@ -22,7 +22,8 @@ constexpr const char* kHelp =
     "  --mode inprocess|loopback   an in-process server (default), or a real one over HTTPS:\n"
     "  --server URL --ca FILE --admin-token-file FILE   (loopback)\n"
     "  --participation P (1.0)     fraction of devices asked per round (seeded)\n"
-    "  --dropout P (0)             fraction of asked devices that train but never submit\n"
+    "  --dropout P (0)             fraction of asked devices that train but never submit (with --secagg: that\n"
+    "                              leave after a phase drawn from --seed, the last one after sending their input)\n"
     "  --straggler P (0)           fraction that submit after the round closed (refused with 409)\n"
     "  --partition iid|contiguous|dirichlet:ALPHA (iid)   how --data is split across devices\n"
     "  --seed S (0)                partition, data order, participation and the round seeds\n"
@@ -40,8 +41,11 @@ constexpr const char* kHelp =
     "  --dp central|local          a differentially private task (docs/privacy.md) with --clip-norm C,\n"
     "                              --target-epsilon E, --delta D (1e-5), --sampling-rate Q (1: the server's\n"
     "                              Poisson sampling), --noise-multiplier S (default: calibrated to E over --rounds)\n"
+    "  --secagg                    secure aggregation (docs/secagg.md): the server learns only each round's sum\n"
+    "  --secagg-plain              the same fixed-point sum without masks (a check: same log, byte for byte)\n"
+    "  --secagg-bound B (1)        the per-scalar clip of the secure sum (a private task: its --clip-norm)\n"
     "output:\n"
-    "  --out DIR (sim-out)  rounds.csv, rounds.json, plot.svg, task.json\n"
+    "  --out DIR (sim-out)  rounds.csv, rounds.json, plot.svg, task.json, log.jsonl (the shared update log)\n"
     "  --sample PROMPT      sample from the shared model before and after (temperature 0.8, top-p 0.9,\n"
     "                       repetition penalty 1.2, seed 0, 40 tokens)\n"
     "  --save-shared FILE   write the final shared trainable tensors (safetensors, as devices keep them)\n"
@@ -86,7 +90,8 @@ int main(int argc, char** argv) {
                     "dropout", "straggler", "partition", "seed", "task", "template", "labels", "preset", "max-length", "tau",
                     "batch-size", "lr", "eps", "trainable", "strategy", "clip", "task-id", "out", "sample", "threads", "save-shared", "min-submissions", "byzantine", "attack",
                     "dp", "clip-norm", "noise-multiplier", "sampling-rate", "target-epsilon", "delta",
-                    "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed"});
+                    "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "secagg-bound"},
+                   {"secagg", "secagg-plain"});
   return cmd.run(std::vector<std::string>(argv + 1, argv + argc), [&](const cli::Args& args) {
     if (!args.has("model") || !args.has("data")) return cmd.usage("--model and --data are required");
     sim::SimOptions o;
@@ -140,6 +145,14 @@ int main(int argc, char** argv) {
       o.dp_target_epsilon = target.value();
       o.dp_delta = delta.value();
     }
+    if (args.has("secagg") && args.has("secagg-plain")) return cmd.usage("--secagg and --secagg-plain exclude each other");
+    o.secagg = args.has("secagg") ? "masked" : args.has("secagg-plain") ? "plain" : "off";
+    auto bound = args.get_double("secagg-bound", 1.0);
+    if (!bound || !(bound.value() > 0) || bound.value() > 1e6) return cmd.usage("--secagg-bound must be in (0, 1e6]");
+    o.secagg_bound = bound.value();
+    if (o.secagg != "off" && o.strategy != "weighted_mean") return cmd.usage("--secagg needs --strategy weighted_mean (the server sees only sums)");
+    if (o.secagg != "off" && o.dp == "local") return cmd.usage("--secagg composes with --dp central (the devices add the noise in shares)");
+    if (o.secagg == "plain" && o.dp != "off") return cmd.usage("--secagg-plain is the unmasked check: without --dp");
     o.out_dir = args.get("out", "sim-out");
     o.sample_prompt = args.get("sample");
     o.save_shared = args.get("save-shared");

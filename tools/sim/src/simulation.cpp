@@ -14,6 +14,7 @@
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/seeds.h"
 #include "pocketllm/federation/device_model.h"
+#include "pocketllm/federation/secure_submission.h"
 #include "pocketllm/sim/partition.h"
 #include "report.h"
 #include "server_link.h"
@@ -69,8 +70,21 @@ json task_spec(const SimOptions& o, const std::string& model_id, std::string* ta
     t["privacy"] = p;
     t.erase("clip");
   }
+  if (o.secagg != "off") {
+    t["secagg"] = {{"mode", o.secagg}};
+    if (o.dp == "off") t["secagg"]["bound"] = o.secagg_bound;
+    t["min_submissions"] = std::max(2, o.min_submissions);  // a sum of one device would be its input
+  }
   return t;
 }
+
+// A device in a masked round's phases, and the last phase it completes (1 keys, 2 shares, 3 masked input,
+// 4 all: it stays to the end).
+struct SecureDevice {
+  VirtualDevice* device;
+  std::unique_ptr<SecureSubmission> submission;
+  int leave_after;
+};
 
 // Everything one simulation holds: the server link, the shared model, the devices, the evaluation.
 struct Simulation {
@@ -89,6 +103,8 @@ struct Simulation {
   Status setup();
   Status enrol_devices();
   Result<RoundRow> run_round(uint64_t r);
+  Status secure_phases(uint64_t round, std::vector<SecureDevice>* secure, RoundRow* row);
+  Result<std::unique_ptr<FederationClient>> client_of(const VirtualDevice& d);
   Status evaluate(double* loss, double* acc);
 };
 
@@ -168,6 +184,7 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
   RoundRow row;
   row.round = r;
   std::vector<std::pair<VirtualDevice*, Participation>> stragglers;
+  std::vector<SecureDevice> secure;
   RoundInfo round;
   for (size_t i = 0; i < devices.size(); ++i) {
     VirtualDevice& d = *devices[i];
@@ -188,17 +205,30 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
       d.bytes_down += c->bytes_received();
       continue;
     }
-    if (uniform(o.seed, r, i, 2) < o.dropout) {
-      ++row.dropped;
-    } else if (uniform(o.seed, r, i, 3) < o.straggler) {
+    const bool dropped = uniform(o.seed, r, i, 2) < o.dropout;
+    // Under secure aggregation a dropped device leaves after a phase drawn from the seed (0: before its
+    // keys … 3: after its masked input, which then counts); without it, before submitting.
+    const int leave_after = !dropped ? 4 : o.secagg == "off" ? 0 : static_cast<int>(uniform(o.seed, r, i, 5) * 4);
+    row.dropped += dropped;
+    if (dropped && leave_after == 0) {
+    } else if (!dropped && uniform(o.seed, r, i, 3) < o.straggler) {
       stragglers.emplace_back(&d, std::move(p.value()));
     } else {
       if (d.byzantine && p->outcome == Outcome::kTrained)
         POCKETLLM_RETURN_IF_ERROR(apply_attack(o.attack, o.seed ^ splitmix64(r * 1000003 + i), &p->local.coeffs, &p->local.examples));
-      auto s = d.submit(*c, info.id, round, std::move(p.value()));
-      if (!s) return s.status();
-      ++row.submitted;
-      row.accepted += s->submitted();
+      if (o.secagg == "masked" && p->outcome == Outcome::kTrained) {
+        auto sub = SecureSubmission::create(round, d.privacy, p->local);
+        if (!sub) return sub.status();
+        auto moved = (*sub)->advance(*c, info.id);  // its keys
+        if (!moved) return moved.status();
+        if ((*sub)->step() == SecureSubmission::Step::kFailed) std::fprintf(stderr, "device %s: %s\n", d.id.c_str(), (*sub)->failure().c_str());
+        secure.push_back({&d, std::move(sub.value()), leave_after});
+      } else if (leave_after >= 3) {  // plain: a device submits iff it would have sent its masked input
+        auto s = d.submit(*c, info.id, round, std::move(p.value()));
+        if (!s) return s.status();
+        ++row.submitted;
+        row.accepted += s->submitted();
+      }
     }
     d.client = nullptr;
     d.bytes_up += c->bytes_sent();
@@ -206,20 +236,28 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
     row.up += c->bytes_sent();
     row.down += c->bytes_received();
   }
+  if (!secure.empty()) POCKETLLM_RETURN_IF_ERROR(secure_phases(round.round, &secure, &row));
   if (row.asked > 0) {
     auto closed = link->admin("POST", "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(round.round) + "/close", "");
-    if (!closed) return closed.status();
+    if (!closed && o.secagg != "masked") return closed.status();  // a masked round may have been abandoned mid-way
   }
   for (auto& [d, p] : stragglers) {  // too late: the server refuses them with 409
-    auto t = link->transport();
-    if (!t) return t.status();
-    auto c = FederationClient::with_credential(std::move(t.value()), d->id, d->credential, RetryPolicy{3, 100});
-    auto s = d->submit(*c, info.id, round, std::move(p));
-    if (!s) return s.status();
-    row.late += s->reply.status == 409;
-    d->bytes_up += c->bytes_sent();
-    row.up += c->bytes_sent();
-    row.down += c->bytes_received();
+    auto c = client_of(*d);
+    if (!c) return c.status();
+    if (o.secagg == "masked") {
+      auto sub = SecureSubmission::create(round, d->privacy, p.local);
+      if (!sub) return sub.status();
+      auto moved = (*sub)->advance(**c, info.id);
+      if (!moved) return moved.status();
+      row.late += (*sub)->step() == SecureSubmission::Step::kFailed;
+    } else {
+      auto s = d->submit(**c, info.id, round, std::move(p));
+      if (!s) return s.status();
+      row.late += s->reply.status == 409;
+    }
+    d->bytes_up += (*c)->bytes_sent();
+    row.up += (*c)->bytes_sent();
+    row.down += (*c)->bytes_received();
   }
   auto log = link->reader().log_since(info.id, version);
   if (!log) return log.status();
@@ -240,10 +278,66 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
   return row;
 }
 
+Result<std::unique_ptr<FederationClient>> Simulation::client_of(const VirtualDevice& d) {
+  auto t = link->transport();
+  if (!t) return t.status();
+  return FederationClient::with_credential(std::move(t.value()), d.id, d.credential, RetryPolicy{3, 100});
+}
+
+// A masked round after its keys: for each later phase the round is moved on (as its deadline would) and
+// every device still there takes its step; a device leaves after its drawn phase.
+Status Simulation::secure_phases(uint64_t round, std::vector<SecureDevice>* secure, RoundRow* row) {
+  const std::string close = "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(round) + "/close";
+  for (int step = 2; step <= 4; ++step) {
+    auto closed = link->admin("POST", close, "");
+    if (!closed) return closed.status();
+    if ((*closed).value("state", "") != "open") {  // abandoned: too few in a phase
+      std::fprintf(stderr, "round %llu abandoned before step %d: %s\n", static_cast<unsigned long long>(round), step, closed->dump().substr(0, 600).c_str());
+      return Status::ok();
+    }
+    for (SecureDevice& s : *secure) {
+      if (s.leave_after < step || s.submission->step() == SecureSubmission::Step::kFailed) continue;
+      auto c = client_of(*s.device);
+      if (!c) return c.status();
+      auto moved = s.submission->advance(**c, info.id);
+      if (!moved) return moved.status();
+      if (s.submission->step() == SecureSubmission::Step::kFailed)
+        std::fprintf(stderr, "round %llu: device %s left the secure round: %s\n", static_cast<unsigned long long>(round),
+                     s.device->id.c_str(), s.submission->failure().c_str());
+      s.device->bytes_up += (*c)->bytes_sent();
+      s.device->bytes_down += (*c)->bytes_received();
+      row->up += (*c)->bytes_sent();
+      row->down += (*c)->bytes_received();
+    }
+  }
+  for (const SecureDevice& s : *secure) {
+    const auto st = s.submission->step();
+    const bool sent_input = st == SecureSubmission::Step::kUnmask || st == SecureSubmission::Step::kDone;
+    row->submitted += sent_input;
+    row->accepted += sent_input;
+  }
+  return Status::ok();
+}
+
 Status save_shared(const std::string& path, const SharedWeights& shared, uint64_t version) {
   std::vector<TensorToWrite> out;
   for (const auto& t : shared.tensors()) out.push_back({t.name, DType::kF32, {static_cast<int64_t>(t.numel)}, t.data});
   return write_safetensors(path, out, {{"version", std::to_string(version)}});
+}
+
+// The shared update log, one entry a line: {"seed": 16 hex digits, "coeff": the float32 in 9 significant
+// digits (exact: it reads back to the same bits)}.
+Status write_log_jsonl(const std::string& path, Simulation& sim) {
+  auto log = sim.link->reader().log_since(sim.info.id, 0);
+  if (!log) return log.status();
+  std::string text;
+  char line[96];
+  for (const UpdateEntry& e : log->entries()) {
+    std::snprintf(line, sizeof line, "{\"seed\": \"%016llx\", \"coeff\": %.9g}\n", static_cast<unsigned long long>(e.seed),
+                  static_cast<double>(e.coeff));
+    text += line;
+  }
+  return write_file_atomic(path, text);
 }
 
 }  // namespace
@@ -291,6 +385,7 @@ Status run_simulation(const SimOptions& o) {
     }
   }
   POCKETLLM_RETURN_IF_ERROR(report.finish());
+  POCKETLLM_RETURN_IF_ERROR(write_log_jsonl(o.out_dir + "/log.jsonl", sim));
   if (!o.save_shared.empty()) POCKETLLM_RETURN_IF_ERROR(save_shared(o.save_shared, *sim.shared, sim.version));
   if (!o.sample_prompt.empty())
     std::printf("\nsample before: %s\nsample after:  %s\n", sample_before.c_str(), sample(&sim.pool, sim.model, o.sample_prompt).c_str());

@@ -35,6 +35,11 @@ struct SubmitReply {
   uint64_t current_round = 0;
 };
 
+// A secure-aggregation exchange: the reply's body on 2xx, the error otherwise.
+struct SecAggReply : SubmitReply {
+  std::string body;
+};
+
 class FederationClient {
  public:
   // Loads the device credential from `credentials_file`; when the file does not exist, enrols with
@@ -54,6 +59,11 @@ class FederationClient {
   // Submits a round's scalars; retried on network errors, 5xx and 429 (the server treats an identical
   // resubmission as a duplicate, so a retry after a lost reply is safe). A 4xx is returned, not retried.
   Result<SubmitReply> submit(const std::string& task, uint64_t round, const protocol::SubmissionRequest& submission);
+  // One secure-aggregation exchange of a masked round (docs/secagg.md §5): method POST with a phase
+  // message (step keys, shares, masked, unmask) or GET (roster, inbox, survivors). Retried like submit();
+  // a POST the server already holds (409 secagg_repeat after a lost reply) counts as accepted.
+  Result<SecAggReply> secagg(const std::string& method, const std::string& task, uint64_t round, const std::string& step,
+                             const std::string& body = "");
   // Entries [since, version) of the shared log, paged, in the binary form.
   Result<UpdateLog> log_since(const std::string& task, uint64_t since);
   // The trainable tensors at the latest version (safetensors bytes), checked against the server's SHA-256.

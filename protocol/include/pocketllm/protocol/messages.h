@@ -31,6 +31,8 @@ std::string task_path(const std::string& task);                    // GET
 std::string current_round_path(const std::string& task);           // GET
 std::string round_path(const std::string& task, uint64_t round);   // GET
 std::string submissions_path(const std::string& task, uint64_t round);  // POST
+// Secure aggregation (docs/secagg.md §5): POST keys|shares|masked|unmask, GET roster|inbox|survivors.
+std::string secagg_path(const std::string& task, uint64_t round, const std::string& step);
 std::string log_path(const std::string& task, uint64_t since, uint64_t limit, bool binary);  // GET
 std::string snapshot_path(const std::string& task);                // GET
 

@@ -50,7 +50,8 @@ struct EncryptedShare {
 };
 constexpr size_t kSealedShareSize = 64 + kAeadOverhead;
 
-// Phase 2, device → server: one EncryptedShare per neighbour.
+// Phase 2, device → server: one EncryptedShare per neighbour, in the neighbours' order (the server sets
+// `from` to the sender it authenticated).
 struct ShareKeys {
   std::vector<EncryptedShare> shares;
 };

@@ -133,6 +133,8 @@ class TaskRounds {
   // After a restart: an open masked round lost its phase state with the process; it is abandoned (never
   // resumed half-way, never applied). Returns whether there was one.
   bool abandon_interrupted_secagg();
+  // A task just created: its open first round (from the store) gets its state machine.
+  Status resume_fresh_secagg();
 
  private:
   // The masked round's phases: closes the current one when due (everyone pending answered, or its

@@ -73,7 +73,9 @@ class Service {
   };
   explicit Service(ServiceOptions options);
   Status load();
-  Status load_task(const StoredTask& stored);
+  // `fresh`: the task was just created (its first round has seen nothing yet); otherwise an open masked
+  // round lost its phase state with the memory being rebuilt and is abandoned.
+  Status load_task(const StoredTask& stored, bool fresh = false);
   static Status load_weights(Task* t);
   int64_t now_ms() const { return opt_.clock_ms(); }
   void log(const std::string& line) const {

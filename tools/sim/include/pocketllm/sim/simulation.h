@@ -2,7 +2,8 @@
 // server or a real one over HTTPS. Devices share one base model in memory; each holds only its data
 // shard, its credential and its version. Every device takes part through the federation module's round
 // flow (RoundParticipant), so a simulated device trains exactly as a real one. Writes per-round
-// rounds.csv / rounds.json, plot.svg and task.json to the output directory.
+// rounds.csv / rounds.json, plot.svg, task.json and the shared update log (log.jsonl) to the output
+// directory.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -43,6 +44,12 @@ struct SimOptions {
   std::string dp = "off";
   double dp_clip_norm = 0, dp_noise_multiplier = 0;  // noise 0: calibrated to the target over `rounds`
   double dp_sampling_rate = 1, dp_target_epsilon = 0, dp_delta = 1e-5;
+  // Secure aggregation (docs/secagg.md): off, masked (devices go through the round's phases and the
+  // server learns only the sum) or plain (the same fixed-point sum in the clear, for comparison). A
+  // dropped device leaves after a phase drawn from the seed; under plain it submits iff it would have
+  // sent its masked input. secagg_bound: the per-scalar clip.
+  std::string secagg = "off";
+  double secagg_bound = 1.0;
 };
 
 // What a Byzantine device submits instead of its honest scalars (and example count): flt_max (±FLT_MAX
