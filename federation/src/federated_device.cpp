@@ -143,6 +143,7 @@ Status FederatedDevice::sync() {
 Result<Participation> FederatedDevice::participate(const RoundInfo& round) {
   auto p = train(round);
   if (!p) return p.status();
+  if (round.secagg.is_object()) return submit_secure(client_, o_.task_id, round, std::move(p.value()));
   return submit(client_, o_.task_id, round, std::move(p.value()));
 }
 

@@ -4,6 +4,9 @@
 
 #include "pocketllm/client/trainer.h"
 #include "pocketllm/common/os_random.h"
+#ifdef POCKETLLM_HAS_SECAGG
+#include "pocketllm/federation/secure_submission.h"
+#endif
 
 namespace pocketllm {
 
@@ -120,6 +123,30 @@ Result<Participation> RoundParticipant::submit(FederationClient& client, const s
   p.reply = reply.value();
   p.outcome = !reply->accepted ? Outcome::kRejected : reply->duplicate ? Outcome::kDuplicate : Outcome::kAccepted;
   return p;
+}
+
+Result<Participation> RoundParticipant::submit_secure(FederationClient& client, const std::string& task_id, const RoundInfo& round,
+                                                      Participation p, int poll_ms, int64_t timeout_ms) {
+  if (p.outcome != Outcome::kTrained) return p;
+#ifdef POCKETLLM_HAS_SECAGG
+  auto sub = SecureSubmission::create(round, privacy, p.local);
+  if (!sub) return sub.status();
+  Status ran = (*sub)->run(client, task_id, poll_ms, timeout_ms);
+  if (ran.code() == StatusCode::kCancelled || ran.code() == StatusCode::kIoError) return ran;
+  p.outcome = (*sub)->step() == SecureSubmission::Step::kDone ? Outcome::kAccepted : Outcome::kRejected;
+  p.reply.accepted = p.outcome == Outcome::kAccepted;
+  p.reply.message = (*sub)->failure();
+  if (!p.reply.accepted) p.reply.error_name = "secagg_left";
+  return p;
+#else
+  (void)client;
+  (void)task_id;
+  (void)round;
+  (void)poll_ms;
+  (void)timeout_ms;
+  return unsupported("round " + std::to_string(p.round) + " aggregates securely, and this build has no secure aggregation "
+                     "(the mobile profile carries no libcrypto yet: docs/secagg.md)");
+#endif
 }
 
 }  // namespace pocketllm

@@ -69,8 +69,10 @@ Status parse_secagg(const json& j, const RoundPolicy& policy, SecAggPolicy* out)
     return field_error("mode", "plain is the unmasked check of the encoding, without the devices' noise: not for a private task");
   double v = 0;
   if (policy.privacy.enabled()) {
-    if (j.contains("bound")) return field_error("bound", "a private task's bound is privacy.clip_norm");
     p.bound = policy.privacy.clip_norm;
+    double given = p.bound;  // (a stored spec writes it back)
+    POCKETLLM_RETURN_IF_ERROR(number(j, "bound", 1e-12, 1e6, false, &given));
+    if (given != p.bound) return field_error("bound", "a private task's bound is its privacy.clip_norm");
     p.scale_bits = 30;
   } else {
     if (!j.contains("bound")) return field_error("bound", "required: the largest |scalar| a device submits (it clips to it)");

@@ -2,9 +2,12 @@
 // device, network faults, a device offline for a week, snapshots, and personalisation over syncs.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "pocketllm/sim/in_process_transport.h"
 #include "pocketllm/federation/federated_device.h"
@@ -334,4 +337,82 @@ TEST_CASE("federation: a task with an adapter trains kilobytes of LoRA on every 
   REQUIRE(fed.value()->sync().is_ok());
   CHECK(late.client->bytes_received() > down_before);
   CHECK(weights_of(*late.model.loaded.model) == weights_of(*a.model.loaded.model));
+}
+
+namespace {
+
+// The log of a task with the given secagg mode after one round of three devices taking part at once
+// (threads: each blocks in its round's phases while the others move), the server ticking every 2 ms.
+// `sent` collects what left the devices.
+std::vector<UpdateEntry> secure_round(World& w, const std::string& task, const std::string& mode,
+                                      std::vector<std::tuple<std::string, std::string, std::string>>* sent) {
+  w.create_task(task, R"(,"seed_key":"00000000000abcde","goal_submissions":3,"min_submissions":2,"secagg":{"mode":")" + mode +
+                          R"(","bound":0.05})");
+  std::vector<Device> devices;
+  for (const char* name : {"s0", "s1", "s2"}) devices.push_back(w.device(task, name));
+  std::mutex mu;
+  for (Device& d : devices)
+    d.client->set_request_observer([&](const std::string& m, const std::string& t, const std::string& b) {
+      std::lock_guard<std::mutex> lock(mu);
+      sent->emplace_back(m, t, b);
+    });
+  std::atomic<bool> stop{false};
+  std::thread ticker([&] {
+    while (!stop) {
+      w.server.svc->tick();
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  std::vector<Result<Participation>> results(devices.size(), Status(StatusCode::kInternal, "not run"));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < devices.size(); ++i)
+    threads.emplace_back([&, i] {
+      auto ri = devices[i].client->round(task);
+      results[i] = ri ? devices[i].fed->participate(ri.value()) : Result<Participation>(ri.status());
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 500 && w.server.json_of(w.server.admin("GET", "/v1/tasks/" + task))["version"] == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  stop = true;
+  ticker.join();
+  for (auto& r : results) {
+    INFO(r.status().to_string());
+    REQUIRE(r.is_ok());
+    INFO(r->describe());
+    CHECK(r->submitted());
+  }
+  auto log = devices[0].client->log_since(task, 0);
+  REQUIRE(log.is_ok());
+  return log->entries();
+}
+
+}  // namespace
+
+TEST_CASE("federation: a masked secure round applies the same bits as the plain fixed-point sum, and no scalar leaves a device",
+          "[federation][secagg]") {
+  World a, b;  // two servers: the same device names (data orders) on each
+  std::vector<std::tuple<std::string, std::string, std::string>> masked_sent, plain_sent;
+  const auto masked = secure_round(a, "sa", "masked", &masked_sent);
+  const auto plain = secure_round(b, "sa", "plain", &plain_sent);
+  REQUIRE(masked.size() == 3);
+  REQUIRE(plain.size() == 3);
+  for (size_t k = 0; k < 3; ++k) {
+    CHECK(masked[k].seed == plain[k].seed);
+    CHECK(std::memcmp(&masked[k].coeff, &plain[k].coeff, 4) == 0);
+    CHECK(masked[k].coeff != 0.0f);
+  }
+  // Masked: every upload is a secagg phase message (keys, shares, masked words, revealed shares).
+  std::set<std::string> steps;
+  for (const auto& [method, target, body] : masked_sent) {
+    if (method != "POST") continue;
+    CHECK(target.find("/submissions") == std::string::npos);
+    CHECK(body.find("coeffs") == std::string::npos);
+    CHECK(body.find(kCanary) == std::string::npos);
+    steps.insert(target.substr(target.rfind('/') + 1));
+  }
+  CHECK(steps == std::set<std::string>{"keys", "shares", "masked", "unmask"});
+  // Plain: the scalars themselves (the comparison the masked protocol is checked against).
+  bool plain_scalars = false;
+  for (const auto& [method, target, body] : plain_sent) plain_scalars |= body.find("coeffs") != std::string::npos;
+  CHECK(plain_scalars);
 }

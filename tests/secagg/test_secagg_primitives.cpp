@@ -3,6 +3,7 @@
 // reconstruction from every subset, the graph's structure, and the fixed-point encoding's bounds.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <set>
 #include <string>
 
@@ -202,4 +203,28 @@ TEST_CASE("fixed-point encoding: clipping, weights, exact decoding, and the capa
   s.uniform_weights = true;
   s.noise_variance = 1e30;
   CHECK_FALSE(check_capacity(s, 10));
+}
+
+TEST_CASE("each device's Skellam noise has the variance the round asks for, and averages to zero") {
+  InputSpec s;
+  s.tau = 1;
+  s.scale_bits = 20;
+  s.bound = 1;
+  s.uniform_weights = true;
+  s.noise_variance = 1e6;
+  const int n = 4000;
+  double sum = 0, sum2 = 0;
+  for (int i = 0; i < n; ++i) {
+    auto x = encode_input(s, {0.0f}, 1);
+    REQUIRE(x);
+    const double v = static_cast<double>(as_signed((*x)[0]));
+    CHECK(v == std::floor(v));  // an integer: it survives the fixed-point encoding
+    sum += v;
+    sum2 += v * v;
+  }
+  const double mean = sum / n, var = sum2 / n - mean * mean;
+  CHECK(std::fabs(mean) < 5 * std::sqrt(s.noise_variance / n));
+  CHECK(var == Approx(s.noise_variance).epsilon(0.1));  // ~4.5 standard errors of the variance
+  s.noise_variance = 0;
+  CHECK(as_signed(encode_input(s, {0.0f}, 1).value()[0]) == 0);  // the control: no noise asked, none added
 }

@@ -62,6 +62,12 @@ class RoundParticipant {
   // (`privacy`) gets the tau-vector clipped to its L2 bound, noised on the device in local mode, and no
   // loss statistics (they are not covered by the accounting).
   Result<Participation> submit(FederationClient& client, const std::string& task_id, const RoundInfo& round, Participation p);
+  // Step 2 of a masked secure-aggregation round (RoundInfo::secagg, docs/secagg.md): the device takes
+  // the round's phases as they come, polling every poll_ms, until it has revealed its shares (kAccepted),
+  // the round went on without it or refused it (kRejected, reply.message says why), or timeout_ms passed.
+  // Builds without secure aggregation (the mobile profile) refuse with kUnsupported.
+  Result<Participation> submit_secure(FederationClient& client, const std::string& task_id, const RoundInfo& round, Participation p,
+                                      int poll_ms = 500, int64_t timeout_ms = 3'600'000);
 
   // The task's differential-privacy settings (docs/privacy.md); off unless the task says otherwise.
   protocol::DevicePrivacy privacy;

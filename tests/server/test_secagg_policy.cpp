@@ -1,0 +1,91 @@
+// A task's secure-aggregation settings: validated at creation with the reason for each refusal, round-
+// tripped through the stored JSON, and each round's parameters derived from the task.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "pocketllm/server/task_spec.h"
+
+using namespace pocketllm;
+using namespace pocketllm::server;
+using nlohmann::json;
+
+namespace {
+
+json task(json extra) {
+  json t = {{"id", "s"}, {"base_model_id", std::string(64, 'a')}, {"tau", 4}, {"batch_size", 8}, {"min_submissions", 3}};
+  for (auto& [k, v] : extra.items()) t[k] = v;
+  return t;
+}
+
+json central() {
+  return {{"mode", "central"}, {"clip_norm", 0.01}, {"noise_multiplier", 1.5}, {"sampling_rate", 1.0},
+          {"target_epsilon", 50.0}, {"delta", 1e-5}, {"expected_participants", 20.0}};
+}
+
+std::string refusal(json extra) {
+  auto s = parse_task_spec(task(std::move(extra)));
+  return s ? std::string("accepted") : s.status().message();
+}
+
+}  // namespace
+
+TEST_CASE("secagg: a masked task round-trips through its stored JSON and derives each round's parameters", "[server][secagg]") {
+  auto s = parse_task_spec(task({{"secagg", {{"mode", "masked"}, {"bound", 0.25}, {"degree", 10}, {"phase_seconds", 2}}}}));
+  REQUIRE(s.is_ok());
+  const SecAggPolicy& p = s->policy.secagg;
+  CHECK(p.mode == SecAggMode::kMasked);
+  CHECK(p.bound == 0.25);
+  CHECK(p.scale_bits == 40);
+  CHECK(p.phase_ms == 2000);
+  auto again = parse_task_spec(task_spec_to_json(s.value()));
+  REQUIRE(again.is_ok());
+  CHECK(again->policy.secagg.mode == SecAggMode::kMasked);
+  CHECK(again->policy.secagg.bound == 0.25);
+  CHECK(again->policy.secagg.degree == 10);
+  CHECK(training_spec(again.value()).secagg == "masked");
+  const secagg::RoundConfig r1 = secagg_round_config(s->policy, 77, 1), r2 = secagg_round_config(s->policy, 77, 2);
+  CHECK(r1.round_id != r2.round_id);
+  CHECK(r1.graph_seed != r2.graph_seed);
+  CHECK(r1.round_id != secagg_round_config(s->policy, 78, 1).round_id);  // keyed by the task
+  CHECK(r1.min_survivors == 3);
+  CHECK(r1.input.tau == 4);
+  CHECK(r1.input.max_weight == 32);  // tau x batch size
+  CHECK_FALSE(r1.input.uniform_weights);
+  CHECK(r1.input.noise_variance == 0);
+}
+
+TEST_CASE("secagg: a private task's devices add their share of the central noise, and it round-trips", "[server][secagg]") {
+  auto s = parse_task_spec(task({{"privacy", central()}, {"secagg", {{"mode", "masked"}}}}));
+  REQUIRE(s.is_ok());
+  CHECK(s->policy.secagg.bound == 0.01);  // the clip norm
+  CHECK(s->policy.secagg.scale_bits == 30);
+  auto again = parse_task_spec(task_spec_to_json(s.value()));
+  REQUIRE(again.is_ok());
+  const secagg::RoundConfig c = secagg_round_config(again->policy, 1, 1);
+  CHECK(c.input.uniform_weights);
+  // t devices' shares add up to the central (sigma C 2^s)^2.
+  const double total = std::pow(1.5 * 0.01 * std::ldexp(1.0, 30), 2);
+  CHECK(c.input.noise_variance * c.min_survivors == Approx(total));
+}
+
+TEST_CASE("secagg: what cannot compose with a secure sum is refused at creation, with the reason", "[server][secagg]") {
+  const json masked = {{"mode", "masked"}, {"bound", 1.0}};
+  CHECK(refusal({{"strategy", "median"}, {"secagg", masked}}).find("median") != std::string::npos);
+  CHECK(refusal({{"strategy", "trimmed_mean"}, {"secagg", masked}}).find("weighted_mean") != std::string::npos);
+  CHECK(refusal({{"max_staleness", 2}, {"secagg", masked}}).find("max_staleness") != std::string::npos);
+  CHECK(refusal({{"min_submissions", 1}, {"secagg", masked}}).find("at least 2") != std::string::npos);
+  CHECK(refusal({{"clip", 0.5}, {"secagg", masked}}).find("clip") != std::string::npos);
+  json local = central();
+  local["mode"] = "local";
+  local["noise_multiplier"] = 1.0;
+  CHECK(refusal({{"privacy", local}, {"secagg", {{"mode", "masked"}}}}).find("central") != std::string::npos);
+  CHECK(refusal({{"privacy", central()}, {"secagg", {{"mode", "plain"}}}}).find("plain") != std::string::npos);
+  CHECK(refusal({{"secagg", {{"mode", "masked"}}}}).find("bound") != std::string::npos);  // required without DP
+  CHECK(refusal({{"secagg", {{"mode", "sideways"}, {"bound", 1.0}}}}).find("masked or plain") != std::string::npos);
+  CHECK(refusal({{"secagg", {{"mode", "masked"}, {"bound", 1.0}, {"colour", 1}}}}).find("unknown") != std::string::npos);
+  CHECK(refusal({{"secagg", {{"mode", "masked"}, {"bound", 1.0}, {"degree", 300}}}}) != "accepted");
+  // The sum must fit 64 bits for the largest round: a huge bound at a fine scale overflows.
+  CHECK(refusal({{"secagg", {{"mode", "masked"}, {"bound", 1e6}, {"scale_bits", 52}}}}).find("overflow") != std::string::npos);
+  CHECK(refusal({{"secagg", masked}}) == "accepted");  // the control: the same task without the conflict
+}
