@@ -104,6 +104,9 @@ struct Simulation {
   Status enrol_devices();
   Result<RoundRow> run_round(uint64_t r);
   Status secure_phases(uint64_t round, std::vector<SecureDevice>* secure, RoundRow* row);
+  Status upload(VirtualDevice& d, FederationClient& c, const RoundInfo& round, Participation p, int leave_after, RoundRow* row,
+                std::vector<SecureDevice>* secure);
+  Status submit_late(VirtualDevice& d, const RoundInfo& round, Participation p, RoundRow* row);
   Result<std::unique_ptr<FederationClient>> client_of(const VirtualDevice& d);
   Status evaluate(double* loss, double* acc);
 };
@@ -216,19 +219,7 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
     } else {
       if (d.byzantine && p->outcome == Outcome::kTrained)
         POCKETLLM_RETURN_IF_ERROR(apply_attack(o.attack, o.seed ^ splitmix64(r * 1000003 + i), &p->local.coeffs, &p->local.examples));
-      if (o.secagg == "masked" && p->outcome == Outcome::kTrained) {
-        auto sub = SecureSubmission::create(round, d.privacy, p->local);
-        if (!sub) return sub.status();
-        auto moved = (*sub)->advance(*c, info.id);  // its keys
-        if (!moved) return moved.status();
-        if ((*sub)->step() == SecureSubmission::Step::kFailed) std::fprintf(stderr, "device %s: %s\n", d.id.c_str(), (*sub)->failure().c_str());
-        secure.push_back({&d, std::move(sub.value()), leave_after});
-      } else if (leave_after >= 3) {  // plain: a device submits iff it would have sent its masked input
-        auto s = d.submit(*c, info.id, round, std::move(p.value()));
-        if (!s) return s.status();
-        ++row.submitted;
-        row.accepted += s->submitted();
-      }
+      POCKETLLM_RETURN_IF_ERROR(upload(d, *c, round, std::move(p.value()), leave_after, &row, &secure));
     }
     d.client = nullptr;
     d.bytes_up += c->bytes_sent();
@@ -241,24 +232,7 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
     auto closed = link->admin("POST", "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(round.round) + "/close", "");
     if (!closed && o.secagg != "masked") return closed.status();  // a masked round may have been abandoned mid-way
   }
-  for (auto& [d, p] : stragglers) {  // too late: the server refuses them with 409
-    auto c = client_of(*d);
-    if (!c) return c.status();
-    if (o.secagg == "masked") {
-      auto sub = SecureSubmission::create(round, d->privacy, p.local);
-      if (!sub) return sub.status();
-      auto moved = (*sub)->advance(**c, info.id);
-      if (!moved) return moved.status();
-      row.late += (*sub)->step() == SecureSubmission::Step::kFailed;
-    } else {
-      auto s = d->submit(**c, info.id, round, std::move(p));
-      if (!s) return s.status();
-      row.late += s->reply.status == 409;
-    }
-    d->bytes_up += (*c)->bytes_sent();
-    row.up += (*c)->bytes_sent();
-    row.down += (*c)->bytes_received();
-  }
+  for (auto& [d, p] : stragglers) POCKETLLM_RETURN_IF_ERROR(submit_late(*d, round, std::move(p), &row));  // refused: 409
   auto log = link->reader().log_since(info.id, version);
   if (!log) return log.status();
   replay_log(&pool, info.dist, log.value(), shared->tensors());
@@ -276,6 +250,47 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
   POCKETLLM_RETURN_IF_ERROR(evaluate(&row.eval_loss, &row.eval_accuracy));
   row.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return row;
+}
+
+// A trained device's upload: its keys into a masked round (it goes on through the phases later), or its
+// scalars (plain) when it stays long enough to have sent its masked input.
+Status Simulation::upload(VirtualDevice& d, FederationClient& c, const RoundInfo& round, Participation p, int leave_after, RoundRow* row,
+                          std::vector<SecureDevice>* secure) {
+  if (o.secagg == "masked" && p.outcome == Outcome::kTrained) {
+    auto sub = SecureSubmission::create(round, d.privacy, p.local);
+    if (!sub) return sub.status();
+    auto moved = (*sub)->advance(c, info.id);  // its keys
+    if (!moved) return moved.status();
+    if ((*sub)->step() == SecureSubmission::Step::kFailed) std::fprintf(stderr, "device %s: %s\n", d.id.c_str(), (*sub)->failure().c_str());
+    secure->push_back({&d, std::move(sub.value()), leave_after});
+  } else if (leave_after >= 3) {
+    auto s = d.submit(c, info.id, round, std::move(p));
+    if (!s) return s.status();
+    ++row->submitted;
+    row->accepted += s->submitted();
+  }
+  return Status::ok();
+}
+
+// A straggler's upload after the round closed: the server refuses it (409), counted as late.
+Status Simulation::submit_late(VirtualDevice& d, const RoundInfo& round, Participation p, RoundRow* row) {
+  auto c = client_of(d);
+  if (!c) return c.status();
+  if (o.secagg == "masked") {
+    auto sub = SecureSubmission::create(round, d.privacy, p.local);
+    if (!sub) return sub.status();
+    auto moved = (*sub)->advance(**c, info.id);
+    if (!moved) return moved.status();
+    row->late += (*sub)->step() == SecureSubmission::Step::kFailed;
+  } else {
+    auto s = d.submit(**c, info.id, round, std::move(p));
+    if (!s) return s.status();
+    row->late += s->reply.status == 409;
+  }
+  d.bytes_up += (*c)->bytes_sent();
+  row->up += (*c)->bytes_sent();
+  row->down += (*c)->bytes_received();
+  return Status::ok();
 }
 
 Result<std::unique_ptr<FederationClient>> Simulation::client_of(const VirtualDevice& d) {

@@ -12,7 +12,7 @@
 namespace pocketllm::secagg {
 
 // The default degree: min(n − 1, 2 ⌈3 log2 n⌉), at least 2 — enough that, with a fifth of the devices gone,
-// each device keeps more than half its neighbours with overwhelming probability (docs/secagg.md §4).
+// each device keeps more than half its neighbours but for odds docs/secagg.md §4 gives.
 uint32_t default_degree(uint32_t n);
 // The default share threshold for degree k: a strict majority of the neighbourhood, ⌊k/2⌋ + 1.
 uint32_t default_share_threshold(uint32_t k);
