@@ -3,18 +3,20 @@
 # aggregation server (HTTPS, SQLite store) and a handful of simulated phones that fine-tune the real
 # pretrained stories260K (a 260K-parameter Llama that has only read children's stories) on private
 # movie-review text with zeroth-order rounds. Each phone uploads only scalars; then what changed.
-#   scripts/demo.sh [--model PATH] [--devices N] [--rounds R]
+#   scripts/demo.sh [--model PATH] [--devices N] [--rounds R] [--secagg]
+# --secagg: secure aggregation (docs/secagg.md): the server learns only each round's sum of the scalars.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 shared="${POCKETLLM_SHARED:-$root/../shared}"
 model="$shared/hub/karpathy/tinyllamas/stories260K"
-devices=6; rounds=20
+devices=6; rounds=20; secagg=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model="$2"; shift 2 ;;
     --devices) devices="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    --secagg) secagg=(--secagg --secagg-bound 0.05); shift ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -49,13 +51,14 @@ echo; echo "== $devices phones, $rounds rounds: each round 8 local zeroth-order 
 "$bin/pocketllm-sim" --mode loopback --server "$url" --ca "$out/server.crt" --admin-token-file "$out/admin_token" \
   --model "$model" --data "$out/private_train.txt" --eval-data "$out/private_heldout.txt" --partition contiguous \
   --devices "$devices" --rounds "$rounds" --tau 8 --batch-size 8 --lora-rank 8 --lora-targets all-linear --lr 5e-4 \
-  --max-length 64 --seed 0x5eed \
+  --max-length 64 --seed 0x5eed "${secagg[@]}" \
   --task-id demo --sample "The movie" --out "$out/sim" --save-shared "$out/shared.safetensors" | tee "$out/sim.txt"
 
 echo; echo "== what changed"
-python3 - "$out/sim/rounds.json" <<'PY'
+python3 - "$out/sim/rounds.json" "${#secagg[@]}" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
+secure = sys.argv[2] != "0"
 rows = s["rounds"]
 before, after = s["eval_loss_start"], rows[-1]["eval_loss"]
 up = sum(r["bytes_up_per_device"] for r in rows)
@@ -63,7 +66,11 @@ down = sum(r["bytes_down_per_device"] for r in rows)
 tau = s["task"]["tau"]
 print(f"held-out loss {before:.4f} -> {after:.4f} ({100 * (before - after) / before:.1f}% lower) after {len(rows)} rounds")
 print(f"per phone: {up / 1024:.1f} KiB sent and {down / 1024:.1f} KiB received over {len(rows)} rounds, TLS and HTTP included;")
-print(f"  the payload of each round is {tau} float32 scalars, an example count and a mean loss: no text, no weights")
+if secure:
+    print(f"  secure aggregation: each round a phone sends two public keys, sealed key shares for the other phones, its")
+    print(f"  {tau} scalars and example count masked (fixed point), and unmasking shares: the server learns only the sum")
+else:
+    print(f"  the payload of each round is {tau} float32 scalars, an example count and a mean loss: no text, no weights")
 print(f"shared update log: {rows[-1]['version']} (seed, scalar) entries = {rows[-1]['version'] * 12} bytes in binary form")
 print(f"memory per simulated phone: {s['memory_per_device_bytes'] / 1024:.2f} KiB beside the one shared model")
 PY

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "http_util.h"
+#include "pocketllm/secagg/aggregator_round.h"
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/sha256.h"
 #include "pocketllm/common/update_log.h"
@@ -121,17 +122,23 @@ HttpResponse Service::revoke(const std::string& device) {
   return json_response(200, {{"device_id", device}, {"revoked", true}, {"dropped_submissions", dropped}});
 }
 
-HttpResponse Service::close_round(const std::string& task, const std::string& round) {
+HttpResponse Service::close_round(const std::string& task, const std::string& round, const std::string& phase) {
   uint64_t id = 0;
   if (!parse_u64(round, &id)) return error(ErrorCode::kBadRound, "round must be a number");
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = tasks_.find(task);
     if (it == tasks_.end()) return error(ErrorCode::kUnknownTask, "no task " + task);
-    Status s = it->second->rounds.close_now(id, now_ms());
-    if (s.code() == StatusCode::kNotFound) return error(ErrorCode::kUnknownRound, s.message());
-    if (!s) return error(ErrorCode::kRoundClosed, s.message());
-    tick_task(*it->second, now_ms());
+    const Round* r = it->second->rounds.round(id);
+    if (!phase.empty() && (!r || !r->secagg))
+      return error(ErrorCode::kNoSecAgg, "round " + round + " is not an open masked round: no phase to close");
+    const bool other_phase = !phase.empty() && secagg::AggregatorRound::phase_name(r->secagg->phase()) != phase;
+    if (!other_phase) {  // (in another phase: nothing to do; the round as it is comes back)
+      Status s = it->second->rounds.close_now(id, now_ms());
+      if (s.code() == StatusCode::kNotFound) return error(ErrorCode::kUnknownRound, s.message());
+      if (!s) return error(ErrorCode::kRoundClosed, s.message());
+      tick_task(*it->second, now_ms());
+    }
   }
   return get_round(task, round, true);
 }

@@ -49,7 +49,9 @@ const std::vector<Service::Route>& Service::routes() {
       {"POST", "/v1/admin/enrolment-tokens", Access::kAdmin, [](Service& s, Call& c) -> Reply { return s.create_enrol_token(c.req.body); }},
       {"POST", "/v1/admin/devices/{id}/revoke", Access::kAdmin, [](Service& s, Call& c) -> Reply { return s.revoke(c.param(0)); }},
       {"POST", "/v1/admin/tasks/{task}/rounds/{round}/close", Access::kAdmin,
-       [](Service& s, Call& c) -> Reply { return s.close_round(c.param(0), c.param(1)); }},
+       [](Service& s, Call& c) -> Reply {
+         return s.close_round(c.param(0), c.param(1), c.target.query.count("phase") ? c.target.query.at("phase") : "");
+       }},
       {"GET", "/v1/admin/tasks/{task}/rounds/{round}", Access::kAdmin,
        [](Service& s, Call& c) -> Reply { return s.get_round(c.param(0), c.param(1), true); }},
       {"GET", "/v1/tasks", Access::kAny, [](Service& s, Call&) -> Reply { return s.list_tasks(); }},

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 #include <list>
+#include <thread>
 
 #include "pocketllm/net/http_client.h"
 #include "pocketllm/pocketllm.hpp"
@@ -167,4 +168,78 @@ TEST_CASE("sdk: devices join a task, run a round, sync: errors are status codes 
   (void)accuracy;
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
+}
+
+TEST_CASE("sdk: pllm_device_run_round takes a masked secure round through its phases, over either transport",
+          "[sdk][federation][e2e][secagg]") {
+  const std::string dir = temp_dir("sdksecagg");
+  make_test_cert(dir);
+  ServerProcess server(POCKETLLM_SERVER_BIN, dir);
+  server.start();
+  auto admin = server.client();
+  pllm_model* ma = load_model();
+  pllm_model* mb = load_model();
+  char* id = nullptr;
+  REQUIRE(pllm_model_id(ma, &id) == PLLM_OK);
+  const std::string model_id = id;
+  pllm_free_string(id);
+  const std::string task = R"({"id":"sa","base_model_id":")" + model_id +
+                           R"(","trainable":"norms","tau":2,"batch_size":2,"lr":0.001,"round_seconds":60,"goal_submissions":2,)"
+                           R"("min_submissions":2,"device":{"task":"lm","max_length":16},"secagg":{"mode":"masked","bound":0.1}})";
+  REQUIRE(admin->request("POST", "/v1/admin/tasks", task, kAdminToken)->status == 201);
+  const std::string token = body_of(admin->request("POST", "/v1/admin/enrolment-tokens", R"({"uses":2})", kAdminToken))["token"];
+  std::ofstream(dir + "/a.txt") << "the cat sat on the mat\nthe dog ran in the park\na bird sang a song\n";
+  std::ofstream(dir + "/b.txt") << "she read a book by the sea\nhe found a red ball\nthey ate cake at noon\n";
+  const std::string url = server.url(), ca = dir + "/server.crt";
+  std::list<std::string> keep;
+  auto params = [&](const std::string& name) {
+    pllm_device_params p = pllm_device_default_params();
+    keep.push_back(dir + "/" + name + ".cred");
+    p.credentials_path = keep.back().c_str();
+    keep.push_back(dir + "/" + name + ".txt");
+    p.data_path = keep.back().c_str();
+    keep.push_back(dir + "/" + name + "-state");
+    p.state_dir = keep.back().c_str();
+    p.server_url = url.c_str();
+    p.ca_file = ca.c_str();
+    p.enrolment_token = token.c_str();
+    p.task_id = "sa";
+    p.timeout_ms = 5000;
+    return p;
+  };
+  auto app_http = pocketllm::net::HttpClient::create({url, ca, "", 5000, 5000});
+  REQUIRE(app_http.is_ok());
+  pllm_device_params pa = params("a"), pb = params("b");
+  pb.transport = app_transport;
+  pb.transport_user = app_http.value().get();
+  pllm_device *a = nullptr, *b = nullptr;
+  REQUIRE(pllm_device_open(ma, &pa, nullptr, &a) == PLLM_OK);
+  REQUIRE(pllm_device_open(mb, &pb, nullptr, &b) == PLLM_OK);
+  // Each call blocks in the round's phases until the other device has done its part: two threads.
+  bool sa = false, sb = false;
+  pllm_status ra = PLLM_ERR_INTERNAL, rb = PLLM_ERR_INTERNAL;
+  std::thread ta([&] { ra = pllm_device_run_round(a, nullptr, &sa, nullptr); });
+  std::thread tb([&] { rb = pllm_device_run_round(b, nullptr, &sb, nullptr); });
+  ta.join();
+  tb.join();
+  CHECK(ra == PLLM_OK);
+  CHECK(rb == PLLM_OK);
+  CHECK(sa);
+  CHECK(sb);
+  uint64_t va = 0, vb = 0;
+  for (int i = 0; i < 100 && va < 2; ++i) {
+    REQUIRE(pllm_device_sync(a, nullptr, &va) == PLLM_OK);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(pllm_device_sync(b, nullptr, &vb) == PLLM_OK);
+  CHECK(va == 2);
+  CHECK(vb == 2);
+  // The server holds the round's result and nothing per device.
+  const json r = body_of(admin->request("GET", "/v1/admin/tasks/sa/rounds/1", "", kAdminToken));
+  CHECK(r["state"] == "applied");
+  CHECK(r["submission_list"].empty());
+  pllm_device_free(a);
+  pllm_device_free(b);
+  pllm_model_free(ma);
+  pllm_model_free(mb);
 }

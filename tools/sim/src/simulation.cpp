@@ -229,8 +229,9 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
   }
   if (!secure.empty()) POCKETLLM_RETURN_IF_ERROR(secure_phases(round.round, &secure, &row));
   if (row.asked > 0) {
-    auto closed = link->admin("POST", "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(round.round) + "/close", "");
-    if (!closed && o.secagg != "masked") return closed.status();  // a masked round may have been abandoned mid-way
+    const std::string target = "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(round.round) + "/close";
+    auto closed = link->admin("POST", target + (o.secagg == "masked" ? "?phase=unmask" : ""), "");
+    if (!closed && o.secagg != "masked") return closed.status();  // a masked round may be over already (applied or abandoned)
   }
   for (auto& [d, p] : stragglers) POCKETLLM_RETURN_IF_ERROR(submit_late(*d, round, std::move(p), &row));  // refused: 409
   auto log = link->reader().log_since(info.id, version);
@@ -302,9 +303,11 @@ Result<std::unique_ptr<FederationClient>> Simulation::client_of(const VirtualDev
 // A masked round after its keys: for each later phase the round is moved on (as its deadline would) and
 // every device still there takes its step; a device leaves after its drawn phase.
 Status Simulation::secure_phases(uint64_t round, std::vector<SecureDevice>* secure, RoundRow* row) {
-  const std::string close = "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(round) + "/close";
+  // Each close names the phase it ends: a server's own ticks may have ended it already (everyone answered).
+  const std::string close = "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(round) + "/close?phase=";
+  const char* ending[] = {"", "", "advertise_keys", "share_keys", "masked_input"};
   for (int step = 2; step <= 4; ++step) {
-    auto closed = link->admin("POST", close, "");
+    auto closed = link->admin("POST", close + ending[step], "");
     if (!closed) return closed.status();
     if ((*closed).value("state", "") != "open") {  // abandoned: too few in a phase
       std::fprintf(stderr, "round %llu abandoned before step %d: %s\n", static_cast<unsigned long long>(round), step, closed->dump().substr(0, 600).c_str());

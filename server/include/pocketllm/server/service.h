@@ -106,7 +106,9 @@ class Service {
   HttpResponse create_enrol_token(const std::string& body);
   HttpResponse enrol(const std::string& body);
   HttpResponse revoke(const std::string& device);
-  HttpResponse close_round(const std::string& task, const std::string& round);
+  // Closes the round now (a masked round: its current phase). With `phase`, only when the masked round
+  // is in that phase — a no-op otherwise, so a caller racing the ticks never closes the next phase.
+  HttpResponse close_round(const std::string& task, const std::string& round, const std::string& phase = "");
   HttpResponse list_tasks();
   HttpResponse get_task(const std::string& id);
   HttpResponse get_round(const std::string& task, const std::string& round, bool admin, const std::string& device = "");
