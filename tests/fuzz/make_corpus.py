@@ -132,3 +132,21 @@ def gguf_file(qtype):
     return head + b"\0" * ((-len(head)) % 32) + blob
 put("fuzz_gguf", "tiny_f32", gguf_file(0))
 put("fuzz_gguf", "tiny_q8_0", gguf_file(8))
+
+# secure aggregation: byte 0 sizes the round, then one message of each kind (docs/protocol.md section 9)
+key = "ab" * 32
+secagg = {
+    "config": {"round_id": "00000000000000a1", "graph_seed": "00000000000000b2", "min_survivors": 2, "degree": 0,
+               "share_threshold": 0, "tau": 4, "scale_bits": 30, "bound": 0.5, "max_weight": 32,
+               "uniform_weights": False, "noise_variance": 0},
+    "keys": {"enc_public": key, "mask_public": "cd" * 32},
+    "roster": {"n": 3, "degree": 2, "share_threshold": 2, "index": 0,
+               "neighbours": [{"index": 1, "enc_public": key, "mask_public": key}]},
+    "shares": {"shares": [{"to": 1, "sealed": "00" * 92}]},
+    "inbox": {"shares": [{"from": 1, "sealed": "11" * 92}]},
+    "masked": {"y": ["0123456789abcdef"] * 5},
+    "survivors": {"survivors": [0, 1, 2]},
+    "unmask": {"shares": [{"owner": 1, "self_mask": True, "share": "22" * 32}]},
+}
+for name, msg in secagg.items():
+    put("fuzz_secagg", name, b"\x05" + json.dumps(msg).encode())
