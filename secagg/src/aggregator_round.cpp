@@ -194,6 +194,19 @@ Status AggregatorRound::close_masked_input() {
   return Status::ok();
 }
 
+Result<SurvivorList> AggregatorRound::survivors_for(const std::string& device) const {
+  if (phase_ != Phase::kUnmask) return in_phase(Phase::kUnmask, "the survivor list");
+  auto i = participant(device);
+  if (!i) return i.status();
+  if (!masked_[*i]) return not_found("secagg: " + device + " is not among the survivors of this round");
+  SurvivorList out;
+  out.count = static_cast<uint32_t>(survivors_.size());
+  for (uint32_t j : graph_->neighbours(*i))
+    if (masked_[j]) out.survivors.push_back(j);
+  out.survivors.insert(std::lower_bound(out.survivors.begin(), out.survivors.end(), *i), *i);
+  return out;
+}
+
 Status AggregatorRound::check_unmask(uint32_t sender, const Unmask& msg) const {
   std::vector<uint32_t> expected;  // neighbours whose sealed shares the sender was given
   for (uint32_t j : graph_->neighbours(sender))

@@ -131,16 +131,17 @@ Result<MaskedInput> DeviceRound::masked_input(const std::vector<uint64_t>& input
   return out;
 }
 
-Result<Unmask> DeviceRound::unmask(const std::vector<uint32_t>& survivors) {
+Result<Unmask> DeviceRound::unmask(const SurvivorList& list) {
   if (step_ != Step::kUnmask) return fail(invalid_argument("secagg: unmask out of order (a device answers once)"));
+  const std::vector<uint32_t>& survivors = list.survivors;
   if (!std::is_sorted(survivors.begin(), survivors.end()) ||
       std::adjacent_find(survivors.begin(), survivors.end()) != survivors.end() ||
       (!survivors.empty() && survivors.back() >= roster_.n))
     return fail(invalid_argument("secagg: the survivor list is not ascending distinct indices of this round"));
   // Fewer survivors than t and the sum would say too much about each of them: refuse to help unmask it.
-  if (survivors.size() < config_.min_survivors)
-    return fail(out_of_range("secagg: " + std::to_string(survivors.size()) + " survivors, the round needs " +
-                             std::to_string(config_.min_survivors)));
+  if (list.count < config_.min_survivors || list.count < survivors.size() || list.count > roster_.n)
+    return fail(out_of_range("secagg: " + std::to_string(list.count) + " survivors (" + std::to_string(survivors.size()) +
+                             " listed), the round needs " + std::to_string(config_.min_survivors)));
   if (!std::binary_search(survivors.begin(), survivors.end(), roster_.index))
     return fail(mismatch("secagg: this device is not among the survivors it was sent"));
   Unmask out;

@@ -139,12 +139,14 @@ Result<LocalRoundResult> run_local_round(const RoundConfig& config, const std::v
   for (uint32_t s : server->survivors()) out.survivors.push_back(server->id_of(s));
   for (size_t i = 0; i < n; ++i) {
     if (!alive[i]) continue;
-    down[i] += out.survivors.size() * kIndex;  // the survivor list (a bitmap would be n/8 bytes)
+    Result<SurvivorList> list = [&]() { Timer t{&server_cpu}; return server->survivors_for(devices[i].id); }();
+    if (!list) return list.status();
+    down[i] += (list->survivors.size() + 1) * kIndex;  // itself, its surviving neighbours, the count
     if (devices[i].drop != DropAfter::kNever) {
       alive[i] = false;
       continue;
     }
-    Result<Unmask> msg = [&]() { Timer t{&cpu[i]}; return dev[i]->unmask(server->survivors()); }();
+    Result<Unmask> msg = [&]() { Timer t{&cpu[i]}; return dev[i]->unmask(*list); }();
     if (!msg) {
       refused(i);
       continue;

@@ -235,15 +235,17 @@ Result<MaskedInput> parse_masked_input(const json& j) {
   return m;
 }
 
-json survivors_to_json(const std::vector<uint32_t>& survivors) { return {{"survivors", survivors}}; }
+json to_json(const SurvivorList& m) { return {{"survivors", m.survivors}, {"count", m.count}}; }
 
-Result<std::vector<uint32_t>> parse_survivors(const json& j) {
-  POCKETLLM_RETURN_IF_ERROR(only_fields(j, {"survivors"}, "survivors"));
-  if (!j.contains("survivors") || !j["survivors"].is_array()) return bad("survivors", "must be an array");
-  std::vector<uint32_t> out;
-  for (const json& v : j["survivors"]) {
+Result<SurvivorList> parse_survivors(const json& j) {
+  POCKETLLM_RETURN_IF_ERROR(only_fields(j, {"survivors", "count"}, "survivors"));
+  SurvivorList out;
+  POCKETLLM_RETURN_IF_ERROR(read_uint<uint32_t>(j, "count", 1u << 24, &out.count));
+  const json* list = nullptr;
+  POCKETLLM_RETURN_IF_ERROR(read_list(j, "survivors", kMaxListed + 1, &list));
+  for (const json& v : *list) {
     if (!v.is_number_unsigned() || v.get<uint64_t>() >= (1u << 24)) return bad("survivors[]", "must be participant indices");
-    out.push_back(v.get<uint32_t>());
+    out.survivors.push_back(v.get<uint32_t>());
   }
   return out;
 }

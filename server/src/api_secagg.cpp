@@ -103,11 +103,9 @@ HttpResponse Service::secagg_get(const std::string& task, const std::string& rou
     return json_response(200, secagg::inbox_to_json(*r));
   }
   if (step == "survivors") {
-    if (a->phase() != secagg::AggregatorRound::Phase::kUnmask)
-      return error(ErrorCode::kSecAggPhase, std::string("the survivors are known in phase unmask; the round is in ") +
-                                               secagg::AggregatorRound::phase_name(a->phase()));
-    if (!a->index_of(device)) return error(ErrorCode::kNotParticipant, device + " is not a participant of this round");
-    return json_response(200, secagg::survivors_to_json(a->survivors()));
+    auto r = a->survivors_for(device);
+    if (!r) return error(secagg_code(r.status()), r.status().message());
+    return json_response(200, secagg::to_json(*r));
   }
   return error(ErrorCode::kNotFound, "no secagg step " + step + " to read (roster, inbox, survivors)");
 }

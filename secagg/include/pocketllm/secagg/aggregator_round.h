@@ -51,6 +51,9 @@ class AggregatorRound {
   Status masked_input(const std::string& device, const MaskedInput& msg);
   Status close_masked_input();
   const std::vector<uint32_t>& survivors() const { return survivors_; }
+  // What a survivor is told in phase 4: itself and its surviving neighbours, and the count (k + 1 indices
+  // rather than all n: the device needs no more).
+  Result<SurvivorList> survivors_for(const std::string& device) const;
 
   // Phase 4.
   Status unmask(const std::string& device, const Unmask& msg);

@@ -35,10 +35,12 @@ class DeviceRound {
   // needs at least share_threshold of them, and masks `input` (input_length words, from encode_input) with
   // its self mask and a pairwise mask per neighbour whose shares it received.
   Result<MaskedInput> masked_input(const std::vector<uint64_t>& input, const std::vector<EncryptedShare>& inbox);
-  // Step 4: given the survivors (ascending indices of the devices whose masked input the server took; at
-  // least min_survivors, this device among them), reveals for each neighbour it holds shares of the share
-  // of its self-mask seed if it survived, else of its mask key.
-  Result<Unmask> unmask(const std::vector<uint32_t>& survivors);
+  // Step 4: given the survivors (ascending indices of devices whose masked input the server took: at least
+  // this device and its surviving neighbours, of count ≥ min_survivors in all), reveals for each neighbour
+  // it holds shares of the share of its self-mask seed if it survived, else of its mask key.
+  Result<Unmask> unmask(const SurvivorList& survivors);
+  // The same with the whole survivor list (count = its size).
+  Result<Unmask> unmask(const std::vector<uint32_t>& all) { return unmask(SurvivorList{all, static_cast<uint32_t>(all.size())}); }
 
  private:
   explicit DeviceRound(const RoundConfig& config) : config_(config) {}

@@ -61,6 +61,13 @@ struct MaskedInput {
   std::vector<uint64_t> y;
 };
 
+// Server → device at the close of phase 3: which of the device's neighbours survived (sent their
+// masked input), the device itself among them, and how many survived in all.
+struct SurvivorList {
+  std::vector<uint32_t> survivors;  // ascending: the device and its surviving neighbours
+  uint32_t count = 0;               // |U3|
+};
+
 // Phase 4, device → server: for each neighbour whose shares it holds, the share of its self-mask seed
 // (the neighbour is among the survivors) or of its mask key (it is not) — never both.
 struct RevealedShare {

@@ -29,8 +29,8 @@ nlohmann::json inbox_to_json(const std::vector<EncryptedShare>& inbox);
 Result<std::vector<EncryptedShare>> parse_inbox(const nlohmann::json& j);
 nlohmann::json to_json(const MaskedInput& m);
 Result<MaskedInput> parse_masked_input(const nlohmann::json& j);
-nlohmann::json survivors_to_json(const std::vector<uint32_t>& survivors);
-Result<std::vector<uint32_t>> parse_survivors(const nlohmann::json& j);
+nlohmann::json to_json(const SurvivorList& m);
+Result<SurvivorList> parse_survivors(const nlohmann::json& j);
 nlohmann::json to_json(const Unmask& m);
 Result<Unmask> parse_unmask(const nlohmann::json& j);
 
