@@ -1,6 +1,7 @@
 #include "pocketllm/secagg/aggregator_round.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "keys.h"
 #include "pocketllm/secagg/shamir.h"
@@ -241,41 +242,58 @@ Status AggregatorRound::unmask(const std::string& device, const Unmask& msg) {
   return Status::ok();
 }
 
-// Removes the survivors' self masks and the pairwise masks survivors added for devices that dropped after
-// sharing (docs/secagg.md §5.4).
+// The masks of one owner's secrets removed from `delta`: its self mask if it survived, else (dropped after
+// sharing) the pairwise masks its surviving neighbours added for it, with its mask key rebuilt and checked
+// against the key it advertised. An error names why the round cannot be unmasked.
+Status AggregatorRound::remove_owner_masks(uint32_t u, const std::vector<Share>& revealed, std::vector<uint64_t>* delta) const {
+  if (revealed.size() < shape_.share_threshold)
+    return out_of_range("device " + std::to_string(u) + "'s secret has " + std::to_string(revealed.size()) + " shares, " +
+                        std::to_string(shape_.share_threshold) + " needed");
+  auto secret = shamir_combine(revealed, shape_.share_threshold);
+  if (!secret) return secret.status();
+  Key32 key;
+  std::copy(secret->begin(), secret->end(), key.begin());
+  if (masked_[u]) {
+    prg_add(key, -1, delta);
+    return Status::ok();
+  }
+  auto pair = x25519_from_secret(key);
+  if (!pair || pair->public_key != keys_[u].mask_public)
+    return corrupt("device " + std::to_string(u) + "'s rebuilt mask key does not match its advertised key");
+  const X25519Secret mask_key(key);
+  for (uint32_t v : graph_->neighbours(u)) {
+    if (!masked_[v]) continue;
+    auto dh = mask_key.agree(keys_[v].mask_public);
+    if (!dh) return dh.status();
+    prg_add(hkdf_sha256(*dh, detail::pair_info(detail::kMaskLabel, config_.round_id, v, u)), -detail::pair_sign(v, u), delta);
+  }
+  return Status::ok();
+}
+
+// Removes every mask (docs/secagg.md §5.4). The owners are independent: large rounds split them over the
+// machine's cores, each thread summing its own delta; the first failing owner (by index) abandons.
 Status AggregatorRound::remove_masks(std::vector<uint64_t>* sum) {
   const uint32_t n = participants();
-  // owner → (self-mask?) → the shares revealed of it
-  std::vector<std::vector<Share>> revealed(n);
+  std::vector<std::vector<Share>> revealed(n);  // owner → the shares revealed of its secret
   for (uint32_t h = 0; h < n; ++h) {
     if (!unmasks_[h]) continue;
     for (const RevealedShare& r : unmasks_[h]->shares) revealed[r.owner].push_back({graph_->share_point(r.owner, h), r.share});
   }
-  for (uint32_t u = 0; u < n; ++u) {
-    if (!shares_[u]) continue;  // never shared: never masked with
-    if (revealed[u].size() < shape_.share_threshold)
-      return abandon("device " + std::to_string(u) + "'s secret has " + std::to_string(revealed[u].size()) + " shares, " +
-                     std::to_string(shape_.share_threshold) + " needed");
-    auto secret = shamir_combine(revealed[u], shape_.share_threshold);
-    if (!secret) return abandon(secret.status().message());
-    Key32 key;
-    std::copy(secret->begin(), secret->end(), key.begin());
-    if (masked_[u]) {  // a survivor: remove its self mask
-      prg_add(key, -1, sum);
-      continue;
-    }
-    // Dropped after sharing: its mask key, checked against the key it advertised, cancels the pairwise
-    // masks its surviving neighbours added for it.
-    auto pair = x25519_from_secret(key);
-    if (!pair || pair->public_key != keys_[u].mask_public) return abandon("device " + std::to_string(u) + "'s rebuilt mask key does not match its advertised key");
-    const X25519Secret mask_key(key);
-    for (uint32_t v : graph_->neighbours(u)) {
-      if (!masked_[v]) continue;
-      auto dh = mask_key.agree(keys_[v].mask_public);
-      if (!dh) return abandon(dh.status().message());
-      prg_add(hkdf_sha256(*dh, detail::pair_info(detail::kMaskLabel, config_.round_id, v, u)), -detail::pair_sign(v, u), sum);
-    }
-  }
+  const unsigned threads = n < 256 ? 1 : std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+  std::vector<std::vector<uint64_t>> delta(threads, std::vector<uint64_t>(sum->size(), 0));
+  std::vector<Status> failed(n);
+  auto work = [&](unsigned t) {
+    for (uint32_t u = t; u < n; u += threads)
+      if (shares_[u]) failed[u] = remove_owner_masks(u, revealed[u], &delta[t]);  // never shared: never masked with
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (auto& th : pool) th.join();
+  for (uint32_t u = 0; u < n; ++u)
+    if (!failed[u]) return abandon(failed[u].message());
+  for (const auto& d : delta)
+    for (size_t k = 0; k < sum->size(); ++k) (*sum)[k] += d[k];
   return Status::ok();
 }
 

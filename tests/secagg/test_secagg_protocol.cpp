@@ -316,3 +316,16 @@ TEST_CASE("one device's masked input is indistinguishable from uniform (chi-squa
   CHECK(chi2(bins) < 37.70);
   CHECK(chi2(control) > 37.70);
 }
+
+TEST_CASE("a large round unmasks on several threads and stays exact") {
+  const RoundConfig c = config_for(4, 3);
+  auto devices = make_devices(c, 300, 31);  // >= 256 participants: the unmasking splits over the cores
+  drop_fraction(&devices, DropAfter::kShareKeys, 0.2, 32);
+  drop_fraction(&devices, DropAfter::kMaskedInput, 0.05, 33);
+  auto r = run_local_round(c, devices);
+  REQUIRE(r);
+  INFO(r->abandon_reason);
+  REQUIRE(r->completed);
+  check_survivors(devices, *r);
+  CHECK(r->sum == plain_sum(c, devices, r->survivors));
+}

@@ -18,6 +18,7 @@
 #include "pocketllm/common/status.h"
 #include "pocketllm/secagg/graph.h"
 #include "pocketllm/secagg/messages.h"
+#include "pocketllm/secagg/shamir.h"
 
 namespace pocketllm::secagg {
 
@@ -74,6 +75,7 @@ class AggregatorRound {
   Result<uint32_t> participant(const std::string& device) const;
   Status check_unmask(uint32_t sender, const Unmask& msg) const;
   Status remove_masks(std::vector<uint64_t>* sum);
+  Status remove_owner_masks(uint32_t u, const std::vector<Share>& revealed, std::vector<uint64_t>* delta) const;
 
   RoundConfig config_;
   uint32_t max_participants_;

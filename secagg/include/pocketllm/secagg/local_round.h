@@ -26,9 +26,10 @@ struct LocalRoundStats {
   // Per device that took part to the end: bytes it sent and received (the wire sizes of docs/secagg.md §6:
   // 32-byte keys, sealed shares, 8-byte words, indices as 4 bytes), and CPU seconds in its state machine.
   double device_bytes_up = 0, device_bytes_down = 0, device_cpu_seconds = 0;  // means over those devices
-  double server_cpu_seconds = 0;  // the aggregator's state machine, all phases
-  // The round's compute on its critical path: the server's CPU plus, per phase, the slowest device's
-  // (devices work in parallel). Network time is not in it.
+  double server_cpu_seconds = 0;   // the aggregator's state machine, all phases (CPU of all its threads)
+  double server_wall_seconds = 0;  // the same in wall time
+  // The round's compute on its critical path: the server's wall time plus, per phase, the slowest
+  // device's CPU (devices work in parallel). Network time is not in it.
   double critical_path_seconds = 0;
   uint32_t survivors = 0;
 };
