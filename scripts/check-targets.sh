@@ -11,8 +11,9 @@
 #                qemu-aarch64: the proxy for phones (needs scripts/setup.sh --cross-sdk)
 #   aarch64-mobile  the mobile profile (-DPOCKETLLM_MOBILE=ON: no OpenSSL, Boost or network code,
 #                third-party code static and hidden, armv8-a baseline) cross-built for aarch64; checks
-#                the library's NEEDED list and exported symbols, then runs the SDK tests and the C
-#                example under qemu-aarch64 (scripts/check-mobile-lib.sh)
+#                the library's NEEDED list and exported symbols, then runs the SDK tests, the secure-
+#                aggregation tests on the built-in suite (RFC vectors, whole rounds) and the C example
+#                under qemu-aarch64 (scripts/check-mobile-lib.sh)
 #
 #   scripts/check-targets.sh [portable] [O0] [aarch64] [aarch64-sdk] [aarch64-mobile]   (default: all five)
 set -euo pipefail
@@ -69,10 +70,11 @@ for t in "${targets[@]}"; do
       echo "== target aarch64-mobile: configure + build (the mobile SDK, its tests, the C example)"
       cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-toolchain.cmake" -DPOCKETLLM_AARCH64_STATIC=OFF \
         -DCMAKE_BUILD_TYPE=Release -DPOCKETLLM_MOBILE=ON > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; exit 1; }
-      cmake --build "$dir" -j2 --target pocketllm_sdk pocketllm_sdk_tests personalize
+      cmake --build "$dir" -j2 --target pocketllm_sdk pocketllm_sdk_tests personalize pocketllm_secagg_tests
       "$root/scripts/check-mobile-lib.sh" "$dir/lib/libpocketllm.so" aarch64-linux-gnu-
-      echo "== target aarch64-mobile: SDK tests and the C example under qemu-aarch64"
+      echo "== target aarch64-mobile: SDK tests, secure aggregation's built-in suite and the C example under qemu-aarch64"
       qemu-aarch64 "$dir/bin/pocketllm_sdk_tests" | tail -n 2
+      qemu-aarch64 "$dir/bin/pocketllm_secagg_tests" "[primitives],[quick]" | tail -n 2
       shared="${POCKETLLM_SHARED:-$root/../shared}"
       work="$(mktemp -d)"
       head -n 20 "$shared/data/tinystories/tinystories_sample.txt" > "$work/train.txt"

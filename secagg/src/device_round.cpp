@@ -4,8 +4,6 @@
 #include <set>
 #include <string>
 
-#include <openssl/crypto.h>
-
 #include "keys.h"
 #include "pocketllm/secagg/shamir.h"
 
@@ -26,12 +24,12 @@ Result<std::unique_ptr<DeviceRound>> DeviceRound::create(const RoundConfig& conf
 }
 
 DeviceRound::~DeviceRound() {
-  OPENSSL_cleanse(enc_.secret.data(), enc_.secret.size());
-  OPENSSL_cleanse(mask_.secret.data(), mask_.secret.size());
-  OPENSSL_cleanse(self_seed_.data(), self_seed_.size());
+  secure_wipe(enc_.secret.data(), enc_.secret.size());
+  secure_wipe(mask_.secret.data(), mask_.secret.size());
+  secure_wipe(self_seed_.data(), self_seed_.size());
   for (auto& [owner, h] : held_) {
-    OPENSSL_cleanse(h.mask_share.data(), h.mask_share.size());
-    OPENSSL_cleanse(h.self_share.data(), h.self_share.size());
+    secure_wipe(h.mask_share.data(), h.mask_share.size());
+    secure_wipe(h.self_share.data(), h.self_share.size());
   }
 }
 
@@ -82,7 +80,7 @@ Result<ShareKeys> DeviceRound::share_keys(const Roster& roster) {
     Bytes plain = (*mask_shares)[i].y;  // share point i + 1 = p's place in my neighbour list
     plain.insert(plain.end(), (*self_shares)[i].y.begin(), (*self_shares)[i].y.end());
     out.shares.push_back({roster.index, p.index, aead_seal(key, detail::share_aad(config_.round_id, roster.index, p.index), plain)});
-    OPENSSL_cleanse(plain.data(), plain.size());
+    secure_wipe(plain.data(), plain.size());
   }
   step_ = Step::kMaskedInput;
   return out;
@@ -111,7 +109,7 @@ Result<MaskedInput> DeviceRound::masked_input(const std::vector<uint64_t>& input
     Held& h = held_[e.from];
     std::copy(plain->begin(), plain->begin() + 32, h.mask_share.begin());
     std::copy(plain->begin() + 32, plain->end(), h.self_share.begin());
-    OPENSSL_cleanse(plain->data(), plain->size());
+    secure_wipe(plain->data(), plain->size());
   }
   if (held_.size() < shape_.share_threshold)
     return fail(out_of_range("secagg: only " + std::to_string(held_.size()) + " neighbours shared keys, " +

@@ -1,5 +1,5 @@
 // The building blocks of secure aggregation against independent references: RFC 7748's X25519 vectors, an
-// HKDF value computed with Python's hmac module, the AES-256 zero-key block for the mask generator, Shamir
+// HKDF value computed with Python's hmac module, RFC 8439's ChaCha20 block for the mask generator, Shamir
 // reconstruction from every subset, the graph's structure, and the fixed-point encoding's bounds.
 #include <catch2/catch.hpp>
 
@@ -24,7 +24,7 @@ Key32 hex32(const std::string& h) {
 
 }  // namespace
 
-TEST_CASE("X25519 reproduces the RFC 7748 section 6.1 exchange") {
+TEST_CASE("X25519 reproduces the RFC 7748 section 6.1 exchange", "[secagg][primitives]") {
   const Key32 alice = hex32("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
   const Key32 bob = hex32("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
   auto a = x25519_from_secret(alice);
@@ -44,7 +44,7 @@ TEST_CASE("X25519 reproduces the RFC 7748 section 6.1 exchange") {
   CHECK_FALSE(x25519_agree(alice, Key32{}));
 }
 
-TEST_CASE("HKDF-SHA256 with an empty salt matches an independent computation") {
+TEST_CASE("HKDF-SHA256 with an empty salt matches an independent computation", "[secagg][primitives]") {
   Key32 ikm{};
   for (int i = 0; i < 32; ++i) ikm[i] = static_cast<uint8_t>(i);
   // python3: prk = hmac(b"\0"*32, ikm, sha256); okm = hmac(prk, b"pocketllm test" + b"\x01", sha256)
@@ -52,7 +52,7 @@ TEST_CASE("HKDF-SHA256 with an empty salt matches an independent computation") {
   CHECK(hkdf_sha256(ikm, "pocketllm tesT") != hkdf_sha256(ikm, "pocketllm test"));
 }
 
-TEST_CASE("AES-256-GCM sealing authenticates the key, the associated data and every byte") {
+TEST_CASE("ChaCha20-Poly1305 sealing authenticates the key, the associated data and every byte", "[secagg][primitives]") {
   const Key32 key = random_key();
   const Bytes aad = {1, 2, 3};
   const Bytes plain(64, 7);
@@ -72,13 +72,13 @@ TEST_CASE("AES-256-GCM sealing authenticates the key, the associated data and ev
   CHECK_FALSE(aead_open(key, aad, Bytes(10, 0)));
 }
 
-TEST_CASE("the mask generator is the AES-256-CTR keystream and cancels exactly") {
-  // AES-256 of the zero block under the zero key is dc95c078a2408989ad48a21492842087 (FIPS-197 style
-  // known answer); the first word is its first 8 bytes, little-endian.
+TEST_CASE("the mask generator is the ChaCha20 keystream and cancels exactly", "[secagg][primitives]") {
+  // RFC 8439 appendix A.1, test vector 1: key 0, nonce 0, block 0 starts 76 b8 e0 ad a0 f1 3d 90 40 5d 6a e5
+  // 53 86 bd 28; the words are its bytes, little-endian.
   std::vector<uint64_t> v(3, 0);
   prg_add(Key32{}, 1, &v);
-  CHECK(v[0] == 0x898940a278c095dcull);
-  CHECK(v[1] == 0x8720849214a248adull);
+  CHECK(v[0] == 0x903df1a0ade0b876ull);
+  CHECK(v[1] == 0x28bd8653e56a5d40ull);
   const Key32 seed = random_key();
   std::vector<uint64_t> w = {5, 0, ~uint64_t{0}};
   prg_add(seed, 1, &w);
@@ -87,7 +87,7 @@ TEST_CASE("the mask generator is the AES-256-CTR keystream and cancels exactly")
   CHECK(w == std::vector<uint64_t>{5, 0, ~uint64_t{0}});
 }
 
-TEST_CASE("GF(2^8) multiplication agrees with carry-less multiplication reduced by the AES polynomial") {
+TEST_CASE("GF(2^8) multiplication agrees with carry-less multiplication reduced by the AES polynomial", "[secagg][primitives]") {
   auto slow = [](uint8_t a, uint8_t b) {
     uint16_t p = 0;
     for (int i = 0; i < 8; ++i)
@@ -102,7 +102,7 @@ TEST_CASE("GF(2^8) multiplication agrees with carry-less multiplication reduced 
   }
 }
 
-TEST_CASE("Shamir: any t shares rebuild the secret, t - 1 do not, an altered share is detected") {
+TEST_CASE("Shamir: any t shares rebuild the secret, t - 1 do not, an altered share is detected", "[secagg][primitives]") {
   const Key32 k = random_key();
   const Bytes secret(k.begin(), k.end());
   auto shares = shamir_split(secret, 3, 5);
@@ -136,7 +136,7 @@ TEST_CASE("Shamir: any t shares rebuild the secret, t - 1 do not, an altered sha
   CHECK(*back == secret);
 }
 
-TEST_CASE("the SecAgg+ graph is symmetric, k-regular, seeded, and complete when k >= n - 1") {
+TEST_CASE("the SecAgg+ graph is symmetric, k-regular, seeded, and complete when k >= n - 1", "[secagg][primitives]") {
   for (uint32_t n : {2u, 3u, 7u, 50u, 1000u}) {
     const Graph g(42, n, default_degree(n));
     const uint32_t k = g.degree();
@@ -166,7 +166,7 @@ TEST_CASE("the SecAgg+ graph is symmetric, k-regular, seeded, and complete when 
   CHECK(default_share_threshold(40) == 21);
 }
 
-TEST_CASE("fixed-point encoding: clipping, weights, exact decoding, and the capacity bound") {
+TEST_CASE("fixed-point encoding: clipping, weights, exact decoding, and the capacity bound", "[secagg][primitives]") {
   InputSpec s;
   s.tau = 3;
   s.scale_bits = 20;
@@ -205,7 +205,7 @@ TEST_CASE("fixed-point encoding: clipping, weights, exact decoding, and the capa
   CHECK_FALSE(check_capacity(s, 10));
 }
 
-TEST_CASE("each device's Skellam noise has the variance the round asks for, and averages to zero") {
+TEST_CASE("each device's Skellam noise has the variance the round asks for, and averages to zero", "[secagg][primitives]") {
   InputSpec s;
   s.tau = 1;
   s.scale_bits = 20;

@@ -111,7 +111,7 @@ TEST_CASE("secure sum is exact with devices vanishing in every phase") {
   }
 }
 
-TEST_CASE("the complete graph (classic SecAgg) recovers dropped devices' masks too") {
+TEST_CASE("the complete graph (classic SecAgg) recovers dropped devices' masks too", "[secagg][quick]") {
   const RoundConfig c = config_for(3, 4, 254);  // degree >= n - 1: every device is every other's neighbour
   auto devices = make_devices(c, 30, 5);
   for (size_t i = 0; i < 6; ++i) devices[i].drop = DropAfter::kShareKeys;  // shared, never sent an input
@@ -163,7 +163,7 @@ struct HandRound {
 
 }  // namespace
 
-TEST_CASE("malformed, replayed and out-of-phase messages are refused without a change of state") {
+TEST_CASE("malformed, replayed and out-of-phase messages are refused without a change of state", "[secagg][quick]") {
   HandRound h;
   auto& s = *h.server;
   std::vector<AdvertiseKeys> keys;

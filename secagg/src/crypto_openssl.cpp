@@ -1,7 +1,10 @@
+// The secure-aggregation suite over OpenSSL's libcrypto (desktop builds). The mobile profile carries the
+// same suite built in (crypto_builtin.cpp); the tests check each against the other.
 #include "pocketllm/secagg/crypto.h"
 
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include <cstring>
@@ -34,12 +37,12 @@ const EVP_CIPHER* cipher(const char* name) {
   if (!c) crypto_failure(name);
   return c;  // kept for the process's lifetime
 }
-const EVP_CIPHER* aes_gcm() {
-  static const EVP_CIPHER* c = cipher("AES-256-GCM");
+const EVP_CIPHER* aead_cipher() {
+  static const EVP_CIPHER* c = cipher("ChaCha20-Poly1305");
   return c;
 }
-const EVP_CIPHER* aes_ctr() {
-  static const EVP_CIPHER* c = cipher("AES-256-CTR");
+const EVP_CIPHER* stream_cipher() {
+  static const EVP_CIPHER* c = cipher("ChaCha20");
   return c;
 }
 
@@ -54,6 +57,8 @@ Pkey private_key(const Key32& secret) {
 void random_bytes(uint8_t* out, size_t n) {
   if (RAND_bytes(out, static_cast<int>(n)) != 1) crypto_failure("RAND_bytes");
 }
+
+void secure_wipe(void* p, size_t n) { OPENSSL_cleanse(p, n); }
 
 Key32 random_key() {
   Key32 k;
@@ -109,12 +114,12 @@ Bytes aead_seal(const Key32& key, const Bytes& aad, const Bytes& plaintext) {
   random_bytes(out.data(), 12);
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   int len = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), aes_gcm(), nullptr, key.data(), out.data()) != 1 ||
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), aead_cipher(), nullptr, key.data(), out.data()) != 1 ||
       (!aad.empty() && EVP_EncryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1) ||
       EVP_EncryptUpdate(ctx.get(), out.data() + 12, &len, plaintext.data(), static_cast<int>(plaintext.size())) != 1 ||
       EVP_EncryptFinal_ex(ctx.get(), out.data() + 12 + len, &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, 16, out.data() + 12 + plaintext.size()) != 1)
-    crypto_failure("AES-256-GCM seal");
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, 16, out.data() + 12 + plaintext.size()) != 1)
+    crypto_failure("ChaCha20-Poly1305 seal");
   return out;
 }
 
@@ -124,12 +129,12 @@ Result<Bytes> aead_open(const Key32& key, const Bytes& aad, const Bytes& sealed)
   Bytes out(n);
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   int len = 0;
-  if (!ctx || EVP_DecryptInit_ex(ctx.get(), aes_gcm(), nullptr, key.data(), sealed.data()) != 1 ||
+  if (!ctx || EVP_DecryptInit_ex(ctx.get(), aead_cipher(), nullptr, key.data(), sealed.data()) != 1 ||
       (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1) ||
       EVP_DecryptUpdate(ctx.get(), out.data(), &len, sealed.data() + 12, static_cast<int>(n)) != 1)
-    crypto_failure("AES-256-GCM open");
+    crypto_failure("ChaCha20-Poly1305 open");
   Bytes tag(sealed.end() - 16, sealed.end());
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, 16, tag.data()) != 1) crypto_failure("AES-256-GCM tag");
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_SET_TAG, 16, tag.data()) != 1) crypto_failure("ChaCha20-Poly1305 tag");
   if (EVP_DecryptFinal_ex(ctx.get(), out.data() + len, &len) != 1)
     return corrupt("secagg: a sealed share failed authentication (wrong key, sender, receiver or round, or altered)");
   return out;
@@ -138,12 +143,12 @@ Result<Bytes> aead_open(const Key32& key, const Bytes& aad, const Bytes& sealed)
 void prg_add(const Key32& seed, int sign, std::vector<uint64_t>* v) {
   if (v->empty()) return;
   std::vector<uint8_t> stream(v->size() * 8, 0);
-  const uint8_t iv[16] = {0};
+  const uint8_t iv[16] = {0};  // OpenSSL's ChaCha20 IV: LE32 block counter (0) ‖ the 12-byte nonce (zeros)
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   int len = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), aes_ctr(), nullptr, seed.data(), iv) != 1 ||
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), stream_cipher(), nullptr, seed.data(), iv) != 1 ||
       EVP_EncryptUpdate(ctx.get(), stream.data(), &len, stream.data(), static_cast<int>(stream.size())) != 1)
-    crypto_failure("AES-256-CTR");
+    crypto_failure("ChaCha20");
   for (size_t i = 0; i < v->size(); ++i) {
     uint64_t w = 0;
     for (int b = 7; b >= 0; --b) w = (w << 8) | stream[i * 8 + b];
