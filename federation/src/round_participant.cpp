@@ -145,7 +145,7 @@ Result<Participation> RoundParticipant::submit_secure(FederationClient& client, 
   (void)poll_ms;
   (void)timeout_ms;
   return unsupported("round " + std::to_string(p.round) + " aggregates securely, and this build has no secure aggregation "
-                     "(the mobile profile carries no libcrypto yet: docs/secagg.md)");
+                     "(docs/secagg.md)");
 #endif
 }
 

@@ -335,8 +335,8 @@ PLLM_API pllm_status pllm_device_sync(pllm_device* device, const pllm_control* c
  * *out_round (may be NULL) receives the round id. A task with secure aggregation (docs/secagg.md):
  * instead of its scalars the device sends its keys, sealed shares, masked input and unmasking shares,
  * each when the round reaches that phase — the call blocks (polling the server every 0.5 s) until the
- * device has done its part or the round went on without it (PLLM_ERR_MISMATCH with the reason). Desktop
- * builds; the mobile build returns PLLM_ERR_UNSUPPORTED for such a round. */
+ * device has done its part or the round went on without it (PLLM_ERR_MISMATCH with the reason). The
+ * mobile build too: it carries the cryptography built in. */
 PLLM_API pllm_status pllm_device_run_round(pllm_device* device, const pllm_control* control, bool* out_submitted,
                                            uint64_t* out_round);
 /* LONG. Local personalisation: steps of ZO fine-tuning on the device's data with its own seeds, kept in

@@ -65,7 +65,7 @@ class RoundParticipant {
   // Step 2 of a masked secure-aggregation round (RoundInfo::secagg, docs/secagg.md): the device takes
   // the round's phases as they come, polling every poll_ms, until it has revealed its shares (kAccepted),
   // the round went on without it or refused it (kRejected, reply.message says why), or timeout_ms passed.
-  // Builds without secure aggregation (the mobile profile) refuse with kUnsupported.
+  // A build without the secagg library refuses with kUnsupported.
   Result<Participation> submit_secure(FederationClient& client, const std::string& task_id, const RoundInfo& round, Participation p,
                                       int poll_ms = 500, int64_t timeout_ms = 3'600'000);
 

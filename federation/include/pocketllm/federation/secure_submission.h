@@ -1,7 +1,7 @@
 // A device's part in a masked secure-aggregation round (docs/secagg.md §5) over the federation client:
 // instead of its scalars, the device sends its keys, its sealed shares, its masked input and, at the end,
 // the shares that unmask the sum — each when the round reaches that phase. Built from a trained round;
-// the secrets live in this object only. Desktop builds (the mobile profile has no libcrypto yet).
+// the secrets live in this object only.
 #pragma once
 
 #include <memory>

@@ -42,7 +42,7 @@ struct Roster {
 };
 
 // Phase 2, device → server → holder: the holder's shares of the sender's mask key and self-mask seed,
-// sealed to the holder. sealed = AES-256-GCM(nonce ‖ ct ‖ tag) of 64 bytes (kSealedShareSize in all).
+// sealed to the holder. sealed = ChaCha20-Poly1305 nonce ‖ ciphertext ‖ tag of 64 bytes (kSealedShareSize in all).
 struct EncryptedShare {
   uint32_t from = 0;
   uint32_t to = 0;
