@@ -145,21 +145,25 @@ Result<RoundInfo> FederationClient::round(const std::string& task, uint64_t id) 
   return protocol::parse_round_info(r->body);
 }
 
+// The status of a reply, and on a refusal the server's error (code, name, message, current round).
+static void read_reply(const TransportReply& r, SubmitReply* s) {
+  s->status = r.status;
+  s->accepted = r.status == 200 || r.status == 201;
+  if (s->accepted) return;
+  if (auto e = protocol::parse_error_reply(r.body)) {
+    s->error = e->code;
+    s->error_name = e->code_name;
+    s->message = e->message;
+    s->current_round = e->current_round.value_or(0);
+  }
+}
+
 Result<SubmitReply> FederationClient::submit(const std::string& task, uint64_t round, const protocol::SubmissionRequest& submission) {
   auto r = call("POST", protocol::submissions_path(task, round), protocol::to_json(submission).dump(), true);
   if (!r) return r.status();
   SubmitReply s;
-  s.status = r->status;
-  s.accepted = r->status == 200 || r->status == 201;
+  read_reply(r.value(), &s);
   s.duplicate = r->status == 200;
-  if (!s.accepted) {
-    if (auto e = protocol::parse_error_reply(r->body)) {
-      s.error = e->code;
-      s.error_name = e->code_name;
-      s.message = e->message;
-      s.current_round = e->current_round.value_or(0);
-    }
-  }
   return s;
 }
 
@@ -168,17 +172,8 @@ Result<SecAggReply> FederationClient::secagg(const std::string& method, const st
   auto r = call(method, protocol::secagg_path(task, round, step), body, true);
   if (!r) return r.status();
   SecAggReply s;
-  s.status = r->status;
-  s.accepted = r->status == 200 || r->status == 201;
-  if (!s.accepted) {
-    if (auto e = protocol::parse_error_reply(r->body)) {
-      s.error = e->code;
-      s.error_name = e->code_name;
-      s.message = e->message;
-      s.current_round = e->current_round.value_or(0);
-    }
-    if (method == "POST" && s.error == protocol::ErrorCode::kSecAggRepeat) s.accepted = s.duplicate = true;
-  }
+  read_reply(r.value(), &s);
+  if (method == "POST" && s.error == protocol::ErrorCode::kSecAggRepeat) s.accepted = s.duplicate = true;
   if (s.accepted) s.body = std::move(r->body);
   return s;
 }

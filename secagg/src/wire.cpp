@@ -3,19 +3,13 @@
 #include <cmath>
 #include <initializer_list>
 
+#include "pocketllm/common/sha256.h"  // to_hex
+
 namespace pocketllm::secagg {
 
 using nlohmann::json;
 
-std::string bytes_to_hex(const uint8_t* data, size_t n) {
-  static const char* d = "0123456789abcdef";
-  std::string s(2 * n, '0');
-  for (size_t i = 0; i < n; ++i) {
-    s[2 * i] = d[data[i] >> 4];
-    s[2 * i + 1] = d[data[i] & 15];
-  }
-  return s;
-}
+std::string bytes_to_hex(const uint8_t* data, size_t n) { return to_hex(data, n); }
 
 bool bytes_from_hex(const std::string& hex, size_t n, uint8_t* out) {
   if (hex.size() != 2 * n) return false;

@@ -8,17 +8,14 @@
 #include <string>
 
 #include "builtin_crypto.h"
+#include "hex.h"
 #include "pocketllm/secagg/crypto.h"
 
 using namespace pocketllm::secagg;
 
 namespace {
 
-Key32 hex32(const std::string& h) {
-  Key32 k{};
-  for (size_t i = 0; i < 32; ++i) k[i] = static_cast<uint8_t>(std::stoi(h.substr(2 * i, 2), nullptr, 16));
-  return k;
-}
+using test::hex32;
 
 Key32 seeded_key(std::mt19937_64& rng) {
   Key32 k;

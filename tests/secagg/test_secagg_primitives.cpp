@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 
+#include "hex.h"
 #include "pocketllm/secagg/crypto.h"
 #include "pocketllm/secagg/encoding.h"
 #include "pocketllm/secagg/graph.h"
@@ -16,11 +17,7 @@ using namespace pocketllm::secagg;
 
 namespace {
 
-Key32 hex32(const std::string& h) {
-  Key32 k{};
-  for (size_t i = 0; i < 32; ++i) k[i] = static_cast<uint8_t>(std::stoi(h.substr(2 * i, 2), nullptr, 16));
-  return k;
-}
+using test::hex32;
 
 }  // namespace
 
