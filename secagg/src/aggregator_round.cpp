@@ -22,6 +22,7 @@ const char* AggregatorRound::phase_name(Phase p) {
     case Phase::kShareKeys: return "share_keys";
     case Phase::kMaskedInput: return "masked_input";
     case Phase::kUnmask: return "unmask";
+    case Phase::kFinishing: return "finishing";
     case Phase::kDone: return "done";
     case Phase::kAbandoned: return "abandoned";
   }
@@ -35,7 +36,7 @@ Result<std::unique_ptr<AggregatorRound>> AggregatorRound::create(const RoundConf
 }
 
 uint32_t AggregatorRound::pending() const {
-  switch (phase_) {
+  switch (phase()) {
     case Phase::kAdvertise: return max_participants_ - static_cast<uint32_t>(advertised_.size());
     case Phase::kShareKeys: return participants() - count_present(shares_);
     case Phase::kMaskedInput: return count_present(shares_) - count_present(masked_);
@@ -45,24 +46,26 @@ uint32_t AggregatorRound::pending() const {
 }
 
 uint32_t AggregatorRound::received() const {
-  switch (phase_) {
+  switch (phase()) {
     case Phase::kAdvertise: return static_cast<uint32_t>(advertised_.size());
     case Phase::kShareKeys: return count_present(shares_);
     case Phase::kMaskedInput: return count_present(masked_);
-    case Phase::kUnmask: return count_present(unmasks_);
+    case Phase::kUnmask:
+    case Phase::kFinishing: return count_present(unmasks_);
     default: return 0;
   }
 }
 
 Status AggregatorRound::abandon(const std::string& why) {
-  phase_ = Phase::kAbandoned;
   abandon_reason_ = why;
+  phase_.store(Phase::kAbandoned, std::memory_order_release);
   return out_of_range("secagg: round abandoned: " + why);
 }
 
 Status AggregatorRound::in_phase(Phase p, const char* what) const {
-  if (phase_ != p)
-    return mismatch(std::string("secagg: ") + what + " belongs to phase " + phase_name(p) + ", the round is in " + phase_name(phase_));
+  const Phase now = phase();
+  if (now != p)
+    return mismatch(std::string("secagg: ") + what + " belongs to phase " + phase_name(p) + ", the round is in " + phase_name(now));
   return Status::ok();
 }
 
@@ -111,12 +114,12 @@ Status AggregatorRound::close_advertise() {
   shares_.assign(n, std::nullopt);
   masked_.assign(n, std::nullopt);
   unmasks_.assign(n, std::nullopt);
-  phase_ = Phase::kShareKeys;
+  phase_.store(Phase::kShareKeys, std::memory_order_release);
   return Status::ok();
 }
 
 Result<Roster> AggregatorRound::roster(const std::string& device) const {
-  if (phase_ == Phase::kAdvertise || phase_ == Phase::kAbandoned) return in_phase(Phase::kShareKeys, "the roster");
+  if (phase() == Phase::kAdvertise || phase() == Phase::kAbandoned || phase() == Phase::kFinishing) return in_phase(Phase::kShareKeys, "the roster");
   auto i = participant(device);
   if (!i) return i.status();
   Roster r;
@@ -153,12 +156,12 @@ Status AggregatorRound::close_share_keys() {
   const uint32_t u2 = count_present(shares_);
   if (u2 < config_.min_survivors)
     return abandon(std::to_string(u2) + " devices shared keys, " + std::to_string(config_.min_survivors) + " needed");
-  phase_ = Phase::kMaskedInput;
+  phase_.store(Phase::kMaskedInput, std::memory_order_release);
   return Status::ok();
 }
 
 Result<std::vector<EncryptedShare>> AggregatorRound::inbox(const std::string& device) const {
-  if (phase_ != Phase::kMaskedInput) return in_phase(Phase::kMaskedInput, "the inbox");
+  if (phase() != Phase::kMaskedInput) return in_phase(Phase::kMaskedInput, "the inbox");
   auto i = participant(device);
   if (!i) return i.status();
   if (!shares_[*i]) return not_found("secagg: " + device + " did not share its keys this round");
@@ -191,12 +194,12 @@ Status AggregatorRound::close_masked_input() {
     if (masked_[i]) survivors_.push_back(i);
   if (survivors_.size() < config_.min_survivors)
     return abandon(std::to_string(survivors_.size()) + " devices sent masked inputs, " + std::to_string(config_.min_survivors) + " needed");
-  phase_ = Phase::kUnmask;
+  phase_.store(Phase::kUnmask, std::memory_order_release);
   return Status::ok();
 }
 
 Result<SurvivorList> AggregatorRound::survivors_for(const std::string& device) const {
-  if (phase_ != Phase::kUnmask) return in_phase(Phase::kUnmask, "the survivor list");
+  if (phase() != Phase::kUnmask) return in_phase(Phase::kUnmask, "the survivor list");
   auto i = participant(device);
   if (!i) return i.status();
   if (!masked_[*i]) return not_found("secagg: " + device + " is not among the survivors of this round");
@@ -297,17 +300,37 @@ Status AggregatorRound::remove_masks(std::vector<uint64_t>* sum) {
   return Status::ok();
 }
 
-Result<std::vector<uint64_t>> AggregatorRound::finish() {
+Status AggregatorRound::begin_finish() {
   POCKETLLM_RETURN_IF_ERROR(in_phase(Phase::kUnmask, "finishing"));
   const uint32_t u4 = count_present(unmasks_);
   if (u4 < config_.min_survivors)
     return abandon(std::to_string(u4) + " devices revealed shares, " + std::to_string(config_.min_survivors) + " needed");
+  phase_.store(Phase::kFinishing, std::memory_order_release);
+  return Status::ok();
+}
+
+void AggregatorRound::compute() {
+  if (phase() != Phase::kFinishing || computed()) return;
   std::vector<uint64_t> sum(input_length(config_.input), 0);
   for (uint32_t u : survivors_)
     for (size_t k = 0; k < sum.size(); ++k) sum[k] += masked_[u]->y[k];
-  POCKETLLM_RETURN_IF_ERROR(remove_masks(&sum));
-  phase_ = Phase::kDone;
-  return sum;
+  if (remove_masks(&sum)) {
+    sum_ = std::move(sum);
+    phase_.store(Phase::kDone, std::memory_order_release);
+  }
+  computed_.store(true, std::memory_order_release);
+}
+
+Result<std::vector<uint64_t>> AggregatorRound::take_sum() {
+  if (!computed()) return in_phase(Phase::kDone, "the sum");
+  if (phase() != Phase::kDone) return out_of_range("secagg: round abandoned: " + abandon_reason_);
+  return std::move(sum_);
+}
+
+Result<std::vector<uint64_t>> AggregatorRound::finish() {
+  POCKETLLM_RETURN_IF_ERROR(begin_finish());
+  compute();
+  return take_sum();
 }
 
 }  // namespace pocketllm::secagg

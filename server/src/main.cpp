@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   }
   ServerConfig c = std::move(config.value());
   c.service.log = log_line;
+  c.service.background_unmasking = true;  // a big masked round never holds the other requests up
   c.http.log = log_line;
   if (c.insecure) log_line("WARNING: --insecure: serving plain HTTP; credentials and scalars cross the network unencrypted");
   auto service = Service::open(c.service);

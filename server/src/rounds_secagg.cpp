@@ -70,9 +70,20 @@ Result<std::vector<UpdateEntry>> TaskRounds::tick_secagg(Round& r, int64_t now_m
       if (!a.close_masked_input()) return abandon(a.abandon_reason());
       r.phase_deadline_ms = now_ms + policy_.secagg.phase_ms;
       return none;
-    case Phase::kUnmask: {
+    case Phase::kUnmask:
       if (!phase_due) return none;
-      auto sum = a.finish();
+      if (!a.begin_finish()) return abandon(a.abandon_reason());
+      if (secagg_runner_) {
+        secagg_runner_([agg = r.secagg] { agg->compute(); });  // the shared_ptr keeps it alive
+        return none;
+      }
+      a.compute();
+      [[fallthrough]];
+    case Phase::kFinishing:
+    case Phase::kDone:  // (the background unmasking ends in kDone or kAbandoned)
+    case Phase::kAbandoned: {
+      if (!a.computed()) return a.phase() == Phase::kAbandoned ? abandon(a.abandon_reason()) : none;
+      auto sum = a.take_sum();
       if (!sum) return abandon(a.abandon_reason());
       const secagg::RoundConfig c = secagg_config(r.id);
       const double denominator = policy_.privacy.enabled() ? policy_.privacy.denominator : 0;
@@ -81,9 +92,8 @@ Result<std::vector<UpdateEntry>> TaskRounds::tick_secagg(Round& r, int64_t now_m
       r.released_count = a.survivors().size();
       return apply(r, coeffs.value());
     }
-    default:
-      return abandon(a.abandon_reason());
   }
+  return abandon("unknown phase");
 }
 
 Result<std::vector<float>> TaskRounds::aggregate_fixed_point(const std::vector<Submission>& subs) const {

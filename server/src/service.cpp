@@ -48,6 +48,11 @@ Service::Service(ServiceOptions options) : opt_(std::move(options)) {}
 
 Service::~Service() {
   {
+    std::lock_guard<std::mutex> lock(secagg_jobs_mu_);
+    for (auto& [thread, done] : secagg_jobs_) thread.join();  // a job holds only its round's state machine
+    secagg_jobs_.clear();
+  }
+  {
     std::lock_guard<std::mutex> lock(snapshot_queue_mu_);
     stop_snapshots_ = true;  // queued jobs are answered first
   }
@@ -137,6 +142,7 @@ Status Service::load_task(const StoredTask& stored, bool fresh) {
   auto log_entries = store_->load_log(stored.id);
   if (!log_entries) return log_entries.status();
   POCKETLLM_RETURN_IF_ERROR(task->rounds.restore(std::move(rounds.value()), std::move(log_entries.value())));
+  if (opt_.background_unmasking) task->rounds.set_secagg_runner([this](std::function<void()> job) { run_secagg_job(std::move(job)); });
   if (fresh) {
     POCKETLLM_RETURN_IF_ERROR(task->rounds.resume_fresh_secagg());
   } else if (task->rounds.abandon_interrupted_secagg()) {
@@ -155,6 +161,24 @@ Status Service::load_task(const StoredTask& stored, bool fresh) {
   }
   tasks_[stored.id] = std::move(task);
   return Status::ok();
+}
+
+void Service::run_secagg_job(std::function<void()> job) {
+  std::lock_guard<std::mutex> lock(secagg_jobs_mu_);
+  for (auto it = secagg_jobs_.begin(); it != secagg_jobs_.end();) {  // reap the finished ones
+    if (it->second->load()) {
+      it->first.join();
+      it = secagg_jobs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  secagg_jobs_.emplace_back(std::thread([job = std::move(job), done] {
+                              job();
+                              done->store(true);
+                            }),
+                            done);
 }
 
 Status Service::load_weights(Task* t) {

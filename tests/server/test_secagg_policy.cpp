@@ -4,6 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
+#include <memory>
+
+#include "pocketllm/secagg/aggregator_round.h"
+#include "pocketllm/secagg/device_round.h"
 #include "pocketllm/server/task_spec.h"
 
 using namespace pocketllm;
@@ -88,4 +93,49 @@ TEST_CASE("secagg: what cannot compose with a secure sum is refused at creation,
   // The sum must fit 64 bits for the largest round: a huge bound at a fine scale overflows.
   CHECK(refusal({{"secagg", {{"mode", "masked"}, {"bound", 1e6}, {"scale_bits", 52}}}}).find("overflow") != std::string::npos);
   CHECK(refusal({{"secagg", masked}}) == "accepted");  // the control: the same task without the conflict
+}
+
+TEST_CASE("secagg: with a runner the unmasking leaves the tick; the round applies on the tick after it ran", "[server][secagg]") {
+  auto spec = parse_task_spec(task({{"min_submissions", 2}, {"secagg", {{"mode", "masked"}, {"bound", 1.0}}}}));
+  REQUIRE(spec.is_ok());
+  RoundPolicy p = spec->policy;
+  p.duration_ms = 1000;
+  p.max_extensions = 0;
+  TaskRounds t(42, p);
+  std::vector<std::function<void()>> jobs;
+  t.set_secagg_runner([&](std::function<void()> job) { jobs.push_back(std::move(job)); });
+  REQUIRE(t.open_round(0).is_ok());
+  secagg::AggregatorRound* a = t.secagg_round(1);
+  REQUIRE(a);
+  const secagg::RoundConfig c = t.secagg_config(1);
+  std::vector<std::unique_ptr<secagg::DeviceRound>> dev;
+  const std::vector<std::string> ids = {"a", "b", "c"};
+  for (const auto& id : ids) {
+    dev.push_back(secagg::DeviceRound::create(c).value());
+    REQUIRE(a->advertise(id, dev.back()->advertise()));
+  }
+  REQUIRE(t.tick(1000).is_ok());  // the deadline: keys closed
+  for (size_t i = 0; i < 3; ++i) REQUIRE(a->share_keys(ids[i], dev[i]->share_keys(a->roster(ids[i]).value()).value()));
+  REQUIRE(t.tick(1001).is_ok());
+  std::vector<float> coeffs = {0.25f, -0.5f, 0.125f, 0.0f};
+  for (size_t i = 0; i < 3; ++i) {
+    auto input = secagg::encode_input(c.input, coeffs, 8).value();
+    REQUIRE(a->masked_input(ids[i], dev[i]->masked_input(input, a->inbox(ids[i]).value()).value()));
+  }
+  REQUIRE(t.tick(1002).is_ok());
+  for (size_t i = 0; i < 3; ++i) REQUIRE(a->unmask(ids[i], dev[i]->unmask(a->survivors_for(ids[i]).value()).value()));
+  auto none = t.tick(1003);  // phase 4 closes: the unmasking is handed to the runner, nothing applied yet
+  REQUIRE(none.is_ok());
+  CHECK(none->empty());
+  REQUIRE(jobs.size() == 1);
+  CHECK(t.current()->state == RoundState::kOpen);
+  CHECK(a->phase() == secagg::AggregatorRound::Phase::kFinishing);
+  CHECK(a->unmask("a", {}).code() == StatusCode::kMismatch);  // nothing more is taken
+  CHECK(t.tick(1004)->empty());                                // not computed yet: still waiting
+  jobs[0]();
+  auto applied = t.tick(1005);
+  REQUIRE(applied.is_ok());
+  REQUIRE(applied->size() == 4);
+  CHECK(t.current()->state == RoundState::kApplied);
+  for (size_t k = 0; k < 4; ++k) CHECK((*applied)[k].coeff == coeffs[k]);  // three equal inputs: their mean
 }

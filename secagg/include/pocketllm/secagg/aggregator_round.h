@@ -8,6 +8,7 @@
 // participant of this phase; kInvalidArgument — the message is malformed (sizes, indices, keys).
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,13 +25,14 @@ namespace pocketllm::secagg {
 
 class AggregatorRound {
  public:
-  enum class Phase { kAdvertise, kShareKeys, kMaskedInput, kUnmask, kDone, kAbandoned };
+  // kFinishing: the unmasking is computed (every message is refused); kDone or kAbandoned after it.
+  enum class Phase { kAdvertise, kShareKeys, kMaskedInput, kUnmask, kFinishing, kDone, kAbandoned };
   static const char* phase_name(Phase p);
 
   // `max_participants` caps phase 1 (the round's expected devices); the config is checked for that many.
   static Result<std::unique_ptr<AggregatorRound>> create(const RoundConfig& config, uint32_t max_participants);
 
-  Phase phase() const { return phase_; }
+  Phase phase() const { return phase_.load(std::memory_order_acquire); }
   const std::string& abandon_reason() const { return abandon_reason_; }
   // Devices the current phase still waits for (phase 1: up to max_participants), and the messages it holds.
   uint32_t pending() const;
@@ -60,8 +62,16 @@ class AggregatorRound {
   Status unmask(const std::string& device, const Unmask& msg);
   // Closes phase 4: rebuilds the masks and returns the sum of the survivors' inputs, or abandons (fewer
   // than min_survivors answered, a secret with too few shares, inconsistent shares, a rebuilt key that
-  // does not match its advertised public key).
+  // does not match its advertised public key). The same as begin_finish(), compute(), take_sum().
   Result<std::vector<uint64_t>> finish();
+  // The three steps, for a caller that computes off its own lock: begin_finish() closes phase 4 (kFinishing:
+  // every message is refused from then on); compute() — the costly part — may run on another thread while
+  // other threads read phase() and received() only; computed() tells when it is over (then phase() is kDone or
+  // kAbandoned) and take_sum() gives the sum or why the round was abandoned.
+  Status begin_finish();
+  void compute();
+  bool computed() const { return computed_.load(std::memory_order_acquire); }
+  Result<std::vector<uint64_t>> take_sum();
 
   uint32_t participants() const { return static_cast<uint32_t>(ids_.size()); }
   std::optional<uint32_t> index_of(const std::string& device) const;
@@ -79,7 +89,9 @@ class AggregatorRound {
 
   RoundConfig config_;
   uint32_t max_participants_;
-  Phase phase_ = Phase::kAdvertise;
+  std::atomic<Phase> phase_{Phase::kAdvertise};
+  std::atomic<bool> computed_{false};
+  std::vector<uint64_t> sum_;
   std::string abandon_reason_;
   std::map<std::string, AdvertiseKeys> advertised_;
   std::set<Key32> seen_keys_;

@@ -135,6 +135,10 @@ class TaskRounds {
   bool abandon_interrupted_secagg();
   // A task just created: its open first round (from the store) gets its state machine.
   Status resume_fresh_secagg();
+  // Where a masked round's unmasking (the costly part: X25519 and Shamir over every dropped and surviving
+  // device) runs: by default right inside tick(); a server gives a runner that starts it off its lock,
+  // and a later tick() applies the result.
+  void set_secagg_runner(std::function<void(std::function<void()>)> runner) { secagg_runner_ = std::move(runner); }
 
  private:
   // The masked round's phases: closes the current one when due (everyone pending answered, or its
@@ -150,6 +154,7 @@ class TaskRounds {
   RoundPolicy policy_;
   privacy::RoundAccountant accountant_;  // the task's per-round RDP, computed once (status requests are frequent)
   std::function<double()> gaussian_ = system_gaussian;
+  std::function<void(std::function<void()>)> secagg_runner_;
   std::vector<Round> rounds_;
   UpdateLog log_;
 };

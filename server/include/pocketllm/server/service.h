@@ -45,6 +45,9 @@ struct ServiceOptions {
   uint64_t checkpoint_every = 256;    // versions between stored checkpoints: a rebuild replays at most this many entries
   std::function<int64_t()> clock_ms;  // wall clock in ms since the epoch (tests substitute their own)
   std::function<void(const std::string&)> log;  // operator log lines; never carries secrets or data
+  // Masked secure-aggregation rounds unmask on a thread of their own (the server: requests are not held
+  // up behind it); off, the tick that closes phase 4 unmasks in place (tests, the in-process simulator).
+  bool background_unmasking = false;
 };
 
 class Service {
@@ -141,6 +144,11 @@ class Service {
   std::condition_variable snapshot_cv_;
   std::vector<std::unique_ptr<SnapshotJob>> snapshot_jobs_;
   std::vector<std::thread> snapshot_workers_;
+  // Background unmasking jobs (background_unmasking): each thread with its finished flag; joined when
+  // finished at the next start, and all of them at destruction.
+  std::mutex secagg_jobs_mu_;
+  std::vector<std::pair<std::thread, std::shared_ptr<std::atomic<bool>>>> secagg_jobs_;
+  void run_secagg_job(std::function<void()> job);
   bool stop_snapshots_ = false;
   std::mutex mu_;        // guards tasks_, devices_, pending_
   std::mutex store_mu_;  // guards store_; taken after mu_ when both are needed
