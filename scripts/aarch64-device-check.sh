@@ -22,7 +22,7 @@ A=(-H "Authorization: Bearer $(cat admin)")
 printf '%s\n' "the cat sat on the mat" "a bird sang in the tree" "the dog ran to the park" "she read a book" > data.txt
 qemu-aarch64 "$arm_bin/federated_device" "$url" cert.pem "$token" arm "$model" data.txt state 2 | tee device.out
 grep -q "submitted to round 2" device.out
-for _ in $(seq 50); do  # round 2 closes at its 1 s deadline
+for _ in $(seq 50); do  # round 2 closes at its deadline
   version=$(curl -sS --cacert cert.pem "${A[@]}" "$url/v1/tasks/arm" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
   [ "$version" -ge 4 ] && break
   sleep 0.1
