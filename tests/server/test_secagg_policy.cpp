@@ -95,7 +95,7 @@ TEST_CASE("secagg: what cannot compose with a secure sum is refused at creation,
   CHECK(refusal({{"secagg", masked}}) == "accepted");  // the control: the same task without the conflict
 }
 
-TEST_CASE("secagg: with a runner the unmasking leaves the tick; the round applies on the tick after it ran", "[server][secagg]") {
+TEST_CASE("secagg: with a runner the unmasking leaves the tick, and the round applies on the tick after it ran", "[server][secagg]") {
   auto spec = parse_task_spec(task({{"min_submissions", 2}, {"secagg", {{"mode", "masked"}, {"bound", 1.0}}}}));
   REQUIRE(spec.is_ok());
   RoundPolicy p = spec->policy;
