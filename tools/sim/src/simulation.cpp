@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <thread>
 
 #include "pocketllm/client/generate.h"
 #include "pocketllm/common/file_util.h"
@@ -107,6 +108,7 @@ struct Simulation {
   Status upload(VirtualDevice& d, FederationClient& c, const RoundInfo& round, Participation p, int leave_after, RoundRow* row,
                 std::vector<SecureDevice>* secure);
   Status submit_late(VirtualDevice& d, const RoundInfo& round, Participation p, RoundRow* row);
+  Status wait_until_over(uint64_t round);
   Result<std::unique_ptr<FederationClient>> client_of(const VirtualDevice& d);
   Status evaluate(double* loss, double* acc);
 };
@@ -232,6 +234,7 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
     const std::string target = "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(round.round) + "/close";
     auto closed = link->admin("POST", target + (o.secagg == "masked" ? "?phase=unmask" : ""), "");
     if (!closed && o.secagg != "masked") return closed.status();  // a masked round may be over already (applied or abandoned)
+    if (o.secagg == "masked") POCKETLLM_RETURN_IF_ERROR(wait_until_over(round.round));
   }
   for (auto& [d, p] : stragglers) POCKETLLM_RETURN_IF_ERROR(submit_late(*d, round, std::move(p), &row));  // refused: 409
   auto log = link->reader().log_since(info.id, version);
@@ -292,6 +295,19 @@ Status Simulation::submit_late(VirtualDevice& d, const RoundInfo& round, Partici
   row->up += (*c)->bytes_sent();
   row->down += (*c)->bytes_received();
   return Status::ok();
+}
+
+// A real server unmasks on a thread of its own (phase finishing): the round is over when it is applied or
+// abandoned, a moment after its last phase closed.
+Status Simulation::wait_until_over(uint64_t round) {
+  const std::string target = "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(round);
+  for (int i = 0; i < 60000; ++i) {
+    auto r = link->admin("GET", target, "");
+    if (!r) return r.status();
+    if ((*r).value("state", "") != "open") return Status::ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return cancelled("round " + std::to_string(round) + " was still unmasking after 5 minutes");
 }
 
 Result<std::unique_ptr<FederationClient>> Simulation::client_of(const VirtualDevice& d) {
