@@ -75,6 +75,13 @@ Result<uint32_t> AggregatorRound::participant(const std::string& device) const {
   return *i;
 }
 
+std::vector<std::string> AggregatorRound::advertised_devices() const {
+  if (phase() != Phase::kAdvertise) return ids_;
+  std::vector<std::string> out;
+  for (const auto& [id, keys] : advertised_) out.push_back(id);
+  return out;
+}
+
 std::optional<uint32_t> AggregatorRound::index_of(const std::string& device) const {
   const auto it = std::lower_bound(ids_.begin(), ids_.end(), device);
   if (it == ids_.end() || *it != device) return std::nullopt;

@@ -1,5 +1,6 @@
 // The endpoints devices read and write (docs/protocol.md section 3): tasks, rounds, submissions, the log,
 // snapshots; and the metrics page.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -123,15 +124,20 @@ HttpResponse submission_reply(int status, const StoredSubmission& x, size_t subm
   return r;
 }
 
-// The task's Sybil limit: a round takes at most max_per_token submissions from devices enrolled with one
-// token. Returns the refusal's message (in the body) when this device would exceed it. Caller holds mu_.
+// The task's Sybil limit: a round takes at most max_per_token submissions (a masked round: advertised
+// keys) from devices enrolled with one token. Returns the refusal's message (in the body) when this device
+// would exceed it. Caller holds mu_.
 Service::Reply Service::enforce_token_cap(const Task& t, uint64_t round_id, const std::string& device) {
   const Round* r = t.rounds.round(round_id);
-  if (t.spec.max_per_token == 0 || !r || r->submissions.count(device)) return std::nullopt;
+  if (t.spec.max_per_token == 0 || !r) return std::nullopt;
+  std::vector<std::string> in_round;
+  if (r->secagg) in_round = r->secagg->advertised_devices();
+  else for (const auto& [other, s] : r->submissions) in_round.push_back(other);
+  if (std::find(in_round.begin(), in_round.end(), device) != in_round.end()) return std::nullopt;
   const std::string& token = devices_[device].token_sha256;
   if (token.empty()) return std::nullopt;
   uint32_t same = 0;
-  for (const auto& [other, s] : r->submissions) {
+  for (const std::string& other : in_round) {
     auto d = devices_.find(other);
     same += d != devices_.end() && d->second.token_sha256 == token;
   }

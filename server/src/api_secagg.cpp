@@ -64,6 +64,7 @@ HttpResponse Service::secagg_post(const std::string& task, const std::string& ro
     parse_u64(round, &id);
     const TaskRounds& rounds = tasks_.at(task)->rounds;
     if (!rounds.sampled(id, device)) return error(ErrorCode::kNotSampled, "device " + device + " is not sampled for round " + round);
+    if (Reply capped = enforce_token_cap(*tasks_.at(task), id, device)) return error(ErrorCode::kTokenCap, capped->body);
     auto m = secagg::parse_advertise_keys(j);
     s = m ? a->advertise(device, *m) : m.status();
   } else if (step == "shares") {

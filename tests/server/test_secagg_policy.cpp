@@ -9,7 +9,9 @@
 
 #include "pocketllm/secagg/aggregator_round.h"
 #include "pocketllm/secagg/device_round.h"
+#include "pocketllm/secagg/wire.h"
 #include "pocketllm/server/task_spec.h"
+#include "service_fixture.h"
 
 using namespace pocketllm;
 using namespace pocketllm::server;
@@ -138,4 +140,27 @@ TEST_CASE("secagg: with a runner the unmasking leaves the tick, and the round ap
   REQUIRE(applied->size() == 4);
   CHECK(t.current()->state == RoundState::kApplied);
   for (size_t k = 0; k < 4; ++k) CHECK((*applied)[k].coeff == coeffs[k]);  // three equal inputs: their mean
+}
+
+TEST_CASE("secagg: the Sybil limit holds for a masked round's keys", "[server][secagg]") {
+  server::test::Fixture f;
+  const json t = task({{"max_per_token", 1}, {"min_submissions", 2}, {"secagg", {{"mode", "masked"}, {"bound", 1.0}}}});
+  REQUIRE(f.admin("POST", "/v1/admin/tasks", t.dump()).status == 201);
+  auto enrol_with = [&](const std::string& token) {
+    auto r = f.call("POST", "/v1/enrol", json{{"token", token}}.dump());
+    REQUIRE(r.status == 201);
+    return f.json_of(r)["credential"].get<std::string>();
+  };
+  const std::string shared = f.json_of(f.admin("POST", "/v1/admin/enrolment-tokens", R"({"uses":2})"))["token"];
+  const std::string a = enrol_with(shared), b = enrol_with(shared), c = f.enrol();
+  auto keys = [] {
+    secagg::AdvertiseKeys k{secagg::x25519_generate().value().public_key, secagg::x25519_generate().value().public_key};
+    return secagg::to_json(k).dump();
+  };
+  CHECK(f.call("POST", "/v1/tasks/s/rounds/1/secagg/keys", keys(), a).status == 201);
+  auto second = f.call("POST", "/v1/tasks/s/rounds/1/secagg/keys", keys(), b);
+  CHECK(second.status == 403);
+  CHECK(second.body.find("token_cap") != std::string::npos);
+  CHECK(f.call("POST", "/v1/tasks/s/rounds/1/secagg/keys", keys(), c).status == 201);  // another token's device
+  CHECK(f.json_of(f.admin("GET", "/v1/tasks/s/round"))["secagg"]["received"] == 2);
 }

@@ -74,6 +74,8 @@ class AggregatorRound {
   Result<std::vector<uint64_t>> take_sum();
 
   uint32_t participants() const { return static_cast<uint32_t>(ids_.size()); }
+  // The devices that advertised keys (phase 1 so far, or the participants after it).
+  std::vector<std::string> advertised_devices() const;
   std::optional<uint32_t> index_of(const std::string& device) const;
   const std::string& id_of(uint32_t index) const { return ids_[index]; }
 
