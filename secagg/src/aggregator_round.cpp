@@ -158,13 +158,17 @@ Status AggregatorRound::share_keys(const std::string& device, const ShareKeys& m
   return Status::ok();
 }
 
+// A phase closes into `next` with at least min_survivors messages, else the round is abandoned.
+Status AggregatorRound::close_into(Phase next, size_t count, const char* what) {
+  if (count < config_.min_survivors)
+    return abandon(std::to_string(count) + " devices " + what + ", " + std::to_string(config_.min_survivors) + " needed");
+  phase_.store(next, std::memory_order_release);
+  return Status::ok();
+}
+
 Status AggregatorRound::close_share_keys() {
   POCKETLLM_RETURN_IF_ERROR(in_phase(Phase::kShareKeys, "closing key sharing"));
-  const uint32_t u2 = count_present(shares_);
-  if (u2 < config_.min_survivors)
-    return abandon(std::to_string(u2) + " devices shared keys, " + std::to_string(config_.min_survivors) + " needed");
-  phase_.store(Phase::kMaskedInput, std::memory_order_release);
-  return Status::ok();
+  return close_into(Phase::kMaskedInput, count_present(shares_), "shared keys");
 }
 
 Result<std::vector<EncryptedShare>> AggregatorRound::inbox(const std::string& device) const {
@@ -199,10 +203,7 @@ Status AggregatorRound::close_masked_input() {
   survivors_.clear();
   for (uint32_t i = 0; i < participants(); ++i)
     if (masked_[i]) survivors_.push_back(i);
-  if (survivors_.size() < config_.min_survivors)
-    return abandon(std::to_string(survivors_.size()) + " devices sent masked inputs, " + std::to_string(config_.min_survivors) + " needed");
-  phase_.store(Phase::kUnmask, std::memory_order_release);
-  return Status::ok();
+  return close_into(Phase::kUnmask, survivors_.size(), "sent masked inputs");
 }
 
 Result<SurvivorList> AggregatorRound::survivors_for(const std::string& device) const {
@@ -255,7 +256,8 @@ Status AggregatorRound::unmask(const std::string& device, const Unmask& msg) {
 // The masks of one owner's secrets removed from `delta`: its self mask if it survived, else (dropped after
 // sharing) the pairwise masks its surviving neighbours added for it, with its mask key rebuilt and checked
 // against the key it advertised. An error names why the round cannot be unmasked.
-Status AggregatorRound::remove_owner_masks(uint32_t u, const std::vector<Share>& revealed, std::vector<uint64_t>* delta) const {
+Status AggregatorRound::remove_owner_masks(uint32_t u, const std::vector<uint32_t>& neighbours, const std::vector<Share>& revealed,
+                                           std::vector<uint64_t>* delta) const {
   if (revealed.size() < shape_.share_threshold)
     return out_of_range("device " + std::to_string(u) + "'s secret has " + std::to_string(revealed.size()) + " shares, " +
                         std::to_string(shape_.share_threshold) + " needed");
@@ -271,7 +273,7 @@ Status AggregatorRound::remove_owner_masks(uint32_t u, const std::vector<Share>&
   if (!pair || pair->public_key != keys_[u].mask_public)
     return corrupt("device " + std::to_string(u) + "'s rebuilt mask key does not match its advertised key");
   const X25519Secret mask_key(key);
-  for (uint32_t v : graph_->neighbours(u)) {
+  for (uint32_t v : neighbours) {
     if (!masked_[v]) continue;
     auto dh = mask_key.agree(keys_[v].mask_public);
     if (!dh) return dh.status();
@@ -284,17 +286,25 @@ Status AggregatorRound::remove_owner_masks(uint32_t u, const std::vector<Share>&
 // machine's cores, each thread summing its own delta; the first failing owner (by index) abandons.
 Status AggregatorRound::remove_masks(std::vector<uint64_t>* sum) {
   const uint32_t n = participants();
+  // Each owner's neighbour list once (a holder's Shamir point is its place there), not once per share.
+  std::vector<std::vector<uint32_t>> nb(n);
+  for (uint32_t u = 0; u < n; ++u)
+    if (shares_[u]) nb[u] = graph_->neighbours(u);
   std::vector<std::vector<Share>> revealed(n);  // owner → the shares revealed of its secret
   for (uint32_t h = 0; h < n; ++h) {
     if (!unmasks_[h]) continue;
-    for (const RevealedShare& r : unmasks_[h]->shares) revealed[r.owner].push_back({graph_->share_point(r.owner, h), r.share});
+    for (const RevealedShare& r : unmasks_[h]->shares) {
+      const auto& list = nb[r.owner];  // check_unmask made sure h holds r.owner's shares
+      const auto place = std::lower_bound(list.begin(), list.end(), h) - list.begin();
+      revealed[r.owner].push_back({static_cast<uint8_t>(1 + place), r.share});
+    }
   }
   const unsigned threads = n < 256 ? 1 : std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
   std::vector<std::vector<uint64_t>> delta(threads, std::vector<uint64_t>(sum->size(), 0));
   std::vector<Status> failed(n);
   auto work = [&](unsigned t) {
     for (uint32_t u = t; u < n; u += threads)
-      if (shares_[u]) failed[u] = remove_owner_masks(u, revealed[u], &delta[t]);  // never shared: never masked with
+      if (shares_[u]) failed[u] = remove_owner_masks(u, nb[u], revealed[u], &delta[t]);  // never shared: never masked with
   };
   std::vector<std::thread> pool;
   for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
@@ -309,11 +319,7 @@ Status AggregatorRound::remove_masks(std::vector<uint64_t>* sum) {
 
 Status AggregatorRound::begin_finish() {
   POCKETLLM_RETURN_IF_ERROR(in_phase(Phase::kUnmask, "finishing"));
-  const uint32_t u4 = count_present(unmasks_);
-  if (u4 < config_.min_survivors)
-    return abandon(std::to_string(u4) + " devices revealed shares, " + std::to_string(config_.min_survivors) + " needed");
-  phase_.store(Phase::kFinishing, std::memory_order_release);
-  return Status::ok();
+  return close_into(Phase::kFinishing, count_present(unmasks_), "revealed shares");
 }
 
 void AggregatorRound::compute() {

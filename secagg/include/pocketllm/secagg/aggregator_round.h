@@ -87,7 +87,9 @@ class AggregatorRound {
   Result<uint32_t> participant(const std::string& device) const;
   Status check_unmask(uint32_t sender, const Unmask& msg) const;
   Status remove_masks(std::vector<uint64_t>* sum);
-  Status remove_owner_masks(uint32_t u, const std::vector<Share>& revealed, std::vector<uint64_t>* delta) const;
+  Status remove_owner_masks(uint32_t u, const std::vector<uint32_t>& neighbours, const std::vector<Share>& revealed,
+                            std::vector<uint64_t>* delta) const;
+  Status close_into(Phase next, size_t count, const char* what);
 
   RoundConfig config_;
   uint32_t max_participants_;
