@@ -221,7 +221,7 @@ TEST_CASE("each device's Skellam noise has the variance the round asks for, and 
   }
   const double mean = sum / n, var = sum2 / n - mean * mean;
   CHECK(std::fabs(mean) < 5 * std::sqrt(s.noise_variance / n));
-  CHECK(var == Approx(s.noise_variance).epsilon(0.1));  // ~4.5 standard errors of the variance
+  CHECK(var == Approx(s.noise_variance).epsilon(0.12));  // ~5.4 standard errors of the variance (p ~ 1e-7)
   s.noise_variance = 0;
   CHECK(as_signed(encode_input(s, {0.0f}, 1).value()[0]) == 0);  // the control: no noise asked, none added
 }

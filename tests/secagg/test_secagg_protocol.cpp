@@ -312,9 +312,11 @@ TEST_CASE("one device's masked input is indistinguishable from uniform (chi-squa
     for (auto v : b) x += (static_cast<double>(v) - e) * (static_cast<double>(v) - e) / e;
     return x;
   };
-  // 15 degrees of freedom: P(chi2 > 37.70) = 0.001.
-  CHECK(chi2(bins) < 37.70);
-  CHECK(chi2(control) > 37.70);
+  // 15 degrees of freedom: P(chi2 > 80) = 7e-11 for uniform words, so a correct mask never trips it (a 0.001
+  // threshold did, once in CI: the keys come from the OS, the test cannot be seeded). A mask that leaves the
+  // top bits alone gives chi2 = 36 000, a bias of one bin in ten about 100.
+  CHECK(chi2(bins) < 80.0);
+  CHECK(chi2(control) > 80.0);
 }
 
 TEST_CASE("a large round unmasks on several threads and stays exact") {

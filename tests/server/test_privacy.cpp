@@ -190,7 +190,7 @@ TEST_CASE("privacy: central rounds add N(0, (sigma C)^2) to each per-seed sum an
   const double n = 2.0 * rounds, mean = sum / n, sd = std::sqrt(sum2 / n - mean * mean);
   const double want = 20.0 * 1.0 / 4.0;
   CHECK(std::fabs(mean) < 5 * want / std::sqrt(n));
-  CHECK(std::fabs(sd - want) < 0.1 * want);
+  CHECK(std::fabs(sd - want) < 0.13 * want);  // ~5 standard errors of the spread over 800 draws (p ~ 1e-7)
 }
 
 TEST_CASE("privacy: no round opens past the budget, and a restore from the stored rounds keeps it spent", "[server][privacy]") {
