@@ -21,6 +21,10 @@ HttpResponse Service::create_task(const std::string& body) {
   if (!parse_body(body, &j, &err)) return err;
   auto spec = parse_task_spec(j);
   if (!spec) return error(ErrorCode::kInvalidTask, spec.status().message());
+  if (store_->shared() && spec->policy.secagg.mode == SecAggMode::kMasked)
+    return error(ErrorCode::kInvalidTask,
+                 "secagg mode masked needs a single server: its phase state lives in one server's memory (use mode plain, "
+                 "or a server with its own SQLite store)");
   StoredTask stored;
   stored.id = spec->id;
   stored.spec_json = task_spec_to_json(spec.value()).dump();
@@ -40,6 +44,7 @@ HttpResponse Service::create_task(const std::string& body) {
   if (!first) return error(ErrorCode::kInvalidTask, first.status().message());
   std::lock_guard<std::mutex> store_lock(store_mu_);
   Status saved = store_->insert_task(stored, first.value());
+  if (!saved && saved.code() == StatusCode::kMismatch) return error(ErrorCode::kTaskExists, "task " + stored.id + " already exists");
   if (!saved) return error(ErrorCode::kStoreUnavailable, "the task was not saved; retry");
   Status loaded = load_task(stored, true);  // the one path that builds a task, snapshots included
   if (!loaded) return error(ErrorCode::kInternal, loaded.message());
@@ -137,7 +142,19 @@ HttpResponse Service::close_round(const std::string& task, const std::string& ro
       Status s = it->second->rounds.close_now(id, now_ms());
       if (s.code() == StatusCode::kNotFound) return error(ErrorCode::kUnknownRound, s.message());
       if (!s) return error(ErrorCode::kRoundClosed, s.message());
-      tick_task(*it->second, now_ms());
+      if (!store_->shared()) {
+        tick_task(*it->second, now_ms());
+      } else {
+        // Replicas: the leader closes it now; another server moves the deadline in the store, where the
+        // leader's next tick finds it.
+        std::lock_guard<std::mutex> store_lock(store_mu_);
+        if (store_->try_lead()) {
+          close_due(*it->second, now_ms());
+        } else if (!store_->update_round(task, *it->second->rounds.round(id), nullptr)) {
+          (void)refresh_task(*it->second, true);
+          return error(ErrorCode::kRoundClosed, "round " + round + " is no longer open");
+        }
+      }
     }
   }
   return get_round(task, round, true);

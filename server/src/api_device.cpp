@@ -176,6 +176,11 @@ Service::Reply Service::submit(const std::string& task, const std::string& round
   auto it = tasks_.find(task);
   if (it == tasks_.end()) return reject(ErrorCode::kUnknownTask, "no task " + task);
   Task& t = *it->second;
+  if (store_->shared() && (!t.rounds.current() || round_id > t.rounds.current()->id)) {
+    // Replicas: the round may have opened through another server since this one's last refresh.
+    std::lock_guard<std::mutex> store_lock(store_mu_);
+    (void)refresh_task(t, false);
+  }
   if (Reply capped = enforce_token_cap(t, round_id, device)) return reject(ErrorCode::kTokenCap, capped->body);
   ErrorCode rejection = ErrorCode::kInvalidSubmission;
   auto outcome = t.rounds.submit(round_id, s, &rejection);

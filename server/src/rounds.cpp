@@ -68,6 +68,17 @@ void TaskRounds::withdraw(uint64_t round_id, const std::string& device) {
   rounds_[round_id - 1].submissions.erase(device);
 }
 
+void TaskRounds::adopt_submissions(uint64_t round_id, std::vector<Submission> committed) {
+  if (round_id == 0 || round_id != rounds_.size() || rounds_.back().state != RoundState::kOpen) return;
+  std::map<std::string, Submission> by_device;
+  for (Submission& s : committed) {
+    std::string device = s.device;
+    by_device.emplace(std::move(device), std::move(s));
+  }
+  rounds_.back().submissions.swap(by_device);
+  rounds_.back().released_count = 0;
+}
+
 void TaskRounds::release_submissions(uint64_t round_id) {
   if (round_id == 0 || round_id > rounds_.size()) return;
   Round& r = rounds_[round_id - 1];

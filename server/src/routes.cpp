@@ -231,6 +231,9 @@ Service::Auth Service::authenticate(const HttpRequest& req) {
   const size_t dot = token.find('.');  // a device credential: "<device id>.<secret>"
   std::lock_guard<std::mutex> lock(mu_);
   auto it = dot == std::string::npos ? devices_.end() : devices_.find(token.substr(0, dot));
+  // Replicas: a device enrolled through another server is in the store.
+  if (it == devices_.end() && dot != std::string::npos && dot > 0 && dot <= 128 && store_->shared() && find_device_in_store(token.substr(0, dot)))
+    it = devices_.find(token.substr(0, dot));
   if (it == devices_.end() || !same_secret(sha256_hex(token.substr(dot + 1)), it->second.secret_sha256)) {
     a.error = "unknown credential";
     return a;

@@ -8,6 +8,7 @@
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/json_util.h"
 #include "pocketllm/common/sha256.h"
+#include "http_util.h"
 #include "service_internal.h"
 
 namespace pocketllm::server {
@@ -88,30 +89,39 @@ void Service::committer_loop() {
       if (queue_.empty()) return;  // stopping, nothing left
       batch.swap(queue_);
     }
-    Status saved;
+    Result<std::vector<SubmissionWrite>> written = std::vector<SubmissionWrite>{};
     {
       std::lock_guard<std::mutex> lock(store_mu_);
-      saved = store_->insert_submissions(batch);
+      written = store_->insert_submissions(batch);
     }
+    const Status saved = written.status();
     std::vector<std::pair<Done, HttpResponse>> replies;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (const StoredSubmission& x : batch) {
+      for (size_t b = 0; b < batch.size(); ++b) {
+        const StoredSubmission& x = batch[b];
         const PendingKey key{x.task, x.round, x.submission.device};
         auto waiters = std::move(pending_[key]);
         pending_.erase(key);
         auto it = tasks_.find(x.task);
-        if (!saved) {
+        const SubmissionWrite w = saved ? written.value()[b] : SubmissionWrite::kWritten;
+        if (!saved || w == SubmissionWrite::kConflict || w == SubmissionWrite::kRoundClosed) {
           if (it != tasks_.end()) it->second->rounds.withdraw(x.round, x.submission.device);
-          metrics_.count_submission("store_unavailable");
-          for (size_t i = 0; i < waiters.size(); ++i)
-            replies.emplace_back(std::move(waiters[i]), submission_reply(503, x, 0));
+          HttpResponse refusal =
+              !saved ? submission_reply(503, x, 0)
+              : w == SubmissionWrite::kConflict
+                  ? error(protocol::ErrorCode::kConflictingResubmission, "another server holds a different submission of this device for this round")
+                  : error(protocol::ErrorCode::kRoundClosed, "round " + std::to_string(x.round) + " closed before the submission was saved");
+          refusal.route = "/v1/tasks/{task}/rounds/{round}/submissions";
+          metrics_.count_submission(!saved ? "store_unavailable" : w == SubmissionWrite::kConflict ? "conflicting_resubmission" : "round_closed");
+          for (size_t i = 0; i < waiters.size(); ++i) replies.emplace_back(std::move(waiters[i]), refusal);
           continue;
         }
-        metrics_.count_submission("accepted");
+        metrics_.count_submission(w == SubmissionWrite::kSame ? "duplicate" : "accepted");
         const Round* r = it != tasks_.end() ? it->second->rounds.round(x.round) : nullptr;
         const size_t count = r ? r->submission_count() : 0;
-        for (size_t i = 0; i < waiters.size(); ++i) replies.emplace_back(std::move(waiters[i]), submission_reply(i == 0 ? 201 : 200, x, count));
+        for (size_t i = 0; i < waiters.size(); ++i)
+          replies.emplace_back(std::move(waiters[i]), submission_reply(i == 0 && w == SubmissionWrite::kWritten ? 201 : 200, x, count));
       }
     }
     if (!saved) log("group commit of " + std::to_string(batch.size()) + " submissions failed: " + saved.message());
@@ -126,7 +136,7 @@ Status Service::load() {
   auto tasks = store_->load_tasks();
   if (!tasks) return tasks.status();
   for (const auto& t : tasks.value()) POCKETLLM_RETURN_IF_ERROR(load_task(t));
-  log("store " + opt_.store_path + ": " + std::to_string(tasks_.size()) + " tasks, " + std::to_string(devices_.size()) + " devices");
+  log(store_->describe() + " (schema " + std::to_string(store_->schema_version()) + "): " + std::to_string(tasks_.size()) + " tasks, " + std::to_string(devices_.size()) + " devices");
   return Status::ok();
 }
 
@@ -201,6 +211,7 @@ Status Service::load_weights(Task* t) {
 void Service::tick() {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = now_ms();
+  if (store_->shared()) return cluster_tick(now);
   for (auto& [id, task] : tasks_) tick_task(*task, now);
 }
 

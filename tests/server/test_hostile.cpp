@@ -206,7 +206,7 @@ TEST_CASE("memory: only the open round's submissions stay in RAM: closed rounds 
   CHECK(old["submissions"] == 3);
   CHECK(old["submission_list"].size() == 3);  // read back from the store
   w.f.svc.reset();
-  auto store = Store::open(w.f.dir + "/store.db", Durability::kNormal);
+  auto store = Store::open(w.f.store.location, Durability::kNormal);
   REQUIRE(store.is_ok());
   auto rounds = store.value()->load_rounds("p");
   REQUIRE(rounds.is_ok());
@@ -255,7 +255,7 @@ TEST_CASE("snapshots: any old version rebuilt from stored checkpoints equals the
     CHECK(std::memcmp(got.data(), want.data(), 4000) == 0);
   }
   f.svc.reset();
-  auto store = Store::open(f.dir + "/store.db", Durability::kNormal);
+  auto store = Store::open(f.store.location, Durability::kNormal);
   REQUIRE(store.is_ok());
   auto cp = store.value()->checkpoint_at_or_before("s", 11);
   REQUIRE(cp.is_ok());

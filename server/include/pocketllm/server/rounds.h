@@ -93,6 +93,9 @@ class TaskRounds {
   Status restore(std::vector<Round> rounds, UpdateLog log);
   // Undoes an accepted submission (the service could not persist it).
   void withdraw(uint64_t round_id, const std::string& device);
+  // Replaces the open round's submissions with those the store committed (replicas: the round's
+  // submissions arrived through every server). No-op unless `round_id` is the open round.
+  void adopt_submissions(uint64_t round_id, std::vector<Submission> committed);
   // Drops a closed round's submissions from memory (they stay in the store), keeping their count:
   // memory holds the open round's submissions only.
   void release_submissions(uint64_t round_id);

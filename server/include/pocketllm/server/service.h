@@ -85,6 +85,13 @@ class Service {
     if (opt_.log) opt_.log(line);
   }
   void tick_task(Task& task, int64_t now);
+  // Replicas on a shared store (cluster.cpp): refresh from the store, and close due rounds when leading.
+  void cluster_tick(int64_t now);
+  Status refresh_task(Task& task, bool force);
+  void close_due(Task& task, int64_t now);
+  // A device enrolled through another server: looked up in the store and remembered. Caller holds mu_.
+  bool find_device_in_store(const std::string& id);
+  bool leading_ = false;
 
   // Routing (routes.cpp): a table of (method, path pattern, who may call, handler).
   struct Call;

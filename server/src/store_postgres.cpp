@@ -1,0 +1,522 @@
+// The PostgreSQL store: the schema of store_sqlite.cpp in PostgreSQL's types, shared by replicas.
+// Concurrency (docs/server.md "Replicas"): a submission is written under a FOR SHARE lock on its round's
+// row and only while the round is open; a round closes under a FOR UPDATE lock on the same row, so no
+// submission can slip in between the read of the round's submissions and the write of its outcome, and
+// a round leaves the open state exactly once whatever the number of replicas. One replica at a time
+// holds the leader's advisory lock and closes rounds; the lock goes with its connection when it dies.
+#include <cstring>
+#include <map>
+
+#include "pg/connection.h"
+#include "pocketllm/server/store.h"
+
+namespace pocketllm::server {
+namespace {
+
+using pg::Param;
+
+const char* const kMigrations[] = {
+    // 1: the first schema.
+    R"sql(
+CREATE TABLE tasks(
+  id TEXT PRIMARY KEY, spec TEXT NOT NULL, seed_key BIGINT NOT NULL, created_ms BIGINT NOT NULL,
+  sampling_key BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE rounds(
+  task TEXT NOT NULL REFERENCES tasks(id), id BIGINT NOT NULL, base_version BIGINT NOT NULL,
+  seeds BYTEA NOT NULL, opened_ms BIGINT NOT NULL, deadline_ms BIGINT NOT NULL,
+  extensions BIGINT NOT NULL, state TEXT NOT NULL, PRIMARY KEY(task, id));
+CREATE TABLE submissions(
+  task TEXT NOT NULL, round BIGINT NOT NULL, device TEXT NOT NULL, coeffs BYTEA NOT NULL,
+  examples BIGINT NOT NULL, base_version BIGINT NOT NULL, weight DOUBLE PRECISION NOT NULL, stats TEXT NOT NULL,
+  received_ms BIGINT NOT NULL, PRIMARY KEY(task, round, device));
+CREATE TABLE log(
+  task TEXT NOT NULL, version BIGINT NOT NULL, seed BIGINT NOT NULL, coeff_bits BIGINT NOT NULL,
+  round BIGINT NOT NULL, PRIMARY KEY(task, version));
+CREATE TABLE devices(
+  id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, created_ms BIGINT NOT NULL, revoked_ms BIGINT);
+CREATE TABLE enrol_tokens(
+  token_sha256 TEXT PRIMARY KEY, uses_left BIGINT NOT NULL, expires_ms BIGINT NOT NULL, created_ms BIGINT NOT NULL);
+CREATE TABLE checkpoints(task TEXT NOT NULL, version BIGINT NOT NULL, data BYTEA NOT NULL, PRIMARY KEY(task, version));
+CREATE TABLE device_tokens(device TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL);
+)sql",
+    // 2: revocation deletes a device's open submissions and replicas poll revocations: both by index.
+    R"sql(
+CREATE INDEX submissions_by_device ON submissions(device);
+CREATE INDEX devices_by_revocation ON devices(revoked_ms) WHERE revoked_ms IS NOT NULL;
+)sql",
+};
+constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
+constexpr int64_t kMigrationLock = 0x706c6c6d0001;  // "pllm" + 1: migrations, one replica at a time
+constexpr int64_t kLeaderLock = 0x706c6c6d0002;     // the replica that closes rounds
+
+template <class T>
+std::string pack(const std::vector<T>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+template <class T>
+bool unpack(const std::string& b, std::vector<T>* out) {
+  if (b.size() % sizeof(T) != 0) return false;
+  out->resize(b.size() / sizeof(T));
+  if (!b.empty()) std::memcpy(out->data(), b.data(), b.size());
+  return true;
+}
+
+class PostgresStore final : public Store {
+ public:
+  PostgresStore(std::unique_ptr<pg::Connection> c, Durability d) : c_(std::move(c)), durability_(d) {}
+  Status setup();
+  Status migrate();
+
+  bool shared() const override { return true; }
+  std::string describe() const override { return "postgresql " + c_->redacted(); }
+  int schema_version() override;
+  Status insert_task(const StoredTask& task, const Round& first_round) override;
+  Result<std::vector<StoredTask>> load_tasks() override;
+  Result<std::vector<Round>> load_rounds(const std::string& task) override;
+  Result<std::vector<Submission>> load_submissions(const std::string& task, uint64_t round) override;
+  Result<UpdateLog> load_log(const std::string& task) override;
+  Result<TaskHead> task_head(const std::string& task) override;
+  Result<uint64_t> count_submissions(const std::string& task, uint64_t round) override;
+  Status put_checkpoint(const std::string& task, uint64_t version, const std::string& data) override;
+  Result<std::pair<uint64_t, std::string>> checkpoint_at_or_before(const std::string& task, uint64_t version) override;
+  Result<std::vector<SubmissionWrite>> insert_submissions(const std::vector<StoredSubmission>& batch) override;
+  Status update_round(const std::string& task, const Round& round, const Round* next) override;
+  Status apply_round(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
+                     uint64_t first_version, const Round* next) override;
+  Status close_round(const std::string& task, uint64_t round, const Decide& decide) override;
+  Status insert_enrol_token(const std::string& token_sha256, uint32_t uses, int64_t expires_ms, int64_t now_ms) override;
+  Status enrol_device(const std::string& token_sha256, const StoredDevice& device, int64_t now_ms) override;
+  Status revoke_device(const std::string& id, int64_t now_ms) override;
+  Result<std::vector<StoredDevice>> load_devices() override;
+  Result<StoredDevice> load_device(const std::string& id) override;
+  Result<std::vector<std::string>> revoked_since(int64_t since_ms) override;
+  bool try_lead() override;
+
+ private:
+  // Reconnects first when the connection broke (a PostgreSQL restart): session state is set again.
+  Status connected();
+  Result<pg::ResultSet> q(const std::string& sql, const std::vector<Param>& params = {}) { return c_->exec(sql, params); }
+  template <class F>
+  Status transaction(F f) {
+    POCKETLLM_RETURN_IF_ERROR(connected());
+    auto b = q("BEGIN");
+    if (!b) return b.status();
+    Status s = f();
+    if (!s) {
+      (void)q("ROLLBACK");
+      return s;
+    }
+    auto c = q("COMMIT");
+    if (!c) {
+      (void)q("ROLLBACK");
+      return c.status();
+    }
+    return Status::ok();
+  }
+  Status put_round(const std::string& task, const Round& round);
+  // Locks the round's row (FOR UPDATE) and returns its state ("" when there is no such round).
+  Result<std::string> lock_round(const std::string& task, uint64_t round);
+  Status write_applied(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
+                       uint64_t first_version, const Round* next);
+  Result<std::vector<Submission>> submissions_of(const std::string& task, uint64_t round);
+
+  std::unique_ptr<pg::Connection> c_;
+  Durability durability_;
+  bool leader_ = false;
+};
+
+Status PostgresStore::setup() {
+  // kNormal: a commit returns before its WAL is flushed (a crash of PostgreSQL may lose the last
+  // moments; a crash of this server loses nothing) — the analogue of SQLite's synchronous=NORMAL.
+  auto s = q(durability_ == Durability::kFull ? "SET synchronous_commit = on" : "SET synchronous_commit = off");
+  if (!s) return s.status();
+  auto quiet = q("SET client_min_messages = warning");
+  return quiet ? Status::ok() : quiet.status();
+}
+
+Status PostgresStore::connected() {
+  bool reconnected = false;
+  if (!c_->ensure(&reconnected)) return io_error("store " + c_->redacted() + ": cannot reconnect");
+  if (reconnected) {
+    leader_ = false;  // the advisory lock went with the old session
+    return setup();
+  }
+  return Status::ok();
+}
+
+Status PostgresStore::migrate() {
+  // One replica at a time (the others wait on the lock, then find the schema current).
+  return transaction([&]() -> Status {
+    auto lock = q("SELECT pg_advisory_xact_lock($1)", {pg::i64(kMigrationLock)});
+    if (!lock) return lock.status();
+    POCKETLLM_RETURN_IF_ERROR(c_->exec_script("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"));
+    const int have = schema_version();
+    if (have < 0) return corrupt("store " + c_->redacted() + ": unreadable schema version");
+    if (have > kSchemaVersion)
+      return unsupported("store " + c_->redacted() + ": schema version " + std::to_string(have) + " is newer than this server's " +
+                         std::to_string(kSchemaVersion) + " (an older server cannot open it)");
+    for (int v = have + 1; v <= kSchemaVersion; ++v) POCKETLLM_RETURN_IF_ERROR(c_->exec_script(kMigrations[v - 1]));
+    if (have == kSchemaVersion) return Status::ok();
+    auto set = q("INSERT INTO meta(key, value) VALUES('schema_version', $1) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                 {std::to_string(kSchemaVersion)});
+    return set ? Status::ok() : set.status();
+  });
+}
+
+int PostgresStore::schema_version() {
+  auto r = q("SELECT value FROM meta WHERE key='schema_version'");
+  if (!r) return -1;
+  if (r->rows() == 0) return 0;
+  const std::string text = r->text(0, 0);
+  char* end = nullptr;
+  const long n = std::strtol(text.c_str(), &end, 10);
+  return (text.empty() || *end != '\0' || n < 0 || n > 1000000) ? -1 : static_cast<int>(n);
+}
+
+bool PostgresStore::try_lead() {
+  if (!connected()) return false;
+  if (leader_) return true;
+  auto r = q("SELECT pg_try_advisory_lock($1)", {pg::i64(kLeaderLock)});
+  leader_ = r && r->rows() == 1 && r->text(0, 0) == "t";
+  return leader_;
+}
+
+Status PostgresStore::put_round(const std::string& task, const Round& r) {
+  auto s = q("INSERT INTO rounds(task,id,base_version,seeds,opened_ms,deadline_ms,extensions,state) VALUES($1,$2,$3,$4,$5,$6,$7,$8) "
+             "ON CONFLICT(task,id) DO UPDATE SET deadline_ms=excluded.deadline_ms, extensions=excluded.extensions, "
+             "state=excluded.state WHERE rounds.state='open'",
+             {task, pg::u64(r.id), pg::u64(r.base_version), pg::bytea(pack(r.seeds)), pg::i64(r.opened_ms), pg::i64(r.deadline_ms),
+              pg::i64(r.extensions), std::string(round_state_name(r.state))});
+  return s ? Status::ok() : s.status();
+}
+
+Status PostgresStore::insert_task(const StoredTask& t, const Round& first) {
+  return transaction([&]() -> Status {
+    auto s = q("INSERT INTO tasks(id,spec,seed_key,created_ms,sampling_key) VALUES($1,$2,$3,$4,$5)",
+               {t.id, t.spec_json, pg::u64(t.seed_key), pg::i64(t.created_ms), pg::u64(t.sampling_key)});
+    if (!s) return s.status();
+    return put_round(t.id, first);
+  });
+}
+
+Result<std::vector<StoredTask>> PostgresStore::load_tasks() {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  auto r = q("SELECT id,spec,seed_key,created_ms,sampling_key FROM tasks ORDER BY created_ms, id");
+  if (!r) return r.status();
+  std::vector<StoredTask> out;
+  for (int i = 0; i < r->rows(); ++i) out.push_back({r->text(i, 0), r->text(i, 1), r->u64(i, 2), r->i64(i, 3), r->u64(i, 4)});
+  return out;
+}
+
+Result<std::vector<Round>> PostgresStore::load_rounds(const std::string& task) {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  // One snapshot of the rounds and the open round's submissions.
+  std::vector<Round> rounds;
+  Status st = transaction([&]() -> Status {
+    rounds.clear();
+    auto tx = q("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+    if (!tx) return tx.status();
+    auto r = q("SELECT id,base_version,seeds,opened_ms,deadline_ms,extensions,state FROM rounds WHERE task=$1 ORDER BY id", {task});
+    if (!r) return r.status();
+    for (int i = 0; i < r->rows(); ++i) {
+      Round x;
+      x.id = r->u64(i, 0);
+      x.base_version = r->u64(i, 1);
+      auto seeds = r->bytea(i, 2);
+      if (!seeds || !unpack(seeds.value(), &x.seeds)) return corrupt("store: round " + std::to_string(x.id) + " of task " + task + ": bad seeds");
+      x.opened_ms = r->i64(i, 3);
+      x.deadline_ms = r->i64(i, 4);
+      x.extensions = static_cast<uint32_t>(r->i64(i, 5));
+      if (!protocol::parse_round_state(r->text(i, 6), &x.state)) return corrupt("store: round " + std::to_string(x.id) + ": bad state");
+      rounds.push_back(std::move(x));
+    }
+    auto c = q("SELECT round,COUNT(*) FROM submissions WHERE task=$1 GROUP BY round", {task});
+    if (!c) return c.status();
+    for (int i = 0; i < c->rows(); ++i) {
+      const uint64_t id = c->u64(i, 0);
+      if (id == 0 || id > rounds.size() || rounds[id - 1].id != id) return corrupt("store: submission for a missing round");
+      rounds[id - 1].released_count = static_cast<size_t>(c->i64(i, 1));
+    }
+    if (!rounds.empty() && rounds.back().state == RoundState::kOpen) {
+      auto open = submissions_of(task, rounds.back().id);
+      if (!open) return open.status();
+      for (auto& sub : open.value()) rounds.back().submissions.emplace(sub.device, std::move(sub));
+      rounds.back().released_count = 0;
+    }
+    return Status::ok();
+  });
+  if (!st) return st;
+  return rounds;
+}
+
+Result<std::vector<Submission>> PostgresStore::submissions_of(const std::string& task, uint64_t round) {
+  auto r = q("SELECT device,coeffs,examples,base_version,weight FROM submissions WHERE task=$1 AND round=$2 ORDER BY device",
+             {task, pg::u64(round)});
+  if (!r) return r.status();
+  std::vector<Submission> out;
+  out.reserve(static_cast<size_t>(r->rows()));
+  for (int i = 0; i < r->rows(); ++i) {
+    Submission sub;
+    sub.device = r->text(i, 0);
+    auto coeffs = r->bytea(i, 1);
+    if (!coeffs || !unpack(coeffs.value(), &sub.coeffs)) return corrupt("store: bad submission scalars");
+    sub.examples = r->u64(i, 2);
+    sub.base_version = r->u64(i, 3);
+    sub.weight = r->f64(i, 4);
+    out.push_back(std::move(sub));
+  }
+  return out;
+}
+
+Result<std::vector<Submission>> PostgresStore::load_submissions(const std::string& task, uint64_t round) {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  return submissions_of(task, round);
+}
+
+Status PostgresStore::put_checkpoint(const std::string& task, uint64_t version, const std::string& data) {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  // Replicas may build the same checkpoint: the first one stays (they are equal bytes).
+  auto s = q("INSERT INTO checkpoints(task,version,data) VALUES($1,$2,$3) ON CONFLICT DO NOTHING", {task, pg::u64(version), pg::bytea(data)});
+  return s ? Status::ok() : s.status();
+}
+
+Result<std::pair<uint64_t, std::string>> PostgresStore::checkpoint_at_or_before(const std::string& task, uint64_t version) {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  auto r = q("SELECT version,data FROM checkpoints WHERE task=$1 AND version<=$2 ORDER BY version DESC LIMIT 1", {task, pg::u64(version)});
+  if (!r) return r.status();
+  if (r->rows() == 0) return not_found("no checkpoint of task " + task + " at or before version " + std::to_string(version));
+  auto data = r->bytea(0, 1);
+  if (!data) return data.status();
+  return std::make_pair(r->u64(0, 0), std::move(data.value()));
+}
+
+Result<UpdateLog> PostgresStore::load_log(const std::string& task) {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  auto r = q("SELECT version,seed,coeff_bits FROM log WHERE task=$1 ORDER BY version", {task});
+  if (!r) return r.status();
+  UpdateLog log;
+  for (int i = 0; i < r->rows(); ++i) {
+    if (r->u64(i, 0) != log.size()) return corrupt("store: log of task " + task + " has a gap at version " + std::to_string(log.size()));
+    UpdateEntry e;
+    e.seed = r->u64(i, 1);
+    const auto bits = static_cast<uint32_t>(r->i64(i, 2));
+    std::memcpy(&e.coeff, &bits, 4);
+    POCKETLLM_RETURN_IF_ERROR(log.append(e));
+  }
+  return log;
+}
+
+Result<TaskHead> PostgresStore::task_head(const std::string& task) {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  auto r = q("SELECT r.id, r.state, r.deadline_ms, r.extensions, (SELECT COUNT(*) FROM log WHERE task=$1) "
+             "FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT id,state,deadline_ms,extensions FROM rounds WHERE task=$1 "
+             "ORDER BY id DESC LIMIT 1) r ON true",
+             {task});
+  if (!r) return r.status();
+  TaskHead h;
+  if (r->rows() == 1 && !r->null(0, 0)) {
+    h.round = r->u64(0, 0);
+    h.state = r->text(0, 1);
+    h.deadline_ms = r->i64(0, 2);
+    h.extensions = static_cast<uint32_t>(r->i64(0, 3));
+  }
+  if (r->rows() == 1) h.log_size = r->u64(0, 4);
+  return h;
+}
+
+Result<uint64_t> PostgresStore::count_submissions(const std::string& task, uint64_t round) {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  auto r = q("SELECT COUNT(*) FROM submissions WHERE task=$1 AND round=$2", {task, pg::u64(round)});
+  if (!r) return r.status();
+  return r->u64(0, 0);
+}
+
+Result<std::vector<SubmissionWrite>> PostgresStore::insert_submissions(const std::vector<StoredSubmission>& batch) {
+  std::vector<SubmissionWrite> out;
+  Status st = transaction([&]() -> Status {
+    out.assign(batch.size(), SubmissionWrite::kWritten);
+    // The rounds, locked FOR SHARE: a closing replica (FOR UPDATE) waits for this commit, and this one
+    // waits for a closing that started first — then sees the round closed.
+    std::map<std::pair<std::string, uint64_t>, bool> open;
+    for (const StoredSubmission& x : batch) {
+      auto key = std::make_pair(x.task, x.round);
+      if (open.count(key)) continue;
+      auto r = q("SELECT state FROM rounds WHERE task=$1 AND id=$2 FOR SHARE", {x.task, pg::u64(x.round)});
+      if (!r) return r.status();
+      open[key] = r->rows() == 1 && r->text(0, 0) == "open";
+    }
+    // The open ones in multi-row inserts; a row already there (another replica took the same device's
+    // submission) is compared afterwards.
+    constexpr size_t kRowsPerStatement = 500;
+    std::vector<size_t> todo;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (open[{batch[i].task, batch[i].round}]) todo.push_back(i);
+      else out[i] = SubmissionWrite::kRoundClosed;
+    }
+    for (size_t from = 0; from < todo.size(); from += kRowsPerStatement) {
+      const size_t to = std::min(todo.size(), from + kRowsPerStatement);
+      std::string sql = "INSERT INTO submissions(task,round,device,coeffs,examples,base_version,weight,stats,received_ms) VALUES ";
+      std::vector<Param> params;
+      params.reserve((to - from) * 9);
+      for (size_t k = from; k < to; ++k) {
+        const StoredSubmission& x = batch[todo[k]];
+        const size_t b = params.size();
+        sql += (k == from ? "(" : ",(");
+        for (int c = 1; c <= 9; ++c) sql += "$" + std::to_string(b + c) + (c < 9 ? "," : ")");
+        params.insert(params.end(), {x.task, pg::u64(x.round), x.submission.device, pg::bytea(pack(x.submission.coeffs)),
+                                     pg::u64(x.submission.examples), pg::u64(x.submission.base_version), pg::f64(x.submission.weight),
+                                     x.stats_json, pg::i64(x.received_ms)});
+      }
+      sql += " ON CONFLICT DO NOTHING RETURNING task, round, device";
+      auto r = q(sql, params);
+      if (!r) return r.status();
+      std::map<std::tuple<std::string, uint64_t, std::string>, bool> written;
+      for (int i = 0; i < r->rows(); ++i) written[{r->text(i, 0), r->u64(i, 1), r->text(i, 2)}] = true;
+      for (size_t k = from; k < to; ++k) {
+        const StoredSubmission& x = batch[todo[k]];
+        if (written.count({x.task, x.round, x.submission.device})) continue;
+        auto e = q("SELECT coeffs,examples,base_version FROM submissions WHERE task=$1 AND round=$2 AND device=$3",
+                   {x.task, pg::u64(x.round), x.submission.device});
+        if (!e) return e.status();
+        if (e->rows() != 1) return io_error("store: a submission neither written nor present");
+        auto coeffs = e->bytea(0, 0);
+        if (!coeffs) return coeffs.status();
+        const bool same = coeffs.value() == pack(x.submission.coeffs) && e->u64(0, 1) == x.submission.examples &&
+                          e->u64(0, 2) == x.submission.base_version;
+        out[todo[k]] = same ? SubmissionWrite::kSame : SubmissionWrite::kConflict;
+      }
+    }
+    return Status::ok();
+  });
+  if (!st) return st;
+  return out;
+}
+
+Result<std::string> PostgresStore::lock_round(const std::string& task, uint64_t round) {
+  auto r = q("SELECT state FROM rounds WHERE task=$1 AND id=$2 FOR UPDATE", {task, pg::u64(round)});
+  if (!r) return r.status();
+  return r->rows() == 1 ? r->text(0, 0) : std::string();
+}
+
+Status PostgresStore::update_round(const std::string& task, const Round& round, const Round* next) {
+  return transaction([&]() -> Status {
+    auto state = lock_round(task, round.id);
+    if (!state) return state.status();
+    if (!state->empty() && state.value() != "open") return mismatch("round " + std::to_string(round.id) + " is already " + state.value());
+    POCKETLLM_RETURN_IF_ERROR(put_round(task, round));
+    return next ? put_round(task, *next) : Status::ok();
+  });
+}
+
+Status PostgresStore::write_applied(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
+                                    uint64_t first_version, const Round* next) {
+  if (!entries.empty()) {
+    std::string sql = "INSERT INTO log(task,version,seed,coeff_bits,round) VALUES ";
+    std::vector<Param> params;
+    for (size_t k = 0; k < entries.size(); ++k) {
+      uint32_t bits;
+      std::memcpy(&bits, &entries[k].coeff, 4);
+      const size_t b = params.size();
+      sql += (k ? ",(" : "(");
+      for (int c = 1; c <= 5; ++c) sql += "$" + std::to_string(b + c) + (c < 5 ? "," : ")");
+      params.insert(params.end(), {task, pg::u64(first_version + k), pg::u64(entries[k].seed), pg::i64(bits), pg::u64(round.id)});
+    }
+    auto s = q(sql, params);
+    if (!s) return s.status();
+  }
+  POCKETLLM_RETURN_IF_ERROR(put_round(task, round));
+  return next ? put_round(task, *next) : Status::ok();
+}
+
+Status PostgresStore::apply_round(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
+                                  uint64_t first_version, const Round* next) {
+  return transaction([&]() -> Status {
+    auto state = lock_round(task, round.id);
+    if (!state) return state.status();
+    if (state.value() != "open") return mismatch("round " + std::to_string(round.id) + " is not open in the store");
+    return write_applied(task, round, entries, first_version, next);
+  });
+}
+
+Status PostgresStore::close_round(const std::string& task, uint64_t round, const Decide& decide) {
+  return transaction([&]() -> Status {
+    auto state = lock_round(task, round);
+    if (!state) return state.status();
+    if (state.value() != "open") return mismatch("round " + std::to_string(round) + " is not open in the store");
+    auto subs = submissions_of(task, round);
+    if (!subs) return subs.status();
+    auto closing = decide(std::move(subs.value()));
+    if (!closing) return closing.status();
+    if (!closing->changed) return Status::ok();
+    const Round* next = closing->next ? &*closing->next : nullptr;
+    return write_applied(task, closing->round, closing->entries, closing->first_version, next);
+  });
+}
+
+Status PostgresStore::insert_enrol_token(const std::string& hash, uint32_t uses, int64_t expires_ms, int64_t now_ms) {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  auto s = q("INSERT INTO enrol_tokens(token_sha256,uses_left,expires_ms,created_ms) VALUES($1,$2,$3,$4)",
+             {hash, pg::i64(uses), pg::i64(expires_ms), pg::i64(now_ms)});
+  return s ? Status::ok() : s.status();
+}
+
+Status PostgresStore::enrol_device(const std::string& hash, const StoredDevice& d, int64_t now_ms) {
+  return transaction([&]() -> Status {
+    auto u = q("UPDATE enrol_tokens SET uses_left=uses_left-1 WHERE token_sha256=$1 AND uses_left>0 AND expires_ms>$2", {hash, pg::i64(now_ms)});
+    if (!u) return u.status();
+    if (u->affected() != 1) return not_found("enrolment token unknown, used up or expired");
+    auto s = q("INSERT INTO devices(id,secret_sha256,created_ms,revoked_ms) VALUES($1,$2,$3,NULL)", {d.id, d.secret_sha256, pg::i64(d.created_ms)});
+    if (!s) return s.status();
+    auto t = q("INSERT INTO device_tokens(device,token_sha256) VALUES($1,$2)", {d.id, hash});
+    return t ? Status::ok() : t.status();
+  });
+}
+
+Status PostgresStore::revoke_device(const std::string& id, int64_t now_ms) {
+  return transaction([&]() -> Status {
+    auto s = q("UPDATE devices SET revoked_ms=$1 WHERE id=$2 AND revoked_ms IS NULL", {pg::i64(now_ms), id});
+    if (!s) return s.status();
+    auto d = q("DELETE FROM submissions s USING rounds r WHERE s.device=$1 AND r.task=s.task AND r.id=s.round AND r.state='open'", {id});
+    return d ? Status::ok() : d.status();
+  });
+}
+
+Result<std::vector<StoredDevice>> PostgresStore::load_devices() {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  auto r = q("SELECT id,secret_sha256,created_ms,revoked_ms,token_sha256 FROM devices LEFT JOIN device_tokens ON device=id");
+  if (!r) return r.status();
+  std::vector<StoredDevice> out;
+  for (int i = 0; i < r->rows(); ++i)
+    out.push_back({r->text(i, 0), r->text(i, 1), r->i64(i, 2), !r->null(i, 3), r->null(i, 4) ? std::string() : r->text(i, 4)});
+  return out;
+}
+
+Result<StoredDevice> PostgresStore::load_device(const std::string& id) {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  auto r = q("SELECT id,secret_sha256,created_ms,revoked_ms,token_sha256 FROM devices LEFT JOIN device_tokens ON device=id WHERE id=$1", {id});
+  if (!r) return r.status();
+  if (r->rows() == 0) return not_found("no device " + id);
+  return StoredDevice{r->text(0, 0), r->text(0, 1), r->i64(0, 2), !r->null(0, 3), r->null(0, 4) ? std::string() : r->text(0, 4)};
+}
+
+Result<std::vector<std::string>> PostgresStore::revoked_since(int64_t since_ms) {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  auto r = q("SELECT id FROM devices WHERE revoked_ms IS NOT NULL AND revoked_ms>=$1", {pg::i64(since_ms)});
+  if (!r) return r.status();
+  std::vector<std::string> out;
+  for (int i = 0; i < r->rows(); ++i) out.push_back(r->text(i, 0));
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_postgres_store(const std::string& url, Durability durability) {
+  auto c = pg::Connection::open(url);
+  if (!c) return c.status();
+  auto store = std::make_unique<PostgresStore>(std::move(c.value()), durability);
+  POCKETLLM_RETURN_IF_ERROR(store->setup());
+  POCKETLLM_RETURN_IF_ERROR(store->migrate());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace pocketllm::server
