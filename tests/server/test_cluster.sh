@@ -7,7 +7,7 @@
 #   test_cluster.sh SERVER_BIN [DURATION_S]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-server="$1"; duration="${2:-26}"
+server="$(realpath "$1")"; duration="${2:-26}"
 pgsh="$here/../support/postgres.sh"
 command -v haproxy >/dev/null || { echo "test_cluster: haproxy is not installed (scripts/setup.sh installs it)" >&2; exit 77; }
 work="$(mktemp -d)"
@@ -15,7 +15,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   "$pgsh" stop "$work/pg"
-  rm -rf "$work"
+  if [ -n "${KEEP_WORK:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 cd "$work"
@@ -62,8 +62,9 @@ haproxy -f haproxy.cfg -db 2> haproxy.log &
 pids+=($!)
 url="http://127.0.0.1:$lb_port"
 for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done
+curl -sf "$url/healthz" >/dev/null || { echo "no replica became healthy behind HAProxy"; tail -5 r*.log haproxy.log; exit 1; }
 model=$(printf 'e%.0s' $(seq 64))
-curl -sS --fail -H "Authorization: Bearer $(cat admin)" -X POST "$url/v1/admin/tasks" \
+curl -sS --fail-with-body -H "Authorization: Bearer $(cat admin)" -X POST "$url/v1/admin/tasks" \
   -d '{"id":"cluster","base_model_id":"'"$model"'","tau":4,"round_seconds":3,"min_submissions":3,"goal_submissions":6}' >/dev/null
 
 python3 "$here/cluster_load.py" "$url" "$(cat admin)" "$pg_url" 12 "$duration" result.json > load.out 2>&1 &
