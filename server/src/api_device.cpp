@@ -179,7 +179,7 @@ Service::Reply Service::submit(const std::string& task, const std::string& round
   if (store_->shared() && (!t.rounds.current() || round_id > t.rounds.current()->id)) {
     // Replicas: the round may have opened through another server since this one's last refresh.
     std::lock_guard<std::mutex> store_lock(store_mu_);
-    (void)refresh_task(t, false);
+    if (!refresh_task(t, false)) return reject(ErrorCode::kStoreUnavailable, "the round could not be read from the store; retry");
   }
   if (Reply capped = enforce_token_cap(t, round_id, device)) return reject(ErrorCode::kTokenCap, capped->body);
   ErrorCode rejection = ErrorCode::kInvalidSubmission;

@@ -17,8 +17,8 @@ TaskHead head_of(const TaskRounds& rounds) {
     h.state = round_state_name(r->state);
     h.deadline_ms = r->deadline_ms;
     h.extensions = r->extensions;
+    h.base_version = r->base_version;
   }
-  h.log_size = rounds.version();
   return h;
 }
 
@@ -26,35 +26,58 @@ TaskHead head_of(const TaskRounds& rounds) {
 
 void Service::cluster_tick(int64_t now) {
   std::lock_guard<std::mutex> store_lock(store_mu_);
+  // Nothing changed in the store since the last tick: memory is current; only due rounds need a look.
+  auto changes = store_->change_counter();
+  if (!changes) {
+    log("store unavailable: " + changes.status().message());
+    return;
+  }
+  const bool lead = store_->try_lead();
+  if (leading_ < 0 || lead != (leading_ == 1)) {
+    leading_ = lead ? 1 : 0;
+    log(lead ? "leading: this server closes the rounds" : "following: another server closes the rounds");
+  }
+  if (changes.value() != seen_changes_) {
+    if (!refresh_all(now)) return;
+    seen_changes_ = changes.value();
+  }
+  if (lead)
+    for (auto& [id, task] : tasks_) close_due(*task, now);
+}
+
+bool Service::refresh_all(int64_t now) {
+  auto heads = store_->task_heads();
+  if (!heads) {
+    log("store unavailable: " + heads.status().message());
+    return false;
+  }
   // Tasks another server created.
-  if (auto stored = store_->load_tasks()) {
+  bool unknown = false;
+  for (const auto& [id, head] : heads.value()) unknown = unknown || !tasks_.count(id);
+  if (unknown) {
+    auto stored = store_->load_tasks();
+    if (!stored) return false;
     for (const StoredTask& t : stored.value()) {
       if (tasks_.count(t.id)) continue;
       Status s = load_task(t, true);
       log(s ? "task " + t.id + " loaded from the store (created elsewhere)" : "task " + t.id + ": cannot load: " + s.message());
     }
-  } else {
-    log("store unavailable: " + stored.status().message());
-    return;
   }
   // Devices revoked through another server (a window, not a cursor: the clocks of replicas differ).
   if (auto revoked = store_->revoked_since(now - 5 * 60 * 1000)) {
     for (const std::string& id : revoked.value())
       if (auto d = devices_.find(id); d != devices_.end()) d->second.revoked = true;
   }
-  const bool lead = store_->try_lead();
-  if (lead != leading_) {
-    leading_ = lead;
-    log(lead ? "leading: this server closes the rounds" : "following: another server closes the rounds");
-  }
+  bool all = true;
   for (auto& [id, task] : tasks_) {
-    Status s = refresh_task(*task, false);
+    auto head = heads->find(id);
+    Status s = head == heads->end() || head->second == head_of(task->rounds) ? Status::ok() : refresh_task(*task, true);
     if (!s) {
       log("task " + id + ": refresh failed: " + s.message());
-      continue;
+      all = false;
     }
-    if (lead) close_due(*task, now);
   }
+  return all;
 }
 
 Status Service::refresh_task(Task& t, bool force) {

@@ -1,8 +1,9 @@
 // The PostgreSQL store: the schema of store_sqlite.cpp in PostgreSQL's types, shared by replicas.
-// Concurrency (docs/server.md "Replicas"): a submission is written under a FOR SHARE lock on its round's
-// row and only while the round is open; a round closes under a FOR UPDATE lock on the same row, so no
-// submission can slip in between the read of the round's submissions and the write of its outcome, and
-// a round leaves the open state exactly once whatever the number of replicas. One replica at a time
+// Concurrency (docs/server.md "Replicas"): a submission is written under its round's lock taken shared
+// (a transaction-scoped advisory lock keyed by task and round) and only while the round is open; a round
+// closes under the same lock taken exclusively (and FOR UPDATE on its row), so no submission can slip in
+// between the read of the round's submissions and the write of its outcome, and a round leaves the open
+// state exactly once whatever the number of replicas. One replica at a time
 // holds the leader's advisory lock and closes rounds; the lock goes with its connection when it dies.
 #include <cstring>
 #include <map>
@@ -44,6 +45,11 @@ CREATE TABLE device_tokens(device TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL);
 CREATE INDEX submissions_by_device ON submissions(device);
 CREATE INDEX devices_by_revocation ON devices(revoked_ms) WHERE revoked_ms IS NOT NULL;
 )sql",
+    // 3: the change counter replicas poll instead of every task's head (advanced by round writes, task
+    // creation and revocation, in their transactions).
+    R"sql(
+INSERT INTO meta(key, value) VALUES('changes', '0') ON CONFLICT(key) DO NOTHING;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 constexpr int64_t kMigrationLock = 0x706c6c6d0001;  // "pllm" + 1: migrations, one replica at a time
@@ -76,6 +82,8 @@ class PostgresStore final : public Store {
   Result<std::vector<Submission>> load_submissions(const std::string& task, uint64_t round) override;
   Result<UpdateLog> load_log(const std::string& task) override;
   Result<TaskHead> task_head(const std::string& task) override;
+  Result<std::map<std::string, TaskHead>> task_heads() override;
+  Result<uint64_t> change_counter() override;
   Result<uint64_t> count_submissions(const std::string& task, uint64_t round) override;
   Status put_checkpoint(const std::string& task, uint64_t version, const std::string& data) override;
   Result<std::pair<uint64_t, std::string>> checkpoint_at_or_before(const std::string& task, uint64_t version) override;
@@ -114,6 +122,8 @@ class PostgresStore final : public Store {
     return Status::ok();
   }
   Status put_round(const std::string& task, const Round& round);
+  Status count_change();
+  Result<std::map<std::string, TaskHead>> heads(const std::string* task);
   // Locks the round's row (FOR UPDATE) and returns its state ("" when there is no such round).
   Result<std::string> lock_round(const std::string& task, uint64_t round);
   Status write_applied(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
@@ -187,7 +197,21 @@ Status PostgresStore::put_round(const std::string& task, const Round& r) {
              "state=excluded.state WHERE rounds.state='open'",
              {task, pg::u64(r.id), pg::u64(r.base_version), pg::bytea(pack(r.seeds)), pg::i64(r.opened_ms), pg::i64(r.deadline_ms),
               pg::i64(r.extensions), std::string(round_state_name(r.state))});
+  if (!s) return s.status();
+  return count_change();
+}
+
+Status PostgresStore::count_change() {
+  auto s = c_->exec_prepared("count_change", "UPDATE meta SET value=(value::bigint+1)::text WHERE key='changes'", {});
   return s ? Status::ok() : s.status();
+}
+
+Result<uint64_t> PostgresStore::change_counter() {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  auto r = c_->exec_prepared("changes", "SELECT value::bigint FROM meta WHERE key='changes'", {});
+  if (!r) return r.status();
+  if (r->rows() != 1) return corrupt("store: no change counter");
+  return r->u64(0, 0);
 }
 
 Status PostgresStore::insert_task(const StoredTask& t, const Round& first) {
@@ -306,23 +330,40 @@ Result<UpdateLog> PostgresStore::load_log(const std::string& task) {
   return log;
 }
 
-Result<TaskHead> PostgresStore::task_head(const std::string& task) {
+Result<std::map<std::string, TaskHead>> PostgresStore::heads(const std::string* task) {
   POCKETLLM_RETURN_IF_ERROR(connected());
-  auto r = q("SELECT r.id, r.state, r.deadline_ms, r.extensions, (SELECT COUNT(*) FROM log WHERE task=$1) "
-             "FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT id,state,deadline_ms,extensions FROM rounds WHERE task=$1 "
-             "ORDER BY id DESC LIMIT 1) r ON true",
-             {task});
-  if (!r) return r.status();
-  TaskHead h;
-  if (r->rows() == 1 && !r->null(0, 0)) {
-    h.round = r->u64(0, 0);
-    h.state = r->text(0, 1);
-    h.deadline_ms = r->i64(0, 2);
-    h.extensions = static_cast<uint32_t>(r->i64(0, 3));
+  // One index probe per task (the latest round), whatever the number of rounds.
+  std::string sql =
+      "SELECT t.id, r.id, r.state, r.deadline_ms, r.extensions, r.base_version FROM tasks t LEFT JOIN LATERAL "
+      "(SELECT id, state, deadline_ms, extensions, base_version FROM rounds WHERE task=t.id ORDER BY id DESC LIMIT 1) r ON true";
+  std::vector<Param> params;
+  if (task) {
+    sql += " WHERE t.id=$1";
+    params.push_back(*task);
   }
-  if (r->rows() == 1) h.log_size = r->u64(0, 4);
-  return h;
+  auto r = q(sql, params);
+  if (!r) return r.status();
+  std::map<std::string, TaskHead> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    TaskHead& h = out[r->text(i, 0)];
+    if (r->null(i, 1)) continue;
+    h.round = r->u64(i, 1);
+    h.state = r->text(i, 2);
+    h.deadline_ms = r->i64(i, 3);
+    h.extensions = static_cast<uint32_t>(r->i64(i, 4));
+    h.base_version = r->u64(i, 5);
+  }
+  return out;
 }
+
+Result<TaskHead> PostgresStore::task_head(const std::string& task) {
+  auto h = heads(&task);
+  if (!h) return h.status();
+  auto it = h->find(task);
+  return it == h->end() ? TaskHead{} : it->second;
+}
+
+Result<std::map<std::string, TaskHead>> PostgresStore::task_heads() { return heads(nullptr); }
 
 Result<uint64_t> PostgresStore::count_submissions(const std::string& task, uint64_t round) {
   POCKETLLM_RETURN_IF_ERROR(connected());
@@ -334,57 +375,74 @@ Result<uint64_t> PostgresStore::count_submissions(const std::string& task, uint6
 Result<std::vector<SubmissionWrite>> PostgresStore::insert_submissions(const std::vector<StoredSubmission>& batch) {
   std::vector<SubmissionWrite> out;
   Status st = transaction([&]() -> Status {
-    out.assign(batch.size(), SubmissionWrite::kWritten);
-    // The rounds, locked FOR SHARE: a closing replica (FOR UPDATE) waits for this commit, and this one
-    // waits for a closing that started first — then sees the round closed.
+    out.assign(batch.size(), SubmissionWrite::kRoundClosed);
+    // The batch's rounds, each under its shared round lock (a closing server takes it exclusively: it
+    // waits for this commit, and this waits for a closing that started first — then finds the round
+    // closed). Advisory locks live in PostgreSQL's lock table: no row is written to take them.
     std::map<std::pair<std::string, uint64_t>, bool> open;
-    for (const StoredSubmission& x : batch) {
-      auto key = std::make_pair(x.task, x.round);
-      if (open.count(key)) continue;
-      auto r = q("SELECT state FROM rounds WHERE task=$1 AND id=$2 FOR SHARE", {x.task, pg::u64(x.round)});
-      if (!r) return r.status();
-      open[key] = r->rows() == 1 && r->text(0, 0) == "open";
+    for (const StoredSubmission& x : batch) open.emplace(std::make_pair(x.task, x.round), false);
+    std::vector<std::string> tasks, ids;
+    for (const auto& [key, unused] : open) {
+      tasks.push_back(key.first);
+      ids.push_back(std::to_string(static_cast<int64_t>(key.second)));
     }
-    // The open ones in multi-row inserts; a row already there (another replica took the same device's
-    // submission) is compared afterwards.
-    constexpr size_t kRowsPerStatement = 500;
+    const Param task_array = pg::array_literal(tasks), id_array = pg::array_literal(ids);
+    auto locked = c_->exec_prepared("lock_rounds_shared",
+                                    "SELECT pg_advisory_xact_lock_shared(k) FROM (SELECT hashtextextended(b.task || '/' || b.id::text, 7272) AS k "
+                                    "FROM unnest($1::text[], $2::bigint[]) AS b(task, id) ORDER BY 1) s",
+                                    {task_array, id_array});
+    if (!locked) return locked.status();
+    auto r = c_->exec_prepared("open_rounds",
+                               "SELECT r.task, r.id FROM rounds r JOIN unnest($1::text[], $2::bigint[]) AS b(task, id) "
+                               "ON r.task=b.task AND r.id=b.id WHERE r.state='open'",
+                               {task_array, id_array});
+    if (!r) return r.status();
+    for (int i = 0; i < r->rows(); ++i) open[{r->text(i, 0), r->u64(i, 1)}] = true;
+    // The open ones in one insert of arrays (one prepared statement whatever the batch's size); a row
+    // already there (another server took the same device's submission) is compared afterwards.
     std::vector<size_t> todo;
+    std::vector<std::string> cols[9];
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (open[{batch[i].task, batch[i].round}]) todo.push_back(i);
-      else out[i] = SubmissionWrite::kRoundClosed;
+      const StoredSubmission& x = batch[i];
+      if (!open[{x.task, x.round}]) continue;
+      todo.push_back(i);
+      cols[0].push_back(x.task);
+      cols[1].push_back(*pg::u64(x.round));
+      cols[2].push_back(x.submission.device);
+      cols[3].push_back(*pg::bytea(pack(x.submission.coeffs)));
+      cols[4].push_back(*pg::u64(x.submission.examples));
+      cols[5].push_back(*pg::u64(x.submission.base_version));
+      cols[6].push_back(*pg::f64(x.submission.weight));
+      cols[7].push_back(x.stats_json);
+      cols[8].push_back(*pg::i64(x.received_ms));
     }
-    for (size_t from = 0; from < todo.size(); from += kRowsPerStatement) {
-      const size_t to = std::min(todo.size(), from + kRowsPerStatement);
-      std::string sql = "INSERT INTO submissions(task,round,device,coeffs,examples,base_version,weight,stats,received_ms) VALUES ";
-      std::vector<Param> params;
-      params.reserve((to - from) * 9);
-      for (size_t k = from; k < to; ++k) {
-        const StoredSubmission& x = batch[todo[k]];
-        const size_t b = params.size();
-        sql += (k == from ? "(" : ",(");
-        for (int c = 1; c <= 9; ++c) sql += "$" + std::to_string(b + c) + (c < 9 ? "," : ")");
-        params.insert(params.end(), {x.task, pg::u64(x.round), x.submission.device, pg::bytea(pack(x.submission.coeffs)),
-                                     pg::u64(x.submission.examples), pg::u64(x.submission.base_version), pg::f64(x.submission.weight),
-                                     x.stats_json, pg::i64(x.received_ms)});
+    if (todo.empty()) return Status::ok();
+    std::vector<Param> params;
+    for (auto& c : cols) params.push_back(pg::array_literal(c));
+    auto ins = c_->exec_prepared(
+        "insert_submissions",
+        "INSERT INTO submissions(task,round,device,coeffs,examples,base_version,weight,stats,received_ms) "
+        "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::bigint[], $6::bigint[], $7::float8[], "
+        "$8::text[], $9::bigint[]) ON CONFLICT DO NOTHING RETURNING task, round, device",
+        params);
+    if (!ins) return ins.status();
+    std::map<std::tuple<std::string, uint64_t, std::string>, bool> written;
+    for (int i = 0; i < ins->rows(); ++i) written[{ins->text(i, 0), ins->u64(i, 1), ins->text(i, 2)}] = true;
+    for (size_t i : todo) {
+      const StoredSubmission& x = batch[i];
+      if (written.count({x.task, x.round, x.submission.device})) {
+        out[i] = SubmissionWrite::kWritten;
+        continue;
       }
-      sql += " ON CONFLICT DO NOTHING RETURNING task, round, device";
-      auto r = q(sql, params);
-      if (!r) return r.status();
-      std::map<std::tuple<std::string, uint64_t, std::string>, bool> written;
-      for (int i = 0; i < r->rows(); ++i) written[{r->text(i, 0), r->u64(i, 1), r->text(i, 2)}] = true;
-      for (size_t k = from; k < to; ++k) {
-        const StoredSubmission& x = batch[todo[k]];
-        if (written.count({x.task, x.round, x.submission.device})) continue;
-        auto e = q("SELECT coeffs,examples,base_version FROM submissions WHERE task=$1 AND round=$2 AND device=$3",
-                   {x.task, pg::u64(x.round), x.submission.device});
-        if (!e) return e.status();
-        if (e->rows() != 1) return io_error("store: a submission neither written nor present");
-        auto coeffs = e->bytea(0, 0);
-        if (!coeffs) return coeffs.status();
-        const bool same = coeffs.value() == pack(x.submission.coeffs) && e->u64(0, 1) == x.submission.examples &&
-                          e->u64(0, 2) == x.submission.base_version;
-        out[todo[k]] = same ? SubmissionWrite::kSame : SubmissionWrite::kConflict;
-      }
+      auto e = q("SELECT coeffs,examples,base_version FROM submissions WHERE task=$1 AND round=$2 AND device=$3",
+                 {x.task, pg::u64(x.round), x.submission.device});
+      if (!e) return e.status();
+      if (e->rows() != 1) return io_error("store: a submission neither written nor present");
+      auto coeffs = e->bytea(0, 0);
+      if (!coeffs) return coeffs.status();
+      const bool same = coeffs.value() == pack(x.submission.coeffs) && e->u64(0, 1) == x.submission.examples &&
+                        e->u64(0, 2) == x.submission.base_version;
+      out[i] = same ? SubmissionWrite::kSame : SubmissionWrite::kConflict;
     }
     return Status::ok();
   });
@@ -393,6 +451,10 @@ Result<std::vector<SubmissionWrite>> PostgresStore::insert_submissions(const std
 }
 
 Result<std::string> PostgresStore::lock_round(const std::string& task, uint64_t round) {
+  // Exclusive round lock first (waits for the submissions being written to it), then the row.
+  auto l = c_->exec_prepared("lock_round", "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2::bigint::text, 7272))",
+                             {task, pg::u64(round)});
+  if (!l) return l.status();
   auto r = q("SELECT state FROM rounds WHERE task=$1 AND id=$2 FOR UPDATE", {task, pg::u64(round)});
   if (!r) return r.status();
   return r->rows() == 1 ? r->text(0, 0) : std::string();
@@ -476,6 +538,7 @@ Status PostgresStore::revoke_device(const std::string& id, int64_t now_ms) {
   return transaction([&]() -> Status {
     auto s = q("UPDATE devices SET revoked_ms=$1 WHERE id=$2 AND revoked_ms IS NULL", {pg::i64(now_ms), id});
     if (!s) return s.status();
+    POCKETLLM_RETURN_IF_ERROR(count_change());
     auto d = q("DELETE FROM submissions s USING rounds r WHERE s.device=$1 AND r.task=s.task AND r.id=s.round AND r.state='open'", {id});
     return d ? Status::ok() : d.status();
   });

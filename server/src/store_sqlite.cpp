@@ -121,6 +121,8 @@ class SqliteStore final : public Store {
   Result<std::vector<Submission>> load_submissions(const std::string& task, uint64_t round) override;
   Result<UpdateLog> load_log(const std::string& task) override;
   Result<TaskHead> task_head(const std::string& task) override;
+  Result<std::map<std::string, TaskHead>> task_heads() override;
+  Result<uint64_t> change_counter() override { return uint64_t{0}; }
   Result<uint64_t> count_submissions(const std::string& task, uint64_t round) override;
   Status put_checkpoint(const std::string& task, uint64_t version, const std::string& data) override;
   Result<std::pair<uint64_t, std::string>> checkpoint_at_or_before(const std::string& task, uint64_t version) override;
@@ -154,6 +156,7 @@ class SqliteStore final : public Store {
     return commit();
   }
   Status put_round(const std::string& task, const Round& round);
+  Result<std::map<std::string, TaskHead>> heads(const std::string* task);
   // A round's state name in the store ("" when there is no such round).
   Result<std::string> round_state(const std::string& task, uint64_t round);
   Status write_applied(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
@@ -541,26 +544,37 @@ Result<std::vector<std::string>> SqliteStore::revoked_since(int64_t since_ms) {
   return out;
 }
 
-Result<TaskHead> SqliteStore::task_head(const std::string& task) {
-  TaskHead h;
-  Stmt s(db_, "SELECT id,state,deadline_ms,extensions FROM rounds WHERE task=? ORDER BY id DESC LIMIT 1");
-  if (!s.ok()) return s.error("task head");
-  s.text(1, task);
-  int rc = s.step();
-  if (rc == SQLITE_ROW) {
-    h.round = s.col_u64(0);
-    h.state = s.col_text(1);
-    h.deadline_ms = s.col_i64(2);
-    h.extensions = static_cast<uint32_t>(s.col_i64(3));
-  } else if (rc != SQLITE_DONE) {
-    return s.error("task head");
+Result<std::map<std::string, TaskHead>> SqliteStore::heads(const std::string* task) {
+  std::string sql =
+      "SELECT t.id, r.id, r.state, r.deadline_ms, r.extensions, r.base_version FROM tasks t LEFT JOIN rounds r ON r.task=t.id "
+      "AND r.id=(SELECT MAX(id) FROM rounds WHERE task=t.id)";
+  if (task) sql += " WHERE t.id=?";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return s.error("task heads");
+  if (task) s.text(1, *task);
+  std::map<std::string, TaskHead> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    TaskHead& h = out[s.col_text(0)];
+    if (s.col_null(1)) continue;
+    h.round = s.col_u64(1);
+    h.state = s.col_text(2);
+    h.deadline_ms = s.col_i64(3);
+    h.extensions = static_cast<uint32_t>(s.col_i64(4));
+    h.base_version = s.col_u64(5);
   }
-  Stmt l(db_, "SELECT COUNT(*) FROM log WHERE task=?");
-  l.text(1, task);
-  if (l.step() != SQLITE_ROW) return l.error("task head");
-  h.log_size = l.col_u64(0);
-  return h;
+  if (rc != SQLITE_DONE) return s.error("task heads");
+  return out;
 }
+
+Result<TaskHead> SqliteStore::task_head(const std::string& task) {
+  auto h = heads(&task);
+  if (!h) return h.status();
+  auto it = h->find(task);
+  return it == h->end() ? TaskHead{} : it->second;
+}
+
+Result<std::map<std::string, TaskHead>> SqliteStore::task_heads() { return heads(nullptr); }
 
 Result<uint64_t> SqliteStore::count_submissions(const std::string& task, uint64_t round) {
   Stmt s(db_, "SELECT COUNT(*) FROM submissions WHERE task=? AND round=?");

@@ -83,7 +83,11 @@ TEST_CASE("store: a submission is written only into an open round, with one outc
   REQUIRE(head);
   CHECK(head->round == 2);
   CHECK(head->state == "open");
-  CHECK(head->log_size == 0);  // the refused apply wrote no entry
+  CHECK(o.s->load_log("t")->size() == 0);  // the refused apply wrote no entry
+  auto heads = o.s->task_heads();
+  REQUIRE(heads);
+  REQUIRE(heads->size() == 1);
+  CHECK(heads->at("t") == head.value());
 }
 
 TEST_CASE("store: a locked close reads the committed submissions and writes the outcome once", "[server][store]") {

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -86,15 +87,30 @@ bool Connection::ensure(bool* reconnected) {
   *reconnected = false;
   if (PQstatus(c_) == CONNECTION_OK) return true;
   PQreset(c_);
+  prepared_.clear();  // prepared statements went with the old session
   *reconnected = true;
   return PQstatus(c_) == CONNECTION_OK;
 }
 
 Result<ResultSet> Connection::exec(const std::string& sql, const std::vector<Param>& params) {
-  sqlstate_.clear();
   std::vector<const char*> values(params.size());
   for (size_t i = 0; i < params.size(); ++i) values[i] = params[i] ? params[i]->c_str() : nullptr;
-  pg_result* r = PQexecParams(c_, sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(), nullptr, nullptr, 0);
+  return finish(PQexecParams(c_, sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(), nullptr, nullptr, 0));
+}
+
+Result<ResultSet> Connection::exec_prepared(const std::string& name, const std::string& sql, const std::vector<Param>& params) {
+  if (std::find(prepared_.begin(), prepared_.end(), name) == prepared_.end()) {
+    auto prepared = finish(PQprepare(c_, name.c_str(), sql.c_str(), 0, nullptr));
+    if (!prepared) return prepared.status();
+    prepared_.push_back(name);
+  }
+  std::vector<const char*> values(params.size());
+  for (size_t i = 0; i < params.size(); ++i) values[i] = params[i] ? params[i]->c_str() : nullptr;
+  return finish(PQexecPrepared(c_, name.c_str(), static_cast<int>(params.size()), values.data(), nullptr, nullptr, 0));
+}
+
+Result<ResultSet> Connection::finish(pg_result* r) {
+  sqlstate_.clear();
   ResultSet rs(r);
   const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return rs;
@@ -106,6 +122,20 @@ Result<ResultSet> Connection::exec(const std::string& sql, const std::vector<Par
   // 23505 unique violation: a row another server wrote first.
   if (sqlstate_ == "23505") return mismatch("store: " + msg);
   return io_error("store: " + msg + (sqlstate_.empty() ? "" : " [" + sqlstate_ + "]"));
+}
+
+std::string array_literal(const std::vector<std::string>& elements) {
+  std::string out = "{";
+  for (size_t i = 0; i < elements.size(); ++i) {
+    if (i) out.push_back(',');
+    out.push_back('"');
+    for (char ch : elements[i]) {
+      if (ch == '"' || ch == '\\') out.push_back('\\');
+      out.push_back(ch);
+    }
+    out.push_back('"');
+  }
+  return out + "}";
 }
 
 Status Connection::exec_script(const std::string& sql) {

@@ -52,6 +52,8 @@ class Connection {
 
   // Runs one statement. Errors carry PostgreSQL's message and SQLSTATE; a lost connection is io_error.
   Result<ResultSet> exec(const std::string& sql, const std::vector<Param>& params = {});
+  // The same through a statement prepared once per connection under `name` (constant SQL only).
+  Result<ResultSet> exec_prepared(const std::string& name, const std::string& sql, const std::vector<Param>& params);
   // Runs several statements without parameters (migrations).
   Status exec_script(const std::string& sql);
   // Reconnects when the connection is broken. Returns whether it is usable; `reconnected` tells the
@@ -67,7 +69,12 @@ class Connection {
   pg_conn* c_;
   std::string redacted_;
   std::string sqlstate_;
+  std::vector<std::string> prepared_;  // statement names prepared on this session
+  Result<ResultSet> finish(pg_result* r);
 };
+
+// A text[] (or bytea[], bigint[] …) literal of already-formatted elements: {"a","b\"c"}.
+std::string array_literal(const std::vector<std::string>& elements);
 
 // A URL with the password (user:password@) replaced by "***".
 std::string redact_url(const std::string& url);

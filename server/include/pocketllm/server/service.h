@@ -87,11 +87,13 @@ class Service {
   void tick_task(Task& task, int64_t now);
   // Replicas on a shared store (cluster.cpp): refresh from the store, and close due rounds when leading.
   void cluster_tick(int64_t now);
+  bool refresh_all(int64_t now);  // tasks, rounds and revocations from the store; false when it failed
+  uint64_t seen_changes_ = ~uint64_t{0};
   Status refresh_task(Task& task, bool force);
   void close_due(Task& task, int64_t now);
   // A device enrolled through another server: looked up in the store and remembered. Caller holds mu_.
   bool find_device_in_store(const std::string& id);
-  bool leading_ = false;
+  int leading_ = -1;  // replicas: unknown (-1) until the first tick, then whether this server leads
 
   // Routing (routes.cpp): a table of (method, path pattern, who may call, handler).
   struct Call;

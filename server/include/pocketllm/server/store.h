@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <memory>
 #include <string>
@@ -53,9 +54,10 @@ struct TaskHead {
   std::string state;   // its state name
   int64_t deadline_ms = 0;
   uint32_t extensions = 0;
-  uint64_t log_size = 0;
+  uint64_t base_version = 0;  // the log's length when it opened (the log only grows when a round closes)
   bool operator==(const TaskHead& o) const {
-    return round == o.round && state == o.state && deadline_ms == o.deadline_ms && extensions == o.extensions && log_size == o.log_size;
+    return round == o.round && state == o.state && deadline_ms == o.deadline_ms && extensions == o.extensions &&
+           base_version == o.base_version;
   }
   bool operator!=(const TaskHead& o) const { return !(*this == o); }
 };
@@ -96,6 +98,11 @@ class Store {
   virtual Result<std::vector<Submission>> load_submissions(const std::string& task, uint64_t round) = 0;
   virtual Result<UpdateLog> load_log(const std::string& task) = 0;
   virtual Result<TaskHead> task_head(const std::string& task) = 0;
+  // A counter every write that changes a task's rounds, creates a task or revokes a device advances
+  // (shared stores): a replica whose counter did not move has nothing to refresh. SQLite: always 0.
+  virtual Result<uint64_t> change_counter() = 0;
+  // Every task's head in one query (replicas compare them with memory on every tick).
+  virtual Result<std::map<std::string, TaskHead>> task_heads() = 0;
   virtual Result<uint64_t> count_submissions(const std::string& task, uint64_t round) = 0;
   // Snapshot checkpoints: the trainable tensors (safetensors bytes) at a version of a task's log.
   virtual Status put_checkpoint(const std::string& task, uint64_t version, const std::string& data) = 0;
