@@ -30,7 +30,7 @@ admin_url=$("$pgsh" start "$work/pg")
 c() { curl -sS -k "$@"; }
 serve() {  # serve STORE PORT LOG
   "$server_bin" --listen "127.0.0.1:$2" --tls-cert cert.pem --tls-key key.pem --store "$1" --admin-token-file admin \
-    --device-rate 0 --threads 2 --durability full 2>>"$3" &
+    --device-rate 0 --threads "${SERVER_THREADS:-2}" --durability full 2>>"$3" &
   pids+=($!)
 }
 balance() {  # balance LB_PORT PORT...

@@ -167,7 +167,7 @@ TEST_CASE("store: schema migrations bring an old SQLite store up to date and a n
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
   sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM sqlite_master WHERE name='submissions_by_device'", -1, &st, nullptr);
+  sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM sqlite_master WHERE name='rounds_open'", -1, &st, nullptr);
   REQUIRE(sqlite3_step(st) == SQLITE_ROW);
   CHECK(sqlite3_column_int(st, 0) == 1);  // migration 2 ran
   sqlite3_finalize(st);

@@ -140,7 +140,9 @@ class Service {
   void snapshot_loop();
   HttpResponse build_snapshot(Task& t, uint64_t version);
   Status replay_to(Task& t, uint64_t from, uint64_t to, std::vector<std::vector<float>>* tensors);
-  void committer_loop();
+  // Writes batches of accepted submissions: through `own` (a shared store's extra connection), or
+  // through store_ under store_mu_.
+  void committer_loop(Store* own);
   HttpResponse render_metrics();
 
   ServiceOptions opt_;
@@ -171,7 +173,8 @@ class Service {
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   bool stop_committer_ = false;
-  std::thread committer_;
+  std::vector<std::unique_ptr<Store>> commit_stores_;  // shared stores: one connection per committer
+  std::vector<std::thread> committers_;
 };
 
 }  // namespace pocketllm::server
