@@ -11,6 +11,18 @@ using namespace pocketllm;
 
 namespace {
 
+// A decimal count (digits only, at most 9 of them).
+bool parse_count(const std::string& text, uint64_t* out) {
+  if (text.empty() || text.size() > 9) return false;
+  uint64_t v = 0;
+  for (char ch : text) {
+    if (ch < '0' || ch > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(ch - '0');
+  }
+  *out = v;
+  return true;
+}
+
 constexpr const char* kHelp =
     "usage: pocketllm-sim --model PATH --data FILE [--eval-data FILE] [options]\n"
     "\n"
@@ -36,6 +48,9 @@ constexpr const char* kHelp =
     "                              the adapter: --lora-alpha A, --lora-targets T (q_proj,v_proj), --lora-init-seed S);\n"
     "                              --trainable then defaults to none\n"
     "robustness:\n"
+    "  --device-range A:B          distributed: this worker simulates devices A..B-1 of --devices (same --seed,\n"
+    "                              --task-id and options in every worker; the one with A = 0 creates the task\n"
+    "                              and closes the rounds; plain rounds only, --mode loopback)\n"
     "  --byzantine F (0)           fraction of devices (drawn from --seed) that attack\n"
     "  --attack A                  flt_max | sign_flip | random | inner_product\n"
     "  --dp central|local          a differentially private task (docs/privacy.md) with --clip-norm C,\n"
@@ -88,7 +103,7 @@ int main(int argc, char** argv) {
   cli::Command cmd("pocketllm-sim", kHelp,
                    {"model", "data", "eval-data", "devices", "rounds", "mode", "server", "ca", "admin-token-file", "participation",
                     "dropout", "straggler", "partition", "seed", "task", "template", "labels", "preset", "max-length", "tau",
-                    "batch-size", "lr", "eps", "trainable", "strategy", "clip", "task-id", "out", "sample", "threads", "save-shared", "min-submissions", "byzantine", "attack",
+                    "batch-size", "lr", "eps", "trainable", "strategy", "clip", "task-id", "device-range", "out", "sample", "threads", "save-shared", "min-submissions", "byzantine", "attack",
                     "dp", "clip-norm", "noise-multiplier", "sampling-rate", "target-epsilon", "delta",
                     "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "secagg-bound"},
                    {"secagg", "secagg-plain"});
@@ -153,6 +168,20 @@ int main(int argc, char** argv) {
     if (o.secagg != "off" && o.strategy != "weighted_mean") return cmd.usage("--secagg needs --strategy weighted_mean (the server sees only sums)");
     if (o.secagg != "off" && o.dp == "local") return cmd.usage("--secagg composes with --dp central (the devices add the noise in shares)");
     if (o.secagg == "plain" && o.dp != "off") return cmd.usage("--secagg-plain is the unmasked check: without --dp");
+    if (args.has("device-range")) {
+      const std::string range = args.get("device-range");
+      const size_t colon = range.find(':');
+      uint64_t a = 0, b = 0;
+      if (colon == std::string::npos || !parse_count(range.substr(0, colon), &a) || !parse_count(range.substr(colon + 1), &b) ||
+          a >= b || b > static_cast<uint64_t>(o.devices))
+        return cmd.usage("--device-range must be A:B with 0 <= A < B <= --devices (devices A..B-1)");
+      if (o.in_process) return cmd.usage("--device-range needs --mode loopback: the workers share a real server");
+      if (o.dp != "off" || o.secagg != "off")
+        return cmd.usage("--device-range runs plain rounds: --dp (the server samples devices) and --secagg (phases) need one process");
+      if (args.has("task-id") == false) return cmd.usage("--device-range needs --task-id, the same in every worker");
+      o.range_begin = static_cast<int>(a);
+      o.range_end = static_cast<int>(b);
+    }
     o.out_dir = args.get("out", "sim-out");
     o.sample_prompt = args.get("sample");
     o.save_shared = args.get("save-shared");

@@ -60,6 +60,7 @@ Result<std::unique_ptr<Transport>> ServerLink::transport() {
 Result<nlohmann::json> ServerLink::admin(const std::string& method, const std::string& target, const std::string& body) {
   auto r = admin_->request(method, target, body, admin_token_);
   if (!r) return r.status();
+  if (r->status == 404) return not_found(method + " " + target + ": HTTP 404 " + r->body);
   if (r->status >= 300) return invalid_argument(method + " " + target + ": HTTP " + std::to_string(r->status) + " " + r->body);
   nlohmann::json j = parse_json(r->body);
   if (j.is_discarded()) return corrupt(method + " " + target + ": the reply is not JSON");

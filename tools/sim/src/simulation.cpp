@@ -109,6 +109,14 @@ struct Simulation {
                 std::vector<SecureDevice>* secure);
   Status submit_late(VirtualDevice& d, const RoundInfo& round, Participation p, RoundRow* row);
   Status wait_until_over(uint64_t round);
+  // Distributed workers: the first index of this worker's devices, whether it coordinates, and how many
+  // submissions round r should receive from all workers together.
+  size_t first() const { return static_cast<size_t>(o.range_begin); }
+  bool coordinator() const { return o.range_begin == 0; }
+  uint64_t expected_in_time(uint64_t r) const;
+  Status wait_for_submissions(uint64_t round, uint64_t expected);
+  Status wait_for_task(const std::string& task_id);
+  std::vector<bool> shard_empty;  // every device's (all workers'), for expected_in_time
   Result<std::unique_ptr<FederationClient>> client_of(const VirtualDevice& d);
   Status evaluate(double* loss, double* acc);
 };
@@ -125,10 +133,14 @@ Status Simulation::setup() {
   std::string task_id;
   spec = task_spec(o, model_id, &task_id);
   POCKETLLM_RETURN_IF_ERROR(write_file_atomic(o.out_dir + "/task.json", spec.dump(1) + "\n"));
-  auto created = link->admin("POST", "/v1/admin/tasks", spec.dump());
-  if (!created) return created.status();
-  // The server's view of the privacy settings (a calibrated noise multiplier) is what the report records.
-  if (created->contains("privacy")) spec["privacy"] = (*created)["privacy"];
+  if (coordinator()) {
+    auto created = link->admin("POST", "/v1/admin/tasks", spec.dump());
+    if (!created) return created.status();
+    // The server's view of the privacy settings (a calibrated noise multiplier) is what the report records.
+    if (created->contains("privacy")) spec["privacy"] = (*created)["privacy"];
+  } else {
+    POCKETLLM_RETURN_IF_ERROR(wait_for_task(task_id));
+  }
   auto ti = link->reader().task(task_id);
   if (!ti) return ti.status();
   info = ti.value();
@@ -154,9 +166,11 @@ Status Simulation::enrol_devices() {
   if (!spec_p) return spec_p.status();
   auto shards = partition_examples(all, train->labels(), o.devices, spec_p.value());
   if (!shards) return shards.status();
-  auto token = link->admin("POST", "/v1/admin/enrolment-tokens", json{{"uses", o.devices}}.dump());
+  for (const auto& shard : shards.value()) shard_empty.push_back(shard.empty());
+  const int end = o.range_end < 0 ? o.devices : o.range_end;
+  auto token = link->admin("POST", "/v1/admin/enrolment-tokens", json{{"uses", std::max(1, end - o.range_begin)}}.dump());
   if (!token) return token.status();
-  for (int i = 0; i < o.devices; ++i) {
+  for (int i = o.range_begin; i < end; ++i) {
     auto t = link->transport();
     if (!t) return t.status();
     auto c = FederationClient::open(std::move(t.value()), link->url(), "", (*token)["token"].get<std::string>(), RetryPolicy{3, 100});
@@ -191,8 +205,9 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
   std::vector<std::pair<VirtualDevice*, Participation>> stragglers;
   std::vector<SecureDevice> secure;
   RoundInfo round;
-  for (size_t i = 0; i < devices.size(); ++i) {
-    VirtualDevice& d = *devices[i];
+  for (size_t local = 0; local < devices.size(); ++local) {
+    VirtualDevice& d = *devices[local];
+    const size_t i = first() + local;  // the device's index among all workers' devices: its draws
     if (uniform(o.seed, r, i, 1) >= o.participation || d.shard.empty()) continue;
     ++row.asked;
     auto t = link->transport();
@@ -230,7 +245,17 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
     row.down += c->bytes_received();
   }
   if (!secure.empty()) POCKETLLM_RETURN_IF_ERROR(secure_phases(round.round, &secure, &row));
-  if (row.asked > 0) {
+  if (o.range_end >= 0) {
+    // A distributed worker: the coordinator closes round r once all workers' due submissions are in;
+    // the others wait for that close (their stragglers submit after it, as in one process).
+    if (coordinator()) {
+      POCKETLLM_RETURN_IF_ERROR(wait_for_submissions(r, expected_in_time(r)));
+      auto closed = link->admin("POST", "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(r) + "/close", "");
+      if (!closed) return closed.status();
+    } else {
+      POCKETLLM_RETURN_IF_ERROR(wait_until_over(r));
+    }
+  } else if (row.asked > 0) {
     const std::string target = "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(round.round) + "/close";
     auto closed = link->admin("POST", target + (o.secagg == "masked" ? "?phase=unmask" : ""), "");
     if (!closed && o.secagg != "masked") return closed.status();  // a masked round may be over already (applied or abandoned)
@@ -308,6 +333,42 @@ Status Simulation::wait_until_over(uint64_t round) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return cancelled("round " + std::to_string(round) + " was still unmasking after 5 minutes");
+}
+
+// The devices of round r that submit before it closes, over every worker: asked, with data, neither
+// dropped nor straggling (run_round's draws for plain rounds; --device-range refuses DP and SecAgg).
+uint64_t Simulation::expected_in_time(uint64_t r) const {
+  uint64_t n = 0;
+  for (size_t i = 0; i < shard_empty.size(); ++i) {
+    if (uniform(o.seed, r, i, 1) >= o.participation || shard_empty[i]) continue;
+    if (uniform(o.seed, r, i, 2) < o.dropout) continue;
+    if (uniform(o.seed, r, i, 3) < o.straggler) continue;
+    ++n;
+  }
+  return n;
+}
+
+Status Simulation::wait_for_submissions(uint64_t round, uint64_t expected) {
+  const std::string target = "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(round);
+  for (int i = 0; i < 120000; ++i) {  // 10 minutes
+    auto r = link->admin("GET", target, "");
+    if (!r) return r.status();
+    if ((*r).value("submissions", uint64_t{0}) >= expected) return Status::ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return cancelled("round " + std::to_string(round) + ": the other workers' " + std::to_string(expected) +
+                   " submissions did not all arrive within 10 minutes (is every --device-range running?)");
+}
+
+Status Simulation::wait_for_task(const std::string& task_id) {
+  for (int i = 0; i < 1200; ++i) {  // 10 minutes
+    auto t = link->admin("GET", "/v1/tasks/" + task_id, "");
+    if (t) return Status::ok();
+    if (t.status().code() != StatusCode::kNotFound) return t.status();
+    if (i % 50 == 0) std::printf("waiting for the worker of --device-range 0:… to create task %s\n", task_id.c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  return cancelled("task " + task_id + " was not created within 10 minutes (start the worker whose --device-range starts at 0)");
 }
 
 Result<std::unique_ptr<FederationClient>> Simulation::client_of(const VirtualDevice& d) {
@@ -402,6 +463,9 @@ Status run_simulation(const SimOptions& o) {
   report.memory(sim.devices, rss_bytes() - std::min(rss_bytes(), rss_before));
   std::printf("pocketllm-sim: %d devices (%s mode), task %s, %zu training examples, %zu trainable parameters\n", o.devices,
               o.in_process ? "inprocess" : "loopback", sim.info.id.c_str(), sim.train->size(), sim.model.loaded.model->weights().trainable_numel());
+  if (o.range_end >= 0)
+    std::printf("worker for devices %d..%d of %d (%s)\n", o.range_begin, o.range_end - 1, o.devices,
+                sim.coordinator() ? "coordinator: creates the task, closes the rounds" : "waits for the coordinator's closes");
   report.print_memory();
   std::string sample_before;
   if (!o.sample_prompt.empty()) sample_before = sample(&sim.pool, sim.model, o.sample_prompt);

@@ -18,6 +18,11 @@ namespace pocketllm::sim {
 struct SimOptions {
   std::string model_path, data_path, eval_data_path;
   int devices = 8;
+  // Distributed simulation: this process simulates devices [range_begin, range_end) of `devices` (the
+  // shards, seeds and draws of every device are computed identically in every worker). The worker whose
+  // range starts at 0 creates the task and closes each round once every device of all workers that is
+  // due in it has submitted; the others wait for the task and for each round to close. -1: all devices.
+  int range_begin = 0, range_end = -1;
   uint64_t rounds = 10;
   bool in_process = true;            // else a real server: server_url, ca_file, admin_token
   std::string server_url, ca_file, admin_token;
