@@ -1,5 +1,6 @@
 // The operator's endpoints (docs/protocol.md section 3): tasks, enrolment tokens, enrolment, revocation,
 // closing a round.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -100,10 +101,37 @@ HttpResponse Service::enrol(const std::string& body) {
   return json_response(201, protocol::to_json(protocol::EnrolReply{d.id, d.id + "." + secret}));
 }
 
+HttpResponse Service::list_devices(const std::map<std::string, std::string>& query) {
+  uint64_t limit = 1000;
+  if (query.count("limit") && (!parse_u64(query.at("limit"), &limit) || limit == 0 || limit > 10000))
+    return error(ErrorCode::kBadQuery, "limit must be 1..10000");
+  const std::string after = query.count("after") ? query.at("after") : "";
+  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> store_lock(store_mu_);
+  auto devices = store_->load_devices();  // the store's list: a replica's memory holds only the devices it saw
+  if (!devices) return error(ErrorCode::kStoreUnavailable, "the devices could not be read; retry");
+  std::sort(devices->begin(), devices->end(), [](const StoredDevice& a, const StoredDevice& b) { return a.id < b.id; });
+  json list = json::array();
+  std::string next;
+  for (const StoredDevice& d : devices.value()) {
+    if (d.id <= after) continue;
+    if (list.size() == limit) {
+      next = list.back()["id"].get<std::string>();
+      break;
+    }
+    list.push_back({{"id", d.id}, {"created_ms", d.created_ms}, {"revoked", d.revoked},
+                    {"token", d.token_sha256.substr(0, 12)}});  // which enrolment token (a prefix of its hash)
+  }
+  json out = {{"devices", list}, {"total", devices->size()}};
+  if (!next.empty()) out["next"] = next;
+  return json_response(200, out);
+}
+
 HttpResponse Service::revoke(const std::string& device) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = devices_.find(device);
+    if (it == devices_.end() && store_->shared() && find_device_in_store(device)) it = devices_.find(device);  // enrolled elsewhere
     if (it == devices_.end()) return error(ErrorCode::kUnknownDevice, "no device " + device);
     it->second.revoked = true;  // from here no request of the device is accepted
   }

@@ -22,7 +22,8 @@ fine-tuning; the server aggregates rounds into a shared update log (docs/protoco
   --tls-cert FILE          PEM certificate chain (required unless --insecure)
   --tls-key FILE           PEM private key
   --insecure               serve plain HTTP (a warning is logged; for loopback tests only)
-  --store FILE             SQLite store (default pocketllm-server.db; WAL mode, created when missing)
+  --store FILE|URL         SQLite file (default pocketllm-server.db; WAL mode, created when missing), or a
+                           postgresql://user@host:port/db URL shared by replicas (docs/server.md "Replicas")
   --durability full|normal fsync every commit (full, default) or survive process crashes only (normal)
   --admin-token-file FILE  file whose first line is the admin bearer token (only its SHA-256 is kept)
   --admin-token-sha256 HEX the admin token's SHA-256 instead of the token
@@ -46,6 +47,7 @@ fine-tuning; the server aggregates rounds into a shared update log (docs/protoco
   --help                   this text
 
   pocketllm-server hash-token < token   prints the SHA-256 to put in admin_token_sha256
+  pocketllm-server admin --help         the operator's CLI: tasks, enrolment tokens, devices, the log
 )";
 }
 

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 
+#include "admin_cli.h"
 #include "pocketllm/common/sha256.h"
 #include "pocketllm/server/config.h"
 #include "pocketllm/server/http_server.h"
@@ -30,6 +31,7 @@ void log_line(const std::string& line) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "admin") return run_admin_cli(std::vector<std::string>(args.begin() + 1, args.end()));
   if (!args.empty() && args[0] == "hash-token") {
     std::string token;
     std::getline(std::cin, token);

@@ -47,6 +47,7 @@ const std::vector<Service::Route>& Service::routes() {
       {"POST", "/v1/enrol", Access::kPublic, [](Service& s, Call& c) -> Reply { return s.enrol_limited(c); }},
       {"POST", "/v1/admin/tasks", Access::kAdmin, [](Service& s, Call& c) -> Reply { return s.create_task(c.req.body); }},
       {"POST", "/v1/admin/enrolment-tokens", Access::kAdmin, [](Service& s, Call& c) -> Reply { return s.create_enrol_token(c.req.body); }},
+      {"GET", "/v1/admin/devices", Access::kAdmin, [](Service& s, Call& c) -> Reply { return s.list_devices(c.target.query); }},
       {"POST", "/v1/admin/devices/{id}/revoke", Access::kAdmin, [](Service& s, Call& c) -> Reply { return s.revoke(c.param(0)); }},
       {"POST", "/v1/admin/tasks/{task}/rounds/{round}/close", Access::kAdmin,
        [](Service& s, Call& c) -> Reply {

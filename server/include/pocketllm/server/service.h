@@ -118,6 +118,8 @@ class Service {
   HttpResponse create_enrol_token(const std::string& body);
   HttpResponse enrol(const std::string& body);
   HttpResponse revoke(const std::string& device);
+  // The devices in id order, a page at a time (?limit=, ?after=<last id of the previous page>).
+  HttpResponse list_devices(const std::map<std::string, std::string>& query);
   // Closes the round now (a masked round: its current phase). With `phase`, only when the masked round
   // is in that phase — a no-op otherwise, so a caller racing the ticks never closes the next phase.
   HttpResponse close_round(const std::string& task, const std::string& round, const std::string& phase = "");
