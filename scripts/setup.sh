@@ -12,7 +12,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost-dev libeigen3-dev nlohmann-json3-dev catch2 libssl-dev libsqlite3-dev libpq-dev libpcre2-dev
-  postgresql-15 haproxy
+  postgresql-15 haproxy chromium
   python3 openssl curl
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   openjdk-17-jdk-headless

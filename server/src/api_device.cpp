@@ -75,6 +75,10 @@ HttpResponse Service::get_round(const std::string& task, const std::string& roun
   if (!r) return error(ErrorCode::kUnknownRound, "no round " + round + " in task " + task);
   protocol::RoundInfo info = round_info(t.spec, *r, now_ms());
   if (t.spec.policy.privacy.enabled() && !device.empty()) info.sampled = t.rounds.sampled(r->id, device);
+  if (!device.empty() && r->state == RoundState::kOpen) {  // the status page's participation
+    auto& a = it->second->activity_of(r->id);
+    if (a.fetched.size() < Task::kActivityDevices) a.fetched.insert(device);
+  }
   if (r->secagg)
     info.secagg = {{"phase", secagg::AggregatorRound::phase_name(r->secagg->phase())},
                    {"phase_deadline_ms", r->secagg->phase() == secagg::AggregatorRound::Phase::kAdvertise ? r->deadline_ms : r->phase_deadline_ms},
@@ -186,6 +190,7 @@ Service::Reply Service::submit(const std::string& task, const std::string& round
   auto outcome = t.rounds.submit(round_id, s, &rejection);
   if (!outcome) {
     metrics_.count_submission(protocol::error_code_name(rejection));
+    if (rejection == ErrorCode::kRoundClosed) ++t.activity_of(round_id).late;
     protocol::ErrorReply e;
     e.code = rejection;
     e.message = outcome.status().message();
@@ -198,6 +203,12 @@ Service::Reply Service::submit(const std::string& task, const std::string& round
   const Round& r = *t.rounds.round(round_id);
   const PendingKey key{task, round_id, device};
   if (outcome.value() == SubmitOutcome::kAccepted) {
+    auto& a = t.activity_of(round_id);
+    if (a.submitted.size() < Task::kActivityDevices) a.submitted.insert(device);
+    if (auto mean = req.loss.find("mean"); mean != req.loss.end()) {
+      a.loss_sum += mean->second;
+      ++a.loss_count;
+    }
     // Held in memory, answered once the group commit that carries it is durable.
     pending_[key].push_back(std::move(done));
     {

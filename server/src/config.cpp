@@ -48,6 +48,7 @@ fine-tuning; the server aggregates rounds into a shared update log (docs/protoco
 
   pocketllm-server hash-token < token   prints the SHA-256 to put in admin_token_sha256
   pocketllm-server admin --help         the operator's CLI: tasks, enrolment tokens, devices, the log
+  pocketllm-server routes               the API's routes (docs/openapi.yaml describes each)
 )";
 }
 

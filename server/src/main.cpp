@@ -32,6 +32,10 @@ void log_line(const std::string& line) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "admin") return run_admin_cli(std::vector<std::string>(args.begin() + 1, args.end()));
+  if (!args.empty() && args[0] == "routes") {  // the API's routes, one "METHOD /path/{param}" a line
+    for (const auto& [method, pattern] : Service::route_list()) std::printf("%s %s\n", method.c_str(), pattern.c_str());
+    return 0;
+  }
   if (!args.empty() && args[0] == "hash-token") {
     std::string token;
     std::getline(std::cin, token);

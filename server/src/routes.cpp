@@ -43,6 +43,8 @@ const std::vector<Service::Route>& Service::routes() {
          std::lock_guard<std::mutex> lock(s.mu_);
          return json_response(s.store_ ? 200 : 503, {{"status", s.store_ ? "ready" : "no store"}, {"tasks", s.tasks_.size()}});
        }},
+      {"GET", "/ui", Access::kPublic, [](Service&, Call&) -> Reply { return ui_page(); }},
+      {"GET", "/ui/status.json", Access::kAdmin, [](Service& s, Call&) -> Reply { return s.ui_status(); }},
       {"GET", "/metrics", Access::kPublic, [](Service& s, Call& c) -> Reply { return s.metrics_for(c); }},
       {"POST", "/v1/enrol", Access::kPublic, [](Service& s, Call& c) -> Reply { return s.enrol_limited(c); }},
       {"POST", "/v1/admin/tasks", Access::kAdmin, [](Service& s, Call& c) -> Reply { return s.create_task(c.req.body); }},
@@ -72,6 +74,12 @@ const std::vector<Service::Route>& Service::routes() {
        [](Service& s, Call& c) -> Reply { return s.get_snapshot(c.param(0), c.target.query, c.done); }},
   };
   return table;
+}
+
+std::vector<std::pair<std::string, std::string>> Service::route_list() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Route& r : routes()) out.emplace_back(r.method, r.pattern);
+  return out;
 }
 
 namespace {

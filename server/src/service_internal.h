@@ -1,7 +1,9 @@
 // Service internals shared by service.cpp (state, rounds, persistence) and api.cpp (the endpoints).
 #pragma once
 
+#include <map>
 #include <memory>
+#include <set>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -14,6 +16,21 @@ struct Service::Task {
   TaskSpec spec;
   StoredTask stored;
   TaskRounds rounds;
+  // What the status page shows of the latest rounds (memory only, since this server started; a replica
+  // sees the devices that reached it): devices that fetched the round, those that submitted, submissions
+  // refused as late, and the mean of the losses devices reported.
+  struct Activity {
+    std::set<std::string> fetched, submitted;
+    uint64_t late = 0, loss_count = 0;
+    double loss_sum = 0;
+  };
+  std::map<uint64_t, Activity> activity;  // by round id; the latest kActivityRounds
+  static constexpr size_t kActivityRounds = 64, kActivityDevices = 100000;
+  Activity& activity_of(uint64_t round) {
+    Activity& a = activity[round];
+    while (activity.size() > kActivityRounds) activity.erase(activity.begin());
+    return a;
+  }
   Task(TaskSpec s, StoredTask st)
       : spec(std::move(s)), stored(std::move(st)), rounds(stored.seed_key, spec.policy, stored.sampling_key) {}
 

@@ -66,6 +66,9 @@ class Service {
   // Closes due rounds (applying, extending or abandoning them) and opens the next ones.
   void tick();
   Metrics& metrics() { return metrics_; }
+  // Every route the server answers, as (method, path pattern with {placeholders}): what
+  // `pocketllm-server routes` prints and the OpenAPI check compares docs/openapi.yaml with.
+  static std::vector<std::pair<std::string, std::string>> route_list();
 
  private:
   struct Task;
@@ -146,6 +149,9 @@ class Service {
   // through store_ under store_mu_.
   void committer_loop(Store* own);
   HttpResponse render_metrics();
+  // The status page and its data (ui.cpp).
+  static HttpResponse ui_page();
+  HttpResponse ui_status();
 
   ServiceOptions opt_;
   std::unique_ptr<Store> store_;
