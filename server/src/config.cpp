@@ -44,6 +44,9 @@ fine-tuning; the server aggregates rounds into a shared update log (docs/protoco
   --metrics WHO            who may read /metrics: loopback (default; the admin token from anywhere), admin, public
   --shutdown-grace S       seconds in-flight requests get after SIGTERM (default 5)
   --port-file FILE         write the bound port here once listening
+  --log-format text|json   log lines as text (default) or one JSON object each: {"ts","level","msg",…}
+  --access-log             one log line per request: request_id, method, route, status, ms, remote
+                           (every reply carries X-Request-Id: the client's own or one made here)
   --help                   this text
 
   pocketllm-server hash-token < token   prints the SHA-256 to put in admin_token_sha256
@@ -106,7 +109,7 @@ const NumericSetting kNumeric[] = {
     {"checkpoint_every", 1, 1e9, [](ServerConfig* c, double v) { c->service.checkpoint_every = static_cast<uint64_t>(v); }},
 };
 const char* const kOther[] = {"listen", "tls_cert", "tls_key", "insecure", "store", "durability", "admin_token_file",
-                              "admin_token_sha256", "port_file", "metrics"};
+                              "admin_token_sha256", "port_file", "metrics", "log_format", "access_log"};
 
 bool known_setting(const std::string& key) {
   for (const auto& n : kNumeric)
@@ -151,6 +154,12 @@ Status apply(const std::string& key, const std::string& value, ServerConfig* c) 
     if (value.size() != 64 || value.find_first_not_of("0123456789abcdef") != std::string::npos)
       return bad("admin_token_sha256 must be 64 lower-case hex digits");
     c->service.admin_token_sha256 = value;
+  } else if (key == "log_format") {
+    if (value != "text" && value != "json") return bad("log-format must be text or json");
+    c->log_json = value == "json";
+  } else if (key == "access_log") {
+    if (value != "true" && value != "false") return bad("access-log must be true or false");
+    c->http.access_log = value == "true";
   } else if (key == "metrics") {
     if (value == "loopback") c->service.metrics = MetricsExposure::kLoopback;
     else if (value == "admin") c->service.metrics = MetricsExposure::kAdmin;
@@ -202,6 +211,10 @@ Result<ServerConfig> parse_server_config(const std::vector<std::string>& args) {
     }
     if (a == "--insecure") {
       c.insecure = true;
+      continue;
+    }
+    if (a == "--access-log") {
+      c.http.access_log = true;
       continue;
     }
     if (a.rfind("--", 0) != 0) return bad("unexpected argument " + a + " (see --help)");

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+
+#include <nlohmann/json.hpp>
 #include <mutex>
 #include <string>
 
@@ -17,15 +19,33 @@ using namespace pocketllm::server;
 
 namespace {
 std::mutex log_mu;
+bool log_json = false;
+
+// A log line: "<UTC time> <message>", or with --log-format json one object {"ts", "level", "msg"}; a
+// message that is itself a JSON object (the access log's) gets "ts" and "level" added to its fields.
 void log_line(const std::string& line) {
   const auto now = std::chrono::system_clock::now();
   const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  char stamp[32];
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  char stamp[40];
   std::tm tm{};
   gmtime_r(&t, &tm);
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string text;
+  if (log_json) {
+    nlohmann::json j = line.size() > 1 && line.front() == '{' ? nlohmann::json::parse(line, nullptr, false) : nlohmann::json();
+    if (!j.is_object()) j = {{"msg", line}};
+    char full[48];
+    std::snprintf(full, sizeof full, "%s.%03dZ", stamp, static_cast<int>(ms));
+    j["ts"] = full;
+    const bool warn = line.rfind("WARNING", 0) == 0 || line.find("failed") != std::string::npos || line.find("unavailable") != std::string::npos;
+    j["level"] = j.contains("status") ? (j["status"].get<int>() >= 500 ? "error" : "info") : warn ? "warning" : "info";
+    text = j.dump();
+  } else {
+    text = std::string(stamp) + "Z " + line;
+  }
   std::lock_guard<std::mutex> lock(log_mu);
-  std::fprintf(stderr, "%s %s\n", stamp, line.c_str());
+  std::fprintf(stderr, "%s\n", text.c_str());
 }
 }  // namespace
 
@@ -53,6 +73,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   ServerConfig c = std::move(config.value());
+  log_json = c.log_json;
   c.service.log = log_line;
   c.service.background_unmasking = true;  // a big masked round never holds the other requests up
   c.http.log = log_line;

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The operator's CLI against a real server over HTTPS: tasks (create from a file and stdin, list, show,
 # close-round), enrolment tokens, devices (list, revoke), the log exported as JSON lines and as binary,
-# table and --json output, and clear failures (bad token, unknown task, usage).
+# table and --json output, and clear failures (bad token, unknown task, usage). The server runs with
+# --log-format json --access-log: its log must be JSON lines with a request id on every request.
 #   test_admin_cli.sh SERVER_BIN
 source "$(dirname "$0")/../support/test_lib.sh"
 server="$(realpath "$1")"
 cd "$work"
 make_test_cert
 echo "admin-cli-test-token-0123456789abcdef" > admin
-"$server" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store store.db --admin-token-file admin 2> server.log &
+"$server" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store store.db --admin-token-file admin \
+  --log-format json --access-log 2> server.log &
 pid=$!
 for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
 url="https://127.0.0.1:$(cat port)"
@@ -43,5 +45,19 @@ check "a wrong admin token fails with unauthorized, exit 1" '"$server" admin --u
 check "an unknown command is a usage error, exit 2" 'adm frobnicate 2> /dev/null; [ $? -eq 2 ]'
 check "--help lists the commands" '"$server" admin --help | grep -q "log export ID"'
 check "an unreachable server fails clearly" '"$server" admin --url https://127.0.0.1:1 --admin-token-file admin task list 2> unreach.err; [ $? -eq 1 ] && [ -s unreach.err ]'
+check "X-Request-Id: the client's own comes back, else one is made" '[ "$(c() { curl -sS --cacert cert.pem -D - -o /dev/null "$@"; }; c -H "X-Request-Id: cli-test-42" "$url/healthz" | tr -d "\r" | sed -n "s/^[Xx]-[Rr]equest-[Ii]d: //p")" = cli-test-42 ] && curl -sS --cacert cert.pem -D - -o /dev/null "$url/healthz" | grep -qi "^x-request-id: [0-9a-f]*-[0-9]"'
+check "every server log line is a JSON object with ts, level and msg" 'python3 -c "
+import json, sys
+n = 0
+for line in open(\"server.log\"):
+    j = json.loads(line); n += 1
+    assert {\"ts\", \"level\", \"msg\"} <= j.keys(), line
+sys.exit(0 if n > 10 else 1)"'
+check "the access log has the admin CLI's requests with request ids, routes and statuses" 'python3 -c "
+import json, sys
+reqs = [json.loads(l) for l in open(\"server.log\") if \"\\\"request_id\\\"\" in l]
+routes = {(r[\"method\"], r[\"route\"], r[\"status\"]) for r in reqs}
+need = {(\"POST\", \"/v1/admin/tasks\", 201), (\"POST\", \"/v1/admin/tasks\", 409), (\"GET\", \"/v1/admin/devices\", 200)}
+sys.exit(0 if need <= routes and all(r[\"request_id\"] for r in reqs) and any(r[\"request_id\"] == \"cli-test-42\" for r in reqs) else 1)"'
 [ $fails -eq 0 ] || tail -20 server.log
 finish

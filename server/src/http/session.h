@@ -4,7 +4,13 @@
 
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
@@ -17,6 +23,8 @@
 #include <optional>
 #include <map>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "../http_util.h"
 #include "pocketllm/server/http_options.h"
@@ -168,8 +176,18 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const bool keep_alive = req.keep_alive() && !shared_.stopping;
     auto self = this->shared_from_this();
     auto sent = std::make_shared<std::atomic<bool>>(false);
-    auto reply = [self, keep_alive, sent](HttpResponse out) {
+    const std::string request_id = request_id_of(req["X-Request-Id"]);
+    const auto started = std::chrono::steady_clock::now();
+    auto reply = [self, keep_alive, sent, request_id, started, method = r.method, remote = r.remote_address](HttpResponse out) {
       if (sent->exchange(true)) return;  // one reply per request, whatever happens
+      out.headers.emplace_back("X-Request-Id", request_id);
+      if (self->shared_.options.access_log && self->shared_.options.log) {
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+        self->shared_.options.log(nlohmann::json{{"msg", "request"}, {"request_id", request_id}, {"method", method},
+                                                 {"route", out.route.empty() ? std::string("?") : out.route}, {"status", out.status},
+                                                 {"ms", std::round(ms * 1000) / 1000}, {"remote", remote}}
+                                      .dump());
+      }
       // May run on the committer thread: the write happens on this session's strand.
       asio::post(lowest(self->stream_).get_executor(), [self, keep_alive, out = std::move(out)]() mutable {
         self->authenticated_ = self->authenticated_ || out.authenticated;
@@ -182,9 +200,25 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       HttpResponse out;
       out.status = 500;
       out.body = "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}\n";
-      if (shared_.options.log) shared_.options.log(std::string("internal error while handling a request: ") + e.what());
+      if (shared_.options.log) shared_.options.log("internal error while handling request " + request_id + ": " + e.what());
       reply(std::move(out));
     }
+  }
+
+  // The client's X-Request-Id when it is a sane token, else one made here (a process-wide prefix and a
+  // counter: unique per server run, cheap).
+  static std::string request_id_of(boost::beast::string_view given) {
+    if (!given.empty() && given.size() <= 64 &&
+        std::all_of(given.begin(), given.end(), [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-'; }))
+      return std::string(given);
+    static const std::string prefix = [] {
+      std::random_device rd;
+      char b[16];
+      std::snprintf(b, sizeof b, "%08x", rd());
+      return std::string(b);
+    }();
+    static std::atomic<uint64_t> counter{0};
+    return prefix + "-" + std::to_string(++counter);
   }
 
   void reply_error(protocol::ErrorCode code, const std::string& message) {

@@ -16,6 +16,7 @@ struct ServerConfig {
   ServiceOptions service;
   bool insecure = false;
   bool help = false;
+  bool log_json = false;  // --log-format json: every log line a JSON object {"ts", "level", "msg", …}
 };
 
 const char* server_usage();

@@ -26,6 +26,9 @@ struct HttpServerOptions {
   int shutdown_grace_ms = 5000;      // in-flight requests get this long after SIGTERM
   std::string port_file;             // written (atomically) with the bound port once listening
   std::function<void(const std::string&)> log;
+  // One line per request (a JSON object: request_id, method, route, status, ms, remote) through `log`.
+  // Every reply carries X-Request-Id: the client's own (up to 64 of [A-Za-z0-9._-]) or one made here.
+  bool access_log = false;
 };
 
 }  // namespace pocketllm::server
