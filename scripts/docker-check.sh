@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the server image with podman (no Docker engine needed; docker format, which keeps HEALTHCHECK) from a local Debian base made by
 # debootstrap, runs it, and checks: the HEALTHCHECK, an HTTPS round trip (task, enrolment, round,
-# submission), and that the store survives a container restart. Needs root (or sudo) for apt and
-# debootstrap, and network access to the Debian mirror.
+# submission), and that the store survives a container restart; then the compose cluster profile
+# (scripts/docker-cluster-check.sh). Needs root (or sudo) for apt and debootstrap, and network access to
+# the Debian mirror. The test command (scripts/test.sh) runs it.
 #   scripts/docker-check.sh
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -78,3 +79,5 @@ check "the task survived the restart" '[ "$(c -H "Authorization: Bearer $cred" "
 check "the acknowledged submission survived the restart" '[ "$(c "${A[@]}" "$url/v1/admin/tasks/docker/rounds/1" | python3 -c "import json,sys; print(len(json.load(sys.stdin)[\"submission_list\"]))")" = 1 ]'
 echo "$fails failed"
 [ $fails -eq 0 ]
+# The compose file's cluster profile (PostgreSQL, three replicas, HAProxy) on the images just built.
+"$root/scripts/docker-cluster-check.sh"
