@@ -23,6 +23,24 @@ bool parse_count(const std::string& text, uint64_t* out) {
   return true;
 }
 
+// --device-range A:B (distributed workers): "" when fine (or absent), else the usage message.
+std::string read_device_range(const cli::Args& args, sim::SimOptions* o) {
+  if (!args.has("device-range")) return "";
+  const std::string range = args.get("device-range");
+  const size_t colon = range.find(':');
+  uint64_t a = 0, b = 0;
+  if (colon == std::string::npos || !parse_count(range.substr(0, colon), &a) || !parse_count(range.substr(colon + 1), &b) || a >= b ||
+      b > static_cast<uint64_t>(o->devices))
+    return "--device-range must be A:B with 0 <= A < B <= --devices (devices A..B-1)";
+  if (o->in_process) return "--device-range needs --mode loopback: the workers share a real server";
+  if (o->dp != "off" || o->secagg != "off")
+    return "--device-range runs plain rounds: --dp (the server samples devices) and --secagg (phases) need one process";
+  if (!args.has("task-id")) return "--device-range needs --task-id, the same in every worker";
+  o->range_begin = static_cast<int>(a);
+  o->range_end = static_cast<int>(b);
+  return "";
+}
+
 constexpr const char* kHelp =
     "usage: pocketllm-sim --model PATH --data FILE [--eval-data FILE] [options]\n"
     "\n"
@@ -168,20 +186,7 @@ int main(int argc, char** argv) {
     if (o.secagg != "off" && o.strategy != "weighted_mean") return cmd.usage("--secagg needs --strategy weighted_mean (the server sees only sums)");
     if (o.secagg != "off" && o.dp == "local") return cmd.usage("--secagg composes with --dp central (the devices add the noise in shares)");
     if (o.secagg == "plain" && o.dp != "off") return cmd.usage("--secagg-plain is the unmasked check: without --dp");
-    if (args.has("device-range")) {
-      const std::string range = args.get("device-range");
-      const size_t colon = range.find(':');
-      uint64_t a = 0, b = 0;
-      if (colon == std::string::npos || !parse_count(range.substr(0, colon), &a) || !parse_count(range.substr(colon + 1), &b) ||
-          a >= b || b > static_cast<uint64_t>(o.devices))
-        return cmd.usage("--device-range must be A:B with 0 <= A < B <= --devices (devices A..B-1)");
-      if (o.in_process) return cmd.usage("--device-range needs --mode loopback: the workers share a real server");
-      if (o.dp != "off" || o.secagg != "off")
-        return cmd.usage("--device-range runs plain rounds: --dp (the server samples devices) and --secagg (phases) need one process");
-      if (args.has("task-id") == false) return cmd.usage("--device-range needs --task-id, the same in every worker");
-      o.range_begin = static_cast<int>(a);
-      o.range_end = static_cast<int>(b);
-    }
+    if (std::string m = read_device_range(args, &o); !m.empty()) return cmd.usage(m);
     o.out_dir = args.get("out", "sim-out");
     o.sample_prompt = args.get("sample");
     o.save_shared = args.get("save-shared");

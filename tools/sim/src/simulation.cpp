@@ -114,6 +114,7 @@ struct Simulation {
   size_t first() const { return static_cast<size_t>(o.range_begin); }
   bool coordinator() const { return o.range_begin == 0; }
   uint64_t expected_in_time(uint64_t r) const;
+  Status close_distributed(uint64_t r);
   Status wait_for_submissions(uint64_t round, uint64_t expected);
   Status wait_for_task(const std::string& task_id);
   std::vector<bool> shard_empty;  // every device's (all workers'), for expected_in_time
@@ -246,15 +247,7 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
   }
   if (!secure.empty()) POCKETLLM_RETURN_IF_ERROR(secure_phases(round.round, &secure, &row));
   if (o.range_end >= 0) {
-    // A distributed worker: the coordinator closes round r once all workers' due submissions are in;
-    // the others wait for that close (their stragglers submit after it, as in one process).
-    if (coordinator()) {
-      POCKETLLM_RETURN_IF_ERROR(wait_for_submissions(r, expected_in_time(r)));
-      auto closed = link->admin("POST", "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(r) + "/close", "");
-      if (!closed) return closed.status();
-    } else {
-      POCKETLLM_RETURN_IF_ERROR(wait_until_over(r));
-    }
+    POCKETLLM_RETURN_IF_ERROR(close_distributed(r));
   } else if (row.asked > 0) {
     const std::string target = "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(round.round) + "/close";
     auto closed = link->admin("POST", target + (o.secagg == "masked" ? "?phase=unmask" : ""), "");
@@ -337,6 +330,15 @@ Status Simulation::wait_until_over(uint64_t round) {
 
 // The devices of round r that submit before it closes, over every worker: asked, with data, neither
 // dropped nor straggling (run_round's draws for plain rounds; --device-range refuses DP and SecAgg).
+// A distributed worker: the coordinator closes round r once all workers' due submissions are in; the
+// others wait for that close (their stragglers submit after it, as in one process).
+Status Simulation::close_distributed(uint64_t r) {
+  if (!coordinator()) return wait_until_over(r);
+  POCKETLLM_RETURN_IF_ERROR(wait_for_submissions(r, expected_in_time(r)));
+  auto closed = link->admin("POST", "/v1/admin/tasks/" + info.id + "/rounds/" + std::to_string(r) + "/close", "");
+  return closed ? Status::ok() : closed.status();
+}
+
 uint64_t Simulation::expected_in_time(uint64_t r) const {
   uint64_t n = 0;
   for (size_t i = 0; i < shard_empty.size(); ++i) {
