@@ -17,14 +17,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 work="$(mktemp -d)"
-# This VM cannot raise rlimits and runs cgroups in hybrid mode: runc with lowered ulimits works.
-cat > "$work/containers.conf" <<'CONF'
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-[engine]
-runtime = "runc"
-CONF
-export CONTAINERS_CONF="$work/containers.conf"
+source "$root/scripts/podman-env.sh"
+podman_env "$work"
 name="pocketllm-check-$$"
 cleanup() { podman rm -f "$name" >/dev/null 2>&1 || true; podman volume rm -f "$name-store" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT

@@ -16,13 +16,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
 fi
 work="$(mktemp -d)"
-cat > "$work/containers.conf" <<'CONF'
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-[engine]
-runtime = "runc"
-CONF
-export CONTAINERS_CONF="$work/containers.conf"
+source "$root/scripts/podman-env.sh"
+podman_env "$work"
 project="pllmcheck$$"
 cleanup() { (cd "$work" && podman-compose -p "$project" -f compose.yaml down -v > /dev/null 2>&1) || true; rm -rf "$work"; }
 trap cleanup EXIT

@@ -10,6 +10,7 @@
 
 #include "pg/connection.h"
 #include "pocketllm/server/store.h"
+#include "store_codec.h"
 
 namespace pocketllm::server {
 namespace {
@@ -56,17 +57,6 @@ constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMi
 constexpr int64_t kMigrationLock = 0x706c6c6d0001;  // "pllm" + 1: migrations, one replica at a time
 constexpr int64_t kLeaderLock = 0x706c6c6d0002;     // the replica that closes rounds
 
-template <class T>
-std::string pack(const std::vector<T>& v) {
-  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
-}
-template <class T>
-bool unpack(const std::string& b, std::vector<T>* out) {
-  if (b.size() % sizeof(T) != 0) return false;
-  out->resize(b.size() / sizeof(T));
-  if (!b.empty()) std::memcpy(out->data(), b.data(), b.size());
-  return true;
-}
 
 class PostgresStore final : public Store {
  public:
@@ -89,10 +79,6 @@ class PostgresStore final : public Store {
   Status put_checkpoint(const std::string& task, uint64_t version, const std::string& data) override;
   Result<std::pair<uint64_t, std::string>> checkpoint_at_or_before(const std::string& task, uint64_t version) override;
   Result<std::vector<SubmissionWrite>> insert_submissions(const std::vector<StoredSubmission>& batch) override;
-  Status update_round(const std::string& task, const Round& round, const Round* next) override;
-  Status apply_round(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
-                     uint64_t first_version, const Round* next) override;
-  Status close_round(const std::string& task, uint64_t round, const Decide& decide) override;
   Status insert_enrol_token(const std::string& token_sha256, uint32_t uses, int64_t expires_ms, int64_t now_ms) override;
   Status enrol_device(const std::string& token_sha256, const StoredDevice& device, int64_t now_ms) override;
   Status revoke_device(const std::string& id, int64_t now_ms) override;
@@ -122,13 +108,18 @@ class PostgresStore final : public Store {
     }
     return Status::ok();
   }
-  Status put_round(const std::string& task, const Round& round);
+  Status in_transaction(const std::function<Status()>& f) override { return transaction(f); }
+  // The round lock taken exclusively (it waits for the submissions being written to the round), then
+  // the round's row FOR UPDATE.
+  Result<std::string> lock_round(const std::string& task, uint64_t round) override;
+  Result<std::vector<Submission>> committed_submissions(const std::string& task, uint64_t round) override {
+    return submissions_of(task, round);
+  }
+  Status put_round(const std::string& task, const Round& round) override;
+  Status write_applied(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
+                       uint64_t first_version, const Round* next) override;
   Status count_change();
   Result<std::map<std::string, TaskHead>> heads(const std::string* task);
-  // Locks the round's row (FOR UPDATE) and returns its state ("" when there is no such round).
-  Result<std::string> lock_round(const std::string& task, uint64_t round);
-  Status write_applied(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
-                       uint64_t first_version, const Round* next);
   Result<std::vector<Submission>> submissions_of(const std::string& task, uint64_t round);
 
   std::unique_ptr<pg::Connection> c_;
@@ -461,16 +452,6 @@ Result<std::string> PostgresStore::lock_round(const std::string& task, uint64_t 
   return r->rows() == 1 ? r->text(0, 0) : std::string();
 }
 
-Status PostgresStore::update_round(const std::string& task, const Round& round, const Round* next) {
-  return transaction([&]() -> Status {
-    auto state = lock_round(task, round.id);
-    if (!state) return state.status();
-    if (!state->empty() && state.value() != "open") return mismatch("round " + std::to_string(round.id) + " is already " + state.value());
-    POCKETLLM_RETURN_IF_ERROR(put_round(task, round));
-    return next ? put_round(task, *next) : Status::ok();
-  });
-}
-
 Status PostgresStore::write_applied(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
                                     uint64_t first_version, const Round* next) {
   if (!entries.empty()) {
@@ -489,31 +470,6 @@ Status PostgresStore::write_applied(const std::string& task, const Round& round,
   }
   POCKETLLM_RETURN_IF_ERROR(put_round(task, round));
   return next ? put_round(task, *next) : Status::ok();
-}
-
-Status PostgresStore::apply_round(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
-                                  uint64_t first_version, const Round* next) {
-  return transaction([&]() -> Status {
-    auto state = lock_round(task, round.id);
-    if (!state) return state.status();
-    if (state.value() != "open") return mismatch("round " + std::to_string(round.id) + " is not open in the store");
-    return write_applied(task, round, entries, first_version, next);
-  });
-}
-
-Status PostgresStore::close_round(const std::string& task, uint64_t round, const Decide& decide) {
-  return transaction([&]() -> Status {
-    auto state = lock_round(task, round);
-    if (!state) return state.status();
-    if (state.value() != "open") return mismatch("round " + std::to_string(round) + " is not open in the store");
-    auto subs = submissions_of(task, round);
-    if (!subs) return subs.status();
-    auto closing = decide(std::move(subs.value()));
-    if (!closing) return closing.status();
-    if (!closing->changed) return Status::ok();
-    const Round* next = closing->next ? &*closing->next : nullptr;
-    return write_applied(task, closing->round, closing->entries, closing->first_version, next);
-  });
 }
 
 Status PostgresStore::insert_enrol_token(const std::string& hash, uint32_t uses, int64_t expires_ms, int64_t now_ms) {

@@ -1,4 +1,5 @@
 #include "pocketllm/server/store.h"
+#include "store_codec.h"
 
 #include <sqlite3.h>
 
@@ -95,17 +96,6 @@ class Stmt {
   int rc_;
 };
 
-template <class T>
-std::string pack(const std::vector<T>& v) {
-  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
-}
-template <class T>
-bool unpack(const std::string& b, std::vector<T>* out) {
-  if (b.size() % sizeof(T) != 0) return false;
-  out->resize(b.size() / sizeof(T));
-  if (!b.empty()) std::memcpy(out->data(), b.data(), b.size());
-  return true;
-}
 
 class SqliteStore final : public Store {
  public:
@@ -128,10 +118,6 @@ class SqliteStore final : public Store {
   Status put_checkpoint(const std::string& task, uint64_t version, const std::string& data) override;
   Result<std::pair<uint64_t, std::string>> checkpoint_at_or_before(const std::string& task, uint64_t version) override;
   Result<std::vector<SubmissionWrite>> insert_submissions(const std::vector<StoredSubmission>& batch) override;
-  Status update_round(const std::string& task, const Round& round, const Round* next) override;
-  Status apply_round(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
-                     uint64_t first_version, const Round* next) override;
-  Status close_round(const std::string& task, uint64_t round, const Decide& decide) override;
   Status insert_enrol_token(const std::string& token_sha256, uint32_t uses, int64_t expires_ms, int64_t now_ms) override;
   Status enrol_device(const std::string& token_sha256, const StoredDevice& device, int64_t now_ms) override;
   Status revoke_device(const std::string& id, int64_t now_ms) override;
@@ -156,12 +142,18 @@ class SqliteStore final : public Store {
     }
     return commit();
   }
-  Status put_round(const std::string& task, const Round& round);
+  Status in_transaction(const std::function<Status()>& f) override { return transaction(f); }
+  // BEGIN IMMEDIATE holds every other writer off until the commit: the round is locked already.
+  Result<std::string> lock_round(const std::string& task, uint64_t round) override { return round_state(task, round); }
+  Result<std::vector<Submission>> committed_submissions(const std::string& task, uint64_t round) override {
+    return load_submissions(task, round);
+  }
+  Status put_round(const std::string& task, const Round& round) override;
+  Status write_applied(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
+                       uint64_t first_version, const Round* next) override;
   Result<std::map<std::string, TaskHead>> heads(const std::string* task);
   // A round's state name in the store ("" when there is no such round).
   Result<std::string> round_state(const std::string& task, uint64_t round);
-  Status write_applied(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
-                       uint64_t first_version, const Round* next);
   sqlite3* db_;
   std::string path_;
 };
@@ -430,16 +422,6 @@ Result<std::vector<SubmissionWrite>> SqliteStore::insert_submissions(const std::
   return out;
 }
 
-Status SqliteStore::update_round(const std::string& task, const Round& round, const Round* next) {
-  return transaction([&]() -> Status {
-    auto state = round_state(task, round.id);
-    if (!state) return state.status();
-    if (!state->empty() && state.value() != "open") return mismatch("round " + std::to_string(round.id) + " is already " + state.value());
-    POCKETLLM_RETURN_IF_ERROR(put_round(task, round));
-    return next ? put_round(task, *next) : Status::ok();
-  });
-}
-
 Status SqliteStore::write_applied(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
                                   uint64_t first_version, const Round* next) {
   for (size_t k = 0; k < entries.size(); ++k) {
@@ -451,31 +433,6 @@ Status SqliteStore::write_applied(const std::string& task, const Round& round, c
   }
   POCKETLLM_RETURN_IF_ERROR(put_round(task, round));
   return next ? put_round(task, *next) : Status::ok();
-}
-
-Status SqliteStore::apply_round(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
-                                uint64_t first_version, const Round* next) {
-  return transaction([&]() -> Status {
-    auto state = round_state(task, round.id);
-    if (!state) return state.status();
-    if (state.value() != "open") return mismatch("round " + std::to_string(round.id) + " is not open in the store");
-    return write_applied(task, round, entries, first_version, next);
-  });
-}
-
-Status SqliteStore::close_round(const std::string& task, uint64_t round, const Decide& decide) {
-  return transaction([&]() -> Status {  // BEGIN IMMEDIATE: no other writer until the commit
-    auto state = round_state(task, round);
-    if (!state) return state.status();
-    if (state.value() != "open") return mismatch("round " + std::to_string(round) + " is not open in the store");
-    auto subs = load_submissions(task, round);
-    if (!subs) return subs.status();
-    auto closing = decide(std::move(subs.value()));
-    if (!closing) return closing.status();
-    if (!closing->changed) return Status::ok();
-    const Round* next = closing->next ? &*closing->next : nullptr;
-    return write_applied(task, closing->round, closing->entries, closing->first_version, next);
-  });
 }
 
 Status SqliteStore::insert_enrol_token(const std::string& hash, uint32_t uses, int64_t expires_ms, int64_t now_ms) {

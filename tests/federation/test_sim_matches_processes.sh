@@ -7,14 +7,7 @@ source "$(dirname "$0")/../support/test_lib.sh"
 bin="$(realpath "$1")"; shared="$(realpath "$2")"
 model="$shared/hub/karpathy/tinyllamas/stories260K"
 cd "$work"
-make_test_cert
-echo "federation-test-admin-token-000000" > admin
-"$bin/pocketllm-server" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store store.db \
-  --admin-token-file admin --device-rate 0 2> server.log &
-pid=$!
-for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
-[ -s port ] || { echo "FAIL server did not start"; cat server.log; exit 1; }
-url="https://127.0.0.1:$(cat port)"
+start_test_server "$bin"
 tail -n +2 "$shared/data/sst2/glue_sst2_dev.tsv" | cut -f1 | head -120 > train.txt
 
 common=(--model "$model" --data train.txt --tau 4 --batch-size 4 --lr 1e-3 --max-length 32 --threads 1)

@@ -14,3 +14,15 @@ finish() {
 }
 # A self-signed certificate for 127.0.0.1 in the current directory (cert.pem, key.pem).
 make_test_cert() { "$support_dir/make_test_cert.sh"; }
+# Starts BIN_DIR/pocketllm-server over TLS on a free loopback port in the current directory (cert.pem,
+# admin, store.db, server.log; device rate limit off); sets pid and url, or fails the test.
+start_test_server() {
+  make_test_cert
+  echo "federation-test-admin-token-000000" > admin
+  "$1/pocketllm-server" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store store.db \
+    --admin-token-file admin --device-rate 0 2> server.log &
+  pid=$!
+  for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
+  [ -s port ] || { echo "FAIL server did not start"; cat server.log; exit 1; }
+  url="https://127.0.0.1:$(cat port)"
+}

@@ -111,16 +111,17 @@ class Store {
   // Submissions accepted into open rounds, in one transaction (one fsync): the service's group commit.
   // One outcome per submission, in order; a submission is written only while its round is open.
   virtual Result<std::vector<SubmissionWrite>> insert_submissions(const std::vector<StoredSubmission>& batch) = 0;
+  // The round writes, the same logic on both backends over the primitives below (store.cpp):
   // A round that changed without applying (extended or abandoned), plus the next round when one opens.
-  virtual Status update_round(const std::string& task, const Round& round, const Round* next) = 0;
+  Status update_round(const std::string& task, const Round& round, const Round* next);
   // A round applied: its entries appended at versions first_version.., its state saved, the next opened.
-  virtual Status apply_round(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
-                             uint64_t first_version, const Round* next) = 0;
+  Status apply_round(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
+                     uint64_t first_version, const Round* next);
   // Closes a round under the store's lock on it (replicas): reads its submissions as committed, lets
   // `decide` compute the outcome, writes it, in one transaction. No submission can be written to the
   // round meanwhile. kMismatch when the round is no longer open (another server closed it).
   using Decide = std::function<Result<RoundClosing>(std::vector<Submission> committed)>;
-  virtual Status close_round(const std::string& task, uint64_t round, const Decide& decide) = 0;
+  Status close_round(const std::string& task, uint64_t round, const Decide& decide);
 
   // Devices and enrolment.
   virtual Status insert_enrol_token(const std::string& token_sha256, uint32_t uses, int64_t expires_ms, int64_t now_ms) = 0;
@@ -137,6 +138,20 @@ class Store {
   // Leadership among replicas: whether this server closes rounds. A shared store grants it to one
   // connection at a time (a PostgreSQL advisory lock, released when that server dies); SQLite always.
   virtual bool try_lead() = 0;
+
+ protected:
+  // Runs f in one transaction: committed when it returns ok, rolled back otherwise.
+  virtual Status in_transaction(const std::function<Status()>& f) = 0;
+  // Inside a transaction: locks the round against writers (SQLite: the write transaction itself;
+  // PostgreSQL: its round lock taken exclusively and FOR UPDATE on its row) and returns its state name,
+  // "" when there is no such round.
+  virtual Result<std::string> lock_round(const std::string& task, uint64_t round) = 0;
+  virtual Result<std::vector<Submission>> committed_submissions(const std::string& task, uint64_t round) = 0;
+  // Inside a transaction: the round's state (never reopening a closed one) and, when given, the next round.
+  virtual Status put_round(const std::string& task, const Round& round) = 0;
+  // Inside a transaction: entries at versions first_version.., the round's state and the next round.
+  virtual Status write_applied(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
+                               uint64_t first_version, const Round* next) = 0;
 };
 
 // The backends (store_sqlite.cpp, store_postgres.cpp).
