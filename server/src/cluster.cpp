@@ -95,8 +95,7 @@ void Service::close_due(Task& t, int64_t now) {
   const Round* cur = t.rounds.current();
   if (!cur || cur->state != RoundState::kOpen) return;
   const uint64_t id = cur->id;
-  auto first_pending = pending_.lower_bound(PendingKey{t.spec.id, id, std::string()});
-  if (first_pending != pending_.end() && std::get<0>(first_pending->first) == t.spec.id && std::get<1>(first_pending->first) == id) return;
+  if (commit_pending(t.spec.id, id)) return;
   const size_t goal = t.spec.policy.goal_submissions;
   if (now < cur->deadline_ms) {
     if (goal == 0) return;

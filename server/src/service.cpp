@@ -230,13 +230,16 @@ void Service::tick() {
   for (auto& [id, task] : tasks_) tick_task(*task, now);
 }
 
+bool Service::commit_pending(const std::string& task, uint64_t round) const {
+  auto first = pending_.lower_bound(PendingKey{task, round, std::string()});
+  return first != pending_.end() && std::get<0>(first->first) == task && std::get<1>(first->first) == round;
+}
+
 void Service::tick_task(Task& task, int64_t now) {
   const Round* cur = task.rounds.current();
   if (!cur || cur->state != RoundState::kOpen) return;
   const uint64_t id = cur->id;
-  // A round closes only when every submission it holds is durable (the next tick, after the commit).
-  auto first_pending = pending_.lower_bound(PendingKey{task.spec.id, id, std::string()});
-  if (first_pending != pending_.end() && std::get<0>(first_pending->first) == task.spec.id && std::get<1>(first_pending->first) == id) return;
+  if (commit_pending(task.spec.id, id)) return;
   std::lock_guard<std::mutex> store_lock(store_mu_);
   const uint32_t extensions_before = cur->extensions;
   const uint64_t version_before = task.rounds.version();

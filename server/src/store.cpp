@@ -5,6 +5,13 @@
 
 namespace pocketllm::server {
 
+Result<TaskHead> Store::task_head(const std::string& task) {
+  auto h = heads(&task);
+  if (!h) return h.status();
+  auto it = h->find(task);
+  return it == h->end() ? TaskHead{} : it->second;
+}
+
 Status Store::update_round(const std::string& task, const Round& round, const Round* next) {
   return in_transaction([&]() -> Status {
     auto state = lock_round(task, round.id);

@@ -72,8 +72,6 @@ class PostgresStore final : public Store {
   Result<std::vector<Round>> load_rounds(const std::string& task) override;
   Result<std::vector<Submission>> load_submissions(const std::string& task, uint64_t round) override;
   Result<UpdateLog> load_log(const std::string& task) override;
-  Result<TaskHead> task_head(const std::string& task) override;
-  Result<std::map<std::string, TaskHead>> task_heads() override;
   Result<uint64_t> change_counter() override;
   Result<uint64_t> count_submissions(const std::string& task, uint64_t round) override;
   Status put_checkpoint(const std::string& task, uint64_t version, const std::string& data) override;
@@ -119,7 +117,7 @@ class PostgresStore final : public Store {
   Status write_applied(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
                        uint64_t first_version, const Round* next) override;
   Status count_change();
-  Result<std::map<std::string, TaskHead>> heads(const std::string* task);
+  Result<std::map<std::string, TaskHead>> heads(const std::string* task) override;
   Result<std::vector<Submission>> submissions_of(const std::string& task, uint64_t round);
 
   std::unique_ptr<pg::Connection> c_;
@@ -347,15 +345,6 @@ Result<std::map<std::string, TaskHead>> PostgresStore::heads(const std::string* 
   }
   return out;
 }
-
-Result<TaskHead> PostgresStore::task_head(const std::string& task) {
-  auto h = heads(&task);
-  if (!h) return h.status();
-  auto it = h->find(task);
-  return it == h->end() ? TaskHead{} : it->second;
-}
-
-Result<std::map<std::string, TaskHead>> PostgresStore::task_heads() { return heads(nullptr); }
 
 Result<uint64_t> PostgresStore::count_submissions(const std::string& task, uint64_t round) {
   POCKETLLM_RETURN_IF_ERROR(connected());

@@ -111,8 +111,6 @@ class SqliteStore final : public Store {
   Result<std::vector<Round>> load_rounds(const std::string& task) override;
   Result<std::vector<Submission>> load_submissions(const std::string& task, uint64_t round) override;
   Result<UpdateLog> load_log(const std::string& task) override;
-  Result<TaskHead> task_head(const std::string& task) override;
-  Result<std::map<std::string, TaskHead>> task_heads() override;
   Result<uint64_t> change_counter() override { return uint64_t{0}; }
   Result<uint64_t> count_submissions(const std::string& task, uint64_t round) override;
   Status put_checkpoint(const std::string& task, uint64_t version, const std::string& data) override;
@@ -151,7 +149,7 @@ class SqliteStore final : public Store {
   Status put_round(const std::string& task, const Round& round) override;
   Status write_applied(const std::string& task, const Round& round, const std::vector<UpdateEntry>& entries,
                        uint64_t first_version, const Round* next) override;
-  Result<std::map<std::string, TaskHead>> heads(const std::string* task);
+  Result<std::map<std::string, TaskHead>> heads(const std::string* task) override;
   // A round's state name in the store ("" when there is no such round).
   Result<std::string> round_state(const std::string& task, uint64_t round);
   sqlite3* db_;
@@ -523,15 +521,6 @@ Result<std::map<std::string, TaskHead>> SqliteStore::heads(const std::string* ta
   if (rc != SQLITE_DONE) return s.error("task heads");
   return out;
 }
-
-Result<TaskHead> SqliteStore::task_head(const std::string& task) {
-  auto h = heads(&task);
-  if (!h) return h.status();
-  auto it = h->find(task);
-  return it == h->end() ? TaskHead{} : it->second;
-}
-
-Result<std::map<std::string, TaskHead>> SqliteStore::task_heads() { return heads(nullptr); }
 
 Result<uint64_t> SqliteStore::count_submissions(const std::string& task, uint64_t round) {
   Stmt s(db_, "SELECT COUNT(*) FROM submissions WHERE task=? AND round=?");

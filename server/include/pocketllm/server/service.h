@@ -88,6 +88,9 @@ class Service {
     if (opt_.log) opt_.log(line);
   }
   void tick_task(Task& task, int64_t now);
+  // Whether a submission to this round awaits its group commit: a round closes only when every
+  // submission it holds is durable (the next tick, after the commit). Caller holds mu_.
+  bool commit_pending(const std::string& task, uint64_t round) const;
   // Replicas on a shared store (cluster.cpp): refresh from the store, and close due rounds when leading.
   void cluster_tick(int64_t now);
   bool refresh_all(int64_t now);  // tasks, rounds and revocations from the store; false when it failed

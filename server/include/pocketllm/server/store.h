@@ -97,12 +97,12 @@ class Store {
   virtual Result<std::vector<Round>> load_rounds(const std::string& task) = 0;
   virtual Result<std::vector<Submission>> load_submissions(const std::string& task, uint64_t round) = 0;
   virtual Result<UpdateLog> load_log(const std::string& task) = 0;
-  virtual Result<TaskHead> task_head(const std::string& task) = 0;
+  Result<TaskHead> task_head(const std::string& task);
   // A counter every write that changes a task's rounds, creates a task or revokes a device advances
   // (shared stores): a replica whose counter did not move has nothing to refresh. SQLite: always 0.
   virtual Result<uint64_t> change_counter() = 0;
   // Every task's head in one query (replicas compare them with memory on every tick).
-  virtual Result<std::map<std::string, TaskHead>> task_heads() = 0;
+  Result<std::map<std::string, TaskHead>> task_heads() { return heads(nullptr); }
   virtual Result<uint64_t> count_submissions(const std::string& task, uint64_t round) = 0;
   // Snapshot checkpoints: the trainable tensors (safetensors bytes) at a version of a task's log.
   virtual Status put_checkpoint(const std::string& task, uint64_t version, const std::string& data) = 0;
@@ -140,6 +140,8 @@ class Store {
   virtual bool try_lead() = 0;
 
  protected:
+  // The latest round of every task (or of `only`), in one query.
+  virtual Result<std::map<std::string, TaskHead>> heads(const std::string* only) = 0;
   // Runs f in one transaction: committed when it returns ok, rolled back otherwise.
   virtual Status in_transaction(const std::function<Status()>& f) = 0;
   // Inside a transaction: locks the round against writers (SQLite: the write transaction itself;
