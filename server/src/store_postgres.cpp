@@ -52,6 +52,44 @@ CREATE INDEX devices_by_revocation ON devices(revoked_ms) WHERE revoked_ms IS NO
     R"sql(
 INSERT INTO meta(key, value) VALUES('changes', '0') ON CONFLICT(key) DO NOTHING;
 )sql",
+    // 4: a group commit in one statement (one round trip, one implicit transaction): the batch's round
+    // locks taken shared in key order, the items of open rounds inserted, and — only when some were not —
+    // the outcome of each of those by its 1-based position: 0 its round is not open, 2 the same submission
+    // is already there, 3 a different one is, 4 none is (removed meanwhile). Unlisted positions were written.
+    R"sql(
+CREATE FUNCTION pllm_insert_submissions(t TEXT[], r BIGINT[], d TEXT[], c BYTEA[], e BIGINT[], bv BIGINT[],
+                                        w FLOAT8[], s TEXT[], ms BIGINT[])
+RETURNS TABLE(pos BIGINT, outcome INT) LANGUAGE plpgsql AS $$
+DECLARE
+  wt TEXT[]; wr BIGINT[]; wd TEXT[];
+BEGIN
+  PERFORM pg_advisory_xact_lock_shared(k.key)
+    FROM (SELECT DISTINCT hashtextextended(x.task || '/' || x.id::text, 7272) AS key
+          FROM unnest(t, r) AS x(task, id) ORDER BY 1) k;
+  WITH ins AS (
+    INSERT INTO submissions(task, round, device, coeffs, examples, base_version, weight, stats, received_ms)
+    SELECT b.task, b.round, b.device, b.coeffs, b.examples, b.base_version, b.weight, b.stats, b.received_ms
+    FROM unnest(t, r, d, c, e, bv, w, s, ms) AS b(task, round, device, coeffs, examples, base_version, weight, stats, received_ms)
+    JOIN rounds o ON o.task = b.task AND o.id = b.round AND o.state = 'open'
+    ON CONFLICT DO NOTHING
+    RETURNING submissions.task, submissions.round, submissions.device)
+  SELECT array_agg(ins.task), array_agg(ins.round), array_agg(ins.device) INTO wt, wr, wd FROM ins;
+  IF coalesce(cardinality(wt), 0) = cardinality(t) THEN
+    RETURN;
+  END IF;
+  RETURN QUERY
+    SELECT b.pos, CASE WHEN o.id IS NULL THEN 0
+                       WHEN x.device IS NULL THEN 4
+                       WHEN x.coeffs = b.coeffs AND x.examples = b.examples AND x.base_version = b.base_version THEN 2
+                       ELSE 3 END
+    FROM unnest(t, r, d, c, e, bv) WITH ORDINALITY AS b(task, round, device, coeffs, examples, base_version, pos)
+    LEFT JOIN rounds o ON o.task = b.task AND o.id = b.round AND o.state = 'open'
+    LEFT JOIN submissions x ON x.task = b.task AND x.round = b.round AND x.device = b.device
+    WHERE NOT EXISTS (SELECT 1 FROM unnest(wt, wr, wd) AS v(task, round, device)
+                      WHERE v.task = b.task AND v.round = b.round AND v.device = b.device);
+END
+$$;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 constexpr int64_t kMigrationLock = 0x706c6c6d0001;  // "pllm" + 1: migrations, one replica at a time
@@ -354,80 +392,41 @@ Result<uint64_t> PostgresStore::count_submissions(const std::string& task, uint6
 }
 
 Result<std::vector<SubmissionWrite>> PostgresStore::insert_submissions(const std::vector<StoredSubmission>& batch) {
-  std::vector<SubmissionWrite> out;
-  Status st = transaction([&]() -> Status {
-    out.assign(batch.size(), SubmissionWrite::kRoundClosed);
-    // The batch's rounds, each under its shared round lock (a closing server takes it exclusively: it
-    // waits for this commit, and this waits for a closing that started first — then finds the round
-    // closed). Advisory locks live in PostgreSQL's lock table: no row is written to take them.
-    std::map<std::pair<std::string, uint64_t>, bool> open;
-    for (const StoredSubmission& x : batch) open.emplace(std::make_pair(x.task, x.round), false);
-    std::vector<std::string> tasks, ids;
-    for (const auto& [key, unused] : open) {
-      tasks.push_back(key.first);
-      ids.push_back(std::to_string(static_cast<int64_t>(key.second)));
+  // One statement (migration 4's function): the round locks shared — a closing server takes them
+  // exclusively, so it waits for this commit and this waits for a closing that started first, then finds
+  // the round closed — the insert of the items of open rounds, and the outcomes of the others. A single
+  // round trip: the commit cycle, not CPU, bounds a replica's throughput (bench/run_cluster_bench.sh).
+  std::vector<SubmissionWrite> out(batch.size(), SubmissionWrite::kWritten);
+  if (batch.empty()) return out;
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  std::vector<std::string> cols[9];
+  for (auto& c : cols) c.reserve(batch.size());
+  for (const StoredSubmission& x : batch) {
+    cols[0].push_back(x.task);
+    cols[1].push_back(*pg::u64(x.round));
+    cols[2].push_back(x.submission.device);
+    cols[3].push_back(*pg::bytea(pack(x.submission.coeffs)));
+    cols[4].push_back(*pg::u64(x.submission.examples));
+    cols[5].push_back(*pg::u64(x.submission.base_version));
+    cols[6].push_back(*pg::f64(x.submission.weight));
+    cols[7].push_back(x.stats_json);
+    cols[8].push_back(*pg::i64(x.received_ms));
+  }
+  std::vector<Param> params;
+  for (auto& c : cols) params.push_back(pg::array_literal(c));
+  auto r = c_->exec_prepared("insert_submissions", "SELECT pos, outcome FROM pllm_insert_submissions($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                             params);
+  if (!r) return r.status();
+  for (int i = 0; i < r->rows(); ++i) {
+    const uint64_t pos = r->u64(i, 0);
+    if (pos < 1 || pos > batch.size()) return corrupt("store: an outcome for position " + std::to_string(pos) + " of a batch of " + std::to_string(batch.size()));
+    switch (r->u64(i, 1)) {
+      case 0: out[pos - 1] = SubmissionWrite::kRoundClosed; break;
+      case 2: out[pos - 1] = SubmissionWrite::kSame; break;
+      case 3: out[pos - 1] = SubmissionWrite::kConflict; break;
+      default: return io_error("store: a submission neither written nor present");
     }
-    const Param task_array = pg::array_literal(tasks), id_array = pg::array_literal(ids);
-    auto locked = c_->exec_prepared("lock_rounds_shared",
-                                    "SELECT pg_advisory_xact_lock_shared(k) FROM (SELECT hashtextextended(b.task || '/' || b.id::text, 7272) AS k "
-                                    "FROM unnest($1::text[], $2::bigint[]) AS b(task, id) ORDER BY 1) s",
-                                    {task_array, id_array});
-    if (!locked) return locked.status();
-    auto r = c_->exec_prepared("open_rounds",
-                               "SELECT r.task, r.id FROM rounds r JOIN unnest($1::text[], $2::bigint[]) AS b(task, id) "
-                               "ON r.task=b.task AND r.id=b.id WHERE r.state='open'",
-                               {task_array, id_array});
-    if (!r) return r.status();
-    for (int i = 0; i < r->rows(); ++i) open[{r->text(i, 0), r->u64(i, 1)}] = true;
-    // The open ones in one insert of arrays (one prepared statement whatever the batch's size); a row
-    // already there (another server took the same device's submission) is compared afterwards.
-    std::vector<size_t> todo;
-    std::vector<std::string> cols[9];
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const StoredSubmission& x = batch[i];
-      if (!open[{x.task, x.round}]) continue;
-      todo.push_back(i);
-      cols[0].push_back(x.task);
-      cols[1].push_back(*pg::u64(x.round));
-      cols[2].push_back(x.submission.device);
-      cols[3].push_back(*pg::bytea(pack(x.submission.coeffs)));
-      cols[4].push_back(*pg::u64(x.submission.examples));
-      cols[5].push_back(*pg::u64(x.submission.base_version));
-      cols[6].push_back(*pg::f64(x.submission.weight));
-      cols[7].push_back(x.stats_json);
-      cols[8].push_back(*pg::i64(x.received_ms));
-    }
-    if (todo.empty()) return Status::ok();
-    std::vector<Param> params;
-    for (auto& c : cols) params.push_back(pg::array_literal(c));
-    auto ins = c_->exec_prepared(
-        "insert_submissions",
-        "INSERT INTO submissions(task,round,device,coeffs,examples,base_version,weight,stats,received_ms) "
-        "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::bigint[], $6::bigint[], $7::float8[], "
-        "$8::text[], $9::bigint[]) ON CONFLICT DO NOTHING RETURNING task, round, device",
-        params);
-    if (!ins) return ins.status();
-    std::map<std::tuple<std::string, uint64_t, std::string>, bool> written;
-    for (int i = 0; i < ins->rows(); ++i) written[{ins->text(i, 0), ins->u64(i, 1), ins->text(i, 2)}] = true;
-    for (size_t i : todo) {
-      const StoredSubmission& x = batch[i];
-      if (written.count({x.task, x.round, x.submission.device})) {
-        out[i] = SubmissionWrite::kWritten;
-        continue;
-      }
-      auto e = q("SELECT coeffs,examples,base_version FROM submissions WHERE task=$1 AND round=$2 AND device=$3",
-                 {x.task, pg::u64(x.round), x.submission.device});
-      if (!e) return e.status();
-      if (e->rows() != 1) return io_error("store: a submission neither written nor present");
-      auto coeffs = e->bytea(0, 0);
-      if (!coeffs) return coeffs.status();
-      const bool same = coeffs.value() == pack(x.submission.coeffs) && e->u64(0, 1) == x.submission.examples &&
-                        e->u64(0, 2) == x.submission.base_version;
-      out[i] = same ? SubmissionWrite::kSame : SubmissionWrite::kConflict;
-    }
-    return Status::ok();
-  });
-  if (!st) return st;
+  }
   return out;
 }
 
