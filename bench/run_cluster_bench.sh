@@ -2,8 +2,10 @@
 # Replicas on PostgreSQL against one server on SQLite, same machine, same run, same load generator:
 # accepted durable submissions/s and p99 (wrk, 64 TLS keep-alive connections, every request a new
 # submission, as bench/run_server_bench.sh) for SQLite on one server, then 1, 2 and 3 replicas on one
-# private PostgreSQL 15 behind HAProxy (TCP mode, TLS to the replicas); then the close latency of a
-# round of DEVICES submissions on SQLite and on the 3-replica cluster. Both stores fsync every commit.
+# private PostgreSQL 15 behind HAProxy (TCP mode, TLS to the replicas), then 1, 2 and 3 replicas sharing
+# one port with --reuse-port (the kernel spreads connections; no balancer process); then the close
+# latency of a round of DEVICES submissions on SQLite and on the 3-replica cluster. Both stores fsync
+# every commit. Everything shares this machine's cores: n replicas get max(1, 2/n) network threads each.
 # Medians over REPS; one row appended to bench/results/cluster_bench.jsonl.
 #   bench/run_cluster_bench.sh [BUILD_DIR] [REPS] [DURATION_S] [DEVICES]
 set -euo pipefail
@@ -28,9 +30,10 @@ conns=64; threads=2; tasks=400; tau=8; devices=640
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 admin_url=$("$pgsh" start "$work/pg")
 c() { curl -sS -k "$@"; }
-serve() {  # serve STORE PORT LOG
-  "$server_bin" --listen "127.0.0.1:$2" --tls-cert cert.pem --tls-key key.pem --store "$1" --admin-token-file admin \
-    --device-rate 0 --threads "${SERVER_THREADS:-2}" --durability full 2>>"$3" &
+serve() {  # serve STORE PORT LOG [THREADS [FLAGS...]]
+  local store=$1 port=$2 log=$3 n=${4:-2}; shift 3; shift || true
+  "$server_bin" --listen "127.0.0.1:$port" --tls-cert cert.pem --tls-key key.pem --store "$store" --admin-token-file admin \
+    --device-rate 0 --threads "$n" --durability full "$@" 2>>"$log" &
   pids+=($!)
 }
 balance() {  # balance LB_PORT PORT...
@@ -55,6 +58,18 @@ fresh_devices() {
   for _ in $(seq $devices); do c -X POST "$url/v1/enrol" -d '{"token":"'$et'"}' | sed -n 's/.*"credential":"\([^"]*\)".*/\1/p'; done > devices.txt
 }
 export BENCH_DEVICES="$work/devices.txt" BENCH_TASKS=$tasks BENCH_TAU=$tau BENCH_THREADS=$threads
+cpu_by_process() {  # CPU seconds (user + system) so far of every process, summed by command name
+  python3 -c '
+import collections, os
+t = collections.Counter()
+for p in filter(str.isdigit, os.listdir("/proc")):
+    try: s = open(f"/proc/{p}/stat").read()
+    except OSError: continue
+    name = s[s.index("(") + 1:s.rindex(")")].split("/")[0].split("-")[0].replace(" ", "_") or "?"
+    f = s[s.rindex(")") + 2:].split()
+    t[name] += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+for k, v in t.items(): print(k, v)'
+}
 measure() {  # measure NAME URL: REPS wrk runs, each with fresh devices
   local name=$1 url=$2
   prepare "$url"
@@ -62,7 +77,17 @@ measure() {  # measure NAME URL: REPS wrk runs, each with fresh devices
     fresh_devices "$url"
     sleep 0.5  # replicas see the new devices through the store on their first request anyway
     if [ -n "${PROFILE:-}" ]; then (sleep 1; top -b -n 2 -d 3 | awk '/^top -/{n++} n==2' | sed -n '7,16p' > "top.$r.txt") & top_pid=$!; fi
+    cpu_by_process > cpu0.txt
     line=$(wrk -t$threads -c$conns -d${duration}s -s "$root/bench/server/submit.lua" "$url" | grep RESULT)
+    cpu_by_process > cpu1.txt
+    # CPU µs per accepted submission of each process kind (wrk included): where the cores went.
+    line="$line $(python3 - "$line" cpu0.txt cpu1.txt <<'PY'
+import re, sys
+accepted = float(re.search(r"accepted=(\d+)", sys.argv[1]).group(1))
+a, b = ({k: float(v) for k, v in (l.split() for l in open(f))} for f in sys.argv[2:4])
+print(" ".join(f"cpu_us_{k}={(b[k] - a.get(k, 0)) * 1e6 / max(accepted, 1):.1f}" for k in sorted(b) if b[k] - a.get(k, 0) > 0.05))
+PY
+)"
     echo "$name rep $r: $line"; echo "$name|$line" >> results.txt
     if [ -n "${PROFILE:-}" ]; then wait "$top_pid"; cat "top.$r.txt"; fi
   done
@@ -75,13 +100,24 @@ stop_all
 # 2. 1, 2, 3 replicas on PostgreSQL behind HAProxy.
 for n in 1 2 3; do
   psql -X -q "$admin_url" -c "CREATE DATABASE pllm$n" >/dev/null
-  ports=(); for i in $(seq $n); do ports+=("$(free_port)"); serve "${admin_url%/*}/pllm$n" "${ports[-1]}" "pg$n.log"; done
+  t=$(( 2 / n > 1 ? 2 / n : 1 ))
+  ports=(); for i in $(seq $n); do ports+=("$(free_port)"); serve "${admin_url%/*}/pllm$n" "${ports[-1]}" "pg$n.log" "$t"; done
   for q in "${ports[@]}"; do wait_up "https://127.0.0.1:$q"; done
   lb=$(free_port); balance "$lb" "${ports[@]}"; wait_up "https://127.0.0.1:$lb"
   measure "postgresql x$n" "https://127.0.0.1:$lb"
   if [ "$n" = 3 ]; then
     python3 "$root/bench/server/close_latency.py" "https://127.0.0.1:$lb" "$token" close "$close_devices" | sed 's/^/postgresql x3 close|/' >> close.txt
   fi
+  stop_all
+done
+# 3. 1, 2, 3 replicas on PostgreSQL sharing one port (--reuse-port), no balancer.
+for n in 1 2 3; do
+  psql -X -q "$admin_url" -c "CREATE DATABASE rp$n" >/dev/null
+  t=$(( 2 / n > 1 ? 2 / n : 1 ))
+  p=$(free_port)
+  for i in $(seq $n); do serve "${admin_url%/*}/rp$n" "$p" "rp$n.log" "$t" --reuse-port; wait_up "https://127.0.0.1:$p"; done
+  sleep 0.5
+  measure "postgresql x$n reuse-port" "https://127.0.0.1:$p"
   stop_all
 done
 cat close.txt
@@ -98,6 +134,8 @@ for name, vs in runs.items():
     row["configs"][name] = {"reps": len(vs), "accepted_per_s": round(statistics.median([v["accepted"] / v["seconds"] for v in vs])),
                             "p50_ms": statistics.median([v["p50_ms"] for v in vs]), "p99_ms": statistics.median([v["p99_ms"] for v in vs]),
                             "other": sum(v["other"] for v in vs)}
+    cpu = {k[len("cpu_us_"):]: round(statistics.median([v.get(k, 0) for v in vs]), 1) for k in vs[0] if k.startswith("cpu_us_")}
+    row["configs"][name]["cpu_us_per_submission"] = {k: x for k, x in cpu.items() if x >= 1.0}
 base = row["configs"]["sqlite"]["accepted_per_s"]
 for name, c in row["configs"].items(): c["vs_sqlite"] = round(c["accepted_per_s"] / base, 3)
 for line in open(close):

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <sstream>
 
 #include "pocketllm/common/file_util.h"
 #include "pocketllm/common/json_util.h"
@@ -44,6 +45,8 @@ fine-tuning; the server aggregates rounds into a shared update log (docs/protoco
   --metrics WHO            who may read /metrics: loopback (default; the admin token from anywhere), admin, public
   --shutdown-grace S       seconds in-flight requests get after SIGTERM (default 5)
   --port-file FILE         write the bound port here once listening
+  --reuse-port             share the listen port with other replicas on this host (SO_REUSEPORT: the
+                           kernel spreads new connections over them; no balancer process in between)
   --log-format text|json   log lines as text (default) or one JSON object each: {"ts","level","msg",…}
   --access-log             one log line per request: request_id, method, route, status, ms, remote
                            (every reply carries X-Request-Id: the client's own or one made here)
@@ -74,11 +77,17 @@ Status parse_listen(const std::string& text, ServerConfig* c) {
   return Status::ok();
 }
 
+std::string shortest(double v) {
+  std::ostringstream o;
+  o << v;  // 0, 100000, 0.5 — not 0.000000
+  return o.str();
+}
+
 Status number(const std::string& key, const std::string& text, double lo, double hi, double* out) {
   char* end = nullptr;
   const double v = std::strtod(text.c_str(), &end);
   if (text.empty() || *end != '\0' || !std::isfinite(v) || v < lo || v > hi)
-    return bad(key + " must be a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + text + "'");
+    return bad(key + " must be a number in [" + shortest(lo) + ", " + shortest(hi) + "], got '" + text + "'");
   *out = v;
   return Status::ok();
 }
@@ -106,10 +115,11 @@ const NumericSetting kNumeric[] = {
     {"auth_failure_burst", 1, 1e6, [](ServerConfig* c, double v) { c->service.auth_failure_burst = v; }},
     {"snapshot_threads", 1, 64, [](ServerConfig* c, double v) { c->service.snapshot_threads = static_cast<int>(v); }},
     {"snapshot_queue", 1, 10000, [](ServerConfig* c, double v) { c->service.snapshot_queue = static_cast<size_t>(v); }},
+    {"commit_linger_us", 0, 100000, [](ServerConfig* c, double v) { c->service.commit_linger_us = static_cast<int>(v); }},
     {"checkpoint_every", 1, 1e9, [](ServerConfig* c, double v) { c->service.checkpoint_every = static_cast<uint64_t>(v); }},
 };
 const char* const kOther[] = {"listen", "tls_cert", "tls_key", "insecure", "store", "durability", "admin_token_file",
-                              "admin_token_sha256", "port_file", "metrics", "log_format", "access_log"};
+                              "admin_token_sha256", "port_file", "metrics", "log_format", "access_log", "reuse_port"};
 
 bool known_setting(const std::string& key) {
   for (const auto& n : kNumeric)
@@ -160,6 +170,9 @@ Status apply(const std::string& key, const std::string& value, ServerConfig* c) 
   } else if (key == "access_log") {
     if (value != "true" && value != "false") return bad("access-log must be true or false");
     c->http.access_log = value == "true";
+  } else if (key == "reuse_port") {
+    if (value != "true" && value != "false") return bad("reuse-port must be true or false");
+    c->http.reuse_port = value == "true";
   } else if (key == "metrics") {
     if (value == "loopback") c->service.metrics = MetricsExposure::kLoopback;
     else if (value == "admin") c->service.metrics = MetricsExposure::kAdmin;
@@ -215,6 +228,10 @@ Result<ServerConfig> parse_server_config(const std::vector<std::string>& args) {
     }
     if (a == "--access-log") {
       c.http.access_log = true;
+      continue;
+    }
+    if (a == "--reuse-port") {
+      c.http.reuse_port = true;
       continue;
     }
     if (a.rfind("--", 0) != 0) return bad("unexpected argument " + a + " (see --help)");

@@ -57,6 +57,18 @@ TEST_CASE("server config: file values, flags overriding them, and refusals", "[s
   REQUIRE(eq_form.is_ok());
   CHECK(eq_form->http.port == 0);
   CHECK_FALSE(eq_form->http.tls);
+  CHECK_FALSE(eq_form->http.reuse_port);
+  CHECK(eq_form->service.commit_linger_us == -1);  // the store's default
+  auto replica = parse_server_config({admin, "--insecure", "--reuse-port", "--commit-linger-us", "250"});
+  REQUIRE(replica.is_ok());
+  CHECK(replica->http.reuse_port);
+  CHECK(replica->service.commit_linger_us == 250);
+  CHECK(msg(parse_server_config({admin, "--insecure", "--commit-linger-us", "-1"})) == "commit_linger_us must be a number in [0, 100000], got '-1'");
+  std::ofstream(dir + "/replica.json") << R"({"reuse_port": true, "commit_linger_us": 0})";
+  auto from_file = parse_server_config({admin, "--insecure", "--config", dir + "/replica.json"});
+  REQUIRE(from_file.is_ok());
+  CHECK(from_file->http.reuse_port);
+  CHECK(from_file->service.commit_linger_us == 0);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }

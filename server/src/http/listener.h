@@ -32,6 +32,7 @@ class Listener {
     const tcp::endpoint endpoint(address, o.port);
     acceptor_.open(endpoint.protocol(), ec);
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && o.reuse_port) acceptor_.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return io_error("cannot listen on " + o.address + ":" + std::to_string(o.port) + ": " + ec.message());

@@ -25,6 +25,9 @@ struct HttpServerOptions {
   int unauthenticated_idle_ms = 2000; // keep-alive wait of a connection that has made no authenticated request
   int shutdown_grace_ms = 5000;      // in-flight requests get this long after SIGTERM
   std::string port_file;             // written (atomically) with the bound port once listening
+  // SO_REUSEPORT: replicas on one host listen on the same port and the kernel spreads new connections
+  // over them (each replica must set it; a replica that dies leaves the others serving).
+  bool reuse_port = false;
   std::function<void(const std::string&)> log;
   // One line per request (a JSON object: request_id, method, route, status, ms, remote) through `log`.
   // Every reply carries X-Request-Id: the client's own (up to 64 of [A-Za-z0-9._-]) or one made here.
