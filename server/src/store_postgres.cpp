@@ -121,6 +121,7 @@ class PostgresStore final : public Store {
   Result<std::vector<StoredDevice>> load_devices() override;
   Result<StoredDevice> load_device(const std::string& id) override;
   Result<std::vector<std::string>> revoked_since(int64_t since_ms) override;
+  Result<std::pair<uint64_t, uint64_t>> count_devices() override;
   bool try_lead() override;
 
  private:
@@ -514,6 +515,13 @@ Result<std::vector<std::string>> PostgresStore::revoked_since(int64_t since_ms) 
   std::vector<std::string> out;
   for (int i = 0; i < r->rows(); ++i) out.push_back(r->text(i, 0));
   return out;
+}
+
+Result<std::pair<uint64_t, uint64_t>> PostgresStore::count_devices() {
+  POCKETLLM_RETURN_IF_ERROR(connected());
+  auto r = q("SELECT COUNT(*) - COUNT(revoked_ms), COUNT(revoked_ms) FROM devices");
+  if (!r) return r.status();
+  return std::make_pair(r->u64(0, 0), r->u64(0, 1));
 }
 
 }  // namespace

@@ -122,6 +122,7 @@ class SqliteStore final : public Store {
   Result<std::vector<StoredDevice>> load_devices() override;
   Result<StoredDevice> load_device(const std::string& id) override;
   Result<std::vector<std::string>> revoked_since(int64_t since_ms) override;
+  Result<std::pair<uint64_t, uint64_t>> count_devices() override;
   bool try_lead() override { return true; }
 
  private:
@@ -497,6 +498,13 @@ Result<std::vector<std::string>> SqliteStore::revoked_since(int64_t since_ms) {
   while ((rc = s.step()) == SQLITE_ROW) out.push_back(s.col_text(0));
   if (rc != SQLITE_DONE) return s.error("revoked devices");
   return out;
+}
+
+Result<std::pair<uint64_t, uint64_t>> SqliteStore::count_devices() {
+  Stmt s(db_, "SELECT COUNT(*) - COUNT(revoked_ms), COUNT(revoked_ms) FROM devices");
+  if (!s.ok()) return s.error("count devices");
+  if (s.step() != SQLITE_ROW) return s.error("count devices");
+  return std::make_pair(s.col_u64(0), s.col_u64(1));
 }
 
 Result<std::map<std::string, TaskHead>> SqliteStore::heads(const std::string* task) {

@@ -99,8 +99,14 @@ HttpResponse Service::ui_page() {
 
 HttpResponse Service::ui_status() {
   std::lock_guard<std::mutex> lock(mu_);
-  size_t revoked = 0;
+  // Replicas: what the store holds (every replica's enrolments and submissions), not what this one saw.
+  std::unique_lock<std::mutex> store_lock(store_mu_, std::defer_lock);
+  if (store_->shared()) store_lock.lock();
+  uint64_t revoked = 0, active = 0;
   for (const auto& [id, d] : devices_) revoked += d.revoked;
+  active = devices_.size() - revoked;
+  if (store_->shared())
+    if (auto counts = store_->count_devices()) std::tie(active, revoked) = counts.value();
   json tasks = json::array();
   for (auto& [id, t] : tasks_) {
     const auto& all = t->rounds.rounds();
@@ -109,6 +115,8 @@ HttpResponse Service::ui_status() {
       const Round& r = all[i];
       json row = {{"round", r.id}, {"state", round_state_name(r.state)}, {"submissions", r.submission_count()},
                   {"late", 0}, {"dropouts", nullptr}, {"loss", nullptr}};
+      if (store_->shared() && r.state == RoundState::kOpen)
+        if (auto n = store_->count_submissions(id, r.id)) row["submissions"] = n.value();
       if (auto a = t->activity.find(r.id); a != t->activity.end()) {
         row["late"] = a->second.late;
         if (a->second.loss_count) row["loss"] = a->second.loss_sum / static_cast<double>(a->second.loss_count);
@@ -131,7 +139,7 @@ HttpResponse Service::ui_status() {
   }
   json out = {{"server_time_ms", now_ms()}, {"store", store_->describe()},
               {"leading", store_->shared() ? json(leading_ == 1) : json(nullptr)},
-              {"devices", {{"active", devices_.size() - revoked}, {"revoked", revoked}}}, {"tasks", tasks}};
+              {"devices", {{"active", active}, {"revoked", revoked}}}, {"tasks", tasks}};
   HttpResponse r = json_response(200, out);
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;

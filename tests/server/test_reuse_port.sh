@@ -46,6 +46,13 @@ submit() {  # every device submits to round 1; prints the HTTP codes
 }
 head -20 creds.txt | submit > codes1.txt
 check "20 devices submitted through either replica (201 each)" '[ "$(grep -c "^201$" codes1.txt)" = 20 ]'
+status() {  # the status page's data from whichever replica a new connection reaches: "submissions active"
+  c -H "Authorization: Bearer $(cat admin)" "$url/ui/status.json" |
+    python3 -c 'import json,sys; s=json.load(sys.stdin); r=[x for x in s["tasks"][0]["rounds"] if x["round"]==1][0]; print(r["submissions"], s["devices"]["active"])'
+}
+for i in 1 2 3 4 5 6; do status; done > status.txt
+check "every replica's status page counts all 20 submissions and 40 devices (the store's, not its own)" \
+  '[ "$(sort -u status.txt)" = "20 40" ]'
 kill -9 "${pids[0]}"; sleep 0.3
 tail -20 creds.txt | submit > codes2.txt
 check "after kill -9 of one replica every new connection is served by the other (20 x 201)" '[ "$(grep -c "^201$" codes2.txt)" = 20 ]'

@@ -128,6 +128,23 @@ TEST_CASE("store: a locked close reads the committed submissions and writes the 
   CHECK(rounds.value()[0].released_count == 2);
 }
 
+TEST_CASE("store: enrolment uses a token once per device, revocation is counted, devices are counted", "[server][store]") {
+  OpenStore o;
+  REQUIRE(o.s->insert_enrol_token("tok", 2, 10'000, 1000));
+  REQUIRE(o.s->enrol_device("tok", {"d1", "s1", 1000, false, "tok"}, 1100));
+  REQUIRE(o.s->enrol_device("tok", {"d2", "s2", 1000, false, "tok"}, 1200));
+  CHECK(o.s->enrol_device("tok", {"d3", "s3", 1000, false, "tok"}, 1300).code() == StatusCode::kNotFound);  // used up
+  auto counts = o.s->count_devices();
+  REQUIRE(counts);
+  CHECK(counts.value() == std::make_pair(uint64_t{2}, uint64_t{0}));
+  REQUIRE(o.s->revoke_device("d2", 1400));
+  counts = o.s->count_devices();
+  REQUIRE(counts);
+  CHECK(counts.value() == std::make_pair(uint64_t{1}, uint64_t{1}));
+  CHECK(o.s->revoked_since(1400).value() == std::vector<std::string>{"d2"});
+  CHECK(o.s->revoked_since(1401).value().empty());
+}
+
 TEST_CASE("store: schema migrations bring an old SQLite store up to date and a newer one is refused", "[server][store]") {
   const std::string dir = temp_dir("migrate");
   const std::string path = dir + "/old.db";

@@ -134,6 +134,8 @@ class Store {
   virtual Result<StoredDevice> load_device(const std::string& id) = 0;
   // Devices revoked at or after `since_ms` (replicas: revoked through another server).
   virtual Result<std::vector<std::string>> revoked_since(int64_t since_ms) = 0;
+  // How many devices the store holds: {active, revoked} (replicas: those enrolled anywhere).
+  virtual Result<std::pair<uint64_t, uint64_t>> count_devices() = 0;
 
   // Leadership among replicas: whether this server closes rounds. A shared store grants it to one
   // connection at a time (a PostgreSQL advisory lock, released when that server dies); SQLite always.
