@@ -213,7 +213,8 @@ Service::Reply Service::submit(const std::string& task, const std::string& round
     pending_[key].push_back(std::move(done));
     {
       std::lock_guard<std::mutex> qlock(queue_mu_);
-      queue_.push_back(StoredSubmission{task, round_id, r.submissions.at(device), stats, now_ms()});
+      queue_.push_back(StoredSubmission{task, round_id, r.submissions.at(device), stats, now_ms(), devices_[device].token_sha256,
+                                        t.spec.max_per_token});
     }
     queue_cv_.notify_one();
     return std::nullopt;

@@ -129,15 +129,26 @@ void Service::committer_loop(Store* own) {
         pending_.erase(key);
         auto it = tasks_.find(x.task);
         const SubmissionWrite w = saved ? written.value()[b] : SubmissionWrite::kWritten;
-        if (!saved || w == SubmissionWrite::kConflict || w == SubmissionWrite::kRoundClosed) {
+        if (!saved || w == SubmissionWrite::kConflict || w == SubmissionWrite::kRoundClosed || w == SubmissionWrite::kTokenCap) {
           if (it != tasks_.end()) it->second->rounds.withdraw(x.round, x.submission.device);
-          HttpResponse refusal =
-              !saved ? submission_reply(503, x, 0)
-              : w == SubmissionWrite::kConflict
-                  ? error(protocol::ErrorCode::kConflictingResubmission, "another server holds a different submission of this device for this round")
-                  : error(protocol::ErrorCode::kRoundClosed, "round " + std::to_string(x.round) + " closed before the submission was saved");
+          HttpResponse refusal;
+          std::string counted;
+          if (!saved) {
+            refusal = submission_reply(503, x, 0);
+            counted = "store_unavailable";
+          } else if (w == SubmissionWrite::kConflict) {
+            refusal = error(protocol::ErrorCode::kConflictingResubmission, "another server holds a different submission of this device for this round");
+            counted = "conflicting_resubmission";
+          } else if (w == SubmissionWrite::kTokenCap) {
+            refusal = error(protocol::ErrorCode::kTokenCap, "round " + std::to_string(x.round) + " already holds " + std::to_string(x.max_per_token) +
+                                                                " submissions from devices of this device's enrolment token (the task's max_per_token)");
+            counted = protocol::error_code_name(protocol::ErrorCode::kTokenCap);
+          } else {
+            refusal = error(protocol::ErrorCode::kRoundClosed, "round " + std::to_string(x.round) + " closed before the submission was saved");
+            counted = "round_closed";
+          }
           refusal.route = "/v1/tasks/{task}/rounds/{round}/submissions";
-          metrics_.count_submission(!saved ? "store_unavailable" : w == SubmissionWrite::kConflict ? "conflicting_resubmission" : "round_closed");
+          metrics_.count_submission(counted);
           for (size_t i = 0; i < waiters.size(); ++i) replies.emplace_back(std::move(waiters[i]), refusal);
           continue;
         }

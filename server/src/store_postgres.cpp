@@ -90,6 +90,68 @@ BEGIN
 END
 $$;
 )sql",
+    // 5: the Sybil cap across replicas. A batch item may carry its device's enrolment token (hashed) and
+    // the task's max_per_token: items of a (round, token) with a cap take that pair's lock exclusively
+    // (after the round locks, both in key order: no deadlock), count the round's submissions from the
+    // token's devices already stored, and beyond the cap are refused (outcome 5) instead of inserted. A
+    // device already holding a submission in the round is not counted again.
+    R"sql(
+CREATE INDEX device_tokens_by_token ON device_tokens(token_sha256);
+DROP FUNCTION pllm_insert_submissions(TEXT[], BIGINT[], TEXT[], BYTEA[], BIGINT[], BIGINT[], FLOAT8[], TEXT[], BIGINT[]);
+CREATE FUNCTION pllm_insert_submissions(t TEXT[], r BIGINT[], d TEXT[], c BYTEA[], e BIGINT[], bv BIGINT[],
+                                        w FLOAT8[], s TEXT[], ms BIGINT[], tok TEXT[], cap BIGINT[])
+RETURNS TABLE(pos BIGINT, outcome INT) LANGUAGE plpgsql AS $$
+DECLARE
+  wt TEXT[]; wr BIGINT[]; wd TEXT[]; capped BIGINT[] := '{}';
+BEGIN
+  PERFORM pg_advisory_xact_lock_shared(k.key)
+    FROM (SELECT DISTINCT hashtextextended(x.task || '/' || x.id::text, 7272) AS key
+          FROM unnest(t, r) AS x(task, id) ORDER BY 1) k;
+  IF EXISTS (SELECT 1 FROM unnest(cap, tok) AS x(cap, tok) WHERE x.cap > 0 AND x.tok <> '') THEN
+    PERFORM pg_advisory_xact_lock(k.key)
+      FROM (SELECT DISTINCT hashtextextended(x.task || '/' || x.id::text || '/' || x.tok, 7273) AS key
+            FROM unnest(t, r, tok, cap) AS x(task, id, tok, cap) WHERE x.cap > 0 AND x.tok <> '' ORDER BY 1) k;
+    WITH b AS (
+      SELECT u.* FROM unnest(t, r, d, tok, cap) WITH ORDINALITY AS u(task, round, device, tok, cap, pos)
+      WHERE u.cap > 0 AND u.tok <> ''
+        AND NOT EXISTS (SELECT 1 FROM submissions x WHERE x.task = u.task AND x.round = u.round AND x.device = u.device)),
+    held AS (
+      SELECT g.task, g.round, g.tok,
+             (SELECT count(*) FROM device_tokens dt JOIN submissions x ON x.device = dt.device
+              WHERE dt.token_sha256 = g.tok AND x.task = g.task AND x.round = g.round) AS n
+      FROM (SELECT DISTINCT b.task, b.round, b.tok FROM b) g),
+    ranked AS (
+      SELECT b.pos, b.cap, held.n + row_number() OVER (PARTITION BY b.task, b.round, b.tok ORDER BY b.pos) AS nth
+      FROM b JOIN held ON held.task = b.task AND held.round = b.round AND held.tok = b.tok)
+    SELECT coalesce(array_agg(ranked.pos), '{}') INTO capped FROM ranked WHERE ranked.nth > ranked.cap;
+  END IF;
+  WITH ins AS (
+    INSERT INTO submissions(task, round, device, coeffs, examples, base_version, weight, stats, received_ms)
+    SELECT b.task, b.round, b.device, b.coeffs, b.examples, b.base_version, b.weight, b.stats, b.received_ms
+    FROM unnest(t, r, d, c, e, bv, w, s, ms) WITH ORDINALITY
+         AS b(task, round, device, coeffs, examples, base_version, weight, stats, received_ms, pos)
+    JOIN rounds o ON o.task = b.task AND o.id = b.round AND o.state = 'open'
+    WHERE NOT (b.pos = ANY(capped))
+    ON CONFLICT DO NOTHING
+    RETURNING submissions.task, submissions.round, submissions.device)
+  SELECT array_agg(ins.task), array_agg(ins.round), array_agg(ins.device) INTO wt, wr, wd FROM ins;
+  IF coalesce(cardinality(wt), 0) = cardinality(t) THEN
+    RETURN;
+  END IF;
+  RETURN QUERY
+    SELECT b.pos, CASE WHEN o.id IS NULL THEN 0
+                       WHEN b.pos = ANY(capped) THEN 5
+                       WHEN x.device IS NULL THEN 4
+                       WHEN x.coeffs = b.coeffs AND x.examples = b.examples AND x.base_version = b.base_version THEN 2
+                       ELSE 3 END
+    FROM unnest(t, r, d, c, e, bv) WITH ORDINALITY AS b(task, round, device, coeffs, examples, base_version, pos)
+    LEFT JOIN rounds o ON o.task = b.task AND o.id = b.round AND o.state = 'open'
+    LEFT JOIN submissions x ON x.task = b.task AND x.round = b.round AND x.device = b.device
+    WHERE NOT EXISTS (SELECT 1 FROM unnest(wt, wr, wd) AS v(task, round, device)
+                      WHERE v.task = b.task AND v.round = b.round AND v.device = b.device);
+END
+$$;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 constexpr int64_t kMigrationLock = 0x706c6c6d0001;  // "pllm" + 1: migrations, one replica at a time
@@ -400,7 +462,7 @@ Result<std::vector<SubmissionWrite>> PostgresStore::insert_submissions(const std
   std::vector<SubmissionWrite> out(batch.size(), SubmissionWrite::kWritten);
   if (batch.empty()) return out;
   POCKETLLM_RETURN_IF_ERROR(connected());
-  std::vector<std::string> cols[9];
+  std::vector<std::string> cols[11];
   for (auto& c : cols) c.reserve(batch.size());
   for (const StoredSubmission& x : batch) {
     cols[0].push_back(x.task);
@@ -412,10 +474,12 @@ Result<std::vector<SubmissionWrite>> PostgresStore::insert_submissions(const std
     cols[6].push_back(*pg::f64(x.submission.weight));
     cols[7].push_back(x.stats_json);
     cols[8].push_back(*pg::i64(x.received_ms));
+    cols[9].push_back(x.max_per_token ? x.token_sha256 : std::string());
+    cols[10].push_back(*pg::u64(x.max_per_token));
   }
   std::vector<Param> params;
   for (auto& c : cols) params.push_back(pg::array_literal(c));
-  auto r = c_->exec_prepared("insert_submissions", "SELECT pos, outcome FROM pllm_insert_submissions($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+  auto r = c_->exec_prepared("insert_submissions", "SELECT pos, outcome FROM pllm_insert_submissions($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                              params);
   if (!r) return r.status();
   for (int i = 0; i < r->rows(); ++i) {
@@ -425,6 +489,7 @@ Result<std::vector<SubmissionWrite>> PostgresStore::insert_submissions(const std
       case 0: out[pos - 1] = SubmissionWrite::kRoundClosed; break;
       case 2: out[pos - 1] = SubmissionWrite::kSame; break;
       case 3: out[pos - 1] = SubmissionWrite::kConflict; break;
+      case 5: out[pos - 1] = SubmissionWrite::kTokenCap; break;
       default: return io_error("store: a submission neither written nor present");
     }
   }

@@ -53,6 +53,19 @@ status() {  # the status page's data from whichever replica a new connection rea
 for i in 1 2 3 4 5 6; do status; done > status.txt
 check "every replica's status page counts all 20 submissions and 40 devices (the store's, not its own)" \
   '[ "$(sort -u status.txt)" = "20 40" ]'
+# The Sybil cap across replicas: all 40 devices came with one enrolment token; a task taking at most 3
+# of them per round admits exactly 3 whichever replicas the 10 submissions reach.
+c -H "Authorization: Bearer $(cat admin)" -X POST "$url/v1/admin/tasks" \
+  -d '{"id":"capped","base_model_id":"'"$model"'","tau":2,"round_seconds":3600,"min_submissions":1,"max_per_token":3}' > capped.json
+sleep 0.3  # the other replica loads the task on its next tick (or at the first request for it)
+head -10 creds.txt | while read -r cred; do
+  c -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $cred" -X POST "$url/v1/tasks/capped/rounds/1/submissions" \
+    -d '{"coeffs":[0.5,-0.25],"examples":2,"base_version":0}'
+done > capped_codes.txt
+check "max_per_token 3 holds across both replicas: 3 of 10 devices of one token get 201, the rest 403 token_cap" \
+  '[ "$(grep -c "^201$" capped_codes.txt)" = 3 ] && [ "$(grep -c "^403$" capped_codes.txt)" = 7 ]'
+check "the store holds 3 submissions of the capped round" \
+  '[ "$(psql -X -qtA "$store" -c "SELECT count(*) FROM submissions WHERE task = '"'capped'"' AND round = 1")" = 3 ]'
 kill -9 "${pids[0]}"; sleep 0.3
 tail -20 creds.txt | submit > codes2.txt
 check "after kill -9 of one replica every new connection is served by the other (20 x 201)" '[ "$(grep -c "^201$" codes2.txt)" = 20 ]'

@@ -145,6 +145,35 @@ TEST_CASE("store: enrolment uses a token once per device, revocation is counted,
   CHECK(o.s->revoked_since(1401).value().empty());
 }
 
+TEST_CASE("store: a shared store holds a round to max_per_token devices of one enrolment token", "[server][store]") {
+  OpenStore o;
+  REQUIRE(o.s->insert_task({"t", "{}", 7, 1000, 0}, open_round(1, 0)));
+  REQUIRE(o.s->insert_enrol_token("tokA", 10, 10'000, 1000));
+  REQUIRE(o.s->insert_enrol_token("tokB", 10, 10'000, 1000));
+  for (const char* d : {"a1", "a2", "a3", "a4"}) REQUIRE(o.s->enrol_device("tokA", {d, "s", 1000, false, "tokA"}, 1100));
+  REQUIRE(o.s->enrol_device("tokB", {"b1", "s", 1000, false, "tokB"}, 1100));
+  auto capped = [](StoredSubmission x, const std::string& token) {
+    x.token_sha256 = token;
+    x.max_per_token = 2;
+    return x;
+  };
+  using W = SubmissionWrite;
+  const W over = o.s->shared() ? W::kTokenCap : W::kWritten;  // SQLite: the one server's memory enforces it
+  auto w = o.s->insert_submissions({capped(sub("a1", 1, 0.5f), "tokA"), capped(sub("a2", 1, 0.5f), "tokA"),
+                                    capped(sub("a3", 1, 0.5f), "tokA"), capped(sub("b1", 1, 0.5f), "tokB")});
+  REQUIRE(w);
+  CHECK(w.value() == std::vector<W>{W::kWritten, W::kWritten, over, W::kWritten});
+  // Another batch (another server): a1 again is the same submission, not a third device; a4 is over.
+  auto again = o.s->insert_submissions({capped(sub("a1", 1, 0.5f), "tokA"), capped(sub("a4", 1, 0.5f), "tokA")});
+  REQUIRE(again);
+  CHECK(again.value() == std::vector<W>{W::kSame, over});
+  // Without a cap the same device goes in (on SQLite it already did).
+  auto free = o.s->insert_submissions({sub("a4", 1, 0.5f)});
+  REQUIRE(free);
+  CHECK(free.value() == std::vector<W>{o.s->shared() ? W::kWritten : W::kSame});
+  CHECK(o.s->count_submissions("t", 1).value() == (o.s->shared() ? 4u : 5u));
+}
+
 TEST_CASE("store: schema migrations bring an old SQLite store up to date and a newer one is refused", "[server][store]") {
   const std::string dir = temp_dir("migrate");
   const std::string path = dir + "/old.db";

@@ -39,13 +39,19 @@ struct StoredSubmission {
   Submission submission;
   std::string stats_json;  // loss statistics the device reported
   int64_t received_ms = 0;
+  // The task's Sybil cap: the round takes at most max_per_token devices enrolled with the device's token
+  // (token_sha256; 0: no cap). A shared store enforces it across servers when writing (kTokenCap); a
+  // single server's memory already did, and SQLite ignores it.
+  std::string token_sha256;
+  uint32_t max_per_token = 0;
 };
 
 enum class Durability { kFull, kNormal };  // fsync at every commit / WAL-only (survives process crashes)
 
 // What became of one submission of a batch: written, or found already there (the same scalars or
-// different ones, from another server of a cluster), or refused because its round is closed in the store.
-enum class SubmissionWrite { kWritten, kSame, kConflict, kRoundClosed };
+// different ones, from another server of a cluster), or refused because its round is closed in the store
+// or (a shared store) the round already holds max_per_token submissions from its enrolment token.
+enum class SubmissionWrite { kWritten, kSame, kConflict, kRoundClosed, kTokenCap };
 
 // A round's state in the store at a glance: what a replica compares with its memory to see whether
 // another server changed the task (a round closed, extended or opened; the log grew).
