@@ -94,10 +94,10 @@ $$;
     // the task's max_per_token: items of a (round, token) with a cap take that pair's lock exclusively
     // (after the round locks, both in key order: no deadlock), count the round's submissions from the
     // token's devices already stored, and beyond the cap are refused (outcome 5) instead of inserted. A
-    // device already holding a submission in the round is not counted again.
+    // device already holding a submission in the round is not counted again. Migration 4's nine-argument
+    // function stays beside it: replicas of the previous release keep committing during a rolling upgrade.
     R"sql(
 CREATE INDEX device_tokens_by_token ON device_tokens(token_sha256);
-DROP FUNCTION pllm_insert_submissions(TEXT[], BIGINT[], TEXT[], BYTEA[], BIGINT[], BIGINT[], FLOAT8[], TEXT[], BIGINT[]);
 CREATE FUNCTION pllm_insert_submissions(t TEXT[], r BIGINT[], d TEXT[], c BYTEA[], e BIGINT[], bv BIGINT[],
                                         w FLOAT8[], s TEXT[], ms BIGINT[], tok TEXT[], cap BIGINT[])
 RETURNS TABLE(pos BIGINT, outcome INT) LANGUAGE plpgsql AS $$

@@ -66,6 +66,11 @@ check "max_per_token 3 holds across both replicas: 3 of 10 devices of one token 
   '[ "$(grep -c "^201$" capped_codes.txt)" = 3 ] && [ "$(grep -c "^403$" capped_codes.txt)" = 7 ]'
 check "the store holds 3 submissions of the capped round" \
   '[ "$(psql -X -qtA "$store" -c "SELECT count(*) FROM submissions WHERE task = '"'capped'"' AND round = 1")" = 3 ]'
+# A replica of the previous release (schema 4) calls the nine-argument commit: it still works on this
+# schema (rolling upgrades), without the cap.
+psql -X -qtA "$store" -c "SELECT count(*) FROM pllm_insert_submissions('{capped}', '{1}', '{legacy-device}', '{\"\\\\\\\\x0000003f\"}', '{2}', '{0}', '{1}', '{\"{}\"}', '{0}')" > legacy.txt 2>&1
+check "the previous release's group commit still works on this schema (rolling upgrade)" \
+  '[ "$(cat legacy.txt)" = 0 ] && [ "$(psql -X -qtA "$store" -c "SELECT count(*) FROM submissions WHERE task = '"'capped'"' AND device = '"'legacy-device'"'")" = 1 ]'
 kill -9 "${pids[0]}"; sleep 0.3
 tail -20 creds.txt | submit > codes2.txt
 check "after kill -9 of one replica every new connection is served by the other (20 x 201)" '[ "$(grep -c "^201$" codes2.txt)" = 20 ]'
