@@ -119,4 +119,20 @@ pllm_status pllm_export(const char* run_dir, const char* out_dir) {
   });
 }
 
+pllm_status pllm_export_as(const char* run_dir, const char* out, const char* format, const char* type) {
+  return guarded([&] {
+    if (!run_dir || !out) return fail(PLLM_ERR_INVALID_ARGUMENT, "run_dir and out are required");
+    pocketllm::ExportFormat f;
+    const std::string name = format ? format : "hf";
+    if (name != "hf" && name != "gguf" && name != "peft") return fail(PLLM_ERR_INVALID_ARGUMENT, "format must be hf, gguf or peft, not '" + name + "'");
+    f.gguf = name == "gguf";
+    f.peft = name == "peft";
+    if (type && (!f.gguf || !pocketllm::parse_gguf_type(type, &f.gguf_type)))
+      return fail(PLLM_ERR_INVALID_ARGUMENT, "type needs format gguf and is one of f32, f16, bf16, q8_0, q4_0");
+    auto step = pocketllm::export_run(run_dir, out, 0, f);
+    if (!step) return fail(step.status());
+    return PLLM_OK;
+  });
+}
+
 }  // extern "C"

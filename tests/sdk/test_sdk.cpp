@@ -647,6 +647,31 @@ TEST_CASE("a LoRA session through the C ABI trains adapters in place, and an old
   // The snapshot holds the adapters alone: kilobytes.
   CHECK(fs::file_size(dir + "/run/snapshot.safetensors") < 16 * 1024);
 
+  // Export through the C ABI: the adapters as a PEFT directory, and the merged model, which scores what
+  // the trained model in memory scores.
+  const double trained = eval_loss(h.m, dir + "/train.txt");
+  REQUIRE(pllm_export_as((dir + "/run").c_str(), (dir + "/peft").c_str(), "peft", nullptr) == PLLM_OK);
+  const auto config = nlohmann::json::parse(std::ifstream(dir + "/peft/adapter_config.json"));
+  CHECK(config["r"] == 2);
+  CHECK(config["peft_type"] == "LORA");
+  std::ifstream st(dir + "/peft/adapter_model.safetensors", std::ios::binary);
+  uint64_t header_len = 0;
+  st.read(reinterpret_cast<char*>(&header_len), 8);
+  REQUIRE(header_len < 1 << 20);
+  std::string header(header_len, '\0');
+  st.read(header.data(), static_cast<std::streamsize>(header_len));
+  CHECK(header.find("lora_A.weight") != std::string::npos);
+  CHECK(header.find("lora_B.weight") != std::string::npos);
+  CHECK(fs::file_size(dir + "/peft/adapter_model.safetensors") < 16 * 1024);
+  REQUIRE(pllm_export_as((dir + "/run").c_str(), (dir + "/merged").c_str(), nullptr, nullptr) == PLLM_OK);
+  ModelHandle merged;
+  merged.m = load(dir + "/merged");
+  CHECK(eval_loss(merged.m, dir + "/train.txt") == Approx(trained).epsilon(1e-5));
+  CHECK(pllm_export_as((dir + "/run").c_str(), (dir + "/x").c_str(), "onnx", nullptr) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(pllm_last_error()).find("hf, gguf or peft") != std::string::npos);
+  CHECK(pllm_export_as((dir + "/run").c_str(), (dir + "/x").c_str(), "hf", "q8_0") == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_export_as((dir + "/run").c_str(), (dir + "/x").c_str(), "gguf", "q3_k") == PLLM_ERR_INVALID_ARGUMENT);
+
   // A caller built against the 0.2.0 header passes the shorter struct: no adapters, the old default set.
   ModelHandle old;
   old.m = load(dir);

@@ -257,6 +257,11 @@ PLLM_API void pllm_session_free(pllm_session* session);
 
 /* Writes a run's fine-tuned model as a Hugging Face directory (safetensors, config, tokenizer). LONG. */
 PLLM_API pllm_status pllm_export(const char* run_dir, const char* out_dir);
+/* The same in a chosen format (appended after 0.2.0). format: NULL or "hf" (as pllm_export), "gguf" (one
+ * file at `out`; type: NULL or "f32", "f16", "bf16", "q8_0", "q4_0" for its 2-D weights), or "peft" (the
+ * run's LoRA adapters alone as a Hugging Face PEFT directory: adapter_config.json and
+ * adapter_model.safetensors, kilobytes, for runs that trained adapters only). LONG. */
+PLLM_API pllm_status pllm_export_as(const char* run_dir, const char* out, const char* format, const char* type);
 
 /* ---- private examples ---------------------------------------------------------------------------
  * An app collects the user's examples in memory and writes them (JSONL, created with mode 0600,
