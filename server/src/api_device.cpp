@@ -213,8 +213,9 @@ Service::Reply Service::submit(const std::string& task, const std::string& round
     pending_[key].push_back(std::move(done));
     {
       std::lock_guard<std::mutex> qlock(queue_mu_);
-      queue_.push_back(StoredSubmission{task, round_id, r.submissions.at(device), stats, now_ms(), devices_[device].token_sha256,
-                                        t.spec.max_per_token});
+      // The enrolment token rides along only for a capped task (a shared store enforces the cap).
+      queue_.push_back(StoredSubmission{task, round_id, r.submissions.at(device), stats, now_ms(),
+                                        t.spec.max_per_token ? devices_[device].token_sha256 : std::string(), t.spec.max_per_token});
     }
     queue_cv_.notify_one();
     return std::nullopt;

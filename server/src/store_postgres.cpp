@@ -455,10 +455,11 @@ Result<uint64_t> PostgresStore::count_submissions(const std::string& task, uint6
 }
 
 Result<std::vector<SubmissionWrite>> PostgresStore::insert_submissions(const std::vector<StoredSubmission>& batch) {
-  // One statement (migration 4's function): the round locks shared — a closing server takes them
+  // One statement (migration 5's function): the round locks shared — a closing server takes them
   // exclusively, so it waits for this commit and this waits for a closing that started first, then finds
-  // the round closed — the insert of the items of open rounds, and the outcomes of the others. A single
-  // round trip: the commit cycle, not CPU, bounds a replica's throughput (bench/run_cluster_bench.sh).
+  // the round closed — the Sybil cap of capped items, the insert of the items of open rounds, and the
+  // outcomes of the others. A single round trip: the commit cycle, not CPU, bounds a replica's
+  // throughput (bench/run_cluster_bench.sh).
   std::vector<SubmissionWrite> out(batch.size(), SubmissionWrite::kWritten);
   if (batch.empty()) return out;
   POCKETLLM_RETURN_IF_ERROR(connected());
@@ -474,7 +475,7 @@ Result<std::vector<SubmissionWrite>> PostgresStore::insert_submissions(const std
     cols[6].push_back(*pg::f64(x.submission.weight));
     cols[7].push_back(x.stats_json);
     cols[8].push_back(*pg::i64(x.received_ms));
-    cols[9].push_back(x.max_per_token ? x.token_sha256 : std::string());
+    cols[9].push_back(x.token_sha256);
     cols[10].push_back(*pg::u64(x.max_per_token));
   }
   std::vector<Param> params;

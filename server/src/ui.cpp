@@ -102,9 +102,9 @@ HttpResponse Service::ui_status() {
   // Replicas: what the store holds (every replica's enrolments and submissions), not what this one saw.
   std::unique_lock<std::mutex> store_lock(store_mu_, std::defer_lock);
   if (store_->shared()) store_lock.lock();
-  uint64_t revoked = 0, active = 0;
+  uint64_t revoked = 0;
   for (const auto& [id, d] : devices_) revoked += d.revoked;
-  active = devices_.size() - revoked;
+  uint64_t active = devices_.size() - revoked;
   if (store_->shared())
     if (auto counts = store_->count_devices()) std::tie(active, revoked) = counts.value();
   json tasks = json::array();
