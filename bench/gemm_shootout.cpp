@@ -1,6 +1,6 @@
 // SGEMM shoot-out over the shapes the 110M Llama forward runs: Y[M, N] = X[M, K] * W[N, K]^T (row-major,
 // weights stored out x in as the engine stores them). One backend per binary (they define the same BLAS
-// symbols): -DGEMM_EIGEN, -DGEMM_OPENBLAS, -DGEMM_BLIS, -DGEMM_ONEDNN. bench/run_gemm_shootout.sh builds
+// symbols): -DGEMM_EIGEN, -DGEMM_OPENBLAS, -DGEMM_BLIS, -DGEMM_ONEDNN, -DGEMM_POCKETLLM (the engine's packed kernels). bench/run_gemm_shootout.sh builds
 // and runs them. Prints one JSON line per (shape, threads): median GFLOP/s of REPS.
 //   gemm_shootout THREADS REPS
 #include <algorithm>
@@ -22,6 +22,9 @@ static const char* kName = "openblas";
 #elif defined(GEMM_BLIS)
 #include <blis.h>
 static const char* kName = "blis";
+#elif defined(GEMM_POCKETLLM)
+#include "kernels_gemm.h"
+static const char* kName = "pocketllm";
 #elif defined(GEMM_ONEDNN)
 #include <dnnl.h>
 #include <omp.h>
@@ -51,6 +54,29 @@ void gemm(int threads, int m, int n, int k, const float* x, const float* w, floa
       const int n0 = t * per, n1 = std::min(n, n0 + per);
       if (n0 < n1) ts.emplace_back(part, n0, n1);
     }
+    for (auto& t : ts) t.join();
+  }
+#elif defined(GEMM_POCKETLLM)
+  // As the engine runs it: X packed once, tiles of W rows split over the threads; Eigen below kMinRows.
+  namespace g = pocketllm::gemm;
+  const g::Path path = g::chosen_path();
+  static std::vector<float> packed;
+  packed.resize(g::packed_x_floats(path, m, k));
+  g::pack_x(path, x, m, k, packed.data());
+  const int nt = 128;
+  const int tiles = (n + nt - 1) / nt;
+  auto part = [&](int t0) {
+    std::vector<float> scratch(g::tile_scratch_floats(path, nt, k));
+    for (int t = t0; t < tiles; t += threads) {
+      const int n0 = t * nt, rows = std::min(nt, n - n0);
+      g::multiply_tile(path, packed.data(), m, k, w + static_cast<size_t>(n0) * k, rows, scratch.data(), y + n0, n);
+    }
+  };
+  if (threads <= 1) {
+    part(0);
+  } else {
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t) ts.emplace_back(part, t);
     for (auto& t : ts) t.join();
   }
 #elif defined(GEMM_OPENBLAS)

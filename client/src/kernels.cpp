@@ -1,11 +1,13 @@
 #include "kernels.h"
 
+#include "kernels_gemm.h"
 #include "kernels_quant.h"
 #include "kernels_quant_packed.h"
 
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace pocketllm {
@@ -59,7 +61,7 @@ void for_blocks(float* x, size_t n, float pad, Fn&& fn) {
 }  // namespace
 
 float* thread_scratch(size_t floats, int slot) {
-  thread_local std::vector<float> buffers[9];
+  thread_local std::vector<float> buffers[11];
   auto& b = buffers[slot];
   if (b.size() < floats) b.resize(floats);
   return b.data();
@@ -95,6 +97,24 @@ void add_lora_term(ThreadPool* pool, const float* x, size_t m, size_t k, const W
   });
 }
 
+// y[r, n0 + j] += bias[n0 + j] for the columns [n0, n0 + cols) of y [m, n]; the bias read as one "row"
+// slice of a 1-D tensor (perturbed when trainable).
+void add_bias_cols(const Weight& bias, const Perturbation& p, size_t m, size_t n, size_t n0, size_t cols, float* y) {
+  const float* b = weight_rows(bias, 0, 1, p, thread_scratch(n, 1)) + n0;
+  for (size_t r = 0; r < m; ++r) {
+    float* yr = y + r * n + n0;
+    for (size_t j = 0; j < cols; ++j) yr[j] += b[j];
+  }
+}
+
+// Rows of W per task on the packed path: a multiple of 32 (the AVX-512 panel), about 96 KiB of W at
+// K = 768, halved until every thread has two tiles.
+size_t packed_tile_rows(size_t n, size_t k, size_t threads) {
+  size_t rows = std::max<size_t>(32, (size_t{3} << 15) / std::max<size_t>(k, 1) / 32 * 32);
+  while (rows > 32 && (n + rows - 1) / rows < 2 * threads) rows = std::max<size_t>(32, rows / 2 / 32 * 32);
+  return std::min(rows, n);
+}
+
 void linear_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
                  const Perturbation& p, float* y) {
   const size_t n = w.rows();
@@ -102,15 +122,25 @@ void linear_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Wei
   if (frozen_direct && (w.packed != nullptr || m <= kQuantDirectMaxRows)) {
     if (w.packed != nullptr) linear_packed(pool, x, m, k, w, y);
     else linear_quantized(pool, x, m, k, w, y);
-    if (bias != nullptr) {
-      const float* b = weight_rows(*bias, 0, 1, p, thread_scratch(n, 1));
-      for (size_t r = 0; r < m; ++r)
-        for (size_t j = 0; j < n; ++j) y[r * n + j] += b[j];
-    }
+    if (bias != nullptr) add_bias_cols(*bias, p, m, n, 0, n, y);
     return;
   }
   if (m * n * k < (size_t{1} << 17)) pool = nullptr;  // waking threads costs more than the work
   const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
+  const gemm::Path path = gemm::chosen_path();
+  if (path != gemm::Path::kEigen && m >= gemm::kMinRows) {
+    // Own packed kernels: X packed once here, each task packs and multiplies its tile of W rows.
+    float* xp = thread_scratch(gemm::packed_x_floats(path, m, k), 10);
+    gemm::pack_x(path, x, m, k, xp);
+    const size_t nt = packed_tile_rows(n, k, threads);
+    parallel_for(pool, (n + nt - 1) / nt, [&](size_t t) {
+      const size_t n0 = t * nt, rows = std::min(nt, n - n0);
+      const float* wt = weight_rows(w, n0, rows, p, thread_scratch(rows * k, 0));
+      gemm::multiply_tile(path, xp, m, k, wt, rows, thread_scratch(gemm::tile_scratch_floats(path, rows, k), 9), y + n0, n);
+      if (bias != nullptr) add_bias_cols(*bias, p, m, n, n0, rows, y);
+    });
+    return;
+  }
   const size_t nt = tile_rows(n, k, threads);
   const size_t tiles = (n + nt - 1) / nt;
   ConstStridedMat xm(x, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
@@ -120,15 +150,7 @@ void linear_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Wei
     ConstStridedMat wm(wt, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
     StridedMat ym(y + n0, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(rows), Eigen::OuterStride<>(n));
     ym.noalias() = xm * wm.transpose();
-    if (bias != nullptr) {
-      // Bias elements [n0, n0 + rows) of a 1-D tensor: read them as one "row" slice.
-      float* bscratch = thread_scratch(n, 1);
-      const float* b = weight_rows(*bias, 0, 1, p, bscratch) + n0;
-      for (size_t r = 0; r < m; ++r) {
-        float* yr = y + r * n + n0;
-        for (size_t j = 0; j < rows; ++j) yr[j] += b[j];
-      }
-    }
+    if (bias != nullptr) add_bias_cols(*bias, p, m, n, n0, rows, y);
   });
 }
 
@@ -161,13 +183,7 @@ void linear_in_out_base(ThreadPool* pool, const float* x, size_t m, size_t k, co
     ConstStridedMat wm(tile, static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(cols), Eigen::OuterStride<>(cols));
     StridedMat ym(y + n0, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(cols), Eigen::OuterStride<>(n));
     ym.noalias() = xm * wm;
-    if (bias != nullptr) {
-      const float* b = weight_rows(*bias, 0, 1, p, thread_scratch(n, 1)) + n0;
-      for (size_t r = 0; r < m; ++r) {
-        float* yr = y + r * n + n0;
-        for (size_t j = 0; j < cols; ++j) yr[j] += b[j];
-      }
-    }
+    if (bias != nullptr) add_bias_cols(*bias, p, m, n, n0, cols, y);
   });
 }
 
@@ -329,6 +345,23 @@ void softmax_rows(float* x, size_t m, size_t n) {
     }
     for (size_t j = 0; j < n; ++j) row[j] /= sum;
   }
+}
+
+void logsumexp_fold(const float* row, size_t n, float* max, float* sum) {
+  Block mb = Block::Constant(*max);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) mb = mb.max(Eigen::Map<const Block>(row + i));
+  float m = mb.maxCoeff();
+  for (size_t j = i; j < n; ++j) m = std::max(m, row[j]);
+  Block acc = Block::Zero();
+  for (i = 0; i + 16 <= n; i += 16) acc += (Eigen::Map<const Block>(row + i) - m).exp();
+  if (i < n) {
+    Block b = Block::Constant(-std::numeric_limits<float>::infinity());
+    std::copy(row + i, row + n, b.data());
+    acc += (b - m).exp();
+  }
+  *sum = *sum * std::exp(*max - m) + acc.sum();
+  *max = m;
 }
 
 }  // namespace pocketllm

@@ -13,7 +13,7 @@ namespace pocketllm {
 
 // Per-thread scratch that grows to the largest request and then stays (no allocation after warm-up).
 // Slots are independent buffers: 0 weight tiles and 1 bias rows (linear), 2–3 norm parameters,
-// 6–8 adapter A, B and x A^T (linear with an adapter),
+// 6–8 adapter A, B and x A^T (linear with an adapter), 9–10 packed W tiles and packed X (kernels_gemm.h),
 // 4–5 output-head tiles and logits (transformer_base). A slot's pointer is valid until its next call.
 float* thread_scratch(size_t floats, int slot);
 
@@ -60,5 +60,8 @@ void gelu_erf(ThreadPool* pool, float* x, size_t n);
 void relu(ThreadPool* pool, float* x, size_t n);
 // Softmax of each row in place.
 void softmax_rows(float* x, size_t m, size_t n);
+// Folds row[0, n) into a running log-sum-exp: *max becomes max(*max, row), *sum the sum of exp(v - *max)
+// over everything folded so far. Fixed 16-float blocks: the same bytes from any buffer.
+void logsumexp_fold(const float* row, size_t n, float* max, float* sum);
 
 }  // namespace pocketllm

@@ -290,6 +290,7 @@ void linear_quantized(ThreadPool* pool, const float* x, size_t m, size_t k, cons
 
 }  // namespace pocketllm
 
+#include "kernels_gemm.h"
 #include "kernels_quant_packed.h"
 #include "pocketllm/client/kernels_info.h"
 
@@ -300,7 +301,13 @@ std::string kernel_paths() {
   s += packed_quant_kernels_available() ? "packed int8 (AVX-512 VNNI)" : "dequantized tiles + GEMM";
   s += "; decode: ";
   s += direct_kernels_x86() ? "AVX2+FMA+F16C" : direct_int8_kernels() ? "int8 sdot (Armv8.2 dotprod)" : "portable";
-  s += "; float GEMM: Eigen (";
+  s += "; float GEMM: ";
+  if (gemm::chosen_path() != gemm::Path::kEigen) {
+    s += gemm::path_name(gemm::chosen_path());
+    s += ", Eigen below " + std::to_string(gemm::kMinRows) + " rows (";
+  } else {
+    s += "Eigen (";
+  }
 #if defined(__AVX512F__)
   s += "AVX-512";
 #elif defined(__AVX2__)

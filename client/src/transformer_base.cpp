@@ -4,6 +4,7 @@
 #include "kernels_quant_packed.h"
 
 #include "kernels.h"
+#include "kernels_gemm.h"
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -125,6 +126,10 @@ void TransformerModel::head_tile(size_t count, size_t r0, size_t n, const Pertur
     const auto* base = static_cast<const uint8_t*>(head.data);
     for (size_t j = 0; j < n; ++j)
       for (size_t i = 0; i < count; ++i) y[i * ldy + j] = quantized_row_dot(head.dtype, base + (r0 + j) * row_bytes, gathered_.data() + i * d, d);
+  } else if (packed_f32_rows_ == count && count > 0) {
+    const gemm::Path path = gemm::chosen_path();
+    const float* w = weight_rows(head, r0, n, p, head_scratch(n * d, 0));
+    gemm::multiply_tile(path, packed_f32_.data(), count, d, w, n, thread_scratch(gemm::tile_scratch_floats(path, n, d), 9), y, ldy);
   } else {
     const float* w = weight_rows(head, r0, n, p, head_scratch(n * d, 0));
     ConstMat h(gathered_.data(), static_cast<Eigen::Index>(count), static_cast<Eigen::Index>(d));
@@ -140,6 +145,22 @@ void TransformerModel::head_tile(size_t count, size_t r0, size_t n, const Pertur
   }
 }
 
+void TransformerModel::prepare_head_input(size_t count, const Perturbation& p) {
+  const Weight& head = head_weight();
+  const size_t d = head_input_dim();
+  packed_f32_rows_ = 0;
+  if (head.packed != nullptr) {
+    quantize_activations(gathered_.data(), count, d, head.dtype, &packed_x_);
+    return;
+  }
+  const bool direct = direct_kernel_type(head.dtype) && count <= kQuantDirectMaxRows && !(p.active && head.trainable);
+  const gemm::Path path = gemm::chosen_path();
+  if (direct || path == gemm::Path::kEigen || count < gemm::kMinRows) return;
+  packed_f32_.resize(gemm::packed_x_floats(path, count, d));
+  gemm::pack_x(path, gathered_.data(), count, d, packed_f32_.data());
+  packed_f32_rows_ = count;
+}
+
 void TransformerModel::logits(ThreadPool* pool, const float* hidden, const std::vector<int>& rows, const Perturbation& p,
                               std::vector<float>* out) {
   const size_t d = head_input_dim();
@@ -149,7 +170,7 @@ void TransformerModel::logits(ThreadPool* pool, const float* hidden, const std::
   for (size_t i = 0; i < rows.size(); ++i)
     std::copy_n(hidden + static_cast<size_t>(rows[i]) * d, d, gathered_.begin() + static_cast<std::ptrdiff_t>(i * d));
   out->resize(rows.size() * vocab);
-  if (head.packed != nullptr) quantize_activations(gathered_.data(), rows.size(), d, head.dtype, &packed_x_);
+  prepare_head_input(rows.size(), p);
   const size_t tiles = (vocab + kVocabTile - 1) / kVocabTile;
   parallel_for(pool, tiles, [&](size_t t) {
     const size_t r0 = t * kVocabTile, n = std::min(kVocabTile, vocab - r0);
@@ -196,7 +217,7 @@ Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBat
   cmax.assign(chunks * P, -std::numeric_limits<float>::infinity());
   csum.assign(chunks * P, 0.0f);
   target_logit.assign(P, 0.0f);
-  if (head.packed != nullptr) quantize_activations(gathered_.data(), P, d, head.dtype, &packed_x_);
+  prepare_head_input(P, p);
   parallel_for(pool, chunks, [&](size_t c) {
     float* mx = cmax.data() + c * P;
     float* sm = csum.data() + c * P;
@@ -206,13 +227,8 @@ Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBat
       float* lg = head_scratch(P * kVocabTile + (bias ? V : 0), 1);  // logits tile, then the bias
       head_tile(P, r0, n, p, lg, n, lg + P * kVocabTile);
       for (size_t i = 0; i < P; ++i) {
-        float* row = lg + i * n;
-        float m = mx[i];
-        for (size_t j = 0; j < n; ++j) m = std::max(m, row[j]);
-        float s = sm[i] * std::exp(mx[i] - m);
-        for (size_t j = 0; j < n; ++j) s += std::exp(row[j] - m);
-        mx[i] = m;
-        sm[i] = s;
+        const float* row = lg + i * n;
+        logsumexp_fold(row, n, &mx[i], &sm[i]);
         const size_t tg = static_cast<size_t>(row_target[i]);
         if (tg >= r0 && tg < r0 + n) target_logit[i] = row[tg - r0];
       }

@@ -55,6 +55,8 @@ class TransformerModel : public LanguageModel {
   // cache and in `learned_positions` (0: no limit), and fills key_len_ (past + T with a cache, each
   // sequence's length without). Returns `past`, the tokens already in the cache.
   Result<size_t> begin_decoder_pass(const TokenBatch& batch, KVCache* cache, size_t learned_positions);
+  // Packs or quantizes the `count` rows of gathered_ for the head's kernel path (before its tiles run).
+  void prepare_head_input(size_t count, const Perturbation& p);
   // Binds a required tensor, with the error naming it and the expected shape.
   Status require(const std::string& name, std::vector<int64_t> shape, const Weight** out) const;
 
@@ -64,6 +66,8 @@ class TransformerModel : public LanguageModel {
   std::vector<float> hidden_;
   std::vector<float> gathered_;
   PackedActivations packed_x_;  // gathered_ quantized for a packed head
+  std::vector<float> packed_f32_;  // gathered_ packed for the float GEMM path (kernels_gemm.h)
+  size_t packed_f32_rows_ = 0;     // rows packed_f32_ holds (0: head tiles take the other paths)
   std::vector<int> loss_rows_;
   std::vector<int32_t> loss_targets_;
   std::vector<float> chunk_max_, chunk_sum_, target_logit_;

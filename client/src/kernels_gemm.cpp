@@ -1,0 +1,295 @@
+#include "kernels_gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "pocketllm/common/cpu_features.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define POCKETLLM_GEMM_X86 1
+#define PLLM_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define PLLM_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+namespace pocketllm::gemm {
+namespace {
+
+// Register block of each path (rows of X × rows of W held in accumulators) and the k block: a W panel of
+// kKc × NR floats (32 KiB for AVX-512) stays in L1 while the X panels of kMc rows stream past it from L2.
+constexpr size_t kKc = 256;
+constexpr size_t kMc = 384;
+constexpr size_t kMr512 = 12, kNr512 = 32;
+constexpr size_t kMr256 = 6, kNr256 = 16;
+
+size_t mr_of(Path p) { return p == Path::kAvx512 ? kMr512 : kMr256; }
+size_t nr_of(Path p) { return p == Path::kAvx512 ? kNr512 : kNr256; }
+
+size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+#ifdef POCKETLLM_GEMM_X86
+
+// Panels of `width` rows of src [rows, k], each stored k-major: out[(panel * k + kk) * width + j] =
+// src[(panel * width + j) * k + kk], zeros past the last row. Eight columns of k at a time so each source
+// row is read in runs and each destination line filled while it is in cache.
+void pack_panels(const float* src, size_t rows, size_t k, size_t width, float* out) {
+  const size_t panels = (rows + width - 1) / width;
+  for (size_t pnl = 0; pnl < panels; ++pnl) {
+    float* dst = out + pnl * k * width;
+    const size_t r0 = pnl * width, valid = std::min(width, rows - r0);
+    if (valid < width) std::memset(dst, 0, k * width * sizeof(float));
+    size_t kk = 0;
+    for (; kk + 8 <= k; kk += 8) {
+      for (size_t j = 0; j < valid; ++j) {
+        const float* s = src + (r0 + j) * k + kk;
+        float* d = dst + kk * width + j;
+        for (size_t t = 0; t < 8; ++t) d[t * width] = s[t];
+      }
+    }
+    for (; kk < k; ++kk)
+      for (size_t j = 0; j < valid; ++j) dst[kk * width + j] = src[(r0 + j) * k + kk];
+  }
+}
+
+
+// c[i, j] (+)= sum over kc of a[kk * 12 + i] * b[kk * 32 + j] for i < mv <= MR, j < nv. MR < 12 serves
+// the last rows of a batch (the panel keeps its stride of 12), so no zero rows are multiplied.
+template <size_t MR>
+PLLM_AVX512 void micro_512(size_t kc, const float* a, const float* b, float* c, size_t ldc, size_t mv, size_t nv, bool add) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (size_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (size_t kk = 0; kk < kc; ++kk) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+    for (size_t i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += kMr512;
+    b += kNr512;
+  }
+  const __mmask16 m0 = nv >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nv) - 1);
+  const __mmask16 m1 = nv >= 32 ? __mmask16(0xFFFF) : nv > 16 ? __mmask16((1u << (nv - 16)) - 1) : __mmask16(0);
+#pragma GCC unroll 12
+  for (size_t i = 0; i < MR; ++i) {  // constant indices keep acc in registers
+    if (i >= mv) break;
+    float* row = c + i * ldc;
+    __m512 v0 = acc[i][0], v1 = acc[i][1];
+    if (add) {
+      v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), v0);
+      v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), v1);
+    }
+    _mm512_mask_storeu_ps(row, m0, v0);
+    _mm512_mask_storeu_ps(row + 16, m1, v1);
+  }
+}
+
+// pack_panels for widths that are multiples of 4 (12, 16, 32, 6 is not: see pack_x), with 8 × 8 register
+// transposes for each group of 8 rows and 4 × 4 ones for a last group of 4.
+PLLM_AVX2 void pack_panels_avx2(const float* src, size_t rows, size_t k, size_t width, float* out) {
+  alignas(32) static const float kZeros[8] = {};
+  const size_t panels = (rows + width - 1) / width;
+  for (size_t pnl = 0; pnl < panels; ++pnl) {
+    float* dst = out + pnl * k * width;
+    const size_t r0 = pnl * width;
+    if (width % 8 == 4) {
+      const size_t g = width - 4;
+      const float* row[4];
+      size_t step[4];
+      for (size_t j = 0; j < 4; ++j) {
+        const bool valid = r0 + g + j < rows;
+        row[j] = valid ? src + (r0 + g + j) * k : kZeros;
+        step[j] = valid ? 4 : 0;
+      }
+      size_t kk = 0;
+      for (; kk + 4 <= k; kk += 4) {
+        __m128 a = _mm_loadu_ps(row[0]), b = _mm_loadu_ps(row[1]), c = _mm_loadu_ps(row[2]), d = _mm_loadu_ps(row[3]);
+        for (size_t j = 0; j < 4; ++j) row[j] += step[j];
+        _MM_TRANSPOSE4_PS(a, b, c, d);
+        float* o = dst + kk * width + g;
+        _mm_storeu_ps(o, a);
+        _mm_storeu_ps(o + width, b);
+        _mm_storeu_ps(o + 2 * width, c);
+        _mm_storeu_ps(o + 3 * width, d);
+      }
+      for (; kk < k; ++kk)
+        for (size_t j = 0; j < 4; ++j) dst[kk * width + g + j] = r0 + g + j < rows ? src[(r0 + g + j) * k + kk] : 0.0f;
+    }
+    for (size_t g = 0; g + 8 <= width; g += 8) {
+      const float* row[8];
+      size_t step[8];
+      for (size_t j = 0; j < 8; ++j) {
+        const bool valid = r0 + g + j < rows;
+        row[j] = valid ? src + (r0 + g + j) * k : kZeros;
+        step[j] = valid ? 8 : 0;
+      }
+      size_t kk = 0;
+      for (; kk + 8 <= k; kk += 8) {
+        const __m256 r0v = _mm256_loadu_ps(row[0]), r1v = _mm256_loadu_ps(row[1]), r2v = _mm256_loadu_ps(row[2]),
+                     r3v = _mm256_loadu_ps(row[3]), r4v = _mm256_loadu_ps(row[4]), r5v = _mm256_loadu_ps(row[5]),
+                     r6v = _mm256_loadu_ps(row[6]), r7v = _mm256_loadu_ps(row[7]);
+        for (size_t j = 0; j < 8; ++j) row[j] += step[j];
+        const __m256 t0 = _mm256_unpacklo_ps(r0v, r1v), t1 = _mm256_unpackhi_ps(r0v, r1v);
+        const __m256 t2 = _mm256_unpacklo_ps(r2v, r3v), t3 = _mm256_unpackhi_ps(r2v, r3v);
+        const __m256 t4 = _mm256_unpacklo_ps(r4v, r5v), t5 = _mm256_unpackhi_ps(r4v, r5v);
+        const __m256 t6 = _mm256_unpacklo_ps(r6v, r7v), t7 = _mm256_unpackhi_ps(r6v, r7v);
+        const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        float* d = dst + kk * width + g;
+        _mm256_storeu_ps(d + 0 * width, _mm256_permute2f128_ps(u0, u4, 0x20));
+        _mm256_storeu_ps(d + 1 * width, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_storeu_ps(d + 2 * width, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_storeu_ps(d + 3 * width, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_storeu_ps(d + 4 * width, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_storeu_ps(d + 5 * width, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_storeu_ps(d + 6 * width, _mm256_permute2f128_ps(u2, u6, 0x31));
+        _mm256_storeu_ps(d + 7 * width, _mm256_permute2f128_ps(u3, u7, 0x31));
+      }
+      for (; kk < k; ++kk)
+        for (size_t j = 0; j < 8; ++j) dst[kk * width + g + j] = r0 + g + j < rows ? src[(r0 + g + j) * k + kk] : 0.0f;
+    }
+  }
+}
+
+PLLM_AVX2 __m256i lane_mask_256(size_t valid) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<size_t>(valid, 8))), idx);
+}
+
+// The AVX2 block: 6 rows × 16 columns (MR < 6 for the last rows, as above).
+template <size_t MR>
+PLLM_AVX2 void micro_256(size_t kc, const float* a, const float* b, float* c, size_t ldc, size_t mv, size_t nv, bool add) {
+  __m256 acc[MR][2];
+#pragma GCC unroll 6
+  for (size_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (size_t kk = 0; kk < kc; ++kk) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+    for (size_t i = 0; i < MR; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + i);
+      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += kMr256;
+    b += kNr256;
+  }
+  const __m256i m0 = lane_mask_256(nv), m1 = lane_mask_256(nv > 8 ? nv - 8 : 0);
+#pragma GCC unroll 12
+  for (size_t i = 0; i < MR; ++i) {  // constant indices keep acc in registers
+    if (i >= mv) break;
+    float* row = c + i * ldc;
+    __m256 v0 = acc[i][0], v1 = acc[i][1];
+    if (add) {
+      v0 = _mm256_add_ps(_mm256_maskload_ps(row, m0), v0);
+      v1 = _mm256_add_ps(_mm256_maskload_ps(row + 8, m1), v1);
+    }
+    _mm256_maskstore_ps(row, m0, v0);
+    _mm256_maskstore_ps(row + 8, m1, v1);
+  }
+}
+
+#endif
+
+Path widest_supported() {
+  const CpuFeatures& f = cpu_features();
+  if (f.avx512f && f.avx2 && f.fma) return Path::kAvx512;
+  if (f.avx2 && f.fma) return Path::kAvx2;
+  return Path::kEigen;
+}
+
+Path choose() {
+  const Path widest = widest_supported();
+  const char* env = std::getenv("POCKETLLM_GEMM");
+  if (env == nullptr) return widest;
+  Path want = widest;
+  if (std::strcmp(env, "eigen") == 0) want = Path::kEigen;
+  else if (std::strcmp(env, "avx2") == 0) want = Path::kAvx2;
+  else if (std::strcmp(env, "avx512") == 0) want = Path::kAvx512;
+  return path_supported(want) ? want : widest;
+}
+
+}  // namespace
+
+bool path_supported(Path p) {
+  switch (p) {
+    case Path::kEigen: return true;
+#ifdef POCKETLLM_GEMM_X86
+    case Path::kAvx2: return cpu_features().avx2 && cpu_features().fma;
+    case Path::kAvx512: return cpu_features().avx512f && cpu_features().avx2 && cpu_features().fma;
+#else
+    default: return false;
+#endif
+  }
+  return false;
+}
+
+Path chosen_path() {
+  static const Path p = choose();
+  return p;
+}
+
+const char* path_name(Path p) {
+  switch (p) {
+    case Path::kAvx512: return "packed AVX-512 12x32";
+    case Path::kAvx2: return "packed AVX2+FMA 6x16";
+    case Path::kEigen: break;
+  }
+  return "Eigen";
+}
+
+size_t packed_x_floats(Path p, size_t m, size_t k) { return p == Path::kEigen ? 0 : round_up(m, mr_of(p)) * k; }
+
+size_t tile_scratch_floats(Path p, size_t rows, size_t k) { return p == Path::kEigen ? 0 : round_up(rows, nr_of(p)) * k; }
+
+void pack_x(Path p, const float* x, size_t m, size_t k, float* packed) {
+#ifdef POCKETLLM_GEMM_X86
+  if (p == Path::kAvx512) pack_panels_avx2(x, m, k, kMr512, packed);
+  else if (p == Path::kAvx2) pack_panels(x, m, k, kMr256, packed);
+#else
+  (void)p, (void)x, (void)m, (void)k, (void)packed;
+#endif
+}
+
+void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float* w, size_t rows, float* scratch, float* y,
+                   size_t ldy) {
+#ifdef POCKETLLM_GEMM_X86
+  if (p == Path::kEigen || m == 0 || rows == 0) return;
+  const size_t mr = mr_of(p), nr = nr_of(p);
+  pack_panels_avx2(w, rows, k, nr, scratch);
+  const size_t mblocks = (m + mr - 1) / mr, panels = (rows + nr - 1) / nr, mc_blocks = kMc / mr;
+  for (size_t k0 = 0; k0 < k; k0 += kKc) {
+    const size_t kc = std::min(kKc, k - k0);
+    for (size_t ib0 = 0; ib0 < mblocks; ib0 += mc_blocks) {
+      const size_t ib1 = std::min(mblocks, ib0 + mc_blocks);
+      for (size_t jb = 0; jb < panels; ++jb) {
+        const float* bp = scratch + (jb * k + k0) * nr;
+        const size_t nv = std::min(nr, rows - jb * nr);
+        for (size_t ib = ib0; ib < ib1; ++ib) {
+          const float* ap = packed + (ib * k + k0) * mr;
+          float* c = y + ib * mr * ldy + jb * nr;
+          const size_t mv = std::min(mr, m - ib * mr);
+          const bool add = k0 > 0;
+          if (p == Path::kAvx512) {
+            if (mv > 8) micro_512<12>(kc, ap, bp, c, ldy, mv, nv, add);
+            else if (mv > 4) micro_512<8>(kc, ap, bp, c, ldy, mv, nv, add);
+            else micro_512<4>(kc, ap, bp, c, ldy, mv, nv, add);
+          } else {
+            if (mv > 4) micro_256<6>(kc, ap, bp, c, ldy, mv, nv, add);
+            else if (mv > 2) micro_256<4>(kc, ap, bp, c, ldy, mv, nv, add);
+            else micro_256<2>(kc, ap, bp, c, ldy, mv, nv, add);
+          }
+        }
+      }
+    }
+  }
+#else
+  (void)p, (void)packed, (void)m, (void)k, (void)w, (void)rows, (void)scratch, (void)y, (void)ldy;
+#endif
+}
+
+}  // namespace pocketllm::gemm

@@ -1,0 +1,41 @@
+// The float GEMM of the linear layers: Y[M, N] = X[M, K] · W[N, K]ᵀ with W in the engine's out × in layout.
+// Own packed micro-kernels (AVX-512F: 12 × 32, AVX2+FMA: 6 × 16 outputs held in registers) compiled into
+// every x86-64 build with target attributes and chosen at run time from CPUID; Eigen is the path elsewhere
+// and the reference the micro-kernels are tested against.
+//
+// Use: pack X once per layer call (pack_x), then multiply any number of W tiles against it, from any
+// threads (multiply_tile packs each tile into the thread's scratch). Each output element is a sum over k
+// in ascending order, in blocks of kKc, whatever M, the tile or the thread count: the same bytes for a row
+// whichever batch or buffer it is in (resume and replay compare runs bit for bit).
+#pragma once
+
+#include <cstddef>
+
+namespace pocketllm::gemm {
+
+enum class Path { kEigen, kAvx2, kAvx512 };
+
+// The path this CPU runs: the widest it supports, or what POCKETLLM_GEMM=eigen|avx2|avx512 asks for
+// (benches compare paths in one run with it; a path the CPU lacks falls back to the widest it has).
+Path chosen_path();
+bool path_supported(Path p);
+const char* path_name(Path p);
+
+// Batches with fewer rows than this run through Eigen (its GEMV-like product is faster for one or a
+// few tokens: bench/run_gemm_shootout.sh).
+constexpr size_t kMinRows = 8;
+
+// Floats pack_x writes for X [m, k] on path p (0 for kEigen).
+size_t packed_x_floats(Path p, size_t m, size_t k);
+// X [m, k] (row stride k) into the micro-kernel's row panels.
+void pack_x(Path p, const float* x, size_t m, size_t k, float* packed);
+
+// Floats of scratch multiply_tile needs for a tile of `rows` rows of W.
+size_t tile_scratch_floats(Path p, size_t rows, size_t k);
+
+// y[r, j] (row stride ldy) = sum_k X[r, k] * w[j, k] for r < m, j < rows; w is [rows, k] row-major.
+// `packed` is pack_x's output for the same p, m, k; `scratch` holds tile_scratch_floats(p, rows, k).
+void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float* w, size_t rows, float* scratch, float* y,
+                   size_t ldy);
+
+}  // namespace pocketllm::gemm

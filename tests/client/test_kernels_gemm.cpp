@@ -1,0 +1,107 @@
+// The packed GEMM micro-kernels (kernels_gemm.h), every path this CPU has, against the double-precision
+// reference: ragged shapes around the register blocks (12 × 32, 6 × 16) and the k block (256), output
+// written into a wider matrix (nothing outside the block touched), bytes independent of the batch, NaN
+// kept to its row.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels_gemm.h"
+#include "kernels_ref.h"
+
+using namespace pocketllm;
+
+namespace {
+
+std::vector<float> randn(std::mt19937& rng, size_t n) {
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+std::vector<gemm::Path> packed_paths() {
+  std::vector<gemm::Path> out;
+  for (gemm::Path p : {gemm::Path::kAvx2, gemm::Path::kAvx512})
+    if (gemm::path_supported(p)) out.push_back(p);
+  return out;
+}
+
+// y (m × ldy, only columns [0, rows) written) through the packed path p.
+void run(gemm::Path p, const std::vector<float>& x, size_t m, size_t k, const std::vector<float>& w, size_t rows, float* y,
+         size_t ldy) {
+  std::vector<float> xp(gemm::packed_x_floats(p, m, k)), scratch(gemm::tile_scratch_floats(p, rows, k));
+  gemm::pack_x(p, x.data(), m, k, xp.data());
+  gemm::multiply_tile(p, xp.data(), m, k, w.data(), rows, scratch.data(), y, ldy);
+}
+
+}  // namespace
+
+TEST_CASE("packed GEMM paths match the reference on ragged shapes", "[client][kernels][gemm]") {
+  const auto paths = packed_paths();
+  if (paths.empty()) WARN("no packed GEMM path on this CPU: not run");
+  std::mt19937 rng(7);
+  for (gemm::Path p : paths) {
+    for (size_t m : {1, 5, 6, 7, 12, 13, 25, 100})
+      for (size_t k : {1, 7, 255, 256, 257, 600})
+        for (size_t rows : {1, 15, 16, 17, 31, 32, 33, 70}) {
+          const auto x = randn(rng, m * k), w = randn(rng, rows * k);
+          const size_t ldy = rows + 5;
+          std::vector<float> y(m * ldy, 12345.0f), ref(m * rows);
+          run(p, x, m, k, w, rows, y.data(), ldy);
+          ref::linear(x.data(), m, k, w.data(), rows, nullptr, ref.data());
+          double num = 0, den = 0;
+          bool outside_kept = true;
+          for (size_t r = 0; r < m; ++r) {
+            for (size_t j = 0; j < rows; ++j) {
+              const double d = double(y[r * ldy + j]) - ref[r * rows + j];
+              num += d * d;
+              den += double(ref[r * rows + j]) * ref[r * rows + j];
+            }
+            for (size_t j = rows; j < ldy; ++j) outside_kept = outside_kept && y[r * ldy + j] == 12345.0f;
+          }
+          INFO(gemm::path_name(p) << " m " << m << " k " << k << " rows " << rows);
+          CHECK(std::sqrt(num / den) < 1e-5);
+          CHECK(outside_kept);
+        }
+  }
+}
+
+TEST_CASE("packed GEMM: a row's bytes do not depend on its batch and NaN stays in its row", "[client][kernels][gemm]") {
+  const auto paths = packed_paths();
+  if (paths.empty()) WARN("no packed GEMM path on this CPU: not run");
+  std::mt19937 rng(11);
+  const size_t k = 700, rows = 45, m = 29;
+  for (gemm::Path p : paths) {
+    auto x = randn(rng, m * k);
+    const auto w = randn(rng, rows * k);
+    std::vector<float> all(m * rows);
+    run(p, x, m, k, w, rows, all.data(), rows);
+    for (size_t r : {size_t{0}, size_t{11}, size_t{12}, m - 1}) {
+      const std::vector<float> one(x.begin() + long(r * k), x.begin() + long((r + 1) * k));
+      std::vector<float> y(rows);
+      run(p, one, 1, k, w, rows, y.data(), rows);
+      INFO(gemm::path_name(p) << " row " << r);
+      CHECK(std::memcmp(y.data(), all.data() + r * rows, rows * sizeof(float)) == 0);
+    }
+    x[5 * k + 3] = NAN;
+    run(p, x, m, k, w, rows, all.data(), rows);
+    size_t nan_rows = 0, nan_in_row5 = 0;
+    for (size_t r = 0; r < m; ++r)
+      for (size_t j = 0; j < rows; ++j)
+        if (std::isnan(all[r * rows + j])) {
+          ++nan_rows;
+          nan_in_row5 += r == 5;
+        }
+    CHECK(nan_in_row5 == rows);
+    CHECK(nan_rows == rows);
+  }
+}
+
+TEST_CASE("the chosen GEMM path is one the CPU supports and is named", "[client][kernels][gemm]") {
+  const gemm::Path p = gemm::chosen_path();
+  CHECK(gemm::path_supported(p));
+  CHECK(std::strlen(gemm::path_name(p)) > 0);
+}
