@@ -256,6 +256,58 @@ void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions,
 // Per (sequence, head, block of up to 64 queries): scores against the keys the block can see — under a
 // causal mask a block ending at query t needs keys 0 .. past + t only, so a long prompt computes about half
 // of the full score matrix — then the row softmax and the product with the values.
+namespace {
+
+// Heads this narrow (stories260K: 8) make a GEMM per block mostly packing overhead; they take direct loops.
+bool small_head(size_t hd) { return hd == 8 || hd == 16; }
+
+// One (sequence, head, query block) of attention() for a head of HD lanes: the block's keys transposed
+// once (kt[d][j], zero past the last key), scores 16 keys at a time in registers, the softmax in fixed
+// 16-float blocks (the same bytes from any buffer), the output accumulated over keys in registers.
+template <size_t HD>
+void attention_small_heads(const AttentionShape& s, const float* q, size_t q_stride, const float* k, const float* v,
+                           size_t kv_stride, size_t t0, size_t rows, size_t kend, float scale, float* o) {
+  using Lanes = Eigen::Array<float, HD, 1>;
+  const size_t padded = (kend + 15) / 16 * 16;
+  float* kt = thread_scratch(HD * padded + padded, 0);
+  float* row = kt + HD * padded;
+  for (size_t d = 0; d < HD; ++d) {
+    float* kd = kt + d * padded;
+    for (size_t j = 0; j < kend; ++j) kd[j] = k[j * kv_stride + d];
+    std::fill(kd + kend, kd + padded, 0.0f);
+  }
+  for (size_t t = 0; t < rows; ++t) {
+    const float* qt = q + t * q_stride;
+    const size_t visible = s.causal ? std::min(kend, s.past + t0 + t + 1) : kend;
+    Eigen::Map<Lanes> ot(o + t * q_stride);
+    if (visible == 0) {
+      ot.setZero();
+      continue;
+    }
+    Block mb = Block::Constant(-INFINITY);
+    for (size_t j0 = 0; j0 < visible; j0 += 16) {
+      Block sc = Block::Zero();
+      for (size_t d = 0; d < HD; ++d) sc += (qt[d] * scale) * Eigen::Map<const Block>(kt + d * padded + j0);
+      Eigen::Map<Block>(row + j0) = sc;
+      if (j0 + 16 <= visible) mb = mb.max(sc);
+    }
+    float mx = mb.maxCoeff();
+    for (size_t j = visible / 16 * 16; j < visible; ++j) mx = std::max(mx, row[j]);
+    for_blocks(row, visible, mx, [mx](const Block& x) -> Block { return (x - mx).exp(); });
+    Block acc = Block::Zero();
+    size_t j = 0;
+    for (; j + 16 <= visible; j += 16) acc += Eigen::Map<const Block>(row + j);
+    float sum = acc.sum();
+    for (; j < visible; ++j) sum += row[j];
+    const float inv = 1.0f / sum;
+    Lanes out = Lanes::Zero();
+    for (size_t i = 0; i < visible; ++i) out += (row[i] * inv) * Eigen::Map<const Lanes>(v + i * kv_stride);
+    ot = out;
+  }
+}
+
+}  // namespace
+
 void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const float* k, const float* v,
                const int32_t* key_len, float* out) {
   constexpr size_t kQueryBlock = 64;
@@ -267,20 +319,31 @@ void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const 
   parallel_for(pool, s.batch * s.heads * qblocks, [&](size_t task) {
     const size_t qb = task % qblocks, bh = task / qblocks;
     const size_t b = bh / s.heads, h = bh % s.heads, kvh = h / group;
-    const size_t t0 = qb * kQueryBlock, rows = std::min(kQueryBlock, s.tq - t0);
     const size_t klen = std::min<size_t>(s.tk, static_cast<size_t>(key_len[b]));
+    const size_t queries = s.seq_start ? klen : s.tq;  // unpadded: a sequence has as many queries as keys
+    const size_t t0 = qb * kQueryBlock;
+    if (t0 >= queries) return;
+    const size_t rows = std::min(kQueryBlock, queries - t0);
+    const size_t q_row0 = s.seq_start ? s.seq_start[b] : b * s.tq, k_row0 = s.seq_start ? s.seq_start[b] : b * s.tk;
     const size_t kend = s.causal ? std::min(klen, s.past + t0 + rows) : klen;  // keys any query of the block sees
-    float* o = out + (b * s.tq + t0) * q_stride + h * s.head_dim;
+    float* o = out + (q_row0 + t0) * q_stride + h * s.head_dim;
     if (kend == 0) {
       for (size_t t = 0; t < rows; ++t) std::fill_n(o + t * q_stride, s.head_dim, 0.0f);
       return;
     }
+    if (small_head(s.head_dim)) {
+      auto* fn = s.head_dim == 8 ? &attention_small_heads<8> : &attention_small_heads<16>;
+      fn(s, q + (q_row0 + t0) * q_stride + h * s.head_dim, q_stride,
+                            k + k_row0 * kv_stride + kvh * s.head_dim, v + k_row0 * kv_stride + kvh * s.head_dim, kv_stride,
+                            t0, rows, kend, scale, o);
+      return;
+    }
     float* scores = thread_scratch(rows * kend, 0);
-    ConstStridedMat qm(q + (b * s.tq + t0) * q_stride + h * s.head_dim, static_cast<Eigen::Index>(rows),
+    ConstStridedMat qm(q + (q_row0 + t0) * q_stride + h * s.head_dim, static_cast<Eigen::Index>(rows),
                        static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(q_stride));
-    ConstStridedMat km(k + b * s.tk * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(kend),
+    ConstStridedMat km(k + k_row0 * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(kend),
                        static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(kv_stride));
-    ConstStridedMat vm(v + b * s.tk * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(kend),
+    ConstStridedMat vm(v + k_row0 * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(kend),
                        static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(kv_stride));
     StridedMat sm(scores, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(kend), Eigen::OuterStride<>(kend));
     sm.noalias() = (qm * km.transpose()) * scale;

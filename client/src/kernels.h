@@ -45,9 +45,12 @@ void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions,
 //   k,v [B * Tk, nkv * hd]      keys/values of positions 0 .. Tk-1 (the cache, or the batch itself)
 //   key j is visible to query t when j <= past + t (if causal) and j < key_len[b]
 //   out [B * Tq, nh * hd]
+//   With seq_start (unpadded rows, no cache): sequence b's queries and keys are the rows
+//   [seq_start[b], seq_start[b] + key_len[b]) of q, k, v and out; tq = tk = the longest sequence.
 struct AttentionShape {
   size_t batch = 0, tq = 0, tk = 0, heads = 0, kv_heads = 0, head_dim = 0, past = 0;
   bool causal = true;
+  const size_t* seq_start = nullptr;
 };
 void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const float* k, const float* v,
                const int32_t* key_len, float* out);

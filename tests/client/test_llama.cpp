@@ -8,6 +8,7 @@
 
 #include "test_paths.h"
 #include "model_fixtures.h"
+#include "kernels_gemm.h"
 #include "pocketllm/client/generate.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/file_util.h"
@@ -212,6 +213,21 @@ TEST_CASE("padding does not change a sequence's outputs, and the KV cache equals
   const size_t V = c.vocab_size, T = long_seq.size();
   for (size_t t = 0; t < short_seq.size(); ++t)
     for (size_t j = 0; j < V; ++j) REQUIRE(padded[(T + t) * V + j] == Approx(alone[t * V + j]).margin(1e-5));
+
+  // Padded rows are not computed: their hidden states are zero. On the packed GEMM path a sequence's
+  // hidden states are the same bytes alone or beside others (each sequence runs on its own rows).
+  const std::vector<int32_t> mid_seq = {1, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39}, long2 = {1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17};
+  std::vector<float> h_alone, h_batch;
+  REQUIRE(model->forward_hidden(&pool, TokenBatch::from_sequences({mid_seq}), {}, nullptr, &h_alone).is_ok());
+  REQUIRE(model->forward_hidden(&pool, TokenBatch::from_sequences({long2, mid_seq, short_seq}), {}, nullptr, &h_batch).is_ok());
+  const size_t d = c.hidden_size, T2 = long2.size();
+  for (size_t t = mid_seq.size(); t < T2; ++t)
+    for (size_t e = 0; e < d; ++e) REQUIRE(h_batch[(T2 + t) * d + e] == 0.0f);
+  for (size_t t = short_seq.size(); t < T2; ++t)
+    for (size_t e = 0; e < d; ++e) REQUIRE(h_batch[(2 * T2 + t) * d + e] == 0.0f);
+  if (gemm::chosen_path() != gemm::Path::kEigen)
+    CHECK(std::memcmp(h_alone.data(), h_batch.data() + T2 * d, mid_seq.size() * d * sizeof(float)) == 0);
+  for (size_t i = 0; i < mid_seq.size() * d; ++i) REQUIRE(h_batch[T2 * d + i] == Approx(h_alone[i]).margin(1e-5));
 
   // Incremental decoding: prompt, then one token at a time.
   auto full = all_logits(*model, TokenBatch::from_sequences({long_seq}), &pool);

@@ -136,9 +136,7 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
   const ModelConfig& c = config_;
   POCKETLLM_RETURN_IF_ERROR(batch.validate(c.vocab_size));
   const size_t B = static_cast<size_t>(batch.batch), T = static_cast<size_t>(batch.seq_len), M = B * T;
-  const size_t d = static_cast<size_t>(c.hidden_size), hd = static_cast<size_t>(c.head_dim);
-  const size_t nh = static_cast<size_t>(c.num_heads), nkv = static_cast<size_t>(c.num_kv_heads);
-  const size_t qd = nh * hd, kvd = nkv * hd, ff = static_cast<size_t>(c.intermediate_size);
+  const size_t d = static_cast<size_t>(c.hidden_size);
   size_t past = 0;
   if (cache != nullptr) {
     if (cache->batch != batch.batch) return invalid_argument("KV cache batch differs from the token batch");
@@ -149,55 +147,98 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
     for (int b = 0; b < batch.batch; ++b)
       if (static_cast<size_t>(batch.lengths[b]) != T) return invalid_argument("cached decoding needs equal-length sequences");
   }
-  x_.resize(M * d);
-  xn_.resize(M * d);
-  q_.resize(M * qd);
-  attn_.resize(M * qd);
-  gate_.resize(M * ff);
-  up_.resize(M * ff);
-  tmp_.resize(M * d);
-  k_.resize(M * kvd);
-  v_.resize(M * kvd);
-  positions_.resize(M);
-  key_len_.resize(B);
-  for (size_t b = 0; b < B; ++b) {
-    for (size_t t = 0; t < T; ++t) positions_[b * T + t] = static_cast<int32_t>(past + t);
-    key_len_[b] = static_cast<int32_t>(cache ? past + T : static_cast<size_t>(batch.lengths[b]));
-  }
+  const size_t R = lay_out_rows(batch, past, cache == nullptr);
 
   // Embedding rows, perturbed when the embedding is trainable (only the rows used are generated).
-  for (size_t r = 0; r < M; ++r) {
-    const size_t id = static_cast<size_t>(std::max(0, batch.tokens[r]));
-    const float* row = weight_rows(*embed_, id, 1, p, tmp_.data());
-    std::copy_n(row, d, x_.begin() + static_cast<std::ptrdiff_t>(r * d));
+  for (size_t b = 0; b < B; ++b) {
+    const size_t len = cache == nullptr ? static_cast<size_t>(batch.lengths[b]) : T;
+    for (size_t t = 0; t < len; ++t) {
+      const size_t id = static_cast<size_t>(std::max(0, batch.tokens[b * T + t]));
+      const float* row = weight_rows(*embed_, id, 1, p, tmp_.data());
+      std::copy_n(row, d, x_.begin() + static_cast<std::ptrdiff_t>((seq_start_[b] + t) * d));
+    }
   }
-
   for (size_t l = 0; l < layers_.size(); ++l) {
-    const Layer& L = layers_[l];
     throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
-    rms_norm(pool, x_.data(), M, d, *L.attn_norm, c.norm_eps, p, xn_.data());
-    linear(pool, xn_.data(), M, d, *L.q, L.q_bias, p, q_.data());
-    float* kdst = k_.data();
-    float* vdst = v_.data();
-    linear(pool, xn_.data(), M, d, *L.k, L.k_bias, p, kdst);
-    linear(pool, xn_.data(), M, d, *L.v, L.v_bias, p, vdst);
-    rope(q_.data(), M, nh, hd, positions_.data(), inv_freq_.data());
-    rope(kdst, M, nkv, hd, positions_.data(), inv_freq_.data());
-    attend(pool, B, T, nh, nkv, hd, true, q_.data(), kdst, vdst, cache, l, key_len_.data(), attn_.data());
-    linear(pool, attn_.data(), M, qd, *L.o, L.o_bias, p, tmp_.data());
-    for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
-
-    rms_norm(pool, x_.data(), M, d, *L.mlp_norm, c.norm_eps, p, xn_.data());
-    linear(pool, xn_.data(), M, d, *L.gate, nullptr, p, gate_.data());
-    linear(pool, xn_.data(), M, d, *L.up, nullptr, p, up_.data());
-    silu_mul(pool, gate_.data(), up_.data(), M * ff);
-    linear(pool, gate_.data(), M, ff, *L.down, nullptr, p, tmp_.data());
-    for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
+    run_layer(pool, l, B, T, R, p, cache);
   }
-  if (cache) cache->length = static_cast<int>(past + T);
-  hidden->resize(M * d);
-  rms_norm(pool, x_.data(), M, d, *final_norm_, c.norm_eps, p, hidden->data());
+  if (cache) {
+    cache->length = static_cast<int>(past + T);
+    hidden->resize(M * d);
+    rms_norm(pool, x_.data(), M, d, *final_norm_, c.norm_eps, p, hidden->data());
+    return Status::ok();
+  }
+  rms_norm(pool, x_.data(), R, d, *final_norm_, c.norm_eps, p, xn_.data());
+  hidden->assign(M * d, 0.0f);
+  for (size_t b = 0; b < B; ++b)
+    std::copy_n(xn_.begin() + static_cast<std::ptrdiff_t>(seq_start_[b] * d), static_cast<size_t>(batch.lengths[b]) * d,
+                hidden->begin() + static_cast<std::ptrdiff_t>(b * T * d));
   return Status::ok();
+}
+
+// Without a cache the layers run on the real tokens only: sequence b's rows are [seq_start_[b],
+// seq_start_[b] + lengths[b]) of R = the sum of the lengths, and forward_hidden puts the hidden states
+// back at b * T + t (padded rows zero); a batch of short sentences padded to its longest costs what its
+// tokens cost. With a cache every sequence has T tokens. Sizes the activations for R rows.
+size_t LlamaModel::lay_out_rows(const TokenBatch& batch, size_t past, bool unpadded) {
+  const ModelConfig& c = config_;
+  const size_t B = static_cast<size_t>(batch.batch), T = static_cast<size_t>(batch.seq_len);
+  const size_t d = static_cast<size_t>(c.hidden_size), hd = static_cast<size_t>(c.head_dim);
+  const size_t qd = static_cast<size_t>(c.num_heads) * hd, kvd = static_cast<size_t>(c.num_kv_heads) * hd;
+  const size_t ff = static_cast<size_t>(c.intermediate_size);
+  seq_start_.resize(B);
+  key_len_.resize(B);
+  size_t R = 0;
+  for (size_t b = 0; b < B; ++b) {
+    seq_start_[b] = R;
+    R += unpadded ? static_cast<size_t>(batch.lengths[b]) : T;
+    key_len_[b] = static_cast<int32_t>(unpadded ? static_cast<size_t>(batch.lengths[b]) : past + T);
+  }
+  x_.resize(R * d);
+  xn_.resize(R * d);
+  q_.resize(R * qd);
+  attn_.resize(R * qd);
+  gate_.resize(R * ff);
+  up_.resize(R * ff);
+  tmp_.resize(std::max(R, size_t{1}) * d);
+  k_.resize(R * kvd);
+  v_.resize(R * kvd);
+  positions_.resize(R);
+  for (size_t b = 0; b < B; ++b) {
+    const size_t len = unpadded ? static_cast<size_t>(batch.lengths[b]) : T;
+    for (size_t t = 0; t < len; ++t) positions_[seq_start_[b] + t] = static_cast<int32_t>(past + t);
+  }
+  return R;
+}
+
+// One decoder layer over the R rows of x_ (in place).
+void LlamaModel::run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_t R, const Perturbation& p, KVCache* cache) {
+  const ModelConfig& c = config_;
+  const Layer& L = layers_[l];
+  const size_t d = static_cast<size_t>(c.hidden_size), hd = static_cast<size_t>(c.head_dim);
+  const size_t nh = static_cast<size_t>(c.num_heads), nkv = static_cast<size_t>(c.num_kv_heads);
+  const size_t qd = nh * hd, ff = static_cast<size_t>(c.intermediate_size);
+  rms_norm(pool, x_.data(), R, d, *L.attn_norm, c.norm_eps, p, xn_.data());
+  linear(pool, xn_.data(), R, d, *L.q, L.q_bias, p, q_.data());
+  linear(pool, xn_.data(), R, d, *L.k, L.k_bias, p, k_.data());
+  linear(pool, xn_.data(), R, d, *L.v, L.v_bias, p, v_.data());
+  rope(q_.data(), R, nh, hd, positions_.data(), inv_freq_.data());
+  rope(k_.data(), R, nkv, hd, positions_.data(), inv_freq_.data());
+  if (cache == nullptr) {
+    AttentionShape s{B, T, T, nh, nkv, hd, /*past=*/0, /*causal=*/true, seq_start_.data()};
+    attention(pool, s, q_.data(), k_.data(), v_.data(), key_len_.data(), attn_.data());
+  } else {
+    attend(pool, B, T, nh, nkv, hd, true, q_.data(), k_.data(), v_.data(), cache, l, key_len_.data(), attn_.data());
+  }
+  linear(pool, attn_.data(), R, qd, *L.o, L.o_bias, p, tmp_.data());
+  for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
+
+  rms_norm(pool, x_.data(), R, d, *L.mlp_norm, c.norm_eps, p, xn_.data());
+  linear(pool, xn_.data(), R, d, *L.gate, nullptr, p, gate_.data());
+  linear(pool, xn_.data(), R, d, *L.up, nullptr, p, up_.data());
+  silu_mul(pool, gate_.data(), up_.data(), R * ff);
+  linear(pool, gate_.data(), R, ff, *L.down, nullptr, p, tmp_.data());
+  for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
 }
 
 namespace {
