@@ -29,6 +29,8 @@
 #include <vector>
 
 #include "arch/llama.h"
+#include "kernels.h"
+#include "kernels_gemm.h"
 #include "pocketllm/client/generate.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/client/lora.h"
@@ -167,12 +169,26 @@ int main(int argc, char** argv) {
     }
   }
   if (mode == "gemm") {
-    // Peak of a large GEMM of the forward's shape class, single-threaded Eigen per task as the engine uses it.
+    // A large GEMM of the forward's shape class, single-threaded: Eigen, and the engine's linear().
     const int M = 1024, K = 768, N = 2048;
     Eigen::MatrixXf A = Eigen::MatrixXf::Random(M, K), B = Eigen::MatrixXf::Random(K, N), C(M, N);
     C.noalias() = A * B;
     const double t = median_of(reps, [&] { C.noalias() = A * B; });
-    std::printf("{\"mode\":\"gemm\",\"gflops_1thread\":%.1f,\"peak_rss_kib\":%ld}\n", 2.0 * M * K * N / t / 1e9, peak_rss_kib());
+    // The engine's linear() on the same shape, one thread: its run-time GEMM path (kernels_gemm.h).
+    std::vector<float> x(size_t{M} * K), w(size_t{N} * K), y(size_t{M} * N);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (auto& v : x) v = nd(rng);
+    for (auto& v : w) v = nd(rng) * 0.02f;
+    Weight W;
+    W.name = "w";
+    W.shape = {N, K};
+    W.dtype = DType::kF32;
+    W.data = w.data();
+    linear(nullptr, x.data(), M, K, W, nullptr, Perturbation{}, y.data());
+    const double te = median_of(reps, [&] { linear(nullptr, x.data(), M, K, W, nullptr, Perturbation{}, y.data()); });
+    std::printf("{\"mode\":\"gemm\",\"m\":%d,\"n\":%d,\"k\":%d,\"gflops_1thread\":%.1f,\"engine_gflops_1thread\":%.1f,\"engine_path\":\"%s\",\"peak_rss_kib\":%ld}\n",
+                M, N, K, 2.0 * M * K * N / t / 1e9, 2.0 * M * K * N / te / 1e9, gemm::path_name(gemm::chosen_path()), peak_rss_kib());
     return 0;
   }
   ModelConfig c;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GEMM shoot-out of the "Fast on every CPU" issue: Eigen (as the engine runs it), OpenBLAS, BLIS and
-# oneDNN on the 110M forward's shapes, M = 1 .. 1024, 1 and 2 threads, medians of REPS, same run. Installs
-# Debian's libopenblas-dev, libblis-pthread-dev and libdnnl-dev (bench only: never the build, tests or demo).
+# The GEMM shoot-out of the "Fast on every CPU" issue: Eigen, OpenBLAS, BLIS, oneDNN and the engine's own
+# packed micro-kernels (each x86 path the CPU has; M >= 8, below which the engine runs Eigen) on the 110M
+# forward's shapes, M = 1 .. 1024, 1 and 2 threads, medians of REPS, same run. Installs Debian's
+# libopenblas-dev, libblis-pthread-dev and libdnnl-dev (bench only: never the build, tests or demo).
 #   bench/run_gemm_shootout.sh [REPS] [OUT_JSONL]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,6 +24,9 @@ g++ "${flags[@]}" -DGEMM_OPENBLAS -I/usr/include/x86_64-linux-gnu/openblas-pthre
 g++ "${flags[@]}" -DGEMM_BLIS -I/usr/include/x86_64-linux-gnu/blis-pthread "$root/bench/gemm_shootout.cpp" -o "$work/blis" \
   -L/usr/lib/x86_64-linux-gnu/blis-pthread -Wl,-rpath,/usr/lib/x86_64-linux-gnu/blis-pthread -lblis -pthread
 g++ "${flags[@]}" -DGEMM_ONEDNN "$root/bench/gemm_shootout.cpp" -o "$work/onednn" -ldnnl -fopenmp
+# The engine's own packed kernels, built as the portable SDK builds them (x86-64-v2 + run-time choice).
+g++ -O3 -march=x86-64-v2 -std=c++17 -DNDEBUG -DGEMM_POCKETLLM -I"$root/client/src" -I"$root/common/include" \
+  "$root/bench/gemm_shootout.cpp" "$root/client/src/kernels_gemm.cpp" "$root/common/src/cpu_features.cpp" -o "$work/pocketllm" -pthread
 cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 echo "== CPU: $cpu"
 mkdir -p "$(dirname "$out")"
@@ -31,16 +35,20 @@ for th in 1 2; do
   for b in eigen openblas blis onednn; do
     OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}" "$work/$b" "$th" "$reps" | sed "s/}\$/,\"cpu\":\"$cpu\"}/" >> "$out"
   done
+  for path in avx2 avx512; do  # each path this CPU has (one it lacks falls back to the widest, and is skipped)
+    grep -qw "${path/avx512/avx512f}" /proc/cpuinfo || continue
+    POCKETLLM_GEMM=$path "$work/pocketllm" "$th" "$reps" | sed "s/\"backend\":\"pocketllm\"/\"backend\":\"pocketllm-$path\"/; s/}\$/,\"cpu\":\"$cpu\"}/" >> "$out"
+  done
 done
 python3 - "$out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-backends = ["eigen", "openblas", "blis", "onednn"]
+backends = ["eigen", "openblas", "blis", "onednn", "pocketllm-avx2", "pocketllm-avx512"]
 print("| threads | M | shape (N x K) | " + " | ".join(backends) + " | best |")
 print("|---|---|---|" + "---|" * (len(backends) + 1))
 keys = sorted({(r["threads"], r["m"], r["shape"], r["n"], r["k"]) for r in rows}, key=lambda x: (x[0], x[1], x[3] * x[4]))
 for th, m, shape, n, k in keys:
     g = {r["backend"]: r["gflops"] for r in rows if (r["threads"], r["m"], r["shape"]) == (th, m, shape)}
     best = max(g, key=g.get)
-    print(f"| {th} | {m} | {shape} ({n} x {k}) | " + " | ".join(f"{g.get(b, 0):.0f}" for b in backends) + f" | {best} |")
+    print(f"| {th} | {m} | {shape} ({n} x {k}) | " + " | ".join(f"{g[b]:.0f}" if b in g else "—" for b in backends) + f" | {best} |")
 PY

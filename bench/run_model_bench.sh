@@ -12,13 +12,18 @@ out="${OUT:-$root/bench/results/model_bench.jsonl}"
 mkdir -p "$(dirname "$out")"
 : > "$out"
 export OPENBLAS_CORETYPE=SkylakeX
+# Every row carries the CPU model, the vector extensions that decide the kernels, and the paths chosen.
+cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+isa="$(grep -m1 -ow -E 'avx2|fma|avx512f|avx512_vnni|avx512_bf16|amx_tile|asimddp|i8mm' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/ $//')"
+kernels="$("${bin%/*}/pocketllm" info --system 2>/dev/null | sed -n 's/^kernels: *//p' | head -1)"
+tag() { sed "s|}\$|,\"cpu\":\"$cpu\",\"isa\":\"$isa\",\"kernels\":\"$kernels\"}|"; }
 for preset in 110m stories260k; do
   for t in 1 2; do
-    "$bin" --preset $preset --mode forward --threads $t --reps "$reps" | tee -a "$out"
-    OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "${py[@]}" --preset $preset --mode forward --threads $t --reps "$reps" | tee -a "$out"
+    "$bin" --preset $preset --mode forward --threads $t --reps "$reps" | tag | tee -a "$out"
+    OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "${py[@]}" --preset $preset --mode forward --threads $t --reps "$reps" | tag | tee -a "$out"
   done
-  "$bin" --preset $preset --mode step --threads 2 --reps "$reps" | tee -a "$out"
-  OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 "${py[@]}" --preset $preset --mode mezo --threads 2 --reps "$reps" | tee -a "$out"
-  "$bin" --preset $preset --mode weights | tee -a "$out"
+  "$bin" --preset $preset --mode step --threads 2 --reps "$reps" | tag | tee -a "$out"
+  OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 "${py[@]}" --preset $preset --mode mezo --threads 2 --reps "$reps" | tag | tee -a "$out"
+  "$bin" --preset $preset --mode weights | tag | tee -a "$out"
 done
-"$bin" --mode gemm --reps "$reps" | tee -a "$out"
+"$bin" --mode gemm --reps "$reps" | tag | tee -a "$out"

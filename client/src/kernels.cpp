@@ -261,48 +261,96 @@ namespace {
 // Heads this narrow (stories260K: 8) make a GEMM per block mostly packing overhead; they take direct loops.
 bool small_head(size_t hd) { return hd == 8 || hd == 16; }
 
+// NQ consecutive queries of attention_small_heads at once: each key block of kt is loaded once for all of
+// them and their exp and accumulation chains run side by side. Lanes past a query's last visible key are
+// masked to -inf (exp gives 0), so the blocks are whole 16-key blocks throughout: the same bytes from any
+// buffer, whichever group a query falls in.
+template <size_t HD, size_t NQ>
+void attention_query_group(const float* const* qt, const size_t* visible, const float* kt, size_t padded, const float* v,
+                           size_t kv_stride, float scale, float* const* rows, float* const* ot) {
+  using Lanes = Eigen::Array<float, HD, 1>;
+  const Block lane = Block::LinSpaced(16, 0.0f, 15.0f);
+  size_t vmax = 0;
+  for (size_t g = 0; g < NQ; ++g) vmax = std::max(vmax, visible[g]);
+  Block mb[NQ];
+  for (size_t g = 0; g < NQ; ++g) mb[g] = Block::Constant(-INFINITY);
+  for (size_t j0 = 0; j0 < vmax; j0 += 16) {
+    Block sc[NQ];
+    for (size_t g = 0; g < NQ; ++g) sc[g] = Block::Zero();
+    for (size_t d = 0; d < HD; ++d) {
+      const Block kd = Eigen::Map<const Block>(kt + d * padded + j0);
+      for (size_t g = 0; g < NQ; ++g) sc[g] += (qt[g][d] * scale) * kd;
+    }
+    for (size_t g = 0; g < NQ; ++g) {
+      const float left = visible[g] > j0 ? static_cast<float>(visible[g] - j0) : 0.0f;
+      sc[g] = (lane < left).select(sc[g], Block::Constant(-INFINITY));
+      Eigen::Map<Block>(rows[g] + j0) = sc[g];
+      mb[g] = mb[g].max(sc[g]);
+    }
+  }
+  float inv[NQ];
+  for (size_t g = 0; g < NQ; ++g) {
+    const float mx = mb[g].maxCoeff();
+    Block acc = Block::Zero();
+    for (size_t j0 = 0; j0 < vmax; j0 += 16) {
+      Eigen::Map<Block> blk(rows[g] + j0);
+      blk = (blk - mx).exp();
+      acc += blk;
+    }
+    inv[g] = 1.0f / acc.sum();
+  }
+  Lanes out[NQ][2];
+  for (size_t g = 0; g < NQ; ++g) out[g][0] = out[g][1] = Lanes::Zero();
+  size_t i = 0;
+  for (; i + 2 <= vmax; i += 2) {
+    const Lanes v0 = Eigen::Map<const Lanes>(v + i * kv_stride), v1 = Eigen::Map<const Lanes>(v + (i + 1) * kv_stride);
+    for (size_t g = 0; g < NQ; ++g) {
+      out[g][0] += rows[g][i] * v0;
+      out[g][1] += rows[g][i + 1] * v1;
+    }
+  }
+  if (i < vmax) {
+    const Lanes v0 = Eigen::Map<const Lanes>(v + i * kv_stride);
+    for (size_t g = 0; g < NQ; ++g) out[g][0] += rows[g][i] * v0;
+  }
+  for (size_t g = 0; g < NQ; ++g) {
+    Eigen::Map<Lanes> dst(ot[g]);
+    dst = (out[g][0] + out[g][1]) * inv[g];
+  }
+}
+
 // One (sequence, head, query block) of attention() for a head of HD lanes: the block's keys transposed
-// once (kt[d][j], zero past the last key), scores 16 keys at a time in registers, the softmax in fixed
-// 16-float blocks (the same bytes from any buffer), the output accumulated over keys in registers.
+// once (kt[d][j], zero past the last key), then queries four at a time.
 template <size_t HD>
 void attention_small_heads(const AttentionShape& s, const float* q, size_t q_stride, const float* k, const float* v,
                            size_t kv_stride, size_t t0, size_t rows, size_t kend, float scale, float* o) {
-  using Lanes = Eigen::Array<float, HD, 1>;
+  constexpr size_t kGroup = 4;
   const size_t padded = (kend + 15) / 16 * 16;
-  float* kt = thread_scratch(HD * padded + padded, 0);
-  float* row = kt + HD * padded;
+  float* kt = thread_scratch(HD * padded + kGroup * padded, 0);
   for (size_t d = 0; d < HD; ++d) {
     float* kd = kt + d * padded;
     for (size_t j = 0; j < kend; ++j) kd[j] = k[j * kv_stride + d];
     std::fill(kd + kend, kd + padded, 0.0f);
   }
-  for (size_t t = 0; t < rows; ++t) {
-    const float* qt = q + t * q_stride;
-    const size_t visible = s.causal ? std::min(kend, s.past + t0 + t + 1) : kend;
-    Eigen::Map<Lanes> ot(o + t * q_stride);
-    if (visible == 0) {
-      ot.setZero();
-      continue;
+  const float* qt[kGroup];
+  float* ot[kGroup];
+  float* score_rows[kGroup];
+  size_t visible[kGroup];
+  for (size_t g = 0; g < kGroup; ++g) score_rows[g] = kt + (HD + g) * padded;
+  for (size_t t = 0; t < rows;) {
+    const size_t n = std::min(kGroup, rows - t);
+    for (size_t g = 0; g < n; ++g) {
+      qt[g] = q + (t + g) * q_stride;
+      ot[g] = o + (t + g) * q_stride;
+      visible[g] = s.causal ? std::min(kend, s.past + t0 + t + g + 1) : kend;
     }
-    Block mb = Block::Constant(-INFINITY);
-    for (size_t j0 = 0; j0 < visible; j0 += 16) {
-      Block sc = Block::Zero();
-      for (size_t d = 0; d < HD; ++d) sc += (qt[d] * scale) * Eigen::Map<const Block>(kt + d * padded + j0);
-      Eigen::Map<Block>(row + j0) = sc;
-      if (j0 + 16 <= visible) mb = mb.max(sc);
+    if (n == kGroup) {
+      attention_query_group<HD, kGroup>(qt, visible, kt, padded, v, kv_stride, scale, score_rows, ot);
+    } else {
+      for (size_t g = 0; g < n; ++g)
+        attention_query_group<HD, 1>(qt + g, visible + g, kt, padded, v, kv_stride, scale, score_rows + g, ot + g);
     }
-    float mx = mb.maxCoeff();
-    for (size_t j = visible / 16 * 16; j < visible; ++j) mx = std::max(mx, row[j]);
-    for_blocks(row, visible, mx, [mx](const Block& x) -> Block { return (x - mx).exp(); });
-    Block acc = Block::Zero();
-    size_t j = 0;
-    for (; j + 16 <= visible; j += 16) acc += Eigen::Map<const Block>(row + j);
-    float sum = acc.sum();
-    for (; j < visible; ++j) sum += row[j];
-    const float inv = 1.0f / sum;
-    Lanes out = Lanes::Zero();
-    for (size_t i = 0; i < visible; ++i) out += (row[i] * inv) * Eigen::Map<const Lanes>(v + i * kv_stride);
-    ot = out;
+    t += n;
   }
 }
 
