@@ -86,6 +86,38 @@ KVCache LanguageModel::make_cache(int batch, int capacity) const {
   return cache;
 }
 
+size_t TransformerModel::lay_out_rows(const TokenBatch& batch, bool unpadded) {
+  const size_t B = static_cast<size_t>(batch.batch), T = static_cast<size_t>(batch.seq_len);
+  seq_start_.resize(B);
+  row_token_.clear();
+  for (size_t b = 0; b < B; ++b) {
+    seq_start_[b] = row_token_.size();
+    const size_t len = unpadded ? static_cast<size_t>(batch.lengths[b]) : T;
+    for (size_t t = 0; t < len; ++t) row_token_.push_back(b * T + t);
+  }
+  return row_token_.size();
+}
+
+void TransformerModel::scatter_rows(const TokenBatch& batch, const float* rows, size_t width, std::vector<float>* hidden) const {
+  const size_t M = static_cast<size_t>(batch.batch) * static_cast<size_t>(batch.seq_len);
+  if (row_token_.size() == M) {  // every position is a row: the layouts agree
+    hidden->assign(rows, rows + M * width);
+    return;
+  }
+  hidden->assign(M * width, 0.0f);
+  for (size_t r = 0; r < row_token_.size(); ++r) std::copy_n(rows + r * width, width, hidden->data() + row_token_[r] * width);
+}
+
+void TransformerModel::attend_rows(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal,
+                                   const float* q, const float* k, const float* v, KVCache* cache, size_t layer, float* out) {
+  if (cache != nullptr) {
+    attend(pool, B, T, heads, kv_heads, hd, causal, q, k, v, cache, layer, key_len_.data(), out);
+    return;
+  }
+  AttentionShape s{B, T, T, heads, kv_heads, hd, /*past=*/0, causal, seq_start_.data()};
+  attention(pool, s, q, k, v, key_len_.data(), out);
+}
+
 Result<size_t> TransformerModel::begin_decoder_pass(const TokenBatch& batch, KVCache* cache, size_t learned_positions) {
   POCKETLLM_RETURN_IF_ERROR(batch.validate(config_.vocab_size));
   const size_t B = batch.batch, T = batch.seq_len;

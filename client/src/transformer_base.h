@@ -51,6 +51,16 @@ class TransformerModel : public LanguageModel {
     for (std::vector<float>* v : {&x_, &xn_, &q_, &k_, &v_, &attn_, &tmp_}) v->resize(rows * width);
     h_.resize(rows * ff);
   }
+  // The rows a forward pass runs on. Without a KV cache (unpadded) only the real tokens: sequence b's rows
+  // are [seq_start_[b], seq_start_[b] + lengths[b]), so a batch padded to its longest sequence costs what
+  // its tokens cost; with a cache every sequence has T rows. Fills seq_start_ and row_token_ (the index
+  // b * T + t of each row's token) and returns the number of rows.
+  size_t lay_out_rows(const TokenBatch& batch, bool unpadded);
+  // hidden [B * T, width] from the laid-out rows (padded rows zero).
+  void scatter_rows(const TokenBatch& batch, const float* rows, size_t width, std::vector<float>* hidden) const;
+  // Attention over the laid-out rows: the unpadded layout, or the cache when there is one.
+  void attend_rows(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal, const float* q,
+                   const float* k, const float* v, KVCache* cache, size_t layer, float* out);
   // The start of a decoder pass: checks the batch against the vocabulary, room for its tokens in the
   // cache and in `learned_positions` (0: no limit), and fills key_len_ (past + T with a cache, each
   // sequence's length without). Returns `past`, the tokens already in the cache.
@@ -77,6 +87,8 @@ class TransformerModel : public LanguageModel {
   // q/k/v, attention output, MLP hidden, scratch.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, h_, tmp_;
   std::vector<int32_t> key_len_;  // per sequence: the keys attention reads
+  std::vector<size_t> seq_start_;  // per sequence: its first activation row (lay_out_rows)
+  std::vector<size_t> row_token_;  // per activation row: its token's index b * T + t
 };
 
 }  // namespace pocketllm

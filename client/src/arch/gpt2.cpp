@@ -45,42 +45,43 @@ class Gpt2Model : public TransformerModel {
   Status forward_hidden(ThreadPool* pool, const TokenBatch& batch, const Perturbation& p, KVCache* cache,
                         std::vector<float>* hidden) override {
     const ModelConfig& c = config_;
-    const size_t B = batch.batch, T = batch.seq_len, M = B * T, d = c.hidden_size, ff = c.intermediate_size;
+    const size_t B = batch.batch, T = batch.seq_len, d = c.hidden_size, ff = c.intermediate_size;
     const size_t nh = c.num_heads, hd = c.head_dim;
     auto begun = begin_decoder_pass(batch, cache, static_cast<size_t>(c.max_position_embeddings));
     if (!begun) return begun.status();
     const size_t past = begun.value();
-    size_activations(M, d, ff);
-    qkv_.resize(M * 3 * d);
+    const size_t R = lay_out_rows(batch, /*unpadded=*/cache == nullptr);
+    size_activations(R, d, ff);
+    qkv_.resize(R * 3 * d);
     std::vector<float>& row = embed_row_a_;
     row.resize(d);
-    for (size_t r = 0; r < M; ++r) {
-      const float* e = weight_rows(*wte_, static_cast<size_t>(batch.tokens[r]), 1, p, tmp_.data());
-      const float* pe = weight_rows(*wpe_, past + r % T, 1, p, row.data());
+    for (size_t r = 0; r < R; ++r) {
+      const float* e = weight_rows(*wte_, static_cast<size_t>(batch.tokens[row_token_[r]]), 1, p, tmp_.data());
+      const float* pe = weight_rows(*wpe_, past + row_token_[r] % T, 1, p, row.data());
       for (size_t i = 0; i < d; ++i) x_[r * d + i] = e[i] + pe[i];
     }
     for (size_t l = 0; l < layers_.size(); ++l) {
       const Layer& L = layers_[l];
       throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
-      layer_norm(pool, x_.data(), M, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());
-      linear_in_out(pool, xn_.data(), M, d, *L.qkv_w, L.qkv_b, p, qkv_.data());
-      for (size_t r = 0; r < M; ++r) {
+      layer_norm(pool, x_.data(), R, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());
+      linear_in_out(pool, xn_.data(), R, d, *L.qkv_w, L.qkv_b, p, qkv_.data());
+      for (size_t r = 0; r < R; ++r) {
         std::copy_n(&qkv_[r * 3 * d], d, &q_[r * d]);
         std::copy_n(&qkv_[r * 3 * d + d], d, &k_[r * d]);
         std::copy_n(&qkv_[r * 3 * d + 2 * d], d, &v_[r * d]);
       }
-      attend(pool, B, T, nh, nh, hd, true, q_.data(), k_.data(), v_.data(), cache, l, key_len_.data(), attn_.data());
-      linear_in_out(pool, attn_.data(), M, d, *L.proj_w, L.proj_b, p, tmp_.data());
-      for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
-      layer_norm(pool, x_.data(), M, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
-      linear_in_out(pool, xn_.data(), M, d, *L.fc_w, L.fc_b, p, h_.data());
-      gelu_tanh(pool, h_.data(), M * ff);
-      linear_in_out(pool, h_.data(), M, ff, *L.out_w, L.out_b, p, tmp_.data());
-      for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
+      attend_rows(pool, B, T, nh, nh, hd, true, q_.data(), k_.data(), v_.data(), cache, l, attn_.data());
+      linear_in_out(pool, attn_.data(), R, d, *L.proj_w, L.proj_b, p, tmp_.data());
+      for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
+      layer_norm(pool, x_.data(), R, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
+      linear_in_out(pool, xn_.data(), R, d, *L.fc_w, L.fc_b, p, h_.data());
+      gelu_tanh(pool, h_.data(), R * ff);
+      linear_in_out(pool, h_.data(), R, ff, *L.out_w, L.out_b, p, tmp_.data());
+      for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
     }
     if (cache) cache->length = static_cast<int>(past + T);
-    hidden->resize(M * d);
-    layer_norm(pool, x_.data(), M, d, *lnf_w_, lnf_b_, c.norm_eps, p, hidden->data());
+    layer_norm(pool, x_.data(), R, d, *lnf_w_, lnf_b_, c.norm_eps, p, xn_.data());
+    scatter_rows(batch, xn_.data(), d, hidden);
     return Status::ok();
   }
 

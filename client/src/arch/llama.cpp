@@ -135,7 +135,7 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
                                   std::vector<float>* hidden) {
   const ModelConfig& c = config_;
   POCKETLLM_RETURN_IF_ERROR(batch.validate(c.vocab_size));
-  const size_t B = static_cast<size_t>(batch.batch), T = static_cast<size_t>(batch.seq_len), M = B * T;
+  const size_t B = static_cast<size_t>(batch.batch), T = static_cast<size_t>(batch.seq_len);
   const size_t d = static_cast<size_t>(c.hidden_size);
   size_t past = 0;
   if (cache != nullptr) {
@@ -147,67 +147,46 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
     for (int b = 0; b < batch.batch; ++b)
       if (static_cast<size_t>(batch.lengths[b]) != T) return invalid_argument("cached decoding needs equal-length sequences");
   }
-  const size_t R = lay_out_rows(batch, past, cache == nullptr);
+  const size_t R = prepare_rows(batch, past, cache == nullptr);
 
   // Embedding rows, perturbed when the embedding is trainable (only the rows used are generated).
-  for (size_t b = 0; b < B; ++b) {
-    const size_t len = cache == nullptr ? static_cast<size_t>(batch.lengths[b]) : T;
-    for (size_t t = 0; t < len; ++t) {
-      const size_t id = static_cast<size_t>(std::max(0, batch.tokens[b * T + t]));
-      const float* row = weight_rows(*embed_, id, 1, p, tmp_.data());
-      std::copy_n(row, d, x_.begin() + static_cast<std::ptrdiff_t>((seq_start_[b] + t) * d));
-    }
+  for (size_t r = 0; r < R; ++r) {
+    const size_t id = static_cast<size_t>(std::max(0, batch.tokens[row_token_[r]]));
+    const float* row = weight_rows(*embed_, id, 1, p, tmp_.data());
+    std::copy_n(row, d, x_.begin() + static_cast<std::ptrdiff_t>(r * d));
   }
   for (size_t l = 0; l < layers_.size(); ++l) {
     throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
     run_layer(pool, l, B, T, R, p, cache);
   }
-  if (cache) {
-    cache->length = static_cast<int>(past + T);
-    hidden->resize(M * d);
-    rms_norm(pool, x_.data(), M, d, *final_norm_, c.norm_eps, p, hidden->data());
-    return Status::ok();
-  }
+  if (cache) cache->length = static_cast<int>(past + T);
   rms_norm(pool, x_.data(), R, d, *final_norm_, c.norm_eps, p, xn_.data());
-  hidden->assign(M * d, 0.0f);
-  for (size_t b = 0; b < B; ++b)
-    std::copy_n(xn_.begin() + static_cast<std::ptrdiff_t>(seq_start_[b] * d), static_cast<size_t>(batch.lengths[b]) * d,
-                hidden->begin() + static_cast<std::ptrdiff_t>(b * T * d));
+  scatter_rows(batch, xn_.data(), d, hidden);
   return Status::ok();
 }
 
-// Without a cache the layers run on the real tokens only: sequence b's rows are [seq_start_[b],
-// seq_start_[b] + lengths[b]) of R = the sum of the lengths, and forward_hidden puts the hidden states
-// back at b * T + t (padded rows zero); a batch of short sentences padded to its longest costs what its
-// tokens cost. With a cache every sequence has T tokens. Sizes the activations for R rows.
-size_t LlamaModel::lay_out_rows(const TokenBatch& batch, size_t past, bool unpadded) {
+// The rows of the pass (lay_out_rows: unpadded without a cache), their positions and key lengths, and
+// the activations sized for them.
+size_t LlamaModel::prepare_rows(const TokenBatch& batch, size_t past, bool unpadded) {
   const ModelConfig& c = config_;
   const size_t B = static_cast<size_t>(batch.batch), T = static_cast<size_t>(batch.seq_len);
   const size_t d = static_cast<size_t>(c.hidden_size), hd = static_cast<size_t>(c.head_dim);
   const size_t qd = static_cast<size_t>(c.num_heads) * hd, kvd = static_cast<size_t>(c.num_kv_heads) * hd;
   const size_t ff = static_cast<size_t>(c.intermediate_size);
-  seq_start_.resize(B);
+  const size_t R = lay_out_rows(batch, unpadded);
   key_len_.resize(B);
-  size_t R = 0;
-  for (size_t b = 0; b < B; ++b) {
-    seq_start_[b] = R;
-    R += unpadded ? static_cast<size_t>(batch.lengths[b]) : T;
-    key_len_[b] = static_cast<int32_t>(unpadded ? static_cast<size_t>(batch.lengths[b]) : past + T);
-  }
+  for (size_t b = 0; b < B; ++b) key_len_[b] = static_cast<int32_t>(unpadded ? static_cast<size_t>(batch.lengths[b]) : past + T);
   x_.resize(R * d);
   xn_.resize(R * d);
   q_.resize(R * qd);
   attn_.resize(R * qd);
   gate_.resize(R * ff);
   up_.resize(R * ff);
-  tmp_.resize(std::max(R, size_t{1}) * d);
+  tmp_.resize(R * d);
   k_.resize(R * kvd);
   v_.resize(R * kvd);
   positions_.resize(R);
-  for (size_t b = 0; b < B; ++b) {
-    const size_t len = unpadded ? static_cast<size_t>(batch.lengths[b]) : T;
-    for (size_t t = 0; t < len; ++t) positions_[seq_start_[b] + t] = static_cast<int32_t>(past + t);
-  }
+  for (size_t r = 0; r < R; ++r) positions_[r] = static_cast<int32_t>(past + row_token_[r] % T);
   return R;
 }
 
@@ -224,12 +203,7 @@ void LlamaModel::run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_
   linear(pool, xn_.data(), R, d, *L.v, L.v_bias, p, v_.data());
   rope(q_.data(), R, nh, hd, positions_.data(), inv_freq_.data());
   rope(k_.data(), R, nkv, hd, positions_.data(), inv_freq_.data());
-  if (cache == nullptr) {
-    AttentionShape s{B, T, T, nh, nkv, hd, /*past=*/0, /*causal=*/true, seq_start_.data()};
-    attention(pool, s, q_.data(), k_.data(), v_.data(), key_len_.data(), attn_.data());
-  } else {
-    attend(pool, B, T, nh, nkv, hd, true, q_.data(), k_.data(), v_.data(), cache, l, key_len_.data(), attn_.data());
-  }
+  attend_rows(pool, B, T, nh, nkv, hd, /*causal=*/true, q_.data(), k_.data(), v_.data(), cache, l, attn_.data());
   linear(pool, attn_.data(), R, qd, *L.o, L.o_bias, p, tmp_.data());
   for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
 

@@ -26,7 +26,7 @@ class LlamaModel : public TransformerModel {
     const Weight *mlp_norm, *gate, *up, *down;
   };
   Status bind() override;
-  size_t lay_out_rows(const TokenBatch& batch, size_t past, bool unpadded);
+  size_t prepare_rows(const TokenBatch& batch, size_t past, bool unpadded);
   void run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_t R, const Perturbation& p, KVCache* cache);
 
   const Weight* embed_ = nullptr;
@@ -37,7 +37,6 @@ class LlamaModel : public TransformerModel {
   // Activations, sized for the largest batch seen and then reused.
   std::vector<float> gate_, up_;  // (x_, q_, … are the base class's, sized here for grouped-query attention)
   std::vector<int32_t> positions_;
-  std::vector<size_t> seq_start_;  // first row of each sequence in the (unpadded) activations
 };
 
 // The config of a plain Llama (llama2.c checkpoints, test and benchmark models): the given sizes,

@@ -58,21 +58,22 @@ class OptModel : public TransformerModel {
   Status forward_hidden(ThreadPool* pool, const TokenBatch& batch, const Perturbation& p, KVCache* cache,
                         std::vector<float>* hidden) override {
     const ModelConfig& c = config_;
-    const size_t B = batch.batch, T = batch.seq_len, M = B * T, d = c.hidden_size, ff = c.intermediate_size;
+    const size_t B = batch.batch, T = batch.seq_len, d = c.hidden_size, ff = c.intermediate_size;
     const size_t e = head_input_dim(), nh = c.num_heads, hd = c.head_dim;
     auto begun = begin_decoder_pass(batch, cache, static_cast<size_t>(c.max_position_embeddings));
     if (!begun) return begun.status();
     const size_t past = begun.value();
-    size_activations(M, std::max(d, e), ff);  // the embedding width e may exceed d (project_in)
+    const size_t R = lay_out_rows(batch, /*unpadded=*/cache == nullptr);
+    size_activations(R, std::max(d, e), ff);  // the embedding width e may exceed d (project_in)
     // Token embeddings (width e), projected in when e != d, plus positions (offset 2).
-    for (size_t r = 0; r < M; ++r) {
-      const float* row = weight_rows(*embed_, static_cast<size_t>(batch.tokens[r]), 1, p, tmp_.data());
+    for (size_t r = 0; r < R; ++r) {
+      const float* row = weight_rows(*embed_, static_cast<size_t>(batch.tokens[row_token_[r]]), 1, p, tmp_.data());
       std::copy_n(row, e, &xn_[r * e]);
     }
-    if (project_in_) linear(pool, xn_.data(), M, e, *project_in_, nullptr, p, x_.data());
-    else std::copy_n(xn_.data(), M * d, x_.data());
-    for (size_t r = 0; r < M; ++r) {
-      const float* pe = weight_rows(*pos_, past + r % T + c.position_offset, 1, p, tmp_.data());
+    if (project_in_) linear(pool, xn_.data(), R, e, *project_in_, nullptr, p, x_.data());
+    else std::copy_n(xn_.data(), R * d, x_.data());
+    for (size_t r = 0; r < R; ++r) {
+      const float* pe = weight_rows(*pos_, past + row_token_[r] % T + c.position_offset, 1, p, tmp_.data());
       for (size_t i = 0; i < d; ++i) x_[r * d + i] += pe[i];
     }
     // OPT scales q by hd^-0.5 before QK^T; attention() applies the same scale to the scores.
@@ -81,44 +82,46 @@ class OptModel : public TransformerModel {
       throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
       const float* attn_in = x_.data();
       if (c.do_layer_norm_before) {
-        layer_norm(pool, x_.data(), M, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());
+        layer_norm(pool, x_.data(), R, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());
         attn_in = xn_.data();
       }
-      linear(pool, attn_in, M, d, *L.q, L.qb, p, q_.data());
+      linear(pool, attn_in, R, d, *L.q, L.qb, p, q_.data());
       float* kd = k_.data();
       float* vd = v_.data();
-      linear(pool, attn_in, M, d, *L.k, L.kb, p, kd);
-      linear(pool, attn_in, M, d, *L.v, L.vb, p, vd);
-      attend(pool, B, T, nh, nh, hd, true, q_.data(), kd, vd, cache, l, key_len_.data(), attn_.data());
-      linear(pool, attn_.data(), M, d, *L.o, L.ob, p, tmp_.data());
-      for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
+      linear(pool, attn_in, R, d, *L.k, L.kb, p, kd);
+      linear(pool, attn_in, R, d, *L.v, L.vb, p, vd);
+      attend_rows(pool, B, T, nh, nh, hd, true, q_.data(), kd, vd, cache, l, attn_.data());
+      linear(pool, attn_.data(), R, d, *L.o, L.ob, p, tmp_.data());
+      for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
       if (!c.do_layer_norm_before) {
-        layer_norm(pool, x_.data(), M, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());
-        std::copy_n(xn_.data(), M * d, x_.data());
+        layer_norm(pool, x_.data(), R, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());
+        std::copy_n(xn_.data(), R * d, x_.data());
       }
       const float* mlp_in = x_.data();
       if (c.do_layer_norm_before) {
-        layer_norm(pool, x_.data(), M, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
+        layer_norm(pool, x_.data(), R, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
         mlp_in = xn_.data();
       }
-      linear(pool, mlp_in, M, d, *L.fc1, L.fc1_b, p, h_.data());
-      relu(pool, h_.data(), M * ff);
-      linear(pool, h_.data(), M, ff, *L.fc2, L.fc2_b, p, tmp_.data());
-      for (size_t i = 0; i < M * d; ++i) x_[i] += tmp_[i];
+      linear(pool, mlp_in, R, d, *L.fc1, L.fc1_b, p, h_.data());
+      relu(pool, h_.data(), R * ff);
+      linear(pool, h_.data(), R, ff, *L.fc2, L.fc2_b, p, tmp_.data());
+      for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
       if (!c.do_layer_norm_before) {
-        layer_norm(pool, x_.data(), M, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
-        std::copy_n(xn_.data(), M * d, x_.data());
+        layer_norm(pool, x_.data(), R, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
+        std::copy_n(xn_.data(), R * d, x_.data());
       }
     }
     if (cache) cache->length = static_cast<int>(past + T);
     const float* out = x_.data();
     if (final_w_) {
-      layer_norm(pool, x_.data(), M, d, *final_w_, final_b_, c.norm_eps, p, xn_.data());
+      layer_norm(pool, x_.data(), R, d, *final_w_, final_b_, c.norm_eps, p, xn_.data());
       out = xn_.data();
     }
-    hidden->resize(M * e);
-    if (project_out_) linear(pool, out, M, d, *project_out_, nullptr, p, hidden->data());
-    else std::copy_n(out, M * d, hidden->data());
+    if (project_out_) {
+      linear(pool, out, R, d, *project_out_, nullptr, p, tmp_.data());
+      out = tmp_.data();
+    }
+    scatter_rows(batch, out, e, hidden);
     return Status::ok();
   }
 

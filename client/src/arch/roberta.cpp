@@ -56,49 +56,48 @@ class RobertaModel : public TransformerModel {
     const ModelConfig& c = config_;
     if (cache) return unsupported("RoBERTa is an encoder: no incremental decoding");
     POCKETLLM_RETURN_IF_ERROR(batch.validate(c.vocab_size));
-    const size_t B = batch.batch, T = batch.seq_len, M = B * T, d = c.hidden_size, ff = c.intermediate_size;
+    const size_t B = batch.batch, T = batch.seq_len, d = c.hidden_size, ff = c.intermediate_size;
     if (T + c.position_offset > static_cast<size_t>(c.max_position_embeddings))
       return out_of_range("sequence of " + std::to_string(T) + " tokens exceeds RoBERTa's " +
                           std::to_string(c.max_position_embeddings - c.position_offset) + " positions");
-    size_activations(M, d, ff);
+    const size_t R = lay_out_rows(batch, /*unpadded=*/true);  // padded positions are not computed
+    size_activations(R, d, ff);
     key_len_.assign(batch.lengths.begin(), batch.lengths.end());
     std::vector<float>& prow = embed_row_a_;
     std::vector<float>& trow = embed_row_b_;
     prow.resize(d);
     trow.resize(d);
     const float* type0 = weight_rows(*type_, 0, 1, p, trow.data());
-    for (size_t r = 0; r < M; ++r) {
-      // Padding positions keep padding_idx; real tokens count from padding_idx + 1 (right padding).
-      const size_t t = r % T;
-      const bool real = static_cast<int>(t) < batch.lengths[r / T];
-      const size_t position = real ? t + c.position_offset : c.position_offset - 1;
-      const float* e = weight_rows(*word_, static_cast<size_t>(batch.tokens[r]), 1, p, tmp_.data());
+    for (size_t r = 0; r < R; ++r) {
+      // Real tokens count positions from padding_idx + 1.
+      const size_t position = row_token_[r] % T + c.position_offset;
+      const float* e = weight_rows(*word_, static_cast<size_t>(batch.tokens[row_token_[r]]), 1, p, tmp_.data());
       const float* pe = weight_rows(*pos_, position, 1, p, prow.data());
       for (size_t i = 0; i < d; ++i) xn_[r * d + i] = e[i] + pe[i] + type0[i];
     }
-    layer_norm(pool, xn_.data(), M, d, *emb_ln_w_, emb_ln_b_, c.norm_eps, p, x_.data());
+    layer_norm(pool, xn_.data(), R, d, *emb_ln_w_, emb_ln_b_, c.norm_eps, p, x_.data());
     for (size_t l = 0; l < layers_.size(); ++l) {
       const Layer& L = layers_[l];
       throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
-      linear(pool, x_.data(), M, d, *L.q, L.qb, p, q_.data());
-      linear(pool, x_.data(), M, d, *L.k, L.kb, p, k_.data());
-      linear(pool, x_.data(), M, d, *L.v, L.vb, p, v_.data());
-      attend(pool, B, T, c.num_heads, c.num_heads, c.head_dim, /*causal=*/false, q_.data(), k_.data(), v_.data(), nullptr, l,
-             key_len_.data(), attn_.data());
-      linear(pool, attn_.data(), M, d, *L.o, L.ob, p, tmp_.data());
-      for (size_t i = 0; i < M * d; ++i) tmp_[i] += x_[i];
-      layer_norm(pool, tmp_.data(), M, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, x_.data());
-      linear(pool, x_.data(), M, d, *L.fc1, L.fc1_b, p, h_.data());
-      gelu_erf(pool, h_.data(), M * ff);
-      linear(pool, h_.data(), M, ff, *L.fc2, L.fc2_b, p, tmp_.data());
-      for (size_t i = 0; i < M * d; ++i) tmp_[i] += x_[i];
-      layer_norm(pool, tmp_.data(), M, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, x_.data());
+      linear(pool, x_.data(), R, d, *L.q, L.qb, p, q_.data());
+      linear(pool, x_.data(), R, d, *L.k, L.kb, p, k_.data());
+      linear(pool, x_.data(), R, d, *L.v, L.vb, p, v_.data());
+      attend_rows(pool, B, T, c.num_heads, c.num_heads, c.head_dim, /*causal=*/false, q_.data(), k_.data(), v_.data(), nullptr, l,
+                  attn_.data());
+      linear(pool, attn_.data(), R, d, *L.o, L.ob, p, tmp_.data());
+      for (size_t i = 0; i < R * d; ++i) tmp_[i] += x_[i];
+      layer_norm(pool, tmp_.data(), R, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, x_.data());
+      linear(pool, x_.data(), R, d, *L.fc1, L.fc1_b, p, h_.data());
+      gelu_erf(pool, h_.data(), R * ff);
+      linear(pool, h_.data(), R, ff, *L.fc2, L.fc2_b, p, tmp_.data());
+      for (size_t i = 0; i < R * d; ++i) tmp_[i] += x_[i];
+      layer_norm(pool, tmp_.data(), R, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, x_.data());
     }
     // Masked-LM head transform: dense, GELU, LayerNorm; the decoder is the tied embedding + bias.
-    linear(pool, x_.data(), M, d, *head_dense_, head_dense_b_, p, tmp_.data());
-    gelu_erf(pool, tmp_.data(), M * d);
-    hidden->resize(M * d);
-    layer_norm(pool, tmp_.data(), M, d, *head_ln_w_, head_ln_b_, c.norm_eps, p, hidden->data());
+    linear(pool, x_.data(), R, d, *head_dense_, head_dense_b_, p, tmp_.data());
+    gelu_erf(pool, tmp_.data(), R * d);
+    layer_norm(pool, tmp_.data(), R, d, *head_ln_w_, head_ln_b_, c.norm_eps, p, xn_.data());
+    scatter_rows(batch, xn_.data(), d, hidden);
     return Status::ok();
   }
 
