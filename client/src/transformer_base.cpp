@@ -291,7 +291,11 @@ Result<LossResult> TransformerModel::choice_loss(ThreadPool* pool, const TokenBa
     if (t.label_index < 0 || t.label_index >= static_cast<int>(candidates.size()))
       return invalid_argument("choice_loss: label index outside the candidates");
   }
-  POCKETLLM_RETURN_IF_ERROR(forward_hidden(pool, batch, p, nullptr, &hidden_));
+  read_tokens_.clear();
+  for (const auto& t : targets) read_tokens_.push_back(static_cast<size_t>(t.row) * batch.seq_len + static_cast<size_t>(t.position));
+  const Status pass = forward_hidden(pool, batch, p, nullptr, &hidden_);
+  read_tokens_.clear();
+  POCKETLLM_RETURN_IF_ERROR(pass);
   const size_t d = head_input_dim();
   const size_t k = candidates.size(), P = targets.size();
   const Weight& head = head_weight();

@@ -88,6 +88,9 @@ class TransformerModel : public LanguageModel {
   std::vector<float> x_, xn_, q_, k_, v_, attn_, h_, tmp_;
   std::vector<int32_t> key_len_;  // per sequence: the keys attention reads
   std::vector<size_t> seq_start_;  // per sequence: its first activation row (lay_out_rows)
+  // Set by choice_loss for one pass (else empty): the only tokens (b * T + t) whose hidden states will be
+  // read. An architecture may run its last layer for those rows alone; the other rows of `hidden` are 0.
+  std::vector<size_t> read_tokens_;
   std::vector<size_t> row_token_;  // per activation row: its token's index b * T + t
 };
 

@@ -155,14 +155,65 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
     const float* row = weight_rows(*embed_, id, 1, p, tmp_.data());
     std::copy_n(row, d, x_.begin() + static_cast<std::ptrdiff_t>(r * d));
   }
+  // Only some tokens read (classification): the last layer runs for their rows alone.
+  const bool selected = cache == nullptr && !read_tokens_.empty() && read_tokens_.size() <= R;
   for (size_t l = 0; l < layers_.size(); ++l) {
     throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
-    run_layer(pool, l, B, T, R, p, cache);
+    if (selected && l + 1 == layers_.size()) run_last_layer_selected(pool, l, T, R, p);
+    else run_layer(pool, l, B, T, R, p, cache);
   }
   if (cache) cache->length = static_cast<int>(past + T);
+  if (selected) {  // sel_x_ holds the read rows' residual stream
+    const size_t S = read_tokens_.size();
+    rms_norm(pool, sel_x_.data(), S, d, *final_norm_, c.norm_eps, p, xn_.data());
+    hidden->assign(B * T * d, 0.0f);
+    for (size_t i = 0; i < S; ++i) std::copy_n(xn_.data() + i * d, d, hidden->data() + read_tokens_[i] * d);
+    return Status::ok();
+  }
   rms_norm(pool, x_.data(), R, d, *final_norm_, c.norm_eps, p, xn_.data());
   scatter_rows(batch, xn_.data(), d, hidden);
   return Status::ok();
+}
+
+// The last layer when only the tokens in read_tokens_ are read: keys and values for every row (the read
+// tokens attend to them), the query, attention, output projection and MLP for the S read rows alone. The
+// read rows' residual stream is left in sel_x_ [S, d]. Each read row's numbers are those run_layer
+// computes for it (the kernels' bytes do not depend on the batch on the packed path).
+void LlamaModel::run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, size_t R, const Perturbation& p) {
+  const ModelConfig& c = config_;
+  const Layer& L = layers_[l];
+  const size_t d = static_cast<size_t>(c.hidden_size), hd = static_cast<size_t>(c.head_dim);
+  const size_t nh = static_cast<size_t>(c.num_heads), nkv = static_cast<size_t>(c.num_kv_heads);
+  const size_t qd = nh * hd, kvd = nkv * hd, ff = static_cast<size_t>(c.intermediate_size), S = read_tokens_.size();
+  rms_norm(pool, x_.data(), R, d, *L.attn_norm, c.norm_eps, p, xn_.data());
+  linear(pool, xn_.data(), R, d, *L.k, L.k_bias, p, k_.data());
+  linear(pool, xn_.data(), R, d, *L.v, L.v_bias, p, v_.data());
+  rope(k_.data(), R, nkv, hd, positions_.data(), inv_freq_.data());
+  sel_x_.resize(S * d);
+  sel_in_.resize(S * d);
+  sel_pos_.resize(S);
+  for (size_t i = 0; i < S; ++i) {
+    const size_t b = read_tokens_[i] / T, t = read_tokens_[i] % T, row = seq_start_[b] + t;
+    std::copy_n(xn_.data() + row * d, d, sel_in_.data() + i * d);
+    std::copy_n(x_.data() + row * d, d, sel_x_.data() + i * d);
+    sel_pos_[i] = positions_[row];
+  }
+  linear(pool, sel_in_.data(), S, d, *L.q, L.q_bias, p, q_.data());
+  rope(q_.data(), S, nh, hd, sel_pos_.data(), inv_freq_.data());
+  for (size_t i = 0; i < S; ++i) {  // each read token against the keys of its sequence up to itself
+    const size_t b = read_tokens_[i] / T, t = read_tokens_[i] % T;
+    const AttentionShape s{1, 1, static_cast<size_t>(key_len_[b]), nh, nkv, hd, /*past=*/t, /*causal=*/true};
+    attention(nullptr, s, q_.data() + i * qd, k_.data() + seq_start_[b] * kvd, v_.data() + seq_start_[b] * kvd, &key_len_[b],
+              attn_.data() + i * qd);
+  }
+  linear(pool, attn_.data(), S, qd, *L.o, L.o_bias, p, tmp_.data());
+  for (size_t i = 0; i < S * d; ++i) sel_x_[i] += tmp_[i];
+  rms_norm(pool, sel_x_.data(), S, d, *L.mlp_norm, c.norm_eps, p, xn_.data());
+  linear(pool, xn_.data(), S, d, *L.gate, nullptr, p, gate_.data());
+  linear(pool, xn_.data(), S, d, *L.up, nullptr, p, up_.data());
+  silu_mul(pool, gate_.data(), up_.data(), S * ff);
+  linear(pool, gate_.data(), S, ff, *L.down, nullptr, p, tmp_.data());
+  for (size_t i = 0; i < S * d; ++i) sel_x_[i] += tmp_[i];
 }
 
 // The rows of the pass (lay_out_rows: unpadded without a cache), their positions and key lengths, and

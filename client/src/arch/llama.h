@@ -28,6 +28,7 @@ class LlamaModel : public TransformerModel {
   Status bind() override;
   size_t prepare_rows(const TokenBatch& batch, size_t past, bool unpadded);
   void run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_t R, const Perturbation& p, KVCache* cache);
+  void run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, size_t R, const Perturbation& p);
 
   const Weight* embed_ = nullptr;
   const Weight* final_norm_ = nullptr;
@@ -37,6 +38,8 @@ class LlamaModel : public TransformerModel {
   // Activations, sized for the largest batch seen and then reused.
   std::vector<float> gate_, up_;  // (x_, q_, … are the base class's, sized here for grouped-query attention)
   std::vector<int32_t> positions_;
+  std::vector<float> sel_x_, sel_in_;  // the read rows' residual stream and normalised input (last layer)
+  std::vector<int32_t> sel_pos_;
 };
 
 // The config of a plain Llama (llama2.c checkpoints, test and benchmark models): the given sizes,
