@@ -184,7 +184,7 @@ void LlamaModel::run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, s
   const Layer& L = layers_[l];
   const size_t d = static_cast<size_t>(c.hidden_size), hd = static_cast<size_t>(c.head_dim);
   const size_t nh = static_cast<size_t>(c.num_heads), nkv = static_cast<size_t>(c.num_kv_heads);
-  const size_t qd = nh * hd, kvd = nkv * hd, ff = static_cast<size_t>(c.intermediate_size), S = read_tokens_.size();
+  const size_t qd = nh * hd, kvd = nkv * hd, S = read_tokens_.size();
   rms_norm(pool, x_.data(), R, d, *L.attn_norm, c.norm_eps, p, xn_.data());
   linear(pool, xn_.data(), R, d, *L.k, L.k_bias, p, k_.data());
   linear(pool, xn_.data(), R, d, *L.v, L.v_bias, p, v_.data());
@@ -208,12 +208,7 @@ void LlamaModel::run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, s
   }
   linear(pool, attn_.data(), S, qd, *L.o, L.o_bias, p, tmp_.data());
   for (size_t i = 0; i < S * d; ++i) sel_x_[i] += tmp_[i];
-  rms_norm(pool, sel_x_.data(), S, d, *L.mlp_norm, c.norm_eps, p, xn_.data());
-  linear(pool, xn_.data(), S, d, *L.gate, nullptr, p, gate_.data());
-  linear(pool, xn_.data(), S, d, *L.up, nullptr, p, up_.data());
-  silu_mul(pool, gate_.data(), up_.data(), S * ff);
-  linear(pool, gate_.data(), S, ff, *L.down, nullptr, p, tmp_.data());
-  for (size_t i = 0; i < S * d; ++i) sel_x_[i] += tmp_[i];
+  add_mlp(pool, L, S, p, sel_x_.data());
 }
 
 // The rows of the pass (lay_out_rows: unpadded without a cache), their positions and key lengths, and
@@ -247,7 +242,7 @@ void LlamaModel::run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_
   const Layer& L = layers_[l];
   const size_t d = static_cast<size_t>(c.hidden_size), hd = static_cast<size_t>(c.head_dim);
   const size_t nh = static_cast<size_t>(c.num_heads), nkv = static_cast<size_t>(c.num_kv_heads);
-  const size_t qd = nh * hd, ff = static_cast<size_t>(c.intermediate_size);
+  const size_t qd = nh * hd;
   rms_norm(pool, x_.data(), R, d, *L.attn_norm, c.norm_eps, p, xn_.data());
   linear(pool, xn_.data(), R, d, *L.q, L.q_bias, p, q_.data());
   linear(pool, xn_.data(), R, d, *L.k, L.k_bias, p, k_.data());
@@ -258,12 +253,19 @@ void LlamaModel::run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_
   linear(pool, attn_.data(), R, qd, *L.o, L.o_bias, p, tmp_.data());
   for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
 
-  rms_norm(pool, x_.data(), R, d, *L.mlp_norm, c.norm_eps, p, xn_.data());
-  linear(pool, xn_.data(), R, d, *L.gate, nullptr, p, gate_.data());
-  linear(pool, xn_.data(), R, d, *L.up, nullptr, p, up_.data());
-  silu_mul(pool, gate_.data(), up_.data(), R * ff);
-  linear(pool, gate_.data(), R, ff, *L.down, nullptr, p, tmp_.data());
-  for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
+  add_mlp(pool, L, R, p, x_.data());
+}
+
+// residual[rows, d] += the layer's SwiGLU MLP of its normalised rows (xn_, gate_, up_, tmp_ as scratch).
+void LlamaModel::add_mlp(ThreadPool* pool, const Layer& L, size_t rows, const Perturbation& p, float* residual) {
+  const ModelConfig& c = config_;
+  const size_t d = static_cast<size_t>(c.hidden_size), ff = static_cast<size_t>(c.intermediate_size);
+  rms_norm(pool, residual, rows, d, *L.mlp_norm, c.norm_eps, p, xn_.data());
+  linear(pool, xn_.data(), rows, d, *L.gate, nullptr, p, gate_.data());
+  linear(pool, xn_.data(), rows, d, *L.up, nullptr, p, up_.data());
+  silu_mul(pool, gate_.data(), up_.data(), rows * ff);
+  linear(pool, gate_.data(), rows, ff, *L.down, nullptr, p, tmp_.data());
+  for (size_t i = 0; i < rows * d; ++i) residual[i] += tmp_[i];
 }
 
 namespace {

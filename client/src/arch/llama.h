@@ -28,6 +28,7 @@ class LlamaModel : public TransformerModel {
   Status bind() override;
   size_t prepare_rows(const TokenBatch& batch, size_t past, bool unpadded);
   void run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_t R, const Perturbation& p, KVCache* cache);
+  void add_mlp(ThreadPool* pool, const Layer& L, size_t rows, const Perturbation& p, float* residual);
   void run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, size_t R, const Perturbation& p);
 
   const Weight* embed_ = nullptr;
