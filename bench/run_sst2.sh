@@ -8,7 +8,7 @@
 #
 # Defaults are the configuration README reports: the 11 norm vectors (704 parameters), balanced batches
 # of 16, cosine lr from 5e-3 to 0 over 48 000 steps, ε 1e-3, k = 512 per class (data seed 1),
-# `{text} It was` -> bad/good, all 872 sentences of glue_sst2_dev.tsv. About 25 min for two seeds on two
+# `{text} It was` -> bad/good, all 872 sentences of glue_sst2_dev.tsv. About 4 min for two seeds on two
 # cores. --reference adds Adam + backprop on the same data: on the same 704 norm parameters (balanced
 # batches of 16, lr 1e-2, 300 steps) and on all 260 032 (lr 1e-3, 500 steps); a few minutes more.
 # Results: one JSON line per figure on stdout and in $OUT (default bench/results/sst2.jsonl):
