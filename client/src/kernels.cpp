@@ -253,9 +253,6 @@ void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions,
   }
 }
 
-// Per (sequence, head, block of up to 64 queries): scores against the keys the block can see — under a
-// causal mask a block ending at query t needs keys 0 .. past + t only, so a long prompt computes about half
-// of the full score matrix — then the row softmax and the product with the values.
 namespace {
 
 // Heads this narrow (stories260K: 8) make a GEMM per block mostly packing overhead; they take direct loops.
@@ -356,6 +353,9 @@ void attention_small_heads(const AttentionShape& s, const float* q, size_t q_str
 
 }  // namespace
 
+// Per (sequence, head, block of up to 64 queries): scores against the keys the block can see — under a
+// causal mask a block ending at query t needs keys 0 .. past + t only, so a long prompt computes about half
+// of the full score matrix — then the row softmax and the product with the values.
 void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const float* k, const float* v,
                const int32_t* key_len, float* out) {
   constexpr size_t kQueryBlock = 64;
