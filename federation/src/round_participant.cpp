@@ -14,6 +14,9 @@ Result<LocalRound> run_local_round(LanguageModel& model, Task& task, const std::
                                    uint64_t data_seed, ThreadPool* pool) {
   if (examples.empty()) return invalid_argument("the device has no examples to train on");
   if (round.seeds.empty() || round.round == 0) return invalid_argument("round without seeds");
+  if (round.seed_groups > 1 && !round.group)
+    return invalid_argument("round " + std::to_string(round.round) + " lists the seeds of all its " + std::to_string(round.seed_groups) +
+                            " seed groups; fetch it with the device's credential to get the device's own");
   TrainOptions o;
   o.batch_size = static_cast<int>(round.batch_size);
   o.lr = static_cast<float>(round.lr);

@@ -5,6 +5,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "pocketllm/common/seeds.h"
 #include "pocketllm/common/update_log.h"
 
 namespace pocketllm::protocol {
@@ -197,6 +198,11 @@ bool parse_round_state(const std::string& name, RoundState* out) {
   return false;
 }
 
+uint32_t seed_group(const std::string& device_id, uint64_t round, uint32_t groups) {
+  if (groups <= 1) return 0;
+  return static_cast<uint32_t>(splitmix64(fnv1a64(device_id.data(), device_id.size()) ^ splitmix64(round)) % groups);
+}
+
 RoundInfo round_of(const TaskInfo& task) {
   RoundInfo r;
   r.task = task.id;
@@ -213,13 +219,15 @@ json to_json(const RoundInfo& r) {
   for (uint64_t s : r.seeds) seeds.push_back(seed_to_hex(s));
   json j = {{"task", r.task},         {"round", r.round},
             {"state", round_state_name(r.state)}, {"base_version", r.base_version},
-            {"tau", r.seeds.size()},  {"seeds", seeds},
+            {"tau", r.seed_groups > 1 && !r.group ? r.seeds.size() / r.seed_groups : r.seeds.size()},  {"seeds", seeds},
             {"lr", r.lr},             {"eps", r.eps},
             {"batch_size", r.batch_size}, {"dist", distribution_name(r.dist)},
             {"trainable", r.trainable}, {"deadline_ms", r.deadline_ms},
             {"server_time_ms", r.server_time_ms}, {"submissions", r.submissions}};
   if (r.applied_version) j["applied_version"] = *r.applied_version;
   if (r.sampled) j["sampled"] = *r.sampled;
+  if (r.seed_groups > 1) j["seed_groups"] = r.seed_groups;
+  if (r.group) j["group"] = *r.group;
   if (r.secagg.is_object()) j["secagg"] = r.secagg;
   return j;
 }
@@ -241,7 +249,14 @@ Result<RoundInfo> parse_round_info(const std::string& body) {
   else if (!get(j, "dist", &dist) || !parse_distribution(dist, &r.dist)) missing = "dist";
   else if (!get(j, "deadline_ms", &r.deadline_ms)) missing = "deadline_ms";
   if (missing) return unexpected("round", missing);
-  if (seeds.size() > kMaxScalars) return unexpected("round", "seeds");
+  if (get(j, "seed_groups", &r.seed_groups) && (r.seed_groups == 0 || r.seed_groups > kMaxSeedGroups))
+    return unexpected("round", "seed_groups");
+  uint32_t group = 0;
+  if (get(j, "group", &group)) {
+    if (group >= r.seed_groups) return unexpected("round", "group");
+    r.group = group;
+  }
+  if (seeds.size() > (r.seed_groups > 1 && !r.group ? kMaxRoundSeeds : kMaxScalars)) return unexpected("round", "seeds");
   for (const auto& s : seeds) {
     uint64_t v;
     if (!seed_from_hex(s, &v)) return corrupt("round: bad seed " + s.substr(0, 32));

@@ -75,6 +75,11 @@ HttpResponse Service::get_round(const std::string& task, const std::string& roun
   if (!r) return error(ErrorCode::kUnknownRound, "no round " + round + " in task " + task);
   protocol::RoundInfo info = round_info(t.spec, *r, now_ms());
   if (t.spec.policy.privacy.enabled() && !device.empty()) info.sampled = t.rounds.sampled(r->id, device);
+  info.seed_groups = t.spec.policy.seed_groups;
+  if (info.seed_groups > 1 && !device.empty()) {  // a device sees its own group's tau seeds
+    info.group = protocol::seed_group(device, r->id, info.seed_groups);
+    info.seeds = t.rounds.device_seeds(*r, device);
+  }
   if (!device.empty() && r->state == RoundState::kOpen) {  // the status page's participation
     auto& a = it->second->activity_of(r->id);
     if (a.fetched.size() < Task::kActivityDevices) a.fetched.insert(device);

@@ -10,6 +10,18 @@ uint64_t TaskRounds::round_seed(uint64_t key, uint64_t round, uint32_t k) {
   return step_seed(key, round, k);
 }
 
+uint64_t TaskRounds::group_seed(uint64_t key, uint64_t round, uint32_t group, uint32_t k) {
+  if (group == 0) return round_seed(key, round, k);
+  return step_seed(splitmix64(key ^ splitmix64(0x67726f7570ull + group)), round, k);  // "group"
+}
+
+std::vector<uint64_t> TaskRounds::device_seeds(const Round& r, const std::string& device) const {
+  const uint32_t groups = policy_.seed_groups;
+  if (groups <= 1 || r.seeds.size() != size_t{groups} * policy_.tau) return r.seeds;
+  const size_t g = protocol::seed_group(device, r.id, groups);
+  return {r.seeds.begin() + static_cast<long>(g * policy_.tau), r.seeds.begin() + static_cast<long>((g + 1) * policy_.tau)};
+}
+
 const Round* TaskRounds::round(uint64_t id) const {
   if (id == 0 || id > rounds_.size()) return nullptr;
   return &rounds_[id - 1];
@@ -28,6 +40,9 @@ uint64_t TaskRounds::rounds_applied() const {
 
 Result<Round> TaskRounds::open_round(int64_t now_ms) {
   if (policy_.tau == 0 || policy_.tau > 256) return invalid_argument("tau must be 1..256");
+  if (policy_.seed_groups == 0 || policy_.seed_groups > protocol::kMaxSeedGroups ||
+      size_t{policy_.seed_groups} * policy_.tau > protocol::kMaxRoundSeeds)
+    return invalid_argument("seed_groups must be 1..256 with seed_groups x tau at most 4096");
   if (!rounds_.empty() && rounds_.back().state == RoundState::kOpen)
     return invalid_argument("round " + std::to_string(rounds_.back().id) + " is still open");
   if (policy_.privacy.enabled()) {
@@ -40,7 +55,8 @@ Result<Round> TaskRounds::open_round(int64_t now_ms) {
   Round r;
   r.id = rounds_.size() + 1;
   r.base_version = log_.size();
-  for (uint32_t k = 0; k < policy_.tau; ++k) r.seeds.push_back(round_seed(key_, r.id, k));
+  for (uint32_t g = 0; g < policy_.seed_groups; ++g)
+    for (uint32_t k = 0; k < policy_.tau; ++k) r.seeds.push_back(group_seed(key_, r.id, g, k));
   r.opened_ms = now_ms;
   r.deadline_ms = now_ms + policy_.duration_ms;
   if (policy_.secagg.mode == SecAggMode::kMasked) {
@@ -102,8 +118,9 @@ Result<SubmitOutcome> TaskRounds::submit(uint64_t round_id, Submission s, protoc
     return reject(ErrorCode::kSecAggRequired, invalid_argument("round " + std::to_string(round_id) +
                                                                 " aggregates securely: send masked inputs through its secagg phases"));
   if (s.device.empty()) return reject(ErrorCode::kInvalidSubmission, invalid_argument("submission without a device"));
-  if (s.coeffs.size() != r.seeds.size())
-    return reject(ErrorCode::kWrongCount, invalid_argument("expected " + std::to_string(r.seeds.size()) + " scalars, got " +
+  const size_t tau = r.seeds.size() / std::max<uint32_t>(1, policy_.seed_groups);  // scalars per device
+  if (s.coeffs.size() != tau)
+    return reject(ErrorCode::kWrongCount, invalid_argument("expected " + std::to_string(tau) + " scalars, got " +
                                                            std::to_string(s.coeffs.size())));
   for (float c : s.coeffs)
     if (!std::isfinite(c)) return reject(ErrorCode::kNonFinite, invalid_argument("a submitted scalar is not finite"));
@@ -129,7 +146,7 @@ Result<SubmitOutcome> TaskRounds::submit(uint64_t round_id, Submission s, protoc
                   mismatch("scalars computed from version " + std::to_string(s.base_version) + ", " + std::to_string(behind) +
                            " versions behind round " + std::to_string(round_id) + "'s base " + std::to_string(r.base_version) +
                            " (this task accepts at most " + std::to_string(policy_.max_staleness) + "); sync the log and retry"));
-  s.weight = 1.0 / (1.0 + static_cast<double>(behind) / static_cast<double>(r.seeds.size()));
+  s.weight = 1.0 / (1.0 + static_cast<double>(behind) / static_cast<double>(tau));
   auto it = r.submissions.find(s.device);
   if (it != r.submissions.end()) {
     const bool same = it->second.coeffs == s.coeffs && it->second.examples == s.examples &&
@@ -173,6 +190,11 @@ Result<std::vector<UpdateEntry>> TaskRounds::tick(int64_t now_ms) {
   for (const auto& [device, s] : r.submissions) subs.push_back(s);
   AggregationOptions opt = policy_.aggregation;
   opt.min_submissions = policy_.min_submissions;
+  if (policy_.seed_groups > 1) {  // the task spec keeps these plain: no privacy, no secure aggregation
+    auto entries = aggregate_seed_groups(r, subs, opt);
+    if (!entries) return entries.status();
+    return apply_entries(r, entries.value());
+  }
   auto coeffs = policy_.secagg.mode == SecAggMode::kPlain ? aggregate_fixed_point(subs)
                 : policy_.privacy.enabled()                 ? aggregate_private(subs, r.seeds.size(), policy_.privacy, gaussian_)
                                                             : aggregate(subs, r.seeds.size(), opt);
@@ -180,19 +202,40 @@ Result<std::vector<UpdateEntry>> TaskRounds::tick(int64_t now_ms) {
   return apply(r, coeffs.value());
 }
 
+Result<std::vector<UpdateEntry>> TaskRounds::aggregate_seed_groups(const Round& r, const std::vector<Submission>& subs,
+                                                                   const AggregationOptions& opt) const {
+  const uint32_t groups = policy_.seed_groups;
+  const size_t tau = policy_.tau;
+  if (r.seeds.size() != size_t{groups} * tau) return corrupt("round " + std::to_string(r.id) + " does not hold a seed per group and step");
+  std::vector<uint32_t> group_of;
+  for (const Submission& s : subs) group_of.push_back(protocol::seed_group(s.device, r.id, groups));
+  auto per_group = aggregate_groups(subs, group_of, groups, tau, opt);
+  if (!per_group) return per_group.status();
+  std::vector<UpdateEntry> entries;
+  for (uint32_t g = 0; g < groups; ++g)
+    for (size_t k = 0; k < per_group.value()[g].size(); ++k) entries.push_back({r.seeds[g * tau + k], per_group.value()[g][k]});
+  return entries;
+}
+
 Result<std::vector<UpdateEntry>> TaskRounds::apply(Round& r, const std::vector<float>& coeffs) {
+  if (coeffs.size() != r.seeds.size()) return corrupt("round " + std::to_string(r.id) + ": a coefficient per seed expected");
+  std::vector<UpdateEntry> entries;
+  for (size_t k = 0; k < r.seeds.size(); ++k) entries.push_back({r.seeds[k], coeffs[k]});
+  return apply_entries(r, entries);
+}
+
+Result<std::vector<UpdateEntry>> TaskRounds::apply_entries(Round& r, const std::vector<UpdateEntry>& entries) {
   std::vector<UpdateEntry> applied;
   // A private round's coefficients are bounded by the clipping; abandoning on their size would make
   // the decision depend on the devices' data (and so leak), so only the non-private path checks it.
-  for (float c : coeffs) {
+  for (const UpdateEntry& e : entries) {
     if (policy_.privacy.enabled()) break;
-    if (std::isfinite(c) && std::fabs(c) <= policy_.max_coeff) continue;
+    if (std::isfinite(e.coeff) && std::fabs(e.coeff) <= policy_.max_coeff) continue;
     r.state = RoundState::kAbandoned;  // never applied: the log stays as it was
-    r.abandon_reason = "aggregate coefficient " + std::to_string(c) + " beyond max_coeff " + std::to_string(policy_.max_coeff);
+    r.abandon_reason = "aggregate coefficient " + std::to_string(e.coeff) + " beyond max_coeff " + std::to_string(policy_.max_coeff);
     return applied;
   }
-  for (size_t k = 0; k < r.seeds.size(); ++k) {
-    const UpdateEntry e{r.seeds[k], coeffs[k]};
+  for (const UpdateEntry& e : entries) {
     POCKETLLM_RETURN_IF_ERROR(log_.append(e));
     applied.push_back(e);
   }

@@ -120,7 +120,7 @@ Result<TaskSpec> parse_task_spec(const json& j) {
   static const char* kKnown[] = {"id", "base_model_id", "trainable", "dist", "eps", "lr", "batch_size", "device",
                                  "base_weights", "tau", "round_seconds", "goal_submissions", "min_submissions",
                                  "max_extensions", "strategy", "trim_fraction", "clip", "max_staleness", "seed_key",
-                                 "clip_scale", "max_examples", "max_coeff", "max_per_token", "privacy", "secagg"};
+                                 "clip_scale", "max_examples", "max_coeff", "max_per_token", "privacy", "secagg", "seed_groups"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool known = false;
     for (const char* k : kKnown) known = known || it.key() == k;
@@ -155,6 +155,9 @@ Result<TaskSpec> parse_task_spec(const json& j) {
   }
   RoundPolicy& p = t.policy;
   POCKETLLM_RETURN_IF_ERROR(get_number<uint32_t>(j, "tau", 1, 256, &p.tau));
+  POCKETLLM_RETURN_IF_ERROR(get_number<uint32_t>(j, "seed_groups", 1, protocol::kMaxSeedGroups, &p.seed_groups));
+  if (size_t{p.seed_groups} * p.tau > protocol::kMaxRoundSeeds)
+    return field_error("seed_groups", "seed_groups x tau must be at most 4096 (the seeds a round publishes)");
   double seconds = 60;
   POCKETLLM_RETURN_IF_ERROR(get_number(j, "round_seconds", 0.05, 7.0 * 86400, &seconds));
   p.duration_ms = static_cast<int64_t>(std::llround(seconds * 1000));
@@ -177,6 +180,14 @@ Result<TaskSpec> parse_task_spec(const json& j) {
     return field_error("goal_submissions", "must be 0 (off) or at least min_submissions");
   if (j.contains("privacy")) POCKETLLM_RETURN_IF_ERROR(parse_privacy(j["privacy"], p, &p.privacy));
   if (j.contains("secagg")) POCKETLLM_RETURN_IF_ERROR(parse_secagg(j["secagg"], p, &p.secagg));
+  if (p.seed_groups > 1) {
+    // A group may hold one device: a robust strategy would combine one value; the noise of a private
+    // sum and the masks of a secure one are per seed over all devices.
+    if (p.aggregation.strategy != Strategy::kWeightedMean)
+      return field_error("seed_groups", "needs strategy weighted_mean (a group may hold a single device, so a median or trimmed mean would rest on one value)");
+    if (p.privacy.enabled()) return field_error("seed_groups", "cannot be combined with differential privacy yet (the noise is calibrated per seed over all devices)");
+    if (p.secagg.enabled()) return field_error("seed_groups", "cannot be combined with secure aggregation yet (the masks cancel in a sum over all devices)");
+  }
   return t;
 }
 
@@ -216,6 +227,7 @@ json task_spec_to_json(const TaskSpec& t) {
   j["max_examples"] = t.policy.aggregation.max_examples;
   j["max_coeff"] = t.policy.max_coeff;
   j["max_per_token"] = t.max_per_token;
+  if (t.policy.seed_groups > 1) j["seed_groups"] = t.policy.seed_groups;
   if (!t.base_weights.empty()) j["base_weights"] = t.base_weights;
   const PrivacyPolicy& dp = t.policy.privacy;
   if (dp.enabled()) {

@@ -35,5 +35,46 @@ check "a nonzero update was learned" 'python3 -c "import json,sys; sys.exit(0 if
 for i in 0 1 2; do
   check "device $i's shared weights equal the simulation's, byte for byte" "cmp -s sim_shared.safetensors dev$i/shared.safetensors"
 done
-[ $fails -eq 0 ] || { echo "--- sim"; cat sim.out; for i in 0 1 2; do echo "--- dev$i"; cat dev$i.out; done; tail -20 server.log; }
+
+# Seed groups (docs/protocol.md section 5): the same three processes on a task with 64 groups. Each
+# device trains its own group's seeds; the log holds, per group with a device, tau entries on that
+# group's seeds — recomputed here from the public formulas (FNV-1a-64, SplitMix64), not from the server.
+python3 -c "import json; t = json.load(open('simout/task.json')); t['id'] = 'grp'; t['goal_submissions'] = 3; t['seed_groups'] = 64; print(json.dumps(t))" > grp_task.json
+curl -sS --cacert cert.pem "${A[@]}" -X POST -d @grp_task.json "$url/v1/admin/tasks" > /dev/null
+token=$(curl -sS --cacert cert.pem "${A[@]}" -X POST -d '{"uses":3}' "$url/v1/admin/enrolment-tokens" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+pids=()
+for i in 0 1 2; do
+  "$bin/pocketllm" federate --server "$url" --ca cert.pem --enrol-token "$token" --state "grp$i" --task grp \
+    --model "$model" --data train.txt --shard "$i/3" --partition iid --partition-seed 7 --rounds 1 --threads 1 > "grp$i.out" 2>&1 &
+  pids+=($!)
+done
+wait "${pids[@]}" 2>/dev/null
+curl -sS --cacert cert.pem "${A[@]}" "$url/v1/admin/tasks/grp/rounds/1" > grp_round.json
+curl -sS --cacert cert.pem "${A[@]}" "$url/v1/tasks/grp/log?since=0" > grp_log.json
+check "with seed groups, the log holds tau entries per group with a device, on that group's seeds" 'python3 - grp_task.json grp_round.json grp_log.json <<"PY"
+import json, sys
+M = (1 << 64) - 1
+def sm(x):
+    x = (x + 0x9e3779b97f4a7c15) & M
+    x = ((x ^ (x >> 30)) * 0xbf58476d1ce4e5b9) & M
+    x = ((x ^ (x >> 27)) * 0x94d049bb133111eb) & M
+    return x ^ (x >> 31)
+def fnv(b):
+    h = 0xcbf29ce484222325
+    for c in b: h = ((h ^ c) * 0x100000001b3) & M
+    return h
+task, rnd, log = (json.load(open(f)) for f in sys.argv[1:])
+key, tau, G = int(task["seed_key"], 16), task["tau"], task["seed_groups"]
+devices = [s["device"] for s in rnd["submission_list"]]
+groups = sorted({sm(fnv(d.encode()) ^ sm(1)) % G for d in devices})
+def seed(g, k):
+    kk = key if g == 0 else sm(key ^ sm(0x67726f7570 + g))
+    return "%016x" % sm(kk ^ sm((1 << 8) | k))
+want = [seed(g, k) for g in groups for k in range(tau)]
+got = [e["seed"] for e in log["entries"]]
+print("devices", len(devices), "groups", groups, "entries", len(got))
+sys.exit(0 if len(devices) == 3 and got == want and any(e["coeff"] != 0 for e in log["entries"]) else 1)
+PY'
+check "the grouped devices end with the same shared weights" 'cmp -s grp0/shared.safetensors grp1/shared.safetensors && cmp -s grp0/shared.safetensors grp2/shared.safetensors'
+[ $fails -eq 0 ] || { echo "--- sim"; cat sim.out; for i in 0 1 2; do echo "--- dev$i"; cat dev$i.out; echo "--- grp$i"; cat grp$i.out; done; tail -20 server.log; }
 finish

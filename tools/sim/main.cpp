@@ -62,6 +62,8 @@ constexpr const char* kHelp =
     "  --tau K (8)  --batch-size B (8)  --lr LR (1e-4)  --eps EPS (1e-3)  --trainable P (*)\n"
     "  --strategy weighted_mean|median|trimmed_mean (weighted_mean)  --clip C (0: automatic)  --task-id ID\n"
     "  --min-submissions N (1)     the task's minimum per round (the server's default is 3)\n"
+    "  --seed-groups G (1)         devices fall into G groups a round, each with its own tau seeds (docs/protocol.md\n"
+    "                              section 5): n devices explore up to n directions; 1 = every device the same seeds\n"
     "  --lora-rank R               devices train LoRA adapters of rank R (the task's device settings carry\n"
     "                              the adapter: --lora-alpha A, --lora-targets T (q_proj,v_proj), --lora-init-seed S);\n"
     "                              --trainable then defaults to none\n"
@@ -87,6 +89,7 @@ constexpr const char* kHelp =
 // Numeric options with their ranges; returns a usage message or "".
 std::string read_numbers(const cli::Args& args, sim::SimOptions* o) {
   auto devices = args.get_u64("devices", 8), rounds = args.get_u64("rounds", 10), threads = args.get_u64("threads", 0);
+  auto groups = args.get_u64("seed-groups", 1);
   auto tau = args.get_u64("tau", 8), batch = args.get_u64("batch-size", 8), max_len = args.get_u64("max-length", 128);
   auto participation = args.get_double("participation", 1.0), dropout = args.get_double("dropout", 0),
        straggler = args.get_double("straggler", 0), lr = args.get_double("lr", 1e-4), eps = args.get_double("eps", 1e-3),
@@ -94,6 +97,8 @@ std::string read_numbers(const cli::Args& args, sim::SimOptions* o) {
   if (!devices || devices.value() < 1 || devices.value() > 100000) return "--devices must be 1..100000";
   if (!rounds || rounds.value() < 1) return "--rounds must be a positive integer";
   if (!tau || tau.value() < 1 || tau.value() > 256) return "--tau must be 1..256";
+  if (!groups || groups.value() < 1 || groups.value() > 256 || groups.value() * tau.value() > 4096)
+    return "--seed-groups must be 1..256, with --seed-groups x --tau at most 4096";
   if (!batch || batch.value() < 1 || batch.value() > 65536 || !max_len || max_len.value() < 2 || max_len.value() > (1u << 20) || !threads ||
       threads.value() > 1024)
     return "bad --batch-size, --max-length or --threads";
@@ -104,6 +109,7 @@ std::string read_numbers(const cli::Args& args, sim::SimOptions* o) {
   o->rounds = rounds.value();
   o->threads = static_cast<int>(threads.value());
   o->tau = static_cast<uint32_t>(tau.value());
+  o->seed_groups = static_cast<uint32_t>(groups.value());
   o->batch_size = static_cast<uint32_t>(batch.value());
   o->device["max_length"] = max_len.value();
   o->participation = participation.value();
@@ -121,7 +127,7 @@ int main(int argc, char** argv) {
   cli::Command cmd("pocketllm-sim", kHelp,
                    {"model", "data", "eval-data", "devices", "rounds", "mode", "server", "ca", "admin-token-file", "participation",
                     "dropout", "straggler", "partition", "seed", "task", "template", "labels", "preset", "max-length", "tau",
-                    "batch-size", "lr", "eps", "trainable", "strategy", "clip", "task-id", "device-range", "out", "sample", "threads", "save-shared", "min-submissions", "byzantine", "attack",
+                    "batch-size", "lr", "eps", "trainable", "strategy", "clip", "task-id", "device-range", "out", "sample", "threads", "save-shared", "min-submissions", "seed-groups", "byzantine", "attack",
                     "dp", "clip-norm", "noise-multiplier", "sampling-rate", "target-epsilon", "delta",
                     "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "secagg-bound"},
                    {"secagg", "secagg-plain"});

@@ -62,6 +62,7 @@ json task_spec(const SimOptions& o, const std::string& model_id, std::string* ta
   json t = {{"id", *task_id}, {"base_model_id", model_id}, {"trainable", o.trainable}, {"lr", o.lr}, {"eps", o.eps},
             {"batch_size", o.batch_size}, {"tau", o.tau}, {"round_seconds", 3600}, {"min_submissions", o.min_submissions}, {"max_extensions", 0},
             {"strategy", o.strategy}, {"clip", o.clip}, {"seed_key", key}, {"device", o.device}};
+  if (o.seed_groups > 1) t["seed_groups"] = o.seed_groups;
   if (o.dp != "off") {
     json p = {{"mode", o.dp}, {"clip_norm", o.dp_clip_norm}, {"sampling_rate", o.dp_sampling_rate},
               {"target_epsilon", o.dp_target_epsilon}, {"delta", o.dp_delta}};

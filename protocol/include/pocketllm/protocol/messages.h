@@ -103,7 +103,11 @@ struct RoundInfo {
   std::string task;
   uint64_t round = 0, base_version = 0;
   RoundState state = RoundState::kOpen;
-  std::vector<uint64_t> seeds;  // tau of them
+  // tau seeds; a task with seed groups (docs/protocol.md §5): the asking device's group's tau, or, read
+  // without a device credential, every group's (group g's at [g·tau, g·tau + tau)).
+  std::vector<uint64_t> seeds;
+  uint32_t seed_groups = 1;       // groups of devices that get disjoint seeds (1: every device the same)
+  std::optional<uint32_t> group;  // the asking device's group, when read with a device credential
   double lr = 0, eps = 0;
   uint32_t batch_size = 0;
   Distribution dist = Distribution::kRademacher;
@@ -119,6 +123,11 @@ struct RoundInfo {
   nlohmann::json secagg;
   bool open() const { return state == RoundState::kOpen; }
 };
+// Seed groups: the group of `device_id` in round `round` of a task with `groups` groups — public, so a device
+// and the server compute it alike: splitmix64(FNV-1a-64(device_id) XOR splitmix64(round)) mod groups.
+uint32_t seed_group(const std::string& device_id, uint64_t round, uint32_t groups);
+constexpr uint32_t kMaxSeedGroups = 256;
+constexpr size_t kMaxRoundSeeds = 4096;  // seed_groups × tau
 // A round of `task`: its id and training settings (lr, eps, batch size, distribution, trainable) filled in.
 RoundInfo round_of(const TaskInfo& task);
 nlohmann::json to_json(const RoundInfo& r);

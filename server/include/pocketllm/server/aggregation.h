@@ -44,4 +44,14 @@ bool parse_strategy(const std::string& text, Strategy* out);
 Result<std::vector<float>> aggregate(const std::vector<Submission>& submissions, size_t tau,
                                      const AggregationOptions& options);
 
+// Seed groups (docs/protocol.md §5): submission i belongs to group group_of[i] < groups, whose devices
+// ran the group's own tau seeds. Every step-k scalar is first clipped against the bound of all
+// submissions' step-k scalars (pooled: the scalars of different seeds share one distribution, and a
+// group may hold a single device), then each group's members are combined by the strategy. Returns
+// one vector per group: tau coefficients, or empty for a group nobody submitted to. With one group it
+// is aggregate().
+Result<std::vector<std::vector<float>>> aggregate_groups(const std::vector<Submission>& submissions,
+                                                         const std::vector<uint32_t>& group_of, uint32_t groups, size_t tau,
+                                                         const AggregationOptions& options);
+
 }  // namespace pocketllm::server

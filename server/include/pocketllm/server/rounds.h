@@ -28,6 +28,10 @@ namespace pocketllm::server {
 
 struct RoundPolicy {
   uint32_t tau = 8;                 // local steps (seeds) per round
+  // Seed groups (docs/protocol.md §5): devices fall into this many groups per round (by a public hash
+  // of their id), each group gets its own tau seeds, and each non-empty group's aggregate is appended —
+  // n devices explore up to n directions instead of sharpening tau. 1: every device gets the same seeds.
+  uint32_t seed_groups = 1;
   int64_t duration_ms = 60'000;     // deadline after opening
   size_t goal_submissions = 0;      // close early at this many (0: only at the deadline)
   size_t min_submissions = 3;       // fewer at the deadline: extend or abandon, never apply silently
@@ -57,7 +61,7 @@ using protocol::round_state_name;
 struct Round {
   uint64_t id = 0;
   uint64_t base_version = 0;  // log length the devices start from
-  std::vector<uint64_t> seeds;
+  std::vector<uint64_t> seeds;  // seed_groups × tau: group g's at [g·tau, g·tau + tau)
   int64_t opened_ms = 0, deadline_ms = 0;
   uint32_t extensions = 0;
   RoundState state = RoundState::kOpen;
@@ -128,6 +132,11 @@ class TaskRounds {
 
   // The seed of round r, step k: SplitMix64 over the task key (docs/training.md's step_seed form).
   static uint64_t round_seed(uint64_t key, uint64_t round, uint32_t k);
+  // Seed groups: group g's seed k (group 0's are round_seed's; group g > 0 keys step_seed with
+  // splitmix64(key XOR splitmix64(0x67726f7570 + g))).
+  static uint64_t group_seed(uint64_t key, uint64_t round, uint32_t group, uint32_t k);
+  // The tau seeds `device` trains with in round `r` (its group's).
+  std::vector<uint64_t> device_seeds(const Round& r, const std::string& device) const;
 
   // Secure aggregation (masked mode, docs/secagg.md): the open round's state machine for the service's
   // phase endpoints (null when the round is closed or not masked), and a round's parameters.
@@ -151,6 +160,10 @@ class TaskRounds {
   Result<std::vector<float>> aggregate_fixed_point(const std::vector<Submission>& subs) const;
   // Appends the round's coefficients to the log (after the max_coeff check of non-private rounds).
   Result<std::vector<UpdateEntry>> apply(Round& r, const std::vector<float>& coeffs);
+  Result<std::vector<UpdateEntry>> apply_entries(Round& r, const std::vector<UpdateEntry>& entries);
+  // Seed groups: the weighted mean of each group's devices on its own seeds, non-empty groups in order.
+  Result<std::vector<UpdateEntry>> aggregate_seed_groups(const Round& r, const std::vector<Submission>& subs,
+                                                         const AggregationOptions& opt) const;
 
   uint64_t key_;
   uint64_t sampling_key_;

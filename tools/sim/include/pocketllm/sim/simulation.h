@@ -33,6 +33,7 @@ struct SimOptions {
   uint64_t seed = 0;                 // partition, data order, participation and the round seeds
   nlohmann::json device = {{"task", "lm"}, {"max_length", 128}};  // the task's device settings
   uint32_t tau = 8, batch_size = 8;
+  uint32_t seed_groups = 1;  // the task's seed groups (docs/protocol.md section 5)
   double lr = 1e-4, eps = 1e-3, clip = 0;
   std::string trainable = "*", strategy = "weighted_mean", task_id;  // task id: derived from the seed when empty
   int min_submissions = 1;           // the task's minimum (the server's own default is 3)
