@@ -1,6 +1,7 @@
 #include "pocketllm/client/finetune.h"
 
 #include <chrono>
+#include <cmath>
 
 #include "pocketllm/common/file_util.h"
 #include "pocketllm/common/sha256.h"
@@ -68,6 +69,8 @@ Result<LoadedModel> load_run_model(const std::string& run_dir, RunDir* run_out, 
   auto loaded = load_base(&spec);
   if (!loaded) return base_mismatch(run_dir, run->spec(), run->spec().model_path, loaded.status());
   POCKETLLM_RETURN_IF_ERROR(bring_to_last_step(run.value(), *loaded->model, pool));
+  auto best = run->load_best(*loaded->model);  // the run's result, when it kept one
+  if (!best) return best.status();
   if (run_out) *run_out = std::move(run.value());
   return loaded;
 }
@@ -142,22 +145,70 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
     s->eval_task_ = std::move(et.value());
   }
   std::vector<size_t> train = k_shot_indices(*s->task_, spec.k_shot, spec.train.data_seed);
+  if (spec.validation.enabled()) {
+    POCKETLLM_RETURN_IF_ERROR(carve_validation(*s->task_, spec.validation.examples, spec.train.data_seed, &train, &s->validation_));
+    auto best = s->run_.best_step(&s->best_loss_);  // a resumed run keeps competing with its best so far
+    if (!best) return best.status();
+    s->best_step_ = best.value();
+  }
   s->trainer_ = std::make_unique<ZoTrainer>(model, *s->task_, std::move(train), spec.train, &s->pool_);
   return s;
 }
 
-Status FinetuneSession::evaluate(int step, FinetuneResult* result, const EvalFn& on_eval) {
+Status FinetuneSession::evaluate(int step, FinetuneResult* result, const EvalFn& on_eval, int selected_step) {
   if (!eval_task_) return Status::ok();
   auto r = eval_task_->evaluate(&pool_, *model_->model, request_.eval_batch_size);
   if (!r) return r.status();
   EvalPoint p{step, r.value()};
+  p.selected_step = selected_step;
   result->evals.push_back(p);
   nlohmann::json line = {{"step", step}, {"eval_loss", r->loss}, {"eval_examples", r->count}};
   if (r->accuracy >= 0) line["eval_accuracy"] = r->accuracy;
   else line["eval_perplexity"] = r->perplexity();
+  if (selected_step >= 0) line["selected_step"] = selected_step;
   POCKETLLM_RETURN_IF_ERROR(run_.append_metrics(line));
   if (on_eval) on_eval(p);
   return Status::ok();
+}
+
+Status FinetuneSession::validate(int step, FinetuneResult* result, const EvalFn& on_eval) {
+  auto r = task_->evaluate_examples(&pool_, *model_->model, validation_, request_.eval_batch_size);
+  if (!r) return r.status();
+  EvalPoint p{step, r.value()};
+  p.validation = true;
+  last_validated_ = step;
+  nlohmann::json line = {{"step", step}, {"validation_loss", r->loss}, {"validation_examples", r->count}};
+  if (r->accuracy >= 0) line["validation_accuracy"] = r->accuracy;
+  // A non-finite loss never becomes the best; ties keep the earlier (shorter) run.
+  if (std::isfinite(r->loss) && (best_step_ < 0 || r->loss < best_loss_)) {
+    POCKETLLM_RETURN_IF_ERROR(run_.write_best(step, r->loss, *model_->model));
+    best_step_ = step;
+    best_loss_ = r->loss;
+    since_best_ = 0;
+    line["best"] = true;
+  } else {
+    ++since_best_;
+  }
+  POCKETLLM_RETURN_IF_ERROR(run_.append_metrics(line));
+  result->evals.push_back(p);
+  if (on_eval) on_eval(p);
+  return Status::ok();
+}
+
+Status FinetuneSession::finish(FinetuneResult* result, const EvalFn& on_eval) {
+  LanguageModel& model = *model_->model;
+  const int last = run_.next_step();
+  POCKETLLM_RETURN_IF_ERROR(run_.write_snapshot(last - 1, model));  // the log's end: what a resume starts from
+  if (!run_.spec().validation.enabled()) return evaluate(last, result, on_eval);
+  if (last_validated_ != last) POCKETLLM_RETURN_IF_ERROR(validate(last, result, on_eval));
+  auto best = run_.load_best(model, &best_loss_);
+  if (!best) return best.status();
+  if (best.value() < 0) return corrupt(run_.path() + ": best.safetensors vanished during the run");
+  best_step_ = best.value();
+  finished_ = true;
+  result->best_step = best_step_;
+  result->best_validation_loss = best_loss_;
+  return evaluate(last, result, on_eval, best_step_);
 }
 
 // long: the run loop (steps, evaluations, snapshots, stop) in execution order; its parts share the run state.
@@ -165,8 +216,16 @@ Result<FinetuneResult> FinetuneSession::run(const ProgressFn& on_step, const Eva
   const RunSpec& spec = run_.spec();
   LanguageModel& model = *model_->model;
   FinetuneResult result;
+  if (finished_) {  // the model already holds the run's result
+    result.steps_done = run_.next_step();
+    result.best_step = best_step_;
+    result.best_validation_loss = best_loss_;
+    return result;
+  }
   const int first = run_.next_step();
+  const ValidationOptions& val = spec.validation;
   if (request_.eval_at_start && first == 0) POCKETLLM_RETURN_IF_ERROR(evaluate(0, &result, on_eval));
+  if (val.enabled() && first == 0 && best_step_ < 0) POCKETLLM_RETURN_IF_ERROR(validate(0, &result, on_eval));
   const auto t0 = std::chrono::steady_clock::now();
   const int last = max_steps > 0 ? std::min(spec.train.steps, first + max_steps) : spec.train.steps;
   StepRecord* rec = &record_;
@@ -182,6 +241,10 @@ Result<FinetuneResult> FinetuneSession::run(const ProgressFn& on_step, const Eva
     }
     if (request_.eval_every > 0 && (t + 1) % request_.eval_every == 0 && t + 1 < spec.train.steps)
       POCKETLLM_RETURN_IF_ERROR(evaluate(t + 1, &result, on_eval));
+    if (val.enabled() && (t + 1) % val.interval(spec.train.steps) == 0) {
+      POCKETLLM_RETURN_IF_ERROR(validate(t + 1, &result, on_eval));
+      if (val.patience > 0 && since_best_ >= val.patience) result.early_stopped = true;
+    }
     StepProgress p;
     p.step = t;
     p.total = spec.train.steps;
@@ -197,14 +260,13 @@ Result<FinetuneResult> FinetuneSession::run(const ProgressFn& on_step, const Eva
       result.stopped = true;
       break;
     }
+    if (result.early_stopped) break;
   }
   POCKETLLM_RETURN_IF_ERROR(run_.sync());
   result.steps_done = run_.next_step();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (!result.stopped && run_.next_step() >= spec.train.steps) {
-    POCKETLLM_RETURN_IF_ERROR(run_.write_snapshot(run_.next_step() - 1, model));
-    POCKETLLM_RETURN_IF_ERROR(evaluate(run_.next_step(), &result, on_eval));
-  }
+  if (!result.stopped && (run_.next_step() >= spec.train.steps || result.early_stopped))
+    POCKETLLM_RETURN_IF_ERROR(finish(&result, on_eval));
   return result;
 }
 

@@ -9,6 +9,8 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -105,6 +107,8 @@ json RunSpec::to_json() const {
               {"snapshot_every", snapshot_every},
               {"fsync_every", fsync_every}};
   if (lora.enabled()) j["adapter"] = lora.to_json();
+  if (validation.enabled())
+    j["validation"] = {{"examples", validation.examples}, {"every", validation.every}, {"patience", validation.patience}};
   if (quantize != DType::kF32) j["model"]["quantize"] = dtype_name(quantize);
   return j;
 }
@@ -155,6 +159,14 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
     s.data_path = j.at("data").at("path");
     s.data_sha256 = j.at("data").at("sha256");
     s.k_shot = j.at("data").at("k_shot");
+    if (j.contains("validation")) {
+      const json& v = j.at("validation");
+      s.validation.examples = v.at("examples");
+      s.validation.every = v.at("every");
+      s.validation.patience = v.at("patience");
+      if (s.validation.examples < 0 || s.validation.every < 0 || s.validation.patience < 0)
+        return corrupt(where + ": validation settings must be >= 0");
+    }
     s.snapshot_every = j.value("snapshot_every", 100);
     s.fsync_every = j.value("fsync_every", 10);
     return s;
@@ -383,15 +395,17 @@ Status RunDir::append_metrics(const json& line) {
   return s;
 }
 
-Status RunDir::write_snapshot(int step, LanguageModel& model) {
+Status RunDir::write_tensors(const std::string& file, int step, LanguageModel& model, const std::map<std::string, std::string>& extra) {
   std::vector<TensorToWrite> tensors;
   for (const Weight* w : model.weights().trainable()) tensors.push_back({w->name, DType::kF32, w->shape, w->data});
-  return write_safetensors(path_ + "/snapshot.safetensors", tensors,
-                           {{"pocketllm.step", std::to_string(step)}, {"pocketllm.model_id", spec_.model_id}}, 0600);
+  std::map<std::string, std::string> meta = extra;
+  meta["pocketllm.step"] = std::to_string(step);
+  meta["pocketllm.model_id"] = spec_.model_id;
+  return write_safetensors(path_ + "/" + file, tensors, meta, 0600);
 }
 
-Result<int> RunDir::load_snapshot(LanguageModel& model) {
-  const std::string p = path_ + "/snapshot.safetensors";
+Result<int> RunDir::read_tensors(const std::string& file, LanguageModel* model, std::map<std::string, std::string>* meta) const {
+  const std::string p = path_ + "/" + file;
   auto f = SafetensorsFile::open(p);
   if (!f) {
     if (f.status().code() == StatusCode::kNotFound) return -1;
@@ -402,12 +416,45 @@ Result<int> RunDir::load_snapshot(LanguageModel& model) {
   if (it == f->metadata().end() || id == f->metadata().end()) return corrupt(p + ": not a pocketllm snapshot");
   if (id->second != spec_.model_id) return mismatch(p + ": snapshot of another base model");
   const int step = std::atoi(it->second.c_str());
-  for (const Weight* w : model.weights().trainable()) {
+  if (meta) *meta = f->metadata();
+  if (!model) return step;
+  for (const Weight* w : model->weights().trainable()) {
     const TensorInfo* t = f->find(w->name);
     if (t == nullptr || t->dtype != DType::kF32 || t->numel != w->numel())
       return corrupt(p + ": tensor '" + w->name + "' missing or of the wrong size");
     POCKETLLM_RETURN_IF_ERROR(f->read_f32(*t, 0, t->numel, w->mutable_f32));
   }
+  return step;
+}
+
+Status RunDir::write_snapshot(int step, LanguageModel& model) { return write_tensors("snapshot.safetensors", step, model, {}); }
+
+Result<int> RunDir::load_snapshot(LanguageModel& model) { return read_tensors("snapshot.safetensors", &model, nullptr); }
+
+Status RunDir::write_best(int step, double validation_loss, LanguageModel& model) {
+  char loss[40];
+  std::snprintf(loss, sizeof loss, "%.17g", validation_loss);
+  return write_tensors("best.safetensors", step, model, {{"pocketllm.validation_loss", loss}});
+}
+
+namespace {
+double validation_loss_of(const std::map<std::string, std::string>& meta) {
+  auto it = meta.find("pocketllm.validation_loss");
+  return it == meta.end() ? NAN : std::strtod(it->second.c_str(), nullptr);
+}
+}  // namespace
+
+Result<int> RunDir::load_best(LanguageModel& model, double* loss) {
+  std::map<std::string, std::string> meta;
+  auto step = read_tensors("best.safetensors", &model, &meta);
+  if (step && step.value() >= 0 && loss) *loss = validation_loss_of(meta);
+  return step;
+}
+
+Result<int> RunDir::best_step(double* loss) const {
+  std::map<std::string, std::string> meta;
+  auto step = read_tensors("best.safetensors", nullptr, &meta);
+  if (step && step.value() >= 0 && loss) *loss = validation_loss_of(meta);
   return step;
 }
 

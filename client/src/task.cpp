@@ -20,12 +20,13 @@ struct Encoded {
 // Scores the first n examples of `task` in order, batch by batch, at the unperturbed weights, handing
 // each batch's indices and loss to `fn`.
 template <class Fn>
-Status for_each_eval_batch(Task& task, size_t n, ThreadPool* pool, LanguageModel& model, int batch_size, Fn fn) {
+Status for_each_eval_batch(Task& task, const std::vector<size_t>& examples, ThreadPool* pool, LanguageModel& model, int batch_size,
+                           Fn fn) {
   const size_t bs = static_cast<size_t>(std::max(1, batch_size));
+  const size_t n = examples.size();
   for (size_t i = 0; i < n; i += bs) {
     throw_if_cancelled();
-    std::vector<size_t> idx;
-    for (size_t j = i; j < std::min(n, i + bs); ++j) idx.push_back(j);
+    std::vector<size_t> idx(examples.begin() + static_cast<long>(i), examples.begin() + static_cast<long>(std::min(n, i + bs)));
     auto l = task.loss(pool, model, idx, Perturbation{});
     if (!l) return l.status();
     fn(idx, l.value());
@@ -45,16 +46,17 @@ class LmTask : public Task {
     return model.token_loss(pool, batch_, targets_, p);
   }
 
-  Result<EvalResult> evaluate(ThreadPool* pool, LanguageModel& model, int batch_size) override {
+  Result<EvalResult> evaluate_examples(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& examples,
+                                       int batch_size) override {
     EvalResult r;
     double sum = 0;
     size_t count = 0;
-    POCKETLLM_RETURN_IF_ERROR(for_each_eval_batch(*this, ex_.size(), pool, model, batch_size, [&](const std::vector<size_t>&, const LossResult& l) {
+    POCKETLLM_RETURN_IF_ERROR(for_each_eval_batch(*this, examples, pool, model, batch_size, [&](const std::vector<size_t>&, const LossResult& l) {
       sum += l.sum;
       count += l.count;
     }));
     r.loss = count ? sum / static_cast<double>(count) : 0;
-    r.count = ex_.size();
+    r.count = examples.size();
     return r;
   }
 
@@ -92,12 +94,14 @@ class ClassifyTask : public Task {
     return model.choice_loss(pool, batch_, targets_, cand_, p, &logits_);
   }
 
-  Result<EvalResult> evaluate(ThreadPool* pool, LanguageModel& model, int batch_size) override {
+  Result<EvalResult> evaluate_examples(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& examples,
+                                       int batch_size) override {
     EvalResult r;
+    if (examples.empty()) return r;
     double sum = 0;
     size_t correct = 0;
     const size_t k = cand_.size();
-    POCKETLLM_RETURN_IF_ERROR(for_each_eval_batch(*this, ex_.size(), pool, model, batch_size, [&](const std::vector<size_t>& idx, const LossResult& l) {
+    POCKETLLM_RETURN_IF_ERROR(for_each_eval_batch(*this, examples, pool, model, batch_size, [&](const std::vector<size_t>& idx, const LossResult& l) {
       sum += l.sum;
       for (size_t b = 0; b < idx.size(); ++b) {
         const float* row = logits_.data() + b * k;
@@ -105,7 +109,7 @@ class ClassifyTask : public Task {
         correct += pred == ex_[idx[b]].label;
       }
     }));
-    r.count = ex_.size();
+    r.count = examples.size();
     r.loss = sum / static_cast<double>(r.count);
     r.accuracy = static_cast<double>(correct) / static_cast<double>(r.count);
     return r;
@@ -352,6 +356,44 @@ Result<std::unique_ptr<Task>> make_task(const Dataset& data, const Tokenizer& to
   t->truncated = truncated;
   t->skipped = skipped;
   return std::unique_ptr<Task>(std::move(t));
+}
+
+Result<EvalResult> Task::evaluate(ThreadPool* pool, LanguageModel& model, int batch_size) {
+  std::vector<size_t> all(size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  return evaluate_examples(pool, model, all, batch_size);
+}
+
+Status carve_validation(const Task& task, int n, uint64_t seed, std::vector<size_t>* train, std::vector<size_t>* validation) {
+  validation->clear();
+  if (n <= 0) return Status::ok();
+  const auto labels = task.labels();
+  std::vector<size_t> order = *train;
+  std::sort(order.begin(), order.end());  // the draw depends on the sample, not on how it was listed
+  philox_shuffle(order, seed, 0x76616c69u, 0x64u);  // "valid"
+  std::map<int, int> taken, total;
+  for (size_t i : order) ++total[labels.empty() ? 0 : labels[i]];
+  std::vector<size_t> kept;
+  for (size_t i : order) {
+    const int label = labels.empty() ? 0 : labels[i];
+    if (taken[label] < n) {
+      ++taken[label];
+      validation->push_back(i);
+    } else {
+      kept.push_back(i);
+    }
+  }
+  for (const auto& [label, count] : total) {
+    if (count > n) continue;
+    validation->clear();
+    const std::string what = labels.empty() ? "the training sample has " : "label " + std::to_string(label) + " has ";
+    return invalid_argument("--validation " + std::to_string(n) + " leaves nothing to train on: " + what + std::to_string(count) +
+                            " example(s) in the training sample");
+  }
+  std::sort(kept.begin(), kept.end());
+  std::sort(validation->begin(), validation->end());
+  *train = std::move(kept);
+  return Status::ok();
 }
 
 std::vector<size_t> k_shot_indices(const Task& task, int k, uint64_t seed) {

@@ -36,6 +36,11 @@ constexpr const char* kHelp =
     "  --max-length N       tokens per example (default 256); --overlong truncate|skip (default truncate)\n"
     "  --pack               lm: pack the examples into full windows of --max-length tokens (no padding)\n"
     "  --eval-data FILE     held-out set evaluated at the start, every --eval-every steps and at the end\n"
+    "  --validation N       hold N examples per label (lm: N in all) out of the training sample and validate\n"
+    "                       on them every --validate-every steps (default steps/20); the run ends with the\n"
+    "                       weights of the step with the best validation loss (RUN_DIR/best.safetensors;\n"
+    "                       export and generate use them) and --eval-data is evaluated on those\n"
+    "  --patience P         with --validation: stop after P validations without a better loss (default 0: never)\n"
     "optimisation:\n"
     "  --steps N (100)  --batch-size B (16)  --lr LR (1e-4)  --eps EPS (1e-3)\n"
     "  --schedule constant|linear|cosine (constant)  --warmup N (0)  --n-spsa N directions per step (1)\n"
@@ -73,7 +78,8 @@ int cmd_finetune(const std::vector<std::string>& argv) {
   Command cmd("pocketllm finetune", kHelp, {"model", "data", "task", "out", "template", "labels", "k-shot", "max-length", "overlong", "eval-data",
              "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
              "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every",
-             "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize"}, {"resume", "pack", "balanced"});
+             "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize", "validation", "validate-every", "patience"},
+             {"resume", "pack", "balanced"});
   return cmd.run(argv, [&](const Args& args) {
     auto usage = [](const std::string& m) {
       std::fprintf(stderr, "pocketllm finetune: %s (see --help)\n", m.c_str());
@@ -94,6 +100,12 @@ int cmd_finetune(const std::vector<std::string>& argv) {
       return true;
     };
     uint64_t steps, batch, warmup, n_spsa, k_shot, max_len, eval_every, eval_bs, snap, threads, fsync_every;
+    uint64_t validation, validate_every, patience;
+    if (!u64("validation", 0, 1u << 30, &validation)) return usage("--validation must be an integer (examples per label)");
+    if (!u64("validate-every", 0, 100'000'000, &validate_every)) return usage("--validate-every must be an integer");
+    if (!u64("patience", 0, 1'000'000, &patience)) return usage("--patience must be an integer");
+    if (validation == 0 && (args.has("validate-every") || args.has("patience")))
+      return usage("--validate-every and --patience need --validation N");
     if (!u64("steps", 100, 100'000'000, &steps)) return usage("--steps must be an integer");
     if (!u64("batch-size", 16, 1 << 16, &batch) || batch == 0) return usage("--batch-size must be 1..65536");
     if (!u64("warmup", 0, 100'000'000, &warmup)) return usage("--warmup must be an integer");
@@ -130,6 +142,9 @@ int cmd_finetune(const std::vector<std::string>& argv) {
         return usage("--quantize must be q8_0 or q4_0");
     }
     spec.k_shot = static_cast<int>(k_shot);
+    spec.validation.examples = static_cast<int>(validation);
+    spec.validation.every = static_cast<int>(validate_every);
+    spec.validation.patience = static_cast<int>(patience);
     spec.snapshot_every = static_cast<int>(snap);
     spec.fsync_every = static_cast<int>(fsync_every);
     spec.task.kind = args.get("task", "lm");
@@ -194,14 +209,18 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     nlohmann::json evals = nlohmann::json::array();
     auto on_eval = [&](const EvalPoint& e) {
       if (tty) std::fputs("\n", stderr);
+      const char* what = e.validation ? "validation" : "eval";
+      std::string at = std::to_string(e.step);
+      if (e.selected_step >= 0) at += " (the weights of step " + std::to_string(e.selected_step) + ", best on validation)";
       if (e.result.accuracy >= 0)
-        std::fprintf(stderr, "eval @ step %d: loss %.4f, accuracy %.2f%% (%zu examples)\n", e.step, e.result.loss,
+        std::fprintf(stderr, "%s @ step %s: loss %.4f, accuracy %.2f%% (%zu examples)\n", what, at.c_str(), e.result.loss,
                      100 * e.result.accuracy, e.result.count);
       else
-        std::fprintf(stderr, "eval @ step %d: loss %.4f, perplexity %.2f (%zu examples)\n", e.step, e.result.loss,
+        std::fprintf(stderr, "%s @ step %s: loss %.4f, perplexity %.2f (%zu examples)\n", what, at.c_str(), e.result.loss,
                      e.result.perplexity(), e.result.count);
-      nlohmann::json j = {{"step", e.step}, {"loss", e.result.loss}};
+      nlohmann::json j = {{"step", e.step}, {"loss", e.result.loss}, {"split", what}};
       if (e.result.accuracy >= 0) j["accuracy"] = e.result.accuracy;
+      if (e.selected_step >= 0) j["selected_step"] = e.selected_step;
       evals.push_back(j);
     };
     auto result = run_finetune(req, on_step, on_eval);
@@ -220,6 +239,11 @@ int cmd_finetune(const std::vector<std::string>& argv) {
                    result->steps_done - 1, req.out_dir.c_str());
       return 130;
     }
+    if (result->early_stopped)
+      std::fprintf(stderr, "stopped early: no better validation loss in the last --patience validations\n");
+    if (result->best_step >= 0)
+      std::fprintf(stderr, "best validation loss %.4f at step %d: the run's result (RUN_DIR/best.safetensors)\n",
+                   result->best_validation_loss, result->best_step);
     std::fprintf(stderr, "done: %d steps (%d skipped) in %.1f s; run in %s\n", result->steps_done, result->skipped_steps,
                  result->seconds, req.out_dir.c_str());
     return 0;

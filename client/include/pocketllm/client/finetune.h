@@ -44,6 +44,8 @@ struct StepProgress {
 struct EvalPoint {
   int step = 0;
   EvalResult result;
+  bool validation = false;  // on the validation split carved from the training sample (else the eval set)
+  int selected_step = -1;   // the final evaluation of a run with validation: the best step's weights
 };
 
 struct FinetuneResult {
@@ -52,6 +54,9 @@ struct FinetuneResult {
   std::vector<EvalPoint> evals;
   int skipped_steps = 0;
   double seconds = 0;
+  int best_step = -1;          // with validation: the step whose weights the run ends with
+  double best_validation_loss = 0;
+  bool early_stopped = false;  // patience ran out: the run ended before its step count
 };
 
 using ProgressFn = std::function<bool(const StepProgress&)>;  // return false to stop after this step
@@ -78,7 +83,12 @@ class FinetuneSession {
 
  private:
   explicit FinetuneSession(const FinetuneRequest& request);
-  Status evaluate(int step, FinetuneResult* result, const EvalFn& on_eval);
+  Status evaluate(int step, FinetuneResult* result, const EvalFn& on_eval, int selected_step = -1);
+  // Validation at `step` (the weights after `step` steps): keeps best.safetensors when the loss improves.
+  Status validate(int step, FinetuneResult* result, const EvalFn& on_eval);
+  // The run is over (completed or patience ran out): the last snapshot, then the best step's weights
+  // and the final evaluation of them.
+  Status finish(FinetuneResult* result, const EvalFn& on_eval);
 
   FinetuneRequest request_;
   ThreadPool pool_;
@@ -87,6 +97,10 @@ class FinetuneSession {
   LoadedModel* model_ = nullptr;
   std::unique_ptr<Task> task_, eval_task_;
   std::unique_ptr<ZoTrainer> trainer_;
+  std::vector<size_t> validation_;     // indices into task_ held out from training
+  double best_loss_ = 0;
+  int best_step_ = -1, since_best_ = 0, last_validated_ = -1;
+  bool finished_ = false;              // the model holds the best step's weights: nothing more to train
   StepRecord record_;  // reused: a step allocates nothing after warm-up
 };
 
@@ -94,7 +108,8 @@ class FinetuneSession {
 Result<FinetuneResult> run_finetune(const FinetuneRequest& request, const ProgressFn& on_step = nullptr,
                                     const EvalFn& on_eval = nullptr);
 
-// Loads the run's base model and brings its trainable tensors to the run's last logged step.
+// Loads the run's base model and brings its trainable tensors to the run's result: the best validated
+// step when the run has a validation split (best.safetensors), else its last logged step.
 Result<LoadedModel> load_run_model(const std::string& run_dir, RunDir* run_out = nullptr, ThreadPool* pool = nullptr);
 
 // SHA-256 of a file's bytes, hex.

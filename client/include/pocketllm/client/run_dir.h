@@ -3,11 +3,13 @@
 //   log.jsonl              one line per update entry (append-only, flushed every step, fsynced at intervals)
 //   snapshot.safetensors   trainable tensors at some step (atomic), to shorten resume
 //   metrics.jsonl          evaluations
+//   best.safetensors       with a validation split: trainable tensors at the best validated step (atomic)
 // The weights at any step are the base model plus the replay of the log, bit for bit, so a run killed
 // at any moment resumes to exactly the weights an uninterrupted run reaches.
 #pragma once
 
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,15 @@
 
 namespace pocketllm {
 
+// Early stopping on a validation split carved from the training sample (never the evaluation set).
+struct ValidationOptions {
+  int examples = 0;  // per label (classify) or in all (lm); 0: no validation split
+  int every = 0;     // steps between validations (0: the run's steps / 20, at least 1)
+  int patience = 0;  // stop after this many validations without a better loss (0: run every step)
+  bool enabled() const { return examples > 0; }
+  int interval(int steps) const { return every > 0 ? every : std::max(1, steps / 20); }
+};
+
 struct RunSpec {
   std::string model_path, model_id, model_format;
   std::string trainable = "*";
@@ -30,6 +41,7 @@ struct RunSpec {
   TaskOptions task;
   std::string data_path, data_sha256;
   int k_shot = 0;
+  ValidationOptions validation;
   int snapshot_every = 100;
   int fsync_every = 10;
 
@@ -82,9 +94,19 @@ class RunDir {
   Status write_snapshot(int step, LanguageModel& model);
   // Loads the snapshot into the model's trainable tensors; returns its step, or -1 when there is none.
   Result<int> load_snapshot(LanguageModel& model);
+  // The best validated step's trainable tensors (best.safetensors), tagged also with its validation loss.
+  Status write_best(int step, double validation_loss, LanguageModel& model);
+  // Loads them into the model; returns the step, or -1 when the run has none. `loss` (optional) receives
+  // the validation loss it was kept for.
+  Result<int> load_best(LanguageModel& model, double* loss = nullptr);
+  // The best step and its validation loss without loading tensors (-1 when none).
+  Result<int> best_step(double* loss = nullptr) const;
 
  private:
   Status load_log();
+  Status write_tensors(const std::string& file, int step, LanguageModel& model, const std::map<std::string, std::string>& extra);
+  // A snapshot-format file's step (and metadata), checked against the run's model id.
+  Result<int> read_tensors(const std::string& file, LanguageModel* model, std::map<std::string, std::string>* meta) const;
   std::string path_;
   RunSpec spec_;
   std::vector<LoggedStep> steps_;

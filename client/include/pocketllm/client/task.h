@@ -51,7 +51,10 @@ class Task {
   // Mean loss over the given examples with the model's weights perturbed by p.
   virtual Result<LossResult> loss(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& examples,
                                   const Perturbation& p) = 0;
-  virtual Result<EvalResult> evaluate(ThreadPool* pool, LanguageModel& model, int batch_size) = 0;
+  // Unperturbed mean loss (and accuracy) over the given examples, or over every example.
+  virtual Result<EvalResult> evaluate_examples(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& examples,
+                                               int batch_size) = 0;
+  Result<EvalResult> evaluate(ThreadPool* pool, LanguageModel& model, int batch_size);
   // Labels of examples (classification; empty for LM), for k-shot sampling.
   virtual std::vector<int> labels() const { return {}; }
 
@@ -64,5 +67,11 @@ Result<std::unique_ptr<Task>> make_task(const Dataset& data, const Tokenizer& to
 
 // A class-balanced sample of k examples per label (seeded); all examples when k <= 0 or no labels.
 std::vector<size_t> k_shot_indices(const Task& task, int k, uint64_t seed);
+
+// Carves a validation split out of a training sample (docs/training.md, "Validation and the best step"):
+// `n` examples of every label (classification) or `n` in all (LM) move from `train` to `validation`,
+// drawn by a Philox shuffle of the sample keyed by `seed` (stream "valid"); both come back sorted. Errors
+// when a label (or the LM sample) would keep fewer than one training example.
+Status carve_validation(const Task& task, int n, uint64_t seed, std::vector<size_t>* train, std::vector<size_t>* validation);
 
 }  // namespace pocketllm
