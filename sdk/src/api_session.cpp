@@ -29,6 +29,10 @@ pllm_status check_session_params(const pllm_session_params& p) {
                 "steps must be 1..1e8, batch_size 1..4096, eps > 0 and finite, lr finite, max_length 2..65536");
   if (p.lora_rank < 0 || p.lora_rank > 1024 || !std::isfinite(p.lora_alpha) || p.lora_alpha < 0 || p.lora_alpha > 1e6)
     return fail(PLLM_ERR_INVALID_ARGUMENT, "lora_rank must be 0..1024 and lora_alpha in [0, 1e6]");
+  if (p.validation_examples < 0 || p.validate_every < 0 || p.patience < 0)
+    return fail(PLLM_ERR_INVALID_ARGUMENT, "validation_examples, validate_every and patience must be >= 0");
+  if (p.validation_examples == 0 && (p.validate_every > 0 || p.patience > 0))
+    return fail(PLLM_ERR_INVALID_ARGUMENT, "validate_every and patience need validation_examples > 0");
   return PLLM_OK;
 }
 
@@ -45,6 +49,9 @@ pllm_status spec_from(const pllm_session_params& p, pocketllm::RunSpec* s) {
     if (pocketllm::Status st = s->lora.validate(); !st) return fail(PLLM_ERR_INVALID_ARGUMENT, st.message());
     if (s->trainable == "*") s->trainable = "none";
   }
+  s->validation.examples = p.validation_examples;
+  s->validation.every = p.validate_every;
+  s->validation.patience = p.patience;
   s->train.steps = p.steps;
   s->train.batch_size = p.batch_size;
   s->train.lr = p.lr;
@@ -141,7 +148,8 @@ pllm_status pllm_session_train(pllm_session* session, int32_t max_steps, const p
       return report_progress(control, static_cast<float>(s.step + 1) / static_cast<float>(s.total));
     }, nullptr, max_steps);
     if (!r) return fail(r.status());
-    if (!r->evals.empty()) session->last_eval_loss = r->evals.back().result.loss;
+    for (const auto& e : r->evals)
+      if (!e.validation) session->last_eval_loss = e.result.loss;  // the held-out set's, not the validation split's
     if (out_eval_loss) *out_eval_loss = session->last_eval_loss;
     if (r->stopped) return fail(PLLM_ERR_CANCELLED, "stopped after step " + std::to_string(r->steps_done) + "; train again to go on");
     return PLLM_OK;

@@ -695,3 +695,57 @@ TEST_CASE("a LoRA session through the C ABI trains adapters in place, and an old
   CHECK(pllm_session_open(bad.m, &wrong, nullptr, &s) == PLLM_ERR_INVALID_ARGUMENT);
   fs::remove_all(dir);
 }
+
+TEST_CASE("a session with a validation split ends with the best step's weights in memory and in the export", "[sdk][validation]") {
+  const std::string dir = toy_model(67);
+  ModelHandle h;
+  h.m = load(dir);
+  pllm_session_params sp = session_params(dir + "/run", dir + "/train.txt", 8);
+  sp.lr = 5e-2f;
+  sp.validation_examples = 2;
+  sp.validate_every = 2;
+  pllm_session* s = nullptr;
+  REQUIRE(pllm_session_open(h.m, &sp, nullptr, &s) == PLLM_OK);
+  int32_t done = 0;
+  REQUIRE(pllm_session_train(s, 0, nullptr, &done, nullptr) == PLLM_OK);
+  CHECK(done == 8);
+  pllm_session_free(s);
+  const auto spec = nlohmann::json::parse(std::ifstream(dir + "/run/spec.json"));
+  CHECK(spec["validation"]["examples"] == 2);
+  int validations = 0, last_best = -1;
+  std::ifstream metrics(dir + "/run/metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    const auto m = nlohmann::json::parse(line);
+    validations += m.contains("validation_loss");
+    if (m.value("best", false)) last_best = m["step"];
+  }
+  CHECK(validations == 5);  // steps 0, 2, 4, 6, 8
+  CHECK((last_best > 0 && last_best < 8));  // lr 5e-2 overshoots late: the best is a middle step
+  CHECK(fs::exists(dir + "/run/best.safetensors"));
+  // The model in memory and the exported run are the same weights: the best step's.
+  const double in_memory = eval_loss(h.m, dir + "/train.txt");
+  REQUIRE(pllm_export_as((dir + "/run").c_str(), (dir + "/out").c_str(), nullptr, nullptr) == PLLM_OK);
+  ModelHandle exported;
+  exported.m = load(dir + "/out");
+  CHECK(eval_loss(exported.m, dir + "/train.txt") == Approx(in_memory).epsilon(1e-6));
+
+  // A caller with the struct before these fields gets no validation; nonsense values are refused.
+  ModelHandle old;
+  old.m = load(dir);
+  pllm_session_params legacy = session_params(dir + "/run-legacy", dir + "/train.txt", 2);
+  legacy.validation_examples = 3;  // beyond the struct size below: ignored
+  legacy.struct_size = static_cast<uint32_t>(offsetof(pllm_session_params, validation_examples));
+  REQUIRE(pllm_session_open(old.m, &legacy, nullptr, &s) == PLLM_OK);
+  pllm_session_free(s);
+  CHECK_FALSE(nlohmann::json::parse(std::ifstream(dir + "/run-legacy/spec.json")).contains("validation"));
+  ModelHandle bad;
+  bad.m = load(dir);
+  pllm_session_params wrong = session_params(dir + "/run-bad", dir + "/train.txt", 2);
+  wrong.patience = 2;  // without a validation split
+  CHECK(pllm_session_open(bad.m, &wrong, nullptr, &s) == PLLM_ERR_INVALID_ARGUMENT);
+  wrong.patience = 0;
+  wrong.validation_examples = 5;  // the whole sample
+  CHECK(pllm_session_open(bad.m, &wrong, nullptr, &s) != PLLM_OK);
+  CHECK(std::string(pllm_last_error()).find("leaves nothing to train on") != std::string::npos);
+  fs::remove_all(dir);
+}

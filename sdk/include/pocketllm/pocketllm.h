@@ -236,6 +236,14 @@ typedef struct pllm_session_params {
   float lora_alpha;
   const char* lora_targets;
   uint64_t lora_init_seed;
+  /* Also appended after 0.2.0: early stopping (docs/training.md, "Validation and the best step").
+   * validation_examples 0 (default): none; N > 0: N examples per label (lm: N in all) are held out of
+   * data_path and validated every validate_every steps (0: steps / 20); after `patience` validations
+   * without a better loss the run ends (0: never early). When the run ends the model holds the weights
+   * of the step with the best validation loss (the run directory's best.safetensors). */
+  int32_t validation_examples;
+  int32_t validate_every;
+  int32_t patience;
 } pllm_session_params;
 
 PLLM_API pllm_session_params pllm_session_default_params(void);
