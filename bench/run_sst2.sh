@@ -4,6 +4,7 @@
 # optionally the first-order reference (Adam + backprop, PyTorch; installs the bench peers).
 #
 #   bench/run_sst2.sh [--seeds "0 1"] [--steps N] [--lr LR] [--batch-size B] [--eval-every N]
+#                     [--data-seed D] [--validation N [--validate-every S] [--patience P]]
 #                     [--reference] [--work DIR]
 #
 # Defaults are the configuration README reports: the 11 norm vectors (704 parameters), balanced batches
@@ -13,7 +14,9 @@
 # batches of 16, lr 1e-2, 300 steps) and on all 260 032 (lr 1e-3, 500 steps); a few minutes more.
 # Results: one JSON line per figure on stdout and in $OUT (default bench/results/sst2.jsonl):
 # {"kind": "zero_shot" | "zo" (every evaluation) | "zo_final" | "reference", ...}. Run directories (logs,
-# snapshots) go to --work (default build/sst2).
+# snapshots) go to --work (default build/sst2). --validation N holds N sentences per class out of the k-shot
+# sample and ends each run with its best validated step (docs/training.md): "zo_final" is then that step's
+# dev accuracy, with "selected_step".
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${POCKETLLM_BUILD_DIR:-$root/build}/bin/pocketllm"
@@ -22,7 +25,7 @@ model="$shared/hub/karpathy/tinyllamas/stories260K"
 train="$shared/data/sst2/glue_sst2_train.tsv"
 dev="$shared/data/sst2/glue_sst2_dev.tsv"
 
-seeds="0 1"; steps=48000; lr=5e-3; batch=16; eval_every=4000; reference=0
+seeds="0 1"; steps=48000; lr=5e-3; batch=16; eval_every=4000; reference=0; data_seed=1; validation=()
 work="$root/build/sst2"
 results="${OUT:-$root/bench/results/sst2.jsonl}"
 while [ $# -gt 0 ]; do
@@ -33,8 +36,12 @@ while [ $# -gt 0 ]; do
     --batch-size) batch="$2"; shift 2 ;;
     --eval-every) eval_every="$2"; shift 2 ;;
     --reference) reference=1; shift ;;
+    --data-seed) data_seed="$2"; shift 2 ;;
+    --validation) validation+=(--validation "$2"); shift 2 ;;
+    --validate-every) validation+=(--validate-every "$2"); shift 2 ;;
+    --patience) validation+=(--patience "$2"); shift 2 ;;
     --work) work="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_sst2: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -58,7 +65,7 @@ pids=()
 for s in $seeds; do
   rm -rf "$work/seed$s"
   "$bin" finetune --model "$model" --data "$train" --task classify --template "$template" --labels "$labels" \
-    --k-shot 512 --data-seed 1 --balanced --trainable norms --batch-size "$batch" --lr "$lr" \
+    --k-shot 512 --data-seed "$data_seed" ${validation[@]+"${validation[@]}"} --balanced --trainable norms --batch-size "$batch" --lr "$lr" \
     --schedule cosine --steps "$steps" --seed "$s" --threads 1 --eval-data "$dev" --eval-every "$eval_every" \
     --snapshot-every "$eval_every" --metrics-json "$work/seed$s.json" --out "$work/seed$s" \
     > "$work/seed$s.out" 2>&1 &
@@ -69,22 +76,26 @@ status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 [ $status -eq 0 ] || { echo "run_sst2: a ZO run failed; see $work/seed*.out" >&2; exit 1; }
 
-/usr/bin/env python3 - "$results" "$work" "$zs_acc" $seeds <<'EOF'
+/usr/bin/env python3 - "$results" "$work" "$zs_acc" "$data_seed" $seeds <<'EOF'
 import json, sys
-results, out, zs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+results, out, zs, data_seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 with open(results, "a") as f:
     def emit(line):
         f.write(json.dumps(line) + "\n")
         print(json.dumps(line))
-    for s in sys.argv[4:]:
+    for s in sys.argv[5:]:
         m = json.load(open(f"{out}/seed{s}.json"))
         for e in m["evals"]:
-            emit({"kind": "zo", "seed": int(s), "step": e["step"], "accuracy": round(100 * e["accuracy"], 2),
-                  "loss": round(e["loss"], 4)})
-        last = m["evals"][-1]
+            kind = "zo_validation" if e.get("split") == "validation" else "zo"
+            if "selected_step" in e: continue
+            emit({"kind": kind, "seed": int(s), "data_seed": int(data_seed), "step": e["step"],
+                  "accuracy": round(100 * e["accuracy"], 2), "loss": round(e["loss"], 4)})
+        last = [e for e in m["evals"] if e.get("split") != "validation"][-1]
         acc = 100 * last["accuracy"]
-        emit({"kind": "zo_final", "seed": int(s), "step": last["step"], "accuracy": round(acc, 2),
-              "gain_points": round(acc - zs, 2), "seconds": round(m["seconds"], 1)})
+        final = {"kind": "zo_final", "seed": int(s), "data_seed": int(data_seed), "step": last["step"], "accuracy": round(acc, 2),
+                 "gain_points": round(acc - zs, 2), "seconds": round(m["seconds"], 1)}
+        if "selected_step" in last: final["selected_step"] = last["selected_step"]
+        emit(final)
 EOF
 
 if [ $reference -eq 1 ]; then
