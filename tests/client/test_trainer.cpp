@@ -12,6 +12,8 @@ using namespace pocketllm;
 
 namespace {
 
+using test::tensor_bytes;
+
 std::vector<std::string> toy_sentences() {
   return {"the cat", "a cat at the bed", "he had a cat", "the bad cat", "a good cat", "the hat",
           "cat cat cat", "the cheese", "abc", "a bee and a cat", "that cat is good", "the end"};
@@ -36,13 +38,6 @@ FinetuneRequest toy_request(const std::string& model_dir, const std::string& dat
   return r;
 }
 
-std::map<std::string, std::string> tensor_bytes(const std::string& safetensors_path) {
-  auto f = SafetensorsFile::open(safetensors_path);
-  REQUIRE(f.is_ok());
-  std::map<std::string, std::string> out;
-  for (const auto& t : f->tensors()) out[t.name] = std::string(reinterpret_cast<const char*>(f->raw(t)), t.nbytes);
-  return out;
-}
 
 }  // namespace
 

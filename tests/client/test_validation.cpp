@@ -13,6 +13,8 @@ using namespace pocketllm;
 
 namespace {
 
+using test::tensor_bytes;
+
 std::vector<std::string> sentences() {
   return {"the cat", "a cat at the bed", "he had a cat", "the bad cat", "a good cat", "the hat", "cat cat cat",
           "the cheese", "abc", "a bee and a cat", "that cat is good", "the end", "a hat", "the bee", "he is bad", "a dog"};
@@ -44,13 +46,6 @@ std::vector<nlohmann::json> metrics(const std::string& run) {
   return out;
 }
 
-std::map<std::string, std::string> tensor_bytes(const std::string& path) {
-  auto f = SafetensorsFile::open(path);
-  REQUIRE(f.is_ok());
-  std::map<std::string, std::string> out;
-  for (const auto& t : f->tensors()) out[t.name] = std::string(reinterpret_cast<const char*>(f->raw(t)), t.nbytes);
-  return out;
-}
 
 std::unique_ptr<Task> classify_task(const std::string& dir, LoadedModel* loaded, int n) {
   std::string tsv = "sentence\tlabel\n";

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <random>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "arch/llama.h"
+#include "pocketllm/common/safetensors.h"
 
 namespace pocketllm::test {
 
@@ -157,6 +159,15 @@ inline ModelConfig write_toy_model_dir(const std::string& dir, uint32_t seed, bo
 inline void write_lines(const std::string& path, const std::vector<std::string>& lines) {
   std::ofstream out(path);
   for (const auto& l : lines) out << l << "\n";
+}
+
+// Every tensor of a safetensors file as its raw bytes, by name (throws when the file does not open).
+inline std::map<std::string, std::string> tensor_bytes(const std::string& path) {
+  auto f = SafetensorsFile::open(path);
+  if (!f) throw std::runtime_error(path + ": " + f.status().message());
+  std::map<std::string, std::string> out;
+  for (const auto& t : f->tensors()) out[t.name] = std::string(reinterpret_cast<const char*>(f->raw(t)), t.nbytes);
+  return out;
 }
 
 }  // namespace pocketllm::test
