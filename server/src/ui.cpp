@@ -64,7 +64,7 @@ function render(s) {
       `<td>${r.loss === null ? "–" : r.loss.toFixed(4)}</td></tr>`).join("");
     const pts = t.rounds.filter((r) => r.loss !== null).map((r) => [r.round, r.loss]);
     return `<div class="card task" id="task-${esc(t.id)}"><h2>${esc(t.id)}</h2><p class="muted">version ${t.version} · ` +
-      `round ${t.round} · ${t.tau} seeds a round</p>${p}${curve(pts)}<table><thead><tr><th>round</th><th>state</th>` +
+      `round ${t.round} · ${t.tau} seeds a round${t.seed_groups > 1 ? ` for each of ${t.seed_groups} seed groups` : ""}</p>${p}${curve(pts)}<table><thead><tr><th>round</th><th>state</th>` +
       `<th>submissions</th><th>dropouts</th><th>late</th><th>mean loss</th></tr></thead><tbody>${rows}</tbody></table></div>`;
   }).join("");
 }
@@ -135,7 +135,7 @@ HttpResponse Service::ui_status() {
                  {"delta", t->spec.policy.privacy.delta}, {"rounds_left", p.rounds_left}, {"state", p.exhausted ? "budget_spent" : "active"}};
     }
     tasks.push_back({{"id", id}, {"version", t->rounds.version()}, {"round", t->rounds.current() ? t->rounds.current()->id : 0},
-                     {"tau", t->spec.policy.tau}, {"rounds", rounds}, {"privacy", privacy}});
+                     {"tau", t->spec.policy.tau}, {"seed_groups", t->spec.policy.seed_groups}, {"rounds", rounds}, {"privacy", privacy}});
   }
   json out = {{"server_time_ms", now_ms()}, {"store", store_->describe()},
               {"leading", store_->shared() ? json(leading_ == 1) : json(nullptr)},

@@ -76,8 +76,9 @@ int run_rounds(const Command& cmd, DeviceSession& s, uint64_t rounds, double wai
     const RoundInfo& r = round.value();
     auto p = s.take_part(r);
     if (!p) return cmd.fail(p.status());
-    std::printf("round %llu: %s (local mean loss %.4f over %llu examples)\n", static_cast<unsigned long long>(r.round),
-                p->describe().c_str(), p->local.mean_loss, static_cast<unsigned long long>(p->local.examples));
+    const std::string group = r.group ? ", seed group " + std::to_string(*r.group) + " of " + std::to_string(r.seed_groups) : "";
+    std::printf("round %llu: %s (local mean loss %.4f over %llu examples%s)\n", static_cast<unsigned long long>(r.round),
+                p->describe().c_str(), p->local.mean_loss, static_cast<unsigned long long>(p->local.examples), group.c_str());
     std::fflush(stdout);
     if (!p->submitted()) continue;
     auto closed = s.wait_until_closed(r.round);
