@@ -10,7 +10,8 @@ backpropagation (PyTorch, float32) on the same data and objective, and reports t
 whose Hugging Face name matches REGEX; --balanced makes every batch hold the labels in equal shares (as
 pocketllm's --balanced does); --k-shot K samples K examples per label from --train with Python's random
 (seeded by --data-seed; not the same sample as pocketllm's Philox k-shot, the same size and balance).
-Prints JSON lines: {"step": s, "eval_loss": ..., "eval_accuracy"|"eval_perplexity": ...}.
+Prints JSON lines: {"step": s, "eval_loss": ..., "eval_accuracy"|"eval_perplexity": ..., "examples": e,
+"train_seconds": t} — e examples trained on so far, t the wall time of the training steps alone (no evaluation).
 """
 import argparse
 import json
@@ -19,6 +20,7 @@ import os
 import random
 import re
 import sys
+import time
 
 import torch
 
@@ -150,7 +152,9 @@ def main():
                     count += c
                 return {"eval_loss": total / count, "eval_perplexity": math.exp(total / count)}
 
-    print(json.dumps({"step": 0, **evaluate()}), flush=True)
+    print(json.dumps({"step": 0, **evaluate(), "examples": 0, "train_seconds": 0.0}), flush=True)
+    trained = 0.0
+    seen = 0
     order = []
     by_label = {}
     if a.task == "classify" and a.balanced:
@@ -175,6 +179,7 @@ def main():
                 order += idx
             items = [train[i] for i in order[: a.batch_size]]
             del order[: a.batch_size]
+        t0 = time.perf_counter()
         opt.zero_grad()
         if a.task == "classify":
             l, _ = batch_loss(items)
@@ -183,8 +188,10 @@ def main():
             l, c = batch_loss(items)
             (l / c).backward()
         opt.step()
+        trained += time.perf_counter() - t0
+        seen += len(items)
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
-            print(json.dumps({"step": step + 1, **evaluate()}), flush=True)
+            print(json.dumps({"step": step + 1, **evaluate(), "examples": seen, "train_seconds": round(trained, 3)}), flush=True)
 
 
 if __name__ == "__main__":
