@@ -148,6 +148,15 @@ TEST_CASE("a run with validation ends with the weights of its best validated ste
   for (const Weight* w : result->model->weights().trainable())
     CHECK(std::memcmp(kept.at(w->name).data(), w->data, w->numel() * 4) == 0);
   CHECK(tensor_bytes(dir + "/run/snapshot.safetensors") != kept);
+  // A best.safetensors from beyond the log (a hand-edited or foreign file) is refused, not trusted.
+  {
+    auto rd = RunDir::open(dir + "/run");
+    REQUIRE(rd.is_ok());
+    REQUIRE(rd->write_best(99, 0.1, *result->model).is_ok());
+  }
+  auto ahead = load_run_model(dir + "/run");
+  REQUIRE_FALSE(ahead.is_ok());
+  CHECK(ahead.status().message().find("beyond the log") != std::string::npos);
 }
 
 TEST_CASE("patience stops a run whose validation loss stops improving, and resume keeps the best", "[client][validation][e2e]") {
