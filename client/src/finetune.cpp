@@ -69,15 +69,11 @@ Result<LoadedModel> load_run_model(const std::string& run_dir, RunDir* run_out, 
   auto loaded = load_base(&spec);
   if (!loaded) return base_mismatch(run_dir, run->spec(), run->spec().model_path, loaded.status());
   POCKETLLM_RETURN_IF_ERROR(bring_to_last_step(run.value(), *loaded->model, pool));
-  auto best_at = run->best_step();  // the run's result, when it kept one
-  if (!best_at) return best_at.status();
-  if (best_at.value() > run->next_step())
-    return corrupt(run_dir + ": best.safetensors is from step " + std::to_string(best_at.value()) + ", beyond the log's " +
+  auto best = run->load_best(*loaded->model);  // the run's result, when it kept one
+  if (!best) return best.status();
+  if (best.value() > run->next_step())
+    return corrupt(run_dir + ": best.safetensors is from step " + std::to_string(best.value()) + ", beyond the log's " +
                    std::to_string(run->next_step()) + " steps");
-  if (best_at.value() >= 0) {
-    auto best = run->load_best(*loaded->model);
-    if (!best) return best.status();
-  }
   if (run_out) *run_out = std::move(run.value());
   return loaded;
 }

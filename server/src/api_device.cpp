@@ -78,7 +78,7 @@ HttpResponse Service::get_round(const std::string& task, const std::string& roun
   info.seed_groups = t.spec.policy.seed_groups;
   if (info.seed_groups > 1 && !device.empty()) {  // a device sees its own group's tau seeds
     info.group = protocol::seed_group(device, r->id, info.seed_groups);
-    info.seeds = t.rounds.device_seeds(*r, device);
+    info.seeds = t.rounds.group_seeds(*r, *info.group);
   }
   if (!device.empty() && r->state == RoundState::kOpen) {  // the status page's participation
     auto& a = it->second->activity_of(r->id);

@@ -15,10 +15,10 @@ uint64_t TaskRounds::group_seed(uint64_t key, uint64_t round, uint32_t group, ui
   return step_seed(splitmix64(key ^ splitmix64(0x67726f7570ull + group)), round, k);  // "group"
 }
 
-std::vector<uint64_t> TaskRounds::device_seeds(const Round& r, const std::string& device) const {
+std::vector<uint64_t> TaskRounds::group_seeds(const Round& r, uint32_t group) const {
   const uint32_t groups = policy_.seed_groups;
-  if (groups <= 1 || r.seeds.size() != size_t{groups} * policy_.tau) return r.seeds;
-  const size_t g = protocol::seed_group(device, r.id, groups);
+  if (groups <= 1 || group >= groups || r.seeds.size() != size_t{groups} * policy_.tau) return r.seeds;
+  const size_t g = group;
   return {r.seeds.begin() + static_cast<long>(g * policy_.tau), r.seeds.begin() + static_cast<long>((g + 1) * policy_.tau)};
 }
 

@@ -74,7 +74,7 @@ TEST_CASE("seed groups: every group of a round gets its own seeds, group 0 the u
   }
   int counter = 0;
   const std::string d = device_in(3, 1, 4, &counter);
-  CHECK(task.device_seeds(*r, d) == std::vector<uint64_t>(r->seeds.begin() + 9, r->seeds.end()));
+  CHECK(task.group_seeds(*r, protocol::seed_group(d, 1, 4)) == std::vector<uint64_t>(r->seeds.begin() + 9, r->seeds.end()));
   // One group: the round is what it always was.
   TaskRounds plain(0x5eed, grouped(3, 1));
   auto p = plain.open_round(0);

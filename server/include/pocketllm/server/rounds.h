@@ -135,8 +135,8 @@ class TaskRounds {
   // Seed groups: group g's seed k (group 0's are round_seed's; group g > 0 keys step_seed with
   // splitmix64(key XOR splitmix64(0x67726f7570 + g))).
   static uint64_t group_seed(uint64_t key, uint64_t round, uint32_t group, uint32_t k);
-  // The tau seeds `device` trains with in round `r` (its group's).
-  std::vector<uint64_t> device_seeds(const Round& r, const std::string& device) const;
+  // The tau seeds of group `group` in round `r` (all of them when the task has no groups).
+  std::vector<uint64_t> group_seeds(const Round& r, uint32_t group) const;
 
   // Secure aggregation (masked mode, docs/secagg.md): the open round's state machine for the service's
   // phase endpoints (null when the round is closed or not masked), and a round's parameters.
