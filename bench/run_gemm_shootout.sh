@@ -27,13 +27,14 @@ g++ "${flags[@]}" -DGEMM_ONEDNN "$root/bench/gemm_shootout.cpp" -o "$work/onednn
 # The engine's own packed kernels, built as the portable SDK builds them (x86-64-v2 + run-time choice).
 g++ -O3 -march=x86-64-v2 -std=c++17 -DNDEBUG -DGEMM_POCKETLLM -I"$root/client/src" -I"$root/common/include" \
   "$root/bench/gemm_shootout.cpp" "$root/client/src/kernels_gemm.cpp" "$root/common/src/cpu_features.cpp" -o "$work/pocketllm" -pthread
+. "$root/bench/openblas_coretype.sh"
 cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 echo "== CPU: $cpu"
 mkdir -p "$(dirname "$out")"
 : > "$out"
 for th in 1 2; do
   for b in eigen openblas blis onednn; do
-    OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}" "$work/$b" "$th" "$reps" | sed "s/}\$/,\"cpu\":\"$cpu\"}/" >> "$out"
+    "$work/$b" "$th" "$reps" | sed "s/}\$/,\"cpu\":\"$cpu\"}/" >> "$out"
   done
   for path in avx2 avx512; do  # each path this CPU has (one it lacks falls back to the widest, and is skipped)
     grep -qw "${path/avx512/avx512f}" /proc/cpuinfo || continue

@@ -11,7 +11,7 @@ reps="${1:-5}"
 out="${OUT:-$root/bench/results/model_bench.jsonl}"
 mkdir -p "$(dirname "$out")"
 : > "$out"
-export OPENBLAS_CORETYPE=SkylakeX
+. "$root/bench/openblas_coretype.sh"
 # Every row carries the CPU model, the vector extensions that decide the kernels, and the paths chosen.
 cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 isa="$(grep -m1 -ow -E 'avx2|fma|avx512f|avx512_vnni|avx512_bf16|amx_tile|asimddp|i8mm' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/ $//')"

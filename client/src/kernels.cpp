@@ -266,7 +266,6 @@ template <size_t HD, size_t NQ>
 void attention_query_group(const float* const* qt, const size_t* visible, const float* kt, size_t padded, const float* v,
                            size_t kv_stride, float scale, float* const* rows, float* const* ot) {
   using Lanes = Eigen::Array<float, HD, 1>;
-  const Block lane = Block::LinSpaced(16, 0.0f, 15.0f);
   size_t vmax = 0;
   for (size_t g = 0; g < NQ; ++g) vmax = std::max(vmax, visible[g]);
   Block mb[NQ];
@@ -279,10 +278,15 @@ void attention_query_group(const float* const* qt, const size_t* visible, const 
       for (size_t g = 0; g < NQ; ++g) sc[g] += (qt[g][d] * scale) * kd;
     }
     for (size_t g = 0; g < NQ; ++g) {
-      const float left = visible[g] > j0 ? static_cast<float>(visible[g] - j0) : 0.0f;
-      sc[g] = (lane < left).select(sc[g], Block::Constant(-INFINITY));
-      Eigen::Map<Block>(rows[g] + j0) = sc[g];
-      mb[g] = mb[g].max(sc[g]);
+      float* r = rows[g] + j0;
+      Eigen::Map<Block>{r} = sc[g];
+      if (visible[g] >= j0 + 16) {
+        mb[g] = mb[g].max(sc[g]);
+      } else {  // the query's last block: lanes past its last key to -inf (scalar; a vector select of this
+                // width compiles to a compare-and-branch per lane, which cost a third of the kernel)
+        for (size_t l = visible[g] > j0 ? visible[g] - j0 : 0; l < 16; ++l) r[l] = -INFINITY;
+        mb[g] = mb[g].max(Eigen::Map<const Block>(r));
+      }
     }
   }
   float inv[NQ];
