@@ -1,5 +1,6 @@
 #include "kernels.h"
 
+#include "kernels_avx2.h"
 #include "kernels_gemm.h"
 #include "kernels_quant.h"
 #include "kernels_quant_packed.h"
@@ -345,7 +346,14 @@ void attention_small_heads(const AttentionShape& s, const float* q, size_t q_str
       ot[g] = o + (t + g) * q_stride;
       visible[g] = s.causal ? std::min(kend, s.past + t0 + t + g + 1) : kend;
     }
-    if (n == kGroup) {
+    if (avx2::preferred()) {  // a portable build on an AVX2 CPU (kernels_avx2.h)
+      if (n == kGroup) {
+        avx2::attention_query_group(HD, kGroup, qt, visible, kt, padded, v, kv_stride, scale, score_rows, ot);
+      } else {
+        for (size_t g = 0; g < n; ++g)
+          avx2::attention_query_group(HD, 1, qt + g, visible + g, kt, padded, v, kv_stride, scale, score_rows + g, ot + g);
+      }
+    } else if (n == kGroup) {
       attention_query_group<HD, kGroup>(qt, visible, kt, padded, v, kv_stride, scale, score_rows, ot);
     } else {
       for (size_t g = 0; g < n; ++g)
@@ -420,6 +428,10 @@ void silu_mul(ThreadPool* pool, float* gate, const float* up, size_t n) {
   const size_t chunk = 1 << 14;
   parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
     const size_t i0 = c * chunk, i1 = std::min(n, i0 + chunk);
+    if (avx2::preferred()) {
+      avx2::silu_mul(gate + i0, up + i0, i1 - i0);
+      return;
+    }
     for_blocks(gate + i0, i1 - i0, 0.0f, [](const Block& g) -> Block { return g / (1.0f + (-g).exp()); });
     for (size_t i = i0; i < i1; ++i) gate[i] *= up[i];
   });
@@ -463,6 +475,11 @@ void softmax_rows(float* x, size_t m, size_t n) {
 }
 
 void logsumexp_fold(const float* row, size_t n, float* max, float* sum) {
+  if (n == 0) return;
+  if (avx2::preferred()) {
+    avx2::logsumexp_fold(row, n, max, sum);
+    return;
+  }
   Block mb = Block::Constant(*max);
   size_t i = 0;
   for (; i + 16 <= n; i += 16) mb = mb.max(Eigen::Map<const Block>(row + i));

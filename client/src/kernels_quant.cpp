@@ -293,6 +293,7 @@ void linear_quantized(ThreadPool* pool, const float* x, size_t m, size_t k, cons
 #include "kernels_gemm.h"
 #include "kernels_quant_packed.h"
 #include "pocketllm/client/kernels_info.h"
+#include "kernels_avx2.h"
 
 namespace pocketllm {
 
@@ -318,6 +319,8 @@ std::string kernel_paths() {
   s += "SSE";
 #endif
   s += ", build ISA)";
+  s += "; softmax/SiLU/log-sum-exp: ";
+  s += avx2::preferred() ? "AVX2+FMA (run-time)" : "Eigen (build ISA)";
   return s;
 }
 

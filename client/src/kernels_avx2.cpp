@@ -1,0 +1,223 @@
+#include "kernels_avx2.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "pocketllm/common/cpu_features.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define PLLM_VEC_X86 1
+#define PLLM_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+namespace pocketllm::avx2 {
+
+#ifdef PLLM_VEC_X86
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// exp of eight lanes: x = n ln2 + r with n = floor(x log2 e + 1/2) and ln2 split in two constants so r is
+// exact, then Cephes' degree-7 polynomial for exp(r) on [-ln2/2, ln2/2] and 2^n built in the exponent
+// field. Inputs are clamped to [-88, 88] so 2^n stays a normal number; lanes below -88 give 0. max(lo, x)
+// and min(hi, x) return x when it is NaN (the second operand), so NaN goes through.
+PLLM_AVX2 inline __m256 exp8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-88.0f), hi = _mm256_set1_ps(88.0f);
+  const __m256 xc = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+  const __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256 out = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+  return _mm256_blendv_ps(out, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+}
+
+PLLM_AVX2 inline float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+PLLM_AVX2 inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// The last n % 8 elements of x into an eight-lane buffer padded with `pad`, so every element takes the
+// same instructions wherever it sits.
+PLLM_AVX2 inline __m256 load_tail(const float* x, size_t n, float pad) {
+  alignas(32) float b[8];
+  std::fill(b, b + 8, pad);
+  std::memcpy(b, x, n * sizeof(float));
+  return _mm256_load_ps(b);
+}
+
+PLLM_AVX2 inline void store_tail(__m256 v, size_t n, float* out) {
+  alignas(32) float b[8];
+  _mm256_store_ps(b, v);
+  std::memcpy(out, b, n * sizeof(float));
+}
+
+PLLM_AVX2 inline __m256 silu8(__m256 g) {
+  return _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+}
+
+// Mirrors attention_query_group in kernels.cpp: scores of NQ queries against 16-key blocks of kt, the
+// lanes past each query's last key set to -inf, exp against the row maximum, then the rows times V.
+template <size_t HV, size_t NQ>
+PLLM_AVX2 void query_group(const float* const* qt, const size_t* visible, const float* kt, size_t padded, const float* v,
+                           size_t kv_stride, float scale, float* const* rows, float* const* ot) {
+  constexpr size_t kHd = HV * 8;
+  size_t vmax = 0;
+  for (size_t g = 0; g < NQ; ++g) vmax = std::max(vmax, visible[g]);
+  __m256 mb[NQ];
+  for (size_t g = 0; g < NQ; ++g) mb[g] = _mm256_set1_ps(-kInf);
+  for (size_t j0 = 0; j0 < vmax; j0 += 16) {
+    __m256 s0[NQ], s1[NQ];
+    for (size_t g = 0; g < NQ; ++g) s0[g] = s1[g] = _mm256_setzero_ps();
+    for (size_t d = 0; d < kHd; ++d) {
+      const __m256 k0 = _mm256_loadu_ps(kt + d * padded + j0), k1 = _mm256_loadu_ps(kt + d * padded + j0 + 8);
+      for (size_t g = 0; g < NQ; ++g) {
+        const __m256 q = _mm256_set1_ps(qt[g][d] * scale);
+        s0[g] = _mm256_fmadd_ps(q, k0, s0[g]);
+        s1[g] = _mm256_fmadd_ps(q, k1, s1[g]);
+      }
+    }
+    for (size_t g = 0; g < NQ; ++g) {
+      float* r = rows[g] + j0;
+      _mm256_storeu_ps(r, s0[g]);
+      _mm256_storeu_ps(r + 8, s1[g]);
+      if (visible[g] >= j0 + 16) {
+        mb[g] = _mm256_max_ps(mb[g], _mm256_max_ps(s0[g], s1[g]));
+      } else {
+        for (size_t l = visible[g] > j0 ? visible[g] - j0 : 0; l < 16; ++l) r[l] = -kInf;
+        mb[g] = _mm256_max_ps(mb[g], _mm256_max_ps(_mm256_loadu_ps(r), _mm256_loadu_ps(r + 8)));
+      }
+    }
+  }
+  float inv[NQ];
+  for (size_t g = 0; g < NQ; ++g) {
+    const __m256 mx = _mm256_set1_ps(hmax(mb[g]));
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t j0 = 0; j0 < vmax; j0 += 8) {
+      const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(rows[g] + j0), mx));
+      _mm256_storeu_ps(rows[g] + j0, e);
+      acc = _mm256_add_ps(acc, e);
+    }
+    inv[g] = 1.0f / hsum(acc);
+  }
+  __m256 out[NQ][HV];
+  for (size_t g = 0; g < NQ; ++g)
+    for (size_t h = 0; h < HV; ++h) out[g][h] = _mm256_setzero_ps();
+  for (size_t i = 0; i < vmax; ++i) {
+    __m256 vi[HV];
+    for (size_t h = 0; h < HV; ++h) vi[h] = _mm256_loadu_ps(v + i * kv_stride + h * 8);
+    for (size_t g = 0; g < NQ; ++g) {
+      const __m256 p = _mm256_set1_ps(rows[g][i]);
+      for (size_t h = 0; h < HV; ++h) out[g][h] = _mm256_fmadd_ps(p, vi[h], out[g][h]);
+    }
+  }
+  for (size_t g = 0; g < NQ; ++g)
+    for (size_t h = 0; h < HV; ++h) _mm256_storeu_ps(ot[g] + h * 8, _mm256_mul_ps(out[g][h], _mm256_set1_ps(inv[g])));
+}
+
+std::atomic<int> g_test_mode{-1};
+
+bool default_preferred() {
+  const char* e = std::getenv("POCKETLLM_VEC");
+  if (e != nullptr && std::strcmp(e, "build") == 0) return false;
+  if (e != nullptr && std::strcmp(e, "avx2") == 0) return supported();
+#if defined(__AVX2__)
+  return false;  // the build's own Eigen kernels are at least this wide
+#else
+  return supported();
+#endif
+}
+
+}  // namespace
+
+bool supported() {
+  static const bool ok = cpu_features().avx2 && cpu_features().fma;
+  return ok;
+}
+
+bool preferred() {
+  static const bool chosen = default_preferred();
+  const int mode = g_test_mode.load(std::memory_order_relaxed);
+  return mode < 0 ? chosen : mode == 1 && supported();
+}
+
+void set_preference_for_testing(int mode) { g_test_mode.store(mode, std::memory_order_relaxed); }
+
+PLLM_AVX2 void exp(const float* x, size_t n, float* out) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, exp8(_mm256_loadu_ps(x + i)));
+  if (i < n) store_tail(exp8(load_tail(x + i, n - i, 0.0f)), n - i, out + i);
+}
+
+PLLM_AVX2 void silu_mul(float* gate, const float* up, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(gate + i, _mm256_mul_ps(silu8(_mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i)));
+  if (i < n) store_tail(_mm256_mul_ps(silu8(load_tail(gate + i, n - i, 0.0f)), load_tail(up + i, n - i, 0.0f)), n - i, gate + i);
+}
+
+PLLM_AVX2 void logsumexp_fold(const float* row, size_t n, float* max, float* sum) {
+  if (n == 0) return;
+  __m256 mb = _mm256_set1_ps(*max);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) mb = _mm256_max_ps(mb, _mm256_loadu_ps(row + i));
+  float m = hmax(mb);
+  for (size_t j = i; j < n; ++j) m = std::max(m, row[j]);
+  const __m256 mv = _mm256_set1_ps(m);
+  __m256 acc = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) acc = _mm256_add_ps(acc, exp8(_mm256_sub_ps(_mm256_loadu_ps(row + i), mv)));
+  if (i < n) acc = _mm256_add_ps(acc, exp8(_mm256_sub_ps(load_tail(row + i, n - i, -kInf), mv)));  // pad: exp 0
+  *sum = *sum * std::exp(*max - m) + hsum(acc);
+  *max = m;
+}
+
+void attention_query_group(size_t hd, size_t nq, const float* const* qt, const size_t* visible, const float* kt,
+                           size_t padded, const float* v, size_t kv_stride, float scale, float* const* rows,
+                           float* const* ot) {
+  if (hd == 8) {
+    if (nq == 4) query_group<1, 4>(qt, visible, kt, padded, v, kv_stride, scale, rows, ot);
+    else query_group<1, 1>(qt, visible, kt, padded, v, kv_stride, scale, rows, ot);
+  } else if (hd == 16) {
+    if (nq == 4) query_group<2, 4>(qt, visible, kt, padded, v, kv_stride, scale, rows, ot);
+    else query_group<2, 1>(qt, visible, kt, padded, v, kv_stride, scale, rows, ot);
+  } else {
+    std::abort();  // kernels.cpp routes only heads of 8 or 16 lanes here
+  }
+}
+
+#else  // not x86-64: never supported, never called
+
+bool supported() { return false; }
+bool preferred() { return false; }
+void set_preference_for_testing(int) {}
+void exp(const float*, size_t, float*) { std::abort(); }
+void silu_mul(float*, const float*, size_t) { std::abort(); }
+void logsumexp_fold(const float*, size_t, float*, float*) { std::abort(); }
+void attention_query_group(size_t, size_t, const float* const*, const size_t*, const float*, size_t, const float*, size_t,
+                           float, float* const*, float* const*) {
+  std::abort();
+}
+
+#endif
+
+}  // namespace pocketllm::avx2

@@ -1,0 +1,138 @@
+// The AVX2+FMA element-wise kernels the portable build dispatches to (kernels_avx2.h), against std::exp
+// and the scalar references, and the attention of kernels.cpp routed through them. Run on any CPU with
+// AVX2+FMA whatever the build's own instruction set; skipped elsewhere.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "kernels.h"
+#include "kernels_avx2.h"
+#include "kernels_ref.h"
+#include "pocketllm/common/thread_pool.h"
+
+using namespace pocketllm;
+
+namespace {
+
+std::vector<float> uniform(size_t n, float lo, float hi, unsigned seed) {
+  std::mt19937 r(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(r);
+  return v;
+}
+
+// Routes kernels.cpp through the AVX2 kernels for one scope.
+struct ForceAvx2 {
+  ForceAvx2() { avx2::set_preference_for_testing(1); }
+  ~ForceAvx2() { avx2::set_preference_for_testing(-1); }
+};
+
+}  // namespace
+
+TEST_CASE("AVX2 exp is within 4 ulp of expf on [-87, 88]; -inf and underflow give 0, NaN stays", "[client][kernels][avx2]") {
+  if (!avx2::supported()) {
+    WARN("no AVX2+FMA on this CPU: skipped");
+    return;
+  }
+  auto x = uniform(100003, -87.0f, 88.0f, 1);
+  x.insert(x.end(), {0.0f, -0.0f, 1.0f, -1.0f, 88.0f, -87.0f, 1e-30f});
+  std::vector<float> y(x.size());
+  avx2::exp(x.data(), x.size(), y.data());
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double ref = std::exp(static_cast<double>(x[i]));
+    worst = std::max(worst, std::fabs(y[i] - ref) / ref);
+  }
+  INFO("worst relative error " << worst);
+  CHECK(worst < 4 * 5.97e-8);  // 4 ulp of float at 1.0 (2^-24 each)
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> special = {-inf, -100.0f, -88.5f, std::nanf(""), 0.0f};
+  std::vector<float> out(special.size(), 7.0f);
+  avx2::exp(special.data(), special.size(), out.data());  // 5 elements: the padded tail path
+  CHECK(out[0] == 0.0f);
+  CHECK(out[1] == 0.0f);
+  CHECK(out[2] == 0.0f);
+  CHECK(std::isnan(out[3]));
+  CHECK(out[4] == 1.0f);
+}
+
+TEST_CASE("AVX2 SiLU·up and log-sum-exp match the references, in place and on odd lengths", "[client][kernels][avx2]") {
+  if (!avx2::supported()) {
+    WARN("no AVX2+FMA on this CPU: skipped");
+    return;
+  }
+  for (size_t n : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{1003}}) {
+    auto gate = uniform(n, -12.0f, 12.0f, 2 + n), up = uniform(n, -3.0f, 3.0f, 3 + n);
+    auto ref = gate;
+    ref::silu_mul(ref.data(), up.data(), n);
+    avx2::silu_mul(gate.data(), up.data(), n);
+    for (size_t i = 0; i < n; ++i) REQUIRE(gate[i] == Approx(ref[i]).epsilon(1e-6).margin(1e-7));
+
+    auto row = uniform(n, -30.0f, 30.0f, 4 + n);
+    double mx = -1e30, s = 0;
+    for (float v : row) mx = std::max(mx, double(v));
+    for (float v : row) s += std::exp(double(v) - mx);
+    float fmax = -std::numeric_limits<float>::infinity(), fsum = 0.0f;
+    // Folded in two pieces, as the loss folds a row tile by tile.
+    avx2::logsumexp_fold(row.data(), n / 2, &fmax, &fsum);
+    avx2::logsumexp_fold(row.data() + n / 2, n - n / 2, &fmax, &fsum);
+    INFO("n " << n);
+    CHECK(fmax == float(mx));
+    CHECK(double(fmax) + std::log(double(fsum)) == Approx(mx + std::log(s)).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("attention routed through the AVX2 kernels matches the reference for heads of 8 and 16", "[client][kernels][avx2]") {
+  if (!avx2::supported()) {
+    WARN("no AVX2+FMA on this CPU: skipped");
+    return;
+  }
+  ForceAvx2 force;
+  REQUIRE(avx2::preferred());
+  for (size_t hd : {size_t{8}, size_t{16}})
+    for (size_t past : {size_t{0}, size_t{30}}) {
+      AttentionShape s;
+      s.batch = 2;
+      s.tq = past == 0 ? 150 : 37;  // three query blocks; groups of 4 and a last group of 1
+      s.tk = past + s.tq;
+      s.heads = 4;
+      s.kv_heads = 2;
+      s.head_dim = hd;
+      s.past = past;
+      s.causal = true;
+      const std::vector<int32_t> len = {static_cast<int32_t>(s.tk), static_cast<int32_t>(s.tk) - 9};
+      auto q = uniform(s.batch * s.tq * s.heads * hd, -2, 2, 10 + hd + past),
+           k = uniform(s.batch * s.tk * s.kv_heads * hd, -2, 2, 20 + hd + past),
+           v = uniform(s.batch * s.tk * s.kv_heads * hd, -2, 2, 30 + hd + past);
+      std::vector<float> fast(q.size()), ref(q.size());
+      ThreadPool pool(2);
+      attention(&pool, s, q.data(), k.data(), v.data(), len.data(), fast.data());
+      ref::attention(s, q.data(), k.data(), v.data(), len.data(), ref.data());
+      double worst = 0;
+      for (size_t b = 0; b < s.batch; ++b)
+        for (size_t t = 0; t < s.tq; ++t) {
+          if (past + t >= static_cast<size_t>(len[b])) continue;
+          for (size_t e = 0; e < s.heads * hd; ++e) {
+            const size_t i = (b * s.tq + t) * s.heads * hd + e;
+            worst = std::max(worst, double(std::fabs(fast[i] - ref[i])));
+          }
+        }
+      INFO("head width " << hd << ", past " << past);
+      CHECK(worst < 1e-5);
+    }
+}
+
+TEST_CASE("the AVX2 route can be chosen and refused", "[client][kernels][avx2]") {
+  avx2::set_preference_for_testing(0);
+  CHECK_FALSE(avx2::preferred());
+  avx2::set_preference_for_testing(1);
+  CHECK(avx2::preferred() == avx2::supported());
+  avx2::set_preference_for_testing(-1);
+#if defined(__AVX2__)
+  if (std::getenv("POCKETLLM_VEC") == nullptr) CHECK_FALSE(avx2::preferred());  // a native AVX2 build keeps Eigen's
+#endif
+}
