@@ -11,6 +11,8 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+
+#include "simd_avx2.h"
 #define PLLM_VEC_X86 1
 #define PLLM_AVX2 __attribute__((target("avx2,fma")))
 #endif
@@ -42,20 +44,6 @@ PLLM_AVX2 inline __m256 exp8(__m256 x) {
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
   const __m256 out = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
   return _mm256_blendv_ps(out, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
-}
-
-PLLM_AVX2 inline float hmax(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_movehdup_ps(m));
-  return _mm_cvtss_f32(m);
-}
-
-PLLM_AVX2 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 // The last n % 8 elements of x into an eight-lane buffer padded with `pad`, so every element takes the
@@ -112,14 +100,14 @@ PLLM_AVX2 void query_group(const float* const* qt, const size_t* visible, const 
   }
   float inv[NQ];
   for (size_t g = 0; g < NQ; ++g) {
-    const __m256 mx = _mm256_set1_ps(hmax(mb[g]));
+    const __m256 mx = _mm256_set1_ps(simd::hmax8(mb[g]));
     __m256 acc = _mm256_setzero_ps();
     for (size_t j0 = 0; j0 < vmax; j0 += 8) {
       const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(rows[g] + j0), mx));
       _mm256_storeu_ps(rows[g] + j0, e);
       acc = _mm256_add_ps(acc, e);
     }
-    inv[g] = 1.0f / hsum(acc);
+    inv[g] = 1.0f / simd::hsum8(acc);
   }
   __m256 out[NQ][HV];
   for (size_t g = 0; g < NQ; ++g)
@@ -181,13 +169,13 @@ PLLM_AVX2 void logsumexp_fold(const float* row, size_t n, float* max, float* sum
   __m256 mb = _mm256_set1_ps(*max);
   size_t i = 0;
   for (; i + 8 <= n; i += 8) mb = _mm256_max_ps(mb, _mm256_loadu_ps(row + i));
-  float m = hmax(mb);
+  float m = simd::hmax8(mb);
   for (size_t j = i; j < n; ++j) m = std::max(m, row[j]);
   const __m256 mv = _mm256_set1_ps(m);
   __m256 acc = _mm256_setzero_ps();
   for (i = 0; i + 8 <= n; i += 8) acc = _mm256_add_ps(acc, exp8(_mm256_sub_ps(_mm256_loadu_ps(row + i), mv)));
   if (i < n) acc = _mm256_add_ps(acc, exp8(_mm256_sub_ps(load_tail(row + i, n - i, -kInf), mv)));  // pad: exp 0
-  *sum = *sum * std::exp(*max - m) + hsum(acc);
+  *sum = *sum * std::exp(*max - m) + simd::hsum8(acc);
   *max = m;
 }
 

@@ -8,6 +8,8 @@
 // the portable versions (vectorised by the compiler for NEON, SSE) serve every other CPU.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+
+#include "simd_avx2.h"
 #define POCKETLLM_QUANT_X86 1
 #define PLLM_AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
@@ -44,12 +46,7 @@ PLLM_AVX2 inline float half_x86(const uint8_t* p) {
   return _cvtsh_ss(h);
 }
 
-PLLM_AVX2 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+PLLM_AVX2 inline float hsum(__m256 v) { return simd::hsum8(v); }
 
 // 8 int8 at p -> 8 floats
 PLLM_AVX2 inline __m256 widen8(const int8_t* p) {
