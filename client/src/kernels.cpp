@@ -237,13 +237,34 @@ void layer_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weig
   });
 }
 
-void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions, const float* inv_freq) {
+void RopeTable::ensure(const int32_t* pos, size_t m, const float* inv_freq, size_t h) {
+  if (h != half) {
+    half = h;
+    positions = 0;
+    cs.clear();
+  }
+  size_t need = positions;
+  for (size_t r = 0; r < m; ++r)
+    if (pos[r] >= 0) need = std::max(need, static_cast<size_t>(pos[r]) + 1);
+  if (need <= positions) return;
+  cs.resize(need * 2 * half);
+  for (size_t p = positions; p < need; ++p) {
+    float* row = cs.data() + p * 2 * half;
+    for (size_t i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(p) * inv_freq[i];
+      row[i] = std::cos(angle);
+      row[half + i] = std::sin(angle);
+    }
+  }
+  positions = need;
+}
+
+void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions, const RopeTable& table) {
   const size_t half = hd / 2;
   for (size_t r = 0; r < m; ++r) {
-    const float pos = static_cast<float>(positions[r]);
+    const float* row = table.cs.data() + static_cast<size_t>(positions[r]) * 2 * half;
     for (size_t i = 0; i < half; ++i) {
-      const float angle = pos * inv_freq[i];
-      const float c = std::cos(angle), s = std::sin(angle);
+      const float c = row[i], s = row[half + i];
       for (size_t h = 0; h < heads; ++h) {
         float* v = x + r * heads * hd + h * hd;
         const float a = v[i], b = v[i + half];
@@ -252,6 +273,12 @@ void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions,
       }
     }
   }
+}
+
+void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions, const float* inv_freq) {
+  RopeTable table;
+  table.ensure(positions, m, inv_freq, hd / 2);
+  rope(x, m, heads, hd, positions, table);
 }
 
 namespace {

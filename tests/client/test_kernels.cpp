@@ -136,6 +136,34 @@ TEST_CASE("rotary embedding matches the textbook rotation", "[client][kernels]")
   CHECK(rel_err(x, x_ref) < 1e-5);
 }
 
+TEST_CASE("a rope table grown over calls gives the bytes of the direct rotation", "[client][kernels]") {
+  const size_t m = 9, heads = 2, hd = 16;
+  ModelConfig c;
+  c.head_dim = hd;
+  c.rope_theta = 10000.0f;
+  auto inv = rope_inv_freq(c);
+  RopeTable table;
+  std::vector<int32_t> early = {0, 1, 2, 3, 4, 5, 6, 7, 8}, late = {300, 7, 299, 0, 1000, 12, 13, 14, 999};
+  for (const auto& pos : {early, late}) {
+    table.ensure(pos.data(), m, inv.data(), hd / 2);
+    auto a = randn(m * heads * hd), b = a;
+    rope(a.data(), m, heads, hd, pos.data(), table);
+    for (size_t r = 0; r < m; ++r) {  // the rotation written out, angle by angle
+      for (size_t i = 0; i < hd / 2; ++i) {
+        const float angle = static_cast<float>(pos[r]) * inv[i], co = std::cos(angle), si = std::sin(angle);
+        for (size_t h = 0; h < heads; ++h) {
+          float* v = b.data() + r * heads * hd + h * hd;
+          const float x0 = v[i], x1 = v[i + hd / 2];
+          v[i] = x0 * co - x1 * si;
+          v[i + hd / 2] = x1 * co + x0 * si;
+        }
+      }
+    }
+    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  }
+  CHECK(table.positions == 1001);
+}
+
 TEST_CASE("attention over several query blocks: long prompts, a cache offset and padding", "[client][kernels]") {
   // 150 queries span three blocks of 64; with past = 30 the first block already sees 94 keys.
   for (size_t past : {size_t{0}, size_t{30}}) {

@@ -188,7 +188,7 @@ void LlamaModel::run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, s
   rms_norm(pool, x_.data(), R, d, *L.attn_norm, c.norm_eps, p, xn_.data());
   linear(pool, xn_.data(), R, d, *L.k, L.k_bias, p, k_.data());
   linear(pool, xn_.data(), R, d, *L.v, L.v_bias, p, v_.data());
-  rope(k_.data(), R, nkv, hd, positions_.data(), inv_freq_.data());
+  rope(k_.data(), R, nkv, hd, positions_.data(), rope_table_);
   sel_x_.resize(S * d);
   sel_in_.resize(S * d);
   sel_pos_.resize(S);
@@ -199,7 +199,7 @@ void LlamaModel::run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, s
     sel_pos_[i] = positions_[row];
   }
   linear(pool, sel_in_.data(), S, d, *L.q, L.q_bias, p, q_.data());
-  rope(q_.data(), S, nh, hd, sel_pos_.data(), inv_freq_.data());
+  rope(q_.data(), S, nh, hd, sel_pos_.data(), rope_table_);
   for (size_t i = 0; i < S; ++i) {  // each read token against the keys of its sequence up to itself
     const size_t b = read_tokens_[i] / T, t = read_tokens_[i] % T;
     const AttentionShape s{1, 1, static_cast<size_t>(key_len_[b]), nh, nkv, hd, /*past=*/t, /*causal=*/true};
@@ -233,6 +233,7 @@ size_t LlamaModel::prepare_rows(const TokenBatch& batch, size_t past, bool unpad
   v_.resize(R * kvd);
   positions_.resize(R);
   for (size_t r = 0; r < R; ++r) positions_[r] = static_cast<int32_t>(past + row_token_[r] % T);
+  rope_table_.ensure(positions_.data(), R, inv_freq_.data(), static_cast<size_t>(config_.head_dim) / 2);
   return R;
 }
 
@@ -247,8 +248,8 @@ void LlamaModel::run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_
   linear(pool, xn_.data(), R, d, *L.q, L.q_bias, p, q_.data());
   linear(pool, xn_.data(), R, d, *L.k, L.k_bias, p, k_.data());
   linear(pool, xn_.data(), R, d, *L.v, L.v_bias, p, v_.data());
-  rope(q_.data(), R, nh, hd, positions_.data(), inv_freq_.data());
-  rope(k_.data(), R, nkv, hd, positions_.data(), inv_freq_.data());
+  rope(q_.data(), R, nh, hd, positions_.data(), rope_table_);
+  rope(k_.data(), R, nkv, hd, positions_.data(), rope_table_);
   attend_rows(pool, B, T, nh, nkv, hd, /*causal=*/true, q_.data(), k_.data(), v_.data(), cache, l, attn_.data());
   linear(pool, attn_.data(), R, qd, *L.o, L.o_bias, p, tmp_.data());
   for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];

@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "kernels.h"
 #include "transformer_base.h"
 
 namespace pocketllm {
@@ -36,6 +37,7 @@ class LlamaModel : public TransformerModel {
   const Weight* head_ = nullptr;
   std::vector<Layer> layers_;
   std::vector<float> inv_freq_;
+  RopeTable rope_table_;  // cos/sin per position, grown as positions are seen
   // Activations, sized for the largest batch seen and then reused.
   std::vector<float> gate_, up_;  // (x_, q_, … are the base class's, sized here for grouped-query attention)
   std::vector<int32_t> positions_;
