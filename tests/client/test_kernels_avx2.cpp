@@ -33,7 +33,7 @@ struct ForceAvx2 {
 
 }  // namespace
 
-TEST_CASE("AVX2 exp is within 4 ulp of expf on [-87, 88]; -inf and underflow give 0, NaN stays", "[client][kernels][avx2]") {
+TEST_CASE("AVX2 exp is within 4 ulp of expf from -87 to 88, gives 0 for -inf and underflow, keeps NaN", "[client][kernels][avx2]") {
   if (!avx2::supported()) {
     WARN("no AVX2+FMA on this CPU: skipped");
     return;
