@@ -8,6 +8,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <vector>
 
@@ -238,10 +239,11 @@ void layer_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weig
 }
 
 void RopeTable::ensure(const int32_t* pos, size_t m, const float* inv_freq, size_t h) {
-  if (h != half) {
+  if (h != half || !std::equal(inv_freq, inv_freq + h, inv.begin(), inv.end())) {
     half = h;
     positions = 0;
     cs.clear();
+    inv.assign(inv_freq, inv_freq + h);
   }
   size_t need = positions;
   for (size_t r = 0; r < m; ++r)
@@ -261,10 +263,15 @@ void RopeTable::ensure(const int32_t* pos, size_t m, const float* inv_freq, size
 
 void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions, const RopeTable& table) {
   const size_t half = hd / 2;
+  if (table.half != half) std::abort();  // internal invariant: the model builds its table for its head width
   for (size_t r = 0; r < m; ++r) {
-    const float* row = table.cs.data() + static_cast<size_t>(positions[r]) * 2 * half;
+    const int32_t pr = positions[r];
+    const bool listed = pr >= 0 && static_cast<size_t>(pr) < table.positions;
+    const float* row = listed ? table.cs.data() + static_cast<size_t>(pr) * 2 * half : nullptr;
     for (size_t i = 0; i < half; ++i) {
-      const float c = row[i], s = row[half + i];
+      // A position the table was not grown to (never, when ensure() ran on these positions) is computed.
+      const float angle = row ? 0.0f : static_cast<float>(pr) * table.inv[i];
+      const float c = row ? row[i] : std::cos(angle), s = row ? row[half + i] : std::sin(angle);
       for (size_t h = 0; h < heads; ++h) {
         float* v = x + r * heads * hd + h * hd;
         const float a = v[i], b = v[i + half];

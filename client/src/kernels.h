@@ -46,7 +46,8 @@ void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions,
 // instead of once per layer and call (the same floats as above; sincos was ~5 % of a stories260K forward).
 struct RopeTable {
   size_t half = 0, positions = 0;
-  std::vector<float> cs;  // [position][2 * half]: the cosines, then the sines
+  std::vector<float> cs;   // [position][2 * half]: the cosines, then the sines
+  std::vector<float> inv;  // the inv_freq it was built from
   void ensure(const int32_t* pos, size_t m, const float* inv_freq, size_t half);
 };
 void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions, const RopeTable& table);
