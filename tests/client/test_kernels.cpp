@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "attention_check.h"
 #include "kernels_ref.h"
 #include "arch/llama.h"
 #include "pocketllm/common/tensor_ops.h"
@@ -182,19 +183,7 @@ TEST_CASE("attention over several query blocks: long prompts, a cache offset and
     const std::vector<int32_t> len = {static_cast<int32_t>(s.tk), static_cast<int32_t>(s.tk) - 9};
     auto q = randn(s.batch * s.tq * s.heads * s.head_dim), k = randn(s.batch * s.tk * s.kv_heads * s.head_dim),
          v = randn(s.batch * s.tk * s.kv_heads * s.head_dim);
-    std::vector<float> fast(q.size()), ref(q.size());
-    ThreadPool pool(2);
-    attention(&pool, s, q.data(), k.data(), v.data(), len.data(), fast.data());
-    ref::attention(s, q.data(), k.data(), v.data(), len.data(), ref.data());
-    double worst = 0;
-    for (size_t b = 0; b < s.batch; ++b)
-      for (size_t t = 0; t < s.tq; ++t) {
-        if (past + t >= static_cast<size_t>(len[b])) continue;  // a padded query: no meaningful output
-        for (size_t e = 0; e < s.heads * s.head_dim; ++e) {
-          const size_t i = (b * s.tq + t) * s.heads * s.head_dim + e;
-          worst = std::max(worst, double(std::fabs(fast[i] - ref[i])));
-        }
-      }
+    const double worst = test::attention_max_error(s, q, k, v, len);
     INFO("past " << past);
     CHECK(worst < 1e-5);
   }

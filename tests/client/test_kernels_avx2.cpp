@@ -10,6 +10,7 @@
 
 #include "kernels.h"
 #include "kernels_avx2.h"
+#include "attention_check.h"
 #include "kernels_ref.h"
 #include "pocketllm/common/thread_pool.h"
 
@@ -108,19 +109,7 @@ TEST_CASE("attention routed through the AVX2 kernels matches the reference for h
       auto q = uniform(s.batch * s.tq * s.heads * hd, -2, 2, 10 + hd + past),
            k = uniform(s.batch * s.tk * s.kv_heads * hd, -2, 2, 20 + hd + past),
            v = uniform(s.batch * s.tk * s.kv_heads * hd, -2, 2, 30 + hd + past);
-      std::vector<float> fast(q.size()), ref(q.size());
-      ThreadPool pool(2);
-      attention(&pool, s, q.data(), k.data(), v.data(), len.data(), fast.data());
-      ref::attention(s, q.data(), k.data(), v.data(), len.data(), ref.data());
-      double worst = 0;
-      for (size_t b = 0; b < s.batch; ++b)
-        for (size_t t = 0; t < s.tq; ++t) {
-          if (past + t >= static_cast<size_t>(len[b])) continue;
-          for (size_t e = 0; e < s.heads * hd; ++e) {
-            const size_t i = (b * s.tq + t) * s.heads * hd + e;
-            worst = std::max(worst, double(std::fabs(fast[i] - ref[i])));
-          }
-        }
+      const double worst = test::attention_max_error(s, q, k, v, len);
       INFO("head width " << hd << ", past " << past);
       CHECK(worst < 1e-5);
     }
