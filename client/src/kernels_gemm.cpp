@@ -304,6 +304,8 @@ const char* path_name(Path p) {
   return "Eigen";
 }
 
+size_t row_block(Path p) { return mr_of(p); }
+
 size_t packed_x_floats(Path p, size_t m, size_t k) { return p == Path::kEigen ? 0 : round_up(m, mr_of(p)) * k; }
 
 size_t tile_scratch_floats(Path p, size_t rows, size_t k) { return p == Path::kEigen ? 0 : round_up(rows, nr_of(p)) * k; }

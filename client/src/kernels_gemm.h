@@ -25,6 +25,9 @@ const char* path_name(Path p);
 // few tokens: bench/run_gemm_shootout.sh).
 constexpr size_t kMinRows = 8;
 
+// Rows of X per register block of path p (6 for AVX2, 12 for AVX-512). Panels are independent: rows
+// [r0, r0 + n) with r0 a multiple of this pack to packed + r0 * k, so threads can pack parts of X.
+size_t row_block(Path p);
 // Floats pack_x writes for X [m, k] on path p (0 for kEigen).
 size_t packed_x_floats(Path p, size_t m, size_t k);
 // X [m, k] (row stride k) into the micro-kernel's row panels.
