@@ -2,7 +2,7 @@
 // weights stored out x in as the engine stores them). One backend per binary (they define the same BLAS
 // symbols): -DGEMM_EIGEN, -DGEMM_OPENBLAS, -DGEMM_BLIS, -DGEMM_ONEDNN, -DGEMM_POCKETLLM (the engine's packed kernels). bench/run_gemm_shootout.sh builds
 // and runs them. Prints one JSON line per (shape, threads): median GFLOP/s of REPS.
-//   gemm_shootout THREADS REPS
+//   gemm_shootout THREADS REPS      (NT=rows sets the W tile of the pocketllm backend, 128 by default)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
