@@ -133,15 +133,7 @@ void linear_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Wei
   if (path != gemm::Path::kEigen && m >= gemm::kMinRows) {
     // Own packed kernels: X packed once here, each task packs and multiplies its tile of W rows.
     float* xp = thread_scratch(gemm::packed_x_floats(path, m, k), 10);
-    // X's panels are split over the threads too (packing 1 024 rows alone left the other thread idle for
-    // ~1.5 % of a 2-thread ZO step of the 110M model).
-    const size_t mr = gemm::row_block(path);
-    const size_t pack_tasks = m >= 16 * mr ? threads : 1;
-    const size_t per = ((m + mr - 1) / mr + pack_tasks - 1) / pack_tasks * mr;
-    parallel_for(pack_tasks > 1 ? pool : nullptr, pack_tasks, [&](size_t t) {
-      const size_t r0 = t * per;
-      if (r0 < m) gemm::pack_x(path, x + r0 * k, std::min(per, m - r0), k, xp + r0 * k);
-    });
+    pack_x_parallel(pool, path, x, m, k, xp);
     const size_t nt = packed_tile_rows(n, k, threads);
     parallel_for(pool, (n + nt - 1) / nt, [&](size_t t) {
       const size_t n0 = t * nt, rows = std::min(nt, n - n0);
@@ -198,6 +190,18 @@ void linear_in_out_base(ThreadPool* pool, const float* x, size_t m, size_t k, co
 }
 
 }  // namespace
+
+void pack_x_parallel(ThreadPool* pool, gemm::Path path, const float* x, size_t m, size_t k, float* packed) {
+  // Packing 1 024 rows on one thread left the other idle for ~1.5 % of a 2-thread ZO step of the 110M model.
+  const size_t mr = gemm::row_block(path);
+  const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
+  const size_t tasks = m >= 16 * mr ? threads : 1;
+  const size_t per = ((m + mr - 1) / mr + tasks - 1) / tasks * mr;
+  parallel_for(tasks > 1 ? pool : nullptr, tasks, [&](size_t t) {
+    const size_t r0 = t * per;
+    if (r0 < m) gemm::pack_x(path, x + r0 * k, std::min(per, m - r0), k, packed + r0 * k);
+  });
+}
 
 void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
             const Perturbation& p, float* y) {

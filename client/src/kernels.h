@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels_gemm.h"
 #include "pocketllm/client/weights.h"
 #include "pocketllm/common/thread_pool.h"
 
@@ -17,6 +18,10 @@ namespace pocketllm {
 // 6–8 adapter A, B and x A^T (linear with an adapter), 9–10 packed W tiles and packed X (kernels_gemm.h),
 // 4–5 output-head tiles and logits (transformer_base). A slot's pointer is valid until its next call.
 float* thread_scratch(size_t floats, int slot);
+
+// X [m, k] into `packed` (gemm::packed_x_floats floats) for the packed GEMM path `path`, the panels split
+// over the pool's threads when there are enough rows (the bytes do not depend on the split).
+void pack_x_parallel(ThreadPool* pool, gemm::Path path, const float* x, size_t m, size_t k, float* packed);
 
 // Y[M, N] = X[M, K] * W[N, K]^T (+ bias[N]). W and bias are read through weight_rows(), so trainable
 // ones are perturbed by `p`. Parallel over tiles of output columns.

@@ -177,7 +177,7 @@ void TransformerModel::head_tile(size_t count, size_t r0, size_t n, const Pertur
   }
 }
 
-void TransformerModel::prepare_head_input(size_t count, const Perturbation& p) {
+void TransformerModel::prepare_head_input(ThreadPool* pool, size_t count, const Perturbation& p) {
   const Weight& head = head_weight();
   const size_t d = head_input_dim();
   packed_f32_rows_ = 0;
@@ -189,7 +189,7 @@ void TransformerModel::prepare_head_input(size_t count, const Perturbation& p) {
   const gemm::Path path = gemm::chosen_path();
   if (direct || path == gemm::Path::kEigen || count < gemm::kMinRows) return;
   packed_f32_.resize(gemm::packed_x_floats(path, count, d));
-  gemm::pack_x(path, gathered_.data(), count, d, packed_f32_.data());
+  pack_x_parallel(pool, path, gathered_.data(), count, d, packed_f32_.data());
   packed_f32_rows_ = count;
 }
 
@@ -202,7 +202,7 @@ void TransformerModel::logits(ThreadPool* pool, const float* hidden, const std::
   for (size_t i = 0; i < rows.size(); ++i)
     std::copy_n(hidden + static_cast<size_t>(rows[i]) * d, d, gathered_.begin() + static_cast<std::ptrdiff_t>(i * d));
   out->resize(rows.size() * vocab);
-  prepare_head_input(rows.size(), p);
+  prepare_head_input(pool, rows.size(), p);
   const size_t tiles = (vocab + kVocabTile - 1) / kVocabTile;
   parallel_for(pool, tiles, [&](size_t t) {
     const size_t r0 = t * kVocabTile, n = std::min(kVocabTile, vocab - r0);
@@ -249,7 +249,7 @@ Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBat
   cmax.assign(chunks * P, -std::numeric_limits<float>::infinity());
   csum.assign(chunks * P, 0.0f);
   target_logit.assign(P, 0.0f);
-  prepare_head_input(P, p);
+  prepare_head_input(pool, P, p);
   parallel_for(pool, chunks, [&](size_t c) {
     float* mx = cmax.data() + c * P;
     float* sm = csum.data() + c * P;

@@ -66,7 +66,7 @@ class TransformerModel : public LanguageModel {
   // sequence's length without). Returns `past`, the tokens already in the cache.
   Result<size_t> begin_decoder_pass(const TokenBatch& batch, KVCache* cache, size_t learned_positions);
   // Packs or quantizes the `count` rows of gathered_ for the head's kernel path (before its tiles run).
-  void prepare_head_input(size_t count, const Perturbation& p);
+  void prepare_head_input(ThreadPool* pool, size_t count, const Perturbation& p);
   // Binds a required tensor, with the error naming it and the expected shape.
   Status require(const std::string& name, std::vector<int64_t> shape, const Weight** out) const;
 
