@@ -63,7 +63,7 @@ void gemm(int threads, int m, int n, int k, const float* x, const float* w, floa
   static std::vector<float> packed;
   packed.resize(g::packed_x_floats(path, m, k));
   g::pack_x(path, x, m, k, packed.data());
-  static const int nt = std::getenv("NT") ? std::atoi(std::getenv("NT")) : 128;
+  static const int nt = std::getenv("NT") && std::atoi(std::getenv("NT")) > 0 ? std::atoi(std::getenv("NT")) : 128;
   const int tiles = (n + nt - 1) / nt;
   auto part = [&](int t0) {
     std::vector<float> scratch(g::tile_scratch_floats(path, nt, k));

@@ -55,6 +55,7 @@ done
 for f in "$bin" "$model/stories260K.bin" "$train" "$dev"; do
   [ -e "$f" ] || { echo "run_sst2: missing $f (build first; POCKETLLM_SHARED points at the shared data)" >&2; exit 1; }
 done
+[[ "$min_words" =~ ^[0-9]+$ ]] || { echo "run_sst2: --min-words takes a whole number of words, not '$min_words'" >&2; exit 2; }
 mkdir -p "$work" "$(dirname "$results")"
 : > "$results"
 if [ "$min_words" -gt 0 ]; then  # the header and every row of at least min_words whitespace-separated words
