@@ -103,7 +103,7 @@ if [ "$only" != "lm" ]; then
     for lr in $sst2_lrs; do
       echo "SST-2, seed $s, lr $lr" >&2
       single "sst2_single_${lr}_$s" "${sst2_common[@]}" --data "$work/sst2_train.tsv" --eval-data "$dev" --steps 4000 --eval-every 1000 \
-        --lr "$lr" --seed "$s"
+        --lr "$lr" --seed "$s" --schedule constant --no-balanced --min-words 0 --validation 0  # as the devices train, not the preset's recipe
       row "sst2_single_${lr}_$s" sst2 single "$lr" "$s" iid 1
       for part in iid dirichlet:0.3; do
         for g in $groups; do

@@ -6,6 +6,12 @@
 #   bench/run_sst2.sh [--seeds "0 1"] [--steps N] [--lr LR] [--batch-size B] [--eval-every N]
 #                     [--data-seed D] [--validation N [--validate-every S] [--patience P]]
 #                     [--trainable P] [--min-words W] [--reference] [--work DIR]
+#   bench/run_sst2.sh --preset [--seeds "0 1"] [--steps N] [--data-seed D] [--eval-every N] [--work DIR]
+#
+# --preset measures what a user gets with no tuning flags: `pocketllm finetune --preset sst2 --k-shot 512
+# --steps N --eval-data dev.tsv` (MeZO's template and terrible/great, the sst2 recipe of docs/training.md);
+# only the data seed, direction seed, step count and evaluation interval are set, and the tuning options
+# above are refused. Default steps 4 800 there.
 #
 # --trainable passes its patterns to finetune (default norms). --min-words W draws the k-shot sample from the
 # training rows of at least W words only (a filtered copy of the TSV in --work): a quarter of GLUE SST-2's
@@ -30,31 +36,37 @@ train="$shared/data/sst2/glue_sst2_train.tsv"
 dev="$shared/data/sst2/glue_sst2_dev.tsv"
 
 seeds="0 1"; steps=48000; lr=5e-3; batch=16; eval_every=4000; reference=0; data_seed=1; validation=()
-trainable=norms; min_words=0
+trainable=norms; min_words=0; preset=0; tuned=()
 work="$root/build/sst2"
 results="${OUT:-$root/bench/results/sst2.jsonl}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --seeds) seeds="$2"; shift 2 ;;
-    --steps) steps="$2"; shift 2 ;;
-    --lr) lr="$2"; shift 2 ;;
-    --batch-size) batch="$2"; shift 2 ;;
-    --eval-every) eval_every="$2"; shift 2 ;;
+    --preset) preset=1; shift ;;
+    --steps) steps="$2"; steps_set=1; shift 2 ;;
+    --lr) lr="$2"; tuned+=("$1"); shift 2 ;;
+    --batch-size) batch="$2"; tuned+=("$1"); shift 2 ;;
+    --eval-every) eval_every="$2"; eval_set=1; shift 2 ;;
     --reference) reference=1; shift ;;
     --data-seed) data_seed="$2"; shift 2 ;;
-    --validation) validation+=(--validation "$2"); shift 2 ;;
-    --validate-every) validation+=(--validate-every "$2"); shift 2 ;;
-    --patience) validation+=(--patience "$2"); shift 2 ;;
+    --validation) validation+=(--validation "$2"); tuned+=("$1"); shift 2 ;;
+    --validate-every) validation+=(--validate-every "$2"); tuned+=("$1"); shift 2 ;;
+    --patience) validation+=(--patience "$2"); tuned+=("$1"); shift 2 ;;
     --work) work="$2"; shift 2 ;;
-    --trainable) trainable="$2"; shift 2 ;;
-    --min-words) min_words="$2"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --trainable) trainable="$2"; tuned+=("$1"); shift 2 ;;
+    --min-words) min_words="$2"; tuned+=("$1"); shift 2 ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_sst2: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 for f in "$bin" "$model/stories260K.bin" "$train" "$dev"; do
   [ -e "$f" ] || { echo "run_sst2: missing $f (build first; POCKETLLM_SHARED points at the shared data)" >&2; exit 1; }
 done
+if [ $preset -eq 1 ]; then
+  [ ${#tuned[@]} -eq 0 ] || { echo "run_sst2: --preset measures the preset's own recipe; drop ${tuned[*]}" >&2; exit 2; }
+  [ -n "${steps_set:-}" ] || steps=4800
+  [ -n "${eval_set:-}" ] || eval_every=600
+fi
 [[ "$min_words" =~ ^[0-9]+$ ]] || { echo "run_sst2: --min-words takes a whole number of words, not '$min_words'" >&2; exit 2; }
 mkdir -p "$work" "$(dirname "$results")"
 : > "$results"
@@ -64,6 +76,7 @@ if [ "$min_words" -gt 0 ]; then  # the header and every row of at least min_word
 fi
 template="{text} It was"
 labels="0:bad,1:good"
+[ $preset -eq 0 ] || labels="0:terrible,1:great"  # the sst2 preset's (MeZO's) label words
 
 # Zero-shot: the base model with the same template and label words.
 zs="$("$bin" eval --model "$model" --data "$dev" --task classify --template "$template" --labels "$labels" \
@@ -76,9 +89,14 @@ echo "{\"kind\": \"zero_shot\", \"accuracy\": $zs_acc, \"loss\": $zs_loss}" | te
 pids=()
 for s in $seeds; do
   rm -rf "$work/seed$s"
-  "$bin" finetune --model "$model" --data "$train" --task classify --template "$template" --labels "$labels" \
-    --k-shot 512 --data-seed "$data_seed" ${validation[@]+"${validation[@]}"} --balanced --trainable "$trainable" --batch-size "$batch" --lr "$lr" \
-    --schedule cosine --steps "$steps" --seed "$s" --threads 1 --eval-data "$dev" --eval-every "$eval_every" \
+  if [ $preset -eq 1 ]; then
+    recipe=(--preset sst2)
+  else
+    recipe=(--task classify --template "$template" --labels "$labels" ${validation[@]+"${validation[@]}"} --balanced
+            --trainable "$trainable" --batch-size "$batch" --lr "$lr" --schedule cosine)
+  fi
+  "$bin" finetune --model "$model" --data "$train" "${recipe[@]}" \
+    --k-shot 512 --data-seed "$data_seed" --steps "$steps" --seed "$s" --threads 1 --eval-data "$dev" --eval-every "$eval_every" \
     --snapshot-every "$eval_every" --metrics-json "$work/seed$s.json" --out "$work/seed$s" \
     > "$work/seed$s.out" 2>&1 &
   pids+=($!)
@@ -88,8 +106,8 @@ status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 [ $status -eq 0 ] || { echo "run_sst2: a ZO run failed; see $work/seed*.out" >&2; exit 1; }
 
-/usr/bin/env python3 - "$results" "$work" "$zs_acc" "$data_seed" $seeds <<'EOF'
-import json, sys
+PRESET=$preset /usr/bin/env python3 - "$results" "$work" "$zs_acc" "$data_seed" $seeds <<'EOF'
+import json, os, sys
 results, out, zs, data_seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 with open(results, "a") as f:
     def emit(line):
@@ -107,6 +125,7 @@ with open(results, "a") as f:
         final = {"kind": "zo_final", "seed": int(s), "data_seed": int(data_seed), "step": last["step"], "accuracy": round(acc, 2),
                  "gain_points": round(acc - zs, 2), "seconds": round(m["seconds"], 1)}
         if "selected_step" in last: final["selected_step"] = last["selected_step"]
+        if os.environ.get("PRESET") == "1": final["recipe"] = "preset sst2"
         emit(final)
 EOF
 

@@ -112,4 +112,29 @@ Result<Dataset> load_dataset(const std::string& path, const DatasetOptions& o) {
   return parse_dataset(content.value(), format, path, o);
 }
 
+int count_words(const std::string& text) {
+  int words = 0;
+  bool in_word = false;
+  for (char c : text) {
+    const bool blank = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+    if (!blank && !in_word) ++words;
+    in_word = !blank;
+  }
+  return words;
+}
+
+Result<int> drop_short_examples(Dataset* data, int min_words) {
+  if (min_words <= 0) return 0;
+  const size_t before = data->examples.size();
+  std::vector<TextExample> kept;
+  kept.reserve(before);
+  for (auto& ex : data->examples)
+    if (count_words(ex.text) >= min_words) kept.push_back(std::move(ex));
+  data->examples = std::move(kept);
+  if (data->examples.empty())
+    return invalid_argument(data->path + ": none of its " + std::to_string(before) + " examples has " + std::to_string(min_words) +
+                            " or more words (--min-words)");
+  return static_cast<int>(before - data->examples.size());
+}
+
 }  // namespace pocketllm

@@ -116,6 +116,12 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
       s->model_ = &s->owned_;
     }
     spec.model_format = s->model_->format;
+    if (req.lr_times_params > 0) {
+      size_t params = 0;
+      for (const auto& t : s->model_->model->weights().trainable_tensors()) params += t.numel;
+      if (params == 0) return invalid_argument("nothing to train: the trainable patterns select no tensor");
+      spec.train.lr = static_cast<float>(req.lr_times_params / static_cast<double>(params));
+    }
     auto sha = file_sha256(spec.data_path);
     if (!sha) return sha.status();
     spec.data_sha256 = sha.value();
@@ -137,6 +143,9 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
   dopt.need_label = spec.task.kind == "classify";
   auto data = load_dataset(data_path, dopt);
   if (!data) return data.status();
+  auto dropped = drop_short_examples(&data.value(), spec.min_words);  // the eval set is never filtered
+  if (!dropped) return dropped.status();
+  s->dropped_short_ = dropped.value();
   auto task = make_task(data.value(), *s->model_->tokenizer, model, spec.task);
   if (!task) return task.status();
   s->task_ = std::move(task.value());
@@ -154,6 +163,7 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
     if (!best) return best.status();
     s->best_step_ = best.value();
   }
+  s->train_examples_ = train.size();
   s->trainer_ = std::make_unique<ZoTrainer>(model, *s->task_, std::move(train), spec.train, &s->pool_);
   return s;
 }
@@ -220,6 +230,8 @@ Result<FinetuneResult> FinetuneSession::run(const ProgressFn& on_step, const Eva
   const RunSpec& spec = run_.spec();
   LanguageModel& model = *model_->model;
   FinetuneResult result;
+  result.dropped_short = dropped_short_;
+  result.train_examples = train_examples_;
   if (finished_) {  // the model already holds the run's result
     result.steps_done = run_.next_step();
     result.best_step = best_step_;

@@ -106,6 +106,7 @@ json RunSpec::to_json() const {
               {"data", {{"path", data_path}, {"sha256", data_sha256}, {"k_shot", k_shot}}},
               {"snapshot_every", snapshot_every},
               {"fsync_every", fsync_every}};
+  if (min_words > 0) j["data"]["min_words"] = min_words;  // absent in runs that keep every example
   if (lora.enabled()) j["adapter"] = lora.to_json();
   if (validation.enabled())
     j["validation"] = {{"examples", validation.examples}, {"every", validation.every}, {"patience", validation.patience}};
@@ -159,6 +160,8 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
     s.data_path = j.at("data").at("path");
     s.data_sha256 = j.at("data").at("sha256");
     s.k_shot = j.at("data").at("k_shot");
+    s.min_words = j.at("data").value("min_words", 0);
+    if (s.min_words < 0) return corrupt(where + ": data.min_words must be >= 0");
     if (j.contains("validation")) {
       const json& v = j.at("validation");
       s.validation.examples = v.at("examples");

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "commands.h"
 #include "pocketllm/cli/lora_args.h"
 #include "pocketllm/client/finetune.h"
+#include "pocketllm/client/recipe.h"
 #include "pocketllm/client/use_cases.h"
 
 namespace pocketllm::cli {
@@ -29,10 +31,14 @@ constexpr const char* kHelp =
     "  --task lm|classify   causal-LM loss, or cross-entropy over label words (default lm)\n"
     "  --template T         classify prompt, {text} is the example (default \"{text} It was\")\n"
     "  --labels L           classify label words, e.g. \"0:terrible,1:great\"\n"
-    "  --preset sst2|agnews classify with MeZO's SST-2 setup or the AG News classes (template + labels)\n"
+    "  --preset sst2|agnews classify with MeZO's SST-2 setup or the AG News classes (template + labels);\n"
+    "                       sst2 also brings its recipe (below)\n"
     "  --k-shot K           train on K examples per label (or K examples for lm), seeded by --data-seed\n"
+    "  --min-words W        train only on examples of at least W words (drawn before --k-shot; the\n"
+    "                       --eval-data set is never filtered)\n"
     "  --balanced           classify: batches take the labels in turn (equal shares on a k-shot set);\n"
     "                       removes the batch-to-batch label imbalance from the ZO gradient estimate\n"
+    "                       (the classify default; --no-balanced turns it off)\n"
     "  --max-length N       tokens per example (default 256); --overlong truncate|skip (default truncate)\n"
     "  --pack               lm: pack the examples into full windows of --max-length tokens (no padding)\n"
     "  --eval-data FILE     held-out set evaluated at the start, every --eval-every steps and at the end\n"
@@ -41,9 +47,14 @@ constexpr const char* kHelp =
     "                       weights of the step with the best validation loss (RUN_DIR/best.safetensors;\n"
     "                       export and generate use them) and --eval-data is evaluated on those\n"
     "  --patience P         with --validation: stop after P validations without a better loss (default 0: never)\n"
-    "optimisation:\n"
-    "  --steps N (100)  --batch-size B (16)  --lr LR (1e-4)  --eps EPS (1e-3)\n"
-    "  --schedule constant|linear|cosine (constant)  --warmup N (0)  --n-spsa N directions per step (1)\n"
+    "optimisation (defaults: the recipe of the task and preset; any option given replaces its part):\n"
+    "  lm                   all parameters, --batch-size 16, --lr 1e-4, constant\n"
+    "  classify             all parameters, balanced --batch-size 256, cosine lr of 100 / (trainable\n"
+    "                       parameters): 3.8e-4 for stories260K, ~1e-6 for RoBERTa-large (MeZO's)\n"
+    "  --preset sst2        the classify recipe plus --min-words 6 --validation 64 --patience 5\n"
+    "                       (docs/training.md, \"Default recipes\": how they were chosen, what they reach)\n"
+    "  --steps N (100)  --batch-size B  --lr LR  --eps EPS (1e-3)\n"
+    "  --schedule constant|linear|cosine  --warmup N (0)  --n-spsa N directions per step (1)\n"
     "  --clip C             clip the projected gradient to [-C, C] (default off)\n"
     "  --weight-decay W     decoupled weight decay, not on norms and biases (default 0)\n"
     "  --dist rademacher|gaussian (rademacher)\n"
@@ -78,8 +89,9 @@ int cmd_finetune(const std::vector<std::string>& argv) {
   Command cmd("pocketllm finetune", kHelp, {"model", "data", "task", "out", "template", "labels", "k-shot", "max-length", "overlong", "eval-data",
              "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
              "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every",
-             "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize", "validation", "validate-every", "patience"},
-             {"resume", "pack", "balanced"});
+             "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize", "validation", "validate-every", "patience",
+             "min-words"},
+             {"resume", "pack", "balanced", "no-balanced"});
   return cmd.run(argv, [&](const Args& args) {
     auto usage = [](const std::string& m) {
       std::fprintf(stderr, "pocketllm finetune: %s (see --help)\n", m.c_str());
@@ -99,15 +111,19 @@ int cmd_finetune(const std::vector<std::string>& argv) {
       *out = v.value();
       return true;
     };
+    // The recipe the task and preset bring (a resumed run keeps its own spec: these are not used).
+    const std::string task_kind = args.get("task", args.has("preset") ? "classify" : "lm");
+    const Recipe recipe = default_recipe(task_kind, args.get("preset"));
     uint64_t steps, batch, warmup, n_spsa, k_shot, max_len, eval_every, eval_bs, snap, threads, fsync_every;
-    uint64_t validation, validate_every, patience;
-    if (!u64("validation", 0, 1u << 30, &validation)) return usage("--validation must be an integer (examples per label)");
+    uint64_t validation, validate_every, patience, min_words;
+    if (!u64("validation", recipe.validation, 1u << 30, &validation)) return usage("--validation must be an integer (examples per label)");
     if (!u64("validate-every", 0, 100'000'000, &validate_every)) return usage("--validate-every must be an integer");
-    if (!u64("patience", 0, 1'000'000, &patience)) return usage("--patience must be an integer");
+    if (!u64("patience", validation > 0 ? recipe.patience : 0, 1'000'000, &patience)) return usage("--patience must be an integer");
     if (validation == 0 && (args.has("validate-every") || args.has("patience")))
       return usage("--validate-every and --patience need --validation N");
+    if (!u64("min-words", recipe.min_words, 1'000'000, &min_words)) return usage("--min-words must be an integer");
     if (!u64("steps", 100, 100'000'000, &steps)) return usage("--steps must be an integer");
-    if (!u64("batch-size", 16, 1 << 16, &batch) || batch == 0) return usage("--batch-size must be 1..65536");
+    if (!u64("batch-size", recipe.batch_size, 1 << 16, &batch) || batch == 0) return usage("--batch-size must be 1..65536");
     if (!u64("warmup", 0, 100'000'000, &warmup)) return usage("--warmup must be an integer");
     if (!u64("n-spsa", 1, 1024, &n_spsa) || n_spsa == 0) return usage("--n-spsa must be 1..1024");
     if (!u64("k-shot", 0, 1u << 30, &k_shot)) return usage("--k-shot must be an integer");
@@ -117,10 +133,12 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     if (!u64("snapshot-every", 100, 100'000'000, &snap)) return usage("--snapshot-every must be an integer");
     if (!u64("threads", 0, 1024, &threads)) return usage("--threads must be 0..1024");
     if (!u64("fsync-every", 10, 1'000'000, &fsync_every)) return usage("--fsync-every must be an integer");
-    auto lr = args.get_double("lr", 1e-4), eps = args.get_double("eps", 1e-3), clip = args.get_double("clip", 0);
+    auto lr = args.get_double("lr", recipe.lr), eps = args.get_double("eps", 1e-3), clip = args.get_double("clip", 0);
     auto wd = args.get_double("weight-decay", 0);
     if (!wd || wd.value() < 0 || wd.value() >= 1) return usage("--weight-decay must be in [0, 1)");
     if (!lr) return usage(lr.status().message());
+    if (!(lr.value() > 0) || !std::isfinite(lr.value())) return usage("--lr must be a positive number");
+    if (!args.has("lr")) req.lr_times_params = recipe.lr_times_params;
     if (!eps || eps.value() <= 0) return usage("--eps must be a positive number");
     if (!clip || clip.value() < 0) return usage("--clip must be >= 0");
     t.steps = static_cast<int>(steps);
@@ -131,29 +149,32 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     t.eps = static_cast<float>(eps.value());
     t.clip = static_cast<float>(clip.value());
     t.weight_decay = static_cast<float>(wd.value());
-    if (!parse_lr_schedule(args.get("schedule", "constant"), &t.schedule)) return usage("--schedule must be constant, linear or cosine");
+    t.schedule = recipe.schedule;
+    if (args.has("schedule") && !parse_lr_schedule(args.get("schedule"), &t.schedule)) return usage("--schedule must be constant, linear or cosine");
     if (!parse_distribution(args.get("dist", "rademacher"), &t.dist)) return usage("--dist must be rademacher or gaussian");
     if (!parse_seed_text(args.get("seed", "0"), &t.seed)) return usage("--seed must be 0x<hex> or decimal");
     if (!parse_seed_text(args.get("data-seed", "0"), &t.data_seed)) return usage("--data-seed must be 0x<hex> or decimal");
     if (std::string m = read_lora_args(args, &spec.lora); !m.empty()) return usage(m);
-    spec.trainable = args.get("trainable", spec.lora.enabled() ? "none" : "*");
+    spec.trainable = args.get("trainable", spec.lora.enabled() ? "none" : recipe.trainable);
     if (args.has("quantize")) {
       if (!parse_quantize_type(args.get("quantize"), &spec.quantize))
         return usage("--quantize must be q8_0 or q4_0");
     }
     spec.k_shot = static_cast<int>(k_shot);
+    spec.min_words = static_cast<int>(min_words);
     spec.validation.examples = static_cast<int>(validation);
     spec.validation.every = static_cast<int>(validate_every);
     spec.validation.patience = static_cast<int>(patience);
     spec.snapshot_every = static_cast<int>(snap);
     spec.fsync_every = static_cast<int>(fsync_every);
-    spec.task.kind = args.get("task", "lm");
+    spec.task.kind = task_kind;
     spec.task.max_length = static_cast<int>(max_len);
     const std::string overlong = args.get("overlong", "truncate");
     if (overlong != "truncate" && overlong != "skip") return usage("--overlong must be truncate or skip");
     spec.task.truncate = overlong == "truncate";
     spec.task.pack = args.has("pack");
-    t.balanced = args.has("balanced");
+    if (args.has("balanced") && args.has("no-balanced")) return usage("--balanced and --no-balanced contradict each other");
+    t.balanced = args.has("balanced") || (recipe.balanced && !args.has("no-balanced"));
     if (spec.task.pack && spec.task.kind != "lm") return usage("--pack is for --task lm");
     spec.task.prompt_template = args.get("template", "{text} It was");
     std::string preset_labels;
@@ -161,7 +182,6 @@ int cmd_finetune(const std::vector<std::string>& argv) {
       std::string tmpl;
       if (!classification_preset(args.get("preset"), &tmpl, &preset_labels)) return usage("--preset must be sst2 or agnews");
       if (!args.has("template")) spec.task.prompt_template = tmpl;
-      if (!args.has("task")) spec.task.kind = "classify";
     }
     if (spec.task.kind != "lm" && spec.task.kind != "classify") return usage("--task must be lm or classify");
     if (req.resume && args.has("steps")) req.extend_to_steps = static_cast<int>(steps);
@@ -244,8 +264,10 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     if (result->best_step >= 0)
       std::fprintf(stderr, "best validation loss %.4f at step %d: the run's result (RUN_DIR/best.safetensors)\n",
                    result->best_validation_loss, result->best_step);
-    std::fprintf(stderr, "done: %d steps (%d skipped) in %.1f s; run in %s\n", result->steps_done, result->skipped_steps,
-                 result->seconds, req.out_dir.c_str());
+    if (result->dropped_short > 0)
+      std::fprintf(stderr, "%d training examples were shorter than --min-words and not used\n", result->dropped_short);
+    std::fprintf(stderr, "done: %d steps (%d skipped) in %.1f s on %zu training examples; run in %s\n", result->steps_done,
+                 result->skipped_steps, result->seconds, result->train_examples, req.out_dir.c_str());
     return 0;
   });
 }

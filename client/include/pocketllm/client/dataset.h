@@ -35,4 +35,12 @@ Result<Dataset> parse_dataset(const std::string& content, const std::string& for
 
 bool is_valid_utf8(const std::string& s);
 
+// Words in a text: maximal runs of characters other than ASCII space, tab, CR, LF, VT and FF (what awk's
+// default field splitting counts).
+int count_words(const std::string& text);
+
+// Keeps the examples whose text (the prompt, for prompt/completion pairs) has at least `min_words` words,
+// in order; returns how many were dropped. An error when none is left. min_words <= 0 keeps everything.
+Result<int> drop_short_examples(Dataset* data, int min_words);
+
 }  // namespace pocketllm

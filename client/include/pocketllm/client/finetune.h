@@ -28,6 +28,9 @@ struct FinetuneRequest {
   // in place; it must hold its base weights (nothing trained yet). Null: loaded from spec.model_path.
   LoadedModel* model = nullptr;
   std::string model_id;  // the borrowed model's id when the caller knows it (else computed)
+  // New runs only: when > 0, the learning rate is this over the number of trainable parameters (the
+  // general default of docs/training.md, "Default recipes"), and the spec records the result.
+  double lr_times_params = 0;
   // Resume only: the data file, when it moved since the run started (checked by its SHA-256).
   std::string data_path_override;
 };
@@ -57,6 +60,8 @@ struct FinetuneResult {
   int best_step = -1;          // with validation: the step whose weights the run ends with
   double best_validation_loss = 0;
   bool early_stopped = false;  // patience ran out: the run ended before its step count
+  int dropped_short = 0;       // training examples under the spec's min_words (not used)
+  size_t train_examples = 0;   // the sample trained on (after k-shot and the validation split)
 };
 
 using ProgressFn = std::function<bool(const StepProgress&)>;  // return false to stop after this step
@@ -100,6 +105,8 @@ class FinetuneSession {
   std::vector<size_t> validation_;     // indices into task_ held out from training
   double best_loss_ = 0;
   int best_step_ = -1, since_best_ = 0, last_validated_ = -1;
+  int dropped_short_ = 0;              // training examples under min_words
+  size_t train_examples_ = 0;
   bool finished_ = false;              // the model holds the best step's weights: nothing more to train
   StepRecord record_;  // reused: a step allocates nothing after warm-up
 };

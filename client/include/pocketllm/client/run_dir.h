@@ -41,6 +41,7 @@ struct RunSpec {
   TaskOptions task;
   std::string data_path, data_sha256;
   int k_shot = 0;
+  int min_words = 0;  // training examples of fewer words are dropped before the k-shot draw (0: keep all)
   ValidationOptions validation;
   int snapshot_every = 100;
   int fsync_every = 10;
