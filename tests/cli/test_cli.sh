@@ -174,6 +174,12 @@ ok = (abs(s[\"lr\"] - 1e-3) < 1e-9 and s[\"batch_size\"] == 8 and not s[\"balanc
 sys.exit(0 if ok else 1)" "$work/preset2/spec.json"'
   "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --min-words 50 --out "$work/preset3" 2> "$work/err"; rc=$?
   check "a --min-words nothing meets is a clear error" '[ $rc -eq 1 ] && grep -q "none of its 48 examples has 50 or more words" "$work/err"'
+  preset_eval=$("$bin" eval --model "$stories" --data "$work/s.tsv" --preset sst2 --threads 1)
+  explicit_eval=$("$bin" eval --model "$stories" --data "$work/s.tsv" --task classify --template "{text} It was" \
+    --labels "0:terrible,1:great" --threads 1)
+  other_eval=$("$bin" eval --model "$stories" --data "$work/s.tsv" --preset sst2 --labels "0:bad,1:good" --threads 1)
+  check "eval --preset sst2 is the classify task with MeZO's template and labels; --labels beside it wins" \
+    '[ -n "$preset_eval" ] && [ "$preset_eval" = "$explicit_eval" ] && [ "$preset_eval" != "$other_eval" ]'
   "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --balanced --no-balanced --out "$work/preset4" 2> "$work/err"; rc=$?
   check "--balanced with --no-balanced is a usage error" '[ $rc -eq 2 ]'
 

@@ -10,11 +10,13 @@ namespace pocketllm::cli {
 int cmd_eval(const std::vector<std::string>& argv) {
   static const char* kHelp =
       "usage: pocketllm eval (--model PATH [--adapter DIR] [--quantize q8_0|q4_0] | --run RUN_DIR) --data FILE\n"
-      "                      [--task lm|classify]\n"
+      "                      [--task lm|classify] [--preset sst2|agnews]\n"
       "                      [--template T] [--labels L] [--max-length N] [--batch-size B] [--threads N]\n"
       "\n"
-      "With --run, evaluates the run's current weights and defaults the task options to the run's.\n";
-  Command cmd("pocketllm eval", kHelp, {"model", "adapter", "quantize", "run", "data", "task", "template", "labels", "max-length", "batch-size", "threads"});
+      "With --run, evaluates the run's current weights and defaults the task options to the run's.\n"
+      "--preset sets --task classify and the preset's template and labels (as finetune's); --template and\n"
+      "--labels given beside it win.\n";
+  Command cmd("pocketllm eval", kHelp, {"model", "adapter", "quantize", "run", "data", "task", "template", "labels", "preset", "max-length", "batch-size", "threads"});
   return cmd.run(argv, [&](const Args& args) {
     if (args.has("model") == args.has("run")) return cmd.usage("give exactly one of --model and --run");
     if (!args.has("data")) return cmd.usage("--data is required");
@@ -32,6 +34,13 @@ int cmd_eval(const std::vector<std::string>& argv) {
       return cmd.usage("--quantize goes with --model and is q8_0 or q4_0");
     req.run_dir = args.get("run");
     req.data_path = args.get("data");
+    if (args.has("preset")) {
+      std::string tmpl, labels;
+      if (!classification_preset(args.get("preset"), &tmpl, &labels)) return cmd.usage("--preset must be sst2 or agnews");
+      req.task = "classify";
+      req.prompt_template = tmpl;
+      req.labels = labels;
+    }
     if (args.has("task")) req.task = args.get("task");
     if (args.has("template")) req.prompt_template = args.get("template");
     if (args.has("labels")) req.labels = args.get("labels");
