@@ -38,7 +38,7 @@ TEST_CASE("drop_short_examples keeps the long examples in order and errors when 
   CHECK(empty.status().message().find("x.tsv: none of its 3 examples has 5 or more words") != std::string::npos);
 }
 
-TEST_CASE("the run spec records min_words; older specs read as 0 and a negative one is refused", "[client][data]") {
+TEST_CASE("the run spec records min_words, older specs read as 0 and a negative one is refused", "[client][data]") {
   RunSpec s;
   s.model_path = "m";
   s.model_id = std::string(64, 'a');
