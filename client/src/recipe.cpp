@@ -16,7 +16,7 @@ Recipe default_recipe(const std::string& task, const std::string& preset) {
     // GLUE SST-2's training rows: a quarter are treebank phrases of three words or fewer, the dev set is
     // whole sentences. Sentences of six words or more, and the best step of a validation split.
     r.min_words = 6;
-    r.validation = 64;  // no patience: a stop on 128 noisy losses ended runs before their annealed end
+    r.validation = 64;  // no patience: stops on 128 noisy losses ended runs before their best steps
   }
   return r;
 }
