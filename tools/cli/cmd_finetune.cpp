@@ -50,7 +50,7 @@ constexpr const char* kHelp =
     "optimisation (defaults: the recipe of the task and preset; any option given replaces its part):\n"
     "  lm                   all parameters, --batch-size 16, --lr 1e-4, constant\n"
     "  classify             all parameters, balanced --batch-size 256, cosine lr of 100 / (trainable\n"
-    "                       parameters): 3.8e-4 for stories260K, ~1e-6 for RoBERTa-large (MeZO's)\n"
+    "                       parameters): 3.8e-4 for stories260K, 2.8e-7 for RoBERTa-large\n"
     "  --preset sst2        the classify recipe plus --min-words 6 --validation 64\n"
     "                       (docs/training.md, \"Default recipes\": how they were chosen, what they reach)\n"
     "  --steps N (100)  --batch-size B  --lr LR  --eps EPS (1e-3)\n"
