@@ -387,7 +387,8 @@ Status carve_validation(const Task& task, int n, uint64_t seed, std::vector<size
     if (count > n) continue;
     validation->clear();
     const std::string what = labels.empty() ? "the training sample has " : "label " + std::to_string(label) + " has ";
-    return invalid_argument("--validation " + std::to_string(n) + " leaves nothing to train on: " + what + std::to_string(count) +
+    return invalid_argument("a validation split of " + std::to_string(n) + (labels.empty() ? "" : " per label") +
+                            " (--validation, validation_examples) leaves nothing to train on: " + what + std::to_string(count) +
                             " example(s) in the training sample");
   }
   std::sort(kept.begin(), kept.end());

@@ -749,3 +749,100 @@ TEST_CASE("a session with a validation split ends with the best step's weights i
   CHECK(std::string(pllm_last_error()).find("leaves nothing to train on") != std::string::npos);
   fs::remove_all(dir);
 }
+
+TEST_CASE("a session left to the recipe gets its task and preset defaults, and fields set replace them", "[sdk][recipe]") {
+  const std::string stories = pocketllm::test::stories260k_dir();
+  if (!pocketllm::test::path_exists(stories + "/stories260K.bin")) {
+    WARN("skipped: stories260K not found");
+    return;
+  }
+  const std::string dir = pocketllm::test::temp_dir("");
+  std::vector<std::string> rows{"text\tlabel"};
+  for (int i = 0; i < 12; ++i) {  // 24 sentences of at least six words, 24 shorter ones
+    rows.push_back("what a truly wonderful and moving film number " + std::to_string(i) + "\t1");
+    rows.push_back("this was a dull and tiresome film number " + std::to_string(i) + "\t0");
+    rows.push_back("ok " + std::to_string(i) + "\t1");
+    rows.push_back("bad " + std::to_string(i) + "\t0");
+  }
+  pocketllm::test::write_lines(dir + "/s.tsv", rows);
+  auto open_run = [&](const std::string& name, void (*set)(pllm_session_params&)) {
+    ModelHandle h;
+    h.m = load(stories);
+    pllm_session_params p = pllm_session_default_params();
+    const std::string run = dir + "/" + name, data = dir + "/s.tsv";
+    p.run_dir = run.c_str();
+    p.data_path = data.c_str();
+    p.steps = 1;
+    set(p);
+    pllm_session* s = nullptr;
+    const pllm_status st = pllm_session_open(h.m, &p, nullptr, &s);
+    if (st == PLLM_OK) {
+      CHECK(pllm_session_train(s, 0, nullptr, nullptr, nullptr) == PLLM_OK);
+      pllm_session_free(s);
+    }
+    return st;
+  };
+  auto spec = [&](const std::string& name) { return nlohmann::json::parse(std::ifstream(dir + "/" + name + "/spec.json")); };
+
+  // The sst2 preset and nothing else but a small validation split and a k-shot draw: its template, label
+  // words and recipe (all parameters, balanced batches of 256, cosine lr of 100 / d, sentences of >= 6 words).
+  REQUIRE(open_run("preset", [](pllm_session_params& p) {
+            p.preset = "sst2";
+            p.validation_examples = 2;
+            p.k_shot = 8;
+            p.data_seed = 3;
+          }) == PLLM_OK);
+  const auto s = spec("preset");
+  CHECK(s["task"]["kind"] == "classify");
+  CHECK(s["task"]["label_words"] == nlohmann::json::parse(R"([["0", " terrible"], ["1", " great"]])"));
+  CHECK(s["trainable"] == "*");
+  CHECK(s["batch_size"] == 256);
+  CHECK(s["schedule"] == "cosine");
+  CHECK(s["balanced"] == true);
+  CHECK(s["lr"].get<double>() == Approx(100.0 / 260032).epsilon(1e-6));
+  CHECK(s["data"]["min_words"] == 6);
+  CHECK(s["data"]["k_shot"] == 8);
+  CHECK(s["data_seed"] == "0000000000000003");
+  CHECK(s["validation"]["examples"] == 2);
+
+  // Every field set replaces its part of the recipe.
+  REQUIRE(open_run("set", [](pllm_session_params& p) {
+            p.preset = "sst2";
+            p.labels = "0:bad,1:good";
+            p.trainable = "norms";
+            p.batch_size = 8;
+            p.lr = 1e-3f;
+            p.schedule = "constant";
+            p.balanced = 0;
+            p.min_words = 0;
+            p.validation_examples = 0;
+          }) == PLLM_OK);
+  const auto t = spec("set");
+  CHECK(t["task"]["label_words"] == nlohmann::json::parse(R"([["0", " bad"], ["1", " good"]])"));
+  CHECK(t["trainable"] != "*");
+  CHECK(t["batch_size"] == 8);
+  CHECK(t["lr"].get<double>() == Approx(1e-3).epsilon(1e-6));
+  CHECK(t["schedule"] == "constant");
+  CHECK(t["balanced"] == false);
+  CHECK_FALSE(t["data"].contains("min_words"));
+  CHECK_FALSE(t.contains("validation"));
+
+  // No preset and no task: the language-model recipe, the defaults of before the recipes.
+  REQUIRE(open_run("lm", [](pllm_session_params&) {}) == PLLM_OK);
+  const auto u = spec("lm");
+  CHECK(u["task"]["kind"] == "lm");
+  CHECK(u["batch_size"] == 16);
+  CHECK(u["lr"].get<double>() == Approx(1e-4).epsilon(1e-6));
+  CHECK(u["schedule"] == "constant");
+
+  // Unknown names and out-of-range values are refused before anything is created.
+  CHECK(open_run("bad1", [](pllm_session_params& p) { p.preset = "imdb"; }) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(pllm_last_error()).find("sst2") != std::string::npos);
+  CHECK(open_run("bad2", [](pllm_session_params& p) { p.schedule = "step"; }) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(open_run("bad3", [](pllm_session_params& p) { p.balanced = 2; }) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(open_run("bad4", [](pllm_session_params& p) { p.min_words = -2; }) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(open_run("bad5", [](pllm_session_params& p) { p.lr = -1e-3f; }) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(open_run("bad6", [](pllm_session_params& p) { p.preset = "sst2"; p.min_words = 50; }) != PLLM_OK);
+  for (const char* b : {"bad1", "bad2", "bad3", "bad4", "bad5"}) CHECK_FALSE(fs::exists(dir + "/" + b));
+  fs::remove_all(dir);
+}

@@ -189,9 +189,9 @@ JNI_FN(jdoubleArray, evaluate)(JNIEnv* env, jclass, jlong model, jlong device, j
 }
 
 JNI_FN(jlong, sessionOpen)(JNIEnv* env, jclass, jlong model, jbyteArray run_dir, jbyteArray data, jbyteArray eval, jbyteArray task,
-                           jbyteArray labels, jbyteArray trainable, jint steps, jint batch, jfloat lr, jfloat eps, jlong seed,
-                           jint max_length, jlong cancel) {
-  Bytes r(env, run_dir), d(env, data), e(env, eval), t(env, task), l(env, labels), tr(env, trainable);
+                           jbyteArray labels, jbyteArray trainable, jbyteArray preset, jint steps, jint batch, jfloat lr,
+                           jfloat eps, jlong seed, jint max_length, jint k_shot, jlong data_seed, jlong cancel) {
+  Bytes r(env, run_dir), d(env, data), e(env, eval), t(env, task), l(env, labels), tr(env, trainable), pr(env, preset);
   pllm_session_params p = pllm_session_default_params();
   p.run_dir = r.c_str();
   p.data_path = d.c_str();
@@ -199,6 +199,9 @@ JNI_FN(jlong, sessionOpen)(JNIEnv* env, jclass, jlong model, jbyteArray run_dir,
   if (t.c_str()) p.task = t.c_str();
   p.labels = l.c_str();
   if (tr.c_str()) p.trainable = tr.c_str();
+  p.preset = pr.c_str();
+  p.k_shot = k_shot;
+  p.data_seed = static_cast<uint64_t>(data_seed);
   p.steps = steps;
   p.batch_size = batch;
   p.lr = lr;

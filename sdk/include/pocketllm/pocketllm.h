@@ -215,13 +215,13 @@ typedef struct pllm_session_params {
   const char* run_dir;         /* required; resumed when it holds a run, created otherwise */
   const char* data_path;       /* the private training data (.txt, .jsonl, .tsv); on resume it may have moved */
   const char* eval_data_path;  /* optional held-out data, evaluated at the start and the end */
-  const char* task;            /* "lm" (default) or "classify" */
-  const char* labels;          /* classify: "0:terrible,1:great" */
-  const char* prompt_template; /* classify: default "{text} It was" */
-  const char* trainable;       /* tensor-name patterns, default "*" */
+  const char* task;            /* "lm" (default; "classify" with a preset) or "classify" */
+  const char* labels;          /* classify: "0:terrible,1:great" (NULL: the preset's) */
+  const char* prompt_template; /* classify: NULL: the preset's, else "{text} It was" */
+  const char* trainable;       /* tensor-name patterns or a shorthand (all, norms, ...); NULL: the recipe's ("*") */
   int32_t steps;               /* default 100; 1..10^8 */
-  int32_t batch_size;          /* default 16; 1..4096 */
-  float lr;                    /* default 1e-4; finite */
+  int32_t batch_size;          /* 1..4096; 0 (default): the recipe's (lm 16, classify 256) */
+  float lr;                    /* > 0 and finite; 0 (default): the recipe's (lm 1e-4, classify 100 / d) */
   float eps;                   /* default 1e-3; > 0 */
   uint64_t seed;
   int32_t max_length;          /* tokens per example; default 256; 2..65536 */
@@ -237,13 +237,31 @@ typedef struct pllm_session_params {
   const char* lora_targets;
   uint64_t lora_init_seed;
   /* Also appended after 0.2.0: early stopping (docs/training.md, "Validation and the best step").
-   * validation_examples 0 (default): none; N > 0: N examples per label (lm: N in all) are held out of
+   * validation_examples -1 (default): the recipe's; 0: none; N > 0: N examples per label (lm: N in all) are held out of
    * data_path and validated every validate_every steps (0: steps / 20); after `patience` validations
    * without a better loss the run ends (0: never early). When the run ends the model holds the weights
    * of the step with the best validation loss (the run directory's best.safetensors). */
   int32_t validation_examples;
   int32_t validate_every;
   int32_t patience;
+  /* Appended after 0.3.0: the default recipes (docs/training.md, "Default recipes") and the k-shot draw.
+   * A field left at its "recipe" value takes the recipe of the task and preset — the settings measured
+   * best for them, the same as `pocketllm finetune` with no tuning options: batch_size 0, lr 0 (classify:
+   * 100 / the number of trainable parameters, fixed at the start), trainable NULL, schedule NULL,
+   * balanced -1, min_words -1 and validation_examples -1. pllm_session_default_params() sets them so;
+   * older callers that set batch_size, lr or trainable keep what they set.
+   * preset: NULL, "sst2" or "agnews": the task defaults to "classify", prompt_template and labels left
+   * NULL take the preset's, and its recipe the fields above.
+   * schedule: "constant", "linear" or "cosine" (of the lr over the run). balanced (classify): 1 batches
+   * take the labels in turn, 0 draw at random. min_words: training examples of fewer whitespace-separated
+   * words are dropped before the k-shot draw (0: none). k_shot (classify): examples per label drawn from
+   * data_path with data_seed (0: all of them). */
+  const char* preset;
+  const char* schedule;
+  int32_t balanced;
+  int32_t min_words;
+  int32_t k_shot;
+  uint64_t data_seed;
 } pllm_session_params;
 
 PLLM_API pllm_session_params pllm_session_default_params(void);

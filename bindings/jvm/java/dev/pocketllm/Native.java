@@ -32,7 +32,8 @@ final class Native {
   static native double[] evaluate(long model, long device, byte[] dataPath, byte[] task, byte[] labels, long cancel);
 
   static native long sessionOpen(long model, byte[] runDir, byte[] dataPath, byte[] evalPath, byte[] task, byte[] labels,
-                                 byte[] trainable, int steps, int batch, float lr, float eps, long seed, int maxLength, long cancel);
+                                 byte[] trainable, byte[] preset, int steps, int batch, float lr, float eps, long seed,
+                                 int maxLength, int kShot, long dataSeed, long cancel);
   static native int sessionTrain(long session, int maxSteps, ProgressListener listener, long cancel, double[] lossOut);
   static native int sessionStepsDone(long session);
   static native void sessionFree(long session);

@@ -5,12 +5,17 @@ package dev.pocketllm;
  * (open a session on the same run directory with a freshly loaded model). Close it before the model.
  */
 public final class TrainingSession implements AutoCloseable {
-  /** What to train on and how; fields left as they are take the library's defaults. */
+  /**
+   * What to train on and how; fields left as they are take the library's defaults: null task, labels and trainable,
+   * batchSize 0 and lr 0 take the recipe of the task and preset (docs/training.md, "Default recipes"), as
+   * {@code pocketllm finetune} with no tuning options. preset "sst2" or "agnews" makes the task "classify" with the
+   * preset's template, label words and recipe; kShot draws that many examples per label with dataSeed (0: all).
+   */
   public static final class Options {
-    public String runDir, dataPath, evalDataPath, task = "lm", labels, trainable = "*";
-    public int steps = 100, batchSize = 16, maxLength = 256;
-    public float lr = 1e-4f, eps = 1e-3f;
-    public long seed;
+    public String runDir, dataPath, evalDataPath, task, labels, trainable, preset;
+    public int steps = 100, batchSize = 0, maxLength = 256, kShot = 0;
+    public float lr = 0, eps = 1e-3f;
+    public long seed, dataSeed;
   }
 
   private long handle;
@@ -25,8 +30,8 @@ public final class TrainingSession implements AutoCloseable {
   /** Creates the run, or resumes the one in options.runDir. */
   public static TrainingSession open(Model model, Options o, Cancellation cancel) {
     long h = Native.sessionOpen(model.live(), Native.utf8(o.runDir), Native.utf8(o.dataPath), Native.utf8(o.evalDataPath),
-        Native.utf8(o.task), Native.utf8(o.labels), Native.utf8(o.trainable), o.steps, o.batchSize, o.lr, o.eps, o.seed,
-        o.maxLength, Cancellation.of(cancel));
+        Native.utf8(o.task), Native.utf8(o.labels), Native.utf8(o.trainable), Native.utf8(o.preset), o.steps, o.batchSize,
+        o.lr, o.eps, o.seed, o.maxLength, o.kShot, o.dataSeed, Cancellation.of(cancel));
     return new TrainingSession(h, model);
   }
 

@@ -124,6 +124,30 @@ public final class PocketLlmTest {
         expectFailure(PocketLlmException.BUSY, "second opener", () -> TrainingSession.open(other, options(run, data, 12), null).close());
       }
     }
+    // The preset reaches the library: an unknown one is refused, and a known one with the recipe's defaults
+    // records them in the run's spec (classification with sst2's label words, batches of 256).
+    Path tsv = work.resolve("s.tsv");
+    StringBuilder rows = new StringBuilder("text\tlabel\n");
+    for (int i = 0; i < 70; i++)  // more than the preset's validation split of 64 per label
+      rows.append("what a truly wonderful and moving film ").append(i).append("\t1\nthis was a dull and tiresome film ")
+          .append(i).append("\t0\n");
+    Files.writeString(tsv, rows.toString());
+    try (Model m = Model.load(model, 1, 0, null)) {
+      TrainingSession.Options p = new TrainingSession.Options();
+      p.runDir = work.resolve("preset-bad").toString();
+      p.dataPath = tsv.toString();
+      p.preset = "imdb";
+      expectFailure(PocketLlmException.INVALID_ARGUMENT, "unknown preset", () -> TrainingSession.open(m, p, null).close());
+      p.preset = "sst2";
+      p.runDir = work.resolve("preset").toString();
+      p.steps = 1;
+      p.maxLength = 32;
+      try (TrainingSession s = TrainingSession.open(m, p, null)) {
+        String spec = Files.readString(work.resolve("preset").resolve("spec.json"));
+        check(spec.contains("\"batch_size\": 256") && spec.contains("\" terrible\"") && spec.contains("\"cosine\""),
+            "the sst2 preset's recipe in spec.json");
+      }
+    }
     // The app restarts: a new model resumes the run and ends on the uninterrupted weights.
     try (Model m = Model.load(model, 1, 0, null); TrainingSession s = TrainingSession.open(m, options(run, data, 12), null)) {
       check(s.train(0, null, null) == 12, "resumed to 12 steps");
