@@ -69,6 +69,13 @@ pllm_session_params session_params(const std::string& run, const std::string& da
   return p;
 }
 
+// The real stories260K in the shared data; a test without it says it was skipped.
+bool have_stories(const std::string& dir) {
+  if (pocketllm::test::path_exists(dir + "/stories260K.bin")) return true;
+  WARN("skipped: stories260K not found");
+  return false;
+}
+
 unsigned mode_of(const std::string& p) {
   struct stat st {};
   REQUIRE(::stat(p.c_str(), &st) == 0);
@@ -584,10 +591,7 @@ TEST_CASE("the transport-agnostic device: corrupt or truncated replies and faili
 
 TEST_CASE("a quantized GGUF model through the C ABI: estimate, load, generate, train the norms in place", "[sdk][gguf]") {
   const std::string stories = pocketllm::test::stories260k_dir();
-  if (!pocketllm::test::path_exists(stories + "/stories260K.bin")) {
-    WARN("skipped: stories260K not found");
-    return;
-  }
+  if (!have_stories(stories)) return;
   const std::string dir = pocketllm::test::temp_dir("");
   const std::string gguf = dir + "/stories260K-q8_0.gguf";
   {
@@ -752,10 +756,7 @@ TEST_CASE("a session with a validation split ends with the best step's weights i
 
 TEST_CASE("a session left to the recipe gets its task and preset defaults, and fields set replace them", "[sdk][recipe]") {
   const std::string stories = pocketllm::test::stories260k_dir();
-  if (!pocketllm::test::path_exists(stories + "/stories260K.bin")) {
-    WARN("skipped: stories260K not found");
-    return;
-  }
+  if (!have_stories(stories)) return;
   const std::string dir = pocketllm::test::temp_dir("");
   std::vector<std::string> rows{"text\tlabel"};
   for (int i = 0; i < 12; ++i) {  // 24 sentences of at least six words, 24 shorter ones
