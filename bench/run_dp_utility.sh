@@ -25,7 +25,7 @@ if [ "$task" = lm ]; then
 else
   head -n 20001 "$shared/data/sst2/glue_sst2_train.tsv" > "$out/train.tsv"
   cp "$shared/data/sst2/glue_sst2_dev.tsv" "$out/heldout.tsv"
-  task_opts=(--task classify --preset sst2 --trainable norms --lr 5e-3 --max-length 64)
+  task_opts=(--task classify --preset sst2 --labels 0:terrible,1:great --trainable norms --lr 5e-3 --max-length 64)
 fi
 ext=$([ "$task" = lm ] && echo txt || echo tsv)
 common=(--model "$model" --data "$out/train.$ext" --eval-data "$out/heldout.$ext" --devices 1000 --rounds "$rounds"

@@ -7,7 +7,7 @@
 #   LM:    the demo's task (700 SST-2 sentences as text, 172 held out), LoRA r 8 on every linear layer,
 #          batch 8, 800 device-steps (single: 800 steps; sim: 5 % of 100 devices x 20 rounds x tau 8).
 #   SST-2: 512 sentences per class (the first of each label in the GLUE train file), the 872 dev sentences,
-#          --preset sst2, the 11 norm vectors, batch 16, 4 000 device-steps (sim: 10 % x 50 rounds x tau 8),
+#          --preset sst2 with its first label words (terrible / great), the 11 norm vectors, batch 16, 4 000 device-steps (sim: 10 % x 50 rounds x tau 8),
 #          IID and Dirichlet(0.3) label skew.
 #   bench/run_fed_gap.sh [--groups "1 256"] [--seeds "0 1 2"] [--lm-lrs "5e-4 1e-3"] [--sst2-lrs "5e-3 1e-2"]
 #                        [--only lm|sst2] [--work DIR]          results: bench/results/fed_gap.jsonl
@@ -44,7 +44,7 @@ cpu="$(lscpu | sed -n 's/^Model name: *//p' | sed -n 1p)"
 commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 lm_common=(--model "$model" --task lm --max-length 64 --batch-size 8 --lora-rank 8 --lora-targets all-linear --threads 1)
-sst2_common=(--model "$model" --task classify --preset sst2 --trainable norms --batch-size 16 --threads 1)
+sst2_common=(--model "$model" --task classify --preset sst2 --labels 0:terrible,1:great --trainable norms --batch-size 16 --threads 1)
 
 # name kind lr seed partition groups -> one JSON row from the run's metrics (single) or rounds.json (sim)
 row() {

@@ -3,6 +3,7 @@
 
 #include "pocketllm/cli/command.h"
 #include "pocketllm/cli/lora_args.h"
+#include "pocketllm/client/task.h"
 #include "pocketllm/common/file_util.h"
 #include "pocketllm/common/update_log.h"
 #include "pocketllm/sim/simulation.h"
@@ -122,6 +123,21 @@ std::string read_numbers(const cli::Args& args, sim::SimOptions* o) {
   return "";
 }
 
+// The devices' task settings. A preset is written out: the task names its template and label words,
+// whatever a device's own preset table says (docs/protocol.md, task field `device`).
+std::string read_device_task(const cli::Args& args, nlohmann::json* device) {
+  (*device)["task"] = args.get("task", "lm");
+  for (const char* k : {"template", "labels"})
+    if (args.has(k)) (*device)[k] = args.get(k);
+  if (args.has("preset")) {
+    std::string tmpl, labels;
+    if (!classification_preset(args.get("preset"), &tmpl, &labels)) return "--preset must be sst2 or agnews";
+    if (!args.has("template")) (*device)["template"] = tmpl;
+    if (!args.has("labels")) (*device)["labels"] = labels;
+  }
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -152,9 +168,7 @@ int main(int argc, char** argv) {
     o.data_path = args.get("data");
     o.eval_data_path = args.get("eval-data");
     o.partition = args.get("partition", "iid");
-    o.device["task"] = args.get("task", "lm");
-    for (const char* k : {"template", "labels", "preset"})
-      if (args.has(k)) o.device[k] = args.get(k);
+    if (std::string m = read_device_task(args, &o.device); !m.empty()) return cmd.usage(m);
     LoraConfig lora;
     if (std::string m = cli::read_lora_args(args, &lora); !m.empty()) return cmd.usage(m);
     if (lora.enabled()) o.device["adapter"] = lora.to_json();
