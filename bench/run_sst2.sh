@@ -9,7 +9,7 @@
 #   bench/run_sst2.sh --preset [--seeds "0 1"] [--steps N] [--data-seed D] [--eval-every N] [--work DIR]
 #
 # --preset measures what a user gets with no tuning flags: `pocketllm finetune --preset sst2 --k-shot 512
-# --steps N --eval-data dev.tsv` (MeZO's template and terrible/great, the sst2 recipe of docs/training.md);
+# --steps N --eval-data dev.tsv` (MeZO's template, bad/good, the sst2 recipe of docs/training.md);
 # only the data seed, direction seed, step count and evaluation interval are set, and the tuning options
 # above are refused. Default steps 4 800 there.
 #
@@ -75,8 +75,7 @@ if [ "$min_words" -gt 0 ]; then  # the header and every row of at least min_word
   train="$work/train_min$min_words.tsv"
 fi
 template="{text} It was"
-labels="0:bad,1:good"
-[ $preset -eq 0 ] || labels="0:terrible,1:great"  # the sst2 preset's (MeZO's) label words
+labels="0:bad,1:good"  # also the sst2 preset's
 
 # Zero-shot: the base model with the same template and label words.
 zs="$("$bin" eval --model "$model" --data "$dev" --task classify --template "$template" --labels "$labels" \

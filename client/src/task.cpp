@@ -152,7 +152,7 @@ double EvalResult::perplexity() const { return std::exp(loss); }
 bool classification_preset(const std::string& name, std::string* prompt_template, std::string* labels) {
   if (name == "sst2") {
     *prompt_template = "{text} It was";
-    *labels = "0:terrible,1:great";
+    *labels = "0:bad,1:good";  // MeZO's template; bad / good measured better than its terrible / great (README)
     return true;
   }
   if (name == "agnews") {

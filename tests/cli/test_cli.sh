@@ -145,40 +145,40 @@ PY
   "$bin" finetune --model "$stories" --data "$work/t.txt" --task classify --out "$work/run2" 2> "$work/err"; rc=$?
   check "classify without label words is a usage error" '[ $rc -eq 2 ] && grep -q -- "--labels" "$work/err"'
 
-  # --preset sst2 brings its recipe; an option given replaces its part. The lr rule is 100 / trainable
-  # parameters: stories260K has 260 032 (all of them, the classify default).
+  # --preset sst2 brings its recipe; an option given replaces its part. The lr rule is 35.2 / trainable
+  # parameters: stories260K has 704 in its 11 norm vectors (the classify default), so 5e-2.
   printf 'text\tlabel\n' > "$work/s.tsv"
   for i in $(seq 1 12); do
     printf 'what a truly wonderful and moving film number %d\t1\nthis was a dull and tiresome film number %d\t0\nok %d\t1\nbad %d\t0\n' $i $i $i $i >> "$work/s.tsv"
   done
   "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --validation 2 --steps 2 --threads 1 \
     --out "$work/preset" > /dev/null 2> "$work/preset.err"
-  check "--preset sst2 records its recipe: all parameters, balanced batches of 256, cosine lr 100/d, min 6 words" \
+  check "--preset sst2 records its recipe: the norms, balanced batches of 256, cosine lr 35.2/d, min 6 words" \
     'python3 -c "
 import json, sys
 s = json.load(open(sys.argv[1]))
-ok = (s[\"trainable\"] == \"*\" and s[\"batch_size\"] == 256 and s[\"schedule\"] == \"cosine\" and s[\"balanced\"]
-      and abs(s[\"lr\"] - 100 / 260032) < 1e-9 and s[\"data\"][\"min_words\"] == 6 and s[\"validation\"][\"examples\"] == 2
-      and s[\"task\"][\"label_words\"] == [[\"0\", \" terrible\"], [\"1\", \" great\"]])
+ok = (\"norm\" in s[\"trainable\"] and s[\"batch_size\"] == 256 and s[\"schedule\"] == \"cosine\" and s[\"balanced\"]
+      and abs(s[\"lr\"] - 35.2 / 704) < 1e-8 and s[\"data\"][\"min_words\"] == 6 and s[\"validation\"][\"examples\"] == 2
+      and s[\"task\"][\"label_words\"] == [[\"0\", \" bad\"], [\"1\", \" good\"]])
 sys.exit(0 if ok else 1)" "$work/preset/spec.json"'
   check "--min-words drops the short rows before training and says how many" \
     'grep -q "^24 training examples were shorter than --min-words" "$work/preset.err" && grep -q "on 20 training examples" "$work/preset.err"'
   "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --validation 0 --min-words 0 --lr 1e-3 \
-    --batch-size 8 --no-balanced --trainable norms --schedule constant --steps 1 --threads 1 --out "$work/preset2" > /dev/null 2>&1
+    --batch-size 8 --no-balanced --trainable all --schedule constant --steps 1 --threads 1 --out "$work/preset2" > /dev/null 2>&1
   check "options given replace the preset's recipe part by part" \
     'python3 -c "
 import json, sys
 s = json.load(open(sys.argv[1]))
-ok = (abs(s[\"lr\"] - 1e-3) < 1e-9 and s[\"batch_size\"] == 8 and not s[\"balanced\"] and s[\"trainable\"] != \"*\"
+ok = (abs(s[\"lr\"] - 1e-3) < 1e-9 and s[\"batch_size\"] == 8 and not s[\"balanced\"] and \"norm\" not in s[\"trainable\"]
       and s[\"schedule\"] == \"constant\" and \"min_words\" not in s[\"data\"] and \"validation\" not in s)
 sys.exit(0 if ok else 1)" "$work/preset2/spec.json"'
   "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --min-words 50 --out "$work/preset3" 2> "$work/err"; rc=$?
   check "a --min-words nothing meets is a clear error" '[ $rc -eq 1 ] && grep -q "none of its 48 examples has 50 or more words" "$work/err"'
   preset_eval=$("$bin" eval --model "$stories" --data "$work/s.tsv" --preset sst2 --threads 1)
   explicit_eval=$("$bin" eval --model "$stories" --data "$work/s.tsv" --task classify --template "{text} It was" \
-    --labels "0:terrible,1:great" --threads 1)
-  other_eval=$("$bin" eval --model "$stories" --data "$work/s.tsv" --preset sst2 --labels "0:bad,1:good" --threads 1)
-  check "eval --preset sst2 is the classify task with MeZO's template and labels; --labels beside it wins" \
+    --labels "0:bad,1:good" --threads 1)
+  other_eval=$("$bin" eval --model "$stories" --data "$work/s.tsv" --preset sst2 --labels "0:terrible,1:great" --threads 1)
+  check "eval --preset sst2 is the classify task with MeZO's template and bad / good; --labels beside it wins" \
     '[ -n "$preset_eval" ] && [ "$preset_eval" = "$explicit_eval" ] && [ "$preset_eval" != "$other_eval" ]'
   "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --balanced --no-balanced --out "$work/preset4" 2> "$work/err"; rc=$?
   check "--balanced with --no-balanced is a usage error" '[ $rc -eq 2 ]'

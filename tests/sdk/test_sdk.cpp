@@ -786,7 +786,8 @@ TEST_CASE("a session left to the recipe gets its task and preset defaults, and f
   auto spec = [&](const std::string& name) { return nlohmann::json::parse(std::ifstream(dir + "/" + name + "/spec.json")); };
 
   // The sst2 preset and nothing else but a small validation split and a k-shot draw: its template, label
-  // words and recipe (all parameters, balanced batches of 256, cosine lr of 100 / d, sentences of >= 6 words).
+  // words and recipe (the 704 norm parameters, balanced batches of 256, cosine lr of 35.2 / d, sentences of
+  // >= 6 words).
   REQUIRE(open_run("preset", [](pllm_session_params& p) {
             p.preset = "sst2";
             p.validation_examples = 2;
@@ -795,12 +796,12 @@ TEST_CASE("a session left to the recipe gets its task and preset defaults, and f
           }) == PLLM_OK);
   const auto s = spec("preset");
   CHECK(s["task"]["kind"] == "classify");
-  CHECK(s["task"]["label_words"] == nlohmann::json::parse(R"([["0", " terrible"], ["1", " great"]])"));
-  CHECK(s["trainable"] == "*");
+  CHECK(s["task"]["label_words"] == nlohmann::json::parse(R"([["0", " bad"], ["1", " good"]])"));
+  CHECK(s["trainable"].get<std::string>().find("*norm*") != std::string::npos);
   CHECK(s["batch_size"] == 256);
   CHECK(s["schedule"] == "cosine");
   CHECK(s["balanced"] == true);
-  CHECK(s["lr"].get<double>() == Approx(100.0 / 260032).epsilon(1e-6));
+  CHECK(s["lr"].get<double>() == Approx(35.2 / 704).epsilon(1e-6));
   CHECK(s["data"]["min_words"] == 6);
   CHECK(s["data"]["k_shot"] == 8);
   CHECK(s["data_seed"] == "0000000000000003");
@@ -809,8 +810,8 @@ TEST_CASE("a session left to the recipe gets its task and preset defaults, and f
   // Every field set replaces its part of the recipe.
   REQUIRE(open_run("set", [](pllm_session_params& p) {
             p.preset = "sst2";
-            p.labels = "0:bad,1:good";
-            p.trainable = "norms";
+            p.labels = "0:terrible,1:great";
+            p.trainable = "all";
             p.batch_size = 8;
             p.lr = 1e-3f;
             p.schedule = "constant";
@@ -819,8 +820,8 @@ TEST_CASE("a session left to the recipe gets its task and preset defaults, and f
             p.validation_examples = 0;
           }) == PLLM_OK);
   const auto t = spec("set");
-  CHECK(t["task"]["label_words"] == nlohmann::json::parse(R"([["0", " bad"], ["1", " good"]])"));
-  CHECK(t["trainable"] != "*");
+  CHECK(t["task"]["label_words"] == nlohmann::json::parse(R"([["0", " terrible"], ["1", " great"]])"));
+  CHECK(t["trainable"] == "*");
   CHECK(t["batch_size"] == 8);
   CHECK(t["lr"].get<double>() == Approx(1e-3).epsilon(1e-6));
   CHECK(t["schedule"] == "constant");

@@ -25,7 +25,7 @@ struct TaskOptions {
   std::vector<std::pair<std::string, std::string>> label_words;  // (label, word), in class order
 };
 
-// Built-in classification setups for the shared datasets: "sst2" (MeZO's template and label words) and
+// Built-in classification setups for the shared datasets: "sst2" (MeZO's template, bad / good) and
 // "agnews" (the four AG News classes). Returns false for an unknown name.
 bool classification_preset(const std::string& name, std::string* prompt_template, std::string* labels);
 

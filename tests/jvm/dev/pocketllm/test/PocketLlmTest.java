@@ -125,10 +125,10 @@ public final class PocketLlmTest {
       }
     }
     // The preset reaches the library: an unknown one is refused, and a known one with the recipe's defaults
-    // records them in the run's spec (classification with sst2's label words, batches of 256).
+    // records them in the run's spec (classification with sst2's label words bad / good, batches of 256).
     Path tsv = work.resolve("s.tsv");
     StringBuilder rows = new StringBuilder("text\tlabel\n");
-    for (int i = 0; i < 70; i++)  // more than the preset's validation split of 64 per label
+    for (int i = 0; i < 8; i++)  // sentences of at least six words: the preset keeps them
       rows.append("what a truly wonderful and moving film ").append(i).append("\t1\nthis was a dull and tiresome film ")
           .append(i).append("\t0\n");
     Files.writeString(tsv, rows.toString());
@@ -144,7 +144,7 @@ public final class PocketLlmTest {
       p.maxLength = 32;
       try (TrainingSession s = TrainingSession.open(m, p, null)) {
         String spec = Files.readString(work.resolve("preset").resolve("spec.json"));
-        check(spec.contains("\"batch_size\": 256") && spec.contains("\" terrible\"") && spec.contains("\"cosine\""),
+        check(spec.contains("\"batch_size\": 256") && spec.contains("\" good\"") && spec.contains("\"cosine\""),
             "the sst2 preset's recipe in spec.json");
       }
     }
