@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "model_fixtures.h"
 #include "test_paths.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/tensor_ops.h"
@@ -118,8 +119,7 @@ TEST_CASE("every architecture exports to a Hugging Face directory that loads bac
     INFO(name);
     auto loaded = load_model(test::fixtures_dir() + "/arch/" + name);
     REQUIRE(loaded.is_ok());
-    char tmpl[] = "/tmp/pocketllm_export_XXXXXX";
-    const std::string out = ::mkdtemp(tmpl);
+    const std::string out = test::temp_dir("export");
     REQUIRE(export_hf_directory(loaded.value(), out).is_ok());
     auto back = load_model(out);
     REQUIRE(back.is_ok());

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "arch/llama.h"
+#include "test_env.h"
 #include "pocketllm/common/safetensors.h"
 
 namespace pocketllm::test {
@@ -98,11 +99,7 @@ inline double max_relative_error(const std::vector<float>& a, const std::vector<
   return diff / std::max(scale, 1e-30);
 }
 
-inline std::string temp_dir(const std::string& name) {
-  char tmpl[] = "/tmp/pocketllm_test_XXXXXX";
-  std::string d = ::mkdtemp(tmpl);
-  return d + (name.empty() ? "" : "");
-}
+inline std::string temp_dir(const std::string& name) { return server::test::temp_dir(name.empty() ? "test" : name); }
 
 }  // namespace pocketllm::test
 
