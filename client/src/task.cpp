@@ -163,7 +163,9 @@ bool classification_preset(const std::string& name, std::string* prompt_template
   return false;
 }
 
-std::string expand_trainable(const std::string& spec, int num_layers) {
+namespace {
+
+std::string expand_trainable_item(const std::string& spec, int num_layers) {
   if (spec == "all") return "*";
   if (spec == "attention") return "*self_attn.*,*.attn.*,*.attention.*";
   if (spec == "mlp") return "*.mlp.*,*.fc1.*,*.fc2.*,*.intermediate.*,*.output.dense.*";
@@ -179,6 +181,21 @@ std::string expand_trainable(const std::string& spec, int num_layers) {
     return out;
   }
   return spec;
+}
+
+}  // namespace
+
+std::string expand_trainable(const std::string& spec, int num_layers) {
+  std::string out;
+  size_t start = 0;
+  while (start <= spec.size()) {
+    size_t comma = spec.find(',', start);
+    if (comma == std::string::npos) comma = spec.size();
+    const std::string item = spec.substr(start, comma - start);
+    if (!item.empty()) out += (out.empty() ? "" : ",") + expand_trainable_item(item, num_layers);
+    start = comma + 1;
+  }
+  return out;
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> parse_label_words(const std::string& spec) {

@@ -264,6 +264,13 @@ TEST_CASE("trainable shorthands and classification presets expand as documented"
   CHECK_FALSE(attn.matches("model.layers.0.mlp.up_proj.weight"));
   CHECK(NamePatterns(expand_trainable("norms", 5)).matches("model.layers.0.input_layernorm.weight"));
   CHECK(expand_trainable("model.norm.weight", 5) == "model.norm.weight");
+  // Shorthands inside a list expand on their own; plain patterns stay as given.
+  const NamePatterns mixed(expand_trainable("norms,model.embed_tokens.weight", 5));
+  CHECK(mixed.matches("model.layers.2.post_attention_layernorm.weight"));
+  CHECK(mixed.matches("model.embed_tokens.weight"));
+  CHECK_FALSE(mixed.matches("model.layers.2.mlp.up_proj.weight"));
+  CHECK(expand_trainable("last:1,model.norm.weight", 5) == "*.layers.4.*,*.layer.4.*,*.h.4.*,model.norm.weight");
+  CHECK(expand_trainable("", 5).empty());
   std::string tmpl, labels;
   REQUIRE(classification_preset("sst2", &tmpl, &labels));
   CHECK(tmpl == "{text} It was");

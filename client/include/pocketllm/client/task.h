@@ -30,7 +30,8 @@ struct TaskOptions {
 bool classification_preset(const std::string& name, std::string* prompt_template, std::string* labels);
 
 // Expands trainable-set shorthands into name patterns: "all", "attention", "mlp", "norms",
-// "last:K" (the last K layers, given the layer count); anything else is returned unchanged.
+// "last:K" (the last K layers, given the layer count), each item of a comma-separated list on its own
+// ("norms,model.embed_tokens.weight"); other items are returned unchanged.
 std::string expand_trainable(const std::string& spec, int num_layers);
 
 // "0: terrible, 1: great" -> {("0", " terrible"), ("1", " great")}: the word gets a leading space.
