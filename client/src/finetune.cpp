@@ -34,7 +34,7 @@ Status prepare_base(LoadedModel& loaded, RunSpec* spec, std::string id) {
   spec->trainable = expand_trainable(spec->trainable, loaded.model->config().num_layers);
   auto selected = select_trainable(*loaded.model, spec->trainable, spec->lora);
   if (!selected) return selected.status();
-  return Status::ok();
+  return apply_step_scales(*loaded.model, spec->step_scales);
 }
 
 // Loads the base model from the spec's path and prepares it.

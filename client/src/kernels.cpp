@@ -175,11 +175,11 @@ void linear_in_out_base(ThreadPool* pool, const float* x, size_t m, size_t k, co
       float* dst = tile + r * cols;
       if (w.dtype == DType::kF32) {
         const float* src = static_cast<const float*>(w.data) + start;
-        if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, cols, p.scale, src, dst);
+        if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, cols, p.scale * w.z_scale, src, dst);
         else std::copy_n(src, cols, dst);
       } else {
         convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, start), cols, dst);
-        if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, cols, p.scale, dst, dst);
+        if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, cols, p.scale * w.z_scale, dst, dst);
       }
     }
     ConstStridedMat wm(tile, static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(cols), Eigen::OuterStride<>(cols));

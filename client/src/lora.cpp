@@ -164,6 +164,33 @@ std::vector<float> merged_weight(const Weight& w, bool in_out) {
   return m;
 }
 
+Status apply_step_scales(LanguageModel& model, const std::string& spec) {
+  size_t start = 0;
+  while (start < spec.size()) {
+    size_t comma = spec.find(',', start);
+    if (comma == std::string::npos) comma = spec.size();
+    const std::string item = spec.substr(start, comma - start);
+    start = comma + 1;
+    const size_t eq = item.rfind('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+      return invalid_argument("step scale '" + item + "' is not PATTERN=SCALE");
+    const std::string pattern = item.substr(0, eq), value = item.substr(eq + 1);
+    char* end = nullptr;
+    const double s = std::strtod(value.c_str(), &end);
+    if (end != value.c_str() + value.size() || !std::isfinite(s) || s <= 0 || s > 1000)
+      return invalid_argument("step scale '" + item + "': the scale must be a number in (0, 1000]");
+    const NamePatterns names(expand_trainable(pattern, model.config().num_layers));
+    size_t hit = 0;
+    for (const auto& w : model.weights().all())
+      if (w->trainable && names.matches(w->name)) {
+        w->z_scale = static_cast<float>(s);
+        ++hit;
+      }
+    if (hit == 0) return invalid_argument("step scale '" + item + "' selects no trainable tensor");
+  }
+  return Status::ok();
+}
+
 Result<size_t> select_trainable(LanguageModel& model, const std::string& trainable, const LoraConfig& lora) {
   if (lora.enabled()) {
     auto added = add_lora_adapters(model.weights(), model.config(), lora);

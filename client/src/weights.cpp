@@ -139,7 +139,7 @@ size_t WeightStore::trainable_numel() const {
 std::vector<NamedTensor> WeightStore::trainable_tensors() {
   std::vector<NamedTensor> out;
   for (auto& w : weights_)
-    if (w->trainable) out.push_back({w->name, w->mutable_f32, w->numel()});
+    if (w->trainable) out.push_back({w->name, w->mutable_f32, w->numel(), w->z_scale});
   return out;
 }
 
@@ -170,7 +170,7 @@ const float* weight_rows(const Weight& w, size_t row0, size_t nrows, const Pertu
   if (w.dtype == DType::kF32) {
     const float* src = static_cast<const float*>(w.data) + start;
     if (!perturb) return src;
-    add_scaled_z(p.dist, p.seed, w.tag, start, count, p.scale, src, scratch);
+    add_scaled_z(p.dist, p.seed, w.tag, start, count, p.scale * w.z_scale, src, scratch);
     return scratch;
   }
   if (w.packed != nullptr && dtype_is_quantized(w.dtype) && !perturb) {  // frozen, repacked: read the packed copy, not the released original
@@ -178,7 +178,7 @@ const float* weight_rows(const Weight& w, size_t row0, size_t nrows, const Pertu
     return scratch;
   }
   convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, start), count, scratch);
-  if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, count, p.scale, scratch, scratch);
+  if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, count, p.scale * w.z_scale, scratch, scratch);
   return scratch;
 }
 

@@ -29,12 +29,12 @@ void apply_update_entry(ThreadPool* pool, Distribution dist, const UpdateEntry& 
 }
 
 void apply_update_entries(ThreadPool* pool, Distribution dist, const UpdateEntry* entries, size_t count, uint64_t tag,
-                          float* data, size_t n) {
+                          float* data, size_t n, float scale) {
   for (size_t first = 0; first < count; first += kEntriesPerPass) {
     const size_t last = std::min(count, first + kEntriesPerPass);
     for_each_chunk(pool, n, [&](size_t begin, size_t len) {
       for (size_t e = first; e < last; ++e)
-        add_scaled_z(dist, entries[e].seed, tag, begin, len, -entries[e].coeff, data + begin, data + begin);
+        add_scaled_z(dist, entries[e].seed, tag, begin, len, -(entries[e].coeff * scale), data + begin, data + begin);
     });
   }
 }

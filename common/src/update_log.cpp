@@ -170,7 +170,7 @@ void replay_entries(ThreadPool* pool, Distribution dist, const UpdateEntry* entr
                     const std::vector<NamedTensor>& tensors) {
   // Tensor-major order: each element only ever sees its own entries in log order, so this equals
   // entry-major application bit for bit while touching each tensor's memory fewer times.
-  for (const auto& t : tensors) apply_update_entries(pool, dist, entries, count, tensor_tag(t.name), t.data, t.numel);
+  for (const auto& t : tensors) apply_update_entries(pool, dist, entries, count, tensor_tag(t.name), t.data, t.numel, t.scale);
 }
 
 }  // namespace pocketllm

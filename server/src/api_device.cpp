@@ -230,7 +230,7 @@ Service::Reply Service::submit(const std::string& task, const std::string& round
     return std::nullopt;
   }
   metrics_.count_submission("duplicate");
-  return submission_reply(200, StoredSubmission{task, round_id, r.submissions.at(device), "", 0}, r.submissions.size());
+  return submission_reply(200, StoredSubmission{task, round_id, r.submissions.at(device), "", 0, "", 0}, r.submissions.size());
 }
 
 HttpResponse Service::get_log(const std::string& task, const std::map<std::string, std::string>& query) {

@@ -5,6 +5,8 @@
 
 #include "model_fixtures.h"
 #include "pocketllm/client/finetune.h"
+#include "pocketllm/client/lora.h"
+#include "pocketllm/common/tensor_ops.h"
 #include "pocketllm/common/file_util.h"
 #include "pocketllm/common/safetensors.h"
 
@@ -393,4 +395,73 @@ TEST_CASE("a finished constant-lr run extends to exactly the longer run: others 
   auto refused = run_finetune(cosine);
   CHECK(refused.status().message().find("only a constant-lr run can be extended") != std::string::npos);
   CHECK(RunDir::open(dir + "/cosine").value().spec().train.steps == 4);
+}
+
+TEST_CASE("step scales: the run trains theta = s * phi, replays from its log with them and resumes to the same bytes",
+          "[client][trainer][e2e]") {
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 23);
+  test::write_lines(dir + "/train.txt", toy_sentences());
+  const std::string scales = "model.embed_tokens.weight=0.5,norms=4";
+  auto scaled = toy_request(dir, dir + "/train.txt", dir + "/scaled", 10);
+  scaled.spec.step_scales = scales;
+  REQUIRE(run_finetune(scaled).is_ok());
+  auto run = RunDir::open(dir + "/scaled");
+  REQUIRE(run.is_ok());
+  CHECK(run->spec().step_scales == scales);  // recorded in spec.json
+
+  // Replayed onto the base model with the run's scales: the run's bytes. Without them: different bytes.
+  auto replayed = [&](bool with_scales) {
+    auto base = load_model(dir);
+    REQUIRE(base.is_ok());
+    REQUIRE(base->model->weights().make_trainable(NamePatterns("*")).is_ok());
+    if (with_scales) REQUIRE(apply_step_scales(*base->model, scales).is_ok());
+    auto tensors = base->model->weights().trainable_tensors();
+    replay_log(nullptr, Distribution::kRademacher, run->update_log(), tensors);
+    std::map<std::string, std::string> out;
+    for (const auto& t : tensors) out[t.name] = std::string(reinterpret_cast<const char*>(t.data), t.numel * 4);
+    return out;
+  };
+  const auto trained = tensor_bytes(dir + "/scaled/snapshot.safetensors");
+  const auto with = replayed(true), without = replayed(false);
+  const std::string emb = "model.embed_tokens.weight", norm = "model.layers.0.input_layernorm.weight",
+                    up = "model.layers.0.mlp.up_proj.weight";
+  for (const auto& [name, bytes] : with) {
+    INFO(name);
+    CHECK(trained.at(name) == bytes);
+  }
+  CHECK(without.at(emb) != trained.at(emb));
+  CHECK(without.at(norm) != trained.at(norm));
+  CHECK(without.at(up) == trained.at(up));  // scale 1: untouched by the option
+
+  // Stopped half-way and resumed: the same bytes (the scales come back from spec.json).
+  auto cut = toy_request(dir, dir + "/train.txt", dir + "/cut", 10);
+  cut.spec.step_scales = scales;
+  REQUIRE(run_finetune(cut, [](const StepProgress& p) { return p.step < 4; }).is_ok());
+  cut.resume = true;
+  cut.spec.step_scales.clear();  // a resumed run reads its own spec
+  REQUIRE(run_finetune(cut).is_ok());
+  CHECK(tensor_bytes(dir + "/cut/snapshot.safetensors") == trained);
+
+  // One entry on a tensor of scale s moves it by (coeff * s) * z: the update of an entry with that coeff.
+  std::vector<float> a(37, 0.25f), b = a;
+  const UpdateEntry e{0x1234, 0.3f};
+  const UpdateEntry scaled_entry{0x1234, 0.3f * 4.0f};
+  apply_update_entries(nullptr, Distribution::kRademacher, &e, 1, 99, a.data(), a.size(), 4.0f);
+  apply_update_entry(nullptr, Distribution::kRademacher, scaled_entry, 99, b.data(), b.size());
+  CHECK(a == b);
+
+  // Bad scales are refused before anything trains.
+  auto base = load_model(dir);
+  REQUIRE(base.is_ok());
+  REQUIRE(base->model->weights().make_trainable(NamePatterns("*norm*")).is_ok());
+  for (const char* bad : {"norms", "norms=0", "norms=-1", "norms=abc", "norms=inf", "norms=2000", "=2",
+                          "model.embed_tokens.weight=2" /* not trainable here */, "nothing*=2"}) {
+    INFO(bad);
+    CHECK_FALSE(apply_step_scales(*base->model, bad).is_ok());
+  }
+  CHECK(apply_step_scales(*base->model, "").is_ok());
+  auto refused = toy_request(dir, dir + "/train.txt", dir + "/refused", 3);
+  refused.spec.step_scales = "mlp=0";
+  CHECK_FALSE(run_finetune(refused).is_ok());
 }

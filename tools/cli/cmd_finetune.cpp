@@ -58,8 +58,11 @@ constexpr const char* kHelp =
     "  --clip C             clip the projected gradient to [-C, C] (default off)\n"
     "  --weight-decay W     decoupled weight decay, not on norms and biases (default 0)\n"
     "  --dist rademacher|gaussian (rademacher)\n"
-    "  --trainable P        comma-separated tensor-name patterns with * (default \"*\": all), or\n"
-    "                       all | attention | mlp | norms | last:K (the last K layers)\n"
+    "  --trainable P        comma-separated items, each a tensor-name pattern with * or one of\n"
+    "                       all | attention | mlp | norms | last:K (the last K layers), e.g.\n"
+    "                       \"norms,model.embed_tokens.weight\" (default: the task's recipe)\n"
+    "  --trainable-scale S  step scales PATTERN=X[,...]: the tensors PATTERN selects are perturbed and\n"
+    "                       updated by X times the step (their effective lr is X^2 lr; default 1)\n"
     "  --lora-rank R        train low-rank adapters of rank R on the --lora-targets layers (the base stays\n"
     "                       frozen; --trainable then defaults to none, e.g. add norms)\n"
     "  --lora-alpha A       adapter output scale alpha / r (default: alpha = r)\n"
@@ -90,7 +93,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
              "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
              "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every",
              "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize", "validation", "validate-every", "patience",
-             "min-words"},
+             "min-words", "trainable-scale"},
              {"resume", "pack", "balanced", "no-balanced"});
   return cmd.run(argv, [&](const Args& args) {
     auto usage = [](const std::string& m) {
@@ -156,6 +159,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     if (!parse_seed_text(args.get("data-seed", "0"), &t.data_seed)) return usage("--data-seed must be 0x<hex> or decimal");
     if (std::string m = read_lora_args(args, &spec.lora); !m.empty()) return usage(m);
     spec.trainable = args.get("trainable", spec.lora.enabled() ? "none" : recipe.trainable);
+    spec.step_scales = args.get("trainable-scale", "");
     if (args.has("quantize")) {
       if (!parse_quantize_type(args.get("quantize"), &spec.quantize))
         return usage("--quantize must be q8_0 or q4_0");

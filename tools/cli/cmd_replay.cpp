@@ -93,6 +93,12 @@ int cmd_replay(const std::vector<std::string>& argv) {
         std::fprintf(stderr, "pocketllm replay: %s\n", selected.status().message().c_str());
         return 1;
       }
+      if (log->from_run && !args.has("tensors")) {  // the run's step scales, as it trained
+        if (Status s = apply_step_scales(*loaded->model, run_spec.step_scales); !s) {
+          std::fprintf(stderr, "pocketllm replay: %s\n", s.message().c_str());
+          return 1;
+        }
+      }
       auto tensors = loaded->model->weights().trainable_tensors();
       replay_steps(&pool, dist, log->steps, 0, log->steps.size(), tensors);
       if (Status s = export_hf_directory(loaded.value(), args.get("out")); !s) {

@@ -69,6 +69,12 @@ class LanguageModel;
 // the number of trainable tensors; selecting nothing at all is an error.
 Result<size_t> select_trainable(LanguageModel& model, const std::string& trainable, const LoraConfig& lora);
 
+// Step scales (docs/training.md, "Step scales"): "PATTERN=S[,PATTERN=S...]", each PATTERN one name pattern
+// or shorthand; every trainable tensor it selects gets z_scale S (perturbed and updated by (c * S) * z,
+// i.e. trained as theta = S * phi with plain ZO on phi). Later items win. An empty spec changes nothing;
+// S outside (0, 1000], a malformed item or one that selects no trainable tensor is an error.
+Status apply_step_scales(LanguageModel& model, const std::string& spec);
+
 }  // namespace pocketllm
 
 // ---- Hugging Face PEFT adapter directories (docs/training.md §"Adapters") ------------------------------

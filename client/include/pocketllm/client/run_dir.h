@@ -35,6 +35,7 @@ struct ValidationOptions {
 struct RunSpec {
   std::string model_path, model_id, model_format;
   std::string trainable = "*";
+  std::string step_scales;  // apply_step_scales(): "PATTERN=S,..." ("" = every tensor at 1)
   LoraConfig lora;  // adapters trained beside (or instead of) the tensors `trainable` selects
   DType quantize = DType::kF32;  // frozen matrices quantized in memory at load (LoadOptions::quantize)
   TrainOptions train;

@@ -30,6 +30,9 @@ struct Weight {
   const void* data = nullptr;  // storage: inside a mapped file or an owned buffer
   uint64_t tag = 0;            // tensor_tag(name)
   bool trainable = false;
+  // The tensor's step scale s (--trainable-scale; docs/training.md "Step scales"): its perturbations and
+  // updates are theta +- (c * s) * z, the float32 product c * s taken once; 1 leaves them as they were.
+  float z_scale = 1.0f;
   float* mutable_f32 = nullptr;  // trainable weights: the float32 values (== data)
   bool writable = false;         // data is owned float32 memory that may be written in place
   const uint8_t* packed = nullptr;  // frozen Q8_0/Q4_0: the same weights repacked for the int8 kernels, or null

@@ -36,10 +36,11 @@ void perturb_tensor_copy(ThreadPool* pool, Distribution dist, uint64_t seed, uin
 void apply_update_entry(ThreadPool* pool, Distribution dist, const UpdateEntry& entry, uint64_t tag, float* data,
                         size_t n);
 
-// Applies entries[0..count) in order to one tensor. Equal, bit for bit, to calling apply_update_entry
-// for each entry; faster, because each chunk stays in cache across entries.
+// Applies entries[0..count) in order to one tensor, each as theta <- theta - (coeff * scale) * z. With scale 1,
+// equal, bit for bit, to calling apply_update_entry for each entry; faster, because each chunk stays in
+// cache across entries.
 void apply_update_entries(ThreadPool* pool, Distribution dist, const UpdateEntry* entries, size_t count, uint64_t tag,
-                          float* data, size_t n);
+                          float* data, size_t n, float scale = 1.0f);
 
 // out[i] = z_i for i in [0, n).
 void fill_z(ThreadPool* pool, Distribution dist, uint64_t seed, uint64_t tag, float* out, size_t n);

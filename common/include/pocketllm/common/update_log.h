@@ -54,9 +54,11 @@ struct NamedTensor {
   std::string name;
   float* data = nullptr;
   size_t numel = 0;
+  float scale = 1.0f;  // the tensor's step scale s: entries apply as theta <- theta - (coeff * s) * z
 };
 
-// Applies entries[0..count) in order to every tensor: theta <- theta - coeff * z(seed, tensor).
+// Applies entries[0..count) in order to every tensor: theta <- theta - (coeff * s) * z(seed, tensor), s the
+// tensor's step scale (1 unless the run set one; coeff * s is one float32 product).
 // Bit-identical to applying them one at a time, for any pool size.
 void replay_entries(ThreadPool* pool, Distribution dist, const UpdateEntry* entries, size_t count,
                     const std::vector<NamedTensor>& tensors);
