@@ -106,8 +106,8 @@ json RunSpec::to_json() const {
               {"data", {{"path", data_path}, {"sha256", data_sha256}, {"k_shot", k_shot}}},
               {"snapshot_every", snapshot_every},
               {"fsync_every", fsync_every}};
-  if (min_words > 0) j["data"]["min_words"] = min_words;
-  if (!step_scales.empty()) j["step_scales"] = step_scales;  // absent in runs without them  // absent in runs that keep every example
+  if (min_words > 0) j["data"]["min_words"] = min_words;     // absent in runs that keep every example
+  if (!step_scales.empty()) j["step_scales"] = step_scales;  // absent in runs without them
   if (lora.enabled()) j["adapter"] = lora.to_json();
   if (validation.enabled())
     j["validation"] = {{"examples", validation.examples}, {"every", validation.every}, {"patience", validation.patience}};
