@@ -5,7 +5,8 @@
 #
 #   bench/run_sst2.sh [--seeds "0 1"] [--steps N] [--lr LR] [--batch-size B] [--eval-every N]
 #                     [--data-seed D] [--validation N [--validate-every S] [--patience P]]
-#                     [--trainable P] [--min-words W] [--reference] [--work DIR]
+#                     [--trainable P] [--trainable-scale S] [--trainable-rows R] [--min-words W]
+#                     [--reference] [--work DIR]
 #   bench/run_sst2.sh --preset [--seeds "0 1"] [--steps N] [--data-seed D] [--eval-every N] [--work DIR]
 #
 # --preset measures what a user gets with no tuning flags: `pocketllm finetune --preset sst2 --k-shot 512
@@ -13,7 +14,8 @@
 # only the data seed, direction seed, step count and evaluation interval are set, and the tuning options
 # above are refused. Default steps 4 800 there.
 #
-# --trainable passes its patterns to finetune (default norms). --min-words W draws the k-shot sample from the
+# --trainable passes its patterns to finetune (default norms); --trainable-scale and --trainable-rows pass
+# step scales and trainable rows (docs/training.md) as they are. --min-words W draws the k-shot sample from the
 # training rows of at least W words only (a filtered copy of the TSV in --work): a quarter of GLUE SST-2's
 # training rows are treebank phrases of three words or fewer, while the dev set is whole sentences.
 #
@@ -36,7 +38,7 @@ train="$shared/data/sst2/glue_sst2_train.tsv"
 dev="$shared/data/sst2/glue_sst2_dev.tsv"
 
 seeds="0 1"; steps=48000; lr=5e-3; batch=16; eval_every=4000; reference=0; data_seed=1; validation=()
-trainable=norms; min_words=0; preset=0; tuned=()
+trainable=norms; min_words=0; preset=0; tuned=(); extra=()
 work="$root/build/sst2"
 results="${OUT:-$root/bench/results/sst2.jsonl}"
 while [ $# -gt 0 ]; do
@@ -54,8 +56,9 @@ while [ $# -gt 0 ]; do
     --patience) validation+=(--patience "$2"); tuned+=("$1"); shift 2 ;;
     --work) work="$2"; shift 2 ;;
     --trainable) trainable="$2"; tuned+=("$1"); shift 2 ;;
+    --trainable-scale|--trainable-rows) extra+=("$1" "$2"); tuned+=("$1"); shift 2 ;;
     --min-words) min_words="$2"; tuned+=("$1"); shift 2 ;;
-    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_sst2: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -92,7 +95,7 @@ for s in $seeds; do
     recipe=(--preset sst2)
   else
     recipe=(--task classify --template "$template" --labels "$labels" ${validation[@]+"${validation[@]}"} --balanced
-            --trainable "$trainable" --batch-size "$batch" --lr "$lr" --schedule cosine)
+            --trainable "$trainable" ${extra[@]+"${extra[@]}"} --batch-size "$batch" --lr "$lr" --schedule cosine)
   fi
   "$bin" finetune --model "$model" --data "$train" "${recipe[@]}" \
     --k-shot 512 --data-seed "$data_seed" --steps "$steps" --seed "$s" --threads 1 --eval-data "$dev" --eval-every "$eval_every" \

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "pocketllm/client/trainable_rows.h"
 #include "pocketllm/common/file_util.h"
 #include "pocketllm/common/sha256.h"
 
@@ -34,7 +35,10 @@ Status prepare_base(LoadedModel& loaded, RunSpec* spec, std::string id) {
   spec->trainable = expand_trainable(spec->trainable, loaded.model->config().num_layers);
   auto selected = select_trainable(*loaded.model, spec->trainable, spec->lora);
   if (!selected) return selected.status();
-  return apply_step_scales(*loaded.model, spec->step_scales);
+  POCKETLLM_RETURN_IF_ERROR(apply_step_scales(*loaded.model, spec->step_scales));
+  // A resumed run's rows are resolved lists; a new run's "sample" is resolved once its data is loaded.
+  if (trainable_rows_need_sample(spec->trainable_rows)) return Status::ok();
+  return apply_trainable_rows(*loaded.model, spec->trainable_rows);
 }
 
 // Loads the base model from the spec's path and prepares it.
@@ -81,9 +85,39 @@ Result<LoadedModel> load_run_model(const std::string& run_dir, RunDir* run_out, 
 FinetuneSession::FinetuneSession(const FinetuneRequest& request) : request_(request), pool_(request.threads) {}
 FinetuneSession::~FinetuneSession() = default;
 
+// Loads the training data (and the eval data) as `spec` says, builds the tasks and draws the sample:
+// fills task_, eval_task_, dropped_short_ and validation_, and returns the training indices.
+Result<std::vector<size_t>> FinetuneSession::load_data(const RunSpec& spec, const std::string& data_path) {
+  const FinetuneRequest& req = request_;
+  if (!model_->tokenizer) return invalid_argument("fine-tuning needs the model's tokenizer, and none was loaded");
+  LanguageModel& model = *model_->model;
+  DatasetOptions dopt;
+  dopt.need_label = spec.task.kind == "classify";
+  auto data = load_dataset(data_path, dopt);
+  if (!data) return data.status();
+  auto dropped = drop_short_examples(&data.value(), spec.min_words);  // the eval set is never filtered
+  if (!dropped) return dropped.status();
+  dropped_short_ = dropped.value();
+  auto task = make_task(data.value(), *model_->tokenizer, model, spec.task);
+  if (!task) return task.status();
+  task_ = std::move(task.value());
+  if (!req.eval_data_path.empty()) {
+    auto edata = load_dataset(req.eval_data_path, dopt);
+    if (!edata) return edata.status();
+    auto et = make_task(edata.value(), *model_->tokenizer, model, spec.task);
+    if (!et) return et.status();
+    eval_task_ = std::move(et.value());
+  }
+  std::vector<size_t> train = k_shot_indices(*task_, spec.k_shot, spec.train.data_seed);
+  if (spec.validation.enabled())
+    POCKETLLM_RETURN_IF_ERROR(carve_validation(*task_, spec.validation.examples, spec.train.data_seed, &train, &validation_));
+  return train;
+}
+
 // long: opening a run in order — the run directory (created or resumed), the model (borrowed or loaded) at the last step, data checks, tasks, trainer.
 Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneRequest& req) {
   std::unique_ptr<FinetuneSession> s(new FinetuneSession(req));
+  std::vector<size_t> train;
   if (req.resume) {
     auto r = RunDir::open(req.out_dir);
     if (!r) return r.status();
@@ -100,6 +134,15 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
     }
     POCKETLLM_RETURN_IF_ERROR(bring_to_last_step(s->run_, *s->model_->model, &s->pool_));
     if (req.extend_to_steps > 0) POCKETLLM_RETURN_IF_ERROR(s->run_.extend_steps(req.extend_to_steps));
+    const RunSpec& saved = s->run_.spec();
+    const std::string data_path = req.data_path_override.empty() ? saved.data_path : req.data_path_override;
+    auto sha = file_sha256(data_path);
+    if (!sha) return sha.status();
+    if (sha.value() != saved.data_sha256)
+      return mismatch(data_path + " changed since the run started (SHA-256 differs); resuming would train on other data");
+    auto t = s->load_data(saved, data_path);
+    if (!t) return t.status();
+    train = std::move(t.value());
   } else {
     RunSpec spec = req.spec;
     spec.model_id.clear();
@@ -116,9 +159,17 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
       s->model_ = &s->owned_;
     }
     spec.model_format = s->model_->format;
+    auto t = s->load_data(spec, spec.data_path);
+    if (!t) return t.status();
+    train = std::move(t.value());
+    if (trainable_rows_need_sample(spec.trainable_rows)) {  // "sample" becomes the sample's row lists in spec.json
+      auto rows = resolve_trainable_rows(*s->model_->model, spec.trainable_rows, s->task_.get(), train);
+      if (!rows) return rows.status();
+      spec.trainable_rows = rows.value();
+      POCKETLLM_RETURN_IF_ERROR(apply_trainable_rows(*s->model_->model, spec.trainable_rows));
+    }
     if (req.lr_times_params > 0) {
-      size_t params = 0;
-      for (const auto& t : s->model_->model->weights().trainable_tensors()) params += t.numel;
+      size_t params = s->model_->model->weights().trainable_numel();
       if (params == 0) return invalid_argument("nothing to train: the trainable patterns select no tensor");
       spec.train.lr = static_cast<float>(req.lr_times_params / static_cast<double>(params));
     }
@@ -129,42 +180,13 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
     if (!r) return r.status();
     s->run_ = std::move(r.value());
   }
-  const RunSpec& spec = s->run_.spec();
-  const std::string data_path = req.resume && !req.data_path_override.empty() ? req.data_path_override : spec.data_path;
-  if (req.resume) {
-    auto sha = file_sha256(data_path);
-    if (!sha) return sha.status();
-    if (sha.value() != spec.data_sha256)
-      return mismatch(data_path + " changed since the run started (SHA-256 differs); resuming would train on other data");
-  }
-  if (!s->model_->tokenizer) return invalid_argument("fine-tuning needs the model's tokenizer, and none was loaded");
-  LanguageModel& model = *s->model_->model;
-  DatasetOptions dopt;
-  dopt.need_label = spec.task.kind == "classify";
-  auto data = load_dataset(data_path, dopt);
-  if (!data) return data.status();
-  auto dropped = drop_short_examples(&data.value(), spec.min_words);  // the eval set is never filtered
-  if (!dropped) return dropped.status();
-  s->dropped_short_ = dropped.value();
-  auto task = make_task(data.value(), *s->model_->tokenizer, model, spec.task);
-  if (!task) return task.status();
-  s->task_ = std::move(task.value());
-  if (!req.eval_data_path.empty()) {
-    auto edata = load_dataset(req.eval_data_path, dopt);
-    if (!edata) return edata.status();
-    auto et = make_task(edata.value(), *s->model_->tokenizer, model, spec.task);
-    if (!et) return et.status();
-    s->eval_task_ = std::move(et.value());
-  }
-  std::vector<size_t> train = k_shot_indices(*s->task_, spec.k_shot, spec.train.data_seed);
-  if (spec.validation.enabled()) {
-    POCKETLLM_RETURN_IF_ERROR(carve_validation(*s->task_, spec.validation.examples, spec.train.data_seed, &train, &s->validation_));
+  if (s->run_.spec().validation.enabled()) {
     auto best = s->run_.best_step(&s->best_loss_);  // a resumed run keeps competing with its best so far
     if (!best) return best.status();
     s->best_step_ = best.value();
   }
   s->train_examples_ = train.size();
-  s->trainer_ = std::make_unique<ZoTrainer>(model, *s->task_, std::move(train), spec.train, &s->pool_);
+  s->trainer_ = std::make_unique<ZoTrainer>(*s->model_->model, *s->task_, std::move(train), s->run_.spec().train, &s->pool_);
   return s;
 }
 

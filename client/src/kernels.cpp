@@ -165,7 +165,7 @@ void linear_in_out_base(ThreadPool* pool, const float* x, size_t m, size_t k, co
   while (nt > 16 && (n + nt - 1) / nt < 2 * threads) nt /= 2;
   nt = std::min(nt, n);
   const size_t tiles = (n + nt - 1) / nt;
-  const bool perturb = p.active && w.trainable;
+  const bool all_rows = p.active && w.trainable;
   ConstStridedMat xm(x, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
   parallel_for(pool, tiles, [&](size_t t) {
     const size_t n0 = t * nt, cols = std::min(nt, n - n0);
@@ -173,6 +173,7 @@ void linear_in_out_base(ThreadPool* pool, const float* x, size_t m, size_t k, co
     for (size_t r = 0; r < k; ++r) {
       const size_t start = r * n + n0;
       float* dst = tile + r * cols;
+      const bool perturb = all_rows && w.row_trains(r);
       if (w.dtype == DType::kF32) {
         const float* src = static_cast<const float*>(w.data) + start;
         if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, cols, p.scale * w.z_scale, src, dst);

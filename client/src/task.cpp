@@ -39,6 +39,7 @@ class LmTask : public Task {
   explicit LmTask(std::vector<Encoded> ex) : ex_(std::move(ex)) {}
   const char* kind() const override { return "lm"; }
   size_t size() const override { return ex_.size(); }
+  const std::vector<int32_t>& example_tokens(size_t i) const override { return ex_.at(i).tokens; }
 
   Result<LossResult> loss(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& idx,
                           const Perturbation& p) override {
@@ -87,6 +88,8 @@ class ClassifyTask : public Task {
     for (const auto& e : ex_) l.push_back(e.label);
     return l;
   }
+  const std::vector<int32_t>& example_tokens(size_t i) const override { return ex_.at(i).tokens; }
+  std::vector<int32_t> answer_tokens() const override { return cand_; }
 
   Result<LossResult> loss(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& idx,
                           const Perturbation& p) override {

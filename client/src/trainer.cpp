@@ -39,10 +39,13 @@ void apply_step(ThreadPool* pool, Distribution dist, float decay, const std::vec
     const float keep = 1.0f - decay;
     for (const auto& t : tensors) {
       if (!weight_decay_applies(t.name)) continue;
-      const size_t chunk = size_t{1} << 16;
-      parallel_for(pool, (t.numel + chunk - 1) / chunk, [&](size_t c) {
-        const size_t b = c * chunk, e = std::min(t.numel, b + chunk);
-        for (size_t i = b; i < e; ++i) t.data[i] *= keep;
+      for_each_span(t, [&](size_t first, size_t n) {  // only the rows that train decay
+        const size_t chunk = size_t{1} << 16;
+        float* d = t.data + first;
+        parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
+          const size_t b = c * chunk, e = std::min(n, b + chunk);
+          for (size_t i = b; i < e; ++i) d[i] *= keep;
+        });
       });
     }
   }

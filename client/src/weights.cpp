@@ -129,17 +129,33 @@ std::vector<const Weight*> WeightStore::trainable() const {
   return out;
 }
 
+size_t Weight::trainable_numel() const {
+  if (row_mask.empty()) return numel();
+  size_t rows_on = 0;
+  for (uint8_t f : row_mask) rows_on += f != 0;
+  return rows_on * cols();
+}
+
 size_t WeightStore::trainable_numel() const {
   size_t n = 0;
   for (const auto& w : weights_)
-    if (w->trainable) n += w->numel();
+    if (w->trainable) n += w->trainable_numel();
   return n;
 }
 
 std::vector<NamedTensor> WeightStore::trainable_tensors() {
   std::vector<NamedTensor> out;
-  for (auto& w : weights_)
-    if (w->trainable) out.push_back({w->name, w->mutable_f32, w->numel(), w->z_scale});
+  for (auto& w : weights_) {
+    if (!w->trainable) continue;
+    NamedTensor t(w->name, w->mutable_f32, w->numel(), w->z_scale);
+    const size_t cols = w->cols();
+    for (size_t r = 0; r < w->row_mask.size(); ++r) {  // consecutive flagged rows make one span
+      if (!w->row_mask[r]) continue;
+      if (!t.spans.empty() && t.spans.back().first + t.spans.back().second == r * cols) t.spans.back().second += cols;
+      else t.spans.emplace_back(r * cols, cols);
+    }
+    out.push_back(std::move(t));
+  }
   return out;
 }
 
@@ -167,6 +183,16 @@ const float* weight_rows(const Weight& w, size_t row0, size_t nrows, const Pertu
   const size_t cols = w.cols();
   const size_t start = row0 * cols, count = nrows * cols;
   const bool perturb = p.active && w.trainable;
+  if (perturb && !w.row_mask.empty()) {  // trainable rows only: the others are read as they are
+    for (size_t r = 0; r < nrows; ++r) {
+      const size_t at = (row0 + r) * cols;
+      float* dst = scratch + r * cols;
+      if (w.dtype == DType::kF32) std::copy_n(static_cast<const float*>(w.data) + at, cols, dst);
+      else convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, at), cols, dst);
+      if (w.row_mask[row0 + r]) add_scaled_z(p.dist, p.seed, w.tag, at, cols, p.scale * w.z_scale, dst, dst);
+    }
+    return scratch;
+  }
   if (w.dtype == DType::kF32) {
     const float* src = static_cast<const float*>(w.data) + start;
     if (!perturb) return src;

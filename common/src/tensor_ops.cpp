@@ -29,12 +29,12 @@ void apply_update_entry(ThreadPool* pool, Distribution dist, const UpdateEntry& 
 }
 
 void apply_update_entries(ThreadPool* pool, Distribution dist, const UpdateEntry* entries, size_t count, uint64_t tag,
-                          float* data, size_t n, float scale) {
-  for (size_t first = 0; first < count; first += kEntriesPerPass) {
-    const size_t last = std::min(count, first + kEntriesPerPass);
+                          float* data, size_t n, float scale, size_t first) {
+  for (size_t e0 = 0; e0 < count; e0 += kEntriesPerPass) {
+    const size_t e1 = std::min(count, e0 + kEntriesPerPass);
     for_each_chunk(pool, n, [&](size_t begin, size_t len) {
-      for (size_t e = first; e < last; ++e)
-        add_scaled_z(dist, entries[e].seed, tag, begin, len, -(entries[e].coeff * scale), data + begin, data + begin);
+      for (size_t e = e0; e < e1; ++e)
+        add_scaled_z(dist, entries[e].seed, tag, first + begin, len, -(entries[e].coeff * scale), data + begin, data + begin);
     });
   }
 }

@@ -170,7 +170,12 @@ void replay_entries(ThreadPool* pool, Distribution dist, const UpdateEntry* entr
                     const std::vector<NamedTensor>& tensors) {
   // Tensor-major order: each element only ever sees its own entries in log order, so this equals
   // entry-major application bit for bit while touching each tensor's memory fewer times.
-  for (const auto& t : tensors) apply_update_entries(pool, dist, entries, count, tensor_tag(t.name), t.data, t.numel, t.scale);
+  for (const auto& t : tensors) {
+    const uint64_t tag = tensor_tag(t.name);
+    for_each_span(t, [&](size_t begin, size_t n) {
+      apply_update_entries(pool, dist, entries, count, tag, t.data + begin, n, t.scale, begin);
+    });
+  }
 }
 
 }  // namespace pocketllm

@@ -63,6 +63,9 @@ constexpr const char* kHelp =
     "                       \"norms,model.embed_tokens.weight\" (default: the task's recipe)\n"
     "  --trainable-scale S  step scales PATTERN=X[,...]: the tensors PATTERN selects are perturbed and\n"
     "                       updated by X times the step (their effective lr is X^2 lr; default 1)\n"
+    "  --trainable-rows R   train only some rows: PATTERN=ROWS[;...], ROWS a list (\"0-99,311\"), or\n"
+    "                       sample[:MIN] for embeddings / heads: the rows of the token ids the k-shot sample\n"
+    "                       uses (at least MIN times) and the label words; spec.json records the list\n"
     "  --lora-rank R        train low-rank adapters of rank R on the --lora-targets layers (the base stays\n"
     "                       frozen; --trainable then defaults to none, e.g. add norms)\n"
     "  --lora-alpha A       adapter output scale alpha / r (default: alpha = r)\n"
@@ -93,7 +96,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
              "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
              "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every",
              "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize", "validation", "validate-every", "patience",
-             "min-words", "trainable-scale"},
+             "min-words", "trainable-scale", "trainable-rows"},
              {"resume", "pack", "balanced", "no-balanced"});
   return cmd.run(argv, [&](const Args& args) {
     auto usage = [](const std::string& m) {
@@ -160,6 +163,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     if (std::string m = read_lora_args(args, &spec.lora); !m.empty()) return usage(m);
     spec.trainable = args.get("trainable", spec.lora.enabled() ? "none" : recipe.trainable);
     spec.step_scales = args.get("trainable-scale", "");
+    spec.trainable_rows = args.get("trainable-rows", "");
     if (args.has("quantize")) {
       if (!parse_quantize_type(args.get("quantize"), &spec.quantize))
         return usage("--quantize must be q8_0 or q4_0");

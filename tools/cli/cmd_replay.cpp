@@ -16,6 +16,7 @@
 #include "pocketllm/client/loader.h"
 #include "pocketllm/client/lora.h"
 #include "pocketllm/client/run_dir.h"
+#include "pocketllm/client/trainable_rows.h"
 
 #include <sys/stat.h>
 
@@ -94,7 +95,9 @@ int cmd_replay(const std::vector<std::string>& argv) {
         return 1;
       }
       if (log->from_run && !args.has("tensors")) {  // the run's step scales, as it trained
-        if (Status s = apply_step_scales(*loaded->model, run_spec.step_scales); !s) {
+        Status s = apply_step_scales(*loaded->model, run_spec.step_scales);
+        if (s) s = apply_trainable_rows(*loaded->model, run_spec.trainable_rows);  // and its trainable rows
+        if (!s) {
           std::fprintf(stderr, "pocketllm replay: %s\n", s.message().c_str());
           return 1;
         }

@@ -94,6 +94,7 @@ class FinetuneSession {
   // The run is over (completed or patience ran out): the last snapshot, then the best step's weights
   // and the final evaluation of them.
   Status finish(FinetuneResult* result, const EvalFn& on_eval);
+  Result<std::vector<size_t>> load_data(const RunSpec& spec, const std::string& data_path);
 
   FinetuneRequest request_;
   ThreadPool pool_;

@@ -36,6 +36,9 @@ struct RunSpec {
   std::string model_path, model_id, model_format;
   std::string trainable = "*";
   std::string step_scales;  // apply_step_scales(): "PATTERN=S,..." ("" = every tensor at 1)
+  // apply_trainable_rows(): "PATTERN=ROWS;..." ("" = every row). A new run may say "sample"; spec.json
+  // always holds the resolved row lists, so resuming and replaying never need the data to know them.
+  std::string trainable_rows;
   LoraConfig lora;  // adapters trained beside (or instead of) the tensors `trainable` selects
   DType quantize = DType::kF32;  // frozen matrices quantized in memory at load (LoadOptions::quantize)
   TrainOptions train;

@@ -58,6 +58,10 @@ class Task {
   Result<EvalResult> evaluate(ThreadPool* pool, LanguageModel& model, int batch_size);
   // Labels of examples (classification; empty for LM), for k-shot sampling.
   virtual std::vector<int> labels() const { return {}; }
+  // The token ids example i feeds the model, BOS included (for --trainable-rows sample).
+  virtual const std::vector<int32_t>& example_tokens(size_t i) const = 0;
+  // The token ids the task reads its answer from: the label words (classification), or none.
+  virtual std::vector<int32_t> answer_tokens() const { return {}; }
 
   int truncated = 0;  // examples cut to max_length
   int skipped = 0;    // examples dropped (over-long with truncate = false)

@@ -33,6 +33,11 @@ struct Weight {
   // The tensor's step scale s (--trainable-scale; docs/training.md "Step scales"): its perturbations and
   // updates are theta +- (c * s) * z, the float32 product c * s taken once; 1 leaves them as they were.
   float z_scale = 1.0f;
+  // Trainable rows (--trainable-rows; docs/training.md "Trainable rows"): when not empty, one flag per row
+  // of the canonical shape, and only the flagged rows are perturbed and updated (z of the others is never
+  // added). Empty: every row trains.
+  std::vector<uint8_t> row_mask;
+  bool row_trains(size_t r) const { return row_mask.empty() || row_mask[r] != 0; }
   float* mutable_f32 = nullptr;  // trainable weights: the float32 values (== data)
   bool writable = false;         // data is owned float32 memory that may be written in place
   const uint8_t* packed = nullptr;  // frozen Q8_0/Q4_0: the same weights repacked for the int8 kernels, or null
@@ -47,6 +52,7 @@ struct Weight {
   size_t numel() const;
   size_t rows() const { return shape.size() <= 1 ? 1 : static_cast<size_t>(shape[0]); }
   size_t cols() const { return rows() == 0 ? 0 : numel() / rows(); }
+  size_t trainable_numel() const;  // numel(), or the flagged rows' elements under a row mask
 };
 
 // The direction a forward pass perturbs trainable weights along: theta + scale * z(seed).

@@ -38,9 +38,9 @@ void apply_update_entry(ThreadPool* pool, Distribution dist, const UpdateEntry& 
 
 // Applies entries[0..count) in order to one tensor, each as theta <- theta - (coeff * scale) * z. With scale 1,
 // equal, bit for bit, to calling apply_update_entry for each entry; faster, because each chunk stays in
-// cache across entries.
+// cache across entries. `data` may be a part of the tensor: data[0] is its element `first` (z_first).
 void apply_update_entries(ThreadPool* pool, Distribution dist, const UpdateEntry* entries, size_t count, uint64_t tag,
-                          float* data, size_t n, float scale = 1.0f);
+                          float* data, size_t n, float scale = 1.0f, size_t first = 0);
 
 // out[i] = z_i for i in [0, n).
 void fill_z(ThreadPool* pool, Distribution dist, uint64_t seed, uint64_t tag, float* out, size_t n);

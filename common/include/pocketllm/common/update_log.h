@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include <utility>
 
 #include "pocketllm/common/perturbation.h"
 #include "pocketllm/common/status.h"
@@ -51,14 +52,30 @@ class UpdateLog {
 
 // A trainable tensor to replay onto: its canonical name (which fixes its z) and its float32 elements.
 struct NamedTensor {
+  NamedTensor() = default;
+  NamedTensor(std::string n, float* d, size_t count, float s = 1.0f) : name(std::move(n)), data(d), numel(count), scale(s) {}
+
   std::string name;
   float* data = nullptr;
   size_t numel = 0;
   float scale = 1.0f;  // the tensor's step scale s: entries apply as theta <- theta - (coeff * s) * z
+  // Trainable rows (--trainable-rows): the element ranges {begin, count} that entries apply to, in
+  // increasing order; elements outside them keep their values. Empty: the whole tensor.
+  std::vector<std::pair<size_t, size_t>> spans;
 };
 
+// Calls f(begin, count) for each element range of `t` that trains: its spans, or [0, numel) when it has none.
+template <class F>
+void for_each_span(const NamedTensor& t, F&& f) {
+  if (t.spans.empty()) {
+    f(size_t{0}, t.numel);
+    return;
+  }
+  for (const auto& s : t.spans) f(s.first, s.second);
+}
+
 // Applies entries[0..count) in order to every tensor: theta <- theta - (coeff * s) * z(seed, tensor), s the
-// tensor's step scale (1 unless the run set one; coeff * s is one float32 product).
+// tensor's step scale (1 unless the run set one; coeff * s is one float32 product), within its spans.
 // Bit-identical to applying them one at a time, for any pool size.
 void replay_entries(ThreadPool* pool, Distribution dist, const UpdateEntry* entries, size_t count,
                     const std::vector<NamedTensor>& tensors);
