@@ -82,6 +82,19 @@ if [ -f "$stories/stories260K.bin" ]; then
   "$bin" replay --model "$stories" --log "$work/run" --out "$work/replayed" > /dev/null
   check "export of a run equals replaying its log (with weight decay) on another load of the base" \
     'cmp -s "$work/exported/model.safetensors" "$work/replayed/model.safetensors"'
+  # Trainable rows: the sample's token rows of the embedding (with weight decay, which follows the rows too).
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-3 --weight-decay 0.1 \
+    --trainable "norms,model.embed_tokens.weight" --trainable-rows "model.embed_tokens.weight=sample" \
+    --out "$work/rows" 2> /dev/null
+  "$bin" export --run "$work/rows" --out "$work/rows_exported" > /dev/null
+  "$bin" replay --model "$stories" --log "$work/rows" --out "$work/rows_replayed" > /dev/null
+  check "a run on the sample's embedding rows records explicit rows and replays to its export" \
+    'grep -q "\"trainable_rows\": \"model.embed_tokens.weight=[0-9]" "$work/rows/spec.json" &&
+     cmp -s "$work/rows_exported/model.safetensors" "$work/rows_replayed/model.safetensors"'
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 2 --trainable norms --trainable-rows "norms=sample" \
+    --out "$work/rows_bad" 2> "$work/err"; rc=$?
+  check "trainable rows on a tensor whose rows are not token ids are refused before a run directory exists" \
+    '[ $rc -ne 0 ] && grep -q "not token ids" "$work/err" && [ ! -e "$work/rows_bad/spec.json" ]'
   "$bin" generate --model "$work/exported" --prompt "Once" --max-tokens 5 > /dev/null 2>&1
   check "the exported Hugging Face directory loads and generates" '[ $? -eq 0 ]'
   # GGUF: a run exported as GGUF evaluates as the run does; convert quantizes; gguf describes the file.
