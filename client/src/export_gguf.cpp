@@ -134,6 +134,7 @@ Status write_hyper(const ModelConfig& c, const std::string& arch, gguf::Writer* 
   if (!c.rope_scaling.type.empty() && c.rope_scaling.type != "default" && c.rope_scaling.type != "llama3")
     return unsupported("GGUF export of rope scaling '" + c.rope_scaling.type + "' is not supported (llama3)");
   if (c.attention_out_bias) return unsupported("GGUF export of an attention output bias is not supported");
+  if (c.mlp_bias) return unsupported("GGUF export of MLP biases is not supported");
   const std::string a = arch + ".";
   w->set_u32(a + "context_length", static_cast<uint32_t>(c.max_position_embeddings));
   w->set_u32(a + "embedding_length", static_cast<uint32_t>(c.hidden_size));
@@ -186,6 +187,8 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
     }));
   }
   for (const auto& wt : loaded.model->weights().all()) {
+    if (wt->added_bias != nullptr)
+      return unsupported("GGUF export of added biases (--add-biases) is not supported: export a Hugging Face directory");
     if (wt->adapter) continue;  // merged into its base weight
     std::string name;
     if (!hf_to_gguf_name(wt->name, &name)) return unsupported("tensor '" + wt->name + "' has no GGUF name");

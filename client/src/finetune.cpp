@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "pocketllm/client/added_biases.h"
 #include "pocketllm/client/trainable_rows.h"
 #include "pocketllm/common/file_util.h"
 #include "pocketllm/common/sha256.h"
@@ -33,6 +34,7 @@ Status prepare_base(LoadedModel& loaded, RunSpec* spec, std::string id) {
   if (!spec->model_id.empty() && spec->model_id != id) return mismatch(id);  // the caller words the error
   spec->model_id = id;
   spec->trainable = expand_trainable(spec->trainable, loaded.model->config().num_layers);
+  if (auto added = add_zero_biases(*loaded.model, spec->added_biases); !added) return added.status();
   auto selected = select_trainable(*loaded.model, spec->trainable, spec->lora);
   if (!selected) return selected.status();
   POCKETLLM_RETURN_IF_ERROR(apply_step_scales(*loaded.model, spec->step_scales));

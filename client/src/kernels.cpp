@@ -208,12 +208,14 @@ void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& 
             const Perturbation& p, float* y) {
   linear_base(pool, x, m, k, w, bias, p, y);
   if (w.lora_a != nullptr) add_lora_term(pool, x, m, k, w, p, w.rows(), y);
+  if (w.added_bias != nullptr) add_bias_cols(*w.added_bias, p, m, w.rows(), 0, w.rows(), y);
 }
 
 void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
                    const Perturbation& p, float* y) {
   linear_in_out_base(pool, x, m, k, w, bias, p, y);
   if (w.lora_a != nullptr) add_lora_term(pool, x, m, k, w, p, w.cols(), y);
+  if (w.added_bias != nullptr) add_bias_cols(*w.added_bias, p, m, w.cols(), 0, w.cols(), y);
 }
 
 void rms_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight& gamma, float eps,

@@ -109,6 +109,7 @@ json RunSpec::to_json() const {
   if (min_words > 0) j["data"]["min_words"] = min_words;     // absent in runs that keep every example
   if (!step_scales.empty()) j["step_scales"] = step_scales;  // absent in runs without them
   if (!trainable_rows.empty()) j["trainable_rows"] = trainable_rows;  // absent in runs that train whole tensors
+  if (!added_biases.empty()) j["added_biases"] = added_biases;
   if (lora.enabled()) j["adapter"] = lora.to_json();
   if (validation.enabled())
     j["validation"] = {{"examples", validation.examples}, {"every", validation.every}, {"patience", validation.patience}};
@@ -134,6 +135,7 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
     s.trainable = j.at("trainable");
     s.step_scales = j.value("step_scales", std::string());
     s.trainable_rows = j.value("trainable_rows", std::string());
+    s.added_biases = j.value("added_biases", std::string());
     if (j.contains("adapter")) {
       auto lora = LoraConfig::from_json(j["adapter"], where);
       if (!lora) return corrupt(lora.status().message());

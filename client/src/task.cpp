@@ -173,6 +173,7 @@ std::string expand_trainable_item(const std::string& spec, int num_layers) {
   if (spec == "attention") return "*self_attn.*,*.attn.*,*.attention.*";
   if (spec == "mlp") return "*.mlp.*,*.fc1.*,*.fc2.*,*.intermediate.*,*.output.dense.*";
   if (spec == "norms") return "*norm*,*LayerNorm*,*.ln_*,*ln_f.*";
+  if (spec == "biases") return "*.bias";
   if (spec.rfind("last:", 0) == 0) {
     const int k = std::atoi(spec.c_str() + 5);
     if (k <= 0) return spec;

@@ -95,6 +95,21 @@ if [ -f "$stories/stories260K.bin" ]; then
     --out "$work/rows_bad" 2> "$work/err"; rc=$?
   check "trainable rows on a tensor whose rows are not token ids are refused before a run directory exists" \
     '[ $rc -ne 0 ] && grep -q "not token ids" "$work/err" && [ ! -e "$work/rows_bad/spec.json" ]'
+  # Added biases: zero output biases on every projection, trained with the norms; the merged export is a
+  # Hugging Face Llama with attention_bias and mlp_bias that evaluates as the run does.
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-2 \
+    --add-biases all-linear --trainable "norms,biases" --out "$work/biases" 2> /dev/null
+  "$bin" export --run "$work/biases" --out "$work/biases_exported" > /dev/null
+  "$bin" replay --model "$stories" --log "$work/biases" --out "$work/biases_replayed" > /dev/null
+  biases_run=$("$bin" eval --run "$work/biases" --data "$work/t.txt" | head -1)
+  biases_export=$("$bin" eval --model "$work/biases_exported" --data "$work/t.txt" | head -1)
+  base_eval=$("$bin" eval --model "$stories" --data "$work/t.txt" | head -1)
+  check "a run with added biases exports a biased Llama that evaluates as the run, and replays to it" \
+    'grep -q "\"mlp_bias\": true" "$work/biases_exported/config.json" && grep -q "\"attention_bias\": true" "$work/biases_exported/config.json" &&
+     [ "$biases_run" = "$biases_export" ] && [ "$biases_run" != "$base_eval" ] &&
+     cmp -s "$work/biases_exported/model.safetensors" "$work/biases_replayed/model.safetensors"'
+  "$bin" export --run "$work/biases" --out "$work/biases.gguf" --format gguf > /dev/null 2> "$work/err"; rc=$?
+  check "GGUF export of added biases is refused with the reason" '[ $rc -ne 0 ] && grep -q "added biases" "$work/err"'
   "$bin" generate --model "$work/exported" --prompt "Once" --max-tokens 5 > /dev/null 2>&1
   check "the exported Hugging Face directory loads and generates" '[ $? -eq 0 ]'
   # GGUF: a run exported as GGUF evaluates as the run does; convert quantizes; gguf describes the file.

@@ -59,13 +59,15 @@ constexpr const char* kHelp =
     "  --weight-decay W     decoupled weight decay, not on norms and biases (default 0)\n"
     "  --dist rademacher|gaussian (rademacher)\n"
     "  --trainable P        comma-separated items, each a tensor-name pattern with * or one of\n"
-    "                       all | attention | mlp | norms | last:K (the last K layers), e.g.\n"
+    "                       all | attention | mlp | norms | biases | last:K (the last K layers), e.g.\n"
     "                       \"norms,model.embed_tokens.weight\" (default: the task's recipe)\n"
     "  --trainable-scale S  step scales PATTERN=X[,...]: the tensors PATTERN selects are perturbed and\n"
     "                       updated by X times the step (their effective lr is X^2 lr; default 1)\n"
     "  --trainable-rows R   train only some rows: PATTERN=ROWS[;...], ROWS a list (\"0-99,311\"), or\n"
     "                       sample[:MIN] for embeddings / heads: the rows of the token ids the k-shot sample\n"
     "                       uses (at least MIN times) and the label words; spec.json records the list\n"
+    "  --add-biases T       add zero output biases to the linear layers T selects that have none (module\n"
+    "                       names as --lora-targets, or all-linear); train them with --trainable biases\n"
     "  --lora-rank R        train low-rank adapters of rank R on the --lora-targets layers (the base stays\n"
     "                       frozen; --trainable then defaults to none, e.g. add norms)\n"
     "  --lora-alpha A       adapter output scale alpha / r (default: alpha = r)\n"
@@ -96,7 +98,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
              "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
              "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every",
              "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize", "validation", "validate-every", "patience",
-             "min-words", "trainable-scale", "trainable-rows"},
+             "min-words", "trainable-scale", "trainable-rows", "add-biases"},
              {"resume", "pack", "balanced", "no-balanced"});
   return cmd.run(argv, [&](const Args& args) {
     auto usage = [](const std::string& m) {
@@ -164,6 +166,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     spec.trainable = args.get("trainable", spec.lora.enabled() ? "none" : recipe.trainable);
     spec.step_scales = args.get("trainable-scale", "");
     spec.trainable_rows = args.get("trainable-rows", "");
+    spec.added_biases = args.get("add-biases", "");
     if (args.has("quantize")) {
       if (!parse_quantize_type(args.get("quantize"), &spec.quantize))
         return usage("--quantize must be q8_0 or q4_0");

@@ -17,6 +17,7 @@
 #include "pocketllm/client/lora.h"
 #include "pocketllm/client/run_dir.h"
 #include "pocketllm/client/trainable_rows.h"
+#include "pocketllm/client/added_biases.h"
 
 #include <sys/stat.h>
 
@@ -87,7 +88,13 @@ int cmd_replay(const std::vector<std::string>& argv) {
         std::fprintf(stderr, "pocketllm replay: %s is not the base model of this run\n", args.get("model").c_str());
         return 1;
       }
-      // A run's trainable set: its adapters (initialised as the run's were) and its patterns.
+      // A run's trainable set: its added biases, its adapters (initialised as the run's were) and its patterns.
+      if (log->from_run && !args.has("tensors")) {
+        if (auto added = add_zero_biases(*loaded->model, run_spec.added_biases); !added) {
+          std::fprintf(stderr, "pocketllm replay: %s\n", added.status().message().c_str());
+          return 1;
+        }
+      }
       auto selected = log->from_run && !args.has("tensors") ? select_trainable(*loaded->model, run_spec.trainable, run_spec.lora)
                                                              : loaded->model->weights().make_trainable(patterns);
       if (!selected) {

@@ -126,6 +126,11 @@ Status LlamaModel::bind() {
     POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.gate_proj.weight", {ff, d}, &L.gate));
     POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.up_proj.weight", {ff, d}, &L.up));
     POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.down_proj.weight", {d, ff}, &L.down));
+    if (c.mlp_bias) {
+      POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.gate_proj.bias", {ff}, &L.gate_bias));
+      POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.up_proj.bias", {ff}, &L.up_bias));
+      POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.down_proj.bias", {d}, &L.down_bias));
+    }
   }
   inv_freq_ = rope_inv_freq(c);
   return Status::ok();
@@ -262,10 +267,10 @@ void LlamaModel::add_mlp(ThreadPool* pool, const Layer& L, size_t rows, const Pe
   const ModelConfig& c = config_;
   const size_t d = static_cast<size_t>(c.hidden_size), ff = static_cast<size_t>(c.intermediate_size);
   rms_norm(pool, residual, rows, d, *L.mlp_norm, c.norm_eps, p, xn_.data());
-  linear(pool, xn_.data(), rows, d, *L.gate, nullptr, p, gate_.data());
-  linear(pool, xn_.data(), rows, d, *L.up, nullptr, p, up_.data());
+  linear(pool, xn_.data(), rows, d, *L.gate, L.gate_bias, p, gate_.data());
+  linear(pool, xn_.data(), rows, d, *L.up, L.up_bias, p, up_.data());
   silu_mul(pool, gate_.data(), up_.data(), rows * ff);
-  linear(pool, gate_.data(), rows, ff, *L.down, nullptr, p, tmp_.data());
+  linear(pool, gate_.data(), rows, ff, *L.down, L.down_bias, p, tmp_.data());
   for (size_t i = 0; i < rows * d; ++i) residual[i] += tmp_[i];
 }
 
@@ -308,8 +313,7 @@ Result<ModelConfig> parse_llama_config(const nlohmann::json& j, ModelConfig c, c
     c.attention_qkv_bias = true;
     c.attention_out_bias = true;
   }
-  if (j.contains("mlp_bias") && j["mlp_bias"].is_boolean() && j["mlp_bias"].get<bool>())
-    return unsupported(where + ": mlp_bias = true is not supported");
+  if (j.contains("mlp_bias") && j["mlp_bias"].is_boolean() && j["mlp_bias"].get<bool>()) c.mlp_bias = true;
   POCKETLLM_RETURN_IF_ERROR(parse_rope_scaling(j, &c, where));
   special_tokens(j, &c);
   return c;
@@ -334,6 +338,7 @@ nlohmann::json llama_write_config(const ModelConfig& c) {
                       {"max_position_embeddings", c.max_position_embeddings}, {"rms_norm_eps", c.norm_eps},
                       {"rope_theta", c.rope_theta}, {"tie_word_embeddings", c.tie_word_embeddings}, {"hidden_act", "silu"}};
   if (c.attention_out_bias) j["attention_bias"] = true;
+  if (c.mlp_bias) j["mlp_bias"] = true;
   if (c.rope_scaling.type == "llama3")
     j["rope_scaling"] = {{"rope_type", "llama3"},
                          {"factor", c.rope_scaling.factor},

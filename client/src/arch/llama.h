@@ -24,7 +24,7 @@ class LlamaModel : public TransformerModel {
  private:
   struct Layer {
     const Weight *attn_norm, *q, *k, *v, *o, *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
-    const Weight *mlp_norm, *gate, *up, *down;
+    const Weight *mlp_norm, *gate, *up, *down, *gate_bias = nullptr, *up_bias = nullptr, *down_bias = nullptr;
   };
   Status bind() override;
   size_t prepare_rows(const TokenBatch& batch, size_t past, bool unpadded);

@@ -39,6 +39,7 @@ struct RunSpec {
   // apply_trainable_rows(): "PATTERN=ROWS;..." ("" = every row). A new run may say "sample"; spec.json
   // always holds the resolved row lists, so resuming and replaying never need the data to know them.
   std::string trainable_rows;
+  std::string added_biases;  // add_zero_biases() targets ("" = none): zero biases added before `trainable` selects
   LoraConfig lora;  // adapters trained beside (or instead of) the tensors `trainable` selects
   DType quantize = DType::kF32;  // frozen matrices quantized in memory at load (LoadOptions::quantize)
   TrainOptions train;

@@ -47,6 +47,9 @@ struct Weight {
   const Weight* lora_a = nullptr;
   const Weight* lora_b = nullptr;
   float lora_scale = 0.0f;
+  // A bias this linear weight did not have, added as a trainable set (client/added_biases.h): the layer
+  // adds it to its output like a bias of the checkpoint. Null when none was added.
+  const Weight* added_bias = nullptr;
   bool adapter = false;  // this tensor is an adapter's A or B (not part of the base model's id)
 
   size_t numel() const;
