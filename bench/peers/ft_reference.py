@@ -4,10 +4,12 @@ backpropagation (PyTorch, float32) on the same data and objective, and reports t
 
   ft_reference.py classify --model stories260K.bin --tokenizer tok512.bin --train k.tsv --eval dev.tsv \
       --template "{text} It was" --labels "0:bad,1:good" --steps 1500 --batch-size 16 --lr 1e-3 \
-      [--optimizer adam|sgd] [--trainable REGEX] [--balanced] [--k-shot 512 --data-seed 1]
+      [--optimizer adam|sgd] [--trainable REGEX] [--add-biases REGEX] [--balanced] [--k-shot 512 --data-seed 1]
   ft_reference.py lm --model ... --tokenizer ... --train train.txt --eval eval.txt --steps 300 ...
 --optimizer sgd is plain SGD (what ZO estimates in expectation); --trainable restricts training to the tensors
-whose Hugging Face name matches REGEX; --balanced makes every batch hold the labels in equal shares (as
+whose Hugging Face name matches REGEX; --add-biases gives every projection whose weight name matches REGEX
+a zero output bias, trained beside --trainable (pocketllm's --add-biases; --trainable "" still means all
+tensors, so pair it with a REGEX such as "norm"); --balanced makes every batch hold the labels in equal shares (as
 pocketllm's --balanced does); --k-shot K samples K examples per label from --train with Python's random
 (seeded by --data-seed; not the same sample as pocketllm's Philox k-shot, the same size and balance).
 Prints JSON lines: {"step": s, "eval_loss": ..., "eval_accuracy"|"eval_perplexity": ..., "examples": e,
@@ -66,6 +68,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     ap.add_argument("--trainable", default="", help="regex over tensor names (default: all)")
+    ap.add_argument("--add-biases", default="", help="regex over projection weight names that get a zero, trained bias")
     ap.add_argument("--balanced", action="store_true")
     ap.add_argument("--k-shot", type=int, default=0)
     ap.add_argument("--data-seed", type=int, default=1)
@@ -76,12 +79,16 @@ def main():
     cfg, w = load_llama2c(a.model)
     tok = Llama2cTokenizer(a.tokenizer, cfg["vocab_size"])
     names = [n for n in w if not a.trainable or re.search(a.trainable, n)]
+    biases = {n: torch.zeros(w[n].shape[0], requires_grad=True)
+              for n in w if a.add_biases and n.endswith("_proj.weight") and re.search(a.add_biases, n)}
+    if a.add_biases and not biases:
+        sys.exit("--add-biases matches no projection")
     if not names:
         sys.exit("--trainable matches no tensor")
     for n in names:
         w[n].requires_grad_(True)
-    model = Llama(cfg, w)
-    params = [w[n] for n in names]
+    model = Llama(cfg, w, linear=(lambda h, n: h @ w[n].T + biases[n] if n in biases else h @ w[n].T) if biases else None)
+    params = [w[n] for n in names] + list(biases.values())
     opt = torch.optim.Adam(params, lr=a.lr) if a.optimizer == "adam" else torch.optim.SGD(params, lr=a.lr)
 
     if a.task == "classify":
