@@ -7,6 +7,7 @@
 #include "pocketllm/client/task.h"
 #include "pocketllm/common/perturbation.h"
 #include "pocketllm/common/update_log.h"
+#include "pocketllm/common/split.h"
 
 namespace pocketllm {
 namespace {
@@ -165,12 +166,7 @@ std::vector<float> merged_weight(const Weight& w, bool in_out) {
 }
 
 Status apply_step_scales(LanguageModel& model, const std::string& spec) {
-  size_t start = 0;
-  while (start < spec.size()) {
-    size_t comma = spec.find(',', start);
-    if (comma == std::string::npos) comma = spec.size();
-    const std::string item = spec.substr(start, comma - start);
-    start = comma + 1;
+  for (const std::string& item : split_list(spec, ',')) {
     const size_t eq = item.rfind('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
       return invalid_argument("step scale '" + item + "' is not PATTERN=SCALE");

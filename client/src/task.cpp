@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "pocketllm/common/seeds.h"
+#include "pocketllm/common/split.h"
 
 namespace pocketllm {
 namespace {
@@ -191,25 +192,14 @@ std::string expand_trainable_item(const std::string& spec, int num_layers) {
 
 std::string expand_trainable(const std::string& spec, int num_layers) {
   std::string out;
-  size_t start = 0;
-  while (start <= spec.size()) {
-    size_t comma = spec.find(',', start);
-    if (comma == std::string::npos) comma = spec.size();
-    const std::string item = spec.substr(start, comma - start);
+  for (const std::string& item : split_list(spec, ','))
     if (!item.empty()) out += (out.empty() ? "" : ",") + expand_trainable_item(item, num_layers);
-    start = comma + 1;
-  }
   return out;
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> parse_label_words(const std::string& spec) {
   std::vector<std::pair<std::string, std::string>> out;
-  size_t start = 0;
-  while (start < spec.size()) {
-    size_t comma = spec.find(',', start);
-    if (comma == std::string::npos) comma = spec.size();
-    std::string item = spec.substr(start, comma - start);
-    start = comma + 1;
+  for (const std::string& item : split_list(spec, ',')) {
     const size_t colon = item.find(':');
     if (colon == std::string::npos) return invalid_argument("label words: '" + item + "' is not LABEL:WORD");
     auto trim = [](std::string s) {

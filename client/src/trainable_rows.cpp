@@ -6,6 +6,7 @@
 #include "pocketllm/client/model.h"
 #include "pocketllm/client/task.h"
 #include "pocketllm/common/name_pattern.h"
+#include "pocketllm/common/split.h"
 
 namespace pocketllm {
 namespace {
@@ -16,12 +17,7 @@ struct RowItem {
 
 Result<std::vector<RowItem>> split_items(const std::string& spec) {
   std::vector<RowItem> out;
-  size_t start = 0;
-  while (start < spec.size()) {
-    size_t semi = spec.find(';', start);
-    if (semi == std::string::npos) semi = spec.size();
-    const std::string item = spec.substr(start, semi - start);
-    start = semi + 1;
+  for (const std::string& item : split_list(spec, ';')) {
     const size_t eq = item.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
       return invalid_argument("trainable rows '" + item + "' is not PATTERN=ROWS");

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "model_fixtures.h"
+#include "run_fixtures.h"
 #include "pocketllm/client/added_biases.h"
 #include "pocketllm/client/finetune.h"
 #include "pocketllm/common/tensor_ops.h"
@@ -13,19 +14,10 @@ namespace {
 const std::vector<std::vector<int32_t>> kSeqs = {{1, 5, 9, 22, 40, 3}, {1, 60, 2, 17}};
 
 FinetuneRequest request(const std::string& model_dir, const std::string& out, int steps) {
-  FinetuneRequest r;
-  r.out_dir = out;
-  r.threads = 2;
-  r.spec.model_path = model_dir;
-  r.spec.data_path = model_dir + "/train.txt";
-  r.spec.train.steps = steps;
-  r.spec.train.batch_size = 4;
+  FinetuneRequest r = test::toy_lm_request(model_dir, out, steps);
   r.spec.train.lr = 2e-2f;
-  r.spec.train.eps = 1e-3f;
   r.spec.train.seed = 0xb1a5;
   r.spec.train.data_seed = 2;
-  r.spec.snapshot_every = 4;
-  r.spec.task.kind = "lm";
   r.spec.added_biases = "all-linear";
   r.spec.trainable = "norms,biases";
   return r;

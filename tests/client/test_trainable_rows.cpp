@@ -5,6 +5,7 @@
 #include <set>
 
 #include "model_fixtures.h"
+#include "run_fixtures.h"
 #include "pocketllm/client/finetune.h"
 #include "pocketllm/client/trainable_rows.h"
 #include "pocketllm/common/file_util.h"
@@ -21,19 +22,9 @@ std::vector<std::string> sentences() {
 }
 
 FinetuneRequest request(const std::string& model_dir, const std::string& out, int steps) {
-  FinetuneRequest r;
-  r.out_dir = out;
-  r.threads = 2;
-  r.spec.model_path = model_dir;
-  r.spec.data_path = model_dir + "/train.txt";
-  r.spec.train.steps = steps;
-  r.spec.train.batch_size = 4;
-  r.spec.train.lr = 1e-2f;
-  r.spec.train.eps = 1e-3f;
+  FinetuneRequest r = test::toy_lm_request(model_dir, out, steps);
   r.spec.train.seed = 0x5eed;
   r.spec.train.data_seed = 3;
-  r.spec.snapshot_every = 4;
-  r.spec.task.kind = "lm";
   return r;
 }
 
