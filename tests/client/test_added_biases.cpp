@@ -66,7 +66,7 @@ TEST_CASE("added biases start at zero, and once set compute what a checkpoint's 
   CHECK(add_zero_biases(*test::make_llama(with_bias, tensors), "all-linear").value() == 8);  // o, gate, up, down
 }
 
-TEST_CASE("added biases train, replay from the log and resume to the same bytes; the forward pass perturbs them",
+TEST_CASE("added biases train, replay from the log and resume to the same bytes, and the forward pass perturbs them",
           "[client][biases][e2e]") {
   const std::string dir = test::temp_dir("");
   test::write_toy_model_dir(dir, 42);
