@@ -5,13 +5,17 @@ backpropagation (PyTorch, float32) on the same data and objective, and reports t
   ft_reference.py classify --model stories260K.bin --tokenizer tok512.bin --train k.tsv --eval dev.tsv \
       --template "{text} It was" --labels "0:bad,1:good" --steps 1500 --batch-size 16 --lr 1e-3 \
       [--optimizer adam|sgd] [--trainable REGEX] [--add-biases REGEX] [--balanced] [--k-shot 512 --data-seed 1]
+      [--sample python|pocketllm] [--min-words W] [--dump-sample FILE]
   ft_reference.py lm --model ... --tokenizer ... --train train.txt --eval eval.txt --steps 300 ...
 --optimizer sgd is plain SGD (what ZO estimates in expectation); --trainable restricts training to the tensors
 whose Hugging Face name matches REGEX; --add-biases gives every projection whose weight name matches REGEX
 a zero output bias, trained beside --trainable (pocketllm's --add-biases; --trainable "" still means all
 tensors, so pair it with a REGEX such as "norm"); --balanced makes every batch hold the labels in equal shares (as
 pocketllm's --balanced does); --k-shot K samples K examples per label from --train with Python's random
-(seeded by --data-seed; not the same sample as pocketllm's Philox k-shot, the same size and balance).
+(seeded by --data-seed; the same size and balance as pocketllm's k-shot, other sentences), or with
+--sample pocketllm by pocketllm's own Philox draw: the very sentences `finetune --k-shot K --data-seed D
+[--min-words W]` trains on (--dump-sample writes them out; a pocketllm run on that file with no --k-shot logs
+the same losses, which is how the draw was checked).
 Prints JSON lines: {"step": s, "eval_loss": ..., "eval_accuracy"|"eval_perplexity": ..., "examples": e,
 "train_seconds": t} — e examples trained on so far, t the wall time of the training steps alone (no evaluation).
 """
@@ -28,6 +32,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_llama import Llama, Llama2cTokenizer, load_llama2c  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from perturbation_reference import philox4x32_10  # noqa: E402  (the spec's Philox, written from the spec)
 
 
 def read_tsv(path):
@@ -41,6 +47,33 @@ def read_tsv(path):
             continue
         rows.append((parts[0].rstrip(" "), parts[1].strip() if len(parts) > 1 else ""))
     return rows
+
+
+def count_words(text):
+    """Words as pocketllm's --min-words counts them: runs of characters other than ASCII blanks."""
+    return len([w for w in re.split(r"[ \t\n\r\v\f]+", text) if w])
+
+
+def pocketllm_k_shot(rows, labels, k, seed):
+    """pocketllm's k-shot draw (client/src/task.cpp k_shot_indices, common/seeds.h philox_shuffle): a
+    Fisher-Yates shuffle from the end driven by Philox-4x32-10 (key = the seed's low and high words, counter
+    = (draw, draw >> 32, "shot", "k")), then the first k rows of each label in shuffled order, returned in
+    file order -- the same sentences finetune trains on with --k-shot k --data-seed seed."""
+    order = list(range(len(rows)))
+    key = (seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF)
+    draw = 0
+    for i in range(len(order), 1, -1):
+        x = philox4x32_10((draw & 0xFFFFFFFF, draw >> 32, 0x73686F74, 0x6B), key)
+        j = ((x[0] << 32) | x[1]) % i
+        order[i - 1], order[j] = order[j], order[i - 1]
+        draw += 1
+    taken = {}
+    picked = []
+    for i in order:
+        taken[labels[i]] = taken.get(labels[i], 0) + 1
+        if taken[labels[i]] <= k:
+            picked.append(i)
+    return [rows[i] for i in sorted(picked)]
 
 
 def pad(seqs):
@@ -72,6 +105,11 @@ def main():
     ap.add_argument("--balanced", action="store_true")
     ap.add_argument("--k-shot", type=int, default=0)
     ap.add_argument("--data-seed", type=int, default=1)
+    ap.add_argument("--sample", choices=["python", "pocketllm"], default="python",
+                    help="k-shot draw: Python's random, or pocketllm's own (Philox, the same sentences as finetune)")
+    ap.add_argument("--min-words", type=int, default=0,
+                    help="classify: train only on rows of at least W words, filtered before the k-shot draw")
+    ap.add_argument("--dump-sample", default="", help="classify: also write the training rows drawn as a TSV")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -107,7 +145,11 @@ def main():
             return [(tok.encode(a.template.replace("{text}", t)), label_index[l]) for t, l in rows]
 
         rows = read_tsv(a.train)
-        if a.k_shot > 0:
+        if a.min_words > 0:
+            rows = [r for r in rows if count_words(r[0]) >= a.min_words]
+        if a.k_shot > 0 and a.sample == "pocketllm":
+            rows = pocketllm_k_shot(rows, [label_index[l] for _, l in rows], a.k_shot, a.data_seed)
+        elif a.k_shot > 0:
             order = list(range(len(rows)))
             random.Random(a.data_seed).shuffle(order)
             taken = {}
@@ -117,6 +159,9 @@ def main():
                     taken[rows[i][1]] = taken.get(rows[i][1], 0) + 1
                     picked.append(rows[i])
             rows = picked
+        if a.dump_sample:
+            with open(a.dump_sample, "w", encoding="utf-8") as f:
+                f.write("sentence\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows))
         train, dev = encode(rows), encode(read_tsv(a.eval))
         dev.sort(key=lambda e: len(e[0]))  # less padding; accuracy does not depend on the order
 
