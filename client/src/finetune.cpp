@@ -189,6 +189,21 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
   }
   s->train_examples_ = train.size();
   s->trainer_ = std::make_unique<ZoTrainer>(*s->model_->model, *s->task_, std::move(train), s->run_.spec().train, &s->pool_);
+  const TrainOptions& to = s->run_.spec().train;
+  if (to.momentum > 0.0f) {  // a resumed run re-applies the directions of its last logged steps
+    const auto& steps = s->run_.steps();
+    const size_t n = static_cast<size_t>(std::max(1, to.n_spsa));
+    for (size_t i = steps.size() > static_cast<size_t>(to.momentum_window) ? steps.size() - to.momentum_window : 0; i < steps.size(); ++i) {
+      const LoggedStep& st = steps[i];
+      if (st.entries.empty()) continue;  // skipped
+      if (st.grads.size() != n || st.entries.size() < n)
+        return corrupt(s->run_.path() + "/log.jsonl: step " + std::to_string(st.step) +
+                       " has no projected gradients (\"g\"), which a momentum run needs to resume");
+      std::vector<uint64_t> seeds;
+      for (size_t k = 0; k < n; ++k) seeds.push_back(st.entries[k].seed);
+      s->trainer_->restore_history(st.step, seeds, st.grads);
+    }
+  }
   return s;
 }
 

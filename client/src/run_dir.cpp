@@ -110,6 +110,10 @@ json RunSpec::to_json() const {
   if (!step_scales.empty()) j["step_scales"] = step_scales;  // absent in runs without them
   if (!trainable_rows.empty()) j["trainable_rows"] = trainable_rows;  // absent in runs that train whole tensors
   if (!added_biases.empty()) j["added_biases"] = added_biases;
+  if (train.momentum > 0.0f) {  // absent in runs without momentum
+    j["momentum"] = train.momentum;
+    j["momentum_window"] = train.momentum_window;
+  }
   if (lora.enabled()) j["adapter"] = lora.to_json();
   if (validation.enabled())
     j["validation"] = {{"examples", validation.examples}, {"every", validation.every}, {"patience", validation.patience}};
@@ -153,6 +157,12 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
     s.train.clip = j.at("clip");
     s.train.weight_decay = j.value("weight_decay", 0.0f);
     s.train.balanced = j.value("balanced", false);
+    s.train.momentum = j.value("momentum", 0.0f);
+    s.train.momentum_window = j.value("momentum_window", 0);
+    if (!(s.train.momentum >= 0.0f && s.train.momentum < 1.0f))
+      return corrupt(where + ": momentum must be in [0, 1)");
+    if (s.train.momentum > 0.0f && (s.train.momentum_window < 1 || s.train.momentum_window > 256))
+      return corrupt(where + ": momentum_window must be 1..256");
     if (!seed_from_hex(j.at("seed").get<std::string>(), &s.train.seed) ||
         !seed_from_hex(j.at("data_seed").get<std::string>(), &s.train.data_seed))
       return corrupt(where + ": seeds must be 16 hex digits");
@@ -278,6 +288,31 @@ Result<RunDir> RunDir::open(const std::string& path) {
   return r;
 }
 
+namespace {
+
+// One update entry of a log line into its step: seed, coeff, and (optional) decay and projected gradient g.
+Status parse_entry_line(const json& j, const std::string& where, bool own_direction, LoggedStep* step) {
+  UpdateEntry e;
+  if (!j.contains("seed") || !j["seed"].is_string() || !seed_from_hex(j["seed"].get<std::string>(), &e.seed) ||
+      !j.contains("coeff") || !j["coeff"].is_number())
+    return corrupt(where + ": needs a hex seed and a coeff");
+  e.coeff = static_cast<float>(j["coeff"].get<double>());
+  if (!std::isfinite(e.coeff)) return corrupt(where + ": non-finite coeff");
+  step->entries.push_back(e);
+  if (own_direction && j.contains("g")) {
+    if (!j["g"].is_number() || !std::isfinite(j["g"].get<double>())) return corrupt(where + ": g must be a finite number");
+    step->grads.push_back(j["g"].get<double>());
+  }
+  if (j.contains("decay")) {
+    if (!j["decay"].is_number()) return corrupt(where + ": decay must be a number");
+    step->decay = static_cast<float>(j["decay"].get<double>());
+    if (!std::isfinite(step->decay)) return corrupt(where + ": non-finite decay");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 Status RunDir::load_log() {
   const std::string log_path = path_ + "/log.jsonl";
   std::string content;
@@ -290,7 +325,7 @@ Status RunDir::load_log() {
   int line_no = 0;
   const int n = spec_.train.n_spsa;
   LoggedStep current;
-  int in_current = 0;
+  int in_current = 0, expected = n;
   size_t current_start = 0;
   while (pos < content.size()) {
     const size_t nl = content.find('\n', pos);
@@ -307,33 +342,33 @@ Status RunDir::load_log() {
       current = LoggedStep{};
       current.step = step;
       current_start = pos;
+      expected = n;
+      if (j.contains("entries")) {  // momentum: the step's own n entries and those re-applied from older steps
+        if (!j["entries"].is_number_integer() || j["entries"].get<int64_t>() < n || j["entries"].get<int64_t>() > int64_t{n} * 257)
+          return corrupt(where + ": entries must be a count of at least n_spsa");
+        expected = j["entries"].get<int>();
+      }
       if (step != static_cast<int>(steps_.size()))
         return corrupt(where + ": step " + std::to_string(step) + " follows step " + std::to_string(steps_.size() - 1));
     } else if (step != current.step) {
       return corrupt(where + ": step " + std::to_string(current.step) + " has " + std::to_string(in_current) +
-                     " of its " + std::to_string(n) + " entries");
+                     " of its " + std::to_string(expected) + " entries");
     }
-    current.loss_plus += j.value("loss_plus", 0.0) / n;
-    current.loss_minus += j.value("loss_minus", 0.0) / n;
+    const bool own = in_current < n;  // one of the step's own directions (momentum lines follow them)
+    if (own) {
+      current.loss_plus += j.value("loss_plus", 0.0) / n;
+      current.loss_minus += j.value("loss_minus", 0.0) / n;
+    }
     if (j.contains("skipped")) {
-      in_current = n;  // a skipped step is one line
+      in_current = expected;  // a skipped step is one line
     } else {
-      UpdateEntry e;
-      if (!j.contains("seed") || !j["seed"].is_string() || !seed_from_hex(j["seed"].get<std::string>(), &e.seed) ||
-          !j.contains("coeff") || !j["coeff"].is_number())
-        return corrupt(where + ": needs a hex seed and a coeff");
-      e.coeff = static_cast<float>(j["coeff"].get<double>());
-      if (!std::isfinite(e.coeff)) return corrupt(where + ": non-finite coeff");
-      current.entries.push_back(e);
-      if (j.contains("decay")) {
-        if (!j["decay"].is_number()) return corrupt(where + ": decay must be a number");
-        current.decay = static_cast<float>(j["decay"].get<double>());
-        if (!std::isfinite(current.decay)) return corrupt(where + ": non-finite decay");
-      }
+      POCKETLLM_RETURN_IF_ERROR(parse_entry_line(j, where, own, &current));
       ++in_current;
     }
     pos = nl + 1;
-    if (in_current == n) {
+    if (in_current == expected) {
+      if (!current.grads.empty() && current.grads.size() != static_cast<size_t>(n))
+        return corrupt(where + ": step " + std::to_string(current.step) + " has a g on only some of its directions");
       steps_.push_back(current);
       in_current = 0;
       good_end = pos;
@@ -367,21 +402,31 @@ Status RunDir::append(const StepRecord& rec) {
     json j = {{"step", rec.step}, {"skipped", rec.skip_reason}, {"lr", rec.lr}};
     lines = j.dump() + "\n";
   } else {
+    const size_t own = rec.loss_plus.size();  // the step's own directions; momentum entries follow
+    const bool momentum = !rec.entry_steps.empty();
     for (size_t k = 0; k < rec.entries.size(); ++k) {
       json j = {{"step", rec.step},
                 {"k", k},
                 {"seed", seed_to_hex(rec.entries[k].seed)},
                 {"coeff", static_cast<double>(rec.entries[k].coeff)},
-                {"lr", rec.lr},
-                {"loss_plus", rec.loss_plus[k]},
-                {"loss_minus", rec.loss_minus[k]}};
+                {"lr", rec.lr}};
+      if (k < own) {
+        j["loss_plus"] = rec.loss_plus[k];
+        j["loss_minus"] = rec.loss_minus[k];
+        logged.loss_plus += rec.loss_plus[k] / own;
+        logged.loss_minus += rec.loss_minus[k] / own;
+      }
+      if (momentum) {
+        j["entries"] = rec.entries.size();
+        if (k < own) j["g"] = rec.grads[k];
+        else j["from"] = rec.entry_steps[k];
+      }
       if (rec.decay != 0.0f) j["decay"] = static_cast<double>(rec.decay);
       lines += j.dump() + "\n";
-      logged.loss_plus += rec.loss_plus[k] / rec.entries.size();
-      logged.loss_minus += rec.loss_minus[k] / rec.entries.size();
     }
     logged.entries = rec.entries;
     logged.decay = rec.decay;
+    if (momentum) logged.grads = rec.grads;
   }
   POCKETLLM_RETURN_IF_ERROR(write_all(log_fd_, lines, path_ + "/log.jsonl"));
   steps_.push_back(std::move(logged));

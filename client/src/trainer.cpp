@@ -58,6 +58,7 @@ ZoTrainer::ZoTrainer(LanguageModel& model, Task& task, std::vector<size_t> train
   tensors_ = model_.weights().trainable_tensors();
   o_.batch_size = std::max(1, std::min<int>(o_.batch_size, static_cast<int>(train_.size())));
   o_.n_spsa = std::max(1, o_.n_spsa);
+  if (o_.momentum > 0.0f && o_.momentum_window <= 0) o_.momentum_window = default_momentum_window(o_.momentum);
   if (o_.balanced) {
     // A classification task's labels are already label-word indices (0..C-1).
     const std::vector<int> all = task_.labels();
@@ -66,6 +67,19 @@ ZoTrainer::ZoTrainer(LanguageModel& model, Task& task, std::vector<size_t> train
       class_members_.resize(static_cast<size_t>(*std::max_element(labels_.begin(), labels_.end())) + 1);
     }
   }
+}
+
+int default_momentum_window(float momentum) {
+  if (!(momentum > 0.0f) || !(momentum < 1.0f)) return 0;
+  int w = 1;
+  for (double tail = momentum; tail > 0.01 && w < 256; tail *= momentum) ++w;
+  return w;
+}
+
+void ZoTrainer::restore_history(int step, const std::vector<uint64_t>& seeds, const std::vector<double>& grads) {
+  if (o_.momentum <= 0.0f) return;
+  history_.push_back({step, seeds, grads});
+  while (!history_.empty() && history_.front().step < step - o_.momentum_window + 1) history_.erase(history_.begin());
 }
 
 float ZoTrainer::lr_at(int t) const {
@@ -125,6 +139,8 @@ Status ZoTrainer::step_into(int t, StepRecord* out) {
   rec.loss_minus.clear();
   rec.skipped = false;
   rec.skip_reason.clear();
+  rec.grads.clear();
+  rec.entry_steps.clear();
   rec.step = t;
   rec.lr = lr_at(t);
   rec.decay = static_cast<float>(rec.lr * o_.weight_decay);
@@ -159,17 +175,48 @@ Status ZoTrainer::step_into(int t, StepRecord* out) {
     }
     if (o_.clip > 0) g_k = std::max<double>(-o_.clip, std::min<double>(o_.clip, g_k));
     rec.entries.push_back({seed, static_cast<float>(rec.lr * g_k / o_.n_spsa)});
+    rec.grads.push_back(g_k);
   }
+  if (o_.momentum > 0.0f) add_momentum_entries(&rec);
   for (const auto& e : rec.entries) {
     if (!std::isfinite(e.coeff)) {
       rec.skipped = true;
       rec.skip_reason = "non-finite update coefficient";
       rec.entries.clear();
+      rec.grads.clear();
+      rec.entry_steps.clear();
       rec.decay = 0;
+      if (o_.momentum > 0.0f && !history_.empty() && history_.back().step == t) history_.pop_back();
       return Status::ok();
     }
   }
   return Status::ok();
+}
+
+// Momentum: the step's own entries are rescaled to weight 1 / S_t and the directions of the steps
+// t-1 .. t-W still in the history follow with weight momentum^(t-s) / S_t (docs/training.md "Momentum").
+// The step joins the history here, once its scalars are final.
+void ZoTrainer::add_momentum_entries(StepRecord* rec) {
+  const int t = rec->step, window = std::max(1, o_.momentum_window);
+  const double beta = o_.momentum;
+  double sum = 0, w = 1;
+  for (int j = 0; j <= std::min(window, t); ++j, w *= beta) sum += w;
+  const double n = o_.n_spsa;
+  for (size_t k = 0; k < rec->entries.size(); ++k) {
+    rec->entries[k].coeff = static_cast<float>(rec->lr * rec->grads[k] / (n * sum));
+    rec->entry_steps.push_back(t);
+  }
+  while (!history_.empty() && history_.front().step < t - window) history_.erase(history_.begin());
+  for (auto it = history_.rbegin(); it != history_.rend(); ++it) {  // newest first
+    const double weight = std::pow(beta, t - it->step) / sum;
+    for (size_t k = 0; k < it->seeds.size(); ++k) {
+      rec->entries.push_back({it->seeds[k], static_cast<float>(rec->lr * weight * it->grads[k] / n)});
+      rec->entry_steps.push_back(it->step);
+    }
+  }
+  std::vector<uint64_t> seeds;
+  for (size_t k = 0; k < rec->grads.size(); ++k) seeds.push_back(rec->entries[k].seed);
+  history_.push_back({t, std::move(seeds), rec->grads});
 }
 
 void ZoTrainer::apply(const StepRecord& rec) {

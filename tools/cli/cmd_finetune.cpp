@@ -56,6 +56,10 @@ constexpr const char* kHelp =
     "  --steps N (100)  --batch-size B  --lr LR  --eps EPS (1e-3)\n"
     "  --schedule constant|linear|cosine  --warmup N (0)  --n-spsa N directions per step (1)\n"
     "  --clip C             clip the projected gradient to [-C, C] (default off)\n"
+    "  --momentum B         momentum on the scalar sequence: each step also re-applies the directions of\n"
+    "                       the last W steps, weighted B^age and normalised (an average of recent\n"
+    "                       projected gradients; the lr keeps its meaning); logged as plain entries\n"
+    "  --momentum-window W  steps re-applied (default: the smallest W with B^W <= 0.01, 44 for 0.9)\n"
     "  --weight-decay W     decoupled weight decay, not on norms and biases (default 0)\n"
     "  --dist rademacher|gaussian (rademacher)\n"
     "  --trainable P        comma-separated items, each a tensor-name pattern with * or one of\n"
@@ -98,7 +102,8 @@ int cmd_finetune(const std::vector<std::string>& argv) {
              "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
              "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every",
              "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize", "validation", "validate-every", "patience",
-             "min-words", "trainable-scale", "trainable-rows", "add-biases"},
+             "min-words", "trainable-scale", "trainable-rows", "add-biases",
+             "momentum", "momentum-window"},
              {"resume", "pack", "balanced", "no-balanced"});
   return cmd.run(argv, [&](const Args& args) {
     auto usage = [](const std::string& m) {
@@ -149,6 +154,13 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     if (!args.has("lr")) req.lr_times_params = recipe.lr_times_params;
     if (!eps || eps.value() <= 0) return usage("--eps must be a positive number");
     if (!clip || clip.value() < 0) return usage("--clip must be >= 0");
+    auto momentum = args.get_double("momentum", 0);
+    if (!momentum || !(momentum.value() >= 0 && momentum.value() < 1)) return usage("--momentum must be in [0, 1)");
+    uint64_t momentum_window;
+    if (!u64("momentum-window", default_momentum_window(static_cast<float>(momentum.value())), 256, &momentum_window) ||
+        (momentum.value() > 0 && momentum_window == 0))
+      return usage("--momentum-window must be 1..256");
+    if (args.has("momentum-window") && !(momentum.value() > 0)) return usage("--momentum-window needs --momentum B");
     t.steps = static_cast<int>(steps);
     t.batch_size = static_cast<int>(batch);
     t.warmup_steps = static_cast<int>(warmup);
@@ -156,6 +168,8 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     t.lr = static_cast<float>(lr.value());
     t.eps = static_cast<float>(eps.value());
     t.clip = static_cast<float>(clip.value());
+    t.momentum = static_cast<float>(momentum.value());
+    t.momentum_window = t.momentum > 0 ? static_cast<int>(momentum_window) : 0;
     t.weight_decay = static_cast<float>(wd.value());
     t.schedule = recipe.schedule;
     if (args.has("schedule") && !parse_lr_schedule(args.get("schedule"), &t.schedule)) return usage("--schedule must be constant, linear or cosine");

@@ -60,6 +60,9 @@ struct LoggedStep {
   std::vector<UpdateEntry> entries;  // empty when the step was skipped
   float decay = 0;                   // weight decay applied before the entries
   double loss_plus = 0, loss_minus = 0;
+  // With momentum: the step's own projected gradients, one per direction (its first n entries' seeds are
+  // the directions); they let a resumed run re-apply them (ZoTrainer::restore_history).
+  std::vector<double> grads;
 };
 
 // Applies logged steps [first, last) to the tensors exactly as the run applied them: all entries in one

@@ -40,6 +40,13 @@ struct TrainOptions {
   // batch holds the classes in equal shares when the training set is balanced (e.g. k-shot). Cuts the
   // batch-to-batch label imbalance that otherwise dominates the projected gradient. Ignored for LM tasks.
   bool balanced = false;
+  // Momentum on the scalar sequence (docs/training.md "Momentum"): step t also re-applies the directions of
+  // the steps t-1 .. t-W (W = momentum_window), direction k of step s weighted momentum^(t-s) / S_t, with
+  // S_t the sum of momentum^j over j = 0 .. min(W, t): an exponentially weighted average of the recent
+  // projected gradients, each along its own direction. Every term is a logged (seed, coeff) entry, so
+  // replay and federation see plain entries. 0 = off.
+  float momentum = 0.0f;
+  int momentum_window = 0;
   // Federated rounds: the server issues the directions. When set, step t uses seeds[t - first_step]
   // (one direction per step; t must be in [first_step, first_step + seeds.size())).
   std::vector<uint64_t> seeds;
@@ -50,6 +57,10 @@ struct StepRecord {
   int step = 0;
   std::vector<UpdateEntry> entries;  // empty when skipped
   std::vector<double> loss_plus, loss_minus;
+  // With momentum: the step's own projected gradients (after clipping), one per direction, and the step
+  // each entry's direction came from (the step's own n directions first, then older ones).
+  std::vector<double> grads;
+  std::vector<int> entry_steps;
   double lr = 0;
   float decay = 0;  // lr_t * weight_decay applied before the entries (0: none)
   bool skipped = false;
@@ -76,12 +87,17 @@ class ZoTrainer {
   // Applies a step (just computed, or logged by an earlier session): the same update either way.
   void apply(const StepRecord& rec);
 
+  // A resumed run's momentum: the directions (seeds) and projected gradients of its logged steps, oldest
+  // first (skipped steps with none). Only the last momentum_window steps are kept.
+  void restore_history(int step, const std::vector<uint64_t>& seeds, const std::vector<double>& grads);
+
   float lr_at(int t) const;
   const std::vector<size_t>& batch_for_step(int t);
   const TrainOptions& options() const { return o_; }
 
  private:
   void build_epoch_order(int64_t epoch);
+  void add_momentum_entries(StepRecord* rec);
 
   LanguageModel& model_;
   Task& task_;
@@ -94,6 +110,15 @@ class ZoTrainer {
   std::vector<size_t> perm_;
   int64_t perm_epoch_ = -1;
   std::vector<size_t> batch_;
+  struct PastStep {
+    int step;
+    std::vector<uint64_t> seeds;
+    std::vector<double> grads;
+  };
+  std::vector<PastStep> history_;  // momentum: the last momentum_window steps, oldest first
 };
+
+// The default --momentum-window for a momentum: the smallest W with momentum^W <= 0.01 (at most 256).
+int default_momentum_window(float momentum);
 
 }  // namespace pocketllm
