@@ -95,6 +95,19 @@ if [ -f "$stories/stories260K.bin" ]; then
     --out "$work/rows_bad" 2> "$work/err"; rc=$?
   check "trainable rows on a tensor whose rows are not token ids are refused before a run directory exists" \
     '[ $rc -ne 0 ] && grep -q "not token ids" "$work/err" && [ ! -e "$work/rows_bad/spec.json" ]'
+  # Momentum: older directions re-applied as plain log entries, so replaying the log gives the export.
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-2 --trainable norms \
+    --momentum 0.8 --momentum-window 4 --out "$work/momentum" 2> /dev/null
+  "$bin" export --run "$work/momentum" --out "$work/momentum_exported" > /dev/null
+  "$bin" replay --model "$stories" --log "$work/momentum" --out "$work/momentum_replayed" > /dev/null
+  check "a momentum run logs its re-applied directions as entries and replays to its export" \
+    'grep -q "\"from\":7" "$work/momentum/log.jsonl" && [ "$(grep -c "\"step\":11}" "$work/momentum/log.jsonl")" -eq 5 ] &&
+     cmp -s "$work/momentum_exported/model.safetensors" "$work/momentum_replayed/model.safetensors"'
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 2 --momentum 1 --out "$work/mom_bad" 2> "$work/err"; rc=$?
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 2 --momentum-window 3 --out "$work/mom_bad" 2> "$work/err2"; rc2=$?
+  check "momentum outside [0, 1) and a window without momentum are refused" \
+    '[ $rc -eq 2 ] && grep -q "momentum must be in" "$work/err" && [ $rc2 -eq 2 ] && grep -q "needs --momentum" "$work/err2" &&
+     [ ! -e "$work/mom_bad" ]'
   # Added biases: zero output biases on every projection, trained with the norms; the merged export is a
   # Hugging Face Llama with attention_bias and mlp_bias that evaluates as the run does.
   "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-2 \
