@@ -24,7 +24,8 @@
 # `{text} It was` -> bad/good, all 872 sentences of glue_sst2_dev.tsv. About 4 min for two seeds on two
 # cores. --reference adds Adam + backprop on the same data: on the same 704 norm parameters (balanced
 # batches of 16, lr 1e-2, 300 steps) and on all 260 032 (lr 1e-3, 500 steps); a few minutes more.
-# Results: one JSON line per figure on stdout and in $OUT (default bench/results/sst2.jsonl):
+# Results: one JSON line per figure on stdout and in $OUT (default bench/results/sst2.jsonl, or
+# DIR/results.jsonl when --work DIR is given, so a side experiment never overwrites the committed rows):
 # {"kind": "zero_shot" | "zo" (every evaluation) | "zo_final" | "reference", ...}. Run directories (logs,
 # snapshots) go to --work (default build/sst2). --validation N holds N sentences per class out of the k-shot
 # sample and ends each run with its best validated step (docs/training.md): "zo_final" is then that step's
@@ -40,7 +41,6 @@ dev="$shared/data/sst2/glue_sst2_dev.tsv"
 seeds="0 1"; steps=48000; lr=5e-3; batch=16; eval_every=4000; reference=0; data_seed=1; validation=()
 trainable=norms; min_words=0; preset=0; tuned=(); extra=()
 work="$root/build/sst2"
-results="${OUT:-$root/bench/results/sst2.jsonl}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --seeds) seeds="$2"; shift 2 ;;
@@ -54,11 +54,11 @@ while [ $# -gt 0 ]; do
     --validation) validation+=(--validation "$2"); tuned+=("$1"); shift 2 ;;
     --validate-every) validation+=(--validate-every "$2"); tuned+=("$1"); shift 2 ;;
     --patience) validation+=(--patience "$2"); tuned+=("$1"); shift 2 ;;
-    --work) work="$2"; shift 2 ;;
+    --work) work="$2"; work_set=1; shift 2 ;;
     --trainable) trainable="$2"; tuned+=("$1"); shift 2 ;;
     --trainable-scale|--trainable-rows) extra+=("$1" "$2"); tuned+=("$1"); shift 2 ;;
     --min-words) min_words="$2"; tuned+=("$1"); shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_sst2: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -70,6 +70,9 @@ if [ $preset -eq 1 ]; then
   [ -n "${steps_set:-}" ] || steps=4800
   [ -n "${eval_set:-}" ] || eval_every=600
 fi
+if [ -n "${OUT:-}" ]; then results="$OUT"
+elif [ -n "${work_set:-}" ]; then results="$work/results.jsonl"
+else results="$root/bench/results/sst2.jsonl"; fi
 [[ "$min_words" =~ ^[0-9]+$ ]] || { echo "run_sst2: --min-words takes a whole number of words, not '$min_words'" >&2; exit 2; }
 mkdir -p "$work" "$(dirname "$results")"
 : > "$results"
