@@ -48,9 +48,12 @@ int main(int argc, char** argv) {
   }
   std::vector<float> a(n, 0.5f), b(n, 0.25f), c(n, 0.0f);
   const double gb = static_cast<double>(n) * 4 / 1e9;
-  std::printf("tensor: %zu float32 elements (%.2f GB); median of %d runs\n\n", n, gb, reps);
+  std::printf("tensor: %zu float32 elements (%.2f GB); median of %d runs; Rademacher path: %s "
+              "(POCKETLLM_PERTURB=generic|avx2|avx512)\n\n",
+              n, gb, reps, perturbation_path_name(perturbation_path()));
   std::printf("%-8s %-34s %10s %12s %10s\n", "threads", "operation", "ms", "G elem/s", "GB/s");
-  std::string json = "{\"elements\":" + std::to_string(n) + ",\"results\":[";
+  std::string json = "{\"elements\":" + std::to_string(n) + ",\"path\":\"" + perturbation_path_name(perturbation_path()) +
+                     "\",\"results\":[";
   bool first = true;
   for (int threads : {1, 2}) {
     ThreadPool pool(threads);

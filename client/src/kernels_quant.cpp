@@ -1,5 +1,7 @@
 #include "kernels_quant.h"
 
+#include "pocketllm/common/perturbation.h"
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -318,6 +320,8 @@ std::string kernel_paths() {
   s += ", build ISA)";
   s += "; softmax/SiLU/log-sum-exp: ";
   s += avx2::preferred() ? "AVX2+FMA (run-time)" : "Eigen (build ISA)";
+  s += "; perturbation (Rademacher): ";
+  s += perturbation_path_name(perturbation_path());
   return s;
 }
 

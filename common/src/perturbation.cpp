@@ -4,10 +4,13 @@
 #include "pocketllm/common/perturbation.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "bits.h"
+#include "perturbation_paths.h"
 
 #include "pocketllm/common/philox.h"
 
@@ -212,7 +215,93 @@ inline void for_each_gaussian(uint64_t seed, uint64_t tag, uint64_t start, size_
   }
 }
 
+// ---- Path choice ---------------------------------------------------------------------------------------
+perturb_paths::RademacherBlocksFn blocks_fn(PerturbationPath path) {
+  switch (path) {
+    case PerturbationPath::kAvx512: return perturb_paths::rademacher_avx512();
+    case PerturbationPath::kAvx2: return perturb_paths::rademacher_avx2();
+    case PerturbationPath::kGeneric: break;
+  }
+  return nullptr;
+}
+
+PerturbationPath widest_path() {
+  if (blocks_fn(PerturbationPath::kAvx512) != nullptr) return PerturbationPath::kAvx512;
+  if (blocks_fn(PerturbationPath::kAvx2) != nullptr) return PerturbationPath::kAvx2;
+  return PerturbationPath::kGeneric;
+}
+
+PerturbationPath default_path() {
+  const char* env = std::getenv("POCKETLLM_PERTURB");
+  if (env != nullptr) {
+    PerturbationPath want = widest_path();
+    if (std::strcmp(env, "generic") == 0) want = PerturbationPath::kGeneric;
+    else if (std::strcmp(env, "avx2") == 0) want = PerturbationPath::kAvx2;
+    else if (std::strcmp(env, "avx512") == 0) want = PerturbationPath::kAvx512;
+    if (perturbation_path_supported(want)) return want;
+  }
+  return widest_path();
+}
+
+std::atomic<int> g_path{-1};
+
+// src + c*z (src == nullptr: c*z) over [start, start + count) of the Rademacher stream: whole blocks through
+// the chosen vector path, the partial blocks at either end through the generic one.
+void rademacher_range(uint64_t seed, uint64_t tag, uint64_t start, size_t count, uint32_t c_bits, const float* src,
+                      float* dst) {
+  auto generic = [&](uint64_t at, size_t n, size_t off) {
+    const float* s = src != nullptr ? src + off : nullptr;
+    float* d = dst + off;
+    if (s != nullptr) {
+      for_each_rademacher_sign(seed, tag, at, n, [s, d, c_bits](size_t k, uint32_t sign) { d[k] = s[k] + float_of(c_bits ^ sign); });
+    } else {
+      for_each_rademacher_sign(seed, tag, at, n, [d, c_bits](size_t k, uint32_t sign) { d[k] = float_of(c_bits ^ sign); });
+    }
+  };
+  const perturb_paths::RademacherBlocksFn fn = blocks_fn(perturbation_path());
+  const uint64_t end = start + count;
+  const uint64_t first_full = (start + kRademacherBlock - 1) / kRademacherBlock, end_full = end / kRademacherBlock;
+  if (fn == nullptr || end_full <= first_full) {
+    generic(start, count, 0);
+    return;
+  }
+  const size_t head = static_cast<size_t>(first_full * kRademacherBlock - start);
+  const size_t body = static_cast<size_t>((end_full - first_full) * kRademacherBlock);
+  if (head > 0) generic(start, head, 0);
+  fn(philox_key_from_seed(seed), tag, first_full, end_full - first_full, c_bits, src != nullptr ? src + head : nullptr,
+     dst + head);
+  if (head + body < count) generic(start + head + body, count - head - body, head + body);
+}
+
 }  // namespace
+
+PerturbationPath perturbation_path() {
+  int p = g_path.load(std::memory_order_relaxed);
+  if (p < 0) {
+    p = static_cast<int>(default_path());
+    g_path.store(p, std::memory_order_relaxed);
+  }
+  return static_cast<PerturbationPath>(p);
+}
+
+bool perturbation_path_supported(PerturbationPath path) {
+  return path == PerturbationPath::kGeneric || blocks_fn(path) != nullptr;
+}
+
+bool set_perturbation_path(PerturbationPath path) {
+  if (!perturbation_path_supported(path)) return false;
+  g_path.store(static_cast<int>(path), std::memory_order_relaxed);
+  return true;
+}
+
+const char* perturbation_path_name(PerturbationPath path) {
+  switch (path) {
+    case PerturbationPath::kAvx512: return "AVX-512";
+    case PerturbationPath::kAvx2: return "AVX2";
+    case PerturbationPath::kGeneric: break;
+  }
+  return "generic (build ISA)";
+}
 
 const char* distribution_name(Distribution dist) {
   return dist == Distribution::kGaussian ? "gaussian" : "rademacher";
@@ -243,8 +332,7 @@ uint64_t tensor_tag(std::string_view canonical_name) { return fnv1a64(canonical_
 
 void generate_z(Distribution dist, uint64_t seed, uint64_t tag, uint64_t start, size_t count, float* out) {
   if (dist == Distribution::kRademacher) {
-    for_each_rademacher_sign(seed, tag, start, count,
-                             [out](size_t k, uint32_t sign) { out[k] = float_of(0x3f800000u | sign); });
+    rademacher_range(seed, tag, start, count, 0x3f800000u /* 1.0f */, nullptr, out);
   } else {
     for_each_gaussian(seed, tag, start, count, [out](size_t k, float z) { out[k] = z; });
   }
@@ -254,9 +342,7 @@ void add_scaled_z(Distribution dist, uint64_t seed, uint64_t tag, uint64_t start
                   const float* src, float* dst) {
   if (dist == Distribution::kRademacher) {
     // src + c*z with z = ±1 is src + (±c): flipping the sign bit of c is exact.
-    const uint32_t cb = bits_of(c);
-    for_each_rademacher_sign(seed, tag, start, count,
-                             [src, dst, cb](size_t k, uint32_t sign) { dst[k] = src[k] + float_of(cb ^ sign); });
+    rademacher_range(seed, tag, start, count, bits_of(c), src, dst);
   } else {
     for_each_gaussian(seed, tag, start, count, [src, dst, c](size_t k, float z) {
       const float cz = c * z;

@@ -28,13 +28,7 @@ nlohmann::json load_golden() {
 
 uint64_t parse_hex64(const std::string& s) { return std::strtoull(s.c_str(), nullptr, 16); }
 
-}  // namespace
-
-TEST_CASE("z matches the golden vectors of the reference implementation", "[core][golden]") {
-  const auto golden = load_golden();
-  REQUIRE(golden["spec_version"].get<int>() == kPerturbationSpecVersion);
-  REQUIRE(golden["vectors"].size() >= 8);
-  ThreadPool pool(2);
+void check_golden(const nlohmann::json& golden, ThreadPool* pool) {
   for (const auto& v : golden["vectors"]) {
     Distribution dist;
     REQUIRE(parse_distribution(v["distribution"].get<std::string>(), &dist));
@@ -64,8 +58,29 @@ TEST_CASE("z matches the golden vectors of the reference implementation", "[core
     CHECK(fnv1a64(all.data(), n * sizeof(float)) == parse_hex64(v["fnv1a64_of_f32le"]));
     if (start == 0) {
       std::vector<float> threaded(n);
-      fill_z(&pool, dist, seed, tensor_tag(name), threaded.data(), n);
+      fill_z(pool, dist, seed, tensor_tag(name), threaded.data(), n);
       CHECK(fnv1a64(threaded.data(), n * sizeof(float)) == parse_hex64(v["fnv1a64_of_f32le"]));
     }
   }
+}
+
+}  // namespace
+
+// Every vector path of the perturbation core this CPU has (the generic one always; AVX2 and AVX-512 where
+// the CPU has them) against the same golden vectors.
+TEST_CASE("z matches the golden vectors of the reference implementation", "[core][golden]") {
+  const auto golden = load_golden();
+  REQUIRE(golden["spec_version"].get<int>() == kPerturbationSpecVersion);
+  REQUIRE(golden["vectors"].size() >= 8);
+  ThreadPool pool(2);
+  const PerturbationPath chosen = perturbation_path();
+  for (PerturbationPath path : {PerturbationPath::kGeneric, PerturbationPath::kAvx2, PerturbationPath::kAvx512}) {
+    if (!set_perturbation_path(path)) {
+      WARN("perturbation path " << perturbation_path_name(path) << ": not on this CPU, not checked");
+      continue;
+    }
+    INFO("perturbation path " << perturbation_path_name(path));
+    check_golden(golden, &pool);
+  }
+  REQUIRE(set_perturbation_path(chosen));
 }

@@ -1,9 +1,11 @@
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
 
+#include "pocketllm/common/cpu_features.h"
 #include "pocketllm/common/perturbation.h"
 #include "pocketllm/common/tensor_ops.h"
 
@@ -105,4 +107,56 @@ TEST_CASE("perturbing by +eps then -eps is not assumed to restore theta", "[core
   size_t differ = 0;
   for (size_t i = 0; i < p.size(); ++i) differ += p[i] != theta[i];
   CHECK(differ > 0);
+}
+
+TEST_CASE("every vector path of the Rademacher stream gives the generic path's bytes", "[core][perturbation]") {
+  // Ranges that start and end inside blocks, span batches of 16 blocks, and cross block index 2^32 (the
+  // counter's high word changes inside a batch).
+  struct Range {
+    uint64_t start;
+    size_t count;
+  };
+  const uint64_t wrap = (uint64_t{1} << 32) * kRademacherBlock;
+  const Range ranges[] = {{0, 128},          {0, 127},          {5, 300},         {128, 16 * 128},
+                          {77, 40 * 128 + 9}, {wrap - 5 * 128 - 3, 30 * 128}, {wrap - 16 * 128, 16 * 128 + 1},
+                          {3, 100003}};
+  const auto theta = random_floats(100003 + 256, 11);
+  const PerturbationPath chosen = perturbation_path();
+#if defined(__x86_64__)
+  // The kernels are compiled into every x86-64 build: a CPU with the instructions must get them.
+  if (cpu_features().avx2) CHECK(perturbation_path_supported(PerturbationPath::kAvx2));
+  if (cpu_features().avx512f) CHECK(perturbation_path_supported(PerturbationPath::kAvx512));
+#endif
+  int checked = 0;
+  for (PerturbationPath path : {PerturbationPath::kAvx2, PerturbationPath::kAvx512}) {
+    if (!perturbation_path_supported(path)) {
+      WARN("perturbation path " << perturbation_path_name(path) << ": not on this CPU, not checked");
+      continue;
+    }
+    ++checked;
+    for (const Range& r : ranges) {
+      INFO(perturbation_path_name(path) << " start " << r.start << " count " << r.count);
+      const float c = -3.0e-3f;
+      std::vector<float> z_want(r.count), add_want(r.count), z_got(r.count), add_got(r.count);
+      REQUIRE(set_perturbation_path(PerturbationPath::kGeneric));
+      generate_z(Distribution::kRademacher, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, z_want.data());
+      add_scaled_z(Distribution::kRademacher, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, c,
+                   theta.data(), add_want.data());
+      REQUIRE(set_perturbation_path(path));
+      generate_z(Distribution::kRademacher, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, z_got.data());
+      add_scaled_z(Distribution::kRademacher, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, c,
+                   theta.data(), add_got.data());
+      CHECK(same_bits(z_want, z_got));
+      CHECK(same_bits(add_want, add_got));
+      std::vector<float> in_place(theta.begin(), theta.begin() + static_cast<std::ptrdiff_t>(r.count));
+      add_scaled_z(Distribution::kRademacher, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, c,
+                   in_place.data(), in_place.data());
+      CHECK(same_bits(add_want, in_place));
+      // Not all +1: the stream has both signs in every range checked.
+      CHECK(std::count(z_got.begin(), z_got.end(), -1.0f) > 0);
+    }
+  }
+  REQUIRE(set_perturbation_path(chosen));
+  INFO("vector paths checked: " << checked);
+  SUCCEED();
 }

@@ -37,6 +37,17 @@ void generate_z(Distribution dist, uint64_t seed, uint64_t tag, uint64_t start, 
 void add_scaled_z(Distribution dist, uint64_t seed, uint64_t tag, uint64_t start, size_t count, float c,
                   const float* src, float* dst);
 
+// The vector paths of the Rademacher stream (Philox and the add, over whole 128-element blocks), chosen
+// once at start: the widest the CPU has. Every path gives the same bytes (integer Philox, one IEEE add per
+// element); Gaussian z always takes the generic path (the compiler's vectorisation for the build's ISA).
+// POCKETLLM_PERTURB=generic|avx2|avx512 chooses one (a path the CPU lacks falls back to the widest it has).
+enum class PerturbationPath : uint8_t { kGeneric = 0, kAvx2 = 1, kAvx512 = 2 };
+PerturbationPath perturbation_path();
+bool perturbation_path_supported(PerturbationPath path);
+// Tests and benches: use `path` from now on; false (and no change) when the CPU lacks it.
+bool set_perturbation_path(PerturbationPath path);
+const char* perturbation_path_name(PerturbationPath path);
+
 // Elements per Philox call: 128 for Rademacher (one bit each), 4 for Gaussian.
 inline constexpr size_t kRademacherBlock = 128;
 inline constexpr size_t kGaussianBlock = 4;
