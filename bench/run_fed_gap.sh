@@ -40,7 +40,7 @@ sed -n '2,701p' "$dev" | cut -f1 > "$work/lm_train.txt"
 sed -n '702,873p' "$dev" | cut -f1 > "$work/lm_heldout.txt"
 awk -F'\t' 'NR == 1 { print; next } $2 == 0 && n0 < 512 { print; n0++ }' "$train" > "$work/sst2_train.tsv"
 awk -F'\t' 'NR > 1 && $2 == 1 && n1 < 512 { print; n1++ }' "$train" >> "$work/sst2_train.tsv"
-cpu="$(lscpu | sed -n 's/^Model name: *//p' | sed -n 1p)"
+cpu="$("$root/bench/cpu_name.sh")"
 commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 lm_common=(--model "$model" --task lm --max-length 64 --batch-size 8 --lora-rank 8 --lora-targets all-linear --threads 1)

@@ -24,14 +24,16 @@ g++ "${flags[@]}" -DGEMM_OPENBLAS -I/usr/include/x86_64-linux-gnu/openblas-pthre
 g++ "${flags[@]}" -DGEMM_BLIS -I/usr/include/x86_64-linux-gnu/blis-pthread "$root/bench/gemm_shootout.cpp" -o "$work/blis" \
   -L/usr/lib/x86_64-linux-gnu/blis-pthread -Wl,-rpath,/usr/lib/x86_64-linux-gnu/blis-pthread -lblis -pthread
 g++ "${flags[@]}" -DGEMM_ONEDNN "$root/bench/gemm_shootout.cpp" -o "$work/onednn" -ldnnl -fopenmp
+g++ -O2 -std=c++17 "$root/bench/fma_peak.cpp" -o "$work/fma_peak"  # the core's FMA peak, for scale
 # The engine's own packed kernels, built as the portable SDK builds them (x86-64-v2 + run-time choice).
 g++ -O3 -march=x86-64-v2 -std=c++17 -DNDEBUG -DGEMM_POCKETLLM -I"$root/client/src" -I"$root/common/include" \
   "$root/bench/gemm_shootout.cpp" "$root/client/src/kernels_gemm.cpp" "$root/common/src/cpu_features.cpp" -o "$work/pocketllm" -pthread
 . "$root/bench/openblas_coretype.sh"
-cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+cpu="$("$root/bench/cpu_name.sh")"
 echo "== CPU: $cpu"
 mkdir -p "$(dirname "$out")"
 : > "$out"
+"$work/fma_peak" | sed "s/}\$/,\"cpu\":\"$cpu\"}/" >> "$out"
 for th in 1 2; do
   for b in eigen openblas blis onednn; do
     "$work/$b" "$th" "$reps" | sed "s/}\$/,\"cpu\":\"$cpu\"}/" >> "$out"
@@ -44,6 +46,10 @@ done
 python3 - "$out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+for r in rows:
+    if r.get("bench") == "fma_peak":
+        print(f"FMA peak of one core: {r['ymm_gflops']} GFLOP/s (256-bit), {r['zmm_gflops']} (512-bit)")
+rows = [r for r in rows if r.get("bench") == "gemm_shootout"]
 backends = ["eigen", "openblas", "blis", "onednn", "pocketllm-avx2", "pocketllm-avx512"]
 print("| threads | M | shape (N x K) | " + " | ".join(backends) + " | best |")
 print("|---|---|---|" + "---|" * (len(backends) + 1))

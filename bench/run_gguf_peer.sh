@@ -22,7 +22,7 @@ if [ ! -d "$peer/node_modules/node-llama-cpp" ] || [ ! -d "$peer/node_modules/@h
 fi
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 stories="$shared/hub/karpathy/tinyllamas/stories260K"
-cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+cpu="$("$root/bench/cpu_name.sh")"
 echo "== CPU: $cpu"
 
 # 200 lines sampled from the F32 model (temperature 1, seeds 1..200), one story opening per line.

@@ -17,7 +17,7 @@ if [ ! -d "$peer/node_modules/node-llama-cpp" ]; then
   (cd "$peer" && npm i --no-audit --no-fund -E node-llama-cpp@3.21.1 @huggingface/gguf@0.4.6 > /dev/null)
 fi
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
-cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+cpu="$("$root/bench/cpu_name.sh")"
 flags="$(grep -o -w 'avx2\|avx512f\|avx512_vnni\|avx_vnni\|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "== CPU: $cpu ($flags)"
 mkdir -p "$(dirname "$out")"

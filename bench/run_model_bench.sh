@@ -13,7 +13,7 @@ mkdir -p "$(dirname "$out")"
 : > "$out"
 . "$root/bench/openblas_coretype.sh"
 # Every row carries the CPU model, the vector extensions that decide the kernels, and the paths chosen.
-cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+cpu="$("$root/bench/cpu_name.sh")"
 isa="$(grep -m1 -ow -E 'avx2|fma|avx512f|avx512_vnni|avx512_bf16|amx_tile|asimddp|i8mm' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/ $//')"
 kernels="$("${bin%/*}/pocketllm" info --system 2>/dev/null | sed -n 's/^kernels: *//p' | head -1)"
 tag() { sed "s|}\$|,\"cpu\":\"$cpu\",\"isa\":\"$isa\",\"kernels\":\"$kernels\"}|"; }

@@ -23,7 +23,7 @@ done
 [ -x "$bin" ] || { echo "run_train_speed: $bin not built (scripts/build.sh)" >&2; exit 1; }
 [ -z "$baseline" ] || [ -x "$baseline" ] || { echo "run_train_speed: baseline $baseline is not an executable" >&2; exit 1; }
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
-cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+cpu="$("$root/bench/cpu_name.sh")"
 
 one_run() {  # BIN -> steps/s
   local s e
