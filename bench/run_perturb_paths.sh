@@ -26,7 +26,7 @@ work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 tag() { sed "s|}\$|,\"cpu\":\"$cpu\",\"isa\":\"$isa\",\"build\":\"$build_isa\",\"path_asked\":\"$1\"}|"; }
 echo "== $cpu, build $build_isa, paths: ${paths[*]}"
 for p in "${paths[@]}"; do
-  POCKETLLM_PERTURB=$p "$build/bin/bench_perturbation" --elements 50000000 --reps 7 --json "$work/p.json" | grep -E "path|rademacher"
+  POCKETLLM_PERTURB=$p "$build/bin/bench_perturbation" --elements 50000000 --reps 7 --json "$work/p.json" | grep -E "path|rademacher|gaussian"
   tag "$p" < "$work/p.json" >> "$out"; echo >> "$out"
 done
 for r in $(seq "$rounds"); do

@@ -17,6 +17,14 @@
 namespace pocketllm {
 namespace {
 
+// The Gaussian path is compiled once generically and once per x86 vector ISA (target attributes on thin
+// wrappers, below); everything it calls must be inlined into each wrapper for the wrapper's ISA to apply.
+#if defined(__GNUC__) || defined(__clang__)
+#define PLLM_INLINE __attribute__((always_inline)) inline
+#else
+#define PLLM_INLINE inline
+#endif
+
 inline uint32_t bits_of(float f) { return bits::of(f); }
 inline float float_of(uint32_t u) { return bits::to_float(u); }
 
@@ -28,7 +36,7 @@ struct PhiloxBatch {
   uint32_t w[4][kBatch];
 };
 
-void philox_batch(uint64_t first_block, uint64_t tag, PhiloxKey key, PhiloxBatch* out, size_t n = kBatch) {
+PLLM_INLINE void philox_batch(uint64_t first_block, uint64_t tag, PhiloxKey key, PhiloxBatch* out, size_t n = kBatch) {
   // Only the first n blocks are needed; short ranges (a row segment of a weight tile) need one or two.
   if (n < kBatch) {
     for (size_t i = 0; i < n; ++i) {
@@ -125,7 +133,7 @@ constexpr float kCosC[8] = {-0x1.93974ap-37f /*-1/14!*/, 0x1.1eed8ep-29f /*1/12!
 // 32-bit words x0[k], x1[k] give two normals z0[k], z1[k].
 constexpr size_t kPairs = 2 * kBatch;
 
-void box_muller_batch(const uint32_t* x0, const uint32_t* x1, float* z0, float* z1) {
+PLLM_INLINE void box_muller_batch(const uint32_t* x0, const uint32_t* x1, float* z0, float* z1) {
   for (size_t k = 0; k < kPairs; ++k) {
     // u1 in (0, 1], u2 in [0, 1): 24-bit integers, exactly representable.
     const float u1 = static_cast<float>(static_cast<int32_t>((x0[k] >> 8) + 1u)) * 0x1p-24f;
@@ -135,9 +143,11 @@ void box_muller_batch(const uint32_t* x0, const uint32_t* x1, float* z0, float* 
     const uint32_t b = bits_of(u1);
     const int32_t e0 = static_cast<int32_t>((b >> 23) & 0xffu) - 127;
     const float m0 = float_of((b & 0x7fffffu) | 0x3f800000u);
-    const bool fold = m0 > kSqrt2;
-    const float m = fold ? m0 * 0.5f : m0;
-    const int32_t e = fold ? e0 + 1 : e0;
+    // Selections are bit masks rather than branches or ?: so that compilers vectorise the loop for any ISA
+    // (with ?: GCC 12 if-converted it only for AVX-512). m0 * 0.5 is exact.
+    const uint32_t fold = 0u - static_cast<uint32_t>(m0 > kSqrt2);  // all ones when m0 > sqrt(2)
+    const float m = float_of((bits_of(m0) & ~fold) | (bits_of(m0 * 0.5f) & fold));
+    const int32_t e = e0 + static_cast<int32_t>(fold & 1u);
     const float s = (m - 1.0f) / (m + 1.0f);
     const float s2 = s * s;
     float p = kLogC[0];
@@ -173,18 +183,22 @@ void box_muller_batch(const uint32_t* x0, const uint32_t* x1, float* z0, float* 
     const float cos_a = cp;
     // Quadrant rotation: q=0 (cos, sin), 1 (-sin, cos), 2 (-cos, -sin), 3 (sin, -cos).
     // Negation flips the sign bit, which is exactly IEEE negation.
-    const bool swap = (q & 1) != 0;
-    const uint32_t neg_c = (q == 1 || q == 2) ? 0x80000000u : 0u;
-    const uint32_t neg_s = (q >= 2) ? 0x80000000u : 0u;
-    const float c = float_of(bits_of(swap ? sin_a : cos_a) ^ neg_c);
-    const float sn = float_of(bits_of(swap ? cos_a : sin_a) ^ neg_s);
+    // q is 0..3 (u2 < 1). neg_c: q = 1 or 2; neg_s: q = 2 or 3.
+    const uint32_t swap = 0u - static_cast<uint32_t>(q & 1);
+    const uint32_t neg_c = (static_cast<uint32_t>((q + 1) >> 1) & 1u) << 31;
+    const uint32_t neg_s = (static_cast<uint32_t>(q >> 1) & 1u) << 31;
+    const uint32_t cos_b = bits_of(cos_a), sin_b = bits_of(sin_a);
+    const float c = float_of(((cos_b & ~swap) | (sin_b & swap)) ^ neg_c);
+    const float sn = float_of(((sin_b & ~swap) | (cos_b & swap)) ^ neg_s);
     z0[k] = r * c;
     z1[k] = r * sn;
   }
 }
 
+// philox16: a vector Philox for the batches (perturbation_paths.h), or nullptr for philox_batch.
 template <class Emit>
-inline void for_each_gaussian(uint64_t seed, uint64_t tag, uint64_t start, size_t count, Emit&& emit) {
+PLLM_INLINE void for_each_gaussian(uint64_t seed, uint64_t tag, uint64_t start, size_t count,
+                                   perturb_paths::Philox16Fn philox16, Emit&& emit) {
   if (count == 0) return;
   const PhiloxKey key = philox_key_from_seed(seed);
   const uint64_t end = start + count;
@@ -195,7 +209,8 @@ inline void for_each_gaussian(uint64_t seed, uint64_t tag, uint64_t start, size_
   float z0[kPairs], z1[kPairs];
   float z[kBatch * kGaussianBlock];
   for (uint64_t b0 = first_block; b0 <= last_block; b0 += kBatch) {
-    philox_batch(b0, tag, key, &batch);
+    if (philox16 != nullptr) philox16(key, tag, b0, batch.w);
+    else philox_batch(b0, tag, key, &batch);
     // Pair 2i is (w0, w1) of block i -> elements 4i, 4i+1; pair 2i+1 is (w2, w3) -> 4i+2, 4i+3.
     for (size_t i = 0; i < kBatch; ++i) {
       x0[2 * i] = batch.w[0][i];
@@ -214,6 +229,41 @@ inline void for_each_gaussian(uint64_t seed, uint64_t tag, uint64_t start, size_
     for (uint64_t e = lo; e < hi; ++e) emit(static_cast<size_t>(e - start), z[e - batch_start]);
   }
 }
+
+// dst = src + c*z (src == nullptr: dst = z) over [start, start + count) of the Gaussian stream. The product
+// and the sum are two roundings, never fused (this file is compiled with -ffp-contract=off).
+PLLM_INLINE void gaussian_body(uint64_t seed, uint64_t tag, uint64_t start, size_t count, float c, const float* src,
+                               float* dst, perturb_paths::Philox16Fn philox16) {
+  if (src == nullptr) {
+    for_each_gaussian(seed, tag, start, count, philox16, [dst](size_t k, float z) { dst[k] = z; });
+  } else {
+    for_each_gaussian(seed, tag, start, count, philox16, [src, dst, c](size_t k, float z) {
+      const float cz = c * z;
+      dst[k] = src[k] + cz;
+    });
+  }
+}
+
+using GaussianFn = void (*)(uint64_t, uint64_t, uint64_t, size_t, float, const float*, float*);
+
+void gaussian_generic(uint64_t seed, uint64_t tag, uint64_t start, size_t count, float c, const float* src, float* dst) {
+  gaussian_body(seed, tag, start, count, c, src, dst, nullptr);
+}
+
+// The same source compiled for AVX2 and AVX-512 (the compiler vectorises Box–Muller 8 or 16 wide), with
+// Philox from the explicit vector kernels of perturbation_x86.cpp (GCC 12 left it scalar in these clones).
+// IEEE add, multiply, divide, sqrt and int <-> float conversions round the same in any vector width, and no
+// multiply-add is contracted, so the bytes are the generic path's (the golden vectors check it per path).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2"))) void gaussian_avx2(uint64_t seed, uint64_t tag, uint64_t start, size_t count, float c,
+                                                   const float* src, float* dst) {
+  gaussian_body(seed, tag, start, count, c, src, dst, perturb_paths::philox_batch_avx2());
+}
+__attribute__((target("avx512f"))) void gaussian_avx512(uint64_t seed, uint64_t tag, uint64_t start, size_t count,
+                                                        float c, const float* src, float* dst) {
+  gaussian_body(seed, tag, start, count, c, src, dst, perturb_paths::philox_batch_avx512());
+}
+#endif
 
 // ---- Path choice ---------------------------------------------------------------------------------------
 perturb_paths::RademacherBlocksFn blocks_fn(PerturbationPath path) {
@@ -244,6 +294,16 @@ PerturbationPath default_path() {
 }
 
 std::atomic<int> g_path{-1};
+
+GaussianFn gaussian_fn(PerturbationPath path) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  // A path is only ever chosen when the CPU has it (blocks_fn is non-null for it).
+  if (path == PerturbationPath::kAvx512) return gaussian_avx512;
+  if (path == PerturbationPath::kAvx2) return gaussian_avx2;
+#endif
+  (void)path;
+  return gaussian_generic;
+}
 
 // src + c*z (src == nullptr: c*z) over [start, start + count) of the Rademacher stream: whole blocks through
 // the chosen vector path, the partial blocks at either end through the generic one.
@@ -334,7 +394,7 @@ void generate_z(Distribution dist, uint64_t seed, uint64_t tag, uint64_t start, 
   if (dist == Distribution::kRademacher) {
     rademacher_range(seed, tag, start, count, 0x3f800000u /* 1.0f */, nullptr, out);
   } else {
-    for_each_gaussian(seed, tag, start, count, [out](size_t k, float z) { out[k] = z; });
+    gaussian_fn(perturbation_path())(seed, tag, start, count, 0.0f, nullptr, out);
   }
 }
 
@@ -344,10 +404,7 @@ void add_scaled_z(Distribution dist, uint64_t seed, uint64_t tag, uint64_t start
     // src + c*z with z = ±1 is src + (±c): flipping the sign bit of c is exact.
     rademacher_range(seed, tag, start, count, bits_of(c), src, dst);
   } else {
-    for_each_gaussian(seed, tag, start, count, [src, dst, c](size_t k, float z) {
-      const float cz = c * z;
-      dst[k] = src[k] + cz;
-    });
+    gaussian_fn(perturbation_path())(seed, tag, start, count, c, src, dst);
   }
 }
 

@@ -1,5 +1,6 @@
-// Internal to pocketllm_core: the vector paths of the Rademacher stream (docs/perturbation.md §4), chosen at
-// run time. Each computes, for the whole 128-element blocks [first_block, first_block + blocks), element
+// Internal to pocketllm_core: the vector kernels of the perturbation streams, chosen at run time — Philox over
+// 16 block counters (the Gaussian stream's batches) and the whole Rademacher path (docs/perturbation.md §4).
+// A RademacherBlocksFn computes, for the whole 128-element blocks [first_block, first_block + blocks), element
 // e = first_block * 128 + k:
 //   dst[k] = src[k] + float(c_bits ^ sign_e)        when src != nullptr
 //   dst[k] = float(c_bits ^ sign_e)                 when src == nullptr
@@ -17,8 +18,14 @@ namespace pocketllm::perturb_paths {
 using RademacherBlocksFn = void (*)(PhiloxKey key, uint64_t tag, uint64_t first_block, uint64_t blocks,
                                     uint32_t c_bits, const float* src, float* dst);
 
+// Philox4x32-10 of blocks first_block .. first_block + 15 with counters (block, tag) and `key`: out[w][i] is
+// word w of block first_block + i (the Gaussian stream's batches, docs/perturbation.md §5).
+using Philox16Fn = void (*)(PhiloxKey key, uint64_t tag, uint64_t first_block, uint32_t out[4][16]);
+
 // nullptr when the CPU lacks the instructions or the build is not x86-64 with GCC/Clang.
 RademacherBlocksFn rademacher_avx2();
 RademacherBlocksFn rademacher_avx512();
+Philox16Fn philox_batch_avx2();
+Philox16Fn philox_batch_avx512();
 
 }  // namespace pocketllm::perturb_paths

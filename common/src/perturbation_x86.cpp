@@ -2,7 +2,8 @@
 // build with target attributes so a portable (x86-64-v2) library carries them. Philox4x32-10 runs over 8
 // or 16 block counters per vector: the 32 x 32 -> 64-bit products of the even and odd lanes are taken
 // separately (vpmuludq) and their halves blended back, which is exactly the scalar arithmetic. A block's
-// four output words then give its 128 signs: bit t of word w is element 32 w + t.
+// four output words then give its 128 signs: bit t of word w is element 32 w + t. The Gaussian clones in
+// perturbation.cpp take the same Philox (philox_batch_avx2 / _avx512) and vectorise Box–Muller themselves.
 #include "perturbation_paths.h"
 
 #include "pocketllm/common/cpu_features.h"
@@ -169,11 +170,15 @@ PLLM_TARGET_AVX512 void rademacher_blocks_avx512(PhiloxKey key, uint64_t tag, ui
 
 RademacherBlocksFn rademacher_avx2() { return cpu_features().avx2 ? rademacher_blocks_avx2 : nullptr; }
 RademacherBlocksFn rademacher_avx512() { return cpu_features().avx512f ? rademacher_blocks_avx512 : nullptr; }
+Philox16Fn philox_batch_avx2() { return cpu_features().avx2 ? philox16_avx2 : nullptr; }
+Philox16Fn philox_batch_avx512() { return cpu_features().avx512f ? philox16_avx512 : nullptr; }
 
 #else  // not x86-64 with GCC/Clang: the generic path only
 
 RademacherBlocksFn rademacher_avx2() { return nullptr; }
 RademacherBlocksFn rademacher_avx512() { return nullptr; }
+Philox16Fn philox_batch_avx2() { return nullptr; }
+Philox16Fn philox_batch_avx512() { return nullptr; }
 
 #endif
 

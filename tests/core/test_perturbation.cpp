@@ -109,9 +109,9 @@ TEST_CASE("perturbing by +eps then -eps is not assumed to restore theta", "[core
   CHECK(differ > 0);
 }
 
-TEST_CASE("every vector path of the Rademacher stream gives the generic path's bytes", "[core][perturbation]") {
-  // Ranges that start and end inside blocks, span batches of 16 blocks, and cross block index 2^32 (the
-  // counter's high word changes inside a batch).
+TEST_CASE("every vector path of the perturbation core gives the generic path's bytes", "[core][perturbation]") {
+  // Ranges that start and end inside blocks, span batches of 16 blocks, and cross Rademacher block index 2^32
+  // (the counter's high word changes inside a batch), for both distributions.
   struct Range {
     uint64_t start;
     size_t count;
@@ -135,25 +135,28 @@ TEST_CASE("every vector path of the Rademacher stream gives the generic path's b
     }
     ++checked;
     for (const Range& r : ranges) {
-      INFO(perturbation_path_name(path) << " start " << r.start << " count " << r.count);
-      const float c = -3.0e-3f;
-      std::vector<float> z_want(r.count), add_want(r.count), z_got(r.count), add_got(r.count);
-      REQUIRE(set_perturbation_path(PerturbationPath::kGeneric));
-      generate_z(Distribution::kRademacher, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, z_want.data());
-      add_scaled_z(Distribution::kRademacher, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, c,
-                   theta.data(), add_want.data());
-      REQUIRE(set_perturbation_path(path));
-      generate_z(Distribution::kRademacher, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, z_got.data());
-      add_scaled_z(Distribution::kRademacher, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, c,
-                   theta.data(), add_got.data());
-      CHECK(same_bits(z_want, z_got));
-      CHECK(same_bits(add_want, add_got));
-      std::vector<float> in_place(theta.begin(), theta.begin() + static_cast<std::ptrdiff_t>(r.count));
-      add_scaled_z(Distribution::kRademacher, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, c,
-                   in_place.data(), in_place.data());
-      CHECK(same_bits(add_want, in_place));
-      // Not all +1: the stream has both signs in every range checked.
-      CHECK(std::count(z_got.begin(), z_got.end(), -1.0f) > 0);
+      for (Distribution dist : kBoth) {
+        INFO(perturbation_path_name(path) << " " << distribution_name(dist) << " start " << r.start << " count " << r.count);
+        const float c = -3.0e-3f;
+        std::vector<float> z_want(r.count), add_want(r.count), z_got(r.count), add_got(r.count);
+        REQUIRE(set_perturbation_path(PerturbationPath::kGeneric));
+        generate_z(dist, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, z_want.data());
+        add_scaled_z(dist, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, c,
+                     theta.data(), add_want.data());
+        REQUIRE(set_perturbation_path(path));
+        generate_z(dist, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, z_got.data());
+        add_scaled_z(dist, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, c,
+                     theta.data(), add_got.data());
+        CHECK(same_bits(z_want, z_got));
+        CHECK(same_bits(add_want, add_got));
+        std::vector<float> in_place(theta.begin(), theta.begin() + static_cast<std::ptrdiff_t>(r.count));
+        add_scaled_z(dist, 0x1234'5678'9abc'def0ull, tensor_tag("w"), r.start, r.count, c,
+                     in_place.data(), in_place.data());
+        CHECK(same_bits(add_want, in_place));
+        // Both signs in every range checked (not a constant stream).
+        CHECK(std::count_if(z_got.begin(), z_got.end(), [](float z) { return z < 0.0f; }) > 0);
+        CHECK(std::count_if(z_got.begin(), z_got.end(), [](float z) { return z > 0.0f; }) > 0);
+      }
     }
   }
   REQUIRE(set_perturbation_path(chosen));

@@ -37,9 +37,10 @@ void generate_z(Distribution dist, uint64_t seed, uint64_t tag, uint64_t start, 
 void add_scaled_z(Distribution dist, uint64_t seed, uint64_t tag, uint64_t start, size_t count, float c,
                   const float* src, float* dst);
 
-// The vector paths of the Rademacher stream (Philox and the add, over whole 128-element blocks), chosen
-// once at start: the widest the CPU has. Every path gives the same bytes (integer Philox, one IEEE add per
-// element); Gaussian z always takes the generic path (the compiler's vectorisation for the build's ISA).
+// The vector paths of z, chosen once at start: the widest the CPU has. Rademacher: Philox and the add over
+// whole 128-element blocks in AVX2 / AVX-512 intrinsics; Gaussian: the generic Box–Muller code compiled
+// again for AVX2 and AVX-512. Every path gives the same bytes (integer Philox; IEEE operations that round
+// alike at any vector width, never fused). "generic" is the code compiled for the build's own ISA.
 // POCKETLLM_PERTURB=generic|avx2|avx512 chooses one (a path the CPU lacks falls back to the widest it has).
 enum class PerturbationPath : uint8_t { kGeneric = 0, kAvx2 = 1, kAvx512 = 2 };
 PerturbationPath perturbation_path();
