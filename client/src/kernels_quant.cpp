@@ -320,7 +320,7 @@ std::string kernel_paths() {
   s += ", build ISA)";
   s += "; softmax/SiLU/log-sum-exp: ";
   s += avx2::preferred() ? "AVX2+FMA (run-time)" : "Eigen (build ISA)";
-  s += "; perturbation (Rademacher): ";
+  s += "; perturbation z: ";
   s += perturbation_path_name(perturbation_path());
   return s;
 }

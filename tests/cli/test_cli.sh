@@ -179,6 +179,12 @@ PY
   check "a truncated GGUF is a clear error naming it" '[ $rc -eq 1 ] && grep -q "cut.gguf" "$work/err" && [ ! -e "$work/x.gguf" ]'
   "$bin" info --system > "$work/sys.txt"
   check "info --system names the kernel paths chosen for this CPU" 'grep -q "^kernels: .*quantized batches: " "$work/sys.txt"'
+  check "info --system names the perturbation path" 'grep -Eq "perturbation z: (AVX-512|AVX2|generic)" "$work/sys.txt"'
+  if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+    check "an AVX2 CPU gets a vector perturbation path" 'grep -Eq "perturbation z: (AVX-512|AVX2)" "$work/sys.txt"'
+  fi
+  POCKETLLM_PERTURB=generic "$bin" info --system > "$work/sys_generic.txt"
+  check "POCKETLLM_PERTURB=generic chooses the generic perturbation path" 'grep -q "perturbation z: generic" "$work/sys_generic.txt"'
   "$bin" gguf --file "$work/cut.gguf" 2> "$work/err"; rc=$?
   check "gguf on a truncated file fails with the reason" '[ $rc -eq 1 ] && grep -q "truncated" "$work/err"'
   "$bin" finetune --model "$stories" --data "$work/t.txt" --out "$work/run" 2> "$work/err"; rc=$?
