@@ -295,14 +295,26 @@ PerturbationPath default_path() {
 
 std::atomic<int> g_path{-1};
 
-GaussianFn gaussian_fn(PerturbationPath path) {
+// The kernels of each path, looked up once (CPU features included) instead of on every call: generate_z and
+// add_scaled_z run once per weight tile of every forward.
+struct PathKernels {
+  perturb_paths::RademacherBlocksFn rademacher;  // nullptr: the generic loop
+  GaussianFn gaussian;
+};
+
+const PathKernels& kernels_of(PerturbationPath path) {
+  static const PathKernels table[3] = {
+      {nullptr, gaussian_generic},
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  // A path is only ever chosen when the CPU has it (blocks_fn is non-null for it).
-  if (path == PerturbationPath::kAvx512) return gaussian_avx512;
-  if (path == PerturbationPath::kAvx2) return gaussian_avx2;
+      // A path is only ever chosen when the CPU has it (perturbation_path_supported).
+      {blocks_fn(PerturbationPath::kAvx2), gaussian_avx2},
+      {blocks_fn(PerturbationPath::kAvx512), gaussian_avx512},
+#else
+      {nullptr, gaussian_generic},
+      {nullptr, gaussian_generic},
 #endif
-  (void)path;
-  return gaussian_generic;
+  };
+  return table[static_cast<int>(path)];
 }
 
 // src + c*z (src == nullptr: c*z) over [start, start + count) of the Rademacher stream: whole blocks through
@@ -318,7 +330,7 @@ void rademacher_range(uint64_t seed, uint64_t tag, uint64_t start, size_t count,
       for_each_rademacher_sign(seed, tag, at, n, [d, c_bits](size_t k, uint32_t sign) { d[k] = float_of(c_bits ^ sign); });
     }
   };
-  const perturb_paths::RademacherBlocksFn fn = blocks_fn(perturbation_path());
+  const perturb_paths::RademacherBlocksFn fn = kernels_of(perturbation_path()).rademacher;
   const uint64_t end = start + count;
   const uint64_t first_full = (start + kRademacherBlock - 1) / kRademacherBlock, end_full = end / kRademacherBlock;
   if (fn == nullptr || end_full <= first_full) {
@@ -394,7 +406,7 @@ void generate_z(Distribution dist, uint64_t seed, uint64_t tag, uint64_t start, 
   if (dist == Distribution::kRademacher) {
     rademacher_range(seed, tag, start, count, 0x3f800000u /* 1.0f */, nullptr, out);
   } else {
-    gaussian_fn(perturbation_path())(seed, tag, start, count, 0.0f, nullptr, out);
+    kernels_of(perturbation_path()).gaussian(seed, tag, start, count, 0.0f, nullptr, out);
   }
 }
 
@@ -404,7 +416,7 @@ void add_scaled_z(Distribution dist, uint64_t seed, uint64_t tag, uint64_t start
     // src + c*z with z = ±1 is src + (±c): flipping the sign bit of c is exact.
     rademacher_range(seed, tag, start, count, bits_of(c), src, dst);
   } else {
-    gaussian_fn(perturbation_path())(seed, tag, start, count, c, src, dst);
+    kernels_of(perturbation_path()).gaussian(seed, tag, start, count, c, src, dst);
   }
 }
 
