@@ -45,15 +45,22 @@ namespace {
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 template <class Fn>
-double median_of(int reps, Fn&& fn) {
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    const double a = now();
-    fn();
-    t.push_back(now() - a);
-  }
+double seconds_of(Fn&& fn) {
+  const double a = now();
+  fn();
+  return now() - a;
+}
+
+double median(std::vector<double> t) {
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+template <class Fn>
+double median_of(int reps, Fn&& fn) {
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) t.push_back(seconds_of(fn));
+  return median(t);
 }
 
 long peak_rss_kib() {
@@ -310,22 +317,38 @@ int main(int argc, char** argv) {
   // step: the trainer's own step over a task-free loss: two perturbed forwards + the update pass. With
   // --lora-rank the trainable set is the adapters; "base_forward_ms" is the forward before they were added.
   if (!select_trainable(*model, lora.enabled() && trainable == "*" ? "none" : trainable, lora)) return 1;
+  // The trainer's pairing (client/paired_forward.h): both passes at once on a twin, and for comparison
+  // one after the other on all threads, timed in alternation.
   auto tensors = model->weights().trainable_tensors();
+  PairedForward concurrent(*model, &pool, true), sequential(*model, &pool, false);
   uint64_t s = 0;
-  auto zo_step = [&] {
+  auto zo_step = [&](PairedForward& pair) {
     const uint64_t seed = step_seed(7, s++, 0);
-    auto lp = model->token_loss(&pool, tb, targets, Perturbation{true, Distribution::kRademacher, seed, 1e-3f});
-    auto lm = model->token_loss(&pool, tb, targets, Perturbation{true, Distribution::kRademacher, seed, -1e-3f});
-    const UpdateEntry e{seed, static_cast<float>(1e-6 * (lp->mean() - lm->mean()) / 2e-3)};
+    LossResult lp, lm;
+    const Status st = pair.run([&](ThreadPool* p, LanguageModel& m, const Perturbation& pert) { return m.token_loss(p, tb, targets, pert); },
+                               Perturbation{true, Distribution::kRademacher, seed, 1e-3f},
+                               Perturbation{true, Distribution::kRademacher, seed, -1e-3f}, &lp, &lm);
+    if (!st) {
+      std::fprintf(stderr, "%s\n", st.to_string().c_str());
+      std::exit(1);
+    }
+    const UpdateEntry e{seed, static_cast<float>(1e-6 * (lp.mean() - lm.mean()) / 2e-3)};
     replay_entries(&pool, Distribution::kRademacher, &e, 1, tensors);
   };
-  zo_step();
+  zo_step(concurrent);
+  zo_step(sequential);
   const double fwd_trainable = median_of(reps, [&] { forward(Perturbation{}); });
-  const double step = median_of(reps, zo_step);
+  std::vector<double> t_conc, t_seq;
+  for (int r = 0; r < reps; ++r) {
+    t_conc.push_back(seconds_of([&] { zo_step(concurrent); }));
+    t_seq.push_back(seconds_of([&] { zo_step(sequential); }));
+  }
+  const double step = median(t_conc), step_seq = median(t_seq);
   std::printf("{\"mode\":\"step\",\"preset\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,\"trainable\":\"%s\","
               "\"base_forward_ms\":%.2f,\"forward_ms\":%.2f,\"step_ms\":%.2f,\"overhead\":%.3f,\"step_over_2_base_forwards\":%.3f,"
-              "\"peak_rss_kib\":%ld}\n",
+              "\"pair\":\"%s\",\"step_sequential_ms\":%.2f,\"peak_rss_kib\":%ld}\n",
               preset.c_str(), threads, batch, seq, lora.enabled() ? ("lora r" + std::to_string(lora.rank) + " " + lora.targets).c_str() : trainable.c_str(),
-              fwd * 1e3, fwd_trainable * 1e3, step * 1e3, step / (2 * fwd_trainable), step / (2 * fwd), peak_rss_kib());
+              fwd * 1e3, fwd_trainable * 1e3, step * 1e3, step / (2 * fwd_trainable), step / (2 * fwd), concurrent.why().c_str(),
+              step_seq * 1e3, peak_rss_kib());
   return 0;
 }

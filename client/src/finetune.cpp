@@ -188,7 +188,9 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
     s->best_step_ = best.value();
   }
   s->train_examples_ = train.size();
-  s->trainer_ = std::make_unique<ZoTrainer>(*s->model_->model, *s->task_, std::move(train), s->run_.spec().train, &s->pool_);
+  TrainOptions train_options = s->run_.spec().train;
+  train_options.concurrent_pair = s->request_.concurrent_pair;
+  s->trainer_ = std::make_unique<ZoTrainer>(*s->model_->model, *s->task_, std::move(train), train_options, &s->pool_);
   const TrainOptions& to = s->run_.spec().train;
   if (to.momentum > 0.0f) {  // a resumed run re-applies the directions of its last logged steps
     const auto& steps = s->run_.steps();
@@ -319,6 +321,7 @@ Result<FinetuneResult> FinetuneSession::run(const ProgressFn& on_step, const Eva
   }
   POCKETLLM_RETURN_IF_ERROR(run_.sync());
   result.steps_done = run_.next_step();
+  result.pair_mode = trainer_->pair_mode();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!result.stopped && (run_.next_step() >= spec.train.steps || result.early_stopped))
     POCKETLLM_RETURN_IF_ERROR(finish(&result, on_eval));

@@ -47,6 +47,10 @@ class LmTask : public Task {
     build(idx);
     return model.token_loss(pool, batch_, targets_, p);
   }
+  void prepare(const std::vector<size_t>& idx) override { build(idx); }
+  Result<LossResult> prepared_loss(ThreadPool* pool, LanguageModel& model, const Perturbation& p) const override {
+    return model.token_loss(pool, batch_, targets_, p);
+  }
 
   Result<EvalResult> evaluate_examples(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& examples,
                                        int batch_size) override {
@@ -96,6 +100,10 @@ class ClassifyTask : public Task {
                           const Perturbation& p) override {
     build(idx);
     return model.choice_loss(pool, batch_, targets_, cand_, p, &logits_);
+  }
+  void prepare(const std::vector<size_t>& idx) override { build(idx); }
+  Result<LossResult> prepared_loss(ThreadPool* pool, LanguageModel& model, const Perturbation& p) const override {
+    return model.choice_loss(pool, batch_, targets_, cand_, p, nullptr);
   }
 
   Result<EvalResult> evaluate_examples(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& examples,

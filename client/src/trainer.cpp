@@ -144,7 +144,8 @@ Status ZoTrainer::step_into(int t, StepRecord* out) {
   rec.step = t;
   rec.lr = lr_at(t);
   rec.decay = static_cast<float>(rec.lr * o_.weight_decay);
-  const std::vector<size_t>& batch = batch_for_step(t);
+  task_.prepare(batch_for_step(t));
+  if (!pair_) pair_ = std::make_unique<PairedForward>(model_, pool_, o_.concurrent_pair);
   rec.entries.reserve(static_cast<size_t>(o_.n_spsa));
   rec.loss_plus.reserve(static_cast<size_t>(o_.n_spsa));
   rec.loss_minus.reserve(static_cast<size_t>(o_.n_spsa));
@@ -160,16 +161,16 @@ Status ZoTrainer::step_into(int t, StepRecord* out) {
       seed = o_.seeds[static_cast<size_t>(i)];
     }
     Perturbation plus{true, o_.dist, seed, o_.eps}, minus{true, o_.dist, seed, -o_.eps};
-    auto lp = task_.loss(pool_, model_, batch, plus);
-    if (!lp) return lp.status();
-    auto lm = task_.loss(pool_, model_, batch, minus);
-    if (!lm) return lm.status();
-    rec.loss_plus.push_back(lp->mean());
-    rec.loss_minus.push_back(lm->mean());
-    g_k = (lp->mean() - lm->mean()) / (2.0 * o_.eps);
-    if (!std::isfinite(lp->mean()) || !std::isfinite(lm->mean()) || !std::isfinite(g_k)) {
+    LossResult lp, lm;
+    POCKETLLM_RETURN_IF_ERROR(pair_->run(
+        [this](ThreadPool* pool, LanguageModel& model, const Perturbation& p) { return task_.prepared_loss(pool, model, p); },
+        plus, minus, &lp, &lm));
+    rec.loss_plus.push_back(lp.mean());
+    rec.loss_minus.push_back(lm.mean());
+    g_k = (lp.mean() - lm.mean()) / (2.0 * o_.eps);
+    if (!std::isfinite(lp.mean()) || !std::isfinite(lm.mean()) || !std::isfinite(g_k)) {
       rec.skipped = true;
-      rec.skip_reason = "non-finite loss (L+ = " + std::to_string(lp->mean()) + ", L- = " + std::to_string(lm->mean()) + ")";
+      rec.skip_reason = "non-finite loss (L+ = " + std::to_string(lp.mean()) + ", L- = " + std::to_string(lm.mean()) + ")";
       rec.decay = 0;
       return Status::ok();
     }
@@ -218,6 +219,8 @@ void ZoTrainer::add_momentum_entries(StepRecord* rec) {
   for (size_t k = 0; k < rec->grads.size(); ++k) seeds.push_back(rec->entries[k].seed);
   history_.push_back({t, std::move(seeds), rec->grads});
 }
+
+std::string ZoTrainer::pair_mode() const { return pair_ ? pair_->why() : std::string(); }
 
 void ZoTrainer::apply(const StepRecord& rec) {
   if (rec.skipped) return;

@@ -71,6 +71,10 @@ void attend(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads,
   attention(pool, s, q, cache->k[layer].data(), cache->v[layer].data(), key_len, out);
 }
 
+Result<std::unique_ptr<LanguageModel>> LanguageModel::twin() {
+  return unsupported("this model has no twin (concurrent forward passes over shared weights)");
+}
+
 KVCache LanguageModel::make_cache(int batch, int capacity) const {
   const ModelConfig& c = config();
   KVCache cache;
@@ -134,8 +138,16 @@ Result<size_t> TransformerModel::begin_decoder_pass(const TokenBatch& batch, KVC
   return past;
 }
 
+Result<std::unique_ptr<LanguageModel>> TransformerModel::twin() {
+  std::unique_ptr<TransformerModel> m = blank();
+  m->config_ = config_;
+  m->store_ = store_;
+  POCKETLLM_RETURN_IF_ERROR(m->bind());
+  return std::unique_ptr<LanguageModel>(std::move(m));
+}
+
 Status TransformerModel::require(const std::string& name, std::vector<int64_t> shape, const Weight** out) const {
-  auto w = weights_.require(name, shape);
+  auto w = store_->require(name, shape);
   if (!w) return w.status();
   *out = w.value();
   return Status::ok();

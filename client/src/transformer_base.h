@@ -17,6 +17,9 @@ void attend(ThreadPool* pool, size_t batch, size_t tokens, size_t heads, size_t 
 
 class TransformerModel : public LanguageModel {
  public:
+  TransformerModel() = default;
+  TransformerModel(const TransformerModel&) = delete;  // store_ may point at weights_
+  TransformerModel& operator=(const TransformerModel&) = delete;
   // Takes the config and the canonical weights and binds the tensors the architecture needs.
   Status init(ModelConfig config, WeightStore weights) {
     config_ = std::move(config);
@@ -24,8 +27,10 @@ class TransformerModel : public LanguageModel {
     return bind();
   }
   const ModelConfig& config() const override { return config_; }
-  WeightStore& weights() override { return weights_; }
-  const WeightStore& weights() const override { return weights_; }
+  WeightStore& weights() override { return *store_; }
+  const WeightStore& weights() const override { return *store_; }
+  // The same architecture bound to this model's WeightStore (an empty store of its own).
+  Result<std::unique_ptr<LanguageModel>> twin() override;
 
   void logits(ThreadPool* pool, const float* hidden, const std::vector<int>& rows, const Perturbation& p,
               std::vector<float>* out) override;
@@ -38,8 +43,10 @@ class TransformerModel : public LanguageModel {
                                  std::vector<float>* candidate_logits) override;
 
  protected:
-  // Finds every tensor of config_ in weights_ (require()), with the right shapes.
+  // Finds every tensor of config_ in weights() (require()), with the right shapes.
   virtual Status bind() = 0;
+  // A default-constructed model of the same class (twin() configures and binds it).
+  virtual std::unique_ptr<TransformerModel> blank() const = 0;
   // The [vocab, hidden] output projection (the embedding matrix when tied) and its optional bias.
   virtual const Weight& head_weight() const = 0;
   virtual const Weight* head_bias() const { return nullptr; }
@@ -72,6 +79,7 @@ class TransformerModel : public LanguageModel {
 
   ModelConfig config_;
   WeightStore weights_;
+  WeightStore* store_ = &weights_;  // the tensors bound: weights_, or the original's for a twin
   // Buffers reused across calls: after the first call at a given size, losses allocate nothing.
   std::vector<float> hidden_;
   std::vector<float> gathered_;

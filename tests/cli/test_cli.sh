@@ -82,6 +82,15 @@ if [ -f "$stories/stories260K.bin" ]; then
   "$bin" replay --model "$stories" --log "$work/run" --out "$work/replayed" > /dev/null
   check "export of a run equals replaying its log (with weight decay) on another load of the base" \
     'cmp -s "$work/exported/model.safetensors" "$work/replayed/model.safetensors"'
+  # A step's two passes at once (the default on 2 threads) or one after the other: the same run.
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-3 --weight-decay 0.1 \
+    --threads 2 --out "$work/pair_conc" 2> "$work/pair_conc.err"
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-3 --weight-decay 0.1 \
+    --threads 2 --sequential-pair --out "$work/pair_seq" 2> "$work/pair_seq.err"
+  check "a step's two passes at once on 2 threads log the bytes of one after the other" \
+    'grep -q "forward passes of a step: concurrent" "$work/pair_conc.err" &&
+     grep -q "forward passes of a step: sequential: turned off" "$work/pair_seq.err" &&
+     cmp -s "$work/pair_conc/log.jsonl" "$work/pair_seq/log.jsonl" && cmp -s "$work/pair_conc/log.jsonl" "$work/run/log.jsonl"'
   # Trainable rows: the sample's token rows of the embedding (with weight decay, which follows the rows too).
   "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-3 --weight-decay 0.1 \
     --trainable "norms,model.embed_tokens.weight" --trainable-rows "model.embed_tokens.weight=sample" \

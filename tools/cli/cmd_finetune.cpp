@@ -82,7 +82,10 @@ constexpr const char* kHelp =
     "run:\n"
     "  --snapshot-every N   write trainable tensors every N steps (default 100)\n"
     "  --metrics-json FILE  write the loss/eval curve as JSON at the end\n"
-    "  --threads N          worker threads (default: all cores)\n";
+    "  --threads N          worker threads (default: all cores)\n"
+    "  --sequential-pair    run a step's two forward passes one after the other on all threads (default:\n"
+    "                       both at once on half each when N >= 2: the same run, faster, one forward's\n"
+    "                       activations more memory)\n";
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }
@@ -104,7 +107,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
              "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize", "validation", "validate-every", "patience",
              "min-words", "trainable-scale", "trainable-rows", "add-biases",
              "momentum", "momentum-window"},
-             {"resume", "pack", "balanced", "no-balanced"});
+             {"resume", "pack", "balanced", "no-balanced", "sequential-pair"});
   return cmd.run(argv, [&](const Args& args) {
     auto usage = [](const std::string& m) {
       std::fprintf(stderr, "pocketllm finetune: %s (see --help)\n", m.c_str());
@@ -226,6 +229,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     req.eval_every = static_cast<int>(eval_every);
     req.eval_batch_size = static_cast<int>(eval_bs);
     req.threads = static_cast<int>(threads);
+    req.concurrent_pair = !args.has("sequential-pair");
 
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
@@ -293,6 +297,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
       std::fprintf(stderr, "%d training examples were shorter than --min-words and not used\n", result->dropped_short);
     std::fprintf(stderr, "done: %d steps (%d skipped) in %.1f s on %zu training examples; run in %s\n", result->steps_done,
                  result->skipped_steps, result->seconds, result->train_examples, req.out_dir.c_str());
+    if (!result->pair_mode.empty()) std::fprintf(stderr, "forward passes of a step: %s\n", result->pair_mode.c_str());
     return 0;
   });
 }

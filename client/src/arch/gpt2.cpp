@@ -14,6 +14,7 @@ namespace {
 class Gpt2Model : public TransformerModel {
  public:
  private:
+  std::unique_ptr<TransformerModel> blank() const override { return std::make_unique<Gpt2Model>(); }
   Status bind() override {
     const ModelConfig& c = config_;
     const int64_t d = c.hidden_size, ff = c.intermediate_size, V = c.vocab_size, P = c.max_position_embeddings;

@@ -95,7 +95,7 @@ Status LlamaModel::bind() {
   const int64_t d = c.hidden_size, qd = static_cast<int64_t>(c.num_heads) * c.head_dim,
                 kvd = static_cast<int64_t>(c.num_kv_heads) * c.head_dim, ff = c.intermediate_size, V = c.vocab_size;
   auto req = [&](const std::string& name, std::vector<int64_t> shape, const Weight** out) -> Status {
-    auto w = weights_.require(name, shape);
+    auto w = store_->require(name, shape);
     if (!w) return w.status();
     *out = w.value();
     return Status::ok();

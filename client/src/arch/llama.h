@@ -27,6 +27,7 @@ class LlamaModel : public TransformerModel {
     const Weight *mlp_norm, *gate, *up, *down, *gate_bias = nullptr, *up_bias = nullptr, *down_bias = nullptr;
   };
   Status bind() override;
+  std::unique_ptr<TransformerModel> blank() const override { return std::unique_ptr<TransformerModel>(new LlamaModel()); }
   size_t prepare_rows(const TokenBatch& batch, size_t past, bool unpadded);
   void run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_t R, const Perturbation& p, KVCache* cache);
   void add_mlp(ThreadPool* pool, const Layer& L, size_t rows, const Perturbation& p, float* residual);

@@ -14,6 +14,7 @@ namespace {
 class OptModel : public TransformerModel {
  public:
  private:
+  std::unique_ptr<TransformerModel> blank() const override { return std::make_unique<OptModel>(); }
   Status bind() override {
     const ModelConfig& c = config_;
     const int64_t d = c.hidden_size, ff = c.intermediate_size, V = c.vocab_size;
@@ -30,7 +31,7 @@ class OptModel : public TransformerModel {
       POCKETLLM_RETURN_IF_ERROR(require(pre + "final_layer_norm.weight", {d}, &final_w_));
       POCKETLLM_RETURN_IF_ERROR(require(pre + "final_layer_norm.bias", {d}, &final_b_));
     }
-    head_ = weights_.find("lm_head.weight");
+    head_ = store_->find("lm_head.weight");
     if (head_ == nullptr || c.tie_word_embeddings) head_ = embed_;
     layers_.resize(static_cast<size_t>(c.num_layers));
     for (int l = 0; l < c.num_layers; ++l) {

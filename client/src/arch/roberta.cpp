@@ -16,6 +16,7 @@ class RobertaModel : public TransformerModel {
   bool is_causal() const override { return false; }
 
  private:
+  std::unique_ptr<TransformerModel> blank() const override { return std::make_unique<RobertaModel>(); }
   Status bind() override {
     const ModelConfig& c = config_;
     const int64_t d = c.hidden_size, ff = c.intermediate_size, V = c.vocab_size;

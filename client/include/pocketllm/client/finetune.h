@@ -23,6 +23,9 @@ struct FinetuneRequest {
   int eval_every = 0;          // steps; 0 = only at start and end
   int eval_batch_size = 32;
   int threads = 0;
+  // The two passes of a step at once on two halves of the threads (TrainOptions::concurrent_pair): the
+  // same run, one forward's activations more memory. Not part of the run's spec.
+  bool concurrent_pair = true;
   bool eval_at_start = true;
   // A model already in memory (the SDK's pllm_model), borrowed for the session's lifetime and trained
   // in place; it must hold its base weights (nothing trained yet). Null: loaded from spec.model_path.
@@ -62,6 +65,7 @@ struct FinetuneResult {
   bool early_stopped = false;  // patience ran out: the run ended before its step count
   int dropped_short = 0;       // training examples under the spec's min_words (not used)
   size_t train_examples = 0;   // the sample trained on (after k-shot and the validation split)
+  std::string pair_mode;       // how the two passes of a step ran (ZoTrainer::pair_mode)
 };
 
 using ProgressFn = std::function<bool(const StepProgress&)>;  // return false to stop after this step

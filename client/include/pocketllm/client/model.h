@@ -90,6 +90,12 @@ class LanguageModel {
                                          std::vector<float>* candidate_logits = nullptr) = 0;
 
   KVCache make_cache(int batch, int capacity) const;
+
+  // A second model over the same weights (nothing copied: the same Weight objects, adapters included)
+  // with activation buffers of its own, so that two threads can run forward passes of this model and
+  // its twin at once (the two perturbed passes of a ZO step: client/paired_forward.h). Weights must not
+  // change while either runs; the twin must not outlive this model. Unsupported by default.
+  virtual Result<std::unique_ptr<LanguageModel>> twin();
 };
 
 }  // namespace pocketllm

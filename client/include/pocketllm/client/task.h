@@ -52,6 +52,11 @@ class Task {
   // Mean loss over the given examples with the model's weights perturbed by p.
   virtual Result<LossResult> loss(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& examples,
                                   const Perturbation& p) = 0;
+  // The same in two parts, for the two passes of a ZO step: prepare() lays out the examples' batch once,
+  // then prepared_loss() may run any number of times, also on two threads at once (it only reads the
+  // task; each thread with its own model, e.g. a model and its twin).
+  virtual void prepare(const std::vector<size_t>& examples) = 0;
+  virtual Result<LossResult> prepared_loss(ThreadPool* pool, LanguageModel& model, const Perturbation& p) const = 0;
   // Unperturbed mean loss (and accuracy) over the given examples, or over every example.
   virtual Result<EvalResult> evaluate_examples(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& examples,
                                                int batch_size) = 0;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "pocketllm/client/model.h"
+#include "pocketllm/client/paired_forward.h"
 #include "pocketllm/client/task.h"
 #include "pocketllm/common/seeds.h"  // step_seed: the direction seed of step t, direction k
 #include "pocketllm/common/update_entry.h"
@@ -51,6 +52,9 @@ struct TrainOptions {
   // (one direction per step; t must be in [first_step, first_step + seeds.size())).
   std::vector<uint64_t> seeds;
   int first_step = 0;
+  // The two passes of a step at once on a twin of the model (client/paired_forward.h): the same losses,
+  // faster on two threads or more, one forward's activations more memory. Off: one after the other.
+  bool concurrent_pair = true;
 };
 
 struct StepRecord {
@@ -94,6 +98,8 @@ class ZoTrainer {
   float lr_at(int t) const;
   const std::vector<size_t>& batch_for_step(int t);
   const TrainOptions& options() const { return o_; }
+  // How the two passes of a step run ("concurrent: …" / "sequential: …"); empty before the first step.
+  std::string pair_mode() const;
 
  private:
   void build_epoch_order(int64_t epoch);
@@ -101,6 +107,7 @@ class ZoTrainer {
 
   LanguageModel& model_;
   Task& task_;
+  std::unique_ptr<PairedForward> pair_;  // made at the first step
   std::vector<size_t> train_;
   TrainOptions o_;
   ThreadPool* pool_;

@@ -29,6 +29,9 @@ class CancelScope {
 
 // Whether the current thread's work has been asked to stop.
 bool cancel_requested();
+// The flag the current thread's scope installed (null without one): work handed to another thread
+// installs it there with a CancelScope of its own.
+const std::atomic<bool>* current_cancel_flag();
 // Throws Cancelled when it has.
 void throw_if_cancelled();
 

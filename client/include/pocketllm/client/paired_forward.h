@@ -1,0 +1,76 @@
+// The two perturbed forward passes of a ZO step (theta + eps z and theta - eps z), run at once: the
+// first on the model, the second on its twin (LanguageModel::twin(): same weights, own activations),
+// each on half of the pool's threads. A forward pass gives the same bits on any number of threads, so
+// the losses are those of the two passes run one after the other; only the time differs (one pass on
+// N threads scales worse than two passes on N / 2 each, most of all for small batches and models).
+// The twin's activation buffers are the memory it costs: one forward's activations, not weights.
+#pragma once
+
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "pocketllm/client/model.h"
+#include "pocketllm/common/cancel.h"
+#include "pocketllm/common/thread_pool.h"
+
+namespace pocketllm {
+
+class PairedForward {
+ public:
+  // Concurrent when `concurrent` is set, the pool has two threads or more and the model has a twin;
+  // otherwise the passes run one after the other on the whole pool (why() says which and why).
+  PairedForward(LanguageModel& model, ThreadPool* pool, bool concurrent);
+  PairedForward(const PairedForward&) = delete;
+  PairedForward& operator=(const PairedForward&) = delete;
+
+  bool concurrent() const { return twin_ != nullptr; }
+  const std::string& why() const { return why_; }
+
+  // *lp = loss(pool, model, plus) and *lm = loss(pool, twin, minus), where `loss` returns a
+  // Result<LossResult> and may run on two threads at once (it must only read shared state). The first
+  // error is returned (the plus pass's when both fail); an exception on either thread (cancellation,
+  // out of memory) is rethrown on the caller's once both passes have stopped.
+  template <class Loss>
+  Status run(Loss&& loss, const Perturbation& plus, const Perturbation& minus, LossResult* lp, LossResult* lm) {
+    if (!twin_) {
+      auto a = loss(pool_, model_, plus);
+      if (!a) return a.status();
+      auto b = loss(pool_, model_, minus);
+      if (!b) return b.status();
+      *lp = *a;
+      *lm = *b;
+      return Status::ok();
+    }
+    Status status[2];
+    std::exception_ptr error[2];
+    LossResult* out[2] = {lp, lm};
+    const std::atomic<bool>* cancel = current_cancel_flag();
+    pool_->run(2, [&](size_t side) {
+      CancelScope scope(cancel);
+      try {
+        auto r = loss(half_[side].get(), side == 0 ? model_ : *twin_, side == 0 ? plus : minus);
+        if (r) {
+          *out[side] = *r;
+        } else {
+          status[side] = r.status();
+        }
+      } catch (...) {
+        error[side] = std::current_exception();
+      }
+    });
+    for (const auto& e : error)
+      if (e) std::rethrow_exception(e);
+    return status[0].is_ok() ? status[1] : status[0];
+  }
+
+ private:
+  LanguageModel& model_;
+  ThreadPool* pool_;
+  std::unique_ptr<LanguageModel> twin_;
+  std::unique_ptr<ThreadPool> half_[2];  // null with a pool of two: each pass on one thread
+  std::string why_;
+};
+
+}  // namespace pocketllm

@@ -1,0 +1,175 @@
+// The two passes of a ZO step at once (client/paired_forward.h): a model's twin computes the model's
+// bits over the same weights, and the concurrent pairing gives the trainer the records of the passes run
+// one after the other, on any number of threads; errors, exceptions and cancellation cross threads.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+#include "model_fixtures.h"
+#include "pocketllm/client/loader.h"
+#include "pocketllm/client/lora.h"
+#include "pocketllm/client/trainer.h"
+#include "pocketllm/common/cancel.h"
+#include "test_paths.h"
+
+using namespace pocketllm;
+
+namespace {
+
+std::vector<float> logits_of(LanguageModel& m, const TokenBatch& b, const Perturbation& p) {
+  std::vector<float> hidden, out;
+  REQUIRE(m.forward_hidden(nullptr, b, p, nullptr, &hidden).is_ok());
+  std::vector<int> rows(b.tokens.size());
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int>(i);
+  m.logits(nullptr, hidden.data(), rows, p, &out);
+  return out;
+}
+
+bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Every step's losses and entries, bytes compared.
+std::string records_of(const std::string& model_dir, const std::string& kind, int threads, bool concurrent, bool lora,
+                       std::string* mode) {
+  auto loaded = load_model(model_dir, LoadOptions::with_tokenizer());
+  REQUIRE(loaded.is_ok());
+  LoraConfig lc;
+  if (lora) {
+    lc.rank = 2;
+    lc.targets = "q_proj,v_proj";
+    lc.init_seed = 5;
+  }
+  REQUIRE(select_trainable(*loaded->model, lora ? "norms" : "*", lc).is_ok());
+  Dataset ds;
+  ds.path = "mem";
+  const std::vector<std::string> texts = {"the cat", "a hat at the bed", "he had a cat", "the bad cat sat",
+                                          "a good cat", "the hat", "cat cat cat cat", "the end"};
+  for (size_t i = 0; i < texts.size(); ++i) ds.examples.push_back({texts[i], "", i % 2 ? "1" : "0", int(i) + 1});
+  TaskOptions to;
+  to.kind = kind;
+  to.label_words = parse_label_words("0:cat,1:the").value();
+  auto task = make_task(ds, *loaded->tokenizer, *loaded->model, to);
+  REQUIRE(task.is_ok());
+  TrainOptions o;
+  o.batch_size = 3;
+  o.n_spsa = 2;
+  o.lr = 1e-2f;
+  o.concurrent_pair = concurrent;
+  ThreadPool pool(threads);
+  ZoTrainer trainer(*loaded->model, *task.value(), k_shot_indices(*task.value(), 0, 0), o, &pool);
+  std::string out;
+  for (int t = 0; t < 6; ++t) {
+    auto rec = trainer.step(t);
+    REQUIRE(rec.is_ok());
+    for (double l : rec->loss_plus) out.append(reinterpret_cast<const char*>(&l), sizeof l);
+    for (double l : rec->loss_minus) out.append(reinterpret_cast<const char*>(&l), sizeof l);
+    for (const auto& e : rec->entries) out.append(reinterpret_cast<const char*>(&e.coeff), sizeof e.coeff);
+    trainer.apply(rec.value());
+  }
+  *mode = trainer.pair_mode();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a twin computes its model's bits over the same weights, and sees them change", "[client][pair]") {
+  const std::string toy = test::temp_dir("");
+  test::write_toy_model_dir(toy, 21, /*tied=*/false);
+  std::vector<std::string> dirs = {toy};
+  for (const char* name : {"opt", "opt_postln_proj", "gpt2", "roberta"}) dirs.push_back(test::fixtures_dir() + "/arch/" + name);
+  for (const auto& dir : dirs) {
+    INFO("model " << dir);
+    auto loaded = load_model(dir);
+    REQUIRE(loaded.is_ok());
+    LanguageModel& model = *loaded->model;
+    REQUIRE(model.weights().make_trainable(NamePatterns("*")).is_ok());
+    auto twin = model.twin();
+    REQUIRE(twin.is_ok());
+    CHECK(&twin.value()->weights() == &model.weights());  // shared, not copied
+    const TokenBatch batch = TokenBatch::from_sequences({{5, 9, 14, 20, 33, 40}, {7, 8, 3}}, 1);
+    const Perturbation p{true, Distribution::kRademacher, 99, 1e-2f};
+    const auto before = logits_of(model, batch, p);
+    CHECK(same_bytes(logits_of(*twin.value(), batch, p), before));
+    // An update in place (what ZoTrainer::apply does) reaches the twin: nothing was copied at twin().
+    for (const Weight* w : model.weights().trainable())
+      for (size_t i = 0; i < w->numel(); ++i) w->mutable_f32[i] *= 1.5f;
+    const auto after = logits_of(model, batch, p);
+    CHECK_FALSE(same_bytes(after, before));
+    CHECK(same_bytes(logits_of(*twin.value(), batch, p), after));
+  }
+}
+
+TEST_CASE("both passes at once give the trainer the records of one after the other, on 1 to 4 threads", "[client][pair]") {
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 22);
+  for (const std::string kind : {"lm", "classify"})
+    for (bool lora : {false, true}) {
+      INFO(kind << (lora ? " with LoRA adapters" : " on every parameter"));
+      std::string mode;
+      const std::string reference = records_of(dir, kind, 1, false, lora, &mode);
+      CHECK(mode == "sequential: turned off");
+      REQUIRE(reference.size() == 6 * 2 * (2 * sizeof(double) + sizeof(float)));
+      for (int threads : {1, 2, 3, 4})
+        for (bool concurrent : {true, false}) {
+          INFO(threads << " threads, " << (concurrent ? "concurrent" : "sequential"));
+          CHECK(records_of(dir, kind, threads, concurrent, lora, &mode) == reference);
+          if (!concurrent) CHECK(mode == "sequential: turned off");
+          else if (threads == 1) CHECK(mode == "sequential: one thread");
+          else CHECK(mode.rfind("concurrent: the two passes on " + std::to_string(threads / 2) + " + ", 0) == 0);
+        }
+    }
+}
+
+TEST_CASE("a paired pass returns either side's error and rethrows its exception on the caller", "[client][pair]") {
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 23);
+  auto loaded = load_model(dir);
+  REQUIRE(loaded.is_ok());
+  ThreadPool pool(2);
+  PairedForward pair(*loaded->model, &pool, true);
+  REQUIRE(pair.concurrent());
+  const Perturbation plus{true, Distribution::kRademacher, 1, 1e-3f}, minus{true, Distribution::kRademacher, 1, -1e-3f};
+  LossResult lp, lm;
+  // The minus pass fails: its error comes back, whichever thread ran it.
+  auto fail_minus = [](ThreadPool*, LanguageModel&, const Perturbation& p) -> Result<LossResult> {
+    if (p.scale < 0) return out_of_range("minus pass failed");
+    return LossResult{1.0, 1};
+  };
+  Status s = pair.run(fail_minus, plus, minus, &lp, &lm);
+  CHECK(s.code() == StatusCode::kOutOfRange);
+  CHECK(s.message() == "minus pass failed");
+
+  // The two sides run on two threads; an exception on either reaches the caller.
+  std::thread::id side_thread[2];
+  auto slow_plus_throwing_minus = [&](ThreadPool*, LanguageModel&, const Perturbation& p) -> Result<LossResult> {
+    side_thread[p.scale < 0] = std::this_thread::get_id();
+    if (p.scale > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the minus side goes to the worker
+      return LossResult{1.0, 1};
+    }
+    throw std::runtime_error("minus side threw");
+  };
+  CHECK_THROWS_WITH(pair.run(slow_plus_throwing_minus, plus, minus, &lp, &lm), "minus side threw");
+  CHECK(side_thread[0] != side_thread[1]);
+
+  // Cancellation requested on the caller's thread reaches the pass on the worker.
+  std::atomic<bool> cancel{true};
+  CancelScope scope(&cancel);
+  auto cancellable_minus = [](ThreadPool*, LanguageModel&, const Perturbation& p) -> Result<LossResult> {
+    if (p.scale > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      return LossResult{1.0, 1};
+    }
+    throw_if_cancelled();
+    return LossResult{2.0, 1};
+  };
+  CHECK_THROWS_AS(pair.run(cancellable_minus, plus, minus, &lp, &lm), Cancelled);
+  cancel = false;
+  REQUIRE(pair.run(cancellable_minus, plus, minus, &lp, &lm).is_ok());
+  CHECK(lp.sum == 1.0);
+  CHECK(lm.sum == 2.0);
+}
