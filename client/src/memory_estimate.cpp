@@ -18,16 +18,23 @@ std::string MemoryEstimate::describe() const {
   std::snprintf(b, sizeof b, "about %.1f MiB: %.1f MiB weights + %.1f MiB trainable float32 copies + %.1f MiB activations",
                 static_cast<double>(total()) / mib, static_cast<double>(weights) / mib, static_cast<double>(trainable_f32) / mib,
                 static_cast<double>(activations) / mib);
-  return b;
+  std::string s = b;
+  if (twin_activations > 0) {
+    std::snprintf(b, sizeof b, " + %.1f MiB for the second forward pass at once", static_cast<double>(twin_activations) / mib);
+    s += b;
+  }
+  return s;
 }
 
-MemoryEstimate estimate_training_memory(const LanguageModel& model, const NamePatterns& trainable, int batch, int seq_len) {
+MemoryEstimate estimate_training_memory(const LanguageModel& model, const NamePatterns& trainable, int batch, int seq_len,
+                                        bool concurrent_pair) {
   MemoryEstimate e;
   const WeightStore& w = model.weights();
   e.weights = w.storage_bytes();
   for (const auto& weight : w.all())
     if (weight->dtype != DType::kF32 && (weight->trainable || trainable.matches(weight->name))) e.trainable_f32 += 4ull * weight->numel();
   e.activations = estimate_activation_bytes(model.config(), batch, seq_len);
+  if (concurrent_pair) e.twin_activations = e.activations;
   return e;
 }
 

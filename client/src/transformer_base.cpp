@@ -19,6 +19,7 @@ using ConstMat = Eigen::Map<const RowMat>;
 using Mat = Eigen::Map<RowMat>;
 
 constexpr size_t kVocabTile = 128;
+constexpr size_t kLossChunks = 16;  // token_loss: vocabulary chunks folded in parallel (enough for 16 threads)
 
 // The head's two scratch buffers (weight tiles, logits) in thread_scratch slots 4 and 5.
 inline float* head_scratch(size_t floats, int which) { return thread_scratch(floats, 4 + which); }
@@ -251,8 +252,9 @@ Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBat
   const Weight& head = head_weight();
   const Weight* bias = head_bias();
   const size_t V = head.rows();
-  const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
-  const size_t chunks = std::min((V + kVocabTile - 1) / kVocabTile, 4 * threads);
+  // A fixed number of chunks, not one per thread: the loss's bits do not depend on the thread count
+  // (the two passes of a ZO step may run on different numbers of threads: client/paired_forward.h).
+  const size_t chunks = std::min((V + kVocabTile - 1) / kVocabTile, kLossChunks);
   const size_t per_chunk = ((V + chunks - 1) / chunks + kVocabTile - 1) / kVocabTile * kVocabTile;
   // Online log-sum-exp per chunk: running max and sum for each scored row.
   std::vector<float>& cmax = chunk_max_;

@@ -11,6 +11,7 @@
 #include "model_fixtures.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/client/lora.h"
+#include "pocketllm/client/memory_estimate.h"
 #include "pocketllm/client/trainer.h"
 #include "pocketllm/common/cancel.h"
 #include "test_paths.h"
@@ -172,4 +173,45 @@ TEST_CASE("a paired pass returns either side's error and rethrows its exception 
   REQUIRE(pair.run(cancellable_minus, plus, minus, &lp, &lm).is_ok());
   CHECK(lp.sum == 1.0);
   CHECK(lm.sum == 2.0);
+}
+
+TEST_CASE("a loss has the same bits on any number of threads, over a vocabulary of many chunks", "[client][pair]") {
+  // 40 vocabulary tiles (more chunks than threads), rows enough for the packed GEMM, matrices big enough
+  // to be split over threads, a perturbation on every weight.
+  const auto c = test::tiny_llama_config(5000, 64, 2, 4, 2, 192, /*tied=*/false);
+  auto model = test::make_llama(c, test::random_llama_tensors(c, 31));
+  REQUIRE(model->weights().make_trainable(NamePatterns("*")).is_ok());
+  std::vector<std::vector<int32_t>> seqs;
+  for (int b = 0; b < 4; ++b) {
+    seqs.emplace_back();
+    for (int t = 0; t < 40 - 7 * b; ++t) seqs.back().push_back((b * 977 + t * 131) % 5000);
+  }
+  const TokenBatch batch = TokenBatch::from_sequences(seqs, 0);
+  std::vector<int32_t> targets(batch.tokens.size(), -1);
+  for (int b = 0; b < batch.batch; ++b)
+    for (int t = 0; t + 1 < batch.lengths[b]; ++t) targets[b * batch.seq_len + t] = batch.tokens[b * batch.seq_len + t + 1];
+  const Perturbation p{true, Distribution::kRademacher, 7, 1e-2f};
+  auto one = model->token_loss(nullptr, batch, targets, p);
+  REQUIRE(one.is_ok());
+  for (int threads : {1, 2, 3, 4}) {
+    INFO(threads << " threads");
+    ThreadPool pool(threads);
+    auto many = model->token_loss(&pool, batch, targets, p);
+    REQUIRE(many.is_ok());
+    CHECK(std::memcmp(&many->sum, &one->sum, sizeof(double)) == 0);
+    CHECK(many->count == one->count);
+  }
+}
+
+TEST_CASE("the memory estimate counts the second pass's activations when both run at once", "[client][pair]") {
+  const auto c = test::tiny_llama_config(5000, 64, 2, 4, 2, 192, /*tied=*/false);
+  auto model = test::make_llama(c, test::random_llama_tensors(c, 32));
+  const auto one = estimate_training_memory(*model, NamePatterns("*"), 8, 128);
+  const auto two = estimate_training_memory(*model, NamePatterns("*"), 8, 128, /*concurrent_pair=*/true);
+  CHECK(one.twin_activations == 0);
+  CHECK(one.activations > 0);
+  CHECK(two.twin_activations == one.activations);
+  CHECK(two.total() == one.total() + one.activations);
+  CHECK(one.describe().find("second forward pass") == std::string::npos);
+  CHECK(two.describe().find("second forward pass at once") != std::string::npos);
 }

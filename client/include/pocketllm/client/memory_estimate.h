@@ -16,11 +16,15 @@ struct MemoryEstimate {
   uint64_t weights = 0;      // storage of every weight
   uint64_t trainable_f32 = 0;  // extra float32 copies of trainable weights stored in another dtype
   uint64_t activations = 0;  // one forward pass of batch x seq_len tokens
-  uint64_t total() const { return weights + trainable_f32 + activations; }
-  std::string describe() const;  // "about N MiB: W weights + T trainable float32 copies + A activations"
+  uint64_t twin_activations = 0;  // the second pass's, when a step runs both at once (paired_forward.h)
+  uint64_t total() const { return weights + trainable_f32 + activations + twin_activations; }
+  // "about N MiB: W weights + T trainable float32 copies + A activations[ + A of the second pass at once]"
+  std::string describe() const;
 };
 
-MemoryEstimate estimate_training_memory(const LanguageModel& model, const NamePatterns& trainable, int batch, int seq_len);
+// concurrent_pair: the two passes of a step at once (TrainOptions::concurrent_pair), twice the activations.
+MemoryEstimate estimate_training_memory(const LanguageModel& model, const NamePatterns& trainable, int batch, int seq_len,
+                                        bool concurrent_pair = false);
 
 // Bytes of one forward pass of batch x seq_len tokens through a model of this shape.
 uint64_t estimate_activation_bytes(const ModelConfig& c, int batch, int seq_len);

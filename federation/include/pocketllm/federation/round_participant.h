@@ -25,8 +25,9 @@ struct LocalRound {
 
 // The tau local steps from the model's current weights, which end at the locally updated point.
 // Step k of round r uses batch (r-1)*tau + k of the device's data order.
+// concurrent_pair: a step's two forward passes at once (TrainOptions::concurrent_pair).
 Result<LocalRound> run_local_round(LanguageModel& model, Task& task, const std::vector<size_t>& examples, const RoundInfo& round,
-                                   uint64_t data_seed, ThreadPool* pool);
+                                   uint64_t data_seed, ThreadPool* pool, bool concurrent_pair = true);
 
 enum class Outcome {
   kTrained,    // trained, not submitted yet
@@ -71,6 +72,9 @@ class RoundParticipant {
 
   // The task's differential-privacy settings (docs/privacy.md); off unless the task says otherwise.
   protocol::DevicePrivacy privacy;
+  // A step's two forward passes at once on two threads or more (TrainOptions::concurrent_pair): the same
+  // scalars, one forward's activations more memory. A device under a tight memory budget turns it off.
+  bool concurrent_pair = true;
 
  protected:
   RoundParticipant(LanguageModel& model, Task& task, ThreadPool* pool) : model_(model), task_(task), pool_(pool) {}
