@@ -63,7 +63,7 @@ void for_blocks(float* x, size_t n, float pad, Fn&& fn) {
 }  // namespace
 
 float* thread_scratch(size_t floats, int slot) {
-  thread_local std::vector<float> buffers[11];
+  thread_local std::vector<float> buffers[12];
   auto& b = buffers[slot];
   if (b.size() < floats) b.resize(floats);
   return b.data();
@@ -473,16 +473,61 @@ void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const 
   });
 }
 
+namespace {
+
+// gate[i] = silu(gate[i]) * up[i] on one thread; element by element the same bytes wherever a span
+// starts or ends (the vector paths pad their tails and compute them like the body).
+void silu_mul_span(float* gate, const float* up, size_t n) {
+  if (avx2::preferred()) {
+    avx2::silu_mul(gate, up, n);
+    return;
+  }
+  for_blocks(gate, n, 0.0f, [](const Block& g) -> Block { return g / (1.0f + (-g).exp()); });
+  for (size_t i = 0; i < n; ++i) gate[i] *= up[i];
+}
+
+}  // namespace
+
 void silu_mul(ThreadPool* pool, float* gate, const float* up, size_t n) {
   const size_t chunk = 1 << 14;
   parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
     const size_t i0 = c * chunk, i1 = std::min(n, i0 + chunk);
-    if (avx2::preferred()) {
-      avx2::silu_mul(gate + i0, up + i0, i1 - i0);
-      return;
-    }
-    for_blocks(gate + i0, i1 - i0, 0.0f, [](const Block& g) -> Block { return g / (1.0f + (-g).exp()); });
-    for (size_t i = i0; i < i1; ++i) gate[i] *= up[i];
+    silu_mul_span(gate + i0, up + i0, i1 - i0);
+  });
+}
+
+void linear_swiglu(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& gate, const Weight* gate_bias,
+                   const Weight& up, const Weight* up_bias, const Perturbation& p, float* h, std::vector<float>* up_buffer) {
+  const size_t n = gate.rows();
+  const gemm::Path path = gemm::chosen_path();
+  auto plain = [&](const Weight& w) {  // linear() would take linear_base's float GEMM and add nothing after
+    const bool direct = direct_kernel_type(w.dtype) && !(p.active && w.trainable) && (w.packed != nullptr || m <= kQuantDirectMaxRows);
+    return w.lora_a == nullptr && w.added_bias == nullptr && !direct;
+  };
+  if (path == gemm::Path::kEigen || m < gemm::kMinRows || gate_bias != nullptr || up_bias != nullptr || !plain(gate) ||
+      !plain(up) || up.rows() != n) {
+    if (up_buffer->size() < m * n) up_buffer->resize(m * n);
+    linear(pool, x, m, k, gate, gate_bias, p, h);
+    linear(pool, x, m, k, up, up_bias, p, up_buffer->data());
+    silu_mul(pool, h, up_buffer->data(), m * n);
+    return;
+  }
+  // linear_base's packed path for both weights, tile by tile: the gate tile into h, the up tile into
+  // scratch, then h's tile columns = silu(gate) * up row by row.
+  if (m * n * k < (size_t{1} << 17)) pool = nullptr;
+  const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
+  float* xp = thread_scratch(gemm::packed_x_floats(path, m, k), 10);
+  pack_x_parallel(pool, path, x, m, k, xp);
+  const size_t nt = packed_tile_rows(n, k, threads);
+  parallel_for(pool, (n + nt - 1) / nt, [&](size_t t) {
+    const size_t n0 = t * nt, rows = std::min(nt, n - n0);
+    float* tile_scratch = thread_scratch(gemm::tile_scratch_floats(path, rows, k), 9);
+    const float* wg = weight_rows(gate, n0, rows, p, thread_scratch(rows * k, 0));
+    gemm::multiply_tile(path, xp, m, k, wg, rows, tile_scratch, h + n0, n);
+    float* u = thread_scratch(m * rows, 11);
+    const float* wu = weight_rows(up, n0, rows, p, thread_scratch(rows * k, 0));
+    gemm::multiply_tile(path, xp, m, k, wu, rows, tile_scratch, u, rows);
+    for (size_t r = 0; r < m; ++r) silu_mul_span(h + r * n + n0, u + r * rows, rows);
   });
 }
 

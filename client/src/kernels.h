@@ -16,7 +16,8 @@ namespace pocketllm {
 // Per-thread scratch that grows to the largest request and then stays (no allocation after warm-up).
 // Slots are independent buffers: 0 weight tiles and 1 bias rows (linear), 2–3 norm parameters,
 // 6–8 adapter A, B and x A^T (linear with an adapter), 9–10 packed W tiles and packed X (kernels_gemm.h),
-// 4–5 output-head tiles and logits (transformer_base). A slot's pointer is valid until its next call.
+// 4–5 output-head tiles and logits (transformer_base), 11 the up tile of linear_swiglu. A slot's pointer
+// is valid until its next call.
 float* thread_scratch(size_t floats, int slot);
 
 // X [m, k] into `packed` (gemm::packed_x_floats floats) for the packed GEMM path `path`, the panels split
@@ -74,6 +75,14 @@ void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const 
 
 // gate[i] = silu(gate[i]) * up[i]
 void silu_mul(ThreadPool* pool, float* gate, const float* up, size_t n);
+
+// The SwiGLU hidden layer h[M, N] = silu(X Wg^T + bg) * (X Wu^T + bu), N = gate.rows(), with the bytes of
+// linear(gate) + linear(up) + silu_mul. On the packed GEMM path, when neither weight has a bias, an adapter
+// or an added bias and neither runs a direct (quantized / half) kernel, tile by tile: the up product of a tile lives in
+// per-thread scratch only, so the [M, N] up activations are never held. Otherwise those three calls, with
+// `up_buffer` grown to M * N for the up product.
+void linear_swiglu(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& gate, const Weight* gate_bias,
+                   const Weight& up, const Weight* up_bias, const Perturbation& p, float* h, std::vector<float>* up_buffer);
 // x[i] = gelu(x[i]), tanh approximation (GPT-2 "gelu_new") or exact erf form.
 void gelu_tanh(ThreadPool* pool, float* x, size_t n);
 void gelu_erf(ThreadPool* pool, float* x, size_t n);

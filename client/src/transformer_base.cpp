@@ -174,7 +174,7 @@ void TransformerModel::head_tile(size_t count, size_t r0, size_t n, const Pertur
   } else if (packed_f32_rows_ == count && count > 0) {
     const gemm::Path path = gemm::chosen_path();
     const float* w = weight_rows(head, r0, n, p, head_scratch(n * d, 0));
-    gemm::multiply_tile(path, packed_f32_.data(), count, d, w, n, thread_scratch(gemm::tile_scratch_floats(path, n, d), 9), y, ldy);
+    gemm::multiply_tile(path, packed_f32_, count, d, w, n, thread_scratch(gemm::tile_scratch_floats(path, n, d), 9), y, ldy);
   } else {
     const float* w = weight_rows(head, r0, n, p, head_scratch(n * d, 0));
     ConstMat h(gathered_.data(), static_cast<Eigen::Index>(count), static_cast<Eigen::Index>(d));
@@ -201,8 +201,9 @@ void TransformerModel::prepare_head_input(ThreadPool* pool, size_t count, const 
   const bool direct = direct_kernel_type(head.dtype) && count <= kQuantDirectMaxRows && !(p.active && head.trainable);
   const gemm::Path path = gemm::chosen_path();
   if (direct || path == gemm::Path::kEigen || count < gemm::kMinRows) return;
-  packed_f32_.resize(gemm::packed_x_floats(path, count, d));
-  pack_x_parallel(pool, path, gathered_.data(), count, d, packed_f32_.data());
+  // The calling thread's packed-X scratch (linear() packs there too; no layer runs while the head does).
+  packed_f32_ = thread_scratch(gemm::packed_x_floats(path, count, d), 10);
+  pack_x_parallel(pool, path, gathered_.data(), count, d, packed_f32_);
   packed_f32_rows_ = count;
 }
 

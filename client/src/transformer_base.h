@@ -84,7 +84,7 @@ class TransformerModel : public LanguageModel {
   std::vector<float> hidden_;
   std::vector<float> gathered_;
   PackedActivations packed_x_;  // gathered_ quantized for a packed head
-  std::vector<float> packed_f32_;  // gathered_ packed for the float GEMM path (kernels_gemm.h)
+  float* packed_f32_ = nullptr;    // gathered_ packed for the float GEMM path (kernels_gemm.h), in thread scratch
   size_t packed_f32_rows_ = 0;     // rows packed_f32_ holds (0: head tiles take the other paths)
   std::vector<int> loss_rows_;
   std::vector<int32_t> loss_targets_;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "kernels_gemm.h"
 #include "attention_check.h"
 #include "kernels_ref.h"
 #include "arch/llama.h"
@@ -221,4 +222,46 @@ TEST_CASE("attention with GQA, causal and padding masks matches the reference", 
     ref::attention(s, q.data(), k.data(), v.data(), len.data(), ref.data());
     CHECK(rel_err(fast, ref) < 1e-5);
   }
+}
+
+TEST_CASE("the tiled SwiGLU layer has the bytes of two linears and silu_mul, fused or not", "[client][kernels]") {
+  // Fused: packed GEMM path, plain weights (perturbed or frozen, F32 or BF16 above the direct-kernel rows).
+  // Not fused: few rows, a bias. Shapes cross the 32-row tile and the 8-wide vector tails.
+  ThreadPool two(2), three(3);
+  for (size_t m : {3, 8, 29, 64})
+    for (size_t n : {37, 100, 250})
+      for (bool bias : {false, true})
+        for (bool bf16 : {false, true})
+          for (bool perturbed : {false, true}) {
+            const size_t k = 45;
+            auto x = randn(m * k), g = randn(n * k), u = randn(n * k), bg = randn(n), bu = randn(n);
+            std::vector<uint16_t> gb(g.size()), ub(u.size());
+            for (size_t i = 0; i < g.size(); ++i) {
+              gb[i] = f32_to_bf16(g[i]);
+              ub[i] = f32_to_bf16(u[i]);
+            }
+            Weight G = view("mlp.gate_proj.weight", {int64_t(n), int64_t(k)}, g), U = view("mlp.up_proj.weight", {int64_t(n), int64_t(k)}, u);
+            Weight BG = view("mlp.gate_proj.bias", {int64_t(n)}, bg), BU = view("mlp.up_proj.bias", {int64_t(n)}, bu);
+            if (bf16) {
+              G.dtype = U.dtype = DType::kBF16;
+              G.data = gb.data();
+              U.data = ub.data();
+            }
+            G.trainable = U.trainable = BG.trainable = BU.trainable = perturbed && !bf16;
+            const Perturbation p{perturbed, Distribution::kRademacher, 0x77, 1e-2f};
+            std::vector<float> want(m * n), up(m * n);
+            linear(nullptr, x.data(), m, k, G, bias ? &BG : nullptr, p, want.data());
+            linear(nullptr, x.data(), m, k, U, bias ? &BU : nullptr, p, up.data());
+            silu_mul(nullptr, want.data(), up.data(), m * n);
+            for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &two, &three}) {
+              INFO("m " << m << " n " << n << " bias " << bias << " bf16 " << bf16 << " perturbed " << perturbed << " threads "
+                        << (pool ? pool->size() : 1));
+              std::vector<float> h(m * n), up_buffer;
+              linear_swiglu(pool, x.data(), m, k, G, bias ? &BG : nullptr, U, bias ? &BU : nullptr, p, h.data(), &up_buffer);
+              CHECK(std::memcmp(h.data(), want.data(), h.size() * 4) == 0);
+              // The up product is held whole only where the layer is not fused.
+              const bool fused = gemm::chosen_path() != gemm::Path::kEigen && m >= gemm::kMinRows && !bias;
+              CHECK(up_buffer.empty() == fused);
+            }
+          }
 }

@@ -231,8 +231,7 @@ size_t LlamaModel::prepare_rows(const TokenBatch& batch, size_t past, bool unpad
   xn_.resize(R * d);
   q_.resize(R * qd);
   attn_.resize(R * qd);
-  gate_.resize(R * ff);
-  up_.resize(R * ff);
+  gate_.resize(R * ff);  // up_: grown by linear_swiglu when it needs the whole up product
   tmp_.resize(R * d);
   k_.resize(R * kvd);
   v_.resize(R * kvd);
@@ -267,9 +266,7 @@ void LlamaModel::add_mlp(ThreadPool* pool, const Layer& L, size_t rows, const Pe
   const ModelConfig& c = config_;
   const size_t d = static_cast<size_t>(c.hidden_size), ff = static_cast<size_t>(c.intermediate_size);
   rms_norm(pool, residual, rows, d, *L.mlp_norm, c.norm_eps, p, xn_.data());
-  linear(pool, xn_.data(), rows, d, *L.gate, L.gate_bias, p, gate_.data());
-  linear(pool, xn_.data(), rows, d, *L.up, L.up_bias, p, up_.data());
-  silu_mul(pool, gate_.data(), up_.data(), rows * ff);
+  linear_swiglu(pool, xn_.data(), rows, d, *L.gate, L.gate_bias, *L.up, L.up_bias, p, gate_.data(), &up_);
   linear(pool, gate_.data(), rows, ff, *L.down, L.down_bias, p, tmp_.data());
   for (size_t i = 0; i < rows * d; ++i) residual[i] += tmp_[i];
 }
