@@ -320,7 +320,9 @@ int main(int argc, char** argv) {
   // The trainer's pairing (client/paired_forward.h): both passes at once on a twin, and for comparison
   // one after the other on all threads, timed in alternation.
   auto tensors = model->weights().trainable_tensors();
-  PairedForward concurrent(*model, &pool, true), sequential(*model, &pool, false);
+  PairedForward concurrent(*model, &pool, choose_pair(*model, &pool, PairMode::kConcurrent, batch, seq)),
+      sequential(*model, &pool, choose_pair(*model, &pool, PairMode::kSequential, batch, seq));
+  const PairChoice automatic = choose_pair(*model, &pool, PairMode::kAuto, batch, seq);
   uint64_t s = 0;
   auto zo_step = [&](PairedForward& pair) {
     const uint64_t seed = step_seed(7, s++, 0);
@@ -346,9 +348,9 @@ int main(int argc, char** argv) {
   const double step = median(t_conc), step_seq = median(t_seq);
   std::printf("{\"mode\":\"step\",\"preset\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,\"trainable\":\"%s\","
               "\"base_forward_ms\":%.2f,\"forward_ms\":%.2f,\"step_ms\":%.2f,\"overhead\":%.3f,\"step_over_2_base_forwards\":%.3f,"
-              "\"pair\":\"%s\",\"step_sequential_ms\":%.2f,\"peak_rss_kib\":%ld}\n",
+              "\"pair\":\"%s\",\"step_sequential_ms\":%.2f,\"auto_pair\":\"%s\",\"peak_rss_kib\":%ld}\n",
               preset.c_str(), threads, batch, seq, lora.enabled() ? ("lora r" + std::to_string(lora.rank) + " " + lora.targets).c_str() : trainable.c_str(),
               fwd * 1e3, fwd_trainable * 1e3, step * 1e3, step / (2 * fwd_trainable), step / (2 * fwd), concurrent.why().c_str(),
-              step_seq * 1e3, peak_rss_kib());
+              step_seq * 1e3, automatic.why.c_str(), peak_rss_kib());
   return 0;
 }

@@ -189,7 +189,7 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
   }
   s->train_examples_ = train.size();
   TrainOptions train_options = s->run_.spec().train;
-  train_options.concurrent_pair = s->request_.concurrent_pair;
+  train_options.pair = s->request_.pair;
   s->trainer_ = std::make_unique<ZoTrainer>(*s->model_->model, *s->task_, std::move(train), train_options, &s->pool_);
   const TrainOptions& to = s->run_.spec().train;
   if (to.momentum > 0.0f) {  // a resumed run re-applies the directions of its last logged steps

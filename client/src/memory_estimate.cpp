@@ -48,6 +48,15 @@ uint64_t estimate_activation_bytes(const ModelConfig& c, int batch, int seq_len)
   return static_cast<uint64_t>((tokens * per_token + scores) * 4.0 * 1.25);  // 25 % for scratch and alignment
 }
 
+uint64_t estimate_pass_working_set(const ModelConfig& c, int batch, int seq_len) {
+  const double tokens = static_cast<double>(batch) * seq_len;
+  const double d = c.hidden_size, qd = static_cast<double>(c.num_heads) * c.head_dim,
+               kvd = static_cast<double>(c.num_kv_heads) * c.head_dim, ff = c.intermediate_size;
+  // x, xn, projection output, hidden, gathered (5 d); q and attention output; k and v; MLP hidden and
+  // the packed input of the down projection (2 ff).
+  return static_cast<uint64_t>(tokens * (5 * d + 2 * qd + 2 * kvd + 2 * ff) * 4.0);
+}
+
 namespace {
 
 uint64_t parameter_count(const ModelConfig& c) {

@@ -1,13 +1,54 @@
 #include "pocketllm/client/paired_forward.h"
 
+#include <cstdio>
+
+#include "pocketllm/client/memory_estimate.h"
+
 namespace pocketllm {
 
-PairedForward::PairedForward(LanguageModel& model, ThreadPool* pool, bool concurrent) : model_(model), pool_(pool) {
-  const int threads = pool ? pool->size() : 1;
-  if (!concurrent) {
-    why_ = "sequential: turned off";
-    return;
+const char* pair_mode_name(PairMode m) {
+  switch (m) {
+    case PairMode::kConcurrent: return "concurrent";
+    case PairMode::kSequential: return "sequential";
+    default: return "auto";
   }
+}
+
+bool parse_pair_mode(const std::string& s, PairMode* out) {
+  for (PairMode m : {PairMode::kAuto, PairMode::kConcurrent, PairMode::kSequential})
+    if (s == pair_mode_name(m)) {
+      *out = m;
+      return true;
+    }
+  return false;
+}
+
+PairChoice choose_pair(const LanguageModel& model, const ThreadPool* pool, PairMode mode, int batch, int seq_len) {
+  const int threads = pool ? pool->size() : 1;
+  if (mode == PairMode::kSequential) return {false, "sequential: asked for"};
+  if (threads < 2) return {false, "sequential: one thread"};
+  if (mode == PairMode::kConcurrent) return {true, "concurrent: asked for"};
+  const double mib = 1 << 20;
+  const uint64_t twin = estimate_pass_working_set(model.config(), batch, seq_len);
+  const MemoryEstimate one = estimate_training_memory(model, NamePatterns(""), batch, seq_len);
+  const uint64_t run = one.weights + one.trainable_f32 + 2 * twin;  // what the run holds with the twin
+  char b[200];
+  if (twin <= run / 10 || twin <= (uint64_t{32} << 20)) {
+    std::snprintf(b, sizeof b, "concurrent: the second pass's ~%.0f MiB of activations is %.0f %% of the run's ~%.0f MiB",
+                  twin / mib, 100.0 * twin / run, run / mib);
+    return {true, b};
+  }
+  std::snprintf(b, sizeof b,
+                "sequential: at once, the second pass's ~%.0f MiB of activations would be %.0f %% of the run's ~%.0f MiB "
+                "(over 10 %% and 32 MiB; --pair concurrent runs it anyway)",
+                twin / mib, 100.0 * twin / run, run / mib);
+  return {false, b};
+}
+
+PairedForward::PairedForward(LanguageModel& model, ThreadPool* pool, const PairChoice& choice)
+    : model_(model), pool_(pool), why_(choice.why) {
+  const int threads = pool ? pool->size() : 1;
+  if (!choice.concurrent) return;
   if (threads < 2) {
     why_ = "sequential: one thread";
     return;
@@ -22,8 +63,7 @@ PairedForward::PairedForward(LanguageModel& model, ThreadPool* pool, bool concur
     half_[0] = std::make_unique<ThreadPool>(threads / 2);
     half_[1] = std::make_unique<ThreadPool>(threads - threads / 2);
   }
-  why_ = "concurrent: the two passes on " + std::to_string(threads / 2) + " + " + std::to_string(threads - threads / 2) +
-         " threads";
+  why_ += " (the two passes on " + std::to_string(threads / 2) + " + " + std::to_string(threads - threads / 2) + " threads)";
 }
 
 }  // namespace pocketllm

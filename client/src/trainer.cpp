@@ -58,6 +58,7 @@ ZoTrainer::ZoTrainer(LanguageModel& model, Task& task, std::vector<size_t> train
   tensors_ = model_.weights().trainable_tensors();
   o_.batch_size = std::max(1, std::min<int>(o_.batch_size, static_cast<int>(train_.size())));
   o_.n_spsa = std::max(1, o_.n_spsa);
+  for (size_t i : train_) longest_example_ = std::max(longest_example_, static_cast<int>(task_.example_tokens(i).size()));
   if (o_.momentum > 0.0f && o_.momentum_window <= 0) o_.momentum_window = default_momentum_window(o_.momentum);
   if (o_.balanced) {
     // A classification task's labels are already label-word indices (0..C-1).
@@ -145,7 +146,8 @@ Status ZoTrainer::step_into(int t, StepRecord* out) {
   rec.lr = lr_at(t);
   rec.decay = static_cast<float>(rec.lr * o_.weight_decay);
   task_.prepare(batch_for_step(t));
-  if (!pair_) pair_ = std::make_unique<PairedForward>(model_, pool_, o_.concurrent_pair);
+  if (!pair_)
+    pair_ = std::make_unique<PairedForward>(model_, pool_, choose_pair(model_, pool_, o_.pair, o_.batch_size, longest_example_));
   rec.entries.reserve(static_cast<size_t>(o_.n_spsa));
   rec.loss_plus.reserve(static_cast<size_t>(o_.n_spsa));
   rec.loss_minus.reserve(static_cast<size_t>(o_.n_spsa));

@@ -9,16 +9,16 @@
 namespace pocketllm {
 namespace {
 
-// Whether the rounds fit the budget, and (*concurrent) whether they still do with a step's two passes at
-// once on `threads` threads (paired_forward.h).
-Status check_budget(const DeviceModel& m, const TaskInfo& info, uint64_t budget, int threads, bool* concurrent) {
-  *concurrent = (threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency())) >= 2;
+// Whether the rounds fit the budget, and (*pair) how a step's two passes run: without a budget the
+// engine's default (auto); with one, at once when the budget holds a second pass's activations too.
+Status check_budget(const DeviceModel& m, const TaskInfo& info, uint64_t budget, PairMode* pair) {
+  *pair = PairMode::kAuto;
   if (budget == 0) return Status::ok();
   const int batch = static_cast<int>(info.batch_size);
-  if (*concurrent &&
-      estimate_training_memory(*m.loaded.model, NamePatterns(""), batch, m.task_options.max_length, true).total() <= budget)
+  *pair = PairMode::kConcurrent;
+  if (estimate_training_memory(*m.loaded.model, NamePatterns(""), batch, m.task_options.max_length, true).total() <= budget)
     return Status::ok();
-  *concurrent = false;
+  *pair = PairMode::kSequential;
   const auto e = estimate_training_memory(*m.loaded.model, NamePatterns(""), batch, m.task_options.max_length);
   if (e.total() <= budget) return Status::ok();
   return resource_exhausted("task " + info.id + "'s rounds need " + e.describe() + ", over the memory budget of " +
@@ -62,8 +62,8 @@ Status DeviceSession::init(DeviceConfig& c) {
                                   : load_device_model(c.model_path, info.value());
   if (!m) return m.status();
   model_ = std::move(m.value());
-  bool concurrent_pair = true;
-  POCKETLLM_RETURN_IF_ERROR(check_budget(model_, info.value(), c.memory_budget_bytes, c.threads, &concurrent_pair));
+  PairMode pair = PairMode::kAuto;
+  POCKETLLM_RETURN_IF_ERROR(check_budget(model_, info.value(), c.memory_budget_bytes, &pair));
   auto t = load_device_task(model_, c.data_path);
   if (!t) return t.status();
   task_ = std::move(t.value());
@@ -84,7 +84,7 @@ Status DeviceSession::init(DeviceConfig& c) {
   auto device = FederatedDevice::open(*model_.loaded.model, model_.model_id, *task_, std::move(mine), *client_, o, pool_.get(), &info.value());
   if (!device) return device.status();
   device_ = std::move(device.value());
-  device_->concurrent_pair = concurrent_pair;
+  device_->pair = pair;
   return Status::ok();
 }
 

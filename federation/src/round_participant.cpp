@@ -11,7 +11,7 @@
 namespace pocketllm {
 
 Result<LocalRound> run_local_round(LanguageModel& model, Task& task, const std::vector<size_t>& examples, const RoundInfo& round,
-                                   uint64_t data_seed, ThreadPool* pool, bool concurrent_pair) {
+                                   uint64_t data_seed, ThreadPool* pool, PairMode pair) {
   if (examples.empty()) return invalid_argument("the device has no examples to train on");
   if (round.seeds.empty() || round.round == 0) return invalid_argument("round without seeds");
   if (round.seed_groups > 1 && !round.group)
@@ -26,7 +26,7 @@ Result<LocalRound> run_local_round(LanguageModel& model, Task& task, const std::
   o.first_step = static_cast<int>((round.round - 1) * round.seeds.size());
   o.steps = o.first_step + static_cast<int>(round.seeds.size());
   o.data_seed = data_seed;
-  o.concurrent_pair = concurrent_pair;
+  o.pair = pair;
   ZoTrainer trainer(model, task, examples, o, pool);
   LocalRound out;
   double loss_sum = 0;
@@ -101,7 +101,7 @@ Result<Participation> RoundParticipant::train(const RoundInfo& round) {
     }
   }
   POCKETLLM_RETURN_IF_ERROR(before_round());  // rounds start from the exact shared weights
-  auto local = run_local_round(model_, task_, examples(), round, data_seed(), pool_, concurrent_pair);
+  auto local = run_local_round(model_, task_, examples(), round, data_seed(), pool_, pair);
   Status restore = after_round();
   if (!local) return local.status();
   POCKETLLM_RETURN_IF_ERROR(restore);

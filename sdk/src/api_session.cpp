@@ -124,17 +124,18 @@ pllm_status spec_from(const pllm_session_params& p, const Resolved& r, pocketllm
   return PLLM_OK;
 }
 
-// With two threads or more a step runs its two forward passes at once (twice the activations) when the
-// budget allows; *concurrent says whether it does. Over budget even one after the other: refused.
-pllm_status check_budget(const pllm_model* m, const pllm_session_params& p, bool* concurrent) {
-  *concurrent = m->pool && m->pool->size() >= 2;
+// How a step's two forward passes run (client/paired_forward.h): without a budget the engine's default
+// (auto); with one, at once when the budget holds a second pass's activations too, else one after the
+// other. Over budget even one after the other: refused.
+pllm_status check_budget(const pllm_model* m, const pllm_session_params& p, pocketllm::PairMode* pair) {
+  *pair = pocketllm::PairMode::kAuto;
   if (p.memory_budget_bytes == 0) return PLLM_OK;
   const std::string patterns = pocketllm::expand_trainable(p.trainable, m->loaded.model->config().num_layers);
   const pocketllm::NamePatterns trainable(patterns);
-  if (*concurrent &&
-      pocketllm::estimate_training_memory(*m->loaded.model, trainable, p.batch_size, p.max_length, true).total() <= p.memory_budget_bytes)
+  *pair = pocketllm::PairMode::kConcurrent;
+  if (pocketllm::estimate_training_memory(*m->loaded.model, trainable, p.batch_size, p.max_length, true).total() <= p.memory_budget_bytes)
     return PLLM_OK;
-  *concurrent = false;
+  *pair = pocketllm::PairMode::kSequential;
   const auto e = pocketllm::estimate_training_memory(*m->loaded.model, trainable, p.batch_size, p.max_length);
   if (e.total() <= p.memory_budget_bytes) return PLLM_OK;
   return fail(PLLM_ERR_MEMORY_BUDGET, "this session needs " + e.describe() + ", over the memory budget of " +
@@ -174,10 +175,10 @@ pllm_status pllm_session_open(pllm_model* model, const pllm_session_params* para
     Resolved r;
     if (pllm_status s = resolve_recipe(&p, &r); s != PLLM_OK) return s;
     if (pllm_status s = check_session_params(p); s != PLLM_OK) return s;
-    bool concurrent_pair = false;
-    if (pllm_status s = check_budget(model, p, &concurrent_pair); s != PLLM_OK) return s;
+    pocketllm::PairMode pair = pocketllm::PairMode::kAuto;
+    if (pllm_status s = check_budget(model, p, &pair); s != PLLM_OK) return s;
     pocketllm::FinetuneRequest req;
-    req.concurrent_pair = concurrent_pair;
+    req.pair = pair;
     req.out_dir = p.run_dir;
     req.resume = holds_run(p.run_dir);
     req.threads = model->n_threads;

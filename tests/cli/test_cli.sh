@@ -86,10 +86,12 @@ if [ -f "$stories/stories260K.bin" ]; then
   "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-3 --weight-decay 0.1 \
     --threads 2 --out "$work/pair_conc" 2> "$work/pair_conc.err"
   "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-3 --weight-decay 0.1 \
-    --threads 2 --sequential-pair --out "$work/pair_seq" 2> "$work/pair_seq.err"
+    --threads 2 --pair sequential --out "$work/pair_seq" 2> "$work/pair_seq.err"
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 2 --pair sometimes --out "$work/pair_bad" 2> "$work/err"; rc=$?
+  check "--pair takes auto, concurrent or sequential" '[ $rc -eq 2 ] && grep -q "pair must be auto, concurrent or sequential" "$work/err"'
   check "a step's two passes at once on 2 threads log the bytes of one after the other" \
-    'grep -q "forward passes of a step: concurrent" "$work/pair_conc.err" &&
-     grep -q "forward passes of a step: sequential: turned off" "$work/pair_seq.err" &&
+    'grep -q "forward passes of a step: concurrent: the second pass" "$work/pair_conc.err" &&
+     grep -q "forward passes of a step: sequential: asked for" "$work/pair_seq.err" &&
      cmp -s "$work/pair_conc/log.jsonl" "$work/pair_seq/log.jsonl" && cmp -s "$work/pair_conc/log.jsonl" "$work/run/log.jsonl"'
   # Trainable rows: the sample's token rows of the embedding (with weight decay, which follows the rows too).
   "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-3 --weight-decay 0.1 \

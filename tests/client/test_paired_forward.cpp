@@ -34,7 +34,7 @@ bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 // Every step's losses and entries, bytes compared.
-std::string records_of(const std::string& model_dir, const std::string& kind, int threads, bool concurrent, bool lora,
+std::string records_of(const std::string& model_dir, const std::string& kind, int threads, PairMode pair, bool lora,
                        std::string* mode) {
   auto loaded = load_model(model_dir, LoadOptions::with_tokenizer());
   REQUIRE(loaded.is_ok());
@@ -59,7 +59,7 @@ std::string records_of(const std::string& model_dir, const std::string& kind, in
   o.batch_size = 3;
   o.n_spsa = 2;
   o.lr = 1e-2f;
-  o.concurrent_pair = concurrent;
+  o.pair = pair;
   ThreadPool pool(threads);
   ZoTrainer trainer(*loaded->model, *task.value(), k_shot_indices(*task.value(), 0, 0), o, &pool);
   std::string out;
@@ -111,16 +111,18 @@ TEST_CASE("both passes at once give the trainer the records of one after the oth
     for (bool lora : {false, true}) {
       INFO(kind << (lora ? " with LoRA adapters" : " on every parameter"));
       std::string mode;
-      const std::string reference = records_of(dir, kind, 1, false, lora, &mode);
-      CHECK(mode == "sequential: turned off");
+      const std::string reference = records_of(dir, kind, 1, PairMode::kSequential, lora, &mode);
+      CHECK(mode == "sequential: asked for");
       REQUIRE(reference.size() == 6 * 2 * (2 * sizeof(double) + sizeof(float)));
       for (int threads : {1, 2, 3, 4})
-        for (bool concurrent : {true, false}) {
-          INFO(threads << " threads, " << (concurrent ? "concurrent" : "sequential"));
-          CHECK(records_of(dir, kind, threads, concurrent, lora, &mode) == reference);
-          if (!concurrent) CHECK(mode == "sequential: turned off");
+        for (PairMode pair : {PairMode::kConcurrent, PairMode::kSequential, PairMode::kAuto}) {
+          INFO(threads << " threads, " << pair_mode_name(pair));
+          CHECK(records_of(dir, kind, threads, pair, lora, &mode) == reference);
+          const std::string split = "(the two passes on " + std::to_string(threads / 2) + " + " + std::to_string(threads - threads / 2) + " threads)";
+          if (pair == PairMode::kSequential) CHECK(mode == "sequential: asked for");
           else if (threads == 1) CHECK(mode == "sequential: one thread");
-          else CHECK(mode.rfind("concurrent: the two passes on " + std::to_string(threads / 2) + " + ", 0) == 0);
+          else if (pair == PairMode::kConcurrent) CHECK(mode == "concurrent: asked for " + split);
+          else CHECK((mode.rfind("concurrent: the second pass's", 0) == 0 && mode.find(split) != std::string::npos));  // a toy model: KiB
         }
     }
 }
@@ -131,7 +133,7 @@ TEST_CASE("a paired pass returns either side's error and rethrows its exception 
   auto loaded = load_model(dir);
   REQUIRE(loaded.is_ok());
   ThreadPool pool(2);
-  PairedForward pair(*loaded->model, &pool, true);
+  PairedForward pair(*loaded->model, &pool, choose_pair(*loaded->model, &pool, PairMode::kConcurrent, 4, 16));
   REQUIRE(pair.concurrent());
   const Perturbation plus{true, Distribution::kRademacher, 1, 1e-3f}, minus{true, Distribution::kRademacher, 1, -1e-3f};
   LossResult lp, lm;
@@ -214,4 +216,30 @@ TEST_CASE("the memory estimate counts the second pass's activations when both ru
   CHECK(two.total() == one.total() + one.activations);
   CHECK(one.describe().find("second forward pass") == std::string::npos);
   CHECK(two.describe().find("second forward pass at once") != std::string::npos);
+}
+
+TEST_CASE("auto pairs the passes when the second pass's activations are a small share of the run", "[client][pair]") {
+  ThreadPool one(1), two(2);
+  // Llama 110M's shape without its weights: the decision reads the config and the store's sizes only.
+  const auto c = test::tiny_llama_config(4096, 64, 2, 4, 2, 192, false);
+  auto model = test::make_llama(c, test::random_llama_tensors(c, 33));  // ~2.5 MiB of weights
+  PairMode parsed = PairMode::kConcurrent;
+  REQUIRE(parse_pair_mode("auto", &parsed));
+  CHECK(parsed == PairMode::kAuto);
+  CHECK_FALSE(parse_pair_mode("sometimes", &parsed));
+  // Small batches: under 32 MiB, at once.
+  auto small = choose_pair(*model, &two, PairMode::kAuto, 4, 64);
+  CHECK(small.concurrent);
+  CHECK(small.why.rfind("concurrent: the second pass's", 0) == 0);
+  // A batch whose activations dwarf the weights: one after the other, saying why and how to override.
+  const uint64_t big_twin = estimate_pass_working_set(c, 512, 256);
+  REQUIRE(big_twin > (uint64_t{32} << 20));
+  auto big = choose_pair(*model, &two, PairMode::kAuto, 512, 256);
+  CHECK_FALSE(big.concurrent);
+  CHECK(big.why.find("--pair concurrent") != std::string::npos);
+  CHECK(choose_pair(*model, &two, PairMode::kConcurrent, 512, 256).concurrent);
+  CHECK_FALSE(choose_pair(*model, &one, PairMode::kConcurrent, 4, 64).concurrent);
+  CHECK_FALSE(choose_pair(*model, &two, PairMode::kSequential, 4, 64).concurrent);
+  // The working-set estimate grows with the tokens, linearly.
+  CHECK(estimate_pass_working_set(c, 8, 128) == 2 * estimate_pass_working_set(c, 4, 128));
 }

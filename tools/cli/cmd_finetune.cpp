@@ -83,9 +83,11 @@ constexpr const char* kHelp =
     "  --snapshot-every N   write trainable tensors every N steps (default 100)\n"
     "  --metrics-json FILE  write the loss/eval curve as JSON at the end\n"
     "  --threads N          worker threads (default: all cores)\n"
-    "  --sequential-pair    run a step's two forward passes one after the other on all threads (default:\n"
-    "                       both at once on half each when N >= 2: the same run, faster, one forward's\n"
-    "                       activations more memory)\n";
+    "  --pair auto|concurrent|sequential\n"
+    "                       a step's two forward passes at once on half the threads each, or one after\n"
+    "                       the other on all: the same run either way; at once is faster and holds a second\n"
+    "                       pass's activations. auto (default): at once when that costs at most a tenth\n"
+    "                       of the run's memory or 32 MiB (the choice is printed at the end)\n";
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }
@@ -106,8 +108,8 @@ int cmd_finetune(const std::vector<std::string>& argv) {
              "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every",
              "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize", "validation", "validate-every", "patience",
              "min-words", "trainable-scale", "trainable-rows", "add-biases",
-             "momentum", "momentum-window"},
-             {"resume", "pack", "balanced", "no-balanced", "sequential-pair"});
+             "momentum", "momentum-window", "pair"},
+             {"resume", "pack", "balanced", "no-balanced"});
   return cmd.run(argv, [&](const Args& args) {
     auto usage = [](const std::string& m) {
       std::fprintf(stderr, "pocketllm finetune: %s (see --help)\n", m.c_str());
@@ -229,7 +231,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     req.eval_every = static_cast<int>(eval_every);
     req.eval_batch_size = static_cast<int>(eval_bs);
     req.threads = static_cast<int>(threads);
-    req.concurrent_pair = !args.has("sequential-pair");
+    if (!parse_pair_mode(args.get("pair", "auto"), &req.pair)) return usage("--pair must be auto, concurrent or sequential");
 
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);

@@ -23,9 +23,9 @@ struct FinetuneRequest {
   int eval_every = 0;          // steps; 0 = only at start and end
   int eval_batch_size = 32;
   int threads = 0;
-  // The two passes of a step at once on two halves of the threads (TrainOptions::concurrent_pair): the
-  // same run, one forward's activations more memory. Not part of the run's spec.
-  bool concurrent_pair = true;
+  // The two passes of a step at once on two halves of the threads (TrainOptions::pair): the same run,
+  // one pass's activations more memory. Not part of the run's spec.
+  PairMode pair = PairMode::kAuto;
   bool eval_at_start = true;
   // A model already in memory (the SDK's pllm_model), borrowed for the session's lifetime and trained
   // in place; it must hold its base weights (nothing trained yet). Null: loaded from spec.model_path.

@@ -26,8 +26,14 @@ struct MemoryEstimate {
 MemoryEstimate estimate_training_memory(const LanguageModel& model, const NamePatterns& trainable, int batch, int seq_len,
                                         bool concurrent_pair = false);
 
-// Bytes of one forward pass of batch x seq_len tokens through a model of this shape.
+// Bytes of one forward pass of batch x seq_len tokens through a model of this shape (conservative: a
+// budget check's figure).
 uint64_t estimate_activation_bytes(const ModelConfig& c, int batch, int seq_len);
+// The buffers a forward pass holds for batch x seq_len tokens as the engine sizes them (residual stream,
+// normalised input, q/k/v, attention output, projection output, MLP hidden, packed GEMM input, hidden
+// states and their gathered rows): what a second pass at once adds (paired_forward.h). Not conservative;
+// within a few percent of the measured growth on Llama 110M and stories260K (docs/training.md).
+uint64_t estimate_pass_working_set(const ModelConfig& c, int batch, int seq_len);
 
 // The memory of using the model at `path` (a Hugging Face directory or a llama2.c checkpoint) for
 // batch x seq_len tokens, from its configuration and file sizes only: no weight is mapped or read, so

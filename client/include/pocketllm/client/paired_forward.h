@@ -3,7 +3,7 @@
 // each on half of the pool's threads. A forward pass gives the same bits on any number of threads, so
 // the losses are those of the two passes run one after the other; only the time differs (one pass on
 // N threads scales worse than two passes on N / 2 each, most of all for small batches and models).
-// The twin's activation buffers are the memory it costs: one forward's activations, not weights.
+// The twin's working set (activations, packed inputs) is what it costs: memory, not weights.
 #pragma once
 
 #include <atomic>
@@ -17,11 +17,24 @@
 
 namespace pocketllm {
 
+// kAuto: at once when the pool has two threads or more and the second pass's working set costs at
+// most a tenth of the run's memory (training stays within 1.10x of one-pass memory) or under 32 MiB.
+enum class PairMode { kAuto, kConcurrent, kSequential };
+const char* pair_mode_name(PairMode m);  // "auto", "concurrent", "sequential"
+bool parse_pair_mode(const std::string& s, PairMode* out);
+
+struct PairChoice {
+  bool concurrent = false;
+  std::string why;  // "concurrent: …" / "sequential: …", for logs and --help-level explanations
+};
+// What `mode` means for this model, pool and batch shape (the longest sequence the batches hold).
+PairChoice choose_pair(const LanguageModel& model, const ThreadPool* pool, PairMode mode, int batch, int seq_len);
+
 class PairedForward {
  public:
-  // Concurrent when `concurrent` is set, the pool has two threads or more and the model has a twin;
-  // otherwise the passes run one after the other on the whole pool (why() says which and why).
-  PairedForward(LanguageModel& model, ThreadPool* pool, bool concurrent);
+  // Concurrent when choice.concurrent is set, the pool has two threads or more and the model has a twin;
+  // otherwise the passes run one after the other on the whole pool. why() says which and why.
+  PairedForward(LanguageModel& model, ThreadPool* pool, const PairChoice& choice);
   PairedForward(const PairedForward&) = delete;
   PairedForward& operator=(const PairedForward&) = delete;
 

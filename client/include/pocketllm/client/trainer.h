@@ -53,8 +53,8 @@ struct TrainOptions {
   std::vector<uint64_t> seeds;
   int first_step = 0;
   // The two passes of a step at once on a twin of the model (client/paired_forward.h): the same losses,
-  // faster on two threads or more, one forward's activations more memory. Off: one after the other.
-  bool concurrent_pair = true;
+  // faster on two threads or more, one pass's activations more memory. kAuto decides by that memory.
+  PairMode pair = PairMode::kAuto;
 };
 
 struct StepRecord {
@@ -117,6 +117,7 @@ class ZoTrainer {
   std::vector<size_t> perm_;
   int64_t perm_epoch_ = -1;
   std::vector<size_t> batch_;
+  int longest_example_ = 1;  // tokens: the batch shape the pairing decision assumes
   struct PastStep {
     int step;
     std::vector<uint64_t> seeds;

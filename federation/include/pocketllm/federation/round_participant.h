@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "pocketllm/client/model.h"
+#include "pocketllm/client/paired_forward.h"
 #include "pocketllm/client/task.h"
 #include "pocketllm/federation/federation_client.h"
 
@@ -25,9 +26,9 @@ struct LocalRound {
 
 // The tau local steps from the model's current weights, which end at the locally updated point.
 // Step k of round r uses batch (r-1)*tau + k of the device's data order.
-// concurrent_pair: a step's two forward passes at once (TrainOptions::concurrent_pair).
+// pair: how a step's two forward passes run (TrainOptions::pair).
 Result<LocalRound> run_local_round(LanguageModel& model, Task& task, const std::vector<size_t>& examples, const RoundInfo& round,
-                                   uint64_t data_seed, ThreadPool* pool, bool concurrent_pair = true);
+                                   uint64_t data_seed, ThreadPool* pool, PairMode pair = PairMode::kAuto);
 
 enum class Outcome {
   kTrained,    // trained, not submitted yet
@@ -72,9 +73,9 @@ class RoundParticipant {
 
   // The task's differential-privacy settings (docs/privacy.md); off unless the task says otherwise.
   protocol::DevicePrivacy privacy;
-  // A step's two forward passes at once on two threads or more (TrainOptions::concurrent_pair): the same
-  // scalars, one forward's activations more memory. A device under a tight memory budget turns it off.
-  bool concurrent_pair = true;
+  // How a step's two forward passes run (TrainOptions::pair): the same scalars either way; at once holds
+  // a second pass's activations. A device with a memory budget decides by it (DeviceSession).
+  PairMode pair = PairMode::kAuto;
 
  protected:
   RoundParticipant(LanguageModel& model, Task& task, ThreadPool* pool) : model_(model), task_(task), pool_(pool) {}
