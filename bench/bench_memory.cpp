@@ -5,6 +5,7 @@
 //   bench_memory run --model DIR|FILE.gguf --mode infer|train --batch B --seq T [--threads N] [--trainable PATTERNS]
 //                    [--lora-rank R [--lora-targets q_proj,v_proj]]   (train: LoRA adapters instead of PATTERNS)
 //                    [--quantize q8_0|q4_0]   (frozen matrices quantized in memory at load)
+//                    [--pair auto|concurrent|sequential]   (train: the two passes as the trainer runs them; default auto)
 // `run` prints one JSON line with the forward/step time and ru_maxrss; run each mode as its own process.
 #include <sys/resource.h>
 
@@ -166,7 +167,7 @@ int write_model(const std::string& arch, const std::string& dtype, const std::st
 }
 
 int run(const std::string& dir, const std::string& mode, int batch, int seq, int threads, const std::string& trainable, const LoraConfig& lora,
-        DType quantize) {
+        DType quantize, PairMode pair_mode) {
   LoadOptions lo;
   lo.quantize = quantize;
   auto loaded = load_model(dir, lo);
@@ -187,14 +188,18 @@ int run(const std::string& dir, const std::string& mode, int batch, int seq, int
   for (auto& t : targets) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(V));
   std::vector<ChoiceTarget> choice;
   for (int b = 0; b < batch; ++b) choice.push_back({b, seq / 2, b % 2});
+  auto loss_on = [&](ThreadPool* pl, LanguageModel& model, const Perturbation& p) {
+    return model.is_causal() ? model.token_loss(pl, tb, targets, p) : model.choice_loss(pl, tb, choice, {100, 200}, p);
+  };
   auto loss = [&](const Perturbation& p) {
-    auto r = m.is_causal() ? m.token_loss(&pool, tb, targets, p) : m.choice_loss(&pool, tb, choice, {100, 200}, p);
+    auto r = loss_on(&pool, m, p);
     if (!r) {
       std::fprintf(stderr, "%s\n", r.status().to_string().c_str());
       std::exit(1);
     }
     return r->mean();
   };
+  std::string pair_why;
   const auto t0 = std::chrono::steady_clock::now();
   double seconds = 0;
   if (mode == "infer") {
@@ -214,9 +219,17 @@ int run(const std::string& dir, const std::string& mode, int batch, int seq, int
     }
     auto tensors = m.weights().trainable_tensors();
     const uint64_t seed = step_seed(1, 0, 0);
-    const double lp = loss(Perturbation{true, Distribution::kRademacher, seed, 1e-3f});
-    const double lm = loss(Perturbation{true, Distribution::kRademacher, seed, -1e-3f});
-    const UpdateEntry e{seed, static_cast<float>(1e-6 * (lp - lm) / 2e-3)};
+    // The two passes as the trainer runs them (paired_forward.h: auto unless --pair says otherwise).
+    PairedForward pair(m, &pool, choose_pair(m, &pool, pair_mode, batch, seq));
+    pair_why = pair.why();
+    LossResult lp, lm;
+    if (Status st = pair.run(loss_on, Perturbation{true, Distribution::kRademacher, seed, 1e-3f},
+                             Perturbation{true, Distribution::kRademacher, seed, -1e-3f}, &lp, &lm);
+        !st) {
+      std::fprintf(stderr, "%s\n", st.to_string().c_str());
+      return 1;
+    }
+    const UpdateEntry e{seed, static_cast<float>(1e-6 * (lp.mean() - lm.mean()) / 2e-3)};
     replay_entries(&pool, Distribution::kRademacher, &e, 1, tensors);
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
@@ -233,9 +246,9 @@ int run(const std::string& dir, const std::string& mode, int batch, int seq, int
   }
   const std::string what = mode != "train" ? "" : lora.enabled() ? "lora r" + std::to_string(lora.rank) + " " + lora.targets : trainable;
   std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"trainable\":\"%s\",\"trainable_params\":%zu,\"quantize\":\"%s\",\"batch\":%d,\"seq\":%d,\"threads\":%d,\"params\":%zu,"
-              "\"weight_bytes\":%zu,\"seconds\":%.2f,\"rss_after_load_kib\":%ld,\"peak_rss_kib\":%ld}\n",
+              "\"weight_bytes\":%zu,\"seconds\":%.2f,\"rss_after_load_kib\":%ld,\"peak_rss_kib\":%ld,\"pair\":\"%s\"}\n",
               dir.c_str(), mode.c_str(), what.c_str(), m.weights().trainable_numel(), quantize == DType::kF32 ? "" : dtype_name(quantize), batch, seq, threads, m.weights().total_numel(), m.weights().storage_bytes(),
-              seconds, rss_loaded, peak_rss_kib());
+              seconds, rss_loaded, peak_rss_kib(), pair_why.c_str());
   return 0;
 }
 
@@ -251,6 +264,7 @@ int main(int argc, char** argv) {
   LoraConfig lora;
   DType quantize = DType::kF32;
   int batch = 16, seq = 128, threads = 2;
+  PairMode pair = PairMode::kAuto;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--arch") arch = v;
@@ -270,8 +284,14 @@ int main(int argc, char** argv) {
     else if (a == "--batch") batch = std::atoi(v.c_str());
     else if (a == "--seq") seq = std::atoi(v.c_str());
     else if (a == "--threads") threads = std::atoi(v.c_str());
+    else if (a == "--pair") {
+      if (!parse_pair_mode(v, &pair)) {
+        std::fprintf(stderr, "--pair must be auto, concurrent or sequential\n");
+        return 2;
+      }
+    }
   }
   if (cmd == "write") return write_model(arch, dtype, out);
-  if (cmd == "run") return run(model, mode, batch, seq, threads, trainable, lora, quantize);
+  if (cmd == "run") return run(model, mode, batch, seq, threads, trainable, lora, quantize, pair);
   return 2;
 }
