@@ -240,6 +240,13 @@ TEST_CASE("auto pairs the passes when the second pass's activations are a small 
   CHECK(choose_pair(*model, &two, PairMode::kConcurrent, 512, 256).concurrent);
   CHECK_FALSE(choose_pair(*model, &one, PairMode::kConcurrent, 4, 64).concurrent);
   CHECK_FALSE(choose_pair(*model, &two, PairMode::kSequential, 4, 64).concurrent);
+  // The rule on byte counts: up to 64 MiB always, above it at most 8 % of one pass's memory.
+  const uint64_t MiB = uint64_t{1} << 20;
+  CHECK(auto_pair_fits(64 * MiB, 64 * MiB));
+  CHECK_FALSE(auto_pair_fits(65 * MiB, 800 * MiB));  // 8.1 %
+  CHECK(auto_pair_fits(65 * MiB, 900 * MiB));        // 7.2 %
+  CHECK(auto_pair_fits(272 * MiB, 5291 * MiB));      // OPT-1.3B F32, 16 x 128: 5.1 %
+  CHECK_FALSE(auto_pair_fits(272 * MiB, 2788 * MiB));  // OPT-1.3B BF16 base with LoRA: 9.8 %
   // The working-set estimate grows with the tokens, linearly.
   CHECK(estimate_pass_working_set(c, 8, 128) == 2 * estimate_pass_working_set(c, 4, 128));
 }

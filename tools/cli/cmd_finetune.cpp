@@ -86,8 +86,8 @@ constexpr const char* kHelp =
     "  --pair auto|concurrent|sequential\n"
     "                       a step's two forward passes at once on half the threads each, or one after\n"
     "                       the other on all: the same run either way; at once is faster and holds a second\n"
-    "                       pass's activations. auto (default): at once when that costs at most a tenth\n"
-    "                       of the run's memory or 32 MiB (the choice is printed at the end)\n";
+    "                       pass's activations. auto (default): at once when that adds at most 8 % to\n"
+    "                       one pass's memory or 64 MiB (the choice is printed at the end)\n";
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }

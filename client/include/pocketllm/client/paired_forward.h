@@ -17,8 +17,9 @@
 
 namespace pocketllm {
 
-// kAuto: at once when the pool has two threads or more and the second pass's working set costs at
-// most a tenth of the run's memory (training stays within 1.10x of one-pass memory) or under 32 MiB.
+// kAuto: at once when the pool has two threads or more and the second pass's working set adds at most
+// 8 % to one pass's memory (training within 1.10x of inference, with room for the estimate's error) or
+// is at most 64 MiB (small models, where the passes at once gain most: docs/training.md).
 enum class PairMode { kAuto, kConcurrent, kSequential };
 const char* pair_mode_name(PairMode m);  // "auto", "concurrent", "sequential"
 bool parse_pair_mode(const std::string& s, PairMode* out);
@@ -27,6 +28,8 @@ struct PairChoice {
   bool concurrent = false;
   std::string why;  // "concurrent: …" / "sequential: …", for logs and --help-level explanations
 };
+// kAuto's rule on byte counts: the second pass's working set against one pass's memory.
+bool auto_pair_fits(uint64_t twin_bytes, uint64_t one_pass_bytes);
 // What `mode` means for this model, pool and batch shape (the longest sequence the batches hold).
 PairChoice choose_pair(const LanguageModel& model, const ThreadPool* pool, PairMode mode, int batch, int seq_len);
 
