@@ -57,9 +57,10 @@ for t in "${targets[@]}"; do
       for t in pocketllm_core_tests pocketllm_common_tests pocketllm_sdk_tests; do
         qemu-aarch64 "$dir/bin/$t" | tail -n 2
       done
-      # Quantized and half-precision kernels and GGUF models: qemu's default CPU has dotprod (the int8 sdot
+      # Quantized and half-precision kernels, GGUF models and the paired passes (the same bits on any thread
+      # count on the Eigen path too): qemu's default CPU has dotprod (the int8 sdot
       # decode path); a Cortex-A53 (Armv8.0) takes the portable path that compilers vectorise for NEON.
-      qemu-aarch64 "$dir/bin/pocketllm_client_tests" "[quant],[gguf],[kernels]" | tail -n 2
+      qemu-aarch64 "$dir/bin/pocketllm_client_tests" "[quant],[gguf],[kernels],[pair]" | tail -n 2
       qemu-aarch64 -cpu cortex-a53 "$dir/bin/pocketllm_client_tests" "[quant],[kernels]" | tail -n 2
       "$root/scripts/aarch64-device-check.sh" "$dir/bin" "${POCKETLLM_BUILD_DIR:-$root/build}/bin"
       ;;

@@ -19,12 +19,18 @@ using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMa
 using StridedMat = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
 using ConstStridedMat = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 
-// Rows of W per task: about 256 KiB of float32, at least 16, a multiple of 16.
-size_t tile_rows(size_t n, size_t k, size_t threads) {
+// Work split on the Eigen paths: never by the thread count. Eigen's result for an output element depends
+// on the shape of the product it is computed in (its blocking and remainder loops), so tiles and row
+// blocks are a function of the layer's shape alone and a forward pass gives the same bits on any number
+// of threads (the two passes of a ZO step may run on different numbers: client/paired_forward.h).
+constexpr size_t kEigenTasks = 16;  // tiles or row blocks per product: two per thread up to 8 threads
+
+// Rows of W per task: about 256 KiB of float32, at least 16, a multiple of 16, halved until there are
+// kEigenTasks tiles.
+size_t tile_rows(size_t n, size_t k) {
   size_t rows = std::max<size_t>(16, (size_t{1} << 16) / std::max<size_t>(k, 1));
   rows = (rows + 15) / 16 * 16;
-  // Enough tiles to keep every thread busy.
-  while (rows > 16 && (n + rows - 1) / rows < 2 * threads) rows /= 2;
+  while (rows > 16 && (n + rows - 1) / rows < kEigenTasks) rows /= 2;
   return std::min(rows, n);
 }
 
@@ -84,7 +90,7 @@ void add_lora_term(ThreadPool* pool, const float* x, size_t m, size_t k, const W
   ConstStridedMat am(a, static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
   ConstStridedMat bm(b, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(r), Eigen::OuterStride<>(r));
   if (m * (n + k) * r < (size_t{1} << 17)) pool = nullptr;
-  const size_t tasks = pool ? std::min<size_t>(m, 4 * static_cast<size_t>(pool->size())) : 1;
+  const size_t tasks = std::min<size_t>(m, kEigenTasks);  // row blocks: by shape, not threads (tile_rows)
   const size_t per = (m + tasks - 1) / tasks;
   const float scale = w.lora_scale;
   parallel_for(pool, tasks, [&](size_t t) {
@@ -143,7 +149,7 @@ void linear_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Wei
     });
     return;
   }
-  const size_t nt = tile_rows(n, k, threads);
+  const size_t nt = tile_rows(n, k);
   const size_t tiles = (n + nt - 1) / nt;
   ConstStridedMat xm(x, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
   parallel_for(pool, tiles, [&](size_t t) {
@@ -160,9 +166,8 @@ void linear_in_out_base(ThreadPool* pool, const float* x, size_t m, size_t k, co
                         const Perturbation& p, float* y) {
   const size_t n = w.cols();
   if (m * n * k < (size_t{1} << 17)) pool = nullptr;
-  const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
   size_t nt = std::max<size_t>(64, (size_t{1} << 16) / std::max<size_t>(k, 1)) / 16 * 16;
-  while (nt > 16 && (n + nt - 1) / nt < 2 * threads) nt /= 2;
+  while (nt > 16 && (n + nt - 1) / nt < kEigenTasks) nt /= 2;  // by shape, not threads (tile_rows)
   nt = std::min(nt, n);
   const size_t tiles = (n + nt - 1) / nt;
   const bool all_rows = p.active && w.trainable;

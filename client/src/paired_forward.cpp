@@ -51,6 +51,19 @@ PairChoice choose_pair(const LanguageModel& model, const ThreadPool* pool, PairM
   return {false, b};
 }
 
+BudgetedPair pair_under_budget(const LanguageModel& model, const NamePatterns& trainable, int batch, int seq_len,
+                               uint64_t budget_bytes) {
+  BudgetedPair r;
+  if (budget_bytes == 0) return r;
+  r.pair = PairMode::kConcurrent;
+  r.estimate = estimate_training_memory(model, trainable, batch, seq_len, /*concurrent_pair=*/true);
+  if (r.estimate.total() <= budget_bytes) return r;
+  r.pair = PairMode::kSequential;
+  r.estimate = estimate_training_memory(model, trainable, batch, seq_len);
+  r.fits = r.estimate.total() <= budget_bytes;
+  return r;
+}
+
 PairedForward::PairedForward(LanguageModel& model, ThreadPool* pool, const PairChoice& choice)
     : model_(model), pool_(pool), why_(choice.why) {
   const int threads = pool ? pool->size() : 1;

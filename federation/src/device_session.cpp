@@ -12,15 +12,10 @@ namespace {
 // Whether the rounds fit the budget, and (*pair) how a step's two passes run: without a budget the
 // engine's default (auto); with one, at once when the budget holds a second pass's activations too.
 Status check_budget(const DeviceModel& m, const TaskInfo& info, uint64_t budget, PairMode* pair) {
-  *pair = PairMode::kAuto;
-  if (budget == 0) return Status::ok();
-  const int batch = static_cast<int>(info.batch_size);
-  *pair = PairMode::kConcurrent;
-  if (estimate_training_memory(*m.loaded.model, NamePatterns(""), batch, m.task_options.max_length, true).total() <= budget)
-    return Status::ok();
-  *pair = PairMode::kSequential;
-  const auto e = estimate_training_memory(*m.loaded.model, NamePatterns(""), batch, m.task_options.max_length);
-  if (e.total() <= budget) return Status::ok();
+  const auto b = pair_under_budget(*m.loaded.model, NamePatterns(""), static_cast<int>(info.batch_size), m.task_options.max_length, budget);
+  *pair = b.pair;
+  if (b.fits) return Status::ok();
+  const MemoryEstimate& e = b.estimate;
   return resource_exhausted("task " + info.id + "'s rounds need " + e.describe() + ", over the memory budget of " +
                                                     std::to_string(budget) + " bytes");
 }

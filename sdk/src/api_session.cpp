@@ -128,17 +128,12 @@ pllm_status spec_from(const pllm_session_params& p, const Resolved& r, pocketllm
 // (auto); with one, at once when the budget holds a second pass's activations too, else one after the
 // other. Over budget even one after the other: refused.
 pllm_status check_budget(const pllm_model* m, const pllm_session_params& p, pocketllm::PairMode* pair) {
-  *pair = pocketllm::PairMode::kAuto;
-  if (p.memory_budget_bytes == 0) return PLLM_OK;
   const std::string patterns = pocketllm::expand_trainable(p.trainable, m->loaded.model->config().num_layers);
-  const pocketllm::NamePatterns trainable(patterns);
-  *pair = pocketllm::PairMode::kConcurrent;
-  if (pocketllm::estimate_training_memory(*m->loaded.model, trainable, p.batch_size, p.max_length, true).total() <= p.memory_budget_bytes)
-    return PLLM_OK;
-  *pair = pocketllm::PairMode::kSequential;
-  const auto e = pocketllm::estimate_training_memory(*m->loaded.model, trainable, p.batch_size, p.max_length);
-  if (e.total() <= p.memory_budget_bytes) return PLLM_OK;
-  return fail(PLLM_ERR_MEMORY_BUDGET, "this session needs " + e.describe() + ", over the memory budget of " +
+  const auto b = pocketllm::pair_under_budget(*m->loaded.model, pocketllm::NamePatterns(patterns), p.batch_size, p.max_length,
+                                              p.memory_budget_bytes);
+  *pair = b.pair;
+  if (b.fits) return PLLM_OK;
+  return fail(PLLM_ERR_MEMORY_BUDGET, "this session needs " + b.estimate.describe() + ", over the memory budget of " +
                                           std::to_string(p.memory_budget_bytes) + " bytes");
 }
 

@@ -250,3 +250,23 @@ TEST_CASE("auto pairs the passes when the second pass's activations are a small 
   // The working-set estimate grows with the tokens, linearly.
   CHECK(estimate_pass_working_set(c, 8, 128) == 2 * estimate_pass_working_set(c, 4, 128));
 }
+
+TEST_CASE("under a memory budget the passes run at once only when the budget holds both", "[client][pair]") {
+  const auto c = test::tiny_llama_config(5000, 64, 2, 4, 2, 192, /*tied=*/false);
+  auto model = test::make_llama(c, test::random_llama_tensors(c, 34));
+  const NamePatterns all("*");
+  const auto one = estimate_training_memory(*model, all, 8, 128);
+  const auto two = estimate_training_memory(*model, all, 8, 128, /*concurrent_pair=*/true);
+  REQUIRE(two.total() > one.total());
+  auto none = pair_under_budget(*model, all, 8, 128, 0);
+  CHECK((none.fits && none.pair == PairMode::kAuto));
+  auto roomy = pair_under_budget(*model, all, 8, 128, two.total());
+  CHECK((roomy.fits && roomy.pair == PairMode::kConcurrent));
+  auto between = pair_under_budget(*model, all, 8, 128, two.total() - 1);
+  CHECK((between.fits && between.pair == PairMode::kSequential));
+  auto exact = pair_under_budget(*model, all, 8, 128, one.total());
+  CHECK((exact.fits && exact.pair == PairMode::kSequential));
+  auto tight = pair_under_budget(*model, all, 8, 128, one.total() - 1);
+  CHECK_FALSE(tight.fits);
+  CHECK(tight.estimate.total() == one.total());  // the figure a refusal quotes: one pass after the other
+}

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "pocketllm/client/memory_estimate.h"
 #include "pocketllm/client/model.h"
 #include "pocketllm/common/cancel.h"
 #include "pocketllm/common/thread_pool.h"
@@ -32,6 +33,18 @@ struct PairChoice {
 bool auto_pair_fits(uint64_t twin_bytes, uint64_t one_pass_bytes);
 // What `mode` means for this model, pool and batch shape (the longest sequence the batches hold).
 PairChoice choose_pair(const LanguageModel& model, const ThreadPool* pool, PairMode mode, int batch, int seq_len);
+
+// A run under a memory budget (the SDK's sessions, federated devices): without one (0), kAuto; with one,
+// kConcurrent when the budget holds the conservative estimate with a second pass's activations, else
+// kSequential when it holds the estimate without; `fits` false (refuse the run) when not even that.
+// `estimate` is the one checked last: the figure to quote when refusing.
+struct BudgetedPair {
+  bool fits = true;
+  PairMode pair = PairMode::kAuto;
+  MemoryEstimate estimate;
+};
+BudgetedPair pair_under_budget(const LanguageModel& model, const NamePatterns& trainable, int batch, int seq_len,
+                               uint64_t budget_bytes);
 
 class PairedForward {
  public:
