@@ -226,7 +226,11 @@ typedef struct pllm_session_params {
   uint64_t seed;
   int32_t max_length;          /* tokens per example; default 256; 2..65536 */
   uint64_t memory_budget_bytes; /* 0: no limit; otherwise a session whose estimate exceeds it is refused
-                                   (PLLM_ERR_MEMORY_BUDGET, the estimate in the message) */
+                                   (PLLM_ERR_MEMORY_BUDGET, the estimate in the message). With two threads
+                                   or more a step runs its two forward passes at once when the budget also
+                                   holds a second pass's activations, else one after the other (the same
+                                   result; docs/training.md "The two passes at once"); without a budget the
+                                   engine decides by the share of memory that costs */
   /* Appended after 0.2.0 (older callers set a smaller struct_size and get the defaults): LoRA adapters (docs/training.md section 4). lora_rank 0 (default): none; 1..1024: adapters
    * of that rank on lora_targets (default "q_proj,v_proj"; "all-linear"), output scale lora_alpha / rank
    * (0: alpha = rank), A seeded by lora_init_seed. The base stays frozen; `trainable` then selects what is
@@ -346,7 +350,8 @@ typedef struct pllm_device_params {
   const char* task_id;
   const char* data_path;        /* this device's private examples (.txt, .jsonl, .tsv) */
   const char* state_dir;        /* shared weights, version and the personal log (created, mode 0700) */
-  uint64_t memory_budget_bytes; /* 0: no limit; otherwise refused when the task's rounds would exceed it */
+  uint64_t memory_budget_bytes; /* 0: no limit; otherwise refused when the task's rounds would exceed it;
+                                   the two passes of a step run at once only if it holds both (as above) */
 } pllm_device_params;
 
 PLLM_API pllm_device_params pllm_device_default_params(void);
