@@ -25,15 +25,6 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(ss.str());
 }
 
-std::vector<float> logits_of(LanguageModel& m, const TokenBatch& b, const Perturbation& p = {}) {
-  std::vector<float> hidden, out;
-  REQUIRE(m.forward_hidden(nullptr, b, p, nullptr, &hidden).is_ok());
-  std::vector<int> rows(b.tokens.size());
-  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int>(i);
-  m.logits(nullptr, hidden.data(), rows, p, &out);
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("OPT, GPT-2 and RoBERTa logits match the PyTorch reference, padding included", "[client][arch]") {
@@ -45,7 +36,7 @@ TEST_CASE("OPT, GPT-2 and RoBERTa logits match the PyTorch reference, padding in
     const auto expected = read_json(dir + "/expected.json");
     const auto seqs = expected["sequences"].get<std::vector<std::vector<int32_t>>>();
     const TokenBatch batch = TokenBatch::from_sequences(seqs, 1);
-    auto logits = logits_of(*loaded->model, batch);
+    auto logits = test::all_row_logits(*loaded->model, batch);
     const size_t V = static_cast<size_t>(loaded->model->config().vocab_size);
     double worst = 0;
     for (size_t b = 0; b < seqs.size(); ++b)
@@ -67,7 +58,7 @@ TEST_CASE("GPT-2 and OPT decode with a KV cache exactly like the full forward", 
     REQUIRE(loaded.is_ok());
     LanguageModel& m = *loaded->model;
     const std::vector<int32_t> seq = {2, 11, 23, 5, 9, 17, 3};
-    auto full = logits_of(m, TokenBatch::from_sequences({seq}));
+    auto full = test::all_row_logits(m, TokenBatch::from_sequences({seq}));
     KVCache cache = m.make_cache(1, 16);
     std::vector<float> hidden, step;
     const size_t V = static_cast<size_t>(m.config().vocab_size);
@@ -93,7 +84,7 @@ TEST_CASE("perturbed forwards equal forwards on perturbed weights for every arch
     for (auto& t : b->model->weights().trainable_tensors())
       perturb_tensor(nullptr, p.dist, p.seed, tensor_tag(t.name), p.scale, t.data, t.numel);
     const TokenBatch batch = TokenBatch::from_sequences({{2, 11, 23, 5}, {2, 40}}, 1);
-    auto x = logits_of(*a->model, batch, p), y = logits_of(*b->model, batch);
+    auto x = test::all_row_logits(*a->model, batch, p), y = test::all_row_logits(*b->model, batch);
     CHECK(std::memcmp(x.data(), y.data(), x.size() * 4) == 0);
   }
 }
@@ -107,7 +98,7 @@ TEST_CASE("the tiny random Hugging Face GPT-2 in shared/fixtures loads and runs"
   auto loaded = load_model(dir);
   REQUIRE(loaded.is_ok());
   CHECK(loaded->model->config().arch == Architecture::kGpt2);
-  auto logits = logits_of(*loaded->model, TokenBatch::from_sequences({{15496, 995}}));
+  auto logits = test::all_row_logits(*loaded->model, TokenBatch::from_sequences({{15496, 995}}));
   CHECK(logits.size() == 2u * 50257u);
   size_t finite = 0;
   for (float v : logits) finite += std::isfinite(v);
@@ -125,7 +116,7 @@ TEST_CASE("every architecture exports to a Hugging Face directory that loads bac
     REQUIRE(back.is_ok());
     CHECK(back->model->weights().compute_model_id() == loaded->model->weights().compute_model_id());
     const TokenBatch batch = TokenBatch::from_sequences({{2, 11, 23, 5}}, 1);
-    auto a = logits_of(*loaded->model, batch), b = logits_of(*back->model, batch);
+    auto a = test::all_row_logits(*loaded->model, batch), b = test::all_row_logits(*back->model, batch);
     CHECK(std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
   }
 }

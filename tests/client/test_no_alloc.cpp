@@ -36,16 +36,7 @@ TEST_CASE("a training step allocates nothing after warm-up", "[client][trainer][
   REQUIRE(loaded->model->weights().make_trainable(NamePatterns("*")).is_ok());
   for (const std::string kind : {"lm", "classify"}) {
     INFO(kind);
-    Dataset ds;
-    ds.path = "mem";
-    const std::vector<std::string> texts = {"the cat", "a hat at the bed", "he had a cat", "the bad cat sat",
-                                            "a good cat", "the hat", "cat cat cat cat", "the end"};
-    for (size_t i = 0; i < texts.size(); ++i) ds.examples.push_back({texts[i], "", i % 2 ? "1" : "0", int(i) + 1});
-    TaskOptions to;
-    to.kind = kind;
-    to.label_words = parse_label_words("0:cat,1:the").value();
-    auto task = make_task(ds, *loaded->tokenizer, *loaded->model, to);
-    REQUIRE(task.is_ok());
+    auto task = test::toy_sentence_task(kind, *loaded->tokenizer, *loaded->model);
     TrainOptions o;
     o.batch_size = 3;  // batches of different lengths across steps
     o.n_spsa = 2;
@@ -54,7 +45,7 @@ TEST_CASE("a training step allocates nothing after warm-up", "[client][trainer][
     // scratch grows once, on the first task it happens to run. Counting on the calling thread alone
     // makes the check exact; the buffers are the same ones every thread uses.
     ThreadPool pool(1);
-    ZoTrainer trainer(*loaded->model, *task.value(), k_shot_indices(*task.value(), 0, 0), o, &pool);
+    ZoTrainer trainer(*loaded->model, *task, k_shot_indices(*task, 0, 0), o, &pool);
     StepRecord rec;
     // Warm-up: every batch shape of the first epochs, so all buffers reach their size.
     for (int t = 0; t < 12; ++t) {

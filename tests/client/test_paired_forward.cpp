@@ -20,15 +20,6 @@ using namespace pocketllm;
 
 namespace {
 
-std::vector<float> logits_of(LanguageModel& m, const TokenBatch& b, const Perturbation& p) {
-  std::vector<float> hidden, out;
-  REQUIRE(m.forward_hidden(nullptr, b, p, nullptr, &hidden).is_ok());
-  std::vector<int> rows(b.tokens.size());
-  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int>(i);
-  m.logits(nullptr, hidden.data(), rows, p, &out);
-  return out;
-}
-
 bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
@@ -45,23 +36,14 @@ std::string records_of(const std::string& model_dir, const std::string& kind, in
     lc.init_seed = 5;
   }
   REQUIRE(select_trainable(*loaded->model, lora ? "norms" : "*", lc).is_ok());
-  Dataset ds;
-  ds.path = "mem";
-  const std::vector<std::string> texts = {"the cat", "a hat at the bed", "he had a cat", "the bad cat sat",
-                                          "a good cat", "the hat", "cat cat cat cat", "the end"};
-  for (size_t i = 0; i < texts.size(); ++i) ds.examples.push_back({texts[i], "", i % 2 ? "1" : "0", int(i) + 1});
-  TaskOptions to;
-  to.kind = kind;
-  to.label_words = parse_label_words("0:cat,1:the").value();
-  auto task = make_task(ds, *loaded->tokenizer, *loaded->model, to);
-  REQUIRE(task.is_ok());
+  auto task = test::toy_sentence_task(kind, *loaded->tokenizer, *loaded->model);
   TrainOptions o;
   o.batch_size = 3;
   o.n_spsa = 2;
   o.lr = 1e-2f;
   o.pair = pair;
   ThreadPool pool(threads);
-  ZoTrainer trainer(*loaded->model, *task.value(), k_shot_indices(*task.value(), 0, 0), o, &pool);
+  ZoTrainer trainer(*loaded->model, *task, k_shot_indices(*task, 0, 0), o, &pool);
   std::string out;
   for (int t = 0; t < 6; ++t) {
     auto rec = trainer.step(t);
@@ -93,14 +75,14 @@ TEST_CASE("a twin computes its model's bits over the same weights, and sees them
     CHECK(&twin.value()->weights() == &model.weights());  // shared, not copied
     const TokenBatch batch = TokenBatch::from_sequences({{5, 9, 14, 20, 33, 40}, {7, 8, 3}}, 1);
     const Perturbation p{true, Distribution::kRademacher, 99, 1e-2f};
-    const auto before = logits_of(model, batch, p);
-    CHECK(same_bytes(logits_of(*twin.value(), batch, p), before));
+    const auto before = test::all_row_logits(model, batch, p);
+    CHECK(same_bytes(test::all_row_logits(*twin.value(), batch, p), before));
     // An update in place (what ZoTrainer::apply does) reaches the twin: nothing was copied at twin().
     for (const Weight* w : model.weights().trainable())
       for (size_t i = 0; i < w->numel(); ++i) w->mutable_f32[i] *= 1.5f;
-    const auto after = logits_of(model, batch, p);
+    const auto after = test::all_row_logits(model, batch, p);
     CHECK_FALSE(same_bytes(after, before));
-    CHECK(same_bytes(logits_of(*twin.value(), batch, p), after));
+    CHECK(same_bytes(test::all_row_logits(*twin.value(), batch, p), after));
   }
 }
 

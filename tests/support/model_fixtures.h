@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "arch/llama.h"
+#include "pocketllm/client/dataset.h"
+#include "pocketllm/client/task.h"
 #include "test_env.h"
 #include "pocketllm/common/safetensors.h"
 
@@ -86,6 +88,32 @@ inline std::vector<float> all_position_logits(LanguageModel& m, const std::vecto
     for (int t = 0; t < b.lengths[i]; ++t) rows.push_back(i * b.seq_len + t);
   m.logits(nullptr, hidden.data(), rows, Perturbation{}, &logits);
   return logits;
+}
+
+// Logits [B * T, vocab] of every row of `b`, padding rows included, with the weights perturbed by p.
+inline std::vector<float> all_row_logits(LanguageModel& m, const TokenBatch& b, const Perturbation& p = {}) {
+  std::vector<float> hidden, out;
+  if (!m.forward_hidden(nullptr, b, p, nullptr, &hidden).is_ok()) throw std::runtime_error("forward failed");
+  std::vector<int> rows(b.tokens.size());
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int>(i);
+  m.logits(nullptr, hidden.data(), rows, p, &out);
+  return out;
+}
+
+// A task over eight short sentences of the toy tokenizer (write_toy_model_dir), labels 0 / 1 alternating
+// with the label words "cat" / "the": `kind` "lm" or "classify". Batches of 3 take different lengths.
+inline std::unique_ptr<Task> toy_sentence_task(const std::string& kind, const Tokenizer& tokenizer, const LanguageModel& model) {
+  Dataset ds;
+  ds.path = "mem";
+  const std::vector<std::string> texts = {"the cat", "a hat at the bed", "he had a cat", "the bad cat sat",
+                                          "a good cat", "the hat", "cat cat cat cat", "the end"};
+  for (size_t i = 0; i < texts.size(); ++i) ds.examples.push_back({texts[i], "", i % 2 ? "1" : "0", int(i) + 1});
+  TaskOptions to;
+  to.kind = kind;
+  to.label_words = parse_label_words("0:cat,1:the").value();
+  auto task = make_task(ds, tokenizer, model, to);
+  if (!task) throw std::runtime_error(task.status().to_string());
+  return std::move(task.value());
 }
 
 // max |a - b| over max |b|: the relative error of a against the reference b.
