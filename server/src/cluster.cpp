@@ -135,7 +135,12 @@ void Service::close_due(Task& t, int64_t now) {
     // Memory ran ahead of the store (the round closed elsewhere, or the write failed): rebuild from it.
     log("task " + t.spec.id + " round " + std::to_string(id) + ": not closed here (" + s.message() + "); refreshing");
     Status r = refresh_task(t, true);
-    if (!r) log("task " + t.spec.id + ": refresh failed: " + r.message());
+    if (!r) {
+      // The store went away mid-close: memory may hold the next round the store never got. The change
+      // counter will not move for it, so the next tick must compare every task with the store.
+      log("task " + t.spec.id + ": refresh failed: " + r.message());
+      seen_changes_ = kChangesUnseen;
+    }
     return;
   }
   if (outcome.empty()) return;

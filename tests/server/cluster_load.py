@@ -76,6 +76,7 @@ def device_loop(cred, name, stop_at, rng):
         if r["state"] == "open" and rid not in done_rounds:
             coeffs = [round(rng.uniform(-1, 1), 6) for _ in r["seeds"]]
             body = {"coeffs": coeffs, "examples": 1 + rng.randrange(4), "base_version": r["base_version"]}
+            code = ""
             for attempt in range(50):  # the same scalars until an answer that is not a failure of the path
                 s, j = call("POST", f"/v1/tasks/{TASK}/rounds/{rid}/submissions", body, cred)
                 if s in (200, 201):
@@ -86,9 +87,11 @@ def device_loop(cred, name, stop_at, rng):
                     note_error(f"submit_retry_{s}")
                     time.sleep(0.05)
                     continue
-                note_error(f"submit_{s}_{(j or {}).get('error', {}).get('code', '')}")
+                code = (j or {}).get('error', {}).get('code', '')
+                note_error(f"submit_{s}_{code}")
                 break
-            done_rounds.add(rid)
+            if code != "unknown_round":  # a round no store holds (yet): read the current one again
+                done_rounds.add(rid)
         if rng.random() < 0.3:
             s, j = call("GET", f"/v1/tasks/{TASK}/log?since=0&limit=100000", token=cred)
             if s == 200:

@@ -62,7 +62,7 @@ haproxy -f haproxy.cfg -db 2> haproxy.log &
 pids+=($!)
 url="http://127.0.0.1:$lb_port"
 for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done
-curl -sf "$url/healthz" >/dev/null || { echo "no replica became healthy behind HAProxy"; tail -5 r*.log haproxy.log; exit 1; }
+curl -sf "$url/healthz" >/dev/null || { echo "no replica became healthy behind HAProxy"; tail -n 5 r*.log haproxy.log; exit 1; }
 model=$(printf 'e%.0s' $(seq 64))
 curl -sS --fail-with-body -H "Authorization: Bearer $(cat admin)" -X POST "$url/v1/admin/tasks" \
   -d '{"id":"cluster","base_model_id":"'"$model"'","tau":4,"round_seconds":3,"min_submissions":3,"goal_submissions":6}' >/dev/null

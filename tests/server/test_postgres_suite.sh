@@ -11,3 +11,5 @@ trap '"$here/../support/postgres.sh" stop "$work/pg"; rm -rf "$work"' EXIT
 url=$("$here/../support/postgres.sh" start "$work/pg" -c fsync=off) || exit $?
 echo "PostgreSQL at $url"
 POCKETLLM_TEST_POSTGRES="$url" "$bin" --order rand --warn NoAssertions
+# The tests that need PostgreSQL itself (hidden from the SQLite run): outages made inside the database.
+POCKETLLM_TEST_POSTGRES="$url" "$bin" "[postgres]" --warn NoTests

@@ -100,7 +100,8 @@ class Service {
   // Replicas on a shared store (cluster.cpp): refresh from the store, and close due rounds when leading.
   void cluster_tick(int64_t now);
   bool refresh_all(int64_t now);  // tasks, rounds and revocations from the store; false when it failed
-  uint64_t seen_changes_ = ~uint64_t{0};
+  static constexpr uint64_t kChangesUnseen = ~uint64_t{0};  // the next tick refreshes every task
+  uint64_t seen_changes_ = kChangesUnseen;
   Status refresh_task(Task& task, bool force);
   void close_due(Task& task, int64_t now);
   // A device enrolled through another server: looked up in the store and remembered. Caller holds mu_.
