@@ -76,6 +76,20 @@ def pocketllm_k_shot(rows, labels, k, seed):
     return [rows[i] for i in sorted(picked)]
 
 
+def answer_tokens(tok, template, words):
+    """The candidate token of each label word: the first token the word adds after the prompt (what
+    pocketllm's classify task reads)."""
+    probe = tok.encode(template.replace("{text}", "x"))
+    cand = []
+    for word in words:
+        full = tok.encode(template.replace("{text}", "x") + word)
+        k = 0
+        while k < len(probe) and probe[k] == full[k]:
+            k += 1
+        cand.append(full[k])
+    return cand
+
+
 def pad(seqs):
     T = max(len(s) for s in seqs)
     t = torch.zeros(len(seqs), T, dtype=torch.long)
@@ -131,14 +145,7 @@ def main():
 
     if a.task == "classify":
         words = [(l.split(":")[0].strip(), " " + l.split(":")[1].strip()) for l in a.labels.split(",")]
-        probe = tok.encode(a.template.replace("{text}", "x"))
-        cand = []
-        for _, wd in words:
-            full = tok.encode(a.template.replace("{text}", "x") + wd)
-            k = 0
-            while k < len(probe) and probe[k] == full[k]:
-                k += 1
-            cand.append(full[k])
+        cand = answer_tokens(tok, a.template, [wd for _, wd in words])
         label_index = {l: i for i, (l, _) in enumerate(words)}
 
         def encode(rows):

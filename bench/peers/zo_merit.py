@@ -22,7 +22,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ft_reference import pad, read_tsv  # noqa: E402
+from ft_reference import answer_tokens, pad, read_tsv  # noqa: E402
 from torch_llama import Llama, Llama2cTokenizer, load_llama2c  # noqa: E402
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,14 +39,7 @@ hub = os.path.join(a.shared, "hub", "karpathy", "tinyllamas", "stories260K")
 cfg, w = load_llama2c(os.path.join(hub, "stories260K.bin"))
 tok = Llama2cTokenizer(os.path.join(hub, "tok512.bin"), cfg["vocab_size"])
 template = "{text} It was"
-probe = tok.encode(template.replace("{text}", "x"))
-cand = []
-for word in (" bad", " good"):
-    full = tok.encode(template.replace("{text}", "x") + word)
-    k = 0
-    while k < len(probe) and probe[k] == full[k]:
-        k += 1
-    cand.append(full[k])
+cand = answer_tokens(tok, template, (" bad", " good"))
 rows = read_tsv(os.path.join(a.shared, "data", "sst2", "glue_sst2_train.tsv"))
 order = list(range(len(rows)))
 random.Random(a.data_seed).shuffle(order)
