@@ -2,8 +2,6 @@
 
 #include <cstdio>
 
-#include "pocketllm/client/memory_estimate.h"
-
 namespace pocketllm {
 
 const char* pair_mode_name(PairMode m) {

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "pocketllm/client/memory_estimate.h"
+#include "pocketllm/client/paired_forward.h"
 
 namespace pocketllm {
 namespace {

@@ -6,6 +6,7 @@
 #include "abi.h"
 #include "pocketllm/client/finetune.h"
 #include "pocketllm/client/memory_estimate.h"
+#include "pocketllm/client/paired_forward.h"
 #include "pocketllm/client/recipe.h"
 
 using namespace pllm_abi;
