@@ -6,6 +6,7 @@ backpropagation (PyTorch, float32) on the same data and objective, and reports t
       --template "{text} It was" --labels "0:bad,1:good" --steps 1500 --batch-size 16 --lr 1e-3 \
       [--optimizer adam|sgd] [--trainable REGEX] [--add-biases REGEX] [--balanced] [--k-shot 512 --data-seed 1]
       [--sample python|pocketllm] [--min-words W] [--dump-sample FILE]
+      [--kv-prefix P | --soft-prompt P] [--precondition hessian-diag [--damping D]] [--decay-to-start L]
   ft_reference.py lm --model ... --tokenizer ... --train train.txt --eval eval.txt --steps 300 ...
 --optimizer sgd is plain SGD (what ZO estimates in expectation); --trainable restricts training to the tensors
 whose Hugging Face name matches REGEX; --add-biases gives every projection whose weight name matches REGEX
@@ -16,6 +17,15 @@ pocketllm's --balanced does); --k-shot K samples K examples per label from --tra
 --sample pocketllm by pocketllm's own Philox draw: the very sentences `finetune --k-shot K --data-seed D
 [--min-words W]` trains on (--dump-sample writes them out; a pocketllm run on that file with no --k-shot logs
 the same losses, which is how the draw was checked).
+Small trainable sets and step rules that ZO could use, measured here first in their first-order ideal (README
+"Where the convergence target sits"): --kv-prefix P trains a key/value prefix of P positions in every layer
+(prefix tuning; initialised with the keys and values the model computes for the first P tokens of a story
+opening), --soft-prompt P trains P input embeddings inserted after the first token (prompt tuning; initialised
+with real tokens' embeddings) -- both beside --trainable, which may then match nothing ("^$");
+--precondition hessian-diag scales every coordinate's step by mean|h| / (|h_i| + D mean|h|), h the Hessian
+diagonal of the loss at the start (Hutchinson, --hessian-samples Rademacher probes on a balanced batch of up to
+256 training examples; what HiZOO estimates from forward passes, here exact up to the probes); --decay-to-start L
+adds L (theta - theta_0) to every trained tensor's gradient.
 Prints JSON lines: {"step": s, "eval_loss": ..., "eval_accuracy"|"eval_perplexity": ..., "examples": e,
 "train_seconds": t} — e examples trained on so far, t the wall time of the training steps alone (no evaluation).
 """
@@ -124,6 +134,12 @@ def main():
     ap.add_argument("--min-words", type=int, default=0,
                     help="classify: train only on rows of at least W words, filtered before the k-shot draw")
     ap.add_argument("--dump-sample", default="", help="classify: also write the training rows drawn as a TSV")
+    ap.add_argument("--kv-prefix", type=int, default=0, help="train a key/value prefix of P positions per layer")
+    ap.add_argument("--soft-prompt", type=int, default=0, help="train P input embeddings after the first token")
+    ap.add_argument("--precondition", choices=["none", "hessian-diag"], default="none")
+    ap.add_argument("--damping", type=float, default=0.1, help="hessian-diag: D in mean|h| / (|h_i| + D mean|h|)")
+    ap.add_argument("--hessian-samples", type=int, default=32)
+    ap.add_argument("--decay-to-start", type=float, default=0.0, help="add L (theta - theta_0) to the gradient")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -135,12 +151,30 @@ def main():
               for n in w if a.add_biases and n.endswith("_proj.weight") and re.search(a.add_biases, n)}
     if a.add_biases and not biases:
         sys.exit("--add-biases matches no projection")
-    if not names:
+    if not names and not (a.kv_prefix or a.soft_prompt):
         sys.exit("--trainable matches no tensor")
+    if a.kv_prefix and a.soft_prompt:
+        sys.exit("--kv-prefix and --soft-prompt: one at a time")
     for n in names:
         w[n].requires_grad_(True)
     model = Llama(cfg, w, linear=(lambda h, n: h @ w[n].T + biases[n] if n in biases else h @ w[n].T) if biases else None)
     params = [w[n] for n in names] + list(biases.values())
+    opening = tok.encode("Once upon a time there was a little girl named Lily. She loved to play")[1:]
+    kv_prefix = soft_prompt = None
+    if a.kv_prefix:
+        if a.kv_prefix > len(opening):
+            sys.exit(f"--kv-prefix: at most {len(opening)} positions")
+        captured = []
+        with torch.no_grad():
+            model.hidden(torch.tensor([opening[: a.kv_prefix]]), torch.tensor([a.kv_prefix]), capture=captured)
+        kv_prefix = [(k[0].clone().requires_grad_(True), v[0].clone().requires_grad_(True)) for k, v in captured]
+        params += [t for kv in kv_prefix for t in kv]
+    if a.soft_prompt:
+        if a.soft_prompt > len(opening):
+            sys.exit(f"--soft-prompt: at most {len(opening)} embeddings")
+        soft_prompt = w["model.embed_tokens.weight"][torch.tensor(opening[: a.soft_prompt])].detach().clone().requires_grad_(True)
+        params.append(soft_prompt)
+    shift = a.soft_prompt
     opt = torch.optim.Adam(params, lr=a.lr) if a.optimizer == "adam" else torch.optim.SGD(params, lr=a.lr)
 
     if a.task == "classify":
@@ -174,8 +208,8 @@ def main():
 
         def batch_loss(items):
             toks, lens = pad([s for s, _ in items])
-            h = model.hidden(toks, lens)
-            rows = h[torch.arange(len(items)), lens - 1]
+            h = model.hidden(toks, lens, kv_prefix, soft_prompt)
+            rows = h[torch.arange(len(items)), lens - 1 + shift]
             logits = rows @ model.head()[cand].T
             return torch.nn.functional.cross_entropy(logits, torch.tensor([y for _, y in items]), reduction="sum"), logits
 
@@ -211,6 +245,32 @@ def main():
                     count += c
                 return {"eval_loss": total / count, "eval_perplexity": math.exp(total / count)}
 
+    if (a.kv_prefix or a.soft_prompt) and a.task != "classify":
+        sys.exit("--kv-prefix / --soft-prompt: classify only")
+    start = [p.detach().clone() for p in params]
+    step_scale = None
+    if a.precondition == "hessian-diag":
+        if a.task != "classify":
+            sys.exit("--precondition hessian-diag: classify only")
+        by_y = {}
+        for i, (_, y) in enumerate(train):
+            by_y.setdefault(y, []).append(i)
+        probe = [train[i] for y in sorted(by_y) for i in by_y[y][: 256 // len(by_y)]]
+        l, _ = batch_loss(probe)
+        g = torch.autograd.grad(l / len(probe), params, create_graph=True)
+        diag = [torch.zeros_like(p) for p in params]
+        gen = torch.Generator().manual_seed(a.seed)
+        for _ in range(a.hessian_samples):
+            z = [torch.randint(0, 2, p.shape, generator=gen).float() * 2 - 1 for p in params]
+            hz = torch.autograd.grad(g, params, grad_outputs=z, retain_graph=True)
+            for dg, zi, hzi in zip(diag, z, hz):
+                dg += zi * hzi.detach() / a.hessian_samples
+        flat = torch.cat([dg.flatten() for dg in diag])
+        mean_h = float(flat.abs().mean())
+        step_scale = [mean_h / (dg.abs() + a.damping * mean_h) for dg in diag]
+        print(json.dumps({"hessian_diag": {"mean_abs": mean_h, "median_abs": float(flat.abs().median()),
+                                           "negative_share": round(float((flat < 0).float().mean()), 3),
+                                           "probes": a.hessian_samples, "examples": len(probe)}}), flush=True)
     print(json.dumps({"step": 0, **evaluate(), "examples": 0, "train_seconds": 0.0}), flush=True)
     trained = 0.0
     seen = 0
@@ -246,6 +306,12 @@ def main():
         else:
             l, c = batch_loss(items)
             (l / c).backward()
+        if step_scale is not None:
+            for p, sc in zip(params, step_scale):
+                p.grad *= sc
+        if a.decay_to_start:
+            for p, p0 in zip(params, start):
+                p.grad += a.decay_to_start * (p.detach() - p0)
         opt.step()
         trained += time.perf_counter() - t0
         seen += len(items)

@@ -15,6 +15,13 @@
       (the preset's sample): raw accuracy, the share predicted "good", per-class recall, and the accuracy
       with an offset added to the margin, chosen on the training sample (best accuracy there; the median,
       which balances the predictions) and, as an upper bound no recipe may use, on dev itself. PyTorch.
+  sst2_posthoc.py probe [MODEL.safetensors]
+      A linear read-out refitted on the final hidden state at the read position (the model as calibrate
+      loads it; forward passes only, no backpropagation through the model): L2-regularised logistic
+      regression with a bias, started from -- and pulled towards -- the label words' head rows ("prior")
+      or from zero, the strength chosen by 4-fold cross-validation on the training sample alone; prints,
+      per strength, the cross-validated, training and dev accuracy, and the chosen one's dev accuracy.
+      PyTorch (L-BFGS, float64).
 """
 import json
 import os
@@ -60,11 +67,13 @@ def read_safetensors(path, torch):
     return out
 
 
-def calibrate(model_path):
+def load_run(model_path):
+    """stories260K with the norm tensors of MODEL.safetensors (an exported run) if given; the model, the
+    tokenizer, the label words' candidate tokens, the preset's training sample and the dev rows."""
     import torch
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from torch_llama import Llama, Llama2cTokenizer, load_llama2c
-    from ft_reference import answer_tokens, count_words, pad, pocketllm_k_shot, read_tsv
+    from ft_reference import answer_tokens, count_words, pocketllm_k_shot, read_tsv
     hub = os.path.join(SHARED, "hub/karpathy/tinyllamas/stories260K")
     cfg, w = load_llama2c(os.path.join(hub, "stories260K.bin"))
     tok = Llama2cTokenizer(os.path.join(hub, "tok512.bin"), cfg["vocab_size"])
@@ -75,22 +84,38 @@ def calibrate(model_path):
                 changed += int(bool((w[k] != v).any()))
                 w[k] = v.clone()
         print(f"norm tensors taken from {model_path}: {changed} differ from the base")
-    model = Llama(cfg, w)
-    template = "{text} It was"
-    cand = answer_tokens(tok, template, (" bad", " good"))
+    cand = answer_tokens(tok, TEMPLATE, (" bad", " good"))
+    rows = [r for r in read_tsv(os.path.join(SHARED, "data/sst2/glue_sst2_train.tsv")) if count_words(r[0]) >= 6]
+    sample = pocketllm_k_shot(rows, [r[1] for r in rows], 512, 1)
+    return Llama(cfg, w), tok, cand, sample, read_tsv(os.path.join(SHARED, "data/sst2/glue_sst2_dev.tsv"))
+
+
+TEMPLATE = "{text} It was"
+
+
+def read_positions(model, tok, rows):
+    """Final hidden states at every row's read position (the template's last token) and the labels."""
+    import torch
+    from ft_reference import pad
+    enc = [(tok.encode(TEMPLATE.replace("{text}", t)), int(label)) for t, label in rows]
+    h, y = [], []
+    with torch.no_grad():
+        for i in range(0, len(enc), 64):
+            items = enc[i:i + 64]
+            toks, lens = pad([s for s, _ in items])
+            h.append(model.hidden(toks, lens)[torch.arange(len(items)), lens - 1])
+            y += [label for _, label in items]
+    return torch.cat(h), torch.tensor(y)
+
+
+def calibrate(model_path):
+    import torch
+    model, tok, cand, sample, dev_rows = load_run(model_path)
 
     def margins(rows):
-        enc = [(tok.encode(template.replace("{text}", t)), int(label)) for t, label in rows]
-        d, y = [], []
-        with torch.no_grad():
-            for i in range(0, len(enc), 64):
-                items = enc[i:i + 64]
-                toks, lens = pad([s for s, _ in items])
-                h = model.hidden(toks, lens)[torch.arange(len(items)), lens - 1]
-                logits = h @ model.head()[cand].T
-                d += (logits[:, 1] - logits[:, 0]).tolist()
-                y += [label for _, label in items]
-        return torch.tensor(d), torch.tensor(y)
+        h, y = read_positions(model, tok, rows)
+        logits = h @ model.head()[cand].T
+        return logits[:, 1] - logits[:, 0], y
 
     def acc(d, y, b):
         return float(((d + b > 0).long() == y).float().mean()) * 100
@@ -103,9 +128,7 @@ def calibrate(model_path):
                 best = (a, b)
         return best
 
-    rows = [r for r in read_tsv(os.path.join(SHARED, "data/sst2/glue_sst2_train.tsv")) if count_words(r[0]) >= 6]
-    sample = pocketllm_k_shot(rows, [r[1] for r in rows], 512, 1)
-    dd, dy = margins(read_tsv(os.path.join(SHARED, "data/sst2/glue_sst2_dev.tsv")))
+    dd, dy = margins(dev_rows)
     td, ty = margins(sample)
     train_acc, train_b = best_offset(td, ty)
     median_b = -float(td.median())
@@ -119,10 +142,60 @@ def calibrate(model_path):
         "offset_best_on_dev_upper_bound": round(dev_b, 4), "dev_accuracy_upper_bound": round(dev_acc, 2)}))
 
 
+def probe(model_path):
+    import torch
+    model, tok, cand, sample, dev_rows = load_run(model_path)
+    xt, yt = read_positions(model, tok, sample)
+    xd, yd = read_positions(model, tok, dev_rows)
+    xt, xd = xt.double(), xd.double()
+    head = model.head().double()
+    prior = (head[cand[1]] - head[cand[0]]).detach()
+
+    def acc(x, y, u, b):
+        return float((((x @ u + b) > 0).long() == y).double().mean()) * 100
+
+    def fit(x, y, lam, start):
+        u0 = start.clone()
+        u = start.clone().requires_grad_(True)
+        b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([u, b], max_iter=200, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ u + b, y.double()) + lam * ((u - u0) ** 2).sum()
+            loss.backward()
+            return loss
+        opt.step(closure)
+        return u.detach(), b.detach()
+
+    folds = torch.randperm(len(yt), generator=torch.Generator().manual_seed(0))
+    print(json.dumps({"label_margin_sample_accuracy": round(acc(xt, yt, prior, 0.0), 2),
+                      "label_margin_dev_accuracy": round(acc(xd, yd, prior, 0.0), 2)}))
+    for name, start in (("prior", prior), ("zero", torch.zeros_like(prior))):
+        best = None
+        for lam in (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0):
+            cv = []
+            for f in range(4):
+                held = folds[f::4]
+                keep = torch.ones(len(yt), dtype=torch.bool)
+                keep[held] = False
+                u, b = fit(xt[keep], yt[keep], lam, start)
+                cv.append(acc(xt[held], yt[held], u, b))
+            u, b = fit(xt, yt, lam, start)
+            row = {"start": name, "l2": lam, "cv_accuracy": round(sum(cv) / len(cv), 2),
+                   "sample_accuracy": round(acc(xt, yt, u, b), 2), "dev_accuracy": round(acc(xd, yd, u, b), 2)}
+            print(json.dumps(row))
+            if best is None or row["cv_accuracy"] > best["cv_accuracy"]:
+                best = row
+        print(json.dumps({"chosen_by_cv": best}))
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "average" and len(sys.argv) >= 5:
         average(sys.argv[2], float(sys.argv[3]), sys.argv[4:])
     elif len(sys.argv) in (2, 3) and sys.argv[1] == "calibrate":
         calibrate(sys.argv[2] if len(sys.argv) == 3 else "")
+    elif len(sys.argv) in (2, 3) and sys.argv[1] == "probe":
+        probe(sys.argv[2] if len(sys.argv) == 3 else "")
     else:
         sys.exit(__doc__)

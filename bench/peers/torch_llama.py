@@ -33,18 +33,28 @@ class Llama:
         # linear(h, name) -> h @ W^T for the weight `name`; a hook for adapters (LoRA) in fixtures.
         self.lin = linear or (lambda h, name: h @ weights[name].T)
 
-    def hidden(self, tokens, lengths):
+    def hidden(self, tokens, lengths, kv_prefix=None, soft_prompt=None, capture=None):
+        """Final hidden states [B, T, d]. kv_prefix: per layer a pair (keys, values) [P, n_kv_heads, head_dim]
+        every position attends to before its own (prefix tuning; the keys taken as stored, no rotation);
+        soft_prompt: [P, d] embeddings inserted after the first token (prompt tuning) -- then the result has
+        T + P positions and a row's read position moves by P. capture: a list that receives every layer's
+        (keys, values) [B, T, n_kv_heads, head_dim] as attention sees them (keys rotated)."""
         c, w = self.c, self.w
-        B, T = tokens.shape
         d, nh, nkv = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"]
         hd = d // nh
         eps, theta = c.get("rms_norm_eps", 1e-5), c.get("rope_theta", 10000.0)
         x = w["model.embed_tokens.weight"][tokens]
+        if soft_prompt is not None:
+            x = torch.cat([x[:, :1], soft_prompt[None].expand(x.shape[0], -1, -1), x[:, 1:]], dim=1)
+            lengths = lengths + soft_prompt.shape[0]
+        B, T = x.shape[0], x.shape[1]
         pos = torch.arange(T)
         keys = torch.arange(T)
         causal = keys[None, :] <= pos[:, None]  # [T, T]
         valid = keys[None, :] < lengths[:, None]  # [B, T]
         mask = causal[None, :, :] & valid[:, None, :]  # [B, Tq, Tk]
+        if kv_prefix is not None:
+            mask = torch.cat([torch.ones(B, T, kv_prefix[0][0].shape[0], dtype=torch.bool), mask], dim=2)
         for l in range(c["num_hidden_layers"]):
             p = f"model.layers.{l}."
             h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
@@ -52,6 +62,11 @@ class Llama:
             k = self.lin(h, p + "self_attn.k_proj.weight").view(B, T, nkv, hd)
             v = self.lin(h, p + "self_attn.v_proj.weight").view(B, T, nkv, hd)
             q, k = rotary(q, pos, theta), rotary(k, pos, theta)
+            if capture is not None:
+                capture.append((k.detach().clone(), v.detach().clone()))
+            if kv_prefix is not None:
+                k = torch.cat([kv_prefix[l][0][None].expand(B, -1, -1, -1), k], dim=1)
+                v = torch.cat([kv_prefix[l][1][None].expand(B, -1, -1, -1), v], dim=1)
             rep = nh // nkv
             k = k.repeat_interleave(rep, dim=2)
             v = v.repeat_interleave(rep, dim=2)
