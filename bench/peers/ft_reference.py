@@ -108,6 +108,31 @@ def pad(seqs):
     return t, torch.tensor([len(s) for s in seqs])
 
 
+def hessian_step_scale(batch_loss, train, params, samples, damping, seed):
+    """--precondition hessian-diag: per tensor, mean|h| / (|h_i| + damping mean|h|), h the Hessian diagonal of
+    the mean loss over a label-balanced batch of up to 256 training examples (Hutchinson: `samples` Rademacher
+    probes z, h ~ mean of z * Hz). Prints the diagonal's summary as a JSON line."""
+    by_y = {}
+    for i, (_, y) in enumerate(train):
+        by_y.setdefault(y, []).append(i)
+    probe = [train[i] for y in sorted(by_y) for i in by_y[y][: 256 // len(by_y)]]
+    l, _ = batch_loss(probe)
+    g = torch.autograd.grad(l / len(probe), params, create_graph=True)
+    diag = [torch.zeros_like(p) for p in params]
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(samples):
+        z = [torch.randint(0, 2, p.shape, generator=gen).float() * 2 - 1 for p in params]
+        hz = torch.autograd.grad(g, params, grad_outputs=z, retain_graph=True)
+        for dg, zi, hzi in zip(diag, z, hz):
+            dg += zi * hzi.detach() / samples
+    flat = torch.cat([dg.flatten() for dg in diag])
+    mean_h = float(flat.abs().mean())
+    print(json.dumps({"hessian_diag": {"mean_abs": mean_h, "median_abs": float(flat.abs().median()),
+                                       "negative_share": round(float((flat < 0).float().mean()), 3),
+                                       "probes": samples, "examples": len(probe)}}), flush=True)
+    return [mean_h / (dg.abs() + damping * mean_h) for dg in diag]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("task", choices=["classify", "lm"])
@@ -247,30 +272,12 @@ def main():
 
     if (a.kv_prefix or a.soft_prompt) and a.task != "classify":
         sys.exit("--kv-prefix / --soft-prompt: classify only")
-    start = [p.detach().clone() for p in params]
+    start = [p.detach().clone() for p in params] if a.decay_to_start else None
     step_scale = None
     if a.precondition == "hessian-diag":
         if a.task != "classify":
             sys.exit("--precondition hessian-diag: classify only")
-        by_y = {}
-        for i, (_, y) in enumerate(train):
-            by_y.setdefault(y, []).append(i)
-        probe = [train[i] for y in sorted(by_y) for i in by_y[y][: 256 // len(by_y)]]
-        l, _ = batch_loss(probe)
-        g = torch.autograd.grad(l / len(probe), params, create_graph=True)
-        diag = [torch.zeros_like(p) for p in params]
-        gen = torch.Generator().manual_seed(a.seed)
-        for _ in range(a.hessian_samples):
-            z = [torch.randint(0, 2, p.shape, generator=gen).float() * 2 - 1 for p in params]
-            hz = torch.autograd.grad(g, params, grad_outputs=z, retain_graph=True)
-            for dg, zi, hzi in zip(diag, z, hz):
-                dg += zi * hzi.detach() / a.hessian_samples
-        flat = torch.cat([dg.flatten() for dg in diag])
-        mean_h = float(flat.abs().mean())
-        step_scale = [mean_h / (dg.abs() + a.damping * mean_h) for dg in diag]
-        print(json.dumps({"hessian_diag": {"mean_abs": mean_h, "median_abs": float(flat.abs().median()),
-                                           "negative_share": round(float((flat < 0).float().mean()), 3),
-                                           "probes": a.hessian_samples, "examples": len(probe)}}), flush=True)
+        step_scale = hessian_step_scale(batch_loss, train, params, a.hessian_samples, a.damping, a.seed)
     print(json.dumps({"step": 0, **evaluate(), "examples": 0, "train_seconds": 0.0}), flush=True)
     trained = 0.0
     seen = 0
