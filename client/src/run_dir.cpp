@@ -159,10 +159,7 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
     s.train.balanced = j.value("balanced", false);
     s.train.momentum = j.value("momentum", 0.0f);
     s.train.momentum_window = j.value("momentum_window", 0);
-    if (!(s.train.momentum >= 0.0f && s.train.momentum < 1.0f))
-      return corrupt(where + ": momentum must be in [0, 1)");
-    if (s.train.momentum > 0.0f && (s.train.momentum_window < 1 || s.train.momentum_window > 256))
-      return corrupt(where + ": momentum_window must be 1..256");
+    if (Status ok = check_train_options(s.train); !ok) return corrupt(where + ": " + ok.message());
     if (!seed_from_hex(j.at("seed").get<std::string>(), &s.train.seed) ||
         !seed_from_hex(j.at("data_seed").get<std::string>(), &s.train.data_seed))
       return corrupt(where + ": seeds must be 16 hex digits");
@@ -243,6 +240,7 @@ Result<RunDir> RunDir::create(const std::string& path, const RunSpec& spec) {
   struct stat st {};
   if (::stat((path + "/spec.json").c_str(), &st) == 0)
     return invalid_argument(path + ": already holds a run (use --resume to continue it, or choose another --out)");
+  if (Status ok = check_train_options(spec.train); !ok) return invalid_argument(path + ": " + ok.message());
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return io_error(path + ": cannot create: " + std::strerror(errno));
   auto lock = lock_run(path);
   if (!lock) return lock.status();

@@ -24,6 +24,22 @@ const char* lr_schedule_name(LrSchedule s) {
   return s == LrSchedule::kLinear ? "linear" : s == LrSchedule::kCosine ? "cosine" : "constant";
 }
 
+Status check_train_options(const TrainOptions& o) {
+  auto bad = [](const std::string& what) { return invalid_argument(what); };
+  if (o.steps < 0) return bad("steps must be >= 0, not " + std::to_string(o.steps));
+  if (o.batch_size < 1 || o.batch_size > 65536) return bad("batch_size must be 1..65536, not " + std::to_string(o.batch_size));
+  if (!(o.lr >= 0.0f) || !std::isfinite(o.lr)) return bad("lr must be >= 0 and a finite float32 number");
+  if (!(o.eps > 0.0f) || !std::isfinite(o.eps)) return bad("eps must be a positive, finite float32 number");
+  if (o.warmup_steps < 0) return bad("warmup_steps must be >= 0, not " + std::to_string(o.warmup_steps));
+  if (o.n_spsa < 1 || o.n_spsa > 1024) return bad("n_spsa must be 1..1024, not " + std::to_string(o.n_spsa));
+  if (!(o.clip >= 0.0f) || !std::isfinite(o.clip)) return bad("clip must be >= 0 and finite (0: off)");
+  if (!(o.weight_decay >= 0.0f) || !std::isfinite(o.weight_decay) || !(static_cast<double>(o.lr) * o.weight_decay < 1.0))
+    return bad("weight_decay must be >= 0 and finite, with lr * weight_decay < 1");
+  if (!(o.momentum >= 0.0f && o.momentum < 1.0f)) return bad("momentum must be in [0, 1)");
+  if (o.momentum > 0.0f && (o.momentum_window < 1 || o.momentum_window > 256)) return bad("momentum_window must be 1..256");
+  return Status::ok();
+}
+
 bool weight_decay_applies(const std::string& n) {
   auto ends = [&](const char* s) {
     const std::string e(s);

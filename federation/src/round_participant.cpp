@@ -1,5 +1,7 @@
 #include "pocketllm/federation/round_participant.h"
 
+#include <cfloat>
+#include <climits>
 #include <cmath>
 
 #include "pocketllm/client/trainer.h"
@@ -17,6 +19,12 @@ Result<LocalRound> run_local_round(LanguageModel& model, Task& task, const std::
   if (round.seed_groups > 1 && !round.group)
     return invalid_argument("round " + std::to_string(round.round) + " lists the seeds of all its " + std::to_string(round.seed_groups) +
                             " seed groups; fetch it with the device's credential to get the device's own");
+  // The round's settings come from the server: refused here when they cannot drive a step (a batch past
+  // int, lr or eps not a positive finite float32, step indices past int), not trained into garbage.
+  const std::string where = "round " + std::to_string(round.round) + " from the server: ";
+  if (round.round > static_cast<uint64_t>(INT32_MAX) / round.seeds.size())
+    return invalid_argument(where + "round number too large for the device's step index");
+  if (round.batch_size > 65536) return invalid_argument(where + "batch_size must be 1..65536, not " + std::to_string(round.batch_size));
   TrainOptions o;
   o.batch_size = static_cast<int>(round.batch_size);
   o.lr = static_cast<float>(round.lr);
@@ -27,6 +35,8 @@ Result<LocalRound> run_local_round(LanguageModel& model, Task& task, const std::
   o.steps = o.first_step + static_cast<int>(round.seeds.size());
   o.data_seed = data_seed;
   o.pair = pair;
+  if (!(round.lr <= FLT_MAX) || !(round.eps <= FLT_MAX)) return invalid_argument(where + "lr and eps must be finite float32 numbers");
+  if (Status ok = check_train_options(o); !ok) return invalid_argument(where + ok.message());
   ZoTrainer trainer(model, task, examples, o, pool);
   LocalRound out;
   double loss_sum = 0;

@@ -119,6 +119,9 @@ if [ -f "$stories/stories260K.bin" ]; then
   check "momentum outside [0, 1) and a window without momentum are refused" \
     '[ $rc -eq 2 ] && grep -q "momentum must be in" "$work/err" && [ $rc2 -eq 2 ] && grep -q "needs --momentum" "$work/err2" &&
      [ ! -e "$work/mom_bad" ]'
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 2 --lr 1e308 --out "$work/lr_bad" 2> "$work/err"; rc=$?
+  check "an lr beyond float32 is a usage error, before a run directory exists" \
+    '[ $rc -eq 2 ] && grep -q -- "--lr must be a positive number up to" "$work/err" && [ ! -e "$work/lr_bad" ]'
   # Added biases: zero output biases on every projection, trained with the norms; the merged export is a
   # Hugging Face Llama with attention_bias and mlp_bias that evaluates as the run does.
   "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-2 \

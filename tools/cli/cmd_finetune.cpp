@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cfloat>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -155,9 +156,10 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     auto wd = args.get_double("weight-decay", 0);
     if (!wd || wd.value() < 0 || wd.value() >= 1) return usage("--weight-decay must be in [0, 1)");
     if (!lr) return usage(lr.status().message());
-    if (!(lr.value() > 0) || !std::isfinite(lr.value())) return usage("--lr must be a positive number");
+    // Both are float32 in the run: a value past FLT_MAX would become infinity there.
+    if (!(lr.value() > 0) || lr.value() > FLT_MAX) return usage("--lr must be a positive number up to 3.4e38");
     if (!args.has("lr")) req.lr_times_params = recipe.lr_times_params;
-    if (!eps || eps.value() <= 0) return usage("--eps must be a positive number");
+    if (!eps || eps.value() <= 0 || eps.value() > FLT_MAX) return usage("--eps must be a positive number up to 3.4e38");
     if (!clip || clip.value() < 0) return usage("--clip must be >= 0");
     auto momentum = args.get_double("momentum", 0);
     if (!momentum || !(momentum.value() >= 0 && momentum.value() < 1)) return usage("--momentum must be in [0, 1)");
