@@ -157,7 +157,11 @@ Result<LoadedModel> load_base_model(const std::string& path, const LoadOptions& 
     if (const std::string bin = find_llama2c_checkpoint(path); !bin.empty()) return load_llama2c(bin, options);
     return not_found(path + ": neither a Hugging Face model directory (config.json) nor a llama2.c model folder");
   }
-  if (!is_file(path)) return not_found(path + ": no such file or directory");
+  if (!is_file(path)) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) return unsupported(path + ": not a regular file or directory (a model is a file or a folder)");
+    return not_found(path + ": no such file or directory");
+  }
   if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".bin") == 0) return load_llama2c(path, options);
   if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) return load_gguf(path, options);
   return unsupported(path + ": unknown model format (expected a Hugging Face directory, a llama2.c .bin or a .gguf file)");

@@ -191,6 +191,10 @@ PY
   head -c 5000 "$work/q8.gguf" > "$work/cut.gguf"
   "$bin" convert --model "$work/cut.gguf" --out "$work/x.gguf" 2> "$work/err"; rc=$?
   check "a truncated GGUF is a clear error naming it" '[ $rc -eq 1 ] && grep -q "cut.gguf" "$work/err" && [ ! -e "$work/x.gguf" ]'
+  "$bin" info --model /dev/null 2> "$work/err"; rc=$?
+  "$bin" info --model "$work/no_such_model.bin" 2> "$work/err2"; rc2=$?
+  check "a model path that is a device is not reported as missing, and a missing one is" \
+    '[ $rc -eq 1 ] && grep -q "not a regular file or directory" "$work/err" && [ $rc2 -eq 1 ] && grep -q "no such file" "$work/err2"'
   "$bin" info --system > "$work/sys.txt"
   check "info --system names the kernel paths chosen for this CPU" 'grep -q "^kernels: .*quantized batches: " "$work/sys.txt"'
   check "info --system names the perturbation path" 'grep -Eq "perturbation z: (AVX-512|AVX2|generic)" "$work/sys.txt"'
