@@ -122,6 +122,9 @@ if [ -f "$stories/stories260K.bin" ]; then
   "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 2 --lr 1e308 --out "$work/lr_bad" 2> "$work/err"; rc=$?
   check "an lr beyond float32 is a usage error, before a run directory exists" \
     '[ $rc -eq 2 ] && grep -q -- "--lr must be a positive number up to" "$work/err" && [ ! -e "$work/lr_bad" ]'
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps -5 --out "$work/steps_bad" 2> "$work/err"; rc=$?
+  check "a negative step count is a usage error that gives the range" \
+    '[ $rc -eq 2 ] && grep -q -- "--steps must be an integer 0..1e8" "$work/err" && [ ! -e "$work/steps_bad" ]'
   # Added biases: zero output biases on every projection, trained with the norms; the merged export is a
   # Hugging Face Llama with attention_bias and mlp_bias that evaluates as the run does.
   "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-2 \
