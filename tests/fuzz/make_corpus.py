@@ -150,3 +150,12 @@ secagg = {
 }
 for name, msg in secagg.items():
     put("fuzz_secagg", name, b"\x05" + json.dumps(msg).encode())
+
+# training data: byte 0 = format (0 text, 1 TSV, 2 JSONL) | 4 labels required | 8 skip empty lines |
+# 16 drop sentences under 2 words | 32 classify (labels "0" / "1") | 64 skip over-long | 128 pack (lm)
+put("fuzz_dataset", "tsv_classify", b"\x25" + b"sentence\tlabel\na cat sat on the mat\t1\nthe bad one\t0\nOnce upon a time\t1\n")
+put("fuzz_dataset", "jsonl_mixed", b"\x0a" + json.dumps({"text": "Once upon a time"}).encode() + b"\n\n" +
+    json.dumps({"prompt": "Q: a?", "completion": " b"}).encode() + b"\n" + json.dumps({"sentence": "the cat", "label": 1}).encode() + b"\n")
+put("fuzz_dataset", "text_packed", b"\x88" + "Once upon a time there was a cat.\nIt sat. Ünïcode — ok\n".encode())
+put("fuzz_dataset", "jsonl_classify", b"\x36" + b"".join(json.dumps({"text": t, "label": l}).encode() + b"\n"
+    for t, l in [("a good film", "1"), ("a bad film", "0"), ("it was fine really", "1")]))
