@@ -286,12 +286,24 @@ Result<FinetuneResult> FinetuneSession::run(const ProgressFn& on_step, const Eva
   const auto t0 = std::chrono::steady_clock::now();
   const int last = max_steps > 0 ? std::min(spec.train.steps, first + max_steps) : spec.train.steps;
   StepRecord* rec = &record_;
+  int skipped_in_a_row = 0;
   for (int t = first; t < last; ++t) {
     POCKETLLM_RETURN_IF_ERROR(trainer_->step_into(t, rec));
     // Log first, then apply: a crash in between is repaired by replaying the log on resume.
     POCKETLLM_RETURN_IF_ERROR(run_.append(*rec));
     trainer_->apply(*rec);
     if (rec->skipped) ++result.skipped_steps;
+    skipped_in_a_row = rec->skipped ? skipped_in_a_row + 1 : 0;
+    if (skipped_in_a_row >= kMaxSkippedInARow) {
+      POCKETLLM_RETURN_IF_ERROR(run_.sync());
+      const int from = t + 1 - skipped_in_a_row;
+      const std::string why = from == 0 ? "from the first step, before any update: the model's loss is not finite (its weights or "
+                                          "activations hold NaN or infinity — check the model file) or eps is too large for it"
+                                        : "after step " + std::to_string(from - 1) + ": the run has diverged or eps is too large "
+                                          "(lower lr or eps; the log is intact and the run resumes from step " + std::to_string(t + 1) + ")";
+      return invalid_argument(run_.path() + ": steps " + std::to_string(from) + ".." + std::to_string(t) + " all skipped (" +
+                              rec->skip_reason + ") " + why);
+    }
     if (spec.snapshot_every > 0 && (t + 1) % spec.snapshot_every == 0 && t + 1 < spec.train.steps) {
       POCKETLLM_RETURN_IF_ERROR(run_.sync());
       POCKETLLM_RETURN_IF_ERROR(run_.write_snapshot(t, model));

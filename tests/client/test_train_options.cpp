@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -135,4 +136,50 @@ TEST_CASE("a run whose lr is not a finite float32 is refused before its director
   CHECK(mentions(r.status(), "lr"));
   struct stat st {};
   CHECK(::stat((dir + "/run").c_str(), &st) != 0);
+}
+
+TEST_CASE("a run whose every step is skipped stops with an error instead of running on, and resumes", "[client][options]") {
+  const std::string dir = test::temp_dir("");
+  test::write_toy_model_dir(dir, 49);
+  test::write_lines(dir + "/train.txt", {"the cat", "a cat at the bed", "he had a cat", "the hat"});
+  {  // a NaN in the first attention matrix: every loss is NaN, whatever the direction
+    const std::string path = dir + "/model.safetensors";
+    std::string bytes = file_text(path);
+    uint64_t header_len = 0;
+    std::memcpy(&header_len, bytes.data(), 8);
+    const json header = json::parse(bytes.substr(8, header_len));
+    const json& q = header.at("model.layers.0.self_attn.q_proj.weight");
+    REQUIRE(q.at("dtype") == "F32");
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::memcpy(&bytes[8 + header_len + q.at("data_offsets")[0].get<size_t>()], &nan, 4);
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  }
+  FinetuneRequest req = test::toy_lm_request(dir, dir + "/run", 100);
+  auto r = run_finetune(req);
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find("steps 0.." + std::to_string(kMaxSkippedInARow - 1) + " all skipped") != std::string::npos);
+  CHECK(r.status().message().find("from the first step") != std::string::npos);
+  auto count_skipped = [&] {
+    std::ifstream f(dir + "/run/log.jsonl");
+    int n = 0;
+    for (std::string line; std::getline(f, line);) n += line.find("\"skipped\"") != std::string::npos;
+    return n;
+  };
+  CHECK(count_skipped() == kMaxSkippedInARow);  // logged, so the run is consistent and resumes
+  FinetuneRequest resume = req;
+  resume.resume = true;
+  auto again = run_finetune(resume);
+  REQUIRE_FALSE(again.is_ok());
+  CHECK(again.status().message().find("steps " + std::to_string(kMaxSkippedInARow) + "..") != std::string::npos);
+  CHECK(count_skipped() == 2 * kMaxSkippedInARow);
+
+  // The same run on a healthy model goes to its end.
+  const std::string healthy = test::temp_dir("");
+  test::write_toy_model_dir(healthy, 49);
+  test::write_lines(healthy + "/train.txt", {"the cat", "a cat at the bed", "he had a cat", "the hat"});
+  FinetuneRequest fine = test::toy_lm_request(healthy, healthy + "/run", 40);
+  auto ok = run_finetune(fine);
+  REQUIRE(ok.is_ok());
+  CHECK(ok->steps_done == 40);
+  CHECK(ok->skipped_steps == 0);
 }

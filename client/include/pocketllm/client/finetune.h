@@ -54,6 +54,11 @@ struct EvalPoint {
   int selected_step = -1;   // the final evaluation of a run with validation: the best step's weights
 };
 
+// A run stops with an error after this many skipped steps in a row (a non-finite loss or scalar on every
+// direction): weights or activations that hold NaN or infinity, or an eps / lr the model cannot take. The
+// skipped steps are in the log, the weights are those of the last applied step, and the run resumes.
+constexpr int kMaxSkippedInARow = 32;
+
 struct FinetuneResult {
   int steps_done = 0;     // total steps in the run's log
   bool stopped = false;   // the progress callback asked to stop
