@@ -1,8 +1,8 @@
 #include "pocketllm/federation/round_participant.h"
 
 #include <cfloat>
-#include <climits>
 #include <cmath>
+#include <cstdint>
 
 #include "pocketllm/client/trainer.h"
 #include "pocketllm/common/os_random.h"
@@ -25,6 +25,7 @@ Result<LocalRound> run_local_round(LanguageModel& model, Task& task, const std::
   if (round.round > static_cast<uint64_t>(INT32_MAX) / round.seeds.size())
     return invalid_argument(where + "round number too large for the device's step index");
   if (round.batch_size > 65536) return invalid_argument(where + "batch_size must be 1..65536, not " + std::to_string(round.batch_size));
+  if (!(round.lr <= FLT_MAX) || !(round.eps <= FLT_MAX)) return invalid_argument(where + "lr and eps must be finite float32 numbers");
   TrainOptions o;
   o.batch_size = static_cast<int>(round.batch_size);
   o.lr = static_cast<float>(round.lr);
@@ -35,7 +36,6 @@ Result<LocalRound> run_local_round(LanguageModel& model, Task& task, const std::
   o.steps = o.first_step + static_cast<int>(round.seeds.size());
   o.data_seed = data_seed;
   o.pair = pair;
-  if (!(round.lr <= FLT_MAX) || !(round.eps <= FLT_MAX)) return invalid_argument(where + "lr and eps must be finite float32 numbers");
   if (Status ok = check_train_options(o); !ok) return invalid_argument(where + ok.message());
   ZoTrainer trainer(model, task, examples, o, pool);
   LocalRound out;

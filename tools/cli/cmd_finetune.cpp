@@ -160,7 +160,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     if (!(lr.value() > 0) || lr.value() > FLT_MAX) return usage("--lr must be a positive number up to 3.4e38");
     if (!args.has("lr")) req.lr_times_params = recipe.lr_times_params;
     if (!eps || eps.value() <= 0 || eps.value() > FLT_MAX) return usage("--eps must be a positive number up to 3.4e38");
-    if (!clip || clip.value() < 0) return usage("--clip must be >= 0");
+    if (!clip || clip.value() < 0 || clip.value() > FLT_MAX) return usage("--clip must be a number from 0 (off) up to 3.4e38");
     auto momentum = args.get_double("momentum", 0);
     if (!momentum || !(momentum.value() >= 0 && momentum.value() < 1)) return usage("--momentum must be in [0, 1)");
     uint64_t momentum_window;

@@ -58,10 +58,10 @@ struct TrainOptions {
 };
 
 // Whether options can drive a run: steps >= 0, batch_size 1..65536, lr >= 0 and finite (0 leaves the
-// weights where they are), eps positive and finite,
-// warmup_steps >= 0, n_spsa 1..1024, clip and weight_decay finite and >= 0 with lr * weight_decay < 1
-// (a decay factor that keeps the sign), momentum in [0, 1) with its window 1..256. The message names the
-// first field that fails. Run directories check their spec with it when they are created and opened.
+// weights where they are), eps positive and finite, warmup_steps >= 0, n_spsa 1..1024, clip and
+// weight_decay finite and >= 0 with lr * weight_decay < 1 (a decay factor that keeps the sign), momentum
+// in [0, 1) with its window 1..256. The message names the first field that fails. Run directories check
+// their spec with it when they are created and opened; a device checks a round's settings with it.
 Status check_train_options(const TrainOptions& o);
 
 struct StepRecord {
