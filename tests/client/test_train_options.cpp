@@ -6,7 +6,6 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <sstream>
 #include <sys/stat.h>
 
 #include "model_fixtures.h"
@@ -14,6 +13,7 @@
 #include "pocketllm/client/finetune.h"
 #include "pocketllm/client/run_dir.h"
 #include "pocketllm/client/trainer.h"
+#include "pocketllm/common/file_util.h"
 #include <nlohmann/json.hpp>
 
 using namespace pocketllm;
@@ -59,10 +59,9 @@ const std::vector<BadOption>& bad_options() {
 bool mentions(const Status& s, const std::string& field) { return s.message().find(field) != std::string::npos; }
 
 std::string file_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  auto text = read_file(path);
+  REQUIRE(text.is_ok());
+  return text.value();
 }
 
 }  // namespace
