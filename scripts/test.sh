@@ -7,10 +7,21 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 start=$(date +%s)
-"$root/scripts/setup.sh" --cross-sdk
-"$root/scripts/build.sh"
-ctest --test-dir "${POCKETLLM_BUILD_DIR:-$root/build}" -j"$(nproc)" --output-on-failure --timeout 1200
-"$root/scripts/check-targets.sh"
-"$root/scripts/test-sanitizers.sh"
-"$root/scripts/docker-check.sh"  # the image (podman) and the compose cluster profile
+timings=()
+# Runs one stage and keeps its wall time: the summary at the end shows where CI's time goes (the
+# budget is 45 minutes on 2 cores).
+stage() {
+  local name="$1" t0
+  shift
+  t0=$(date +%s)
+  "$@"
+  timings+=("$name $(( $(date +%s) - t0 )) s")
+}
+stage setup "$root/scripts/setup.sh" --cross-sdk
+stage build "$root/scripts/build.sh"
+stage ctest ctest --test-dir "${POCKETLLM_BUILD_DIR:-$root/build}" -j"$(nproc)" --output-on-failure --timeout 1200
+stage targets "$root/scripts/check-targets.sh"
+stage sanitizers "$root/scripts/test-sanitizers.sh"
+stage podman "$root/scripts/docker-check.sh"  # the image (podman) and the compose cluster profile
+echo "test.sh: stages: $(IFS=,; echo "${timings[*]}" | sed 's/,/, /g')"
 echo "test.sh: all passed in $(( $(date +%s) - start )) s"

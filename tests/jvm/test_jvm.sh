@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Java binding on the host JVM: starts a real pocketllm-server over TLS on loopback, creates a task
 # for stories260K and an enrolment token, then runs dev.pocketllm.test.PocketLlmTest (load, generate,
-# train with cancel and resume, a federated round through java.net.http, and a masked secure round of two
-# Java devices at once).
+# train with cancel and resume, the memory estimate, private examples, LoRA with early stopping and its
+# export, a federated round through java.net.http, and a masked secure round of two Java devices at once)
+# under -Xcheck:jni, failing on any JNI warning.
 #   test_jvm.sh BIN_DIR LIB_DIR TEST_JAR SHARED_DIR
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -21,4 +22,10 @@ python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Once upon a tim
   "$shared/golden/stories260K_greedy_golden.json" > golden.txt
 mkdir work
 java -Djava.library.path="$lib" -Xcheck:jni -cp "$lib/pocketllm.jar:$test_jar" dev.pocketllm.test.PocketLlmTest \
-  "$model" "$work/work" golden.txt "$url" cert.pem "$token" jvm jvmsa
+  "$model" "$work/work" golden.txt "$url" cert.pem "$token" jvm jvmsa 2>&1 | tee jvm.out
+# -Xcheck:jni only warns (a local reference table past its capacity, say); on Android the same misuse
+# aborts the app, so here any warning fails the test.
+if grep -q "WARNING: JNI\|WARNING in native method\|FATAL ERROR in native method" jvm.out; then
+  echo "test_jvm.sh: the JNI glue misuses JNI (-Xcheck:jni above)" >&2
+  exit 1
+fi

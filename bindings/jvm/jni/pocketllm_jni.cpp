@@ -5,6 +5,7 @@
 #include <jni.h>
 
 #include <cmath>
+#include <deque>
 #include <string>
 
 #include "pocketllm/pocketllm.h"
@@ -30,6 +31,49 @@ jbyteArray to_java(JNIEnv* env, const char* s, size_t n) {
   if (a) env->SetByteArrayRegion(a, 0, static_cast<jsize>(n), reinterpret_cast<const jbyte*>(s));
   return a;
 }
+
+// The fields of a dev.pocketllm options object, read by name (the jar's META-INF/proguard/pocketllm.pro
+// keeps the names through R8 / ProGuard). A missing field leaves NoSuchFieldError pending: failed().
+class Fields {
+ public:
+  Fields(JNIEnv* env, jobject obj) : env_(env), obj_(obj), cls_(env->GetObjectClass(obj)) {}
+  jint i(const char* name) {
+    const jfieldID f = id(name, "I");
+    return f ? env_->GetIntField(obj_, f) : 0;
+  }
+  jlong j(const char* name) {
+    const jfieldID f = id(name, "J");
+    return f ? env_->GetLongField(obj_, f) : 0;
+  }
+  jfloat f(const char* name) {
+    const jfieldID f = id(name, "F");
+    return f ? env_->GetFloatField(obj_, f) : 0.0f;
+  }
+  // A String field as UTF-8 (Native.utf8), nullptr when null; valid as long as this object.
+  const char* s(const char* name) {
+    const jfieldID f = id(name, "Ljava/lang/String;");
+    if (!f) return nullptr;
+    auto str = static_cast<jstring>(env_->GetObjectField(obj_, f));
+    if (!str) return nullptr;
+    jclass native = env_->FindClass("dev/pocketllm/Native");
+    const jmethodID utf8 = native ? env_->GetStaticMethodID(native, "utf8", "(Ljava/lang/String;)[B") : nullptr;
+    auto bytes = utf8 ? static_cast<jbyteArray>(env_->CallStaticObjectMethod(native, utf8, str)) : nullptr;
+    if (env_->ExceptionCheck() || !bytes) return nullptr;
+    strings_.emplace_back(env_, bytes);
+    env_->DeleteLocalRef(bytes);  // a few local references per field, released as they go
+    env_->DeleteLocalRef(native);
+    env_->DeleteLocalRef(str);
+    return strings_.back().c_str();
+  }
+  bool failed() const { return env_->ExceptionCheck(); }
+
+ private:
+  jfieldID id(const char* name, const char* sig) { return env_->ExceptionCheck() ? nullptr : env_->GetFieldID(cls_, name, sig); }
+  JNIEnv* env_;
+  jobject obj_;
+  jclass cls_;
+  std::deque<Bytes> strings_;
+};
 
 // Throws PocketLlmException(status, pllm_last_error()) unless the call succeeded; true when it did.
 bool ok(JNIEnv* env, pllm_status s) {
@@ -75,13 +119,11 @@ struct JavaTransport {
   jobject transport;
 };
 
-pllm_status java_transport(const char* method, const char* path, const char* body, size_t body_len, const char* bearer,
-                           pllm_http_reply* reply, void* user) {
-  auto* t = static_cast<JavaTransport*>(user);
-  JNIEnv* env = t->env;
-  jclass cls = env->GetObjectClass(t->transport);
+pllm_status call_transport(JNIEnv* env, jobject transport, const char* method, const char* path, const char* body, size_t body_len,
+                           const char* bearer, pllm_http_reply* reply) {
+  jclass cls = env->GetObjectClass(transport);
   jmethodID send = env->GetMethodID(cls, "send", "(Ljava/lang/String;Ljava/lang/String;[BLjava/lang/String;)Ldev/pocketllm/Transport$Response;");
-  jobject resp = env->CallObjectMethod(t->transport, send, env->NewStringUTF(method), env->NewStringUTF(path), to_java(env, body, body_len),
+  jobject resp = env->CallObjectMethod(transport, send, env->NewStringUTF(method), env->NewStringUTF(path), to_java(env, body, body_len),
                                        env->NewStringUTF(bearer));
   if (env->ExceptionCheck()) {
     jthrowable ex = env->ExceptionOccurred();
@@ -95,6 +137,22 @@ pllm_status java_transport(const char* method, const char* path, const char* bod
   auto body_arr = static_cast<jbyteArray>(env->GetObjectField(resp, env->GetFieldID(rc, "body", "[B")));
   Bytes b(env, body_arr);
   return pllm_http_reply_set(reply, status, b.s.data(), b.s.size());
+}
+
+// One request through the app's transport. A device call may make hundreds (a secure round polls every
+// 0.5 s), all inside one native call: each request's local references live in a frame of their own, or
+// they would pile up until the VM's table overflows (Android aborts the app at 512).
+pllm_status java_transport(const char* method, const char* path, const char* body, size_t body_len, const char* bearer,
+                           pllm_http_reply* reply, void* user) {
+  auto* t = static_cast<JavaTransport*>(user);
+  JNIEnv* env = t->env;
+  if (env->PushLocalFrame(16) != 0) {
+    env->ExceptionClear();
+    return PLLM_ERR_IO;
+  }
+  const pllm_status s = call_transport(env, t->transport, method, path, body, body_len, bearer, reply);
+  env->PopLocalFrame(nullptr);
+  return s;
 }
 
 struct DevicePair {
@@ -151,12 +209,14 @@ JNI_FN(jlong, modelParams)(JNIEnv*, jclass, jlong m) { return static_cast<jlong>
 JNI_FN(jboolean, modelIsTrained)(JNIEnv*, jclass, jlong m) { return pllm_model_is_trained(handle<pllm_model>(m)); }
 
 JNI_FN(jbyteArray, generate)(JNIEnv* env, jclass, jlong model, jlong device, jbyteArray prompt, jint max_new, jboolean greedy,
-                             jfloat temperature, jlong seed, jlong cancel) {
+                             jfloat temperature, jint top_k, jfloat top_p, jlong seed, jlong cancel) {
   Bytes p(env, prompt);
   pllm_generate_params g = pllm_generate_default_params();
   g.max_new_tokens = max_new;
   g.greedy = greedy;
   g.temperature = temperature;
+  g.top_k = top_k;
+  g.top_p = top_p;
   g.seed = static_cast<uint64_t>(seed);
   pllm_control c = control_of(cancel);
   char* text = nullptr;
@@ -165,6 +225,20 @@ JNI_FN(jbyteArray, generate)(JNIEnv* env, jclass, jlong model, jlong device, jby
   if (!ok(env, s)) return nullptr;
   jbyteArray out = to_java(env, text, std::char_traits<char>::length(text));
   pllm_free_string(text);
+  return out;
+}
+
+JNI_FN(jlongArray, estimateMemory)(JNIEnv* env, jclass, jbyteArray path, jint batch, jint max_length) {
+  Bytes p(env, path);
+  pllm_model_params mp = pllm_model_default_params();
+  mp.batch_size = batch;
+  mp.max_length = max_length;
+  pllm_memory_estimate e{};
+  e.struct_size = sizeof e;
+  if (!ok(env, pllm_estimate_memory(p.c_str(), &mp, &e))) return nullptr;
+  const jlong r[3] = {static_cast<jlong>(e.weights_bytes), static_cast<jlong>(e.activation_bytes), static_cast<jlong>(e.total_bytes)};
+  jlongArray out = env->NewLongArray(3);
+  if (out) env->SetLongArrayRegion(out, 0, 3, r);
   return out;
 }
 
@@ -188,26 +262,40 @@ JNI_FN(jdoubleArray, evaluate)(JNIEnv* env, jclass, jlong model, jlong device, j
   return out;
 }
 
-JNI_FN(jlong, sessionOpen)(JNIEnv* env, jclass, jlong model, jbyteArray run_dir, jbyteArray data, jbyteArray eval, jbyteArray task,
-                           jbyteArray labels, jbyteArray trainable, jbyteArray preset, jint steps, jint batch, jfloat lr,
-                           jfloat eps, jlong seed, jint max_length, jint k_shot, jlong data_seed, jlong cancel) {
-  Bytes r(env, run_dir), d(env, data), e(env, eval), t(env, task), l(env, labels), tr(env, trainable), pr(env, preset);
+JNI_FN(jlong, sessionOpen)(JNIEnv* env, jclass, jlong model, jobject options, jlong cancel) {
+  if (!options) return throw_illegal(env, "options are required"), 0;
+  Fields o(env, options);
   pllm_session_params p = pllm_session_default_params();
-  p.run_dir = r.c_str();
-  p.data_path = d.c_str();
-  p.eval_data_path = e.c_str();
-  if (t.c_str()) p.task = t.c_str();
-  p.labels = l.c_str();
-  if (tr.c_str()) p.trainable = tr.c_str();
-  p.preset = pr.c_str();
-  p.k_shot = k_shot;
-  p.data_seed = static_cast<uint64_t>(data_seed);
-  p.steps = steps;
-  p.batch_size = batch;
-  p.lr = lr;
-  p.eps = eps;
-  p.seed = static_cast<uint64_t>(seed);
-  p.max_length = max_length;
+  p.run_dir = o.s("runDir");
+  p.data_path = o.s("dataPath");
+  p.eval_data_path = o.s("evalDataPath");
+  if (const char* task = o.s("task")) p.task = task;
+  p.labels = o.s("labels");
+  p.prompt_template = o.s("promptTemplate");
+  p.trainable = o.s("trainable");
+  p.preset = o.s("preset");
+  p.schedule = o.s("schedule");
+  p.steps = o.i("steps");
+  p.batch_size = o.i("batchSize");
+  p.max_length = o.i("maxLength");
+  p.k_shot = o.i("kShot");
+  p.lr = o.f("lr");
+  p.eps = o.f("eps");
+  p.seed = static_cast<uint64_t>(o.j("seed"));
+  p.data_seed = static_cast<uint64_t>(o.j("dataSeed"));
+  p.balanced = o.i("balanced");
+  p.min_words = o.i("minWords");
+  p.validation_examples = o.i("validationExamples");
+  p.validate_every = o.i("validateEvery");
+  p.patience = o.i("patience");
+  p.lora_rank = o.i("loraRank");
+  p.lora_alpha = o.f("loraAlpha");
+  if (const char* targets = o.s("loraTargets")) p.lora_targets = targets;
+  p.lora_init_seed = static_cast<uint64_t>(o.j("loraInitSeed"));
+  const jlong budget = o.j("memoryBudgetBytes");
+  if (o.failed()) return 0;
+  if (budget < 0) return throw_illegal(env, "memoryBudgetBytes must be >= 0"), 0;
+  p.memory_budget_bytes = static_cast<uint64_t>(budget);
   pllm_control c = control_of(cancel);
   pllm_session* s = nullptr;
   return ok(env, pllm_session_open(handle<pllm_model>(model), &p, &c, &s)) ? reinterpret_cast<jlong>(s) : 0;
@@ -229,24 +317,30 @@ JNI_FN(jint, sessionTrain)(JNIEnv* env, jclass, jlong session, jint max_steps, j
 
 JNI_FN(jint, sessionStepsDone)(JNIEnv*, jclass, jlong s) { return pllm_session_steps_done(handle<pllm_session>(s)); }
 
+JNI_FN(jint, sessionTotalSteps)(JNIEnv*, jclass, jlong s) { return pllm_session_total_steps(handle<pllm_session>(s)); }
+
 JNI_FN(void, sessionFree)(JNIEnv*, jclass, jlong s) { pllm_session_free(handle<pllm_session>(s)); }
 
-JNI_FN(jlong, deviceOpen)(JNIEnv* env, jclass, jlong model, jobject transport, jbyteArray url, jbyteArray cred, jbyteArray token,
-                          jbyteArray task, jbyteArray data, jbyteArray state, jlong cancel) {
+JNI_FN(jlong, deviceOpen)(JNIEnv* env, jclass, jlong model, jobject transport, jobject options, jlong cancel) {
   if (!transport) return throw_illegal(env, "a transport is required"), 0;
-  Bytes u(env, url), cr(env, cred), tk(env, token), ta(env, task), d(env, data), st(env, state);
+  if (!options) return throw_illegal(env, "options are required"), 0;
+  Fields o(env, options);
+  pllm_device_params p = pllm_device_default_params();
+  p.server_url = o.s("serverUrl");
+  p.credentials_path = o.s("credentialsPath");
+  p.enrolment_token = o.s("enrolmentToken");
+  p.task_id = o.s("taskId");
+  p.data_path = o.s("dataPath");
+  p.state_dir = o.s("stateDir");
+  const jlong budget = o.j("memoryBudgetBytes");
+  if (o.failed()) return 0;
+  if (budget < 0) return throw_illegal(env, "memoryBudgetBytes must be >= 0"), 0;
+  p.memory_budget_bytes = static_cast<uint64_t>(budget);
   // The transport is called during every device call, each time with that call's JNIEnv; the global
   // reference lives as long as the device (freed in deviceFree).
   auto* jt = new JavaTransport{env, env->NewGlobalRef(transport)};
-  pllm_device_params p = pllm_device_default_params();
   p.transport = java_transport;
   p.transport_user = jt;
-  p.server_url = u.c_str();
-  p.credentials_path = cr.c_str();
-  p.enrolment_token = tk.c_str();
-  p.task_id = ta.c_str();
-  p.data_path = d.c_str();
-  p.state_dir = st.c_str();
   pllm_control c = control_of(cancel);
   pllm_device* dev = nullptr;
   if (!ok(env, pllm_device_open(handle<pllm_model>(model), &p, &c, &dev))) {
@@ -286,3 +380,38 @@ JNI_FN(void, deviceFree)(JNIEnv* env, jclass, jlong h) {
   delete p->transport;
   delete p;
 }
+
+JNI_FN(void, exportRun)(JNIEnv* env, jclass, jbyteArray run_dir, jbyteArray out, jbyteArray format, jbyteArray type) {
+  Bytes r(env, run_dir), o(env, out), f(env, format), t(env, type);
+  ok(env, pllm_export_as(r.c_str(), o.c_str(), f.c_str(), t.c_str()));
+}
+
+JNI_FN(jlong, examplesNew)(JNIEnv* env, jclass) {
+  pllm_examples* e = pllm_examples_new();
+  if (!e) env->ThrowNew(env->FindClass("java/lang/OutOfMemoryError"), "pllm_examples_new");
+  return reinterpret_cast<jlong>(e);
+}
+
+JNI_FN(void, examplesAddText)(JNIEnv* env, jclass, jlong e, jbyteArray text) {
+  Bytes t(env, text);
+  ok(env, pllm_examples_add_text(handle<pllm_examples>(e), t.c_str()));
+}
+
+JNI_FN(void, examplesAddCompletion)(JNIEnv* env, jclass, jlong e, jbyteArray prompt, jbyteArray completion) {
+  Bytes p(env, prompt), c(env, completion);
+  ok(env, pllm_examples_add_completion(handle<pllm_examples>(e), p.c_str(), c.c_str()));
+}
+
+JNI_FN(void, examplesAddLabelled)(JNIEnv* env, jclass, jlong e, jbyteArray text, jbyteArray label) {
+  Bytes t(env, text), l(env, label);
+  ok(env, pllm_examples_add_labelled(handle<pllm_examples>(e), t.c_str(), l.c_str()));
+}
+
+JNI_FN(jlong, examplesCount)(JNIEnv*, jclass, jlong e) { return static_cast<jlong>(pllm_examples_count(handle<pllm_examples>(e))); }
+
+JNI_FN(void, examplesWrite)(JNIEnv* env, jclass, jlong e, jbyteArray path) {
+  Bytes p(env, path);
+  ok(env, pllm_examples_write(handle<pllm_examples>(e), p.c_str()));
+}
+
+JNI_FN(void, examplesFree)(JNIEnv*, jclass, jlong e) { pllm_examples_free(handle<pllm_examples>(e)); }

@@ -9,6 +9,11 @@ public final class FederatedDevice implements AutoCloseable {
   /** Where the device keeps its credential and state, and what it trains on. */
   public static final class Options {
     public String serverUrl, credentialsPath, enrolmentToken, taskId, dataPath, stateDir;
+    /**
+     * 0: no limit. Otherwise the device is refused (MEMORY_BUDGET) when the task's rounds would take more; within
+     * it, a step's two forward passes run at once only when both fit.
+     */
+    public long memoryBudgetBytes;
   }
 
   private long handle;
@@ -21,9 +26,8 @@ public final class FederatedDevice implements AutoCloseable {
 
   /** Connects through transport (enrolling when needed), checks the model is the task's, loads the data. */
   public static FederatedDevice open(Model model, Options o, Transport transport, Cancellation cancel) {
-    long h = Native.deviceOpen(model.live(), transport, Native.utf8(o.serverUrl), Native.utf8(o.credentialsPath),
-        Native.utf8(o.enrolmentToken), Native.utf8(o.taskId), Native.utf8(o.dataPath), Native.utf8(o.stateDir), Cancellation.of(cancel));
-    return new FederatedDevice(h, transport);
+    if (o == null) throw new IllegalArgumentException("options are required");
+    return new FederatedDevice(Native.deviceOpen(model.live(), transport, o, Cancellation.of(cancel)), transport);
   }
 
   /** Brings the shared weights to the server's latest version; returns it. */
@@ -41,7 +45,7 @@ public final class FederatedDevice implements AutoCloseable {
   public double[] evaluate(String dataPath) { return Native.evaluate(0, live(), Native.utf8(dataPath), null, null, 0); }
 
   public String generate(String prompt, int maxNewTokens) {
-    return Native.string(Native.generate(0, live(), Native.utf8(prompt), maxNewTokens, true, 1.0f, 0, 0));
+    return Native.string(Native.generate(0, live(), Native.utf8(prompt), maxNewTokens, true, 1.0f, 0, 1.0f, 0, 0));
   }
 
   private long live() {

@@ -16,6 +16,15 @@ public final class Model implements AutoCloseable {
 
   public static Model load(String path) { return load(path, 0, 0, null); }
 
+  /**
+   * What using the model at path for batches of batchSize sequences of maxLength tokens takes, from its configuration
+   * and file sizes alone (nothing is mapped): decide before loading whether it fits the device.
+   */
+  public static MemoryEstimate estimateMemory(String path, int batchSize, int maxLength) {
+    long[] e = Native.estimateMemory(Native.utf8(path), batchSize, maxLength);
+    return new MemoryEstimate(e[0], e[1], e[2]);
+  }
+
   /** The base model id (64 hex characters). */
   public String id() { return Native.string(Native.modelId(live())); }
 
@@ -26,7 +35,17 @@ public final class Model implements AutoCloseable {
 
   /** Greedy (or sampled, temperature > 0 and greedy false) continuation of prompt with the current weights. */
   public String generate(String prompt, int maxNewTokens, boolean greedy, float temperature, long seed, Cancellation cancel) {
-    return Native.string(Native.generate(live(), 0, Native.utf8(prompt), maxNewTokens, greedy, temperature, seed, Cancellation.of(cancel)));
+    return generate(prompt, maxNewTokens, greedy, temperature, 0, 1.0f, seed, cancel);
+  }
+
+  /**
+   * Sampled continuation (greedy false) from the topK most likely tokens (0: all) within the nucleus of probability
+   * topP (1: all; (0, 1]), at temperature (> 0), from seed.
+   */
+  public String generate(String prompt, int maxNewTokens, boolean greedy, float temperature, int topK, float topP, long seed,
+                         Cancellation cancel) {
+    return Native.string(Native.generate(live(), 0, Native.utf8(prompt), maxNewTokens, greedy, temperature, topK, topP, seed,
+        Cancellation.of(cancel)));
   }
 
   public String generate(String prompt, int maxNewTokens) { return generate(prompt, maxNewTokens, true, 1.0f, 0, null); }

@@ -28,20 +28,30 @@ final class Native {
   static native long modelParams(long model);
   static native boolean modelIsTrained(long model);
   static native byte[] generate(long model, long device, byte[] prompt, int maxNewTokens, boolean greedy, float temperature,
-                                long seed, long cancel);
+                                int topK, float topP, long seed, long cancel);
+  static native long[] estimateMemory(byte[] path, int batchSize, int maxLength);
   static native double[] evaluate(long model, long device, byte[] dataPath, byte[] task, byte[] labels, long cancel);
 
-  static native long sessionOpen(long model, byte[] runDir, byte[] dataPath, byte[] evalPath, byte[] task, byte[] labels,
-                                 byte[] trainable, byte[] preset, int steps, int batch, float lr, float eps, long seed,
-                                 int maxLength, int kShot, long dataSeed, long cancel);
+  // sessionOpen and deviceOpen read the options' fields by name (META-INF/proguard/pocketllm.pro keeps them).
+  static native long sessionOpen(long model, TrainingSession.Options options, long cancel);
   static native int sessionTrain(long session, int maxSteps, ProgressListener listener, long cancel, double[] lossOut);
   static native int sessionStepsDone(long session);
+  static native int sessionTotalSteps(long session);
   static native void sessionFree(long session);
 
-  static native long deviceOpen(long model, Transport transport, byte[] serverUrl, byte[] credentials, byte[] token,
-                                byte[] taskId, byte[] dataPath, byte[] stateDir, long cancel);
+  static native long deviceOpen(long model, Transport transport, FederatedDevice.Options options, long cancel);
   static native long deviceSync(long device, long cancel);
   static native long deviceRunRound(long device, long cancel);
   static native void devicePersonalize(long device, int steps, float lr, long seed, long cancel);
   static native void deviceFree(long device);
+
+  static native void exportRun(byte[] runDir, byte[] out, byte[] format, byte[] type);
+
+  static native long examplesNew();
+  static native void examplesAddText(long examples, byte[] text);
+  static native void examplesAddCompletion(long examples, byte[] prompt, byte[] completion);
+  static native void examplesAddLabelled(long examples, byte[] text, byte[] label);
+  static native long examplesCount(long examples);
+  static native void examplesWrite(long examples, byte[] path);
+  static native void examplesFree(long examples);
 }

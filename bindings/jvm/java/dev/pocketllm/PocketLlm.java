@@ -9,4 +9,13 @@ public final class PocketLlm {
 
   /** JSON: version, profile ("mobile"/"desktop"), instruction set, cores. */
   public static String systemInfo() { return Native.systemInfo(); }
+
+  /**
+   * Writes a run's fine-tuned model: format null or "hf" (a Hugging Face directory at out), "gguf" (one file; type
+   * null or "f32", "f16", "bf16", "q8_0", "q4_0" for its 2-D weights) or "peft" (the run's LoRA adapters alone as a
+   * PEFT directory: adapter_config.json and adapter_model.safetensors). Blocks: never on the UI thread.
+   */
+  public static void export(String runDir, String out, String format, String type) {
+    Native.exportRun(Native.utf8(runDir), Native.utf8(out), Native.utf8(format), Native.utf8(type));
+  }
 }

@@ -6,16 +6,52 @@ package dev.pocketllm;
  */
 public final class TrainingSession implements AutoCloseable {
   /**
-   * What to train on and how; fields left as they are take the library's defaults: null task, labels and trainable,
-   * batchSize 0 and lr 0 take the recipe of the task and preset (docs/training.md, "Default recipes"), as
-   * {@code pocketllm finetune} with no tuning options. preset "sst2" or "agnews" makes the task "classify" with the
-   * preset's template, label words and recipe; kShot draws that many examples per label with dataSeed (0: all).
+   * What to train on and how; fields left as they are take the library's defaults (pllm_session_params in
+   * pocketllm.h says each in full). Null task, labels and trainable, batchSize 0 and lr 0 take the recipe of the
+   * task and preset (docs/training.md, "Default recipes"), as {@code pocketllm finetune} with no tuning options.
+   * preset "sst2" or "agnews" makes the task "classify" with the preset's template, label words and recipe; kShot
+   * draws that many examples per label with dataSeed (0: all).
    */
   public static final class Options {
-    public String runDir, dataPath, evalDataPath, task, labels, trainable, preset;
+    /** Required: the run directory (created, or resumed when it holds a run) and the private training data. */
+    public String runDir, dataPath;
+    /** Optional held-out data, evaluated at the start and the end of the run. */
+    public String evalDataPath;
+    /** "lm" or "classify"; classify: labels ("0:terrible,1:great") and promptTemplate ("{text} It was"). */
+    public String task, labels, promptTemplate;
+    /** Tensor-name patterns or a shorthand (all, norms, none, ...): what is trained (beside adapters). */
+    public String trainable;
+    /** null, "sst2" or "agnews". */
+    public String preset;
+    /** null (the recipe's), "constant", "linear" or "cosine": the lr over the run. */
+    public String schedule;
     public int steps = 100, batchSize = 0, maxLength = 256, kShot = 0;
     public float lr = 0, eps = 1e-3f;
     public long seed, dataSeed;
+    /** classify: 1 batches take the labels in turn, 0 draw at random, -1 the recipe's. */
+    public int balanced = -1;
+    /** Training examples of fewer words are dropped before the k-shot draw; 0: none, -1: the recipe's. */
+    public int minWords = -1;
+    /**
+     * Early stopping: validationExamples per label (lm: in all) held out of dataPath (0: none, -1: the recipe's),
+     * validated every validateEvery steps (0: steps / 20); after patience validations without a better loss the
+     * run ends (0: never early). The model ends with the weights of the best validated step.
+     */
+    public int validationExamples = -1, validateEvery = 0, patience = 0;
+    /**
+     * Low-rank adapters over the frozen base (docs/training.md section 4): loraRank 1..1024 on loraTargets (null:
+     * "q_proj,v_proj"; "all-linear"), output scale loraAlpha / rank (0: alpha = rank), A seeded by loraInitSeed.
+     * With adapters, trainable left null trains them alone. 0: none.
+     */
+    public int loraRank = 0;
+    public float loraAlpha = 0;
+    public String loraTargets;
+    public long loraInitSeed;
+    /**
+     * 0: no limit. Otherwise a session whose memory estimate exceeds it is refused (MEMORY_BUDGET); within it, the
+     * two forward passes of a step run at once when a second pass's activations fit too.
+     */
+    public long memoryBudgetBytes;
   }
 
   private long handle;
@@ -29,10 +65,8 @@ public final class TrainingSession implements AutoCloseable {
 
   /** Creates the run, or resumes the one in options.runDir. */
   public static TrainingSession open(Model model, Options o, Cancellation cancel) {
-    long h = Native.sessionOpen(model.live(), Native.utf8(o.runDir), Native.utf8(o.dataPath), Native.utf8(o.evalDataPath),
-        Native.utf8(o.task), Native.utf8(o.labels), Native.utf8(o.trainable), Native.utf8(o.preset), o.steps, o.batchSize,
-        o.lr, o.eps, o.seed, o.maxLength, o.kShot, o.dataSeed, Cancellation.of(cancel));
-    return new TrainingSession(h, model);
+    if (o == null) throw new IllegalArgumentException("options are required");
+    return new TrainingSession(Native.sessionOpen(model.live(), o, Cancellation.of(cancel)), model);
   }
 
   /**
@@ -44,6 +78,9 @@ public final class TrainingSession implements AutoCloseable {
   }
 
   public int stepsDone() { return Native.sessionStepsDone(live()); }
+
+  /** The run's step count (its spec's steps). */
+  public int totalSteps() { return Native.sessionTotalSteps(live()); }
 
   /** The last held-out loss (NaN when none yet). */
   public double lastEvalLoss() { return lastEvalLoss[0]; }

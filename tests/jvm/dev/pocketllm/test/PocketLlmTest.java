@@ -1,8 +1,10 @@
 package dev.pocketllm.test;
 
 import dev.pocketllm.Cancellation;
+import dev.pocketllm.Examples;
 import dev.pocketllm.FederatedDevice;
 import dev.pocketllm.HttpsTransport;
+import dev.pocketllm.MemoryEstimate;
 import dev.pocketllm.Model;
 import dev.pocketllm.PocketLlm;
 import dev.pocketllm.PocketLlmException;
@@ -13,16 +15,19 @@ import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.KeyStore;
 import java.security.cert.CertificateFactory;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
 
 /**
- * The Java API on the host JVM with the real stories260K: load, generate, train with cancel and resume, and a
- * federated round against a real pocketllm-server over TLS through java.net.http. A plain main (no test
+ * The Java API on the host JVM with the real stories260K: load, generate, train with cancel and resume, the
+ * memory estimate, private examples, LoRA adapters with early stopping and their export, and a federated round
+ * against a real pocketllm-server over TLS through java.net.http. A plain main (no test
  * framework): each check throws on failure and the process exits non-zero.
  *   PocketLlmTest MODEL_DIR WORK_DIR GOLDEN_TEXT_FILE SERVER_URL CERT_PEM ENROLMENT_TOKEN TASK_ID
  */
@@ -68,6 +73,7 @@ public final class PocketLlmTest {
     }
 
     trainCancelResume(model, work);
+    examplesAdaptersExport(model, work);
     federate(model, work, args[3], Path.of(args[4]), args[5], args[6]);
     federateSecure(model, work, args[3], Path.of(args[4]), args[5], args[7]);
     System.out.println("PocketLlmTest: all " + checks + " checks passed");
@@ -156,6 +162,110 @@ public final class PocketLlmTest {
     }
   }
 
+  // What an app does before and after training: checks the model fits, collects the user's examples into a
+  // private file, trains LoRA adapters on them with early stopping, and exports the adapters for PEFT and the
+  // merged model as GGUF.
+  private static void examplesAdaptersExport(String model, Path work) throws Exception {
+    MemoryEstimate small = Model.estimateMemory(model, 1, 64), large = Model.estimateMemory(model, 8, 256);
+    check(small.weightsBytes > 1000000 && small.weightsBytes < 1200000, "stories260K's float32 weights: " + small);
+    check(small.totalBytes == small.weightsBytes + small.activationBytes, "total = weights + activations: " + small);
+    check(large.weightsBytes == small.weightsBytes && large.activationBytes > small.activationBytes,
+          "more tokens take more activations, the same weights: " + small + " / " + large);
+    expectFailure(PocketLlmException.NOT_FOUND, "estimate of no model", () -> Model.estimateMemory(work.resolve("none").toString(), 1, 64));
+    expectFailure(PocketLlmException.INVALID_ARGUMENT, "estimate for 0 tokens", () -> Model.estimateMemory(model, 1, 0));
+
+    Path data = work.resolve("private.jsonl");
+    String[] texts = {"the cat sat on the mat", "the dog ran in the park", "a bird sang a song", "she read a book",
+                      "the sun was warm", "they played in the garden"};
+    try (Examples ex = new Examples()) {
+      expectFailure(PocketLlmException.INVALID_ARGUMENT, "writing no examples", () -> ex.write(data.toString()));
+      for (String t : texts) ex.addText(t);
+      expectFailure(PocketLlmException.INVALID_ARGUMENT, "an empty text", () -> ex.addText(""));
+      expectFailure(PocketLlmException.INVALID_ARGUMENT, "a null completion", () -> ex.addCompletion("q", null));
+      check(ex.count() == texts.length, "count " + ex.count());
+      ex.write(data.toString());
+    }
+    List<String> lines = Files.readAllLines(data, StandardCharsets.UTF_8);
+    check(lines.size() == texts.length && lines.get(2).equals("{\"text\":\"" + texts[2] + "\"}"), "the examples file: " + lines);
+    check(PosixFilePermissions.toString(Files.getPosixFilePermissions(data)).equals("rw-------"), "the examples file is private");
+    Examples closed = new Examples();
+    closed.close();
+    boolean refused = false;
+    try {
+      closed.addText("x");
+    } catch (IllegalStateException e) {
+      refused = true;
+    }
+    check(refused, "closed examples refuse new ones");
+
+    try (Model m = Model.load(model, 1, 0, null)) {
+      final double before = m.evaluate(data.toString(), "lm", null, null)[0];
+      // An lr far too high for these adapters (the validation loss climbs from 2.7 to ~7): the run stops after
+      // `patience` validations without a better loss and the model ends with the best weights, the initial ones.
+      TrainingSession.Options o = new TrainingSession.Options();
+      o.runDir = work.resolve("lora").toString();
+      o.dataPath = data.toString();
+      o.steps = 8;
+      o.batchSize = 2;
+      o.maxLength = 32;
+      o.lr = 1e-2f;
+      o.loraRank = 4;
+      o.loraAlpha = 8;
+      o.loraInitSeed = 7;
+      o.validationExamples = 2;
+      o.validateEvery = 2;
+      o.patience = 3;
+      o.schedule = "linear";
+      // Bad options are refused before the run directory exists.
+      o.loraRank = 5000;
+      expectFailure(PocketLlmException.INVALID_ARGUMENT, "rank 5000", () -> TrainingSession.open(m, o, null).close());
+      o.loraRank = 4;
+      o.schedule = "zigzag";
+      expectFailure(PocketLlmException.INVALID_ARGUMENT, "an unknown schedule", () -> TrainingSession.open(m, o, null).close());
+      o.schedule = "linear";
+      o.loraTargets = "no_such_layer";
+      expectFailure(PocketLlmException.INVALID_ARGUMENT, "targets that match nothing", () -> TrainingSession.open(m, o, null).close());
+      o.loraTargets = null;
+      o.memoryBudgetBytes = 1000;
+      expectFailure(PocketLlmException.MEMORY_BUDGET, "a budget below the session's estimate", () -> TrainingSession.open(m, o, null).close());
+      o.memoryBudgetBytes = 0;
+      check(!Files.exists(work.resolve("lora")), "no run directory from refused options");
+      try (TrainingSession s = TrainingSession.open(m, o, null)) {
+        check(s.totalSteps() == 8 && s.stepsDone() == 0, "a new run of 8 steps");
+        String spec = Files.readString(work.resolve("lora").resolve("spec.json"));
+        check(spec.contains("\"rank\": 4") && spec.contains("\"alpha\": 8.0") && spec.contains("\"init_seed\": \"0000000000000007\"")
+              && spec.contains("\"targets\": \"q_proj,v_proj\"") && spec.contains("\"trainable\": \"none\"")
+              && spec.contains("\"schedule\": \"linear\""), "the adapter options in spec.json: " + spec);
+        check(spec.contains("\"validation\"") && spec.contains("\"every\": 2") && spec.contains("\"patience\": 3"),
+              "the early-stopping options in spec.json: " + spec);
+        int done = s.train(0, null, null);
+        check(done == 6, "stopped early after validations at steps 2, 4 and 6 found no better loss, at step " + done);
+      }
+      double after = m.evaluate(data.toString(), "lm", null, null)[0];
+      check(after == before, "the model holds the best validated (initial) adapters: loss " + after + ", at the start " + before);
+      String sampled = m.generate("Once upon a time", 8, false, 0.8f, 5, 0.9f, 3, null);
+      check(!sampled.isEmpty() && sampled.equals(m.generate("Once upon a time", 8, false, 0.8f, 5, 0.9f, 3, null)),
+            "top-k / top-p sampling from one seed repeats: [" + sampled + "]");
+      expectFailure(PocketLlmException.INVALID_ARGUMENT, "top-p 2", () -> m.generate("x", 4, false, 1.0f, 0, 2.0f, 0, null));
+    }
+    Path peft = work.resolve("peft");
+    PocketLlm.export(work.resolve("lora").toString(), peft.toString(), "peft", null);
+    String config = Files.readString(peft.resolve("adapter_config.json"));
+    check(config.contains("\"r\": 4") && config.contains("\"lora_alpha\": 8") && Files.size(peft.resolve("adapter_model.safetensors")) > 1000,
+          "the PEFT adapter directory: " + config);
+    Path gguf = work.resolve("merged.gguf");
+    PocketLlm.export(work.resolve("lora").toString(), gguf.toString(), "gguf", "q8_0");
+    byte[] magic = new byte[4];
+    try (InputStream in = Files.newInputStream(gguf)) {
+      check(in.read(magic) == 4 && new String(magic, StandardCharsets.US_ASCII).equals("GGUF"), "the merged GGUF file");
+    }
+    try (Model merged = Model.load(gguf.toString())) {
+      check(merged.parameterCount() == 260032, "the merged model loads with the base's parameters");
+    }
+    expectFailure(PocketLlmException.INVALID_ARGUMENT, "an unknown export format",
+                  () -> PocketLlm.export(work.resolve("lora").toString(), work.resolve("x").toString(), "onnx", null));
+  }
+
   private static SSLContext trusting(Path pem) throws Exception {
     KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
     ks.load(null, null);
@@ -191,6 +301,10 @@ public final class PocketLlmTest {
       HttpsTransport untrusted = new HttpsTransport(url, SSLContext.getDefault(), Duration.ofSeconds(10));
       expectFailure(PocketLlmException.MISMATCH, "a server certificate the platform does not trust",
           () -> FederatedDevice.open(m, deviceOptions(work, url, token, task, "untrusted"), untrusted, null).close());
+      FederatedDevice.Options tight = deviceOptions(work, url, token, task, "tight");
+      tight.memoryBudgetBytes = 1000;
+      expectFailure(PocketLlmException.MEMORY_BUDGET, "a device budget below the task's rounds",
+          () -> FederatedDevice.open(m, tight, new HttpsTransport(url, trusting(cert), Duration.ofSeconds(10)), null).close());
       check(!m.isTrained() && !m.generate("Once", 3).isEmpty(), "the model is untouched and usable");
     }
     // The real round over TLS through java.net.http.
@@ -229,7 +343,16 @@ public final class PocketLlmTest {
       final long[] rounds = new long[2];
       final Throwable[] errors = new Throwable[2];
       Thread ta = new Thread(() -> { try { rounds[0] = a.runRound(null); } catch (Throwable e) { errors[0] = e; } });
-      Thread tb = new Thread(() -> { try { rounds[1] = b.runRound(null); } catch (Throwable e) { errors[1] = e; } });
+      // b joins 3 s late, so a polls the round several times inside one native call (its transport's local
+      // references must not pile up: test_jvm.sh fails on any -Xcheck:jni warning).
+      Thread tb = new Thread(() -> {
+        try {
+          Thread.sleep(3000);
+          rounds[1] = b.runRound(null);
+        } catch (Throwable e) {
+          errors[1] = e;
+        }
+      });
       ta.start();
       tb.start();
       ta.join(60000);
