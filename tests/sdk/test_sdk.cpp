@@ -23,6 +23,7 @@
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/perturbation.h"
 #include "pocketllm/pocketllm.h"
+#include "pocketllm/pocketllm.hpp"
 #include "test_paths.h"
 
 namespace {
@@ -846,5 +847,66 @@ TEST_CASE("a session left to the recipe gets its task and preset defaults, and f
   CHECK(open_run("bad5", [](pllm_session_params& p) { p.lr = -1e-3f; }) == PLLM_ERR_INVALID_ARGUMENT);
   CHECK(open_run("bad6", [](pllm_session_params& p) { p.preset = "sst2"; p.min_words = 50; }) != PLLM_OK);
   for (const char* b : {"bad1", "bad2", "bad3", "bad4", "bad5"}) CHECK_FALSE(fs::exists(dir + "/" + b));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the C++ layer: memory estimate, private examples, a moved LoRA session, export and cancellation", "[sdk][hpp]") {
+  namespace sdk = pocketllm::sdk;
+  const std::string dir = toy_model(47);
+  auto code_of = [](const std::function<void()>& call) {
+    try {
+      call();
+    } catch (const sdk::Error& e) {
+      return e.code();
+    }
+    return PLLM_OK;
+  };
+  const pllm_memory_estimate e = sdk::Model::estimate_memory(dir);
+  CHECK(e.weights_bytes > 0);
+  CHECK(e.total_bytes == e.weights_bytes + e.activation_bytes);
+  CHECK(code_of([&] { sdk::Model::estimate_memory(dir + "/none"); }) == PLLM_ERR_NOT_FOUND);
+
+  const std::string data = dir + "/mine.jsonl";
+  {
+    sdk::Examples ex;
+    for (const char* t : {"the cat", "a hat", "the bad cat", "he had a cat"}) ex.add_text(t);
+    CHECK(code_of([&] { ex.add_text(""); }) == PLLM_ERR_INVALID_ARGUMENT);
+    CHECK(code_of([&] { ex.add_labelled("the cat", ""); }) == PLLM_ERR_INVALID_ARGUMENT);
+    sdk::Examples moved(std::move(ex));
+    CHECK(moved.count() == 4);
+    moved.write(data);
+  }
+  CHECK(mode_of(data) == 0600);
+
+  pllm_model_params one = pllm_model_default_params();
+  one.n_threads = 1;
+  sdk::Model m(dir, one);
+  CHECK_FALSE(m.is_trained());
+  sdk::Cancel cancel;
+  cancel.request();
+  const pllm_control cancelled = cancel.control();
+  CHECK(code_of([&] { m.evaluate(data, pllm_evaluate_default_params(), &cancelled); }) == PLLM_ERR_CANCELLED);
+  const double base = m.evaluate(data).first;
+
+  pllm_session_params sp = session_params(dir + "/run", data, 4);
+  sp.lora_rank = 2;
+  sp.lr = 5e-2f;
+  {
+    sdk::TrainingSession opened(m, sp);
+    sdk::TrainingSession s(std::move(opened));  // the moved-from session frees nothing
+    CHECK(s.total_steps() == 4);
+    CHECK(code_of([&] { s.train(0, &cancelled); }) == PLLM_ERR_CANCELLED);
+    s.train();
+    CHECK(s.steps_done() == 4);
+  }
+  CHECK(m.is_trained());
+  const double trained = m.evaluate(data).first;
+  CHECK(trained != base);
+  sdk::export_run(dir + "/run", dir + "/peft", "peft");
+  CHECK(nlohmann::json::parse(std::ifstream(dir + "/peft/adapter_config.json"))["r"] == 2);
+  sdk::export_run(dir + "/run", dir + "/merged.gguf", "gguf", "f32");
+  sdk::Model merged(dir + "/merged.gguf", one);
+  CHECK(merged.evaluate(data).first == Approx(trained).epsilon(1e-5));
+  CHECK(code_of([&] { sdk::export_run(dir + "/run", dir + "/x", "onnx"); }) == PLLM_ERR_INVALID_ARGUMENT);
   fs::remove_all(dir);
 }

@@ -162,6 +162,15 @@ TEST_CASE("sdk: devices join a task, run a round, sync: errors are status codes 
   pocketllm::sdk::Model model(kModel, one_thread);
   CHECK_THROWS_AS(pocketllm::sdk::Device(model, pllm_device_default_params()), pocketllm::sdk::Error);
   pocketllm::sdk::Device again(model, pa);
+  pocketllm::sdk::Cancel cancel;
+  cancel.request();
+  const pllm_control cancelled = cancel.control();
+  try {  // the device's long calls take a control too: cancelled before any request
+    again.sync(&cancelled);
+    FAIL("a cancelled sync returned");
+  } catch (const pocketllm::sdk::Error& e) {
+    CHECK(e.code() == PLLM_ERR_CANCELLED);
+  }
   CHECK(again.sync() == 2);
   auto [loss, accuracy] = again.eval(dir + "/b.txt");
   CHECK(loss == la);  // shared + the personal steps, restored from the state directory

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -83,7 +84,17 @@ class Model {
     check(pllm_model_evaluate(m_, data_path.c_str(), &params, control, &loss, &acc));
     return {loss, acc};
   }
+  // Whether a session or device has trained the weights since loading.
+  bool is_trained() const { return pllm_model_is_trained(m_); }
   pllm_model* get() { return m_; }
+
+  // What using the model at path for params' workload takes, from its configuration and file sizes alone.
+  static pllm_memory_estimate estimate_memory(const std::string& path, pllm_model_params params = pllm_model_default_params()) {
+    pllm_memory_estimate e{};
+    e.struct_size = sizeof e;
+    check(pllm_estimate_memory(path.c_str(), &params, &e));
+    return e;
+  }
 
  private:
   pllm_model* m_ = nullptr;
@@ -98,6 +109,7 @@ class TrainingSession {
   ~TrainingSession() { pllm_session_free(s_); }
   TrainingSession(const TrainingSession&) = delete;
   TrainingSession& operator=(const TrainingSession&) = delete;
+  TrainingSession(TrainingSession&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
 
   // Trains up to max_steps more steps (0: to the end); returns the held-out loss (NaN when none).
   double train(int32_t max_steps = 0, const pllm_control* control = nullptr) {
@@ -123,26 +135,31 @@ class Device {
   Device& operator=(const Device&) = delete;
   Device(Device&& o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
 
-  uint64_t sync() {
+  // Every long call takes an optional control (cancellation from another thread, progress): a masked
+  // round blocks until the round reaches this device's phases.
+  uint64_t sync(const pllm_control* control = nullptr) {
     uint64_t v = 0;
-    check(pllm_device_sync(d_, nullptr, &v));
+    check(pllm_device_sync(d_, control, &v));
     return v;
   }
   // True when the device submitted to the current round.
-  bool run_round(uint64_t* round = nullptr) {
+  bool run_round(uint64_t* round = nullptr, const pllm_control* control = nullptr) {
     bool submitted = false;
-    check(pllm_device_run_round(d_, nullptr, &submitted, round));
+    check(pllm_device_run_round(d_, control, &submitted, round));
     return submitted;
   }
-  void personalize(int32_t steps, float lr, uint64_t seed) { check(pllm_device_personalize(d_, steps, lr, seed, nullptr)); }
-  std::pair<double, double> eval(const std::string& data_path) {
+  void personalize(int32_t steps, float lr, uint64_t seed, const pllm_control* control = nullptr) {
+    check(pllm_device_personalize(d_, steps, lr, seed, control));
+  }
+  std::pair<double, double> eval(const std::string& data_path, const pllm_control* control = nullptr) {
     double loss = 0, acc = -1;
-    check(pllm_device_eval(d_, data_path.c_str(), nullptr, &loss, &acc));
+    check(pllm_device_eval(d_, data_path.c_str(), control, &loss, &acc));
     return {loss, acc};
   }
-  std::string generate(const std::string& prompt, pllm_generate_params params = pllm_generate_default_params()) {
+  std::string generate(const std::string& prompt, pllm_generate_params params = pllm_generate_default_params(),
+                       const pllm_control* control = nullptr) {
     char* s = nullptr;
-    check(pllm_device_generate(d_, prompt.c_str(), &params, nullptr, nullptr, nullptr, &s));
+    check(pllm_device_generate(d_, prompt.c_str(), &params, nullptr, nullptr, control, &s));
     return take_string(s);
   }
   uint64_t bytes_sent() const { return pllm_device_bytes_sent(d_); }
@@ -151,5 +168,42 @@ class Device {
  private:
   pllm_device* d_ = nullptr;
 };
+
+// The user's private examples, collected in memory and written as JSONL (mode 0600, atomically).
+class Examples {
+ public:
+  Examples() : e_(pllm_examples_new()) {
+    if (!e_) throw std::bad_alloc();
+  }
+  ~Examples() { pllm_examples_free(e_); }
+  Examples(const Examples&) = delete;
+  Examples& operator=(const Examples&) = delete;
+  Examples(Examples&& o) noexcept : e_(std::exchange(o.e_, nullptr)) {}
+
+  Examples& add_text(const std::string& text) {
+    check(pllm_examples_add_text(e_, text.c_str()));
+    return *this;
+  }
+  Examples& add_completion(const std::string& prompt, const std::string& completion) {
+    check(pllm_examples_add_completion(e_, prompt.c_str(), completion.c_str()));
+    return *this;
+  }
+  Examples& add_labelled(const std::string& text, const std::string& label) {
+    check(pllm_examples_add_labelled(e_, text.c_str(), label.c_str()));
+    return *this;
+  }
+  uint64_t count() const { return pllm_examples_count(e_); }
+  void write(const std::string& path) const { check(pllm_examples_write(e_, path.c_str())); }
+
+ private:
+  pllm_examples* e_ = nullptr;
+};
+
+// Writes a run's fine-tuned model: format "hf" (a directory), "gguf" (one file; type "f32" … "q4_0" or
+// empty for the default) or "peft" (the adapters alone); see pllm_export_as.
+inline void export_run(const std::string& run_dir, const std::string& out, const std::string& format = "hf",
+                       const std::string& type = "") {
+  check(pllm_export_as(run_dir.c_str(), out.c_str(), format.c_str(), type.empty() ? nullptr : type.c_str()));
+}
 
 }  // namespace pocketllm::sdk
