@@ -165,8 +165,14 @@ double noise_for_epsilon(double target_epsilon, double q, uint64_t steps, double
     hi *= 2;
     if (hi > 1e4) throw std::invalid_argument("no noise multiplier up to 10000 reaches that epsilon");
   }
+  // Down by halves to a noise multiplier that spends too much (lo), keeping the last one within (hi);
+  // the search stops at its floor: a target the floor already meets gets the floor.
   double lo = hi / 2;
-  while (lo > 1e-3 && epsilon_spent(q, lo, steps, delta, conversion).epsilon <= target_epsilon) lo /= 2;
+  while (epsilon_spent(q, lo, steps, delta, conversion).epsilon <= target_epsilon) {
+    if (lo <= kMinNoiseMultiplier) return kMinNoiseMultiplier;
+    hi = lo;
+    lo = std::max(kMinNoiseMultiplier, lo / 2);
+  }
   while ((hi - lo) > 1e-4 * hi) {
     const double mid = 0.5 * (lo + hi);
     (epsilon_spent(q, mid, steps, delta, conversion).epsilon <= target_epsilon ? hi : lo) = mid;

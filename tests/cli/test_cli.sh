@@ -292,6 +292,12 @@ check "privacy: a sampling rate above 1 is a usage error" '[ $rc -eq 2 ] && grep
 check "privacy: a missing noise multiplier is a usage error" '[ $rc -eq 2 ] && grep -q -- "--noise-multiplier" "$work/err"'
 "$bin" privacy 2> /dev/null; rc=$?
 check "privacy: no subcommand is a usage error" '[ $rc -eq 2 ]'
+out=$("$bin" privacy rounds --epsilon 1e9 --sampling-rate 0.001 --noise-multiplier 100 --delta 1e-5)
+check "privacy: a count that reaches its limit says it is a lower bound" '[[ "$out" == "at least 1000000 rounds"* ]]'
+out=$("$bin" privacy noise --epsilon 1e12 --sampling-rate 0.1 --steps 10 --delta 1e-5 --json)
+check "privacy: a noise multiplier at the search's floor says so" '[[ "$out" == *"\"at_search_floor\":true"* && "$out" == *"0.001"* ]]'
+out=$("$bin" privacy epsilon --sampling-rate 0.1 --noise-multiplier 1e-30 --steps 10 --delta 1e-5)
+check "privacy: an astronomical epsilon prints in scientific notation" '[[ "$out" =~ ^epsilon\ [0-9.]+e\+[0-9]+ ]]'
 sigma=$("$bin" privacy noise --epsilon 2 --sampling-rate 0.05 --steps 300 --delta 1e-5 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["noise_multiplier"])')
 eps=$("$bin" privacy epsilon --sampling-rate 0.05 --noise-multiplier "$sigma" --steps 300 --delta 1e-5 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["epsilon"])')
 rounds=$("$bin" privacy rounds --epsilon 2 --sampling-rate 0.05 --noise-multiplier "$sigma" --delta 1e-5 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["rounds"])')

@@ -95,4 +95,15 @@ TEST_CASE("privacy: invariants of the accountant", "[privacy]") {
   CHECK_FALSE(check_parameters(0.1, 1, 1.5).empty());
   CHECK(check_parameters(0.1, 1, 1e-5).empty());
   CHECK_THROWS_AS(noise_for_epsilon(-1, 0.1, 10, 1e-5), std::invalid_argument);
+  // Generous budgets whose noise is below 1 (the search goes down by halves) still invert exactly; one the
+  // search's floor already meets gets the floor, never a value below it.
+  for (double target : {20.0, 200.0}) {
+    const double s = noise_for_epsilon(target, 1.0, 1, 1e-5);
+    CHECK(s < 0.5);
+    CHECK(s > kMinNoiseMultiplier);
+    CHECK(epsilon_spent(1.0, s, 1, 1e-5).epsilon <= target);
+    CHECK(epsilon_spent(1.0, s * 0.999, 1, 1e-5).epsilon > target);
+  }
+  CHECK(noise_for_epsilon(1e12, 0.1, 10, 1e-5) == kMinNoiseMultiplier);
+  CHECK(epsilon_spent(0.1, kMinNoiseMultiplier, 10, 1e-5).epsilon <= 1e12);
 }

@@ -82,15 +82,22 @@ int cmd_privacy(const std::vector<std::string>& argv) {
       if (sub == "epsilon") {
         const auto s = privacy::epsilon_spent(q, sigma, steps, delta, conversion);
         out = {{"epsilon", s.epsilon}, {"order", s.order}};
-        text = "epsilon " + std::to_string(s.epsilon) + " (at RDP order " + std::to_string(s.order) + ")";
+        char b[96];  // %g: a noise multiplier near 0 spends an epsilon of 60 digits
+        std::snprintf(b, sizeof b, "epsilon %.6g (at RDP order %g)", s.epsilon, s.order);
+        text = b;
       } else if (sub == "noise") {
         const double s = privacy::noise_for_epsilon(eps, q, steps, delta, conversion);
-        out = {{"noise_multiplier", s}};
-        text = "noise multiplier " + std::to_string(s);
+        const bool floor = s == privacy::kMinNoiseMultiplier;
+        out = {{"noise_multiplier", s}, {"at_search_floor", floor}};
+        char b[160];
+        std::snprintf(b, sizeof b, "noise multiplier %.6g%s", s,
+                      floor ? " (the smallest the search tries: that epsilon allows this little noise, maybe less)" : "");
+        text = b;
       } else if (sub == "rounds") {
         const uint64_t r = privacy::max_rounds(eps, q, sigma, delta);
-        out = {{"rounds", r}};
-        text = std::to_string(r) + " rounds";
+        const bool limit = r == privacy::kRoundsLimit;
+        out = {{"rounds", r}, {"limit_reached", limit}};
+        text = limit ? "at least " + std::to_string(r) + " rounds (the count stops there)" : std::to_string(r) + " rounds";
       } else {
         const double r = privacy::rdp_sampled_gaussian(q, sigma, order);
         out = {{"rdp", r}};

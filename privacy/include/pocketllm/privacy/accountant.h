@@ -37,6 +37,10 @@ struct Spent {
 Spent epsilon_from_rdp(const std::vector<double>& orders, const std::vector<double>& rdp, double delta,
                        Conversion conversion = Conversion::kImproved);
 
+// The floor of noise_for_epsilon's search, and the most rounds max_rounds counts by default.
+constexpr double kMinNoiseMultiplier = 1e-3;
+constexpr uint64_t kRoundsLimit = 1000000;
+
 // The sampled Gaussian mechanism with fixed (q, sigma): its per-round RDP is computed once (the costly
 // part), so epsilon after any number of rounds and the rounds that fit a budget cost only the conversion
 // — what a server answering every status request needs.
@@ -45,7 +49,7 @@ class RoundAccountant {
   RoundAccountant(double q, double sigma, const std::vector<double>& orders = default_orders());
   Spent epsilon(uint64_t steps, double delta, Conversion conversion = Conversion::kImproved) const;
   // The largest steps <= limit with epsilon(steps, delta) <= target_epsilon (0 when not even one).
-  uint64_t max_rounds(double target_epsilon, double delta, uint64_t limit = 1000000) const;
+  uint64_t max_rounds(double target_epsilon, double delta, uint64_t limit = kRoundsLimit) const;
 
  private:
   std::vector<double> orders_, rdp_;  // RDP of one round at each order
@@ -56,13 +60,14 @@ Spent epsilon_spent(double q, double sigma, uint64_t steps, double delta, Conver
                     const std::vector<double>& orders = default_orders());
 
 // The smallest noise multiplier (to 1e-4 relative) whose epsilon after `steps` rounds at delta is at most
-// target_epsilon; 0 when steps is 0. Throws std::invalid_argument on parameters outside their ranges.
+// target_epsilon; 0 when steps is 0; kMinNoiseMultiplier when that already meets the target (smaller ones
+// may too: the search stops there). Throws std::invalid_argument on parameters outside their ranges.
 double noise_for_epsilon(double target_epsilon, double q, uint64_t steps, double delta,
                          Conversion conversion = Conversion::kImproved);
 
 // The number of rounds that fit in an (epsilon, delta) budget: the largest steps with
 // epsilon_spent(q, sigma, steps, delta) <= target_epsilon (0 when not even one does).
-uint64_t max_rounds(double target_epsilon, double q, double sigma, double delta, uint64_t limit = 1000000);
+uint64_t max_rounds(double target_epsilon, double q, double sigma, double delta, uint64_t limit = kRoundsLimit);
 
 // Empty when the parameters are usable, else why not (for clear configuration errors).
 std::string check_parameters(double q, double sigma, double delta);
