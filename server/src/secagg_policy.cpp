@@ -4,6 +4,7 @@
 
 #include "pocketllm/common/seeds.h"
 #include "pocketllm/server/rounds.h"
+#include "range_text.h"
 
 namespace pocketllm::server {
 
@@ -26,7 +27,7 @@ Status number(const json& j, const char* name, double lo, double hi, bool integr
   if (!j.contains(name)) return Status::ok();
   if (!j[name].is_number()) return field_error(name, "must be a number");
   const double v = j[name].get<double>();
-  if (!std::isfinite(v) || v < lo || v > hi) return field_error(name, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  if (!std::isfinite(v) || v < lo || v > hi) return field_error(name, "must be in " + range_text(static_cast<double>(lo), static_cast<double>(hi)));
   if (integral && v != std::floor(v)) return field_error(name, "must be an integer");
   *out = v;
   return Status::ok();

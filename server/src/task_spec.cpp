@@ -5,6 +5,7 @@
 #include "pocketllm/common/update_log.h"
 #include "pocketllm/privacy/accountant.h"
 #include "pocketllm/protocol/messages.h"
+#include "range_text.h"
 
 namespace pocketllm::server {
 namespace {
@@ -20,7 +21,7 @@ Status get_number(const json& j, const char* name, T lo, T hi, T* out) {
   if (!v.is_number()) return field_error(name, "must be a number");
   const double d = v.get<double>();
   if (!std::isfinite(d) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
-    return field_error(name, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return field_error(name, "must be in " + range_text(static_cast<double>(lo), static_cast<double>(hi)));
   if (std::is_integral<T>::value && d != std::floor(d)) return field_error(name, "must be an integer");
   *out = static_cast<T>(d);
   return Status::ok();

@@ -90,6 +90,9 @@ TEST_CASE("privacy: a private task is validated at creation, with a clear error 
   p["clip_norm"] = -1;
   refused(private_task(p), "clip_norm");
   p = central();
+  p["sampling_rate"] = 1e-300;  // below the range: its bounds in the message as they are, not "0.000000"
+  refused(private_task(p), "privacy.sampling_rate: must be in [1e-09, 1]");
+  p = central();
   p["surprise"] = 1;
   refused(private_task(p), "unknown field");
   p = central();
