@@ -75,6 +75,19 @@ class Fields {
   std::deque<Bytes> strings_;
 };
 
+// A UTF-8 C string as a Java String, decoded by Java (Native.string): NewStringUTF takes JNI's modified
+// UTF-8, which garbles characters outside the BMP (an emoji in a file name) and makes CheckJNI abort.
+jstring java_string(JNIEnv* env, const char* s) {
+  jbyteArray bytes = to_java(env, s, std::char_traits<char>::length(s));
+  jclass native = bytes ? env->FindClass("dev/pocketllm/Native") : nullptr;
+  const jmethodID decode = native ? env->GetStaticMethodID(native, "string", "([B)Ljava/lang/String;") : nullptr;
+  auto out = decode ? static_cast<jstring>(env->CallStaticObjectMethod(native, decode, bytes)) : nullptr;
+  if (env->ExceptionCheck()) out = nullptr;  // left pending for the caller (out of memory)
+  if (native) env->DeleteLocalRef(native);
+  if (bytes) env->DeleteLocalRef(bytes);
+  return out;
+}
+
 // Throws PocketLlmException(status, pllm_last_error()) unless the call succeeded; true when it did.
 bool ok(JNIEnv* env, pllm_status s) {
   if (s == PLLM_OK) return true;
@@ -82,7 +95,9 @@ bool ok(JNIEnv* env, pllm_status s) {
   jclass cls = env->FindClass("dev/pocketllm/PocketLlmException");
   jmethodID ctor = env->GetMethodID(cls, "<init>", "(ILjava/lang/String;)V");
   const std::string msg = std::string(pllm_status_string(s)) + ": " + pllm_last_error();
-  jobject e = env->NewObject(cls, ctor, static_cast<jint>(s), env->NewStringUTF(msg.c_str()));
+  jstring text = java_string(env, msg.c_str());
+  if (!text) return false;  // its exception is pending instead
+  jobject e = env->NewObject(cls, ctor, static_cast<jint>(s), text);
   env->Throw(static_cast<jthrowable>(e));
   return false;
 }
@@ -123,8 +138,14 @@ pllm_status call_transport(JNIEnv* env, jobject transport, const char* method, c
                            const char* bearer, pllm_http_reply* reply) {
   jclass cls = env->GetObjectClass(transport);
   jmethodID send = env->GetMethodID(cls, "send", "(Ljava/lang/String;Ljava/lang/String;[BLjava/lang/String;)Ldev/pocketllm/Transport$Response;");
-  jobject resp = env->CallObjectMethod(transport, send, env->NewStringUTF(method), env->NewStringUTF(path), to_java(env, body, body_len),
-                                       env->NewStringUTF(bearer));
+  jstring jmethod = java_string(env, method), jpath = jmethod ? java_string(env, path) : nullptr;
+  jstring jbearer = jpath ? java_string(env, bearer) : nullptr;
+  jbyteArray jbody = jbearer ? to_java(env, body, body_len) : nullptr;
+  if (!jbody) {  // out of memory in the JVM: a failed request, retried
+    env->ExceptionClear();
+    return PLLM_ERR_IO;
+  }
+  jobject resp = env->CallObjectMethod(transport, send, jmethod, jpath, jbody, jbearer);
   if (env->ExceptionCheck()) {
     jthrowable ex = env->ExceptionOccurred();
     env->ExceptionClear();  // the library retries; the exception is not the call's outcome

@@ -70,6 +70,10 @@ public final class PocketLlmTest {
       expectFailure(PocketLlmException.INVALID_ARGUMENT, "threads -5", () -> Model.load(model, -5, 0, null).close());
       expectFailure(PocketLlmException.MEMORY_BUDGET, "budget below the estimate", () -> Model.load(model, 1, 1000, null).close());
       expectFailure(PocketLlmException.NOT_FOUND, "no model", () -> Model.load(work.resolve("none").toString()).close());
+      // A message naming a path outside the Basic Multilingual Plane arrives intact (not as modified UTF-8).
+      PocketLlmException e = expectFailure(PocketLlmException.NOT_FOUND, "no model under an emoji",
+          () -> Model.load(work.resolve("\uD83D\uDCC1-none").toString()).close());
+      check(e.getMessage().contains("\uD83D\uDCC1-none"), "the emoji path in the message: " + e.getMessage());
     }
 
     trainCancelResume(model, work);
