@@ -872,6 +872,7 @@ TEST_CASE("the C++ layer: memory estimate, private examples, a moved LoRA sessio
     for (const char* t : {"the cat", "a hat", "the bad cat", "he had a cat"}) ex.add_text(t);
     CHECK(code_of([&] { ex.add_text(""); }) == PLLM_ERR_INVALID_ARGUMENT);
     CHECK(code_of([&] { ex.add_labelled("the cat", ""); }) == PLLM_ERR_INVALID_ARGUMENT);
+    CHECK(code_of([&] { ex.add_text(std::string("cut\0here", 8)); }) == PLLM_ERR_INVALID_ARGUMENT);  // not cut short
     sdk::Examples moved(std::move(ex));
     CHECK(moved.count() == 4);
     moved.write(data);

@@ -27,6 +27,14 @@ inline void check(pllm_status s) {
   if (s != PLLM_OK) throw Error(s, std::string(pllm_status_string(s)) + ": " + pllm_last_error());
 }
 
+// s as a C string for the library; a NUL inside it would end that string early ("run\0x" naming the
+// directory "run"), so such a string is refused instead.
+inline const char* c_str(const std::string& s) {
+  if (s.find('\0') != std::string::npos)
+    throw Error(PLLM_ERR_INVALID_ARGUMENT, "invalid argument: a string passed to pocketllm contains a NUL character");
+  return s.c_str();
+}
+
 inline std::string take_string(char* s) {
   std::string out = s ? s : "";
   pllm_free_string(s);
@@ -58,7 +66,7 @@ class Model {
  public:
   explicit Model(const std::string& path, pllm_model_params params = pllm_model_default_params(),
                  const pllm_control* control = nullptr) {
-    check(pllm_model_load(path.c_str(), &params, control, &m_));
+    check(pllm_model_load(c_str(path), &params, control, &m_));
   }
   ~Model() { pllm_model_free(m_); }
   Model(const Model&) = delete;
@@ -74,14 +82,14 @@ class Model {
   std::string generate(const std::string& prompt, pllm_generate_params params = pllm_generate_default_params(),
                        const pllm_control* control = nullptr) {
     char* s = nullptr;
-    check(pllm_generate(m_, prompt.c_str(), &params, nullptr, nullptr, control, &s));
+    check(pllm_generate(m_, c_str(prompt), &params, nullptr, nullptr, control, &s));
     return take_string(s);
   }
   // Mean loss and accuracy (-1 for a language-model task) of the current weights.
   std::pair<double, double> evaluate(const std::string& data_path, pllm_evaluate_params params = pllm_evaluate_default_params(),
                                      const pllm_control* control = nullptr) {
     double loss = 0, acc = -1;
-    check(pllm_model_evaluate(m_, data_path.c_str(), &params, control, &loss, &acc));
+    check(pllm_model_evaluate(m_, c_str(data_path), &params, control, &loss, &acc));
     return {loss, acc};
   }
   // Whether a session or device has trained the weights since loading.
@@ -92,7 +100,7 @@ class Model {
   static pllm_memory_estimate estimate_memory(const std::string& path, pllm_model_params params = pllm_model_default_params()) {
     pllm_memory_estimate e{};
     e.struct_size = sizeof e;
-    check(pllm_estimate_memory(path.c_str(), &params, &e));
+    check(pllm_estimate_memory(c_str(path), &params, &e));
     return e;
   }
 
@@ -153,13 +161,13 @@ class Device {
   }
   std::pair<double, double> eval(const std::string& data_path, const pllm_control* control = nullptr) {
     double loss = 0, acc = -1;
-    check(pllm_device_eval(d_, data_path.c_str(), control, &loss, &acc));
+    check(pllm_device_eval(d_, c_str(data_path), control, &loss, &acc));
     return {loss, acc};
   }
   std::string generate(const std::string& prompt, pllm_generate_params params = pllm_generate_default_params(),
                        const pllm_control* control = nullptr) {
     char* s = nullptr;
-    check(pllm_device_generate(d_, prompt.c_str(), &params, nullptr, nullptr, control, &s));
+    check(pllm_device_generate(d_, c_str(prompt), &params, nullptr, nullptr, control, &s));
     return take_string(s);
   }
   uint64_t bytes_sent() const { return pllm_device_bytes_sent(d_); }
@@ -181,19 +189,19 @@ class Examples {
   Examples(Examples&& o) noexcept : e_(std::exchange(o.e_, nullptr)) {}
 
   Examples& add_text(const std::string& text) {
-    check(pllm_examples_add_text(e_, text.c_str()));
+    check(pllm_examples_add_text(e_, c_str(text)));
     return *this;
   }
   Examples& add_completion(const std::string& prompt, const std::string& completion) {
-    check(pllm_examples_add_completion(e_, prompt.c_str(), completion.c_str()));
+    check(pllm_examples_add_completion(e_, c_str(prompt), c_str(completion)));
     return *this;
   }
   Examples& add_labelled(const std::string& text, const std::string& label) {
-    check(pllm_examples_add_labelled(e_, text.c_str(), label.c_str()));
+    check(pllm_examples_add_labelled(e_, c_str(text), c_str(label)));
     return *this;
   }
   uint64_t count() const { return pllm_examples_count(e_); }
-  void write(const std::string& path) const { check(pllm_examples_write(e_, path.c_str())); }
+  void write(const std::string& path) const { check(pllm_examples_write(e_, c_str(path))); }
 
  private:
   pllm_examples* e_ = nullptr;
@@ -203,7 +211,7 @@ class Examples {
 // empty for the default) or "peft" (the adapters alone); see pllm_export_as.
 inline void export_run(const std::string& run_dir, const std::string& out, const std::string& format = "hf",
                        const std::string& type = "") {
-  check(pllm_export_as(run_dir.c_str(), out.c_str(), format.c_str(), type.empty() ? nullptr : type.c_str()));
+  check(pllm_export_as(c_str(run_dir), c_str(out), c_str(format), type.empty() ? nullptr : c_str(type)));
 }
 
 }  // namespace pocketllm::sdk

@@ -11,7 +11,12 @@ final class Native {
 
   private Native() {}
 
-  static byte[] utf8(String s) { return s == null ? null : s.getBytes(StandardCharsets.UTF_8); }
+  // A NUL would end the C string early: "run\0x" would name the directory "run", silently.
+  static byte[] utf8(String s) {
+    if (s == null) return null;
+    if (s.indexOf('\0') >= 0) throw new IllegalArgumentException("a string passed to pocketllm contains a NUL character");
+    return s.getBytes(StandardCharsets.UTF_8);
+  }
   static String string(byte[] b) { return b == null ? null : new String(b, StandardCharsets.UTF_8); }
 
   static native String version();

@@ -201,6 +201,13 @@ public final class PocketLlmTest {
       refused = true;
     }
     check(refused, "closed examples refuse new ones");
+    boolean nul = false;
+    try (Examples ex = new Examples()) {
+      ex.addText("cut\0here");  // would reach C as "cut"
+    } catch (IllegalArgumentException e) {
+      nul = true;
+    }
+    check(nul, "a text with a NUL character is refused, not cut short");
 
     try (Model m = Model.load(model, 1, 0, null)) {
       final double before = m.evaluate(data.toString(), "lm", null, null)[0];
@@ -233,6 +240,15 @@ public final class PocketLlmTest {
       o.memoryBudgetBytes = 1000;
       expectFailure(PocketLlmException.MEMORY_BUDGET, "a budget below the session's estimate", () -> TrainingSession.open(m, o, null).close());
       o.memoryBudgetBytes = 0;
+      o.runDir = work.resolve("lora").toString() + "\0x";
+      boolean nulDir = false;
+      try {
+        TrainingSession.open(m, o, null).close();
+      } catch (IllegalArgumentException e) {
+        nulDir = true;
+      }
+      check(nulDir, "a run directory with a NUL character is refused");
+      o.runDir = work.resolve("lora").toString();
       check(!Files.exists(work.resolve("lora")), "no run directory from refused options");
       try (TrainingSession s = TrainingSession.open(m, o, null)) {
         check(s.totalSteps() == 8 && s.stepsDone() == 0, "a new run of 8 steps");
