@@ -124,6 +124,7 @@ struct Progress {
 bool on_progress(float fraction, void* user) {
   auto* p = static_cast<Progress*>(user);
   if (!p->listener) return true;
+  if (p->env->ExceptionCheck()) return false;  // the listener threw before: no JNI call with it pending
   const jboolean go_on = p->env->CallBooleanMethod(p->listener, p->method, static_cast<jfloat>(fraction));
   return !p->env->ExceptionCheck() && go_on;
 }
@@ -331,6 +332,7 @@ JNI_FN(jint, sessionTrain)(JNIEnv* env, jclass, jlong session, jint max_steps, j
   int32_t done = 0;
   double loss = NAN;
   const pllm_status s = pllm_session_train(handle<pllm_session>(session), max_steps, &c, &done, &loss);
+  if (env->ExceptionCheck()) return done;  // the listener's own exception reaches the caller
   if (loss_out && env->GetArrayLength(loss_out) >= 1) env->SetDoubleArrayRegion(loss_out, 0, 1, &loss);
   ok(env, s);
   return done;

@@ -129,6 +129,17 @@ public final class PocketLlmTest {
         t.join();
       }
       check(s.stepsDone() >= 5 && s.stepsDone() < 12, "cancelled mid-run at " + s.stepsDone());
+      // A listener that throws (an app bug) stops the run like a cancel, and its exception reaches the caller.
+      final int before = s.stepsDone();
+      boolean thrown = false;
+      try {
+        s.train(0, f -> {
+          throw new IllegalStateException("the app's listener failed");
+        }, null);
+      } catch (IllegalStateException ise) {
+        thrown = ise.getMessage().equals("the app's listener failed");
+      }
+      check(thrown && s.stepsDone() == before + 1, "a throwing listener's exception, after one more step: " + s.stepsDone());
       // The run directory is locked while this session has it.
       try (Model other = Model.load(model, 1, 0, null)) {
         expectFailure(PocketLlmException.BUSY, "second opener", () -> TrainingSession.open(other, options(run, data, 12), null).close());
