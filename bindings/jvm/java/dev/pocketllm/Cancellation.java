@@ -9,9 +9,11 @@ public final class Cancellation implements AutoCloseable {
 
   public Cancellation() { handle = Native.cancelNew(); }
 
-  public void cancel() { Native.cancelRequest(handle); }
+  // Synchronized with close: a "stop" tapped on the UI thread just as the worker's try-with-resources
+  // closes this object must not write to the freed flag. After close both are no-ops.
+  public synchronized void cancel() { Native.cancelRequest(handle); }
 
-  public void reset() { Native.cancelReset(handle); }
+  public synchronized void reset() { Native.cancelReset(handle); }
 
   @Override public synchronized void close() {
     if (handle != 0) Native.cancelFree(handle);

@@ -212,6 +212,10 @@ public final class PocketLlmTest {
       refused = true;
     }
     check(refused, "closed examples refuse new ones");
+    Cancellation late = new Cancellation();
+    late.close();
+    late.cancel();  // a "stop" that comes after the work ended and its flag was freed: nothing happens
+    late.reset();
     boolean nul = false;
     try (Examples ex = new Examples()) {
       ex.addText("cut\0here");  // would reach C as "cut"
