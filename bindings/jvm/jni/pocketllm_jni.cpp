@@ -395,6 +395,11 @@ JNI_FN(void, devicePersonalize)(JNIEnv* env, jclass, jlong h, jint steps, jfloat
   ok(env, pllm_device_personalize(enter(env, h), steps, lr, static_cast<uint64_t>(seed), &c));
 }
 
+JNI_FN(jlong, deviceBytes)(JNIEnv* env, jclass, jlong h, jboolean sent) {
+  pllm_device* d = enter(env, h);
+  return static_cast<jlong>(sent ? pllm_device_bytes_sent(d) : pllm_device_bytes_received(d));
+}
+
 JNI_FN(void, deviceFree)(JNIEnv* env, jclass, jlong h) {
   if (!h) return;
   auto* p = reinterpret_cast<DevicePair*>(h);

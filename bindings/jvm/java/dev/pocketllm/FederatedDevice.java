@@ -44,9 +44,20 @@ public final class FederatedDevice implements AutoCloseable {
   /** {mean loss, accuracy} of the device's current weights on a data file. */
   public double[] evaluate(String dataPath) { return Native.evaluate(0, live(), Native.utf8(dataPath), null, null, 0); }
 
-  public String generate(String prompt, int maxNewTokens) {
-    return Native.string(Native.generate(0, live(), Native.utf8(prompt), maxNewTokens, true, 1.0f, 0, 1.0f, 0, 0));
+  public String generate(String prompt, int maxNewTokens) { return generate(prompt, maxNewTokens, true, 1.0f, 0, 1.0f, 0, null); }
+
+  /** As {@link Model#generate(String, int, boolean, float, int, float, long, Cancellation)}, with the device's weights. */
+  public String generate(String prompt, int maxNewTokens, boolean greedy, float temperature, int topK, float topP, long seed,
+                         Cancellation cancel) {
+    return Native.string(Native.generate(0, live(), Native.utf8(prompt), maxNewTokens, greedy, temperature, topK, topP, seed,
+        Cancellation.of(cancel)));
   }
+
+  /** Bytes of the request bodies this device sent through its transport since it was opened (JSON: scalars, no text). */
+  public long bytesSent() { return Native.deviceBytes(live(), true); }
+
+  /** Bytes of the reply bodies it received. */
+  public long bytesReceived() { return Native.deviceBytes(live(), false); }
 
   private long live() {
     if (handle == 0) throw new IllegalStateException("the device is closed");

@@ -48,6 +48,7 @@ final class Native {
   static native long deviceSync(long device, long cancel);
   static native long deviceRunRound(long device, long cancel);
   static native void devicePersonalize(long device, int steps, float lr, long seed, long cancel);
+  static native long deviceBytes(long device, boolean sent);
   static native void deviceFree(long device);
 
   static native void exportRun(byte[] runDir, byte[] out, byte[] format, byte[] type);

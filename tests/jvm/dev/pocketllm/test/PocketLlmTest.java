@@ -359,6 +359,9 @@ public final class PocketLlmTest {
         double[] e = d.evaluate(work.resolve("train.txt").toString());
         check(Double.isFinite(e[0]), "device loss " + e[0]);
         check(!d.generate("Once upon a time", 8).isEmpty(), "the device generates");
+        String sampled = d.generate("Once upon a time", 8, false, 0.8f, 5, 0.9f, 11, null);
+        check(sampled.equals(d.generate("Once upon a time", 8, false, 0.8f, 5, 0.9f, 11, null)), "the device samples from a seed");
+        check(d.bytesSent() > 0 && d.bytesReceived() > 0, "bytes sent " + d.bytesSent() + " and received " + d.bytesReceived());
         // While the device has the model, other uses of it are refused.
         expectFailure(PocketLlmException.BUSY, "model in use by the device", () -> m.generate("x", 2));
       }
