@@ -32,6 +32,19 @@ jbyteArray to_java(JNIEnv* env, const char* s, size_t n) {
   return a;
 }
 
+void throw_illegal(JNIEnv* env, const char* msg) { env->ThrowNew(env->FindClass("java/lang/IllegalArgumentException"), msg); }
+
+// Native.<name>(arg) for the glue's two converters (utf8: String -> byte[], string: byte[] -> String);
+// nullptr with the Java exception left pending when it threw.
+jobject call_native(JNIEnv* env, const char* name, const char* sig, jobject arg) {
+  jclass native = env->FindClass("dev/pocketllm/Native");
+  const jmethodID m = native ? env->GetStaticMethodID(native, name, sig) : nullptr;
+  jobject out = m ? env->CallStaticObjectMethod(native, m, arg) : nullptr;
+  if (env->ExceptionCheck()) out = nullptr;
+  if (native) env->DeleteLocalRef(native);
+  return out;
+}
+
 // The fields of a dev.pocketllm options object, read by name (the jar's META-INF/proguard/pocketllm.pro
 // keeps the names through R8 / ProGuard). A missing field leaves NoSuchFieldError pending: failed().
 class Fields {
@@ -55,17 +68,22 @@ class Fields {
     if (!f) return nullptr;
     auto str = static_cast<jstring>(env_->GetObjectField(obj_, f));
     if (!str) return nullptr;
-    jclass native = env_->FindClass("dev/pocketllm/Native");
-    const jmethodID utf8 = native ? env_->GetStaticMethodID(native, "utf8", "(Ljava/lang/String;)[B") : nullptr;
-    auto bytes = utf8 ? static_cast<jbyteArray>(env_->CallStaticObjectMethod(native, utf8, str)) : nullptr;
-    if (env_->ExceptionCheck() || !bytes) return nullptr;
+    auto bytes = static_cast<jbyteArray>(call_native(env_, "utf8", "(Ljava/lang/String;)[B", str));
+    if (!bytes) return nullptr;
     strings_.emplace_back(env_, bytes);
-    env_->DeleteLocalRef(bytes);  // a few local references per field, released as they go
-    env_->DeleteLocalRef(native);
+    env_->DeleteLocalRef(bytes);  // local references released as they go
     env_->DeleteLocalRef(str);
     return strings_.back().c_str();
   }
   bool failed() const { return env_->ExceptionCheck(); }
+  // The memoryBudgetBytes field (>= 0) into *out; false with an exception pending when it is missing or negative.
+  bool budget(uint64_t* out) {
+    const jlong b = j("memoryBudgetBytes");
+    if (failed()) return false;
+    if (b < 0) return throw_illegal(env_, "memoryBudgetBytes must be >= 0"), false;
+    *out = static_cast<uint64_t>(b);
+    return true;
+  }
 
  private:
   jfieldID id(const char* name, const char* sig) { return env_->ExceptionCheck() ? nullptr : env_->GetFieldID(cls_, name, sig); }
@@ -79,12 +97,9 @@ class Fields {
 // UTF-8, which garbles characters outside the BMP (an emoji in a file name) and makes CheckJNI abort.
 jstring java_string(JNIEnv* env, const char* s) {
   jbyteArray bytes = to_java(env, s, std::char_traits<char>::length(s));
-  jclass native = bytes ? env->FindClass("dev/pocketllm/Native") : nullptr;
-  const jmethodID decode = native ? env->GetStaticMethodID(native, "string", "([B)Ljava/lang/String;") : nullptr;
-  auto out = decode ? static_cast<jstring>(env->CallStaticObjectMethod(native, decode, bytes)) : nullptr;
-  if (env->ExceptionCheck()) out = nullptr;  // left pending for the caller (out of memory)
-  if (native) env->DeleteLocalRef(native);
-  if (bytes) env->DeleteLocalRef(bytes);
+  if (!bytes) return nullptr;  // out of memory, pending for the caller
+  auto out = static_cast<jstring>(call_native(env, "string", "([B)Ljava/lang/String;", bytes));
+  env->DeleteLocalRef(bytes);
   return out;
 }
 
@@ -101,8 +116,6 @@ bool ok(JNIEnv* env, pllm_status s) {
   env->Throw(static_cast<jthrowable>(e));
   return false;
 }
-
-void throw_illegal(JNIEnv* env, const char* msg) { env->ThrowNew(env->FindClass("java/lang/IllegalArgumentException"), msg); }
 
 pllm_control control_of(jlong cancel) {
   pllm_control c = pllm_control_default();
@@ -314,10 +327,7 @@ JNI_FN(jlong, sessionOpen)(JNIEnv* env, jclass, jlong model, jobject options, jl
   p.lora_alpha = o.f("loraAlpha");
   if (const char* targets = o.s("loraTargets")) p.lora_targets = targets;
   p.lora_init_seed = static_cast<uint64_t>(o.j("loraInitSeed"));
-  const jlong budget = o.j("memoryBudgetBytes");
-  if (o.failed()) return 0;
-  if (budget < 0) return throw_illegal(env, "memoryBudgetBytes must be >= 0"), 0;
-  p.memory_budget_bytes = static_cast<uint64_t>(budget);
+  if (!o.budget(&p.memory_budget_bytes)) return 0;
   pllm_control c = control_of(cancel);
   pllm_session* s = nullptr;
   return ok(env, pllm_session_open(handle<pllm_model>(model), &p, &c, &s)) ? reinterpret_cast<jlong>(s) : 0;
@@ -355,10 +365,7 @@ JNI_FN(jlong, deviceOpen)(JNIEnv* env, jclass, jlong model, jobject transport, j
   p.task_id = o.s("taskId");
   p.data_path = o.s("dataPath");
   p.state_dir = o.s("stateDir");
-  const jlong budget = o.j("memoryBudgetBytes");
-  if (o.failed()) return 0;
-  if (budget < 0) return throw_illegal(env, "memoryBudgetBytes must be >= 0"), 0;
-  p.memory_budget_bytes = static_cast<uint64_t>(budget);
+  if (!o.budget(&p.memory_budget_bytes)) return 0;
   // The transport is called during every device call, each time with that call's JNIEnv; the global
   // reference lives as long as the device (freed in deviceFree).
   auto* jt = new JavaTransport{env, env->NewGlobalRef(transport)};
