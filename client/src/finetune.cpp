@@ -103,12 +103,19 @@ Result<std::vector<size_t>> FinetuneSession::load_data(const RunSpec& spec, cons
   auto task = make_task(data.value(), *model_->tokenizer, model, spec.task);
   if (!task) return task.status();
   task_ = std::move(task.value());
+  data_report_.requested_max_length = spec.task.max_length;
+  data_report_.max_length = std::min(spec.task.max_length, model.config().max_position_embeddings);
+  data_report_.dropped_short = dropped_short_;
+  data_report_.truncated = task_->truncated;
+  data_report_.skipped_long = task_->skipped;
   if (!req.eval_data_path.empty()) {
     auto edata = load_dataset(req.eval_data_path, dopt);
     if (!edata) return edata.status();
     auto et = make_task(edata.value(), *model_->tokenizer, model, spec.task);
     if (!et) return et.status();
     eval_task_ = std::move(et.value());
+    data_report_.eval_truncated = eval_task_->truncated;
+    data_report_.eval_skipped = eval_task_->skipped;
   }
   std::vector<size_t> train = k_shot_indices(*task_, spec.k_shot, spec.train.data_seed);
   if (spec.validation.enabled())
@@ -272,6 +279,7 @@ Result<FinetuneResult> FinetuneSession::run(const ProgressFn& on_step, const Eva
   LanguageModel& model = *model_->model;
   FinetuneResult result;
   result.dropped_short = dropped_short_;
+  result.data = data_report_;
   result.train_examples = train_examples_;
   if (finished_) {  // the model already holds the run's result
     result.steps_done = run_.next_step();

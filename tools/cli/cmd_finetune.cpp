@@ -100,6 +100,24 @@ std::string format_eta(double s) {
   return b;
 }
 
+// Before the first step: what the data lost on its way to examples (nothing printed when nothing was).
+void print_data_report(const DataReport& d) {
+  if (d.requested_max_length > d.max_length)
+    std::fprintf(stderr, "--max-length %d is over the model's %d positions: examples are cut at %d tokens\n",
+                 d.requested_max_length, d.max_length, d.max_length);
+  if (d.dropped_short > 0)
+    std::fprintf(stderr, "%d training examples are shorter than --min-words and not used\n", d.dropped_short);
+  if (d.truncated > 0)
+    std::fprintf(stderr, "%d training examples are longer than %d tokens and were cut to it (--overlong skip drops them)\n",
+                 d.truncated, d.max_length);
+  if (d.skipped_long > 0)
+    std::fprintf(stderr, "%d training examples are not used: longer than %d tokens (--overlong skip) or with nothing to score\n",
+                 d.skipped_long, d.max_length);
+  if (d.eval_truncated > 0 || d.eval_skipped > 0)
+    std::fprintf(stderr, "eval data: %d examples cut to %d tokens, %d not used\n", d.eval_truncated, d.max_length,
+                 d.eval_skipped);
+}
+
 }  // namespace
 
 // long: argv -> FinetuneRequest, one option per line, each with its range check.
@@ -276,7 +294,13 @@ int cmd_finetune(const std::vector<std::string>& argv) {
       if (e.selected_step >= 0) j["selected_step"] = e.selected_step;
       evals.push_back(j);
     };
-    auto result = run_finetune(req, on_step, on_eval);
+    auto session = FinetuneSession::open(req);
+    if (!session) {
+      std::fprintf(stderr, "pocketllm finetune: %s\n", session.status().message().c_str());
+      return 1;
+    }
+    print_data_report(session.value()->data_report());
+    auto result = session.value()->run(on_step, on_eval);
     if (tty) std::fputs("\n", stderr);
     if (!result) {
       std::fprintf(stderr, "pocketllm finetune: %s\n", result.status().message().c_str());
@@ -297,8 +321,6 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     if (result->best_step >= 0)
       std::fprintf(stderr, "best validation loss %.4f at step %d: the run's result (RUN_DIR/best.safetensors)\n",
                    result->best_validation_loss, result->best_step);
-    if (result->dropped_short > 0)
-      std::fprintf(stderr, "%d training examples were shorter than --min-words and not used\n", result->dropped_short);
     std::fprintf(stderr, "done: %d steps (%d skipped) in %.1f s on %zu training examples; run in %s\n", result->steps_done,
                  result->skipped_steps, result->seconds, result->train_examples, req.out_dir.c_str());
     if (!result->pair_mode.empty()) std::fprintf(stderr, "forward passes of a step: %s\n", result->pair_mode.c_str());

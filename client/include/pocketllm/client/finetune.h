@@ -59,6 +59,18 @@ struct EvalPoint {
 // skipped steps are in the log, the weights are those of the last applied step, and the run resumes.
 constexpr int kMaxSkippedInARow = 32;
 
+// What became of the data files on their way to examples: a user should hear that a 2 000-token document
+// was cut to the model's 512 positions, or that half the sample was dropped, before a long run.
+struct DataReport {
+  int max_length = 0;          // tokens per example in effect: --max-length capped at the model's positions
+  int requested_max_length = 0;
+  int dropped_short = 0;       // training examples under the spec's min_words (not used)
+  int truncated = 0;           // training examples cut to max_length
+  int skipped_long = 0;        // training examples over max_length dropped (--overlong skip) or empty
+  int eval_truncated = 0;      // the same for the eval data
+  int eval_skipped = 0;
+};
+
 struct FinetuneResult {
   int steps_done = 0;     // total steps in the run's log
   bool stopped = false;   // the progress callback asked to stop
@@ -69,6 +81,7 @@ struct FinetuneResult {
   double best_validation_loss = 0;
   bool early_stopped = false;  // patience ran out: the run ended before its step count
   int dropped_short = 0;       // training examples under the spec's min_words (not used)
+  DataReport data;             // what the data files lost on the way to examples
   size_t train_examples = 0;   // the sample trained on (after k-shot and the validation split)
   std::string pair_mode;       // how the two passes of a step ran (ZoTrainer::pair_mode)
 };
@@ -94,6 +107,8 @@ class FinetuneSession {
   ThreadPool* pool() { return &pool_; }
   int steps_done() const { return run_.next_step(); }
   int total_steps() const { return run_.spec().train.steps; }
+  const DataReport& data_report() const { return data_report_; }
+  size_t train_examples() const { return train_examples_; }
 
  private:
   explicit FinetuneSession(const FinetuneRequest& request);
@@ -116,6 +131,7 @@ class FinetuneSession {
   double best_loss_ = 0;
   int best_step_ = -1, since_best_ = 0, last_validated_ = -1;
   int dropped_short_ = 0;              // training examples under min_words
+  DataReport data_report_;
   size_t train_examples_ = 0;
   bool finished_ = false;              // the model holds the best step's weights: nothing more to train
   StepRecord record_;  // reused: a step allocates nothing after warm-up
