@@ -81,10 +81,14 @@ Result<GenerateResult> generate(ThreadPool* pool, LanguageModel& model, const st
   std::vector<char> seen(static_cast<size_t>(c.vocab_size), 0);
   for (int32_t t : prompt)
     if (t >= 0 && t < c.vocab_size) seen[static_cast<size_t>(t)] = 1;
-  const int capacity = static_cast<int>(prompt.size()) + o.max_new_tokens;
-  if (capacity > c.max_position_embeddings)
-    return out_of_range("generate: " + std::to_string(capacity) + " positions exceed the model's context of " +
-                        std::to_string(c.max_position_embeddings));
+  // The prompt must leave room for one new token; the continuation stops where the context is full.
+  if (prompt.size() >= static_cast<size_t>(c.max_position_embeddings))
+    return out_of_range("the prompt is " + std::to_string(prompt.size()) + " tokens and the model's context is " +
+                        std::to_string(c.max_position_embeddings) + " positions: a prompt of at most " +
+                        std::to_string(c.max_position_embeddings - 1) + " leaves room for a new token");
+  const int room = c.max_position_embeddings - static_cast<int>(prompt.size());
+  const int new_tokens = std::min(o.max_new_tokens, room);
+  const int capacity = static_cast<int>(prompt.size()) + new_tokens;
   const auto t0 = std::chrono::steady_clock::now();
   KVCache cache = model.make_cache(1, capacity);
   GenerateResult result;
@@ -94,7 +98,7 @@ Result<GenerateResult> generate(ThreadPool* pool, LanguageModel& model, const st
   std::vector<float> hidden, logits;
   TokenBatch batch = TokenBatch::from_sequences({prompt});
   uint64_t rng = 0;
-  for (int step = 0; step < o.max_new_tokens; ++step) {
+  for (int step = 0; step < new_tokens; ++step) {
     throw_if_cancelled();
     POCKETLLM_RETURN_IF_ERROR(model.forward_hidden(pool, batch, none, &cache, &hidden));
     model.logits(pool, hidden.data(), {batch.seq_len - 1}, none, &logits);
@@ -105,6 +109,7 @@ Result<GenerateResult> generate(ThreadPool* pool, LanguageModel& model, const st
     if (next >= 0 && next < c.vocab_size) seen[static_cast<size_t>(next)] = 1;
     if (on_token && !on_token(next)) break;
     if (o.stop_at_eos && next == c.eos_token_id) break;
+    if (step + 1 == new_tokens && new_tokens < o.max_new_tokens) result.context_full = true;
     batch = TokenBatch::from_sequences({{next}});
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

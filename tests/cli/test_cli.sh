@@ -189,6 +189,14 @@ PY
   check "an independent parser reads the GGUF layout pocketllm wrote" '[ $? -eq 0 ]'
   "$bin" generate --model "$work/q8.gguf" --prompt "Once upon a time" --max-tokens 20 --greedy > "$work/q8gen.txt" 2> /dev/null
   check "the Q8_0 file generates the golden opening" 'grep -q "Once upon a time, there was a little girl named Lily" "$work/q8gen.txt"'
+  "$bin" generate --model "$stories" --prompt "Once" --max-tokens 1000 > "$work/gen.txt" 2> "$work/gen.err"; rc=$?
+  check "generate stops where stories260K's 512 positions are full, and says so" \
+    '[ $rc -eq 0 ] && grep -q "^\[stopped at the model.s context of 512 positions" "$work/gen.err" &&
+     grep -q "^\[2 prompt + 510 generated tokens" "$work/gen.err"'
+  long_prompt=$(for i in $(seq 300); do printf 'the dog ran. '; done)
+  "$bin" generate --model "$stories" --prompt "$long_prompt" --max-tokens 4 > "$work/gen.txt" 2> "$work/gen.err"; rc=$?
+  check "a prompt that fills the context is refused before anything is printed" \
+    '[ $rc -eq 1 ] && [ ! -s "$work/gen.txt" ] && grep -q "the prompt is [0-9]* tokens and the model.s context is 512 positions" "$work/gen.err"'
   "$bin" convert --model "$stories" --out "$work/x.gguf" --type q5_k 2> "$work/err"; rc=$?
   check "convert to an unknown type is a usage error" '[ $rc -eq 2 ] && grep -q "q8_0" "$work/err" && [ ! -e "$work/x.gguf" ]'
   head -c 5000 "$work/q8.gguf" > "$work/cut.gguf"

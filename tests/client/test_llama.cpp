@@ -81,6 +81,44 @@ TEST_CASE("stories260K generates the golden greedy continuation", "[client][llam
   }
 }
 
+TEST_CASE("generation stops where the context is full, and a prompt that fills it is refused", "[client][llama][generate]") {
+  if (!test::path_exists(stories_dir() + "/stories260K.bin")) {
+    WARN("skipped: " << stories_dir() << " not found (set POCKETLLM_SHARED)");
+    return;
+  }
+  auto loaded = load_model(stories_dir(), LoadOptions::with_tokenizer());
+  REQUIRE(loaded.is_ok());
+  const int context = loaded->model->config().max_position_embeddings;
+  REQUIRE(context == 512);
+  auto story = loaded->tokenizer->encode("Once upon a time there was a little dog. The dog liked to play in the park.", true, false);
+  REQUIRE(story.is_ok());
+  std::vector<int32_t> prompt = story.value();
+  while (prompt.size() < 500) prompt.push_back(prompt[1 + prompt.size() % (story->size() - 1)]);
+  ThreadPool pool(2);
+  GenerateOptions o;
+  o.stop_at_eos = false;
+  o.max_new_tokens = 12;  // exactly the room left
+  auto fits = generate(&pool, *loaded->model, prompt, o);
+  REQUIRE(fits.is_ok());
+  CHECK(fits->tokens.size() == 512);
+  CHECK_FALSE(fits->context_full);
+  o.max_new_tokens = 64;  // more than the room: the same 12 tokens, then a stop
+  auto capped = generate(&pool, *loaded->model, prompt, o);
+  REQUIRE(capped.is_ok());
+  CHECK(capped->tokens == fits->tokens);
+  CHECK(capped->context_full);
+  prompt.resize(512, prompt[1]);
+  auto full = generate(&pool, *loaded->model, prompt, o);
+  REQUIRE_FALSE(full.is_ok());
+  CHECK(full.status().code() == StatusCode::kOutOfRange);
+  CHECK(full.status().message().find("the prompt is 512 tokens") != std::string::npos);
+  prompt.resize(511);
+  o.max_new_tokens = 1;
+  auto last = generate(&pool, *loaded->model, prompt, o);
+  REQUIRE(last.is_ok());
+  CHECK(last->tokens.size() == 512);
+}
+
 TEST_CASE("the same weights as a Hugging Face directory give the llama2.c logits", "[client][llama][loader]") {
   const std::string ckpt = stories_dir() + "/stories260K.bin";
   if (!test::path_exists(ckpt)) {

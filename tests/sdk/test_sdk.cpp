@@ -166,6 +166,22 @@ TEST_CASE("bad input: NULLs, invalid UTF-8, unset or future struct sizes and abs
   text = nullptr;
   CHECK(pllm_generate(h.m, "the", &g, [](const char*, void*) { return false; }, nullptr, nullptr, &text) == PLLM_ERR_CANCELLED);
   CHECK(text == nullptr);
+  // The toy model has 128 positions: more new tokens than that stop where the context is full; a prompt
+  // that fills it alone is OUT_OF_RANGE, with no text.
+  pllm_generate_params many = pllm_generate_default_params();
+  many.max_new_tokens = 65536;
+  int pieces = 0;
+  REQUIRE(pllm_generate(h.m, "the", &many, [](const char*, void* n) { return ++*static_cast<int*>(n), true; }, &pieces,
+                        nullptr, &text) == PLLM_OK);
+  CHECK(pieces > 0);
+  CHECK(pieces <= 127);
+  pllm_free_string(text);
+  std::string filler;
+  for (int i = 0; i < 200; ++i) filler += "the ";
+  text = reinterpret_cast<char*>(0x1);
+  CHECK(pllm_generate(h.m, filler.c_str(), &g, nullptr, nullptr, nullptr, &text) == PLLM_ERR_OUT_OF_RANGE);
+  CHECK(text == nullptr);
+  CHECK(std::string(pllm_last_error()).find("context is 128 positions") != std::string::npos);
 
   double loss = 0, acc = 0;
   CHECK(pllm_model_evaluate(h.m, "no\xff.txt", nullptr, nullptr, &loss, &acc) == PLLM_ERR_INVALID_ARGUMENT);

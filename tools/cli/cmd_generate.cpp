@@ -18,7 +18,8 @@ constexpr const char* kHelp =
     "\n"
     "  --model PATH      Hugging Face directory or llama2.c checkpoint (.bin, or its folder)\n"
     "  --prompt TEXT     text to continue (default: empty, i.e. BOS only)\n"
-    "  --max-tokens N    new tokens to generate (default 64)\n"
+    "  --max-tokens N    new tokens to generate at most (default 64): fewer at the end of the text or where\n"
+    "                    the model's context is full\n"
     "  --greedy          always the most likely token (default unless --temperature is given)\n"
     "  --temperature T   sample with temperature T > 0; --top-k K and --top-p P restrict the candidates\n"
     "  --seed S          sampling seed (default 0)\n"
@@ -48,7 +49,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
     for (const Status* s : {&max_tokens.status(), &temperature.status(), &top_k.status(), &top_p.status(), &seed.status(),
                             &threads.status()})
       if (!s->is_ok()) return fail(s->message(), 2);
-    if (max_tokens.value() > 1'000'000) return fail("--max-tokens is too large", 2);
+    if (max_tokens.value() > 1'000'000) return fail("--max-tokens must be at most 1000000", 2);
     if (threads.value() > 1024) return fail("--threads is too large", 2);
     o.max_new_tokens = static_cast<int>(max_tokens.value());
     o.greedy = args.has("greedy") || !args.has("temperature");
@@ -74,16 +75,27 @@ int cmd_generate(const std::vector<std::string>& argv) {
     auto prompt = tok.encode(args.get("prompt"), /*add_bos=*/true, /*add_eos=*/false);
     if (!prompt) return fail(prompt.status().message(), 1);
     ThreadPool pool(static_cast<int>(threads.value()));
-    std::fputs(args.get("prompt").c_str(), stdout);
+    // The prompt is echoed with the first new token, so a refused prompt prints nothing on stdout.
+    bool echoed = false;
     int32_t prev = prompt->back();
     auto result = generate(&pool, *loaded->model, prompt.value(), o, [&](int32_t id) {
+      if (!echoed) std::fputs(args.get("prompt").c_str(), stdout);
+      echoed = true;
       if (id != tok.eos_id()) std::fputs(tok.decode_piece(prev, id).c_str(), stdout);
       std::fflush(stdout);
       prev = id;
       return true;
     });
+    if (!result) {
+      if (echoed) std::fputs("\n", stdout);
+      return fail(result.status().message(), 1);
+    }
+    if (!echoed) std::fputs(args.get("prompt").c_str(), stdout);
     std::fputs("\n", stdout);
-    if (!result) return fail(result.status().message(), 1);
+    std::fflush(stdout);
+    if (result->context_full)
+      std::fprintf(stderr, "[stopped at the model's context of %d positions, before --max-tokens %d]\n",
+                   loaded->model->config().max_position_embeddings, o.max_new_tokens);
     const size_t generated = result->tokens.size() - result->prompt_tokens;
     std::fprintf(stderr, "[%zu prompt + %zu generated tokens, %.1f tokens/s]\n", result->prompt_tokens, generated,
                  static_cast<double>(generated) / std::max(result->seconds, 1e-9));

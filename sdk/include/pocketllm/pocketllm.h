@@ -178,9 +178,11 @@ PLLM_API pllm_generate_params pllm_generate_default_params(void);
 /* Called on the calling thread with each new piece of text; return false to stop. */
 typedef bool (*pllm_token_callback)(const char* piece, void* user);
 
-/* LONG. Generates a continuation of prompt with the model's current weights (trained ones included).
- * On PLLM_OK *out_text (may be NULL; caller frees) receives the generated text. Stopped by on_token or
- * cancelled: PLLM_ERR_CANCELLED and *out_text is NULL. */
+/* LONG. Generates a continuation of prompt with the model's current weights (trained ones included):
+ * up to max_new_tokens tokens, fewer at the end-of-text token or where the model's context is full (a
+ * prompt that fills the context by itself: PLLM_ERR_OUT_OF_RANGE). On PLLM_OK *out_text (may be NULL;
+ * caller frees) receives the generated text. Stopped by on_token or cancelled: PLLM_ERR_CANCELLED and
+ * *out_text is NULL. */
 PLLM_API pllm_status pllm_generate(pllm_model* model, const char* prompt, const pllm_generate_params* params,
                                    pllm_token_callback on_token, void* user, const pllm_control* control, char** out_text);
 

@@ -29,11 +29,15 @@ struct GenerateResult {
   size_t prompt_tokens = 0;
   std::vector<float> first_logits;  // logits after the last prompt token
   double seconds = 0;
+  bool context_full = false;  // stopped before max_new_tokens: the model's context was full
 };
 
 // Called with each new token id; return false to stop.
 using TokenCallback = std::function<bool(int32_t id)>;
 
+// Continues `prompt` by up to max_new_tokens tokens: fewer at the end-of-text token (stop_at_eos), when
+// on_token returns false, or when the model's context is full (context_full). A prompt that fills the
+// context by itself is OUT_OF_RANGE.
 Result<GenerateResult> generate(ThreadPool* pool, LanguageModel& model, const std::vector<int32_t>& prompt,
                                 const GenerateOptions& options, const TokenCallback& on_token = nullptr);
 
