@@ -76,5 +76,12 @@ print("devices", len(devices), "groups", groups, "entries", len(got))
 sys.exit(0 if len(devices) == 3 and got == want and any(e["coeff"] != 0 for e in log["entries"]) else 1)
 PY'
 check "the grouped devices end with the same shared weights" 'cmp -s grp0/shared.safetensors grp1/shared.safetensors && cmp -s grp0/shared.safetensors grp2/shared.safetensors'
+# More devices than examples: the simulation says how many hold no data (they are never asked).
+head -3 train.txt > three.txt
+"$bin/pocketllm-sim" --model "$model" --data three.txt --devices 5 --rounds 1 --tau 2 --batch-size 1 --max-length 32 \
+  --threads 1 --out few > few.out 2>&1
+check "with 3 examples for 5 devices, 2 are said to hold no training example, and 3 are asked" \
+  '[ $? -eq 0 ] && grep -q "^2 of 5 devices hold no training example (3 examples, --partition iid)" few.out &&
+   grep -q "round 1: 3 asked" few.out'
 [ $fails -eq 0 ] || { echo "--- sim"; cat sim.out; for i in 0 1 2; do echo "--- dev$i"; cat dev$i.out; echo "--- grp$i"; cat grp$i.out; done; tail -20 server.log; }
 finish

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -472,6 +473,10 @@ Status run_simulation(const SimOptions& o) {
   if (o.range_end >= 0)
     std::printf("worker for devices %d..%d of %d (%s)\n", o.range_begin, o.range_end - 1, o.devices,
                 sim.coordinator() ? "coordinator: creates the task, closes the rounds" : "waits for the coordinator's closes");
+  const auto no_data = std::count(sim.shard_empty.begin(), sim.shard_empty.end(), true);
+  if (no_data > 0)
+    std::printf("%td of %d devices hold no training example (%zu examples, --partition %s) and never take part\n", no_data,
+                o.devices, sim.train->size(), o.partition.c_str());
   report.print_memory();
   std::string sample_before;
   if (!o.sample_prompt.empty()) sample_before = sample(&sim.pool, sim.model, o.sample_prompt);
