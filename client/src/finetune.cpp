@@ -105,6 +105,7 @@ Result<std::vector<size_t>> FinetuneSession::load_data(const RunSpec& spec, cons
   task_ = std::move(task.value());
   data_report_.requested_max_length = spec.task.max_length;
   data_report_.max_length = std::min(spec.task.max_length, model.config().max_position_embeddings);
+  data_report_.min_words = spec.min_words;
   data_report_.dropped_short = dropped_short_;
   data_report_.truncated = task_->truncated;
   data_report_.skipped_long = task_->skipped;
@@ -346,6 +347,27 @@ Result<FinetuneResult> FinetuneSession::run(const ProgressFn& on_step, const Eva
   if (!result.stopped && (run_.next_step() >= spec.train.steps || result.early_stopped))
     POCKETLLM_RETURN_IF_ERROR(finish(&result, on_eval));
   return result;
+}
+
+std::vector<std::string> describe(const DataReport& d) {
+  std::vector<std::string> out;
+  const std::string max = std::to_string(d.max_length);
+  if (d.requested_max_length > d.max_length)
+    out.push_back("max length " + std::to_string(d.requested_max_length) + " is over the model's " + max +
+                  " positions: examples are cut at " + max + " tokens");
+  if (d.dropped_short > 0)
+    out.push_back(std::to_string(d.dropped_short) + " training examples have fewer than " + std::to_string(d.min_words) +
+                  " words (min words) and are not used");
+  if (d.truncated > 0)
+    out.push_back(std::to_string(d.truncated) + " training examples are longer than " + max +
+                  " tokens and were cut to it (overlong skip drops them instead)");
+  if (d.skipped_long > 0)
+    out.push_back(std::to_string(d.skipped_long) + " training examples are not used: longer than " + max +
+                  " tokens (overlong skip) or with nothing to score");
+  if (d.eval_truncated > 0 || d.eval_skipped > 0)
+    out.push_back("eval data: " + std::to_string(d.eval_truncated) + " examples cut to " + max + " tokens, " +
+                  std::to_string(d.eval_skipped) + " not used");
+  return out;
 }
 
 Result<FinetuneResult> run_finetune(const FinetuneRequest& req, const ProgressFn& on_step, const EvalFn& on_eval) {

@@ -46,9 +46,18 @@ char* dup_string(const std::string& s) {
 }
 
 void log(pllm_log_level level, const std::string& message) {
+  // A hook that calls into the library anyway (the header says it must not) would log again on this
+  // thread with the hook's mutex held: such nested lines are dropped instead of deadlocking.
+  thread_local bool in_hook = false;
+  if (in_hook) return;
   LogHook& h = log_hook();
   std::lock_guard<std::mutex> lock(h.mu);
-  if (h.callback && level >= h.min_level) h.callback(level, message.c_str(), h.user);
+  if (!h.callback || level < h.min_level) return;
+  struct Nested {
+    Nested() { in_hook = true; }
+    ~Nested() { in_hook = false; }
+  } nested;
+  h.callback(level, message.c_str(), h.user);
 }
 
 void set_log_callback(pllm_log_callback cb, void* user, pllm_log_level min_level) {

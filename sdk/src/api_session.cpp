@@ -192,6 +192,10 @@ pllm_status pllm_session_open(pllm_model* model, const pllm_session_params* para
     // Opening may have replayed the log into the model's trainable tensors even when it then failed.
     if (req.resume) model->trained = true;
     if (!session) return fail(session.status());
+    for (const std::string& line : pocketllm::describe(session.value()->data_report())) log(PLLM_LOG_WARN, line);
+    log(PLLM_LOG_INFO, "session " + req.out_dir + ": " + std::to_string(session.value()->train_examples()) +
+                           " training examples, step " + std::to_string(session.value()->steps_done()) + " of " +
+                           std::to_string(session.value()->total_steps()));
     auto h = std::make_unique<pllm_session>();
     h->model = model;
     h->session = std::move(session.value());

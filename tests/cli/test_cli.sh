@@ -238,7 +238,7 @@ ok = (\"norm\" in s[\"trainable\"] and s[\"batch_size\"] == 256 and s[\"schedule
       and s[\"task\"][\"label_words\"] == [[\"0\", \" bad\"], [\"1\", \" good\"]])
 sys.exit(0 if ok else 1)" "$work/preset/spec.json"'
   check "--min-words drops the short rows before training and says how many" \
-    'grep -q "^24 training examples are shorter than --min-words" "$work/preset.err" && grep -q "on 20 training examples" "$work/preset.err"'
+    'grep -q "^24 training examples have fewer than 6 words (min words) and are not used" "$work/preset.err" && grep -q "on 20 training examples" "$work/preset.err"'
   "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --validation 0 --min-words 0 --lr 1e-3 \
     --batch-size 8 --no-balanced --trainable all --schedule constant --steps 1 --threads 1 --out "$work/preset2" > /dev/null 2>&1
   check "options given replace the preset's recipe part by part" \
@@ -253,7 +253,7 @@ sys.exit(0 if ok else 1)" "$work/preset2/spec.json"'
   "$bin" finetune --model "$stories" --data "$work/long.txt" --eval-data "$work/long.txt" --task lm --max-length 100000 \
     --steps 1 --threads 1 --out "$work/long" > /dev/null 2> "$work/long.err"
   check "finetune says --max-length is capped at the model's positions and that a training example was cut" \
-    'grep -q "^--max-length 100000 is over the model.s 512 positions" "$work/long.err" &&
+    'grep -q "^max length 100000 is over the model.s 512 positions" "$work/long.err" &&
      grep -q "^1 training examples are longer than 512 tokens and were cut" "$work/long.err" &&
      grep -q "^eval data: 1 examples cut to 512 tokens, 0 not used" "$work/long.err" &&
      [ "$(grep -n "are longer than" "$work/long.err" | cut -d: -f1)" -lt "$(grep -n "^step 1/1" "$work/long.err" | cut -d: -f1)" ]'

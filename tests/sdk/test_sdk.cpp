@@ -259,6 +259,41 @@ TEST_CASE("the memory estimate reads no weight: a budget below it is refused bef
   fs::remove_all(dir);
 }
 
+TEST_CASE("a session tells the log hook what the data lost on its way to examples", "[sdk][log]") {
+  const std::string dir = toy_model();
+  const std::string data = dir + "/long.txt";
+  {
+    std::ofstream f(data);
+    f << "the cat sat on the mat\n";
+    for (int i = 0; i < 400; ++i) f << "the cat ";
+    f << "\nthe dog\n";
+  }
+  ModelHandle h;
+  h.m = load(dir);
+  std::vector<std::pair<pllm_log_level, std::string>> lines;
+  pllm_set_log_callback([](pllm_log_level level, const char* message, void* user) {
+    static_cast<std::vector<std::pair<pllm_log_level, std::string>>*>(user)->emplace_back(level, message);
+  }, &lines, PLLM_LOG_INFO);
+  pllm_session_params sp = session_params(dir + "/run", data, 2);
+  sp.max_length = 1000;  // over the toy model's 128 positions
+  sp.min_words = 3;      // "the dog" goes
+  pllm_session* s = nullptr;
+  const pllm_status st = pllm_session_open(h.m, &sp, nullptr, &s);
+  pllm_set_log_callback(nullptr, nullptr, PLLM_LOG_ERROR);
+  REQUIRE(st == PLLM_OK);
+  pllm_session_free(s);
+  auto logged = [&](pllm_log_level level, const std::string& text) {
+    for (const auto& [l, m] : lines)
+      if (l == level && m.find(text) != std::string::npos) return true;
+    return false;
+  };
+  CHECK(logged(PLLM_LOG_WARN, "max length 1000 is over the model's 128 positions"));
+  CHECK(logged(PLLM_LOG_WARN, "1 training examples have fewer than 3 words (min words)"));
+  CHECK(logged(PLLM_LOG_WARN, "1 training examples are longer than 128 tokens and were cut to it"));
+  CHECK(logged(PLLM_LOG_INFO, "2 training examples, step 0 of 2"));
+  fs::remove_all(dir);
+}
+
 TEST_CASE("one model: generate, train in place in a session, and use what it learnt without a reload", "[sdk][e2e]") {
   const std::string dir = toy_model();
   const std::string data = dir + "/train.txt", run = dir + "/run";
@@ -881,6 +916,19 @@ TEST_CASE("the C++ layer: memory estimate, private examples, a moved LoRA sessio
   CHECK(e.weights_bytes > 0);
   CHECK(e.total_bytes == e.weights_bytes + e.activation_bytes);
   CHECK(code_of([&] { sdk::Model::estimate_memory(dir + "/none"); }) == PLLM_ERR_NOT_FOUND);
+  // The log handler: a std::function gets the failures at WARN; one that throws changes nothing; removed, silent.
+  std::vector<std::string> logged;
+  sdk::set_log_handler([&](pllm_log_level level, const std::string& m) {
+    if (level == PLLM_LOG_WARN) logged.push_back(m);
+  });
+  CHECK(code_of([&] { sdk::Model(dir + "/log-none"); }) == PLLM_ERR_NOT_FOUND);
+  REQUIRE(logged.size() == 1);
+  CHECK(logged[0].find("log-none") != std::string::npos);
+  sdk::set_log_handler([](pllm_log_level, const std::string&) { throw std::runtime_error("handler failed"); });
+  CHECK(code_of([&] { sdk::Model(dir + "/log-none"); }) == PLLM_ERR_NOT_FOUND);
+  sdk::set_log_handler(nullptr);
+  CHECK(code_of([&] { sdk::Model(dir + "/log-none"); }) == PLLM_ERR_NOT_FOUND);
+  CHECK(logged.size() == 1);
 
   const std::string data = dir + "/mine.jsonl";
   {

@@ -100,24 +100,6 @@ std::string format_eta(double s) {
   return b;
 }
 
-// Before the first step: what the data lost on its way to examples (nothing printed when nothing was).
-void print_data_report(const DataReport& d) {
-  if (d.requested_max_length > d.max_length)
-    std::fprintf(stderr, "--max-length %d is over the model's %d positions: examples are cut at %d tokens\n",
-                 d.requested_max_length, d.max_length, d.max_length);
-  if (d.dropped_short > 0)
-    std::fprintf(stderr, "%d training examples are shorter than --min-words and not used\n", d.dropped_short);
-  if (d.truncated > 0)
-    std::fprintf(stderr, "%d training examples are longer than %d tokens and were cut to it (--overlong skip drops them)\n",
-                 d.truncated, d.max_length);
-  if (d.skipped_long > 0)
-    std::fprintf(stderr, "%d training examples are not used: longer than %d tokens (--overlong skip) or with nothing to score\n",
-                 d.skipped_long, d.max_length);
-  if (d.eval_truncated > 0 || d.eval_skipped > 0)
-    std::fprintf(stderr, "eval data: %d examples cut to %d tokens, %d not used\n", d.eval_truncated, d.max_length,
-                 d.eval_skipped);
-}
-
 }  // namespace
 
 // long: argv -> FinetuneRequest, one option per line, each with its range check.
@@ -299,7 +281,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
       std::fprintf(stderr, "pocketllm finetune: %s\n", session.status().message().c_str());
       return 1;
     }
-    print_data_report(session.value()->data_report());
+    for (const std::string& line : describe(session.value()->data_report())) std::fprintf(stderr, "%s\n", line.c_str());
     auto result = session.value()->run(on_step, on_eval);
     if (tty) std::fputs("\n", stderr);
     if (!result) {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <deque>
+#include <mutex>
 #include <string>
 
 #include "pocketllm/pocketllm.h"
@@ -190,6 +191,46 @@ pllm_status java_transport(const char* method, const char* path, const char* bod
   return s;
 }
 
+// The app's dev.pocketllm.LogListener behind pllm_set_log_callback. The library calls it on the thread
+// doing the work: a Java thread (every pllm_* call comes from one), attached as a daemon if it is not.
+JavaVM* g_vm = nullptr;
+thread_local bool t_in_listener = false;
+
+JNIEnv* current_env() {
+  JNIEnv* env = nullptr;
+  const jint got = g_vm->GetEnv(reinterpret_cast<void**>(&env), JNI_VERSION_1_6);
+  if (got == JNI_OK) return env;
+  if (got != JNI_EDETACHED) return nullptr;
+#ifdef __ANDROID__
+  return g_vm->AttachCurrentThreadAsDaemon(&env, nullptr) == JNI_OK ? env : nullptr;
+#else
+  return g_vm->AttachCurrentThreadAsDaemon(reinterpret_cast<void**>(&env), nullptr) == JNI_OK ? env : nullptr;
+#endif
+}
+
+void java_log(pllm_log_level level, const char* message, void* user) {
+  JNIEnv* env = g_vm ? current_env() : nullptr;
+  if (!env) return;
+  // A Java exception may be pending (a progress listener threw and the call is reporting why it stops):
+  // it is set aside for the listener's call and put back after, so no JNI call runs with it pending.
+  jthrowable pending = env->ExceptionOccurred();
+  if (pending) env->ExceptionClear();
+  if (env->PushLocalFrame(8) == 0) {
+    jclass cls = env->GetObjectClass(static_cast<jobject>(user));
+    const jmethodID on_log = env->GetMethodID(cls, "onLog", "(ILjava/lang/String;)V");
+    jstring text = on_log ? java_string(env, message) : nullptr;
+    t_in_listener = true;
+    if (text) env->CallVoidMethod(static_cast<jobject>(user), on_log, static_cast<jint>(level), text);
+    t_in_listener = false;
+    env->PopLocalFrame(nullptr);
+  }
+  env->ExceptionClear();  // the listener's own exception: logging must not change what the call returns
+  if (pending) {
+    env->Throw(pending);
+    env->DeleteLocalRef(pending);
+  }
+}
+
 struct DevicePair {
   pllm_device* device;
   JavaTransport* transport;
@@ -212,6 +253,23 @@ JNI_FN(jstring, systemInfo)(JNIEnv* env, jclass) {
   jstring out = env->NewStringUTF(s);  // ASCII JSON
   pllm_free_string(s);
   return out;
+}
+
+JNI_FN(void, setLogListener)(JNIEnv* env, jclass, jobject listener, jint min_level) {
+  if (t_in_listener) {
+    env->ThrowNew(env->FindClass("java/lang/IllegalStateException"), "setLogListener called from inside a log listener");
+    return;
+  }
+  if (min_level < PLLM_LOG_DEBUG || min_level > PLLM_LOG_ERROR) return throw_illegal(env, "log level must be 0..3 (LogListener.DEBUG..ERROR)");
+  static std::mutex mu;
+  static jobject current = nullptr;  // global reference to the installed listener
+  std::lock_guard<std::mutex> lock(mu);
+  if (!g_vm && env->GetJavaVM(&g_vm) != JNI_OK) return;
+  jobject next = listener ? env->NewGlobalRef(listener) : nullptr;
+  // Returns once no call is inside the old listener (the library holds its hook's lock around calls).
+  pllm_set_log_callback(next ? java_log : nullptr, next, static_cast<pllm_log_level>(min_level));
+  if (current) env->DeleteGlobalRef(current);
+  current = next;
 }
 
 JNI_FN(jlong, cancelNew)(JNIEnv*, jclass) { return reinterpret_cast<jlong>(pllm_cancel_new()); }

@@ -273,7 +273,9 @@ typedef struct pllm_session_params {
 PLLM_API pllm_session_params pllm_session_default_params(void);
 
 /* LONG (loads and tokenises the data; on resume replays the log). The model must not have been
- * trained yet (pllm_model_is_trained) and not be in use by another session or a device (BUSY). */
+ * trained yet (pllm_model_is_trained) and not be in use by another session or a device (BUSY). What
+ * the data lost on the way — examples cut at max_length or at the model's context, dropped by min_words
+ * — goes to the log hook as PLLM_LOG_WARN lines; the sample's size as one PLLM_LOG_INFO line. */
 PLLM_API pllm_status pllm_session_open(pllm_model* model, const pllm_session_params* params, const pllm_control* control,
                                        pllm_session** out);
 /* LONG. Trains up to max_steps more steps (0: to the end of the run). *out_steps_done (may be NULL)

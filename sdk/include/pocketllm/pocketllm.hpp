@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -212,6 +213,27 @@ class Examples {
 inline void export_run(const std::string& run_dir, const std::string& out, const std::string& format = "hf",
                        const std::string& type = "") {
   check(pllm_export_as(c_str(run_dir), c_str(out), c_str(format), type.empty() ? nullptr : c_str(type)));
+}
+
+// The library's log lines at min_level and above go to `handler` (an empty function removes it). It runs
+// on the thread making the pocketllm call and must not throw; returns once no call is inside the previous
+// handler. One handler per process, as pllm_set_log_callback.
+using LogHandler = std::function<void(pllm_log_level level, const std::string& message)>;
+inline void set_log_handler(LogHandler handler, pllm_log_level min_level = PLLM_LOG_WARN) {
+  static std::mutex mu;
+  static LogHandler installed;  // replaced only with the library's hook switched off
+  std::lock_guard<std::mutex> lock(mu);
+  pllm_set_log_callback(nullptr, nullptr, PLLM_LOG_ERROR);
+  installed = std::move(handler);
+  if (!installed) return;
+  pllm_set_log_callback(
+      [](pllm_log_level level, const char* message, void* user) {
+        try {
+          (*static_cast<LogHandler*>(user))(level, message);
+        } catch (...) {  // an exception must not cross the C library
+        }
+      },
+      &installed, min_level);
 }
 
 }  // namespace pocketllm::sdk

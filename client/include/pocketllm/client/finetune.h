@@ -64,12 +64,17 @@ constexpr int kMaxSkippedInARow = 32;
 struct DataReport {
   int max_length = 0;          // tokens per example in effect: --max-length capped at the model's positions
   int requested_max_length = 0;
+  int min_words = 0;
   int dropped_short = 0;       // training examples under the spec's min_words (not used)
   int truncated = 0;           // training examples cut to max_length
   int skipped_long = 0;        // training examples over max_length dropped (--overlong skip) or empty
   int eval_truncated = 0;      // the same for the eval data
   int eval_skipped = 0;
 };
+
+// One sentence per loss the report holds (none when the data went through whole), for the CLI and the
+// SDK's log.
+std::vector<std::string> describe(const DataReport& report);
 
 struct FinetuneResult {
   int steps_done = 0;     // total steps in the run's log

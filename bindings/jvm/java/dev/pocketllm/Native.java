@@ -22,6 +22,8 @@ final class Native {
   static native String version();
   static native String systemInfo();
 
+  static native void setLogListener(LogListener listener, int minLevel);
+
   static native long cancelNew();
   static native void cancelRequest(long cancel);
   static native void cancelReset(long cancel);

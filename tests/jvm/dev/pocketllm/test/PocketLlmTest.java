@@ -4,6 +4,7 @@ import dev.pocketllm.Cancellation;
 import dev.pocketllm.Examples;
 import dev.pocketllm.FederatedDevice;
 import dev.pocketllm.HttpsTransport;
+import dev.pocketllm.LogListener;
 import dev.pocketllm.MemoryEstimate;
 import dev.pocketllm.Model;
 import dev.pocketllm.PocketLlm;
@@ -19,7 +20,10 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.security.KeyStore;
 import java.security.cert.CertificateFactory;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
@@ -77,10 +81,78 @@ public final class PocketLlmTest {
     }
 
     trainCancelResume(model, work);
+    logListener(model, work);
     examplesAdaptersExport(model, work);
     federate(model, work, args[3], Path.of(args[4]), args[5], args[6]);
     federateSecure(model, work, args[3], Path.of(args[4]), args[5], args[7]);
     System.out.println("PocketLlmTest: all " + checks + " checks passed");
+  }
+
+  private static boolean logged(List<String> lines, String prefix, String text) {
+    synchronized (lines) {
+      return lines.stream().anyMatch(l -> l.startsWith(prefix) && l.contains(text));
+    }
+  }
+
+  // The library's log lines reach a Java listener, also while a Java exception is pending, and a listener that
+  // throws, re-installs itself or calls the library changes nothing about the call it logs for.
+  private static void logListener(String model, Path work) throws Exception {
+    List<String> lines = Collections.synchronizedList(new ArrayList<>());
+    PocketLlm.setLogListener((level, message) -> lines.add(level + " " + message), LogListener.INFO);
+    expectFailure(PocketLlmException.NOT_FOUND, "no model, logged", () -> Model.load(work.resolve("log-none").toString()).close());
+    check(logged(lines, LogListener.WARN + " ", "log-none"), "a failure is logged as WARN: " + lines);
+    Path data = work.resolve("long.txt");
+    Files.writeString(data, "the cat sat on the mat\n" + "the dog ran in the park ".repeat(40) + "\n");
+    try (Model m = Model.load(model, 1, 0, null); TrainingSession s = TrainingSession.open(m, options(work.resolve("logrun"), data, 4), null)) {
+      check(logged(lines, LogListener.WARN + " ", "1 training examples are longer than 32 tokens and were cut"), "the cut example is logged: " + lines);
+      check(logged(lines, LogListener.INFO + " ", "2 training examples, step 0 of 4"), "the sample's size is logged: " + lines);
+      // A throwing progress listener makes the call fail while its exception is pending: the failure is
+      // logged (a JNI call with the exception set aside) and the app's exception still reaches the caller.
+      lines.clear();
+      boolean thrown = false;
+      try {
+        s.train(0, f -> {
+          throw new IllegalStateException("progress failed");
+        }, null);
+      } catch (IllegalStateException ise) {
+        thrown = ise.getMessage().equals("progress failed");
+      }
+      check(thrown, "the progress listener's exception reaches the caller with a log listener installed");
+      check(logged(lines, LogListener.WARN + " ", ""), "the stop was logged: " + lines);
+    }
+    // A listener that throws, tries to re-install itself and calls the library inside: the call's own
+    // failure is what the caller sees, the nested call completes (its failure is not logged: no recursion).
+    AtomicBoolean refused = new AtomicBoolean(), nestedDone = new AtomicBoolean();
+    AtomicInteger calls = new AtomicInteger();
+    PocketLlm.setLogListener((level, message) -> {
+      calls.incrementAndGet();
+      try {
+        PocketLlm.setLogListener(null, LogListener.ERROR);
+      } catch (IllegalStateException e) {
+        refused.set(true);
+      }
+      try {
+        Model.load(work.resolve("nested-none").toString()).close();
+      } catch (PocketLlmException e) {
+        nestedDone.set(e.status() == PocketLlmException.NOT_FOUND);
+      }
+      throw new RuntimeException("the app's log listener failed");
+    }, LogListener.WARN);
+    expectFailure(PocketLlmException.NOT_FOUND, "a throwing log listener changes nothing", () -> Model.load(work.resolve("x-none").toString()).close());
+    check(calls.get() == 1 && refused.get() && nestedDone.get(),
+        "one line, re-installing from inside refused, the nested call done: " + calls.get() + " " + refused.get() + " " + nestedDone.get());
+    expectFailure(PocketLlmException.NOT_FOUND, "still installed", () -> Model.load(work.resolve("y-none").toString()).close());
+    check(calls.get() == 2, "the listener stayed installed: " + calls.get());
+    PocketLlm.setLogListener(null, LogListener.ERROR);
+    expectFailure(PocketLlmException.NOT_FOUND, "removed", () -> Model.load(work.resolve("z-none").toString()).close());
+    check(calls.get() == 2, "no line after removal: " + calls.get());
+    boolean badLevel = false;
+    try {
+      PocketLlm.setLogListener((level, message) -> {}, 7);
+    } catch (IllegalArgumentException e) {
+      badLevel = true;
+    }
+    check(badLevel, "level 7 is refused");
   }
 
   private static TrainingSession.Options options(Path run, Path data, int steps) {
