@@ -134,6 +134,8 @@ if [ -f "$stories/stories260K.bin" ]; then
   biases_run=$("$bin" eval --run "$work/biases" --data "$work/t.txt" | head -1)
   biases_export=$("$bin" eval --model "$work/biases_exported" --data "$work/t.txt" | head -1)
   base_eval=$("$bin" eval --model "$stories" --data "$work/t.txt" | head -1)
+  "$bin" eval --model "$stories" --data "$work/t.txt" --batch-size 0 2> "$work/err"; rc=$?
+  check "eval names the option out of range" '[ $rc -eq 2 ] && grep -q -- "--batch-size must be 1..65536" "$work/err"'
   check "a run with added biases exports a biased Llama that evaluates as the run, and replays to it" \
     'grep -q "\"mlp_bias\": true" "$work/biases_exported/config.json" && grep -q "\"attention_bias\": true" "$work/biases_exported/config.json" &&
      [ "$biases_run" = "$biases_export" ] && [ "$biases_run" != "$base_eval" ] &&

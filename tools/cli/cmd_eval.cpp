@@ -23,9 +23,9 @@ int cmd_eval(const std::vector<std::string>& argv) {
     auto threads = args.get_u64("threads", 0);
     auto bs = args.get_u64("batch-size", 32);
     auto max_len = args.get_u64("max-length", 256);
-    if (!threads || threads.value() > 1024 || !bs || bs.value() == 0 || bs.value() > 65536 || !max_len || max_len.value() < 2 ||
-        max_len.value() > (1u << 20))
-      return cmd.usage("--threads, --batch-size or --max-length out of range");
+    if (!threads || threads.value() > 1024) return cmd.usage("--threads must be 0..1024 (0: all cores)");
+    if (!bs || bs.value() == 0 || bs.value() > 65536) return cmd.usage("--batch-size must be 1..65536");
+    if (!max_len || max_len.value() < 2 || max_len.value() > (1u << 20)) return cmd.usage("--max-length must be 2..2^20");
     EvaluateRequest req;
     req.model_path = args.get("model");
     req.adapter_path = args.get("adapter");
