@@ -7,6 +7,7 @@
 //                    [--quantize q8_0|q4_0]   (frozen matrices quantized in memory at load)
 //                    [--pair auto|concurrent|sequential]   (train: the two passes as the trainer runs them; default auto)
 // `run` prints one JSON line with the forward/step time and ru_maxrss; run each mode as its own process.
+#include "bench_args.h"
 #include <sys/resource.h>
 
 #include <chrono>
@@ -273,7 +274,7 @@ int main(int argc, char** argv) {
     else if (a == "--model") model = v;
     else if (a == "--mode") mode = v;
     else if (a == "--trainable") trainable = v;
-    else if (a == "--lora-rank") lora.rank = std::atoi(v.c_str());
+    else if (a == "--lora-rank") lora.rank = static_cast<int>(pocketllm::bench::int_arg("--lora-rank", v, 1, 4096));
     else if (a == "--lora-targets") lora.targets = v;
     else if (a == "--quantize") {
       if (!parse_quantize_type(v, &quantize)) {
@@ -281,9 +282,9 @@ int main(int argc, char** argv) {
         return 2;
       }
     }
-    else if (a == "--batch") batch = std::atoi(v.c_str());
-    else if (a == "--seq") seq = std::atoi(v.c_str());
-    else if (a == "--threads") threads = std::atoi(v.c_str());
+    else if (a == "--batch") batch = static_cast<int>(pocketllm::bench::int_arg("--batch", v, 1, 1 << 16));
+    else if (a == "--seq") seq = static_cast<int>(pocketllm::bench::int_arg("--seq", v, 1, 1 << 20));
+    else if (a == "--threads") threads = static_cast<int>(pocketllm::bench::int_arg("--threads", v, 1, 1024));
     else if (a == "--pair") {
       if (!parse_pair_mode(v, &pair)) {
         std::fprintf(stderr, "--pair must be auto, concurrent or sequential\n");

@@ -15,6 +15,7 @@
 // --model loads any model file (GGUF, llama2.c, HF directory) instead of a random preset; --write-gguf
 // writes the random preset (with a synthetic SentencePiece vocabulary) as GGUF and exits.
 // Every mode prints ru_maxrss (peak RSS) last; run modes as separate processes to compare peaks.
+#include "bench_args.h"
 #include <sys/resource.h>
 
 #include <Eigen/Core>
@@ -158,15 +159,15 @@ int main(int argc, char** argv) {
     if (a == "--preset") preset = next();
     else if (a == "--mode") mode = next();
     else if (a == "--dtype") dtype = next();
-    else if (a == "--batch") batch = std::atoi(next().c_str());
-    else if (a == "--seq") seq = std::atoi(next().c_str());
-    else if (a == "--threads") threads = std::atoi(next().c_str());
-    else if (a == "--reps") reps = std::atoi(next().c_str());
+    else if (a == "--batch") batch = static_cast<int>(pocketllm::bench::int_arg("--batch", next(), 1, 1 << 16));
+    else if (a == "--seq") seq = static_cast<int>(pocketllm::bench::int_arg("--seq", next(), 1, 1 << 20));
+    else if (a == "--threads") threads = static_cast<int>(pocketllm::bench::int_arg("--threads", next(), 1, 1024));
+    else if (a == "--reps") reps = static_cast<int>(pocketllm::bench::int_arg("--reps", next(), 1, 100000));
     else if (a == "--model") model_path = next();
     else if (a == "--write-gguf") write_gguf = next();
     else if (a == "--gguf-type") gguf_type = next();
     else if (a == "--trainable") trainable = next();
-    else if (a == "--lora-rank") lora.rank = std::atoi(next().c_str());
+    else if (a == "--lora-rank") lora.rank = static_cast<int>(pocketllm::bench::int_arg("--lora-rank", next(), 1, 4096));
     else if (a == "--lora-targets") lora.targets = next();
     else {
       std::fprintf(stderr, "usage: bench_model [--preset 110m|stories260k] [--mode forward|step|weights|gemm] "

@@ -2,6 +2,7 @@
 // measured in the same run over the same bytes (copy, in-place add, triad). Medians of repeated runs.
 //
 //   build/bin/bench_perturbation [--elements N] [--reps R] [--json FILE]
+#include "bench_args.h"
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -39,7 +40,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--elements" && i + 1 < argc) n = std::strtoull(argv[++i], nullptr, 10);
-    else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
+    else if (a == "--reps" && i + 1 < argc) reps = static_cast<int>(pocketllm::bench::int_arg("--reps", argv[++i], 1, 100000));
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else {
       std::fprintf(stderr, "usage: bench_perturbation [--elements N] [--reps R] [--json FILE]\n");

@@ -4,6 +4,7 @@
 //                                        evaluation, the tokenisation of a long prompt and an enrolment that retries
 //   bench_sdk abort-cost MODEL [REPS]    evaluation with and without a cancellation flag installed (interleaved)
 // Prints one JSON object per measurement; medians over repetitions are taken by bench/run_sdk_bench.sh.
+#include "bench_args.h"
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -163,7 +164,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (mode == "cancel") return bench_cancel(model);
-  if (mode == "abort-cost") return bench_abort_cost(model, argc > 3 ? std::atoi(argv[3]) : 9);
+  if (mode == "abort-cost") return bench_abort_cost(model, argc > 3 ? static_cast<int>(pocketllm::bench::int_arg("abort-cost runs", argv[3], 1, 100000)) : 9);
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
   return 2;
 }

@@ -5,6 +5,7 @@
 // each phase; network excluded). Also prints the CPU.
 //   bench_secagg [--n 100,1000,10000] [--tau 8] [--dropout 0.2] [--repeat 3] [--json FILE]
 // Dropouts leave after sharing keys (the costliest case: their pairwise masks must be rebuilt).
+#include "bench_args.h"
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -58,7 +59,7 @@ int main(int argc, char** argv) {
     if (a == "--help" || a == "-h") return usage(), 0;
     if (a == "--n" && has) sizes = parse_list(argv[++i]);
     else if (a == "--tau" && has) tau = static_cast<uint32_t>(std::stoul(argv[++i]));
-    else if (a == "--dropout" && has) dropout = std::stod(argv[++i]);
+    else if (a == "--dropout" && has) dropout = pocketllm::bench::number_arg("--dropout", argv[++i], 0.0, 1.0);
     else if (a == "--repeat" && has) repeat = std::stoi(argv[++i]);
     else if (a == "--json" && has) json = argv[++i];
     else {

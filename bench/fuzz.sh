@@ -5,6 +5,7 @@
 # input in build-fuzz/crashes/ — make it a regression test.
 #   bench/fuzz.sh [MINUTES] [HARNESS…]
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 minutes="${1:-5}"; shift || true
 dir="$root/build-fuzz"

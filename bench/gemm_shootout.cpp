@@ -3,6 +3,7 @@
 // symbols): -DGEMM_EIGEN, -DGEMM_OPENBLAS, -DGEMM_BLIS, -DGEMM_ONEDNN, -DGEMM_POCKETLLM (the engine's packed kernels). bench/run_gemm_shootout.sh builds
 // and runs them. Prints one JSON line per (shape, threads): median GFLOP/s of REPS.
 //   gemm_shootout THREADS REPS      (NT=rows sets the W tile of the pocketllm backend, 128 by default)
+#include "bench_args.h"
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -105,8 +106,8 @@ void set_threads(int t) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
-  const int reps = argc > 2 ? std::atoi(argv[2]) : 5;
+  const int threads = argc > 1 ? static_cast<int>(pocketllm::bench::int_arg("threads", argv[1], 1, 1024)) : 1;
+  const int reps = argc > 2 ? static_cast<int>(pocketllm::bench::int_arg("reps", argv[2], 1, 100000)) : 5;
   set_threads(threads);
   struct Shape { const char* name; int n, k; };
   const Shape shapes[] = {{"qkv_o", 768, 768}, {"ffn_up", 2048, 768}, {"ffn_down", 768, 2048}, {"lm_head", 32000, 768}};

@@ -6,6 +6,7 @@
 # SST-2 sentences (the demo's task), norms trainable, 20 devices, 10 rounds of tau 8.
 #   bench/run_byzantine.sh [BUILD_DIR] [ROUNDS]     prints a Markdown table and writes byzantine.json
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(realpath "${1:-$root/build}")"; rounds="${2:-10}"
 shared="${POCKETLLM_SHARED:-$root/../shared}"

@@ -9,6 +9,7 @@
 # Medians over REPS; one row appended to bench/results/cluster_bench.jsonl.
 #   bench/run_cluster_bench.sh [BUILD_DIR] [REPS] [DURATION_S] [DEVICES]
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(realpath "${1:-$root/build}")"; reps="${2:-3}"; duration="${3:-8}"; close_devices="${4:-10000}"
 server_bin="$build/bin/pocketllm-server"

@@ -11,6 +11,7 @@
 # Prints the table and leaves each run's rounds.csv (loss/accuracy and epsilon per round) and plot.svg.
 #   bench/run_dp_utility.sh [ROUNDS] [CLIP_NORM|auto] [OUT_DIR] [lm|sst2]
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${POCKETLLM_BUILD_DIR:-$root/build}"
 shared="${POCKETLLM_SHARED:-$root/../shared}"

@@ -5,6 +5,7 @@
 # libopenblas-dev, libblis-pthread-dev and libdnnl-dev (bench only: never the build, tests or demo).
 #   bench/run_gemm_shootout.sh [REPS] [OUT_JSONL]
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 reps="${1:-5}"
 out="${2:-$root/bench/results/gemm_shootout.jsonl}"

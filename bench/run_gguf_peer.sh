@@ -9,6 +9,7 @@
 #     sample lines, and 200 lines sampled from stories260K) — the perplexities must differ by < 1 %;
 #   - @huggingface/gguf's metadata and tensor table equal `pocketllm gguf --json`'s.
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$root/build}"
 out="${2:-$root/bench/results/gguf_peer.jsonl}"

@@ -6,6 +6,7 @@
 # in the same run.
 #   bench/run_gguf_speed.sh [REPS] [BUILD_DIR] [OUT_JSONL]
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 reps="${1:-5}"
 build="${2:-$root/build}"

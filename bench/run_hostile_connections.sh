@@ -4,6 +4,7 @@
 # under the fd limit Docker uses (1024). Prints p50/p99 in ms for both.
 #   bench/run_hostile_connections.sh [BUILD_DIR] [REQUESTS]
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(realpath "${1:-$root/build}")"; n="${2:-300}"
 work="$(mktemp -d)"; pid=""

@@ -11,6 +11,7 @@
 # and over the Q8_0/Q4_0 GGUF Llama-1B shape: inference, then one ZO
 # step on the adapters (two perturbed forwards + the update), each in its own process.
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${POCKETLLM_BUILD_DIR:-$root/build}/bin/bench_memory"
 work="${WORK:-/tmp/pocketllm-memory}"

@@ -3,6 +3,7 @@
 # python3-torch with OpenBLAS) on the same Llama configurations and batches, measured in the same run.
 #   bench/run_model_bench.sh [reps]          results: stdout and $OUT (default bench/results/model_bench.jsonl)
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/bench/setup_peers.sh" > /dev/null
 bin="${POCKETLLM_BUILD_DIR:-$root/build}/bin/bench_model"

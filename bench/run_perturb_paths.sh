@@ -5,7 +5,7 @@
 #   POCKETLLM_BUILD_DIR=build-portable bench/run_perturb_paths.sh [ROUNDS] [OUT_JSONL]
 # Paths the CPU lacks are skipped. Results: stdout and OUT (default bench/results/perturb_paths.jsonl).
 set -euo pipefail
-case "${1:-}" in -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${POCKETLLM_BUILD_DIR:-$root/build}"
 rounds="${1:-2}"

@@ -3,6 +3,7 @@
 # pocketllm's dequantization of Q8_0/Q4_0/Q4_K/Q6_K and its Q8_0/Q4_0 quantizers, bit for bit.
 #   bench/run_quant_peer.sh [BUILD_DIR] [OUT_JSONL]
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$root/build}"
 out="${2:-$root/bench/results/quant_peer.jsonl}"

@@ -10,6 +10,7 @@
 # target of scripts/check-targets.sh.
 #   bench/run_sdk_bench.sh [LOADS]
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${POCKETLLM_BUILD_DIR:-$root/build}"
 shared="${POCKETLLM_SHARED:-$root/../shared}"

@@ -4,6 +4,7 @@
 # protocol in the same run; medians of REPEAT rounds, appended to bench/results/secagg_cost.jsonl.
 #   bench/run_secagg_cost.sh [BUILD_DIR] [REPEAT]
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(realpath "${1:-$root/build}")"
 repeat="${2:-3}"

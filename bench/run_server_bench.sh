@@ -5,6 +5,7 @@
 # bench/results/server_bench.jsonl.
 #   bench/run_server_bench.sh [BUILD_DIR] [REPS] [DURATION_S]
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$root/build}"; reps="${2:-3}"; duration="${3:-8}"
 build="$(realpath "$build")"; server_bin="$build/bin/pocketllm-server"

@@ -5,6 +5,7 @@
 # the same log. Appends a row to bench/results/sim_workers.jsonl.
 #   bench/run_sim_workers.sh [BUILD_DIR] [DEVICES] [ROUNDS]
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(realpath "${1:-$root/build}")"; devices="${2:-2000}"; rounds="${3:-2}"
 shared="$(realpath "$root/../shared")"

@@ -4,6 +4,7 @@
 # /healthz, then 20 latest-snapshot requests whose replies are never read, with the server's RSS.
 #   bench/run_snapshot_stall.sh [BUILD_DIR]
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(realpath "${1:-$root/build}")"
 work="$(mktemp -d)"; pid=""

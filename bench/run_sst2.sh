@@ -58,7 +58,7 @@ while [ $# -gt 0 ]; do
     --trainable) trainable="$2"; tuned+=("$1"); shift 2 ;;
     --trainable-scale|--trainable-rows) extra+=("$1" "$2"); tuned+=("$1"); shift 2 ;;
     --min-words) min_words="$2"; tuned+=("$1"); shift 2 ;;
-    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "run_sst2: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done

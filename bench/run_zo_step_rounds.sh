@@ -6,7 +6,7 @@
 #   results: $OUT (default bench/results/zo_step_rounds.jsonl), one row per measurement with its round
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-case "${1:-}" in -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 rounds="${1:-5}"
 reps="${2:-3}"
 preset="${3:-110m}"

@@ -3,6 +3,7 @@
 # optimised BLAS for it. Without libopenblas0-pthread, torch falls back to the reference BLAS
 # (~6 GFLOP/s), which would make any comparison meaningless. Idempotent; root or sudo.
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 packages=(python3-torch python3-numpy libopenblas0-pthread)
 missing=()
 for p in "${packages[@]}"; do

@@ -7,6 +7,7 @@
 #   bench/sst2_tail_average.sh RUN_DIR FRACTION [WORK_DIR]     FRACTION of the steps averaged, 0 < f <= 1
 # Prints one JSON line: {"kind": "tail_average", "run": ..., "fraction": f, "accuracy": ..., "loss": ...}.
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${POCKETLLM_BUILD_DIR:-$root/build}/bin/pocketllm"
 shared="${POCKETLLM_SHARED:-$root/../shared}"

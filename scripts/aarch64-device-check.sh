@@ -4,6 +4,7 @@
 # personalises, takes part in two rounds, syncs, evaluates and generates.
 #   scripts/aarch64-device-check.sh AARCH64_BIN_DIR NATIVE_BIN_DIR
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 arm_bin="$(realpath "$1")"; native_bin="$(realpath "$2")"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 shared="${POCKETLLM_SHARED:-$root/../shared}"

@@ -4,6 +4,7 @@
 # network code, and has a versioned SONAME. Prints its size stripped.
 #   scripts/check-mobile-lib.sh LIB [TOOL_PREFIX]     e.g. LIB aarch64-linux-gnu-
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 lib="$(realpath "$1")"; prefix="${2:-}"
 fail() { echo "check-mobile-lib: $lib: $*" >&2; exit 1; }
 readelf_out="$("${prefix}readelf" -d "$lib")"

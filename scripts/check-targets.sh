@@ -17,6 +17,7 @@
 #
 #   scripts/check-targets.sh [portable] [O0] [aarch64] [aarch64-sdk] [aarch64-mobile]   (default: all five)
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build_root="${POCKETLLM_BUILD_ROOT:-$root/build-targets}"
 targets=("$@")

@@ -16,7 +16,7 @@ while [ $# -gt 0 ]; do
     --devices) devices="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --secagg) secagg=(--secagg --secagg-bound 0.05); shift ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done

@@ -6,6 +6,7 @@
 # the Debian mirror. The test command (scripts/test.sh) runs it.
 #   scripts/docker-check.sh
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
 missing=()
@@ -20,8 +21,9 @@ work="$(mktemp -d)"
 source "$root/scripts/podman-env.sh"
 podman_env "$work"
 name="pocketllm-check-$$"
-cleanup() { podman rm -f "$name" >/dev/null 2>&1 || true; podman volume rm -f "$name-store" >/dev/null 2>&1 || true; rm -rf "$work"; }
+cleanup() { podman rm -f -v "$name" >/dev/null 2>&1 || true; podman volume rm -f "$name-store" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
+trap 'exit 143' TERM INT  # a stopped check still cleans up (the EXIT trap runs)
 
 base="localhost/debian:bookworm-local"
 if ! podman image exists "$base"; then
@@ -66,7 +68,7 @@ cred=$(c -X POST -d "{\"token\":\"$token\"}" "$url/v1/enrol" | python3 -c 'impor
 check "a device submits to round 1" '[ "$(c -o /dev/null -w "%{http_code}" -H "Authorization: Bearer $cred" -X POST -d "{\"coeffs\":[0.5,0.25],\"examples\":1,\"base_version\":0}" "$url/v1/tasks/docker/rounds/1/submissions")" = 201 ]'
 podman stop -t 10 "$name" > /dev/null
 check "SIGTERM stops the server cleanly" 'podman logs "$name" 2>&1 | grep -q "stopped"'
-podman rm "$name" > /dev/null
+podman rm "$name" > /dev/null  # the named store volume stays: the next container must find the task
 run
 check "a new container on the same volume is healthy" wait_healthy
 check "the task survived the restart" '[ "$(c -H "Authorization: Bearer $cred" "$url/v1/tasks/docker" | python3 -c "import json,sys; print(json.load(sys.stdin)[\"id\"])")" = docker ]'

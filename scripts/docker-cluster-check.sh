@@ -6,6 +6,7 @@
 # log is the same from every replica. Needs podman-compose and the CNI dnsname plugin (installed here).
 #   scripts/docker-cluster-check.sh
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
 missing=()
@@ -19,8 +20,19 @@ work="$(mktemp -d)"
 source "$root/scripts/podman-env.sh"
 podman_env "$work"
 project="pllmcheck$$"
-cleanup() { (cd "$work" && podman-compose -p "$project" -f compose.yaml down -v > /dev/null 2>&1) || true; rm -rf "$work"; }
+# podman-compose 1.0.3 (Debian 12) leaves the project's network and the replicas' anonymous volumes
+# (the image's VOLUME) behind on `down -v`: each run would leak a /24 of the CNI range and three volumes.
+# The containers go first with their volumes, then compose's named ones, then the network.
+cleanup() {
+  local ids
+  ids=$(podman ps -aq --filter "name=^${project}_" 2>/dev/null || true)
+  [ -z "$ids" ] || podman rm -f -v $ids > /dev/null 2>&1 || true
+  (cd "$work" && podman-compose -p "$project" -f compose.yaml down -v > /dev/null 2>&1) || true
+  podman network rm -f "${project}_default" > /dev/null 2>&1 || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
+trap 'exit 143' TERM INT  # a stopped check still cleans up (the EXIT trap runs)
 base="localhost/debian:bookworm-local"
 podman image exists "$base" && podman image exists localhost/pocketllm-server ||
   { echo "docker-cluster-check: run scripts/docker-check.sh first (it makes the base and server images)" >&2; exit 1; }

@@ -4,6 +4,7 @@
 # token, and the cluster profile's PostgreSQL password (pg.env, read by compose as an env file).
 #   scripts/make-secrets.sh DIR
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 dir="${1:?usage: make-secrets.sh DIR}"
 mkdir -p "$dir"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 -subj /CN=pocketllm-server \

@@ -23,7 +23,7 @@ for arg in "$@"; do
     --cross-sdk)
       packages+=(g++-aarch64-linux-gnu qemu-user file libssl-dev:arm64 libpcre2-dev:arm64 libboost-dev:arm64)
       cross_sdk=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done

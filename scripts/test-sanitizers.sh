@@ -6,6 +6,7 @@
 #   tsan   ThreadSanitizer build of the server, the thread pool, the federation tests and a short simulation
 #   scripts/test-sanitizers.sh [asan] [tsan]       (default: both)
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build_root="${POCKETLLM_BUILD_ROOT:-$root/build-sanitizers}"
 shared="${POCKETLLM_SHARED:-$root/../shared}"

@@ -5,6 +5,7 @@
 # then the sanitizer builds (the whole suite under ASan + UBSan, the server and threads under TSan) and
 # a short run of every fuzz harness, then the Docker image and the compose cluster profile under podman.
 set -euo pipefail
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 start=$(date +%s)
 timings=()
