@@ -36,6 +36,9 @@ fi
 echo "== podman build (docker/Dockerfile, BASE_IMAGE=$base)"
 t0=$(date +%s)
 podman build -q --format docker --build-arg BASE_IMAGE="$base" -f "$root/docker/Dockerfile" -t localhost/pocketllm-server "$root" > /dev/null
+# Every source change leaves the previous build's layers behind (about 1 GB a run, untagged): those of
+# this Dockerfile older than a day go; recent ones stay, so a re-run of the same source hits the cache.
+podman image prune -f --filter label=dev.pocketllm.image --filter until=24h > /dev/null 2>&1 || true
 echo "built in $(( $(date +%s) - t0 )) s; image $(podman image inspect localhost/pocketllm-server --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
 
 "$root/scripts/make-secrets.sh" "$work/secrets" > /dev/null
