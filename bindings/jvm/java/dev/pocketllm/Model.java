@@ -33,7 +33,11 @@ public final class Model implements AutoCloseable {
   /** Whether a session or device has trained the weights since loading. */
   public boolean isTrained() { return Native.modelIsTrained(live()); }
 
-  /** Greedy (or sampled, temperature > 0 and greedy false) continuation of prompt with the current weights. */
+  /**
+   * Greedy (or sampled, temperature > 0 and greedy false) continuation of prompt with the current weights: up to
+   * maxNewTokens tokens, fewer at the end of the text or where the model's context is full (a prompt that fills the
+   * context alone: PocketLlmException OUT_OF_RANGE).
+   */
   public String generate(String prompt, int maxNewTokens, boolean greedy, float temperature, long seed, Cancellation cancel) {
     return generate(prompt, maxNewTokens, greedy, temperature, 0, 1.0f, seed, cancel);
   }

@@ -71,6 +71,12 @@ public final class PocketLlmTest {
       String text = "Once upon a time" + m.generate("Once upon a time", 40);
       check(golden.startsWith(text) && text.length() > 60, "greedy text [" + text + "] is a prefix of the golden text");
       expectFailure(PocketLlmException.INVALID_ARGUMENT, "max new tokens -1", () -> m.generate("x", -1));
+      // More new tokens than the 512 positions hold: the text stops where the context is full.
+      String full = m.generate("Once upon a time", 5000);
+      check(full.length() > 1000, "generation up to the context: " + full.length() + " characters");
+      PocketLlmException ctx = expectFailure(PocketLlmException.OUT_OF_RANGE, "a prompt that fills the context",
+          () -> m.generate("the dog ran. ".repeat(300), 4));
+      check(ctx.getMessage().contains("context is 512 positions"), "the context in the message: " + ctx.getMessage());
       expectFailure(PocketLlmException.INVALID_ARGUMENT, "threads -5", () -> Model.load(model, -5, 0, null).close());
       expectFailure(PocketLlmException.MEMORY_BUDGET, "budget below the estimate", () -> Model.load(model, 1, 1000, null).close());
       expectFailure(PocketLlmException.NOT_FOUND, "no model", () -> Model.load(work.resolve("none").toString()).close());
