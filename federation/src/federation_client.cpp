@@ -106,6 +106,7 @@ Result<TransportReply> FederationClient::call(const std::string& method, const s
   for (int attempt = 0; attempt <= (retry ? retry_.retries : 0); ++attempt) {
     if (attempt > 0) {
       const int wait = delay / 2 + static_cast<int>(jitter() % static_cast<uint64_t>(delay / 2 + 1));
+      if (retry_.on_retry) retry_.on_retry(RetryNotice{method + " " + target, attempt, retry_.retries, wait, last.message()});
       sleep_cancellable(wait);
       delay = std::min(delay * 2, 30000);
     }

@@ -117,6 +117,10 @@ pllm_status pllm_device_open(pllm_model* model, const pllm_device_params* params
     c.state_dir = p.state_dir;
     c.threads = model->n_threads;
     c.memory_budget_bytes = p.memory_budget_bytes;
+    c.retry.on_retry = [](const pocketllm::RetryNotice& n) {
+      log(PLLM_LOG_INFO, n.request + ": " + n.why + "; retry " + std::to_string(n.retry) + " of " + std::to_string(n.retries) +
+                             " in " + std::to_string(n.wait_ms) + " ms");
+    };
     auto session = pocketllm::DeviceSession::open(std::move(c));
     if (!session) return fail(session.status());  // the model stays with the caller
     auto d = std::make_unique<pllm_device>();

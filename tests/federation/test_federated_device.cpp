@@ -201,10 +201,20 @@ TEST_CASE("federation: lost requests and lost replies are retried: the submissio
   CHECK(detail["submission_list"].size() == 1);
   // A device that cannot reach the server at all gets an error after its retries, not a hang.
   auto dead = std::make_unique<FlakyTransport>(*w.server.svc, std::set<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, std::set<int>{});
-  auto c = FederationClient::with_credential(std::move(dead), d.client->device_id(), d.client->credential(), RetryPolicy{3, 1});
+  std::vector<RetryNotice> notices;
+  RetryPolicy told{3, 1, [&](const RetryNotice& n) { notices.push_back(n); }};
+  auto c = FederationClient::with_credential(std::move(dead), d.client->device_id(), d.client->credential(), told);
   auto r = c->round("faults");
   REQUIRE_FALSE(r.is_ok());
   CHECK(r.status().message().find("after 4 attempts") != std::string::npos);
+  // Each retry was announced before its wait: which one of how many, the request and the failure.
+  REQUIRE(notices.size() == 3);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(notices[i].retry == i + 1);
+    CHECK(notices[i].retries == 3);
+    CHECK(notices[i].request == "GET " + protocol::current_round_path("faults"));
+    CHECK_FALSE(notices[i].why.empty());
+  }
 }
 
 TEST_CASE("federation: a device offline for a week syncs to the exact shared weights, by log or by snapshot", "[federation]") {

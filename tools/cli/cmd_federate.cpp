@@ -131,6 +131,10 @@ int cmd_federate(const std::vector<std::string>& argv) {
     c.model_path = args.get("model");
     c.data_path = args.get("data");
     c.threads = static_cast<int>(threads.value());
+    c.retry.on_retry = [](const RetryNotice& n) {  // a server that is down or busy is not silence
+      std::fprintf(stderr, "%s: %s; retry %d of %d in %.1f s\n", n.request.c_str(), n.why.c_str(), n.retry, n.retries,
+                   n.wait_ms / 1000.0);
+    };
     auto session = DeviceSession::open(std::move(c));
     if (!session) return cmd.fail(session.status());
     DeviceSession& s = *session.value();

@@ -20,9 +20,20 @@ namespace pocketllm {
 using protocol::RoundInfo;
 using protocol::TaskInfo;
 
+// A retry about to wait (RetryPolicy::on_retry): the request, which retry of how many, the wait before
+// it and why the attempt before failed.
+struct RetryNotice {
+  std::string request;  // "POST /v1/enrol"
+  int retry = 0;        // 1 .. retries
+  int retries = 0;
+  int wait_ms = 0;
+  std::string why;
+};
+
 struct RetryPolicy {
   int retries = 6;        // attempts after the first, for network errors, 5xx and 429
   int backoff_ms = 250;   // first retry delay; doubles each time, capped at 30 s, with jitter
+  std::function<void(const RetryNotice&)> on_retry;  // told before each retry's wait (a CLI prints it, the SDK logs it)
 };
 
 struct SubmitReply {
