@@ -60,6 +60,11 @@ void log(pllm_log_level level, const std::string& message) {
   h.callback(level, message.c_str(), h.user);
 }
 
+void release_model_hold(pllm_model* m) {
+  m->holder = nullptr;
+  if (m->free_pending) delete m;
+}
+
 void set_log_callback(pllm_log_callback cb, void* user, pllm_log_level min_level) {
   LogHook& h = log_hook();
   std::lock_guard<std::mutex> lock(h.mu);

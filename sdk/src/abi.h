@@ -30,6 +30,7 @@ struct pllm_model {
   int n_threads = 0;
   bool trained = false;   // a session or device changed the weights
   const char* holder = nullptr;  // "a training session" / "a federated device" while one has it
+  bool free_pending = false;     // pllm_model_free came while a holder had it: freed with the holder
 };
 
 namespace pllm_abi {
@@ -38,6 +39,9 @@ pllm_status fail(const pocketllm::Status& s);
 pllm_status fail(pllm_status code, const std::string& message);
 char* dup_string(const std::string& s);
 void log(pllm_log_level level, const std::string& message);
+// A session or device lets go of its model (after it is itself destroyed); frees the model when the app
+// already asked to.
+void release_model_hold(pllm_model* m);
 void set_log_callback(pllm_log_callback cb, void* user, pllm_log_level min_level);
 const std::string& last_error();
 

@@ -136,8 +136,9 @@ pllm_status pllm_device_open(pllm_model* model, const pllm_device_params* params
 void pllm_device_free(pllm_device* d) {
   if (!d) return;
   if (d->session) d->model->loaded = d->session->release_model();
-  d->model->holder = nullptr;
+  pllm_model* model = d->model;
   delete d;
+  release_model_hold(model);
 }
 
 pllm_status pllm_device_sync(pllm_device* d, const pllm_control* control, uint64_t* out_version) {

@@ -129,7 +129,15 @@ pllm_status pllm_model_load(const char* path, const pllm_model_params* params, c
   });
 }
 
-void pllm_model_free(pllm_model* model) { delete model; }
+void pllm_model_free(pllm_model* model) {
+  if (!model) return;
+  if (model->holder) {  // freed in the wrong order: the session or device still uses it, so it goes with that
+    model->free_pending = true;
+    log(PLLM_LOG_WARN, std::string("pllm_model_free: the model is in use by ") + model->holder + "; it is freed when that is freed");
+    return;
+  }
+  delete model;
+}
 
 uint64_t pllm_model_n_params(const pllm_model* model) {
   return model && model->loaded.model ? model->loaded.model->weights().total_numel() : 0;

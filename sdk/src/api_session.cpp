@@ -231,8 +231,9 @@ int32_t pllm_session_total_steps(const pllm_session* s) { return s ? s->session-
 
 void pllm_session_free(pllm_session* session) {
   if (!session) return;
-  session->model->holder = nullptr;
+  pllm_model* model = session->model;
   delete session;
+  release_model_hold(model);
 }
 
 }  // extern "C"

@@ -294,6 +294,27 @@ TEST_CASE("a session tells the log hook what the data lost on its way to example
   fs::remove_all(dir);
 }
 
+TEST_CASE("a model freed before its session stays alive for it and is freed with it", "[sdk][lifetime]") {
+  const std::string dir = toy_model();
+  pllm_model* m = load(dir);
+  pllm_session_params sp = session_params(dir + "/run", dir + "/train.txt", 4);
+  pllm_session* s = nullptr;
+  REQUIRE(pllm_session_open(m, &sp, nullptr, &s) == PLLM_OK);
+  std::vector<std::string> lines;
+  pllm_set_log_callback([](pllm_log_level, const char* message, void* user) { static_cast<std::vector<std::string>*>(user)->push_back(message); },
+                        &lines, PLLM_LOG_WARN);
+  pllm_model_free(m);  // the wrong order: the session still trains on it
+  pllm_set_log_callback(nullptr, nullptr, PLLM_LOG_ERROR);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].find("in use by a training session") != std::string::npos);
+  int32_t done = 0;
+  double loss = NAN;
+  CHECK(pllm_session_train(s, 0, nullptr, &done, &loss) == PLLM_OK);  // ASan: no use after free
+  CHECK(done == 4);
+  pllm_session_free(s);  // frees the model too (ASan's leak check: nothing left)
+  fs::remove_all(dir);
+}
+
 TEST_CASE("one model: generate, train in place in a session, and use what it learnt without a reload", "[sdk][e2e]") {
   const std::string dir = toy_model();
   const std::string data = dir + "/train.txt", run = dir + "/run";

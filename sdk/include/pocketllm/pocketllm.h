@@ -154,7 +154,8 @@ PLLM_API pllm_status pllm_estimate_memory(const char* path, const pllm_model_par
  * every weight once). On success *out owns the model; free it with pllm_model_free. */
 PLLM_API pllm_status pllm_model_load(const char* path, const pllm_model_params* params, const pllm_control* control,
                                      pllm_model** out);
-/* Frees the model. A session or device using it must be freed first. */
+/* Frees the model. Free a session or device using it first; if one still holds it, the model stays
+ * alive for it and is freed with it (a PLLM_LOG_WARN line says so) — the handle must not be used again. */
 PLLM_API void pllm_model_free(pllm_model* model);
 /* Parameter count. */
 PLLM_API uint64_t pllm_model_n_params(const pllm_model* model);

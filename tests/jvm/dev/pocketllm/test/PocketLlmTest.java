@@ -159,6 +159,12 @@ public final class PocketLlmTest {
       badLevel = true;
     }
     check(badLevel, "level 7 is refused");
+    // Closed in the wrong order: the model closed while its session trains stays alive for the session.
+    Model early = Model.load(model, 1, 0, null);
+    try (TrainingSession s = TrainingSession.open(early, options(work.resolve("early-close"), data, 3), null)) {
+      early.close();
+      check(s.train(0, null, null) == 3, "a session whose model was closed first still trains");
+    }
   }
 
   private static TrainingSession.Options options(Path run, Path data, int steps) {
