@@ -45,10 +45,14 @@ char* dup_string(const std::string& s) {
   return out;
 }
 
+namespace {
+// This thread is inside the log hook. A hook that calls into the library anyway (the header says it
+// must not) would log again, or re-install the hook, with the hook's mutex held: such nested lines are
+// dropped and such re-installs ignored instead of deadlocking.
+thread_local bool in_hook = false;
+}  // namespace
+
 void log(pllm_log_level level, const std::string& message) {
-  // A hook that calls into the library anyway (the header says it must not) would log again on this
-  // thread with the hook's mutex held: such nested lines are dropped instead of deadlocking.
-  thread_local bool in_hook = false;
   if (in_hook) return;
   LogHook& h = log_hook();
   std::lock_guard<std::mutex> lock(h.mu);
@@ -66,6 +70,7 @@ void release_model_hold(pllm_model* m) {
 }
 
 void set_log_callback(pllm_log_callback cb, void* user, pllm_log_level min_level) {
+  if (in_hook) return;
   LogHook& h = log_hook();
   std::lock_guard<std::mutex> lock(h.mu);
   h.callback = cb;

@@ -112,6 +112,21 @@ TEST_CASE("the library: versions, status names, system info and the log hook", "
   REQUIRE(lines.size() == 1);  // the second failure came after the hook was removed
   CHECK(lines[0].find("/nonexistent/model") != std::string::npos);
   CHECK(std::string(pllm_last_error()).find("/nonexistent/again") != std::string::npos);
+
+  // A hook that breaks the rule and calls the library: a failing call and a re-install from inside it
+  // neither deadlock nor recurse; the re-install is ignored.
+  static int calls = 0;
+  calls = 0;
+  pllm_set_log_callback([](pllm_log_level, const char*, void*) {
+    ++calls;
+    pllm_model* inner = nullptr;
+    pllm_model_load("/nonexistent/inner", nullptr, nullptr, &inner);  // fails, logs nothing
+    pllm_set_log_callback(nullptr, nullptr, PLLM_LOG_ERROR);          // ignored
+  }, nullptr, PLLM_LOG_WARN);
+  CHECK(pllm_model_load("/nonexistent/outer", nullptr, nullptr, &m) == PLLM_ERR_NOT_FOUND);
+  CHECK(pllm_model_load("/nonexistent/outer2", nullptr, nullptr, &m) == PLLM_ERR_NOT_FOUND);
+  pllm_set_log_callback(nullptr, nullptr, PLLM_LOG_ERROR);
+  CHECK(calls == 2);  // once per outer failure: the hook stayed installed, the inner failures were not logged
 }
 
 TEST_CASE("pllm_generate_z is the spec's generator", "[sdk]") {

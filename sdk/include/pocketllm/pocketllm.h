@@ -86,7 +86,8 @@ typedef enum pllm_log_level { PLLM_LOG_DEBUG = 0, PLLM_LOG_INFO = 1, PLLM_LOG_WA
 /* Receives the library's log lines at or above the level set (default: nothing is logged). Called on
  * the thread doing the work, possibly several threads at once; must not call back into the library. */
 typedef void (*pllm_log_callback)(pllm_log_level level, const char* message, void* user);
-/* Installs (NULL: removes) the log hook. Thread-safe; takes effect for lines logged afterwards. */
+/* Installs (NULL: removes) the log hook. Thread-safe; takes effect for lines logged afterwards, and
+ * returns once no other thread is inside the previous hook. Called from inside the hook it does nothing. */
 PLLM_API void pllm_set_log_callback(pllm_log_callback callback, void* user, pllm_log_level min_level);
 
 /* ---- control of long calls ----------------------------------------------------------------------- */
