@@ -186,6 +186,11 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
       return Status::ok();
     }));
   }
+  struct Progress {
+    size_t done = 0, total = 0;
+  };
+  auto counted = std::make_shared<Progress>();
+  const auto& report = options.progress;
   for (const auto& wt : loaded.model->weights().all()) {
     if (wt->added_bias != nullptr)
       return unsupported("GGUF export of added biases (--add-biases) is not supported: export a Hugging Face directory");
@@ -197,8 +202,11 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
     if (dims.size() == 2) type = dtype_is_quantized(to) && dims[0] % dtype_block_size(to) != 0 ? DType::kF16 : to;
     const bool rotary = arch == "llama" && gguf_is_rotary_projection(name);
     const Weight* src = wt.get();
-    POCKETLLM_RETURN_IF_ERROR(w.add_tensor(name, std::move(dims), type, [src, type, rotary, hd](uint8_t* out) {
-      return fill_tensor(*src, type, rotary, hd, out);
+    ++counted->total;
+    POCKETLLM_RETURN_IF_ERROR(w.add_tensor(name, std::move(dims), type, [src, type, rotary, hd, counted, &report](uint8_t* out) {
+      Status st = fill_tensor(*src, type, rotary, hd, out);
+      if (st && report) report(++counted->done, counted->total);
+      return st;
     }));
   }
   return w.write(out_path);

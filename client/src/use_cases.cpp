@@ -94,7 +94,8 @@ Result<int> export_run(const std::string& run_dir, const std::string& out, int t
   return run.next_step();
 }
 
-Status convert_to_gguf(const std::string& model_path, const std::string& out_file, DType type, const std::string& name) {
+Status convert_to_gguf(const std::string& model_path, const std::string& out_file, DType type, const std::string& name,
+                      const std::function<void(size_t done, size_t total)>& progress) {
   LoadOptions lo;
   lo.require_tokenizer = true;
   auto l = load_model(model_path, lo);
@@ -102,6 +103,7 @@ Status convert_to_gguf(const std::string& model_path, const std::string& out_fil
   GgufExportOptions o;
   o.type = type;
   o.name = name;
+  o.progress = progress;
   return export_gguf(l.value(), out_file, o);
 }
 

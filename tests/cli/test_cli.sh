@@ -149,7 +149,9 @@ if [ -f "$stories/stories260K.bin" ]; then
   run_eval=$("$bin" eval --run "$work/run" --data "$work/t.txt" | head -1)
   gguf_eval=$("$bin" eval --model "$work/run.gguf" --data "$work/t.txt" | head -1)
   check "a run exported as GGUF evaluates exactly as the run ($run_eval)" '[ -n "$run_eval" ] && [ "$run_eval" = "$gguf_eval" ]'
-  "$bin" convert --model "$stories" --out "$work/q8.gguf" --type q8_0 > /dev/null
+  "$bin" convert --model "$stories" --out "$work/q8.gguf" --type q8_0 > /dev/null 2> "$work/convert.err"
+  check "convert reports its progress by tenths, to the 47th of 47 tensors" \
+    '[ "$(grep -c "^writing tensors: [0-9]*/47 ([0-9]* %)" "$work/convert.err")" = 11 ] && tail -1 "$work/convert.err" | grep -q "^writing tensors: 47/47 (100 %)"'
   "$bin" gguf --file "$work/q8.gguf" > "$work/q8.txt"
   check "convert --type q8_0 writes Q8_0 matrices, F16 where rows are not whole blocks, F32 norms" \
     'grep -q "blk.0.attn_q.weight *Q8_0" "$work/q8.txt" && grep -q "blk.0.ffn_down.weight *F16" "$work/q8.txt" && grep -q "output_norm.weight *F32" "$work/q8.txt"'

@@ -1,4 +1,7 @@
 // pocketllm eval and export: argv -> the engine's use-case requests (client/use_cases.h).
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
 
 #include "commands.h"
@@ -105,7 +108,21 @@ int cmd_convert(const std::vector<std::string>& argv) {
     if (!args.has("model") || !args.has("out")) return cmd.usage("--model and --out are required");
     DType type = DType::kF32;
     if (args.has("type") && !parse_gguf_type(args.get("type"), &type)) return cmd.usage("--type is one of f32, f16, bf16, q8_0, q4_0");
-    if (Status s = convert_to_gguf(args.get("model"), args.get("out"), type, args.has("name") ? args.get("name") : ""); !s)
+    // Progress on stderr: a 7B model takes minutes (a tty gets one updating line, a log every tenth).
+    const bool tty = ::isatty(STDERR_FILENO);
+    int last_tenth = -1;
+    auto progress = [&](size_t done, size_t total) {
+      if (tty) {
+        std::fprintf(stderr, "\rwriting tensors: %zu/%zu%s", done, total, done == total ? "\n" : "");
+        return;
+      }
+      const int tenth = static_cast<int>(10 * done / std::max<size_t>(total, 1));
+      if (tenth == last_tenth) return;
+      last_tenth = tenth;
+      std::fprintf(stderr, "writing tensors: %zu/%zu (%d %%)\n", done, total, 10 * tenth);
+    };
+    std::fprintf(stderr, "loading %s\n", args.get("model").c_str());
+    if (Status s = convert_to_gguf(args.get("model"), args.get("out"), type, args.has("name") ? args.get("name") : "", progress); !s)
       return cmd.fail(s.message());
     std::printf("wrote %s (%s)\n", args.get("out").c_str(), dtype_name(type));
     return 0;
