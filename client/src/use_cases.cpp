@@ -87,6 +87,7 @@ Result<int> export_run(const std::string& run_dir, const std::string& out, int t
   } else if (format.gguf) {
     GgufExportOptions o;
     o.type = format.gguf_type;
+    o.progress = format.progress;
     POCKETLLM_RETURN_IF_ERROR(export_gguf(l.value(), out, o));
   } else {
     POCKETLLM_RETURN_IF_ERROR(export_hf_directory(l.value(), out));

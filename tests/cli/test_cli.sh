@@ -145,7 +145,8 @@ if [ -f "$stories/stories260K.bin" ]; then
   "$bin" generate --model "$work/exported" --prompt "Once" --max-tokens 5 > /dev/null 2>&1
   check "the exported Hugging Face directory loads and generates" '[ $? -eq 0 ]'
   # GGUF: a run exported as GGUF evaluates as the run does; convert quantizes; gguf describes the file.
-  "$bin" export --run "$work/run" --out "$work/run.gguf" --format gguf > /dev/null
+  "$bin" export --run "$work/run" --out "$work/run.gguf" --format gguf > /dev/null 2> "$work/export.err"
+  check "a GGUF export reports its progress to the last tensor" 'tail -1 "$work/export.err" | grep -q "^writing tensors: 47/47 (100 %)"'
   run_eval=$("$bin" eval --run "$work/run" --data "$work/t.txt" | head -1)
   gguf_eval=$("$bin" eval --model "$work/run.gguf" --data "$work/t.txt" | head -1)
   check "a run exported as GGUF evaluates exactly as the run ($run_eval)" '[ -n "$run_eval" ] && [ "$run_eval" = "$gguf_eval" ]'

@@ -41,6 +41,7 @@ struct ExportFormat {
   bool gguf = false;
   bool peft = false;  // the run's adapters alone, as a PEFT LoRA directory (runs trained with adapters only)
   DType gguf_type = DType::kF32;
+  std::function<void(size_t done, size_t total)> progress;  // GGUF: after each tensor written
 };
 // "f32", "f16", "bf16", "q8_0", "q4_0" (any case) -> the GGUF weight type; false for anything else.
 bool parse_gguf_type(const std::string& name, DType* out);
