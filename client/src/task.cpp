@@ -1,6 +1,7 @@
 #include "pocketllm/client/task.h"
 
 #include "pocketllm/common/cancel.h"
+#include "pocketllm/common/work_progress.h"
 
 #include <algorithm>
 #include <cmath>
@@ -31,6 +32,7 @@ Status for_each_eval_batch(Task& task, const std::vector<size_t>& examples, Thre
     auto l = task.loss(pool, model, idx, Perturbation{});
     if (!l) return l.status();
     fn(idx, l.value());
+    report_work_progress(std::min(n, i + bs), n);
   }
   return Status::ok();
 }

@@ -128,6 +128,12 @@ pllm_status guarded_impl(const pllm_control* control, pllm_status (*call)(void*)
   }
 }
 
+pocketllm::ProgressSink progress_sink(const pllm_control* control) {
+  return [control](size_t done, size_t total) {
+    return report_progress(control, total == 0 ? 1.0f : static_cast<float>(static_cast<double>(done) / static_cast<double>(total)));
+  };
+}
+
 bool report_progress(const pllm_control* control, float progress) {
   if (control && control->cancel && control->cancel->requested.load()) return false;
   return !(control && control->progress && !control->progress(progress, control->user));

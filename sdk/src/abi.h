@@ -12,6 +12,7 @@
 #include "pocketllm/common/cancel.h"
 #include "pocketllm/common/status.h"
 #include "pocketllm/common/thread_pool.h"
+#include "pocketllm/common/work_progress.h"
 #include "pocketllm/pocketllm.h"
 
 namespace pocketllm {
@@ -42,6 +43,9 @@ void log(pllm_log_level level, const std::string& message);
 // A session or device lets go of its model (after it is itself destroyed); frees the model when the app
 // already asked to.
 void release_model_hold(pllm_model* m);
+// A progress sink for the engine's own reports (common/work_progress.h): done / total to the control's
+// callback; false (stop or cancel) unwinds the work as a cancellation.
+pocketllm::ProgressSink progress_sink(const pllm_control* control);
 void set_log_callback(pllm_log_callback cb, void* user, pllm_log_level min_level);
 const std::string& last_error();
 

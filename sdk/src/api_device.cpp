@@ -184,6 +184,7 @@ pllm_status pllm_device_personalize(pllm_device* d, int32_t steps, float lr, uin
 pllm_status pllm_device_eval(pllm_device* d, const char* data_path, const pllm_control* control, double* out_loss, double* out_accuracy) {
   return with_device(d, control, [&](pocketllm::DeviceSession& s) {
     if (pllm_status st = check_text(data_path, "data_path", false); st != PLLM_OK) return st;
+    pocketllm::ProgressScope progress(progress_sink(control));
     auto e = s.evaluate(data_path);
     if (!e) return fail(e.status());
     if (out_loss) *out_loss = e->loss;

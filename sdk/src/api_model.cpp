@@ -184,6 +184,7 @@ pllm_status pllm_model_evaluate(pllm_model* model, const char* data_path, const 
     if (p.batch_size < 1 || p.batch_size > 4096) return fail(PLLM_ERR_INVALID_ARGUMENT, "batch_size must be 1..4096");
     pocketllm::TaskOptions to;
     if (pllm_status s = task_options(p, &to); s != PLLM_OK) return s;
+    pocketllm::ProgressScope progress(progress_sink(control));  // batches evaluated / all of them
     auto r = pocketllm::evaluate_model(model->pool.get(), model->loaded, data_path, to, p.batch_size);
     if (!r) return fail(r.status());
     if (out_loss) *out_loss = r->result.loss;

@@ -309,6 +309,36 @@ TEST_CASE("a session tells the log hook what the data lost on its way to example
   fs::remove_all(dir);
 }
 
+TEST_CASE("evaluation reports its progress batch by batch, and a progress callback can stop it", "[sdk][progress]") {
+  const std::string dir = toy_model();
+  const std::string data = dir + "/ten.txt";
+  {
+    std::ofstream f(data);
+    for (int i = 0; i < 10; ++i) f << "the cat sat on the mat number " << i << "\n";
+  }
+  ModelHandle h;
+  h.m = load(dir);
+  pllm_evaluate_params ep = pllm_evaluate_default_params();
+  ep.batch_size = 3;  // 10 examples: batches of 3, 3, 3, 1
+  std::vector<float> seen;
+  pllm_control c = pllm_control_default();
+  c.progress = [](float f, void* user) { return static_cast<std::vector<float>*>(user)->push_back(f), true; };
+  c.user = &seen;
+  double loss = NAN, acc = 0;
+  REQUIRE(pllm_model_evaluate(h.m, data.c_str(), &ep, &c, &loss, &acc) == PLLM_OK);
+  REQUIRE(seen.size() == 4);
+  CHECK(seen[0] == Approx(0.3f));
+  CHECK(seen[1] == Approx(0.6f));
+  CHECK(seen[2] == Approx(0.9f));
+  CHECK(seen[3] == 1.0f);
+  CHECK(std::isfinite(loss));
+  seen.clear();
+  c.progress = [](float f, void* user) { return static_cast<std::vector<float>*>(user)->push_back(f), false; };
+  CHECK(pllm_model_evaluate(h.m, data.c_str(), &ep, &c, &loss, &acc) == PLLM_ERR_CANCELLED);
+  CHECK(seen.size() == 1);  // stopped after the first batch
+  fs::remove_all(dir);
+}
+
 TEST_CASE("a model freed before its session stays alive for it and is freed with it", "[sdk][lifetime]") {
   const std::string dir = toy_model();
   pllm_model* m = load(dir);

@@ -2,11 +2,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 #include "commands.h"
 #include "pocketllm/cli/command.h"
 #include "pocketllm/client/use_cases.h"
+#include "pocketllm/common/work_progress.h"
 
 namespace pocketllm::cli {
 
@@ -68,6 +70,17 @@ int cmd_eval(const std::vector<std::string>& argv) {
     if (args.has("max-length")) req.max_length = static_cast<int>(max_len.value());
     req.batch_size = static_cast<int>(bs.value());
     req.threads = static_cast<int>(threads.value());
+    // A long evaluation (a large model, a large file) says how far it is: after 2 s, then every second.
+    const auto t0 = std::chrono::steady_clock::now();
+    double last = 0;
+    ProgressScope progress([&](size_t done, size_t total) {
+      const double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if ((at >= 2 && at - last >= 1) || (done == total && last > 0)) {
+        last = at;
+        std::fprintf(stderr, "evaluated %zu of %zu examples (%.0f s)\n", done, total, at);
+      }
+      return true;
+    });
     auto r = run_evaluate(req);
     if (!r) return cmd.fail(r.status().message());
     const EvalResult& e = r->result;

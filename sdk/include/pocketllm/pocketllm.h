@@ -200,7 +200,8 @@ typedef struct pllm_evaluate_params {
 PLLM_API pllm_evaluate_params pllm_evaluate_default_params(void);
 
 /* LONG. Mean loss of the model's current weights on data_path (.txt, .jsonl, .tsv), and accuracy for
- * classification (else -1). */
+ * classification (else -1). The control's progress callback hears the share of examples scored after
+ * each batch (returning false stops it: PLLM_ERR_CANCELLED). */
 PLLM_API pllm_status pllm_model_evaluate(pllm_model* model, const char* data_path, const pllm_evaluate_params* params,
                                          const pllm_control* control, double* out_loss, double* out_accuracy);
 
@@ -385,7 +386,7 @@ PLLM_API pllm_status pllm_device_run_round(pllm_device* device, const pllm_contr
  * the state directory and re-applied after every sync. Never uploaded. */
 PLLM_API pllm_status pllm_device_personalize(pllm_device* device, int32_t steps, float lr, uint64_t seed,
                                              const pllm_control* control);
-/* LONG. Evaluates the device's current weights (shared + personal) on data_path. */
+/* LONG. Evaluates the device's current weights (shared + personal) on data_path; progress by batch, as pllm_model_evaluate. */
 PLLM_API pllm_status pllm_device_eval(pllm_device* device, const char* data_path, const pllm_control* control,
                                       double* out_loss, double* out_accuracy);
 /* LONG. Generates with the device's current weights, as pllm_generate. */
