@@ -335,10 +335,21 @@ JNI_FN(jlongArray, estimateMemory)(JNIEnv* env, jclass, jbyteArray path, jint ba
   return out;
 }
 
-JNI_FN(jdoubleArray, evaluate)(JNIEnv* env, jclass, jlong model, jlong device, jbyteArray data, jbyteArray task, jbyteArray labels,
-                               jlong cancel) {
-  Bytes d(env, data), t(env, task), l(env, labels);
+// A progress listener (or null) as the control's callback, for a call on this thread.
+static pllm_control listened(JNIEnv* env, jobject listener, jlong cancel, Progress* progress) {
+  *progress = Progress{env, listener, nullptr};
+  if (listener) progress->method = env->GetMethodID(env->GetObjectClass(listener), "onProgress", "(F)Z");
   pllm_control c = control_of(cancel);
+  c.progress = on_progress;
+  c.user = progress;
+  return c;
+}
+
+JNI_FN(jdoubleArray, evaluate)(JNIEnv* env, jclass, jlong model, jlong device, jbyteArray data, jbyteArray task, jbyteArray labels,
+                               jobject listener, jlong cancel) {
+  Bytes d(env, data), t(env, task), l(env, labels);
+  Progress progress;
+  pllm_control c = listened(env, listener, cancel, &progress);
   double r[2] = {NAN, -1};
   pllm_status s;
   if (device) {
@@ -349,6 +360,7 @@ JNI_FN(jdoubleArray, evaluate)(JNIEnv* env, jclass, jlong model, jlong device, j
     e.labels = l.c_str();
     s = pllm_model_evaluate(handle<pllm_model>(model), d.c_str(), &e, &c, &r[0], &r[1]);
   }
+  if (env->ExceptionCheck()) return nullptr;  // the listener's own exception reaches the caller
   if (!ok(env, s)) return nullptr;
   jdoubleArray out = env->NewDoubleArray(2);
   env->SetDoubleArrayRegion(out, 0, 2, r);
@@ -392,11 +404,8 @@ JNI_FN(jlong, sessionOpen)(JNIEnv* env, jclass, jlong model, jobject options, jl
 }
 
 JNI_FN(jint, sessionTrain)(JNIEnv* env, jclass, jlong session, jint max_steps, jobject listener, jlong cancel, jdoubleArray loss_out) {
-  Progress progress{env, listener, nullptr};
-  if (listener) progress.method = env->GetMethodID(env->GetObjectClass(listener), "onProgress", "(F)Z");
-  pllm_control c = control_of(cancel);
-  c.progress = on_progress;
-  c.user = &progress;
+  Progress progress;
+  pllm_control c = listened(env, listener, cancel, &progress);
   int32_t done = 0;
   double loss = NAN;
   const pllm_status s = pllm_session_train(handle<pllm_session>(session), max_steps, &c, &done, &loss);

@@ -42,7 +42,7 @@ public final class FederatedDevice implements AutoCloseable {
   }
 
   /** {mean loss, accuracy} of the device's current weights on a data file. */
-  public double[] evaluate(String dataPath) { return Native.evaluate(0, live(), Native.utf8(dataPath), null, null, 0); }
+  public double[] evaluate(String dataPath) { return Native.evaluate(0, live(), Native.utf8(dataPath), null, null, null, 0); }
 
   public String generate(String prompt, int maxNewTokens) { return generate(prompt, maxNewTokens, true, 1.0f, 0, 1.0f, 0, null); }
 

@@ -56,7 +56,16 @@ public final class Model implements AutoCloseable {
 
   /** {mean loss, accuracy (-1 for "lm")} of the current weights on a data file; task "lm" or "classify". */
   public double[] evaluate(String dataPath, String task, String labels, Cancellation cancel) {
-    return Native.evaluate(live(), 0, Native.utf8(dataPath), Native.utf8(task), Native.utf8(labels), Cancellation.of(cancel));
+    return evaluate(dataPath, task, labels, null, cancel);
+  }
+
+  /**
+   * The same, telling listener (on this thread) the share of examples scored after each batch; a listener that
+   * returns false stops it (PocketLlmException CANCELLED).
+   */
+  public double[] evaluate(String dataPath, String task, String labels, ProgressListener listener, Cancellation cancel) {
+    return Native.evaluate(live(), 0, Native.utf8(dataPath), Native.utf8(task), Native.utf8(labels), listener,
+        Cancellation.of(cancel));
   }
 
   long live() {

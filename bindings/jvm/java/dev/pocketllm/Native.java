@@ -37,7 +37,8 @@ final class Native {
   static native byte[] generate(long model, long device, byte[] prompt, int maxNewTokens, boolean greedy, float temperature,
                                 int topK, float topP, long seed, long cancel);
   static native long[] estimateMemory(byte[] path, int batchSize, int maxLength);
-  static native double[] evaluate(long model, long device, byte[] dataPath, byte[] task, byte[] labels, long cancel);
+  static native double[] evaluate(long model, long device, byte[] dataPath, byte[] task, byte[] labels, ProgressListener listener,
+                                  long cancel);
 
   // sessionOpen and deviceOpen read the options' fields by name (META-INF/proguard/pocketllm.pro keeps them).
   static native long sessionOpen(long model, TrainingSession.Options options, long cancel);

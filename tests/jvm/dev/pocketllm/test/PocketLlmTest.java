@@ -159,6 +159,16 @@ public final class PocketLlmTest {
       badLevel = true;
     }
     check(badLevel, "level 7 is refused");
+    // Evaluation progress: the share scored after each batch (32 by default: 40 lines are two batches), and a stop.
+    Path forty = work.resolve("forty.txt");
+    Files.writeString(forty, "the cat sat on the mat\n".repeat(40));
+    try (Model m = Model.load(model, 1, 0, null)) {
+      List<Float> shares = new ArrayList<>();
+      double[] r = m.evaluate(forty.toString(), "lm", null, f -> shares.add(f), null);
+      check(shares.size() == 2 && Math.abs(shares.get(0) - 0.8f) < 1e-6 && shares.get(1) == 1.0f && Double.isFinite(r[0]),
+          "evaluation progress 0.8 then 1: " + shares);
+      expectFailure(PocketLlmException.CANCELLED, "evaluation stopped by its listener", () -> m.evaluate(forty.toString(), "lm", null, f -> false, null));
+    }
     // Closed in the wrong order: the model closed while its session trains stays alive for the session.
     Model early = Model.load(model, 1, 0, null);
     try (TrainingSession s = TrainingSession.open(early, options(work.resolve("early-close"), data, 3), null)) {
