@@ -13,6 +13,7 @@
 #include "pocketllm/client/lora.h"
 #include "pocketllm/common/gguf.h"
 #include "pocketllm/common/quant.h"
+#include "pocketllm/common/work_progress.h"
 
 namespace pocketllm {
 namespace {
@@ -190,7 +191,6 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
     size_t done = 0, total = 0;
   };
   auto counted = std::make_shared<Progress>();
-  const auto& report = options.progress;
   for (const auto& wt : loaded.model->weights().all()) {
     if (wt->added_bias != nullptr)
       return unsupported("GGUF export of added biases (--add-biases) is not supported: export a Hugging Face directory");
@@ -203,9 +203,9 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
     const bool rotary = arch == "llama" && gguf_is_rotary_projection(name);
     const Weight* src = wt.get();
     ++counted->total;
-    POCKETLLM_RETURN_IF_ERROR(w.add_tensor(name, std::move(dims), type, [src, type, rotary, hd, counted, &report](uint8_t* out) {
+    POCKETLLM_RETURN_IF_ERROR(w.add_tensor(name, std::move(dims), type, [src, type, rotary, hd, counted](uint8_t* out) {
       Status st = fill_tensor(*src, type, rotary, hd, out);
-      if (st && report) report(++counted->done, counted->total);
+      if (st) report_work_progress(++counted->done, counted->total);
       return st;
     }));
   }

@@ -87,7 +87,6 @@ Result<int> export_run(const std::string& run_dir, const std::string& out, int t
   } else if (format.gguf) {
     GgufExportOptions o;
     o.type = format.gguf_type;
-    o.progress = format.progress;
     POCKETLLM_RETURN_IF_ERROR(export_gguf(l.value(), out, o));
   } else {
     POCKETLLM_RETURN_IF_ERROR(export_hf_directory(l.value(), out));
@@ -95,8 +94,7 @@ Result<int> export_run(const std::string& run_dir, const std::string& out, int t
   return run.next_step();
 }
 
-Status convert_to_gguf(const std::string& model_path, const std::string& out_file, DType type, const std::string& name,
-                      const std::function<void(size_t done, size_t total)>& progress) {
+Status convert_to_gguf(const std::string& model_path, const std::string& out_file, DType type, const std::string& name) {
   LoadOptions lo;
   lo.require_tokenizer = true;
   auto l = load_model(model_path, lo);
@@ -104,7 +102,6 @@ Status convert_to_gguf(const std::string& model_path, const std::string& out_fil
   GgufExportOptions o;
   o.type = type;
   o.name = name;
-  o.progress = progress;
   return export_gguf(l.value(), out_file, o);
 }
 

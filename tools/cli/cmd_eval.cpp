@@ -15,17 +15,18 @@ namespace pocketllm::cli {
 namespace {
 // Progress of a GGUF write on stderr: a 7B model takes minutes (a tty gets one updating line, a log a
 // line every tenth).
-std::function<void(size_t, size_t)> tensor_progress() {
+ProgressSink tensor_progress() {
   const bool tty = ::isatty(STDERR_FILENO);
   return [tty, last_tenth = -1](size_t done, size_t total) mutable {
     if (tty) {
       std::fprintf(stderr, "\rwriting tensors: %zu/%zu%s", done, total, done == total ? "\n" : "");
-      return;
+      return true;
     }
     const int tenth = static_cast<int>(10 * done / std::max<size_t>(total, 1));
-    if (tenth == last_tenth) return;
+    if (tenth == last_tenth) return true;
     last_tenth = tenth;
     std::fprintf(stderr, "writing tensors: %zu/%zu (%d %%)\n", done, total, 10 * tenth);
+    return true;
   };
 }
 }  // namespace
@@ -113,9 +114,9 @@ int cmd_export(const std::vector<std::string>& argv) {
     if (f != "hf" && f != "gguf" && f != "peft") return cmd.usage("--format must be hf, gguf or peft");
     format.gguf = f == "gguf";
     format.peft = f == "peft";
-    if (format.gguf) format.progress = tensor_progress();
     if (args.has("type") && (!format.gguf || !parse_gguf_type(args.get("type"), &format.gguf_type)))
       return cmd.usage("--type needs --format gguf and is one of f32, f16, bf16, q8_0, q4_0");
+    ProgressScope progress(format.gguf ? tensor_progress() : ProgressSink());
     auto step = export_run(args.get("run"), args.get("out"), static_cast<int>(threads.value()), format);
     if (!step) return cmd.fail(step.status().message());
     std::printf("exported step %d of %s to %s\n", step.value(), args.get("run").c_str(), args.get("out").c_str());
@@ -141,9 +142,8 @@ int cmd_convert(const std::vector<std::string>& argv) {
     DType type = DType::kF32;
     if (args.has("type") && !parse_gguf_type(args.get("type"), &type)) return cmd.usage("--type is one of f32, f16, bf16, q8_0, q4_0");
     std::fprintf(stderr, "loading %s\n", args.get("model").c_str());
-    if (Status s = convert_to_gguf(args.get("model"), args.get("out"), type, args.has("name") ? args.get("name") : "",
-                                   tensor_progress());
-        !s)
+    ProgressScope progress(tensor_progress());
+    if (Status s = convert_to_gguf(args.get("model"), args.get("out"), type, args.has("name") ? args.get("name") : ""); !s)
       return cmd.fail(s.message());
     std::printf("wrote %s (%s)\n", args.get("out").c_str(), dtype_name(type));
     return 0;

@@ -4,7 +4,6 @@
 // tokenizer inside; quantized weights stay quantized).
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <string>
 
@@ -52,9 +51,9 @@ Status export_hf_directory(const LoadedModel& model, const std::string& out_dir)
 struct GgufExportOptions {
   DType type = DType::kF32;
   std::string name;  // general.name; default: the source file's name
-  // Called after each tensor is written (tensors written so far, of how many): a 7B model takes minutes.
-  std::function<void(size_t done, size_t total)> progress;
 };
+// export_gguf reports each tensor written to the caller's ProgressScope (common/work_progress.h): a 7B
+// model takes minutes.
 Status export_gguf(const LoadedModel& model, const std::string& out_path, const GgufExportOptions& options = {});
 
 Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options = {});

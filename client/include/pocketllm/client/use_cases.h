@@ -3,7 +3,6 @@
 // update log from any of its forms. Fine-tuning's request is in finetune.h (run_finetune).
 #pragma once
 
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,7 +40,6 @@ struct ExportFormat {
   bool gguf = false;
   bool peft = false;  // the run's adapters alone, as a PEFT LoRA directory (runs trained with adapters only)
   DType gguf_type = DType::kF32;
-  std::function<void(size_t done, size_t total)> progress;  // GGUF: after each tensor written
 };
 // "f32", "f16", "bf16", "q8_0", "q4_0" (any case) -> the GGUF weight type; false for anything else.
 bool parse_gguf_type(const std::string& name, DType* out);
@@ -53,8 +51,7 @@ bool parse_quantize_type(const std::string& name, DType* out);
 Result<int> export_run(const std::string& run_dir, const std::string& out, int threads = 0, const ExportFormat& format = {});
 
 // Converts a model file (llama2.c .bin, Hugging Face directory or GGUF) to GGUF with `type` weights.
-Status convert_to_gguf(const std::string& model_path, const std::string& out_file, DType type, const std::string& name = "",
-                      const std::function<void(size_t done, size_t total)>& progress = nullptr);
+Status convert_to_gguf(const std::string& model_path, const std::string& out_file, DType type, const std::string& name = "");
 
 // An update log as steps to replay: a run directory's own (with weight-decay factors and its spec), or a
 // plain update log file (binary or JSON, docs/update-log.md) as one step without decay.
