@@ -82,6 +82,12 @@ if [ -f "$stories/stories260K.bin" ]; then
   "$bin" replay --model "$stories" --log "$work/run" --out "$work/replayed" > /dev/null
   check "export of a run equals replaying its log (with weight decay) on another load of the base" \
     'cmp -s "$work/exported/model.safetensors" "$work/replayed/model.safetensors"'
+  "$bin" finetune --resume --out "$work/run" 2> "$work/err"; rc=$?
+  check "resuming a finished run says it is complete and how to extend it" \
+    '[ $rc -eq 0 ] && grep -q "run is complete (12 of 12 steps); extend it with --resume --steps N" "$work/err"'
+  cp -r "$work/run" "$work/run_ext"
+  "$bin" finetune --resume --out "$work/run_ext" --steps 14 --threads 1 2> "$work/err"; rc=$?
+  check "an extended run says where it resumes" '[ $rc -eq 0 ] && grep -q "^resuming .*run_ext at step 13 of 14" "$work/err"'
   # A step's two passes at once (the default on 2 threads) or one after the other: the same run.
   "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 12 --batch-size 2 --lr 1e-3 --weight-decay 0.1 \
     --threads 2 --out "$work/pair_conc" 2> "$work/pair_conc.err"
@@ -202,6 +208,13 @@ PY
   "$bin" generate --model "$stories" --prompt "$long_prompt" --max-tokens 4 > "$work/gen.txt" 2> "$work/gen.err"; rc=$?
   check "a prompt that fills the context is refused before anything is printed" \
     '[ $rc -eq 1 ] && [ ! -s "$work/gen.txt" ] && grep -q "the prompt is [0-9]* tokens and the model.s context is 512 positions" "$work/gen.err"'
+  "$bin" generate --model "$stories" --prompt "Once" --max-tokens 12 --greedy > "$work/greedy.txt" 2> /dev/null
+  "$bin" generate --model "$stories" --prompt "Once" --max-tokens 12 --temperature 0 > "$work/t0.txt" 2> /dev/null; rc=$?
+  "$bin" generate --model "$stories" --prompt "Once" --max-tokens 12 --temperature -0.5 > /dev/null 2> "$work/err"; rc2=$?
+  check "--temperature 0 picks the likeliest token as --greedy does, and a negative one is a usage error" \
+    '[ $rc -eq 0 ] && [ -s "$work/t0.txt" ] && cmp -s "$work/greedy.txt" "$work/t0.txt" && [ $rc2 -eq 2 ] && grep -q "temperature must be >= 0" "$work/err"'
+  "$bin" generate --model "$stories" --max-tokens 99999999999999999999 > /dev/null 2> "$work/err"; rc=$?
+  check "a count past 64 bits is called out of range" '[ $rc -eq 2 ] && grep -q "max-tokens: .99999999999999999999. is out of range" "$work/err"'
   "$bin" convert --model "$stories" --out "$work/x.gguf" --type q5_k 2> "$work/err"; rc=$?
   check "convert to an unknown type is a usage error" '[ $rc -eq 2 ] && grep -q "q8_0" "$work/err" && [ ! -e "$work/x.gguf" ]'
   head -c 5000 "$work/q8.gguf" > "$work/cut.gguf"

@@ -282,6 +282,13 @@ int cmd_finetune(const std::vector<std::string>& argv) {
       return 1;
     }
     for (const std::string& line : describe(session.value()->data_report())) std::fprintf(stderr, "%s\n", line.c_str());
+    if (req.resume) {
+      const int done = session.value()->steps_done(), total = session.value()->total_steps();
+      if (done >= total)
+        std::fprintf(stderr, "%s is complete (%d of %d steps); extend it with --resume --steps N\n", req.out_dir.c_str(), done, total);
+      else
+        std::fprintf(stderr, "resuming %s at step %d of %d\n", req.out_dir.c_str(), done + 1, total);
+    }
     auto result = session.value()->run(on_step, on_eval);
     if (tty) std::fputs("\n", stderr);
     if (!result) {

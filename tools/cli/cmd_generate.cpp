@@ -21,7 +21,8 @@ constexpr const char* kHelp =
     "  --max-tokens N    new tokens to generate at most (default 64): fewer at the end of the text or where\n"
     "                    the model's context is full\n"
     "  --greedy          always the most likely token (default unless --temperature is given)\n"
-    "  --temperature T   sample with temperature T > 0; --top-k K and --top-p P restrict the candidates\n"
+    "  --temperature T   sample with temperature T > 0 (0: as --greedy); --top-k K and --top-p P restrict\n"
+    "                    the candidates\n"
     "  --seed S          sampling seed (default 0)\n"
     "  --repetition-penalty R  divide (multiply, if negative) the logits of tokens already in the text by R\n"
     "                    before choosing (1: off; 1.1-1.3 curbs loops)\n"
@@ -52,9 +53,10 @@ int cmd_generate(const std::vector<std::string>& argv) {
     if (max_tokens.value() > 1'000'000) return fail("--max-tokens must be at most 1000000", 2);
     if (threads.value() > 1024) return fail("--threads is too large", 2);
     o.max_new_tokens = static_cast<int>(max_tokens.value());
-    o.greedy = args.has("greedy") || !args.has("temperature");
-    o.temperature = static_cast<float>(temperature.value());
-    if (!o.greedy && o.temperature <= 0) return fail("--temperature must be > 0", 2);
+    if (temperature.value() < 0) return fail("--temperature must be >= 0 (0 picks the likeliest token, as --greedy)", 2);
+    o.greedy = args.has("greedy") || !args.has("temperature") || temperature.value() == 0;
+    o.temperature = o.greedy ? 1.0f : static_cast<float>(temperature.value());
+    if (!o.greedy && !(o.temperature > 0)) return fail("--temperature " + args.get("temperature") + " is too small (0 picks the likeliest token)", 2);
     if (top_p.value() <= 0 || top_p.value() > 1) return fail("--top-p must be in (0, 1]", 2);
     o.top_k = static_cast<int>(std::min<uint64_t>(top_k.value(), 1u << 30));
     o.top_p = static_cast<float>(top_p.value());

@@ -1,5 +1,9 @@
 // pocketllm-sim: argv -> SimOptions; the simulation library (simulation.h) does the rest.
+#include <atomic>
+#include <csignal>
 #include <cstdio>
+
+#include <unistd.h>
 
 #include "pocketllm/cli/command.h"
 #include "pocketllm/cli/lora_args.h"
@@ -11,6 +15,16 @@
 using namespace pocketllm;
 
 namespace {
+
+// The first Ctrl-C (or SIGTERM) stops after the round in progress and writes the outputs; a second one
+// ends the process at once.
+std::atomic<bool> g_stop{false};
+void on_stop_signal(int sig) {
+  static const char kMsg[] = "\npocketllm-sim: stopping after the round in progress (again to quit now)\n";
+  g_stop.store(true);
+  std::signal(sig, SIG_DFL);
+  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+}
 
 // A decimal count (digits only, at most 9 of them).
 bool parse_count(const std::string& text, uint64_t* out) {
@@ -86,7 +100,10 @@ constexpr const char* kHelp =
     "  --sample PROMPT      sample from the shared model before and after (temperature 0.8, top-p 0.9,\n"
     "                       repetition penalty 1.2, seed 0, 40 tokens)\n"
     "  --save-shared FILE   write the final shared trainable tensors (safetensors, as devices keep them)\n"
-    "  --threads N          worker threads (default: all cores)\n";
+    "  --threads N          worker threads (default: all cores)\n"
+    "\n"
+    "Ctrl-C (or SIGTERM) stops after the round in progress and still writes every output for the rounds\n"
+    "done (exit status 130); a second one quits at once (rounds.csv is written round by round).\n";
 
 // Numeric options with their ranges; returns a usage message or "".
 std::string read_numbers(const cli::Args& args, sim::SimOptions* o) {
@@ -211,7 +228,11 @@ int main(int argc, char** argv) {
     o.out_dir = args.get("out", "sim-out");
     o.sample_prompt = args.get("sample");
     o.save_shared = args.get("save-shared");
-    Status s = sim::run_simulation(o);
-    return s ? 0 : cmd.fail(s);
+    o.stop = &g_stop;
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+    auto outcome = sim::run_simulation(o);
+    if (!outcome) return cmd.fail(outcome.status());
+    return outcome->stopped ? 130 : 0;
   });
 }

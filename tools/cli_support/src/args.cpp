@@ -49,8 +49,9 @@ Result<uint64_t> Args::get_u64(const std::string& name, uint64_t fallback) const
   errno = 0;
   char* end = nullptr;
   const unsigned long long v = std::strtoull(s.c_str(), &end, 0);
-  if (errno != 0 || end == s.c_str() || *end != '\0')
-    return invalid_argument("--" + name + ": '" + s + "' is not a non-negative integer");
+  if (end == s.c_str() || *end != '\0') return invalid_argument("--" + name + ": '" + s + "' is not a non-negative integer");
+  if (errno == ERANGE) return invalid_argument("--" + name + ": '" + s + "' is out of range");
+  if (errno != 0) return invalid_argument("--" + name + ": '" + s + "' is not a non-negative integer");
   return static_cast<uint64_t>(v);
 }
 

@@ -458,7 +458,7 @@ Status apply_attack(const std::string& attack, uint64_t seed, std::vector<float>
   return Status::ok();
 }
 
-Status run_simulation(const SimOptions& o) {
+Result<SimOutcome> run_simulation(const SimOptions& o) {
   std::error_code ec;
   std::filesystem::create_directories(o.out_dir, ec);
   if (ec) return io_error(o.out_dir + ": cannot create: " + ec.message());
@@ -483,10 +483,18 @@ Status run_simulation(const SimOptions& o) {
   double loss0 = NAN, acc0 = -1;
   POCKETLLM_RETURN_IF_ERROR(sim.evaluate(&loss0, &acc0));
   POCKETLLM_RETURN_IF_ERROR(report.start(loss0, acc0));
+  SimOutcome outcome;
   for (uint64_t r = 1; r <= o.rounds; ++r) {
+    if (o.stop != nullptr && o.stop->load()) {
+      outcome.stopped = true;
+      std::printf("stopped after round %llu of %llu: the outputs cover the rounds done\n", static_cast<unsigned long long>(r - 1),
+                  static_cast<unsigned long long>(o.rounds));
+      break;
+    }
     auto row = sim.run_round(r);
     if (!row) return row.status();
     report.add(row.value());
+    outcome.rounds_done = r;
     if (row->budget_spent) {
       std::printf("the task's privacy budget is spent after round %llu (epsilon %.3f): the server opens no further round\n",
                   static_cast<unsigned long long>(r), row->epsilon);
@@ -498,9 +506,10 @@ Status run_simulation(const SimOptions& o) {
   if (!o.save_shared.empty()) POCKETLLM_RETURN_IF_ERROR(save_shared(o.save_shared, *sim.shared, sim.version));
   if (!o.sample_prompt.empty())
     std::printf("\nsample before: %s\nsample after:  %s\n", sample_before.c_str(), sample(&sim.pool, sim.model, o.sample_prompt).c_str());
-  std::printf("\n%llu rounds in %.1f s; log version %llu; wrote %s/rounds.csv, rounds.json, plot.svg\n", static_cast<unsigned long long>(o.rounds),
-              report.seconds(), static_cast<unsigned long long>(sim.version), o.out_dir.c_str());
-  return Status::ok();
+  std::printf("\n%llu rounds in %.1f s; log version %llu; wrote %s/rounds.csv, rounds.json, plot.svg\n",
+              static_cast<unsigned long long>(outcome.rounds_done), report.seconds(), static_cast<unsigned long long>(sim.version),
+              o.out_dir.c_str());
+  return outcome;
 }
 
 }  // namespace pocketllm::sim

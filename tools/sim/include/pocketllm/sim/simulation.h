@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -56,6 +57,14 @@ struct SimOptions {
   // sent its masked input. secagg_bound: the per-scalar clip.
   std::string secagg = "off";
   double secagg_bound = 1.0;
+  // Set (e.g. by a SIGINT handler) to stop after the round in progress: the outputs then cover the
+  // rounds done. Null: run every round.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+struct SimOutcome {
+  uint64_t rounds_done = 0;
+  bool stopped = false;  // by `stop` before the last round
 };
 
 // What a Byzantine device submits instead of its honest scalars (and example count): flt_max (±FLT_MAX
@@ -63,6 +72,6 @@ struct SimOptions {
 // in ±1e6, seeded), inner_product (−5 × its scalars: pushes the mean along −g, Xie et al. 2020).
 Status apply_attack(const std::string& attack, uint64_t seed, std::vector<float>* coeffs, uint64_t* examples);
 
-Status run_simulation(const SimOptions& options);
+Result<SimOutcome> run_simulation(const SimOptions& options);
 
 }  // namespace pocketllm::sim
