@@ -6,6 +6,7 @@
 #include "pocketllm/client/memory_estimate.h"
 #include "pocketllm/client/task.h"
 #include "pocketllm/client/use_cases.h"
+#include "pocketllm/common/utf8.h"
 
 using namespace pllm_abi;
 
@@ -25,28 +26,41 @@ pllm_status generate_with(pocketllm::ThreadPool* pool, pocketllm::LoadedModel& l
   pllm_generate_params p;
   if (pllm_status s = read_params(params, pllm_generate_default_params(), &p, "pllm_generate_params"); s != PLLM_OK) return s;
   if (p.max_new_tokens < 1 || p.max_new_tokens > 65536 || !(p.temperature > 0) || !std::isfinite(p.temperature) || p.top_k < 0 ||
-      !(p.top_p > 0 && p.top_p <= 1))
-    return fail(PLLM_ERR_INVALID_ARGUMENT, "max_new_tokens must be 1..65536, temperature > 0, top_k >= 0 and top_p in (0, 1]");
+      !(p.top_p > 0 && p.top_p <= 1) || !(p.repetition_penalty > 0 && p.repetition_penalty <= 100))
+    return fail(PLLM_ERR_INVALID_ARGUMENT,
+                "max_new_tokens must be 1..65536, temperature > 0, top_k >= 0, top_p in (0, 1] and repetition_penalty in (0, 100]");
   if (!loaded.tokenizer) return fail(PLLM_ERR_NOT_FOUND, "the model was loaded without a tokenizer");
-  const pocketllm::GenerateOptions o{p.max_new_tokens, p.greedy, p.temperature, p.top_k, p.top_p, p.seed};
+  pocketllm::GenerateOptions o;
+  o.max_new_tokens = p.max_new_tokens;
+  o.greedy = p.greedy;
+  o.temperature = p.temperature;
+  o.top_k = p.top_k;
+  o.top_p = p.top_p;
+  o.seed = p.seed;
+  o.repetition_penalty = p.repetition_penalty;
   pocketllm::Tokenizer& tok = *loaded.tokenizer;
   auto ids = tok.encode(prompt, true, false);
   if (!ids) return fail(ids.status());
+  // Pieces reach the callback as whole characters (a character may span tokens; bytes that form none
+  // become U+FFFD), and the text is what the callback heard.
   std::string text;
+  pocketllm::Utf8Stream utf8;
   int32_t prev = ids->back();
   bool stopped = false;
+  auto hand_out = [&](const std::string& piece) {
+    if (piece.empty()) return true;
+    text += piece;
+    if (on_token && !on_token(piece.c_str(), user)) stopped = true;
+    return !stopped;
+  };
   auto r = pocketllm::generate(pool, *loaded.model, ids.value(), o, [&](int32_t id) {
     if (id == tok.eos_id()) return true;
     const std::string piece = tok.decode_piece(prev, id);
     prev = id;
-    text += piece;
-    if (on_token && !on_token(piece.c_str(), user)) {
-      stopped = true;
-      return false;
-    }
-    return true;
+    return hand_out(utf8.push(piece));
   });
   if (!r) return fail(r.status());
+  if (!stopped) hand_out(utf8.finish());
   if (stopped) return fail(PLLM_ERR_CANCELLED, "stopped by the token callback");
   if (out_text) *out_text = dup_string(text);
   return PLLM_OK;
@@ -154,7 +168,7 @@ pllm_status pllm_model_id(const pllm_model* model, char** out_hex) {
 bool pllm_model_is_trained(const pllm_model* model) { return model && model->trained; }
 
 pllm_generate_params pllm_generate_default_params(void) {
-  return pllm_generate_params{sizeof(pllm_generate_params), 64, true, 1.0f, 0, 1.0f, 0};
+  return pllm_generate_params{sizeof(pllm_generate_params), 64, true, 1.0f, 0, 1.0f, 0, 1.0f};
 }
 
 pllm_status pllm_generate(pllm_model* model, const char* prompt, const pllm_generate_params* params, pllm_token_callback on_token,

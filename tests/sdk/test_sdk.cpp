@@ -22,6 +22,7 @@
 #include "model_fixtures.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/perturbation.h"
+#include "pocketllm/common/utf8.h"
 #include "pocketllm/pocketllm.h"
 #include "pocketllm/pocketllm.hpp"
 #include "test_paths.h"
@@ -136,6 +137,94 @@ TEST_CASE("pllm_generate_z is the spec's generator", "[sdk]") {
   CHECK(std::memcmp(a.data(), b.data(), 4000) == 0);
   CHECK(pllm_generate_z(1, "x", 0, 4, static_cast<pllm_distribution>(7), a.data()) == PLLM_ERR_INVALID_ARGUMENT);
   CHECK(pllm_generate_z(1, "x", UINT64_MAX, 4, PLLM_DIST_GAUSSIAN, a.data()) == PLLM_ERR_OUT_OF_RANGE);
+}
+
+// Generated text as apps receive it: stories260K's vocabulary has byte tokens (<0xE2>), so at a high
+// temperature it emits characters split over tokens and bytes that form no character.
+TEST_CASE("generate hands the callback whole UTF-8 characters and the text is the pieces joined", "[sdk][generate]") {
+  const std::string model = pocketllm::test::stories260k_dir();
+  if (!have_stories(model)) return;
+  ModelHandle h;
+  REQUIRE(pllm_model_load(model.c_str(), nullptr, nullptr, &h.m) == PLLM_OK);
+  struct Heard {
+    std::vector<std::string> pieces;
+  };
+  int replaced = 0;
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    pllm_generate_params g = pllm_generate_default_params();
+    g.greedy = false;
+    g.temperature = 5.0f;
+    g.max_new_tokens = 200;
+    g.seed = seed;
+    Heard heard;
+    char* text = nullptr;
+    REQUIRE(pllm_generate(h.m, "Once", &g, [](const char* piece, void* u) {
+      static_cast<Heard*>(u)->pieces.emplace_back(piece);
+      return true;
+    }, &heard, nullptr, &text) == PLLM_OK);
+    const std::string out = text;
+    pllm_free_string(text);
+    std::string joined;
+    for (const std::string& piece : heard.pieces) {
+      CHECK_FALSE(piece.empty());
+      CHECK(pocketllm::is_valid_utf8(piece));
+      joined += piece;
+    }
+    CHECK(joined == out);
+    CHECK(pocketllm::is_valid_utf8(out));
+    if (out.find("\xEF\xBF\xBD") != std::string::npos) ++replaced;
+  }
+  // The check above had something to hold back or replace: stray bytes were sampled and became U+FFFD.
+  CHECK(replaced > 0);
+}
+
+TEST_CASE("generate: a repetition penalty changes a greedy continuation, and an older struct_size leaves it off", "[sdk][generate]") {
+  const std::string model = pocketllm::test::stories260k_dir();
+  if (!have_stories(model)) return;
+  ModelHandle h;
+  REQUIRE(pllm_model_load(model.c_str(), nullptr, nullptr, &h.m) == PLLM_OK);
+  auto run = [&](const pllm_generate_params& g) {
+    char* text = nullptr;
+    REQUIRE(pllm_generate(h.m, "Once upon a time", &g, nullptr, nullptr, nullptr, &text) == PLLM_OK);
+    const std::string out = text;
+    pllm_free_string(text);
+    return out;
+  };
+  pllm_generate_params g = pllm_generate_default_params();
+  CHECK(g.repetition_penalty == 1.0f);
+  g.max_new_tokens = 120;
+  const std::string plain = run(g);
+  g.repetition_penalty = 1.3f;
+  const std::string penalised = run(g);
+  CHECK(penalised != plain);
+  g.struct_size = offsetof(pllm_generate_params, repetition_penalty);  // a 0.2.0 header's struct
+  CHECK(run(g) == plain);
+  for (float bad : {0.0f, -1.0f, 101.0f, NAN}) {
+    pllm_generate_params b = pllm_generate_default_params();
+    b.repetition_penalty = bad;
+    char* text = nullptr;
+    CHECK(pllm_generate(h.m, "x", &b, nullptr, nullptr, nullptr, &text) == PLLM_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(pllm_last_error()).find("repetition_penalty") != std::string::npos);
+  }
+  // pocketllm.hpp streams through a std::function, and a handler's exception reaches the caller.
+  pocketllm::sdk::Model m(model);
+  pllm_generate_params s = pllm_generate_default_params();
+  s.max_new_tokens = 20;
+  std::string streamed;
+  const std::string whole = m.generate("Once upon a time", s, [&](const std::string& piece) {
+    streamed += piece;
+    return true;
+  });
+  CHECK(streamed == whole);
+  CHECK(whole == m.generate("Once upon a time", s));
+  CHECK_THROWS_WITH(m.generate("Once", s, [](const std::string&) -> bool { throw std::runtime_error("app says no"); }),
+                    "app says no");
+  try {
+    m.generate("Once", s, [](const std::string&) { return false; });
+    FAIL("a handler returning false must stop generation");
+  } catch (const pocketllm::sdk::Error& e) {
+    CHECK(e.code() == PLLM_ERR_CANCELLED);
+  }
 }
 
 TEST_CASE("bad input: NULLs, invalid UTF-8, unset or future struct sizes and absurd numbers are refused", "[sdk][bad-input]") {

@@ -7,6 +7,7 @@
 #include "pocketllm/client/generate.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/client/use_cases.h"
+#include "pocketllm/common/utf8.h"
 
 namespace pocketllm::cli {
 namespace {
@@ -78,12 +79,15 @@ int cmd_generate(const std::vector<std::string>& argv) {
     if (!prompt) return fail(prompt.status().message(), 1);
     ThreadPool pool(static_cast<int>(threads.value()));
     // The prompt is echoed with the first new token, so a refused prompt prints nothing on stdout.
+    // Text goes out as whole UTF-8 characters (one may span several tokens; bytes that form none print
+    // as U+FFFD), as the SDK hands it to apps.
     bool echoed = false;
     int32_t prev = prompt->back();
+    Utf8Stream utf8;
     auto result = generate(&pool, *loaded->model, prompt.value(), o, [&](int32_t id) {
       if (!echoed) std::fputs(args.get("prompt").c_str(), stdout);
       echoed = true;
-      if (id != tok.eos_id()) std::fputs(tok.decode_piece(prev, id).c_str(), stdout);
+      if (id != tok.eos_id()) std::fputs(utf8.push(tok.decode_piece(prev, id)).c_str(), stdout);
       std::fflush(stdout);
       prev = id;
       return true;
@@ -93,6 +97,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
       return fail(result.status().message(), 1);
     }
     if (!echoed) std::fputs(args.get("prompt").c_str(), stdout);
+    std::fputs(utf8.finish().c_str(), stdout);
     std::fputs("\n", stdout);
     std::fflush(stdout);
     if (result->context_full)

@@ -59,6 +59,10 @@ class Fields {
     const jfieldID f = id(name, "J");
     return f ? env_->GetLongField(obj_, f) : 0;
   }
+  bool z(const char* name) {
+    const jfieldID f = id(name, "Z");
+    return f && env_->GetBooleanField(obj_, f);
+  }
   jfloat f(const char* name) {
     const jfieldID f = id(name, "F");
     return f ? env_->GetFloatField(obj_, f) : 0.0f;
@@ -301,20 +305,49 @@ JNI_FN(jbyteArray, modelId)(JNIEnv* env, jclass, jlong m) {
 JNI_FN(jlong, modelParams)(JNIEnv*, jclass, jlong m) { return static_cast<jlong>(pllm_model_n_params(handle<pllm_model>(m))); }
 JNI_FN(jboolean, modelIsTrained)(JNIEnv*, jclass, jlong m) { return pllm_model_is_trained(handle<pllm_model>(m)); }
 
-JNI_FN(jbyteArray, generate)(JNIEnv* env, jclass, jlong model, jlong device, jbyteArray prompt, jint max_new, jboolean greedy,
-                             jfloat temperature, jint top_k, jfloat top_p, jlong seed, jlong cancel) {
+// A TokenListener (or null) behind pllm_token_callback, on the thread of the call.
+struct Tokens {
+  JNIEnv* env;
+  jobject listener;
+  jmethodID method;
+};
+
+static bool on_token(const char* piece, void* user) {
+  auto* t = static_cast<Tokens*>(user);
+  if (t->env->ExceptionCheck()) return false;  // the listener threw before: no JNI call with it pending
+  jstring text = java_string(t->env, piece);
+  if (!text) return false;  // out of memory, pending for the caller
+  const jboolean go_on = t->env->CallBooleanMethod(t->listener, t->method, text);
+  t->env->DeleteLocalRef(text);
+  return !t->env->ExceptionCheck() && go_on;
+}
+
+JNI_FN(jbyteArray, generate)(JNIEnv* env, jclass, jlong model, jlong device, jbyteArray prompt, jobject options, jobject listener,
+                             jlong cancel) {
+  if (!options) return throw_illegal(env, "options are required"), nullptr;
   Bytes p(env, prompt);
+  Fields o(env, options);
   pllm_generate_params g = pllm_generate_default_params();
-  g.max_new_tokens = max_new;
-  g.greedy = greedy;
-  g.temperature = temperature;
-  g.top_k = top_k;
-  g.top_p = top_p;
-  g.seed = static_cast<uint64_t>(seed);
+  g.max_new_tokens = o.i("maxNewTokens");
+  g.greedy = o.z("greedy");
+  g.temperature = o.f("temperature");
+  g.top_k = o.i("topK");
+  g.top_p = o.f("topP");
+  g.repetition_penalty = o.f("repetitionPenalty");
+  g.seed = static_cast<uint64_t>(o.j("seed"));
+  if (o.failed()) return nullptr;
+  Tokens tokens{env, listener, nullptr};
+  if (listener) tokens.method = env->GetMethodID(env->GetObjectClass(listener), "onToken", "(Ljava/lang/String;)Z");
+  if (env->ExceptionCheck()) return nullptr;
+  pllm_token_callback cb = listener ? on_token : nullptr;
   pllm_control c = control_of(cancel);
   char* text = nullptr;
-  const pllm_status s = device ? pllm_device_generate(enter(env, device), p.c_str(), &g, nullptr, nullptr, &c, &text)
-                               : pllm_generate(handle<pllm_model>(model), p.c_str(), &g, nullptr, nullptr, &c, &text);
+  const pllm_status s = device ? pllm_device_generate(enter(env, device), p.c_str(), &g, cb, &tokens, &c, &text)
+                               : pllm_generate(handle<pllm_model>(model), p.c_str(), &g, cb, &tokens, &c, &text);
+  if (env->ExceptionCheck()) {  // the listener's own exception reaches the caller
+    pllm_free_string(text);
+    return nullptr;
+  }
   if (!ok(env, s)) return nullptr;
   jbyteArray out = to_java(env, text, std::char_traits<char>::length(text));
   pllm_free_string(text);

@@ -173,11 +173,18 @@ typedef struct pllm_generate_params {
   int32_t top_k;          /* 0: off */
   float top_p;            /* 1.0: off; (0, 1] */
   uint64_t seed;
+  /* Appended after 0.2.0 (an older struct_size leaves it at 1). The logit of every token already in the text,
+   * prompt included, is divided by this (multiplied, when negative) before each choice: 1 off, 1.1-1.3
+   * curbs loops; (0, 100]. */
+  float repetition_penalty;
 } pllm_generate_params;
 
 PLLM_API pllm_generate_params pllm_generate_default_params(void);
 
-/* Called on the calling thread with each new piece of text; return false to stop. */
+/* Called on the calling thread with each new piece of text; return false to stop. A piece is whole
+ * characters of valid UTF-8 (a character spread over several tokens arrives once its last byte is
+ * generated; bytes the model emits that form no character arrive as U+FFFD), never empty, and the pieces
+ * concatenated are the text. */
 typedef bool (*pllm_token_callback)(const char* piece, void* user);
 
 /* LONG. Generates a continuation of prompt with the model's current weights (trained ones included):

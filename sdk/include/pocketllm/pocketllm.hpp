@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <new>
@@ -41,6 +42,37 @@ inline std::string take_string(char* s) {
   pllm_free_string(s);
   return out;
 }
+
+// Receives each piece of generated text (whole UTF-8 characters) as it is generated; return false to
+// stop (generate then throws Error PLLM_ERR_CANCELLED). An exception it throws stops generation and is
+// rethrown from generate.
+using TokenHandler = std::function<bool(const std::string& piece)>;
+
+namespace detail {
+// Calls fn (pllm_generate or pllm_device_generate) with a C trampoline to on_token that keeps the
+// handler's exception from crossing the C ABI and rethrows it afterwards.
+template <class Fn>
+std::string generate_streamed(const TokenHandler& on_token, Fn&& fn) {
+  struct Context {
+    const TokenHandler* handler;
+    std::exception_ptr error;
+  } ctx{&on_token, nullptr};
+  auto trampoline = [](const char* piece, void* user) -> bool {
+    auto* c = static_cast<Context*>(user);
+    try {
+      return (*c->handler)(piece);
+    } catch (...) {
+      c->error = std::current_exception();
+      return false;
+    }
+  };
+  char* s = nullptr;
+  const pllm_status status = fn(on_token ? +trampoline : nullptr, on_token ? &ctx : nullptr, &s);
+  if (ctx.error) std::rethrow_exception(ctx.error);
+  check(status);
+  return take_string(s);
+}
+}  // namespace detail
 
 // A cancellation flag another thread can raise (pllm_cancel), with the control that carries it.
 class Cancel {
@@ -82,9 +114,15 @@ class Model {
   }
   std::string generate(const std::string& prompt, pllm_generate_params params = pllm_generate_default_params(),
                        const pllm_control* control = nullptr) {
-    char* s = nullptr;
-    check(pllm_generate(m_, c_str(prompt), &params, nullptr, nullptr, control, &s));
-    return take_string(s);
+    return generate(prompt, params, TokenHandler(), control);
+  }
+  // The same, streamed: on_token hears each piece as it is generated.
+  std::string generate(const std::string& prompt, pllm_generate_params params, const TokenHandler& on_token,
+                       const pllm_control* control = nullptr) {
+    const char* p = c_str(prompt);
+    return detail::generate_streamed(on_token, [&](pllm_token_callback cb, void* user, char** out) {
+      return pllm_generate(m_, p, &params, cb, user, control, out);
+    });
   }
   // Mean loss and accuracy (-1 for a language-model task) of the current weights.
   std::pair<double, double> evaluate(const std::string& data_path, pllm_evaluate_params params = pllm_evaluate_default_params(),
@@ -167,9 +205,14 @@ class Device {
   }
   std::string generate(const std::string& prompt, pllm_generate_params params = pllm_generate_default_params(),
                        const pllm_control* control = nullptr) {
-    char* s = nullptr;
-    check(pllm_device_generate(d_, c_str(prompt), &params, nullptr, nullptr, control, &s));
-    return take_string(s);
+    return generate(prompt, params, TokenHandler(), control);
+  }
+  std::string generate(const std::string& prompt, pllm_generate_params params, const TokenHandler& on_token,
+                       const pllm_control* control = nullptr) {
+    const char* p = c_str(prompt);
+    return detail::generate_streamed(on_token, [&](pllm_token_callback cb, void* user, char** out) {
+      return pllm_device_generate(d_, p, &params, cb, user, control, out);
+    });
   }
   uint64_t bytes_sent() const { return pllm_device_bytes_sent(d_); }
   uint64_t bytes_received() const { return pllm_device_bytes_received(d_); }

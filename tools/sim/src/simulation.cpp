@@ -15,6 +15,7 @@
 #include "pocketllm/common/file_util.h"
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/seeds.h"
+#include "pocketllm/common/utf8.h"
 #include "pocketllm/federation/device_model.h"
 #include "pocketllm/federation/secure_submission.h"
 #include "pocketllm/sim/partition.h"
@@ -52,7 +53,7 @@ std::string sample(ThreadPool* pool, DeviceModel& m, const std::string& prompt) 
   auto r = generate(pool, *m.loaded.model, ids.value(), o);
   if (!r) return "(" + r.status().message() + ")";
   std::vector<int32_t> out(r->tokens.begin() + static_cast<long>(r->prompt_tokens), r->tokens.end());
-  return prompt + m.loaded.tokenizer->decode(out);
+  return prompt + to_valid_utf8(m.loaded.tokenizer->decode(out));
 }
 
 // The task the simulation sends to the server (also written to OUT/task.json).

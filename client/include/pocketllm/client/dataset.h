@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "pocketllm/common/status.h"
+#include "pocketllm/common/utf8.h"  // is_valid_utf8, used with the data
 
 namespace pocketllm {
 
@@ -32,8 +33,6 @@ struct Dataset {
 Result<Dataset> load_dataset(const std::string& path, const DatasetOptions& options);
 Result<Dataset> parse_dataset(const std::string& content, const std::string& format, const std::string& display_name,
                               const DatasetOptions& options);
-
-bool is_valid_utf8(const std::string& s);
 
 // Words in a text: maximal runs of characters other than ASCII space, tab, CR, LF, VT and FF (what awk's
 // default field splitting counts).

@@ -49,8 +49,12 @@ public final class FederatedDevice implements AutoCloseable {
   /** As {@link Model#generate(String, int, boolean, float, int, float, long, Cancellation)}, with the device's weights. */
   public String generate(String prompt, int maxNewTokens, boolean greedy, float temperature, int topK, float topP, long seed,
                          Cancellation cancel) {
-    return Native.string(Native.generate(0, live(), Native.utf8(prompt), maxNewTokens, greedy, temperature, topK, topP, seed,
-        Cancellation.of(cancel)));
+    return generate(prompt, Model.options(maxNewTokens, greedy, temperature, topK, topP, seed), null, cancel);
+  }
+
+  /** As {@link Model#generate(String, GenerateOptions, TokenListener, Cancellation)}, with the device's weights. */
+  public String generate(String prompt, GenerateOptions options, TokenListener listener, Cancellation cancel) {
+    return Native.string(Native.generate(0, live(), Native.utf8(prompt), options, listener, Cancellation.of(cancel)));
   }
 
   /** Bytes of the request bodies this device sent through its transport since it was opened (JSON: scalars, no text). */

@@ -34,10 +34,15 @@ public final class Model implements AutoCloseable {
   public boolean isTrained() { return Native.modelIsTrained(live()); }
 
   /**
-   * Greedy (or sampled, temperature > 0 and greedy false) continuation of prompt with the current weights: up to
-   * maxNewTokens tokens, fewer at the end of the text or where the model's context is full (a prompt that fills the
-   * context alone: PocketLlmException OUT_OF_RANGE).
+   * Continues prompt with the current weights as options say; listener (may be null) hears the text as it is
+   * generated. At most options.maxNewTokens tokens, fewer at the end of the text or where the model's context is
+   * full (a prompt that fills the context alone: PocketLlmException OUT_OF_RANGE).
    */
+  public String generate(String prompt, GenerateOptions options, TokenListener listener, Cancellation cancel) {
+    return Native.string(Native.generate(live(), 0, Native.utf8(prompt), options, listener, Cancellation.of(cancel)));
+  }
+
+  /** Greedy (or sampled, temperature > 0 and greedy false) continuation of prompt with the current weights. */
   public String generate(String prompt, int maxNewTokens, boolean greedy, float temperature, long seed, Cancellation cancel) {
     return generate(prompt, maxNewTokens, greedy, temperature, 0, 1.0f, seed, cancel);
   }
@@ -48,11 +53,18 @@ public final class Model implements AutoCloseable {
    */
   public String generate(String prompt, int maxNewTokens, boolean greedy, float temperature, int topK, float topP, long seed,
                          Cancellation cancel) {
-    return Native.string(Native.generate(live(), 0, Native.utf8(prompt), maxNewTokens, greedy, temperature, topK, topP, seed,
-        Cancellation.of(cancel)));
+    return generate(prompt, options(maxNewTokens, greedy, temperature, topK, topP, seed), null, cancel);
   }
 
   public String generate(String prompt, int maxNewTokens) { return generate(prompt, maxNewTokens, true, 1.0f, 0, null); }
+
+  static GenerateOptions options(int maxNewTokens, boolean greedy, float temperature, int topK, float topP, long seed) {
+    GenerateOptions o = new GenerateOptions().maxNewTokens(maxNewTokens).topK(topK).seed(seed);
+    o.greedy = greedy;
+    o.temperature = temperature;
+    o.topP = topP;
+    return o;
+  }
 
   /** {mean loss, accuracy (-1 for "lm")} of the current weights on a data file; task "lm" or "classify". */
   public double[] evaluate(String dataPath, String task, String labels, Cancellation cancel) {

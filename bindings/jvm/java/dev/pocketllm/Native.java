@@ -34,8 +34,8 @@ final class Native {
   static native byte[] modelId(long model);
   static native long modelParams(long model);
   static native boolean modelIsTrained(long model);
-  static native byte[] generate(long model, long device, byte[] prompt, int maxNewTokens, boolean greedy, float temperature,
-                                int topK, float topP, long seed, long cancel);
+  static native byte[] generate(long model, long device, byte[] prompt, GenerateOptions options, TokenListener listener,
+                                long cancel);
   static native long[] estimateMemory(byte[] path, int batchSize, int maxLength);
   static native double[] evaluate(long model, long device, byte[] dataPath, byte[] task, byte[] labels, ProgressListener listener,
                                   long cancel);

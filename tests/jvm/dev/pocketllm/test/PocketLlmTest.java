@@ -3,6 +3,7 @@ package dev.pocketllm.test;
 import dev.pocketllm.Cancellation;
 import dev.pocketllm.Examples;
 import dev.pocketllm.FederatedDevice;
+import dev.pocketllm.GenerateOptions;
 import dev.pocketllm.HttpsTransport;
 import dev.pocketllm.LogListener;
 import dev.pocketllm.MemoryEstimate;
@@ -57,6 +58,45 @@ public final class PocketLlmTest {
     throw new AssertionError("FAILED: " + what + ": no exception");
   }
 
+  // GenerateOptions and a TokenListener: pieces arrive as whole characters and join into the returned text (at a
+  // high temperature stories260K samples byte tokens that split characters or form none); a repetition penalty
+  // changes the greedy text; a listener that says stop, or throws, stops generation.
+  private static void streamedGeneration(Model m) throws Exception {
+    int replaced = 0;
+    for (long seed = 1; seed <= 4; ++seed) {
+      StringBuilder heard = new StringBuilder();
+      int[] pieces = {0};
+      String text = m.generate("Once", new GenerateOptions().maxNewTokens(200).sample(5.0f, 1.0f).seed(seed), piece -> {
+        heard.append(piece);
+        ++pieces[0];
+        return !piece.isEmpty();
+      }, null);
+      check(pieces[0] > 0 && heard.toString().equals(text), "seed " + seed + ": the " + pieces[0] + " pieces join into the text");
+      if (text.indexOf('\uFFFD') >= 0) ++replaced;
+    }
+    check(replaced > 0, "bytes that form no character were sampled and became U+FFFD in " + replaced + " of 4 texts");
+    GenerateOptions greedy = new GenerateOptions().maxNewTokens(120);
+    String plain = m.generate("Once upon a time", greedy, null, null);
+    check(plain.equals(m.generate("Once upon a time", 120)), "the options' defaults are the greedy defaults");
+    String penalised = m.generate("Once upon a time", greedy.repetitionPenalty(1.3f), null, null);
+    check(!penalised.equals(plain), "a repetition penalty of 1.3 changes the greedy text: [" + penalised + "]");
+    expectFailure(PocketLlmException.INVALID_ARGUMENT, "repetition penalty 0",
+        () -> m.generate("x", new GenerateOptions().repetitionPenalty(0), null, null));
+    expectFailure(PocketLlmException.CANCELLED, "a listener that says stop", () -> m.generate("Once", new GenerateOptions(), p -> false, null));
+    try {
+      m.generate("Once", new GenerateOptions(), p -> { throw new IllegalStateException("the app's own"); }, null);
+      check(false, "a throwing token listener stops generation");
+    } catch (IllegalStateException ex) {
+      check(ex.getMessage().equals("the app's own"), "the listener's exception reaches the caller: " + ex);
+    }
+    try {
+      m.generate("Once", null, null, null);
+      check(false, "null options are refused");
+    } catch (IllegalArgumentException ex) {
+      check(true, "null options: " + ex.getMessage());
+    }
+  }
+
   public static void main(String[] args) throws Exception {
     final String model = args[0];
     final Path work = Path.of(args[1]);
@@ -84,6 +124,7 @@ public final class PocketLlmTest {
       PocketLlmException e = expectFailure(PocketLlmException.NOT_FOUND, "no model under an emoji",
           () -> Model.load(work.resolve("\uD83D\uDCC1-none").toString()).close());
       check(e.getMessage().contains("\uD83D\uDCC1-none"), "the emoji path in the message: " + e.getMessage());
+      streamedGeneration(m);
     }
 
     trainCancelResume(model, work);
