@@ -4,6 +4,7 @@
 #include "abi.h"
 #include "pocketllm/client/generate.h"
 #include "pocketllm/client/memory_estimate.h"
+#include "pocketllm/client/model_summary.h"
 #include "pocketllm/client/task.h"
 #include "pocketllm/client/use_cases.h"
 #include "pocketllm/common/utf8.h"
@@ -166,6 +167,36 @@ pllm_status pllm_model_id(const pllm_model* model, char** out_hex) {
 }
 
 bool pllm_model_is_trained(const pllm_model* model) { return model && model->trained; }
+
+pllm_status pllm_model_info(const pllm_model* model, char** out_json) {
+  if (out_json) *out_json = nullptr;
+  return guarded([&] {
+    if (!model || !model->loaded.model || !out_json) return fail(PLLM_ERR_INVALID_ARGUMENT, "model and out_json are required");
+    nlohmann::json j = pocketllm::model_summary(model->loaded);
+    j["id"] = model->model_id;
+    j["trained"] = model->trained;
+    *out_json = dup_string(j.dump());
+    return PLLM_OK;
+  });
+}
+
+int32_t pllm_model_context_length(const pllm_model* model) {
+  return model && model->loaded.model ? model->loaded.model->config().max_position_embeddings : 0;
+}
+
+pllm_status pllm_count_tokens(const pllm_model* model, const char* text, int32_t* out_count) {
+  if (out_count) *out_count = 0;
+  return guarded([&] {
+    if (!model || !model->loaded.model || !out_count) return fail(PLLM_ERR_INVALID_ARGUMENT, "model and out_count are required");
+    if (pllm_status s = check_text(text, "text"); s != PLLM_OK) return s;
+    if (!model->loaded.tokenizer) return fail(PLLM_ERR_NOT_FOUND, "the model was loaded without a tokenizer");
+    auto ids = model->loaded.tokenizer->encode(text, true, false);
+    if (!ids) return fail(ids.status());
+    if (ids->size() > static_cast<size_t>(INT32_MAX)) return fail(PLLM_ERR_OUT_OF_RANGE, "the text has more than 2^31 tokens");
+    *out_count = static_cast<int32_t>(ids->size());
+    return PLLM_OK;
+  });
+}
 
 pllm_generate_params pllm_generate_default_params(void) {
   return pllm_generate_params{sizeof(pllm_generate_params), 64, true, 1.0f, 0, 1.0f, 0, 1.0f};

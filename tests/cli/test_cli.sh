@@ -224,6 +224,15 @@ PY
   "$bin" info --model "$work/no_such_model.bin" 2> "$work/err2"; rc2=$?
   check "a model path that is a device is not reported as missing, and a missing one is" \
     '[ $rc -eq 1 ] && grep -q "not a regular file or directory" "$work/err" && [ $rc2 -eq 1 ] && grep -q "no such file" "$work/err2"'
+  "$bin" info --model "$stories" --json --id > "$work/info.json"
+  id_line=$("$bin" info --model "$stories" --id | sed -n 's/^model id: *//p')
+  check "info --json is one JSON object with the sizes and the id the text form prints" 'python3 - "$work/info.json" "$id_line" <<PY
+import json, sys
+j = json.load(open(sys.argv[1]))
+ok = (j["context_length"] == 512 and j["parameters"] == 260032 and j["vocab_size"] == 512 and j["layers"] == 5
+      and j["dtypes"] == {"F32": 260032} and j["tokenizer"] is True and j["id"] == sys.argv[2] and len(sys.argv[2]) == 64)
+sys.exit(0 if ok else 1)
+PY'
   "$bin" info --system > "$work/sys.txt"
   check "info --system names the kernel paths chosen for this CPU" 'grep -q "^kernels: .*quantized batches: " "$work/sys.txt"'
   check "info --system names the perturbation path" 'grep -Eq "perturbation z: (AVX-512|AVX2|generic)" "$work/sys.txt"'

@@ -178,6 +178,73 @@ TEST_CASE("generate hands the callback whole UTF-8 characters and the text is th
   CHECK(replaced > 0);
 }
 
+TEST_CASE("model facts: pllm_model_info, the context length and a prompt's token count", "[sdk][info]") {
+  const std::string model = pocketllm::test::stories260k_dir();
+  if (!have_stories(model)) return;
+  ModelHandle h;
+  REQUIRE(pllm_model_load(model.c_str(), nullptr, nullptr, &h.m) == PLLM_OK);
+  char* text = nullptr;
+  REQUIRE(pllm_model_info(h.m, &text) == PLLM_OK);
+  const auto j = nlohmann::json::parse(text);
+  pllm_free_string(text);
+  // stories260K as its llama2.c header and the pocketllm info of session 1 describe it.
+  CHECK(j["architecture"] == "llama");
+  CHECK(j["format"] == "llama2.c");
+  CHECK(j["layers"] == 5);
+  CHECK(j["hidden_size"] == 64);
+  CHECK(j["heads"] == 8);
+  CHECK(j["kv_heads"] == 4);
+  CHECK(j["vocab_size"] == 512);
+  CHECK(j["context_length"] == 512);
+  CHECK(j["parameters"] == 260032);
+  CHECK(j["parameters"] == pllm_model_n_params(h.m));
+  CHECK(j["dtypes"]["F32"] == 260032);
+  CHECK(j["tokenizer"] == true);
+  CHECK(j["adapter"].is_null());
+  CHECK(j["trained"] == false);
+  char* id = nullptr;
+  REQUIRE(pllm_model_id(h.m, &id) == PLLM_OK);
+  CHECK(j["id"] == std::string(id));
+  pllm_free_string(id);
+  CHECK(pllm_model_context_length(h.m) == 512);
+  CHECK(pllm_model_context_length(nullptr) == 0);
+  // The count is what generate encodes: a prompt of exactly the context is refused, one token less is not.
+  int32_t n = -1;
+  REQUIRE(pllm_count_tokens(h.m, "", &n) == PLLM_OK);
+  CHECK(n == 1);  // the beginning-of-text token alone
+  REQUIRE(pllm_count_tokens(h.m, "Once upon a time", &n) == PLLM_OK);
+  CHECK(n > 1);
+  CHECK(n < 17);
+  std::string prompt;
+  int32_t count = 0;
+  while (count < 512) {
+    prompt += " the dog ran.";
+    REQUIRE(pllm_count_tokens(h.m, prompt.c_str(), &count) == PLLM_OK);
+  }
+  pllm_generate_params g = pllm_generate_default_params();
+  g.max_new_tokens = 2;
+  CHECK(pllm_generate(h.m, prompt.c_str(), &g, nullptr, nullptr, nullptr, &text) == PLLM_ERR_OUT_OF_RANGE);
+  std::string shorter = prompt;
+  while (count >= 512) {
+    shorter.pop_back();
+    REQUIRE(pllm_count_tokens(h.m, shorter.c_str(), &count) == PLLM_OK);
+  }
+  CHECK(count == 511);
+  REQUIRE(pllm_generate(h.m, shorter.c_str(), &g, nullptr, nullptr, nullptr, &text) == PLLM_OK);
+  pllm_free_string(text);
+  n = 7;
+  CHECK(pllm_count_tokens(h.m, "bad \xff", &n) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(n == 0);
+  CHECK(pllm_count_tokens(nullptr, "x", &n) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_model_info(nullptr, &text) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(text == nullptr);
+  pocketllm::sdk::Model m(model);
+  CHECK(m.context_length() == 512);
+  REQUIRE(pllm_count_tokens(h.m, "Once upon a time", &n) == PLLM_OK);
+  CHECK(m.count_tokens("Once upon a time") == n);
+  CHECK(nlohmann::json::parse(m.info())["parameters"] == 260032);
+}
+
 TEST_CASE("generate: a repetition penalty changes a greedy continuation, and an older struct_size leaves it off", "[sdk][generate]") {
   const std::string model = pocketllm::test::stories260k_dir();
   if (!have_stories(model)) return;

@@ -1,24 +1,25 @@
 // pocketllm info: what a model is and what it needs.
 #include <cstdio>
-#include <map>
 
 #include "pocketllm/cli/command.h"
 #include "commands.h"
 #include "pocketllm/client/kernels_info.h"
 #include "pocketllm/common/cpu_features.h"
 #include "pocketllm/client/loader.h"
+#include "pocketllm/client/model_summary.h"
 
 namespace pocketllm::cli {
 
 int cmd_info(const std::vector<std::string>& argv) {
   static const char* kHelp =
-      "usage: pocketllm info --model PATH [--id]\n"
+      "usage: pocketllm info --model PATH [--id] [--json]\n"
       "       pocketllm info --system\n"
       "\n"
       "Prints the architecture, sizes, parameter count, storage dtypes and a memory estimate.\n"
       "  --id       also compute the base model id (SHA-256 over all canonical tensors; reads every byte)\n"
+      "  --json     the description as one JSON object (the SDK's pllm_model_info fields)\n"
       "  --system   the CPU's features and the kernel paths this build chose for it\n";
-  Command cmd("pocketllm info", kHelp, {"model", "tokenizer"}, {"id", "system"});
+  Command cmd("pocketllm info", kHelp, {"model", "tokenizer"}, {"id", "system", "json"});
   return cmd.run(argv, [&](const Args& args) {
     if (args.has("system")) {
 #if defined(__x86_64__)
@@ -43,28 +44,32 @@ int cmd_info(const std::vector<std::string>& argv) {
       return 1;
     }
     const ModelConfig& c = loaded->model->config();
-    const WeightStore& w = loaded->model->weights();
-    std::map<std::string, size_t> by_dtype;
-    for (const auto& t : w.all()) by_dtype[dtype_name(t->dtype)] += t->numel();
+    nlohmann::json j = model_summary(loaded.value());
+    if (args.has("id")) j["id"] = loaded->model->weights().compute_model_id();
+    if (args.has("json")) {
+      std::printf("%s\n", j.dump(2).c_str());
+      return 0;
+    }
     std::printf("model:         %s (%s)\n", loaded->path.c_str(), loaded->format.c_str());
-    std::printf("architecture:  %s (%s)\n", architecture_name(c.arch), c.hf_architecture.c_str());
+    std::printf("architecture:  %s (%s)\n", j["architecture"].get<std::string>().c_str(), c.hf_architecture.c_str());
     std::printf("layers %d, hidden %d, ffn %d, heads %d (kv %d, head dim %d), vocab %d, context %d\n", c.num_layers,
                 c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size,
                 c.max_position_embeddings);
-    std::printf("parameters:    %zu (%.2f M) in %zu tensors\n", w.total_numel(), static_cast<double>(w.total_numel()) / 1e6,
-                w.all().size());
+    const size_t params = j["parameters"], weights_bytes = j["weights_bytes"];
+    std::printf("parameters:    %zu (%.2f M) in %zu tensors\n", params, static_cast<double>(params) / 1e6, j["tensors"].get<size_t>());
     std::printf("dtype:        ");
-    for (const auto& [name, n] : by_dtype) std::printf(" %s %zu", name.c_str(), n);
-    std::printf("\nweights:       %.1f MiB as stored\n", static_cast<double>(w.storage_bytes()) / (1 << 20));
+    for (const auto& [name, n] : j["dtypes"].items()) std::printf(" %s %zu", name.c_str(), n.get<size_t>());
+    std::printf("\nweights:       %.1f MiB as stored\n", static_cast<double>(weights_bytes) / (1 << 20));
     // Activations of a forward pass of batch 1 x context (the engine's working set), float32.
     const double acts = static_cast<double>(c.max_position_embeddings) *
                         (4.0 * c.hidden_size + 2.0 * c.num_heads * c.head_dim + 2.0 * c.num_kv_heads * c.head_dim +
                          2.0 * c.intermediate_size) * 4;
     const double kv = 2.0 * c.num_layers * c.max_position_embeddings * c.num_kv_heads * c.head_dim * 4;
     std::printf("memory est.:   %.1f MiB weights + %.1f MiB activations + %.1f MiB KV cache (batch 1, full context)\n",
-                static_cast<double>(w.storage_bytes()) / (1 << 20), acts / (1 << 20), kv / (1 << 20));
+                static_cast<double>(weights_bytes) / (1 << 20), acts / (1 << 20), kv / (1 << 20));
     std::printf("tokenizer:     %s\n", loaded->tokenizer ? "loaded" : "none found");
-    if (args.has("id")) std::printf("model id:      %s\n", w.compute_model_id().c_str());
+    if (j["adapter"].is_object()) std::printf("adapter:       %s\n", j["adapter"].dump().c_str());
+    if (args.has("id")) std::printf("model id:      %s\n", j["id"].get<std::string>().c_str());
     return 0;
   });
 }

@@ -305,6 +305,23 @@ JNI_FN(jbyteArray, modelId)(JNIEnv* env, jclass, jlong m) {
 JNI_FN(jlong, modelParams)(JNIEnv*, jclass, jlong m) { return static_cast<jlong>(pllm_model_n_params(handle<pllm_model>(m))); }
 JNI_FN(jboolean, modelIsTrained)(JNIEnv*, jclass, jlong m) { return pllm_model_is_trained(handle<pllm_model>(m)); }
 
+JNI_FN(jbyteArray, modelInfo)(JNIEnv* env, jclass, jlong m) {
+  char* s = nullptr;
+  if (!ok(env, pllm_model_info(handle<pllm_model>(m), &s))) return nullptr;
+  jbyteArray out = to_java(env, s, std::char_traits<char>::length(s));
+  pllm_free_string(s);
+  return out;
+}
+
+JNI_FN(jint, modelContextLength)(JNIEnv*, jclass, jlong m) { return pllm_model_context_length(handle<pllm_model>(m)); }
+
+JNI_FN(jint, countTokens)(JNIEnv* env, jclass, jlong m, jbyteArray text) {
+  Bytes t(env, text);
+  int32_t n = 0;
+  ok(env, pllm_count_tokens(handle<pllm_model>(m), t.c_str(), &n));
+  return n;
+}
+
 // A TokenListener (or null) behind pllm_token_callback, on the thread of the call.
 struct Tokens {
   JNIEnv* env;

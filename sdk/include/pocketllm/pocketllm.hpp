@@ -133,6 +133,19 @@ class Model {
   }
   // Whether a session or device has trained the weights since loading.
   bool is_trained() const { return pllm_model_is_trained(m_); }
+  // pllm_model_info's JSON object: architecture, sizes, context_length, dtypes, adapter, id, ...
+  std::string info() const {
+    char* s = nullptr;
+    check(pllm_model_info(m_, &s));
+    return take_string(s);
+  }
+  int32_t context_length() const { return pllm_model_context_length(m_); }
+  // Tokens text takes as a prompt (as generate encodes it).
+  int32_t count_tokens(const std::string& text) const {
+    int32_t n = 0;
+    check(pllm_count_tokens(m_, c_str(text), &n));
+    return n;
+  }
   pllm_model* get() { return m_; }
 
   // What using the model at path for params' workload takes, from its configuration and file sizes alone.

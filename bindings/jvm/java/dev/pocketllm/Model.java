@@ -34,6 +34,18 @@ public final class Model implements AutoCloseable {
   public boolean isTrained() { return Native.modelIsTrained(live()); }
 
   /**
+   * What the model is, as a JSON object (pllm_model_info in pocketllm.h lists the fields: architecture, sizes,
+   * context_length, dtypes, adapter, id, trained, ...); e.g. {@code new org.json.JSONObject(model.info())} on Android.
+   */
+  public String info() { return Native.string(Native.modelInfo(live())); }
+
+  /** Positions of the model's context: a prompt's tokens and the generated ones together, at most. */
+  public int contextLength() { return Native.modelContextLength(live()); }
+
+  /** Tokens text takes as a prompt, as generate encodes it: with contextLength, what fits a prompt and its answer. */
+  public int countTokens(String text) { return Native.countTokens(live(), Native.utf8(text)); }
+
+  /**
    * Continues prompt with the current weights as options say; listener (may be null) hears the text as it is
    * generated. At most options.maxNewTokens tokens, fewer at the end of the text or where the model's context is
    * full (a prompt that fills the context alone: PocketLlmException OUT_OF_RANGE).

@@ -34,6 +34,9 @@ final class Native {
   static native byte[] modelId(long model);
   static native long modelParams(long model);
   static native boolean modelIsTrained(long model);
+  static native byte[] modelInfo(long model);
+  static native int modelContextLength(long model);
+  static native int countTokens(long model, byte[] text);
   static native byte[] generate(long model, long device, byte[] prompt, GenerateOptions options, TokenListener listener,
                                 long cancel);
   static native long[] estimateMemory(byte[] path, int batchSize, int maxLength);

@@ -125,6 +125,13 @@ public final class PocketLlmTest {
           () -> Model.load(work.resolve("\uD83D\uDCC1-none").toString()).close());
       check(e.getMessage().contains("\uD83D\uDCC1-none"), "the emoji path in the message: " + e.getMessage());
       streamedGeneration(m);
+      String info = m.info();
+      check(info.contains("\"context_length\":512") && info.contains("\"parameters\":260032") && info.contains("\"id\":\"" + m.id() + "\""),
+            "model info: " + info);
+      check(m.contextLength() == 512, "context length " + m.contextLength());
+      int tokens = m.countTokens("Once upon a time");
+      check(tokens > 1 && tokens < 17 && m.countTokens("") == 1, "token counts: " + tokens);
+      expectFailure(PocketLlmException.INVALID_ARGUMENT, "count tokens of null", () -> m.countTokens(null));
     }
 
     trainCancelResume(model, work);
