@@ -46,7 +46,10 @@ HttpResponse Service::create_task(const std::string& body) {
   std::lock_guard<std::mutex> store_lock(store_mu_);
   Status saved = store_->insert_task(stored, first.value());
   if (!saved && saved.code() == StatusCode::kMismatch) return error(ErrorCode::kTaskExists, "task " + stored.id + " already exists");
-  if (!saved) return error(ErrorCode::kStoreUnavailable, "the task was not saved; retry");
+  if (!saved) {
+    store_failed("saving task " + stored.id, saved);
+    return error(ErrorCode::kStoreUnavailable, "the task was not saved; retry");
+  }
   Status loaded = load_task(stored, true);  // the one path that builds a task, snapshots included
   if (!loaded) return error(ErrorCode::kInternal, loaded.message());
   log("task " + stored.id + " created");
@@ -75,7 +78,10 @@ HttpResponse Service::create_enrol_token(const std::string& body) {
   const int64_t expires = now + static_cast<int64_t>(ttl * 1000);
   std::lock_guard<std::mutex> store_lock(store_mu_);
   Status s = store_->insert_enrol_token(sha256_hex(token), static_cast<uint32_t>(uses), expires, now);
-  if (!s) return error(ErrorCode::kStoreUnavailable, "the token was not saved; retry");
+  if (!s) {
+    store_failed("saving an enrolment token", s);
+    return error(ErrorCode::kStoreUnavailable, "the token was not saved; retry");
+  }
   return json_response(201, {{"token", token}, {"uses", static_cast<uint32_t>(uses)}, {"expires_ms", expires}});
 }
 
@@ -95,7 +101,10 @@ HttpResponse Service::enrol(const std::string& body) {
   std::lock_guard<std::mutex> store_lock(store_mu_);
   Status s = store_->enrol_device(d.token_sha256, d, d.created_ms);
   if (s.code() == StatusCode::kNotFound) return error(ErrorCode::kInvalidEnrolmentToken, s.message());
-  if (!s) return error(ErrorCode::kStoreUnavailable, "enrolment was not saved; retry");
+  if (!s) {
+    store_failed("saving an enrolled device", s);
+    return error(ErrorCode::kStoreUnavailable, "enrolment was not saved; retry");
+  }
   devices_[d.id] = {d.secret_sha256, false, d.token_sha256};
   log("device " + d.id + " enrolled");
   return json_response(201, protocol::to_json(protocol::EnrolReply{d.id, d.id + "." + secret}));
@@ -109,7 +118,10 @@ HttpResponse Service::list_devices(const std::map<std::string, std::string>& que
   std::lock_guard<std::mutex> lock(mu_);
   std::lock_guard<std::mutex> store_lock(store_mu_);
   auto devices = store_->load_devices();  // the store's list: a replica's memory holds only the devices it saw
-  if (!devices) return error(ErrorCode::kStoreUnavailable, "the devices could not be read; retry");
+  if (!devices) {
+    store_failed("reading the devices", devices.status());
+    return error(ErrorCode::kStoreUnavailable, "the devices could not be read; retry");
+  }
   std::sort(devices->begin(), devices->end(), [](const StoredDevice& a, const StoredDevice& b) { return a.id < b.id; });
   json list = json::array();
   std::string next;
@@ -141,6 +153,7 @@ HttpResponse Service::revoke(const std::string& device) {
   Status s = store_->revoke_device(device, now_ms());
   if (!s) {
     devices_[device].revoked = false;  // memory follows the store
+    store_failed("saving the revocation of device " + device, s);
     return error(ErrorCode::kStoreUnavailable, "the revocation was not saved; retry");
   }
   size_t dropped = 0;

@@ -101,7 +101,10 @@ HttpResponse Service::get_round(const std::string& task, const std::string& roun
     if (r->state != RoundState::kOpen) {
       std::lock_guard<std::mutex> store_lock(store_mu_);
       auto loaded = store_->load_submissions(task, r->id);
-      if (!loaded) return error(ErrorCode::kStoreUnavailable, "the round's submissions could not be read; retry");
+      if (!loaded) {
+        store_failed("reading task " + task + " round " + std::to_string(r->id) + "'s submissions", loaded.status());
+        return error(ErrorCode::kStoreUnavailable, "the round's submissions could not be read; retry");
+      }
       for (auto& x : loaded.value()) stored.emplace(x.device, std::move(x));
     }
     for (const auto& [device, s] : r->state == RoundState::kOpen ? r->submissions : stored) {
@@ -188,7 +191,10 @@ Service::Reply Service::submit(const std::string& task, const std::string& round
   if (store_->shared() && (!t.rounds.current() || round_id > t.rounds.current()->id)) {
     // Replicas: the round may have opened through another server since this one's last refresh.
     std::lock_guard<std::mutex> store_lock(store_mu_);
-    if (!refresh_task(t, false)) return reject(ErrorCode::kStoreUnavailable, "the round could not be read from the store; retry");
+    if (Status refreshed = refresh_task(t, false); !refreshed) {
+      store_failed("refreshing task " + task + " for a submission", refreshed);
+      return reject(ErrorCode::kStoreUnavailable, "the round could not be read from the store; retry");
+    }
   }
   if (Reply capped = enforce_token_cap(t, round_id, device)) return reject(ErrorCode::kTokenCap, capped->body);
   ErrorCode rejection = ErrorCode::kInvalidSubmission;

@@ -29,7 +29,7 @@ void Service::cluster_tick(int64_t now) {
   // Nothing changed in the store since the last tick: memory is current; only due rounds need a look.
   auto changes = store_->change_counter();
   if (!changes) {
-    log("store unavailable: " + changes.status().message());
+    store_failed("reading the store's change counter (this tick is skipped)", changes.status());
     return;
   }
   const bool lead = store_->try_lead();

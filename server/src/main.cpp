@@ -1,5 +1,6 @@
 // pocketllm-server: the aggregation server's command-line entry point.
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -38,8 +39,9 @@ void log_line(const std::string& line) {
     char full[48];
     std::snprintf(full, sizeof full, "%s.%03dZ", stamp, static_cast<int>(ms));
     j["ts"] = full;
+    const bool error = line.rfind("ERROR", 0) == 0;
     const bool warn = line.rfind("WARNING", 0) == 0 || line.find("failed") != std::string::npos || line.find("unavailable") != std::string::npos;
-    j["level"] = j.contains("status") ? (j["status"].get<int>() >= 500 ? "error" : "info") : warn ? "warning" : "info";
+    j["level"] = j.contains("status") ? (j["status"].get<int>() >= 500 ? "error" : "info") : error ? "error" : warn ? "warning" : "info";
     text = j.dump();
   } else {
     text = std::string(stamp) + "Z " + line;
@@ -73,6 +75,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   ServerConfig c = std::move(config.value());
+  // A file-size limit (ulimit -f) reached by the store's files must fail the write (EFBIG: the request
+  // gets 503 store_unavailable and the operator an ERROR line), not kill the process as SIGXFSZ would.
+  std::signal(SIGXFSZ, SIG_IGN);
   log_json = c.log_json;
   c.service.log = log_line;
   c.service.background_unmasking = true;  // a big masked round never holds the other requests up

@@ -30,6 +30,11 @@ void Metrics::count_round(const std::string& outcome) {
   ++rounds_[outcome];
 }
 
+void Metrics::count_store_error() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++store_errors_;
+}
+
 namespace {
 std::string num(double v) {
   char buf[64];
@@ -62,6 +67,8 @@ std::string Metrics::render(const std::vector<std::pair<std::string, double>>& g
   for (const auto& [k, v] : submissions_) o << "pocketllm_submissions_total{result=\"" << k << "\"} " << v << "\n";
   o << "# HELP pocketllm_rounds_total Rounds closed, by outcome.\n# TYPE pocketllm_rounds_total counter\n";
   for (const auto& [k, v] : rounds_) o << "pocketllm_rounds_total{outcome=\"" << k << "\"} " << v << "\n";
+  o << "# HELP pocketllm_store_errors_total Store operations that failed (each answered 503 store_unavailable or retried).\n"
+       "# TYPE pocketllm_store_errors_total counter\npocketllm_store_errors_total " << store_errors_ << "\n";
   std::string family;  // one TYPE line per metric family; the service lists a family's series together
   for (const auto& [name, value] : gauges) {
     const std::string f = name.substr(0, name.find('{'));

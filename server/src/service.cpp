@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 
 #include <chrono>
+#include <utility>
 
 #include "pocketllm/common/safetensors.h"
 #include "pocketllm/common/json_util.h"
@@ -119,6 +120,7 @@ void Service::committer_loop(Store* own) {
       written = store_->insert_submissions(batch);
     }
     const Status saved = written.status();
+    if (!saved) store_failed("saving " + std::to_string(batch.size()) + " submissions (each answered 503)", saved);
     std::vector<std::pair<Done, HttpResponse>> replies;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -296,7 +298,7 @@ void Service::tick_task(Task& task, int64_t now) {
   }
   if (!saved) {
     // Memory ran ahead of the store: rebuild this task from what is durable and try again next tick.
-    log("task " + task.spec.id + " round " + std::to_string(id) + ": not persisted (" + saved.message() + "); reloading");
+    store_failed("task " + task.spec.id + " round " + std::to_string(id) + ": saving its close (the task is reloaded from the store and the round retried)", saved);
     StoredTask stored = task.stored;
     Status reload = load_task(stored);
     if (!reload) log("task " + stored.id + ": reload failed: " + reload.message());
@@ -307,6 +309,24 @@ void Service::tick_task(Task& task, int64_t now) {
   const Round& after = *task.rounds.round(id);
   log("task " + task.spec.id + " round " + std::to_string(id) + " " + outcome + " with " +
       std::to_string(after.submission_count()) + " submissions; version " + std::to_string(task.rounds.version()));
+}
+
+void Service::store_failed(const std::string& what, const Status& why) {
+  metrics_.count_store_error();
+  const int64_t now = now_ms();
+  uint64_t between = 0;
+  {
+    std::lock_guard<std::mutex> lock(store_log_mu_);
+    if (store_logged_ms_ >= 0 && now - store_logged_ms_ < 10000) {
+      ++store_unlogged_;
+      return;
+    }
+    store_logged_ms_ = now;
+    between = std::exchange(store_unlogged_, 0);
+  }
+  std::string line = "ERROR: store: " + what + " failed: " + why.message();
+  if (between > 0) line += " (and " + std::to_string(between) + " more store failures in the last 10 s)";
+  log(line);
 }
 
 }  // namespace pocketllm::server

@@ -10,6 +10,20 @@
 namespace pocketllm::server {
 namespace {
 
+// SQLite's message for the last failure, with the operating system's reason when one caused it: "disk
+// I/O error" alone does not tell a full disk (ENOSPC) from a file-size limit (EFBIG) or a read-only one.
+std::string sqlite_reason(sqlite3* db) {
+  std::string msg = sqlite3_errmsg(db);
+  if (const int e = sqlite3_system_errno(db); e != 0) {
+    msg += std::string(" (") + std::strerror(e) + ")";
+  } else if (sqlite3_extended_errcode(db) == SQLITE_IOERR_WRITE) {
+    // A write that came up short (SQLite keeps no errno for it): a file-size limit or a disk that filled
+    // between the size check and the write.
+    msg += " (a write came up short: is the disk full, or a file-size limit reached?)";
+  }
+  return msg;
+}
+
 // The schema, as migrations applied in order at open (meta.schema_version is the last one applied).
 // Seeds and float bits are stored as INTEGER (bit patterns), never as REAL, so what is read back is
 // exactly what was written. A store newer than this build is refused, never downgraded.
@@ -76,7 +90,7 @@ class Stmt {
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) return error("step");
     return Status::ok();
   }
-  Status error(const char* what) const { return io_error(std::string("store: ") + what + ": " + sqlite3_errmsg(db_)); }
+  Status error(const char* what) const { return io_error(std::string("store: ") + what + ": " + sqlite_reason(db_)); }
   int64_t col_i64(int c) const { return sqlite3_column_int64(s_, c); }
   uint64_t col_u64(int c) const { return static_cast<uint64_t>(col_i64(c)); }
   double col_real(int c) const { return sqlite3_column_double(s_, c); }
@@ -171,7 +185,7 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, Durabi
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
-    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    std::string msg = db ? sqlite_reason(db) : "out of memory";
     sqlite3_close(db);
     return io_error("store " + path + ": " + msg);
   }
@@ -221,9 +235,8 @@ SqliteStore::~SqliteStore() { sqlite3_close(db_); }
 Status SqliteStore::exec(const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : sqlite3_errmsg(db_);
     sqlite3_free(err);
-    return io_error("store: " + msg);
+    return io_error("store: " + sqlite_reason(db_));
   }
   return Status::ok();
 }

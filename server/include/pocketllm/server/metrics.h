@@ -16,6 +16,7 @@ class Metrics {
   void observe_request(const std::string& route, int status, double seconds);
   void count_submission(const std::string& result);  // accepted, duplicate or a rejection reason
   void count_round(const std::string& outcome);      // applied, extended, abandoned
+  void count_store_error();                          // a store operation that failed
   // Renders everything, with the gauges given as (name, help, value).
   std::string render(const std::vector<std::pair<std::string, double>>& gauges) const;
 
@@ -28,6 +29,7 @@ class Metrics {
   double latency_sum_ = 0;
   uint64_t latency_count_ = 0;
   std::map<std::string, uint64_t> submissions_, rounds_;
+  uint64_t store_errors_ = 0;
 };
 
 }  // namespace pocketllm::server

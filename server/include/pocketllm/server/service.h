@@ -93,6 +93,13 @@ class Service {
   void log(const std::string& line) const {
     if (opt_.log) opt_.log(line);
   }
+  // A store operation failed (a full disk, a lost PostgreSQL connection): counted in /metrics and logged
+  // as an ERROR line naming what failed and why — at most one line per 10 s, the next one saying how many
+  // more failed in between — so an operator sees why clients get 503 store_unavailable.
+  void store_failed(const std::string& what, const Status& why);
+  std::mutex store_log_mu_;
+  int64_t store_logged_ms_ = -1;
+  uint64_t store_unlogged_ = 0;
   void tick_task(Task& task, int64_t now);
   // Whether a submission to this round awaits its group commit: a round closes only when every
   // submission it holds is durable (the next tick, after the commit). Caller holds mu_.
