@@ -11,6 +11,7 @@
 
 #include "pocketllm/client/loader.h"
 #include "pocketllm/client/lora.h"
+#include "pocketllm/common/utf8.h"
 #include "pocketllm/common/gguf.h"
 #include "pocketllm/common/quant.h"
 #include "pocketllm/common/work_progress.h"
@@ -173,7 +174,9 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
   const std::string arch = c.model_type == "qwen2" ? "qwen2" : "llama";
   gguf::Writer w;
   w.set_string("general.architecture", arch);
-  w.set_string("general.name", !options.name.empty() ? options.name : !loaded.name.empty() ? loaded.name : base_name(loaded.path));
+  // GGUF strings are UTF-8; a name read from a file that was not (another tool's GGUF) is written repaired.
+  w.set_string("general.name",
+               to_valid_utf8(!options.name.empty() ? options.name : !loaded.name.empty() ? loaded.name : base_name(loaded.path)));
   w.set_u32("general.file_type", file_type_of(to));
   if (dtype_is_quantized(to)) w.set_u32("general.quantization_version", 2);
   POCKETLLM_RETURN_IF_ERROR(write_hyper(c, arch, &w));

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "pocketllm/common/dtype.h"
+#include "pocketllm/common/utf8.h"
 
 namespace pocketllm {
 
@@ -11,11 +12,12 @@ nlohmann::json model_summary(const LoadedModel& loaded) {
   const WeightStore& w = loaded.model->weights();
   std::map<std::string, size_t> by_dtype;
   for (const auto& t : w.all()) by_dtype[dtype_name(t->dtype)] += t->numel();
+  // Names may come from a GGUF file's metadata, which is bytes: the JSON carries them as valid UTF-8.
   nlohmann::json j = {{"format", loaded.format},
-                      {"name", loaded.name},
+                      {"name", to_valid_utf8(loaded.name)},
                       {"architecture", architecture_name(c.arch)},
-                      {"hf_architecture", c.hf_architecture},
-                      {"model_type", c.model_type},
+                      {"hf_architecture", to_valid_utf8(c.hf_architecture)},
+                      {"model_type", to_valid_utf8(c.model_type)},
                       {"layers", c.num_layers},
                       {"hidden_size", c.hidden_size},
                       {"intermediate_size", c.intermediate_size},

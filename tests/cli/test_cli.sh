@@ -233,6 +233,21 @@ ok = (j["context_length"] == 512 and j["parameters"] == 260032 and j["vocab_size
       and j["dtypes"] == {"F32": 260032} and j["tokenizer"] is True and j["id"] == sys.argv[2] and len(sys.argv[2]) == 64)
 sys.exit(0 if ok else 1)
 PY'
+  "$bin" convert --model "$stories" --out "$work/badname.gguf" --name $'caf\xc3 \xff' > /dev/null 2> "$work/err"; rc=$?
+  check "convert refuses a --name that is not UTF-8" '[ $rc -eq 2 ] && grep -q "name must be UTF-8" "$work/err" && [ ! -e "$work/badname.gguf" ]'
+  # Another tool's GGUF whose general.name is not UTF-8 (patched in place): info --json still gives JSON,
+  # the name repaired with U+FFFD.
+  "$bin" convert --model "$stories" --out "$work/badname.gguf" --name "cafXY" > /dev/null 2>&1
+  python3 - "$work/badname.gguf" <<'PY'
+import sys
+p = sys.argv[1]
+b = open(p, "rb").read()
+i = b.index(b"cafXY")
+open(p, "wb").write(b[:i] + b"caf\xc3\xff" + b[i + 5:])
+PY
+  "$bin" info --model "$work/badname.gguf" --json > "$work/badname.json" 2> "$work/err"; rc=$?
+  check "info --json of a GGUF whose name is not UTF-8 is valid JSON with the name repaired" \
+    '[ $rc -eq 0 ] && python3 -c "import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))[\"name\"] == \"caf\ufffd\ufffd\" else 1)" "$work/badname.json"'
   "$bin" info --system > "$work/sys.txt"
   check "info --system names the kernel paths chosen for this CPU" 'grep -q "^kernels: .*quantized batches: " "$work/sys.txt"'
   check "info --system names the perturbation path" 'grep -Eq "perturbation z: (AVX-512|AVX2|generic)" "$work/sys.txt"'

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "pocketllm/cli/command.h"
 #include "pocketllm/client/use_cases.h"
+#include "pocketllm/common/utf8.h"
 #include "pocketllm/common/work_progress.h"
 
 namespace pocketllm::cli {
@@ -141,6 +142,7 @@ int cmd_convert(const std::vector<std::string>& argv) {
     if (!args.has("model") || !args.has("out")) return cmd.usage("--model and --out are required");
     DType type = DType::kF32;
     if (args.has("type") && !parse_gguf_type(args.get("type"), &type)) return cmd.usage("--type is one of f32, f16, bf16, q8_0, q4_0");
+    if (!is_valid_utf8(args.get("name"))) return cmd.usage("--name must be UTF-8 text (GGUF strings are)");
     std::fprintf(stderr, "loading %s\n", args.get("model").c_str());
     ProgressScope progress(tensor_progress());
     if (Status s = convert_to_gguf(args.get("model"), args.get("out"), type, args.has("name") ? args.get("name") : ""); !s)

@@ -33,6 +33,13 @@ jbyteArray to_java(JNIEnv* env, const char* s, size_t n) {
   return a;
 }
 
+// A string the library allocated, as UTF-8 bytes for Native.string; frees it.
+jbyteArray take_bytes(JNIEnv* env, char* s) {
+  jbyteArray out = s ? to_java(env, s, std::char_traits<char>::length(s)) : nullptr;
+  pllm_free_string(s);
+  return out;
+}
+
 void throw_illegal(JNIEnv* env, const char* msg) { env->ThrowNew(env->FindClass("java/lang/IllegalArgumentException"), msg); }
 
 // Native.<name>(arg) for the glue's two converters (utf8: String -> byte[], string: byte[] -> String);
@@ -296,10 +303,7 @@ JNI_FN(void, modelFree)(JNIEnv*, jclass, jlong m) { pllm_model_free(handle<pllm_
 
 JNI_FN(jbyteArray, modelId)(JNIEnv* env, jclass, jlong m) {
   char* s = nullptr;
-  if (!ok(env, pllm_model_id(handle<pllm_model>(m), &s))) return nullptr;
-  jbyteArray out = to_java(env, s, std::char_traits<char>::length(s));
-  pllm_free_string(s);
-  return out;
+  return ok(env, pllm_model_id(handle<pllm_model>(m), &s)) ? take_bytes(env, s) : nullptr;
 }
 
 JNI_FN(jlong, modelParams)(JNIEnv*, jclass, jlong m) { return static_cast<jlong>(pllm_model_n_params(handle<pllm_model>(m))); }
@@ -307,10 +311,7 @@ JNI_FN(jboolean, modelIsTrained)(JNIEnv*, jclass, jlong m) { return pllm_model_i
 
 JNI_FN(jbyteArray, modelInfo)(JNIEnv* env, jclass, jlong m) {
   char* s = nullptr;
-  if (!ok(env, pllm_model_info(handle<pllm_model>(m), &s))) return nullptr;
-  jbyteArray out = to_java(env, s, std::char_traits<char>::length(s));
-  pllm_free_string(s);
-  return out;
+  return ok(env, pllm_model_info(handle<pllm_model>(m), &s)) ? take_bytes(env, s) : nullptr;
 }
 
 JNI_FN(jint, modelContextLength)(JNIEnv*, jclass, jlong m) { return pllm_model_context_length(handle<pllm_model>(m)); }
@@ -365,10 +366,7 @@ JNI_FN(jbyteArray, generate)(JNIEnv* env, jclass, jlong model, jlong device, jby
     pllm_free_string(text);
     return nullptr;
   }
-  if (!ok(env, s)) return nullptr;
-  jbyteArray out = to_java(env, text, std::char_traits<char>::length(text));
-  pllm_free_string(text);
-  return out;
+  return ok(env, s) ? take_bytes(env, text) : nullptr;
 }
 
 JNI_FN(jlongArray, estimateMemory)(JNIEnv* env, jclass, jbyteArray path, jint batch, jint max_length) {
