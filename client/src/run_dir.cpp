@@ -37,11 +37,24 @@ std::string resolve_in_run(const std::string& run_dir, const std::string& p) {
   return (fs::path(run_dir) / p).lexically_normal().generic_string();
 }
 
-Status write_spec(const std::string& run_dir, const RunSpec& spec) {
+// spec.json's text. Every string in it must be UTF-8 (JSON's text): a path, template or label word that
+// is not (Linux file names are bytes) is refused here, before anything of the run exists.
+Result<std::string> spec_text(const std::string& run_dir, const RunSpec& spec) {
   RunSpec stored = spec;
   stored.model_path = relative_to_run(run_dir, spec.model_path);
   stored.data_path = relative_to_run(run_dir, spec.data_path);
-  return write_file_atomic(run_dir + "/spec.json", stored.to_json().dump(2) + "\n", 0600);
+  try {
+    return stored.to_json().dump(2) + "\n";
+  } catch (const nlohmann::json::type_error&) {
+    return invalid_argument(run_dir + ": the run's settings hold text that is not UTF-8 (a file or directory name, a template or a "
+                            "label word); a run keeps them in spec.json, which is UTF-8");
+  }
+}
+
+Status write_spec(const std::string& run_dir, const RunSpec& spec) {
+  auto text = spec_text(run_dir, spec);
+  if (!text) return text.status();
+  return write_file_atomic(run_dir + "/spec.json", text.value(), 0600);
 }
 
 // One opener at a time: two processes (or two handles) appending to one log would interleave steps.
@@ -241,6 +254,7 @@ Result<RunDir> RunDir::create(const std::string& path, const RunSpec& spec) {
   if (::stat((path + "/spec.json").c_str(), &st) == 0)
     return invalid_argument(path + ": already holds a run (use --resume to continue it, or choose another --out)");
   if (Status ok = check_train_options(spec.train); !ok) return invalid_argument(path + ": " + ok.message());
+  if (auto text = spec_text(path, spec); !text) return text.status();
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return io_error(path + ": cannot create: " + std::strerror(errno));
   auto lock = lock_run(path);
   if (!lock) return lock.status();

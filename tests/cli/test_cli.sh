@@ -258,6 +258,10 @@ PY
   check "POCKETLLM_PERTURB=generic chooses the generic perturbation path" 'grep -q "perturbation z: generic" "$work/sys_generic.txt"'
   "$bin" gguf --file "$work/cut.gguf" 2> "$work/err"; rc=$?
   check "gguf on a truncated file fails with the reason" '[ $rc -eq 1 ] && grep -q "truncated" "$work/err"'
+  cp "$work/t.txt" "$work/"$'data\xff.txt'
+  "$bin" finetune --model "$stories" --data "$work/"$'data\xff.txt' --steps 2 --out "$work/utf8_run" 2> "$work/err"; rc=$?
+  check "a data file whose name is not UTF-8 is refused before the run directory is made" \
+    '[ $rc -eq 1 ] && grep -q "hold text that is not UTF-8" "$work/err" && [ ! -e "$work/utf8_run" ]'
   "$bin" finetune --model "$stories" --data "$work/t.txt" --out "$work/run" 2> "$work/err"; rc=$?
   check "finetune refuses to overwrite an existing run" '[ $rc -eq 1 ] && grep -q "already holds a run" "$work/err"'
   "$bin" finetune --model "$stories" --data "$work/t.txt" --task classify --out "$work/run2" 2> "$work/err"; rc=$?
