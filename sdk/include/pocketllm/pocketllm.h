@@ -169,13 +169,14 @@ PLLM_API bool pllm_model_is_trained(const pllm_model* model);
  * "kv_heads", "head_dim", "vocab_size", "context_length" (positions: prompt + generated tokens at most),
  * "parameters", "tensors", "dtypes" ({dtype: elements}), "weights_bytes", "tokenizer" (bool),
  * "eos_token_id", "adapter" (null or {"rank", "alpha", "targets", "init_seed"}), "id" (as pllm_model_id),
- * "trained" (as pllm_model_is_trained). Fields may be added; none is removed within 0.x. Thread-safe. */
+ * "trained" (as pllm_model_is_trained). Fields may be added; none is removed within 0.x. */
 PLLM_API pllm_status pllm_model_info(const pllm_model* model, char** out_json);
-/* The model's context in positions (prompt + generated tokens at most); 0 for NULL. Thread-safe. */
+/* The model's context in positions (prompt + generated tokens at most); 0 for NULL. Fixed at load:
+ * safe from any thread while the model lives. */
 PLLM_API int32_t pllm_model_context_length(const pllm_model* model);
 /* Tokens text takes as a prompt, as pllm_generate encodes it (the beginning-of-text token included):
  * with pllm_model_context_length, what an app needs to fit a prompt and its answer in the context.
- * Invalid UTF-8: PLLM_ERR_INVALID_ARGUMENT; no tokenizer: PLLM_ERR_NOT_FOUND. Thread-safe. */
+ * Invalid UTF-8: PLLM_ERR_INVALID_ARGUMENT; no tokenizer: PLLM_ERR_NOT_FOUND. */
 PLLM_API pllm_status pllm_count_tokens(const pllm_model* model, const char* text, int32_t* out_count);
 
 typedef struct pllm_generate_params {
