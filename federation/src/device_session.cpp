@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "pocketllm/client/memory_estimate.h"
+#include "pocketllm/common/cancel.h"
 #include "pocketllm/client/paired_forward.h"
 
 namespace pocketllm {
@@ -101,6 +102,7 @@ Result<RoundInfo> DeviceSession::wait_until_closed(uint64_t round, int poll_ms) 
     auto r = client_->round(task_id_, round);
     if (!r || !r->open()) return r;
     std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
+    throw_if_cancelled();  // the caller's cancellation (the SDK's pllm_cancel, the CLI's Ctrl-C) ends the wait
   }
 }
 

@@ -1,11 +1,16 @@
 // pocketllm federate: this machine as one device of a federation (docs/protocol.md). argv -> a
 // DeviceConfig; the device session does the rest.
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <thread>
 
+#include <unistd.h>
+
 #include "commands.h"
 #include "pocketllm/cli/command.h"
+#include "pocketllm/common/cancel.h"
 #include "pocketllm/federation/device_session.h"
 #include "pocketllm/federation/https_transport.h"
 #include "pocketllm/sim/partition.h"
@@ -36,7 +41,11 @@ constexpr const char* kHelp =
     "  --rounds N            rounds to take part in (default 1), then sync and exit\n"
     "  --eval-data FILE      evaluate the shared model after each round\n"
     "  --wait S              give up when no new round opens within S seconds (default 600)\n"
-    "  --threads N           worker threads (default: all cores)\n";
+    "  --threads N           worker threads (default: all cores)\n"
+    "\n"
+    "Ctrl-C (or SIGTERM) stops at the next safe point — between training steps, requests or polls — with\n"
+    "the device state saved (exit status 130); run the same command again to go on. A second one quits at\n"
+    "once.\n";
 
 // The --shard/--partition options as the session's example selection.
 int configure_shard(const Command& cmd, const Args& args, DeviceConfig* c) {
@@ -60,6 +69,14 @@ int configure_shard(const Command& cmd, const Args& args, DeviceConfig* c) {
   return 0;
 }
 
+std::atomic<bool> g_stop{false};
+void on_stop_signal(int sig) {
+  static const char kMsg[] = "\npocketllm federate: stopping at the next safe point (again to quit now)\n";
+  g_stop.store(true);
+  std::signal(sig, SIG_DFL);
+  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+}
+
 // Rounds until `rounds` were submitted: wait for a new open round, take part, wait for it to close, sync.
 int run_rounds(const Command& cmd, DeviceSession& s, uint64_t rounds, double wait_s, const std::string& eval_data) {
   uint64_t done = 0;
@@ -71,6 +88,7 @@ int run_rounds(const Command& cmd, DeviceSession& s, uint64_t rounds, double wai
       if (std::chrono::duration<double>(std::chrono::steady_clock::now() - waited_since).count() > wait_s)
         return cmd.fail(io_error("no new round opened within " + std::to_string(static_cast<long long>(wait_s)) + " s"));
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      throw_if_cancelled();
       continue;
     }
     const RoundInfo& r = round.value();
@@ -135,13 +153,28 @@ int cmd_federate(const std::vector<std::string>& argv) {
       std::fprintf(stderr, "%s: %s; retry %d of %d in %.1f s\n", n.request.c_str(), n.why.c_str(), n.retry, n.retries,
                    n.wait_ms / 1000.0);
     };
-    auto session = DeviceSession::open(std::move(c));
-    if (!session) return cmd.fail(session.status());
-    DeviceSession& s = *session.value();
-    std::printf("device %s: task %s, %zu private examples, shared version %llu\n", s.client().device_id().c_str(), s.task_id().c_str(),
-                s.examples(), static_cast<unsigned long long>(s.device().version()));
-    if (Status st = s.device().sync(); !st) return cmd.fail(st);
-    return run_rounds(cmd, s, rounds.value(), wait_s.value(), args.get("eval-data"));
+    // Ctrl-C cancels through the engine's cancellation points, which leave the device state consistent.
+    CancelScope stop_on_signal(&g_stop);
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+    const std::string state_dir = c.state_dir;
+    int code = 1;
+    try {
+      code = [&] {
+        auto session = DeviceSession::open(std::move(c));
+        if (!session) return cmd.fail(session.status());
+        DeviceSession& s = *session.value();
+        std::printf("device %s: task %s, %zu private examples, shared version %llu\n", s.client().device_id().c_str(),
+                    s.task_id().c_str(), s.examples(), static_cast<unsigned long long>(s.device().version()));
+        if (Status st = s.device().sync(); !st) return cmd.fail(st);
+        return run_rounds(cmd, s, rounds.value(), wait_s.value(), args.get("eval-data"));
+      }();
+    } catch (const Cancelled&) {
+    }
+    if (code == 0 || !g_stop.load()) return code;
+    std::fflush(stdout);  // a stop reported as a failed call (a cancelled request) is a stop too
+    std::fprintf(stderr, "stopped; the device state in %s is saved: run the same command again to go on\n", state_dir.c_str());
+    return 130;
   });
 }
 
