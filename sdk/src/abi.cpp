@@ -101,6 +101,13 @@ pllm_status check_model_usable(const pllm_model* m) {
   return PLLM_OK;
 }
 
+pllm_status ModelCall::status() const {
+  if (!m_ || taken_) return PLLM_OK;
+  return fail(PLLM_ERR_BUSY,
+              "the model is in use by a call on another thread: a model, and the session or device on it, is used by one thread "
+              "at a time (wait for that call, or cancel it)");
+}
+
 pllm_status check_threads(int32_t n) {
   if (n < 0 || n > 256) return fail(PLLM_ERR_INVALID_ARGUMENT, "n_threads must be 0 (all cores) or 1..256, not " + std::to_string(n));
   return PLLM_OK;

@@ -32,6 +32,7 @@ struct pllm_model {
   bool trained = false;   // a session or device changed the weights
   const char* holder = nullptr;  // "a training session" / "a federated device" while one has it
   bool free_pending = false;     // pllm_model_free came while a holder had it: freed with the holder
+  mutable std::atomic<bool> in_call{false};  // a call computes with it now (ModelCall)
 };
 
 namespace pllm_abi {
@@ -73,6 +74,27 @@ pllm_status check_model_free(const pllm_model* m);
 // A model that can generate or evaluate now (not taken over by a federated device).
 pllm_status check_model_usable(const pllm_model* m);
 pllm_status check_threads(int32_t n);
+
+// A call that computes with a model — generate, evaluate, a session's or a device's work — holds it for
+// its duration: the activations, KV cache and thread pool are the model's, so a second such call from
+// another thread (a breach of the one-thread-per-handle rule, easy to make from a UI and a worker
+// thread) would corrupt both results silently. It gets PLLM_ERR_BUSY instead. A null model is left to the
+// call's own checks.
+class ModelCall {
+ public:
+  explicit ModelCall(const pllm_model* m) : m_(m), taken_(m && !m->in_call.exchange(true)) {}
+  ~ModelCall() {
+    if (taken_) m_->in_call.store(false);
+  }
+  ModelCall(const ModelCall&) = delete;
+  ModelCall& operator=(const ModelCall&) = delete;
+  // PLLM_OK when the call has the model (or there is none to take).
+  pllm_status status() const;
+
+ private:
+  const pllm_model* m_;
+  bool taken_;
+};
 
 // Runs fn() with the control's cancellation flag installed for this thread; exceptions become statuses
 // (a cancellation PLLM_ERR_CANCELLED, bad_alloc PLLM_ERR_MEMORY_BUDGET, anything else INTERNAL).

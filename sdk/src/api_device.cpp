@@ -64,6 +64,8 @@ template <class Fn>
 pllm_status with_device(pllm_device* d, const pllm_control* control, Fn&& fn) {
   return guarded(control, [&] {
     if (!d || !d->session) return fail(PLLM_ERR_INVALID_ARGUMENT, "device is required");
+    ModelCall call(d->model);
+    if (pllm_status s = call.status(); s != PLLM_OK) return s;
     return fn(*d->session);
   });
 }
@@ -95,6 +97,8 @@ pllm_status pllm_device_open(pllm_model* model, const pllm_device_params* params
   if (out) *out = nullptr;
   return guarded(control, [&] {
     if (!out) return fail(PLLM_ERR_INVALID_ARGUMENT, "out is required");
+    ModelCall call(model);
+    if (pllm_status s = call.status(); s != PLLM_OK) return s;
     if (pllm_status s = check_model_free(model); s != PLLM_OK) return s;
     pllm_device_params p;
     if (pllm_status s = read_params(params, pllm_device_default_params(), &p, "pllm_device_params"); s != PLLM_OK) return s;

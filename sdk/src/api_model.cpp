@@ -188,6 +188,8 @@ pllm_status pllm_count_tokens(const pllm_model* model, const char* text, int32_t
   if (out_count) *out_count = 0;
   return guarded([&] {
     if (!model || !model->loaded.model || !out_count) return fail(PLLM_ERR_INVALID_ARGUMENT, "model and out_count are required");
+    ModelCall call(model);  // the tokenizer's match buffers are the model's too
+    if (pllm_status s = call.status(); s != PLLM_OK) return s;
     if (pllm_status s = check_text(text, "text"); s != PLLM_OK) return s;
     if (!model->loaded.tokenizer) return fail(PLLM_ERR_NOT_FOUND, "the model was loaded without a tokenizer");
     auto ids = model->loaded.tokenizer->encode(text, true, false);
@@ -206,6 +208,8 @@ pllm_status pllm_generate(pllm_model* model, const char* prompt, const pllm_gene
                           void* user, const pllm_control* control, char** out_text) {
   if (out_text) *out_text = nullptr;
   return guarded(control, [&] {
+    ModelCall call(model);
+    if (pllm_status s = call.status(); s != PLLM_OK) return s;
     if (pllm_status s = check_model_usable(model); s != PLLM_OK) return s;
     return generate_with(model->pool.get(), model->loaded, prompt, params, on_token, user, out_text);
   });
@@ -222,6 +226,8 @@ pllm_evaluate_params pllm_evaluate_default_params(void) {
 pllm_status pllm_model_evaluate(pllm_model* model, const char* data_path, const pllm_evaluate_params* params,
                                 const pllm_control* control, double* out_loss, double* out_accuracy) {
   return guarded(control, [&] {
+    ModelCall call(model);
+    if (pllm_status s = call.status(); s != PLLM_OK) return s;
     if (pllm_status s = check_model_usable(model); s != PLLM_OK) return s;
     if (pllm_status s = check_text(data_path, "data_path", false); s != PLLM_OK) return s;
     pllm_evaluate_params p;

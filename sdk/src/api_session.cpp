@@ -164,6 +164,8 @@ pllm_status pllm_session_open(pllm_model* model, const pllm_session_params* para
   if (out) *out = nullptr;
   return guarded(control, [&] {
     if (!out) return fail(PLLM_ERR_INVALID_ARGUMENT, "out is required");
+    ModelCall call(model);
+    if (pllm_status s = call.status(); s != PLLM_OK) return s;
     if (pllm_status s = check_model_free(model); s != PLLM_OK) return s;
     pllm_session_params p;
     if (pllm_status s = read_params(params, pllm_session_default_params(), &p, "pllm_session_params"); s != PLLM_OK) return s;
@@ -210,6 +212,8 @@ pllm_status pllm_session_train(pllm_session* session, int32_t max_steps, const p
                                double* out_eval_loss) {
   const pllm_status status = guarded(control, [&] {
     if (!session) return fail(PLLM_ERR_INVALID_ARGUMENT, "session is required");
+    ModelCall call(session->model);
+    if (pllm_status s = call.status(); s != PLLM_OK) return s;
     if (max_steps < 0) return fail(PLLM_ERR_INVALID_ARGUMENT, "max_steps must be >= 0 (0: to the end of the run)");
     auto r = session->session->run([&](const pocketllm::StepProgress& s) {
       return report_progress(control, static_cast<float>(s.step + 1) / static_cast<float>(s.total));

@@ -1197,3 +1197,86 @@ TEST_CASE("the C++ layer: memory estimate, private examples, a moved LoRA sessio
   CHECK(code_of([&] { sdk::export_run(dir + "/run", dir + "/x", "onnx"); }) == PLLM_ERR_INVALID_ARGUMENT);
   fs::remove_all(dir);
 }
+
+// A model used from two threads at once (the rule is one thread per handle; a UI thread and a worker
+// break it easily): the second call gets PLLM_ERR_BUSY instead of computing on the first one's buffers,
+// which corrupted both results. The first call is held inside its callback until the other thread has
+// tried everything, so the overlap is certain.
+TEST_CASE("a second thread's call on a model in use is refused BUSY and the first call's result is intact", "[sdk][threads]") {
+  const std::string dir = toy_model();
+  ModelHandle h;
+  h.m = load(dir);
+  pllm_generate_params g = pllm_generate_default_params();
+  g.max_new_tokens = 20;
+  char* text = nullptr;
+  REQUIRE(pllm_generate(h.m, "the cat", &g, nullptr, nullptr, nullptr, &text) == PLLM_OK);
+  const std::string reference = text;
+  pllm_free_string(text);
+
+  struct Gate {
+    std::atomic<bool> inside{false}, tried{false};
+  } gate;
+  auto hold = [](const char*, void* u) {
+    auto* gt = static_cast<Gate*>(u);
+    gt->inside = true;
+    while (!gt->tried) std::this_thread::yield();
+    return true;
+  };
+  std::vector<pllm_status> seen;
+  std::string busy_message;
+  std::thread other([&] {
+    while (!gate.inside) std::this_thread::yield();
+    char* t = nullptr;
+    seen.push_back(pllm_generate(h.m, "the cat", &g, nullptr, nullptr, nullptr, &t));
+    busy_message = pllm_last_error();
+    double loss = 0, acc = 0;
+    seen.push_back(pllm_model_evaluate(h.m, (dir + "/train.txt").c_str(), nullptr, nullptr, &loss, &acc));
+    int32_t n = 0;
+    seen.push_back(pllm_count_tokens(h.m, "the cat", &n));
+    pllm_session* s = nullptr;
+    const pllm_session_params sp = session_params(dir + "/busy_run", dir + "/train.txt", 2);
+    seen.push_back(pllm_session_open(h.m, &sp, nullptr, &s));
+    CHECK(s == nullptr);
+    gate.tried = true;
+  });
+  REQUIRE(pllm_generate(h.m, "the cat", &g, hold, &gate, nullptr, &text) == PLLM_OK);
+  other.join();
+  CHECK(std::string(text) == reference);
+  pllm_free_string(text);
+  CHECK(seen == std::vector<pllm_status>(4, PLLM_ERR_BUSY));
+  CHECK(busy_message.find("in use by a call on another thread") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir + "/busy_run"));
+  // Released afterwards: every call works again.
+  REQUIRE(pllm_generate(h.m, "the cat", &g, nullptr, nullptr, nullptr, &text) == PLLM_OK);
+  CHECK(std::string(text) == reference);
+  pllm_free_string(text);
+
+  // A session training on one thread holds the model: generate from another is refused until it returns.
+  const pllm_session_params sp = session_params(dir + "/run", dir + "/train.txt", 4);
+  pllm_session* s = nullptr;
+  REQUIRE(pllm_session_open(h.m, &sp, nullptr, &s) == PLLM_OK);
+  Gate training;
+  pllm_control c = pllm_control_default();
+  c.progress = [](float, void* u) {
+    auto* gt = static_cast<Gate*>(u);
+    gt->inside = true;
+    while (!gt->tried) std::this_thread::yield();
+    return true;
+  };
+  c.user = &training;
+  pllm_status during = PLLM_OK;
+  std::thread gen([&] {
+    while (!training.inside) std::this_thread::yield();
+    char* t = nullptr;
+    during = pllm_generate(h.m, "the cat", &g, nullptr, nullptr, nullptr, &t);
+    training.tried = true;
+  });
+  int32_t done = 0;
+  CHECK(pllm_session_train(s, 0, &c, &done, nullptr) == PLLM_OK);
+  gen.join();
+  CHECK(during == PLLM_ERR_BUSY);
+  CHECK(done == 4);
+  REQUIRE(pllm_generate(h.m, "the cat", &g, nullptr, nullptr, nullptr, &text) == PLLM_OK);  // the trained weights, now free
+  pllm_free_string(text);
+  pllm_session_free(s);
+}
