@@ -1,8 +1,10 @@
 #include "abi.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <new>
+#include <vector>
 
 #include "pocketllm/client/dataset.h"
 
@@ -101,8 +103,26 @@ pllm_status check_model_usable(const pllm_model* m) {
   return PLLM_OK;
 }
 
+namespace {
+thread_local std::vector<const pllm_model*> t_held;  // the models this thread's calls hold, innermost last
+}  // namespace
+
+ModelCall::ModelCall(const pllm_model* m) : m_(m) {
+  if (!m) return;
+  nested_ = std::find(t_held.begin(), t_held.end(), m) != t_held.end();
+  if (nested_) return;
+  taken_ = !m->in_call.exchange(true);
+  if (taken_) t_held.push_back(m);
+}
+
+ModelCall::~ModelCall() {
+  if (!taken_) return;
+  t_held.pop_back();
+  m_->in_call.store(false);
+}
+
 pllm_status ModelCall::status() const {
-  if (!m_ || taken_) return PLLM_OK;
+  if (!m_ || taken_ || nested_) return PLLM_OK;
   return fail(PLLM_ERR_BUSY,
               "the model is in use by a call on another thread: a model, and the session or device on it, is used by one thread "
               "at a time (wait for that call, or cancel it)");

@@ -78,14 +78,13 @@ pllm_status check_threads(int32_t n);
 // A call that computes with a model — generate, evaluate, a session's or a device's work — holds it for
 // its duration: the activations, KV cache and thread pool are the model's, so a second such call from
 // another thread (a breach of the one-thread-per-handle rule, easy to make from a UI and a worker
-// thread) would corrupt both results silently. It gets PLLM_ERR_BUSY instead. A null model is left to the
-// call's own checks.
+// thread) would corrupt both results silently. It gets PLLM_ERR_BUSY instead. A call made on the same
+// thread from inside one (a training session's progress callback sampling text between steps) goes on,
+// as before. A null model is left to the call's own checks.
 class ModelCall {
  public:
-  explicit ModelCall(const pllm_model* m) : m_(m), taken_(m && !m->in_call.exchange(true)) {}
-  ~ModelCall() {
-    if (taken_) m_->in_call.store(false);
-  }
+  explicit ModelCall(const pllm_model* m);
+  ~ModelCall();
   ModelCall(const ModelCall&) = delete;
   ModelCall& operator=(const ModelCall&) = delete;
   // PLLM_OK when the call has the model (or there is none to take).
@@ -93,7 +92,7 @@ class ModelCall {
 
  private:
   const pllm_model* m_;
-  bool taken_;
+  bool taken_ = false, nested_ = false;
 };
 
 // Runs fn() with the control's cancellation flag installed for this thread; exceptions become statuses

@@ -1279,4 +1279,29 @@ TEST_CASE("a second thread's call on a model in use is refused BUSY and the firs
   REQUIRE(pllm_generate(h.m, "the cat", &g, nullptr, nullptr, nullptr, &text) == PLLM_OK);  // the trained weights, now free
   pllm_free_string(text);
   pllm_session_free(s);
+
+  // On the same thread, a call from inside a call's callback goes on: a session's progress callback may
+  // sample the model between steps, as an app showing progress would.
+  ModelHandle h2;
+  h2.m = load(dir);
+  const pllm_session_params sp2 = session_params(dir + "/run2", dir + "/train.txt", 3);
+  REQUIRE(pllm_session_open(h2.m, &sp2, nullptr, &s) == PLLM_OK);
+  struct Sampler {
+    pllm_model* m;
+    std::vector<pllm_status> seen;
+  } sampler{h2.m, {}};
+  pllm_control sample_control = pllm_control_default();
+  sample_control.progress = [](float, void* u) {
+    auto* sm = static_cast<Sampler*>(u);
+    pllm_generate_params gp = pllm_generate_default_params();
+    gp.max_new_tokens = 4;
+    char* t = nullptr;
+    sm->seen.push_back(pllm_generate(sm->m, "the", &gp, nullptr, nullptr, nullptr, &t));
+    pllm_free_string(t);
+    return true;
+  };
+  sample_control.user = &sampler;
+  CHECK(pllm_session_train(s, 0, &sample_control, &done, nullptr) == PLLM_OK);
+  CHECK(sampler.seen == std::vector<pllm_status>(3, PLLM_OK));
+  pllm_session_free(s);
 }
