@@ -111,14 +111,19 @@ ModelCall::ModelCall(const pllm_model* m) : m_(m) {
   if (!m) return;
   nested_ = std::find(t_held.begin(), t_held.end(), m) != t_held.end();
   if (nested_) return;
-  taken_ = !m->in_call.exchange(true);
+  unsigned idle = 0;
+  taken_ = m->call_state.compare_exchange_strong(idle, pllm_model::kInCall);
   if (taken_) t_held.push_back(m);
 }
 
 ModelCall::~ModelCall() {
   if (!taken_) return;
   t_held.pop_back();
-  m_->in_call.store(false);
+  const unsigned before = m_->call_state.fetch_and(~pllm_model::kInCall);
+  if (!(before & pllm_model::kFreeRequested)) return;
+  auto* m = const_cast<pllm_model*>(m_);  // pllm_model_free came during the call: now, or with its new holder
+  if (m->holder) m->free_pending = true;
+  else delete m;
 }
 
 pllm_status ModelCall::status() const {

@@ -32,7 +32,10 @@ struct pllm_model {
   bool trained = false;   // a session or device changed the weights
   const char* holder = nullptr;  // "a training session" / "a federated device" while one has it
   bool free_pending = false;     // pllm_model_free came while a holder had it: freed with the holder
-  mutable std::atomic<bool> in_call{false};  // a call computes with it now (ModelCall)
+  // ModelCall's state: kInCall while a call computes with it; kFreeRequested once pllm_model_free came
+  // during such a call (the call's end frees it).
+  static constexpr unsigned kInCall = 1, kFreeRequested = 2;
+  mutable std::atomic<unsigned> call_state{0};
 };
 
 namespace pllm_abi {
@@ -80,7 +83,8 @@ pllm_status check_threads(int32_t n);
 // another thread (a breach of the one-thread-per-handle rule, easy to make from a UI and a worker
 // thread) would corrupt both results silently. It gets PLLM_ERR_BUSY instead. A call made on the same
 // thread from inside one (a training session's progress callback sampling text between steps) goes on,
-// as before. A null model is left to the call's own checks.
+// as before. pllm_model_free during a call (another thread's, or from the call's own callback) leaves
+// the model to the call, which frees it when it returns. A null model is left to the call's own checks.
 class ModelCall {
  public:
   explicit ModelCall(const pllm_model* m);

@@ -151,6 +151,10 @@ void pllm_model_free(pllm_model* model) {
     log(PLLM_LOG_WARN, std::string("pllm_model_free: the model is in use by ") + model->holder + "; it is freed when that is freed");
     return;
   }
+  if (model->call_state.fetch_or(pllm_model::kFreeRequested) & pllm_model::kInCall) {
+    log(PLLM_LOG_WARN, "pllm_model_free: a call is using the model; it is freed when that call returns");
+    return;
+  }
   delete model;
 }
 

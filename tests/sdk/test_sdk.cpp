@@ -1304,4 +1304,19 @@ TEST_CASE("a second thread's call on a model in use is refused BUSY and the firs
   CHECK(pllm_session_train(s, 0, &sample_control, &done, nullptr) == PLLM_OK);
   CHECK(sampler.seen == std::vector<pllm_status>(3, PLLM_OK));
   pllm_session_free(s);
+
+  // pllm_model_free from another thread while a call uses the model (an app closing it from its UI thread
+  // while a worker generates): the model lives until that call returns, which finishes with the right
+  // text, and is freed then (ASan in CI: no use after free, no leak).
+  pllm_model* closing = load(dir);
+  Gate freeing;
+  std::thread closer([&] {
+    while (!freeing.inside) std::this_thread::yield();
+    pllm_model_free(closing);
+    freeing.tried = true;
+  });
+  REQUIRE(pllm_generate(closing, "the cat", &g, hold, &freeing, nullptr, &text) == PLLM_OK);
+  closer.join();
+  CHECK(std::string(text) == reference);
+  pllm_free_string(text);
 }
