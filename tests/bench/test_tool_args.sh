@@ -9,7 +9,8 @@ for s in "$src"/scripts/*.sh "$src"/bench/*.sh; do
   name="${s#"$src"/}"
   case "$name" in scripts/podman-env.sh | bench/openblas_coretype.sh) continue ;; esac  # sourced, not run
   # Checked in the text first: a script without the handler would start its real work if run.
-  if ! head -80 "$s" | grep -q -- '-h|--help)'; then
+  # (a process substitution, not a pipe: under pipefail, grep -q leaving early made head's SIGPIPE a failure)
+  if ! grep -q -- '-h|--help)' <(head -80 "$s"); then
     check "$name handles --help before doing anything" false
     continue
   fi
