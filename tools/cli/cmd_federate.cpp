@@ -2,14 +2,12 @@
 // DeviceConfig; the device session does the rest.
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <thread>
 
-#include <unistd.h>
-
 #include "commands.h"
 #include "pocketllm/cli/command.h"
+#include "pocketllm/cli/stop_signal.h"
 #include "pocketllm/common/cancel.h"
 #include "pocketllm/federation/device_session.h"
 #include "pocketllm/federation/https_transport.h"
@@ -67,14 +65,6 @@ int configure_shard(const Command& cmd, const Args& args, DeviceConfig* c) {
     return std::move(parts.value()[static_cast<size_t>(shard)]);
   };
   return 0;
-}
-
-std::atomic<bool> g_stop{false};
-void on_stop_signal(int sig) {
-  static const char kMsg[] = "\npocketllm federate: stopping at the next safe point (again to quit now)\n";
-  g_stop.store(true);
-  std::signal(sig, SIG_DFL);
-  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
 }
 
 // Rounds until `rounds` were submitted: wait for a new open round, take part, wait for it to close, sync.
@@ -154,9 +144,8 @@ int cmd_federate(const std::vector<std::string>& argv) {
                    n.wait_ms / 1000.0);
     };
     // Ctrl-C cancels through the engine's cancellation points, which leave the device state consistent.
-    CancelScope stop_on_signal(&g_stop);
-    std::signal(SIGINT, on_stop_signal);
-    std::signal(SIGTERM, on_stop_signal);
+    const std::atomic<bool>& stop = stop_on_signals("\npocketllm federate: stopping at the next safe point (again to quit now)\n");
+    CancelScope stop_on_signal(&stop);
     const std::string state_dir = c.state_dir;
     int code = 1;
     try {
@@ -171,7 +160,7 @@ int cmd_federate(const std::vector<std::string>& argv) {
       }();
     } catch (const Cancelled&) {
     }
-    if (code == 0 || !g_stop.load()) return code;
+    if (code == 0 || !stop.load()) return code;
     std::fflush(stdout);  // a stop reported as a failed call (a cancelled request) is a stop too
     std::fprintf(stderr, "stopped; the device state in %s is saved: run the same command again to go on\n", state_dir.c_str());
     return 130;

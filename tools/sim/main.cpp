@@ -1,12 +1,9 @@
 // pocketllm-sim: argv -> SimOptions; the simulation library (simulation.h) does the rest.
-#include <atomic>
-#include <csignal>
 #include <cstdio>
-
-#include <unistd.h>
 
 #include "pocketllm/cli/command.h"
 #include "pocketllm/cli/lora_args.h"
+#include "pocketllm/cli/stop_signal.h"
 #include "pocketllm/client/task.h"
 #include "pocketllm/common/file_util.h"
 #include "pocketllm/common/update_log.h"
@@ -15,16 +12,6 @@
 using namespace pocketllm;
 
 namespace {
-
-// The first Ctrl-C (or SIGTERM) stops after the round in progress and writes the outputs; a second one
-// ends the process at once.
-std::atomic<bool> g_stop{false};
-void on_stop_signal(int sig) {
-  static const char kMsg[] = "\npocketllm-sim: stopping after the round in progress (again to quit now)\n";
-  g_stop.store(true);
-  std::signal(sig, SIG_DFL);
-  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
-}
 
 // A decimal count (digits only, at most 9 of them).
 bool parse_count(const std::string& text, uint64_t* out) {
@@ -228,9 +215,8 @@ int main(int argc, char** argv) {
     o.out_dir = args.get("out", "sim-out");
     o.sample_prompt = args.get("sample");
     o.save_shared = args.get("save-shared");
-    o.stop = &g_stop;
-    std::signal(SIGINT, on_stop_signal);
-    std::signal(SIGTERM, on_stop_signal);
+    // The first Ctrl-C (or SIGTERM) stops after the round in progress and writes the outputs.
+    o.stop = &cli::stop_on_signals("\npocketllm-sim: stopping after the round in progress (again to quit now)\n");
     auto outcome = sim::run_simulation(o);
     if (!outcome) return cmd.fail(outcome.status());
     return outcome->stopped ? 130 : 0;
