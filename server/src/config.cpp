@@ -21,7 +21,8 @@ fine-tuning; the server aggregates rounds into a shared update log (docs/protoco
   --listen HOST:PORT       address to listen on (default 0.0.0.0:8443; port 0 picks a free one)
   --threads N              network threads (default 2)
   --tls-cert FILE          PEM certificate chain (required unless --insecure)
-  --tls-key FILE           PEM private key
+  --tls-key FILE           PEM private key (unencrypted); SIGHUP reads both files again: a renewed
+                           certificate goes live for new connections without a restart
   --insecure               serve plain HTTP (a warning is logged; for loopback tests only)
   --store FILE|URL         SQLite file (default pocketllm-server.db; WAL mode, created when missing), or a
                            postgresql://user@host:port/db URL shared by replicas (docs/server.md "Replicas")

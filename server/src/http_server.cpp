@@ -1,33 +1,23 @@
-// The network front, wired together: TLS context, listener, ticker, and the graceful shutdown on
-// SIGTERM/SIGINT. The one server TU that compiles Boost.Beast (with http/*.h).
+// The network front, wired together: TLS context (reloaded on SIGHUP), listener, ticker, and the
+// graceful shutdown on SIGTERM/SIGINT. The one server TU that compiles Boost.Beast (with http/*.h).
 #include "pocketllm/server/http_server.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <ctime>
 #include <thread>
 #include <vector>
 
 #include "http/listener.h"
 #include "http/session.h"
 #include "http/ticker.h"
+#include "http/tls_contexts.h"
 
 namespace pocketllm::server {
 
 using namespace http_front;
 
 namespace {
-
-Status configure_tls(const HttpServerOptions& o, ssl::context* ctx) {
-  if (!o.tls) return Status::ok();
-  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 | ssl::context::single_dh_use);
-  beast::error_code ec;
-  ctx->use_certificate_chain_file(o.cert_file, ec);
-  if (ec) return invalid_argument("TLS certificate " + o.cert_file + ": " + ec.message());
-  ctx->use_private_key_file(o.key_file, ssl::context::pem, ec);
-  if (ec) return invalid_argument("TLS key " + o.key_file + ": " + ec.message());
-  return Status::ok();
-}
 
 // Closes the sessions waiting between requests; the others finish their request first.
 void close_idle_sessions(Shared& shared) {
@@ -51,9 +41,13 @@ Status run_http_server(const HttpServerOptions& o, Service& service) {
   // Declared before the io_context: sessions still queued in it when it is destroyed can reach it.
   Shared shared(o, service);
   asio::io_context ioc(std::max(1, o.threads));
-  ssl::context ctx(ssl::context::tls_server);
-  POCKETLLM_RETURN_IF_ERROR(configure_tls(o, &ctx));
-  Listener listener(ioc, shared, ctx);
+  TlsContexts tls(o);
+  if (o.tls) {
+    POCKETLLM_RETURN_IF_ERROR(tls.load());
+    log(TlsContexts::describe("serving the ", tls.facts(), static_cast<int64_t>(std::time(nullptr))));
+    service.metrics().set_tls_expiry(static_cast<double>(tls.facts().not_after));
+  }
+  Listener listener(ioc, shared, tls);
   POCKETLLM_RETURN_IF_ERROR(listener.open(o));
   log(std::string("listening on ") + (o.tls ? "https://" : "http://") + o.address + ":" + std::to_string(listener.port()) + " with " +
       std::to_string(o.threads) + " threads, at most " + std::to_string(listener.max_connections()) + " connections (" +
@@ -69,11 +63,33 @@ Status run_http_server(const HttpServerOptions& o, Service& service) {
     std::lock_guard<std::mutex> lock(shared.drained_mu);
     shared.drained = [&] { asio::post(grace_strand, [&] { grace.cancel(); }); };
   }
+  // SIGHUP: the certificate and key are read again (a renewed certificate, no restart); new
+  // connections get them, open ones keep theirs; a failed reload keeps the certificate in use.
+  asio::signal_set hangup(ioc, SIGHUP);
+  std::function<void()> await_hangup = [&] {
+    hangup.async_wait([&](beast::error_code e, int) {
+      if (e) return;
+      if (!o.tls) {
+        log("received SIGHUP: serving plain HTTP, no certificate to reload");
+      } else if (Status st = tls.load(); st) {
+        service.metrics().count_tls_reload(true);
+        service.metrics().set_tls_expiry(static_cast<double>(tls.facts().not_after));
+        log(TlsContexts::describe("received SIGHUP: new connections get the reloaded ", tls.facts(), static_cast<int64_t>(std::time(nullptr))));
+      } else {
+        service.metrics().count_tls_reload(false);
+        log("ERROR: received SIGHUP: TLS reload failed, still serving the previous certificate: " + st.message());
+      }
+      await_hangup();
+    });
+  };
+  await_hangup();
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](beast::error_code e, int signo) {
     if (e) return;
     log(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") + ": finishing in-flight requests");
     shared.stopping = true;
+    beast::error_code ignored;
+    hangup.cancel(ignored);
     listener.close();
     ticker.cancel();
     close_idle_sessions(shared);

@@ -35,6 +35,16 @@ void Metrics::count_store_error() {
   ++store_errors_;
 }
 
+void Metrics::count_tls_reload(bool ok) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++(ok ? tls_reloads_ok_ : tls_reloads_failed_);
+}
+
+void Metrics::set_tls_expiry(double unix_seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  tls_expiry_ = unix_seconds;
+}
+
 namespace {
 std::string num(double v) {
   char buf[64];
@@ -69,6 +79,15 @@ std::string Metrics::render(const std::vector<std::pair<std::string, double>>& g
   for (const auto& [k, v] : rounds_) o << "pocketllm_rounds_total{outcome=\"" << k << "\"} " << v << "\n";
   o << "# HELP pocketllm_store_errors_total Store operations that failed (each answered 503 store_unavailable or retried).\n"
        "# TYPE pocketllm_store_errors_total counter\npocketllm_store_errors_total " << store_errors_ << "\n";
+  if (tls_expiry_ > 0) {
+    o << "# HELP pocketllm_tls_certificate_expiry_timestamp_seconds When the served TLS certificate expires (notAfter, Unix time).\n"
+         "# TYPE pocketllm_tls_certificate_expiry_timestamp_seconds gauge\npocketllm_tls_certificate_expiry_timestamp_seconds "
+      << num(tls_expiry_) << "\n";
+    o << "# HELP pocketllm_tls_reloads_total Certificate reloads on SIGHUP: loaded, or failed and kept the certificate in use.\n"
+         "# TYPE pocketllm_tls_reloads_total counter\n"
+         "pocketllm_tls_reloads_total{result=\"loaded\"} " << tls_reloads_ok_ << "\n"
+         "pocketllm_tls_reloads_total{result=\"failed\"} " << tls_reloads_failed_ << "\n";
+  }
   std::string family;  // one TYPE line per metric family; the service lists a family's series together
   for (const auto& [name, value] : gauges) {
     const std::string f = name.substr(0, name.find('{'));

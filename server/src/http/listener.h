@@ -9,12 +9,13 @@
 
 #include "pocketllm/common/file_util.h"
 #include "session.h"
+#include "tls_contexts.h"
 
 namespace pocketllm::server::http_front {
 
 class Listener {
  public:
-  Listener(asio::io_context& ioc, Shared& shared, ssl::context& tls)
+  Listener(asio::io_context& ioc, Shared& shared, const TlsContexts& tls)
       : ioc_(ioc), shared_(shared), tls_(tls), acceptor_(asio::make_strand(ioc)), backoff_(acceptor_.get_executor()) {
     // Never more connections than descriptors: keep 64 for the store, logs and the listener itself.
     struct rlimit rl {};
@@ -53,8 +54,12 @@ class Listener {
         return accept();
       }
       socket.set_option(tcp::no_delay(true), ec);
-      if (shared_.options.tls) std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(shared_, address, std::move(socket), tls_)->start();
-      else std::make_shared<Session<beast::tcp_stream>>(shared_, address, std::move(socket))->start();
+      if (shared_.options.tls) {
+        auto ctx = tls_.current();  // the context of now: a later reload does not touch this connection
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(shared_, address, ctx, std::move(socket), *ctx)->start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(shared_, address, nullptr, std::move(socket))->start();
+      }
       accept();
     });
   }
@@ -84,7 +89,7 @@ class Listener {
  private:
   asio::io_context& ioc_;
   Shared& shared_;
-  ssl::context& tls_;
+  const TlsContexts& tls_;
   tcp::acceptor acceptor_;
   asio::steady_timer backoff_;
   std::chrono::steady_clock::time_point last_warning_;

@@ -86,9 +86,11 @@ beast::tcp_stream& lowest(Stream& s) {
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
+  // `tls` is the context a TLS stream is made with (null for plain TCP): the session holds it, so a
+  // reload on SIGHUP never takes it from a connection in use.
   template <class... Args>
-  Session(Shared& shared, std::string address, Args&&... args)
-      : shared_(shared), address_(std::move(address)), stream_(std::forward<Args>(args)...) {
+  Session(Shared& shared, std::string address, std::shared_ptr<ssl::context> tls, Args&&... args)
+      : shared_(shared), address_(std::move(address)), tls_(std::move(tls)), stream_(std::forward<Args>(args)...) {
     ++shared_.sessions;
   }
   ~Session() {
@@ -284,6 +286,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   Shared& shared_;
   std::string address_;
+  std::shared_ptr<ssl::context> tls_;  // before stream_: outlives it
   Stream stream_;
   std::chrono::steady_clock::time_point drain_until_;
   bool authenticated_ = false;

@@ -17,6 +17,8 @@ class Metrics {
   void count_submission(const std::string& result);  // accepted, duplicate or a rejection reason
   void count_round(const std::string& outcome);      // applied, extended, abandoned
   void count_store_error();                          // a store operation that failed
+  void count_tls_reload(bool ok);                    // a SIGHUP's certificate reload, loaded or kept the old
+  void set_tls_expiry(double unix_seconds);          // the served certificate's notAfter
   // Renders everything, with the gauges given as (name, help, value).
   std::string render(const std::vector<std::pair<std::string, double>>& gauges) const;
 
@@ -30,6 +32,8 @@ class Metrics {
   uint64_t latency_count_ = 0;
   std::map<std::string, uint64_t> submissions_, rounds_;
   uint64_t store_errors_ = 0;
+  uint64_t tls_reloads_ok_ = 0, tls_reloads_failed_ = 0;
+  double tls_expiry_ = 0;  // 0: not serving TLS
 };
 
 }  // namespace pocketllm::server
