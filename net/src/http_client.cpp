@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "pocketllm/common/sha256.h"
+#include "pocketllm/net/cert_pins.h"
 
 namespace pocketllm::net {
 
@@ -23,6 +24,19 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
+
+namespace {
+// The DER encoding of an OpenSSL object (a certificate, a public key), empty when it fails.
+template <class T>
+std::string der_of(const T* object, int (*encode)(const T*, unsigned char**)) {
+  unsigned char* der = nullptr;
+  const int n = object ? encode(object, &der) : 0;
+  if (n <= 0) return {};
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(n));
+  OPENSSL_free(der);
+  return out;
+}
+}  // namespace
 
 Result<ParsedUrl> parse_url(const std::string& url) {
   ParsedUrl u;
@@ -189,24 +203,22 @@ Result<std::unique_ptr<HttpClient>> HttpClient::create(const ClientOptions& opti
   if (impl->url.tls) {
     SSL_CTX_set_min_proto_version(impl->ctx.native_handle(), TLS1_2_VERSION);
     beast::error_code ec;
-    if (!options.pinned_sha256.empty()) {
-      if (options.pinned_sha256.size() != 64) return invalid_argument("pinned certificate SHA-256 must be 64 hex digits");
+    auto pins = parse_pins(options.pinned_sha256);
+    if (!pins) return invalid_argument("pinned_sha256: " + pins.status().message());
+    if (!pins->empty()) {
       impl->ctx.set_verify_mode(ssl::verify_peer);
       Impl* raw = impl.get();
-      // The pin replaces chain and name checks: only the leaf's DER hash decides.
-      impl->ctx.set_verify_callback([raw](bool, ssl::verify_context& vc) {
+      // The pins replace chain and name checks: only the leaf's certificate or key digest decides.
+      impl->ctx.set_verify_callback([raw, pins = pins.value()](bool, ssl::verify_context& vc) {
         X509_STORE_CTX* store = vc.native_handle();
         if (X509_STORE_CTX_get_error_depth(store) > 0) return true;
         X509* cert = X509_STORE_CTX_get_current_cert(store);
-        unsigned char* der = nullptr;
-        const int n = i2d_X509(cert, &der);
-        if (n <= 0) return false;
-        const std::string hex = to_hex(sha256(std::string_view(reinterpret_cast<char*>(der), static_cast<size_t>(n))));
-        OPENSSL_free(der);
-        std::string pin = raw->options.pinned_sha256;
-        for (char& c : pin) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (hex != pin) raw->verify_problem = "server certificate " + hex + " does not match the pinned one";
-        return hex == pin;
+        const std::string cert_der = der_of(cert, i2d_X509), spki_der = der_of(X509_get_X509_PUBKEY(cert), i2d_X509_PUBKEY);
+        if (cert_der.empty() || spki_der.empty()) return false;
+        if (pins.accepts(cert_der, spki_der)) return true;
+        raw->verify_problem = "the server's certificate (key pin " + key_pin(spki_der) + ", certificate SHA-256 " + cert_pin(cert_der) +
+                              ") matches none of the pinned ones";
+        return false;
       });
     } else {
       impl->ctx.set_verify_mode(ssl::verify_peer);

@@ -32,6 +32,45 @@ void close_idle_sessions(Shared& shared) {
   }
 }
 
+int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
+
+// SIGHUP: the certificate and key are read again (a renewed certificate, no restart); new
+// connections get them, open ones keep theirs; a failed reload keeps the certificate in use.
+class CertificateReloader {
+ public:
+  CertificateReloader(asio::io_context& ioc, const HttpServerOptions& o, TlsContexts& tls, Metrics& metrics,
+                      std::function<void(const std::string&)> log)
+      : signals_(ioc, SIGHUP), o_(o), tls_(tls), metrics_(metrics), log_(std::move(log)) {}
+
+  void start() {
+    signals_.async_wait([this](beast::error_code e, int) {
+      if (e) return;
+      reload();
+      start();
+    });
+  }
+  void cancel() {
+    beast::error_code ignored;
+    signals_.cancel(ignored);
+  }
+
+ private:
+  void reload() {
+    if (!o_.tls) return log_("received SIGHUP: serving plain HTTP, no certificate to reload");
+    const Status st = tls_.load();
+    metrics_.count_tls_reload(st.is_ok());
+    if (!st) return log_("ERROR: received SIGHUP: TLS reload failed, still serving the previous certificate: " + st.message());
+    metrics_.set_tls_expiry(static_cast<double>(tls_.facts().not_after));
+    log_(TlsContexts::describe("received SIGHUP: new connections get the reloaded ", tls_.facts(), now_unix()));
+  }
+
+  asio::signal_set signals_;
+  const HttpServerOptions& o_;
+  TlsContexts& tls_;
+  Metrics& metrics_;
+  std::function<void(const std::string&)> log_;
+};
+
 }  // namespace
 
 Status run_http_server(const HttpServerOptions& o, Service& service) {
@@ -44,7 +83,7 @@ Status run_http_server(const HttpServerOptions& o, Service& service) {
   TlsContexts tls(o);
   if (o.tls) {
     POCKETLLM_RETURN_IF_ERROR(tls.load());
-    log(TlsContexts::describe("serving the ", tls.facts(), static_cast<int64_t>(std::time(nullptr))));
+    log(TlsContexts::describe("serving the ", tls.facts(), now_unix()));
     service.metrics().set_tls_expiry(static_cast<double>(tls.facts().not_after));
   }
   Listener listener(ioc, shared, tls);
@@ -63,33 +102,14 @@ Status run_http_server(const HttpServerOptions& o, Service& service) {
     std::lock_guard<std::mutex> lock(shared.drained_mu);
     shared.drained = [&] { asio::post(grace_strand, [&] { grace.cancel(); }); };
   }
-  // SIGHUP: the certificate and key are read again (a renewed certificate, no restart); new
-  // connections get them, open ones keep theirs; a failed reload keeps the certificate in use.
-  asio::signal_set hangup(ioc, SIGHUP);
-  std::function<void()> await_hangup = [&] {
-    hangup.async_wait([&](beast::error_code e, int) {
-      if (e) return;
-      if (!o.tls) {
-        log("received SIGHUP: serving plain HTTP, no certificate to reload");
-      } else if (Status st = tls.load(); st) {
-        service.metrics().count_tls_reload(true);
-        service.metrics().set_tls_expiry(static_cast<double>(tls.facts().not_after));
-        log(TlsContexts::describe("received SIGHUP: new connections get the reloaded ", tls.facts(), static_cast<int64_t>(std::time(nullptr))));
-      } else {
-        service.metrics().count_tls_reload(false);
-        log("ERROR: received SIGHUP: TLS reload failed, still serving the previous certificate: " + st.message());
-      }
-      await_hangup();
-    });
-  };
-  await_hangup();
+  CertificateReloader reloader(ioc, o, tls, service.metrics(), log);
+  reloader.start();
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](beast::error_code e, int signo) {
     if (e) return;
     log(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") + ": finishing in-flight requests");
     shared.stopping = true;
-    beast::error_code ignored;
-    hangup.cancel(ignored);
+    reloader.cancel();
     listener.close();
     ticker.cancel();
     close_idle_sessions(shared);

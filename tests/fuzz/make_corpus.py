@@ -154,6 +154,10 @@ for name, msg in secagg.items():
 # training data: byte 0 = format (0 text, 1 TSV, 2 JSONL) | 4 labels required | 8 skip empty lines |
 # 16 drop sentences under 2 words | 32 classify (labels "0" / "1") | 64 skip over-long | 128 pack (lm)
 put("fuzz_utf8", "mixed", b"\x07caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xed\xa0\x80 \xc0\xaf \xf4\x90 end\xe2")
+# pins: byte 0 % 3 = 0 a pin list, 1 base64 to decode, 2 bytes to encode
+put("fuzz_pins", "list", b"\x00sha256/G8uLG2JscmHHib77QcdSvhOb7iYOzB5mVGJbVCEuJnc=, " + b"ab" * 32)
+put("fuzz_pins", "decode", b"\x01Zm9vYmE=")
+put("fuzz_pins", "encode", b"\x02foob\x00\xff")
 put("fuzz_dataset", "tsv_classify", b"\x25" + b"sentence\tlabel\na cat sat on the mat\t1\nthe bad one\t0\nOnce upon a time\t1\n")
 put("fuzz_dataset", "jsonl_mixed", b"\x0a" + json.dumps({"text": "Once upon a time"}).encode() + b"\n\n" +
     json.dumps({"prompt": "Q: a?", "completion": " b"}).encode() + b"\n" + json.dumps({"sentence": "the cat", "label": 1}).encode() + b"\n")

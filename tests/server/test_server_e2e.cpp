@@ -158,7 +158,7 @@ TEST_CASE("e2e: snapshots, revocation, rate limits and rejection cases over the 
   CHECK(server.kill_now(SIGTERM) == 0);
 }
 
-TEST_CASE("e2e: certificates are checked: CA file, pinning, a wrong CA or pin refused", "[server][e2e]") {
+TEST_CASE("e2e: certificates are checked: CA file, certificate and key pins, a wrong CA or pin refused", "[server][e2e]") {
   Env env;
   make_test_cert(env.dir, "other");
   ServerProcess server(POCKETLLM_SERVER_BIN, env.dir);
@@ -183,6 +183,26 @@ TEST_CASE("e2e: certificates are checked: CA file, pinning, a wrong CA or pin re
   auto bad_pin = net::HttpClient::create(o).value()->request("GET", "/healthz");
   REQUIRE_FALSE(bad_pin.is_ok());
   CHECK(bad_pin.status().message().find("pinned") != std::string::npos);
+
+  // Key pin: sha256/ + base64 of the SHA-256 of the public key (SPKI DER), computed with openssl; as the
+  // second of a list whose first (a backup key) does not match.
+  const std::string spki_pin_file = env.dir + "/spki.pin";
+  REQUIRE(std::system(("openssl x509 -in " + env.dir + "/server.crt -pubkey -noout | openssl pkey -pubin -outform der | "
+                       "openssl dgst -sha256 -binary | base64 > " + spki_pin_file).c_str()) == 0);
+  std::string spki_b64 = read_file(spki_pin_file).value();
+  while (!spki_b64.empty() && (spki_b64.back() == '\n' || spki_b64.back() == '\r')) spki_b64.pop_back();
+  const std::string backup = "sha256/" + std::string(43, 'A') + "=";
+  o.pinned_sha256 = backup + ", sha256/" + spki_b64;
+  CHECK(net::HttpClient::create(o).value()->request("GET", "/healthz")->status == 200);
+  o.pinned_sha256 = backup;
+  auto bad_key = net::HttpClient::create(o).value()->request("GET", "/healthz");
+  REQUIRE_FALSE(bad_key.is_ok());
+  CHECK(bad_key.status().code() == StatusCode::kMismatch);
+  CHECK(bad_key.status().message().find("key pin sha256/" + spki_b64) != std::string::npos);  // says what to pin
+  o.pinned_sha256 = "sha256/not-base64";
+  auto malformed = net::HttpClient::create(o);
+  REQUIRE_FALSE(malformed.is_ok());
+  CHECK(malformed.status().code() == StatusCode::kInvalidArgument);
 
   // Plain HTTP against the TLS port is not answered as HTTP.
   net::ClientOptions plain;

@@ -371,7 +371,10 @@ typedef struct pllm_device_params {
   void* transport_user;
   const char* server_url;       /* https://host:port — identifies the server (credential file) */
   const char* ca_file;          /* built-in client: NULL = the system CA store */
-  const char* pinned_sha256;    /* built-in client: NULL, or the server certificate's SHA-256 (hex of DER) */
+  const char* pinned_sha256;    /* built-in client: NULL, or pins trusted instead of CAs, comma-separated:
+                                 * "sha256/BASE64" of the server's public key (SPKI; survives a renewal
+                                 * that keeps the key; add a backup key's pin) or the certificate's
+                                 * SHA-256 (64 hex of DER; changes at every renewal) — net/cert_pins.h */
   int32_t timeout_ms;           /* built-in client: per request; default 30000 */
   const char* credentials_path; /* the file that keeps this device's credential (created with mode 0600) */
   const char* enrolment_token;  /* used once, when credentials_path holds no credential yet */

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "pocketllm/common/status.h"
+#include "pocketllm/net/cert_pins.h"
 #include "pocketllm/server/http_options.h"
 
 namespace pocketllm::server::http_front {
@@ -25,6 +26,7 @@ namespace pocketllm::server::http_front {
 struct CertificateFacts {
   std::string subject;     // RFC 2253, e.g. CN=fed.example
   int64_t not_after = 0;   // Unix seconds
+  std::string key_pin;     // sha256/BASE64 of the public key: what devices pin (net/cert_pins.h)
 };
 
 class TlsContexts {
@@ -57,7 +59,7 @@ class TlsContexts {
     const time_t t = static_cast<time_t>(f.not_after);
     struct tm tm_utc {};
     if (gmtime_r(&t, &tm_utc)) std::strftime(until, sizeof until, "%Y-%m-%d %H:%M:%S UTC", &tm_utc);
-    const std::string line = lead + "TLS certificate " + f.subject + ", valid until " + until;
+    const std::string line = lead + "TLS certificate " + f.subject + " (key pin " + f.key_pin + "), valid until " + until;
     const int64_t left = f.not_after - now;
     if (left <= 0) return "WARNING: " + line + ": it has EXPIRED, devices will refuse the connection";
     if (left < 14 * 86400) {
@@ -100,6 +102,11 @@ class TlsContexts {
       BIO_free(bio);
     }
     if (facts->subject.empty()) facts->subject = "(no subject)";
+    unsigned char* spki = nullptr;
+    const int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &spki);
+    if (n <= 0) return invalid_argument("TLS certificate " + o_.cert_file + ": unreadable public key");
+    facts->key_pin = net::key_pin(std::string_view(reinterpret_cast<char*>(spki), static_cast<size_t>(n)));
+    OPENSSL_free(spki);
     return Status::ok();
   }
 

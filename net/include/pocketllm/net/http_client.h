@@ -1,6 +1,6 @@
 // A small synchronous HTTP/1.1 client over TLS (OpenSSL) or plain TCP, with keep-alive, timeouts on
-// every operation, certificate verification against the system CA store, a CA file or a pinned
-// certificate, and a count of the bytes it put on and took off the wire (TLS records included).
+// every operation, certificate verification against the system CA store, a CA file or pinned
+// keys or certificates, and a count of the bytes it put on and took off the wire (TLS records included).
 // Used by devices to talk to the aggregation server and by the server's tests. One instance is one
 // connection: not thread-safe; use one per thread.
 #pragma once
@@ -18,7 +18,8 @@ namespace pocketllm::net {
 struct ClientOptions {
   std::string url;            // "https://host:port" or "http://host:port" (a path part is ignored)
   std::string ca_file;        // PEM file of trusted CAs; empty: the system store
-  std::string pinned_sha256;  // hex SHA-256 of the server certificate (DER): trusted alone, chain and name not checked
+  std::string pinned_sha256;  // pins (cert_pins.h): "sha256/BASE64" key pins and/or hex certificate SHA-256s,
+                              // comma-separated; a leaf matching one is trusted alone, chain and name not checked
   int connect_timeout_ms = 10000;
   int io_timeout_ms = 30000;  // for sending a request and for receiving its response
 };
