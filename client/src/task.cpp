@@ -17,6 +17,7 @@ struct Encoded {
   int loss_start = 1;  // LM: first position whose token is a target
   std::vector<uint8_t> target;  // LM, packed: target[t] = token t is scored (overrides loss_start)
   int label = -1;      // classify: class index
+  size_t source = 0;   // classify: index of the dataset example it encodes
 };
 
 // Scores the first n examples of `task` in order, batch by batch, at the unperturbed weights, handing
@@ -108,6 +109,27 @@ class ClassifyTask : public Task {
     return model.choice_loss(pool, batch_, targets_, cand_, p, nullptr);
   }
 
+  Status predict(ThreadPool* pool, LanguageModel& model, int batch_size, std::vector<Prediction>* out) override {
+    std::vector<size_t> all(ex_.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    out->clear();
+    const size_t k = cand_.size();
+    return for_each_eval_batch(*this, all, pool, model, batch_size, [&](const std::vector<size_t>& idx, const LossResult&) {
+      for (size_t b = 0; b < idx.size(); ++b) {
+        const float* row = logits_.data() + b * k;
+        Prediction p;
+        p.source = ex_[idx[b]].source;
+        p.label = ex_[idx[b]].label;
+        const double top = *std::max_element(row, row + k);
+        double z = 0;
+        for (size_t c = 0; c < k; ++c) z += std::exp(static_cast<double>(row[c]) - top);
+        for (size_t c = 0; c < k; ++c) p.probabilities.push_back(std::exp(static_cast<double>(row[c]) - top) / z);
+        p.predicted = static_cast<int>(std::max_element(row, row + k) - row);  // the first of ties, as accuracy counts
+        out->push_back(std::move(p));
+      }
+    });
+  }
+
   Result<EvalResult> evaluate_examples(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& examples,
                                        int batch_size) override {
     EvalResult r;
@@ -162,6 +184,10 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 }  // namespace
 
 double EvalResult::perplexity() const { return std::exp(loss); }
+
+Status Task::predict(ThreadPool*, LanguageModel&, int, std::vector<Prediction>*) {
+  return invalid_argument(std::string("predictions are made by classification tasks, not by a '") + kind() + "' task");
+}
 
 bool classification_preset(const std::string& name, std::string* prompt_template, std::string* labels) {
   if (name == "sst2") {
@@ -342,6 +368,7 @@ Result<std::unique_ptr<Task>> make_task(const Dataset& data, const Tokenizer& to
     Encoded enc;
     enc.tokens = ids.value();
     enc.label = label;
+    enc.source = static_cast<size_t>(&e - data.examples.data());
     if (masked) {
       auto at = std::find(enc.tokens.begin(), enc.tokens.end(), tok.mask_id());
       if (at == enc.tokens.end()) return invalid_argument(where + ": the prompt lost its <mask> token");

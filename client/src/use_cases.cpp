@@ -9,20 +9,21 @@
 
 namespace pocketllm {
 
-Result<EvaluateReport> run_evaluate(const EvaluateRequest& r) {
+namespace {
+
+// The request's model (a model file — with an adapter, quantized — or a run's current weights) and its
+// task options: the run's, else the defaults, with the request's overrides.
+Result<LoadedModel> load_request_model(const EvaluateRequest& r, ThreadPool* pool, TaskOptions* to) {
   if (r.model_path.empty() == r.run_dir.empty()) return invalid_argument("give exactly one of a model and a run directory");
-  if (r.data_path.empty()) return invalid_argument("a data file is required");
   if (r.batch_size < 1 || r.batch_size > 65536 || (r.max_length && *r.max_length < 2))
     return invalid_argument("batch size must be 1..65536 and max length at least 2");
-  ThreadPool pool(r.threads);
-  TaskOptions to;
   LoadedModel loaded;
   if (!r.run_dir.empty()) {
     RunDir run;
-    auto l = load_run_model(r.run_dir, &run, &pool);
+    auto l = load_run_model(r.run_dir, &run, pool);
     if (!l) return l.status();
     loaded = std::move(l.value());
-    to = run.spec().task;
+    *to = run.spec().task;
   } else {
     LoadOptions lo;
     lo.require_tokenizer = true;
@@ -32,15 +33,38 @@ Result<EvaluateReport> run_evaluate(const EvaluateRequest& r) {
     if (!l) return l.status();
     loaded = std::move(l.value());
   }
-  if (r.task) to.kind = *r.task;
-  if (r.prompt_template) to.prompt_template = *r.prompt_template;
+  if (r.task) to->kind = *r.task;
+  if (r.prompt_template) to->prompt_template = *r.prompt_template;
   if (r.labels) {
     auto lw = parse_label_words(*r.labels);
     if (!lw) return lw.status();
-    to.label_words = lw.value();
+    to->label_words = lw.value();
   }
-  if (r.max_length) to.max_length = *r.max_length;
-  return evaluate_model(&pool, loaded, r.data_path, to, r.batch_size);
+  if (r.max_length) to->max_length = *r.max_length;
+  return loaded;
+}
+
+}  // namespace
+
+Result<EvaluateReport> run_evaluate(const EvaluateRequest& r) {
+  if (r.data_path.empty()) return invalid_argument("a data file is required");
+  ThreadPool pool(r.threads);
+  TaskOptions to;
+  auto loaded = load_request_model(r, &pool, &to);
+  if (!loaded) return loaded.status();
+  return evaluate_model(&pool, loaded.value(), r.data_path, to, r.batch_size);
+}
+
+Result<ClassifyReport> run_classify(const EvaluateRequest& r, const std::vector<std::string>& texts) {
+  ThreadPool pool(r.threads);
+  TaskOptions to;
+  auto loaded = load_request_model(r, &pool, &to);
+  if (!loaded) return loaded.status();
+  if (to.kind != "classify" && !r.labels)
+    return invalid_argument("classify needs label words: --labels, a --preset, or a run that trained a classifier");
+  auto p = classify_texts(&pool, loaded.value(), texts, to, r.batch_size);
+  if (!p) return p.status();
+  return ClassifyReport{to.label_words, std::move(p.value())};
 }
 
 Result<EvaluateReport> evaluate_model(ThreadPool* pool, const LoadedModel& loaded, const std::string& data_path, const TaskOptions& to,
@@ -55,6 +79,40 @@ Result<EvaluateReport> evaluate_model(ThreadPool* pool, const LoadedModel& loade
   auto e = task.value()->evaluate(pool, *loaded.model, batch_size);
   if (!e) return e.status();
   return EvaluateReport{e.value(), task.value()->truncated, task.value()->skipped};
+}
+
+Result<std::vector<Prediction>> classify_texts(ThreadPool* pool, const LoadedModel& loaded, const std::vector<std::string>& texts,
+                                               const TaskOptions& options, int batch_size) {
+  if (!loaded.tokenizer) return invalid_argument("classification needs the model's tokenizer, and none was loaded");
+  if (texts.empty()) return std::vector<Prediction>{};
+  TaskOptions to = options;
+  to.kind = "classify";
+  if (to.label_words.size() < 2) return invalid_argument("classify: give the label words (at least two), or a preset");
+  Dataset data;
+  data.path = "text";
+  for (size_t i = 0; i < texts.size(); ++i) {
+    TextExample e;
+    e.text = texts[i];
+    e.label = to.label_words[0].first;  // a placeholder: the task needs one; predictions do not read it
+    e.line = static_cast<int>(i + 1);
+    data.examples.push_back(std::move(e));
+  }
+  auto task = make_task(data, *loaded.tokenizer, *loaded.model, to);
+  if (!task) return task.status();
+  std::vector<Prediction> out;
+  POCKETLLM_RETURN_IF_ERROR(task.value()->predict(pool, *loaded.model, batch_size, &out));
+  std::vector<Prediction> ordered(texts.size());
+  std::vector<bool> seen(texts.size(), false);
+  for (auto& p : out) {
+    p.label = -1;
+    seen[p.source] = true;
+    ordered[p.source] = std::move(p);
+  }
+  for (size_t i = 0; i < texts.size(); ++i)
+    if (!seen[i])
+      return out_of_range("text " + std::to_string(i + 1) + " is too long to classify: its answer position falls beyond max_length (" +
+                          std::to_string(to.max_length) + " tokens)");
+  return ordered;
 }
 
 bool parse_gguf_type(const std::string& name, DType* out) {

@@ -1,4 +1,5 @@
 // Models: the memory estimate, loading, identity, generation and evaluation with current weights.
+#include <algorithm>
 #include <cmath>
 
 #include "abi.h"
@@ -69,13 +70,22 @@ pllm_status generate_with(pocketllm::ThreadPool* pool, pocketllm::LoadedModel& l
 
 // Task options from evaluate params (NULL fields: defaults).
 pllm_status task_options(const pllm_evaluate_params& p, pocketllm::TaskOptions* to) {
-  for (auto [s, what] : {std::pair{p.task, "task"}, {p.labels, "labels"}, {p.prompt_template, "prompt_template"}})
+  for (auto [s, what] : {std::pair{p.task, "task"}, {p.labels, "labels"}, {p.prompt_template, "prompt_template"}, {p.preset, "preset"}})
     if (pllm_status st = check_optional_text(s, what); st != PLLM_OK) return st;
+  std::string labels = p.labels ? p.labels : "";
+  if (p.preset) {
+    std::string tmpl, preset_labels;
+    if (!pocketllm::classification_preset(p.preset, &tmpl, &preset_labels))
+      return fail(PLLM_ERR_INVALID_ARGUMENT, std::string("preset must be \"sst2\" or \"agnews\", not \"") + p.preset + "\"");
+    to->kind = "classify";
+    to->prompt_template = tmpl;
+    if (!p.labels) labels = preset_labels;
+  }
   if (p.task) to->kind = p.task;
   if (to->kind != "lm" && to->kind != "classify") return fail(PLLM_ERR_INVALID_ARGUMENT, "task must be \"lm\" or \"classify\"");
   if (p.prompt_template) to->prompt_template = p.prompt_template;
-  if (p.labels) {
-    auto lw = pocketllm::parse_label_words(p.labels);
+  if (!labels.empty()) {
+    auto lw = pocketllm::parse_label_words(labels);
     if (!lw) return fail(lw.status());
     to->label_words = lw.value();
   }
@@ -244,6 +254,32 @@ pllm_status pllm_model_evaluate(pllm_model* model, const char* data_path, const 
     if (!r) return fail(r.status());
     if (out_loss) *out_loss = r->result.loss;
     if (out_accuracy) *out_accuracy = r->result.accuracy;
+    return PLLM_OK;
+  });
+}
+
+pllm_status pllm_classify(pllm_model* model, const char* text, const pllm_evaluate_params* params, const pllm_control* control,
+                          int32_t* out_label, float* probabilities, size_t capacity, size_t* out_n_labels) {
+  if (out_label) *out_label = -1;
+  if (out_n_labels) *out_n_labels = 0;
+  return guarded(control, [&] {
+    ModelCall call(model);
+    if (pllm_status s = call.status(); s != PLLM_OK) return s;
+    if (pllm_status s = check_model_usable(model); s != PLLM_OK) return s;
+    if (pllm_status s = check_text(text, "text"); s != PLLM_OK) return s;
+    if (!out_label) return fail(PLLM_ERR_INVALID_ARGUMENT, "out_label is required");
+    pllm_evaluate_params p;
+    if (pllm_status s = read_params(params, pllm_evaluate_default_params(), &p, "pllm_evaluate_params"); s != PLLM_OK) return s;
+    pocketllm::TaskOptions to;
+    if (pllm_status s = task_options(p, &to); s != PLLM_OK) return s;
+    if (to.label_words.empty()) return fail(PLLM_ERR_INVALID_ARGUMENT, "pllm_classify needs labels (\"0:bad,1:good\") or a preset");
+    auto r = pocketllm::classify_texts(model->pool.get(), model->loaded, {text}, to, 1);
+    if (!r) return fail(r.status());
+    const pocketllm::Prediction& pred = r->front();
+    *out_label = pred.predicted;
+    if (probabilities)
+      for (size_t i = 0; i < std::min(capacity, pred.probabilities.size()); ++i) probabilities[i] = static_cast<float>(pred.probabilities[i]);
+    if (out_n_labels) *out_n_labels = pred.probabilities.size();
     return PLLM_OK;
   });
 }

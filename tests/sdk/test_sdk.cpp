@@ -1123,6 +1123,113 @@ TEST_CASE("a session left to the recipe gets its task and preset defaults, and f
   fs::remove_all(dir);
 }
 
+TEST_CASE("classify: one text's label and probabilities, as evaluation scores them, with the weights a session trained", "[sdk][classify]") {
+  const std::string stories = pocketllm::test::stories260k_dir();
+  if (!have_stories(stories)) return;
+  const std::string dir = pocketllm::test::temp_dir("");
+  std::vector<std::string> texts, rows{"text\tlabel"};
+  std::vector<int> labels;
+  for (int i = 0; i < 12; ++i) {
+    texts.push_back("what a truly wonderful and moving film number " + std::to_string(i));
+    labels.push_back(1);
+    texts.push_back(i % 3 ? "this was a dull and tiresome film" : "the worst movie, a mess from start to end");
+    labels.push_back(0);
+  }
+  for (size_t i = 0; i < texts.size(); ++i) rows.push_back(texts[i] + "\t" + std::to_string(labels[i]));
+  pocketllm::test::write_lines(dir + "/s.tsv", rows);
+  ModelHandle h;
+  h.m = load(stories);
+  pllm_evaluate_params preset = pllm_evaluate_default_params();
+  preset.preset = "sst2";
+  auto classify = [&](const std::string& text, const pllm_evaluate_params& p, std::vector<float>* probs) {
+    int32_t label = -7;
+    size_t n = 0;
+    probs->assign(4, -1.0f);
+    REQUIRE(pllm_classify(h.m, text.c_str(), &p, nullptr, &label, probs->data(), probs->size(), &n) == PLLM_OK);
+    REQUIRE(n == 2);
+    CHECK((*probs)[2] == -1.0f);  // nothing written past the labels
+    probs->resize(n);
+    return label;
+  };
+
+  // Evaluation's accuracy over the file = the share of texts pllm_classify labels right; every answer is
+  // the most probable label, and the probabilities sum to 1.
+  double loss = 0, acc = -1;
+  REQUIRE(pllm_model_evaluate(h.m, (dir + "/s.tsv").c_str(), &preset, nullptr, &loss, &acc) == PLLM_OK);
+  int correct = 0;
+  std::vector<std::vector<float>> before;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::vector<float> p;
+    const int label = classify(texts[i], preset, &p);
+    CHECK(p[0] + p[1] == Approx(1.0).margin(1e-6));
+    CHECK(label == (p[1] > p[0] ? 1 : 0));
+    correct += label == labels[i];
+    before.push_back(p);
+  }
+  CHECK(acc == Approx(static_cast<double>(correct) / texts.size()).margin(1e-12));
+
+  // The preset = its template and labels written out; the labels in the other order swap the answers.
+  pllm_evaluate_params spelled = pllm_evaluate_default_params();
+  spelled.labels = "0:bad,1:good";
+  spelled.prompt_template = "{text} It was";
+  pllm_evaluate_params swapped = spelled;
+  swapped.labels = "1:good,0:bad";
+  for (size_t i = 0; i < 4; ++i) {
+    std::vector<float> a, b;
+    classify(texts[i], spelled, &a);
+    const int label = classify(texts[i], swapped, &b);
+    CHECK(a[0] == Approx(before[i][0]).margin(1e-6));
+    CHECK(b[0] == Approx(before[i][1]).margin(1e-6));
+    CHECK(label == (before[i][1] > before[i][0] ? 0 : 1));
+  }
+  // An older struct (before `preset`) with its labels still classifies.
+  pllm_evaluate_params legacy = spelled;
+  legacy.struct_size = static_cast<uint32_t>(offsetof(pllm_evaluate_params, preset));
+  std::vector<float> l;
+  classify(texts[0], legacy, &l);
+  CHECK(l[1] == Approx(before[0][1]).margin(1e-6));
+  // The C++ layer gives the same.
+  pocketllm::sdk::Model cpp(stories);
+  const auto [cpp_label, cpp_probs] = cpp.classify(texts[1], preset);
+  CHECK(cpp_label == (before[1][1] > before[1][0] ? 1 : 0));
+  CHECK(cpp_probs.size() == 2);
+  CHECK(cpp_probs[1] == Approx(before[1][1]).margin(1e-6));
+
+  // Bad input: no labels, an unknown preset, a NULL answer, text that is not UTF-8.
+  int32_t label = 0;
+  pllm_evaluate_params none = pllm_evaluate_default_params();
+  CHECK(pllm_classify(h.m, "x", &none, nullptr, &label, nullptr, 0, nullptr) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(pllm_last_error()).find("labels") != std::string::npos);
+  CHECK(label == -1);
+  pllm_evaluate_params imdb = preset;
+  imdb.preset = "imdb";
+  CHECK(pllm_classify(h.m, "x", &imdb, nullptr, &label, nullptr, 0, nullptr) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_classify(h.m, "x", &preset, nullptr, nullptr, nullptr, 0, nullptr) == PLLM_ERR_INVALID_ARGUMENT);
+  CHECK(pllm_classify(h.m, "caf\xc3", &preset, nullptr, &label, nullptr, 0, nullptr) == PLLM_ERR_INVALID_ARGUMENT);
+
+  // A session trains the norms in place; classify then reads the trained weights.
+  pllm_session_params sp = pllm_session_default_params();
+  const std::string run = dir + "/run", data = dir + "/s.tsv";
+  sp.run_dir = run.c_str();
+  sp.data_path = data.c_str();
+  sp.preset = "sst2";
+  sp.batch_size = 8;
+  sp.steps = 4;
+  sp.lr = 0.5f;
+  pllm_session* session = nullptr;
+  REQUIRE(pllm_session_open(h.m, &sp, nullptr, &session) == PLLM_OK);
+  REQUIRE(pllm_session_train(session, 0, nullptr, nullptr, nullptr) == PLLM_OK);
+  pllm_session_free(session);
+  double moved = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::vector<float> p;
+    classify(texts[i], preset, &p);
+    moved = std::max(moved, static_cast<double>(std::fabs(p[1] - before[i][1])));
+  }
+  CHECK(moved > 1e-4);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("the C++ layer: memory estimate, private examples, a moved LoRA session, export and cancellation", "[sdk][hpp]") {
   namespace sdk = pocketllm::sdk;
   const std::string dir = toy_model(47);

@@ -1,4 +1,5 @@
-// pocketllm eval, export and convert: argv -> the engine's use-case requests (client/use_cases.h).
+// pocketllm eval, export and convert: argv -> the engine's use-case requests (client/use_cases.h); the
+// model and task options eval and classify share.
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +33,36 @@ ProgressSink tensor_progress() {
 }
 }  // namespace
 
+int model_task_request(const Command& cmd, const Args& args, EvaluateRequest* req) {
+  if (args.has("model") == args.has("run")) return cmd.usage("give exactly one of --model and --run");
+  auto threads = args.get_u64("threads", 0);
+  auto bs = args.get_u64("batch-size", 32);
+  auto max_len = args.get_u64("max-length", 256);
+  if (!threads || threads.value() > 1024) return cmd.usage("--threads must be 0..1024 (0: all cores)");
+  if (!bs || bs.value() == 0 || bs.value() > 65536) return cmd.usage("--batch-size must be 1..65536");
+  if (!max_len || max_len.value() < 2 || max_len.value() > (1u << 20)) return cmd.usage("--max-length must be 2..2^20");
+  req->model_path = args.get("model");
+  req->adapter_path = args.get("adapter");
+  if (!req->adapter_path.empty() && req->model_path.empty()) return cmd.usage("--adapter goes with --model");
+  if (args.has("quantize") && (req->model_path.empty() || !parse_quantize_type(args.get("quantize"), &req->quantize)))
+    return cmd.usage("--quantize goes with --model and is q8_0 or q4_0");
+  req->run_dir = args.get("run");
+  if (args.has("preset")) {
+    std::string tmpl, labels;
+    if (!classification_preset(args.get("preset"), &tmpl, &labels)) return cmd.usage("--preset must be sst2 or agnews");
+    req->task = "classify";
+    req->prompt_template = tmpl;
+    req->labels = labels;
+  }
+  if (args.has("task")) req->task = args.get("task");
+  if (args.has("template")) req->prompt_template = args.get("template");
+  if (args.has("labels")) req->labels = args.get("labels");
+  if (args.has("max-length")) req->max_length = static_cast<int>(max_len.value());
+  req->batch_size = static_cast<int>(bs.value());
+  req->threads = static_cast<int>(threads.value());
+  return 0;
+}
+
 int cmd_eval(const std::vector<std::string>& argv) {
   static const char* kHelp =
       "usage: pocketllm eval (--model PATH [--adapter DIR] [--quantize q8_0|q4_0] | --run RUN_DIR) --data FILE\n"
@@ -43,35 +74,10 @@ int cmd_eval(const std::vector<std::string>& argv) {
       "--labels given beside it win.\n";
   Command cmd("pocketllm eval", kHelp, {"model", "adapter", "quantize", "run", "data", "task", "template", "labels", "preset", "max-length", "batch-size", "threads"});
   return cmd.run(argv, [&](const Args& args) {
-    if (args.has("model") == args.has("run")) return cmd.usage("give exactly one of --model and --run");
     if (!args.has("data")) return cmd.usage("--data is required");
-    auto threads = args.get_u64("threads", 0);
-    auto bs = args.get_u64("batch-size", 32);
-    auto max_len = args.get_u64("max-length", 256);
-    if (!threads || threads.value() > 1024) return cmd.usage("--threads must be 0..1024 (0: all cores)");
-    if (!bs || bs.value() == 0 || bs.value() > 65536) return cmd.usage("--batch-size must be 1..65536");
-    if (!max_len || max_len.value() < 2 || max_len.value() > (1u << 20)) return cmd.usage("--max-length must be 2..2^20");
     EvaluateRequest req;
-    req.model_path = args.get("model");
-    req.adapter_path = args.get("adapter");
-    if (!req.adapter_path.empty() && req.model_path.empty()) return cmd.usage("--adapter goes with --model");
-    if (args.has("quantize") && (req.model_path.empty() || !parse_quantize_type(args.get("quantize"), &req.quantize)))
-      return cmd.usage("--quantize goes with --model and is q8_0 or q4_0");
-    req.run_dir = args.get("run");
+    if (int rc = model_task_request(cmd, args, &req); rc != 0) return rc;
     req.data_path = args.get("data");
-    if (args.has("preset")) {
-      std::string tmpl, labels;
-      if (!classification_preset(args.get("preset"), &tmpl, &labels)) return cmd.usage("--preset must be sst2 or agnews");
-      req.task = "classify";
-      req.prompt_template = tmpl;
-      req.labels = labels;
-    }
-    if (args.has("task")) req.task = args.get("task");
-    if (args.has("template")) req.prompt_template = args.get("template");
-    if (args.has("labels")) req.labels = args.get("labels");
-    if (args.has("max-length")) req.max_length = static_cast<int>(max_len.value());
-    req.batch_size = static_cast<int>(bs.value());
-    req.threads = static_cast<int>(threads.value());
     // A long evaluation (a large model, a large file) says how far it is: after 2 s, then every second.
     const auto t0 = std::chrono::steady_clock::now();
     double last = 0;

@@ -19,6 +19,7 @@ void print_usage(FILE* out) {
                "  perturb   print the perturbation direction z for a seed and tensor (the golden generator)\n"
                "  finetune  zeroth-order fine-tuning on your data into a resumable run directory\n"
                "  eval      loss, perplexity or accuracy of a model or a run on a dataset\n"
+               "  classify  the label a model or a run gives each text, with the label probabilities\n"
                "  export    write a run's fine-tuned model (HF directory or GGUF, merged) or its adapters (PEFT)\n"
                "  convert   convert a model to GGUF (f32, f16, bf16, q8_0, q4_0) for llama.cpp and pocketllm\n"
                "  gguf      validate a GGUF file and print its metadata and tensor table\n"
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
     if (command == "info") return pocketllm::cli::cmd_info(rest);
     if (command == "finetune") return pocketllm::cli::cmd_finetune(rest);
     if (command == "eval") return pocketllm::cli::cmd_eval(rest);
+    if (command == "classify") return pocketllm::cli::cmd_classify(rest);
     if (command == "export") return pocketllm::cli::cmd_export(rest);
     if (command == "convert") return pocketllm::cli::cmd_convert(rest);
     if (command == "gguf") return pocketllm::cli::cmd_gguf(rest);

@@ -8,6 +8,7 @@
 #include <deque>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "pocketllm/pocketllm.h"
 
@@ -412,6 +413,31 @@ JNI_FN(jdoubleArray, evaluate)(JNIEnv* env, jclass, jlong model, jlong device, j
   if (!ok(env, s)) return nullptr;
   jdoubleArray out = env->NewDoubleArray(2);
   env->SetDoubleArrayRegion(out, 0, 2, r);
+  return out;
+}
+
+JNI_FN(jfloatArray, classify)(JNIEnv* env, jclass, jlong model, jbyteArray text, jbyteArray preset, jbyteArray tmpl, jbyteArray labels,
+                              jintArray label_out, jlong cancel) {
+  if (!label_out || env->GetArrayLength(label_out) < 1) return throw_illegal(env, "labelOut must hold one int"), nullptr;
+  Bytes t(env, text), p(env, preset), tm(env, tmpl), l(env, labels);
+  pllm_evaluate_params e = pllm_evaluate_default_params();
+  e.preset = p.c_str();
+  e.prompt_template = tm.c_str();
+  e.labels = l.c_str();
+  pllm_control c = control_of(cancel);
+  std::vector<float> probabilities(64);
+  int32_t label = -1;
+  size_t n = 0;
+  pllm_status s = pllm_classify(handle<pllm_model>(model), t.c_str(), &e, &c, &label, probabilities.data(), probabilities.size(), &n);
+  if (s == PLLM_OK && n > probabilities.size()) {  // more labels than room: once more with room for all
+    probabilities.resize(n);
+    s = pllm_classify(handle<pllm_model>(model), t.c_str(), &e, &c, &label, probabilities.data(), probabilities.size(), &n);
+  }
+  if (!ok(env, s)) return nullptr;
+  const jint answer = label;
+  env->SetIntArrayRegion(label_out, 0, 1, &answer);
+  jfloatArray out = env->NewFloatArray(static_cast<jsize>(n));
+  if (out) env->SetFloatArrayRegion(out, 0, static_cast<jsize>(n), probabilities.data());
   return out;
 }
 

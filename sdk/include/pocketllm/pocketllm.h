@@ -216,6 +216,10 @@ typedef struct pllm_evaluate_params {
   const char* prompt_template; /* classify: default "{text} It was" */
   int32_t max_length;          /* tokens per example; default 256 */
   int32_t batch_size;          /* default 32 */
+  /* Appended after 0.2.0 (an older struct_size leaves it NULL): "sst2" or "agnews" sets task "classify"
+   * and the preset's template and labels, as a session's preset does; labels / prompt_template given
+   * beside it win. */
+  const char* preset;
 } pllm_evaluate_params;
 
 PLLM_API pllm_evaluate_params pllm_evaluate_default_params(void);
@@ -225,6 +229,16 @@ PLLM_API pllm_evaluate_params pllm_evaluate_default_params(void);
  * each batch (returning false stops it: PLLM_ERR_CANCELLED). */
 PLLM_API pllm_status pllm_model_evaluate(pllm_model* model, const char* data_path, const pllm_evaluate_params* params,
                                          const pllm_control* control, double* out_loss, double* out_accuracy);
+
+/* LONG (a forward pass). The label the model's current weights give one text (classification with label words, scored as
+ * pllm_model_evaluate scores it; a session trained with the same template and labels is what it
+ * reads): params->labels or params->preset are required (task is taken as "classify"). *out_label
+ * receives the index of the most probable label in the labels' order; probabilities (may be NULL)
+ * receives each label's probability (softmax over the label words at the answer position), the first
+ * `capacity` of them; *out_n_labels (may be NULL) the number of labels. A text whose answer position
+ * falls beyond max_length (a masked LM's <mask>): PLLM_ERR_OUT_OF_RANGE. */
+PLLM_API pllm_status pllm_classify(pllm_model* model, const char* text, const pllm_evaluate_params* params, const pllm_control* control,
+                                   int32_t* out_label, float* probabilities, size_t capacity, size_t* out_n_labels);
 
 /* ---- training sessions --------------------------------------------------------------------------
  * A session fine-tunes a model in place: the trained tensors are float32 copies beside the frozen

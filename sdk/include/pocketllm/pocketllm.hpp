@@ -131,6 +131,20 @@ class Model {
     check(pllm_model_evaluate(m_, c_str(data_path), &params, control, &loss, &acc));
     return {loss, acc};
   }
+  // The label index the current weights give `text` and every label's probability (params.labels or
+  // params.preset required; pllm_classify).
+  std::pair<int, std::vector<float>> classify(const std::string& text, pllm_evaluate_params params, const pllm_control* control = nullptr) {
+    std::vector<float> probabilities(16);
+    int32_t label = -1;
+    size_t n = 0;
+    check(pllm_classify(m_, c_str(text), &params, control, &label, probabilities.data(), probabilities.size(), &n));
+    if (n > probabilities.size()) {  // more labels than room: once more with room for all
+      probabilities.resize(n);
+      check(pllm_classify(m_, c_str(text), &params, control, &label, probabilities.data(), probabilities.size(), &n));
+    }
+    probabilities.resize(n);
+    return {label, probabilities};
+  }
   // Whether a session or device has trained the weights since loading.
   bool is_trained() const { return pllm_model_is_trained(m_); }
   // pllm_model_info's JSON object: architecture, sizes, context_length, dtypes, adapter, id, ...

@@ -44,6 +44,15 @@ struct EvalResult {
   double perplexity() const;
 };
 
+// A classification task's answer for one example: the probability of each label (softmax over the
+// label words' logits at the answer position, in label-word order) and the most probable label.
+struct Prediction {
+  size_t source = 0;    // the example's index in the dataset the task was made from
+  int label = -1;       // the example's own label (index into the label words)
+  int predicted = -1;
+  std::vector<double> probabilities;
+};
+
 class Task {
  public:
   virtual ~Task() = default;
@@ -61,6 +70,9 @@ class Task {
   virtual Result<EvalResult> evaluate_examples(ThreadPool* pool, LanguageModel& model, const std::vector<size_t>& examples,
                                                int batch_size) = 0;
   Result<EvalResult> evaluate(ThreadPool* pool, LanguageModel& model, int batch_size);
+  // Classification: every example's prediction with the unperturbed weights, in example order (an
+  // example the task left out — over-long — has none). Other tasks: an error.
+  virtual Status predict(ThreadPool* pool, LanguageModel& model, int batch_size, std::vector<Prediction>* out);
   // Labels of examples (classification; empty for LM), for k-shot sampling.
   virtual std::vector<int> labels() const { return {}; }
   // The token ids example i feeds the model, BOS included (for --trainable-rows sample).

@@ -35,6 +35,20 @@ Result<EvaluateReport> run_evaluate(const EvaluateRequest& request);
 Result<EvaluateReport> evaluate_model(ThreadPool* pool, const LoadedModel& model, const std::string& data_path,
                                       const TaskOptions& options, int batch_size);
 
+// Classifies texts with a model's current weights (the SDK's pllm_classify, `pocketllm classify`): one
+// prediction per text, in order, its `label` unset. A text the task leaves out (a masked LM's <mask>
+// beyond max_length) is an error naming it. `options.kind` is taken as "classify".
+Result<std::vector<Prediction>> classify_texts(ThreadPool* pool, const LoadedModel& model, const std::vector<std::string>& texts,
+                                               const TaskOptions& options, int batch_size);
+
+// The same on the model and task options of a request (its data_path is not read), with the label
+// words the predictions index.
+struct ClassifyReport {
+  std::vector<std::pair<std::string, std::string>> label_words;  // (label, word with its leading space)
+  std::vector<Prediction> predictions;
+};
+Result<ClassifyReport> run_classify(const EvaluateRequest& request, const std::vector<std::string>& texts);
+
 // How a model is written: a Hugging Face directory, or one GGUF file with 2-D weights as `gguf_type`.
 struct ExportFormat {
   bool gguf = false;

@@ -92,6 +92,20 @@ public final class Model implements AutoCloseable {
         Cancellation.of(cancel));
   }
 
+  /**
+   * The label the current weights give text, as evaluate scores classification: preset ("sst2", "agnews") or labels
+   * ("0:bad,1:good") are required; template (may be null: the preset's, else "{text} It was") holds {text}.
+   */
+  public Classification classify(String text, String preset, String template, String labels, Cancellation cancel) {
+    int[] label = new int[1];
+    float[] probabilities = Native.classify(live(), Native.utf8(text), Native.utf8(preset), Native.utf8(template),
+        Native.utf8(labels), label, Cancellation.of(cancel));
+    return new Classification(label[0], probabilities);
+  }
+
+  /** The same with a preset's template and labels. */
+  public Classification classify(String text, String preset) { return classify(text, preset, null, null, null); }
+
   long live() {
     if (handle == 0) throw new IllegalStateException("the model is closed");
     return handle;

@@ -1,6 +1,7 @@
 package dev.pocketllm.test;
 
 import dev.pocketllm.Cancellation;
+import dev.pocketllm.Classification;
 import dev.pocketllm.Examples;
 import dev.pocketllm.FederatedDevice;
 import dev.pocketllm.GenerateOptions;
@@ -59,6 +60,32 @@ public final class PocketLlmTest {
   }
 
   // GenerateOptions and a TokenListener: pieces arrive as whole characters and join into the returned text (at a
+  // classify: each text's label as evaluate scores it (its accuracy = the share classify labels right), the
+  // probabilities a distribution over the labels in their given order, and no labels refused.
+  static void classify(Model m, Path work) throws Exception {
+    String[] texts = {"a wonderful and moving film", "a dull and tiresome film", "the best movie of the year",
+                      "the worst mess i have seen", "funny , warm and true", "boring from start to end"};
+    int[] labels = {1, 0, 1, 0, 1, 0};
+    StringBuilder tsv = new StringBuilder("sentence\tlabel\n");
+    int correct = 0;
+    for (int i = 0; i < texts.length; ++i) {
+      tsv.append(texts[i]).append('\t').append(labels[i]).append('\n');
+      Classification c = m.classify(texts[i], "sst2");
+      check(c.probabilities.length == 2 && Math.abs(c.probabilities[0] + c.probabilities[1] - 1) < 1e-5
+            && c.label == (c.probabilities[1] > c.probabilities[0] ? 1 : 0), "classify: " + c);
+      Classification swapped = m.classify(texts[i], null, "{text} It was", "1:good,0:bad", null);
+      check(Math.abs(swapped.probabilities[0] - c.probabilities[1]) < 1e-6 && swapped.label == 1 - c.label,
+            "labels in the other order swap the answer: " + swapped + " against " + c);
+      correct += c.label == labels[i] ? 1 : 0;
+    }
+    Path file = work.resolve("classify.tsv");
+    Files.writeString(file, tsv.toString());
+    double accuracy = m.evaluate(file.toString(), "classify", "0:bad,1:good", null)[1];
+    check(Math.abs(accuracy - correct / 6.0) < 1e-12, "classify agrees with evaluate: " + correct + "/6 against " + accuracy);
+    expectFailure(PocketLlmException.INVALID_ARGUMENT, "classify without labels", () -> m.classify("x", null, null, null, null));
+    expectFailure(PocketLlmException.INVALID_ARGUMENT, "classify with an unknown preset", () -> m.classify("x", "imdb"));
+  }
+
   // high temperature stories260K samples byte tokens that split characters or form none); a repetition penalty
   // changes the greedy text; a listener that says stop, or throws, stops generation.
   private static void streamedGeneration(Model m) throws Exception {
@@ -132,6 +159,7 @@ public final class PocketLlmTest {
       int tokens = m.countTokens("Once upon a time");
       check(tokens > 1 && tokens < 17 && m.countTokens("") == 1, "token counts: " + tokens);
       expectFailure(PocketLlmException.INVALID_ARGUMENT, "count tokens of null", () -> m.countTokens(null));
+      classify(m, work);
     }
 
     trainCancelResume(model, work);
