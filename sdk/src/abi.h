@@ -18,6 +18,7 @@
 namespace pocketllm {
 class DeviceSession;
 class FinetuneSession;
+struct TaskOptions;
 }  // namespace pocketllm
 
 struct pllm_cancel {
@@ -118,6 +119,10 @@ pllm_status guarded(Fn&& fn) {
 pllm_status check_workload(int32_t batch, int32_t max_length);
 pllm_status generate_with(pocketllm::ThreadPool* pool, pocketllm::LoadedModel& loaded, const char* prompt,
                           const pllm_generate_params* params, pllm_token_callback on_token, void* user, char** out_text);
+// One text's label and label probabilities under task options; shared by pllm_classify and pllm_device_classify.
+pllm_status classify_with(pocketllm::ThreadPool* pool, const pocketllm::LoadedModel& loaded, const char* text,
+                          const pocketllm::TaskOptions& options, int32_t* out_label, float* probabilities, size_t capacity,
+                          size_t* out_n_labels);
 
 // The control's progress callback (true: go on).
 bool report_progress(const pllm_control* control, float progress);

@@ -197,6 +197,18 @@ pllm_status pllm_device_eval(pllm_device* d, const char* data_path, const pllm_c
   });
 }
 
+pllm_status pllm_device_classify(pllm_device* d, const char* text, const pllm_control* control, int32_t* out_label, float* probabilities,
+                                 size_t capacity, size_t* out_n_labels) {
+  if (out_label) *out_label = -1;
+  if (out_n_labels) *out_n_labels = 0;
+  return with_device(d, control, [&](pocketllm::DeviceSession& s) {
+    const pocketllm::TaskOptions& to = s.model().task_options;
+    if (to.kind != "classify")
+      return fail(PLLM_ERR_INVALID_ARGUMENT, "the device's task '" + s.task_id() + "' is a " + to.kind + " task, not a classification");
+    return classify_with(s.pool(), s.model().loaded, text, to, out_label, probabilities, capacity, out_n_labels);
+  });
+}
+
 pllm_status pllm_device_generate(pllm_device* d, const char* prompt, const pllm_generate_params* params, pllm_token_callback on_token,
                                  void* user, const pllm_control* control, char** out_text) {
   if (out_text) *out_text = nullptr;

@@ -68,6 +68,21 @@ pllm_status generate_with(pocketllm::ThreadPool* pool, pocketllm::LoadedModel& l
   return PLLM_OK;
 }
 
+pllm_status classify_with(pocketllm::ThreadPool* pool, const pocketllm::LoadedModel& loaded, const char* text,
+                          const pocketllm::TaskOptions& options, int32_t* out_label, float* probabilities, size_t capacity,
+                          size_t* out_n_labels) {
+  if (pllm_status s = check_text(text, "text"); s != PLLM_OK) return s;
+  if (!out_label) return fail(PLLM_ERR_INVALID_ARGUMENT, "out_label is required");
+  auto r = pocketllm::classify_texts(pool, loaded, {text}, options, 1);
+  if (!r) return fail(r.status());
+  const pocketllm::Prediction& pred = r->front();
+  *out_label = pred.predicted;
+  if (probabilities)
+    for (size_t i = 0; i < std::min(capacity, pred.probabilities.size()); ++i) probabilities[i] = static_cast<float>(pred.probabilities[i]);
+  if (out_n_labels) *out_n_labels = pred.probabilities.size();
+  return PLLM_OK;
+}
+
 // Task options from evaluate params (NULL fields: defaults).
 pllm_status task_options(const pllm_evaluate_params& p, pocketllm::TaskOptions* to) {
   for (auto [s, what] : {std::pair{p.task, "task"}, {p.labels, "labels"}, {p.prompt_template, "prompt_template"}, {p.preset, "preset"}})
@@ -266,21 +281,12 @@ pllm_status pllm_classify(pllm_model* model, const char* text, const pllm_evalua
     ModelCall call(model);
     if (pllm_status s = call.status(); s != PLLM_OK) return s;
     if (pllm_status s = check_model_usable(model); s != PLLM_OK) return s;
-    if (pllm_status s = check_text(text, "text"); s != PLLM_OK) return s;
-    if (!out_label) return fail(PLLM_ERR_INVALID_ARGUMENT, "out_label is required");
     pllm_evaluate_params p;
     if (pllm_status s = read_params(params, pllm_evaluate_default_params(), &p, "pllm_evaluate_params"); s != PLLM_OK) return s;
     pocketllm::TaskOptions to;
     if (pllm_status s = task_options(p, &to); s != PLLM_OK) return s;
     if (to.label_words.empty()) return fail(PLLM_ERR_INVALID_ARGUMENT, "pllm_classify needs labels (\"0:bad,1:good\") or a preset");
-    auto r = pocketllm::classify_texts(model->pool.get(), model->loaded, {text}, to, 1);
-    if (!r) return fail(r.status());
-    const pocketllm::Prediction& pred = r->front();
-    *out_label = pred.predicted;
-    if (probabilities)
-      for (size_t i = 0; i < std::min(capacity, pred.probabilities.size()); ++i) probabilities[i] = static_cast<float>(pred.probabilities[i]);
-    if (out_n_labels) *out_n_labels = pred.probabilities.size();
-    return PLLM_OK;
+    return classify_with(model->pool.get(), model->loaded, text, to, out_label, probabilities, capacity, out_n_labels);
   });
 }
 

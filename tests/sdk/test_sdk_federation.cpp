@@ -142,12 +142,44 @@ TEST_CASE("sdk: devices join a task, run a round, sync: errors are status codes 
   REQUIRE(pllm_device_generate(a, "Once upon a time", nullptr, nullptr, nullptr, nullptr, &text) == PLLM_OK);
   CHECK(text != nullptr);
   pllm_free_string(text);
+  int32_t label = 0;
+  CHECK(pllm_device_classify(a, "a fine film", nullptr, &label, nullptr, 0, nullptr) == PLLM_ERR_INVALID_ARGUMENT);  // an lm task
+  CHECK(std::string(pllm_last_error()).find("not a classification") != std::string::npos);
   REQUIRE(pllm_device_personalize(a, 2, 1e-3f, 7, nullptr) == PLLM_OK);
   REQUIRE(pllm_device_eval(a, (dir + "/b.txt").c_str(), nullptr, &la, &acc) == PLLM_OK);
   CHECK(la != lb);  // personal steps changed device a only
   CHECK(pllm_device_personalize(a, 2, -1.0f, 7, nullptr) == PLLM_ERR_INVALID_ARGUMENT);
   pllm_device_free(a);
   pllm_device_free(b);
+
+  // A classification task: the device classifies with its task's template and label words — at the
+  // shared version 0 what pllm_classify gives the base model with the preset — and with what it learnt.
+  const std::string cls = R"({"id":"cls","base_model_id":")" + model_id +
+                          R"(","trainable":"norms","tau":2,"batch_size":2,"lr":0.5,"round_seconds":60,"goal_submissions":1,"min_submissions":1,"device":{"task":"classify","preset":"sst2","max_length":32}})";
+  REQUIRE(admin->request("POST", "/v1/admin/tasks", cls, kAdminToken)->status == 201);
+  std::ofstream(dir + "/c.tsv") << "a wonderful and moving film\t1\na dull and tiresome film\t0\nthe best movie of the year\t1\nthe worst mess\t0\n";
+  pllm_model* mc = load_model();
+  pllm_evaluate_params preset = pllm_evaluate_default_params();
+  preset.preset = "sst2";
+  float base[2] = {0, 0}, dev[2] = {0, 0};
+  int32_t base_label = -1;
+  size_t n = 0;
+  REQUIRE(pllm_classify(mc, "a fine film", &preset, nullptr, &base_label, base, 2, &n) == PLLM_OK);
+  pllm_device_params pc = params("c", "cls");
+  const std::string ctsv = dir + "/c.tsv";
+  pc.data_path = ctsv.c_str();
+  pllm_device* c = nullptr;
+  REQUIRE(pllm_device_open(mc, &pc, nullptr, &c) == PLLM_OK);
+  REQUIRE(pllm_device_classify(c, "a fine film", nullptr, &label, dev, 2, &n) == PLLM_OK);
+  CHECK(n == 2);
+  CHECK(label == base_label);
+  CHECK(dev[1] == Approx(base[1]).margin(1e-6));
+  REQUIRE(pllm_device_personalize(c, 4, 0.5f, 7, nullptr) == PLLM_OK);
+  REQUIRE(pllm_device_classify(c, "a fine film", nullptr, &label, dev, 2, &n) == PLLM_OK);
+  CHECK(std::fabs(dev[1] - base[1]) > 1e-5);  // the personal steps moved it
+  CHECK(dev[0] + dev[1] == Approx(1.0).margin(1e-5));
+  pllm_device_free(c);
+  pllm_model_free(mc);
   // The models are back with the device's weights.
   double lm = 0;
   REQUIRE(pllm_model_evaluate(m, (dir + "/b.txt").c_str(), nullptr, nullptr, &lm, &acc) == PLLM_OK);

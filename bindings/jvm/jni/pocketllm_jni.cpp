@@ -416,8 +416,8 @@ JNI_FN(jdoubleArray, evaluate)(JNIEnv* env, jclass, jlong model, jlong device, j
   return out;
 }
 
-JNI_FN(jfloatArray, classify)(JNIEnv* env, jclass, jlong model, jbyteArray text, jbyteArray preset, jbyteArray tmpl, jbyteArray labels,
-                              jintArray label_out, jlong cancel) {
+JNI_FN(jfloatArray, classify)(JNIEnv* env, jclass, jlong model, jlong device, jbyteArray text, jbyteArray preset, jbyteArray tmpl,
+                              jbyteArray labels, jintArray label_out, jlong cancel) {
   if (!label_out || env->GetArrayLength(label_out) < 1) return throw_illegal(env, "labelOut must hold one int"), nullptr;
   Bytes t(env, text), p(env, preset), tm(env, tmpl), l(env, labels);
   pllm_evaluate_params e = pllm_evaluate_default_params();
@@ -428,10 +428,14 @@ JNI_FN(jfloatArray, classify)(JNIEnv* env, jclass, jlong model, jbyteArray text,
   std::vector<float> probabilities(64);
   int32_t label = -1;
   size_t n = 0;
-  pllm_status s = pllm_classify(handle<pllm_model>(model), t.c_str(), &e, &c, &label, probabilities.data(), probabilities.size(), &n);
+  auto call = [&] {
+    return device ? pllm_device_classify(enter(env, device), t.c_str(), &c, &label, probabilities.data(), probabilities.size(), &n)
+                  : pllm_classify(handle<pllm_model>(model), t.c_str(), &e, &c, &label, probabilities.data(), probabilities.size(), &n);
+  };
+  pllm_status s = call();
   if (s == PLLM_OK && n > probabilities.size()) {  // more labels than room: once more with room for all
     probabilities.resize(n);
-    s = pllm_classify(handle<pllm_model>(model), t.c_str(), &e, &c, &label, probabilities.data(), probabilities.size(), &n);
+    s = call();
   }
   if (!ok(env, s)) return nullptr;
   const jint answer = label;

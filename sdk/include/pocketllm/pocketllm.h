@@ -427,6 +427,10 @@ PLLM_API pllm_status pllm_device_personalize(pllm_device* device, int32_t steps,
 /* LONG. Evaluates the device's current weights (shared + personal) on data_path; progress by batch, as pllm_model_evaluate. */
 PLLM_API pllm_status pllm_device_eval(pllm_device* device, const char* data_path, const pllm_control* control,
                                       double* out_loss, double* out_accuracy);
+/* LONG (a forward pass). The label the device's current weights give one text, as pllm_classify, with the
+ * template and label words of its task (a classification task; else PLLM_ERR_INVALID_ARGUMENT). */
+PLLM_API pllm_status pllm_device_classify(pllm_device* device, const char* text, const pllm_control* control, int32_t* out_label,
+                                          float* probabilities, size_t capacity, size_t* out_n_labels);
 /* LONG. Generates with the device's current weights, as pllm_generate. */
 PLLM_API pllm_status pllm_device_generate(pllm_device* device, const char* prompt, const pllm_generate_params* params,
                                           pllm_token_callback on_token, void* user, const pllm_control* control,

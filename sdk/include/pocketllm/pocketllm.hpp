@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "pocketllm/pocketllm.h"
 
@@ -72,6 +73,22 @@ std::string generate_streamed(const TokenHandler& on_token, Fn&& fn) {
   check(status);
   return take_string(s);
 }
+
+// Calls fn (pllm_classify or pllm_device_classify) with room for 16 labels, once more when there are more.
+template <class Fn>
+std::pair<int, std::vector<float>> classified(Fn&& fn) {
+  std::vector<float> probabilities(16);
+  int32_t label = -1;
+  size_t n = 0;
+  check(fn(&label, probabilities.data(), probabilities.size(), &n));
+  if (n > probabilities.size()) {
+    probabilities.resize(n);
+    check(fn(&label, probabilities.data(), probabilities.size(), &n));
+  }
+  probabilities.resize(n);
+  return {label, probabilities};
+}
+
 }  // namespace detail
 
 // A cancellation flag another thread can raise (pllm_cancel), with the control that carries it.
@@ -134,16 +151,10 @@ class Model {
   // The label index the current weights give `text` and every label's probability (params.labels or
   // params.preset required; pllm_classify).
   std::pair<int, std::vector<float>> classify(const std::string& text, pllm_evaluate_params params, const pllm_control* control = nullptr) {
-    std::vector<float> probabilities(16);
-    int32_t label = -1;
-    size_t n = 0;
-    check(pllm_classify(m_, c_str(text), &params, control, &label, probabilities.data(), probabilities.size(), &n));
-    if (n > probabilities.size()) {  // more labels than room: once more with room for all
-      probabilities.resize(n);
-      check(pllm_classify(m_, c_str(text), &params, control, &label, probabilities.data(), probabilities.size(), &n));
-    }
-    probabilities.resize(n);
-    return {label, probabilities};
+    const char* t = c_str(text);
+    return detail::classified([&](int32_t* label, float* probs, size_t capacity, size_t* n) {
+      return pllm_classify(m_, t, &params, control, label, probs, capacity, n);
+    });
   }
   // Whether a session or device has trained the weights since loading.
   bool is_trained() const { return pllm_model_is_trained(m_); }
@@ -239,6 +250,13 @@ class Device {
     const char* p = c_str(prompt);
     return detail::generate_streamed(on_token, [&](pllm_token_callback cb, void* user, char** out) {
       return pllm_device_generate(d_, p, &params, cb, user, control, out);
+    });
+  }
+  // The label index the device's weights give `text` under its classification task, and every label's probability.
+  std::pair<int, std::vector<float>> classify(const std::string& text, const pllm_control* control = nullptr) {
+    const char* t = c_str(text);
+    return detail::classified([&](int32_t* label, float* probs, size_t capacity, size_t* n) {
+      return pllm_device_classify(d_, t, control, label, probs, capacity, n);
     });
   }
   uint64_t bytes_sent() const { return pllm_device_bytes_sent(d_); }

@@ -44,6 +44,13 @@ public final class FederatedDevice implements AutoCloseable {
   /** {mean loss, accuracy} of the device's current weights on a data file. */
   public double[] evaluate(String dataPath) { return Native.evaluate(0, live(), Native.utf8(dataPath), null, null, null, 0); }
 
+  /** The label the device's current weights give text under its classification task (as Model.classify). */
+  public Classification classify(String text, Cancellation cancel) {
+    int[] label = new int[1];
+    float[] probabilities = Native.classify(0, live(), Native.utf8(text), null, null, null, label, Cancellation.of(cancel));
+    return new Classification(label[0], probabilities);
+  }
+
   public String generate(String prompt, int maxNewTokens) { return generate(prompt, maxNewTokens, true, 1.0f, 0, 1.0f, 0, null); }
 
   /** As {@link Model#generate(String, int, boolean, float, int, float, long, Cancellation)}, with the device's weights. */

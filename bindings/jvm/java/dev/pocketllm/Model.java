@@ -98,7 +98,7 @@ public final class Model implements AutoCloseable {
    */
   public Classification classify(String text, String preset, String template, String labels, Cancellation cancel) {
     int[] label = new int[1];
-    float[] probabilities = Native.classify(live(), Native.utf8(text), Native.utf8(preset), Native.utf8(template),
+    float[] probabilities = Native.classify(live(), 0, Native.utf8(text), Native.utf8(preset), Native.utf8(template),
         Native.utf8(labels), label, Cancellation.of(cancel));
     return new Classification(label[0], probabilities);
   }

@@ -42,7 +42,8 @@ final class Native {
   static native long[] estimateMemory(byte[] path, int batchSize, int maxLength);
   static native double[] evaluate(long model, long device, byte[] dataPath, byte[] task, byte[] labels, ProgressListener listener,
                                   long cancel);
-  static native float[] classify(long model, byte[] text, byte[] preset, byte[] template, byte[] labels, int[] labelOut, long cancel);
+  static native float[] classify(long model, long device, byte[] text, byte[] preset, byte[] template, byte[] labels, int[] labelOut,
+                                 long cancel);
 
   // sessionOpen and deviceOpen read the options' fields by name (META-INF/proguard/pocketllm.pro keeps them).
   static native long sessionOpen(long model, TrainingSession.Options options, long cancel);

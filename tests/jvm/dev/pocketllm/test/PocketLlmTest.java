@@ -529,6 +529,8 @@ public final class PocketLlmTest {
         double[] e = d.evaluate(work.resolve("train.txt").toString());
         check(Double.isFinite(e[0]), "device loss " + e[0]);
         check(!d.generate("Once upon a time", 8).isEmpty(), "the device generates");
+        expectFailure(PocketLlmException.INVALID_ARGUMENT, "a device of a language-model task does not classify",
+            () -> d.classify("a fine film", null));
         String sampled = d.generate("Once upon a time", 8, false, 0.8f, 5, 0.9f, 11, null);
         check(sampled.equals(d.generate("Once upon a time", 8, false, 0.8f, 5, 0.9f, 11, null)), "the device samples from a seed");
         check(d.bytesSent() > 0 && d.bytesReceived() > 0, "bytes sent " + d.bytesSent() + " and received " + d.bytesReceived());
