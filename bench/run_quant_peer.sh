@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ggml's own block functions (libggml-base.so of node-llama-cpp's prebuilt CPU build, through ctypes) against
-# pocketllm's dequantization of Q8_0/Q4_0/Q4_K/Q6_K and its Q8_0/Q4_0 quantizers, bit for bit.
+# pocketllm's dequantization of every block type it reads (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K ... Q6_K) and its
+# Q8_0/Q4_0 quantizers, bit for bit.
 #   bench/run_quant_peer.sh [BUILD_DIR] [OUT_JSONL]
 set -euo pipefail
 case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac

@@ -26,7 +26,9 @@ constexpr DTypeInfo kDTypes[] = {
     {DType::kU8, "U8", 1, 1},     {DType::kU16, "U16", 1, 2},   {DType::kU32, "U32", 1, 4},           {DType::kU64, "U64", 1, 8},
     {DType::kBool, "BOOL", 1, 1}, {DType::kF8E4M3, "F8_E4M3", 1, 1}, {DType::kF8E5M2, "F8_E5M2", 1, 1},
     {DType::kQ8_0, "Q8_0", 32, 34}, {DType::kQ4_0, "Q4_0", 32, 18}, {DType::kQ4_K, "Q4_K", 256, 144},
-    {DType::kQ6_K, "Q6_K", 256, 210},
+    {DType::kQ6_K, "Q6_K", 256, 210}, {DType::kQ4_1, "Q4_1", 32, 20}, {DType::kQ5_0, "Q5_0", 32, 22},
+    {DType::kQ5_1, "Q5_1", 32, 24},   {DType::kQ2_K, "Q2_K", 256, 84}, {DType::kQ3_K, "Q3_K", 256, 110},
+    {DType::kQ5_K, "Q5_K", 256, 176},
 };
 
 const DTypeInfo* info(DType t) {
@@ -187,6 +189,12 @@ bool convert_to_f32(DType t, const void* src, size_t count, float* out) {
     case DType::kQ4_0:
     case DType::kQ4_K:
     case DType::kQ6_K:
+    case DType::kQ4_1:
+    case DType::kQ5_0:
+    case DType::kQ5_1:
+    case DType::kQ2_K:
+    case DType::kQ3_K:
+    case DType::kQ5_K:
       dequantize(t, src, count, out);
       return true;
     default:

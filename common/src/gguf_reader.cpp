@@ -19,11 +19,11 @@ struct GgmlType {
 // ggml.h's enum ggml_type (ids 4, 5 were Q4_2/Q4_3, removed upstream).
 constexpr GgmlType kGgmlTypes[] = {
     {0, "F32", static_cast<int>(DType::kF32)},    {1, "F16", static_cast<int>(DType::kF16)},
-    {2, "Q4_0", static_cast<int>(DType::kQ4_0)},  {3, "Q4_1", -1},
-    {6, "Q5_0", -1},                              {7, "Q5_1", -1},
+    {2, "Q4_0", static_cast<int>(DType::kQ4_0)},  {3, "Q4_1", static_cast<int>(DType::kQ4_1)},
+    {6, "Q5_0", static_cast<int>(DType::kQ5_0)},  {7, "Q5_1", static_cast<int>(DType::kQ5_1)},
     {8, "Q8_0", static_cast<int>(DType::kQ8_0)},  {9, "Q8_1", -1},
-    {10, "Q2_K", -1},                             {11, "Q3_K", -1},
-    {12, "Q4_K", static_cast<int>(DType::kQ4_K)}, {13, "Q5_K", -1},
+    {10, "Q2_K", static_cast<int>(DType::kQ2_K)}, {11, "Q3_K", static_cast<int>(DType::kQ3_K)},
+    {12, "Q4_K", static_cast<int>(DType::kQ4_K)}, {13, "Q5_K", static_cast<int>(DType::kQ5_K)},
     {14, "Q6_K", static_cast<int>(DType::kQ6_K)}, {15, "Q8_K", -1},
     {16, "IQ2_XXS", -1}, {17, "IQ2_XS", -1}, {18, "IQ3_XXS", -1}, {19, "IQ1_S", -1}, {20, "IQ4_NL", -1},
     {21, "IQ3_S", -1},   {22, "IQ2_S", -1},  {23, "IQ4_XS", -1},  {24, "I8", -1},    {25, "I16", -1},
@@ -204,7 +204,7 @@ Status Parser::read_tensor_info(File* f, uint64_t index) {
   if (!dtype_of_ggml_type(t.ggml_type, &t.dtype)) {
     const char* known = ggml_type_name(t.ggml_type);
     if (std::strcmp(known, "?") == 0) return corrupt(name_ + ": " + tw + " has unknown ggml type " + std::to_string(t.ggml_type));
-    return unsupported(name_ + ": " + tw + " is " + known + ", which pocketllm does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)");
+    return unsupported(name_ + ": " + tw + " is " + known + ", which pocketllm does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K … Q6_K)");
   }
   const size_t block = dtype_block_size(t.dtype);
   if (t.dims[0] % block != 0)

@@ -85,6 +85,102 @@ void dequantize_q6_k(const uint8_t* src, size_t blocks, float* y) {
   }
 }
 
+void dequantize_q4_1(const uint8_t* src, size_t blocks, float* y) {
+  for (size_t i = 0; i < blocks; ++i, y += 32) {
+    const auto b = load<BlockQ4_1>(src + i * sizeof(BlockQ4_1));
+    const float d = f16_to_f32(b.d), m = f16_to_f32(b.m);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = static_cast<float>(b.qs[j] & 0x0F) * d + m;
+      y[j + 16] = static_cast<float>(b.qs[j] >> 4) * d + m;
+    }
+  }
+}
+
+// Q5_0 / Q5_1: the low nibbles as Q4_0, the fifth bit of element j in bit j of qh (little-endian u32).
+template <class Block, bool kOffset>
+void dequantize_q5(const uint8_t* src, size_t blocks, float* y) {
+  for (size_t i = 0; i < blocks; ++i, y += 32) {
+    const auto b = load<Block>(src + i * sizeof(Block));
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, 4);
+    const float d = f16_to_f32(b.d);
+    for (int j = 0; j < 16; ++j) {
+      const int lo = (b.qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
+      const int hi = (b.qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
+      if constexpr (kOffset) {  // Q5_1: q · d + m
+        const float m = f16_to_f32(b.m);
+        y[j] = static_cast<float>(lo) * d + m;
+        y[j + 16] = static_cast<float>(hi) * d + m;
+      } else {  // Q5_0: (q − 16) · d
+        y[j] = static_cast<float>(lo - 16) * d;
+        y[j + 16] = static_cast<float>(hi - 16) * d;
+      }
+    }
+  }
+}
+
+void dequantize_q2_k(const uint8_t* src, size_t blocks, float* y) {
+  for (size_t i = 0; i < blocks; ++i) {
+    const auto b = load<BlockQ2_K>(src + i * sizeof(BlockQ2_K));
+    const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
+    int s = 0;
+    for (int n = 0; n < 2; ++n) {
+      const uint8_t* q = b.qs + 32 * n;
+      for (int shift = 0; shift < 8; shift += 2) {
+        for (int half = 0; half < 2; ++half, ++s) {
+          const float dl = d * static_cast<float>(b.scales[s] & 0x0F), ml = dmin * static_cast<float>(b.scales[s] >> 4);
+          for (int l = 16 * half; l < 16 * half + 16; ++l) *y++ = dl * static_cast<float>((q[l] >> shift) & 3) - ml;
+        }
+      }
+    }
+  }
+}
+
+// Q3_K's 16 scales of 6 bits: the low 4 bits of scale s in the low (s < 8) or high (s >= 8) nibble of
+// byte s mod 8, the top 2 bits at bits 2(s / 4) of byte 8 + s mod 4.
+int scale_k3(const uint8_t* sc, int s) {
+  const int low = s < 8 ? sc[s] & 0x0F : sc[s - 8] >> 4;
+  const int high = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
+  return low | (high << 4);
+}
+
+void dequantize_q3_k(const uint8_t* src, size_t blocks, float* y) {
+  for (size_t i = 0; i < blocks; ++i) {
+    const auto b = load<BlockQ3_K>(src + i * sizeof(BlockQ3_K));
+    const float d = f16_to_f32(b.d);
+    int s = 0, bit = 0;
+    for (int n = 0; n < 2; ++n) {
+      const uint8_t* q = b.qs + 32 * n;
+      for (int shift = 0; shift < 8; shift += 2, ++bit) {
+        for (int half = 0; half < 2; ++half, ++s) {
+          const float dl = d * static_cast<float>(scale_k3(b.scales, s) - 32);
+          for (int l = 16 * half; l < 16 * half + 16; ++l) {
+            const int v = ((q[l] >> shift) & 3) - ((b.hmask[l] >> bit) & 1 ? 0 : 4);
+            *y++ = dl * static_cast<float>(v);
+          }
+        }
+      }
+    }
+  }
+}
+
+void dequantize_q5_k(const uint8_t* src, size_t blocks, float* y) {
+  for (size_t i = 0; i < blocks; ++i) {
+    const auto b = load<BlockQ5_K>(src + i * sizeof(BlockQ5_K));
+    const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
+    const uint8_t* q = b.qs;
+    for (int j = 0; j < 8; j += 2, q += 32) {
+      uint8_t sc, m;
+      scale_min_k4(j, b.scales, &sc, &m);
+      const float d1 = d * sc, m1 = dmin * m;
+      scale_min_k4(j + 1, b.scales, &sc, &m);
+      const float d2 = d * sc, m2 = dmin * m;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>((q[l] & 0x0F) + ((b.qh[l] >> j) & 1 ? 16 : 0)) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>((q[l] >> 4) + ((b.qh[l] >> (j + 1)) & 1 ? 16 : 0)) - m2;
+    }
+  }
+}
+
 }  // namespace
 
 void dequantize(DType t, const void* src, size_t count, float* out) {
@@ -94,6 +190,12 @@ void dequantize(DType t, const void* src, size_t count, float* out) {
     case DType::kQ4_0: dequantize_q4_0(p, count / 32, out); break;
     case DType::kQ4_K: dequantize_q4_k(p, count / 256, out); break;
     case DType::kQ6_K: dequantize_q6_k(p, count / 256, out); break;
+    case DType::kQ4_1: dequantize_q4_1(p, count / 32, out); break;
+    case DType::kQ5_0: dequantize_q5<BlockQ5_0, false>(p, count / 32, out); break;
+    case DType::kQ5_1: dequantize_q5<BlockQ5_1, true>(p, count / 32, out); break;
+    case DType::kQ2_K: dequantize_q2_k(p, count / 256, out); break;
+    case DType::kQ3_K: dequantize_q3_k(p, count / 256, out); break;
+    case DType::kQ5_K: dequantize_q5_k(p, count / 256, out); break;
     default: break;
   }
 }

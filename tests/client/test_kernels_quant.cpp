@@ -35,8 +35,11 @@ std::vector<uint8_t> random_quantized(DType t, size_t rows, size_t cols, std::mt
       std::memcpy(&q[at + off], &h, 2);
     };
     if (t == DType::kQ8_0 || t == DType::kQ4_0) put(0);
-    if (t == DType::kQ4_K) put(0), put(2);
+    if (t == DType::kQ4_K || t == DType::kQ5_K || t == DType::kQ4_1 || t == DType::kQ5_1) put(0), put(2);
+    if (t == DType::kQ5_0) put(0);
     if (t == DType::kQ6_K) put(208);
+    if (t == DType::kQ2_K) put(80), put(82);
+    if (t == DType::kQ3_K) put(108);
   }
   return q;
 }
@@ -93,7 +96,8 @@ TEST_CASE("quantized and half-precision products equal dequantize-then-multiply"
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   ThreadPool pool(2);
-  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF16, DType::kBF16}) {
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ2_K,
+                  DType::kQ3_K, DType::kQ5_K, DType::kF16, DType::kBF16}) {
     const size_t n = 96, k = 512;
     auto q = random_quantized(t, n, k, rng);
     Weight w;

@@ -48,6 +48,57 @@ float q6k_element(const BlockQ6_K& b, int e) {
   return h(b.d) * static_cast<float>(sc) * static_cast<float>(q);
 }
 
+// Element e (< 32) of the 32-element legacy blocks, from the description: the nibble of qs[e mod 16] (low
+// for e < 16); Q5_0 / Q5_1 add bit e of qh (a little-endian u32) as the fifth bit; Q4_1 and Q5_1 are
+// q·d + m, Q5_0 (q − 16)·d.
+int nibble(const uint8_t* qs, int e) { return e < 16 ? qs[e] & 15 : qs[e - 16] >> 4; }
+int fifth_bit(const uint8_t* qh, int e) { return (qh[e / 8] >> (e % 8)) & 1; }
+float q4_1_element(const BlockQ4_1& b, int e) { return static_cast<float>(nibble(b.qs, e)) * h(b.d) + h(b.m); }
+float q5_0_element(const BlockQ5_0& b, int e) {
+  return static_cast<float>((nibble(b.qs, e) | (fifth_bit(b.qh, e) << 4)) - 16) * h(b.d);
+}
+float q5_1_element(const BlockQ5_1& b, int e) {
+  return static_cast<float>(nibble(b.qs, e) | (fifth_bit(b.qh, e) << 4)) * h(b.d) + h(b.m);
+}
+
+// Element e of a Q2_K block: half n = e / 128; in it, quarter j takes bits 2j..2j+1 of qs[32n + e mod 32];
+// sub-block e / 16 has scale = low nibble and min = high nibble of scales[e / 16]; (d·scale)·q − (dmin·min).
+float q2k_element(const BlockQ2_K& b, int e) {
+  const int n = e / 128, j = (e % 128) / 32, l = e % 32;
+  const int q = (b.qs[32 * n + l] >> (2 * j)) & 3;
+  const int s = e / 16;
+  const float dl = h(b.d) * static_cast<float>(b.scales[s] & 15), ml = h(b.dmin) * static_cast<float>(b.scales[s] >> 4);
+  return dl * static_cast<float>(q) - ml;
+}
+
+// Element e of a Q3_K block: as Q2_K's layout for the low 2 bits; bit 4n + j of hmask[e mod 32] set
+// means no −4; the 6-bit scale of sub-block s: its low 4 bits from the low (s < 8) or high nibble of
+// scales[s mod 8], its top 2 bits from bits 2(s / 4) of scales[8 + s mod 4]; value (d·(scale − 32))·q.
+float q3k_element(const BlockQ3_K& b, int e) {
+  const int n = e / 128, j = (e % 128) / 32, l = e % 32, s = e / 16;
+  const int low2 = (b.qs[32 * n + l] >> (2 * j)) & 3;
+  const int q = low2 - (((b.hmask[l] >> (4 * n + j)) & 1) ? 0 : 4);
+  const int scale = ((s < 8 ? b.scales[s] : b.scales[s - 8] >> 4) & 15) | (((b.scales[8 + s % 4] >> (2 * (s / 4))) & 3) << 4);
+  return (h(b.d) * static_cast<float>(scale - 32)) * static_cast<float>(q);
+}
+
+// Element e of a Q5_K block: Q4_K's layout, scales and mins, plus bit s of qh[e mod 32] as the fifth bit
+// (+16) of sub-block s.
+float q5k_element(const BlockQ5_K& b, int e) {
+  const int g = e / 64, hi = (e % 64) / 32, l = e % 32, s = 2 * g + hi;
+  const int byte = b.qs[32 * g + l];
+  const int q = (hi ? byte >> 4 : byte & 15) + (((b.qh[l] >> s) & 1) ? 16 : 0);
+  int sc, m;
+  if (s < 4) {
+    sc = b.scales[s] & 63;
+    m = b.scales[s + 4] & 63;
+  } else {
+    sc = (b.scales[s + 4] & 15) | ((b.scales[s - 4] >> 6) << 4);
+    m = (b.scales[s + 4] >> 4) | ((b.scales[s] >> 6) << 4);
+  }
+  return h(b.d) * static_cast<float>(sc) * static_cast<float>(q) - h(b.dmin) * static_cast<float>(m);
+}
+
 template <class Block>
 std::vector<Block> random_blocks(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -96,6 +147,62 @@ TEST_CASE("Q4_K and Q6_K dequantize as the format description reads, element by 
   bad = 0;
   for (size_t i = 0; i < out.size(); ++i) bad += out[i] != q6k_element(k6[i / 256], static_cast<int>(i % 256));
   CHECK(bad == 0);
+}
+
+// Random blocks of a type with finite f16 scales set by `fix`, dequantized whole against `element`.
+template <class Block, class Fix, class Element>
+size_t mismatches(DType t, uint32_t seed, Fix fix, Element element) {
+  std::mt19937 rng(seed);
+  auto blocks = random_blocks<Block>(24, seed);
+  for (auto& b : blocks) fix(b, rng);
+  const size_t per = dtype_block_size(t);
+  std::vector<float> out(blocks.size() * per);
+  dequantize(t, blocks.data(), out.size(), out.data());
+  size_t bad = 0;
+  for (size_t i = 0; i < out.size(); ++i) bad += out[i] != element(blocks[i / per], static_cast<int>(i % per));
+  return bad;
+}
+
+TEST_CASE("Q4_1, Q5_0, Q5_1, Q2_K, Q3_K and Q5_K dequantize as the format description reads, element by element",
+          "[common][quant]") {
+  auto scale = [](auto& b, std::mt19937& rng) { b.d = finite_f16(rng); };
+  auto scale_min = [](auto& b, std::mt19937& rng) {
+    b.d = finite_f16(rng);
+    b.m = finite_f16(rng);
+  };
+  auto scale_dmin = [](auto& b, std::mt19937& rng) {
+    b.d = finite_f16(rng);
+    b.dmin = finite_f16(rng);
+  };
+  CHECK(mismatches<BlockQ4_1>(DType::kQ4_1, 3, scale_min, q4_1_element) == 0);
+  CHECK(mismatches<BlockQ5_0>(DType::kQ5_0, 4, scale, q5_0_element) == 0);
+  CHECK(mismatches<BlockQ5_1>(DType::kQ5_1, 5, scale_min, q5_1_element) == 0);
+  CHECK(mismatches<BlockQ2_K>(DType::kQ2_K, 6, scale_dmin, q2k_element) == 0);
+  CHECK(mismatches<BlockQ3_K>(DType::kQ3_K, 7, scale, q3k_element) == 0);
+  CHECK(mismatches<BlockQ5_K>(DType::kQ5_K, 8, scale_dmin, q5k_element) == 0);
+  CHECK(dtype_bytes(DType::kQ3_K, 512) == 220);
+  CHECK(std::string(dtype_name(DType::kQ5_K)) == "Q5_K");
+}
+
+TEST_CASE("Q3_K unpacks the 6-bit scales that were packed into its 12 bytes", "[common][quant]") {
+  // 16 known scales packed as the description says, every quant 1 with its high bit set: element value
+  // d * (scale - 32), exact in float for these small integers.
+  const int sc[16] = {0, 1, 31, 32, 33, 63, 7, 48, 16, 62, 3, 40, 25, 50, 11, 60};
+  BlockQ3_K b{};
+  b.d = f32_to_f16(0.5f);
+  for (int s = 0; s < 16; ++s) {
+    b.scales[s % 8] |= static_cast<uint8_t>((sc[s] & 15) << (s < 8 ? 0 : 4));
+    b.scales[8 + s % 4] |= static_cast<uint8_t>((sc[s] >> 4) << (2 * (s / 4)));
+  }
+  std::memset(b.qs, 0x55, sizeof b.qs);     // 01 in every 2-bit field
+  std::memset(b.hmask, 0xFF, sizeof b.hmask);  // no -4 anywhere
+  std::vector<float> out(256);
+  dequantize(DType::kQ3_K, &b, 256, out.data());
+  for (int s = 0; s < 16; ++s) {
+    INFO("sub-block " << s);
+    CHECK(out[16 * s] == 0.5f * static_cast<float>(sc[s] - 32));
+    CHECK(out[16 * s + 15] == out[16 * s]);
+  }
 }
 
 TEST_CASE("Q4_K unpacks the 6-bit scales and mins that were packed into its 12 bytes", "[common][quant]") {

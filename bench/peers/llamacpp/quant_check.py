@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """ggml itself (libggml-base.so from node-llama-cpp's prebuilt binaries, through ctypes) against pocketllm's
 block formats and quantizers:
-  - dequantization: a tiny llama GGUF whose matrices are random Q8_0 / Q4_0 / Q4_K / Q6_K blocks is converted
+  - dequantization: a tiny llama GGUF whose matrices are random blocks of every type pocketllm reads (Q8_0, Q4_0,
+    Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) is converted
     by `pocketllm convert --type f32`; every value must equal ggml's dequantize_row_* of the same blocks, bit
     for bit;
   - quantization: an F32 GGUF converted by `pocketllm convert --type q8_0|q4_0` must hold exactly the blocks
@@ -11,7 +12,11 @@ import ctypes, json, os, random, struct, subprocess, sys
 
 pocketllm, libpath, work = sys.argv[1:4]
 ggml = ctypes.CDLL(libpath)
-BLOCK = {"F32": (0, 1, 4), "Q4_0": (2, 32, 18), "Q8_0": (8, 32, 34), "Q4_K": (12, 256, 144), "Q6_K": (14, 256, 210)}
+BLOCK = {"F32": (0, 1, 4), "Q4_0": (2, 32, 18), "Q4_1": (3, 32, 20), "Q5_0": (6, 32, 22), "Q5_1": (7, 32, 24), "Q8_0": (8, 32, 34),
+         "Q2_K": (10, 256, 84), "Q3_K": (11, 256, 110), "Q4_K": (12, 256, 144), "Q5_K": (13, 256, 176), "Q6_K": (14, 256, 210)}
+# Byte offsets of a block's f16 scales (set to small finite values; a random f16 could be inf or nan).
+SCALES = {"Q8_0": [0], "Q4_0": [0], "Q4_1": [0, 2], "Q5_0": [0], "Q5_1": [0, 2], "Q2_K": [80, 82], "Q3_K": [108],
+          "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208]}
 rng = random.Random(11)
 
 def write_gguf(path, tensors, vocab=8):
@@ -70,8 +75,7 @@ def random_blocks(tname, n_elements):
     _, be, bb = BLOCK[tname]
     raw = bytearray(rng.getrandbits(8) for _ in range(n_elements // be * bb))
     for i in range(0, len(raw), bb):  # finite, small f16 scales at the format's scale offsets
-        offs = {"Q8_0": [0], "Q4_0": [0], "Q4_K": [0, 2], "Q6_K": [208]}[tname]
-        for o in offs: raw[i + o:i + o + 2] = struct.pack("<e", rng.uniform(-0.02, 0.02))
+        for o in SCALES[tname]: raw[i + o:i + o + 2] = struct.pack("<e", rng.uniform(-0.02, 0.02))
     return bytes(raw)
 
 def ggml_dequantize(tname, raw, n):
@@ -97,7 +101,7 @@ names = ["token_embd.weight", "blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk
 norms = [("output_norm.weight", [256], "F32", struct.pack("<256f", *([1.0] * 256))),
          ("blk.0.attn_norm.weight", [256], "F32", struct.pack("<256f", *([1.0] * 256))),
          ("blk.0.ffn_norm.weight", [256], "F32", struct.pack("<256f", *([1.0] * 256)))]
-for tname in ["Q8_0", "Q4_0", "Q4_K", "Q6_K"]:
+for tname in ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]:
     tensors = list(norms)
     for nm in names:
         dims = [256, 8] if nm == "token_embd.weight" else [256, 256]

@@ -12,6 +12,7 @@ enum class DType : uint8_t {
   kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kU16, kU32, kU64, kBool, kF8E4M3, kF8E5M2,
   // Block-quantized (ggml): a tensor row is a whole number of blocks of dtype_block_size() elements.
   kQ8_0, kQ4_0, kQ4_K, kQ6_K,
+  kQ4_1, kQ5_0, kQ5_1, kQ2_K, kQ3_K, kQ5_K,  // appended: read, never written
 };
 
 const char* dtype_name(DType t);  // "F32", "BF16", ..., "Q8_0", "Q4_K"
@@ -20,8 +21,8 @@ bool parse_dtype(std::string_view name, DType* out);
 // Bytes per element of an element type; 0 for block-quantized types (use dtype_bytes).
 size_t dtype_size(DType t);
 bool dtype_is_quantized(DType t);
-size_t dtype_block_size(DType t);   // elements per block: 1, or 32 (Q8_0, Q4_0), or 256 (Q4_K, Q6_K)
-size_t dtype_block_bytes(DType t);  // bytes per block: dtype_size, or 34, 18, 144, 210
+size_t dtype_block_size(DType t);   // elements per block: 1, or 32 (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), or 256 (the K types)
+size_t dtype_block_bytes(DType t);  // bytes per block: dtype_size, or ggml's (Q8_0 34, Q4_0 18, ..., Q6_K 210)
 // Bytes of `count` elements; `count` must be a multiple of dtype_block_size (callers check).
 uint64_t dtype_bytes(DType t, uint64_t count);
 bool dtype_is_float_weights(DType t);  // F32, F16 or BF16: what models may store weights in
