@@ -137,12 +137,14 @@ class ClassifyTask : public Task {
     double sum = 0;
     size_t correct = 0;
     const size_t k = cand_.size();
+    r.confusion.assign(k, std::vector<size_t>(k, 0));
     POCKETLLM_RETURN_IF_ERROR(for_each_eval_batch(*this, examples, pool, model, batch_size, [&](const std::vector<size_t>& idx, const LossResult& l) {
       sum += l.sum;
       for (size_t b = 0; b < idx.size(); ++b) {
         const float* row = logits_.data() + b * k;
         const int pred = static_cast<int>(std::max_element(row, row + k) - row);
         correct += pred == ex_[idx[b]].label;
+        ++r.confusion[static_cast<size_t>(ex_[idx[b]].label)][static_cast<size_t>(pred)];
       }
     }));
     r.count = examples.size();

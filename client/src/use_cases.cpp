@@ -78,7 +78,7 @@ Result<EvaluateReport> evaluate_model(ThreadPool* pool, const LoadedModel& loade
   if (!task) return task.status();
   auto e = task.value()->evaluate(pool, *loaded.model, batch_size);
   if (!e) return e.status();
-  return EvaluateReport{e.value(), task.value()->truncated, task.value()->skipped};
+  return EvaluateReport{e.value(), task.value()->truncated, task.value()->skipped, to.kind == "classify" ? to.label_words : decltype(to.label_words){}};
 }
 
 Result<std::vector<Prediction>> classify_texts(ThreadPool* pool, const LoadedModel& loaded, const std::vector<std::string>& texts,

@@ -16,11 +16,17 @@ head -201 "$dev" > dev.tsv  # the header and 200 sentences
 tail -n +2 dev.tsv | cut -f1 | sed 's/ *$//' > texts.txt
 M=(--model "$model")
 
-eval_acc=$("$bin" eval "${M[@]}" --data dev.tsv --preset sst2 | sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p')
+"$bin" eval "${M[@]}" --data dev.tsv --preset sst2 > eval.txt
+eval_acc=$(sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' eval.txt)
 "$bin" classify "${M[@]}" --data dev.tsv --preset sst2 > out.tsv 2> err.txt
 check "one line per sentence" '[ "$(wc -l < out.tsv)" = 200 ]'
 acc=$(paste <(cut -f1 out.tsv) <(tail -n +2 dev.tsv | cut -f2) | awk '{ n++; ok += $1 == $2 } END { printf "%.2f", 100 * ok / n }')
 check "the labels score dev as eval does ($acc % = $eval_acc %)" '[ -n "$eval_acc" ] && [ "$acc" = "$eval_acc" ]'
+# eval's per-label lines, recomputed from classify's answers and dev's labels.
+per_label=$(paste <(cut -f1 out.tsv) <(tail -n +2 dev.tsv | cut -f2) | awk -v w0=bad -v w1=good '
+  { n[$2]++; right[$2] += $1 == $2; predicted[$1]++ }
+  END { for (l = 0; l <= 1; l++) printf "label %d \"%s\": %d examples, %.2f%% right; predicted %d times\n", l, l ? w1 : w0, n[l], 100 * right[l] / n[l], predicted[l] }')
+check "eval's per-label lines agree with classify's answers" '[ "$(grep "^label" eval.txt | sed "s/ (.*//")" = "$per_label" ]'
 check "each line is LABEL, the probability of the top label (>= 0.5 of two), the text" \
   'awk -F"\t" "\$1 !~ /^[01]$/ || \$2 < 0.5 || \$2 > 1 { bad++ } END { exit bad > 0 }" out.tsv &&
    [ "$(cut -f3 out.tsv)" = "$(cat texts.txt)" ]'

@@ -41,6 +41,8 @@ struct EvalResult {
   double loss = 0;        // mean loss per scored position
   size_t count = 0;       // examples
   double accuracy = -1;   // classification only
+  // Classification: confusion[true label][predicted label], labels in label-word order.
+  std::vector<std::vector<size_t>> confusion;
   double perplexity() const;
 };
 

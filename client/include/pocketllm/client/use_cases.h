@@ -28,6 +28,7 @@ struct EvaluateRequest {
 struct EvaluateReport {
   EvalResult result;
   int truncated = 0, skipped = 0;  // examples cut to the maximum length, or left out for it
+  std::vector<std::pair<std::string, std::string>> label_words;  // classification: (label, word), confusion's order
 };
 
 Result<EvaluateReport> run_evaluate(const EvaluateRequest& request);
