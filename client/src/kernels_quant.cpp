@@ -29,6 +29,7 @@
 #include <cmath>
 
 #include "kernels.h"
+#include "kernels_kquant.h"
 #include "pocketllm/common/cpu_features.h"
 #include "pocketllm/common/quant.h"
 
@@ -241,7 +242,9 @@ float quantized_row_dot(DType t, const void* row, const float* x, size_t k) {
       case DType::kQ4_0: return dot_q4_0_x86(r, x, k / 32);
       case DType::kF16: return dot_f16(r, x, k);
       case DType::kBF16: return dot_bf16(r, x, k);
-      default: return dot_dequantized(t, r, x, k);
+      default:
+        if (kquant::has_x86_kernel(t)) return kquant::dot_x86(t, r, x, k / dtype_block_size(t));
+        return dot_dequantized(t, r, x, k);
     }
   }
 #endif

@@ -1,5 +1,5 @@
-// Matrix products with block-quantized weights (Q8_0, Q4_0; Q4_K and Q6_K through per-row
-// dequantization) for few activation rows — single-token decoding and small batches — where
+// Matrix products with block-quantized weights (Q8_0, Q4_0 here; the other GGUF types through
+// kernels_kquant.h on x86, per-row dequantization elsewhere) for few activation rows — single-token decoding and small batches — where
 // dequantizing whole tiles for a GEMM would cost as much as the product. Activations stay float32; each
 // weight block is widened in registers and multiplied in place (AVX-512, AVX2+FMA, or portable code the
 // compiler vectorizes for NEON). Tested against dequantize-then-float32 (tests/client/test_kernels_quant.cpp).

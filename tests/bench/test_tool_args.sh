@@ -24,6 +24,12 @@ for args in "--reps 0" "--reps x" "--batch -1" "--threads 0" "--seq" "--lora-ran
   opt="${args%% *}"
   check "bench_model $args is a usage error naming $opt" '[ $rc -eq 2 ] && grep -q -- "^$opt must be" "$work/err"'
 done
+for args in "--reps 0" "--cols 100" "--rows x"; do
+  # shellcheck disable=SC2086
+  "$bin/bench_quant_dot" $args > /dev/null 2> "$work/err"; rc=$?
+  opt="${args%% *}"
+  check "bench_quant_dot $args is a usage error naming $opt" '[ $rc -eq 2 ] && grep -q -- "^$opt must be" "$work/err"'
+done
 "$bin/bench_perturbation" --reps -3 > /dev/null 2> "$work/err"; rc=$?
 check "bench_perturbation --reps -3 is a usage error" '[ $rc -eq 2 ] && grep -q -- "^--reps must be" "$work/err"'
 finish
