@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels_kquant.h"
 #include "kernels_quant.h"
 #include "pocketllm/common/quant.h"
 
@@ -89,24 +90,42 @@ int main(int argc, char** argv) {
         y2[j] = s;
       }
     };
-    std::vector<double> ns, base;
-    for (int r = 0; r < reps; ++r) {  // alternating, so both see the same machine
+    auto portable = [&] {  // the portable kernel where the type has one (arm64's decode path)
+      for (size_t j = 0; j < n; ++j) y2[j] = kquant::dot_portable(t, q.data() + j * row_bytes, x.data(), k / dtype_block_size(t));
+    };
+    const bool has_portable = kquant::has_portable_kernel(t);
+    std::vector<double> ns, base, port;
+    for (int r = 0; r < reps; ++r) {  // alternating, so all see the same machine
       auto t0 = std::chrono::steady_clock::now();
       linear_quantized(nullptr, x.data(), 1, k, w, y.data());
       ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count());
       t0 = std::chrono::steady_clock::now();
       per_row();
       base.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count());
+      if (!has_portable) continue;
+      t0 = std::chrono::steady_clock::now();
+      portable();
+      port.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count());
     }
+    per_row();  // y2 = the per-row products again, for the comparison below
     std::sort(ns.begin(), ns.end());
     std::sort(base.begin(), base.end());
     const double med = ns[ns.size() / 2], med_base = base[base.size() / 2];
     double worst = 0;  // the two paths compute the same products
     for (size_t j = 0; j < n; ++j) worst = std::max(worst, static_cast<double>(std::fabs(y[j] - y2[j]) / (std::fabs(y2[j]) + 1.0f)));
+    std::string port_field;
+    if (has_portable) {
+      std::sort(port.begin(), port.end());
+      const double med_port = port[port.size() / 2];
+      char buf[96];
+      std::snprintf(buf, sizeof buf, ",\"portable_ns_per_weight\":%.3f,\"portable_speedup\":%.2f", med_port / static_cast<double>(n * k),
+                    med_base / med_port);
+      port_field = buf;
+    }
     std::printf("{\"bench\":\"quant_dot\",\"type\":\"%s\",\"rows\":%zu,\"cols\":%zu,\"ns_per_weight\":%.3f,"
-                "\"per_row_ns_per_weight\":%.3f,\"speedup\":%.2f,\"weight_gb_per_s\":%.2f,\"max_rel_diff\":%.1e}\n",
+                "\"per_row_ns_per_weight\":%.3f,\"speedup\":%.2f%s,\"weight_gb_per_s\":%.2f,\"max_rel_diff\":%.1e}\n",
                 dtype_name(t), n, k, med / static_cast<double>(n * k), med_base / static_cast<double>(n * k), med_base / med,
-                static_cast<double>(q.size()) / med, worst);
+                port_field.c_str(), static_cast<double>(q.size()) / med, worst);
   }
   return 0;
 }

@@ -20,4 +20,9 @@ bool has_x86_kernel(DType t);
 // has_x86_kernel(t), on a CPU with AVX2, FMA and F16C.
 float dot_x86(DType t, const uint8_t* row, const float* x, size_t blocks);
 
+// Portable versions (eight float lanes the compiler vectorises: NEON on arm64) for the types with one:
+// Q4_K, Q5_K, Q6_K. What CPUs without the x86 kernels run (kernels_kquant_portable.cpp).
+bool has_portable_kernel(DType t);
+float dot_portable(DType t, const uint8_t* row, const float* x, size_t blocks);
+
 }  // namespace pocketllm::kquant

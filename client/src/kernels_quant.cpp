@@ -251,7 +251,9 @@ float quantized_row_dot(DType t, const void* row, const float* x, size_t k) {
   switch (t) {
     case DType::kQ8_0: return dot_q8_0(r, x, k / 32);
     case DType::kQ4_0: return dot_q4_0(r, x, k / 32);
-    default: return dot_dequantized(t, r, x, k);
+    default:
+      if (kquant::has_portable_kernel(t)) return kquant::dot_portable(t, r, x, k / dtype_block_size(t));
+      return dot_dequantized(t, r, x, k);
   }
 }
 

@@ -131,6 +131,33 @@ TEST_CASE("quantized and half-precision products equal dequantize-then-multiply"
   }
 }
 
+#include "kernels_kquant.h"
+
+TEST_CASE("the portable K-quant kernels (arm64's decode path) equal dequantize-then-multiply on every CPU", "[client][kernels][quant]") {
+  std::mt19937 rng(12);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (DType t : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+    INFO(dtype_name(t));
+    REQUIRE(kquant::has_portable_kernel(t));
+    const size_t n = 8, k = 768;
+    auto q = random_quantized(t, n, k, rng);
+    std::vector<float> deq(n * k), x(k);
+    REQUIRE(convert_to_f32(t, q.data(), n * k, deq.data()));
+    for (auto& v : x) v = nd(rng);
+    const size_t row_bytes = dtype_bytes(t, k);
+    for (size_t j = 0; j < n; ++j) {
+      double exact = 0, scale = 0;
+      for (size_t i = 0; i < k; ++i) {
+        exact += double(x[i]) * deq[j * k + i];
+        scale += std::fabs(double(x[i]) * deq[j * k + i]);
+      }
+      const float got = kquant::dot_portable(t, q.data() + j * row_bytes, x.data(), k / dtype_block_size(t));
+      CHECK(std::fabs(got - exact) <= 1e-5 * (scale + 1e-6));
+    }
+  }
+  CHECK_FALSE(kquant::has_portable_kernel(DType::kQ2_K));
+}
+
 #include "kernels_quant_packed.h"
 
 TEST_CASE("packed int8 kernels equal exact integer block sums of the quantized activations", "[client][kernels][quant]") {
