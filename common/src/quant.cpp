@@ -33,6 +33,13 @@ void dequantize_q4_0(const uint8_t* src, size_t blocks, float* y) {
   }
 }
 
+// Q5_K's fifth bit of element l of sub-block s (16 or 0); Q4_K has none.
+template <bool kHigh, class Block>
+int fifth(const Block& b, int l, int s) {
+  if constexpr (kHigh) return (b.qh[l] >> s) & 1 ? 16 : 0;
+  return 0;
+}
+
 // Sub-block j's 6-bit scale and min (j < 8) from Q4_K's 12 packed bytes: j < 4 in the low 6 bits of
 // bytes j and j + 4; j >= 4 as the nibbles of byte j + 4 with their top 2 bits in bytes j - 4 and j.
 void scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
@@ -45,9 +52,11 @@ void scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
-void dequantize_q4_k(const uint8_t* src, size_t blocks, float* y) {
+// Q4_K (kHigh false) and Q5_K (true, bit s of qh[l] adding 16 to element l of sub-block s).
+template <class Block, bool kHigh>
+void dequantize_k45(const uint8_t* src, size_t blocks, float* y) {
   for (size_t i = 0; i < blocks; ++i) {
-    const auto b = load<BlockQ4_K>(src + i * sizeof(BlockQ4_K));
+    const auto b = load<Block>(src + i * sizeof(Block));
     const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
     const uint8_t* q = b.qs;
     for (int j = 0; j < 8; j += 2, q += 32) {
@@ -56,8 +65,8 @@ void dequantize_q4_k(const uint8_t* src, size_t blocks, float* y) {
       const float d1 = d * sc, m1 = dmin * m;
       scale_min_k4(j + 1, b.scales, &sc, &m);
       const float d2 = d * sc, m2 = dmin * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0x0F) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>((q[l] & 0x0F) + fifth<kHigh>(b, l, j)) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>((q[l] >> 4) + fifth<kHigh>(b, l, j + 1)) - m2;
     }
   }
 }
@@ -164,23 +173,6 @@ void dequantize_q3_k(const uint8_t* src, size_t blocks, float* y) {
   }
 }
 
-void dequantize_q5_k(const uint8_t* src, size_t blocks, float* y) {
-  for (size_t i = 0; i < blocks; ++i) {
-    const auto b = load<BlockQ5_K>(src + i * sizeof(BlockQ5_K));
-    const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
-    const uint8_t* q = b.qs;
-    for (int j = 0; j < 8; j += 2, q += 32) {
-      uint8_t sc, m;
-      scale_min_k4(j, b.scales, &sc, &m);
-      const float d1 = d * sc, m1 = dmin * m;
-      scale_min_k4(j + 1, b.scales, &sc, &m);
-      const float d2 = d * sc, m2 = dmin * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>((q[l] & 0x0F) + ((b.qh[l] >> j) & 1 ? 16 : 0)) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>((q[l] >> 4) + ((b.qh[l] >> (j + 1)) & 1 ? 16 : 0)) - m2;
-    }
-  }
-}
-
 }  // namespace
 
 void dequantize(DType t, const void* src, size_t count, float* out) {
@@ -188,14 +180,14 @@ void dequantize(DType t, const void* src, size_t count, float* out) {
   switch (t) {
     case DType::kQ8_0: dequantize_q8_0(p, count / 32, out); break;
     case DType::kQ4_0: dequantize_q4_0(p, count / 32, out); break;
-    case DType::kQ4_K: dequantize_q4_k(p, count / 256, out); break;
+    case DType::kQ4_K: dequantize_k45<BlockQ4_K, false>(p, count / 256, out); break;
     case DType::kQ6_K: dequantize_q6_k(p, count / 256, out); break;
     case DType::kQ4_1: dequantize_q4_1(p, count / 32, out); break;
     case DType::kQ5_0: dequantize_q5<BlockQ5_0, false>(p, count / 32, out); break;
     case DType::kQ5_1: dequantize_q5<BlockQ5_1, true>(p, count / 32, out); break;
     case DType::kQ2_K: dequantize_q2_k(p, count / 256, out); break;
     case DType::kQ3_K: dequantize_q3_k(p, count / 256, out); break;
-    case DType::kQ5_K: dequantize_q5_k(p, count / 256, out); break;
+    case DType::kQ5_K: dequantize_k45<BlockQ5_K, true>(p, count / 256, out); break;
     default: break;
   }
 }

@@ -19,18 +19,22 @@ float h(uint16_t v) { return f16_to_f32(v); }
 // byte qs[32g + l] (low nibble for hi = 0, high for hi = 1); its 6-bit scale and min are unpacked from
 // the 12 bytes as described (scales 0-3 / mins 0-3: low 6 bits of bytes 0-3 / 4-7; scales 4-7 / mins 4-7:
 // low / high nibble of bytes 8-11, their top 2 bits in the top 2 bits of bytes 0-3 / 4-7).
+void k4_scale_min(const uint8_t* scales, int s, int* sc, int* m) {
+  if (s < 4) {
+    *sc = scales[s] & 63;
+    *m = scales[s + 4] & 63;
+  } else {
+    *sc = (scales[s + 4] & 15) | ((scales[s - 4] >> 6) << 4);
+    *m = (scales[s + 4] >> 4) | ((scales[s] >> 6) << 4);
+  }
+}
+
 float q4k_element(const BlockQ4_K& b, int e) {
   const int g = e / 64, hi = (e % 64) / 32, l = e % 32, s = 2 * g + hi;
   const int byte = b.qs[32 * g + l];
   const int q = hi ? byte >> 4 : byte & 15;
   int sc, m;
-  if (s < 4) {
-    sc = b.scales[s] & 63;
-    m = b.scales[s + 4] & 63;
-  } else {
-    sc = (b.scales[s + 4] & 15) | ((b.scales[s - 4] >> 6) << 4);
-    m = (b.scales[s + 4] >> 4) | ((b.scales[s] >> 6) << 4);
-  }
+  k4_scale_min(b.scales, s, &sc, &m);
   const float d1 = h(b.d) * static_cast<float>(sc), m1 = h(b.dmin) * static_cast<float>(m);
   return d1 * static_cast<float>(q) - m1;
 }
@@ -89,13 +93,7 @@ float q5k_element(const BlockQ5_K& b, int e) {
   const int byte = b.qs[32 * g + l];
   const int q = (hi ? byte >> 4 : byte & 15) + (((b.qh[l] >> s) & 1) ? 16 : 0);
   int sc, m;
-  if (s < 4) {
-    sc = b.scales[s] & 63;
-    m = b.scales[s + 4] & 63;
-  } else {
-    sc = (b.scales[s + 4] & 15) | ((b.scales[s - 4] >> 6) << 4);
-    m = (b.scales[s + 4] >> 4) | ((b.scales[s] >> 6) << 4);
-  }
+  k4_scale_min(b.scales, s, &sc, &m);
   return h(b.d) * static_cast<float>(sc) * static_cast<float>(q) - h(b.dmin) * static_cast<float>(m);
 }
 

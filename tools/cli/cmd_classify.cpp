@@ -1,6 +1,5 @@
 // pocketllm classify: the label a model (or a run's current weights) gives each text, with the label
 // probabilities — what an app does with the classifier it fine-tuned.
-#include <chrono>
 #include <cstdio>
 #include <iostream>
 
@@ -64,16 +63,7 @@ int cmd_classify(const std::vector<std::string>& argv) {
     auto texts = read_texts(args);
     if (!texts) return cmd.fail(texts.status().message());
     if (texts->empty()) return cmd.fail("no texts to classify in " + args.get("data"));
-    const auto t0 = std::chrono::steady_clock::now();
-    double last = 0;
-    ProgressScope progress([&](size_t done, size_t total) {
-      const double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if ((at >= 2 && at - last >= 1) || (done == total && last > 0)) {
-        last = at;
-        std::fprintf(stderr, "classified %zu of %zu texts (%.0f s)\n", done, total, at);
-      }
-      return true;
-    });
+    ProgressScope progress(count_progress("classified", "texts"));
     auto r = run_classify(req, texts.value());
     if (!r) return cmd.fail(r.status().message());
     const auto& words = r->label_words;

@@ -48,6 +48,18 @@ void print_per_label(const EvaluateReport& r) {
 
 }  // namespace
 
+ProgressSink count_progress(const char* verb, const char* what) {
+  const auto t0 = std::chrono::steady_clock::now();
+  return [t0, verb, what, last = 0.0](size_t done, size_t total) mutable {
+    const double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if ((at >= 2 && at - last >= 1) || (done == total && last > 0)) {
+      last = at;
+      std::fprintf(stderr, "%s %zu of %zu %s (%.0f s)\n", verb, done, total, what, at);
+    }
+    return true;
+  };
+}
+
 int model_task_request(const Command& cmd, const Args& args, EvaluateRequest* req) {
   if (args.has("model") == args.has("run")) return cmd.usage("give exactly one of --model and --run");
   auto threads = args.get_u64("threads", 0);
@@ -95,17 +107,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
     EvaluateRequest req;
     if (int rc = model_task_request(cmd, args, &req); rc != 0) return rc;
     req.data_path = args.get("data");
-    // A long evaluation (a large model, a large file) says how far it is: after 2 s, then every second.
-    const auto t0 = std::chrono::steady_clock::now();
-    double last = 0;
-    ProgressScope progress([&](size_t done, size_t total) {
-      const double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if ((at >= 2 && at - last >= 1) || (done == total && last > 0)) {
-        last = at;
-        std::fprintf(stderr, "evaluated %zu of %zu examples (%.0f s)\n", done, total, at);
-      }
-      return true;
-    });
+    ProgressScope progress(count_progress("evaluated", "examples"));
     auto r = run_evaluate(req);
     if (!r) return cmd.fail(r.status().message());
     const EvalResult& e = r->result;

@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "pocketllm/common/work_progress.h"
+
 namespace pocketllm {
 struct EvaluateRequest;
 }
@@ -27,6 +29,10 @@ int cmd_gguf(const std::vector<std::string>& args);
 int cmd_federate(const std::vector<std::string>& args);
 int cmd_privacy(const std::vector<std::string>& args);
 int cmd_base_weights(const std::vector<std::string>& args);
+
+// A long pass over many items says how far it is on stderr ("evaluated 64 of 872 examples (3 s)"):
+// after 2 s, then every second, and at the end if it said anything before.
+ProgressSink count_progress(const char* verb, const char* what);
 
 // The model (--model/--adapter/--quantize or --run) and task options (--task, --preset, --template,
 // --labels, --max-length) with --batch-size and --threads, as eval and classify take them: 0, or the
