@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # pocketllm against llama.cpp on the same GGUF files, same machine, same run (docs/gguf.md, README):
 # the 110M Llama configuration (random weights, synthetic 32 000-token vocabulary) as F32, F16, Q8_0 and
-# Q4_0; prompt processing of one 512-token sequence and of 8 x 128 (a training batch), and single-token
-# decoding, on 1 and 2 threads; medians of REPS. GFLOP/s are set against the Eigen SGEMM peak measured
-# in the same run.
-#   bench/run_gguf_speed.sh [REPS] [BUILD_DIR] [OUT_JSONL]
+# Q4_0 (written by pocketllm), and Q4_K, Q5_K, Q6_K (every matrix quantized by ggml's own reference
+# quantizer from the F32 file: bench/peers/llamacpp/requantize.py); prompt processing of one 512-token
+# sequence and of 8 x 128 (a training batch), and single-token decoding, on 1 and 2 threads; medians of
+# REPS. GFLOP/s are set against the Eigen SGEMM peak measured in the same run.
+#   bench/run_gguf_speed.sh [REPS] [BUILD_DIR] [OUT_JSONL] [TYPES]   (TYPES default "f32 f16 q8_0 q4_0 q4_k q6_k")
 set -euo pipefail
 case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,9 +26,16 @@ mkdir -p "$(dirname "$out")"
 : > "$out"
 gemm=$("$bench" --mode gemm --reps "$reps" | python3 -c 'import json,sys; print(json.load(sys.stdin)["gflops_1thread"])')
 echo "{\"bench\":\"gguf_speed\",\"what\":\"sgemm_peak_1thread\",\"gflops\":$gemm,\"cpu\":\"$cpu\"}" >> "$out"
-for t in f32 f16 q8_0 q4_0; do
+types="${4:-f32 f16 q8_0 q4_0 q4_k q6_k}"
+ggml="$(ls "$peer"/node_modules/@node-llama-cpp/linux-x64/bins/*/libggml-base.so | head -1)"
+for t in $types; do
   f="$work/llama110m-$t.gguf"
-  "$bench" --preset 110m --write-gguf "$f" --gguf-type "$t"
+  case "$t" in
+    q4_k|q5_k|q6_k)
+      [ -f "$work/llama110m-f32.gguf" ] || "$bench" --preset 110m --write-gguf "$work/llama110m-f32.gguf" --gguf-type f32
+      python3 "$peer/requantize.py" "$ggml" "$work/llama110m-f32.gguf" "$f" "$t" ;;
+    *) "$bench" --preset 110m --write-gguf "$f" --gguf-type "$t" ;;
+  esac
   for th in 1 2; do
     p512=$("$bench" --model "$f" --mode prompt --batch 1 --seq 512 --threads "$th" --reps "$reps")
     p8=$("$bench" --model "$f" --mode prompt --batch 8 --seq 128 --threads "$th" --reps "$reps")

@@ -1,5 +1,8 @@
 #include "kernels_kquant.h"
 
+#include <algorithm>
+#include <cmath>
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
@@ -201,7 +204,85 @@ PLLM_AVX2 float dot_legacy(const uint8_t* row, const float* x, size_t blocks) {
   return simd::hsum8(acc) - simd::hsum8(accm);
 }
 
+// ---- int8 activations (decode of Q4_K, Q5_K, Q6_K) ----
+// u8 quants (32 bytes) times s8 activations (32 bytes): 8 int32 lane sums as floats.
+PLLM_AVX2 inline __m256 udot32(__m256i u, const int8_t* xq) {
+  const __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)));
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+// Q4_K / Q5_K: Σ_sub-blocks d·sc·dx·Σ(q·xq) − dmin·m·Σx, Σx the float sum of the sub-block's activations.
+template <bool kHigh>
+PLLM_AVX2 float dot_k45_int8(const uint8_t* row, const int8_t* xq, const float* dx, const float* xsum, size_t blocks) {
+  constexpr size_t kBytes = kHigh ? 176 : 144;
+  const __m256i nib = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0.0f;
+  for (size_t b = 0; b < blocks; ++b, row += kBytes) {
+    const float d = half(row), dmin = half(row + 2);
+    const uint8_t* scales = row + 4;
+    const uint8_t* qs = row + (kHigh ? 48 : 16);
+    const __m256i qh = kHigh ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 16)) : _mm256_setzero_si256();
+    for (int g = 0; g < 4; ++g, qs += 32, xq += 64, dx += 2, xsum += 2) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
+      __m256i lo = _mm256_and_si256(packed, nib), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nib);
+      if constexpr (kHigh) {
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), one), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), one), 4));
+      }
+      float sc1, m1, sc2, m2;
+      scale_min(2 * g, scales, &sc1, &m1);
+      scale_min(2 * g + 1, scales, &sc2, &m2);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc1 * dx[0]), udot32(lo, xq), acc);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc2 * dx[1]), udot32(hi, xq + 32), acc);
+      mins += dmin * (m1 * xsum[0] + m2 * xsum[1]);
+    }
+  }
+  return simd::hsum8(acc) - mins;
+}
+
+// Q6_K: the quants as u = q + 32 (0..63), Σ u·xq − 32·Σ xq per 16-element sub-block; lanes 0-3 of the
+// madd are the quarter's first 16 elements, lanes 4-7 the next 16.
+PLLM_AVX2 float dot_q6_k_int8(const uint8_t* row, const int8_t* xq, const float* dx, size_t blocks) {
+  const __m256i nib = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32), ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  for (size_t b = 0; b < blocks; ++b, row += 210) {
+    const float d = half(row + 208);
+    const auto* sc = reinterpret_cast<const int8_t*>(row + 192);
+    for (int n = 0; n < 2; ++n) {
+      const uint8_t* ql = row + 64 * n;
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 128 + 32 * n));
+      for (int k = 0; k < 4; ++k, xq += 32, ++dx) {
+        const __m256i low = k == 0 ? _mm256_and_si256(l0, nib)
+                            : k == 1 ? _mm256_and_si256(l1, nib)
+                            : k == 2 ? _mm256_and_si256(_mm256_srli_epi16(l0, 4), nib)
+                                     : _mm256_and_si256(_mm256_srli_epi16(l1, 4), nib);
+        const __m256i u = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), three), 4));
+        const __m256i x8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+        const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(u, x8), _mm256_maddubs_epi16(k32, x8));
+        const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+        const float s1 = d * static_cast<float>(sc[8 * n + 2 * k]) * dx[0], s2 = d * static_cast<float>(sc[8 * n + 2 * k + 1]) * dx[0];
+        acc = _mm256_fmadd_ps(_mm256_setr_ps(s1, s1, s1, s1, s2, s2, s2, s2), f, acc);
+      }
+    }
+  }
+  return simd::hsum8(acc);
+}
+
 }  // namespace
+
+bool has_x86_int8_kernel(DType t) { return t == DType::kQ4_K || t == DType::kQ5_K || t == DType::kQ6_K; }
+
+float dot_x86_int8(DType t, const uint8_t* row, const int8_t* xq, const float* dx, const float* xsum, size_t blocks) {
+  switch (t) {
+    case DType::kQ4_K: return dot_k45_int8<false>(row, xq, dx, xsum, blocks);
+    case DType::kQ5_K: return dot_k45_int8<true>(row, xq, dx, xsum, blocks);
+    case DType::kQ6_K: return dot_q6_k_int8(row, xq, dx, blocks);
+    default: return 0.0f;
+  }
+}
 
 bool has_x86_kernel(DType t) {
   switch (t) {
@@ -232,6 +313,36 @@ float dot_x86(DType t, const uint8_t* row, const float* x, size_t blocks) {
 namespace pocketllm::kquant {
 bool has_x86_kernel(DType) { return false; }
 float dot_x86(DType, const uint8_t*, const float*, size_t) { return 0.0f; }
+bool has_x86_int8_kernel(DType) { return false; }
+float dot_x86_int8(DType, const uint8_t*, const int8_t*, const float*, const float*, size_t) { return 0.0f; }
 }  // namespace pocketllm::kquant
 
 #endif
+
+namespace pocketllm::kquant {
+
+void quantize_activations(const float* x, size_t k, int8_t* q, float* d, float* xsum) {
+  for (size_t b = 0; b < k / 32; ++b, x += 32, q += 32) {
+    float amax = 0.0f;
+    bool finite = true;
+    for (int j = 0; j < 32; ++j) {
+      finite = finite && std::isfinite(x[j]);
+      amax = std::max(amax, std::fabs(x[j]));
+    }
+    if (!finite) {  // the product must come out non-finite, as the float kernels' would
+      std::fill_n(q, 32, 0);
+      d[b] = xsum[b] = NAN;
+      continue;
+    }
+    d[b] = amax / 127.0f;
+    const float id = d[b] != 0.0f ? 1.0f / d[b] : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) {
+      q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
+      sum += q[j];
+    }
+    xsum[b] = d[b] * static_cast<float>(sum);  // the quantized activations' sum, as the products use them
+  }
+}
+
+}  // namespace pocketllm::kquant

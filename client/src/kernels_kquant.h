@@ -20,6 +20,14 @@ bool has_x86_kernel(DType t);
 // has_x86_kernel(t), on a CPU with AVX2, FMA and F16C.
 float dot_x86(DType t, const uint8_t* row, const float* x, size_t blocks);
 
+// Decode with int8 activations (Q4_K, Q5_K, Q6_K on x86 with AVX2): the activations are quantized per
+// 32-element block as the packed Q8_0/Q4_0 kernels quantize them (d = max|x| / 127, q = round-half-even(x / d),
+// docs/gguf.md §7), with each block's sum d·Σq kept for the K types' minimums; u8 × s8 products
+// (vpmaddubsw) summed exactly in int32 per sub-block, scaled in float. As llama.cpp decodes them.
+bool has_x86_int8_kernel(DType t);
+void quantize_activations(const float* x, size_t k, int8_t* q, float* d, float* xsum);  // k a multiple of 32; NaN d for non-finite blocks
+float dot_x86_int8(DType t, const uint8_t* row, const int8_t* xq, const float* dx, const float* xsum, size_t blocks);
+
 // Portable versions (eight float lanes the compiler vectorises: NEON on arm64) for the types with one:
 // Q4_K, Q5_K, Q6_K. What CPUs without the x86 kernels run (kernels_kquant_portable.cpp).
 bool has_portable_kernel(DType t);

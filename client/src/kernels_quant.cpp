@@ -283,6 +283,26 @@ void linear_quantized(ThreadPool* pool, const float* x, size_t m, size_t k, cons
     return;
   }
 #endif
+#ifdef POCKETLLM_QUANT_X86
+  if (direct_kernels_x86() && kquant::has_x86_int8_kernel(w.dtype)) {  // K types: int8 activations
+    thread_local std::vector<int8_t> xq;
+    thread_local std::vector<float> dx, xs;
+    xq.resize(m * k);
+    dx.resize(m * (k / 32));
+    xs.resize(m * (k / 32));
+    for (size_t r = 0; r < m; ++r) kquant::quantize_activations(x + r * k, k, xq.data() + r * k, dx.data() + r * (k / 32), xs.data() + r * (k / 32));
+    const int8_t* xqp = xq.data();
+    const float *dxp = dx.data(), *xsp = xs.data();
+    const size_t blocks = k / dtype_block_size(w.dtype);
+    parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
+      const size_t n0 = c * chunk, n1 = std::min(n, n0 + chunk);
+      for (size_t j = n0; j < n1; ++j)
+        for (size_t r = 0; r < m; ++r)
+          y[r * n + j] = kquant::dot_x86_int8(w.dtype, data + j * row_bytes, xqp + r * k, dxp + r * (k / 32), xsp + r * (k / 32), blocks);
+    });
+    return;
+  }
+#endif
   parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
     const size_t n0 = c * chunk, n1 = std::min(n, n0 + chunk);
     for (size_t j = n0; j < n1; ++j) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "kernels_kquant.h"
 #include "kernels_quant.h"
 #include "pocketllm/common/quant.h"
 
@@ -113,7 +114,9 @@ TEST_CASE("quantized and half-precision products equal dequantize-then-multiply"
       for (auto& v : x) v = nd(rng);
       linear(&pool, x.data(), m, k, w, nullptr, Perturbation{}, y.data());
       // arm64 with dotprod decodes Q8_0/Q4_0 with 8-bit activations: compare with that arithmetic there.
-      const bool int8 = direct_int8_kernels() && m <= kQuantDirectMaxRows && (t == DType::kQ8_0 || t == DType::kQ4_0);
+      // x86 with AVX2 decodes Q4_K/Q5_K/Q6_K with 8-bit activations the same way.
+      const bool int8 = m <= kQuantDirectMaxRows && ((direct_int8_kernels() && (t == DType::kQ8_0 || t == DType::kQ4_0)) ||
+                                                     (direct_kernels_x86() && kquant::has_x86_int8_kernel(t)));
       const double worst = float_product_error(x, deq, y, m, n, k);
       if (int8) {
         INFO("int8 decode path");
@@ -130,8 +133,6 @@ TEST_CASE("quantized and half-precision products equal dequantize-then-multiply"
     }
   }
 }
-
-#include "kernels_kquant.h"
 
 TEST_CASE("the portable K-quant kernels (arm64's decode path) equal dequantize-then-multiply on every CPU", "[client][kernels][quant]") {
   std::mt19937 rng(12);
