@@ -16,7 +16,7 @@ namespace {
 
 using nlohmann::json;
 
-const char* kAdminHelp = R"(usage: pocketllm-server admin --url URL --admin-token-file FILE [--ca FILE] [--json] COMMAND
+const char* kAdminHelp = R"(usage: pocketllm-server admin --url URL --admin-token-file FILE [--ca FILE | --pin PINS] [--json] COMMAND
 
   task create --spec FILE|-        create a task from its JSON spec (docs/protocol.md section 3; - reads stdin)
   task list                        the tasks with their version and current round
@@ -30,6 +30,8 @@ const char* kAdminHelp = R"(usage: pocketllm-server admin --url URL --admin-toke
 
   --json     print the server's JSON instead of a table
   --ca FILE  trust this CA (PEM) for https:// URLs; the system store otherwise
+  --pin PINS or trust exactly the server whose key (sha256/BASE64, the pin the server logs) or
+             certificate (64 hex) is one of these, comma-separated
   The admin token is read from the file's first line; it never appears on the command line.
 )";
 
@@ -242,7 +244,8 @@ int run_admin_cli(const std::vector<std::string>& args_in) {
     }
   bool as_json = false;
   take(&a, "--json", "", &as_json);
-  const std::string url = take(&a, "--url"), token_file = take(&a, "--admin-token-file"), ca = take(&a, "--ca");
+  const std::string url = take(&a, "--url"), token_file = take(&a, "--admin-token-file"), ca = take(&a, "--ca"),
+                    pin = take(&a, "--pin");
   const std::string spec = take(&a, "--spec");
   const std::string uses = take(&a, "--uses"), ttl = take(&a, "--ttl-seconds");
   const std::string limit = take(&a, "--limit", "1000"), out = take(&a, "--out"), format = take(&a, "--format", "jsonl");
@@ -263,6 +266,8 @@ int run_admin_cli(const std::vector<std::string>& args_in) {
   net::ClientOptions o;
   o.url = url;
   o.ca_file = ca;
+  o.pinned_sha256 = pin;
+  if (!ca.empty() && !pin.empty()) return usage("give --ca or --pin, not both");
   auto http = net::HttpClient::create(o);
   if (!http) {
     std::fprintf(stderr, "pocketllm-server admin: %s\n", http.status().message().c_str());

@@ -53,6 +53,14 @@ for line in open(\"server.log\"):
     j = json.loads(line); n += 1
     assert {\"ts\", \"level\", \"msg\"} <= j.keys(), line
 sys.exit(0 if n > 10 else 1)"'
+# --pin: the key pin the server logs, instead of the CA file.
+pin=$(grep -o 'key pin sha256/[A-Za-z0-9+/=]*' server.log | head -1 | cut -d' ' -f3)
+pinned() { "$server" admin --url "$url" --admin-token-file admin --pin "$1" "${@:2}"; }
+check "--pin with the logged key pin ($pin) reaches the server" '[ -n "$pin" ] && pinned "$pin" task list | grep -q t1'
+check "--pin with another key's pin is refused, naming the server's pin" \
+  '! pinned "sha256/$(printf "%043d" 0 | tr 0 A)=" task list 2> e.txt && grep -q "$pin" e.txt'
+check "--ca and --pin together: a usage error" \
+  '"$server" admin --url "$url" --admin-token-file admin --ca cert.pem --pin "$pin" task list 2> /dev/null; [ $? = 2 ]'
 check "the access log has the admin CLI's requests with request ids, routes and statuses" 'python3 -c "
 import json, sys
 reqs = [json.loads(l) for l in open(\"server.log\") if \"\\\"request_id\\\"\" in l]
