@@ -48,12 +48,25 @@ inline void scale_min(int s, const uint8_t* q, float* sc, float* m) {
   }
 }
 
+// Q4_K's / Q5_K's 64 quants of sub-blocks 2g (lo) and 2g+1 (hi) as bytes in element order: the nibbles of
+// qs[0..31], and for Q5_K bit 2g / 2g+1 of qh[l] as 16.
+template <bool kHigh>
+PLLM_AVX2 inline void k45_quants(const uint8_t* qs, __m256i qh, int g, __m256i* lo, __m256i* hi) {
+  const __m256i nib = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
+  *lo = _mm256_and_si256(packed, nib);
+  *hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nib);
+  if constexpr (kHigh) {
+    *lo = _mm256_or_si256(*lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), one), 4));
+    *hi = _mm256_or_si256(*hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), one), 4));
+  }
+}
+
 // Q4_K (kHigh false) and Q5_K (true): per 64 elements, qs's 32 bytes hold sub-block 2g in the low and 2g+1
 // in the high nibbles; Q5_K adds bit s of qh[l] as 16. Σ (d·sc·q − dmin·m)·x = d·Σ sc·(q·x) − dmin·Σ m·Σx.
 template <bool kHigh>
 PLLM_AVX2 float dot_k45(const uint8_t* row, const float* x, size_t blocks) {
   constexpr size_t kBytes = kHigh ? 176 : 144;
-  const __m256i nib = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
   __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
   for (size_t b = 0; b < blocks; ++b, row += kBytes) {
     const float d = half(row), dmin = half(row + 2);
@@ -61,12 +74,8 @@ PLLM_AVX2 float dot_k45(const uint8_t* row, const float* x, size_t blocks) {
     const uint8_t* qs = row + (kHigh ? 48 : 16);
     const __m256i qh = kHigh ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 16)) : _mm256_setzero_si256();
     for (int g = 0; g < 4; ++g, qs += 32, x += 64) {
-      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
-      __m256i lo = _mm256_and_si256(packed, nib), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nib);
-      if constexpr (kHigh) {
-        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), one), 4));
-        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), one), 4));
-      }
+      __m256i lo, hi;
+      k45_quants<kHigh>(qs, qh, g, &lo, &hi);
       float sc1, m1, sc2, m2;
       scale_min(2 * g, scales, &sc1, &m1);
       scale_min(2 * g + 1, scales, &sc2, &m2);
@@ -215,7 +224,6 @@ PLLM_AVX2 inline __m256 udot32(__m256i u, const int8_t* xq) {
 template <bool kHigh>
 PLLM_AVX2 float dot_k45_int8(const uint8_t* row, const int8_t* xq, const float* dx, const float* xsum, size_t blocks) {
   constexpr size_t kBytes = kHigh ? 176 : 144;
-  const __m256i nib = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
   __m256 acc = _mm256_setzero_ps();
   float mins = 0.0f;
   for (size_t b = 0; b < blocks; ++b, row += kBytes) {
@@ -224,12 +232,8 @@ PLLM_AVX2 float dot_k45_int8(const uint8_t* row, const int8_t* xq, const float* 
     const uint8_t* qs = row + (kHigh ? 48 : 16);
     const __m256i qh = kHigh ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 16)) : _mm256_setzero_si256();
     for (int g = 0; g < 4; ++g, qs += 32, xq += 64, dx += 2, xsum += 2) {
-      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
-      __m256i lo = _mm256_and_si256(packed, nib), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nib);
-      if constexpr (kHigh) {
-        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), one), 4));
-        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), one), 4));
-      }
+      __m256i lo, hi;
+      k45_quants<kHigh>(qs, qh, g, &lo, &hi);
       float sc1, m1, sc2, m2;
       scale_min(2 * g, scales, &sc1, &m1);
       scale_min(2 * g + 1, scales, &sc2, &m2);
@@ -331,7 +335,8 @@ void quantize_activations(const float* x, size_t k, int8_t* q, float* d, float* 
     }
     if (!finite) {  // the product must come out non-finite, as the float kernels' would
       std::fill_n(q, 32, 0);
-      d[b] = xsum[b] = NAN;
+      d[b] = NAN;
+      if (xsum) xsum[b] = NAN;
       continue;
     }
     d[b] = amax / 127.0f;
@@ -341,7 +346,7 @@ void quantize_activations(const float* x, size_t k, int8_t* q, float* d, float* 
       q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
       sum += q[j];
     }
-    xsum[b] = d[b] * static_cast<float>(sum);  // the quantized activations' sum, as the products use them
+    if (xsum) xsum[b] = d[b] * static_cast<float>(sum);  // the quantized activations' sum, as the products use them
   }
 }
 

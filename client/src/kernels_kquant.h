@@ -25,7 +25,8 @@ float dot_x86(DType t, const uint8_t* row, const float* x, size_t blocks);
 // docs/gguf.md §7), with each block's sum d·Σq kept for the K types' minimums; u8 × s8 products
 // (vpmaddubsw) summed exactly in int32 per sub-block, scaled in float. As llama.cpp decodes them.
 bool has_x86_int8_kernel(DType t);
-void quantize_activations(const float* x, size_t k, int8_t* q, float* d, float* xsum);  // k a multiple of 32; NaN d for non-finite blocks
+// k a multiple of 32; NaN d for non-finite blocks; xsum may be NULL (arm64's sdot kernels use q and d only).
+void quantize_activations(const float* x, size_t k, int8_t* q, float* d, float* xsum);
 float dot_x86_int8(DType t, const uint8_t* row, const int8_t* xq, const float* dx, const float* xsum, size_t blocks);
 
 // Portable versions (eight float lanes the compiler vectorises: NEON on arm64) for the types with one:

@@ -165,27 +165,6 @@ float dot_dequantized(DType t, const uint8_t* row, const float* x, size_t k) {
 }
 
 #ifdef POCKETLLM_QUANT_SDOT
-// Activations quantized per 32-element block for the int8 direct kernels: d = max|x| / 127,
-// q = round-half-even(x / d) (docs/gguf.md section 7); a block with a non-finite value gets d = NaN.
-void quantize_blocks(const float* x, size_t k, int8_t* q, float* d) {
-  for (size_t b = 0; b < k / 32; ++b, x += 32, q += 32) {
-    float amax = 0.0f;
-    bool finite = true;
-    for (int j = 0; j < 32; ++j) {
-      finite = finite && std::isfinite(x[j]);
-      amax = std::max(amax, std::fabs(x[j]));
-    }
-    if (!finite) {
-      std::fill_n(q, 32, 0);
-      d[b] = NAN;
-      continue;
-    }
-    d[b] = amax / 127.0f;
-    const float id = d[b] != 0.0f ? 1.0f / d[b] : 0.0f;
-    for (int j = 0; j < 32; ++j) q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
-  }
-}
-
 PLLM_DOTPROD float dot_q8_0_sdot(const uint8_t* row, const int8_t* xq, const float* dx, size_t blocks) {
   float sum = 0.0f;
   for (size_t b = 0; b < blocks; ++b, row += 34, xq += 32) {
@@ -269,7 +248,7 @@ void linear_quantized(ThreadPool* pool, const float* x, size_t m, size_t k, cons
     thread_local std::vector<float> dx;
     xq.resize(m * k);
     dx.resize(m * (k / 32));
-    for (size_t r = 0; r < m; ++r) quantize_blocks(x + r * k, k, xq.data() + r * k, dx.data() + r * (k / 32));
+    for (size_t r = 0; r < m; ++r) kquant::quantize_activations(x + r * k, k, xq.data() + r * k, dx.data() + r * (k / 32), nullptr);
     const int8_t* xqp = xq.data();
     const float* dxp = dx.data();
     const bool q8 = w.dtype == DType::kQ8_0;
