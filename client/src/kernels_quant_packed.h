@@ -1,5 +1,5 @@
-// Q8_0 / Q4_0 weights repacked for int8 dot-product instructions (x86 AVX-512 VNNI): 16 rows
-// interleaved per 32-element block, so one 512-bit multiply-accumulate serves 16 output rows and each
+// Q8_0 / Q4_0 weights (and Q4_K / Q5_K / Q6_K, kernels_kquant_packed.h) repacked for int8 dot-product
+// instructions (x86 AVX-512 VNNI): 16 rows interleaved per block, so one 512-bit multiply-accumulate serves 16 output rows and each
 // block's integer sum stays in its lane. Activations are quantized to 8 bits per 32-element block
 // (scale = max|x| / 127, as llama.cpp does for these types), products are exact in int32, and each block
 // is scaled in float. The layout and arithmetic are in docs/gguf.md §7.
@@ -19,7 +19,7 @@ namespace pocketllm {
 // Whether this binary carries the packed kernels (built for a CPU with AVX-512 VNNI).
 bool packed_quant_kernels_available();
 
-// Repacks every Q8_0/Q4_0 matrix whose rows come in groups of 16 (Weight::packed); the packed copy is
+// Repacks every Q8_0/Q4_0/Q4_K/Q5_K/Q6_K matrix whose rows come in groups of 16 (Weight::packed); the packed copy is
 // kept in the store. `release(w)` is called after each weight is packed, so a loader can drop the pages
 // of the original from memory. Returns the number packed (0 when the kernels are not available).
 size_t pack_quantized_weights(WeightStore* ws, const std::function<void(const Weight&)>& release);
@@ -32,6 +32,7 @@ struct PackedActivations {
   std::vector<uint8_t> q;
   std::vector<float> d;
   std::vector<int32_t> sum;
+  std::vector<int32_t> sum16;  // Q6_K weights: the sums of each block's two halves of 16 (its 16-element scales)
 };
 void quantize_activations(const float* x, size_t m, size_t k, DType weight_type, PackedActivations* out);
 

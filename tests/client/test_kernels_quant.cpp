@@ -169,8 +169,8 @@ TEST_CASE("packed int8 kernels equal exact integer block sums of the quantized a
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   ThreadPool pool(2);
-  for (DType t : {DType::kQ8_0, DType::kQ4_0}) {
-    const size_t n = 48, k = 256;
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+    const size_t n = 48, k = 512;  // three groups of 16 rows; two K-type super-blocks per row
     auto q = random_quantized(t, n, k, rng);
     WeightStore ws;
     ws.add_view("w", {static_cast<int64_t>(n), static_cast<int64_t>(k)}, t, q.data());
