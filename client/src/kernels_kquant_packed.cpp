@@ -106,6 +106,9 @@ constexpr size_t kTile = 4;  // activation rows per pass over the weights
 PLLM_VNNI inline __m512i srl8(__m512i v, int n) { return _mm512_srl_epi16(v, _mm_cvtsi32_si128(n)); }
 PLLM_VNNI inline __m512i sll8(__m512i v, int n) { return _mm512_sll_epi16(v, _mm_cvtsi32_si128(n)); }
 PLLM_VNNI inline __m512 u8_to_ps(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
+PLLM_VNNI inline __m512 s8_to_ps(const uint8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
 
 // Asks for the eighth `s` of the super-block `kAhead` ahead (groups lie back to back, so past a group's
 // end it is the next group's start; a prefetch never faults). Decoding streams every weight from memory
@@ -202,10 +205,7 @@ PLLM_VNNI void group_q6k(const uint8_t* group, size_t superblocks, const PackedA
         const int h = s / 4, t = s % 4;
         const uint8_t* base = p + 288 + 1536 * h;
         const uint8_t* nib = base + (t & 1 ? 512 : 0);
-        auto scale = [&](int idx) {
-          return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32 + 16 * idx)))));
-        };
-        const __m512 sca = scale(2 * s), scb = scale(2 * s + 1);
+        const __m512 sca = _mm512_mul_ps(d, s8_to_ps(p + 32 + 32 * s)), scb = _mm512_mul_ps(d, s8_to_ps(p + 48 + 32 * s));
         __m512i w[8];
         for (int g = 0; g < 8; ++g) {
           const __m512i lo = _mm512_and_si512(srl8(_mm512_loadu_si512(nib + 64 * g), 4 * (t >> 1)), lo4);
