@@ -302,7 +302,7 @@ namespace pocketllm {
 
 std::string kernel_paths() {
   std::string s = "quantized batches: ";
-  s += packed_quant_kernels_available() ? "packed int8 (AVX-512 VNNI)" : "dequantized tiles + GEMM";
+  s += packed_quant_kernels_available() ? "packed int8 (AVX-512 VNNI: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)" : "dequantized tiles + GEMM";
   s += "; decode: ";
   s += direct_kernels_x86() ? "AVX2+FMA+F16C" : direct_int8_kernels() ? "int8 sdot (Armv8.2 dotprod)" : "portable";
   s += "; float GEMM: ";
