@@ -7,7 +7,12 @@ case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next }
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/bench/setup_peers.sh" > /dev/null
 bin="${POCKETLLM_BUILD_DIR:-$root/build}/bin/bench_model"
-py=(/usr/bin/python3 "$root/bench/peers/torch_model_bench.py")
+# The PyTorch peer keeps freed tensors in the heap instead of returning each one to the kernel: with
+# glibc's defaults every large temporary is a fresh mmap whose pages fault in again, which on some VMs
+# (the Zen 5 of session 31) made torch's element-wise ops 4-5x slower (a 1024 x 2048 multiply: 7.3 ms,
+# 1.6 ms with these settings, numpy 0.4). The peer's best case; pocketllm reuses its own scratch.
+py=(env GLIBC_TUNABLES=glibc.malloc.mmap_threshold=536870912:glibc.malloc.trim_threshold=1073741824
+    /usr/bin/python3 "$root/bench/peers/torch_model_bench.py")
 reps="${1:-5}"
 out="${OUT:-$root/bench/results/model_bench.jsonl}"
 mkdir -p "$(dirname "$out")"
