@@ -1,9 +1,6 @@
 // A fixed pool of worker threads for data-parallel loops. run() dispatches without allocating, so hot
 // training loops can call it every step. One run() at a time per pool (concurrent callers are
 // serialised); a task must not call run() on the same pool.
-// Idle workers and a waiting caller spin for a short while (kSpinMicros, yielding the core between
-// checks) before they sleep on a condition variable: decoding calls run() some eighty times per token with
-// microseconds of work each, where a sleep/wake round trip through the kernel costs tens of microseconds.
 #pragma once
 
 #include <atomic>
@@ -25,9 +22,6 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // How long an idle worker (or the caller waiting for the workers) spins before it sleeps.
-  static constexpr int kSpinMicros = 50;
-
   // Calls fn(task) for every task in [0, n_tasks), spread over the pool and the caller; returns when
   // all calls have returned.
   template <class Fn>
@@ -47,13 +41,13 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;
-  std::atomic<uint64_t> generation_{0};  // written under mutex_; read by spinning workers without it
-  std::atomic<bool> stopping_{false};
+  uint64_t generation_ = 0;
+  bool stopping_ = false;
   TaskFn fn_ = nullptr;
   void* ctx_ = nullptr;
   size_t n_tasks_ = 0;
   std::atomic<size_t> next_{0};
-  std::atomic<int> finished_{0};
+  int finished_ = 0;
 };
 
 // Runs fn(task) for all tasks: on `pool` when given, else inline on the caller.
