@@ -5,7 +5,8 @@
 #   portable  -march=x86-64-v2 (no AVX2/AVX-512)
 #   O0        no optimisation at all
 #   aarch64   Debian's g++-aarch64-linux-gnu, run under qemu-aarch64
-# and runs them. The default native build is covered by the main test suite (scripts/test.sh).
+# and runs them. The default native build is covered by the main test suite (scripts/test.sh). The two
+# SDK builds below compile their libraries as unity batches (POCKETLLM_UNITY_BUILD: shorter clean builds).
 #   aarch64-sdk  the SDK (libpocketllm.so, the whole client with TLS networking), its C and C++
 #                examples and its tests, cross-built against Debian's arm64 libraries and run under
 #                qemu-aarch64: the proxy for phones (needs scripts/setup.sh --cross-sdk)
@@ -26,7 +27,7 @@ targets=("$@")
 run_target() {
   local name="$1"; shift
   local dir="$build_root/$name"
-  echo "== target $name: configure + build"
+  echo "== (${SECONDS} s) target $name: configure + build"
   cmake -S "$root" -B "$dir" -G Ninja -DPOCKETLLM_CORE_ONLY=ON -DPOCKETLLM_BUILD_BENCH=OFF "$@" > "$dir.configure.log" 2>&1 \
     || { cat "$dir.configure.log"; return 1; }
   cmake --build "$dir" -j2
@@ -47,9 +48,9 @@ for t in "${targets[@]}"; do
       dpkg-query -W -f='${Status}' libssl-dev:arm64 2>/dev/null | grep -q "install ok installed" \
         || { echo "aarch64-sdk target needs Debian's arm64 libraries: scripts/setup.sh --cross-sdk" >&2; exit 1; }
       dir="$build_root/aarch64-sdk"
-      echo "== target aarch64-sdk: configure + build (client, SDK, examples, their tests)"
+      echo "== (${SECONDS} s) target aarch64-sdk: configure + build (client, SDK, examples, their tests)"
       cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-toolchain.cmake" -DPOCKETLLM_AARCH64_STATIC=OFF \
-        -DCMAKE_BUILD_TYPE=Release -DPOCKETLLM_BUILD_SERVER=OFF -DPOCKETLLM_BUILD_BENCH=OFF > "$dir.configure.log" 2>&1 \
+        -DCMAKE_BUILD_TYPE=Release -DPOCKETLLM_BUILD_SERVER=OFF -DPOCKETLLM_BUILD_BENCH=OFF -DPOCKETLLM_UNITY_BUILD=ON > "$dir.configure.log" 2>&1 \
         || { cat "$dir.configure.log"; exit 1; }
       cmake --build "$dir" -j2 --target pocketllm_sdk_tests pocketllm_common_tests pocketllm_core_tests pocketllm_client_tests \
         personalize federated_device pocketllm
@@ -69,9 +70,9 @@ for t in "${targets[@]}"; do
       dpkg-query -W -f='${Status}' libpcre2-dev:arm64 2>/dev/null | grep -q "install ok installed" \
         || { echo "aarch64-mobile target needs Debian's arm64 PCRE2: scripts/setup.sh --cross-sdk" >&2; exit 1; }
       dir="$build_root/aarch64-mobile"
-      echo "== target aarch64-mobile: configure + build (the mobile SDK, its tests, the C example)"
+      echo "== (${SECONDS} s) target aarch64-mobile: configure + build (the mobile SDK, its tests, the C example)"
       cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-toolchain.cmake" -DPOCKETLLM_AARCH64_STATIC=OFF \
-        -DCMAKE_BUILD_TYPE=Release -DPOCKETLLM_MOBILE=ON > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; exit 1; }
+        -DCMAKE_BUILD_TYPE=Release -DPOCKETLLM_MOBILE=ON -DPOCKETLLM_UNITY_BUILD=ON > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; exit 1; }
       cmake --build "$dir" -j2 --target pocketllm_sdk pocketllm_sdk_tests personalize pocketllm_secagg_tests
       "$root/scripts/check-mobile-lib.sh" "$dir/lib/libpocketllm.so" aarch64-linux-gnu-
       echo "== target aarch64-mobile: SDK tests, secure aggregation's built-in suite and the C example under qemu-aarch64"
@@ -89,4 +90,4 @@ for t in "${targets[@]}"; do
     *) echo "unknown target '$t' (portable, O0, aarch64, aarch64-sdk, aarch64-mobile)" >&2; exit 2 ;;
   esac
 done
-echo "== all targets passed: ${targets[*]}"
+echo "== all targets passed: ${targets[*]} in ${SECONDS} s"

@@ -21,14 +21,14 @@ const char* secagg_mode_name(SecAggMode m) {
 
 namespace {
 
-Status field_error(const std::string& name, const std::string& what) { return invalid_argument("task.secagg." + name + ": " + what); }
+Status secagg_field_error(const std::string& name, const std::string& what) { return invalid_argument("task.secagg." + name + ": " + what); }
 
 Status number(const json& j, const char* name, double lo, double hi, bool integral, double* out) {
   if (!j.contains(name)) return Status::ok();
-  if (!j[name].is_number()) return field_error(name, "must be a number");
+  if (!j[name].is_number()) return secagg_field_error(name, "must be a number");
   const double v = j[name].get<double>();
-  if (!std::isfinite(v) || v < lo || v > hi) return field_error(name, "must be in " + range_text(static_cast<double>(lo), static_cast<double>(hi)));
-  if (integral && v != std::floor(v)) return field_error(name, "must be an integer");
+  if (!std::isfinite(v) || v < lo || v > hi) return secagg_field_error(name, "must be in " + range_text(static_cast<double>(lo), static_cast<double>(hi)));
+  if (integral && v != std::floor(v)) return secagg_field_error(name, "must be an integer");
   *out = v;
   return Status::ok();
 }
@@ -36,17 +36,17 @@ Status number(const json& j, const char* name, double lo, double hi, bool integr
 // What cannot work under secure aggregation, refused at creation with the reason.
 Status check_composes(const RoundPolicy& policy) {
   if (policy.aggregation.strategy != Strategy::kWeightedMean)
-    return field_error("mode", std::string(strategy_name(policy.aggregation.strategy)) +
+    return secagg_field_error("mode", std::string(strategy_name(policy.aggregation.strategy)) +
                                    " cannot be combined with secure aggregation: the server sees only the sum of a round's "
                                    "inputs, and a median or trimmed mean needs each device's scalars (use weighted_mean)");
   if (policy.aggregation.clip > 0)
-    return field_error("bound", "the per-scalar clip of the plain aggregation does not apply; secagg.bound clips on the device");
+    return secagg_field_error("bound", "the per-scalar clip of the plain aggregation does not apply; secagg.bound clips on the device");
   if (policy.max_staleness > 0)
-    return field_error("mode", "stale submissions cannot be down-weighted inside a secure sum: max_staleness must be 0");
+    return secagg_field_error("mode", "stale submissions cannot be down-weighted inside a secure sum: max_staleness must be 0");
   if (policy.min_submissions < 2)
-    return field_error("mode", "min_submissions must be at least 2 (the sum of one device is that device's input)");
+    return secagg_field_error("mode", "min_submissions must be at least 2 (the sum of one device is that device's input)");
   if (policy.privacy.enabled() && policy.privacy.mode != DpMode::kCentral)
-    return field_error("mode", "with secure aggregation the devices add the noise in shares of the central amount: use privacy.mode "
+    return secagg_field_error("mode", "with secure aggregation the devices add the noise in shares of the central amount: use privacy.mode "
                                "central (docs/secagg.md §2.3)");
   return Status::ok();
 }
@@ -58,25 +58,25 @@ Status parse_secagg(const json& j, const RoundPolicy& policy, SecAggPolicy* out)
   for (const auto& [k, v] : j.items())
     if (k != "mode" && k != "bound" && k != "scale_bits" && k != "degree" && k != "share_threshold" && k != "phase_seconds" &&
         k != "max_participants")
-      return field_error(k, "unknown field");
+      return secagg_field_error(k, "unknown field");
   SecAggPolicy p;
-  if (!j.contains("mode") || !j["mode"].is_string()) return field_error("mode", "required: masked or plain");
+  if (!j.contains("mode") || !j["mode"].is_string()) return secagg_field_error("mode", "required: masked or plain");
   const std::string mode = j["mode"].get<std::string>();
   if (mode == "masked") p.mode = SecAggMode::kMasked;
   else if (mode == "plain") p.mode = SecAggMode::kPlain;
-  else return field_error("mode", "must be masked or plain");
+  else return secagg_field_error("mode", "must be masked or plain");
   POCKETLLM_RETURN_IF_ERROR(check_composes(policy));
   if (p.mode == SecAggMode::kPlain && policy.privacy.enabled())
-    return field_error("mode", "plain is the unmasked check of the encoding, without the devices' noise: not for a private task");
+    return secagg_field_error("mode", "plain is the unmasked check of the encoding, without the devices' noise: not for a private task");
   double v = 0;
   if (policy.privacy.enabled()) {
     p.bound = policy.privacy.clip_norm;
     double given = p.bound;  // (a stored spec writes it back)
     POCKETLLM_RETURN_IF_ERROR(number(j, "bound", 1e-12, 1e6, false, &given));
-    if (given != p.bound) return field_error("bound", "a private task's bound is its privacy.clip_norm");
+    if (given != p.bound) return secagg_field_error("bound", "a private task's bound is its privacy.clip_norm");
     p.scale_bits = 30;
   } else {
-    if (!j.contains("bound")) return field_error("bound", "required: the largest |scalar| a device submits (it clips to it)");
+    if (!j.contains("bound")) return secagg_field_error("bound", "required: the largest |scalar| a device submits (it clips to it)");
     POCKETLLM_RETURN_IF_ERROR(number(j, "bound", 1e-12, 1e6, false, &p.bound));
   }
   v = p.scale_bits;
@@ -100,9 +100,9 @@ Status parse_secagg(const json& j, const RoundPolicy& policy, SecAggPolicy* out)
   const secagg::RoundConfig c = secagg_round_config(with, 0, 1);
   if (p.mode == SecAggMode::kMasked) {
     auto shape = secagg::round_shape(c, p.max_participants);
-    if (!shape) return field_error("max_participants", shape.status().message());
+    if (!shape) return secagg_field_error("max_participants", shape.status().message());
     if (p.share_threshold > 0 && p.degree == 0)
-      return field_error("share_threshold", "give degree too: the default degree depends on the round's size");
+      return secagg_field_error("share_threshold", "give degree too: the default degree depends on the round's size");
   } else {
     POCKETLLM_RETURN_IF_ERROR(secagg::check_capacity(c.input, p.max_participants));
   }

@@ -100,7 +100,7 @@ struct World {
     d.state_dir = server.dir + "/" + name;
     auto tok = server.json_of(server.admin("POST", "/v1/admin/enrolment-tokens", R"({"uses":1})"))["token"].get<std::string>();
     if (!transport) transport = std::make_unique<sim::InProcessTransport>(*server.svc);
-    auto c = FederationClient::open(std::move(transport), "inprocess:", "", tok, RetryPolicy{6, 1});
+    auto c = FederationClient::open(std::move(transport), "inprocess:", "", tok, RetryPolicy{6, 1, {}});
     REQUIRE(c.is_ok());
     d.client = std::move(c.value());
     auto info = d.client->task(task_id);

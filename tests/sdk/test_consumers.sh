@@ -37,7 +37,10 @@ cc -o "$work/pc-app" "$consumer/app.c" $(PKG_CONFIG_PATH="$work/prefix/lib/pkgco
 "$work/pc-app" "$model" | grep -q '^generated:'
 
 echo "== 3. FetchContent (add_subdirectory of the source tree): only the SDK is built"
-cmake -S "$consumer/fetchcontent" -B "$work/fc" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPOCKETLLM_SOURCE_DIR="$src" > "$work/fc.log"
+# The consumer also sets one of the SDK's build options (unity batches, which keeps this clean build short).
+cmake -S "$consumer/fetchcontent" -B "$work/fc" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPOCKETLLM_SOURCE_DIR="$src" \
+  -DPOCKETLLM_UNITY_BUILD=ON > "$work/fc.log"
+grep -q "/Unity/unity_0_cxx.cxx" "$work/fc/build.ninja" || { echo "the consumer's POCKETLLM_UNITY_BUILD=ON did not reach the SDK" >&2; exit 1; }
 if grep -q "pocketllm-server\|Catch2" "$work/fc/build.ninja"; then echo "the consumer's build pulled in the server or the tests" >&2; exit 1; fi
 cmake --build "$work/fc" -j2 > "$work/fc-build.log" || { tail -30 "$work/fc-build.log"; exit 1; }
 "$work/fc/app" "$model" | grep -q '^generated:'

@@ -132,7 +132,7 @@ TEST_CASE("e2e secagg: hostile messages, kill -9 mid-round abandons it, a comple
                            R"("secagg":{"mode":"masked","bound":0.5,"phase_seconds":600}})";
   REQUIRE(f.c().request("POST", "/v1/admin/tasks", task, kAdminToken)->status == 201);
   // Refused at creation: what cannot compose with a secure sum.
-  for (const std::string& bad : {R"("strategy":"median")", R"("strategy":"trimmed_mean")", R"("max_staleness":4)",
+  for (const char* bad : {R"("strategy":"median")", R"("strategy":"trimmed_mean")", R"("max_staleness":4)",
                                  R"("min_submissions":1)", R"("clip":0.1)"}) {
     const std::string body = R"({"id":"bad","base_model_id":")" + kModelId + R"(",)" + bad + R"(,"secagg":{"mode":"masked","bound":1}})";
     auto r = f.c().request("POST", "/v1/admin/tasks", body, kAdminToken);

@@ -13,7 +13,7 @@
 namespace pocketllm::cli {
 
 int cmd_base_weights(const std::vector<std::string>& argv) {
-  static const char* kHelp =
+  static const char* kBaseWeightsHelp =
       "usage: pocketllm base-weights --model PATH --out FILE.safetensors [--trainable P]\n"
       "                              [--lora-rank R [--lora-alpha A] [--lora-targets T] [--lora-init-seed S]]\n"
       "\n"
@@ -21,7 +21,7 @@ int cmd_base_weights(const std::vector<std::string>& argv) {
       "tensors --trainable selects (default \"*\", or none with --lora-rank) and the adapters, initialised\n"
       "as every device initialises them (docs/training.md section 4). A server task given this file as\n"
       "\"base_weights\" serves snapshots. Prints the base model id the task must name.\n";
-  Command cmd("pocketllm base-weights", kHelp,
+  Command cmd("pocketllm base-weights", kBaseWeightsHelp,
               {"model", "out", "trainable", "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed"});
   return cmd.run(argv, [&](const Args& args) {
     if (!args.has("model") || !args.has("out")) return cmd.usage("--model and --out are required");

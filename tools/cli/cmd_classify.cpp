@@ -42,7 +42,7 @@ std::string one_line(std::string s) {
 }  // namespace
 
 int cmd_classify(const std::vector<std::string>& argv) {
-  static const char* kHelp =
+  static const char* kClassifyHelp =
       "usage: pocketllm classify (--model PATH [--adapter DIR] [--quantize q8_0|q4_0] | --run RUN_DIR)\n"
       "                          (--text TEXT | --data FILE|-) [--preset sst2|agnews] [--template T]\n"
       "                          [--labels L] [--max-length N] [--batch-size B] [--threads N] [--json]\n"
@@ -53,7 +53,7 @@ int cmd_classify(const std::vector<std::string>& argv) {
       "or - for one text per line on stdin.\n"
       "Output, one line per text: LABEL<TAB>PROBABILITY<TAB>TEXT; --json: one object per text\n"
       "{\"text\", \"label\", \"word\", \"probabilities\": {label: p, ...}}.\n";
-  Command cmd("pocketllm classify", kHelp,
+  Command cmd("pocketllm classify", kClassifyHelp,
               {"model", "adapter", "quantize", "run", "text", "data", "template", "labels", "preset", "max-length", "batch-size", "threads"},
               {"json"});
   return cmd.run(argv, [&](const Args& args) {

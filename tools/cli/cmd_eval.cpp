@@ -91,7 +91,7 @@ int model_task_request(const Command& cmd, const Args& args, EvaluateRequest* re
 }
 
 int cmd_eval(const std::vector<std::string>& argv) {
-  static const char* kHelp =
+  static const char* kEvalHelp =
       "usage: pocketllm eval (--model PATH [--adapter DIR] [--quantize q8_0|q4_0] | --run RUN_DIR) --data FILE\n"
       "                      [--task lm|classify] [--preset sst2|agnews]\n"
       "                      [--template T] [--labels L] [--max-length N] [--batch-size B] [--threads N]\n"
@@ -101,7 +101,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
       "predicted (a model that answers one label to everything shows here, not in the accuracy).\n"
       "--preset sets --task classify and the preset's template and labels (as finetune's); --template and\n"
       "--labels given beside it win.\n";
-  Command cmd("pocketllm eval", kHelp, {"model", "adapter", "quantize", "run", "data", "task", "template", "labels", "preset", "max-length", "batch-size", "threads"});
+  Command cmd("pocketllm eval", kEvalHelp, {"model", "adapter", "quantize", "run", "data", "task", "template", "labels", "preset", "max-length", "batch-size", "threads"});
   return cmd.run(argv, [&](const Args& args) {
     if (!args.has("data")) return cmd.usage("--data is required");
     EvaluateRequest req;
@@ -122,7 +122,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
 }
 
 int cmd_export(const std::vector<std::string>& argv) {
-  static const char* kHelp =
+  static const char* kEvalHelp =
       "usage: pocketllm export --run RUN_DIR --out PATH [--format hf|gguf|peft] [--type f32|f16|bf16|q8_0|q4_0]\n"
       "\n"
       "Writes the run's fine-tuned model (merged weights). --format hf (default): a Hugging Face directory\n"
@@ -131,7 +131,7 @@ int cmd_export(const std::vector<std::string>& argv) {
       "llama-family models; docs/gguf.md). Adapters (runs with --lora-rank) are merged into their weights.\n"
       "--format peft: the run's LoRA adapters alone as a Hugging Face PEFT directory (adapter_config.json,\n"
       "adapter_model.safetensors), for runs that trained adapters only; load it with --adapter DIR.\n";
-  Command cmd("pocketllm export", kHelp, {"run", "out", "threads", "format", "type"});
+  Command cmd("pocketllm export", kEvalHelp, {"run", "out", "threads", "format", "type"});
   return cmd.run(argv, [&](const Args& args) {
     if (!args.has("run") || !args.has("out")) return cmd.usage("--run and --out are required");
     auto threads = args.get_u64("threads", 0);
@@ -156,14 +156,14 @@ int cmd_export(const std::vector<std::string>& argv) {
 namespace pocketllm::cli {
 
 int cmd_convert(const std::vector<std::string>& argv) {
-  static const char* kHelp =
+  static const char* kEvalHelp =
       "usage: pocketllm convert --model PATH --out FILE.gguf [--type f32|f16|bf16|q8_0|q4_0] [--name NAME]\n"
       "\n"
       "Converts a model (llama2.c .bin, Hugging Face directory or GGUF) to a GGUF file that llama.cpp and\n"
       "pocketllm load. 2-D weights become --type (default f32); a matrix whose rows are not whole 32-element\n"
       "blocks stays F16 under q8_0/q4_0; norms stay F32. Quantizers follow ggml's reference rounding\n"
       "(docs/gguf.md). A GGUF input is re-quantized; tensors already of --type are copied unchanged.\n";
-  Command cmd("pocketllm convert", kHelp, {"model", "out", "type", "name"});
+  Command cmd("pocketllm convert", kEvalHelp, {"model", "out", "type", "name"});
   return cmd.run(argv, [&](const Args& args) {
     if (!args.has("model") || !args.has("out")) return cmd.usage("--model and --out are required");
     DType type = DType::kF32;

@@ -16,7 +16,7 @@
 namespace pocketllm::cli {
 namespace {
 
-constexpr const char* kHelp =
+constexpr const char* kFederateHelp =
     "usage: pocketllm federate --server URL --task ID --model PATH --data FILE --state DIR [options]\n"
     "\n"
     "Takes part in federated zeroth-order fine-tuning: per round, tau local steps along the server's\n"
@@ -112,7 +112,7 @@ int run_rounds(const Command& cmd, DeviceSession& s, uint64_t rounds, double wai
 }  // namespace
 
 int cmd_federate(const std::vector<std::string>& argv) {
-  Command cmd("pocketllm federate", kHelp,
+  Command cmd("pocketllm federate", kFederateHelp,
               {"server", "ca", "pin", "enrol-token", "credentials", "state", "task", "model", "data", "shard", "partition",
                "partition-seed", "rounds", "eval-data", "wait", "threads"});
   return cmd.run(argv, [&](const Args& args) {

@@ -18,7 +18,7 @@
 namespace pocketllm::cli {
 namespace {
 
-constexpr const char* kHelp =
+constexpr const char* kFinetuneHelp =
     "usage: pocketllm finetune --model PATH --data FILE --task lm|classify --out RUN_DIR [options]\n"
     "       pocketllm finetune --resume --out RUN_DIR [--eval-data FILE] [--threads N] [--steps N]\n"
     "\n"
@@ -104,7 +104,7 @@ std::string format_eta(double s) {
 
 // long: argv -> FinetuneRequest, one option per line, each with its range check.
 int cmd_finetune(const std::vector<std::string>& argv) {
-  Command cmd("pocketllm finetune", kHelp, {"model", "data", "task", "out", "template", "labels", "k-shot", "max-length", "overlong", "eval-data",
+  Command cmd("pocketllm finetune", kFinetuneHelp, {"model", "data", "task", "out", "template", "labels", "k-shot", "max-length", "overlong", "eval-data",
              "eval-every", "eval-batch-size", "steps", "batch-size", "lr", "eps", "schedule", "warmup", "n-spsa", "clip", "weight-decay",
              "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every",
              "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize", "validation", "validate-every", "patience",

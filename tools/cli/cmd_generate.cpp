@@ -12,7 +12,7 @@
 namespace pocketllm::cli {
 namespace {
 
-constexpr const char* kHelp =
+constexpr const char* kGenerateHelp =
     "usage: pocketllm generate --model PATH [--prompt TEXT] [--max-tokens N]\n"
     "                          [--greedy | --temperature T [--top-k K] [--top-p P] [--seed S]]\n"
     "                          [--tokenizer PATH] [--threads N] [--ids]\n"
@@ -34,7 +34,7 @@ constexpr const char* kHelp =
 }  // namespace
 
 int cmd_generate(const std::vector<std::string>& argv) {
-  Command cmd("pocketllm generate", kHelp, {"model", "adapter", "quantize", "repetition-penalty", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed", "tokenizer", "threads"}, {"greedy", "ids"});
+  Command cmd("pocketllm generate", kGenerateHelp, {"model", "adapter", "quantize", "repetition-penalty", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed", "tokenizer", "threads"}, {"greedy", "ids"});
   return cmd.run(argv, [&](const Args& args) {
     auto fail = [](const std::string& m, int code) {
       std::fprintf(stderr, "pocketllm generate: %s\n", m.c_str());

@@ -44,12 +44,12 @@ nlohmann::json value_json(const gguf::File& f, const std::string& key, const ggu
 }  // namespace
 
 int cmd_gguf(const std::vector<std::string>& argv) {
-  static const char* kHelp =
+  static const char* kGgufHelp =
       "usage: pocketllm gguf --file FILE.gguf [--json]\n"
       "\n"
       "Validates a GGUF file and prints its version, metadata (arrays abbreviated unless --json) and\n"
       "tensor table (name, ggml dimensions, type, data offset).\n";
-  Command cmd("pocketllm gguf", kHelp, {"file"}, {"json"});
+  Command cmd("pocketllm gguf", kGgufHelp, {"file"}, {"json"});
   return cmd.run(argv, [&](const Args& args) {
     if (!args.has("file")) return cmd.usage("--file is required");
     auto f = gguf::File::open(args.get("file"));

@@ -11,7 +11,7 @@
 namespace pocketllm::cli {
 
 int cmd_info(const std::vector<std::string>& argv) {
-  static const char* kHelp =
+  static const char* kInfoHelp =
       "usage: pocketllm info --model PATH [--id] [--json]\n"
       "       pocketllm info --system\n"
       "\n"
@@ -19,7 +19,7 @@ int cmd_info(const std::vector<std::string>& argv) {
       "  --id       also compute the base model id (SHA-256 over all canonical tensors; reads every byte)\n"
       "  --json     the description as one JSON object (the SDK's pllm_model_info fields)\n"
       "  --system   the CPU's features and the kernel paths this build chose for it\n";
-  Command cmd("pocketllm info", kHelp, {"model", "tokenizer"}, {"id", "system", "json"});
+  Command cmd("pocketllm info", kInfoHelp, {"model", "tokenizer"}, {"id", "system", "json"});
   return cmd.run(argv, [&](const Args& args) {
     if (args.has("system")) {
 #if defined(__x86_64__)

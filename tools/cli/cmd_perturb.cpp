@@ -11,7 +11,7 @@
 namespace pocketllm::cli {
 namespace {
 
-constexpr const char* kHelp =
+constexpr const char* kPerturbHelp =
     "usage: pocketllm perturb --seed SEED --tensor NAME [--start I] [--count N]\n"
     "                         [--dist rademacher|gaussian] [--format text|f32]\n"
     "\n"
@@ -31,7 +31,7 @@ constexpr uint64_t kMaxCount = uint64_t{1} << 32;
 }  // namespace
 
 int cmd_perturb(const std::vector<std::string>& argv) {
-  Command cmd("pocketllm perturb", kHelp, {"seed", "tensor", "start", "count", "dist", "format"});
+  Command cmd("pocketllm perturb", kPerturbHelp, {"seed", "tensor", "start", "count", "dist", "format"});
   return cmd.run(argv, [&](const Args& args) {
     auto usage_error = [](const std::string& message) {
       std::fprintf(stderr, "pocketllm perturb: %s\n", message.c_str());

@@ -16,7 +16,7 @@
 namespace pocketllm::cli {
 namespace {
 
-constexpr const char* kHelp =
+constexpr const char* kPrivacyHelp =
     "usage: pocketllm privacy epsilon --sampling-rate Q --noise-multiplier S --steps T --delta D [--json] [--classic]\n"
     "       pocketllm privacy noise   --epsilon E --sampling-rate Q --steps T --delta D [--json] [--classic]\n"
     "       pocketllm privacy rounds  --epsilon E --sampling-rate Q --noise-multiplier S --delta D [--json]\n"
@@ -40,14 +40,14 @@ constexpr const char* kHelp =
 int cmd_privacy(const std::vector<std::string>& argv) {
   if (argv.empty() || (argv[0] != "epsilon" && argv[0] != "noise" && argv[0] != "rounds" && argv[0] != "rdp")) {
     if (!argv.empty() && (argv[0] == "--help" || argv[0] == "-h")) {
-      std::fputs(kHelp, stdout);
+      std::fputs(kPrivacyHelp, stdout);
       return 0;
     }
     std::fprintf(stderr, "pocketllm privacy: give a subcommand: epsilon, noise, rounds or rdp (see --help)\n");
     return 2;
   }
   const std::string sub = argv[0];
-  Command cmd("pocketllm privacy " + sub, kHelp, {"sampling-rate", "noise-multiplier", "steps", "delta", "epsilon", "order"},
+  Command cmd("pocketllm privacy " + sub, kPrivacyHelp, {"sampling-rate", "noise-multiplier", "steps", "delta", "epsilon", "order"},
               {"json", "classic"});
   return cmd.run(std::vector<std::string>(argv.begin() + 1, argv.end()), [&](const Args& args) {
     auto number = [&](const char* name, double* out) -> bool {

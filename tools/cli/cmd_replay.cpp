@@ -24,7 +24,7 @@
 namespace pocketllm::cli {
 namespace {
 
-constexpr const char* kHelp =
+constexpr const char* kReplayHelp =
     "usage: pocketllm replay --base IN.safetensors --log LOG --out OUT.safetensors\n"
     "                        [--tensors PATTERNS] [--dist rademacher|gaussian] [--threads N]\n"
     "       pocketllm replay --model MODEL --log LOG --out DIR [--tensors PATTERNS] [--dist D]\n"
@@ -43,15 +43,15 @@ constexpr const char* kHelp =
 
 // long: argv -> replay, the two target forms (--base file, --model directory) side by side.
 int cmd_replay(const std::vector<std::string>& argv) {
-  Command cmd("pocketllm replay", kHelp, {"base", "model", "log", "out", "tensors", "dist", "threads"});
+  Command cmd("pocketllm replay", kReplayHelp, {"base", "model", "log", "out", "tensors", "dist", "threads"});
   return cmd.run(argv, [&](const Args& args) {
     if (args.has("base") == args.has("model")) {
-      std::fprintf(stderr, "pocketllm replay: give exactly one of --base and --model\n\n%s", kHelp);
+      std::fprintf(stderr, "pocketllm replay: give exactly one of --base and --model\n\n%s", kReplayHelp);
       return 2;
     }
     for (const char* required : {"log", "out"}) {
       if (!args.has(required)) {
-        std::fprintf(stderr, "pocketllm replay: --%s is required\n\n%s", required, kHelp);
+        std::fprintf(stderr, "pocketllm replay: --%s is required\n\n%s", required, kReplayHelp);
         return 2;
       }
     }

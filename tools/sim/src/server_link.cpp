@@ -45,7 +45,7 @@ Result<std::unique_ptr<ServerLink>> ServerLink::open(const SimOptions& o) {
   l->admin_ = std::move(admin.value());
   auto reader = l->transport();
   if (!reader) return reader.status();
-  l->reader_ = FederationClient::with_credential(std::move(reader.value()), "admin", l->admin_token_, RetryPolicy{0, 250});
+  l->reader_ = FederationClient::with_credential(std::move(reader.value()), "admin", l->admin_token_, RetryPolicy{0, 250, {}});
   return l;
 }
 

@@ -177,7 +177,7 @@ Status Simulation::enrol_devices() {
   for (int i = o.range_begin; i < end; ++i) {
     auto t = link->transport();
     if (!t) return t.status();
-    auto c = FederationClient::open(std::move(t.value()), link->url(), "", (*token)["token"].get<std::string>(), RetryPolicy{3, 100});
+    auto c = FederationClient::open(std::move(t.value()), link->url(), "", (*token)["token"].get<std::string>(), RetryPolicy{3, 100, {}});
     if (!c) return Status(c.status().code(), "enrolling device " + std::to_string(i) + ": " + c.status().message());
     auto d = std::make_unique<VirtualDevice>(*model.loaded.model, *train, &pool, *shared, info.id);
     d->id = c.value()->device_id();
@@ -216,7 +216,7 @@ Result<RoundRow> Simulation::run_round(uint64_t r) {
     ++row.asked;
     auto t = link->transport();
     if (!t) return t.status();
-    auto c = FederationClient::with_credential(std::move(t.value()), d.id, d.credential, RetryPolicy{3, 100});
+    auto c = FederationClient::with_credential(std::move(t.value()), d.id, d.credential, RetryPolicy{3, 100, {}});
     d.client = c.get();
     auto ri = c->round(info.id);
     if (!ri) return ri.status();
@@ -382,7 +382,7 @@ Status Simulation::wait_for_task(const std::string& task_id) {
 Result<std::unique_ptr<FederationClient>> Simulation::client_of(const VirtualDevice& d) {
   auto t = link->transport();
   if (!t) return t.status();
-  return FederationClient::with_credential(std::move(t.value()), d.id, d.credential, RetryPolicy{3, 100});
+  return FederationClient::with_credential(std::move(t.value()), d.id, d.credential, RetryPolicy{3, 100, {}});
 }
 
 // A masked round after its keys: for each later phase the round is moved on (as its deadline would) and
