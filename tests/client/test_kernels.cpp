@@ -146,8 +146,7 @@ TEST_CASE("a rope table grown over calls gives the bytes of the direct rotation"
   auto inv = rope_inv_freq(c);
   RopeTable table;
   RopeTable direct;  // grown to no position: rope() computes every angle's cosine and sine itself
-  direct.half = hd / 2;
-  direct.inv = inv;
+  direct.ensure(nullptr, 0, inv.data(), hd / 2);
   std::vector<int32_t> early = {0, 1, 2, 3, 4, 5, 6, 7, 8}, late = {300, 7, 299, 0, 1000, 12, 13, 14, 999};
   std::vector<int32_t> beyond = {5000, 1, 4000, 2, 3, 4, 5, 6, 1000};  // not grown to: computed directly
   const std::vector<int32_t>* cases[] = {&early, &late, &beyond};
