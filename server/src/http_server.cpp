@@ -1,15 +1,20 @@
 // The network front, wired together: TLS context (reloaded on SIGHUP), listener, ticker, and the
-// graceful shutdown on SIGTERM/SIGINT. The one server TU that compiles Boost.Beast (with http/*.h).
+// graceful shutdown on SIGTERM/SIGINT. Asio only: the sessions (Boost.Beast's HTTP) are compiled in
+// http/session_plain.cpp and http/session_tls.cpp.
 #include "pocketllm/server/http_server.h"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <mutex>
 #include <ctime>
 #include <thread>
 #include <vector>
 
 #include "http/listener.h"
-#include "http/session.h"
+#include "http/sessions.h"
 #include "http/ticker.h"
 #include "http/tls_contexts.h"
 
@@ -21,15 +26,8 @@ namespace {
 
 // Closes the sessions waiting between requests; the others finish their request first.
 void close_idle_sessions(Shared& shared) {
-  std::vector<std::shared_ptr<void>> idle;
-  {
-    std::lock_guard<std::mutex> lock(shared.mu);
-    idle.assign(shared.idle.begin(), shared.idle.end());
-  }
-  for (auto& s : idle) {
-    if (shared.options.tls) std::static_pointer_cast<Session<beast::ssl_stream<beast::tcp_stream>>>(s)->close_idle();
-    else std::static_pointer_cast<Session<beast::tcp_stream>>(s)->close_idle();
-  }
+  if (shared.options.tls) close_idle_tls_sessions(shared);
+  else close_idle_plain_sessions(shared);
 }
 
 int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
@@ -43,14 +41,14 @@ class CertificateReloader {
       : signals_(ioc, SIGHUP), o_(o), tls_(tls), metrics_(metrics), log_(std::move(log)) {}
 
   void start() {
-    signals_.async_wait([this](beast::error_code e, int) {
+    signals_.async_wait([this](error_code e, int) {
       if (e) return;
       reload();
       start();
     });
   }
   void cancel() {
-    beast::error_code ignored;
+    error_code ignored;
     signals_.cancel(ignored);
   }
 
@@ -105,7 +103,7 @@ Status run_http_server(const HttpServerOptions& o, Service& service) {
   CertificateReloader reloader(ioc, o, tls, service.metrics(), log);
   reloader.start();
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](beast::error_code e, int signo) {
+  signals.async_wait([&](error_code e, int signo) {
     if (e) return;
     log(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") + ": finishing in-flight requests");
     shared.stopping = true;
@@ -115,7 +113,7 @@ Status run_http_server(const HttpServerOptions& o, Service& service) {
     close_idle_sessions(shared);
     asio::post(grace_strand, [&] {
       grace.expires_after(std::chrono::milliseconds(o.shutdown_grace_ms));
-      grace.async_wait([&](beast::error_code g) {
+      grace.async_wait([&](error_code g) {
         if (!g) {
           log("grace period over: stopping");
           ioc.stop();

@@ -1,14 +1,18 @@
 // The listening socket: binds, writes the port file, and accepts connections into sessions until
-// closed. Included only by http_server.cpp.
+// closed. Included only by http_server.cpp; the sessions it starts are compiled elsewhere (sessions.h).
 #pragma once
 
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <chrono>
 
 #include "pocketllm/common/file_util.h"
-#include "session.h"
+#include "sessions.h"
 #include "tls_contexts.h"
 
 namespace pocketllm::server::http_front {
@@ -27,7 +31,7 @@ class Listener {
 
   // Binds and listens; the bound port (useful with port 0) is written to the port file.
   Status open(const HttpServerOptions& o) {
-    beast::error_code ec;
+    error_code ec;
     const auto address = asio::ip::make_address(o.address, ec);
     if (ec) return invalid_argument("bad listen address " + o.address);
     const tcp::endpoint endpoint(address, o.port);
@@ -44,9 +48,9 @@ class Listener {
   uint16_t port() const { return port_; }
 
   void accept() {
-    acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code e, tcp::socket socket) {
+    acceptor_.async_accept(asio::make_strand(ioc_), [this](error_code e, tcp::socket socket) {
       if (e) return on_accept_error(e);
-      beast::error_code ec;
+      error_code ec;
       const auto peer = socket.remote_endpoint(ec);
       const std::string address = ec ? "unknown" : peer.address().to_string();
       if (!shared_.admit(address, max_connections_)) {
@@ -54,19 +58,15 @@ class Listener {
         return accept();
       }
       socket.set_option(tcp::no_delay(true), ec);
-      if (shared_.options.tls) {
-        auto ctx = tls_.current();  // the context of now: a later reload does not touch this connection
-        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(shared_, address, ctx, std::move(socket), *ctx)->start();
-      } else {
-        std::make_shared<Session<beast::tcp_stream>>(shared_, address, nullptr, std::move(socket))->start();
-      }
+      if (shared_.options.tls) start_tls_session(shared_, address, tls_.current(), std::move(socket));  // the context of now:
+      else start_plain_session(shared_, address, std::move(socket));                                    // a reload leaves it be
       accept();
     });
   }
 
   // Out of descriptors (EMFILE/ENFILE) or another transient error: wait before accepting again,
   // instead of spinning on an error that repeats at once.
-  void on_accept_error(const beast::error_code& e) {
+  void on_accept_error(const error_code& e) {
     if (shared_.stopping || e == asio::error::operation_aborted) return;
     const auto now = std::chrono::steady_clock::now();
     if (now - last_warning_ > std::chrono::seconds(5) && shared_.options.log) {
@@ -74,14 +74,14 @@ class Listener {
       last_warning_ = now;
     }
     backoff_.expires_after(std::chrono::milliseconds(100));
-    backoff_.async_wait([this](beast::error_code w) {
+    backoff_.async_wait([this](error_code w) {
       if (!w && !shared_.stopping) accept();
     });
   }
 
   void close() {
     asio::post(acceptor_.get_executor(), [this] {
-      beast::error_code c;
+      error_code c;
       acceptor_.close(c);
     });
   }

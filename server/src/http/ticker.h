@@ -5,18 +5,21 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 
-#include "session.h"
+#include "shared_state.h"
 
 namespace pocketllm::server::http_front {
 
 class Ticker {
  public:
-  Ticker(asio::io_context& ioc, Shared& shared) : shared_(shared), timer_(ioc) {}
+  Ticker(boost::asio::io_context& ioc, Shared& shared) : shared_(shared), timer_(ioc) {}
 
   void start() {
     timer_.expires_after(std::chrono::milliseconds(shared_.options.tick_ms));
-    timer_.async_wait([this](beast::error_code e) {
+    timer_.async_wait([this](boost::system::error_code e) {
       if (e || shared_.stopping) return;
       try {
         shared_.service.tick();
@@ -35,7 +38,7 @@ class Ticker {
 
  private:
   Shared& shared_;
-  asio::steady_timer timer_;
+  boost::asio::steady_timer timer_;
   uint64_t ticks_ = 0;
 };
 
