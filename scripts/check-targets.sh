@@ -35,6 +35,7 @@ run_target() {
   ctest --test-dir "$dir" -j2 --output-on-failure --timeout 900
 }
 
+source "$root/scripts/parallel-jobs.sh"
 mkdir -p "$build_root"
 for t in "${targets[@]}"; do
   case "$t" in
@@ -52,19 +53,21 @@ for t in "${targets[@]}"; do
       cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-toolchain.cmake" -DPOCKETLLM_AARCH64_STATIC=OFF \
         -DCMAKE_BUILD_TYPE=Release -DPOCKETLLM_BUILD_SERVER=OFF -DPOCKETLLM_BUILD_BENCH=OFF -DPOCKETLLM_UNITY_BUILD=ON > "$dir.configure.log" 2>&1 \
         || { cat "$dir.configure.log"; exit 1; }
-      cmake --build "$dir" -j2 --target pocketllm_sdk_tests pocketllm_common_tests pocketllm_core_tests pocketllm_client_tests \
+      cmake --build "$dir" -j2 --target pocketllm_sdk_tests pocketllm_common_tests pocketllm_core_tests pocketllm_kernel_tests \
         personalize federated_device pocketllm
       file "$dir/bin/pocketllm_sdk_tests" | grep -q "ARM aarch64" || { echo "not an aarch64 binary" >&2; exit 1; }
-      echo "== target aarch64-sdk: tests under qemu-aarch64"
-      for t in pocketllm_core_tests pocketllm_common_tests pocketllm_sdk_tests; do
-        qemu-aarch64 "$dir/bin/$t" | tail -n 2
-      done
+      echo "== (${SECONDS} s) target aarch64-sdk: tests under qemu-aarch64, $(nproc) at a time"
+      jobs_init "$dir/logs"
       # Quantized and half-precision kernels, GGUF models and the paired passes (the same bits on any thread
-      # count on the Eigen path too): qemu's default CPU has dotprod (the int8 sdot
-      # decode path); a Cortex-A53 (Armv8.0) takes the portable path that compilers vectorise for NEON.
-      qemu-aarch64 "$dir/bin/pocketllm_client_tests" "[quant],[gguf],[kernels],[pair]" | tail -n 2
-      qemu-aarch64 -cpu cortex-a53 "$dir/bin/pocketllm_client_tests" "[quant],[kernels]" | tail -n 2
-      "$root/scripts/aarch64-device-check.sh" "$dir/bin" "${POCKETLLM_BUILD_DIR:-$root/build}/bin"
+      # count on the Eigen path too): qemu's default CPU has dotprod (the int8 sdot decode path); a
+      # Cortex-A53 (Armv8.0) takes the portable path that compilers vectorise for NEON.
+      jobs_add kernels-dotprod 2 qemu-aarch64 "$dir/bin/pocketllm_kernel_tests" "[quant],[gguf],[kernels],[pair]"
+      jobs_add kernels-cortex-a53 2 qemu-aarch64 -cpu cortex-a53 "$dir/bin/pocketllm_kernel_tests" "[quant],[kernels]"
+      jobs_add device-over-tls 1 "$root/scripts/aarch64-device-check.sh" "$dir/bin" "${POCKETLLM_BUILD_DIR:-$root/build}/bin"
+      for t in pocketllm_sdk_tests pocketllm_core_tests pocketllm_common_tests; do
+        jobs_add "$t" 2 qemu-aarch64 "$dir/bin/$t"
+      done
+      jobs_wait
       ;;
     aarch64-mobile)
       dpkg-query -W -f='${Status}' libpcre2-dev:arm64 2>/dev/null | grep -q "install ok installed" \
@@ -75,16 +78,19 @@ for t in "${targets[@]}"; do
         -DCMAKE_BUILD_TYPE=Release -DPOCKETLLM_MOBILE=ON -DPOCKETLLM_UNITY_BUILD=ON > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; exit 1; }
       cmake --build "$dir" -j2 --target pocketllm_sdk pocketllm_sdk_tests personalize pocketllm_secagg_tests
       "$root/scripts/check-mobile-lib.sh" "$dir/lib/libpocketllm.so" aarch64-linux-gnu-
-      echo "== target aarch64-mobile: SDK tests, secure aggregation's built-in suite and the C example under qemu-aarch64"
-      qemu-aarch64 "$dir/bin/pocketllm_sdk_tests" | tail -n 2
-      qemu-aarch64 "$dir/bin/pocketllm_secagg_tests" "[primitives],[quick]" | tail -n 2
+      echo "== (${SECONDS} s) target aarch64-mobile: SDK tests, secure aggregation's built-in suite and the C example under qemu-aarch64"
       shared="${POCKETLLM_SHARED:-$root/../shared}"
       work="$(mktemp -d)"
       head -n 20 "$shared/data/tinystories/tinystories_sample.txt" > "$work/train.txt"
       tail -n 5 "$shared/data/tinystories/tinystories_sample.txt" > "$work/heldout.txt"
-      qemu-aarch64 "$dir/bin/personalize" "$shared/hub/karpathy/tinyllamas/stories260K" "$work/train.txt" "$work/heldout.txt" \
-        "$work/run" 20 | tee "$work/out.txt"
-      grep -q "held-out loss after fine-tuning" "$work/out.txt"
+      jobs_init "$dir/logs"
+      # The C example (personalize): fine-tunes stories260K for 20 steps and reports the held-out loss.
+      jobs_add personalize 3 bash -c 'qemu-aarch64 "$0/bin/personalize" "$1/hub/karpathy/tinyllamas/stories260K" "$2/train.txt" \
+        "$2/heldout.txt" "$2/run" 20 > "$2/out.txt" || exit 1
+        tr "\r" "\n" < "$2/out.txt" | grep -v "^fine-tuning"; grep -q "held-out loss after fine-tuning" "$2/out.txt"' "$dir" "$shared" "$work"
+      jobs_add pocketllm_sdk_tests 2 qemu-aarch64 "$dir/bin/pocketllm_sdk_tests"
+      jobs_add pocketllm_secagg_tests 2 qemu-aarch64 "$dir/bin/pocketllm_secagg_tests" "[primitives],[quick]"
+      jobs_wait
       rm -rf "$work"
       ;;
     *) echo "unknown target '$t' (portable, O0, aarch64, aarch64-sdk, aarch64-mobile)" >&2; exit 2 ;;

@@ -7,7 +7,7 @@ src="$(realpath "$1")"; bin="$(realpath "$2")"
 
 for s in "$src"/scripts/*.sh "$src"/bench/*.sh; do
   name="${s#"$src"/}"
-  case "$name" in scripts/podman-env.sh | bench/openblas_coretype.sh) continue ;; esac  # sourced, not run
+  case "$name" in scripts/podman-env.sh | scripts/parallel-jobs.sh | bench/openblas_coretype.sh) continue ;; esac  # sourced, not run
   # Checked in the text first: a script without the handler would start its real work if run.
   # (a process substitution, not a pipe: under pipefail, grep -q leaving early made head's SIGPIPE a failure)
   if ! grep -q -- '-h|--help)' <(head -80 "$s"); then
