@@ -4,17 +4,9 @@
 # submission), and that the store survives a container restart; then the compose cluster profile
 # (scripts/docker-cluster-check.sh). Needs root (or sudo) for apt and debootstrap, and network access to
 # the Debian mirror. The test command (scripts/test.sh) runs it.
-#   scripts/docker-check.sh              the whole check
-#   scripts/docker-check.sh --base-only  only install podman and make the local base image (mostly network
-#                                        and disk: scripts/test.sh runs it beside the first build)
+#   scripts/docker-check.sh
 set -euo pipefail
-base_only=0
-case "${1:-}" in
-  -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-  --base-only) base_only=1 ;;
-  "") ;;
-  *) echo "unknown argument '$1' (--base-only, --help)" >&2; exit 2 ;;
-esac
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
 missing=()
@@ -40,7 +32,6 @@ if ! podman image exists "$base"; then
   "${sudo_cmd[@]}" tar -C "$work/rootfs" -c . | podman import - "$base" > /dev/null
   "${sudo_cmd[@]}" rm -rf "$work/rootfs"
 fi
-if [ $base_only -eq 1 ]; then echo "base image $base ready"; exit 0; fi
 
 echo "== podman build (docker/Dockerfile, BASE_IMAGE=$base)"
 t0=$(date +%s)

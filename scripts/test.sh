@@ -19,18 +19,10 @@ stage() {
   timings+=("$name $(( $(date +%s) - t0 )) s")
 }
 stage setup "$root/scripts/setup.sh" --cross-sdk
-# The Docker check's podman packages and debootstrapped base image are network and disk, not CPU: they
-# are made beside the builds, in their own process group (stopped with it if an earlier stage fails).
-base_log="$(mktemp)"
-setsid "$root/scripts/docker-check.sh" --base-only > "$base_log" 2>&1 &
-base_pid=$!
-trap 'kill -- -"$base_pid" 2>/dev/null || true; rm -f "$base_log"' EXIT
 stage build "$root/scripts/build.sh"
 stage ctest ctest --test-dir "${POCKETLLM_BUILD_DIR:-$root/build}" -j"$(nproc)" --output-on-failure --timeout 1200
 stage targets "$root/scripts/check-targets.sh"
 stage sanitizers "$root/scripts/test-sanitizers.sh"
-# A failed base step is reported and made again by the check itself.
-wait "$base_pid" || { echo "test.sh: the background base-image step failed (the Docker check retries it):"; tail -20 "$base_log"; }
 stage podman "$root/scripts/docker-check.sh"  # the image (podman) and the compose cluster profile
 echo "test.sh: stages: $(IFS=,; echo "${timings[*]}" | sed 's/,/, /g')"
 echo "test.sh: all passed in $(( $(date +%s) - start )) s"
