@@ -3,7 +3,7 @@
 // on this CPU — against, in the same run, the per-row path (the row dequantized into scratch, then a float
 // dot product: what every type but Q8_0/Q4_0 took before its direct kernel). Prints one JSON line per type:
 // median ns per weight of both, the ratio, and weight bytes read per second by the kernel; where the CPU has
-// the packed int8 kernels (AVX-512 VNNI: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) also those, on the repacked copy,
+// the packed int8 kernels (AVX-512 VNNI: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; arm64 i8mm / dotprod: Q8_0, Q4_0) also those, on the repacked copy,
 // which is what the engine runs for these types there.
 //   bench_quant_dot [--rows N] [--cols K] [--reps R]
 #include <algorithm>

@@ -59,9 +59,11 @@ for t in "${targets[@]}"; do
       echo "== (${SECONDS} s) target aarch64-sdk: tests under qemu-aarch64, $(nproc) at a time"
       jobs_init "$dir/logs"
       # Quantized and half-precision kernels, GGUF models and the paired passes (the same bits on any thread
-      # count on the Eigen path too): qemu's default CPU has dotprod (the int8 sdot decode path); a
-      # Cortex-A53 (Armv8.0) takes the portable path that compilers vectorise for NEON.
-      jobs_add kernels-dotprod 2 qemu-aarch64 "$dir/bin/pocketllm_kernel_tests" "[quant],[gguf],[kernels],[pair]"
+      # count on the Eigen path too) on each arm64 kernel path: qemu's default CPU has i8mm (the packed
+      # smmla kernels) and dotprod (the sdot decode path); a Cortex-A76 has dotprod without i8mm (the
+      # packed sdot kernels); a Cortex-A53 (Armv8.0) takes the portable path that compilers vectorise for NEON.
+      jobs_add kernels-i8mm 2 qemu-aarch64 "$dir/bin/pocketllm_kernel_tests" "[quant],[gguf],[kernels],[pair]"
+      jobs_add kernels-cortex-a76 2 qemu-aarch64 -cpu cortex-a76 "$dir/bin/pocketllm_kernel_tests" "[quant],[gguf]"
       jobs_add kernels-cortex-a53 2 qemu-aarch64 -cpu cortex-a53 "$dir/bin/pocketllm_kernel_tests" "[quant],[kernels]"
       jobs_add device-over-tls 1 "$root/scripts/aarch64-device-check.sh" "$dir/bin" "${POCKETLLM_BUILD_DIR:-$root/build}/bin"
       for t in pocketllm_sdk_tests pocketllm_core_tests pocketllm_common_tests; do

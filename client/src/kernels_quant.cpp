@@ -20,8 +20,6 @@
 // from the kernel's hwcaps; Armv8.0 cores take the portable float path.
 #if defined(__aarch64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
 #include <arm_neon.h>
-#include <asm/hwcap.h>
-#include <sys/auxv.h>
 #define POCKETLLM_QUANT_SDOT 1
 #define PLLM_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
 #endif
@@ -196,8 +194,7 @@ PLLM_DOTPROD float dot_q4_0_sdot(const uint8_t* row, const int8_t* xq, const flo
 
 bool direct_int8_kernels() {
 #ifdef POCKETLLM_QUANT_SDOT
-  static const bool ok = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
-  return ok;
+  return cpu_features().arm_dotprod;
 #else
   return false;
 #endif
@@ -302,7 +299,16 @@ namespace pocketllm {
 
 std::string kernel_paths() {
   std::string s = "quantized batches: ";
-  s += packed_quant_kernels_available() ? "packed int8 (AVX-512 VNNI: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)" : "dequantized tiles + GEMM";
+  if (packed_quant_kernels_available()) {
+    s += "packed int8 (";
+    s += packed_quant_path();
+    s += ":";
+    for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K})
+      if (packed_quant_type(t)) s += std::string(" ") + dtype_name(t);
+    s += ")";
+  } else {
+    s += "dequantized tiles + GEMM";
+  }
   s += "; decode: ";
   s += direct_kernels_x86() ? "AVX2+FMA+F16C" : direct_int8_kernels() ? "int8 sdot (Armv8.2 dotprod)" : "portable";
   s += "; float GEMM: ";

@@ -1,8 +1,10 @@
-// Q8_0 / Q4_0 weights (and Q4_K / Q5_K / Q6_K, kernels_kquant_packed.h) repacked for int8 dot-product
-// instructions (x86 AVX-512 VNNI): 16 rows interleaved per block, so one 512-bit multiply-accumulate serves 16 output rows and each
-// block's integer sum stays in its lane. Activations are quantized to 8 bits per 32-element block
-// (scale = max|x| / 127, as llama.cpp does for these types), products are exact in int32, and each block
-// is scaled in float. The layout and arithmetic are in docs/gguf.md §7.
+// Q8_0 / Q4_0 weights (and on x86 Q4_K / Q5_K / Q6_K, kernels_kquant_packed.h) repacked for int8
+// dot-product instructions: x86 AVX-512 VNNI (16 rows interleaved per block, so one 512-bit
+// multiply-accumulate serves 16 output rows and each block's integer sum stays in its lane), arm64 i8mm
+// (smmla: pairs of rows, 8 elements each) or dotprod (sdot: 4 rows x 4 elements per vector). The path is
+// chosen once per process from the CPU (kernels_quant_packed_isa.h). Activations are quantized to 8 bits
+// per 32-element block (scale = max|x| / 127, as llama.cpp does for these types), products are exact in
+// int32, and each block is scaled in float. The layouts and arithmetic are in docs/gguf.md §7.
 #pragma once
 
 #include <cstddef>
@@ -16,10 +18,15 @@
 
 namespace pocketllm {
 
-// Whether this binary carries the packed kernels (built for a CPU with AVX-512 VNNI).
+// The packed path this process runs ("AVX-512 VNNI", "i8mm", "dotprod"), or nullptr when the CPU has
+// none (weights then stay as stored: dequantized tiles + GEMM). POCKETLLM_INT8=off turns them off, and
+// on an i8mm CPU POCKETLLM_INT8=dotprod takes the sdot kernels (benches compare paths with it).
+const char* packed_quant_path();
 bool packed_quant_kernels_available();
+// Whether weights of type t are packed on this CPU (x86: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; arm64: Q8_0, Q4_0).
+bool packed_quant_type(DType t);
 
-// Repacks every Q8_0/Q4_0/Q4_K/Q5_K/Q6_K matrix whose rows come in groups of 16 (Weight::packed); the packed copy is
+// Repacks every matrix of a packed_quant_type whose rows come in groups of 16 (Weight::packed); the packed copy is
 // kept in the store. `release(w)` is called after each weight is packed, so a loader can drop the pages
 // of the original from memory. Returns the number packed (0 when the kernels are not available).
 size_t pack_quantized_weights(WeightStore* ws, const std::function<void(const Weight&)>& release);
@@ -28,7 +35,7 @@ size_t pack_quantized_weights(WeightStore* ws, const std::function<void(const We
 // scale and one integer sum per 32-element block).
 struct PackedActivations {
   size_t m = 0, k = 0;
-  bool offset128 = false;  // Q8_0 weights: quants stored + 128, as unsigned bytes
+  bool offset128 = false;  // x86, Q8_0 weights: quants stored + 128, as unsigned bytes (arm64: signed bytes)
   std::vector<uint8_t> q;
   std::vector<float> d;
   std::vector<int32_t> sum;

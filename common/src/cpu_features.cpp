@@ -3,6 +3,10 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 namespace pocketllm {
 namespace {
@@ -30,6 +34,15 @@ CpuFeatures detect() {
     f.avx512vl = (b >> 31) & 1;
     f.avx512vnni = (c >> 11) & 1;
   }
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+  const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+  f.arm_dotprod = (hw & HWCAP_ASIMDDP) != 0;
+#ifdef HWCAP2_I8MM
+  f.arm_i8mm = (hw2 & HWCAP2_I8MM) != 0;
+#else
+  f.arm_i8mm = (hw2 & (1UL << 13)) != 0;  // kernel headers older than 5.10 lack the name
+#endif
 #endif
   return f;
 }

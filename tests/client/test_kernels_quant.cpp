@@ -4,11 +4,13 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels.h"
 #include "kernels_kquant.h"
 #include "kernels_quant.h"
+#include "pocketllm/common/cpu_features.h"
 #include "pocketllm/common/quant.h"
 
 using namespace pocketllm;
@@ -163,9 +165,13 @@ TEST_CASE("the portable K-quant kernels (arm64's decode path) equal dequantize-t
 
 TEST_CASE("packed int8 kernels equal exact integer block sums of the quantized activations", "[client][kernels][quant]") {
   if (!packed_quant_kernels_available()) {
-    WARN("skipped: this build has no packed int8 kernels (no AVX-512 VNNI)");
+    WARN("skipped: this CPU has no packed int8 kernels (x86: AVX-512 VNNI; arm64: dotprod or i8mm)");
     return;
   }
+  INFO("packed path " << packed_quant_path());
+  // Every path packs Q8_0 and Q4_0 (x86 also the K types); a type it does not pack stays as stored.
+  CHECK(packed_quant_type(DType::kQ8_0));
+  CHECK(packed_quant_type(DType::kQ4_0));
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   ThreadPool pool(2);
@@ -174,6 +180,10 @@ TEST_CASE("packed int8 kernels equal exact integer block sums of the quantized a
     auto q = random_quantized(t, n, k, rng);
     WeightStore ws;
     ws.add_view("w", {static_cast<int64_t>(n), static_cast<int64_t>(k)}, t, q.data());
+    if (!packed_quant_type(t)) {
+      CHECK(pack_quantized_weights(&ws, nullptr) == 0);
+      continue;
+    }
     size_t released = 0;
     REQUIRE(pack_quantized_weights(&ws, [&](const Weight&) { ++released; }) == 1);
     CHECK(released == 1);
@@ -184,7 +194,7 @@ TEST_CASE("packed int8 kernels equal exact integer block sums of the quantized a
     std::vector<float> rows(3 * k);  // the embedding lookup's path: rows read back from the packed copy
     unpack_rows(w, 17, 3, rows.data());
     CHECK(std::vector<float>(deq.begin() + 17 * k, deq.begin() + 20 * k) == rows);
-    for (size_t m : {size_t{1}, size_t{5}, size_t{70}}) {
+    for (size_t m : {size_t{1}, size_t{2}, size_t{5}, size_t{7}, size_t{70}}) {  // whole and partial register tiles
       INFO(dtype_name(t) << " rows " << m);
       std::vector<float> x(m * k), y(m * n);
       for (auto& v : x) v = nd(rng);
@@ -205,4 +215,20 @@ TEST_CASE("packed int8 kernels equal exact integer block sums of the quantized a
     CHECK(std::isnan(y[0]));
     CHECK(std::isfinite(y[n]));
   }
+}
+
+#include "kernels_quant_packed_isa.h"
+
+TEST_CASE("POCKETLLM_INT8 turns the packed kernels off or picks a narrower path the CPU has", "[client][kernels][quant]") {
+  const char* best = packed_isa::detect(nullptr);
+  CHECK(packed_isa::detect("off") == nullptr);
+  CHECK((packed_isa::detect("no-such-path") == nullptr) == (best == nullptr));  // an unknown name changes nothing
+  const CpuFeatures& c = cpu_features();
+#if defined(__aarch64__) && defined(__linux__)
+  CHECK((best != nullptr) == c.arm_dotprod);
+  if (c.arm_dotprod) CHECK(std::string(packed_isa::detect("dotprod")) == "dotprod");
+  if (c.arm_i8mm && c.arm_dotprod) CHECK(std::string(best) == "i8mm");
+#elif defined(__x86_64__)
+  CHECK((best != nullptr) == (c.avx512vnni && c.avx512bw && c.avx512vl));
+#endif
 }

@@ -27,7 +27,8 @@ int cmd_info(const std::vector<std::string>& argv) {
       std::printf("cpu:      x86-64%s%s%s%s%s%s\n", f.avx2 ? " avx2" : "", f.fma ? " fma" : "", f.f16c ? " f16c" : "",
                   f.avx512f ? " avx512f" : "", f.avx512bw ? " avx512bw" : "", f.avx512vnni ? " avx512vnni" : "");
 #elif defined(__aarch64__)
-      std::printf("cpu:      aarch64\n");
+      const CpuFeatures& f = cpu_features();
+      std::printf("cpu:      aarch64 neon%s%s\n", f.arm_dotprod ? " dotprod" : "", f.arm_i8mm ? " i8mm" : "");
 #endif
       std::printf("kernels:  %s\n", kernel_paths().c_str());
       if (!args.has("model")) return 0;
