@@ -8,6 +8,7 @@
 #include "abi.h"
 #include "pocketllm/client/finetune.h"
 #include "pocketllm/client/use_cases.h"
+#include "pocketllm/common/cpu_features.h"
 #include "pocketllm/common/perturbation.h"
 
 using namespace pllm_abi;
@@ -55,6 +56,8 @@ pllm_status pllm_system_info(char** out_json) {
     j["isa"] = POCKETLLM_ISA_NAME;
 #if defined(__aarch64__)
     j["arch"] = "aarch64";
+    j["cpu_dotprod"] = pocketllm::cpu_features().arm_dotprod;
+    j["cpu_i8mm"] = pocketllm::cpu_features().arm_i8mm;
 #elif defined(__x86_64__)
     j["arch"] = "x86_64";
     j["cpu_avx2"] = static_cast<bool>(__builtin_cpu_supports("avx2"));

@@ -13,6 +13,7 @@
 #include <functional>
 #include <list>
 #include <fstream>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,6 +102,20 @@ TEST_CASE("the library: versions, status names, system info and the log hook", "
   CHECK(j.at("version") == PLLM_VERSION_STRING);
   CHECK((j.at("profile") == "mobile" || j.at("profile") == "desktop"));
   CHECK(j.at("cores").get<int>() >= 1);
+#if defined(__aarch64__)
+  CHECK(j.at("arch") == "aarch64");
+  // The packed int8 path the kernels name follows the features reported beside it.
+  const std::string kernels = j.at("kernels");
+  const bool dotprod = j.at("cpu_dotprod").get<bool>(), i8mm = j.at("cpu_i8mm").get<bool>();
+  if (std::getenv("POCKETLLM_INT8") == nullptr) {
+    CHECK((kernels.find("packed int8 (i8mm") != std::string::npos) == (i8mm && dotprod));
+    CHECK((kernels.find("packed int8 (dotprod") != std::string::npos) == (dotprod && !i8mm));
+    CHECK((kernels.find("dequantized tiles") != std::string::npos) == !dotprod);
+  }
+#elif defined(__x86_64__)
+  CHECK(j.at("arch") == "x86_64");
+  CHECK(j.at("cpu_avx2").is_boolean());
+#endif
   CHECK(pllm_system_info(nullptr) == PLLM_ERR_INVALID_ARGUMENT);
 
   std::vector<std::string> lines;

@@ -78,8 +78,9 @@ PLLM_API const char* pllm_last_error(void);
 /* Frees a string returned by this library. NULL is allowed. */
 PLLM_API void pllm_free_string(char* s);
 /* What this build is and what it found at run time, as JSON: version, build profile ("mobile" or
- * "desktop"), instruction set, CPU cores, whether the built-in HTTPS transport is present. Caller
- * frees. Thread-safe. */
+ * "desktop"), instruction set, CPU cores and features (x86-64: cpu_avx2, cpu_avx512f; arm64:
+ * cpu_dotprod, cpu_i8mm), the kernel paths chosen ("kernels"), whether the built-in HTTPS transport is
+ * present. Caller frees. Thread-safe. */
 PLLM_API pllm_status pllm_system_info(char** out_json);
 
 typedef enum pllm_log_level { PLLM_LOG_DEBUG = 0, PLLM_LOG_INFO = 1, PLLM_LOG_WARN = 2, PLLM_LOG_ERROR = 3 } pllm_log_level;
