@@ -161,7 +161,7 @@ Status write_hyper(const ModelConfig& c, const std::string& arch, gguf::Writer* 
 Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const GgufExportOptions& options) {
   const ModelConfig& c = loaded.model->config();
   if (c.arch != Architecture::kLlama)
-    return unsupported(std::string("GGUF export supports llama-family models (llama, mistral, qwen2); this one is ") + architecture_name(c.arch));
+    return unsupported(std::string("GGUF export supports llama-family models (llama, mistral, qwen2, qwen3); this one is ") + architecture_name(c.arch));
   const DType to = options.type;
   if (!dtype_is_float_weights(to) && to != DType::kQ8_0 && to != DType::kQ4_0)
     return unsupported(std::string("GGUF export to ") + dtype_name(to) + " (F32, F16, BF16, Q8_0, Q4_0)");
@@ -171,7 +171,7 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
   if (vocab == nullptr && !is_bpe)
     return unsupported("GGUF export needs the model's tokenizer: a SentencePiece-style vocabulary (llama2.c tokenizer.bin, a GGUF "
                        "'llama' vocabulary) or a byte-level BPE one with the GPT-2, Llama 3 or Qwen2 pre-tokenizer");
-  const std::string arch = c.model_type == "qwen2" ? "qwen2" : "llama";
+  const std::string arch = c.model_type == "qwen2" || c.model_type == "qwen3" ? c.model_type : "llama";
   gguf::Writer w;
   w.set_string("general.architecture", arch);
   // GGUF strings are UTF-8; a name read from a file that was not (another tool's GGUF) is written repaired.

@@ -17,7 +17,8 @@ constexpr Pair kLayer[] = {
     {"attn_v.bias", "self_attn.v_proj.bias"},           {"attn_output.weight", "self_attn.o_proj.weight"},
     {"attn_output.bias", "self_attn.o_proj.bias"},      {"ffn_norm.weight", "post_attention_layernorm.weight"},
     {"ffn_gate.weight", "mlp.gate_proj.weight"},        {"ffn_up.weight", "mlp.up_proj.weight"},
-    {"ffn_down.weight", "mlp.down_proj.weight"},
+    {"ffn_down.weight", "mlp.down_proj.weight"},        {"attn_q_norm.weight", "self_attn.q_norm.weight"},
+    {"attn_k_norm.weight", "self_attn.k_norm.weight"},
 };
 constexpr Pair kGlobal[] = {
     {"token_embd.weight", "model.embed_tokens.weight"},

@@ -1,5 +1,5 @@
 // GGUF models (docs/gguf.md): general.architecture "llama" (Llama 1/2/3, TinyLlama, SmolLM, Mistral-style)
-// and "qwen2". Tensors are exposed under their canonical Hugging Face names and shapes (GGUF dims are
+// "qwen2" and "qwen3". Tensors are exposed under their canonical Hugging Face names and shapes (GGUF dims are
 // innermost-first: [in, out] is HF's [out, in]); the `llama` writer stores q/k rows in Meta's
 // interleaved rotary order, so those rows are brought back to HF's order (a copy of those two tensors;
 // every other tensor, quantized or not, is used in place from the map). The same model as llama2.c
@@ -56,8 +56,8 @@ Result<Hyper> read_hyper(const gguf::File& f) {
   auto arch = f.get_string("general.architecture");
   if (!arch) return arch.status();
   h.arch = arch.value();
-  if (h.arch != "llama" && h.arch != "qwen2")
-    return unsupported(f.path() + ": general.architecture '" + h.arch + "' is not supported (llama, qwen2)");
+  if (h.arch != "llama" && h.arch != "qwen2" && h.arch != "qwen3")
+    return unsupported(f.path() + ": general.architecture '" + h.arch + "' is not supported (llama, qwen2, qwen3)");
   const std::string a = h.arch + ".";
   POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "embedding_length", &h.hidden, true, 1 << 16));
   POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "block_count", &h.layers, true, 1024));
@@ -69,10 +69,21 @@ Result<Hyper> read_hyper(const gguf::File& f) {
   POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "context_length", &h.context, false, 1 << 24));
   POCKETLLM_RETURN_IF_ERROR(read_float(f, a + "attention.layer_norm_rms_epsilon", &h.eps));
   POCKETLLM_RETURN_IF_ERROR(read_float(f, a + "rope.freq_base", &h.theta));
-  if (h.hidden % h.heads != 0)
-    return corrupt(f.path() + ": embedding_length " + std::to_string(h.hidden) + " is not a multiple of head_count " + std::to_string(h.heads));
-  h.head_dim = h.hidden / h.heads;
+  // The head size is attention.key_length where the file has it (Qwen3: 1024 = 16 heads of 128 in
+  // Qwen3-0.6B's 1024-wide stream), else the stream's width over the heads.
+  h.head_dim = 0;
   POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "attention.key_length", &h.head_dim, false, 1 << 12));
+  if (h.head_dim == 0) {
+    if (h.hidden % h.heads != 0)
+      return corrupt(f.path() + ": embedding_length " + std::to_string(h.hidden) + " is not a multiple of head_count " +
+                     std::to_string(h.heads) + " and the file has no attention.key_length");
+    h.head_dim = h.hidden / h.heads;
+  }
+  int value_length = h.head_dim;
+  POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "attention.value_length", &value_length, false, 1 << 12));
+  if (value_length != h.head_dim)
+    return unsupported(f.path() + ": attention.value_length " + std::to_string(value_length) + " differs from key_length " +
+                       std::to_string(h.head_dim));
   int rope_dims = h.head_dim;
   POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "rope.dimension_count", &rope_dims, false, 1 << 12));
   if (rope_dims != h.head_dim)
@@ -278,6 +289,11 @@ ModelConfig config_of(const gguf::File& f, const Hyper& hp) {
     c.model_type = "qwen2";
     c.hf_architecture = "Qwen2ForCausalLM";
     c.attention_qkv_bias = true;
+  }
+  if (hp.arch == "qwen3") {
+    c.model_type = "qwen3";
+    c.hf_architecture = "Qwen3ForCausalLM";
+    c.qk_norm = true;
   }
   // Llama-family files with attention biases (HF's attention_bias): the tensors say so.
   if (f.tensor("blk.0.attn_q.bias") != nullptr) c.attention_qkv_bias = true;

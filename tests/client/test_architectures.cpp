@@ -1,4 +1,4 @@
-// OPT, GPT-2 and RoBERTa against logits PyTorch computes from each architecture's equations
+// OPT, GPT-2, RoBERTa and Qwen3 against logits PyTorch computes from each architecture's equations
 // (tests/fixtures/make_arch_fixtures.py), with padding; plus cache and perturbation invariants.
 #include <catch2/catch.hpp>
 
@@ -27,8 +27,8 @@ nlohmann::json read_json(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("OPT, GPT-2 and RoBERTa logits match the PyTorch reference, padding included", "[client][arch]") {
-  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "roberta"}) {
+TEST_CASE("OPT, GPT-2, RoBERTa and Qwen3 logits match the PyTorch reference, padding included", "[client][arch]") {
+  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "roberta", "qwen3"}) {
     INFO("architecture fixture " << name);
     const std::string dir = test::fixtures_dir() + "/arch/" + name;
     auto loaded = load_model(dir);
@@ -51,8 +51,8 @@ TEST_CASE("OPT, GPT-2 and RoBERTa logits match the PyTorch reference, padding in
   }
 }
 
-TEST_CASE("GPT-2 and OPT decode with a KV cache exactly like the full forward", "[client][arch]") {
-  for (const std::string name : {"opt", "opt_postln_proj", "gpt2"}) {
+TEST_CASE("GPT-2, OPT and Qwen3 decode with a KV cache exactly like the full forward", "[client][arch]") {
+  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "qwen3"}) {
     INFO(name);
     auto loaded = load_model(test::fixtures_dir() + "/arch/" + name);
     REQUIRE(loaded.is_ok());
@@ -72,7 +72,7 @@ TEST_CASE("GPT-2 and OPT decode with a KV cache exactly like the full forward", 
 }
 
 TEST_CASE("perturbed forwards equal forwards on perturbed weights for every architecture", "[client][arch][zo]") {
-  for (const std::string name : {"opt_postln_proj", "gpt2", "roberta"}) {
+  for (const std::string name : {"opt_postln_proj", "gpt2", "roberta", "qwen3"}) {
     INFO(name);
     const std::string dir = test::fixtures_dir() + "/arch/" + name;
     auto a = load_model(dir), b = load_model(dir);
@@ -106,7 +106,7 @@ TEST_CASE("the tiny random Hugging Face GPT-2 in shared/fixtures loads and runs"
 }
 
 TEST_CASE("every architecture exports to a Hugging Face directory that loads back identically", "[client][arch][export]") {
-  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "roberta"}) {
+  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "roberta", "qwen3"}) {
     INFO(name);
     auto loaded = load_model(test::fixtures_dir() + "/arch/" + name);
     REQUIRE(loaded.is_ok());
@@ -139,4 +139,51 @@ TEST_CASE("the architecture registry: every architecture registered once, every 
     CHECK(architecture_spec(id).id == id);
   CHECK(architecture_for_model_type("mamba") == nullptr);
   CHECK(std::string(architecture_name(Architecture::kRoberta)) == "roberta");
+}
+
+TEST_CASE("Qwen3: the config names the q/k norms, the read-position path uses them, and what it lacks is refused",
+          "[client][arch][qwen3]") {
+  const std::string fixture = test::fixtures_dir() + "/arch/qwen3";
+  auto loaded = load_model(fixture);
+  REQUIRE(loaded.is_ok());
+  const ModelConfig& c = loaded->model->config();
+  CHECK(c.qk_norm);
+  CHECK(c.head_dim == 6);  // not hidden_size / heads (16 / 4)
+  CHECK(c.hf_architecture == "Qwen3ForCausalLM");
+
+  // Classification reads one position per sentence and runs the last layer for it alone: the label
+  // logits equal the full forward's at that position.
+  const TokenBatch batch = TokenBatch::from_sequences({{2, 11, 23, 5, 9}, {2, 40, 41}}, 1);
+  const auto full = test::all_row_logits(*loaded->model, batch);
+  const size_t V = static_cast<size_t>(c.vocab_size);
+  const std::vector<int32_t> cands = {7, 31};
+  const std::vector<ChoiceTarget> targets = {{0, 4, 1}, {1, 2, 0}};
+  std::vector<float> cand_logits;
+  REQUIRE(loaded->model->choice_loss(nullptr, batch, targets, cands, Perturbation{}, &cand_logits).is_ok());
+  for (size_t i = 0; i < targets.size(); ++i)
+    for (size_t j = 0; j < cands.size(); ++j) {
+      const size_t row = static_cast<size_t>(targets[i].row) * batch.seq_len + targets[i].position;
+      CHECK(cand_logits[i * 2 + j] == Approx(full[row * V + cands[j]]).margin(1e-5));
+    }
+
+  // A checkpoint that turns on sliding-window attention, and one without its q/k norm tensors.
+  const std::string dir = test::temp_dir("qwen3");
+  nlohmann::json cfg = read_json(fixture + "/config.json");
+  cfg["use_sliding_window"] = true;
+  std::ofstream(dir + "/config.json") << cfg.dump();
+  std::ifstream src(fixture + "/model.safetensors", std::ios::binary);
+  std::ofstream(dir + "/model.safetensors", std::ios::binary) << src.rdbuf();
+  auto windowed = load_model(dir);
+  REQUIRE_FALSE(windowed.is_ok());
+  CHECK(windowed.status().code() == StatusCode::kUnsupported);
+  CHECK_THAT(windowed.status().message(), Catch::Contains("use_sliding_window"));
+
+  const std::string llama_dir = test::temp_dir("qwen3-no-norms");
+  test::write_toy_model_dir(llama_dir, 3);
+  nlohmann::json lcfg = read_json(llama_dir + "/config.json");
+  lcfg["model_type"] = "qwen3";
+  std::ofstream(llama_dir + "/config.json") << lcfg.dump();
+  auto missing = load_model(llama_dir);
+  REQUIRE_FALSE(missing.is_ok());
+  CHECK_THAT(missing.status().message(), Catch::Contains("self_attn.q_norm.weight"));
 }

@@ -271,7 +271,7 @@ TEST_CASE("GGUF model files with bad metadata are refused by name", "[client][gg
   });
 }
 
-TEST_CASE("llama and qwen2 models with a byte-level BPE vocabulary round-trip through GGUF", "[client][gguf]") {
+TEST_CASE("llama, qwen2 and qwen3 models with a byte-level BPE vocabulary round-trip through GGUF", "[client][gguf]") {
   const std::string gpt2 = test::shared_dir() + "/hub/openai-community/gpt2/tokenizer.json";
   if (!test::path_exists(gpt2)) {
     WARN("skipped: " << gpt2 << " not found");
@@ -283,26 +283,38 @@ TEST_CASE("llama and qwen2 models with a byte-level BPE vocabulary round-trip th
   const int V = tok.value()->vocab_size();
   const std::vector<std::string> texts = {"Hello world", "  two  spaces and\nnewlines\n\n", "numbers 12345 and 3.14159",
                                           "caf\xC3\xA9 na\xC3\xAFve \xE2\x80\x94 \xF0\x9F\x98\x80", "don't I'LL you've", "<|endoftext|>x"};
-  for (bool qwen2 : {false, true}) {
-    INFO((qwen2 ? "qwen2" : "llama with q/k biases"));
-    ModelConfig c = test::tiny_llama_config(V, 24, 2, 4, 2, 40, /*tied=*/!qwen2, /*qkv_bias=*/true);
-    c.model_type = qwen2 ? "qwen2" : "llama";  // llama with biases: the q/k bias rows are permuted too
+  for (const std::string type : {"llama", "qwen2", "qwen3"}) {
+    INFO((type == "llama" ? "llama with q/k biases" : type));
+    const bool qwen2 = type == "qwen2", qwen3 = type == "qwen3";
+    ModelConfig c = test::tiny_llama_config(V, 24, 2, 4, 2, 40, /*tied=*/!qwen2, /*qkv_bias=*/!qwen3);
+    c.model_type = type;  // llama with biases: the q/k bias rows are permuted too
+    if (qwen3) {  // q/k norms, and heads of 8 in a 24-wide stream: 4 x 8 = 32 query rows
+      c.qk_norm = true;
+      c.head_dim = 8;
+      c.hf_architecture = "Qwen3ForCausalLM";
+    }
     LoadedModel src;
     src.model = test::make_llama(c, test::random_llama_tensors(c, qwen2 ? 5 : 6));
     src.tokenizer = std::move(load_hf_tokenizer(gpt2, "").value());
     src.path = dir + "/src";
-    const std::string path = dir + (qwen2 ? "/q.gguf" : "/l.gguf");
+    const std::string path = dir + "/" + type + ".gguf";
     const Status st = export_gguf(src, path);
     INFO(st.to_string());
     REQUIRE(st.is_ok());
     auto f = gguf::File::open(path);
     REQUIRE(f.is_ok());
-    CHECK(f->get_string("general.architecture").value() == (qwen2 ? "qwen2" : "llama"));
+    CHECK(f->get_string("general.architecture").value() == type);
+    if (qwen3) {
+      CHECK(f->tensor("blk.1.attn_k_norm.weight") != nullptr);
+      CHECK(f->get_uint("qwen3.attention.key_length").value() == 8u);
+    }
     CHECK(f->get_string("tokenizer.ggml.model").value() == "gpt2");
     CHECK(f->get_string("tokenizer.ggml.pre").value() == "gpt-2");  // llama.cpp's name for the GPT-2 regex
     CHECK(f->get_string_array("tokenizer.ggml.merges").value().size() == 50000);
     LoadedModel g = load_ok(path);
     CHECK(g.model->config().model_type == c.model_type);
+    CHECK(g.model->config().qk_norm == qwen3);
+    CHECK(g.model->config().head_dim == c.head_dim);
     CHECK(g.model->weights().compute_model_id() == src.model->weights().compute_model_id());
     // The same logits, and the tokenizer rebuilt from the file encodes and decodes as the original.
     std::vector<float> a, b, ha, hb;
@@ -326,7 +338,7 @@ TEST_CASE("llama and qwen2 models with a byte-level BPE vocabulary round-trip th
     CHECK(g.tokenizer->eos_id() == src.tokenizer->eos_id());
   }
   // A pre-tokenizer pocketllm does not know is refused by name.
-  rewrite(dir + "/q.gguf", dir + "/pre.gguf", [](const std::string& k, gguf::Writer* w) {
+  rewrite(dir + "/qwen2.gguf", dir + "/pre.gguf", [](const std::string& k, gguf::Writer* w) {
     if (k != "tokenizer.ggml.pre") return false;
     w->set_string(k, "mystery-pre");
     return true;

@@ -64,6 +64,10 @@ inline std::vector<TensorData> random_llama_tensors(const ModelConfig& c, uint32
     add(p + "mlp.gate_proj.weight", {ff, d});
     add(p + "mlp.up_proj.weight", {ff, d});
     add(p + "mlp.down_proj.weight", {d, ff});
+    if (c.qk_norm) {  // Qwen3
+      add(p + "self_attn.q_norm.weight", {c.head_dim}, true);
+      add(p + "self_attn.k_norm.weight", {c.head_dim}, true);
+    }
   }
   return out;
 }

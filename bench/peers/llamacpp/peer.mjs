@@ -18,9 +18,10 @@ async function load(threads, contextSize, sequences = 1, batchSize = 512) {
   return { llama, model, context };
 }
 
+// A model without a BOS token (GPT-2's BPE vocabulary) starts at the text's first token.
 function withBos(model, text) {
   const ids = Array.from(model.tokenize(text));
-  return [model.tokens.bos, ...ids];
+  return model.tokens.bos == null ? ids : [model.tokens.bos, ...ids];
 }
 
 if (cmd === "greedy") {

@@ -122,6 +122,10 @@ Status LlamaModel::bind() {
       POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.v_proj.bias", {kvd}, &L.v_bias));
     }
     if (c.attention_out_bias) POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.o_proj.bias", {d}, &L.o_bias));
+    if (c.qk_norm) {
+      POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.q_norm.weight", {c.head_dim}, &L.q_norm));
+      POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.k_norm.weight", {c.head_dim}, &L.k_norm));
+    }
     POCKETLLM_RETURN_IF_ERROR(req(p + "post_attention_layernorm.weight", {d}, &L.mlp_norm));
     POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.gate_proj.weight", {ff, d}, &L.gate));
     POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.up_proj.weight", {ff, d}, &L.up));
@@ -193,6 +197,7 @@ void LlamaModel::run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, s
   rms_norm(pool, x_.data(), R, d, *L.attn_norm, c.norm_eps, p, xn_.data());
   linear(pool, xn_.data(), R, d, *L.k, L.k_bias, p, k_.data());
   linear(pool, xn_.data(), R, d, *L.v, L.v_bias, p, v_.data());
+  norm_heads(pool, L.k_norm, k_.data(), R, nkv, p);
   rope(k_.data(), R, nkv, hd, positions_.data(), rope_table_);
   sel_x_.resize(S * d);
   sel_in_.resize(S * d);
@@ -204,6 +209,7 @@ void LlamaModel::run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, s
     sel_pos_[i] = positions_[row];
   }
   linear(pool, sel_in_.data(), S, d, *L.q, L.q_bias, p, q_.data());
+  norm_heads(pool, L.q_norm, q_.data(), S, nh, p);
   rope(q_.data(), S, nh, hd, sel_pos_.data(), rope_table_);
   for (size_t i = 0; i < S; ++i) {  // each read token against the keys of its sequence up to itself
     const size_t b = read_tokens_[i] / T, t = read_tokens_[i] % T;
@@ -252,6 +258,8 @@ void LlamaModel::run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_
   linear(pool, xn_.data(), R, d, *L.q, L.q_bias, p, q_.data());
   linear(pool, xn_.data(), R, d, *L.k, L.k_bias, p, k_.data());
   linear(pool, xn_.data(), R, d, *L.v, L.v_bias, p, v_.data());
+  norm_heads(pool, L.q_norm, q_.data(), R, nh, p);
+  norm_heads(pool, L.k_norm, k_.data(), R, nkv, p);
   rope(q_.data(), R, nh, hd, positions_.data(), rope_table_);
   rope(k_.data(), R, nkv, hd, positions_.data(), rope_table_);
   attend_rows(pool, B, T, nh, nkv, hd, /*causal=*/true, q_.data(), k_.data(), v_.data(), cache, l, attn_.data());
@@ -259,6 +267,13 @@ void LlamaModel::run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_
   for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
 
   add_mlp(pool, L, R, p, x_.data());
+}
+
+// Qwen3's query/key norm: every head of x [rows, heads * head_dim] through an RMSNorm of head_dim, in
+// place (rms_norm reads a row whole before writing it). No-op for models without it.
+void LlamaModel::norm_heads(ThreadPool* pool, const Weight* norm, float* x, size_t rows, size_t heads, const Perturbation& p) {
+  if (norm == nullptr) return;
+  rms_norm(pool, x, rows * heads, static_cast<size_t>(config_.head_dim), *norm, config_.norm_eps, p, x);
 }
 
 // residual[rows, d] += the layer's SwiGLU MLP of its normalised rows (xn_, gate_, up_, tmp_ as scratch).
@@ -306,6 +321,11 @@ Result<ModelConfig> parse_llama_config(const nlohmann::json& j, ModelConfig c, c
                                             where));
   if (j.contains("tie_word_embeddings") && j["tie_word_embeddings"].is_boolean()) c.tie_word_embeddings = j["tie_word_embeddings"].get<bool>();
   if (c.model_type == "qwen2") c.attention_qkv_bias = true;
+  if (c.model_type == "qwen3") c.qk_norm = true;
+  // Qwen2/Qwen3 configs name a sliding window that their released checkpoints leave off; a model that
+  // turns it on attends differently, which this engine does not do.
+  if (j.contains("use_sliding_window") && j["use_sliding_window"].is_boolean() && j["use_sliding_window"].get<bool>())
+    return unsupported(where + ": use_sliding_window is true (sliding-window attention is not supported)");
   if (j.contains("attention_bias") && j["attention_bias"].is_boolean() && j["attention_bias"].get<bool>()) {
     c.attention_qkv_bias = true;
     c.attention_out_bias = true;
@@ -353,7 +373,7 @@ Result<std::unique_ptr<LanguageModel>> create_llama(ModelConfig config, WeightSt
 
 }  // namespace
 
-extern const ArchitectureSpec kLlamaArchitecture = {Architecture::kLlama,  "llama",           {"llama", "qwen2", "mistral"}, "LlamaForCausalLM",
+extern const ArchitectureSpec kLlamaArchitecture = {Architecture::kLlama,  "llama",           {"llama", "qwen2", "qwen3", "mistral"}, "LlamaForCausalLM",
                                                     parse_llama_config,   llama_canonical_name, llama_resolve_ties,
                                                     llama_write_config,   create_llama};
 

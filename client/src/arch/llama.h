@@ -25,11 +25,13 @@ class LlamaModel : public TransformerModel {
   struct Layer {
     const Weight *attn_norm, *q, *k, *v, *o, *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
     const Weight *mlp_norm, *gate, *up, *down, *gate_bias = nullptr, *up_bias = nullptr, *down_bias = nullptr;
+    const Weight *q_norm = nullptr, *k_norm = nullptr;  // Qwen3 (ModelConfig::qk_norm)
   };
   Status bind() override;
   std::unique_ptr<TransformerModel> blank() const override { return std::unique_ptr<TransformerModel>(new LlamaModel()); }
   size_t prepare_rows(const TokenBatch& batch, size_t past, bool unpadded);
   void run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_t R, const Perturbation& p, KVCache* cache);
+  void norm_heads(ThreadPool* pool, const Weight* norm, float* x, size_t rows, size_t heads, const Perturbation& p);
   void add_mlp(ThreadPool* pool, const Layer& L, size_t rows, const Perturbation& p, float* residual);
   void run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, size_t R, const Perturbation& p);
 

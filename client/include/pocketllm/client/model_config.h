@@ -37,6 +37,7 @@ struct ModelConfig {
   bool attention_qkv_bias = false;  // Qwen2
   bool attention_out_bias = false;
   bool mlp_bias = false;
+  bool qk_norm = false;  // Qwen3: an RMSNorm of head_dim over every head of q and of k, before the rotary embedding
   // OPT / GPT-2 / RoBERTa
   int word_embed_proj_dim = 0;      // OPT: embedding width when it differs from hidden_size (opt-350m)
   bool do_layer_norm_before = true; // OPT: pre-LN (false: post-LN, opt-350m)
