@@ -1,7 +1,7 @@
 // The PocketLLM memory table: peak RSS of inference and of one ZO training step for the paper's
 // models at their real sizes (random weights; memory does not depend on the values).
 //
-//   bench_memory write --arch opt-1.3b|roberta-large|gpt2|opt-125m --dtype f32|bf16 --out DIR
+//   bench_memory write --arch opt-1.3b|roberta-large|gpt2|opt-125m|qwen3-0.6b --dtype f32|bf16 --out DIR
 //   bench_memory run --model DIR|FILE.gguf --mode infer|train --batch B --seq T [--threads N] [--trainable PATTERNS]
 //                    [--lora-rank R [--lora-targets q_proj,v_proj]]   (train: LoRA adapters instead of PATTERNS)
 //                    [--quantize q8_0|q4_0]   (frozen matrices quantized in memory at load)
@@ -37,7 +37,38 @@ struct Spec {
   std::vector<std::pair<std::string, std::vector<int64_t>>> tensors;
 };
 
+// Qwen3-0.6B's shape (its Hugging Face config): 28 layers, d 1024, 16 query heads and 8 key/value heads
+// of 128 (so q is 2 048 wide), FFN 3 072, vocabulary 151 936, tied embeddings, per-head q/k norms.
+Spec qwen3_0_6b_spec() {
+  Spec s;
+  const int64_t d = 1024, ff = 3072, L = 28, V = 151936, H = 16, KV = 8, hd = 128;
+  s.config = {{"architectures", {"Qwen3ForCausalLM"}}, {"model_type", "qwen3"}, {"vocab_size", V}, {"hidden_size", d},
+              {"intermediate_size", ff}, {"num_hidden_layers", L}, {"num_attention_heads", H}, {"num_key_value_heads", KV},
+              {"head_dim", hd}, {"max_position_embeddings", 40960}, {"rms_norm_eps", 1e-6}, {"rope_theta", 1000000.0},
+              {"tie_word_embeddings", true}, {"attention_bias", false}, {"hidden_act", "silu"}, {"bos_token_id", 151643},
+              {"eos_token_id", 151645}};
+  auto add = [&](std::string n, std::vector<int64_t> shape) { s.tensors.emplace_back(std::move(n), std::move(shape)); };
+  add("model.embed_tokens.weight", {V, d});
+  add("model.norm.weight", {d});
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    add(p + "input_layernorm.weight", {d});
+    add(p + "post_attention_layernorm.weight", {d});
+    add(p + "self_attn.q_proj.weight", {H * hd, d});
+    add(p + "self_attn.k_proj.weight", {KV * hd, d});
+    add(p + "self_attn.v_proj.weight", {KV * hd, d});
+    add(p + "self_attn.o_proj.weight", {d, H * hd});
+    add(p + "self_attn.q_norm.weight", {hd});
+    add(p + "self_attn.k_norm.weight", {hd});
+    add(p + "mlp.gate_proj.weight", {ff, d});
+    add(p + "mlp.up_proj.weight", {ff, d});
+    add(p + "mlp.down_proj.weight", {d, ff});
+  }
+  return s;
+}
+
 Spec make_spec(const std::string& arch) {
+  if (arch == "qwen3-0.6b") return qwen3_0_6b_spec();
   Spec s;
   auto add = [&](std::string n, std::vector<int64_t> shape) { s.tensors.emplace_back(std::move(n), std::move(shape)); };
   if (arch == "opt-1.3b" || arch == "opt-125m") {

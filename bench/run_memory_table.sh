@@ -7,7 +7,7 @@
 # GGUF rows: a Llama-3.2-1B-shaped model (random weights) as Q4_0 and Q8_0 GGUF (bench_model --write-gguf),
 # inference and a ZO step on the norms, batch 8 x 128.
 # LoRA rows (--lora, and in the full table): LoRA r = 8 on the attention's query and value projections
-# over a frozen OPT-1.3B / RoBERTa-large (BF16 as stored, and quantized to Q8_0/Q4_0 in memory at load)
+# over a frozen OPT-1.3B / RoBERTa-large / Qwen3-0.6B (BF16 as stored, and quantized to Q8_0/Q4_0 in memory at load)
 # and over the Q8_0/Q4_0 GGUF Llama-1B shape: inference, then one ZO
 # step on the adapters (two perturbed forwards + the update), each in its own process.
 set -euo pipefail
@@ -43,7 +43,7 @@ fi
 
 if [ "${1:-}" != "--quick" ] && [ "${1:-}" != "--gguf" ]; then
   model_bin="${POCKETLLM_BUILD_DIR:-$root/build}/bin/bench_model"
-  for row in "opt-1.3b bf16 16 128 q_proj,v_proj" "roberta-large bf16 64 64 query,value"; do
+  for row in "opt-1.3b bf16 16 128 q_proj,v_proj" "roberta-large bf16 64 64 query,value" "qwen3-0.6b bf16 8 128 q_proj,v_proj"; do
     read -r arch dtype batch seq targets <<< "$row"
     dir="$work/$arch-$dtype"
     [ -f "$dir/model.safetensors" ] || "$bin" write --arch "$arch" --dtype "$dtype" --out "$dir"
