@@ -246,6 +246,20 @@ TEST_CASE("GGUF model files with bad metadata are refused by name", "[client][gg
     w->set_u32(k, 0);
     return true;
   });
+  // The head size: without attention.key_length it is the width over the heads (64 over 7 is not whole);
+  // with it, attention.value_length must agree.
+  expect_error("heads-width", StatusCode::kCorrupt, "no attention.key_length", [](const std::string& k, gguf::Writer* w) {
+    if (k != "llama.attention.head_count") return false;
+    w->set_u32(k, 7);
+    return true;
+  });
+  expect_error("value-length", StatusCode::kUnsupported, "value_length 16 differs from key_length 8",
+               [](const std::string& k, gguf::Writer* w) {
+                 if (k != "llama.rope.freq_base") return false;
+                 w->set_f32(k, 10000.0f);
+                 w->set_u32("llama.attention.value_length", 16);
+                 return true;
+               });
   expect_error("missing-tensor", StatusCode::kNotFound, "model.layers.3.mlp.up_proj.weight", none,
                [](const std::string& n) { return n != "blk.3.ffn_up.weight"; });
   expect_error("vocab", StatusCode::kMismatch, "tokens", [](const std::string& k, gguf::Writer* w) {
