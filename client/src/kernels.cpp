@@ -224,8 +224,13 @@ void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const W
 }
 
 void rms_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight& gamma, float eps,
-              const Perturbation& p, float* out) {
+              const Perturbation& p, float* out, float offset) {
   const float* g = weight_rows(gamma, 0, 1, p, thread_scratch(d, 2));
+  if (offset != 0.0f) {  // Gemma's (1 + w): the stored (and perturbed) weight, shifted once per call
+    float* shifted = thread_scratch(d, 3);
+    for (size_t i = 0; i < d; ++i) shifted[i] = g[i] + offset;
+    g = shifted;
+  }
   parallel_rows(pool, m, 64, [&](size_t r) {
     const float* xr = x + r * d;
     float* o = out + r * d;
@@ -427,7 +432,8 @@ void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const 
   constexpr size_t kQueryBlock = 64;
   const size_t group = s.heads / s.kv_heads;
   const size_t q_stride = s.heads * s.head_dim, kv_stride = s.kv_heads * s.head_dim;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+  const float scale = s.scale != 0.0f ? s.scale : 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+  const size_t window = s.causal ? s.window : 0;
   const size_t qblocks = (s.tq + kQueryBlock - 1) / kQueryBlock;
   if (s.batch * s.heads * s.tq * s.tk * s.head_dim < (size_t{1} << 16)) pool = nullptr;
   parallel_for(pool, s.batch * s.heads * qblocks, [&](size_t task) {
@@ -445,33 +451,42 @@ void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const 
       for (size_t t = 0; t < rows; ++t) std::fill_n(o + t * q_stride, s.head_dim, 0.0f);
       return;
     }
-    if (small_head(s.head_dim)) {
+    // A sliding window that hides keys from some query of the block: the keys from the first one any of
+    // them sees, each row's own window applied in its softmax (the narrow-head path has no lower bound).
+    const size_t kbeg = window > 0 && s.past + t0 + 1 > window ? s.past + t0 + 1 - window : 0;
+    if (small_head(s.head_dim) && (window == 0 || s.past + t0 + rows <= window)) {
       auto* fn = s.head_dim == 8 ? &attention_small_heads<8> : &attention_small_heads<16>;
       fn(s, q + (q_row0 + t0) * q_stride + h * s.head_dim, q_stride,
                             k + k_row0 * kv_stride + kvh * s.head_dim, v + k_row0 * kv_stride + kvh * s.head_dim, kv_stride,
                             t0, rows, kend, scale, o);
       return;
     }
-    float* scores = thread_scratch(rows * kend, 0);
+    const size_t nk = kend - kbeg;  // keys [kbeg, kend): score column j is key kbeg + j
+    float* scores = thread_scratch(rows * nk, 0);
     ConstStridedMat qm(q + (q_row0 + t0) * q_stride + h * s.head_dim, static_cast<Eigen::Index>(rows),
                        static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(q_stride));
-    ConstStridedMat km(k + k_row0 * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(kend),
+    ConstStridedMat km(k + (k_row0 + kbeg) * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(nk),
                        static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(kv_stride));
-    ConstStridedMat vm(v + k_row0 * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(kend),
+    ConstStridedMat vm(v + (k_row0 + kbeg) * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(nk),
                        static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(kv_stride));
-    StridedMat sm(scores, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(kend), Eigen::OuterStride<>(kend));
+    StridedMat sm(scores, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(nk), Eigen::OuterStride<>(nk));
     sm.noalias() = (qm * km.transpose()) * scale;
     for (size_t t = 0; t < rows; ++t) {
-      float* row = scores + t * kend;
-      const size_t visible = s.causal ? std::min(kend, s.past + t0 + t + 1) : kend;
+      float* row = scores + t * nk;
+      const size_t pos = s.past + t0 + t;
+      const size_t visible = (s.causal ? std::min(kend, pos + 1) : kend) - kbeg;
+      const size_t first = window > 0 && pos + 1 > window ? std::min(visible, pos + 1 - window - kbeg) : 0;
+      for (size_t j = 0; j < first; ++j) row[j] = 0.0f;
+      float* live = row + first;
+      const size_t n = visible - first;
       float mx = -INFINITY;
-      for (size_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
-      for_blocks(row, visible, mx, [mx](const Block& x) -> Block { return (x - mx).exp(); });
+      for (size_t j = 0; j < n; ++j) mx = std::max(mx, live[j]);
+      for_blocks(live, n, mx, [mx](const Block& x) -> Block { return (x - mx).exp(); });
       float sum = 0;
-      for (size_t j = 0; j < visible; ++j) sum += row[j];
-      const float inv = visible > 0 ? 1.0f / sum : 0.0f;
-      for (size_t j = 0; j < visible; ++j) row[j] *= inv;
-      for (size_t j = visible; j < kend; ++j) row[j] = 0.0f;
+      for (size_t j = 0; j < n; ++j) sum += live[j];
+      const float inv = n > 0 ? 1.0f / sum : 0.0f;
+      for (size_t j = 0; j < n; ++j) live[j] *= inv;
+      for (size_t j = visible; j < nk; ++j) row[j] = 0.0f;
     }
     StridedMat om(o, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(q_stride));
     om.noalias() = sm * vm;
@@ -491,6 +506,27 @@ void silu_mul_span(float* gate, const float* up, size_t n) {
   for (size_t i = 0; i < n; ++i) gate[i] *= up[i];
 }
 
+// gate[i] = gelu_tanh(gate[i]) * up[i] (GeGLU, "gelu_pytorch_tanh") on one thread.
+void gelu_tanh_mul_span(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const float v = gate[i];
+    gate[i] = 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v))) * up[i];
+  }
+}
+
+void gated_mul_span(GateActivation act, float* gate, const float* up, size_t n) {
+  if (act == GateActivation::kGeluTanh) gelu_tanh_mul_span(gate, up, n);
+  else silu_mul_span(gate, up, n);
+}
+
+void gated_mul(ThreadPool* pool, GateActivation act, float* gate, const float* up, size_t n) {
+  const size_t chunk = 1 << 14;
+  parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
+    const size_t i0 = c * chunk, i1 = std::min(n, i0 + chunk);
+    gated_mul_span(act, gate + i0, up + i0, i1 - i0);
+  });
+}
+
 }  // namespace
 
 void silu_mul(ThreadPool* pool, float* gate, const float* up, size_t n) {
@@ -502,7 +538,8 @@ void silu_mul(ThreadPool* pool, float* gate, const float* up, size_t n) {
 }
 
 void linear_swiglu(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& gate, const Weight* gate_bias,
-                   const Weight& up, const Weight* up_bias, const Perturbation& p, float* h, std::vector<float>* up_buffer) {
+                   const Weight& up, const Weight* up_bias, const Perturbation& p, float* h, std::vector<float>* up_buffer,
+                   GateActivation act) {
   const size_t n = gate.rows();
   const gemm::Path path = gemm::chosen_path();
   auto plain = [&](const Weight& w) {  // linear() would take linear_base's float GEMM and add nothing after
@@ -514,7 +551,7 @@ void linear_swiglu(ThreadPool* pool, const float* x, size_t m, size_t k, const W
     if (up_buffer->size() < m * n) up_buffer->resize(m * n);
     linear(pool, x, m, k, gate, gate_bias, p, h);
     linear(pool, x, m, k, up, up_bias, p, up_buffer->data());
-    silu_mul(pool, h, up_buffer->data(), m * n);
+    gated_mul(pool, act, h, up_buffer->data(), m * n);
     return;
   }
   // linear_base's packed path for both weights, tile by tile: the gate tile into h, the up tile into
@@ -532,7 +569,7 @@ void linear_swiglu(ThreadPool* pool, const float* x, size_t m, size_t k, const W
     float* u = thread_scratch(m * rows, 11);
     const float* wu = weight_rows(up, n0, rows, p, thread_scratch(rows * k, 0));
     gemm::multiply_tile(path, xp, m, k, wu, rows, tile_scratch, u, rows);
-    for (size_t r = 0; r < m; ++r) silu_mul_span(h + r * n + n0, u + r * rows, rows);
+    for (size_t r = 0; r < m; ++r) gated_mul_span(act, h + r * n + n0, u + r * rows, rows);
   });
 }
 

@@ -35,9 +35,10 @@ void linear(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& 
 void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
                    const Perturbation& p, float* y);
 
-// out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * gamma, for M rows of width d.
+// out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * (gamma + offset), for M rows of width d (offset 1: Gemma's
+// (1 + w) scale; 0 leaves the bytes of plain gamma).
 void rms_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight& gamma, float eps,
-              const Perturbation& p, float* out);
+              const Perturbation& p, float* out, float offset = 0.0f);
 
 // out[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta (biased variance, as torch.nn.LayerNorm).
 void layer_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight& gamma, const Weight* beta,
@@ -61,14 +62,18 @@ void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions,
 // Scaled dot-product attention with grouped-query heads, causal and padding masks.
 //   q   [B * Tq, nh * hd]       queries of the new tokens; query t of sequence b is at position past + t
 //   k,v [B * Tk, nkv * hd]      keys/values of positions 0 .. Tk-1 (the cache, or the batch itself)
-//   key j is visible to query t when j <= past + t (if causal) and j < key_len[b]
+//   key j is visible to query t when j <= past + t (if causal) and j < key_len[b], and, with a sliding
+//   window W (causal only), when past + t - j < W
 //   out [B * Tq, nh * hd]
+//   scores are q·k times `scale` (0: 1 / sqrt(hd))
 //   With seq_start (unpadded rows, no cache): sequence b's queries and keys are the rows
 //   [seq_start[b], seq_start[b] + key_len[b]) of q, k, v and out; tq = tk = the longest sequence.
 struct AttentionShape {
   size_t batch = 0, tq = 0, tk = 0, heads = 0, kv_heads = 0, head_dim = 0, past = 0;
   bool causal = true;
   const size_t* seq_start = nullptr;
+  float scale = 0.0f;   // 0: 1 / sqrt(head_dim)
+  size_t window = 0;    // sliding window (causal): the W most recent positions, the query's own included; 0: all
 };
 void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const float* k, const float* v,
                const int32_t* key_len, float* out);
@@ -81,8 +86,11 @@ void silu_mul(ThreadPool* pool, float* gate, const float* up, size_t n);
 // or an added bias and neither runs a direct (quantized / half) kernel, tile by tile: the up product of a tile lives in
 // per-thread scratch only, so the [M, N] up activations are never held. Otherwise those three calls, with
 // `up_buffer` grown to M * N for the up product.
+// `act` picks the gate's activation: SiLU (SwiGLU) or GELU with the tanh approximation (Gemma's GeGLU).
+enum class GateActivation { kSilu, kGeluTanh };
 void linear_swiglu(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& gate, const Weight* gate_bias,
-                   const Weight& up, const Weight* up_bias, const Perturbation& p, float* h, std::vector<float>* up_buffer);
+                   const Weight& up, const Weight* up_bias, const Perturbation& p, float* h, std::vector<float>* up_buffer,
+                   GateActivation act = GateActivation::kSilu);
 // x[i] = gelu(x[i]), tanh approximation (GPT-2 "gelu_new") or exact erf form.
 void gelu_tanh(ThreadPool* pool, float* x, size_t n);
 void gelu_erf(ThreadPool* pool, float* x, size_t n);

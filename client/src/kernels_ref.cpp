@@ -60,10 +60,11 @@ void attention(const AttentionShape& s, const float* q, const float* k, const fl
         for (size_t j = 0; j < s.tk; ++j) {
           if (j >= static_cast<size_t>(key_len[b])) continue;
           if (s.causal && j > s.past + t) continue;
+          if (s.causal && s.window > 0 && s.past + t - j >= s.window) continue;  // outside the sliding window
           const float* kv = k + ((b * s.tk + j) * s.kv_heads + h / group) * s.head_dim;
           double dot = 0;
           for (size_t e = 0; e < s.head_dim; ++e) dot += static_cast<double>(qv[e]) * kv[e];
-          w.push_back(dot / std::sqrt(static_cast<double>(s.head_dim)));
+          w.push_back(s.scale != 0.0f ? dot * s.scale : dot / std::sqrt(static_cast<double>(s.head_dim)));
           keys.push_back(j);
         }
         double mx = -INFINITY, sum = 0;

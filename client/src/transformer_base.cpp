@@ -54,8 +54,11 @@ TokenBatch TokenBatch::from_sequences(const std::vector<std::vector<int32_t>>& s
 }
 
 void attend(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal, const float* q,
-            const float* k, const float* v, KVCache* cache, size_t layer, const int32_t* key_len, float* out) {
+            const float* k, const float* v, KVCache* cache, size_t layer, const int32_t* key_len, float* out, float scale,
+            size_t window) {
   AttentionShape s{B, T, /*tk=*/0, heads, kv_heads, hd, /*past=*/0, causal};
+  s.scale = scale;
+  s.window = window;
   if (cache == nullptr) {
     s.tk = T;
     attention(pool, s, q, k, v, key_len, out);
@@ -114,12 +117,13 @@ void TransformerModel::scatter_rows(const TokenBatch& batch, const float* rows, 
 }
 
 void TransformerModel::attend_rows(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal,
-                                   const float* q, const float* k, const float* v, KVCache* cache, size_t layer, float* out) {
+                                   const float* q, const float* k, const float* v, KVCache* cache, size_t layer, float* out,
+                                   float scale, size_t window) {
   if (cache != nullptr) {
-    attend(pool, B, T, heads, kv_heads, hd, causal, q, k, v, cache, layer, key_len_.data(), out);
+    attend(pool, B, T, heads, kv_heads, hd, causal, q, k, v, cache, layer, key_len_.data(), out, scale, window);
     return;
   }
-  AttentionShape s{B, T, T, heads, kv_heads, hd, /*past=*/0, causal, seq_start_.data()};
+  AttentionShape s{B, T, T, heads, kv_heads, hd, /*past=*/0, causal, seq_start_.data(), scale, window};
   attention(pool, s, q, k, v, key_len_.data(), out);
 }
 

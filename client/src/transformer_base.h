@@ -13,7 +13,7 @@ namespace pocketllm {
 // The caller advances cache->length once all layers are done.
 void attend(ThreadPool* pool, size_t batch, size_t tokens, size_t heads, size_t kv_heads, size_t head_dim, bool causal,
             const float* q, const float* k, const float* v, KVCache* cache, size_t layer, const int32_t* key_len,
-            float* out);
+            float* out, float scale = 0.0f, size_t window = 0);
 
 class TransformerModel : public LanguageModel {
  public:
@@ -66,8 +66,10 @@ class TransformerModel : public LanguageModel {
   // hidden [B * T, width] from the laid-out rows (padded rows zero).
   void scatter_rows(const TokenBatch& batch, const float* rows, size_t width, std::vector<float>* hidden) const;
   // Attention over the laid-out rows: the unpadded layout, or the cache when there is one.
+  // `scale` and `window` as AttentionShape's (0: the defaults).
   void attend_rows(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal, const float* q,
-                   const float* k, const float* v, KVCache* cache, size_t layer, float* out);
+                   const float* k, const float* v, KVCache* cache, size_t layer, float* out, float scale = 0.0f,
+                   size_t window = 0);
   // The start of a decoder pass: checks the batch against the vocabulary, room for its tokens in the
   // cache and in `learned_positions` (0: no limit), and fills key_len_ (past + T with a cache, each
   // sequence's length without). Returns `past`, the tokens already in the cache.

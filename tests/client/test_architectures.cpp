@@ -1,4 +1,4 @@
-// OPT, GPT-2, RoBERTa and Qwen3 against logits PyTorch computes from each architecture's equations
+// OPT, GPT-2, RoBERTa, Qwen3 and Gemma 3 against logits PyTorch computes from each architecture's equations
 // (tests/fixtures/make_arch_fixtures.py), with padding; plus cache and perturbation invariants.
 #include <catch2/catch.hpp>
 
@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -25,10 +26,25 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(ss.str());
 }
 
+// choice_loss's label logits (the last layer run for the read positions alone) equal the full
+// forward's logits at those positions.
+void check_read_positions(LanguageModel& m, const TokenBatch& batch, const std::vector<ChoiceTarget>& targets) {
+  const auto full = test::all_row_logits(m, batch);
+  const size_t V = static_cast<size_t>(m.config().vocab_size);
+  const std::vector<int32_t> cands = {7, 31};
+  std::vector<float> cand_logits;
+  REQUIRE(m.choice_loss(nullptr, batch, targets, cands, Perturbation{}, &cand_logits).is_ok());
+  for (size_t i = 0; i < targets.size(); ++i)
+    for (size_t j = 0; j < cands.size(); ++j) {
+      const size_t row = static_cast<size_t>(targets[i].row) * batch.seq_len + targets[i].position;
+      CHECK(cand_logits[i * 2 + j] == Approx(full[row * V + cands[j]]).margin(1e-5));
+    }
+}
+
 }  // namespace
 
-TEST_CASE("OPT, GPT-2, RoBERTa and Qwen3 logits match the PyTorch reference, padding included", "[client][arch]") {
-  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "roberta", "qwen3"}) {
+TEST_CASE("OPT, GPT-2, RoBERTa, Qwen3 and Gemma 3 logits match the PyTorch reference, padding included", "[client][arch]") {
+  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "roberta", "qwen3", "gemma3"}) {
     INFO("architecture fixture " << name);
     const std::string dir = test::fixtures_dir() + "/arch/" + name;
     auto loaded = load_model(dir);
@@ -51,8 +67,8 @@ TEST_CASE("OPT, GPT-2, RoBERTa and Qwen3 logits match the PyTorch reference, pad
   }
 }
 
-TEST_CASE("GPT-2, OPT and Qwen3 decode with a KV cache exactly like the full forward", "[client][arch]") {
-  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "qwen3"}) {
+TEST_CASE("GPT-2, OPT, Qwen3 and Gemma 3 decode with a KV cache exactly like the full forward", "[client][arch]") {
+  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "qwen3", "gemma3"}) {
     INFO(name);
     auto loaded = load_model(test::fixtures_dir() + "/arch/" + name);
     REQUIRE(loaded.is_ok());
@@ -72,7 +88,7 @@ TEST_CASE("GPT-2, OPT and Qwen3 decode with a KV cache exactly like the full for
 }
 
 TEST_CASE("perturbed forwards equal forwards on perturbed weights for every architecture", "[client][arch][zo]") {
-  for (const std::string name : {"opt_postln_proj", "gpt2", "roberta", "qwen3"}) {
+  for (const std::string name : {"opt_postln_proj", "gpt2", "roberta", "qwen3", "gemma3"}) {
     INFO(name);
     const std::string dir = test::fixtures_dir() + "/arch/" + name;
     auto a = load_model(dir), b = load_model(dir);
@@ -106,7 +122,7 @@ TEST_CASE("the tiny random Hugging Face GPT-2 in shared/fixtures loads and runs"
 }
 
 TEST_CASE("every architecture exports to a Hugging Face directory that loads back identically", "[client][arch][export]") {
-  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "roberta", "qwen3"}) {
+  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "roberta", "qwen3", "gemma3"}) {
     INFO(name);
     auto loaded = load_model(test::fixtures_dir() + "/arch/" + name);
     REQUIRE(loaded.is_ok());
@@ -135,7 +151,7 @@ TEST_CASE("the architecture registry: every architecture registered once, every 
       CHECK(architecture_for_model_type(t) == a);
     }
   }
-  for (Architecture id : {Architecture::kLlama, Architecture::kOpt, Architecture::kGpt2, Architecture::kRoberta})
+  for (Architecture id : {Architecture::kLlama, Architecture::kOpt, Architecture::kGpt2, Architecture::kRoberta, Architecture::kGemma3})
     CHECK(architecture_spec(id).id == id);
   CHECK(architecture_for_model_type("mamba") == nullptr);
   CHECK(std::string(architecture_name(Architecture::kRoberta)) == "roberta");
@@ -153,18 +169,7 @@ TEST_CASE("Qwen3: the config names the q/k norms, the read-position path uses th
 
   // Classification reads one position per sentence and runs the last layer for it alone: the label
   // logits equal the full forward's at that position.
-  const TokenBatch batch = TokenBatch::from_sequences({{2, 11, 23, 5, 9}, {2, 40, 41}}, 1);
-  const auto full = test::all_row_logits(*loaded->model, batch);
-  const size_t V = static_cast<size_t>(c.vocab_size);
-  const std::vector<int32_t> cands = {7, 31};
-  const std::vector<ChoiceTarget> targets = {{0, 4, 1}, {1, 2, 0}};
-  std::vector<float> cand_logits;
-  REQUIRE(loaded->model->choice_loss(nullptr, batch, targets, cands, Perturbation{}, &cand_logits).is_ok());
-  for (size_t i = 0; i < targets.size(); ++i)
-    for (size_t j = 0; j < cands.size(); ++j) {
-      const size_t row = static_cast<size_t>(targets[i].row) * batch.seq_len + targets[i].position;
-      CHECK(cand_logits[i * 2 + j] == Approx(full[row * V + cands[j]]).margin(1e-5));
-    }
+  check_read_positions(*loaded->model, TokenBatch::from_sequences({{2, 11, 23, 5, 9}, {2, 40, 41}}, 1), {{0, 4, 1}, {1, 2, 0}});
 
   // A checkpoint that turns on sliding-window attention, and one without its q/k norm tensors.
   const std::string dir = test::temp_dir("qwen3");
@@ -186,4 +191,73 @@ TEST_CASE("Qwen3: the config names the q/k norms, the read-position path uses th
   auto missing = load_model(llama_dir);
   REQUIRE_FALSE(missing.is_ok());
   CHECK_THAT(missing.status().message(), Catch::Contains("self_attn.q_norm.weight"));
+}
+
+namespace {
+
+// The gemma3 fixture with its config.json edited by `edit`, in a temporary directory.
+Result<LoadedModel> load_edited_gemma3(const std::function<void(nlohmann::json&)>& edit) {
+  const std::string fixture = test::fixtures_dir() + "/arch/gemma3";
+  const std::string dir = test::temp_dir("gemma3-edit");
+  nlohmann::json cfg = read_json(fixture + "/config.json");
+  edit(cfg);
+  std::ofstream(dir + "/config.json") << cfg.dump();
+  std::ifstream src(fixture + "/model.safetensors", std::ios::binary);
+  std::ofstream(dir + "/model.safetensors", std::ios::binary) << src.rdbuf();
+  return load_model(dir);
+}
+
+}  // namespace
+
+TEST_CASE("Gemma 3: the config's layer types, scales and norms, the read position through a sliding last layer, refusals",
+          "[client][arch][gemma3]") {
+  auto loaded = load_model(test::fixtures_dir() + "/arch/gemma3");
+  REQUIRE(loaded.is_ok());
+  const ModelConfig& c = loaded->model->config();
+  CHECK(c.arch == Architecture::kGemma3);
+  CHECK(c.sliding_layers == std::vector<bool>{true, false, true});
+  CHECK(c.sliding_window == 3);
+  CHECK(c.norm_weight_offset == 1.0f);
+  CHECK(c.embed_scale == 4.0f);  // sqrt(16)
+  CHECK(c.attention_scale == Approx(1.0 / std::sqrt(12.0)));
+  CHECK(c.rope_local_theta == 100.0f);
+  CHECK(c.rope_scaling.type == "linear");
+  CHECK(c.tie_word_embeddings);
+
+  // Classification reads one position per sentence; the last layer (a sliding one) runs for it alone.
+  const TokenBatch batch = TokenBatch::from_sequences({{2, 11, 23, 5, 9, 17, 3}, {2, 40, 41}}, 1);
+  check_read_positions(*loaded->model, batch, {{0, 6, 1}, {1, 2, 0}});
+  const auto full = test::all_row_logits(*loaded->model, batch);
+
+  // The fixture's sequences are longer than the window, so the window changes the logits (a reader that
+  // ignored it would fail the PyTorch comparison above).
+  auto wide = load_edited_gemma3([](nlohmann::json& j) { j["sliding_window"] = 64; });
+  REQUIRE(wide.is_ok());
+  const auto unwindowed = test::all_row_logits(*wide->model, batch);
+  double moved = 0;
+  for (size_t i = 0; i < full.size(); ++i) moved = std::max(moved, double(std::fabs(full[i] - unwindowed[i])));
+  CHECK(moved > 1e-2);
+
+  // Without layer_types, every sixth layer is full (Gemma 3's pattern).
+  auto pattern = load_edited_gemma3([](nlohmann::json& j) { j.erase("layer_types"); });
+  REQUIRE(pattern.is_ok());
+  CHECK(pattern->model->config().sliding_layers == std::vector<bool>{true, true, true});
+
+  // What the engine does not run is refused by name.
+  const std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>> bad = {
+      {[](nlohmann::json& j) { j["final_logit_softcapping"] = 30.0; }, "final_logit_softcapping"},
+      {[](nlohmann::json& j) { j["attn_logit_softcapping"] = 50.0; }, "attn_logit_softcapping"},
+      {[](nlohmann::json& j) { j["hidden_activation"] = "gelu"; }, "hidden_activation"},
+      {[](nlohmann::json& j) { j["layer_types"] = {"sliding_attention"}; }, "layer_types"},
+      {[](nlohmann::json& j) { j["layer_types"][1] = "chunked_attention"; }, "layer_types[1]"},
+      {[](nlohmann::json& j) { j["sliding_window"] = 0; }, "sliding_window"},
+      {[](nlohmann::json& j) { j["query_pre_attn_scalar"] = -1; }, "query_pre_attn_scalar"},
+      {[](nlohmann::json& j) { j["rope_scaling"] = {{"rope_type", "linear"}}; }, "rope_scaling factor"},
+      {[](nlohmann::json& j) { j["use_bidirectional_attention"] = true; }, "use_bidirectional_attention"}};
+  for (const auto& [edit, name] : bad) {
+    INFO(name);
+    auto refused = load_edited_gemma3(edit);
+    REQUIRE_FALSE(refused.is_ok());
+    CHECK_THAT(refused.status().message(), Catch::Contains(name));
+  }
 }

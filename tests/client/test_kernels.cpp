@@ -181,25 +181,62 @@ TEST_CASE("a rope table grown over calls gives the bytes of the direct rotation"
   CHECK(table.positions == 1001);
 }
 
-TEST_CASE("attention over several query blocks: long prompts, a cache offset and padding", "[client][kernels]") {
-  // 150 queries span three blocks of 64; with past = 30 the first block already sees 94 keys.
-  for (size_t past : {size_t{0}, size_t{30}}) {
-    AttentionShape s;
+namespace {
+
+// A causal attention of two sequences spanning several query blocks of 64: 150 queries without a
+// cache, 70 after 30 cached positions (the first block already sees 94 keys); the second sequence is
+// 9 keys short (padding).
+struct LongAttention {
+  AttentionShape s;
+  std::vector<int32_t> len;
+  std::vector<float> q, k, v;
+  LongAttention(size_t head_dim, size_t past) {
     s.batch = 2;
     s.tq = past == 0 ? 150 : 70;
     s.tk = past + s.tq;
     s.heads = 4;
     s.kv_heads = 2;
-    s.head_dim = 8;
+    s.head_dim = head_dim;
     s.past = past;
     s.causal = true;
-    const std::vector<int32_t> len = {static_cast<int32_t>(s.tk), static_cast<int32_t>(s.tk) - 9};
-    auto q = randn(s.batch * s.tq * s.heads * s.head_dim), k = randn(s.batch * s.tk * s.kv_heads * s.head_dim),
-         v = randn(s.batch * s.tk * s.kv_heads * s.head_dim);
-    const double worst = test::attention_max_error(s, q, k, v, len);
-    INFO("past " << past);
-    CHECK(worst < 1e-5);
+    len = {static_cast<int32_t>(s.tk), static_cast<int32_t>(s.tk) - 9};
+    q = randn(s.batch * s.tq * s.heads * s.head_dim);
+    k = randn(s.batch * s.tk * s.kv_heads * s.head_dim);
+    v = randn(s.batch * s.tk * s.kv_heads * s.head_dim);
   }
+};
+
+}  // namespace
+
+TEST_CASE("attention over several query blocks: long prompts, a cache offset and padding", "[client][kernels]") {
+  for (size_t past : {size_t{0}, size_t{30}}) {
+    const LongAttention a(8, past);
+    INFO("past " << past);
+    CHECK(test::attention_max_error(a.s, a.q, a.k, a.v, a.len) < 1e-5);
+  }
+}
+
+TEST_CASE("sliding-window attention with its own scale: every block, a cache offset, narrow and wide heads",
+          "[client][kernels]") {
+  // Windows shorter and longer than a query block of 64, queries past the first block (the block's first
+  // key moves), a cache offset, padding, and the narrow-head path (head 8) beside the general one (head 12).
+  for (size_t hd : {size_t{8}, size_t{12}})
+    for (size_t window : {size_t{5}, size_t{64}, size_t{100}})
+      for (size_t past : {size_t{0}, size_t{30}}) {
+        LongAttention a(hd, past);
+        a.s.window = window;
+        a.s.scale = 0.37f;
+        INFO("head " << hd << " window " << window << " past " << past);
+        CHECK(test::attention_max_error(a.s, a.q, a.k, a.v, a.len) < 1e-5);
+        if (past + a.s.tq <= window) continue;  // every query sees all its keys
+        // The window is in force: without it the outputs differ.
+        AttentionShape all = a.s;
+        all.window = 0;
+        std::vector<float> x(a.q.size()), y(a.q.size());
+        attention(nullptr, a.s, a.q.data(), a.k.data(), a.v.data(), a.len.data(), x.data());
+        attention(nullptr, all, a.q.data(), a.k.data(), a.v.data(), a.len.data(), y.data());
+        CHECK(x != y);
+      }
 }
 
 TEST_CASE("attention with GQA, causal and padding masks matches the reference", "[client][kernels]") {

@@ -16,7 +16,9 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
   std::vector<float> f(static_cast<size_t>(hd / 2));
   for (int i = 0; i < hd / 2; ++i)
     f[i] = static_cast<float>(1.0 / std::pow(static_cast<double>(c.rope_theta), 2.0 * i / hd));
-  if (c.rope_scaling.type == "llama3") {
+  if (c.rope_scaling.type == "linear") {
+    for (auto& x : f) x = static_cast<float>(x / c.rope_scaling.factor);
+  } else if (c.rope_scaling.type == "llama3") {
     const double factor = c.rope_scaling.factor, lo = c.rope_scaling.low_freq_factor, hi = c.rope_scaling.high_freq_factor;
     const double old_ctx = c.rope_scaling.original_max_position_embeddings;
     const double low_wavelen = old_ctx / lo, high_wavelen = old_ctx / hi;
@@ -90,54 +92,87 @@ Status LlamaModel::bind() {
     return invalid_argument("llama config: num_attention_heads " + std::to_string(c.num_heads) +
                             " is not a multiple of num_key_value_heads " + std::to_string(c.num_kv_heads));
   if (c.head_dim % 2 != 0) return invalid_argument("llama config: head_dim must be even for rotary embedding");
-  if (!c.rope_scaling.type.empty() && c.rope_scaling.type != "llama3" && c.rope_scaling.type != "default")
-    return unsupported("llama config: rope_scaling type '" + c.rope_scaling.type + "' (supported: llama3)");
-  const int64_t d = c.hidden_size, qd = static_cast<int64_t>(c.num_heads) * c.head_dim,
-                kvd = static_cast<int64_t>(c.num_kv_heads) * c.head_dim, ff = c.intermediate_size, V = c.vocab_size;
-  auto req = [&](const std::string& name, std::vector<int64_t> shape, const Weight** out) -> Status {
-    auto w = store_->require(name, shape);
-    if (!w) return w.status();
-    *out = w.value();
-    return Status::ok();
-  };
-  POCKETLLM_RETURN_IF_ERROR(req("model.embed_tokens.weight", {V, d}, &embed_));
-  POCKETLLM_RETURN_IF_ERROR(req("model.norm.weight", {d}, &final_norm_));
+  if (!c.rope_scaling.type.empty() && c.rope_scaling.type != "llama3" && c.rope_scaling.type != "linear" &&
+      c.rope_scaling.type != "default")
+    return unsupported("llama config: rope_scaling type '" + c.rope_scaling.type + "' (supported: llama3, linear)");
+  if (!c.sliding_layers.empty() && c.sliding_layers.size() != static_cast<size_t>(c.num_layers))
+    return invalid_argument("llama config: " + std::to_string(c.sliding_layers.size()) + " layer types for " +
+                            std::to_string(c.num_layers) + " layers");
+  if (c.sliding_window < 0 || (c.sliding_window == 0 && std::count(c.sliding_layers.begin(), c.sliding_layers.end(), true) > 0))
+    return invalid_argument("llama config: sliding-window layers need a positive sliding_window");
+  if (!(c.embed_scale > 0.0f) || !std::isfinite(c.embed_scale) || !(c.attention_scale >= 0.0f) || !std::isfinite(c.attention_scale))
+    return invalid_argument("llama config: the embedding and attention scales must be positive and finite");
+  const int64_t d = c.hidden_size, V = c.vocab_size;
+  POCKETLLM_RETURN_IF_ERROR(require("model.embed_tokens.weight", {V, d}, &embed_));
+  POCKETLLM_RETURN_IF_ERROR(require("model.norm.weight", {d}, &final_norm_));
   if (c.tie_word_embeddings) {
     head_ = embed_;
   } else {
-    POCKETLLM_RETURN_IF_ERROR(req("lm_head.weight", {V, d}, &head_));
+    POCKETLLM_RETURN_IF_ERROR(require("lm_head.weight", {V, d}, &head_));
   }
   layers_.resize(static_cast<size_t>(c.num_layers));
-  for (int l = 0; l < c.num_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    Layer& L = layers_[l];
-    POCKETLLM_RETURN_IF_ERROR(req(p + "input_layernorm.weight", {d}, &L.attn_norm));
-    POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.q_proj.weight", {qd, d}, &L.q));
-    POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.k_proj.weight", {kvd, d}, &L.k));
-    POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.v_proj.weight", {kvd, d}, &L.v));
-    POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.o_proj.weight", {d, qd}, &L.o));
-    if (c.attention_qkv_bias) {
-      POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.q_proj.bias", {qd}, &L.q_bias));
-      POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.k_proj.bias", {kvd}, &L.k_bias));
-      POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.v_proj.bias", {kvd}, &L.v_bias));
-    }
-    if (c.attention_out_bias) POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.o_proj.bias", {d}, &L.o_bias));
-    if (c.qk_norm) {
-      POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.q_norm.weight", {c.head_dim}, &L.q_norm));
-      POCKETLLM_RETURN_IF_ERROR(req(p + "self_attn.k_norm.weight", {c.head_dim}, &L.k_norm));
-    }
-    POCKETLLM_RETURN_IF_ERROR(req(p + "post_attention_layernorm.weight", {d}, &L.mlp_norm));
-    POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.gate_proj.weight", {ff, d}, &L.gate));
-    POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.up_proj.weight", {ff, d}, &L.up));
-    POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.down_proj.weight", {d, ff}, &L.down));
-    if (c.mlp_bias) {
-      POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.gate_proj.bias", {ff}, &L.gate_bias));
-      POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.up_proj.bias", {ff}, &L.up_bias));
-      POCKETLLM_RETURN_IF_ERROR(req(p + "mlp.down_proj.bias", {d}, &L.down_bias));
-    }
-  }
+  for (int l = 0; l < c.num_layers; ++l) POCKETLLM_RETURN_IF_ERROR(bind_layer(l));
   inv_freq_ = rope_inv_freq(c);
+  inv_freq_local_.clear();
+  if (c.rope_local_theta > 0.0f) {  // Gemma 3's sliding layers: their own base, no scaling
+    ModelConfig local = c;
+    local.rope_theta = c.rope_local_theta;
+    local.rope_scaling = RopeScaling();
+    inv_freq_local_ = rope_inv_freq(local);
+  }
   return Status::ok();
+}
+
+Status LlamaModel::bind_layer(int l) {
+  const ModelConfig& c = config_;
+  const int64_t d = c.hidden_size, qd = static_cast<int64_t>(c.num_heads) * c.head_dim,
+                kvd = static_cast<int64_t>(c.num_kv_heads) * c.head_dim, ff = c.intermediate_size;
+  const std::string p = "model.layers." + std::to_string(l) + ".";
+  Layer& L = layers_[static_cast<size_t>(l)];
+  POCKETLLM_RETURN_IF_ERROR(require(p + "input_layernorm.weight", {d}, &L.attn_norm));
+  POCKETLLM_RETURN_IF_ERROR(require(p + "self_attn.q_proj.weight", {qd, d}, &L.q));
+  POCKETLLM_RETURN_IF_ERROR(require(p + "self_attn.k_proj.weight", {kvd, d}, &L.k));
+  POCKETLLM_RETURN_IF_ERROR(require(p + "self_attn.v_proj.weight", {kvd, d}, &L.v));
+  POCKETLLM_RETURN_IF_ERROR(require(p + "self_attn.o_proj.weight", {d, qd}, &L.o));
+  if (c.attention_qkv_bias) {
+    POCKETLLM_RETURN_IF_ERROR(require(p + "self_attn.q_proj.bias", {qd}, &L.q_bias));
+    POCKETLLM_RETURN_IF_ERROR(require(p + "self_attn.k_proj.bias", {kvd}, &L.k_bias));
+    POCKETLLM_RETURN_IF_ERROR(require(p + "self_attn.v_proj.bias", {kvd}, &L.v_bias));
+  }
+  if (c.attention_out_bias) POCKETLLM_RETURN_IF_ERROR(require(p + "self_attn.o_proj.bias", {d}, &L.o_bias));
+  if (c.qk_norm) {
+    POCKETLLM_RETURN_IF_ERROR(require(p + "self_attn.q_norm.weight", {c.head_dim}, &L.q_norm));
+    POCKETLLM_RETURN_IF_ERROR(require(p + "self_attn.k_norm.weight", {c.head_dim}, &L.k_norm));
+  }
+  if (c.sandwich_norms) {  // Gemma: post_attention_layernorm norms the attention output; the MLP has its own two
+    POCKETLLM_RETURN_IF_ERROR(require(p + "post_attention_layernorm.weight", {d}, &L.post_attn_norm));
+    POCKETLLM_RETURN_IF_ERROR(require(p + "pre_feedforward_layernorm.weight", {d}, &L.mlp_norm));
+    POCKETLLM_RETURN_IF_ERROR(require(p + "post_feedforward_layernorm.weight", {d}, &L.post_mlp_norm));
+  } else {
+    POCKETLLM_RETURN_IF_ERROR(require(p + "post_attention_layernorm.weight", {d}, &L.mlp_norm));
+  }
+  POCKETLLM_RETURN_IF_ERROR(require(p + "mlp.gate_proj.weight", {ff, d}, &L.gate));
+  POCKETLLM_RETURN_IF_ERROR(require(p + "mlp.up_proj.weight", {ff, d}, &L.up));
+  POCKETLLM_RETURN_IF_ERROR(require(p + "mlp.down_proj.weight", {d, ff}, &L.down));
+  if (c.mlp_bias) {
+    POCKETLLM_RETURN_IF_ERROR(require(p + "mlp.gate_proj.bias", {ff}, &L.gate_bias));
+    POCKETLLM_RETURN_IF_ERROR(require(p + "mlp.up_proj.bias", {ff}, &L.up_bias));
+    POCKETLLM_RETURN_IF_ERROR(require(p + "mlp.down_proj.bias", {d}, &L.down_bias));
+  }
+  return Status::ok();
+}
+
+void LlamaModel::norm(ThreadPool* pool, const Weight& w, const float* x, size_t rows, float* out, const Perturbation& p) {
+  rms_norm(pool, x, rows, static_cast<size_t>(config_.hidden_size), w, config_.norm_eps, p, out, config_.norm_weight_offset);
+}
+
+const RopeTable& LlamaModel::rope_of(size_t l) const {
+  return !inv_freq_local_.empty() && window_of(l) > 0 ? rope_local_table_ : rope_table_;
+}
+
+size_t LlamaModel::window_of(size_t l) const {
+  const ModelConfig& c = config_;
+  return l < c.sliding_layers.size() && c.sliding_layers[l] ? static_cast<size_t>(c.sliding_window) : 0;
 }
 
 Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, const Perturbation& p, KVCache* cache,
@@ -162,7 +197,12 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
   for (size_t r = 0; r < R; ++r) {
     const size_t id = static_cast<size_t>(std::max(0, batch.tokens[row_token_[r]]));
     const float* row = weight_rows(*embed_, id, 1, p, tmp_.data());
-    std::copy_n(row, d, x_.begin() + static_cast<std::ptrdiff_t>(r * d));
+    float* x = x_.data() + r * d;
+    if (c.embed_scale != 1.0f) {
+      for (size_t i = 0; i < d; ++i) x[i] = row[i] * c.embed_scale;
+    } else {
+      std::copy_n(row, d, x);
+    }
   }
   // Only some tokens read (classification): the last layer runs for their rows alone.
   const bool selected = cache == nullptr && !read_tokens_.empty() && read_tokens_.size() <= R;
@@ -174,12 +214,12 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
   if (cache) cache->length = static_cast<int>(past + T);
   if (selected) {  // sel_x_ holds the read rows' residual stream
     const size_t S = read_tokens_.size();
-    rms_norm(pool, sel_x_.data(), S, d, *final_norm_, c.norm_eps, p, xn_.data());
+    norm(pool, *final_norm_, sel_x_.data(), S, xn_.data(), p);
     hidden->assign(B * T * d, 0.0f);
     for (size_t i = 0; i < S; ++i) std::copy_n(xn_.data() + i * d, d, hidden->data() + read_tokens_[i] * d);
     return Status::ok();
   }
-  rms_norm(pool, x_.data(), R, d, *final_norm_, c.norm_eps, p, xn_.data());
+  norm(pool, *final_norm_, x_.data(), R, xn_.data(), p);
   scatter_rows(batch, xn_.data(), d, hidden);
   return Status::ok();
 }
@@ -194,11 +234,12 @@ void LlamaModel::run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, s
   const size_t d = static_cast<size_t>(c.hidden_size), hd = static_cast<size_t>(c.head_dim);
   const size_t nh = static_cast<size_t>(c.num_heads), nkv = static_cast<size_t>(c.num_kv_heads);
   const size_t qd = nh * hd, kvd = nkv * hd, S = read_tokens_.size();
-  rms_norm(pool, x_.data(), R, d, *L.attn_norm, c.norm_eps, p, xn_.data());
+  const RopeTable& rt = rope_of(l);
+  norm(pool, *L.attn_norm, x_.data(), R, xn_.data(), p);
   linear(pool, xn_.data(), R, d, *L.k, L.k_bias, p, k_.data());
   linear(pool, xn_.data(), R, d, *L.v, L.v_bias, p, v_.data());
   norm_heads(pool, L.k_norm, k_.data(), R, nkv, p);
-  rope(k_.data(), R, nkv, hd, positions_.data(), rope_table_);
+  rope(k_.data(), R, nkv, hd, positions_.data(), rt);
   sel_x_.resize(S * d);
   sel_in_.resize(S * d);
   sel_pos_.resize(S);
@@ -210,14 +251,17 @@ void LlamaModel::run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, s
   }
   linear(pool, sel_in_.data(), S, d, *L.q, L.q_bias, p, q_.data());
   norm_heads(pool, L.q_norm, q_.data(), S, nh, p);
-  rope(q_.data(), S, nh, hd, sel_pos_.data(), rope_table_);
+  rope(q_.data(), S, nh, hd, sel_pos_.data(), rt);
   for (size_t i = 0; i < S; ++i) {  // each read token against the keys of its sequence up to itself
     const size_t b = read_tokens_[i] / T, t = read_tokens_[i] % T;
-    const AttentionShape s{1, 1, static_cast<size_t>(key_len_[b]), nh, nkv, hd, /*past=*/t, /*causal=*/true};
+    AttentionShape s{1, 1, static_cast<size_t>(key_len_[b]), nh, nkv, hd, /*past=*/t, /*causal=*/true};
+    s.scale = c.attention_scale;
+    s.window = window_of(l);
     attention(nullptr, s, q_.data() + i * qd, k_.data() + seq_start_[b] * kvd, v_.data() + seq_start_[b] * kvd, &key_len_[b],
               attn_.data() + i * qd);
   }
   linear(pool, attn_.data(), S, qd, *L.o, L.o_bias, p, tmp_.data());
+  if (L.post_attn_norm) norm(pool, *L.post_attn_norm, tmp_.data(), S, tmp_.data(), p);
   for (size_t i = 0; i < S * d; ++i) sel_x_[i] += tmp_[i];
   add_mlp(pool, L, S, p, sel_x_.data());
 }
@@ -244,6 +288,8 @@ size_t LlamaModel::prepare_rows(const TokenBatch& batch, size_t past, bool unpad
   positions_.resize(R);
   for (size_t r = 0; r < R; ++r) positions_[r] = static_cast<int32_t>(past + row_token_[r] % T);
   rope_table_.ensure(positions_.data(), R, inv_freq_.data(), static_cast<size_t>(config_.head_dim) / 2);
+  if (!inv_freq_local_.empty())
+    rope_local_table_.ensure(positions_.data(), R, inv_freq_local_.data(), static_cast<size_t>(config_.head_dim) / 2);
   return R;
 }
 
@@ -254,16 +300,18 @@ void LlamaModel::run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_
   const size_t d = static_cast<size_t>(c.hidden_size), hd = static_cast<size_t>(c.head_dim);
   const size_t nh = static_cast<size_t>(c.num_heads), nkv = static_cast<size_t>(c.num_kv_heads);
   const size_t qd = nh * hd;
-  rms_norm(pool, x_.data(), R, d, *L.attn_norm, c.norm_eps, p, xn_.data());
+  norm(pool, *L.attn_norm, x_.data(), R, xn_.data(), p);
   linear(pool, xn_.data(), R, d, *L.q, L.q_bias, p, q_.data());
   linear(pool, xn_.data(), R, d, *L.k, L.k_bias, p, k_.data());
   linear(pool, xn_.data(), R, d, *L.v, L.v_bias, p, v_.data());
   norm_heads(pool, L.q_norm, q_.data(), R, nh, p);
   norm_heads(pool, L.k_norm, k_.data(), R, nkv, p);
-  rope(q_.data(), R, nh, hd, positions_.data(), rope_table_);
-  rope(k_.data(), R, nkv, hd, positions_.data(), rope_table_);
-  attend_rows(pool, B, T, nh, nkv, hd, /*causal=*/true, q_.data(), k_.data(), v_.data(), cache, l, attn_.data());
+  rope(q_.data(), R, nh, hd, positions_.data(), rope_of(l));
+  rope(k_.data(), R, nkv, hd, positions_.data(), rope_of(l));
+  attend_rows(pool, B, T, nh, nkv, hd, /*causal=*/true, q_.data(), k_.data(), v_.data(), cache, l, attn_.data(),
+              c.attention_scale, window_of(l));
   linear(pool, attn_.data(), R, qd, *L.o, L.o_bias, p, tmp_.data());
+  if (L.post_attn_norm) norm(pool, *L.post_attn_norm, tmp_.data(), R, tmp_.data(), p);
   for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
 
   add_mlp(pool, L, R, p, x_.data());
@@ -273,36 +321,64 @@ void LlamaModel::run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_
 // place (rms_norm reads a row whole before writing it). No-op for models without it.
 void LlamaModel::norm_heads(ThreadPool* pool, const Weight* norm, float* x, size_t rows, size_t heads, const Perturbation& p) {
   if (norm == nullptr) return;
-  rms_norm(pool, x, rows * heads, static_cast<size_t>(config_.head_dim), *norm, config_.norm_eps, p, x);
+  rms_norm(pool, x, rows * heads, static_cast<size_t>(config_.head_dim), *norm, config_.norm_eps, p, x, config_.norm_weight_offset);
 }
 
 // residual[rows, d] += the layer's SwiGLU MLP of its normalised rows (xn_, gate_, up_, tmp_ as scratch).
 void LlamaModel::add_mlp(ThreadPool* pool, const Layer& L, size_t rows, const Perturbation& p, float* residual) {
   const ModelConfig& c = config_;
   const size_t d = static_cast<size_t>(c.hidden_size), ff = static_cast<size_t>(c.intermediate_size);
-  rms_norm(pool, residual, rows, d, *L.mlp_norm, c.norm_eps, p, xn_.data());
-  linear_swiglu(pool, xn_.data(), rows, d, *L.gate, L.gate_bias, *L.up, L.up_bias, p, gate_.data(), &up_);
+  norm(pool, *L.mlp_norm, residual, rows, xn_.data(), p);
+  const GateActivation act = c.activation == "gelu_pytorch_tanh" ? GateActivation::kGeluTanh : GateActivation::kSilu;
+  linear_swiglu(pool, xn_.data(), rows, d, *L.gate, L.gate_bias, *L.up, L.up_bias, p, gate_.data(), &up_, act);
   linear(pool, gate_.data(), rows, ff, *L.down, L.down_bias, p, tmp_.data());
+  if (L.post_mlp_norm) norm(pool, *L.post_mlp_norm, tmp_.data(), rows, tmp_.data(), p);
   for (size_t i = 0; i < rows * d; ++i) residual[i] += tmp_[i];
 }
-
-namespace {
 
 Status parse_rope_scaling(const nlohmann::json& j, ModelConfig* c, const std::string& where) {
   if (!j.contains("rope_scaling") || !j["rope_scaling"].is_object()) return Status::ok();
   const nlohmann::json& r = j["rope_scaling"];
   const std::string type = r.value("rope_type", r.value("type", std::string()));
   c->rope_scaling.type = type;
-  if (type == "llama3") {
+  if (type == "linear") {
+    const nlohmann::json& f = r.contains("factor") ? r["factor"] : nlohmann::json();
+    if (!f.is_number() || !(f.get<double>() > 0) || !std::isfinite(f.get<double>()))
+      return corrupt(where + ": rope_scaling factor must be a positive number");
+    c->rope_scaling.factor = f.get<float>();
+  } else if (type == "llama3") {
     c->rope_scaling.factor = r.value("factor", 1.0f);
     c->rope_scaling.low_freq_factor = r.value("low_freq_factor", 1.0f);
     c->rope_scaling.high_freq_factor = r.value("high_freq_factor", 4.0f);
     c->rope_scaling.original_max_position_embeddings = r.value("original_max_position_embeddings", 8192);
   } else if (type != "default") {
-    return unsupported(where + ": rope_scaling type '" + type + "' is not supported (supported: llama3)");
+    return unsupported(where + ": rope_scaling type '" + type + "' is not supported (supported: llama3, linear)");
   }
   return Status::ok();
 }
+
+bool llama_canonical_name(const std::string& n, std::string* out) {
+  *out = n;
+  return true;
+}
+
+void llama_resolve_ties(ModelConfig* c, const WeightStore& ws) {
+  if (!c->tie_word_embeddings && ws.find("lm_head.weight") == nullptr && ws.find("model.embed_tokens.weight") != nullptr)
+    c->tie_word_embeddings = true;
+}
+
+void write_rope_scaling(const ModelConfig& c, nlohmann::json* out) {
+  nlohmann::json& j = *out;
+  if (c.rope_scaling.type == "linear") j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};
+  if (c.rope_scaling.type == "llama3")
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", c.rope_scaling.factor},
+                         {"low_freq_factor", c.rope_scaling.low_freq_factor},
+                         {"high_freq_factor", c.rope_scaling.high_freq_factor},
+                         {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
+}
+
+namespace {
 
 Result<ModelConfig> parse_llama_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
   using namespace arch_config;
@@ -336,16 +412,6 @@ Result<ModelConfig> parse_llama_config(const nlohmann::json& j, ModelConfig c, c
   return c;
 }
 
-bool llama_canonical_name(const std::string& n, std::string* out) {
-  *out = n;
-  return true;
-}
-
-// Some checkpoints store the tied head explicitly; others omit it.
-void llama_resolve_ties(ModelConfig* c, const WeightStore& ws) {
-  if (!c->tie_word_embeddings && ws.find("lm_head.weight") == nullptr && ws.find("model.embed_tokens.weight") != nullptr)
-    c->tie_word_embeddings = true;
-}
 
 nlohmann::json llama_write_config(const ModelConfig& c) {
   nlohmann::json j = {{"architectures", {c.hf_architecture}}, {"model_type", c.model_type}, {"vocab_size", c.vocab_size},
@@ -356,22 +422,17 @@ nlohmann::json llama_write_config(const ModelConfig& c) {
                       {"rope_theta", c.rope_theta}, {"tie_word_embeddings", c.tie_word_embeddings}, {"hidden_act", "silu"}};
   if (c.attention_out_bias) j["attention_bias"] = true;
   if (c.mlp_bias) j["mlp_bias"] = true;
-  if (c.rope_scaling.type == "llama3")
-    j["rope_scaling"] = {{"rope_type", "llama3"},
-                         {"factor", c.rope_scaling.factor},
-                         {"low_freq_factor", c.rope_scaling.low_freq_factor},
-                         {"high_freq_factor", c.rope_scaling.high_freq_factor},
-                         {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
+  write_rope_scaling(c, &j);
   return j;
 }
+
+}  // namespace
 
 Result<std::unique_ptr<LanguageModel>> create_llama(ModelConfig config, WeightStore weights) {
   auto m = LlamaModel::create(std::move(config), std::move(weights));
   if (!m) return m.status();
   return std::unique_ptr<LanguageModel>(std::move(m.value()));
 }
-
-}  // namespace
 
 extern const ArchitectureSpec kLlamaArchitecture = {Architecture::kLlama,  "llama",           {"llama", "qwen2", "qwen3", "mistral"}, "LlamaForCausalLM",
                                                     parse_llama_config,   llama_canonical_name, llama_resolve_ties,

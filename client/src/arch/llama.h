@@ -1,9 +1,13 @@
 // The Llama architecture (LlamaForCausalLM and relatives): RMSNorm, rotary position embedding,
 // grouped-query attention, SwiGLU MLP, tied or untied head. Covers Llama 1/2/3, TinyLlama, SmolLM,
-// Qwen2 (q/k/v biases) and llama2.c checkpoints (converted to Hugging Face layout at load).
+// Qwen2 (q/k/v biases), Qwen3 (q/k norms), Gemma 3 (ModelConfig's Gemma fields: (1 + w) norms, sandwich
+// norms, GeGLU, a scaled embedding, sliding-window layers with their own rope base) and llama2.c
+// checkpoints (converted to Hugging Face layout at load).
 #pragma once
 
 #include <memory>
+
+#include <nlohmann/json.hpp>
 
 #include "kernels.h"
 #include "transformer_base.h"
@@ -25,7 +29,8 @@ class LlamaModel : public TransformerModel {
   struct Layer {
     const Weight *attn_norm, *q, *k, *v, *o, *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
     const Weight *mlp_norm, *gate, *up, *down, *gate_bias = nullptr, *up_bias = nullptr, *down_bias = nullptr;
-    const Weight *q_norm = nullptr, *k_norm = nullptr;  // Qwen3 (ModelConfig::qk_norm)
+    const Weight *q_norm = nullptr, *k_norm = nullptr;  // Qwen3, Gemma 3 (ModelConfig::qk_norm)
+    const Weight *post_attn_norm = nullptr, *post_mlp_norm = nullptr;  // Gemma 3 (ModelConfig::sandwich_norms)
   };
   Status bind() override;
   std::unique_ptr<TransformerModel> blank() const override { return std::unique_ptr<TransformerModel>(new LlamaModel()); }
@@ -34,13 +39,18 @@ class LlamaModel : public TransformerModel {
   void norm_heads(ThreadPool* pool, const Weight* norm, float* x, size_t rows, size_t heads, const Perturbation& p);
   void add_mlp(ThreadPool* pool, const Layer& L, size_t rows, const Perturbation& p, float* residual);
   void run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, size_t R, const Perturbation& p);
+  Status bind_layer(int l);
+  void norm(ThreadPool* pool, const Weight& w, const float* x, size_t rows, float* out, const Perturbation& p);
+  // Layer l's rope table and sliding window (0: full attention).
+  const RopeTable& rope_of(size_t l) const;
+  size_t window_of(size_t l) const;
 
   const Weight* embed_ = nullptr;
   const Weight* final_norm_ = nullptr;
   const Weight* head_ = nullptr;
   std::vector<Layer> layers_;
-  std::vector<float> inv_freq_;
-  RopeTable rope_table_;  // cos/sin per position, grown as positions are seen
+  std::vector<float> inv_freq_, inv_freq_local_;  // local: the sliding layers' own base (Gemma 3), else empty
+  RopeTable rope_table_, rope_local_table_;  // cos/sin per position, grown as positions are seen
   // Activations, sized for the largest batch seen and then reused.
   std::vector<float> gate_, up_;  // (x_, q_, … are the base class's, sized here for grouped-query attention)
   std::vector<int32_t> positions_;
@@ -57,5 +67,14 @@ std::vector<float> rope_inv_freq(const ModelConfig& c);
 // Llama 3 scaling as per-frequency divisors of the unscaled inverse frequencies (what GGUF files store
 // as rope_freqs.weight): 1 for short wavelengths, `factor` for long ones, smooth in between.
 std::vector<float> llama3_rope_divisors(const ModelConfig& c);
+
+// config.json's rope_scaling (none, "default", "llama3", "linear") into c->rope_scaling; writes it back.
+Status parse_rope_scaling(const nlohmann::json& j, ModelConfig* c, const std::string& where);
+void write_rope_scaling(const ModelConfig& c, nlohmann::json* out);
+// The registry hooks Llama-named decoders share (Gemma 3 too): stored names are canonical; a checkpoint
+// without lm_head.weight has a tied head; the factory.
+bool llama_canonical_name(const std::string& stored, std::string* canonical);
+void llama_resolve_ties(ModelConfig* c, const WeightStore& weights);
+Result<std::unique_ptr<LanguageModel>> create_llama(ModelConfig config, WeightStore weights);
 
 }  // namespace pocketllm

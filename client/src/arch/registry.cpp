@@ -10,10 +10,11 @@ extern const ArchitectureSpec kLlamaArchitecture;
 extern const ArchitectureSpec kOptArchitecture;
 extern const ArchitectureSpec kGpt2Architecture;
 extern const ArchitectureSpec kRobertaArchitecture;
+extern const ArchitectureSpec kGemma3Architecture;
 
 const std::vector<const ArchitectureSpec*>& architectures() {
   static const std::vector<const ArchitectureSpec*> all = {&kLlamaArchitecture, &kOptArchitecture, &kGpt2Architecture,
-                                                           &kRobertaArchitecture};
+                                                           &kRobertaArchitecture, &kGemma3Architecture};
   return all;
 }
 
