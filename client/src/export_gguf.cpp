@@ -46,7 +46,8 @@ size_t meta_row(size_t r, size_t hd) {
 }
 
 // The tensor's values, in the stored row order, as `to` (F32/F16/BF16 or quantized).
-Status fill_tensor(const Weight& w, DType to, bool rotary, size_t head_dim, uint8_t* out) {
+// `shift` is added to every value (Gemma's norms: llama.cpp reads 1 + w).
+Status fill_tensor(const Weight& w, DType to, bool rotary, size_t head_dim, float shift, uint8_t* out) {
   if (rotary && w.shape.size() == 1) {  // a q/k bias: its elements follow the rows' order
     std::vector<float> v(w.numel());
     convert_to_f32(w.dtype, w.data, v.size(), v.data());
@@ -63,12 +64,14 @@ Status fill_tensor(const Weight& w, DType to, bool rotary, size_t head_dim, uint
   const std::vector<float> merged = w.lora_a != nullptr ? merged_weight(w, false) : std::vector<float>();
   for (size_t r = 0; r < rows; ++r) {
     uint8_t* dst = out + (rotary ? meta_row(r, head_dim) : r) * row_bytes;
-    if (w.dtype == to && !w.trainable && w.lora_a == nullptr) {  // same type: the stored bytes, unchanged (no requantization loss)
+    if (w.dtype == to && !w.trainable && w.lora_a == nullptr && shift == 0.0f) {  // same type: the stored bytes, unchanged (no requantization loss)
       std::memcpy(dst, static_cast<const uint8_t*>(w.data) + r * row_bytes, static_cast<size_t>(row_bytes));
       continue;
     }
     if (!merged.empty()) std::copy_n(merged.data() + r * cols, cols, row.data());
     else convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, r * cols), cols, row.data());
+    if (shift != 0.0f)
+      for (float& v : row) v += shift;
     for (float v : row)
       if (!std::isfinite(v)) return corrupt("holds a non-finite value; refusing to write it");
     switch (to) {
@@ -130,11 +133,34 @@ void write_tokenizer(const SpmVocab& v, gguf::Writer* w) {
   if (v.pad >= 0) w->set_u32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(v.pad));
   w->set_bool("tokenizer.ggml.add_bos_token", true);
   w->set_bool("tokenizer.ggml.add_eos_token", false);
+  w->set_bool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
+}
+
+// What a gemma3 GGUF cannot say, because llama.cpp fixes it for the architecture: the layer pattern, the
+// sliding layers' rope base and the attention scale must be Gemma 3's own.
+Status check_gemma3_exportable(const ModelConfig& c) {
+  for (int l = 0; l < c.num_layers; ++l)
+    if (c.sliding_layers.size() != static_cast<size_t>(c.num_layers) ||
+        c.sliding_layers[static_cast<size_t>(l)] != ((l + 1) % kGemma3SlidingPattern != 0))
+      return unsupported("GGUF export of a Gemma 3 whose layer types are not five sliding layers to one full one");
+  if (c.rope_local_theta != kGemma3LocalRopeBase)
+    return unsupported("GGUF export of a Gemma 3 whose sliding layers' rope base is not 10000");
+  const double scalar = c.num_layers == 62 ? static_cast<double>(c.hidden_size / c.num_heads) : static_cast<double>(c.head_dim);
+  if (std::fabs(c.attention_scale * std::sqrt(scalar) - 1.0) > 1e-6)
+    return unsupported("GGUF export of a Gemma 3 whose query_pre_attn_scalar is not " + std::to_string(static_cast<int>(scalar)) +
+                       " (llama.cpp derives the attention scale from the head size)");
+  if (c.embed_scale != static_cast<float>(std::sqrt(static_cast<double>(c.hidden_size))) || c.norm_weight_offset != 1.0f || !c.qk_norm ||
+      !c.sandwich_norms || c.activation != "gelu_pytorch_tanh")
+    return unsupported("GGUF export of a Gemma 3 variant llama.cpp does not run the same way");
+  return Status::ok();
 }
 
 Status write_hyper(const ModelConfig& c, const std::string& arch, gguf::Writer* w) {
-  if (!c.rope_scaling.type.empty() && c.rope_scaling.type != "default" && c.rope_scaling.type != "llama3")
-    return unsupported("GGUF export of rope scaling '" + c.rope_scaling.type + "' is not supported (llama3)");
+  const bool gemma = arch == "gemma3";
+  if (gemma) POCKETLLM_RETURN_IF_ERROR(check_gemma3_exportable(c));
+  if (!c.rope_scaling.type.empty() && c.rope_scaling.type != "default" && c.rope_scaling.type != "llama3" &&
+      !(gemma && c.rope_scaling.type == "linear"))
+    return unsupported("GGUF export of rope scaling '" + c.rope_scaling.type + "' is not supported (llama3; linear on gemma3)");
   if (c.attention_out_bias) return unsupported("GGUF export of an attention output bias is not supported");
   if (c.mlp_bias) return unsupported("GGUF export of MLP biases is not supported");
   const std::string a = arch + ".";
@@ -150,6 +176,13 @@ Status write_hyper(const ModelConfig& c, const std::string& arch, gguf::Writer* 
     w->set_u32(a + "attention.value_length", static_cast<uint32_t>(c.head_dim));
   }
   w->set_f32(a + "rope.freq_base", c.rope_theta);
+  if (gemma) {
+    w->set_u32(a + "attention.sliding_window", static_cast<uint32_t>(c.sliding_window));
+    if (c.rope_scaling.type == "linear") {
+      w->set_string(a + "rope.scaling.type", "linear");
+      w->set_f32(a + "rope.scaling.factor", c.rope_scaling.factor);
+    }
+  }
   w->set_f32(a + "attention.layer_norm_rms_epsilon", c.norm_eps);
   w->set_u32(a + "vocab_size", static_cast<uint32_t>(c.vocab_size));
   return Status::ok();
@@ -160,8 +193,9 @@ Status write_hyper(const ModelConfig& c, const std::string& arch, gguf::Writer* 
 // long: metadata, tokenizer and one tensor entry per weight, then the streamed write.
 Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const GgufExportOptions& options) {
   const ModelConfig& c = loaded.model->config();
-  if (c.arch != Architecture::kLlama)
-    return unsupported(std::string("GGUF export supports llama-family models (llama, mistral, qwen2, qwen3); this one is ") + architecture_name(c.arch));
+  if (c.arch != Architecture::kLlama && c.arch != Architecture::kGemma3)
+    return unsupported(std::string("GGUF export supports llama-family models (llama, mistral, qwen2, qwen3) and gemma3; this one is ") +
+                       architecture_name(c.arch));
   const DType to = options.type;
   if (!dtype_is_float_weights(to) && to != DType::kQ8_0 && to != DType::kQ4_0)
     return unsupported(std::string("GGUF export to ") + dtype_name(to) + " (F32, F16, BF16, Q8_0, Q4_0)");
@@ -171,7 +205,8 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
   if (vocab == nullptr && !is_bpe)
     return unsupported("GGUF export needs the model's tokenizer: a SentencePiece-style vocabulary (llama2.c tokenizer.bin, a GGUF "
                        "'llama' vocabulary) or a byte-level BPE one with the GPT-2, Llama 3 or Qwen2 pre-tokenizer");
-  const std::string arch = c.model_type == "qwen2" || c.model_type == "qwen3" ? c.model_type : "llama";
+  const bool gemma = c.arch == Architecture::kGemma3;
+  const std::string arch = gemma ? "gemma3" : c.model_type == "qwen2" || c.model_type == "qwen3" ? c.model_type : "llama";
   gguf::Writer w;
   w.set_string("general.architecture", arch);
   // GGUF strings are UTF-8; a name read from a file that was not (another tool's GGUF) is written repaired.
@@ -199,15 +234,17 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
       return unsupported("GGUF export of added biases (--add-biases) is not supported: export a Hugging Face directory");
     if (wt->adapter) continue;  // merged into its base weight
     std::string name;
-    if (!hf_to_gguf_name(wt->name, &name)) return unsupported("tensor '" + wt->name + "' has no GGUF name");
+    if (!hf_to_gguf_name(wt->name, &name, gemma)) return unsupported("tensor '" + wt->name + "' has no GGUF name");
     std::vector<uint64_t> dims(wt->shape.rbegin(), wt->shape.rend());
     DType type = DType::kF32;
     if (dims.size() == 2) type = dtype_is_quantized(to) && dims[0] % dtype_block_size(to) != 0 ? DType::kF16 : to;
     const bool rotary = arch == "llama" && gguf_is_rotary_projection(name);
     const Weight* src = wt.get();
+    const bool norm = name.size() > 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0;
+    const float shift = gemma && norm ? c.norm_weight_offset : 0.0f;
     ++counted->total;
-    POCKETLLM_RETURN_IF_ERROR(w.add_tensor(name, std::move(dims), type, [src, type, rotary, hd, counted](uint8_t* out) {
-      Status st = fill_tensor(*src, type, rotary, hd, out);
+    POCKETLLM_RETURN_IF_ERROR(w.add_tensor(name, std::move(dims), type, [src, type, rotary, hd, shift, counted](uint8_t* out) {
+      Status st = fill_tensor(*src, type, rotary, hd, shift, out);
       if (st) report_work_progress(++counted->done, counted->total);
       return st;
     }));

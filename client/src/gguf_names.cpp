@@ -1,6 +1,7 @@
 #include "gguf_names.h"
 
 #include <cstdlib>
+#include <iterator>
 
 namespace pocketllm {
 namespace {
@@ -19,6 +20,13 @@ constexpr Pair kLayer[] = {
     {"ffn_gate.weight", "mlp.gate_proj.weight"},        {"ffn_up.weight", "mlp.up_proj.weight"},
     {"ffn_down.weight", "mlp.down_proj.weight"},        {"attn_q_norm.weight", "self_attn.q_norm.weight"},
     {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+};
+// Gemma 3 (sandwich norms): ffn_norm is the MLP's input norm, and the attention and MLP outputs have
+// norms of their own; the other names are the table above's.
+constexpr Pair kSandwich[] = {
+    {"post_attention_norm.weight", "post_attention_layernorm.weight"},
+    {"ffn_norm.weight", "pre_feedforward_layernorm.weight"},
+    {"post_ffw_norm.weight", "post_feedforward_layernorm.weight"},
 };
 constexpr Pair kGlobal[] = {
     {"token_embd.weight", "model.embed_tokens.weight"},
@@ -39,7 +47,8 @@ bool split_layer(const std::string& name, const std::string& prefix, std::string
   return true;
 }
 
-bool map(const std::string& from, std::string* to, const std::string& from_prefix, const std::string& to_prefix, bool to_hf) {
+bool map(const std::string& from, std::string* to, const std::string& from_prefix, const std::string& to_prefix, bool to_hf,
+         bool sandwich) {
   for (const auto& p : kGlobal) {
     if (from == (to_hf ? p.gguf : p.hf)) {
       *to = to_hf ? p.hf : p.gguf;
@@ -48,19 +57,29 @@ bool map(const std::string& from, std::string* to, const std::string& from_prefi
   }
   std::string layer, rest;
   if (!split_layer(from, from_prefix, &layer, &rest)) return false;
-  for (const auto& p : kLayer) {
-    if (rest == (to_hf ? p.gguf : p.hf)) {
-      *to = to_prefix + layer + "." + (to_hf ? p.hf : p.gguf);
-      return true;
-    }
+  auto find = [&](const Pair* begin, const Pair* end) {
+    for (const Pair* p = begin; p != end; ++p)
+      if (rest == (to_hf ? p->gguf : p->hf)) {
+        *to = to_prefix + layer + "." + (to_hf ? p->hf : p->gguf);
+        return true;
+      }
+    return false;
+  };
+  if (sandwich) {
+    if (find(std::begin(kSandwich), std::end(kSandwich))) return true;
+    if (rest == (to_hf ? "ffn_norm.weight" : "post_attention_layernorm.weight")) return false;  // named differently here
   }
-  return false;
+  return find(std::begin(kLayer), std::end(kLayer));
 }
 
 }  // namespace
 
-bool gguf_to_hf_name(const std::string& gguf, std::string* hf) { return map(gguf, hf, "blk.", "model.layers.", true); }
-bool hf_to_gguf_name(const std::string& hf, std::string* gguf) { return map(hf, gguf, "model.layers.", "blk.", false); }
+bool gguf_to_hf_name(const std::string& gguf, std::string* hf, bool sandwich) {
+  return map(gguf, hf, "blk.", "model.layers.", true, sandwich);
+}
+bool hf_to_gguf_name(const std::string& hf, std::string* gguf, bool sandwich) {
+  return map(hf, gguf, "model.layers.", "blk.", false, sandwich);
+}
 
 bool gguf_is_rotary_projection(const std::string& gguf) {
   std::string layer, rest;

@@ -1,5 +1,5 @@
-// GGUF models (docs/gguf.md): general.architecture "llama" (Llama 1/2/3, TinyLlama, SmolLM, Mistral-style)
-// "qwen2" and "qwen3". Tensors are exposed under their canonical Hugging Face names and shapes (GGUF dims are
+// GGUF models (docs/gguf.md): general.architecture "llama" (Llama 1/2/3, TinyLlama, SmolLM, Mistral-style),
+// "qwen2", "qwen3" and "gemma3" (whose norm weights llama.cpp stores as 1 + w: brought back to w). Tensors are exposed under their canonical Hugging Face names and shapes (GGUF dims are
 // innermost-first: [in, out] is HF's [out, in]); the `llama` writer stores q/k rows in Meta's
 // interleaved rotary order, so those rows are brought back to HF's order (a copy of those two tensors;
 // every other tensor, quantized or not, is used in place from the map). The same model as llama2.c
@@ -29,6 +29,8 @@ struct Hyper {
   std::string arch;
   int vocab = 0, hidden = 0, ff = 0, layers = 0, heads = 0, kv_heads = 0, context = 0, head_dim = 0;
   float eps = 1e-5f, theta = 10000.0f;
+  int sliding_window = 0;    // gemma3
+  float rope_linear = 0.0f;  // gemma3's rope.scaling.factor (linear) on the full-attention layers; 0: none
 };
 
 Status read_int(const gguf::File& f, const std::string& key, int* out, bool required, int64_t max) {
@@ -56,8 +58,8 @@ Result<Hyper> read_hyper(const gguf::File& f) {
   auto arch = f.get_string("general.architecture");
   if (!arch) return arch.status();
   h.arch = arch.value();
-  if (h.arch != "llama" && h.arch != "qwen2" && h.arch != "qwen3")
-    return unsupported(f.path() + ": general.architecture '" + h.arch + "' is not supported (llama, qwen2, qwen3)");
+  if (h.arch != "llama" && h.arch != "qwen2" && h.arch != "qwen3" && h.arch != "gemma3")
+    return unsupported(f.path() + ": general.architecture '" + h.arch + "' is not supported (llama, qwen2, qwen3, gemma3)");
   const std::string a = h.arch + ".";
   POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "embedding_length", &h.hidden, true, 1 << 16));
   POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "block_count", &h.layers, true, 1024));
@@ -90,9 +92,15 @@ Result<Hyper> read_hyper(const gguf::File& f) {
     return unsupported(f.path() + ": rope.dimension_count " + std::to_string(rope_dims) + " differs from the head size " +
                        std::to_string(h.head_dim) + " (partial rotary embedding is not supported)");
   if (const gguf::Value* st = f.find(a + "rope.scaling.type")) {
-    if (st->type != gguf::Type::kString || (st->str != "none" && !st->str.empty()))
+    const bool linear = h.arch == "gemma3" && st->type == gguf::Type::kString && st->str == "linear";
+    if (!linear && (st->type != gguf::Type::kString || (st->str != "none" && !st->str.empty())))
       return unsupported(f.path() + ": rope scaling '" + std::string(st->type == gguf::Type::kString ? st->str : "?") + "' is not supported");
+    if (linear) {
+      h.rope_linear = 1.0f;
+      POCKETLLM_RETURN_IF_ERROR(read_float(f, a + "rope.scaling.factor", &h.rope_linear));
+    }
   }
+  if (h.arch == "gemma3") POCKETLLM_RETURN_IF_ERROR(read_int(f, a + "attention.sliding_window", &h.sliding_window, true, 1 << 24));
 
   const gguf::TensorInfo* embed = f.tensor("token_embd.weight");
   if (!embed) return not_found(f.path() + ": tensor 'token_embd.weight' is missing");
@@ -114,13 +122,35 @@ std::shared_ptr<std::vector<uint8_t>> unpermute_rows(const uint8_t* src, uint64_
   return out;
 }
 
+// Gemma's norm weights as the model reads them: llama.cpp's converter stores 1 + w; w is the parameter.
+Status add_gemma_norm(const gguf::File& f, const gguf::TensorInfo& t, const std::string& name, WeightStore* ws) {
+  if (t.dims.size() != 1 || dtype_is_quantized(t.dtype)) return corrupt(f.path() + ": norm '" + t.name + "' is not a float vector");
+  auto buf = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(t.dims[0]) * 4);
+  float* w = reinterpret_cast<float*>(buf->data());
+  if (!convert_to_f32(t.dtype, t.data, static_cast<size_t>(t.dims[0]), w)) return corrupt(f.path() + ": norm '" + t.name + "' has no float type");
+  for (uint64_t i = 0; i < t.dims[0]; ++i) w[i] -= 1.0f;
+  ws->add_view(name, {static_cast<int64_t>(t.dims[0])}, DType::kF32, buf->data());
+  ws->keep(std::move(buf));
+  return Status::ok();
+}
+
+bool is_norm_name(const std::string& hf) {
+  const std::string tail = "norm.weight";
+  return hf.size() >= tail.size() && hf.compare(hf.size() - tail.size(), tail.size(), tail) == 0;
+}
+
 Status add_tensors(const gguf::File& f, const Hyper& h, WeightStore* ws) {
+  const bool gemma = h.arch == "gemma3";
   for (const auto& t : f.tensors()) {
     throw_if_cancelled();
     if (t.name == "rope_freqs.weight") continue;  // not a parameter: the rope scaling (recover_llama3_rope)
     std::string name;
-    if (!gguf_to_hf_name(t.name, &name)) return unsupported(f.path() + ": tensor '" + t.name + "' is not part of a " + h.arch + " model");
+    if (!gguf_to_hf_name(t.name, &name, gemma)) return unsupported(f.path() + ": tensor '" + t.name + "' is not part of a " + h.arch + " model");
     std::vector<int64_t> shape(t.dims.rbegin(), t.dims.rend());
+    if (gemma && is_norm_name(name)) {
+      POCKETLLM_RETURN_IF_ERROR(add_gemma_norm(f, t, name, ws));
+      continue;
+    }
     const bool rotary = h.arch == "llama" && gguf_is_rotary_projection(t.name);
     if (!rotary) {
       ws->add_view(name, std::move(shape), t.dtype, t.data);
@@ -178,6 +208,11 @@ Result<std::unique_ptr<Tokenizer>> read_spm_tokenizer(const gguf::File& f, const
   POCKETLLM_RETURN_IF_ERROR(read_special_id(f, "tokenizer.ggml.unknown_token_id", &v.unk));
   v.pad = -1;
   POCKETLLM_RETURN_IF_ERROR(read_special_id(f, "tokenizer.ggml.padding_token_id", &v.pad));
+  if (f.find("tokenizer.ggml.add_space_prefix")) {
+    auto a = f.get_bool("tokenizer.ggml.add_space_prefix");
+    if (!a) return a.status();
+    v.add_space_prefix = a.value();
+  }
   auto t = make_spm_tokenizer(std::move(v));
   if (!t) return Status(t.status().code(), f.path() + ": " + t.status().message());
   return t;
@@ -280,6 +315,27 @@ Status recover_llama3_rope(const gguf::File& f, ModelConfig* c) {
                      "); other per-frequency factors are not supported");
 }
 
+// What llama.cpp's gemma3 graph implies beyond the file's keys: the sliding layers are five of every six
+// (the sixth full), their rope base is 10 000 unscaled, embeddings are scaled by sqrt(width), and q·k by
+// 1 / sqrt(head size) — 1 / sqrt(width / heads) for the 62-layer 27B.
+void set_gemma3(const Hyper& hp, ModelConfig* c) {
+  c->arch = Architecture::kGemma3;
+  c->model_type = "gemma3_text";
+  c->hf_architecture = "Gemma3ForCausalLM";
+  c->activation = "gelu_pytorch_tanh";
+  c->qk_norm = true;
+  c->sandwich_norms = true;
+  c->norm_weight_offset = 1.0f;
+  c->embed_scale = static_cast<float>(std::sqrt(static_cast<double>(hp.hidden)));
+  const double scalar = hp.layers == 62 ? static_cast<double>(hp.hidden / hp.heads) : static_cast<double>(hp.head_dim);
+  c->attention_scale = static_cast<float>(1.0 / std::sqrt(scalar));
+  c->sliding_window = hp.sliding_window;
+  c->sliding_layers.assign(static_cast<size_t>(hp.layers), false);
+  for (int l = 0; l < hp.layers; ++l) c->sliding_layers[static_cast<size_t>(l)] = (l + 1) % kGemma3SlidingPattern != 0;
+  c->rope_local_theta = kGemma3LocalRopeBase;
+  if (hp.rope_linear > 0.0f) c->rope_scaling = {"linear", hp.rope_linear};
+}
+
 ModelConfig config_of(const gguf::File& f, const Hyper& hp) {
   ModelConfig c = llama_config(hp.vocab, hp.hidden, hp.ff, hp.layers, hp.heads, hp.kv_heads, hp.context, f.tensor("output.weight") == nullptr);
   c.head_dim = hp.head_dim;
@@ -295,6 +351,7 @@ ModelConfig config_of(const gguf::File& f, const Hyper& hp) {
     c.hf_architecture = "Qwen3ForCausalLM";
     c.qk_norm = true;
   }
+  if (hp.arch == "gemma3") set_gemma3(hp, &c);
   // Llama-family files with attention biases (HF's attention_bias): the tensors say so.
   if (f.tensor("blk.0.attn_q.bias") != nullptr) c.attention_qkv_bias = true;
   if (f.tensor("blk.0.attn_output.bias") != nullptr) c.attention_out_bias = true;

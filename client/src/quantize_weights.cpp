@@ -29,10 +29,18 @@ Result<size_t> quantize_frozen_weights(LanguageModel& model, DType to) {
     row.resize(cols);
     const auto* src = static_cast<const uint8_t*>(w->data);
     const uint64_t src_row = dtype_bytes(w->dtype, cols);
+    // A mapped file's pages are dropped every few MiB as their rows are quantized, so a large matrix (a
+    // 262 144-row embedding) is never resident twice.
+    constexpr uint64_t kReleaseBytes = uint64_t{4} << 20;
+    size_t released = 0;
     for (size_t r = 0; r < rows; ++r) {
       convert_to_f32(w->dtype, src + r * src_row, cols, row.data());
       if (!quantize_checked(to, row.data(), cols, dst + r * row_bytes))
         return corrupt("tensor '" + w->name + "' holds a non-finite value; cannot quantize it");
+      if (!w->writable && (r + 1 - released) * src_row >= kReleaseBytes) {
+        release_file_pages(src + released * src_row, (r + 1 - released) * src_row);
+        released = r + 1;
+      }
     }
     if (!w->writable) release_file_pages(src, src_row * rows);  // a mapped file's pages: the quantized copy replaces them
     w->data = dst;

@@ -405,7 +405,8 @@ class HfBpeTokenizer : public Tokenizer {
       POCKETLLM_RETURN_IF_ERROR(step.regex->compile(pattern));
       step.behavior = p.value("behavior", "Isolated");
       step.invert = p.value("invert", false);
-      if (step.behavior != "Isolated" && step.behavior != "Removed")
+      if (step.behavior != "Isolated" && step.behavior != "Removed" && step.behavior != "MergedWithPrevious" &&
+          step.behavior != "MergedWithNext" && step.behavior != "Contiguous")
         return unsupported(where + ": Split behavior '" + step.behavior + "'");
     } else if (type == "Metaspace") {
       step.kind = PreTokenizerStep::kMetaspace;
@@ -495,10 +496,15 @@ class HfBpeTokenizer : public Tokenizer {
         }
         std::vector<std::pair<std::string, bool>> parts;
         step.regex->split(w, &parts);
+        if (step.kind == PreTokenizerStep::kSplit && step.behavior != "Isolated" && step.behavior != "Removed") {
+          merge_delimiters(step, &parts);
+          for (auto& part : parts) next.push_back(std::move(part.first));
+          continue;
+        }
         for (auto& [piece, matched] : parts) {
-          const bool keep = step.invert ? !matched : matched;
-          if (step.behavior == "Removed" && !keep) continue;
-          if (step.kind == PreTokenizerStep::kWhitespaceSplit && !matched) continue;
+          // The delimiters are the pattern's matches, or with `invert` what lies between them.
+          const bool delimiter = step.invert ? !matched : matched;
+          if (step.behavior == "Removed" && delimiter) continue;
           next.push_back(piece);
         }
       }
@@ -515,6 +521,25 @@ class HfBpeTokenizer : public Tokenizer {
         mapped = w;
       bpe(mapped, ids);
     }
+  }
+
+  // Split's merging behaviors, as Hugging Face tokenizers define them: a delimiter (a match, or a
+  // non-match when inverted) joins the part before it (MergedWithPrevious) or after it (MergedWithNext)
+  // unless that part is a delimiter too; Contiguous joins runs of delimiters.
+  static void merge_delimiters(const PreTokenizerStep& step, std::vector<std::pair<std::string, bool>>* parts) {
+    const bool next = step.behavior == "MergedWithNext", contiguous = step.behavior == "Contiguous";
+    if (next) std::reverse(parts->begin(), parts->end());
+    std::vector<std::pair<std::string, bool>> out;
+    bool previous = false;
+    for (auto& [piece, matched] : *parts) {
+      const bool delim = step.invert ? !matched : matched;
+      const bool join = contiguous ? delim && previous : delim && !previous;
+      if (join && !out.empty()) out.back().first = next ? piece + out.back().first : out.back().first + piece;
+      else out.emplace_back(std::move(piece), delim);
+      previous = delim;
+    }
+    if (next) std::reverse(out.begin(), out.end());
+    *parts = std::move(out);
   }
 
   void bpe(const std::string& word, std::vector<int32_t>* ids) const {

@@ -38,7 +38,7 @@ class Llama2cTokenizer : public Tokenizer {
   Result<std::vector<int32_t>> encode(std::string_view text, bool add_bos, bool add_eos) const override {
     std::vector<int32_t> ids;
     if (add_bos) ids.push_back(bos_id_);
-    if (!text.empty()) {
+    if (!text.empty() && vocab_.add_space_prefix) {
       const int32_t space = token_id(" ");
       if (space >= 0) ids.push_back(space);
     }
@@ -75,7 +75,7 @@ class Llama2cTokenizer : public Tokenizer {
     const std::string& piece = pieces_[id];
     unsigned int byte = 0;
     if (piece.size() == 6 && std::sscanf(piece.c_str(), "<0x%02X>", &byte) == 1) return std::string(1, static_cast<char>(byte));
-    if (prev == bos_id_ && !piece.empty() && piece[0] == ' ') return piece.substr(1);
+    if (vocab_.add_space_prefix && prev == bos_id_ && !piece.empty() && piece[0] == ' ') return piece.substr(1);
     return piece;
   }
 

@@ -362,6 +362,79 @@ TEST_CASE("llama, qwen2 and qwen3 models with a byte-level BPE vocabulary round-
   CHECK(bad.status().message().find("mystery-pre") != std::string::npos);
 }
 
+TEST_CASE("Gemma 3 round-trips through GGUF: sandwich norm names, 1 + w norms, sliding window, no space prefix", "[client][gguf][gemma3]") {
+  const std::string dir = test::temp_dir("ggufgemma");
+  // Seven layers: the sixth is the full one; a window of 4 under 12 tokens; linear rope scaling.
+  ModelConfig c = test::tiny_gemma3_config(67, 24, 7, 4, 1, 8, 40, 4);
+  c.rope_scaling = {"linear", 4.0f};
+  LoadedModel src;
+  src.model = test::make_llama(c, test::random_llama_tensors(c, 12));
+  SpmVocab v;
+  for (int i = 0; i < 67; ++i) v.pieces.push_back(i < 3 ? std::string(i == 0 ? "<pad>" : i == 1 ? "</s>" : "<s>") : "p" + std::to_string(i));
+  v.pieces[3] = "p";
+  v.pieces[4] = "5";
+  v.pieces[10] = " ";  // "p5" is piece 5
+  v.scores.assign(67, 0.0f);
+  v.bos = 2;
+  v.eos = 1;
+  v.add_space_prefix = false;
+  src.tokenizer = std::move(make_spm_tokenizer(v).value());
+  src.path = dir + "/src";
+  const Status st = export_gguf(src, dir + "/g.gguf");
+  INFO(st.to_string());
+  REQUIRE(st.is_ok());
+  auto f = gguf::File::open(dir + "/g.gguf");
+  REQUIRE(f.is_ok());
+  CHECK(f->get_string("general.architecture").value() == "gemma3");
+  CHECK(f->get_uint("gemma3.attention.sliding_window").value() == 4u);
+  CHECK(f->get_string("gemma3.rope.scaling.type").value() == "linear");
+  CHECK(f->get_bool("tokenizer.ggml.add_space_prefix").value() == false);
+  for (const char* name : {"blk.2.post_attention_norm.weight", "blk.2.ffn_norm.weight", "blk.2.post_ffw_norm.weight",
+                           "blk.2.attn_q_norm.weight"})
+    CHECK(f->tensor(name) != nullptr);
+  // llama.cpp reads Gemma's norms as 1 + w: the file holds the stored weight plus one.
+  const gguf::TensorInfo* pre = f->tensor("blk.2.ffn_norm.weight");
+  const Weight* w = src.model->weights().find("model.layers.2.pre_feedforward_layernorm.weight");
+  REQUIRE(pre != nullptr);
+  REQUIRE(w != nullptr);
+  CHECK(reinterpret_cast<const float*>(pre->data)[5] == Approx(static_cast<const float*>(w->data)[5] + 1.0f).epsilon(1e-6));
+
+  LoadedModel g = load_ok(dir + "/g.gguf");
+  const ModelConfig& gc = g.model->config();
+  CHECK(gc.arch == Architecture::kGemma3);
+  CHECK(gc.sliding_layers == c.sliding_layers);
+  CHECK(gc.sliding_window == 4);
+  CHECK(gc.rope_scaling.type == "linear");
+  CHECK(gc.rope_scaling.factor == 4.0f);
+  CHECK(gc.attention_scale == c.attention_scale);
+  CHECK(gc.embed_scale == c.embed_scale);
+  auto ids5 = g.tokenizer->encode("p5", false, false);
+  REQUIRE(ids5.is_ok());
+  CHECK(ids5.value() == std::vector<int32_t>{5});  // no leading space token (with the prefix: 10, 5)
+  CHECK(src.tokenizer->encode("p5", false, false).value() == std::vector<int32_t>{5});
+  REQUIRE(export_hf_directory(g, dir + "/hf").is_ok());
+  LoadedModel hf = load_ok(dir + "/hf");
+  CHECK(hf.model->config().sliding_layers == c.sliding_layers);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 12; ++i) ids.push_back(3 + (i * 11) % 60);
+  const auto a = test::all_row_logits(*src.model, TokenBatch::from_sequences({ids}));
+  const auto b = test::all_row_logits(*g.model, TokenBatch::from_sequences({ids}));
+  const auto h = test::all_row_logits(*hf.model, TokenBatch::from_sequences({ids}));
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max({worst, double(std::fabs(a[i] - b[i])), double(std::fabs(a[i] - h[i]))});
+  CHECK(worst < 1e-4);  // (1 + w) - 1 in float32 rounds w by up to half an ulp of 1
+
+  // A Gemma 3 that a gemma3 GGUF cannot describe is refused, not written to run differently.
+  ModelConfig odd = c;
+  odd.sliding_layers[5] = true;
+  LoadedModel other;
+  other.model = test::make_llama(odd, test::random_llama_tensors(odd, 12));
+  other.tokenizer = std::move(make_spm_tokenizer(v).value());
+  const Status refused = export_gguf(other, dir + "/odd.gguf");
+  CHECK(refused.code() == StatusCode::kUnsupported);
+  CHECK_THAT(refused.message(), Catch::Contains("layer types"));
+}
+
 TEST_CASE("Llama 3 rope scaling travels as rope_freqs.weight and comes back as config.json's rope_scaling", "[client][gguf]") {
   const std::string dir = test::temp_dir("ggufrope");
   ModelConfig c = test::tiny_llama_config(67, 64, 2, 2, 1, 48, /*tied=*/true);

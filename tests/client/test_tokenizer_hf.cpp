@@ -125,6 +125,62 @@ TEST_CASE("a SentencePiece-style tokenizer.json with byte fallback encodes and d
   CHECK(tok.value()->eos_id() == 2);
 }
 
+TEST_CASE("Split pre-tokenizer behaviors: isolated, removed, merged with the previous or next part, contiguous",
+          "[client][tokenizer][bpe]") {
+  // The words are built letter by letter; then merges join a word and its hyphen on either side: what
+  // comes out shows where the pre-tokenizer cut. Hugging Face's example for each behavior:
+  // "the-final--countdown" split on "-".
+  nlohmann::json vocab = nlohmann::json::object();
+  std::vector<std::string> pieces = {"t", "h", "e", "f", "i", "n", "a", "l", "c", "o", "u", "d", "w", "-"};
+  nlohmann::json merges = nlohmann::json::array();
+  for (const std::string w : {"the", "final", "countdown"}) {
+    std::string acc(1, w[0]);
+    for (size_t i = 1; i < w.size(); ++i) {
+      merges.push_back(acc + " " + w[i]);
+      acc += w[i];
+      pieces.push_back(acc);
+    }
+  }
+  for (const auto& [a, b] : std::vector<std::pair<std::string, std::string>>{
+           {"the", "-"}, {"final", "-"}, {"-", "final"}, {"-", "countdown"}, {"-", "-"}}) {
+    merges.push_back(a + " " + b);
+    pieces.push_back(a + b);
+  }
+  for (const auto& piece : pieces)
+    if (!vocab.contains(piece)) vocab[piece] = static_cast<int>(vocab.size());
+  auto split_with = [&](const std::string& behavior, bool invert) {
+    nlohmann::json j = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}},
+                        {"pre_tokenizer", {{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior}, {"invert", invert}}}};
+    const std::string dir = test::temp_dir("split");
+    std::ofstream(dir + "/tokenizer.json") << j.dump();
+    auto tok = load_hf_tokenizer(dir + "/tokenizer.json", "");
+    REQUIRE(tok.is_ok());
+    auto ids = tok.value()->encode("the-final--countdown", false, false);
+    REQUIRE(ids.is_ok());
+    std::vector<std::string> out;
+    for (int32_t id : ids.value()) out.push_back(tok.value()->decode({id}));
+    return out;
+  };
+  using V = std::vector<std::string>;
+  CHECK(split_with("Isolated", false) == V{"the", "-", "final", "-", "-", "countdown"});
+  CHECK(split_with("Removed", false) == V{"the", "final", "countdown"});
+  CHECK(split_with("MergedWithPrevious", false) == V{"the-", "final-", "-", "countdown"});
+  CHECK(split_with("MergedWithNext", false) == V{"the", "-final", "-", "-countdown"});
+  CHECK(split_with("Contiguous", false) == V{"the", "-", "final", "--", "countdown"});
+  // Inverted, the pattern is what is kept and the text between its matches is the delimiter.
+  CHECK(split_with("Removed", true) == V{"-", "-", "-"});
+  CHECK(split_with("MergedWithPrevious", true) == V{"the", "-final", "-", "-countdown"});
+  // WhitespaceSplit: the words, whitespace dropped.
+  nlohmann::json j = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}}, {"pre_tokenizer", {{"type", "WhitespaceSplit"}}}};
+  const std::string dir = test::temp_dir("ws");
+  std::ofstream(dir + "/tokenizer.json") << j.dump();
+  auto tok = load_hf_tokenizer(dir + "/tokenizer.json", "");
+  REQUIRE(tok.is_ok());
+  auto ids = tok.value()->encode("the  final\tcountdown", false, false);
+  REQUIRE(ids.is_ok());
+  CHECK(ids.value() == std::vector<int32_t>{vocab["the"].get<int>(), vocab["final"].get<int>(), vocab["countdown"].get<int>()});
+}
+
 namespace {
 
 // The merge rule in its plainest form — rescan every adjacent pair, merge the lowest rank (the leftmost of

@@ -32,6 +32,28 @@ inline ModelConfig tiny_llama_config(int vocab = 67, int d = 24, int layers = 2,
   return c;
 }
 
+// A Gemma 3 of the given sizes as llama.cpp runs every gemma3 file: five sliding layers to one full,
+// the sliding rope base 10 000, query_pre_attn_scalar = head_dim, embeddings times sqrt(d).
+inline ModelConfig tiny_gemma3_config(int vocab, int d, int layers, int heads, int kv_heads, int head_dim, int ff, int window) {
+  ModelConfig c = llama_config(vocab, d, ff, layers, heads, kv_heads, 64, /*tied=*/true);
+  c.arch = Architecture::kGemma3;
+  c.model_type = "gemma3_text";
+  c.hf_architecture = "Gemma3ForCausalLM";
+  c.activation = "gelu_pytorch_tanh";
+  c.head_dim = head_dim;
+  c.norm_eps = 1e-6f;
+  c.rope_theta = 1e6f;
+  c.rope_local_theta = 10000.0f;
+  c.qk_norm = true;
+  c.sandwich_norms = true;
+  c.norm_weight_offset = 1.0f;
+  c.embed_scale = std::sqrt(static_cast<float>(d));
+  c.attention_scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  c.sliding_window = window;
+  for (int l = 0; l < layers; ++l) c.sliding_layers.push_back((l + 1) % 6 != 0);
+  return c;
+}
+
 inline std::vector<TensorData> random_llama_tensors(const ModelConfig& c, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> n(0.0f, 0.2f);
@@ -64,6 +86,10 @@ inline std::vector<TensorData> random_llama_tensors(const ModelConfig& c, uint32
     add(p + "mlp.gate_proj.weight", {ff, d});
     add(p + "mlp.up_proj.weight", {ff, d});
     add(p + "mlp.down_proj.weight", {d, ff});
+    if (c.sandwich_norms) {  // Gemma 3
+      add(p + "pre_feedforward_layernorm.weight", {d}, true);
+      add(p + "post_feedforward_layernorm.weight", {d}, true);
+    }
     if (c.qk_norm) {  // Qwen3
       add(p + "self_attn.q_norm.weight", {c.head_dim}, true);
       add(p + "self_attn.k_norm.weight", {c.head_dim}, true);

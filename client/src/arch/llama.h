@@ -68,6 +68,11 @@ std::vector<float> rope_inv_freq(const ModelConfig& c);
 // as rope_freqs.weight): 1 for short wavelengths, `factor` for long ones, smooth in between.
 std::vector<float> llama3_rope_divisors(const ModelConfig& c);
 
+// What llama.cpp fixes for every gemma3 GGUF rather than storing: the sixth layer of every six has full
+// attention, the others a sliding window; the sliding layers' rope base.
+constexpr int kGemma3SlidingPattern = 6;
+constexpr float kGemma3LocalRopeBase = 10000.0f;
+
 // config.json's rope_scaling (none, "default", "llama3", "linear") into c->rope_scaling; writes it back.
 Status parse_rope_scaling(const nlohmann::json& j, ModelConfig* c, const std::string& where);
 void write_rope_scaling(const ModelConfig& c, nlohmann::json* out);

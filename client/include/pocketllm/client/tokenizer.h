@@ -20,6 +20,7 @@ struct SpmVocab {
   std::vector<float> scores;
   std::vector<int32_t> types;  // llama.cpp token types (1 normal, 2 unknown, 3 control, 6 byte); may be empty
   int32_t bos = 1, eos = 2, unk = 0, pad = 0;
+  bool add_space_prefix = true;  // a text starts with a space (SentencePiece's dummy prefix); Gemma's does not
 };
 
 class Tokenizer {
