@@ -1,7 +1,7 @@
 // The PocketLLM memory table: peak RSS of inference and of one ZO training step for the paper's
 // models at their real sizes (random weights; memory does not depend on the values).
 //
-//   bench_memory write --arch opt-1.3b|roberta-large|gpt2|opt-125m|qwen3-0.6b --dtype f32|bf16 --out DIR
+//   bench_memory write --arch opt-1.3b|roberta-large|gpt2|opt-125m|qwen3-0.6b|gemma3-270m --dtype f32|bf16 --out DIR
 //   bench_memory run --model DIR|FILE.gguf --mode infer|train --batch B --seq T [--threads N] [--trainable PATTERNS]
 //                    [--lora-rank R [--lora-targets q_proj,v_proj]]   (train: LoRA adapters instead of PATTERNS)
 //                    [--quantize q8_0|q4_0]   (frozen matrices quantized in memory at load)
@@ -37,6 +37,15 @@ struct Spec {
   std::vector<std::pair<std::string, std::vector<int64_t>>> tensors;
 };
 
+// A Llama-named layer's projections, q/k norms and gated MLP (Qwen3, Gemma 3), under prefix p.
+void add_qk_norm_layer(Spec* s, const std::string& p, int64_t d, int64_t ff, int64_t H, int64_t KV, int64_t hd) {
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> t = {
+      {"self_attn.q_proj.weight", {H * hd, d}}, {"self_attn.k_proj.weight", {KV * hd, d}}, {"self_attn.v_proj.weight", {KV * hd, d}},
+      {"self_attn.o_proj.weight", {d, H * hd}}, {"self_attn.q_norm.weight", {hd}},         {"self_attn.k_norm.weight", {hd}},
+      {"mlp.gate_proj.weight", {ff, d}},        {"mlp.up_proj.weight", {ff, d}},           {"mlp.down_proj.weight", {d, ff}}};
+  for (const auto& [name, shape] : t) s->tensors.emplace_back(p + name, shape);
+}
+
 // Qwen3-0.6B's shape (its Hugging Face config): 28 layers, d 1024, 16 query heads and 8 key/value heads
 // of 128 (so q is 2 048 wide), FFN 3 072, vocabulary 151 936, tied embeddings, per-head q/k norms.
 Spec qwen3_0_6b_spec() {
@@ -54,21 +63,40 @@ Spec qwen3_0_6b_spec() {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     add(p + "input_layernorm.weight", {d});
     add(p + "post_attention_layernorm.weight", {d});
-    add(p + "self_attn.q_proj.weight", {H * hd, d});
-    add(p + "self_attn.k_proj.weight", {KV * hd, d});
-    add(p + "self_attn.v_proj.weight", {KV * hd, d});
-    add(p + "self_attn.o_proj.weight", {d, H * hd});
-    add(p + "self_attn.q_norm.weight", {hd});
-    add(p + "self_attn.k_norm.weight", {hd});
-    add(p + "mlp.gate_proj.weight", {ff, d});
-    add(p + "mlp.up_proj.weight", {ff, d});
-    add(p + "mlp.down_proj.weight", {d, ff});
+    add_qk_norm_layer(&s, p, d, ff, H, KV, hd);
+  }
+  return s;
+}
+
+// Gemma 3 270M's shape (its Hugging Face config): 18 layers, d 640, 4 query heads and 1 key/value head of
+// 256, FFN 2 048, a 262 144-token vocabulary (168 M of its 268 M parameters), tied embeddings, four norms
+// per layer and q/k norms, five sliding-window layers (512 tokens) to one full.
+Spec gemma3_270m_spec() {
+  Spec s;
+  const int64_t d = 640, ff = 2048, L = 18, V = 262144, H = 4, KV = 1, hd = 256;
+  json types = json::array();
+  for (int64_t l = 0; l < L; ++l) types.push_back((l + 1) % 6 == 0 ? "full_attention" : "sliding_attention");
+  s.config = {{"architectures", {"Gemma3ForCausalLM"}}, {"model_type", "gemma3_text"}, {"vocab_size", V}, {"hidden_size", d},
+              {"intermediate_size", ff}, {"num_hidden_layers", L}, {"num_attention_heads", H}, {"num_key_value_heads", KV},
+              {"head_dim", hd}, {"max_position_embeddings", 32768}, {"rms_norm_eps", 1e-6}, {"rope_theta", 1000000.0},
+              {"rope_local_base_freq", 10000.0}, {"sliding_window", 512}, {"layer_types", types},
+              {"query_pre_attn_scalar", 256}, {"hidden_activation", "gelu_pytorch_tanh"}, {"tie_word_embeddings", true},
+              {"bos_token_id", 2}, {"eos_token_id", 1}, {"pad_token_id", 0}};
+  auto add = [&](std::string n, std::vector<int64_t> shape) { s.tensors.emplace_back(std::move(n), std::move(shape)); };
+  add("model.embed_tokens.weight", {V, d});
+  add("model.norm.weight", {d});
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    for (const char* n : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"})
+      add(p + n + ".weight", {d});
+    add_qk_norm_layer(&s, p, d, ff, H, KV, hd);
   }
   return s;
 }
 
 Spec make_spec(const std::string& arch) {
   if (arch == "qwen3-0.6b") return qwen3_0_6b_spec();
+  if (arch == "gemma3-270m") return gemma3_270m_spec();
   Spec s;
   auto add = [&](std::string n, std::vector<int64_t> shape) { s.tensors.emplace_back(std::move(n), std::move(shape)); };
   if (arch == "opt-1.3b" || arch == "opt-125m") {

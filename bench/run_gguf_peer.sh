@@ -8,7 +8,8 @@
 #   - on every file, llama.cpp's and pocketllm's greedy tokens (first 32+) and perplexities (TinyStories
 #     sample lines, and 200 lines sampled from stories260K) — the perplexities must differ by < 1 %;
 #   - @huggingface/gguf's metadata and tensor table equal `pocketllm gguf --json`'s;
-#   - small random qwen2 and qwen3 models with GPT-2's BPE vocabulary: tokens, greedy path and perplexity.
+#   - small random qwen2, qwen3 and gemma3 models with GPT-2's BPE vocabulary: tokens, greedy path and
+#     perplexity (gemma3: seven layers, the sixth full, the others with a sliding window of 8 tokens).
 set -euo pipefail
 case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -97,18 +98,24 @@ done
 # to F32 and Q8_0 GGUF: llama.cpp and pocketllm must tokenize alike, agree on the F32 file's greedy
 # continuation (random weights: Q8_0's is reported, not required) and on the perplexity over the
 # TinyStories sample's lines (< 1 %; llama.cpp's peer starts a line with BOS only where the vocabulary has one).
-for arch in qwen2 qwen3; do
+# Gemma 3's norms scale by 1 + w: its stored weights are drawn around 0, and the files hold 1 + w.
+for arch in qwen2 qwen3 gemma3; do
 python3 - "$work/$arch-bpe" "$shared/hub/openai-community/gpt2/tokenizer.json" "$arch" <<'PY'
 import json, os, random, shutil, struct, sys
 out, tok, arch = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(out, exist_ok=True)
-V, d, ff, L, H, KV = 50257, 64, 128, 2, 4, 2
+gemma = arch == "gemma3"
+V, d, ff, L, H, KV = 50257, 64, 128, 7 if gemma else 2, 4, 1 if gemma else 2
 qwen3 = arch == "qwen3"
-hd = 24 if qwen3 else d // H
+hd = 24 if qwen3 or gemma else d // H
 cfg = {"architectures": ["Qwen3ForCausalLM" if qwen3 else "Qwen2ForCausalLM"], "model_type": arch, "vocab_size": V,
        "hidden_size": d, "intermediate_size": ff, "num_hidden_layers": L, "num_attention_heads": H,
        "num_key_value_heads": KV, "head_dim": hd, "max_position_embeddings": 256, "rms_norm_eps": 1e-6,
-       "rope_theta": 1000000.0 if qwen3 else 10000.0, "tie_word_embeddings": True}
+       "rope_theta": 1000000.0 if qwen3 or gemma else 10000.0, "tie_word_embeddings": True}
+if gemma:
+    cfg.update({"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "rope_local_base_freq": 10000.0,
+                "sliding_window": 8, "query_pre_attn_scalar": hd, "hidden_activation": "gelu_pytorch_tanh",
+                "layer_types": ["full_attention" if (l + 1) % 6 == 0 else "sliding_attention" for l in range(L)]})
 json.dump(cfg, open(os.path.join(out, "config.json"), "w"))
 shutil.copy(tok, os.path.join(out, "tokenizer.json"))
 rng = random.Random(7)
@@ -120,7 +127,9 @@ for l in range(L):
                 (p + "self_attn.v_proj.weight", [KV * hd, d], 0.2), (p + "self_attn.o_proj.weight", [d, H * hd], 0.2),
                 (p + "mlp.gate_proj.weight", [ff, d], 0.2), (p + "mlp.up_proj.weight", [ff, d], 0.2),
                 (p + "mlp.down_proj.weight", [d, ff], 0.2)]
-    if qwen3:  # norm weights away from 1, so that a reader that skips them is caught
+    if gemma:
+        tensors += [(p + "pre_feedforward_layernorm.weight", [d], None), (p + "post_feedforward_layernorm.weight", [d], None)]
+    if qwen3 or gemma:  # norm weights away from 1, so that a reader that skips them is caught
         tensors += [(p + "self_attn.q_norm.weight", [hd], "norm"), (p + "self_attn.k_norm.weight", [hd], "norm")]
     else:
         tensors += [(p + "self_attn.q_proj.bias", [H * hd], 0.2), (p + "self_attn.k_proj.bias", [KV * hd], 0.2),
@@ -129,8 +138,9 @@ header, blobs, off = {}, [], 0
 for name, shape, sd in tensors:
     n = 1
     for s in shape: n *= s
-    if sd is None: vals = [1.0] * n
-    elif sd == "norm": vals = [1.0 + rng.gauss(0, 0.5) for _ in range(n)]
+    base = 0.0 if gemma else 1.0  # Gemma's (1 + w)
+    if sd is None: vals = [rng.gauss(0, 0.2) for _ in range(n)] if gemma else [1.0] * n
+    elif sd == "norm": vals = [base + rng.gauss(0, 0.5) for _ in range(n)]
     else: vals = [rng.gauss(0, sd) for _ in range(n)]
     raw = struct.pack("<%df" % n, *vals)
     header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + len(raw)]}
@@ -145,7 +155,7 @@ done
 grep -v '<|endoftext|>' "$work/sample.txt" > "$work/sample-bpe.txt"
 printf '%s\n' '"Hello world, this is a test."' '"  two  spaces and\nnewlines\n\n"' '"numbers 12345 and 3.14159"' \
   '"caf\u00e9 na\u00efve \u2014 \ud83d\ude00"' '"don'"'"'t I'"'"'LL you'"'"'ve"' > "$work/bpe-lines.jsonl"
-for arch in qwen2 qwen3; do
+for arch in qwen2 qwen3 gemma3; do
 for t in f32 q8_0; do
   f="$work/$arch-bpe-$t.gguf"
   "$bin" convert --model "$work/$arch-bpe" --out "$f" --type "$t" > /dev/null

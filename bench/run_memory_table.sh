@@ -43,7 +43,8 @@ fi
 
 if [ "${1:-}" != "--quick" ] && [ "${1:-}" != "--gguf" ]; then
   model_bin="${POCKETLLM_BUILD_DIR:-$root/build}/bin/bench_model"
-  for row in "opt-1.3b bf16 16 128 q_proj,v_proj" "roberta-large bf16 64 64 query,value" "qwen3-0.6b bf16 8 128 q_proj,v_proj"; do
+  for row in "opt-1.3b bf16 16 128 q_proj,v_proj" "roberta-large bf16 64 64 query,value" "qwen3-0.6b bf16 8 128 q_proj,v_proj" \
+             "gemma3-270m bf16 8 128 q_proj,v_proj"; do
     read -r arch dtype batch seq targets <<< "$row"
     dir="$work/$arch-$dtype"
     [ -f "$dir/model.safetensors" ] || "$bin" write --arch "$arch" --dtype "$dtype" --out "$dir"
