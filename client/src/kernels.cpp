@@ -447,13 +447,13 @@ void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const 
     const size_t q_row0 = s.seq_start ? s.seq_start[b] : b * s.tq, k_row0 = s.seq_start ? s.seq_start[b] : b * s.tk;
     const size_t kend = s.causal ? std::min(klen, s.past + t0 + rows) : klen;  // keys any query of the block sees
     float* o = out + (q_row0 + t0) * q_stride + h * s.head_dim;
-    if (kend == 0) {
-      for (size_t t = 0; t < rows; ++t) std::fill_n(o + t * q_stride, s.head_dim, 0.0f);
-      return;
-    }
     // A sliding window that hides keys from some query of the block: the keys from the first one any of
     // them sees, each row's own window applied in its softmax (the narrow-head path has no lower bound).
     const size_t kbeg = window > 0 && s.past + t0 + 1 > window ? s.past + t0 + 1 - window : 0;
+    if (kend <= kbeg) {  // no key visible (padded queries of a short sequence)
+      for (size_t t = 0; t < rows; ++t) std::fill_n(o + t * q_stride, s.head_dim, 0.0f);
+      return;
+    }
     if (small_head(s.head_dim) && (window == 0 || s.past + t0 + rows <= window)) {
       auto* fn = s.head_dim == 8 ? &attention_small_heads<8> : &attention_small_heads<16>;
       fn(s, q + (q_row0 + t0) * q_stride + h * s.head_dim, q_stride,

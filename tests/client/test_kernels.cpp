@@ -228,6 +228,10 @@ TEST_CASE("sliding-window attention with its own scale: every block, a cache off
         a.s.scale = 0.37f;
         INFO("head " << hd << " window " << window << " past " << past);
         CHECK(test::attention_max_error(a.s, a.q, a.k, a.v, a.len) < 1e-5);
+        // A sequence shorter than where a later block's window starts (its padded queries see no key).
+        LongAttention shorter = a;
+        shorter.len[1] = 20;
+        CHECK(test::attention_max_error(shorter.s, shorter.q, shorter.k, shorter.v, shorter.len) < 1e-5);
         if (past + a.s.tq <= window) continue;  // every query sees all its keys
         // The window is in force: without it the outputs differ.
         AttentionShape all = a.s;
