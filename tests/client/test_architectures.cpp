@@ -261,3 +261,60 @@ TEST_CASE("Gemma 3: the config's layer types, scales and norms, the read positio
     CHECK_THAT(refused.status().message(), Catch::Contains(name));
   }
 }
+
+TEST_CASE("Gemma 3 multimodal checkpoints run as their language model, in both tensor layouts", "[client][arch][gemma3]") {
+  const std::string fixture = test::fixtures_dir() + "/arch/gemma3";
+  auto text = load_model(fixture);
+  REQUIRE(text.is_ok());
+  const TokenBatch batch = TokenBatch::from_sequences({{2, 11, 23, 5, 9, 17, 3}, {2, 40, 41}}, 1);
+  const auto want = test::all_row_logits(*text->model, batch);
+  const auto tensors = test::tensor_bytes(fixture + "/model.safetensors");
+  for (const std::string prefix : {"language_model.", "model.language_model."}) {
+    INFO(prefix);
+    const std::string dir = test::temp_dir("gemma3-mm");
+    // Gemma3ForConditionalGeneration's config: the text model's fields under text_config (here with the
+    // sizes the defaults would get wrong), a vision config, and the vision tower's tensors beside.
+    nlohmann::json cfg = {{"architectures", {"Gemma3ForConditionalGeneration"}}, {"model_type", "gemma3"},
+                          {"text_config", read_json(fixture + "/config.json")},
+                          {"vision_config", {{"model_type", "siglip_vision_model"}}}, {"eos_token_id", {1, 106}}};
+    cfg["text_config"].erase("eos_token_id");
+    std::ofstream(dir + "/config.json") << cfg.dump();
+    std::vector<std::vector<float>> values;
+    std::vector<TensorToWrite> w;
+    for (const auto& [name, bytes] : tensors) {
+      values.emplace_back(bytes.size() / 4);
+      std::memcpy(values.back().data(), bytes.data(), bytes.size());
+    }
+    size_t i = 0;
+    auto meta = SafetensorsFile::open(fixture + "/model.safetensors");
+    REQUIRE(meta.is_ok());
+    for (const auto& [name, bytes] : tensors) {
+      const auto* t = meta->find(name);
+      REQUIRE(t != nullptr);
+      const std::string renamed = prefix == "language_model." ? prefix + name : prefix + name.substr(std::string("model.").size());
+      w.push_back({renamed, DType::kF32, t->shape, values[i++].data()});
+    }
+    const std::vector<float> vision(16, 0.5f);
+    const std::string tower = prefix == "language_model." ? "vision_tower." : "model.vision_tower.";
+    w.push_back({tower + "vision_model.embeddings.patch_embedding.weight", DType::kF32, {4, 4}, vision.data()});
+    w.push_back({"multi_modal_projector.mm_input_projection_weight", DType::kF32, {4, 4}, vision.data()});
+    REQUIRE(write_safetensors(dir + "/model.safetensors", w).is_ok());
+    auto mm = load_model(dir);
+    INFO(mm.status().to_string());
+    REQUIRE(mm.is_ok());
+    CHECK(mm->model->config().model_type == "gemma3_text");
+    CHECK(mm->model->config().eos_token_id == 1);
+    CHECK(mm->model->weights().find("vision_tower.vision_model.embeddings.patch_embedding.weight") == nullptr);
+    CHECK(mm->model->weights().compute_model_id() == text->model->weights().compute_model_id());
+    const auto got = test::all_row_logits(*mm->model, batch);
+    CHECK(std::memcmp(got.data(), want.data(), want.size() * 4) == 0);
+  }
+  // A gemma3 config without its text_config is refused by name.
+  const std::string bad = test::temp_dir("gemma3-mm-bad");
+  std::ofstream(bad + "/config.json") << nlohmann::json{{"model_type", "gemma3"}}.dump();
+  std::ifstream src(fixture + "/model.safetensors", std::ios::binary);
+  std::ofstream(bad + "/model.safetensors", std::ios::binary) << src.rdbuf();
+  auto refused = load_model(bad);
+  REQUIRE_FALSE(refused.is_ok());
+  CHECK_THAT(refused.status().message(), Catch::Contains("text_config"));
+}

@@ -1,10 +1,12 @@
-// Gemma 3 text models (Gemma3ForCausalLM, config.json model_type "gemma3_text": Gemma 3 270M and 1B).
+// Gemma 3 text models (Gemma3ForCausalLM, config.json model_type "gemma3_text": Gemma 3 270M and 1B), and
+// the language model of the multimodal ones (model_type "gemma3": 4B and up).
 // The decoder is the Llama one with ModelConfig's Gemma fields set here: every RMSNorm scales by
 // (1 + w), four norms per layer (the attention and MLP outputs are normed before the residual add),
 // q/k norms, GeGLU with the tanh GELU, embeddings times sqrt(hidden_size), q·k scaled by
 // query_pre_attn_scalar^-0.5, and sliding-window layers (layer_types) with their own rope base
 // (rope_local_base_freq, unscaled) beside full-attention layers (rope_theta, with rope_scaling).
 #include <cmath>
+#include <string>
 
 #include "arch/architecture.h"
 #include "arch/llama.h"
@@ -48,15 +50,32 @@ Status refuse_unsupported(const nlohmann::json& j, const std::string& where) {
   return Status::ok();
 }
 
+Result<ModelConfig> parse_text_config(const nlohmann::json& j, ModelConfig c, const std::string& where);
+
+// A multimodal Gemma 3 (model_type "gemma3", Gemma3ForConditionalGeneration: 4B and up) is run and
+// exported as its language model: text_config's fields, the vision tower's tensors left out.
 Result<ModelConfig> parse_gemma3_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
+  if (c.model_type != "gemma3") return parse_text_config(j, c, where);
+  if (!j.contains("text_config") || !j["text_config"].is_object()) return corrupt(where + ": a gemma3 config without a \"text_config\" object");
+  nlohmann::json text = j["text_config"];
+  for (const char* key : {"bos_token_id", "eos_token_id", "pad_token_id"})
+    if (!text.contains(key) && j.contains(key)) text[key] = j[key];
+  c.model_type = "gemma3_text";
+  c.hf_architecture = "Gemma3ForCausalLM";
+  return parse_text_config(text, c, where + " text_config");
+}
+
+Result<ModelConfig> parse_text_config(const nlohmann::json& j, ModelConfig c, const std::string& where) {
   using namespace arch_config;
   POCKETLLM_RETURN_IF_ERROR(refuse_unsupported(j, where));
-  POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {required("vocab_size", &ModelConfig::vocab_size), required("hidden_size", &ModelConfig::hidden_size),
-                                                required("intermediate_size", &ModelConfig::intermediate_size),
-                                                required("num_hidden_layers", &ModelConfig::num_layers),
-                                                required("num_attention_heads", &ModelConfig::num_heads)}, where));
-  // Gemma3TextConfig's defaults where a field is left out.
-  c.num_kv_heads = c.num_heads;
+  // Gemma3TextConfig's defaults where a field is left out (the multimodal checkpoints' text_config leaves
+  // out most of them); a wrong guess shows as a tensor of the wrong shape, named.
+  c.vocab_size = 262208;
+  c.hidden_size = 2304;
+  c.intermediate_size = 9216;
+  c.num_layers = 26;
+  c.num_heads = 8;
+  c.num_kv_heads = 4;
   c.head_dim = 256;
   c.max_position_embeddings = 131072;
   c.norm_eps = 1e-6f;
@@ -64,14 +83,20 @@ Result<ModelConfig> parse_gemma3_config(const nlohmann::json& j, ModelConfig c, 
   c.rope_local_theta = 1e4f;
   c.sliding_window = 4096;
   float query_pre_attn_scalar = 256;
-  POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {optional("num_key_value_heads", &ModelConfig::num_kv_heads), optional("head_dim", &ModelConfig::head_dim),
+  POCKETLLM_RETURN_IF_ERROR(read_fields(j, &c, {optional("vocab_size", &ModelConfig::vocab_size), optional("hidden_size", &ModelConfig::hidden_size),
+                                                optional("intermediate_size", &ModelConfig::intermediate_size),
+                                                optional("num_hidden_layers", &ModelConfig::num_layers),
+                                                optional("num_attention_heads", &ModelConfig::num_heads),
+                                                optional("num_key_value_heads", &ModelConfig::num_kv_heads), optional("head_dim", &ModelConfig::head_dim),
                                                 optional("max_position_embeddings", &ModelConfig::max_position_embeddings),
                                                 optional("rms_norm_eps", &ModelConfig::norm_eps), optional("rope_theta", &ModelConfig::rope_theta),
                                                 optional("rope_local_base_freq", &ModelConfig::rope_local_theta),
                                                 optional("sliding_window", &ModelConfig::sliding_window)},
                                             where));
   POCKETLLM_RETURN_IF_ERROR(number(j, "query_pre_attn_scalar", &query_pre_attn_scalar, where, false));
-  if (c.num_heads <= 0 || c.hidden_size <= 0 || c.num_layers <= 0) return corrupt(where + ": sizes must be positive");
+  if (c.num_heads <= 0 || c.num_kv_heads <= 0 || c.hidden_size <= 0 || c.num_layers <= 0 || c.vocab_size <= 0 ||
+      c.intermediate_size <= 0 || c.head_dim <= 0 || c.num_layers > 4096)
+    return corrupt(where + ": sizes must be positive");
   if (!(query_pre_attn_scalar > 0) || !std::isfinite(query_pre_attn_scalar)) return corrupt(where + ": query_pre_attn_scalar must be positive");
   if (c.sliding_window <= 0) return corrupt(where + ": sliding_window must be positive");
   if (!(c.rope_local_theta > 0) || !(c.rope_theta > 0)) return corrupt(where + ": rope bases must be positive");
@@ -87,6 +112,18 @@ Result<ModelConfig> parse_gemma3_config(const nlohmann::json& j, ModelConfig c, 
   c.attention_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(query_pre_attn_scalar)));
   special_tokens(j, &c);
   return c;
+}
+
+// Multimodal checkpoints hold the language model under "language_model." (or, saved by newer
+// transformers, "model.language_model."); the vision tower and projector are not run.
+bool gemma3_canonical_name(const std::string& n, std::string* out) {
+  auto starts = [&](const char* p) { return n.compare(0, std::char_traits<char>::length(p), p) == 0; };
+  for (const char* skip : {"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector."})
+    if (starts(skip)) return false;
+  if (starts("language_model.")) *out = n.substr(std::char_traits<char>::length("language_model."));
+  else if (starts("model.language_model.")) *out = "model." + n.substr(std::char_traits<char>::length("model.language_model."));
+  else *out = n;
+  return true;
 }
 
 nlohmann::json gemma3_write_config(const ModelConfig& c) {
@@ -109,8 +146,8 @@ nlohmann::json gemma3_write_config(const ModelConfig& c) {
 
 }  // namespace
 
-extern const ArchitectureSpec kGemma3Architecture = {Architecture::kGemma3, "gemma3",             {"gemma3_text"}, "Gemma3ForCausalLM",
-                                                     parse_gemma3_config,   llama_canonical_name, llama_resolve_ties,
+extern const ArchitectureSpec kGemma3Architecture = {Architecture::kGemma3, "gemma3",              {"gemma3_text", "gemma3"}, "Gemma3ForCausalLM",
+                                                     parse_gemma3_config,   gemma3_canonical_name, llama_resolve_ties,
                                                      gemma3_write_config,   create_llama};
 
 }  // namespace pocketllm
