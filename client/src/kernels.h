@@ -88,6 +88,8 @@ void silu_mul(ThreadPool* pool, float* gate, const float* up, size_t n);
 // `up_buffer` grown to M * N for the up product.
 // `act` picks the gate's activation: SiLU (SwiGLU) or GELU with the tanh approximation (Gemma's GeGLU).
 enum class GateActivation { kSilu, kGeluTanh };
+// gate[i] = act(gate[i]) * up[i]: what linear_swiglu applies, fused or not.
+void gated_mul(ThreadPool* pool, GateActivation act, float* gate, const float* up, size_t n);
 void linear_swiglu(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& gate, const Weight* gate_bias,
                    const Weight& up, const Weight* up_bias, const Perturbation& p, float* h, std::vector<float>* up_buffer,
                    GateActivation act = GateActivation::kSilu);

@@ -87,6 +87,13 @@ void silu_mul(float* gate, const float* up, size_t n) {
   }
 }
 
+void gelu_tanh_mul(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const double g = gate[i];
+    gate[i] = static_cast<float>(0.5 * g * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (g + 0.044715 * g * g * g))) * up[i]);
+  }
+}
+
 void softmax_rows(float* x, size_t m, size_t n) {
   for (size_t r = 0; r < m; ++r) {
     double mx = -INFINITY, sum = 0;

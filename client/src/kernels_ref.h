@@ -15,6 +15,7 @@ void layer_norm(const float* x, size_t m, size_t d, const float* gamma, const fl
 void rope(float* x, size_t m, size_t heads, size_t hd, const int32_t* positions, double theta);
 void attention(const AttentionShape& s, const float* q, const float* k, const float* v, const int32_t* key_len, float* out);
 void silu_mul(float* gate, const float* up, size_t n);
+void gelu_tanh_mul(float* gate, const float* up, size_t n);
 void softmax_rows(float* x, size_t m, size_t n);
 
 }  // namespace pocketllm::ref

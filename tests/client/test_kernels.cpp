@@ -117,6 +117,11 @@ TEST_CASE("RMSNorm, LayerNorm, SwiGLU and softmax match their references", "[cli
   silu_mul(&pool, gate.data(), up.data(), gate.size());
   ref::silu_mul(gate_ref.data(), up.data(), gate_ref.size());
   CHECK(rel_err(gate, gate_ref) < 1e-6);
+  gate = randn(m * d, 3.0f);
+  gate_ref = gate;
+  gated_mul(&pool, GateActivation::kGeluTanh, gate.data(), up.data(), gate.size());
+  ref::gelu_tanh_mul(gate_ref.data(), up.data(), gate_ref.size());
+  CHECK(rel_err(gate, gate_ref) < 1e-6);
 
   auto s = randn(m * d, 5.0f), s_ref = s;
   softmax_rows(s.data(), m, d);
@@ -277,10 +282,11 @@ TEST_CASE("attention with GQA, causal and padding masks matches the reference", 
   }
 }
 
-TEST_CASE("the tiled SwiGLU layer has the bytes of two linears and silu_mul, fused or not", "[client][kernels]") {
+TEST_CASE("the tiled SwiGLU / GeGLU layer has the bytes of two linears and the gated product, fused or not", "[client][kernels]") {
   // Fused: packed GEMM path, plain weights (perturbed or frozen, F32 or BF16 above the direct-kernel rows).
   // Not fused: few rows, a bias. Shapes cross the 32-row tile and the 8-wide vector tails.
   ThreadPool two(2), three(3);
+  for (GateActivation act : {GateActivation::kSilu, GateActivation::kGeluTanh})
   for (size_t m : {3, 8, 29, 64})
     for (size_t n : {37, 100, 250})
       for (bool bias : {false, true})
@@ -305,12 +311,12 @@ TEST_CASE("the tiled SwiGLU layer has the bytes of two linears and silu_mul, fus
             std::vector<float> want(m * n), up(m * n);
             linear(nullptr, x.data(), m, k, G, bias ? &BG : nullptr, p, want.data());
             linear(nullptr, x.data(), m, k, U, bias ? &BU : nullptr, p, up.data());
-            silu_mul(nullptr, want.data(), up.data(), m * n);
+            gated_mul(nullptr, act, want.data(), up.data(), m * n);
             for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &two, &three}) {
               INFO("m " << m << " n " << n << " bias " << bias << " bf16 " << bf16 << " perturbed " << perturbed << " threads "
-                        << (pool ? pool->size() : 1));
+                        << (pool ? pool->size() : 1) << " gelu " << (act == GateActivation::kGeluTanh));
               std::vector<float> h(m * n), up_buffer;
-              linear_swiglu(pool, x.data(), m, k, G, bias ? &BG : nullptr, U, bias ? &BU : nullptr, p, h.data(), &up_buffer);
+              linear_swiglu(pool, x.data(), m, k, G, bias ? &BG : nullptr, U, bias ? &BU : nullptr, p, h.data(), &up_buffer, act);
               CHECK(std::memcmp(h.data(), want.data(), h.size() * 4) == 0);
               // The up product is held whole only where the layer is not fused.
               const bool fused = gemm::chosen_path() != gemm::Path::kEigen && m >= gemm::kMinRows && !bias;
