@@ -1,8 +1,9 @@
 // GGUF models (docs/gguf.md): general.architecture "llama" (Llama 1/2/3, TinyLlama, SmolLM, Mistral-style),
-// "qwen2", "qwen3" and "gemma3" (whose norm weights llama.cpp stores as 1 + w: brought back to w). Tensors are exposed under their canonical Hugging Face names and shapes (GGUF dims are
-// innermost-first: [in, out] is HF's [out, in]); the `llama` writer stores q/k rows in Meta's
-// interleaved rotary order, so those rows are brought back to HF's order (a copy of those two tensors;
-// every other tensor, quantized or not, is used in place from the map). The same model as llama2.c
+// "qwen2", "qwen3" and "gemma3" (whose norm weights llama.cpp stores as 1 + w: brought back to w).
+// Tensors are exposed under their canonical Hugging Face names and shapes (GGUF dims are innermost-first:
+// [in, out] is HF's [out, in]); the `llama` writer stores q/k rows in Meta's interleaved rotary order, so
+// those rows are brought back to HF's order (a copy of those two tensors; every other tensor, quantized
+// or not, is used in place from the map). The same model as llama2.c
 // .bin, HF directory or F32 GGUF therefore has one model id.
 #include <sys/mman.h>
 #include <unistd.h>
