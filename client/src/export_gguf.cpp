@@ -240,8 +240,7 @@ Status export_gguf(const LoadedModel& loaded, const std::string& out_path, const
     if (dims.size() == 2) type = dtype_is_quantized(to) && dims[0] % dtype_block_size(to) != 0 ? DType::kF16 : to;
     const bool rotary = arch == "llama" && gguf_is_rotary_projection(name);
     const Weight* src = wt.get();
-    const bool norm = name.size() > 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0;
-    const float shift = gemma && norm ? c.norm_weight_offset : 0.0f;
+    const float shift = gemma && is_norm_weight(name) ? c.norm_weight_offset : 0.0f;
     ++counted->total;
     POCKETLLM_RETURN_IF_ERROR(w.add_tensor(name, std::move(dims), type, [src, type, rotary, hd, shift, counted](uint8_t* out) {
       Status st = fill_tensor(*src, type, rotary, hd, shift, out);

@@ -81,6 +81,11 @@ bool hf_to_gguf_name(const std::string& hf, std::string* gguf, bool sandwich) {
   return map(hf, gguf, "model.layers.", "blk.", false, sandwich);
 }
 
+bool is_norm_weight(const std::string& name) {
+  const std::string tail = "norm.weight";
+  return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+}
+
 bool gguf_is_rotary_projection(const std::string& gguf) {
   std::string layer, rest;
   if (!split_layer(gguf, "blk.", &layer, &rest)) return false;

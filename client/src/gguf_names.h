@@ -16,6 +16,9 @@ bool hf_to_gguf_name(const std::string& hf, std::string* gguf, bool sandwich = f
 // `llama` architecture.
 bool gguf_is_rotary_projection(const std::string& gguf);
 
+// A norm's weight ("…norm.weight", in GGUF or HF naming): what gemma3 files store as 1 + w.
+bool is_norm_weight(const std::string& name);
+
 std::string spm_piece_from_gguf(std::string_view piece);
 std::string spm_piece_to_gguf(std::string_view piece);
 

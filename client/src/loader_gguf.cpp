@@ -135,11 +135,6 @@ Status add_gemma_norm(const gguf::File& f, const gguf::TensorInfo& t, const std:
   return Status::ok();
 }
 
-bool is_norm_name(const std::string& hf) {
-  const std::string tail = "norm.weight";
-  return hf.size() >= tail.size() && hf.compare(hf.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 Status add_tensors(const gguf::File& f, const Hyper& h, WeightStore* ws) {
   const bool gemma = h.arch == "gemma3";
   for (const auto& t : f.tensors()) {
@@ -148,7 +143,7 @@ Status add_tensors(const gguf::File& f, const Hyper& h, WeightStore* ws) {
     std::string name;
     if (!gguf_to_hf_name(t.name, &name, gemma)) return unsupported(f.path() + ": tensor '" + t.name + "' is not part of a " + h.arch + " model");
     std::vector<int64_t> shape(t.dims.rbegin(), t.dims.rend());
-    if (gemma && is_norm_name(name)) {
+    if (gemma && is_norm_weight(name)) {
       POCKETLLM_RETURN_IF_ERROR(add_gemma_norm(f, t, name, ws));
       continue;
     }
