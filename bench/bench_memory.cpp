@@ -6,6 +6,10 @@
 //                    [--lora-rank R [--lora-targets q_proj,v_proj]]   (train: LoRA adapters instead of PATTERNS)
 //                    [--quantize q8_0|q4_0]   (frozen matrices quantized in memory at load)
 //                    [--pair auto|concurrent|sequential]   (train: the two passes as the trainer runs them; default auto)
+//   bench_memory run --model DIR --mode generate --seq T [--kv window|full]
+//                    decodes T positions one token at a time (a 16-token prompt first) through a KV cache of T;
+//                    --kv full gives every layer all T positions, as the cache did before sliding layers kept
+//                    only their window (the comparison row); prints the cache's bytes and ms per token
 // `run` prints one JSON line with the forward/step time and ru_maxrss; run each mode as its own process.
 #include "bench_args.h"
 #include <sys/resource.h>
@@ -226,8 +230,44 @@ int write_model(const std::string& arch, const std::string& dtype, const std::st
   return 0;
 }
 
+// Token-by-token decoding of `seq` positions through a KV cache, as `pocketllm generate` runs it.
+int run_generate(const std::string& dir, LanguageModel& m, int seq, int threads, bool full_cache, long rss_loaded) {
+  ThreadPool pool(threads);
+  const int prompt = std::min(16, seq);
+  KVCache cache = m.make_cache(1, seq);
+  if (full_cache)
+    for (size_t l = 0; l < cache.k.size(); ++l) {
+      cache.slots[l] = static_cast<size_t>(seq);
+      cache.k[l].assign(static_cast<size_t>(seq) * m.config().num_kv_heads * m.config().head_dim, 0.0f);
+      cache.v[l].assign(cache.k[l].size(), 0.0f);
+    }
+  std::mt19937 rng(3);
+  const auto token = [&] { return static_cast<int32_t>(3 + rng() % static_cast<uint32_t>(m.config().vocab_size - 3)); };
+  std::vector<int32_t> first(static_cast<size_t>(prompt));
+  for (auto& t : first) t = token();
+  std::vector<float> hidden;
+  std::vector<double> ms;
+  TokenBatch batch = TokenBatch::from_sequences({first});
+  while (cache.length < seq) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (Status st = m.forward_hidden(&pool, batch, {}, &cache, &hidden); !st) {
+      std::fprintf(stderr, "%s\n", st.to_string().c_str());
+      return 1;
+    }
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    batch = TokenBatch::from_sequences({{token()}});
+  }
+  // The last tenth of the decode: the cost of a token once the context is long.
+  std::vector<double> tail(ms.end() - static_cast<std::ptrdiff_t>(std::max<size_t>(1, ms.size() / 10)), ms.end());
+  std::sort(tail.begin(), tail.end());
+  std::printf("{\"model\":\"%s\",\"mode\":\"generate\",\"kv\":\"%s\",\"seq\":%d,\"threads\":%d,\"kv_cache_bytes\":%zu,"
+              "\"ms_per_token_last_tenth\":%.2f,\"rss_after_load_kib\":%ld,\"peak_rss_kib\":%ld}\n",
+              dir.c_str(), full_cache ? "full" : "window", seq, threads, cache.bytes(), tail[tail.size() / 2], rss_loaded, peak_rss_kib());
+  return 0;
+}
+
 int run(const std::string& dir, const std::string& mode, int batch, int seq, int threads, const std::string& trainable, const LoraConfig& lora,
-        DType quantize, PairMode pair_mode) {
+        DType quantize, PairMode pair_mode, bool full_cache) {
   LoadOptions lo;
   lo.quantize = quantize;
   auto loaded = load_model(dir, lo);
@@ -237,6 +277,7 @@ int run(const std::string& dir, const std::string& mode, int batch, int seq, int
   }
   LanguageModel& m = *loaded->model;
   const long rss_loaded = peak_rss_kib();
+  if (mode == "generate") return run_generate(dir, m, seq, threads, full_cache, rss_loaded);
   ThreadPool pool(threads);
   std::mt19937 rng(3);
   const int V = m.config().vocab_size;
@@ -325,6 +366,7 @@ int main(int argc, char** argv) {
   DType quantize = DType::kF32;
   int batch = 16, seq = 128, threads = 2;
   PairMode pair = PairMode::kAuto;
+  bool full_cache = false;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--arch") arch = v;
@@ -344,6 +386,13 @@ int main(int argc, char** argv) {
     else if (a == "--batch") batch = static_cast<int>(pocketllm::bench::int_arg("--batch", v, 1, 1 << 16));
     else if (a == "--seq") seq = static_cast<int>(pocketllm::bench::int_arg("--seq", v, 1, 1 << 20));
     else if (a == "--threads") threads = static_cast<int>(pocketllm::bench::int_arg("--threads", v, 1, 1024));
+    else if (a == "--kv") {
+      if (v != "window" && v != "full") {
+        std::fprintf(stderr, "--kv must be window or full\n");
+        return 2;
+      }
+      full_cache = v == "full";
+    }
     else if (a == "--pair") {
       if (!parse_pair_mode(v, &pair)) {
         std::fprintf(stderr, "--pair must be auto, concurrent or sequential\n");
@@ -352,6 +401,10 @@ int main(int argc, char** argv) {
     }
   }
   if (cmd == "write") return write_model(arch, dtype, out);
-  if (cmd == "run") return run(model, mode, batch, seq, threads, trainable, lora, quantize, pair);
+  if (mode != "infer" && mode != "train" && mode != "generate") {
+    std::fprintf(stderr, "--mode must be infer, train or generate\n");
+    return 2;
+  }
+  if (cmd == "run") return run(model, mode, batch, seq, threads, trainable, lora, quantize, pair, full_cache);
   return 2;
 }

@@ -7,6 +7,7 @@ backpropagation (PyTorch, float32) on the same data and objective, and reports t
       [--optimizer adam|sgd] [--trainable REGEX] [--add-biases REGEX] [--balanced] [--k-shot 512 --data-seed 1]
       [--sample python|pocketllm] [--min-words W] [--dump-sample FILE]
       [--kv-prefix P | --soft-prompt P] [--precondition hessian-diag [--damping D]] [--decay-to-start L]
+      [--label-scoring first|full]   (labels may pool words: "0:bad|awful,1:good|great")
   ft_reference.py lm --model ... --tokenizer ... --train train.txt --eval eval.txt --steps 300 ...
 --optimizer sgd is plain SGD (what ZO estimates in expectation); --trainable restricts training to the tensors
 whose Hugging Face name matches REGEX; --add-biases gives every projection whose weight name matches REGEX
@@ -25,7 +26,9 @@ with real tokens' embeddings) -- both beside --trainable, which may then match n
 --precondition hessian-diag scales every coordinate's step by mean|h| / (|h_i| + D mean|h|), h the Hessian
 diagonal of the loss at the start (Hutchinson, --hessian-samples Rademacher probes on a balanced batch of up to
 256 training examples; what HiZOO estimates from forward passes, here exact up to the probes); --decay-to-start L
-adds L (theta - theta_0) to every trained tensor's gradient.
+adds L (theta - theta_0) to every trained tensor's gradient. The read-out: --label-scoring first (pocketllm's
+classify task) scores a label word by its first token's logit, full by the log-probability of every token it adds
+after the prompt (one forward per word); a label with several words scores the log of their summed probabilities.
 Prints JSON lines: {"step": s, "eval_loss": ..., "eval_accuracy"|"eval_perplexity": ..., "examples": e,
 "train_seconds": t} — e examples trained on so far, t the wall time of the training steps alone (no evaluation).
 """
@@ -86,17 +89,19 @@ def pocketllm_k_shot(rows, labels, k, seed):
     return [rows[i] for i in sorted(picked)]
 
 
-def answer_tokens(tok, template, words):
-    """The candidate token of each label word: the first token the word adds after the prompt (what
-    pocketllm's classify task reads)."""
+def answer_tokens(tok, template, words, full=False):
+    """The tokens of each label word after the prompt: the first token the word adds (what pocketllm's
+    classify task reads by default), or with full=True every token it adds (whole-word scoring)."""
     probe = tok.encode(template.replace("{text}", "x"))
     cand = []
     for word in words:
-        full = tok.encode(template.replace("{text}", "x") + word)
+        full_ids = tok.encode(template.replace("{text}", "x") + word)
         k = 0
-        while k < len(probe) and probe[k] == full[k]:
+        while k < len(probe) and probe[k] == full_ids[k]:
             k += 1
-        cand.append(full[k])
+        if full and k != len(probe):
+            sys.exit(f"label word {word!r} changes the prompt's last token: whole-word scoring needs a clean boundary")
+        cand.append(full_ids[k:] if full else full_ids[k])
     return cand
 
 
@@ -141,7 +146,10 @@ def main():
     ap.add_argument("--train", required=True)
     ap.add_argument("--eval", required=True)
     ap.add_argument("--template", default="{text} It was")
-    ap.add_argument("--labels", default="0:bad,1:good")
+    ap.add_argument("--labels", default="0:bad,1:good",
+                    help="LABEL:WORD[|WORD...],...: several words per label are pooled (log of the summed probabilities)")
+    ap.add_argument("--label-scoring", choices=["first", "full"], default="first",
+                    help="a label word's score: the logit of its first token, or the log-probability of all its tokens")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -203,9 +211,20 @@ def main():
     opt = torch.optim.Adam(params, lr=a.lr) if a.optimizer == "adam" else torch.optim.SGD(params, lr=a.lr)
 
     if a.task == "classify":
-        words = [(l.split(":")[0].strip(), " " + l.split(":")[1].strip()) for l in a.labels.split(",")]
-        cand = answer_tokens(tok, a.template, [wd for _, wd in words])
-        label_index = {l: i for i, (l, _) in enumerate(words)}
+        words, word_label = [], []
+        for l in a.labels.split(","):
+            label, alternatives = l.split(":", 1)
+            for wd in alternatives.split("|"):
+                words.append(" " + wd.strip())
+                word_label.append(label.strip())
+        label_names = list(dict.fromkeys(word_label))
+        label_index = {l: i for i, l in enumerate(label_names)}
+        word_class = torch.tensor([label_index[l] for l in word_label])
+        cand = answer_tokens(tok, a.template, words, full=a.label_scoring == "full")
+
+        def pool(word_scores):  # [B, W] -> [B, C]: log of the summed (unnormalised) word probabilities
+            return torch.stack([torch.logsumexp(word_scores[:, word_class == c], dim=1)
+                                for c in range(len(label_names))], dim=1)
 
         def encode(rows):
             return [(tok.encode(a.template.replace("{text}", t)), label_index[l]) for t, l in rows]
@@ -232,11 +251,24 @@ def main():
         dev.sort(key=lambda e: len(e[0]))  # less padding; accuracy does not depend on the order
 
         def batch_loss(items):
-            toks, lens = pad([s for s, _ in items])
-            h = model.hidden(toks, lens, kv_prefix, soft_prompt)
-            rows = h[torch.arange(len(items)), lens - 1 + shift]
-            logits = rows @ model.head()[cand].T
-            return torch.nn.functional.cross_entropy(logits, torch.tensor([y for _, y in items]), reduction="sum"), logits
+            y = torch.tensor([c for _, c in items])
+            if a.label_scoring == "first":
+                toks, lens = pad([s for s, _ in items])
+                h = model.hidden(toks, lens, kv_prefix, soft_prompt)
+                rows = h[torch.arange(len(items)), lens - 1 + shift]
+                logits = pool(rows @ model.head()[torch.tensor(cand)].T)
+            else:  # one forward per label word over prompt + word; the word's tokens' log-probabilities summed
+                scores = []
+                for ids in cand:
+                    toks, lens = pad([s + ids for s, _ in items])
+                    h = model.hidden(toks, lens, kv_prefix, soft_prompt)
+                    lp = 0.0
+                    for j, t in enumerate(ids):
+                        pos = lens - len(ids) - 1 + j + shift
+                        lp = lp + torch.log_softmax(h[torch.arange(len(items)), pos] @ model.head().T, dim=-1)[:, t]
+                    scores.append(lp)
+                logits = pool(torch.stack(scores, dim=1))
+            return torch.nn.functional.cross_entropy(logits, y, reduction="sum"), logits
 
         def evaluate():
             with torch.no_grad():

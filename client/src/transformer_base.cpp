@@ -53,6 +53,31 @@ TokenBatch TokenBatch::from_sequences(const std::vector<std::vector<int32_t>>& s
   return b;
 }
 
+namespace {
+
+// Makes room in a sliding layer's buffer for `T` positions after `past`: keeps the keys from the first
+// position the next query can see (past + 1 - window) on, moved to slot 0; grows the buffer when those
+// and the T new ones do not fit.
+void make_room(KVCache* cache, size_t layer, size_t kvd, size_t past, size_t T, size_t window) {
+  size_t& first = cache->first[layer];
+  size_t& slots = cache->slots[layer];
+  if (past - first + T <= slots) return;
+  const size_t keep_from = std::max(first, past + 1 > window ? past + 1 - window : size_t{0});
+  const size_t kept = past - keep_from, B = static_cast<size_t>(cache->batch);
+  const size_t grown = std::max(slots, kept + T);
+  for (std::vector<float>* buf : {&cache->k[layer], &cache->v[layer]}) {
+    std::vector<float> moved(B * grown * kvd);
+    for (size_t b = 0; b < B; ++b)
+      std::copy_n(buf->begin() + static_cast<std::ptrdiff_t>((b * slots + keep_from - first) * kvd), kept * kvd,
+                  moved.begin() + static_cast<std::ptrdiff_t>(b * grown * kvd));
+    buf->swap(moved);
+  }
+  first = keep_from;
+  slots = grown;
+}
+
+}  // namespace
+
 void attend(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal, const float* q,
             const float* k, const float* v, KVCache* cache, size_t layer, const int32_t* key_len, float* out, float scale,
             size_t window) {
@@ -64,15 +89,20 @@ void attend(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads,
     attention(pool, s, q, k, v, key_len, out);
     return;
   }
-  const size_t kvd = kv_heads * hd, cap = static_cast<size_t>(cache->capacity), past = static_cast<size_t>(cache->length);
+  const size_t kvd = kv_heads * hd, past = static_cast<size_t>(cache->length);
+  if (window > 0 && causal) make_room(cache, layer, kvd, past, T, window);
+  const size_t slots = cache->slots[layer], offset = past - cache->first[layer];
   for (size_t b = 0; b < B; ++b)
     for (size_t t = 0; t < T; ++t) {
-      std::copy_n(k + (b * T + t) * kvd, kvd, cache->k[layer].begin() + static_cast<std::ptrdiff_t>((b * cap + past + t) * kvd));
-      std::copy_n(v + (b * T + t) * kvd, kvd, cache->v[layer].begin() + static_cast<std::ptrdiff_t>((b * cap + past + t) * kvd));
+      const auto at = static_cast<std::ptrdiff_t>((b * slots + offset + t) * kvd);
+      std::copy_n(k + (b * T + t) * kvd, kvd, cache->k[layer].begin() + at);
+      std::copy_n(v + (b * T + t) * kvd, kvd, cache->v[layer].begin() + at);
     }
-  s.tk = cap;
-  s.past = past;
-  attention(pool, s, q, cache->k[layer].data(), cache->v[layer].data(), key_len, out);
+  s.tk = slots;
+  s.past = offset;  // positions are relative to slot 0: the window and the causal mask see differences only
+  std::vector<int32_t> local(B);
+  for (size_t b = 0; b < B; ++b) local[b] = key_len[b] - static_cast<int32_t>(cache->first[layer]);
+  attention(pool, s, q, cache->k[layer].data(), cache->v[layer].data(), local.data(), out);
 }
 
 Result<std::unique_ptr<LanguageModel>> LanguageModel::twin() {
@@ -84,10 +114,16 @@ KVCache LanguageModel::make_cache(int batch, int capacity) const {
   KVCache cache;
   cache.batch = batch;
   cache.capacity = capacity;
-  cache.k.resize(static_cast<size_t>(c.num_layers));
-  cache.v.resize(static_cast<size_t>(c.num_layers));
-  const size_t per_layer = static_cast<size_t>(batch) * capacity * c.num_kv_heads * c.head_dim;
-  for (int l = 0; l < c.num_layers; ++l) {
+  const size_t L = static_cast<size_t>(c.num_layers);
+  cache.k.resize(L);
+  cache.v.resize(L);
+  cache.first.assign(L, 0);
+  cache.slots.assign(L, static_cast<size_t>(capacity));
+  for (size_t l = 0; l < L; ++l) {
+    // A sliding layer starts with room for two windows: one of keys kept, one of new tokens before a move.
+    if (c.sliding_window > 0 && l < c.sliding_layers.size() && c.sliding_layers[l])
+      cache.slots[l] = std::min(cache.slots[l], 2 * static_cast<size_t>(c.sliding_window));
+    const size_t per_layer = static_cast<size_t>(batch) * cache.slots[l] * c.num_kv_heads * c.head_dim;
     cache.k[l].assign(per_layer, 0.0f);
     cache.v[l].assign(per_layer, 0.0f);
   }

@@ -262,6 +262,58 @@ TEST_CASE("Gemma 3: the config's layer types, scales and norms, the read positio
   }
 }
 
+TEST_CASE("Gemma 3's sliding layers keep only their window in the KV cache and decode like the full forward",
+          "[client][arch][gemma3]") {
+  auto loaded = load_model(test::fixtures_dir() + "/arch/gemma3");  // window 3; layers sliding, full, sliding
+  REQUIRE(loaded.is_ok());
+  LanguageModel& m = *loaded->model;
+  const size_t V = static_cast<size_t>(m.config().vocab_size), W = 3;
+  // Two sequences of 40 tokens, fed in chunks of 1 to 9 positions: the 9-token chunk needs more than the
+  // two windows a sliding layer starts with, the single tokens make it drop old keys again and again.
+  std::vector<std::vector<int32_t>> seqs(2);
+  for (int32_t t = 0; t < 40; ++t) {
+    seqs[0].push_back(2 + (t * 7) % 45);
+    seqs[1].push_back(3 + (t * 11 + 5) % 44);
+  }
+  const auto full = test::all_row_logits(m, TokenBatch::from_sequences(seqs));
+  KVCache cache = m.make_cache(2, 40);
+  CHECK(cache.slots == std::vector<size_t>{2 * W, 40, 2 * W});
+  std::vector<size_t> chunks = {2, 1, 9, 1, 1, 4, 1, 1, 1, 3};
+  chunks.resize(chunks.size() + 16, 1);  // to 40
+  std::vector<float> hidden, logits;
+  size_t at = 0, largest_sliding = 0;
+  for (size_t n : chunks) {
+    std::vector<std::vector<int32_t>> part = {{seqs[0].begin() + at, seqs[0].begin() + at + n},
+                                              {seqs[1].begin() + at, seqs[1].begin() + at + n}};
+    const Status st = m.forward_hidden(nullptr, TokenBatch::from_sequences(part), {}, &cache, &hidden);
+    INFO("at " << at << ", chunk " << n << ": " << st.to_string());
+    REQUIRE(st.is_ok());
+    std::vector<int> rows(2 * n);
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int>(i);
+    m.logits(nullptr, hidden.data(), rows, {}, &logits);
+    for (size_t b = 0; b < 2; ++b)
+      for (size_t t = 0; t < n; ++t)
+        for (size_t j = 0; j < V; ++j) {
+          INFO("sequence " << b << ", position " << at + t << ", token " << j);
+          REQUIRE(logits[(b * n + t) * V + j] == Approx(full[(b * 40 + at + t) * V + j]).margin(1e-5));
+        }
+    at += n;
+    largest_sliding = std::max({largest_sliding, cache.slots[0], cache.slots[2]});
+  }
+  REQUIRE(at == 40);
+  CHECK(largest_sliding == W - 1 + 9);  // grown once, for the 9-token chunk, and never beyond
+  CHECK(cache.first[0] > 0);            // old keys were dropped …
+  CHECK(cache.first[0] + cache.slots[0] >= 40);
+  CHECK(cache.first[1] == 0);  // … but never from the full layer
+  CHECK(cache.slots[1] == 40);
+  const size_t kv_row = 2 * sizeof(float) * static_cast<size_t>(m.config().num_kv_heads * m.config().head_dim);
+  CHECK(cache.bytes() == 2 * kv_row * (40 + 2 * largest_sliding));
+  // Past the end of the cache: refused, nothing written.
+  const int before = cache.length;
+  CHECK_FALSE(m.forward_hidden(nullptr, TokenBatch::from_sequences({{2}, {3}}), {}, &cache, &hidden).is_ok());
+  CHECK(cache.length == before);
+}
+
 TEST_CASE("Gemma 3 multimodal checkpoints run as their language model, in both tensor layouts", "[client][arch][gemma3]") {
   const std::string fixture = test::fixtures_dir() + "/arch/gemma3";
   auto text = load_model(fixture);

@@ -43,11 +43,24 @@ struct TokenBatch {
 };
 
 // Key/value cache for incremental decoding of `batch` sequences up to `capacity` positions.
+// A layer with full attention holds every position. A sliding-window layer (Gemma 3's local layers)
+// holds only what its queries can still see: its buffer starts at absolute position first[l] and has
+// room for slots[l] positions; when the next tokens would not fit, the keys older than the window are
+// dropped (the rest moved to the front), and the buffer grows only when one call's tokens plus the
+// window exceed it (a long prompt decoded in one pass).
 struct KVCache {
   int batch = 0;
   int capacity = 0;
   int length = 0;  // positions filled (same for all sequences)
-  std::vector<std::vector<float>> k, v;  // per layer: [batch * capacity, kv_heads * head_dim]
+  std::vector<std::vector<float>> k, v;  // per layer: [batch * slots[l], kv_heads * head_dim]
+  std::vector<size_t> first;             // per layer: absolute position held in slot 0
+  std::vector<size_t> slots;             // per layer: positions its buffer holds per sequence
+  // Bytes the keys and values take now.
+  size_t bytes() const {
+    size_t n = 0;
+    for (size_t l = 0; l < k.size(); ++l) n += (k[l].size() + v[l].size()) * sizeof(float);
+    return n;
+  }
 };
 
 // One position whose loss is the cross-entropy over a few candidate tokens (classification):
