@@ -1,15 +1,6 @@
 // The PocketLLM memory table: peak RSS of inference and of one ZO training step for the paper's
 // models at their real sizes (random weights; memory does not depend on the values).
-//
-//   bench_memory write --arch opt-1.3b|roberta-large|gpt2|opt-125m|qwen3-0.6b|gemma3-270m --dtype f32|bf16 --out DIR
-//   bench_memory run --model DIR|FILE.gguf --mode infer|train --batch B --seq T [--threads N] [--trainable PATTERNS]
-//                    [--lora-rank R [--lora-targets q_proj,v_proj]]   (train: LoRA adapters instead of PATTERNS)
-//                    [--quantize q8_0|q4_0]   (frozen matrices quantized in memory at load)
-//                    [--pair auto|concurrent|sequential]   (train: the two passes as the trainer runs them; default auto)
-//   bench_memory run --model DIR --mode generate --seq T [--kv window|full]
-//                    decodes T positions one token at a time (a 16-token prompt first) through a KV cache of T;
-//                    --kv full gives every layer all T positions, as the cache did before sliding layers kept
-//                    only their window (the comparison row); prints the cache's bytes and ms per token
+// `bench_memory --help` lists the commands and options (kUsage below).
 // `run` prints one JSON line with the forward/step time and ru_maxrss; run each mode as its own process.
 #include "bench_args.h"
 #include <sys/resource.h>
@@ -35,6 +26,18 @@ using namespace pocketllm;
 using nlohmann::json;
 
 namespace {
+
+const char kUsage[] =
+    "The PocketLLM memory table: peak RSS of inference, generation and a ZO step (random weights).\n"
+    "  bench_memory write --arch opt-1.3b|roberta-large|gpt2|opt-125m|qwen3-0.6b|gemma3-270m --dtype f32|bf16 --out DIR\n"
+    "  bench_memory run --model DIR|FILE.gguf --mode infer|train --batch B --seq T [--threads N] [--trainable PATTERNS]\n"
+    "                   [--lora-rank R [--lora-targets q_proj,v_proj]]   (train: LoRA adapters instead of PATTERNS)\n"
+    "                   [--quantize q8_0|q4_0]   (frozen matrices quantized in memory at load)\n"
+    "                   [--pair auto|concurrent|sequential]   (train: the two passes as the trainer runs them; default auto)\n"
+    "  bench_memory run --model DIR --mode generate --seq T [--kv window|full]\n"
+    "                   decodes T positions one token at a time (a 16-token prompt first) through a KV cache of T;\n"
+    "                   --kv full gives every layer all T positions, as the cache did before sliding layers kept\n"
+    "                   only their window (the comparison row); prints the cache's bytes and ms per token\n";
 
 struct Spec {
   json config;
@@ -356,11 +359,19 @@ int run(const std::string& dir, const std::string& mode, int batch, int seq, int
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_memory write|run ... (see the comment at the top of bench_memory.cpp)\n");
+  const std::string cmd = argc > 1 ? argv[1] : "";
+  if (cmd == "-h" || cmd == "--help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (cmd != "write" && cmd != "run") {
+    std::fprintf(stderr, "bench_memory: expected write or run (try --help)\n");
     return 2;
   }
-  const std::string cmd = argv[1];
+  if (argc % 2 != 0) {
+    std::fprintf(stderr, "bench_memory: %s needs a value (try --help)\n", argv[argc - 1]);
+    return 2;
+  }
   std::string arch, dtype = "f32", out, model, mode = "infer", trainable = "*";
   LoraConfig lora;
   DType quantize = DType::kF32;
@@ -399,12 +410,15 @@ int main(int argc, char** argv) {
         return 2;
       }
     }
+    else {
+      std::fprintf(stderr, "bench_memory: unknown option %s (try --help)\n", a.c_str());
+      return 2;
+    }
   }
   if (cmd == "write") return write_model(arch, dtype, out);
   if (mode != "infer" && mode != "train" && mode != "generate") {
     std::fprintf(stderr, "--mode must be infer, train or generate\n");
     return 2;
   }
-  if (cmd == "run") return run(model, mode, batch, seq, threads, trainable, lora, quantize, pair, full_cache);
-  return 2;
+  return run(model, mode, batch, seq, threads, trainable, lora, quantize, pair, full_cache);
 }

@@ -77,6 +77,7 @@ Result<GenerateResult> generate(ThreadPool* pool, LanguageModel& model, const st
   if (o.top_p <= 0.0f || o.top_p > 1.0f) return invalid_argument("generate: top_p must be in (0, 1]");
   if (!(o.repetition_penalty > 0.0f) || o.repetition_penalty > 100.0f)
     return invalid_argument("generate: repetition_penalty must be in (0, 100]");
+  if (o.prefill_piece < 1) return invalid_argument("generate: prefill_piece must be >= 1");
   const ModelConfig& c = model.config();
   std::vector<char> seen(static_cast<size_t>(c.vocab_size), 0);
   for (int32_t t : prompt)
@@ -96,7 +97,17 @@ Result<GenerateResult> generate(ThreadPool* pool, LanguageModel& model, const st
   result.prompt_tokens = prompt.size();
   Perturbation none;
   std::vector<float> hidden, logits;
-  TokenBatch batch = TokenBatch::from_sequences({prompt});
+  // A long prompt goes in in pieces: one piece's activations and attention scores at a time, and a
+  // sliding-window layer's cache holds its window plus a piece instead of the whole prompt.
+  const size_t piece_size = static_cast<size_t>(o.prefill_piece);
+  size_t fed = 0;
+  for (; new_tokens > 0 && prompt.size() - fed > piece_size; fed += piece_size) {
+    throw_if_cancelled();
+    const auto piece = prompt.begin() + static_cast<std::ptrdiff_t>(fed);
+    POCKETLLM_RETURN_IF_ERROR(model.forward_hidden(
+        pool, TokenBatch::from_sequences({{piece, piece + static_cast<std::ptrdiff_t>(piece_size)}}), none, &cache, &hidden));
+  }
+  TokenBatch batch = TokenBatch::from_sequences({{prompt.begin() + static_cast<std::ptrdiff_t>(fed), prompt.end()}});
   uint64_t rng = 0;
   for (int step = 0; step < new_tokens; ++step) {
     throw_if_cancelled();

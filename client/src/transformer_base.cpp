@@ -56,8 +56,8 @@ TokenBatch TokenBatch::from_sequences(const std::vector<std::vector<int32_t>>& s
 namespace {
 
 // Makes room in a sliding layer's buffer for `T` positions after `past`: keeps the keys from the first
-// position the next query can see (past + 1 - window) on, moved to slot 0; grows the buffer when those
-// and the T new ones do not fit.
+// position the next query can see (past + 1 - window) on, moved to slot 0 (in place); grows the buffer
+// when those and the T new ones do not fit.
 void make_room(KVCache* cache, size_t layer, size_t kvd, size_t past, size_t T, size_t window) {
   size_t& first = cache->first[layer];
   size_t& slots = cache->slots[layer];
@@ -66,11 +66,16 @@ void make_room(KVCache* cache, size_t layer, size_t kvd, size_t past, size_t T, 
   const size_t kept = past - keep_from, B = static_cast<size_t>(cache->batch);
   const size_t grown = std::max(slots, kept + T);
   for (std::vector<float>* buf : {&cache->k[layer], &cache->v[layer]}) {
-    std::vector<float> moved(B * grown * kvd);
-    for (size_t b = 0; b < B; ++b)
-      std::copy_n(buf->begin() + static_cast<std::ptrdiff_t>((b * slots + keep_from - first) * kvd), kept * kvd,
-                  moved.begin() + static_cast<std::ptrdiff_t>(b * grown * kvd));
-    buf->swap(moved);
+    if (grown > slots) buf->resize(B * grown * kvd);
+    // Sequence b moves from b * slots to b * grown, never past a later sequence's keys: going down the
+    // batch when the stride grows, up it when it does not (dest <= source then).
+    for (size_t i = 0; i < B; ++i) {
+      const size_t b = grown > slots ? B - 1 - i : i;
+      const auto from = buf->begin() + static_cast<std::ptrdiff_t>((b * slots + keep_from - first) * kvd);
+      const auto to = buf->begin() + static_cast<std::ptrdiff_t>(b * grown * kvd);
+      if (to <= from) std::copy(from, from + static_cast<std::ptrdiff_t>(kept * kvd), to);
+      else std::copy_backward(from, from + static_cast<std::ptrdiff_t>(kept * kvd), to + static_cast<std::ptrdiff_t>(kept * kvd));
+    }
   }
   first = keep_from;
   slots = grown;
@@ -120,9 +125,11 @@ KVCache LanguageModel::make_cache(int batch, int capacity) const {
   cache.first.assign(L, 0);
   cache.slots.assign(L, static_cast<size_t>(capacity));
   for (size_t l = 0; l < L; ++l) {
-    // A sliding layer starts with room for two windows: one of keys kept, one of new tokens before a move.
-    if (c.sliding_window > 0 && l < c.sliding_layers.size() && c.sliding_layers[l])
-      cache.slots[l] = std::min(cache.slots[l], 2 * static_cast<size_t>(c.sliding_window));
+    // A sliding layer starts with room for its window and up to 64 new tokens before the keys move.
+    if (c.sliding_window > 0 && l < c.sliding_layers.size() && c.sliding_layers[l]) {
+      const size_t w = static_cast<size_t>(c.sliding_window);
+      cache.slots[l] = std::min(cache.slots[l], w + std::min<size_t>(w, 64));
+    }
     const size_t per_layer = static_cast<size_t>(batch) * cache.slots[l] * c.num_kv_heads * c.head_dim;
     cache.k[l].assign(per_layer, 0.0f);
     cache.v[l].assign(per_layer, 0.0f);

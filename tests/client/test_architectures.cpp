@@ -12,6 +12,7 @@
 
 #include "model_fixtures.h"
 #include "test_paths.h"
+#include "pocketllm/client/generate.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/tensor_ops.h"
 
@@ -312,6 +313,34 @@ TEST_CASE("Gemma 3's sliding layers keep only their window in the KV cache and d
   const int before = cache.length;
   CHECK_FALSE(m.forward_hidden(nullptr, TokenBatch::from_sequences({{2}, {3}}), {}, &cache, &hidden).is_ok());
   CHECK(cache.length == before);
+}
+
+TEST_CASE("generate feeds a long prompt in pieces with the continuation of one pass", "[client][arch][gemma3][generate]") {
+  auto loaded = load_model(test::fixtures_dir() + "/arch/gemma3");  // window 3: pieces pass through moved caches
+  REQUIRE(loaded.is_ok());
+  std::vector<int32_t> prompt = {2};
+  for (int32_t t = 0; t < 29; ++t) prompt.push_back(4 + (t * 13) % 40);
+  GenerateOptions whole;
+  whole.max_new_tokens = 20;
+  whole.stop_at_eos = false;
+  auto one = generate(nullptr, *loaded->model, prompt, whole);
+  REQUIRE(one.is_ok());
+  REQUIRE(one->tokens.size() == prompt.size() + 20);
+  for (int piece : {1, 4, 7, 29}) {
+    INFO("pieces of " << piece);
+    GenerateOptions o = whole;
+    o.prefill_piece = piece;
+    auto pieces = generate(nullptr, *loaded->model, prompt, o);
+    REQUIRE(pieces.is_ok());
+    CHECK(pieces->tokens == one->tokens);
+    REQUIRE(pieces->first_logits.size() == one->first_logits.size());
+    for (size_t j = 0; j < one->first_logits.size(); ++j) REQUIRE(pieces->first_logits[j] == Approx(one->first_logits[j]).margin(1e-5));
+  }
+  GenerateOptions none = whole;
+  none.prefill_piece = 0;
+  auto refused = generate(nullptr, *loaded->model, prompt, none);
+  REQUIRE_FALSE(refused.is_ok());
+  CHECK_THAT(refused.status().message(), Catch::Contains("prefill_piece"));
 }
 
 TEST_CASE("Gemma 3 multimodal checkpoints run as their language model, in both tensor layouts", "[client][arch][gemma3]") {

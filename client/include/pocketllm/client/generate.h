@@ -22,6 +22,10 @@ struct GenerateOptions {
   // CTRL / Hugging Face repetition penalty: before choosing, the logit of every token already in the
   // sequence (prompt included) is divided by this when positive and multiplied when negative. 1: off.
   float repetition_penalty = 1.0f;
+  // Prompt tokens per forward pass: a longer prompt goes in in pieces of this many, so its activations
+  // and attention scores are one piece's, and a sliding-window layer's cache holds its window plus a
+  // piece (the continuation is the same up to rounding). >= 1.
+  int prefill_piece = 512;
 };
 
 struct GenerateResult {
