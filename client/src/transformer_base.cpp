@@ -161,13 +161,13 @@ void TransformerModel::scatter_rows(const TokenBatch& batch, const float* rows, 
 
 void TransformerModel::attend_rows(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal,
                                    const float* q, const float* k, const float* v, KVCache* cache, size_t layer, float* out,
-                                   float scale, size_t window) {
+                                   float scale, size_t window, size_t first_seq) {
   if (cache != nullptr) {
     attend(pool, B, T, heads, kv_heads, hd, causal, q, k, v, cache, layer, key_len_.data(), out, scale, window);
     return;
   }
-  AttentionShape s{B, T, T, heads, kv_heads, hd, /*past=*/0, causal, seq_start_.data(), scale, window};
-  attention(pool, s, q, k, v, key_len_.data(), out);
+  AttentionShape s{B, T, T, heads, kv_heads, hd, /*past=*/0, causal, seq_start_.data() + first_seq, scale, window};
+  attention(pool, s, q, k, v, key_len_.data() + first_seq, out);
 }
 
 Result<size_t> TransformerModel::begin_decoder_pass(const TokenBatch& batch, KVCache* cache, size_t learned_positions) {

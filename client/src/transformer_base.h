@@ -66,10 +66,11 @@ class TransformerModel : public LanguageModel {
   // hidden [B * T, width] from the laid-out rows (padded rows zero).
   void scatter_rows(const TokenBatch& batch, const float* rows, size_t width, std::vector<float>* hidden) const;
   // Attention over the laid-out rows: the unpadded layout, or the cache when there is one.
-  // `scale` and `window` as AttentionShape's (0: the defaults).
+  // `scale` and `window` as AttentionShape's (0: the defaults). Without a cache, `first_seq` > 0 runs the
+  // B sequences from that one (their rows where lay_out_rows put them; q, k, v, out stay the whole pass's).
   void attend_rows(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal, const float* q,
                    const float* k, const float* v, KVCache* cache, size_t layer, float* out, float scale = 0.0f,
-                   size_t window = 0);
+                   size_t window = 0, size_t first_seq = 0);
   // The start of a decoder pass: checks the batch against the vocabulary, room for its tokens in the
   // cache and in `learned_positions` (0: no limit), and fills key_len_ (past + T with a cache, each
   // sequence's length without). Returns `past`, the tokens already in the cache.

@@ -373,3 +373,43 @@ TEST_CASE("wrong, truncated or inconsistent models are clear errors", "[client][
     CHECK(s.code() == StatusCode::kInvalidArgument);
   }
 }
+
+TEST_CASE("a small model over many sequences runs its layers per group of sequences, with one thread's bits",
+          "[client][llama][threads]") {
+  // Layers of ~49k weights: small enough for the grouped run on the packed GEMM paths.
+  const auto c = test::tiny_llama_config(300, 64, 2, 4, 2, 192, /*tied=*/false);
+  auto model = test::make_llama(c, test::random_llama_tensors(c, 41));
+  REQUIRE(model->weights().make_trainable(NamePatterns("*")).is_ok());
+  std::vector<std::vector<int32_t>> seqs;
+  for (int len : {50, 37, 64, 21, 45, 58, 33}) {
+    seqs.emplace_back();
+    for (int t = 0; t < len; ++t) seqs.back().push_back((len * 31 + t * 17) % 300);
+  }
+  const TokenBatch batch = TokenBatch::from_sequences(seqs, 0);
+  const Perturbation p{true, Distribution::kGaussian, 99, 1e-2f};
+  std::vector<float> one, many;
+  REQUIRE(model->forward_hidden(nullptr, batch, p, nullptr, &one).is_ok());
+  CHECK(model->last_pass_groups() == 1);
+  const bool packed = gemm::chosen_path() != gemm::Path::kEigen;
+  for (int threads : {2, 3, 4}) {
+    INFO(threads << " threads");
+    ThreadPool pool(threads);
+    REQUIRE(model->forward_hidden(&pool, batch, p, nullptr, &many).is_ok());
+    CHECK(model->last_pass_groups() == (packed ? size_t(threads) : 1));
+    REQUIRE(many.size() == one.size());
+    CHECK(std::memcmp(many.data(), one.data(), one.size() * sizeof(float)) == 0);
+  }
+  // A group would hold fewer than 32 rows (50 + 21, 21 + 21): the pass runs op by op.
+  ThreadPool pool(2);
+  REQUIRE(model->forward_hidden(&pool, TokenBatch::from_sequences({seqs[0], seqs[2]}), p, nullptr, &many).is_ok());
+  CHECK(model->last_pass_groups() == (packed ? 2 : 1));
+  for (const auto& two : {std::vector<std::vector<int32_t>>{seqs[0], seqs[3]}, {seqs[3], seqs[3]}}) {
+    REQUIRE(model->forward_hidden(&pool, TokenBatch::from_sequences(two), p, nullptr, &many).is_ok());
+    CHECK(model->last_pass_groups() == 1);
+  }
+  // A layer of more weights than the grouped run takes stays op by op.
+  const auto wide = test::tiny_llama_config(300, 128, 1, 4, 4, 512, /*tied=*/false);
+  auto big = test::make_llama(wide, test::random_llama_tensors(wide, 42));
+  REQUIRE(big->forward_hidden(&pool, batch, {}, nullptr, &many).is_ok());
+  CHECK(big->last_pass_groups() == 1);
+}

@@ -206,10 +206,19 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
   }
   // Only some tokens read (classification): the last layer runs for their rows alone.
   const bool selected = cache == nullptr && !read_tokens_.empty() && read_tokens_.size() <= R;
-  for (size_t l = 0; l < layers_.size(); ++l) {
-    throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
-    if (selected && l + 1 == layers_.size()) run_last_layer_selected(pool, l, T, R, p);
-    else run_layer(pool, l, B, T, R, p, cache);
+  const size_t full_layers = selected ? layers_.size() - 1 : layers_.size();
+  if (sequence_groups(pool, B, R, cache) > 1) {
+    throw_if_cancelled();
+    run_layers_grouped(pool, full_layers, T, p);
+  } else {
+    for (size_t l = 0; l < full_layers; ++l) {
+      throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
+      run_layer(pool, l, RowSpan{0, B, 0, R}, T, p, cache, &up_);
+    }
+  }
+  if (selected) {
+    throw_if_cancelled();
+    run_last_layer_selected(pool, layers_.size() - 1, T, R, p);
   }
   if (cache) cache->length = static_cast<int>(past + T);
   if (selected) {  // sel_x_ holds the read rows' residual stream
@@ -263,7 +272,7 @@ void LlamaModel::run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, s
   linear(pool, attn_.data(), S, qd, *L.o, L.o_bias, p, tmp_.data());
   if (L.post_attn_norm) norm(pool, *L.post_attn_norm, tmp_.data(), S, tmp_.data(), p);
   for (size_t i = 0; i < S * d; ++i) sel_x_[i] += tmp_[i];
-  add_mlp(pool, L, S, p, sel_x_.data());
+  add_mlp(pool, L, 0, S, p, sel_x_.data(), &up_);
 }
 
 // The rows of the pass (lay_out_rows: unpadded without a cache), their positions and key lengths, and
@@ -293,28 +302,32 @@ size_t LlamaModel::prepare_rows(const TokenBatch& batch, size_t past, bool unpad
   return R;
 }
 
-// One decoder layer over the R rows of x_ (in place).
-void LlamaModel::run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_t R, const Perturbation& p, KVCache* cache) {
+// One decoder layer over the span's rows of x_ (in place). Attention reads the span's sequences only.
+void LlamaModel::run_layer(ThreadPool* pool, size_t l, const RowSpan& s, size_t T, const Perturbation& p, KVCache* cache,
+                           std::vector<float>* up) {
   const ModelConfig& c = config_;
   const Layer& L = layers_[l];
   const size_t d = static_cast<size_t>(c.hidden_size), hd = static_cast<size_t>(c.head_dim);
   const size_t nh = static_cast<size_t>(c.num_heads), nkv = static_cast<size_t>(c.num_kv_heads);
-  const size_t qd = nh * hd;
-  norm(pool, *L.attn_norm, x_.data(), R, xn_.data(), p);
-  linear(pool, xn_.data(), R, d, *L.q, L.q_bias, p, q_.data());
-  linear(pool, xn_.data(), R, d, *L.k, L.k_bias, p, k_.data());
-  linear(pool, xn_.data(), R, d, *L.v, L.v_bias, p, v_.data());
-  norm_heads(pool, L.q_norm, q_.data(), R, nh, p);
-  norm_heads(pool, L.k_norm, k_.data(), R, nkv, p);
-  rope(q_.data(), R, nh, hd, positions_.data(), rope_of(l));
-  rope(k_.data(), R, nkv, hd, positions_.data(), rope_of(l));
-  attend_rows(pool, B, T, nh, nkv, hd, /*causal=*/true, q_.data(), k_.data(), v_.data(), cache, l, attn_.data(),
-              c.attention_scale, window_of(l));
-  linear(pool, attn_.data(), R, qd, *L.o, L.o_bias, p, tmp_.data());
-  if (L.post_attn_norm) norm(pool, *L.post_attn_norm, tmp_.data(), R, tmp_.data(), p);
-  for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
+  const size_t qd = nh * hd, kvd = nkv * hd, R = s.r1 - s.r0;
+  float *x = x_.data() + s.r0 * d, *xn = xn_.data() + s.r0 * d, *tmp = tmp_.data() + s.r0 * d;
+  float *q = q_.data() + s.r0 * qd, *k = k_.data() + s.r0 * kvd, *v = v_.data() + s.r0 * kvd;
+  const int32_t* pos = positions_.data() + s.r0;
+  norm(pool, *L.attn_norm, x, R, xn, p);
+  linear(pool, xn, R, d, *L.q, L.q_bias, p, q);
+  linear(pool, xn, R, d, *L.k, L.k_bias, p, k);
+  linear(pool, xn, R, d, *L.v, L.v_bias, p, v);
+  norm_heads(pool, L.q_norm, q, R, nh, p);
+  norm_heads(pool, L.k_norm, k, R, nkv, p);
+  rope(q, R, nh, hd, pos, rope_of(l));
+  rope(k, R, nkv, hd, pos, rope_of(l));
+  attend_rows(pool, s.b1 - s.b0, T, nh, nkv, hd, /*causal=*/true, q_.data(), k_.data(), v_.data(), cache, l, attn_.data(),
+              c.attention_scale, window_of(l), s.b0);
+  linear(pool, attn_.data() + s.r0 * qd, R, qd, *L.o, L.o_bias, p, tmp);
+  if (L.post_attn_norm) norm(pool, *L.post_attn_norm, tmp, R, tmp, p);
+  for (size_t i = 0; i < R * d; ++i) x[i] += tmp[i];
 
-  add_mlp(pool, L, R, p, x_.data());
+  add_mlp(pool, L, s.r0, R, p, x, up);
 }
 
 // Qwen3's query/key norm: every head of x [rows, heads * head_dim] through an RMSNorm of head_dim, in
@@ -324,16 +337,19 @@ void LlamaModel::norm_heads(ThreadPool* pool, const Weight* norm, float* x, size
   rms_norm(pool, x, rows * heads, static_cast<size_t>(config_.head_dim), *norm, config_.norm_eps, p, x, config_.norm_weight_offset);
 }
 
-// residual[rows, d] += the layer's SwiGLU MLP of its normalised rows (xn_, gate_, up_, tmp_ as scratch).
-void LlamaModel::add_mlp(ThreadPool* pool, const Layer& L, size_t rows, const Perturbation& p, float* residual) {
+// residual[rows, d] += the layer's SwiGLU MLP of its normalised rows (rows from r0 of xn_, gate_, tmp_ and
+// `up` as scratch).
+void LlamaModel::add_mlp(ThreadPool* pool, const Layer& L, size_t r0, size_t rows, const Perturbation& p, float* residual,
+                         std::vector<float>* up) {
   const ModelConfig& c = config_;
   const size_t d = static_cast<size_t>(c.hidden_size), ff = static_cast<size_t>(c.intermediate_size);
-  norm(pool, *L.mlp_norm, residual, rows, xn_.data(), p);
+  float *xn = xn_.data() + r0 * d, *gate = gate_.data() + r0 * ff, *tmp = tmp_.data() + r0 * d;
+  norm(pool, *L.mlp_norm, residual, rows, xn, p);
   const GateActivation act = c.activation == "gelu_pytorch_tanh" ? GateActivation::kGeluTanh : GateActivation::kSilu;
-  linear_swiglu(pool, xn_.data(), rows, d, *L.gate, L.gate_bias, *L.up, L.up_bias, p, gate_.data(), &up_, act);
-  linear(pool, gate_.data(), rows, ff, *L.down, L.down_bias, p, tmp_.data());
-  if (L.post_mlp_norm) norm(pool, *L.post_mlp_norm, tmp_.data(), rows, tmp_.data(), p);
-  for (size_t i = 0; i < rows * d; ++i) residual[i] += tmp_[i];
+  linear_swiglu(pool, xn, rows, d, *L.gate, L.gate_bias, *L.up, L.up_bias, p, gate, up, act);
+  linear(pool, gate, rows, ff, *L.down, L.down_bias, p, tmp);
+  if (L.post_mlp_norm) norm(pool, *L.post_mlp_norm, tmp, rows, tmp, p);
+  for (size_t i = 0; i < rows * d; ++i) residual[i] += tmp[i];
 }
 
 Status parse_rope_scaling(const nlohmann::json& j, ModelConfig* c, const std::string& where) {

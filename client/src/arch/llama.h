@@ -21,6 +21,8 @@ class LlamaModel : public TransformerModel {
 
   Status forward_hidden(ThreadPool* pool, const TokenBatch& batch, const Perturbation& p, KVCache* cache,
                         std::vector<float>* hidden) override;
+  // Groups of whole sequences the last pass ran its layers in, one task each (1: op by op over the pool).
+  size_t last_pass_groups() const { return groups_.size() > 1 ? groups_.size() : 1; }
 
  protected:
   const Weight& head_weight() const override { return *head_; }
@@ -32,12 +34,24 @@ class LlamaModel : public TransformerModel {
     const Weight *q_norm = nullptr, *k_norm = nullptr;  // Qwen3, Gemma 3 (ModelConfig::qk_norm)
     const Weight *post_attn_norm = nullptr, *post_mlp_norm = nullptr;  // Gemma 3 (ModelConfig::sandwich_norms)
   };
+  // Whole sequences [b0, b1) and their activation rows [r0, r1) (contiguous: lay_out_rows).
+  struct RowSpan {
+    size_t b0, b1, r0, r1;
+  };
   Status bind() override;
   std::unique_ptr<TransformerModel> blank() const override { return std::unique_ptr<TransformerModel>(new LlamaModel()); }
   size_t prepare_rows(const TokenBatch& batch, size_t past, bool unpadded);
-  void run_layer(ThreadPool* pool, size_t l, size_t B, size_t T, size_t R, const Perturbation& p, KVCache* cache);
+  // Layer l over the span's rows of x_ (in place); `up` is the MLP's up-product buffer when it needs one.
+  void run_layer(ThreadPool* pool, size_t l, const RowSpan& s, size_t T, const Perturbation& p, KVCache* cache,
+                 std::vector<float>* up);
+  // Groups of whole sequences that run layers [0, layers) as one task each (llama_sequence_groups.cpp):
+  // how many for this pass (1: the layers run op by op over the pool), and the run.
+  size_t sequence_groups(ThreadPool* pool, size_t B, size_t R, const KVCache* cache);
+  void run_layers_grouped(ThreadPool* pool, size_t layers, size_t T, const Perturbation& p);
   void norm_heads(ThreadPool* pool, const Weight* norm, float* x, size_t rows, size_t heads, const Perturbation& p);
-  void add_mlp(ThreadPool* pool, const Layer& L, size_t rows, const Perturbation& p, float* residual);
+  // residual[rows, d] += the layer's MLP of its normalised rows; scratch rows from r0 of xn_, gate_, tmp_.
+  void add_mlp(ThreadPool* pool, const Layer& L, size_t r0, size_t rows, const Perturbation& p, float* residual,
+               std::vector<float>* up);
   void run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, size_t R, const Perturbation& p);
   Status bind_layer(int l);
   void norm(ThreadPool* pool, const Weight& w, const float* x, size_t rows, float* out, const Perturbation& p);
@@ -56,6 +70,8 @@ class LlamaModel : public TransformerModel {
   std::vector<int32_t> positions_;
   std::vector<float> sel_x_, sel_in_;  // the read rows' residual stream and normalised input (last layer)
   std::vector<int32_t> sel_pos_;
+  std::vector<RowSpan> groups_;              // sequence_groups' spans for the pass
+  std::vector<std::vector<float>> group_up_;  // each group's up-product buffer
 };
 
 // The config of a plain Llama (llama2.c checkpoints, test and benchmark models): the given sizes,
