@@ -223,6 +223,21 @@ void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const W
   if (w.added_bias != nullptr) add_bias_cols(*w.added_bias, p, m, w.cols(), 0, w.cols(), y);
 }
 
+namespace {
+
+// Σ x² in double over four interleaved partial sums, added in a fixed order (the same bytes on every
+// build): one running sum made each row wait on a chain of d double additions.
+double sum_squares(const float* x, size_t d) {
+  double part[4] = {0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 4 <= d; i += 4)
+    for (size_t l = 0; l < 4; ++l) part[l] += static_cast<double>(x[i + l]) * x[i + l];
+  for (size_t l = 0; i < d; ++i, ++l) part[l] += static_cast<double>(x[i]) * x[i];
+  return (part[0] + part[1]) + (part[2] + part[3]);
+}
+
+}  // namespace
+
 void rms_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight& gamma, float eps,
               const Perturbation& p, float* out, float offset) {
   const float* g = weight_rows(gamma, 0, 1, p, thread_scratch(d, 2));
@@ -234,9 +249,7 @@ void rms_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weight
   parallel_rows(pool, m, 64, [&](size_t r) {
     const float* xr = x + r * d;
     float* o = out + r * d;
-    double ss = 0;
-    for (size_t i = 0; i < d; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-    const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(d)) + eps);
+    const float inv = 1.0f / std::sqrt(static_cast<float>(sum_squares(xr, d) / static_cast<double>(d)) + eps);
     for (size_t i = 0; i < d; ++i) o[i] = g[i] * (xr[i] * inv);
   });
 }
@@ -322,6 +335,12 @@ bool small_head(size_t hd) { return hd == 8 || hd == 16; }
 // them and their exp and accumulation chains run side by side. Lanes past a query's last visible key are
 // masked to -inf (exp gives 0), so the blocks are whole 16-key blocks throughout: the same bytes from any
 // buffer, whichever group a query falls in.
+alignas(64) const float kTailLimit[32] = {
+    INFINITY,  INFINITY,  INFINITY,  INFINITY,  INFINITY,  INFINITY,  INFINITY,  INFINITY,
+    INFINITY,  INFINITY,  INFINITY,  INFINITY,  INFINITY,  INFINITY,  INFINITY,  INFINITY,
+    -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY,
+    -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+
 template <size_t HD, size_t NQ>
 void attention_query_group(const float* const* qt, const size_t* visible, const float* kt, size_t padded, const float* v,
                            size_t kv_stride, float scale, float* const* rows, float* const* ot) {
@@ -329,13 +348,17 @@ void attention_query_group(const float* const* qt, const size_t* visible, const 
   size_t vmax = 0;
   for (size_t g = 0; g < NQ; ++g) vmax = std::max(vmax, visible[g]);
   Block mb[NQ];
-  for (size_t g = 0; g < NQ; ++g) mb[g] = Block::Constant(-INFINITY);
+  float qs[NQ][HD];  // the scaled queries, once rather than once per key block
+  for (size_t g = 0; g < NQ; ++g) {
+    mb[g] = Block::Constant(-INFINITY);
+    for (size_t d = 0; d < HD; ++d) qs[g][d] = qt[g][d] * scale;
+  }
   for (size_t j0 = 0; j0 < vmax; j0 += 16) {
     Block sc[NQ];
     for (size_t g = 0; g < NQ; ++g) sc[g] = Block::Zero();
     for (size_t d = 0; d < HD; ++d) {
       const Block kd = Eigen::Map<const Block>(kt + d * padded + j0);
-      for (size_t g = 0; g < NQ; ++g) sc[g] += (qt[g][d] * scale) * kd;
+      for (size_t g = 0; g < NQ; ++g) sc[g] += qs[g][d] * kd;
     }
     for (size_t g = 0; g < NQ; ++g) {
       float* r = rows[g] + j0;
@@ -344,22 +367,31 @@ void attention_query_group(const float* const* qt, const size_t* visible, const 
         mb[g] = mb[g].max(sc[g]);
       } else {  // the query's last block: lanes past its last key to -inf (scalar; a vector select of this
                 // width compiles to a compare-and-branch per lane, which cost a third of the kernel)
-        for (size_t l = visible[g] > j0 ? visible[g] - j0 : 0; l < 16; ++l) r[l] = -INFINITY;
-        mb[g] = mb[g].max(Eigen::Map<const Block>(r));
+        const size_t cut = visible[g] > j0 ? visible[g] - j0 : 0;
+        for (size_t l = cut; l < 16; ++l) r[l] = -INFINITY;
+        // The maximum from the registers: reading r back right after those scalar stores stalled on
+        // store forwarding (a tenth of a small model's attention). kTailLimit's window is +inf on the
+        // kept lanes and -inf past them, so min gives the kept scores and -inf beyond.
+        mb[g] = mb[g].max(Eigen::Map<const Block>(kTailLimit + 16 - cut).min(sc[g]));
       }
     }
   }
-  float inv[NQ];
+  // The exp pass block by block with the queries side by side: one query at a time left its exp's
+  // dependency chain unhidden (half of the kernel's time).
+  float mx[NQ], inv[NQ];
+  Block acc[NQ];
   for (size_t g = 0; g < NQ; ++g) {
-    const float mx = mb[g].maxCoeff();
-    Block acc = Block::Zero();
-    for (size_t j0 = 0; j0 < vmax; j0 += 16) {
-      Eigen::Map<Block> blk(rows[g] + j0);
-      blk = (blk - mx).exp();
-      acc += blk;
-    }
-    inv[g] = 1.0f / acc.sum();
+    mx[g] = mb[g].maxCoeff();
+    acc[g] = Block::Zero();
   }
+  for (size_t j0 = 0; j0 < vmax; j0 += 16) {
+    for (size_t g = 0; g < NQ; ++g) {
+      Eigen::Map<Block> blk(rows[g] + j0);
+      blk = (blk - mx[g]).exp();
+      acc[g] += blk;
+    }
+  }
+  for (size_t g = 0; g < NQ; ++g) inv[g] = 1.0f / acc[g].sum();
   Lanes out[NQ][2];
   for (size_t g = 0; g < NQ; ++g) out[g][0] = out[g][1] = Lanes::Zero();
   size_t i = 0;
@@ -380,44 +412,62 @@ void attention_query_group(const float* const* qt, const size_t* visible, const 
   }
 }
 
+// Queries taken side by side: eight where the vector registers hold their scores, exps and outputs
+// (AVX-512's 32), four elsewhere and in the AVX2 kernels.
+#if defined(__AVX512F__)
+constexpr size_t kEigenGroup = 8;
+#else
+constexpr size_t kEigenGroup = 4;
+#endif
+constexpr size_t kMaxGroup = 8;
+
+// n consecutive queries (n ≤ kMaxGroup) of one block: whole groups where the route has one of n, else in
+// fours and ones. Every query gives the same bytes whichever way it is grouped.
+template <size_t HD>
+void attention_queries(size_t n, const float* const* qt, const size_t* visible, const float* kt, size_t padded,
+                       const float* v, size_t kv_stride, float scale, float* const* rows, float* const* ot) {
+  const bool vec = avx2::preferred();  // a portable build on an AVX2 CPU (kernels_avx2.h)
+  size_t g = 0;
+  if (!vec && n == kEigenGroup) {
+    attention_query_group<HD, kEigenGroup>(qt, visible, kt, padded, v, kv_stride, scale, rows, ot);
+    return;
+  }
+  for (; g + 4 <= n; g += 4) {
+    if (vec) avx2::attention_query_group(HD, 4, qt + g, visible + g, kt, padded, v, kv_stride, scale, rows + g, ot + g);
+    else attention_query_group<HD, 4>(qt + g, visible + g, kt, padded, v, kv_stride, scale, rows + g, ot + g);
+  }
+  for (; g < n; ++g) {
+    if (vec) avx2::attention_query_group(HD, 1, qt + g, visible + g, kt, padded, v, kv_stride, scale, rows + g, ot + g);
+    else attention_query_group<HD, 1>(qt + g, visible + g, kt, padded, v, kv_stride, scale, rows + g, ot + g);
+  }
+}
+
 // One (sequence, head, query block) of attention() for a head of HD lanes: the block's keys transposed
-// once (kt[d][j], zero past the last key), then queries four at a time.
+// once (kt[d][j], zero past the last key), then the queries a group at a time.
 template <size_t HD>
 void attention_small_heads(const AttentionShape& s, const float* q, size_t q_stride, const float* k, const float* v,
                            size_t kv_stride, size_t t0, size_t rows, size_t kend, float scale, float* o) {
-  constexpr size_t kGroup = 4;
   const size_t padded = (kend + 15) / 16 * 16;
-  float* kt = thread_scratch(HD * padded + kGroup * padded, 0);
+  float* kt = thread_scratch(HD * padded + kMaxGroup * padded, 0);
   for (size_t d = 0; d < HD; ++d) {
     float* kd = kt + d * padded;
     for (size_t j = 0; j < kend; ++j) kd[j] = k[j * kv_stride + d];
     std::fill(kd + kend, kd + padded, 0.0f);
   }
-  const float* qt[kGroup];
-  float* ot[kGroup];
-  float* score_rows[kGroup];
-  size_t visible[kGroup];
-  for (size_t g = 0; g < kGroup; ++g) score_rows[g] = kt + (HD + g) * padded;
+  const float* qt[kMaxGroup];
+  float* ot[kMaxGroup];
+  float* score_rows[kMaxGroup];
+  size_t visible[kMaxGroup];
+  for (size_t g = 0; g < kMaxGroup; ++g) score_rows[g] = kt + (HD + g) * padded;
+  const size_t group = avx2::preferred() ? 4 : kEigenGroup;
   for (size_t t = 0; t < rows;) {
-    const size_t n = std::min(kGroup, rows - t);
+    const size_t n = std::min(group, rows - t);
     for (size_t g = 0; g < n; ++g) {
       qt[g] = q + (t + g) * q_stride;
       ot[g] = o + (t + g) * q_stride;
       visible[g] = s.causal ? std::min(kend, s.past + t0 + t + g + 1) : kend;
     }
-    if (avx2::preferred()) {  // a portable build on an AVX2 CPU (kernels_avx2.h)
-      if (n == kGroup) {
-        avx2::attention_query_group(HD, kGroup, qt, visible, kt, padded, v, kv_stride, scale, score_rows, ot);
-      } else {
-        for (size_t g = 0; g < n; ++g)
-          avx2::attention_query_group(HD, 1, qt + g, visible + g, kt, padded, v, kv_stride, scale, score_rows + g, ot + g);
-      }
-    } else if (n == kGroup) {
-      attention_query_group<HD, kGroup>(qt, visible, kt, padded, v, kv_stride, scale, score_rows, ot);
-    } else {
-      for (size_t g = 0; g < n; ++g)
-        attention_query_group<HD, 1>(qt + g, visible + g, kt, padded, v, kv_stride, scale, score_rows + g, ot + g);
-    }
+    attention_queries<HD>(n, qt, visible, kt, padded, v, kv_stride, scale, score_rows, ot);
     t += n;
   }
 }

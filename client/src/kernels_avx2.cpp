@@ -24,6 +24,11 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
+// 16 lanes of +inf then 16 of -inf: the 16 floats from kTailLimit + 16 - cut keep lanes below cut under min.
+alignas(32) const float kTailLimit[32] = {kInf,  kInf,  kInf,  kInf,  kInf,  kInf,  kInf,  kInf,  kInf,  kInf,  kInf,
+                                          kInf,  kInf,  kInf,  kInf,  kInf,  -kInf, -kInf, -kInf, -kInf, -kInf, -kInf,
+                                          -kInf, -kInf, -kInf, -kInf, -kInf, -kInf, -kInf, -kInf, -kInf, -kInf};
+
 // exp of eight lanes: x = n ln2 + r with n = floor(x log2 e + 1/2) and ln2 split in two constants so r is
 // exact, then Cephes' degree-7 polynomial for exp(r) on [-ln2/2, ln2/2] and 2^n built in the exponent
 // field. Inputs are clamped to [-88, 88] so 2^n stays a normal number; lanes below -88 give 0. max(lo, x)
@@ -74,14 +79,18 @@ PLLM_AVX2 void query_group(const float* const* qt, const size_t* visible, const 
   size_t vmax = 0;
   for (size_t g = 0; g < NQ; ++g) vmax = std::max(vmax, visible[g]);
   __m256 mb[NQ];
-  for (size_t g = 0; g < NQ; ++g) mb[g] = _mm256_set1_ps(-kInf);
+  float qs[NQ][kHd];
+  for (size_t g = 0; g < NQ; ++g) {
+    mb[g] = _mm256_set1_ps(-kInf);
+    for (size_t d = 0; d < kHd; ++d) qs[g][d] = qt[g][d] * scale;
+  }
   for (size_t j0 = 0; j0 < vmax; j0 += 16) {
     __m256 s0[NQ], s1[NQ];
     for (size_t g = 0; g < NQ; ++g) s0[g] = s1[g] = _mm256_setzero_ps();
     for (size_t d = 0; d < kHd; ++d) {
       const __m256 k0 = _mm256_loadu_ps(kt + d * padded + j0), k1 = _mm256_loadu_ps(kt + d * padded + j0 + 8);
       for (size_t g = 0; g < NQ; ++g) {
-        const __m256 q = _mm256_set1_ps(qt[g][d] * scale);
+        const __m256 q = _mm256_set1_ps(qs[g][d]);
         s0[g] = _mm256_fmadd_ps(q, k0, s0[g]);
         s1[g] = _mm256_fmadd_ps(q, k1, s1[g]);
       }
@@ -92,23 +101,30 @@ PLLM_AVX2 void query_group(const float* const* qt, const size_t* visible, const 
       _mm256_storeu_ps(r + 8, s1[g]);
       if (visible[g] >= j0 + 16) {
         mb[g] = _mm256_max_ps(mb[g], _mm256_max_ps(s0[g], s1[g]));
-      } else {
-        for (size_t l = visible[g] > j0 ? visible[g] - j0 : 0; l < 16; ++l) r[l] = -kInf;
-        mb[g] = _mm256_max_ps(mb[g], _mm256_max_ps(_mm256_loadu_ps(r), _mm256_loadu_ps(r + 8)));
+      } else {  // the maximum from the registers, not from r right after the scalar stores (see kernels.cpp)
+        const size_t cut = visible[g] > j0 ? visible[g] - j0 : 0;
+        for (size_t l = cut; l < 16; ++l) r[l] = -kInf;
+        const float* lim = kTailLimit + 16 - cut;  // +inf on the kept lanes, -inf past them
+        mb[g] = _mm256_max_ps(mb[g], _mm256_max_ps(_mm256_min_ps(s0[g], _mm256_loadu_ps(lim)),
+                                                   _mm256_min_ps(s1[g], _mm256_loadu_ps(lim + 8))));
       }
     }
   }
-  float inv[NQ];
+  // The exp pass with the queries side by side, so their exp chains overlap (as in kernels.cpp).
+  __m256 mx[NQ], acc[NQ];
   for (size_t g = 0; g < NQ; ++g) {
-    const __m256 mx = _mm256_set1_ps(simd::hmax8(mb[g]));
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t j0 = 0; j0 < vmax; j0 += 8) {
-      const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(rows[g] + j0), mx));
-      _mm256_storeu_ps(rows[g] + j0, e);
-      acc = _mm256_add_ps(acc, e);
-    }
-    inv[g] = 1.0f / simd::hsum8(acc);
+    mx[g] = _mm256_set1_ps(simd::hmax8(mb[g]));
+    acc[g] = _mm256_setzero_ps();
   }
+  for (size_t j0 = 0; j0 < vmax; j0 += 8) {
+    for (size_t g = 0; g < NQ; ++g) {
+      const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(rows[g] + j0), mx[g]));
+      _mm256_storeu_ps(rows[g] + j0, e);
+      acc[g] = _mm256_add_ps(acc[g], e);
+    }
+  }
+  float inv[NQ];
+  for (size_t g = 0; g < NQ; ++g) inv[g] = 1.0f / simd::hsum8(acc[g]);
   __m256 out[NQ][HV];
   for (size_t g = 0; g < NQ; ++g)
     for (size_t h = 0; h < HV; ++h) out[g][h] = _mm256_setzero_ps();

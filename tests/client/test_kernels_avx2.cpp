@@ -2,6 +2,7 @@
 // and the scalar references, and the attention of kernels.cpp routed through them. Run on any CPU with
 // AVX2+FMA whatever the build's own instruction set; skipped elsewhere.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -124,4 +125,37 @@ TEST_CASE("the AVX2 route can be chosen and refused", "[client][kernels][avx2]")
 #if defined(__AVX2__)
   if (std::getenv("POCKETLLM_VEC") == nullptr) CHECK_FALSE(avx2::preferred());  // a native AVX2 build keeps Eigen's
 #endif
+}
+
+TEST_CASE("a key a query must not see leaves its output unchanged, however large, on either narrow-head route",
+          "[client][kernels][avx2]") {
+  // Keys from position `cut` on are replaced by huge and infinite values; every query before `cut` must
+  // give the same bytes as with the original keys. A maximum taken over the masked lanes would underflow
+  // every exp of such a query and give NaN.
+  for (int route : {0, 1}) {
+    if (route == 1 && !avx2::supported()) continue;
+    avx2::set_preference_for_testing(route);
+    for (size_t hd : {size_t{8}, size_t{16}})
+      for (size_t cut : {size_t{5}, size_t{21}, size_t{33}}) {
+        AttentionShape s;
+        s.batch = 1;
+        s.tq = s.tk = 40;
+        s.heads = s.kv_heads = 1;
+        s.head_dim = hd;
+        s.causal = true;
+        const std::vector<int32_t> len = {40};
+        const auto q = uniform(s.tq * hd, -2, 2, 41 + hd), v = uniform(s.tk * hd, -2, 2, 43 + hd);
+        auto k = uniform(s.tk * hd, -2, 2, 42 + hd);
+        std::vector<float> clean(q.size()), hostile(q.size());
+        attention(nullptr, s, q.data(), k.data(), v.data(), len.data(), clean.data());
+        for (size_t j = cut; j < s.tk; ++j)
+          for (size_t e = 0; e < hd; ++e)
+            k[j * hd + e] = (j % 2 == 0) ? 1e30f : std::numeric_limits<float>::infinity();
+        attention(nullptr, s, q.data(), k.data(), v.data(), len.data(), hostile.data());
+        INFO("route " << route << ", head width " << hd << ", cut " << cut);
+        CHECK(std::equal(clean.begin(), clean.begin() + cut * hd, hostile.begin()));
+        CHECK(std::isfinite(clean[(cut - 1) * hd]));
+      }
+  }
+  avx2::set_preference_for_testing(-1);
 }
