@@ -1,10 +1,12 @@
 // Forward throughput, ZO step overhead and peak memory of the engine on a randomly initialised Llama.
 //
 //   bench_model (--preset 110m|stories260k|llama1b | --model PATH) [--batch B] [--seq T] [--threads N]
-//               [--reps R] [--mode forward|step|weights|gemm|prompt|decode] [--dtype f32|bf16]
+//               [--reps R] [--mode forward|classify|step|weights|gemm|prompt|decode] [--dtype f32|bf16]
 //               [--trainable PATTERNS] [--lora-rank R [--lora-targets T]] [--write-gguf FILE --gguf-type f32|f16|bf16|q8_0|q4_0]
 //
 // forward: median time of one loss forward (next-token loss over every position) -> tokens/s
+// classify: median time of one label-word loss forward (choice_loss, as classification training runs it:
+//          each sequence read at its last token, two candidate words) -> tokens/s
 // step:    median time of one ZO training step (two perturbed forwards + the update) and its ratio to
 //          two forwards measured in the same process
 // weights: builds the model only (the memory floor)
@@ -170,7 +172,7 @@ int main(int argc, char** argv) {
     else if (a == "--lora-rank") lora.rank = static_cast<int>(pocketllm::bench::int_arg("--lora-rank", next(), 1, 4096));
     else if (a == "--lora-targets") lora.targets = next();
     else {
-      std::fprintf(stderr, "usage: bench_model [--preset 110m|stories260k] [--mode forward|step|weights|gemm] "
+      std::fprintf(stderr, "usage: bench_model [--preset 110m|stories260k] [--mode forward|classify|step|weights|gemm] "
                            "[--batch B] [--seq T] [--threads N] [--reps R] [--dtype f32|bf16] [--model PATH] [--trainable P]\n"
                            "                   [--write-gguf FILE --gguf-type f32|f16|bf16|q8_0|q4_0] [--mode prompt|decode]\n");
       return 2;
@@ -301,6 +303,21 @@ int main(int argc, char** argv) {
     std::printf("{\"mode\":\"prompt\",\"preset\":\"%s\",\"dtype\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,"
                 "\"ms\":%.2f,\"tokens_per_s\":%.1f,\"gflops\":%.1f,\"peak_rss_kib\":%ld}\n",
                 preset.c_str(), dtype.c_str(), threads, batch, seq, t * 1e3, tokens / t, flops / t / 1e9, peak_rss_kib());
+    return 0;
+  }
+  if (mode == "classify") {
+    std::vector<ChoiceTarget> reads;
+    for (int b = 0; b < batch; ++b) reads.push_back({b, seq - 1, b % 2});
+    const std::vector<int32_t> words = {1, 2};
+    std::vector<float> word_logits;
+    auto pass = [&] {
+      if (!model->choice_loss(&pool, tb, reads, words, Perturbation{}, &word_logits)) std::exit(1);
+    };
+    pass();
+    const double t = median_of(reps, pass);
+    std::printf("{\"mode\":\"classify\",\"preset\":\"%s\",\"dtype\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,"
+                "\"params\":%zu,\"forward_ms\":%.2f,\"tokens_per_s\":%.1f,\"peak_rss_kib\":%ld}\n",
+                preset.c_str(), dtype.c_str(), threads, batch, seq, params, t * 1e3, tokens / t, peak_rss_kib());
     return 0;
   }
   forward(Perturbation{});  // warm-up: buffers reach their size

@@ -6,6 +6,7 @@
 #include "kernels_quant_packed.h"
 
 #include <Eigen/Core>
+#include <unsupported/Eigen/SpecialFunctions>
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -162,33 +163,57 @@ void linear_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Wei
   });
 }
 
+// Columns [n0, n0 + cols) of an in × out weight [k, n] as a [k, cols] tile in the thread's scratch (slot
+// 0), converted to float and perturbed when the pass perturbs it (z indexed by the element's place in W).
+const float* in_out_tile(const Weight& w, const Perturbation& p, size_t n0, size_t cols, size_t k) {
+  const size_t n = w.cols();
+  const bool all_rows = p.active && w.trainable;
+  float* tile = thread_scratch(k * cols, 0);
+  for (size_t r = 0; r < k; ++r) {
+    const size_t start = r * n + n0;
+    float* dst = tile + r * cols;
+    const bool perturb = all_rows && w.row_trains(r);
+    if (w.dtype == DType::kF32) {
+      const float* src = static_cast<const float*>(w.data) + start;
+      if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, cols, p.scale * w.z_scale, src, dst);
+      else std::copy_n(src, cols, dst);
+    } else {
+      convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, start), cols, dst);
+      if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, cols, p.scale * w.z_scale, dst, dst);
+    }
+  }
+  return tile;
+}
+
 void linear_in_out_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
                         const Perturbation& p, float* y) {
   const size_t n = w.cols();
   if (m * n * k < (size_t{1} << 17)) pool = nullptr;
+  const gemm::Path path = gemm::chosen_path();
+  if (path != gemm::Path::kEigen && m >= gemm::kMinRows) {  // own packed kernels, as linear_base
+    float* xp = thread_scratch(gemm::packed_x_floats(path, m, k), 10);
+    pack_x_parallel(pool, path, x, m, k, xp);
+    const size_t nt = packed_tile_rows(n, k, pool ? static_cast<size_t>(pool->size()) : 1);
+    parallel_for(pool, (n + nt - 1) / nt, [&](size_t t) {
+      const size_t n0 = t * nt, cols = std::min(nt, n - n0);
+      // Stored floats the pass does not perturb are read in place; others through a converted tile.
+      const bool in_place = w.dtype == DType::kF32 && !(p.active && w.trainable);
+      const float* tile = in_place ? static_cast<const float*>(w.data) + n0 : in_out_tile(w, p, n0, cols, k);
+      gemm::multiply_tile_in_out(path, xp, m, k, tile, in_place ? n : cols, cols,
+                                 thread_scratch(gemm::tile_scratch_floats(path, cols, k), 9), y + n0, n);
+      if (bias != nullptr) add_bias_cols(*bias, p, m, n, n0, cols, y);
+    });
+    return;
+  }
   size_t nt = std::max<size_t>(64, (size_t{1} << 16) / std::max<size_t>(k, 1)) / 16 * 16;
   while (nt > 16 && (n + nt - 1) / nt < kEigenTasks) nt /= 2;  // by shape, not threads (tile_rows)
   nt = std::min(nt, n);
   const size_t tiles = (n + nt - 1) / nt;
-  const bool all_rows = p.active && w.trainable;
   ConstStridedMat xm(x, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(k), Eigen::OuterStride<>(k));
   parallel_for(pool, tiles, [&](size_t t) {
     const size_t n0 = t * nt, cols = std::min(nt, n - n0);
-    float* tile = thread_scratch(k * cols, 0);
-    for (size_t r = 0; r < k; ++r) {
-      const size_t start = r * n + n0;
-      float* dst = tile + r * cols;
-      const bool perturb = all_rows && w.row_trains(r);
-      if (w.dtype == DType::kF32) {
-        const float* src = static_cast<const float*>(w.data) + start;
-        if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, cols, p.scale * w.z_scale, src, dst);
-        else std::copy_n(src, cols, dst);
-      } else {
-        convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, start), cols, dst);
-        if (perturb) add_scaled_z(p.dist, p.seed, w.tag, start, cols, p.scale * w.z_scale, dst, dst);
-      }
-    }
-    ConstStridedMat wm(tile, static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(cols), Eigen::OuterStride<>(cols));
+    ConstStridedMat wm(in_out_tile(w, p, n0, cols, k), static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(cols),
+                       Eigen::OuterStride<>(cols));
     StridedMat ym(y + n0, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(cols), Eigen::OuterStride<>(n));
     ym.noalias() = xm * wm;
     if (bias != nullptr) add_bias_cols(*bias, p, m, n, n0, cols, y);
@@ -545,6 +570,11 @@ void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const 
 
 namespace {
 
+// GELU with the tanh approximation ("gelu_new", "gelu_pytorch_tanh") on 16 lanes, Eigen's vectorized tanh.
+const auto gelu_tanh_block = [](const Block& v) -> Block {
+  return 0.5f * v * (1.0f + (0.7978845608028654f * (v + 0.044715f * v * v * v)).tanh());
+};
+
 // gate[i] = silu(gate[i]) * up[i] on one thread; element by element the same bytes wherever a span
 // starts or ends (the vector paths pad their tails and compute them like the body).
 void silu_mul_span(float* gate, const float* up, size_t n) {
@@ -560,9 +590,7 @@ void silu_mul_span(float* gate, const float* up, size_t n) {
 // with Eigen's vectorized tanh (the tail padded and computed like the body: the same bytes wherever a
 // span starts or ends).
 void gelu_tanh_mul_span(float* gate, const float* up, size_t n) {
-  for_blocks(gate, n, 0.0f, [](const Block& v) -> Block {
-    return 0.5f * v * (1.0f + (0.7978845608028654f * (v + 0.044715f * v * v * v)).tanh());
-  });
+  for_blocks(gate, n, 0.0f, gelu_tanh_block);
   for (size_t i = 0; i < n; ++i) gate[i] *= up[i];
 }
 
@@ -625,22 +653,21 @@ void linear_swiglu(ThreadPool* pool, const float* x, size_t m, size_t k, const W
   });
 }
 
+// Chunks of 2^14 (a multiple of the 16-lane block): every element the same bytes whatever the threads.
 void gelu_tanh(ThreadPool* pool, float* x, size_t n) {
   const size_t chunk = 1 << 14;
   parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
     const size_t i0 = c * chunk, i1 = std::min(n, i0 + chunk);
-    for (size_t i = i0; i < i1; ++i) {
-      const float v = x[i];
-      x[i] = 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-    }
+    for_blocks(x + i0, i1 - i0, 0.0f, gelu_tanh_block);
   });
 }
 
+// Eigen's vectorized erf (SpecialFunctions), 16 lanes at a time, chunks as gelu_tanh's.
 void gelu_erf(ThreadPool* pool, float* x, size_t n) {
   const size_t chunk = 1 << 14;
   parallel_for(pool, (n + chunk - 1) / chunk, [&](size_t c) {
     const size_t i0 = c * chunk, i1 = std::min(n, i0 + chunk);
-    for (size_t i = i0; i < i1; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.7071067811865476f));
+    for_blocks(x + i0, i1 - i0, 0.0f, [](const Block& v) -> Block { return 0.5f * v * (1.0f + (v * 0.7071067811865476f).erf()); });
   });
 }
 

@@ -319,19 +319,20 @@ void pack_x(Path p, const float* x, size_t m, size_t k, float* packed) {
 #endif
 }
 
-void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float* w, size_t rows, float* scratch, float* y,
-                   size_t ldy) {
 #ifdef POCKETLLM_GEMM_X86
-  if (p == Path::kEigen || m == 0 || rows == 0) return;
+namespace {
+
+// Y = X · Wᵀ from both packed: X's row panels (pack_x) and W's `rows` rows as column panels of nr_of(p)
+// in bp. Each output is a sum over k ascending in blocks of kKc.
+void multiply_packed(Path p, const float* packed, size_t m, size_t k, const float* bpanels, size_t rows, float* y, size_t ldy) {
   const size_t mr = mr_of(p), nr = nr_of(p);
-  pack_panels_avx2(w, rows, k, nr, scratch);
   const size_t mblocks = (m + mr - 1) / mr, panels = (rows + nr - 1) / nr, mc_blocks = mc_rows() / mr;
   for (size_t k0 = 0; k0 < k; k0 += kKc) {
     const size_t kc = std::min(kKc, k - k0);
     for (size_t ib0 = 0; ib0 < mblocks; ib0 += mc_blocks) {
       const size_t ib1 = std::min(mblocks, ib0 + mc_blocks);
       for (size_t jb = 0; jb < panels; ++jb) {
-        const float* bp = scratch + (jb * k + k0) * nr;
+        const float* bp = bpanels + (jb * k + k0) * nr;
         const size_t nv = std::min(nr, rows - jb * nr);
         for (size_t ib = ib0; ib < ib1; ++ib) {
           const float* ap = packed + (ib * k + k0) * mr;
@@ -351,8 +352,58 @@ void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float*
       }
     }
   }
+}
+
+}  // namespace
+#endif
+
+void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float* w, size_t rows, float* scratch, float* y,
+                   size_t ldy) {
+#ifdef POCKETLLM_GEMM_X86
+  if (p == Path::kEigen || m == 0 || rows == 0) return;
+  pack_panels_avx2(w, rows, k, nr_of(p), scratch);
+  multiply_packed(p, packed, m, k, scratch, rows, y, ldy);
 #else
   (void)p, (void)packed, (void)m, (void)k, (void)w, (void)rows, (void)scratch, (void)y, (void)ldy;
+#endif
+}
+
+#ifdef POCKETLLM_GEMM_X86
+namespace {
+
+// W [k, cols] (row stride ldw) as column panels of NR: row kk of panel jb is W[kk][jb NR ..], zeros past
+// the last column. A whole panel row is a fixed-size copy (a call to memmove per 32 floats cost a fifth
+// of GPT-2's forward).
+template <size_t NR>
+void pack_in_out_panels(const float* w, size_t ldw, size_t k, size_t cols, float* out) {
+  const size_t panels = (cols + NR - 1) / NR;
+  for (size_t jb = 0; jb < panels; ++jb) {
+    const size_t j0 = jb * NR, nv = std::min(NR, cols - j0);
+    float* dst = out + jb * k * NR;
+    for (size_t kk = 0; kk < k; ++kk) {
+      const float* src = w + kk * ldw + j0;
+      float* d = dst + kk * NR;
+      if (nv == NR) {
+        for (size_t j = 0; j < NR; ++j) d[j] = src[j];
+      } else {
+        for (size_t j = 0; j < NR; ++j) d[j] = j < nv ? src[j] : 0.0f;
+      }
+    }
+  }
+}
+
+}  // namespace
+#endif
+
+void multiply_tile_in_out(Path p, const float* packed, size_t m, size_t k, const float* w, size_t ldw, size_t cols,
+                          float* scratch, float* y, size_t ldy) {
+#ifdef POCKETLLM_GEMM_X86
+  if (p == Path::kEigen || m == 0 || cols == 0) return;
+  if (nr_of(p) == 32) pack_in_out_panels<32>(w, ldw, k, cols, scratch);
+  else pack_in_out_panels<16>(w, ldw, k, cols, scratch);
+  multiply_packed(p, packed, m, k, scratch, cols, y, ldy);
+#else
+  (void)p, (void)packed, (void)m, (void)k, (void)w, (void)ldw, (void)cols, (void)scratch, (void)y, (void)ldy;
 #endif
 }
 

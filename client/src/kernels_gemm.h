@@ -41,4 +41,10 @@ size_t tile_scratch_floats(Path p, size_t rows, size_t k);
 void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float* w, size_t rows, float* scratch, float* y,
                    size_t ldy);
 
+// The same for a tile of W in the in × out layout (GPT-2's Conv1D): y[r, j] = sum_k X[r, k] * w[k, j] for
+// j < cols, w [k, cols] with row stride ldw. Same bytes as multiply_tile on the transposed tile; `scratch`
+// holds tile_scratch_floats(p, cols, k).
+void multiply_tile_in_out(Path p, const float* packed, size_t m, size_t k, const float* w, size_t ldw, size_t cols,
+                          float* scratch, float* y, size_t ldy);
+
 }  // namespace pocketllm::gemm

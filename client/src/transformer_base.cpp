@@ -159,6 +159,40 @@ void TransformerModel::scatter_rows(const TokenBatch& batch, const float* rows, 
   for (size_t r = 0; r < row_token_.size(); ++r) std::copy_n(rows + r * width, width, hidden->data() + row_token_[r] * width);
 }
 
+void TransformerModel::add_linear(ThreadPool* pool, const float* in, size_t n, size_t k, const Weight& w, const Weight* b,
+                                  const Perturbation& p, float* xs, bool in_out) {
+  const size_t d = in_out ? w.cols() : w.rows();
+  if (in_out) linear_in_out(pool, in, n, k, w, b, p, tmp_.data());
+  else linear(pool, in, n, k, w, b, p, tmp_.data());
+  for (size_t i = 0; i < n * d; ++i) xs[i] += tmp_[i];
+}
+
+void TransformerModel::gather_read_rows(const float* rows, size_t width, size_t T, std::vector<float>* out) const {
+  out->resize(read_tokens_.size() * width);
+  for (size_t i = 0; i < read_tokens_.size(); ++i) {
+    const size_t b = read_tokens_[i] / T, t = read_tokens_[i] % T;
+    std::copy_n(rows + (seq_start_[b] + t) * width, width, out->data() + i * width);
+  }
+}
+
+void TransformerModel::attend_read_rows(size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal, const float* q,
+                                        const float* k, const float* v, float* out, float scale, size_t window) const {
+  const size_t qd = heads * hd, kvd = kv_heads * hd;
+  for (size_t i = 0; i < read_tokens_.size(); ++i) {  // one query against its sequence's keys
+    const size_t b = read_tokens_[i] / T, t = read_tokens_[i] % T;
+    AttentionShape s{1, 1, static_cast<size_t>(key_len_[b]), heads, kv_heads, hd, /*past=*/t, causal};
+    s.scale = scale;
+    s.window = window;
+    attention(nullptr, s, q + i * qd, k + seq_start_[b] * kvd, v + seq_start_[b] * kvd, &key_len_[b], out + i * qd);
+  }
+}
+
+void TransformerModel::scatter_read_rows(const TokenBatch& batch, const float* rows, size_t width,
+                                         std::vector<float>* hidden) const {
+  hidden->assign(static_cast<size_t>(batch.batch) * static_cast<size_t>(batch.seq_len) * width, 0.0f);
+  for (size_t i = 0; i < read_tokens_.size(); ++i) std::copy_n(rows + i * width, width, hidden->data() + read_tokens_[i] * width);
+}
+
 void TransformerModel::attend_rows(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal,
                                    const float* q, const float* k, const float* v, KVCache* cache, size_t layer, float* out,
                                    float scale, size_t window, size_t first_seq) {

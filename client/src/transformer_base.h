@@ -71,6 +71,23 @@ class TransformerModel : public LanguageModel {
   void attend_rows(ThreadPool* pool, size_t B, size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal, const float* q,
                    const float* k, const float* v, KVCache* cache, size_t layer, float* out, float scale = 0.0f,
                    size_t window = 0, size_t first_seq = 0);
+  // Classification's last layer for the read tokens alone: this pass reads only read_tokens_ (set, no
+  // cache, no more of them than rows), so an architecture may run its last layer on those rows only.
+  bool reads_selected(const KVCache* cache, size_t R) const {
+    return cache == nullptr && !read_tokens_.empty() && read_tokens_.size() <= R;
+  }
+  // The read tokens' rows of the laid-out `rows` [R, width], in read_tokens_ order, into out [S, width].
+  void gather_read_rows(const float* rows, size_t width, size_t T, std::vector<float>* out) const;
+  // Attention of the read tokens' queries q [S, heads * hd] over the keys of their own sequences (up to
+  // themselves when causal); k, v are the whole pass's laid-out rows; out [S, heads * hd].
+  void attend_read_rows(size_t T, size_t heads, size_t kv_heads, size_t hd, bool causal, const float* q, const float* k,
+                        const float* v, float* out, float scale = 0.0f, size_t window = 0) const;
+  // hidden [B * T, width]: the read tokens' rows from rows [S, width], every other row 0.
+  void scatter_read_rows(const TokenBatch& batch, const float* rows, size_t width, std::vector<float>* hidden) const;
+  // xs [n, d] += in [n, k] · Wᵀ + b (a projection into the residual stream) through tmp_; W in the engine's
+  // out × in layout, or in × out (GPT-2's Conv1D) when in_out.
+  void add_linear(ThreadPool* pool, const float* in, size_t n, size_t k, const Weight& w, const Weight* b, const Perturbation& p,
+                  float* xs, bool in_out = false);
   // The start of a decoder pass: checks the batch against the vocabulary, room for its tokens in the
   // cache and in `learned_positions` (0: no limit), and fills key_len_ (past + T with a cache, each
   // sequence's length without). Returns `past`, the tokens already in the cache.
@@ -103,6 +120,12 @@ class TransformerModel : public LanguageModel {
   // read. An architecture may run its last layer for those rows alone; the other rows of `hidden` are 0.
   std::vector<size_t> read_tokens_;
   std::vector<size_t> row_token_;  // per activation row: its token's index b * T + t
+  std::vector<float> sel_x_, sel_in_;  // the read rows' residual stream and layer input (last layer)
+  size_t last_layer_rows_ = 0;         // rows the last pass ran its final layer on
+
+ public:
+  // Rows the last forward pass ran its final layer on: every laid-out row, or only the read tokens'.
+  size_t last_layer_rows() const { return last_layer_rows_; }
 };
 
 }  // namespace pocketllm

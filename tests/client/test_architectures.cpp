@@ -15,6 +15,7 @@
 #include "pocketllm/client/generate.h"
 #include "pocketllm/client/loader.h"
 #include "pocketllm/common/tensor_ops.h"
+#include "transformer_base.h"
 
 using namespace pocketllm;
 
@@ -40,6 +41,10 @@ void check_read_positions(LanguageModel& m, const TokenBatch& batch, const std::
       const size_t row = static_cast<size_t>(targets[i].row) * batch.seq_len + targets[i].position;
       CHECK(cand_logits[i * 2 + j] == Approx(full[row * V + cands[j]]).margin(1e-5));
     }
+  // The last layer ran on the read rows alone (every row for the full forward above).
+  const auto* tm = dynamic_cast<const TransformerModel*>(&m);
+  REQUIRE(tm != nullptr);
+  CHECK(tm->last_layer_rows() == targets.size());
 }
 
 }  // namespace
@@ -156,6 +161,18 @@ TEST_CASE("the architecture registry: every architecture registered once, every 
     CHECK(architecture_spec(id).id == id);
   CHECK(architecture_for_model_type("mamba") == nullptr);
   CHECK(std::string(architecture_name(Architecture::kRoberta)) == "roberta");
+}
+TEST_CASE("OPT, GPT-2 and RoBERTa run the last layer for the read tokens alone, with the full pass's label logits",
+          "[client][arch]") {
+  // Sequences of three lengths (the unpadded layout), read positions at the end, inside and at the first
+  // token; OPT with layer norms before and after (the second also projects in and out).
+  for (const std::string name : {"opt", "opt_postln_proj", "gpt2", "roberta"}) {
+    INFO("architecture fixture " << name);
+    auto loaded = load_model(test::fixtures_dir() + "/arch/" + name);
+    REQUIRE(loaded.is_ok());
+    const TokenBatch batch = TokenBatch::from_sequences({{2, 11, 23, 5, 9, 17}, {2, 40, 41}, {3, 7, 8, 30}}, 1);
+    check_read_positions(*loaded->model, batch, {{0, 5, 1}, {1, 1, 0}, {2, 0, 1}});
+  }
 }
 
 TEST_CASE("Qwen3: the config names the q/k norms, the read-position path uses them, and what it lacks is refused",

@@ -129,6 +129,30 @@ TEST_CASE("RMSNorm, LayerNorm, SwiGLU and softmax match their references", "[cli
   CHECK(rel_err(s, s_ref) < 1e-6);
 }
 
+TEST_CASE("GELU, tanh and erf forms, matches the formula in double and gives the same bytes on any threads",
+          "[client][kernels]") {
+  const size_t n = (size_t{1} << 15) + 37;  // two chunks of the threaded loop and a ragged tail
+  auto x = randn(n, 3.0f);
+  x[0] = 0.0f, x[1] = -12.0f, x[2] = 12.0f, x[3] = 1e-20f;
+  for (bool tanh_form : {true, false}) {
+    auto one = x, two = x;
+    ThreadPool pool(2);
+    (tanh_form ? gelu_tanh : gelu_erf)(nullptr, one.data(), n);
+    (tanh_form ? gelu_tanh : gelu_erf)(&pool, two.data(), n);
+    double worst = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double v = x[i];
+      const double want = tanh_form ? 0.5 * v * (1 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
+                                    : 0.5 * v * (1 + std::erf(v * 0.7071067811865476));
+      // The float form 1 + erf(…) cancels for large negative x: errors are measured against max(1, |x|).
+      worst = std::max(worst, std::fabs(one[i] - want) / std::max(1.0, std::fabs(v)));
+    }
+    INFO((tanh_form ? "tanh" : "erf") << " form, worst error " << worst);
+    CHECK(worst < 1e-6);
+    CHECK(one == two);
+  }
+}
+
 TEST_CASE("rotary embedding matches the textbook rotation", "[client][kernels]") {
   const size_t m = 7, heads = 3, hd = 10;
   auto x = randn(m * heads * hd), x_ref = x;

@@ -105,3 +105,27 @@ TEST_CASE("the chosen GEMM path is one the CPU supports and is named", "[client]
   CHECK(gemm::path_supported(p));
   CHECK(std::strlen(gemm::path_name(p)) > 0);
 }
+
+TEST_CASE("an in x out weight tile (GPT-2's layout) gives the bytes of its transpose through multiply_tile",
+          "[client][kernels][gemm]") {
+  const auto paths = packed_paths();
+  if (paths.empty()) WARN("no packed GEMM path on this CPU: not run");
+  std::mt19937 rng(11);
+  for (gemm::Path p : paths)
+    for (size_t m : {1, 7, 13, 100})
+      for (size_t k : {7, 256, 257})
+        for (size_t cols : {1, 17, 33, 70}) {
+          const auto x = randn(rng, m * k), w_in_out = randn(rng, k * cols);
+          std::vector<float> w_out_in(cols * k);
+          for (size_t r = 0; r < k; ++r)
+            for (size_t j = 0; j < cols; ++j) w_out_in[j * k + r] = w_in_out[r * cols + j];
+          const size_t ldy = cols + 3;
+          std::vector<float> want(m * ldy, 7.0f), got(m * ldy, 7.0f);
+          run(p, x, m, k, w_out_in, cols, want.data(), ldy);
+          std::vector<float> xp(gemm::packed_x_floats(p, m, k)), scratch(gemm::tile_scratch_floats(p, cols, k));
+          gemm::pack_x(p, x.data(), m, k, xp.data());
+          gemm::multiply_tile_in_out(p, xp.data(), m, k, w_in_out.data(), cols, cols, scratch.data(), got.data(), ldy);
+          INFO(gemm::path_name(p) << " m " << m << " k " << k << " cols " << cols);
+          CHECK(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);
+        }
+}

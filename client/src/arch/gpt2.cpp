@@ -61,6 +61,9 @@ class Gpt2Model : public TransformerModel {
       const float* pe = weight_rows(*wpe_, past + row_token_[r] % T, 1, p, row.data());
       for (size_t i = 0; i < d; ++i) x_[r * d + i] = e[i] + pe[i];
     }
+    const bool selected = reads_selected(cache, R);  // classification: the last layer for the read rows
+    const size_t S = read_tokens_.size();
+    last_layer_rows_ = selected ? S : R;
     for (size_t l = 0; l < layers_.size(); ++l) {
       const Layer& L = layers_[l];
       throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
@@ -71,19 +74,39 @@ class Gpt2Model : public TransformerModel {
         std::copy_n(&qkv_[r * 3 * d + d], d, &k_[r * d]);
         std::copy_n(&qkv_[r * 3 * d + 2 * d], d, &v_[r * d]);
       }
-      attend_rows(pool, B, T, nh, nh, hd, true, q_.data(), k_.data(), v_.data(), cache, l, attn_.data());
-      linear_in_out(pool, attn_.data(), R, d, *L.proj_w, L.proj_b, p, tmp_.data());
-      for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
-      layer_norm(pool, x_.data(), R, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
-      linear_in_out(pool, xn_.data(), R, d, *L.fc_w, L.fc_b, p, h_.data());
-      gelu_tanh(pool, h_.data(), R * ff);
-      linear_in_out(pool, h_.data(), R, ff, *L.out_w, L.out_b, p, tmp_.data());
-      for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
+      if (selected && l + 1 == layers_.size()) {  // the fused q/k/v product runs on every row; the rest on the read rows
+        gather_read_rows(q_.data(), d, T, &sel_in_);
+        gather_read_rows(x_.data(), d, T, &sel_x_);
+        attend_read_rows(T, nh, nh, hd, /*causal=*/true, sel_in_.data(), k_.data(), v_.data(), attn_.data());
+        finish_layer(pool, L, S, sel_x_.data(), p);
+      } else {
+        attend_rows(pool, B, T, nh, nh, hd, true, q_.data(), k_.data(), v_.data(), cache, l, attn_.data());
+        finish_layer(pool, L, R, x_.data(), p);
+      }
     }
     if (cache) cache->length = static_cast<int>(past + T);
+    if (selected) {
+      layer_norm(pool, sel_x_.data(), S, d, *lnf_w_, lnf_b_, c.norm_eps, p, xn_.data());
+      scatter_read_rows(batch, xn_.data(), d, hidden);
+      return Status::ok();
+    }
     layer_norm(pool, x_.data(), R, d, *lnf_w_, lnf_b_, c.norm_eps, p, xn_.data());
     scatter_rows(batch, xn_.data(), d, hidden);
     return Status::ok();
+  }
+
+ private:
+  struct Layer;
+  // Layer L after attention on n rows (every row, or the read rows of the last layer): projection and
+  // residual, then the pre-LN MLP and residual. xs is the rows' residual stream, attn_ their attention output.
+  void finish_layer(ThreadPool* pool, const Layer& L, size_t n, float* xs, const Perturbation& p) {
+    const ModelConfig& c = config_;
+    const size_t d = c.hidden_size, ff = c.intermediate_size;
+    add_linear(pool, attn_.data(), n, d, *L.proj_w, L.proj_b, p, xs, /*in_out=*/true);
+    layer_norm(pool, xs, n, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
+    linear_in_out(pool, xn_.data(), n, d, *L.fc_w, L.fc_b, p, h_.data());
+    gelu_tanh(pool, h_.data(), n * ff);
+    add_linear(pool, h_.data(), n, ff, *L.out_w, L.out_b, p, xs, /*in_out=*/true);
   }
 
  protected:

@@ -205,7 +205,8 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
     }
   }
   // Only some tokens read (classification): the last layer runs for their rows alone.
-  const bool selected = cache == nullptr && !read_tokens_.empty() && read_tokens_.size() <= R;
+  const bool selected = reads_selected(cache, R);
+  last_layer_rows_ = selected ? read_tokens_.size() : R;
   const size_t full_layers = selected ? layers_.size() - 1 : layers_.size();
   if (sequence_groups(pool, B, R, cache) > 1) {
     throw_if_cancelled();
@@ -224,8 +225,7 @@ Status LlamaModel::forward_hidden(ThreadPool* pool, const TokenBatch& batch, con
   if (selected) {  // sel_x_ holds the read rows' residual stream
     const size_t S = read_tokens_.size();
     norm(pool, *final_norm_, sel_x_.data(), S, xn_.data(), p);
-    hidden->assign(B * T * d, 0.0f);
-    for (size_t i = 0; i < S; ++i) std::copy_n(xn_.data() + i * d, d, hidden->data() + read_tokens_[i] * d);
+    scatter_read_rows(batch, xn_.data(), d, hidden);
     return Status::ok();
   }
   norm(pool, *final_norm_, x_.data(), R, xn_.data(), p);
@@ -242,33 +242,22 @@ void LlamaModel::run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, s
   const Layer& L = layers_[l];
   const size_t d = static_cast<size_t>(c.hidden_size), hd = static_cast<size_t>(c.head_dim);
   const size_t nh = static_cast<size_t>(c.num_heads), nkv = static_cast<size_t>(c.num_kv_heads);
-  const size_t qd = nh * hd, kvd = nkv * hd, S = read_tokens_.size();
+  const size_t qd = nh * hd, S = read_tokens_.size();
   const RopeTable& rt = rope_of(l);
   norm(pool, *L.attn_norm, x_.data(), R, xn_.data(), p);
   linear(pool, xn_.data(), R, d, *L.k, L.k_bias, p, k_.data());
   linear(pool, xn_.data(), R, d, *L.v, L.v_bias, p, v_.data());
   norm_heads(pool, L.k_norm, k_.data(), R, nkv, p);
   rope(k_.data(), R, nkv, hd, positions_.data(), rt);
-  sel_x_.resize(S * d);
-  sel_in_.resize(S * d);
+  gather_read_rows(xn_.data(), d, T, &sel_in_);
+  gather_read_rows(x_.data(), d, T, &sel_x_);
   sel_pos_.resize(S);
-  for (size_t i = 0; i < S; ++i) {
-    const size_t b = read_tokens_[i] / T, t = read_tokens_[i] % T, row = seq_start_[b] + t;
-    std::copy_n(xn_.data() + row * d, d, sel_in_.data() + i * d);
-    std::copy_n(x_.data() + row * d, d, sel_x_.data() + i * d);
-    sel_pos_[i] = positions_[row];
-  }
+  for (size_t i = 0; i < S; ++i) sel_pos_[i] = positions_[seq_start_[read_tokens_[i] / T] + read_tokens_[i] % T];
   linear(pool, sel_in_.data(), S, d, *L.q, L.q_bias, p, q_.data());
   norm_heads(pool, L.q_norm, q_.data(), S, nh, p);
   rope(q_.data(), S, nh, hd, sel_pos_.data(), rt);
-  for (size_t i = 0; i < S; ++i) {  // each read token against the keys of its sequence up to itself
-    const size_t b = read_tokens_[i] / T, t = read_tokens_[i] % T;
-    AttentionShape s{1, 1, static_cast<size_t>(key_len_[b]), nh, nkv, hd, /*past=*/t, /*causal=*/true};
-    s.scale = c.attention_scale;
-    s.window = window_of(l);
-    attention(nullptr, s, q_.data() + i * qd, k_.data() + seq_start_[b] * kvd, v_.data() + seq_start_[b] * kvd, &key_len_[b],
-              attn_.data() + i * qd);
-  }
+  attend_read_rows(T, nh, nkv, hd, /*causal=*/true, q_.data(), k_.data(), v_.data(), attn_.data(), c.attention_scale,
+                   window_of(l));
   linear(pool, attn_.data(), S, qd, *L.o, L.o_bias, p, tmp_.data());
   if (L.post_attn_norm) norm(pool, *L.post_attn_norm, tmp_.data(), S, tmp_.data(), p);
   for (size_t i = 0; i < S * d; ++i) sel_x_[i] += tmp_[i];

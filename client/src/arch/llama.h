@@ -68,8 +68,7 @@ class LlamaModel : public TransformerModel {
   // Activations, sized for the largest batch seen and then reused.
   std::vector<float> gate_, up_;  // (x_, q_, … are the base class's, sized here for grouped-query attention)
   std::vector<int32_t> positions_;
-  std::vector<float> sel_x_, sel_in_;  // the read rows' residual stream and normalised input (last layer)
-  std::vector<int32_t> sel_pos_;
+  std::vector<int32_t> sel_pos_;  // the read rows' positions (last layer)
   std::vector<RowSpan> groups_;              // sequence_groups' spans for the pass
   std::vector<std::vector<float>> group_up_;  // each group's up-product buffer
 };

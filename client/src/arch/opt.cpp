@@ -78,6 +78,9 @@ class OptModel : public TransformerModel {
       for (size_t i = 0; i < d; ++i) x_[r * d + i] += pe[i];
     }
     // OPT scales q by hd^-0.5 before QK^T; attention() applies the same scale to the scores.
+    const bool selected = reads_selected(cache, R);  // classification: the last layer for the read rows
+    const size_t S = read_tokens_.size();
+    last_layer_rows_ = selected ? S : R;
     for (size_t l = 0; l < layers_.size(); ++l) {
       const Layer& L = layers_[l];
       throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
@@ -86,44 +89,55 @@ class OptModel : public TransformerModel {
         layer_norm(pool, x_.data(), R, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());
         attn_in = xn_.data();
       }
-      linear(pool, attn_in, R, d, *L.q, L.qb, p, q_.data());
-      float* kd = k_.data();
-      float* vd = v_.data();
-      linear(pool, attn_in, R, d, *L.k, L.kb, p, kd);
-      linear(pool, attn_in, R, d, *L.v, L.vb, p, vd);
-      attend_rows(pool, B, T, nh, nh, hd, true, q_.data(), kd, vd, cache, l, attn_.data());
-      linear(pool, attn_.data(), R, d, *L.o, L.ob, p, tmp_.data());
-      for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
-      if (!c.do_layer_norm_before) {
-        layer_norm(pool, x_.data(), R, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());
-        std::copy_n(xn_.data(), R * d, x_.data());
-      }
-      const float* mlp_in = x_.data();
-      if (c.do_layer_norm_before) {
-        layer_norm(pool, x_.data(), R, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
-        mlp_in = xn_.data();
-      }
-      linear(pool, mlp_in, R, d, *L.fc1, L.fc1_b, p, h_.data());
-      relu(pool, h_.data(), R * ff);
-      linear(pool, h_.data(), R, ff, *L.fc2, L.fc2_b, p, tmp_.data());
-      for (size_t i = 0; i < R * d; ++i) x_[i] += tmp_[i];
-      if (!c.do_layer_norm_before) {
-        layer_norm(pool, x_.data(), R, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
-        std::copy_n(xn_.data(), R * d, x_.data());
+      linear(pool, attn_in, R, d, *L.k, L.kb, p, k_.data());
+      linear(pool, attn_in, R, d, *L.v, L.vb, p, v_.data());
+      if (selected && l + 1 == layers_.size()) {  // keys and values of every row, the rest for the read rows
+        gather_read_rows(attn_in, d, T, &sel_in_);
+        gather_read_rows(x_.data(), d, T, &sel_x_);
+        linear(pool, sel_in_.data(), S, d, *L.q, L.qb, p, q_.data());
+        attend_read_rows(T, nh, nh, hd, /*causal=*/true, q_.data(), k_.data(), v_.data(), attn_.data());
+        finish_layer(pool, L, S, sel_x_.data(), p);
+      } else {
+        linear(pool, attn_in, R, d, *L.q, L.qb, p, q_.data());
+        attend_rows(pool, B, T, nh, nh, hd, true, q_.data(), k_.data(), v_.data(), cache, l, attn_.data());
+        finish_layer(pool, L, R, x_.data(), p);
       }
     }
     if (cache) cache->length = static_cast<int>(past + T);
-    const float* out = x_.data();
+    const size_t n = selected ? S : R;
+    const float* out = selected ? sel_x_.data() : x_.data();
     if (final_w_) {
-      layer_norm(pool, x_.data(), R, d, *final_w_, final_b_, c.norm_eps, p, xn_.data());
+      layer_norm(pool, out, n, d, *final_w_, final_b_, c.norm_eps, p, xn_.data());
       out = xn_.data();
     }
     if (project_out_) {
-      linear(pool, out, R, d, *project_out_, nullptr, p, tmp_.data());
+      linear(pool, out, n, d, *project_out_, nullptr, p, tmp_.data());
       out = tmp_.data();
+    }
+    if (selected) {
+      scatter_read_rows(batch, out, e, hidden);
+      return Status::ok();
     }
     scatter_rows(batch, out, e, hidden);
     return Status::ok();
+  }
+
+ private:
+  struct Layer;
+  // Layer L after attention on n rows (every row, or the read rows of the last layer): the output
+  // projection and the MLP, each added to xs (the rows' residual stream) with its layer norm before or
+  // after; attn_ holds the rows' attention output.
+  void finish_layer(ThreadPool* pool, const Layer& L, size_t n, float* xs, const Perturbation& p) {
+    const ModelConfig& c = config_;
+    const size_t d = c.hidden_size, ff = c.intermediate_size;
+    const bool pre = c.do_layer_norm_before;
+    add_linear(pool, attn_.data(), n, d, *L.o, L.ob, p, xs);
+    if (!pre) layer_norm(pool, xs, n, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xs);  // in place, row by row
+    if (pre) layer_norm(pool, xs, n, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xn_.data());
+    linear(pool, pre ? xn_.data() : xs, n, d, *L.fc1, L.fc1_b, p, h_.data());
+    relu(pool, h_.data(), n * ff);
+    add_linear(pool, h_.data(), n, ff, *L.fc2, L.fc2_b, p, xs);
+    if (!pre) layer_norm(pool, xs, n, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xs);
   }
 
  protected:

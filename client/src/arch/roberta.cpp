@@ -77,29 +77,54 @@ class RobertaModel : public TransformerModel {
       for (size_t i = 0; i < d; ++i) xn_[r * d + i] = e[i] + pe[i] + type0[i];
     }
     layer_norm(pool, xn_.data(), R, d, *emb_ln_w_, emb_ln_b_, c.norm_eps, p, x_.data());
+    const bool selected = reads_selected(nullptr, R);  // classification: the last layer for the read rows
+    const size_t S = read_tokens_.size();
+    last_layer_rows_ = selected ? S : R;
     for (size_t l = 0; l < layers_.size(); ++l) {
       const Layer& L = layers_[l];
       throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
-      linear(pool, x_.data(), R, d, *L.q, L.qb, p, q_.data());
       linear(pool, x_.data(), R, d, *L.k, L.kb, p, k_.data());
       linear(pool, x_.data(), R, d, *L.v, L.vb, p, v_.data());
-      attend_rows(pool, B, T, c.num_heads, c.num_heads, c.head_dim, /*causal=*/false, q_.data(), k_.data(), v_.data(), nullptr, l,
-                  attn_.data());
-      linear(pool, attn_.data(), R, d, *L.o, L.ob, p, tmp_.data());
-      for (size_t i = 0; i < R * d; ++i) tmp_[i] += x_[i];
-      layer_norm(pool, tmp_.data(), R, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, x_.data());
-      linear(pool, x_.data(), R, d, *L.fc1, L.fc1_b, p, h_.data());
-      gelu_erf(pool, h_.data(), R * ff);
-      linear(pool, h_.data(), R, ff, *L.fc2, L.fc2_b, p, tmp_.data());
-      for (size_t i = 0; i < R * d; ++i) tmp_[i] += x_[i];
-      layer_norm(pool, tmp_.data(), R, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, x_.data());
+      if (selected && l + 1 == layers_.size()) {  // keys and values of every row, the rest for the read rows
+        gather_read_rows(x_.data(), d, T, &sel_x_);
+        linear(pool, sel_x_.data(), S, d, *L.q, L.qb, p, q_.data());
+        attend_read_rows(T, c.num_heads, c.num_heads, c.head_dim, /*causal=*/false, q_.data(), k_.data(), v_.data(),
+                         attn_.data());
+        finish_layer(pool, L, S, sel_x_.data(), p);
+      } else {
+        linear(pool, x_.data(), R, d, *L.q, L.qb, p, q_.data());
+        attend_rows(pool, B, T, c.num_heads, c.num_heads, c.head_dim, /*causal=*/false, q_.data(), k_.data(), v_.data(), nullptr,
+                    l, attn_.data());
+        finish_layer(pool, L, R, x_.data(), p);
+      }
     }
     // Masked-LM head transform: dense, GELU, LayerNorm; the decoder is the tied embedding + bias.
-    linear(pool, x_.data(), R, d, *head_dense_, head_dense_b_, p, tmp_.data());
-    gelu_erf(pool, tmp_.data(), R * d);
-    layer_norm(pool, tmp_.data(), R, d, *head_ln_w_, head_ln_b_, c.norm_eps, p, xn_.data());
+    const size_t n = selected ? S : R;
+    linear(pool, selected ? sel_x_.data() : x_.data(), n, d, *head_dense_, head_dense_b_, p, tmp_.data());
+    gelu_erf(pool, tmp_.data(), n * d);
+    layer_norm(pool, tmp_.data(), n, d, *head_ln_w_, head_ln_b_, c.norm_eps, p, xn_.data());
+    if (selected) {
+      scatter_read_rows(batch, xn_.data(), d, hidden);
+      return Status::ok();
+    }
     scatter_rows(batch, xn_.data(), d, hidden);
     return Status::ok();
+  }
+
+ private:
+  struct Layer;
+  // Layer L after attention on n rows (every row, or the read rows of the last layer), post-LN: the output
+  // projection added to xs (the rows' hidden states, the layer's input, replaced by its output) and
+  // normalised, then the MLP the same way; attn_ holds the rows' attention output.
+  void finish_layer(ThreadPool* pool, const Layer& L, size_t n, float* xs, const Perturbation& p) {
+    const ModelConfig& c = config_;
+    const size_t d = c.hidden_size, ff = c.intermediate_size;
+    add_linear(pool, attn_.data(), n, d, *L.o, L.ob, p, xs);
+    layer_norm(pool, xs, n, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xs);  // in place, row by row
+    linear(pool, xs, n, d, *L.fc1, L.fc1_b, p, h_.data());
+    gelu_erf(pool, h_.data(), n * ff);
+    add_linear(pool, h_.data(), n, ff, *L.fc2, L.fc2_b, p, xs);
+    layer_norm(pool, xs, n, d, *L.ln2_w, L.ln2_b, c.norm_eps, p, xs);
   }
 
  protected:
