@@ -250,15 +250,20 @@ void linear_in_out(ThreadPool* pool, const float* x, size_t m, size_t k, const W
 
 namespace {
 
-// Σ x² in double over four interleaved partial sums, added in a fixed order (the same bytes on every
-// build): one running sum made each row wait on a chain of d double additions.
-double sum_squares(const float* x, size_t d) {
+// Σ f(i) for i < d in double over four interleaved partial sums, added in a fixed order (the same bytes
+// on every build): one running sum made each row of a norm wait on a chain of d double additions.
+template <class F>
+double sum4(size_t d, F&& f) {
   double part[4] = {0, 0, 0, 0};
   size_t i = 0;
   for (; i + 4 <= d; i += 4)
-    for (size_t l = 0; l < 4; ++l) part[l] += static_cast<double>(x[i + l]) * x[i + l];
-  for (size_t l = 0; i < d; ++i, ++l) part[l] += static_cast<double>(x[i]) * x[i];
+    for (size_t l = 0; l < 4; ++l) part[l] += f(i + l);
+  for (size_t l = 0; i < d; ++i, ++l) part[l] += f(i);
   return (part[0] + part[1]) + (part[2] + part[3]);
+}
+
+double sum_squares(const float* x, size_t d) {
+  return sum4(d, [x](size_t i) { return static_cast<double>(x[i]) * x[i]; });
 }
 
 }  // namespace
@@ -286,15 +291,11 @@ void layer_norm(ThreadPool* pool, const float* x, size_t m, size_t d, const Weig
   parallel_rows(pool, m, 64, [&](size_t r) {
     const float* xr = x + r * d;
     float* o = out + r * d;
-    double mean = 0;
-    for (size_t i = 0; i < d; ++i) mean += xr[i];
-    mean /= static_cast<double>(d);
-    double var = 0;
-    for (size_t i = 0; i < d; ++i) {
-      const double c = xr[i] - mean;
-      var += c * c;
-    }
-    var /= static_cast<double>(d);
+    const double mean = sum4(d, [xr](size_t i) { return static_cast<double>(xr[i]); }) / static_cast<double>(d);
+    const double var = sum4(d, [xr, mean](size_t i) {
+                         const double c = xr[i] - mean;
+                         return c * c;
+                       }) / static_cast<double>(d);
     const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
     const float mu = static_cast<float>(mean);
     for (size_t i = 0; i < d; ++i) o[i] = (xr[i] - mu) * inv * g[i] + (b ? b[i] : 0.0f);
