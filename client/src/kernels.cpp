@@ -367,6 +367,21 @@ alignas(64) const float kTailLimit[32] = {
     -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY,
     -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
 
+// A last key block for its maximum: the scores of lanes [0, cut), -inf past them (r holds the block with
+// those lanes already -inf). On x86 from the registers: reading r back right after its scalar stores
+// stalled on store forwarding (a tenth of a small model's attention). kTailLimit's window is +inf on the
+// kept lanes and -inf past them, and Eigen's min there returns the limit when a score is NaN, so a NaN
+// past the last key stays out. NEON's min would return the NaN: arm64 reads r back.
+inline Block kept_lanes(const Block& sc, const float* r, size_t cut) {
+#if defined(__aarch64__) || defined(__ARM_NEON)
+  (void)sc, (void)cut;
+  return Eigen::Map<const Block>(r);
+#else
+  (void)r;
+  return Eigen::Map<const Block>(kTailLimit + 16 - cut).min(sc);
+#endif
+}
+
 template <size_t HD, size_t NQ>
 void attention_query_group(const float* const* qt, const size_t* visible, const float* kt, size_t padded, const float* v,
                            size_t kv_stride, float scale, float* const* rows, float* const* ot) {
@@ -395,10 +410,7 @@ void attention_query_group(const float* const* qt, const size_t* visible, const 
                 // width compiles to a compare-and-branch per lane, which cost a third of the kernel)
         const size_t cut = visible[g] > j0 ? visible[g] - j0 : 0;
         for (size_t l = cut; l < 16; ++l) r[l] = -INFINITY;
-        // The maximum from the registers: reading r back right after those scalar stores stalled on
-        // store forwarding (a tenth of a small model's attention). kTailLimit's window is +inf on the
-        // kept lanes and -inf past them, so min gives the kept scores and -inf beyond.
-        mb[g] = mb[g].max(Eigen::Map<const Block>(kTailLimit + 16 - cut).min(sc[g]));
+        mb[g] = mb[g].max(kept_lanes(sc[g], r, cut));
       }
     }
   }

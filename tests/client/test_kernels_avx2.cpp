@@ -129,7 +129,7 @@ TEST_CASE("the AVX2 route can be chosen and refused", "[client][kernels][avx2]")
 
 TEST_CASE("a key a query must not see leaves its output unchanged, however large, on either narrow-head route",
           "[client][kernels][avx2]") {
-  // Keys from position `cut` on are replaced by huge and infinite values; every query before `cut` must
+  // Keys from position `cut` on are replaced by huge, infinite and NaN values; every query before `cut` must
   // give the same bytes as with the original keys. A maximum taken over the masked lanes would underflow
   // every exp of such a query and give NaN.
   for (int route : {0, 1}) {
@@ -150,7 +150,9 @@ TEST_CASE("a key a query must not see leaves its output unchanged, however large
         attention(nullptr, s, q.data(), k.data(), v.data(), len.data(), clean.data());
         for (size_t j = cut; j < s.tk; ++j)
           for (size_t e = 0; e < hd; ++e)
-            k[j * hd + e] = (j % 2 == 0) ? 1e30f : std::numeric_limits<float>::infinity();
+            k[j * hd + e] = j % 3 == 0   ? 1e30f
+                            : j % 3 == 1 ? std::numeric_limits<float>::infinity()
+                                         : std::numeric_limits<float>::quiet_NaN();
         attention(nullptr, s, q.data(), k.data(), v.data(), len.data(), hostile.data());
         INFO("route " << route << ", head width " << hd << ", cut " << cut);
         CHECK(std::equal(clean.begin(), clean.begin() + cut * hd, hostile.begin()));
