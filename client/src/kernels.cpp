@@ -461,10 +461,10 @@ constexpr size_t kMaxGroup = 8;
 
 // n consecutive queries (n ≤ kMaxGroup) of one block: whole groups where the route has one of n, else in
 // fours and ones. Every query gives the same bytes whichever way it is grouped.
+// vec: the AVX2 kernels (a portable build on an AVX2 CPU, kernels_avx2.h).
 template <size_t HD>
-void attention_queries(size_t n, const float* const* qt, const size_t* visible, const float* kt, size_t padded,
+void attention_queries(bool vec, size_t n, const float* const* qt, const size_t* visible, const float* kt, size_t padded,
                        const float* v, size_t kv_stride, float scale, float* const* rows, float* const* ot) {
-  const bool vec = avx2::preferred();  // a portable build on an AVX2 CPU (kernels_avx2.h)
   size_t g = 0;
   if (!vec && n == kEigenGroup) {
     attention_query_group<HD, kEigenGroup>(qt, visible, kt, padded, v, kv_stride, scale, rows, ot);
@@ -497,7 +497,8 @@ void attention_small_heads(const AttentionShape& s, const float* q, size_t q_str
   float* score_rows[kMaxGroup];
   size_t visible[kMaxGroup];
   for (size_t g = 0; g < kMaxGroup; ++g) score_rows[g] = kt + (HD + g) * padded;
-  const size_t group = avx2::preferred() ? 4 : kEigenGroup;
+  const bool vec = avx2::preferred();
+  const size_t group = vec ? 4 : kEigenGroup;
   for (size_t t = 0; t < rows;) {
     const size_t n = std::min(group, rows - t);
     for (size_t g = 0; g < n; ++g) {
@@ -505,7 +506,7 @@ void attention_small_heads(const AttentionShape& s, const float* q, size_t q_str
       ot[g] = o + (t + g) * q_stride;
       visible[g] = s.causal ? std::min(kend, s.past + t0 + t + g + 1) : kend;
     }
-    attention_queries<HD>(n, qt, visible, kt, padded, v, kv_stride, scale, score_rows, ot);
+    attention_queries<HD>(vec, n, qt, visible, kt, padded, v, kv_stride, scale, score_rows, ot);
     t += n;
   }
 }

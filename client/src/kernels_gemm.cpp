@@ -323,7 +323,7 @@ void pack_x(Path p, const float* x, size_t m, size_t k, float* packed) {
 namespace {
 
 // Y = X · Wᵀ from both packed: X's row panels (pack_x) and W's `rows` rows as column panels of nr_of(p)
-// in bp. Each output is a sum over k ascending in blocks of kKc.
+// in bpanels. Each output is a sum over k ascending in blocks of kKc.
 void multiply_packed(Path p, const float* packed, size_t m, size_t k, const float* bpanels, size_t rows, float* y, size_t ldy) {
   const size_t mr = mr_of(p), nr = nr_of(p);
   const size_t mblocks = (m + mr - 1) / mr, panels = (rows + nr - 1) / nr, mc_blocks = mc_rows() / mr;
@@ -372,10 +372,8 @@ void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float*
 namespace {
 
 // W [k, cols] (row stride ldw) as column panels of NR: row kk of panel jb is W[kk][jb NR ..], zeros past
-// the last column. A whole panel row is a fixed-size copy (a call to memmove per 32 floats cost a fifth
-// of GPT-2's forward).
-// W is read row by row (each row's columns in order), which the prefetchers follow; panel by panel
-// strode through W and cost a fifth of the pass.
+// the last column. W is read row by row, in fixed-size copies of NR floats (a memmove call per panel row
+// cost a fifth of GPT-2's forward).
 template <size_t NR>
 void pack_in_out_panels(const float* w, size_t ldw, size_t k, size_t cols, float* out) {
   const size_t whole = cols / NR, nv = cols % NR;
