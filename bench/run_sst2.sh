@@ -6,6 +6,7 @@
 #   bench/run_sst2.sh [--seeds "0 1"] [--steps N] [--lr LR] [--batch-size B] [--eval-every N]
 #                     [--data-seed D] [--validation N [--validate-every S] [--patience P]]
 #                     [--trainable P] [--trainable-scale S] [--trainable-rows R] [--min-words W]
+#                     [--optimizer sgd|adam] [--n-spsa K] [--add-biases T]
 #                     [--reference] [--work DIR]
 #   bench/run_sst2.sh --preset [--seeds "0 1"] [--steps N] [--data-seed D] [--eval-every N] [--work DIR]
 #
@@ -15,7 +16,8 @@
 # above are refused. Default steps 4 800 there.
 #
 # --trainable passes its patterns to finetune (default norms); --trainable-scale and --trainable-rows pass
-# step scales and trainable rows (docs/training.md) as they are. --min-words W draws the k-shot sample from the
+# step scales and trainable rows (docs/training.md) as they are, as do --optimizer, --n-spsa and --add-biases
+# (Adam over full directions: give its --lr, e.g. 1e-2, since the default is SPSA's). --min-words W draws the k-shot sample from the
 # training rows of at least W words only (a filtered copy of the TSV in --work): a quarter of GLUE SST-2's
 # training rows are treebank phrases of three words or fewer, while the dev set is whole sentences.
 #
@@ -56,7 +58,7 @@ while [ $# -gt 0 ]; do
     --patience) validation+=(--patience "$2"); tuned+=("$1"); shift 2 ;;
     --work) work="$2"; work_set=1; shift 2 ;;
     --trainable) trainable="$2"; tuned+=("$1"); shift 2 ;;
-    --trainable-scale|--trainable-rows) extra+=("$1" "$2"); tuned+=("$1"); shift 2 ;;
+    --trainable-scale|--trainable-rows|--optimizer|--add-biases|--n-spsa) extra+=("$1" "$2"); tuned+=("$1"); shift 2 ;;
     --min-words) min_words="$2"; tuned+=("$1"); shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "run_sst2: unknown option $1 (see --help)" >&2; exit 2 ;;

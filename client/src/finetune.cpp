@@ -60,6 +60,23 @@ Status base_mismatch(const std::string& run_dir, const RunSpec& spec, const std:
                   s.message().substr(0, 16) + "…");
 }
 
+// Adam over full directions: the trainable set must be small enough for its solves, and a run without
+// --n-spsa gets default_adam_directions(d); one with too few for d coordinates is refused.
+Status choose_adam_directions(LanguageModel& model, TrainOptions* t) {
+  const size_t d = trainable_coordinates(model.weights().trainable_tensors());
+  const std::string dd = std::to_string(d);
+  if (d == 0) return invalid_argument("nothing to train: the trainable patterns select no tensor");
+  if (d > kMaxAdamCoordinates)
+    return invalid_argument("optimizer adam fits every coordinate's gradient from forward passes (more than d a step), so it takes "
+                            "at most " + std::to_string(kMaxAdamCoordinates) + " trainable elements; this set has " + dd +
+                            " (train norms or biases, or use --optimizer sgd)");
+  if (t->n_spsa == 0) t->n_spsa = default_adam_directions(d);
+  if (static_cast<size_t>(t->n_spsa) <= d)
+    return invalid_argument("optimizer adam needs more directions a step than trainable elements (" + dd + "): --n-spsa " +
+                            std::to_string(t->n_spsa) + " is too few (the default is " + std::to_string(default_adam_directions(d)) + ")");
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<std::string> file_sha256(const std::string& path) {
@@ -183,6 +200,8 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
       if (params == 0) return invalid_argument("nothing to train: the trainable patterns select no tensor");
       spec.train.lr = static_cast<float>(req.lr_times_params / static_cast<double>(params));
     }
+    if (spec.train.optimizer == Optimizer::kAdam)
+      POCKETLLM_RETURN_IF_ERROR(choose_adam_directions(*s->model_->model, &spec.train));
     auto sha = file_sha256(spec.data_path);
     if (!sha) return sha.status();
     spec.data_sha256 = sha.value();
@@ -212,6 +231,14 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
       std::vector<uint64_t> seeds;
       for (size_t k = 0; k < n; ++k) seeds.push_back(st.entries[k].seed);
       s->trainer_->restore_history(st.step, seeds, st.grads);
+    }
+  }
+  if (to.optimizer == Optimizer::kAdam) {  // a resumed Adam run fits every logged step's gradient again
+    for (const LoggedStep& st : s->run_.steps()) {
+      if (st.entries.empty()) continue;  // skipped: it never moved the moments
+      if (!s->trainer_->restore_adam(st.step, st.losses))
+        return corrupt(s->run_.path() + "/log.jsonl: step " + std::to_string(st.step) +
+                       ": its losses do not give the gradient an Adam run needs to resume");
     }
   }
   return s;
@@ -329,8 +356,8 @@ Result<FinetuneResult> FinetuneSession::run(const ProgressFn& on_step, const Eva
     double lp = 0, lm = 0;
     for (double v : rec->loss_plus) lp += v;
     for (double v : rec->loss_minus) lm += v;
-    const size_t nk = std::max<size_t>(1, rec->loss_plus.size());
-    p.loss = (lp + lm) / (2.0 * nk);
+    const size_t nk = std::max<size_t>(1, rec->loss_plus.size() + rec->loss_minus.size());
+    p.loss = (lp + lm) / static_cast<double>(nk);
     p.skipped = rec->skipped;
     p.first_step = first;
     p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

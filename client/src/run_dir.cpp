@@ -127,6 +127,11 @@ json RunSpec::to_json() const {
     j["momentum"] = train.momentum;
     j["momentum_window"] = train.momentum_window;
   }
+  if (train.optimizer == Optimizer::kAdam)  // absent in SPSA runs
+    j["optimizer"] = {{"name", optimizer_name(train.optimizer)},
+                      {"beta1", train.adam_beta1},
+                      {"beta2", train.adam_beta2},
+                      {"eps", train.adam_eps}};
   if (lora.enabled()) j["adapter"] = lora.to_json();
   if (validation.enabled())
     j["validation"] = {{"examples", validation.examples}, {"every", validation.every}, {"patience", validation.patience}};
@@ -172,6 +177,14 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
     s.train.balanced = j.value("balanced", false);
     s.train.momentum = j.value("momentum", 0.0f);
     s.train.momentum_window = j.value("momentum_window", 0);
+    if (j.contains("optimizer")) {
+      const json& o = j.at("optimizer");
+      if (!o.is_object() || !o.contains("name") || !o["name"].is_string() || !parse_optimizer(o["name"].get<std::string>(), &s.train.optimizer))
+        return corrupt(where + ": optimizer.name must be sgd or adam");
+      s.train.adam_beta1 = o.value("beta1", s.train.adam_beta1);
+      s.train.adam_beta2 = o.value("beta2", s.train.adam_beta2);
+      s.train.adam_eps = o.value("eps", s.train.adam_eps);
+    }
     if (Status ok = check_train_options(s.train); !ok) return corrupt(where + ": " + ok.message());
     if (!seed_from_hex(j.at("seed").get<std::string>(), &s.train.seed) ||
         !seed_from_hex(j.at("data_seed").get<std::string>(), &s.train.data_seed))
@@ -368,8 +381,11 @@ Status RunDir::load_log() {
     }
     const bool own = in_current < n;  // one of the step's own directions (momentum lines follow them)
     if (own) {
+      for (const char* key : {"loss_plus", "loss_minus"})
+        if (j.contains(key) && !j[key].is_number()) return corrupt(where + ": " + key + " must be a number");
       current.loss_plus += j.value("loss_plus", 0.0) / n;
       current.loss_minus += j.value("loss_minus", 0.0) / n;
+      current.losses.push_back(j.value("loss_plus", 0.0));
     }
     if (j.contains("skipped")) {
       in_current = expected;  // a skipped step is one line
@@ -424,8 +440,11 @@ Status RunDir::append(const StepRecord& rec) {
                 {"lr", rec.lr}};
       if (k < own) {
         j["loss_plus"] = rec.loss_plus[k];
-        j["loss_minus"] = rec.loss_minus[k];
         logged.loss_plus += rec.loss_plus[k] / own;
+        logged.losses.push_back(rec.loss_plus[k]);
+      }
+      if (k < rec.loss_minus.size()) {  // adam's one-sided passes have none
+        j["loss_minus"] = rec.loss_minus[k];
         logged.loss_minus += rec.loss_minus[k] / own;
       }
       if (momentum) {

@@ -7,10 +7,6 @@
 #include "pocketllm/common/update_log.h"
 
 namespace pocketllm {
-namespace {
-
-
-}  // namespace
 
 bool parse_lr_schedule(const std::string& s, LrSchedule* out) {
   if (s == "constant") *out = LrSchedule::kConstant;
@@ -19,6 +15,15 @@ bool parse_lr_schedule(const std::string& s, LrSchedule* out) {
   else return false;
   return true;
 }
+
+bool parse_optimizer(const std::string& s, Optimizer* out) {
+  if (s == "sgd") *out = Optimizer::kSgd;
+  else if (s == "adam") *out = Optimizer::kAdam;
+  else return false;
+  return true;
+}
+
+const char* optimizer_name(Optimizer o) { return o == Optimizer::kAdam ? "adam" : "sgd"; }
 
 const char* lr_schedule_name(LrSchedule s) {
   return s == LrSchedule::kLinear ? "linear" : s == LrSchedule::kCosine ? "cosine" : "constant";
@@ -31,7 +36,17 @@ Status check_train_options(const TrainOptions& o) {
   if (!(o.lr >= 0.0f) || !std::isfinite(o.lr)) return bad("lr must be >= 0 and a finite float32 number");
   if (!(o.eps > 0.0f) || !std::isfinite(o.eps)) return bad("eps must be a positive, finite float32 number");
   if (o.warmup_steps < 0) return bad("warmup_steps must be >= 0, not " + std::to_string(o.warmup_steps));
-  if (o.n_spsa < 1 || o.n_spsa > 1024) return bad("n_spsa must be 1..1024, not " + std::to_string(o.n_spsa));
+  if (o.optimizer == Optimizer::kAdam) {
+    if (o.n_spsa < 2 || o.n_spsa > 65536) return bad("adam: n_spsa must be 2..65536 (more than the trainable elements), not " + std::to_string(o.n_spsa));
+    if (!(o.adam_beta1 >= 0.0f && o.adam_beta1 < 1.0f) || !(o.adam_beta2 >= 0.0f && o.adam_beta2 < 1.0f))
+      return bad("adam betas must be in [0, 1)");
+    if (!(o.adam_eps > 0.0f) || !std::isfinite(o.adam_eps)) return bad("adam_eps must be a positive, finite float32 number");
+    if (o.momentum > 0.0f) return bad("adam keeps its own momentum: momentum must be 0");
+    if (o.clip > 0.0f) return bad("adam normalises every coordinate's step: clip must be 0");
+    if (!o.seeds.empty()) return bad("adam chooses its own directions: server-issued seeds are not supported");
+  } else if (o.n_spsa < 1 || o.n_spsa > 1024) {
+    return bad("n_spsa must be 1..1024, not " + std::to_string(o.n_spsa));
+  }
   if (!(o.clip >= 0.0f) || !std::isfinite(o.clip)) return bad("clip must be >= 0 and finite (0: off)");
   if (!(o.weight_decay >= 0.0f) || !std::isfinite(o.weight_decay) || !(static_cast<double>(o.lr) * o.weight_decay < 1.0))
     return bad("weight_decay must be >= 0 and finite, with lr * weight_decay < 1");
@@ -76,6 +91,7 @@ ZoTrainer::ZoTrainer(LanguageModel& model, Task& task, std::vector<size_t> train
   o_.n_spsa = std::max(1, o_.n_spsa);
   for (size_t i : train_) longest_example_ = std::max(longest_example_, static_cast<int>(task_.example_tokens(i).size()));
   if (o_.momentum > 0.0f && o_.momentum_window <= 0) o_.momentum_window = default_momentum_window(o_.momentum);
+  adam_ = AdamMoments(o_.adam_beta1, o_.adam_beta2, o_.adam_eps);
   if (o_.balanced) {
     // A classification task's labels are already label-word indices (0..C-1).
     const std::vector<int> all = task_.labels();
@@ -164,6 +180,7 @@ Status ZoTrainer::step_into(int t, StepRecord* out) {
   task_.prepare(batch_for_step(t));
   if (!pair_)
     pair_ = std::make_unique<PairedForward>(model_, pool_, choose_pair(model_, pool_, o_.pair, o_.batch_size, longest_example_));
+  if (o_.optimizer == Optimizer::kAdam) return adam_step(t, &rec);
   rec.entries.reserve(static_cast<size_t>(o_.n_spsa));
   rec.loss_plus.reserve(static_cast<size_t>(o_.n_spsa));
   rec.loss_minus.reserve(static_cast<size_t>(o_.n_spsa));
@@ -236,6 +253,62 @@ void ZoTrainer::add_momentum_entries(StepRecord* rec) {
   std::vector<uint64_t> seeds;
   for (size_t k = 0; k < rec->grads.size(); ++k) seeds.push_back(rec->entries[k].seed);
   history_.push_back({t, std::move(seeds), rec->grads});
+}
+
+void ZoTrainer::adam_seeds(int t) {
+  step_seeds_.resize(static_cast<size_t>(o_.n_spsa));
+  for (int k = 0; k < o_.n_spsa; ++k) step_seeds_[static_cast<size_t>(k)] = step_seed(o_.seed, static_cast<uint64_t>(t), static_cast<uint32_t>(k));
+}
+
+// Adam over a full set of directions (client/zo_adam.h): n_spsa one-sided passes, two at a time; the fitted
+// gradient moves the moments only once the step's entries are final, so a skipped step leaves them as
+// they were (as resume, which sees no losses for it, rebuilds them).
+Status ZoTrainer::adam_step(int t, StepRecord* out) {
+  StepRecord& rec = *out;
+  adam_seeds(t);
+  const size_t n = step_seeds_.size();
+  rec.loss_plus.resize(n);
+  auto loss = [this](ThreadPool* pool, LanguageModel& model, const Perturbation& p) { return task_.prepared_loss(pool, model, p); };
+  for (size_t k = 0; k < n; k += 2) {
+    LossResult a, b;
+    const Perturbation pa{true, o_.dist, step_seeds_[k], o_.eps};
+    const Perturbation pb{true, o_.dist, step_seeds_[std::min(k + 1, n - 1)], o_.eps};
+    POCKETLLM_RETURN_IF_ERROR(pair_->run(loss, pa, pb, &a, &b));
+    rec.loss_plus[k] = a.mean();
+    if (k + 1 < n) rec.loss_plus[k + 1] = b.mean();
+  }
+  auto skip = [&](const std::string& why) {
+    rec.skipped = true;
+    rec.skip_reason = why;
+    rec.decay = 0;
+    rec.entries.clear();
+    return Status::ok();
+  };
+  for (double l : rec.loss_plus)
+    if (!std::isfinite(l)) return skip("non-finite loss (" + std::to_string(l) + ")");
+  basis_.build(o_.dist, step_seeds_, tensors_);
+  if (!basis_.gradient(rec.loss_plus, o_.eps, &grad_))
+    return skip("adam: the " + std::to_string(n) + " directions do not determine the gradient of " +
+                std::to_string(basis_.coordinates()) + " trainable elements");
+  AdamMoments next = adam_;
+  next.update(grad_, rec.lr, &delta_);
+  if (!basis_.coefficients(delta_, &coeffs_)) return skip("adam: non-finite update");
+  for (size_t k = 0; k < n; ++k) {
+    const float c = static_cast<float>(coeffs_[k]);
+    if (!std::isfinite(c)) return skip("non-finite update coefficient");
+    rec.entries.push_back({step_seeds_[k], c});
+  }
+  adam_ = std::move(next);
+  return Status::ok();
+}
+
+bool ZoTrainer::restore_adam(int step, const std::vector<double>& losses) {
+  adam_seeds(step);
+  if (losses.size() != step_seeds_.size()) return false;
+  basis_.build(o_.dist, step_seeds_, tensors_);
+  if (!basis_.gradient(losses, o_.eps, &grad_)) return false;
+  adam_.update(grad_, lr_at(step), &delta_);
+  return true;
 }
 
 std::string ZoTrainer::pair_mode() const { return pair_ ? pair_->why() : std::string(); }

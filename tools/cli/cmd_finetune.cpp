@@ -62,6 +62,10 @@ constexpr const char* kFinetuneHelp =
     "                       projected gradients; the lr keeps its meaning); logged as plain entries\n"
     "  --momentum-window W  steps re-applied (default: the smallest W with B^W <= 0.01, 44 for 0.9)\n"
     "  --weight-decay W     decoupled weight decay, not on norms and biases (default 0)\n"
+    "  --optimizer sgd|adam sgd (default): the SPSA step. adam: every coordinate's gradient fitted from\n"
+    "                       --n-spsa one-sided passes a step (default 1.25 (d + 1) for d trainable\n"
+    "                       elements, at most 4096), then Adam (--lr default 1e-2); logged as plain entries\n"
+    "  --adam-beta1 B  --adam-beta2 B   Adam's moment decays (0.9, 0.999)\n"
     "  --dist rademacher|gaussian (rademacher)\n"
     "  --trainable P        comma-separated items, each a tensor-name pattern with * or one of\n"
     "                       all | attention | mlp | norms | biases | last:K (the last K layers), e.g.\n"
@@ -90,6 +94,21 @@ constexpr const char* kFinetuneHelp =
     "                       pass's activations. auto (default): at once when that adds at most 8 % to\n"
     "                       one pass's memory or 64 MiB (the choice is printed at the end)\n";
 
+// --optimizer and Adam's betas into the train options; an error message, or empty.
+std::string read_optimizer(const Args& args, TrainOptions* t) {
+  if (!parse_optimizer(args.get("optimizer", "sgd"), &t->optimizer)) return "--optimizer must be sgd or adam";
+  const bool adam = t->optimizer == Optimizer::kAdam;
+  if (!adam && (args.has("adam-beta1") || args.has("adam-beta2"))) return "--adam-beta1 and --adam-beta2 need --optimizer adam";
+  auto b1 = args.get_double("adam-beta1", 0.9), b2 = args.get_double("adam-beta2", 0.999);
+  if (!b1 || !(b1.value() >= 0 && b1.value() < 1)) return "--adam-beta1 must be in [0, 1)";
+  if (!b2 || !(b2.value() >= 0 && b2.value() < 1)) return "--adam-beta2 must be in [0, 1)";
+  t->adam_beta1 = static_cast<float>(b1.value());
+  t->adam_beta2 = static_cast<float>(b2.value());
+  if (adam && args.has("momentum")) return "--optimizer adam keeps its own momentum (--adam-beta1): drop --momentum";
+  if (adam && args.has("clip")) return "--optimizer adam normalises each coordinate's step: drop --clip";
+  return "";
+}
+
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }
 
@@ -109,7 +128,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
              "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every",
              "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize", "validation", "validate-every", "patience",
              "min-words", "trainable-scale", "trainable-rows", "add-biases",
-             "momentum", "momentum-window", "pair"},
+             "momentum", "momentum-window", "pair", "optimizer", "adam-beta1", "adam-beta2"},
              {"resume", "pack", "balanced", "no-balanced"});
   return cmd.run(argv, [&](const Args& args) {
     auto usage = [](const std::string& m) {
@@ -144,7 +163,10 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     if (!u64("steps", 100, 100'000'000, &steps)) return usage("--steps must be an integer 0..1e8");
     if (!u64("batch-size", recipe.batch_size, 1 << 16, &batch) || batch == 0) return usage("--batch-size must be 1..65536");
     if (!u64("warmup", 0, 100'000'000, &warmup)) return usage("--warmup must be an integer 0..1e8");
-    if (!u64("n-spsa", 1, 1024, &n_spsa) || n_spsa == 0) return usage("--n-spsa must be 1..1024");
+    if (std::string m = read_optimizer(args, &t); !m.empty()) return usage(m);
+    const bool adam = t.optimizer == Optimizer::kAdam;
+    if (!adam && (!u64("n-spsa", 1, 1024, &n_spsa) || n_spsa == 0)) return usage("--n-spsa must be 1..1024");
+    if (adam && (!u64("n-spsa", 0, 65536, &n_spsa) || n_spsa == 1)) return usage("--n-spsa must be 2..65536 with --optimizer adam");
     if (!u64("k-shot", 0, 1u << 30, &k_shot)) return usage("--k-shot must be an integer 0..2^30");
     if (!u64("max-length", 256, 1 << 20, &max_len) || max_len < 2) return usage("--max-length must be 2..2^20");
     if (!u64("eval-every", 0, 100'000'000, &eval_every)) return usage("--eval-every must be an integer 0..1e8");
@@ -152,13 +174,13 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     if (!u64("snapshot-every", 100, 100'000'000, &snap)) return usage("--snapshot-every must be an integer 0..1e8");
     if (!u64("threads", 0, 1024, &threads)) return usage("--threads must be 0..1024");
     if (!u64("fsync-every", 10, 1'000'000, &fsync_every)) return usage("--fsync-every must be an integer 0..1e6");
-    auto lr = args.get_double("lr", recipe.lr), eps = args.get_double("eps", 1e-3), clip = args.get_double("clip", 0);
+    auto lr = args.get_double("lr", adam ? 1e-2 : recipe.lr), eps = args.get_double("eps", 1e-3), clip = args.get_double("clip", 0);
     auto wd = args.get_double("weight-decay", 0);
     if (!wd || wd.value() < 0 || wd.value() >= 1) return usage("--weight-decay must be in [0, 1)");
     if (!lr) return usage(lr.status().message());
     // Both are float32 in the run: a value past FLT_MAX would become infinity there.
     if (!(lr.value() > 0) || lr.value() > FLT_MAX) return usage("--lr must be a positive number up to 3.4e38");
-    if (!args.has("lr")) req.lr_times_params = recipe.lr_times_params;
+    if (!args.has("lr") && !adam) req.lr_times_params = recipe.lr_times_params;
     if (!eps || eps.value() <= 0 || eps.value() > FLT_MAX) return usage("--eps must be a positive number up to 3.4e38");
     if (!clip || clip.value() < 0 || clip.value() > FLT_MAX) return usage("--clip must be a number from 0 (off) up to 3.4e38");
     auto momentum = args.get_double("momentum", 0);

@@ -63,6 +63,9 @@ struct LoggedStep {
   // With momentum: the step's own projected gradients, one per direction (its first n entries' seeds are
   // the directions); they let a resumed run re-apply them (ZoTrainer::restore_history).
   std::vector<double> grads;
+  // Each own direction's loss_plus, in direction order: an Adam run fits its gradient again from them on
+  // resume (ZoTrainer::restore_adam).
+  std::vector<double> losses;
 };
 
 // Applies logged steps [first, last) to the tensors exactly as the run applied them: all entries in one

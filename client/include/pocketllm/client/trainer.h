@@ -15,12 +15,18 @@
 #include "pocketllm/client/model.h"
 #include "pocketllm/client/paired_forward.h"
 #include "pocketllm/client/task.h"
+#include "pocketllm/client/zo_adam.h"
 #include "pocketllm/common/seeds.h"  // step_seed: the direction seed of step t, direction k
 #include "pocketllm/common/update_entry.h"
 
 namespace pocketllm {
 
 enum class LrSchedule { kConstant, kLinear, kCosine };
+// sgd: the SPSA step (lr times the projected gradient along each direction). adam: every coordinate's
+// gradient from n_spsa >= d + 1 one-sided directions, then Adam (client/zo_adam.h).
+enum class Optimizer { kSgd, kAdam };
+bool parse_optimizer(const std::string& s, Optimizer* out);
+const char* optimizer_name(Optimizer o);
 bool parse_lr_schedule(const std::string& s, LrSchedule* out);
 const char* lr_schedule_name(LrSchedule s);
 
@@ -48,6 +54,9 @@ struct TrainOptions {
   // replay and federation see plain entries. 0 = off.
   float momentum = 0.0f;
   int momentum_window = 0;
+  // Adam over a full set of directions (docs/training.md): n_spsa one-sided passes a step, n_spsa > d.
+  Optimizer optimizer = Optimizer::kSgd;
+  float adam_beta1 = 0.9f, adam_beta2 = 0.999f, adam_eps = 1e-8f;
   // Federated rounds: the server issues the directions. When set, step t uses seeds[t - first_step]
   // (one direction per step; t must be in [first_step, first_step + seeds.size())).
   std::vector<uint64_t> seeds;
@@ -60,7 +69,8 @@ struct TrainOptions {
 // Whether options can drive a run: steps >= 0, batch_size 1..65536, lr >= 0 and finite (0 leaves the
 // weights where they are), eps positive and finite, warmup_steps >= 0, n_spsa 1..1024, clip and
 // weight_decay finite and >= 0 with lr * weight_decay < 1 (a decay factor that keeps the sign), momentum
-// in [0, 1) with its window 1..256. The message names the first field that fails. Run directories check
+// in [0, 1) with its window 1..256; adam: n_spsa 2..65536, betas in [0, 1), adam_eps > 0, no momentum, clip
+// or server-issued seeds. The message names the first field that fails. Run directories check
 // their spec with it when they are created and opened; a device checks a round's settings with it.
 Status check_train_options(const TrainOptions& o);
 
@@ -101,6 +111,9 @@ class ZoTrainer {
   // A resumed run's momentum: the directions (seeds) and projected gradients of its logged steps, oldest
   // first (skipped steps with none). Only the last momentum_window steps are kept.
   void restore_history(int step, const std::vector<uint64_t>& seeds, const std::vector<double>& grads);
+  // A resumed Adam run's moments: each logged (not skipped) step's one-sided losses, oldest first; the
+  // gradient is fitted again from them exactly as the step fitted it. False when they do not fit.
+  bool restore_adam(int step, const std::vector<double>& losses);
 
   float lr_at(int t) const;
   const std::vector<size_t>& batch_for_step(int t);
@@ -111,6 +124,8 @@ class ZoTrainer {
  private:
   void build_epoch_order(int64_t epoch);
   void add_momentum_entries(StepRecord* rec);
+  Status adam_step(int t, StepRecord* rec);
+  void adam_seeds(int t);
 
   LanguageModel& model_;
   Task& task_;
@@ -131,6 +146,10 @@ class ZoTrainer {
     std::vector<double> grads;
   };
   std::vector<PastStep> history_;  // momentum: the last momentum_window steps, oldest first
+  DirectionBasis basis_;            // adam: the step's directions
+  AdamMoments adam_;
+  std::vector<uint64_t> step_seeds_;
+  std::vector<double> grad_, delta_, coeffs_;
 };
 
 // The default --momentum-window for a momentum: the smallest W with momentum^W <= 0.01 (at most 256).

@@ -17,8 +17,14 @@ inline uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Direction seed of step t, direction k, of a run (or of round t of a federated task) keyed by `key`.
-inline uint64_t step_seed(uint64_t key, uint64_t step, uint32_t k) { return splitmix64(key ^ splitmix64((step << 8) | k)); }
+// Direction seed of step t, direction k, of a run (or of round t of a federated task) keyed by `key`
+// (docs/training.md "Step seeds"). Directions 0..255 hash (t << 8) | k; from 256 on (n-SPSA and Adam over
+// many directions) the input is 2^63 | (t << 16) | k, so no two (t, k) with t < 2^47, k < 2^16 share a seed.
+// (With (t << 8) | k for every k, a step t >= 1 gave its direction 256 + j the seed of its direction j.)
+inline uint64_t step_seed(uint64_t key, uint64_t step, uint32_t k) {
+  const uint64_t in = k < 256 ? (step << 8) | k : (uint64_t{1} << 63) | (step << 16) | (k & 0xffffu);
+  return splitmix64(key ^ splitmix64(in));
+}
 
 // Fisher–Yates from the end: swap v[i-1] with v[r % i], r = (x0 << 32 | x1) of Philox(counter =
 // (c, c >> 32, stream0, stream1), key = seed) with c counting draws from 0.
