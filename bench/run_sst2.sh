@@ -87,7 +87,7 @@ labels="0:bad,1:good"  # also the sst2 preset's
 
 # Zero-shot: the base model with the same template and label words.
 zs="$("$bin" eval --model "$model" --data "$dev" --task classify --template "$template" --labels "$labels" \
-      --threads 2 | tail -n 1)"
+      --threads 2 | grep -m1 '^examples ')"  # the summary line; per-label lines follow it
 zs_acc="$(sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' <<< "$zs")"
 zs_loss="$(sed -n 's/.*loss \([0-9.]*\) .*/\1/p' <<< "$zs")"
 echo "{\"kind\": \"zero_shot\", \"accuracy\": $zs_acc, \"loss\": $zs_loss}" | tee -a "$results"

@@ -31,7 +31,7 @@ model="$shared/hub/karpathy/tinyllamas/stories260K"
 rm -rf "$work/model"
 "$bin" replay --model "$model" --log "$work/average.json" --out "$work/model" --tensors "$trainable" > /dev/null
 line="$("$bin" eval --model "$work/model" --data "$shared/data/sst2/glue_sst2_dev.tsv" --task classify \
-        --template "{text} It was" --labels "0:bad,1:good" | tail -n 1)"
+        --template "{text} It was" --labels "0:bad,1:good" | grep -m1 '^examples ')"
 acc="$(sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' <<< "$line")"
 loss="$(sed -n 's/.*loss \([0-9.]*\) .*/\1/p' <<< "$line")"
 echo "{\"kind\": \"tail_average\", \"run\": \"$run\", \"fraction\": $frac, \"accuracy\": $acc, \"loss\": $loss}"

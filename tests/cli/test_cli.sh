@@ -125,6 +125,22 @@ if [ -f "$stories/stories260K.bin" ]; then
   check "momentum outside [0, 1) and a window without momentum are refused" \
     '[ $rc -eq 2 ] && grep -q "momentum must be in" "$work/err" && [ $rc2 -eq 2 ] && grep -q "needs --momentum" "$work/err2" &&
      [ ! -e "$work/mom_bad" ]'
+  # Adam over full directions: its step is logged as plain entries, so replaying the log gives the export.
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 3 --batch-size 2 --trainable "model.norm.weight" \
+    --optimizer adam --out "$work/adam" 2> /dev/null
+  "$bin" export --run "$work/adam" --out "$work/adam_exported" > /dev/null
+  "$bin" replay --model "$stories" --log "$work/adam" --out "$work/adam_replayed" > /dev/null
+  check "an adam run logs 1.25 (d + 1) directions a step and replays to its export" \
+    'grep -q "\"name\": \"adam\"" "$work/adam/spec.json" && [ "$(grep -c "\"step\":2}" "$work/adam/log.jsonl")" -eq 82 ] &&
+     cmp -s "$work/adam_exported/model.safetensors" "$work/adam_replayed/model.safetensors"'
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 2 --adam-beta1 0.5 --out "$work/adam_bad" 2> "$work/err"; rc=$?
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 2 --optimizer adam --trainable norms --n-spsa 600 \
+    --out "$work/adam_bad" 2> "$work/err2"; rc2=$?
+  "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 2 --optimizer adam --trainable all --out "$work/adam_bad" \
+    2> "$work/err3"; rc3=$?
+  check "adam's options without adam, too few directions and too large a set are refused before a run directory exists" \
+    '[ $rc -eq 2 ] && grep -q "need --optimizer adam" "$work/err" && [ $rc2 -ne 0 ] && grep -q "is too few" "$work/err2" &&
+     [ $rc3 -ne 0 ] && grep -q "at most 4096" "$work/err3" && [ ! -e "$work/adam_bad/spec.json" ]'
   "$bin" finetune --model "$stories" --data "$work/t.txt" --steps 2 --lr 1e308 --out "$work/lr_bad" 2> "$work/err"; rc=$?
   check "an lr beyond float32 is a usage error, before a run directory exists" \
     '[ $rc -eq 2 ] && grep -q -- "--lr must be a positive number up to" "$work/err" && [ ! -e "$work/lr_bad" ]'

@@ -11,6 +11,8 @@
 
 using namespace pocketllm;
 using nlohmann::json;
+using test::file_text;
+using test::log_lines;
 
 namespace {
 
@@ -28,18 +30,6 @@ FinetuneRequest request(const std::string& model_dir, const std::string& out, in
   r.spec.train.momentum_window = momentum > 0 ? kWindow : 0;
   r.spec.trainable = "norms";
   return r;
-}
-
-std::vector<json> log_lines(const std::string& run) {
-  std::ifstream f(run + "/log.jsonl");
-  std::vector<json> out;
-  for (std::string line; std::getline(f, line);) out.push_back(json::parse(line));
-  return out;
-}
-
-std::string file_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 }  // namespace

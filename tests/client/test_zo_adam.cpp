@@ -15,6 +15,8 @@
 
 using namespace pocketllm;
 using nlohmann::json;
+using test::file_text;
+using test::log_lines;
 
 namespace {
 
@@ -48,18 +50,6 @@ std::vector<std::vector<double>> directions(Distribution dist, const std::vector
     u.push_back(row);
   }
   return u;
-}
-
-std::vector<json> log_lines(const std::string& run) {
-  std::ifstream f(run + "/log.jsonl");
-  std::vector<json> out;
-  for (std::string line; std::getline(f, line);) out.push_back(json::parse(line));
-  return out;
-}
-
-std::string file_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 FinetuneRequest adam_request(const std::string& model_dir, const std::string& out, int steps) {
