@@ -153,6 +153,8 @@ def main():
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                    help="cosine: lr * (1 + cos(pi t / steps)) / 2 at step t, as pocketllm's --schedule cosine")
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -338,6 +340,9 @@ def main():
             items = [train[i] for i in order[: a.batch_size]]
             del order[: a.batch_size]
         t0 = time.perf_counter()
+        if a.schedule == "cosine":
+            for g in opt.param_groups:
+                g["lr"] = a.lr * 0.5 * (1.0 + math.cos(math.pi * step / a.steps))
         opt.zero_grad()
         if a.task == "classify":
             l, _ = batch_loss(items)

@@ -77,6 +77,19 @@ Status choose_adam_directions(LanguageModel& model, TrainOptions* t) {
   return Status::ok();
 }
 
+// The recipe's Adam when it applies to this trainable set (FinetuneRequest::recipe_adam): true after
+// switching t to it.
+bool use_recipe_adam(const RecipeAdam& r, LanguageModel& model, TrainOptions* t) {
+  if (r.max_params <= 0 || t->momentum > 0 || t->clip > 0 || !t->seeds.empty()) return false;
+  const size_t d = trainable_coordinates(model.weights().trainable_tensors());
+  if (d == 0 || d > static_cast<size_t>(r.max_params)) return false;
+  t->optimizer = Optimizer::kAdam;
+  t->batch_size = r.batch_size;
+  t->lr = static_cast<float>(r.lr);
+  t->n_spsa = 0;  // default_adam_directions(d)
+  return true;
+}
+
 }  // namespace
 
 Result<std::string> file_sha256(const std::string& path) {
@@ -195,7 +208,9 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
       spec.trainable_rows = rows.value();
       POCKETLLM_RETURN_IF_ERROR(apply_trainable_rows(*s->model_->model, spec.trainable_rows));
     }
-    if (req.lr_times_params > 0) {
+    if (use_recipe_adam(req.recipe_adam, *s->model_->model, &spec.train)) {
+      // the recipe's Adam: its batch, lr and directions (chosen below)
+    } else if (req.lr_times_params > 0) {
       size_t params = s->model_->model->weights().trainable_numel();
       if (params == 0) return invalid_argument("nothing to train: the trainable patterns select no tensor");
       spec.train.lr = static_cast<float>(req.lr_times_params / static_cast<double>(params));

@@ -34,6 +34,7 @@ struct Resolved {
   std::string task, trainable, prompt_template, labels;
   pocketllm::LrSchedule schedule = pocketllm::LrSchedule::kConstant;
   double lr_times_params = 0;  // > 0: lr = this / trainable parameters
+  pocketllm::RecipeAdam adam;  // the recipe's Adam for a small trainable set, when batch and lr are the recipe's
   bool balanced = false;
 };
 
@@ -50,6 +51,7 @@ pllm_status resolve_recipe(pllm_session_params* p, Resolved* r) {
   const bool adapters = p->lora_rank > 0;
   r->trainable = p->trainable ? p->trainable : (adapters ? "none" : recipe.trainable);
   if (adapters && r->trainable == "*") r->trainable = "none";  // the adapters alone unless told otherwise
+  if (p->batch_size == 0 && p->lr == 0) r->adam = recipe.adam;
   if (p->batch_size == 0) p->batch_size = recipe.batch_size;
   if (p->lr == 0) {
     p->lr = static_cast<float>(recipe.lr);
@@ -189,6 +191,7 @@ pllm_status pllm_session_open(pllm_model* model, const pllm_session_params* para
       return s;
     } else {
       req.lr_times_params = r.lr_times_params;
+      req.recipe_adam = r.adam;
     }
     auto session = pocketllm::FinetuneSession::open(req);
     // Opening may have replayed the log into the model's trainable tensors even when it then failed.

@@ -283,22 +283,34 @@ PY
   "$bin" finetune --model "$stories" --data "$work/t.txt" --task classify --out "$work/run2" 2> "$work/err"; rc=$?
   check "classify without label words is a usage error" '[ $rc -eq 2 ] && grep -q -- "--labels" "$work/err"'
 
-  # --preset sst2 brings its recipe; an option given replaces its part. The lr rule is 35.2 / trainable
-  # parameters: stories260K has 704 in its 11 norm vectors (the classify default), so 5e-2.
+  # --preset sst2 brings its recipe; an option given replaces its part. stories260K has 704 parameters in its
+  # 11 norm vectors (the classify default), at most the 1 024 for which the recipe trains with Adam over
+  # 1.25 (d + 1) = 882 directions (rounded up to even) on balanced pairs at lr 3e-3. Past 1 024 it is SGD on
+  # batches of 256 at lr 35.2 / d.
   printf 'text\tlabel\n' > "$work/s.tsv"
   for i in $(seq 1 12); do
     printf 'what a truly wonderful and moving film number %d\t1\nthis was a dull and tiresome film number %d\t0\nok %d\t1\nbad %d\t0\n' $i $i $i $i >> "$work/s.tsv"
   done
   "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --validation 2 --steps 2 --threads 1 \
     --out "$work/preset" > /dev/null 2> "$work/preset.err"
-  check "--preset sst2 records its recipe: the norms, balanced batches of 256, cosine lr 35.2/d, min 6 words" \
+  check "--preset sst2 records its recipe: the norms, Adam over 882 directions, balanced pairs, cosine lr 3e-3, min 6 words" \
     'python3 -c "
 import json, sys
 s = json.load(open(sys.argv[1]))
-ok = (\"norm\" in s[\"trainable\"] and s[\"batch_size\"] == 256 and s[\"schedule\"] == \"cosine\" and s[\"balanced\"]
-      and abs(s[\"lr\"] - 35.2 / 704) < 1e-8 and s[\"data\"][\"min_words\"] == 6 and s[\"validation\"][\"examples\"] == 2
+ok = (\"norm\" in s[\"trainable\"] and s[\"batch_size\"] == 2 and s[\"schedule\"] == \"cosine\" and s[\"balanced\"]
+      and s[\"optimizer\"][\"name\"] == \"adam\" and s[\"n_spsa\"] == 882
+      and abs(s[\"lr\"] - 3e-3) < 1e-9 and s[\"data\"][\"min_words\"] == 6 and s[\"validation\"][\"examples\"] == 2
       and s[\"task\"][\"label_words\"] == [[\"0\", \" bad\"], [\"1\", \" good\"]])
 sys.exit(0 if ok else 1)" "$work/preset/spec.json"'
+  check "finetune prints how the run trains" 'grep -q "^training: adam, 882 directions a step, batches of 2, lr 0.003 (cosine), 2 steps" "$work/preset.err"'
+  "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --trainable "*norm*,*o_proj*" --steps 1 --threads 1 \
+    --out "$work/preset_big" > /dev/null 2>&1
+  check "a trainable set over 1 024 elements keeps the SGD recipe: batches of 256, lr 35.2 / d" \
+    'python3 -c "
+import json, sys
+s = json.load(open(sys.argv[1]))
+ok = \"optimizer\" not in s and s[\"n_spsa\"] == 1 and s[\"batch_size\"] == 256 and abs(s[\"lr\"] - 35.2 / (704 + 5 * 64 * 64)) < 1e-9
+sys.exit(0 if ok else 1)" "$work/preset_big/spec.json"'
   check "--min-words drops the short rows before training and says how many" \
     'grep -q "^24 training examples have fewer than 6 words (min words) and are not used" "$work/preset.err" && grep -q "on 20 training examples" "$work/preset.err"'
   "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --validation 0 --min-words 0 --lr 1e-3 \
@@ -308,6 +320,7 @@ sys.exit(0 if ok else 1)" "$work/preset/spec.json"'
 import json, sys
 s = json.load(open(sys.argv[1]))
 ok = (abs(s[\"lr\"] - 1e-3) < 1e-9 and s[\"batch_size\"] == 8 and not s[\"balanced\"] and \"norm\" not in s[\"trainable\"]
+      and \"optimizer\" not in s
       and s[\"schedule\"] == \"constant\" and \"min_words\" not in s[\"data\"] and \"validation\" not in s)
 sys.exit(0 if ok else 1)" "$work/preset2/spec.json"'
   # Length: a 600-word line is over stories260K's 512 positions whatever --max-length asks; said before step 1.

@@ -1075,8 +1075,8 @@ TEST_CASE("a session left to the recipe gets its task and preset defaults, and f
   auto spec = [&](const std::string& name) { return nlohmann::json::parse(std::ifstream(dir + "/" + name + "/spec.json")); };
 
   // The sst2 preset and nothing else but a small validation split and a k-shot draw: its template, label
-  // words and recipe (the 704 norm parameters, balanced batches of 256, cosine lr of 35.2 / d, sentences of
-  // >= 6 words).
+  // words and recipe (the 704 norm parameters, at most the recipe's 1 024 for Adam: 882 directions a step,
+  // balanced pairs, cosine lr of 3e-3, sentences of >= 6 words).
   REQUIRE(open_run("preset", [](pllm_session_params& p) {
             p.preset = "sst2";
             p.validation_examples = 2;
@@ -1087,10 +1087,12 @@ TEST_CASE("a session left to the recipe gets its task and preset defaults, and f
   CHECK(s["task"]["kind"] == "classify");
   CHECK(s["task"]["label_words"] == nlohmann::json::parse(R"([["0", " bad"], ["1", " good"]])"));
   CHECK(s["trainable"].get<std::string>().find("*norm*") != std::string::npos);
-  CHECK(s["batch_size"] == 256);
+  CHECK(s["optimizer"]["name"] == "adam");
+  CHECK(s["n_spsa"] == 882);
+  CHECK(s["batch_size"] == 2);
   CHECK(s["schedule"] == "cosine");
   CHECK(s["balanced"] == true);
-  CHECK(s["lr"].get<double>() == Approx(35.2 / 704).epsilon(1e-6));
+  CHECK(s["lr"].get<double>() == Approx(3e-3).epsilon(1e-6));
   CHECK(s["data"]["min_words"] == 6);
   CHECK(s["data"]["k_shot"] == 8);
   CHECK(s["data_seed"] == "0000000000000003");
@@ -1109,6 +1111,7 @@ TEST_CASE("a session left to the recipe gets its task and preset defaults, and f
             p.validation_examples = 0;
           }) == PLLM_OK);
   const auto t = spec("set");
+  CHECK_FALSE(t.contains("optimizer"));  // batch and lr set: the SGD step
   CHECK(t["task"]["label_words"] == nlohmann::json::parse(R"([["0", " terrible"], ["1", " great"]])"));
   CHECK(t["trainable"] == "*");
   CHECK(t["batch_size"] == 8);

@@ -50,8 +50,11 @@ constexpr const char* kFinetuneHelp =
     "  --patience P         with --validation: stop after P validations without a better loss (default 0: never)\n"
     "optimisation (defaults: the recipe of the task and preset; any option given replaces its part):\n"
     "  lm                   all parameters, --batch-size 16, --lr 1e-4, constant\n"
-    "  classify             the norm vectors, balanced --batch-size 256, cosine lr of 35.2 / (trainable\n"
-    "                       parameters): 5e-2 for stories260K's 704\n"
+    "  classify             the norm vectors, cosine. Sets of at most 1024 elements (stories260K's 704):\n"
+    "                       --optimizer adam, balanced --batch-size 2, lr 3e-3. Larger: the SGD step,\n"
+    "                       balanced --batch-size 256, lr 35.2 / (trainable parameters). Giving any of\n"
+    "                       --optimizer, --batch-size, --lr, --n-spsa, --momentum, --clip keeps SGD's\n"
+    "                       settings unless --optimizer adam (the line \"training: ...\" says which)\n"
     "  --preset sst2        the classify recipe plus --min-words 6\n"
     "                       (docs/training.md, \"Default recipes\": how they were chosen, what they reach)\n"
     "  --steps N (100)  --batch-size B  --lr LR  --eps EPS (1e-3)\n"
@@ -62,7 +65,8 @@ constexpr const char* kFinetuneHelp =
     "                       projected gradients; the lr keeps its meaning); logged as plain entries\n"
     "  --momentum-window W  steps re-applied (default: the smallest W with B^W <= 0.01, 44 for 0.9)\n"
     "  --weight-decay W     decoupled weight decay, not on norms and biases (default 0)\n"
-    "  --optimizer sgd|adam sgd (default): the SPSA step. adam: every coordinate's gradient fitted from\n"
+    "  --optimizer sgd|adam sgd (default; adam in the classify recipe for small sets): the SPSA step.\n"
+    "                       adam: every coordinate's gradient fitted from\n"
     "                       --n-spsa one-sided passes a step (default 1.25 (d + 1) for d trainable\n"
     "                       elements, at most 4096), then Adam (--lr default 1e-2); logged as plain entries\n"
     "  --adam-beta1 B  --adam-beta2 B   Adam's moment decays (0.9, 0.999)\n"
@@ -107,6 +111,14 @@ std::string read_optimizer(const Args& args, TrainOptions* t) {
   if (adam && args.has("momentum")) return "--optimizer adam keeps its own momentum (--adam-beta1): drop --momentum";
   if (adam && args.has("clip")) return "--optimizer adam normalises each coordinate's step: drop --clip";
   return "";
+}
+
+// One line on how the run trains (the recipe may have chosen it): optimizer, directions, batch, lr.
+std::string describe_training(const TrainOptions& t) {
+  char b[200];
+  std::snprintf(b, sizeof b, "training: %s, %d direction%s a step, batches of %d, lr %g (%s), %d steps", optimizer_name(t.optimizer),
+                t.n_spsa, t.n_spsa == 1 ? "" : "s", t.batch_size, static_cast<double>(t.lr), lr_schedule_name(t.schedule), t.steps);
+  return b;
 }
 
 std::atomic<bool> g_stop{false};
@@ -181,6 +193,9 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     // Both are float32 in the run: a value past FLT_MAX would become infinity there.
     if (!(lr.value() > 0) || lr.value() > FLT_MAX) return usage("--lr must be a positive number up to 3.4e38");
     if (!args.has("lr") && !adam) req.lr_times_params = recipe.lr_times_params;
+    bool left_to_recipe = true;  // the optimizer and its settings: the recipe may pick Adam for a small set
+    for (const char* o : {"optimizer", "batch-size", "lr", "n-spsa", "momentum", "clip"}) left_to_recipe = left_to_recipe && !args.has(o);
+    if (left_to_recipe) req.recipe_adam = recipe.adam;
     if (!eps || eps.value() <= 0 || eps.value() > FLT_MAX) return usage("--eps must be a positive number up to 3.4e38");
     if (!clip || clip.value() < 0 || clip.value() > FLT_MAX) return usage("--clip must be a number from 0 (off) up to 3.4e38");
     auto momentum = args.get_double("momentum", 0);
@@ -304,6 +319,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
       return 1;
     }
     for (const std::string& line : describe(session.value()->data_report())) std::fprintf(stderr, "%s\n", line.c_str());
+    std::fprintf(stderr, "%s\n", describe_training(session.value()->spec().train).c_str());
     if (req.resume) {
       const int done = session.value()->steps_done(), total = session.value()->total_steps();
       if (done >= total)

@@ -261,8 +261,10 @@ typedef struct pllm_session_params {
   const char* prompt_template; /* classify: NULL: the preset's, else "{text} It was" */
   const char* trainable;       /* tensor-name patterns or a shorthand (all, norms, ...); NULL: the recipe's (lm "*", classify norms) */
   int32_t steps;               /* default 100; 1..10^8 */
-  int32_t batch_size;          /* 1..4096; 0 (default): the recipe's (lm 16, classify 256) */
-  float lr;                    /* > 0 and finite; 0 (default): the recipe's (lm 1e-4, classify 35.2 / d) */
+  int32_t batch_size;          /* 1..4096; 0 (default): the recipe's (lm 16, classify 256, or 2 with Adam) */
+  float lr;                    /* > 0 and finite; 0 (default): the recipe's (lm 1e-4, classify 35.2 / d, or 3e-3
+                                  with Adam). Both left at 0 on a classify set of at most 1 024 trainable
+                                  elements: Adam over 1.25 (d + 1) directions a step (docs/training.md) */
   float eps;                   /* default 1e-3; > 0 */
   uint64_t seed;
   int32_t max_length;          /* tokens per example; default 256; 2..65536 */
@@ -292,7 +294,8 @@ typedef struct pllm_session_params {
   /* Also appended after 0.2.0: the default recipes (docs/training.md, "Default recipes") and the k-shot draw.
    * A field left at its "recipe" value takes the recipe of the task and preset — the settings measured
    * best for them, the same as `pocketllm finetune` with no tuning options: batch_size 0, lr 0 (classify:
-   * 35.2 / the number of trainable parameters, fixed at the start), trainable NULL (classify: the norms), schedule NULL,
+   * Adam at lr 3e-3 on pairs for up to 1 024 trainable elements, else 35.2 / the number of trainable
+   * parameters on batches of 256, fixed at the start), trainable NULL (classify: the norms), schedule NULL,
    * balanced -1, min_words -1 and validation_examples -1. pllm_session_default_params() sets them so;
    * older callers that set batch_size, lr or trainable keep what they set.
    * preset: NULL, "sst2" or "agnews": the task defaults to "classify", prompt_template and labels left

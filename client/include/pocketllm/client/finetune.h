@@ -7,6 +7,7 @@
 #include <string>
 
 #include "pocketllm/client/loader.h"
+#include "pocketllm/client/recipe.h"
 #include "pocketllm/client/run_dir.h"
 #include "pocketllm/client/task.h"
 #include "pocketllm/client/trainer.h"
@@ -34,6 +35,11 @@ struct FinetuneRequest {
   // New runs only: when > 0, the learning rate is this over the number of trainable parameters (the
   // general default of docs/training.md, "Default recipes"), and the spec records the result.
   double lr_times_params = 0;
+  // New runs only: the recipe's Adam (RecipeAdam). When max_params > 0 and the trainable set has at most
+  // that many elements, the run trains with Adam at its batch size and lr, directions chosen as for
+  // optimizer adam, and lr_times_params is not used. Callers set it only when the optimizer, batch size, lr
+  // and directions are left to the recipe.
+  RecipeAdam recipe_adam;
   // Resume only: the data file, when it moved since the run started (checked by its SHA-256).
   std::string data_path_override;
 };
@@ -112,6 +118,7 @@ class FinetuneSession {
   ThreadPool* pool() { return &pool_; }
   int steps_done() const { return run_.next_step(); }
   int total_steps() const { return run_.spec().train.steps; }
+  const RunSpec& spec() const { return run_.spec(); }
   const DataReport& data_report() const { return data_report_; }
   size_t train_examples() const { return train_examples_; }
 

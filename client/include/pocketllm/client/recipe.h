@@ -8,6 +8,14 @@
 
 namespace pocketllm {
 
+// Adam over a full set of directions (docs/training.md) in place of the SGD estimate, for trainable sets of
+// at most max_params elements: a step costs about 2.5 (d + 1) x batch_size forward passes.
+struct RecipeAdam {
+  int max_params = 0;  // 0: never
+  int batch_size = 0;
+  double lr = 0;
+};
+
 struct Recipe {
   std::string trainable = "*";        // patterns or a shorthand (expand_trainable)
   int batch_size = 16;
@@ -17,6 +25,9 @@ struct Recipe {
   bool balanced = false;              // classify: batches take the labels in turn
   int validation = 0, patience = 0;   // examples per label held out (0: none), validations without progress
   int min_words = 0;                  // training examples of fewer words are dropped (0: none)
+  // Used when the caller leaves the optimizer, batch, lr and directions to the recipe (and sets no momentum
+  // or clip): a small trainable set trains with Adam, a larger one with the SGD settings above.
+  RecipeAdam adam;
 };
 
 // task: "lm" or "classify"; preset: "" or a classification_preset name. Unknown combinations get the
