@@ -208,9 +208,8 @@ Result<std::unique_ptr<FinetuneSession>> FinetuneSession::open(const FinetuneReq
       spec.trainable_rows = rows.value();
       POCKETLLM_RETURN_IF_ERROR(apply_trainable_rows(*s->model_->model, spec.trainable_rows));
     }
-    if (use_recipe_adam(req.recipe_adam, *s->model_->model, &spec.train)) {
-      // the recipe's Adam: its batch, lr and directions (chosen below)
-    } else if (req.lr_times_params > 0) {
+    // The recipe's Adam brings its own batch, lr and directions (chosen below); else the lr rule.
+    if (!use_recipe_adam(req.recipe_adam, *s->model_->model, &spec.train) && req.lr_times_params > 0) {
       size_t params = s->model_->model->weights().trainable_numel();
       if (params == 0) return invalid_argument("nothing to train: the trainable patterns select no tensor");
       spec.train.lr = static_cast<float>(req.lr_times_params / static_cast<double>(params));

@@ -15,7 +15,7 @@ Recipe default_recipe(const std::string& task, const std::string& preset) {
   r.schedule = LrSchedule::kCosine;
   r.balanced = true;
   // Adam over a full set of directions when the set is small (stories260K's norms: d = 704, 882 directions):
-  // balanced pairs of sentences at lr 3e-3, cosine. On SST-2 it ends 0.7-1.8 points over the SGD settings
+  // balanced pairs of sentences at lr 3e-3, cosine. On SST-2 it ends 0.7-2.1 points over the SGD settings
   // on the seeds measured, for 3.4x their forward passes at the same step count (README). Past 1 024
   // elements a step would cost over five SGD steps of 256, so larger sets keep SGD.
   r.adam = {1024, 2, 3e-3};
