@@ -12,7 +12,7 @@ echo "admin-cli-test-token-0123456789abcdef" > admin
 "$server" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store store.db --admin-token-file admin \
   --log-format json --access-log 2> server.log &
 pid=$!
-for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
+wait_for_port "$pid" server.log
 url="https://127.0.0.1:$(cat port)"
 adm() { "$server" admin --url "$url" --admin-token-file admin --ca cert.pem "$@"; }
 model=$(printf 'e%.0s' $(seq 64))

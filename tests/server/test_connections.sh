@@ -13,8 +13,7 @@ echo "connections-test-admin-token-0123456789" > admin
 ( ulimit -n 1024 2>/dev/null || true; exec "$server_bin" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store s.db \
     --admin-token-file admin --max-body-bytes 4096 --drain-timeout 2 2> server.log ) &
 pid=$!
-for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
-[ -s port ] || { echo "FAIL the server did not start"; cat server.log; exit 1; }
+wait_for_port "$pid" server.log
 port=$(cat port)
 check "the server states its connection caps" 'grep -Eq "at most [0-9]+ connections \(256 per address\)" server.log'
 

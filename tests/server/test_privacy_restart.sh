@@ -13,7 +13,7 @@ start() {
   "$server_bin" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store store.db \
     --admin-token-file admin_token 2>> server.log &
   pid=$!
-  for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
+  wait_for_port "$pid" server.log
   url="https://127.0.0.1:$(cat port)"
 }
 restart() { kill -9 "$pid"; wait "$pid" 2>/dev/null; rm -f port; start; }

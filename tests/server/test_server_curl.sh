@@ -26,8 +26,7 @@ PY
 "$server_bin" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store store.db \
   --admin-token-file admin_token --max-body-bytes 4096 2> server.log &
 pid=$!
-for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
-[ -s port ] || { echo "FAIL the server did not start"; cat server.log; exit 1; }
+wait_for_port "$pid" server.log
 url="https://127.0.0.1:$(cat port)"
 c() { curl -sS --cacert cert.pem "$@"; }
 code() { curl -s -o /dev/null -w '%{http_code}' --cacert cert.pem "$@"; }

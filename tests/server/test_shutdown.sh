@@ -42,8 +42,7 @@ for mode in tls plain; do
   "$server_bin" --listen 127.0.0.1:0 --port-file port "${flags[@]}" --store "store-$mode.db" --admin-token-file admin \
     --max-body-bytes 4096 --shutdown-grace 1 2> "server-$mode.log" &
   pid=$!
-  for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
-  [ -s port ] || { echo "FAIL the server did not start"; cat "server-$mode.log"; exit 1; }
+  wait_for_port "$pid" "server-$mode.log"
   hold_connections "$(cat port)" $mode > "held-$mode" 2>&1
   holder=$!
   for _ in $(seq 100); do grep -q held "held-$mode" && break; sleep 0.05; done

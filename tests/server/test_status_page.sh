@@ -14,7 +14,7 @@ make_test_cert
 echo "status-page-test-token-0123456789abcdef" > admin
 "$server" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store store.db --admin-token-file admin 2> server.log &
 pid=$!
-for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
+wait_for_port "$pid" server.log
 url="https://127.0.0.1:$(cat port)"
 A=(-H "Authorization: Bearer $(cat admin)")
 c() { curl -sS --cacert cert.pem "$@"; }

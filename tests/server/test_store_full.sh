@@ -15,8 +15,7 @@ start() {  # start LIMIT_KIB|unlimited LOG
   (ulimit -f "$1"; exec "$server_bin" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem \
      --store store.db --admin-token-file admin_token --device-rate 0 --auth-failure-rate 0 2> "$2") &
   pid=$!
-  for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
-  [ -s port ] || { echo "FAIL the server did not start"; cat "$2"; exit 1; }
+  wait_for_port "$pid" "$2"
   url="https://127.0.0.1:$(cat port)"
 }
 c() { curl -sS --cacert cert.pem "$@"; }

@@ -20,8 +20,7 @@ echo "tls-reload-admin-token-0123456789" > admin
 "$server_bin" --listen 127.0.0.1:0 --port-file port --tls-cert served.crt --tls-key served.key --store store.db \
   --admin-token-file admin 2> server.log &
 pid=$!
-for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
-[ -s port ] || { echo "FAIL the server did not start"; cat server.log; exit 1; }
+wait_for_port "$pid" server.log
 port=$(cat port); url="https://127.0.0.1:$port"
 served_cn() { openssl s_client -connect "127.0.0.1:$port" < /dev/null 2> /dev/null | openssl x509 -noout -subject 2> /dev/null | sed 's/.*CN *= *//'; }
 metric() { curl -sS --cacert both.crt "$url/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
@@ -103,7 +102,7 @@ pid=""
 rm -f port
 "$server_bin" --insecure --listen 127.0.0.1:0 --port-file port --store plain.db --admin-token-file admin 2> plain.log &
 pid=$!
-for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
+wait_for_port "$pid" plain.log
 check "serving plain HTTP, SIGHUP is logged and the server goes on" \
   'hup_and_wait "no certificate to reload" plain.log && [ "$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$(cat port)/healthz")" = 200 ]'
 kill -TERM "$pid"; wait "$pid"; pid=""

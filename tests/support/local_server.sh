@@ -3,6 +3,7 @@
 # TASK_ID (norms, tau 2, batch 2, 3 s rounds — extended once when empty, so a device slowed by a loaded
 # machine still finds its round open — one submission enough) and an enrolment token.
 #   start_local_server BIN_DIR MODEL TASK_ID TOKEN_USES   -> sets pid, url, token; the caller kills $pid
+source "$(dirname "${BASH_SOURCE[0]}")/wait_port.sh"
 start_local_server() {
   local bin="$1" model="$2" task="$3" uses="$4"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
@@ -11,7 +12,7 @@ start_local_server() {
   "$bin/pocketllm-server" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem \
     --store store.db --admin-token-file admin 2> server.log &
   pid=$!
-  for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
+  wait_for_port "$pid" server.log
   url="https://127.0.0.1:$(cat port)"
   local auth=(-H "Authorization: Bearer $(cat admin)") model_id
   model_id=$("$bin/pocketllm" info --model "$model" --id | awk '/model id/ {print $3}')

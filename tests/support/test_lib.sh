@@ -2,6 +2,7 @@
 # in $pid killed), check NAME CONDITION, and finish (the count of failures, and the exit status).
 set -uo pipefail
 support_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$support_dir/wait_port.sh"
 work="$(mktemp -d)"
 pid=""
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"; }
@@ -22,7 +23,6 @@ start_test_server() {
   "$1/pocketllm-server" --listen 127.0.0.1:0 --port-file port --tls-cert cert.pem --tls-key key.pem --store store.db \
     --admin-token-file admin --device-rate 0 2> server.log &
   pid=$!
-  for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
-  [ -s port ] || { echo "FAIL server did not start"; cat server.log; exit 1; }
+  wait_for_port "$pid" server.log
   url="https://127.0.0.1:$(cat port)"
 }

@@ -522,11 +522,7 @@ public final class PocketLlmTest {
         long round = d.runRound(null);
         check(round == 1, "submitted to round 1, got " + round);
         check(d.runRound(null) == 0, "a second call in the same round does not submit again");
-        long version = 0;
-        for (int i = 0; i < 100 && version < 2; ++i) {
-          version = d.sync(null);
-          Thread.sleep(50);
-        }
+        long version = waitForVersion(d, 2);
         check(version == 2, "the round was applied (tau 2): version " + version);
         double[] e = d.evaluate(work.resolve("train.txt").toString());
         check(Double.isFinite(e[0]), "device loss " + e[0]);
@@ -542,6 +538,18 @@ public final class PocketLlmTest {
       check(m.isTrained(), "after the device closes, the model holds the shared weights");
       check(Files.exists(work.resolve("jvm.cred")), "the credential was kept");
     }
+  }
+
+  // Syncs until the device holds version `want`, for up to 60 s (a round closes on the server's clock, and
+  // a loaded machine — the suite runs beside other tests — can delay it by seconds); returns the last.
+  private static long waitForVersion(FederatedDevice d, long want) throws Exception {
+    long deadline = System.nanoTime() + 60_000_000_000L;
+    long version = d.sync(null);
+    while (version < want && System.nanoTime() < deadline) {
+      Thread.sleep(50);
+      version = d.sync(null);
+    }
+    return version;
   }
 
   // A masked secure-aggregation round (docs/secagg.md): runRound walks the phases and returns once the
@@ -571,11 +579,7 @@ public final class PocketLlmTest {
       tb.join(60000);
       check(errors[0] == null && errors[1] == null, "both devices took the masked round: " + errors[0] + " / " + errors[1]);
       check(rounds[0] == 1 && rounds[1] == 1, "both submitted to round 1: " + rounds[0] + ", " + rounds[1]);
-      long version = 0;
-      for (int i = 0; i < 100 && version < 2; ++i) {
-        version = a.sync(null);
-        Thread.sleep(50);
-      }
+      long version = waitForVersion(a, 2);
       check(version == 2 && b.sync(null) == 2, "the securely aggregated round was applied: version " + version);
       check(a.evaluate(work.resolve("train.txt").toString())[0] == b.evaluate(work.resolve("train.txt").toString())[0],
             "both devices hold the same shared weights");
