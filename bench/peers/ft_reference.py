@@ -5,7 +5,7 @@ backpropagation (PyTorch, float32) on the same data and objective, and reports t
   ft_reference.py classify --model stories260K.bin --tokenizer tok512.bin --train k.tsv --eval dev.tsv \
       --template "{text} It was" --labels "0:bad,1:good" --steps 1500 --batch-size 16 --lr 1e-3 \
       [--optimizer adam|sgd] [--trainable REGEX] [--add-biases REGEX] [--balanced] [--k-shot 512 --data-seed 1]
-      [--sample python|pocketllm] [--min-words W] [--dump-sample FILE]
+      [--sample python|pocketllm] [--order python|pocketllm] [--min-words W] [--dump-sample FILE]
       [--kv-prefix P | --soft-prompt P] [--precondition hessian-diag [--damping D]] [--decay-to-start L]
       [--label-scoring first|full]   (labels may pool words: "0:bad|awful,1:good|great")
   ft_reference.py lm --model ... --tokenizer ... --train train.txt --eval eval.txt --steps 300 ...
@@ -17,7 +17,11 @@ pocketllm's --balanced does); --k-shot K samples K examples per label from --tra
 (seeded by --data-seed; the same size and balance as pocketllm's k-shot, other sentences), or with
 --sample pocketllm by pocketllm's own Philox draw: the very sentences `finetune --k-shot K --data-seed D
 [--min-words W]` trains on (--dump-sample writes them out; a pocketllm run on that file with no --k-shot logs
-the same losses, which is how the draw was checked).
+the same losses, which is how the draw was checked). --order pocketllm also takes pocketllm's batches: step t
+holds the very sentences of `finetune --data-seed D --batch-size B [--balanced]`'s step t (docs/training.md
+"Batches"; checked against a finetune log at lr 1e-30: the mean of each step's two losses equals this script's
+batch loss, within 1.1e-5, over 600 steps of pairs across an epoch boundary), so a first-order run here is the
+ideal a ZO run of the same data seed follows; the default keeps Python's own order.
 Small trainable sets and step rules that ZO could use, measured here first in their first-order ideal (README
 "Where the convergence target sits"): --kv-prefix P trains a key/value prefix of P positions in every layer
 (prefix tuning; initialised with the keys and values the model computes for the first P tokens of a story
@@ -87,6 +91,49 @@ def pocketllm_k_shot(rows, labels, k, seed):
         if taken[labels[i]] <= k:
             picked.append(i)
     return [rows[i] for i in sorted(picked)]
+
+
+def pocketllm_epoch_order(n, labels, seed, epoch):
+    """pocketllm's order of epoch `epoch` over n training rows (docs/training.md "Batches",
+    client/src/trainer.cpp build_epoch_order): a Fisher-Yates shuffle from the end driven by Philox (key =
+    the data seed, counter = (draw, draw >> 32, epoch, "data")); with labels (balanced batches) that
+    permutation split by label, keeping its order within each label, and dealt round-robin over the labels
+    in label-word order. labels is None for unbalanced batches."""
+    perm = list(range(n))
+    key = (seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF)
+    draw = 0
+    for i in range(n, 1, -1):
+        x = philox4x32_10((draw & 0xFFFFFFFF, draw >> 32, epoch & 0xFFFFFFFF, 0x64617461), key)
+        j = ((x[0] << 32) | x[1]) % i
+        perm[i - 1], perm[j] = perm[j], perm[i - 1]
+        draw += 1
+    if labels is None:
+        return perm
+    members = [[] for _ in range(max(labels) + 1)]
+    for i in perm:
+        members[labels[i]].append(i)
+    dealt = []
+    for r in range(max(len(m) for m in members)):
+        dealt += [m[r] for m in members if r < len(m)]
+    return dealt
+
+
+class PocketllmBatches:
+    """pocketllm's batches: example j of step t is position t * B + j of an endless sequence of epochs."""
+
+    def __init__(self, n, labels, seed, batch_size):
+        self.n, self.labels, self.seed, self.b = n, labels, seed, batch_size
+        self.epoch, self.perm = -1, []
+
+    def __call__(self, t):
+        out = []
+        for j in range(self.b):
+            g = t * self.b + j
+            if g // self.n != self.epoch:
+                self.epoch = g // self.n
+                self.perm = pocketllm_epoch_order(self.n, self.labels, self.seed, self.epoch)
+            out.append(self.perm[g % self.n])
+        return out
 
 
 def answer_tokens(tok, template, words, full=False):
@@ -166,6 +213,10 @@ def main():
     ap.add_argument("--data-seed", type=int, default=1)
     ap.add_argument("--sample", choices=["python", "pocketllm"], default="python",
                     help="k-shot draw: Python's random, or pocketllm's own (Philox, the same sentences as finetune)")
+    ap.add_argument("--order", choices=["python", "pocketllm"], default="python",
+                    help="batch order: Python's random (balanced: equal shares from per-label queues), or "
+                         "pocketllm's own (Philox epochs, dealt round-robin by label with --balanced; the "
+                         "batches finetune --data-seed takes)")
     ap.add_argument("--min-words", type=int, default=0,
                     help="classify: train only on rows of at least W words, filtered before the k-shot draw")
     ap.add_argument("--dump-sample", default="", help="classify: also write the training rows drawn as a TSV")
@@ -321,8 +372,14 @@ def main():
         for i, (_, y) in enumerate(train):
             by_label.setdefault(y, []).append(i)
     queues = {y: [] for y in by_label}
+    pocketllm_batches = None
+    if a.order == "pocketllm":
+        labels = [y for _, y in train] if a.task == "classify" and a.balanced else None
+        pocketllm_batches = PocketllmBatches(len(train), labels, a.data_seed, a.batch_size)
     for step in range(a.steps):
-        if by_label:  # labels in equal shares: B / C from each label's own shuffled queue
+        if pocketllm_batches is not None:
+            items = [train[i] for i in pocketllm_batches(step)]
+        elif by_label:  # labels in equal shares: B / C from each label's own shuffled queue
             share = max(1, a.batch_size // len(by_label))
             items = []
             for y in sorted(by_label):
