@@ -5,7 +5,8 @@ backpropagation (PyTorch, float32) on the same data and objective, and reports t
   ft_reference.py classify --model stories260K.bin --tokenizer tok512.bin --train k.tsv --eval dev.tsv \
       --template "{text} It was" --labels "0:bad,1:good" --steps 1500 --batch-size 16 --lr 1e-3 \
       [--optimizer adam|sgd] [--trainable REGEX] [--add-biases REGEX] [--balanced] [--k-shot 512 --data-seed 1]
-      [--sample python|pocketllm] [--order python|pocketllm] [--min-words W] [--dump-sample FILE]
+      [--sample python|pocketllm] [--order python|pocketllm] [--validation N [--validate-every S]]
+      [--min-words W] [--dump-sample FILE]
       [--kv-prefix P | --soft-prompt P] [--precondition hessian-diag [--damping D]] [--decay-to-start L]
       [--label-scoring first|full]   (labels may pool words: "0:bad|awful,1:good|great")
   ft_reference.py lm --model ... --tokenizer ... --train train.txt --eval eval.txt --steps 300 ...
@@ -21,7 +22,10 @@ the same losses, which is how the draw was checked). --order pocketllm also take
 holds the very sentences of `finetune --data-seed D --batch-size B [--balanced]`'s step t (docs/training.md
 "Batches"; checked against a finetune log at lr 1e-30: the mean of each step's two losses equals this script's
 batch loss, within 1.1e-5, over 600 steps of pairs across an epoch boundary), so a first-order run here is the
-ideal a ZO run of the same data seed follows; the default keeps Python's own order.
+ideal a ZO run of the same data seed follows; the default keeps Python's own order. --validation N holds out
+the N rows per label pocketllm's `--validation N` holds out (same carve: the step-0 validation loss and 500
+steps of batch losses checked against finetune's the same way), validates every S steps (default steps / 20)
+and ends with a line for the weights of the best validation loss ("selected_step").
 Small trainable sets and step rules that ZO could use, measured here first in their first-order ideal (README
 "Where the convergence target sits"): --kv-prefix P trains a key/value prefix of P positions in every layer
 (prefix tuning; initialised with the keys and values the model computes for the first P tokens of a story
@@ -116,6 +120,28 @@ def pocketllm_epoch_order(n, labels, seed, epoch):
     for r in range(max(len(m) for m in members)):
         dealt += [m[r] for m in members if r < len(m)]
     return dealt
+
+
+def pocketllm_validation_split(labels, n, seed):
+    """pocketllm's --validation N carve (docs/training.md "Validation and the best step", client/src/task.cpp
+    carve_validation) over a training sample listed in file order: its indices shuffled by Philox (key = the
+    data seed, counter = (draw, draw >> 32, "vali", "d")), the first n of every label in that order form
+    the validation split; both parts are returned sorted."""
+    order = list(range(len(labels)))
+    key = (seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF)
+    draw = 0
+    for i in range(len(order), 1, -1):
+        x = philox4x32_10((draw & 0xFFFFFFFF, draw >> 32, 0x76616C69, 0x64), key)
+        j = ((x[0] << 32) | x[1]) % i
+        order[i - 1], order[j] = order[j], order[i - 1]
+        draw += 1
+    taken, validation, kept = {}, [], []
+    for i in order:
+        taken[labels[i]] = taken.get(labels[i], 0) + 1
+        (validation if taken[labels[i]] <= n else kept).append(i)
+    if any(c <= n for c in taken.values()):
+        sys.exit(f"--validation {n}: a label would have nothing left to train on")
+    return sorted(kept), sorted(validation)
 
 
 class PocketllmBatches:
@@ -217,6 +243,10 @@ def main():
                     help="batch order: Python's random (balanced: equal shares from per-label queues), or "
                          "pocketllm's own (Philox epochs, dealt round-robin by label with --balanced; the "
                          "batches finetune --data-seed takes)")
+    ap.add_argument("--validation", type=int, default=0,
+                    help="classify: hold N rows per label out of the training sample (pocketllm's carve), "
+                         "validate every --validate-every steps and end with the best validation loss's weights")
+    ap.add_argument("--validate-every", type=int, default=0, help="default: steps / 20")
     ap.add_argument("--min-words", type=int, default=0,
                     help="classify: train only on rows of at least W words, filtered before the k-shot draw")
     ap.add_argument("--dump-sample", default="", help="classify: also write the training rows drawn as a TSV")
@@ -263,6 +293,7 @@ def main():
     shift = a.soft_prompt
     opt = torch.optim.Adam(params, lr=a.lr) if a.optimizer == "adam" else torch.optim.SGD(params, lr=a.lr)
 
+    validation = []  # classify with --validation: the rows held out of the training sample
     if a.task == "classify":
         words, word_label = [], []
         for l in a.labels.split(","):
@@ -301,6 +332,9 @@ def main():
             with open(a.dump_sample, "w", encoding="utf-8") as f:
                 f.write("sentence\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows))
         train, dev = encode(rows), encode(read_tsv(a.eval))
+        if a.validation > 0:
+            kept, held = pocketllm_validation_split([y for _, y in train], a.validation, a.data_seed)
+            train, validation = [train[i] for i in kept], [train[i] for i in held]
         dev.sort(key=lambda e: len(e[0]))  # less padding; accuracy does not depend on the order
 
         def batch_loss(items):
@@ -364,6 +398,21 @@ def main():
             sys.exit("--precondition hessian-diag: classify only")
         step_scale = hessian_step_scale(batch_loss, train, params, a.hessian_samples, a.damping, a.seed)
     print(json.dumps({"step": 0, **evaluate(), "examples": 0, "train_seconds": 0.0}), flush=True)
+    if a.validation > 0 and a.task != "classify":
+        sys.exit("--validation: classify only")
+    validate_every = a.validate_every or max(1, a.steps // 20)
+    best = {"loss": math.inf, "step": 0, "params": None}
+
+    def validate(step):  # pocketllm's rule: a strictly lower mean loss wins; a tie keeps the earlier step
+        with torch.no_grad():
+            total = sum(float(batch_loss(validation[i: i + 64])[0]) for i in range(0, len(validation), 64))
+        loss = total / len(validation)
+        if loss < best["loss"]:
+            best.update(loss=loss, step=step, params=[p.detach().clone() for p in params])
+        print(json.dumps({"step": step, "validation_loss": loss, "best": best["step"] == step}), flush=True)
+
+    if validation:
+        validate(0)
     trained = 0.0
     seen = 0
     order = []
@@ -416,8 +465,16 @@ def main():
         opt.step()
         trained += time.perf_counter() - t0
         seen += len(items)
+        if validation and ((step + 1) % validate_every == 0 or step + 1 == a.steps):
+            validate(step + 1)
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             print(json.dumps({"step": step + 1, **evaluate(), "examples": seen, "train_seconds": round(trained, 3)}), flush=True)
+    if validation:
+        with torch.no_grad():
+            for p, b in zip(params, best["params"]):
+                p.copy_(b)
+        print(json.dumps({"step": a.steps, **evaluate(), "selected_step": best["step"], "examples": seen,
+                          "train_seconds": round(trained, 3)}), flush=True)
 
 
 if __name__ == "__main__":
