@@ -75,19 +75,25 @@ def count_words(text):
     return len([w for w in re.split(r"[ \t\n\r\v\f]+", text) if w])
 
 
+def philox_shuffle(items, seed, stream0, stream1):
+    """common/seeds.h philox_shuffle: a Fisher-Yates shuffle from the end, in place, driven by Philox-4x32-10
+    (key = the seed's low and high words, counter = (draw, draw >> 32, stream0, stream1))."""
+    key = (seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF)
+    draw = 0
+    for i in range(len(items), 1, -1):
+        x = philox4x32_10((draw & 0xFFFFFFFF, draw >> 32, stream0, stream1), key)
+        j = ((x[0] << 32) | x[1]) % i
+        items[i - 1], items[j] = items[j], items[i - 1]
+        draw += 1
+    return items
+
+
 def pocketllm_k_shot(rows, labels, k, seed):
     """pocketllm's k-shot draw (client/src/task.cpp k_shot_indices, common/seeds.h philox_shuffle): a
     Fisher-Yates shuffle from the end driven by Philox-4x32-10 (key = the seed's low and high words, counter
     = (draw, draw >> 32, "shot", "k")), then the first k rows of each label in shuffled order, returned in
     file order -- the same sentences finetune trains on with --k-shot k --data-seed seed."""
-    order = list(range(len(rows)))
-    key = (seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF)
-    draw = 0
-    for i in range(len(order), 1, -1):
-        x = philox4x32_10((draw & 0xFFFFFFFF, draw >> 32, 0x73686F74, 0x6B), key)
-        j = ((x[0] << 32) | x[1]) % i
-        order[i - 1], order[j] = order[j], order[i - 1]
-        draw += 1
+    order = philox_shuffle(list(range(len(rows))), seed, 0x73686F74, 0x6B)
     taken = {}
     picked = []
     for i in order:
@@ -103,14 +109,7 @@ def pocketllm_epoch_order(n, labels, seed, epoch):
     the data seed, counter = (draw, draw >> 32, epoch, "data")); with labels (balanced batches) that
     permutation split by label, keeping its order within each label, and dealt round-robin over the labels
     in label-word order. labels is None for unbalanced batches."""
-    perm = list(range(n))
-    key = (seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF)
-    draw = 0
-    for i in range(n, 1, -1):
-        x = philox4x32_10((draw & 0xFFFFFFFF, draw >> 32, epoch & 0xFFFFFFFF, 0x64617461), key)
-        j = ((x[0] << 32) | x[1]) % i
-        perm[i - 1], perm[j] = perm[j], perm[i - 1]
-        draw += 1
+    perm = philox_shuffle(list(range(n)), seed, epoch & 0xFFFFFFFF, 0x64617461)
     if labels is None:
         return perm
     members = [[] for _ in range(max(labels) + 1)]
@@ -127,14 +126,7 @@ def pocketllm_validation_split(labels, n, seed):
     carve_validation) over a training sample listed in file order: its indices shuffled by Philox (key = the
     data seed, counter = (draw, draw >> 32, "vali", "d")), the first n of every label in that order form
     the validation split; both parts are returned sorted."""
-    order = list(range(len(labels)))
-    key = (seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF)
-    draw = 0
-    for i in range(len(order), 1, -1):
-        x = philox4x32_10((draw & 0xFFFFFFFF, draw >> 32, 0x76616C69, 0x64), key)
-        j = ((x[0] << 32) | x[1]) % i
-        order[i - 1], order[j] = order[j], order[i - 1]
-        draw += 1
+    order = philox_shuffle(list(range(len(labels))), seed, 0x76616C69, 0x64)
     taken, validation, kept = {}, [], []
     for i in order:
         taken[labels[i]] = taken.get(labels[i], 0) + 1
