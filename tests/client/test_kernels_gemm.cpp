@@ -1,8 +1,9 @@
 // The packed GEMM micro-kernels (kernels_gemm.h), every path this CPU has, against the double-precision
 // reference: ragged shapes around the register blocks (12 × 32, 6 × 16) and the k block (256), output
-// written into a wider matrix (nothing outside the block touched), bytes independent of the batch, NaN
-// kept to its row.
+// written into a wider matrix (nothing outside the block touched), every output bit for bit the block-wise
+// FMA chain kernels_gemm.h documents, bytes independent of the batch, NaN kept to its row.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -37,6 +38,18 @@ void run(gemm::Path p, const std::vector<float>& x, size_t m, size_t k, const st
   gemm::multiply_tile(p, xp.data(), m, k, w.data(), rows, scratch.data(), y, ldy);
 }
 
+// The sum kernels_gemm.h promises, one scalar FMA at a time: a chain from zero over each block of 256
+// k, the blocks' sums added to the output in order.
+float block_sum(const float* x, const float* w, size_t k) {
+  float out = 0.0f;
+  for (size_t k0 = 0; k0 < k; k0 += 256) {
+    float s = 0.0f;
+    for (size_t kk = k0; kk < std::min(k, k0 + 256); ++kk) s = std::fma(x[kk], w[kk], s);
+    out = k0 == 0 ? s : out + s;
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("packed GEMM paths match the reference on ragged shapes", "[client][kernels][gemm]") {
@@ -69,35 +82,59 @@ TEST_CASE("packed GEMM paths match the reference on ragged shapes", "[client][ke
   }
 }
 
+TEST_CASE("packed GEMM: each output is the documented block-wise FMA chain, one k block or several",
+          "[client][kernels][gemm]") {
+  const auto paths = packed_paths();
+  if (paths.empty()) WARN("no packed GEMM path on this CPU: not run");
+  std::mt19937 rng(5);
+  for (gemm::Path p : paths)
+    for (size_t k : {3, 64, 172, 256, 257, 700})
+      for (size_t m : {1, 7, 13, 40}) {
+        const size_t rows = 37;
+        const auto x = randn(rng, m * k), w = randn(rng, rows * k);
+        std::vector<float> y(m * rows);
+        run(p, x, m, k, w, rows, y.data(), rows);
+        size_t differ = 0;
+        for (size_t r = 0; r < m; ++r)
+          for (size_t j = 0; j < rows; ++j) {
+            const float want = block_sum(x.data() + r * k, w.data() + j * k, k);
+            differ += std::memcmp(&want, &y[r * rows + j], sizeof(float)) != 0;
+          }
+        INFO(gemm::path_name(p) << " m " << m << " k " << k);
+        CHECK(differ == 0);
+      }
+}
+
 TEST_CASE("packed GEMM: a row's bytes do not depend on its batch and NaN stays in its row", "[client][kernels][gemm]") {
   const auto paths = packed_paths();
   if (paths.empty()) WARN("no packed GEMM path on this CPU: not run");
   std::mt19937 rng(11);
-  const size_t k = 700, rows = 45, m = 29;
-  for (gemm::Path p : paths) {
-    auto x = randn(rng, m * k);
-    const auto w = randn(rng, rows * k);
-    std::vector<float> all(m * rows);
-    run(p, x, m, k, w, rows, all.data(), rows);
-    for (size_t r : {size_t{0}, size_t{11}, size_t{12}, m - 1}) {
-      const std::vector<float> one(x.begin() + long(r * k), x.begin() + long((r + 1) * k));
-      std::vector<float> y(rows);
-      run(p, one, 1, k, w, rows, y.data(), rows);
-      INFO(gemm::path_name(p) << " row " << r);
-      CHECK(std::memcmp(y.data(), all.data() + r * rows, rows * sizeof(float)) == 0);
+  const size_t rows = 45, m = 29;
+  for (gemm::Path p : paths)
+    for (size_t k : {64, 700}) {
+      auto x = randn(rng, m * k);
+      const auto w = randn(rng, rows * k);
+      std::vector<float> all(m * rows);
+      run(p, x, m, k, w, rows, all.data(), rows);
+      for (size_t r : {size_t{0}, size_t{11}, size_t{12}, m - 1}) {
+        const std::vector<float> one(x.begin() + long(r * k), x.begin() + long((r + 1) * k));
+        std::vector<float> y(rows);
+        run(p, one, 1, k, w, rows, y.data(), rows);
+        INFO(gemm::path_name(p) << " row " << r);
+        CHECK(std::memcmp(y.data(), all.data() + r * rows, rows * sizeof(float)) == 0);
+      }
+      x[5 * k + 3] = NAN;
+      run(p, x, m, k, w, rows, all.data(), rows);
+      size_t nan_rows = 0, nan_in_row5 = 0;
+      for (size_t r = 0; r < m; ++r)
+        for (size_t j = 0; j < rows; ++j)
+          if (std::isnan(all[r * rows + j])) {
+            ++nan_rows;
+            nan_in_row5 += r == 5;
+          }
+      CHECK(nan_in_row5 == rows);
+      CHECK(nan_rows == rows);
     }
-    x[5 * k + 3] = NAN;
-    run(p, x, m, k, w, rows, all.data(), rows);
-    size_t nan_rows = 0, nan_in_row5 = 0;
-    for (size_t r = 0; r < m; ++r)
-      for (size_t j = 0; j < rows; ++j)
-        if (std::isnan(all[r * rows + j])) {
-          ++nan_rows;
-          nan_in_row5 += r == 5;
-        }
-    CHECK(nan_in_row5 == rows);
-    CHECK(nan_rows == rows);
-  }
 }
 
 TEST_CASE("the chosen GEMM path is one the CPU supports and is named", "[client][kernels][gemm]") {
