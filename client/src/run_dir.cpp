@@ -132,6 +132,7 @@ json RunSpec::to_json() const {
                       {"beta1", train.adam_beta1},
                       {"beta2", train.adam_beta2},
                       {"eps", train.adam_eps}};
+  if (train.decay_to_start > 0.0f) j["optimizer"]["decay_to_start"] = train.decay_to_start;  // absent when off
   if (lora.enabled()) j["adapter"] = lora.to_json();
   if (validation.enabled())
     j["validation"] = {{"examples", validation.examples}, {"every", validation.every}, {"patience", validation.patience}};
@@ -184,6 +185,7 @@ Result<RunSpec> RunSpec::from_json(const json& j, const std::string& where) {
       s.train.adam_beta1 = o.value("beta1", s.train.adam_beta1);
       s.train.adam_beta2 = o.value("beta2", s.train.adam_beta2);
       s.train.adam_eps = o.value("eps", s.train.adam_eps);
+      s.train.decay_to_start = o.value("decay_to_start", 0.0f);
     }
     if (Status ok = check_train_options(s.train); !ok) return corrupt(where + ": " + ok.message());
     if (!seed_from_hex(j.at("seed").get<std::string>(), &s.train.seed) ||

@@ -50,6 +50,8 @@ Status check_train_options(const TrainOptions& o) {
   if (!(o.clip >= 0.0f) || !std::isfinite(o.clip)) return bad("clip must be >= 0 and finite (0: off)");
   if (!(o.weight_decay >= 0.0f) || !std::isfinite(o.weight_decay) || !(static_cast<double>(o.lr) * o.weight_decay < 1.0))
     return bad("weight_decay must be >= 0 and finite, with lr * weight_decay < 1");
+  if (!(o.decay_to_start >= 0.0f) || !std::isfinite(o.decay_to_start)) return bad("decay_to_start must be >= 0 and finite (0: off)");
+  if (o.decay_to_start > 0.0f && o.optimizer != Optimizer::kAdam) return bad("decay_to_start needs optimizer adam");
   if (!(o.momentum >= 0.0f && o.momentum < 1.0f)) return bad("momentum must be in [0, 1)");
   if (o.momentum > 0.0f && (o.momentum_window < 1 || o.momentum_window > 256)) return bad("momentum_window must be 1..256");
   return Status::ok();
@@ -290,6 +292,7 @@ Status ZoTrainer::adam_step(int t, StepRecord* out) {
   if (!basis_.gradient(rec.loss_plus, o_.eps, &grad_))
     return skip("adam: the " + std::to_string(n) + " directions do not determine the gradient of " +
                 std::to_string(basis_.coordinates()) + " trainable elements");
+  pull_toward_start();
   AdamMoments next = adam_;
   next.update(grad_, rec.lr, &delta_);
   if (!basis_.coefficients(delta_, &coeffs_)) return skip("adam: non-finite update");
@@ -299,7 +302,23 @@ Status ZoTrainer::adam_step(int t, StepRecord* out) {
     rec.entries.push_back({step_seeds_[k], c});
   }
   adam_ = std::move(next);
+  track_moved();
   return Status::ok();
+}
+
+// decay_to_start: the displacement theta - theta_0 is kept as minus the sum of the accepted steps' deltas
+// (their entries apply theta <- theta - U^T c = theta - delta, before float rounding), so a resumed run,
+// which rebuilds it from the logged losses in restore_adam, adds the very same doubles.
+void ZoTrainer::pull_toward_start() {
+  if (!(o_.decay_to_start > 0.0f)) return;
+  if (moved_.size() != grad_.size()) moved_.assign(grad_.size(), 0.0);
+  const double l = o_.decay_to_start;
+  for (size_t i = 0; i < grad_.size(); ++i) grad_[i] += l * moved_[i];
+}
+
+void ZoTrainer::track_moved() {
+  if (!(o_.decay_to_start > 0.0f)) return;
+  for (size_t i = 0; i < delta_.size(); ++i) moved_[i] -= delta_[i];
 }
 
 bool ZoTrainer::restore_adam(int step, const std::vector<double>& losses) {
@@ -307,7 +326,9 @@ bool ZoTrainer::restore_adam(int step, const std::vector<double>& losses) {
   if (losses.size() != step_seeds_.size()) return false;
   basis_.build(o_.dist, step_seeds_, tensors_);
   if (!basis_.gradient(losses, o_.eps, &grad_)) return false;
+  pull_toward_start();
   adam_.update(grad_, lr_at(step), &delta_);
+  track_moved();
   return true;
 }
 

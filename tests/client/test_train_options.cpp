@@ -50,6 +50,10 @@ const std::vector<BadOption>& bad_options() {
       {"weight_decay", [](TrainOptions* o) { o->weight_decay = -0.1f; }},
       {"weight_decay", [](TrainOptions* o) { o->weight_decay = 1e30f; }},
       {"weight_decay", [](TrainOptions* o) { o->lr = 4.0f; o->weight_decay = 0.5f; }},  // 1 - lr wd < 0
+      {"decay_to_start", [](TrainOptions* o) { o->optimizer = Optimizer::kAdam; o->n_spsa = 8; o->decay_to_start = -0.1f; }},
+      {"decay_to_start", [](TrainOptions* o) { o->optimizer = Optimizer::kAdam; o->n_spsa = 8; o->decay_to_start = kNaN; }},
+      {"decay_to_start", [](TrainOptions* o) { o->optimizer = Optimizer::kAdam; o->n_spsa = 8; o->decay_to_start = kInf; }},
+      {"decay_to_start", [](TrainOptions* o) { o->decay_to_start = 0.01f; }},  // sgd: adam only
       {"momentum", [](TrainOptions* o) { o->momentum = 1.0f; o->momentum_window = 4; }},
       {"momentum_window", [](TrainOptions* o) { o->momentum = 0.5f; o->momentum_window = 0; }},
   };
@@ -76,6 +80,11 @@ TEST_CASE("train options: valid ones pass, each out-of-range field is refused by
   good.weight_decay = 0.1f;
   good.clip = 5.0f;
   CHECK(check_train_options(good).is_ok());
+  TrainOptions adam;
+  adam.optimizer = Optimizer::kAdam;
+  adam.n_spsa = 8;
+  adam.decay_to_start = 0.002f;
+  CHECK(check_train_options(adam).is_ok());
   for (const auto& row : bad_options()) {
     TrainOptions o;
     row.set(&o);

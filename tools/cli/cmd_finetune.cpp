@@ -70,6 +70,8 @@ constexpr const char* kFinetuneHelp =
     "                       --n-spsa one-sided passes a step (default 1.25 (d + 1) for d trainable\n"
     "                       elements, at most 4096), then Adam (--lr default 1e-2); logged as plain entries\n"
     "  --adam-beta1 B  --adam-beta2 B   Adam's moment decays (0.9, 0.999)\n"
+    "  --decay-to-start L   adam: add L (theta - theta_start) to each step's fitted gradient, an L2 pull\n"
+    "                       toward the starting weights (default 0: off)\n"
     "  --dist rademacher|gaussian (rademacher)\n"
     "  --trainable P        comma-separated items, each a tensor-name pattern with * or one of\n"
     "                       all | attention | mlp | norms | biases | last:K (the last K layers), e.g.\n"
@@ -110,6 +112,10 @@ std::string read_optimizer(const Args& args, TrainOptions* t) {
   t->adam_beta2 = static_cast<float>(b2.value());
   if (adam && args.has("momentum")) return "--optimizer adam keeps its own momentum (--adam-beta1): drop --momentum";
   if (adam && args.has("clip")) return "--optimizer adam normalises each coordinate's step: drop --clip";
+  auto pull = args.get_double("decay-to-start", 0);
+  if (!pull || !(pull.value() >= 0) || pull.value() > 1e6) return "--decay-to-start must be a number from 0 (off) up to 1e6";
+  if (args.has("optimizer") && !adam && pull.value() > 0) return "--decay-to-start needs --optimizer adam";
+  t->decay_to_start = static_cast<float>(pull.value());  // adam only: checked once the recipe has chosen
   return "";
 }
 
@@ -118,7 +124,9 @@ std::string describe_training(const TrainOptions& t) {
   char b[200];
   std::snprintf(b, sizeof b, "training: %s, %d direction%s a step, batches of %d, lr %g (%s), %d steps", optimizer_name(t.optimizer),
                 t.n_spsa, t.n_spsa == 1 ? "" : "s", t.batch_size, static_cast<double>(t.lr), lr_schedule_name(t.schedule), t.steps);
-  return b;
+  std::string line = b;
+  if (t.decay_to_start > 0.0f) line += ", decay to start " + std::to_string(t.decay_to_start).substr(0, 8);
+  return line;
 }
 
 std::atomic<bool> g_stop{false};
@@ -140,7 +148,8 @@ int cmd_finetune(const std::vector<std::string>& argv) {
              "dist", "trainable", "preset", "seed", "data-seed", "snapshot-every", "metrics-json", "threads", "fsync-every",
              "lora-rank", "lora-alpha", "lora-targets", "lora-init-seed", "quantize", "validation", "validate-every", "patience",
              "min-words", "trainable-scale", "trainable-rows", "add-biases",
-             "momentum", "momentum-window", "pair", "optimizer", "adam-beta1", "adam-beta2"},
+             "momentum", "momentum-window", "pair", "optimizer", "adam-beta1", "adam-beta2",
+             "decay-to-start"},
              {"resume", "pack", "balanced", "no-balanced"});
   return cmd.run(argv, [&](const Args& args) {
     auto usage = [](const std::string& m) {

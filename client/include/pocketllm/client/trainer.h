@@ -57,6 +57,9 @@ struct TrainOptions {
   // Adam over a full set of directions (docs/training.md): n_spsa one-sided passes a step, n_spsa > d.
   Optimizer optimizer = Optimizer::kSgd;
   float adam_beta1 = 0.9f, adam_beta2 = 0.999f, adam_eps = 1e-8f;
+  // adam: L * (theta - theta_0) added to each step's fitted gradient before the moments, an L2 pull toward
+  // the weights the run started from (docs/training.md "Decay toward the start"); 0 = off.
+  float decay_to_start = 0.0f;
   // Federated rounds: the server issues the directions. When set, step t uses seeds[t - first_step]
   // (one direction per step; t must be in [first_step, first_step + seeds.size())).
   std::vector<uint64_t> seeds;
@@ -70,7 +73,7 @@ struct TrainOptions {
 // weights where they are), eps positive and finite, warmup_steps >= 0, n_spsa 1..1024, clip and
 // weight_decay finite and >= 0 with lr * weight_decay < 1 (a decay factor that keeps the sign), momentum
 // in [0, 1) with its window 1..256; adam: n_spsa 2..65536, betas in [0, 1), adam_eps > 0, no momentum, clip
-// or server-issued seeds. The message names the first field that fails. Run directories check
+// or server-issued seeds; decay_to_start finite and >= 0, and 0 unless adam. The message names the first field that fails. Run directories check
 // their spec with it when they are created and opened; a device checks a round's settings with it.
 Status check_train_options(const TrainOptions& o);
 
@@ -126,6 +129,8 @@ class ZoTrainer {
   void add_momentum_entries(StepRecord* rec);
   Status adam_step(int t, StepRecord* rec);
   void adam_seeds(int t);
+  void pull_toward_start();
+  void track_moved();
 
   LanguageModel& model_;
   Task& task_;
@@ -150,6 +155,7 @@ class ZoTrainer {
   AdamMoments adam_;
   std::vector<uint64_t> step_seeds_;
   std::vector<double> grad_, delta_, coeffs_;
+  std::vector<double> moved_;       // adam with decay_to_start: theta - theta_0, minus the sum of the accepted deltas
 };
 
 // The default --momentum-window for a momentum: the smallest W with momentum^W <= 0.01 (at most 256).
