@@ -125,7 +125,10 @@ std::string describe_training(const TrainOptions& t) {
   std::snprintf(b, sizeof b, "training: %s, %d direction%s a step, batches of %d, lr %g (%s), %d steps", optimizer_name(t.optimizer),
                 t.n_spsa, t.n_spsa == 1 ? "" : "s", t.batch_size, static_cast<double>(t.lr), lr_schedule_name(t.schedule), t.steps);
   std::string line = b;
-  if (t.decay_to_start > 0.0f) line += ", decay to start " + std::to_string(t.decay_to_start).substr(0, 8);
+  if (t.decay_to_start > 0.0f) {
+    std::snprintf(b, sizeof b, ", decay to start %g", static_cast<double>(t.decay_to_start));
+    line += b;
+  }
   return line;
 }
 

@@ -73,8 +73,9 @@ struct TrainOptions {
 // weights where they are), eps positive and finite, warmup_steps >= 0, n_spsa 1..1024, clip and
 // weight_decay finite and >= 0 with lr * weight_decay < 1 (a decay factor that keeps the sign), momentum
 // in [0, 1) with its window 1..256; adam: n_spsa 2..65536, betas in [0, 1), adam_eps > 0, no momentum, clip
-// or server-issued seeds; decay_to_start finite and >= 0, and 0 unless adam. The message names the first field that fails. Run directories check
-// their spec with it when they are created and opened; a device checks a round's settings with it.
+// or server-issued seeds; decay_to_start finite and >= 0, and 0 unless adam. The message names the first
+// field that fails. Run directories check their spec with it when they are created and opened; a device
+// checks a round's settings with it.
 Status check_train_options(const TrainOptions& o);
 
 struct StepRecord {
