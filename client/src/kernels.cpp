@@ -1,6 +1,8 @@
 #include "kernels.h"
 
 #include "kernels_avx2.h"
+#include "kernels_avx512.h"
+#include "kernels_exp.h"
 #include "kernels_gemm.h"
 #include "kernels_quant.h"
 #include "kernels_quant_packed.h"
@@ -50,6 +52,18 @@ void parallel_rows(ThreadPool* pool, size_t m, size_t min_rows, Fn&& fn) {
 // from any buffer (resume and replay are checked bit for bit). Scalar std::exp made the softmax and SiLU
 // about a third of a small model's forward pass.
 using Block = Eigen::Array<float, 16, 1>;
+
+// exp of a block: kernels_exp.h's AVX-512 exp in AVX-512 builds (1.2–1.3× Eigen's there), Eigen's
+// packet exp in others.
+inline Block exp_block(const Block& x) {
+#if defined(__AVX512F__)
+  Block out;
+  _mm512_storeu_ps(out.data(), vexp::exp_ps(_mm512_loadu_ps(x.data())));
+  return out;
+#else
+  return x.exp();
+#endif
+}
 
 // x[i] = fn(x[i]) for i < n, block by block; padding lanes hold `pad`.
 template <class Fn>
@@ -425,7 +439,7 @@ void attention_query_group(const float* const* qt, const size_t* visible, const 
   for (size_t j0 = 0; j0 < vmax; j0 += 16) {
     for (size_t g = 0; g < NQ; ++g) {
       Eigen::Map<Block> blk(rows[g] + j0);
-      blk = (blk - mx[g]).exp();
+      blk = exp_block(blk - mx[g]);
       acc[g] += blk;
     }
   }
@@ -485,6 +499,21 @@ void attention_queries(bool vec, size_t n, const float* const* qt, const size_t*
 template <size_t HD>
 void attention_small_heads(const AttentionShape& s, const float* q, size_t q_stride, const float* k, const float* v,
                            size_t kv_stride, size_t t0, size_t rows, size_t kend, float scale, float* o) {
+  // On AVX-512 CPUs, groups of 16 queries (a last group of 8 or more takes masked lanes) go to the
+  // query-lane kernel (kernels_avx512.h); fewer than 8, as in decoding, stay with the key-lane groups below.
+  size_t first = 0;  // queries before it went through the query-lane kernel
+  if (avx512::chosen() && rows >= avx512::kMinLaneQueries) {
+    float* scratch = thread_scratch(avx512::lane_scratch_floats(kend), 11);
+    size_t visible[16];
+    while (rows - first >= avx512::kMinLaneQueries) {
+      const size_t n = std::min<size_t>(16, rows - first);
+      for (size_t g = 0; g < n; ++g) visible[g] = s.causal ? std::min(kend, s.past + t0 + first + g + 1) : kend;
+      avx512::attention_query_lanes(HD, n, q + first * q_stride, q_stride, visible, k, v, kv_stride, scale, scratch,
+                           o + first * q_stride);
+      first += n;
+    }
+    if (first == rows) return;
+  }
   const size_t padded = (kend + 15) / 16 * 16;
   float* kt = thread_scratch(HD * padded + kMaxGroup * padded, 0);
   for (size_t d = 0; d < HD; ++d) {
@@ -499,7 +528,7 @@ void attention_small_heads(const AttentionShape& s, const float* q, size_t q_str
   for (size_t g = 0; g < kMaxGroup; ++g) score_rows[g] = kt + (HD + g) * padded;
   const bool vec = avx2::preferred();
   const size_t group = vec ? 4 : kEigenGroup;
-  for (size_t t = 0; t < rows;) {
+  for (size_t t = first; t < rows;) {
     const size_t n = std::min(group, rows - t);
     for (size_t g = 0; g < n; ++g) {
       qt[g] = q + (t + g) * q_stride;
@@ -570,7 +599,7 @@ void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const 
       const size_t n = visible - first;
       float mx = -INFINITY;
       for (size_t j = 0; j < n; ++j) mx = std::max(mx, live[j]);
-      for_blocks(live, n, mx, [mx](const Block& x) -> Block { return (x - mx).exp(); });
+      for_blocks(live, n, mx, [mx](const Block& x) -> Block { return exp_block(x - mx); });
       float sum = 0;
       for (size_t j = 0; j < n; ++j) sum += live[j];
       const float inv = n > 0 ? 1.0f / sum : 0.0f;
@@ -596,8 +625,21 @@ void silu_mul_span(float* gate, const float* up, size_t n) {
     avx2::silu_mul(gate, up, n);
     return;
   }
-  for_blocks(gate, n, 0.0f, [](const Block& g) -> Block { return g / (1.0f + (-g).exp()); });
-  for (size_t i = 0; i < n; ++i) gate[i] *= up[i];
+  // One pass: the product with up right after the block's SiLU (a second pass over the span cost as much
+  // as the SiLU itself on stories260K), the tail padded and computed like the body.
+  const auto silu = [](const Block& g, const Block& u) -> Block { return g / (1.0f + exp_block(-g)) * u; };
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    Eigen::Map<Block> g(gate + i);
+    g = silu(Block(g), Eigen::Map<const Block>(up + i));
+  }
+  if (i < n) {
+    Block g = Block::Zero(), u = Block::Zero();
+    std::copy(gate + i, gate + n, g.data());
+    std::copy(up + i, up + n, u.data());
+    g = silu(g, u);
+    std::copy(g.data(), g.data() + (n - i), gate + i);
+  }
 }
 
 // gate[i] = gelu_tanh(gate[i]) * up[i] (GeGLU, "gelu_pytorch_tanh") on one thread, 16 lanes at a time
@@ -715,11 +757,11 @@ void logsumexp_fold(const float* row, size_t n, float* max, float* sum) {
   float m = mb.maxCoeff();
   for (size_t j = i; j < n; ++j) m = std::max(m, row[j]);
   Block acc = Block::Zero();
-  for (i = 0; i + 16 <= n; i += 16) acc += (Eigen::Map<const Block>(row + i) - m).exp();
+  for (i = 0; i + 16 <= n; i += 16) acc += exp_block(Eigen::Map<const Block>(row + i) - m);
   if (i < n) {
     Block b = Block::Constant(-std::numeric_limits<float>::infinity());
     std::copy(row + i, row + n, b.data());
-    acc += (b - m).exp();
+    acc += exp_block(b - m);
   }
   *sum = *sum * std::exp(*max - m) + acc.sum();
   *max = m;

@@ -294,6 +294,7 @@ void linear_quantized(ThreadPool* pool, const float* x, size_t m, size_t k, cons
 #include "kernels_quant_packed.h"
 #include "pocketllm/client/kernels_info.h"
 #include "kernels_avx2.h"
+#include "kernels_avx512.h"
 
 namespace pocketllm {
 
@@ -329,7 +330,13 @@ std::string kernel_paths() {
 #endif
   s += ", build ISA)";
   s += "; softmax/SiLU/log-sum-exp: ";
+#if defined(__AVX512F__)
+  s += "AVX-512 exp (build ISA)";
+#else
   s += avx2::preferred() ? "AVX2+FMA (run-time)" : "Eigen (build ISA)";
+#endif
+  s += "; narrow-head attention: ";
+  s += avx512::chosen() ? "AVX-512 query lanes (run-time)" : avx2::preferred() ? "AVX2+FMA key lanes (run-time)" : "key lanes (build ISA)";
   s += "; perturbation z: ";
   s += perturbation_path_name(perturbation_path());
   return s;

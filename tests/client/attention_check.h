@@ -1,9 +1,11 @@
-// Shared by the attention tests: runs kernels.cpp's attention and the scalar reference on the same inputs
-// and returns the largest absolute difference over the queries that are not padding.
+// Shared by the attention tests: seeded uniform inputs, and attention_max_error, which runs kernels.cpp's
+// attention and the scalar reference on the same inputs and returns the largest absolute difference over
+// the queries that are not padding.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "kernels.h"
@@ -11,6 +13,15 @@
 #include "pocketllm/common/thread_pool.h"
 
 namespace pocketllm::test {
+
+// n floats drawn uniformly from [lo, hi) by a seeded generator.
+inline std::vector<float> uniform(size_t n, float lo, float hi, unsigned seed) {
+  std::mt19937 r(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(r);
+  return v;
+}
 
 inline double attention_max_error(const AttentionShape& s, const std::vector<float>& q, const std::vector<float>& k,
                                   const std::vector<float>& v, const std::vector<int32_t>& len) {

@@ -11,6 +11,7 @@
 
 #include "kernels.h"
 #include "kernels_avx2.h"
+#include "kernels_avx512.h"
 #include "attention_check.h"
 #include "kernels_ref.h"
 #include "pocketllm/common/thread_pool.h"
@@ -19,18 +20,18 @@ using namespace pocketllm;
 
 namespace {
 
-std::vector<float> uniform(size_t n, float lo, float hi, unsigned seed) {
-  std::mt19937 r(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(r);
-  return v;
-}
+using test::uniform;
 
-// Routes kernels.cpp through the AVX2 kernels for one scope.
+// Routes kernels.cpp through the AVX2 kernels for one scope (narrow heads too: not the AVX-512 query lanes).
 struct ForceAvx2 {
-  ForceAvx2() { avx2::set_preference_for_testing(1); }
-  ~ForceAvx2() { avx2::set_preference_for_testing(-1); }
+  ForceAvx2() {
+    avx2::set_preference_for_testing(1);
+    avx512::set_preference_for_testing(0);
+  }
+  ~ForceAvx2() {
+    avx2::set_preference_for_testing(-1);
+    avx512::set_preference_for_testing(-1);
+  }
 };
 
 }  // namespace
@@ -127,14 +128,17 @@ TEST_CASE("the AVX2 route can be chosen and refused", "[client][kernels][avx2]")
 #endif
 }
 
-TEST_CASE("a key a query must not see leaves its output unchanged, however large, on either narrow-head route",
+TEST_CASE("a key a query must not see leaves its output unchanged, however large, on every narrow-head route",
           "[client][kernels][avx2]") {
   // Keys from position `cut` on are replaced by huge, infinite and NaN values; every query before `cut` must
   // give the same bytes as with the original keys. A maximum taken over the masked lanes would underflow
-  // every exp of such a query and give NaN.
-  for (int route : {0, 1}) {
+  // every exp of such a query and give NaN. Routes: 0 the build's key lanes, 1 the AVX2 key lanes, 2 the
+  // AVX-512 query lanes, which mask the values too (the key-lane kernels multiply a zero weight into them).
+  for (int route : {0, 1, 2}) {
     if (route == 1 && !avx2::supported()) continue;
-    avx2::set_preference_for_testing(route);
+    if (route == 2 && !avx512::supported()) continue;
+    avx2::set_preference_for_testing(route == 1 ? 1 : 0);
+    avx512::set_preference_for_testing(route == 2 ? 1 : 0);
     for (size_t hd : {size_t{8}, size_t{16}})
       for (size_t cut : {size_t{5}, size_t{21}, size_t{33}}) {
         AttentionShape s;
@@ -144,15 +148,17 @@ TEST_CASE("a key a query must not see leaves its output unchanged, however large
         s.head_dim = hd;
         s.causal = true;
         const std::vector<int32_t> len = {40};
-        const auto q = uniform(s.tq * hd, -2, 2, 41 + hd), v = uniform(s.tk * hd, -2, 2, 43 + hd);
-        auto k = uniform(s.tk * hd, -2, 2, 42 + hd);
+        const auto q = uniform(s.tq * hd, -2, 2, 41 + hd);
+        auto k = uniform(s.tk * hd, -2, 2, 42 + hd), v = uniform(s.tk * hd, -2, 2, 43 + hd);
         std::vector<float> clean(q.size()), hostile(q.size());
         attention(nullptr, s, q.data(), k.data(), v.data(), len.data(), clean.data());
         for (size_t j = cut; j < s.tk; ++j)
-          for (size_t e = 0; e < hd; ++e)
+          for (size_t e = 0; e < hd; ++e) {
             k[j * hd + e] = j % 3 == 0   ? 1e30f
                             : j % 3 == 1 ? std::numeric_limits<float>::infinity()
                                          : std::numeric_limits<float>::quiet_NaN();
+            if (route == 2) v[j * hd + e] = k[j * hd + e];
+          }
         attention(nullptr, s, q.data(), k.data(), v.data(), len.data(), hostile.data());
         INFO("route " << route << ", head width " << hd << ", cut " << cut);
         CHECK(std::equal(clean.begin(), clean.begin() + cut * hd, hostile.begin()));
@@ -160,4 +166,5 @@ TEST_CASE("a key a query must not see leaves its output unchanged, however large
       }
   }
   avx2::set_preference_for_testing(-1);
+  avx512::set_preference_for_testing(-1);
 }

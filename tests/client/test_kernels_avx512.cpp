@@ -1,0 +1,161 @@
+// The run-time-chosen AVX-512 kernels (kernels_avx512.h): the exp against std::exp, the query-lane
+// attention against a scalar softmax in double, the same bytes for a query in any group or lane, and
+// kernels.cpp's attention routed through it against the reference. Run on any CPU with AVX-512F whatever
+// the build's own instruction set; skipped elsewhere.
+#include <catch2/catch.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "attention_check.h"
+#include "kernels.h"
+#include "kernels_avx2.h"
+#include "kernels_avx512.h"
+
+using namespace pocketllm;
+
+namespace {
+
+using test::uniform;
+
+// Routes kernels.cpp's narrow heads through the query-lane kernel (1) or away from it (0) for one scope.
+struct LaneRoute {
+  explicit LaneRoute(int mode) { avx512::set_preference_for_testing(mode); }
+  ~LaneRoute() { avx512::set_preference_for_testing(-1); }
+};
+
+// One query's attention over keys 0 .. visible - 1 in double: the textbook softmax of the scaled scores.
+std::vector<double> softmax_reference(const float* q, size_t hd, size_t visible, const float* k, const float* v,
+                                      size_t kv_stride, float scale) {
+  std::vector<double> s(visible), out(hd, 0.0);
+  double mx = -INFINITY, sum = 0;
+  for (size_t j = 0; j < visible; ++j) {
+    double dot = 0;
+    for (size_t d = 0; d < hd; ++d) dot += double(q[d] * scale) * k[j * kv_stride + d];
+    s[j] = dot;
+    mx = std::max(mx, dot);
+  }
+  for (size_t j = 0; j < visible; ++j) sum += s[j] = std::exp(s[j] - mx);
+  for (size_t j = 0; j < visible; ++j)
+    for (size_t d = 0; d < hd; ++d) out[d] += s[j] / sum * v[j * kv_stride + d];
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("AVX-512 exp is within 2 ulp of expf from -87 to 88, 0 below -87 and for -inf, +inf past ln(FLT_MAX), keeps NaN",
+          "[client][kernels][avx512]") {
+  if (!avx512::supported()) {
+    WARN("no AVX-512F on this CPU: skipped");
+    return;
+  }
+  auto x = uniform(100003, -87.0f, 88.0f, 1);
+  x.insert(x.end(), {0.0f, -0.0f, 1.0f, -1.0f, 88.0f, -87.0f, 1e-30f, 0.34657359f, -0.34657359f});
+  std::vector<float> y(x.size());
+  avx512::exp(x.data(), x.size(), y.data());
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double ref = std::exp(static_cast<double>(x[i]));
+    worst = std::max(worst, std::fabs(y[i] - ref) / ref);
+  }
+  INFO("worst relative error " << worst);
+  CHECK(worst < 2 * 1.1921e-7);  // 2 ulp of float anywhere in a binade (2^-23 relative each)
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> special = {-inf, -1000.0f, -87.5f, std::nanf(""), 0.0f, 88.8f, 1000.0f, inf, 88.5f};
+  std::vector<float> out(special.size(), 7.0f);
+  avx512::exp(special.data(), special.size(), out.data());  // 9 elements: the masked tail
+  CHECK(out[0] == 0.0f);
+  CHECK(out[1] == 0.0f);
+  CHECK(out[2] == 0.0f);
+  CHECK(std::isnan(out[3]));
+  CHECK(out[4] == 1.0f);
+  CHECK(out[5] == inf);
+  CHECK(out[6] == inf);
+  CHECK(out[7] == inf);
+  CHECK(out[8] == Approx(std::exp(88.5)).epsilon(3e-7));
+  // In place, and the tail leaves what lies past n alone.
+  std::vector<float> in_place = {0.5f, -2.0f, 3.0f, 42.0f};
+  avx512::exp(in_place.data(), 3, in_place.data());
+  CHECK(in_place[1] == Approx(std::exp(-2.0)).epsilon(3e-7));
+  CHECK(in_place[3] == 42.0f);
+}
+
+TEST_CASE("query-lane attention: each query within 1e-6 of a double softmax, the same bytes in any group and lane",
+          "[client][kernels][avx512]") {
+  if (!avx512::supported()) {
+    WARN("no AVX-512F on this CPU: skipped");
+    return;
+  }
+  for (size_t hd : {size_t{8}, size_t{16}}) {
+    const size_t keys = 53, kv_stride = 3 * hd, stride = 5 * hd;  // rows of a wider tensor, as in a layer
+    const auto q = uniform(keys * stride, -2, 2, 7 + hd), k = uniform(keys * kv_stride, -2, 2, 8 + hd),
+               v = uniform(keys * kv_stride, -2, 2, 9 + hd);
+    const float scale = 0.3f;
+    std::vector<size_t> visible(keys);
+    for (size_t t = 0; t < keys; ++t) visible[t] = t + 1;  // causal
+    std::vector<float> scratch(avx512::lane_scratch_floats(keys));
+    // Groups of 16 from query 0, then the same queries in groups of 9 … 13 from other starts: a query
+    // lands in another lane and beside other queries.
+    std::vector<float> a(keys * stride, 0.0f), b(keys * stride, 0.0f);
+    for (size_t t = 0; t < keys; t += 16)
+      avx512::attention_query_lanes(hd, std::min<size_t>(16, keys - t), q.data() + t * stride, stride, &visible[t],
+                                    k.data(), v.data(), kv_stride, scale, scratch.data(), a.data() + t * stride);
+    size_t n = 9;
+    for (size_t t = 0; t < keys; t += n, n = 9 + (n - 8) % 5) {
+      const size_t m = std::min(n, keys - t);
+      avx512::attention_query_lanes(hd, m, q.data() + t * stride, stride, &visible[t], k.data(), v.data(), kv_stride,
+                                    scale, scratch.data(), b.data() + t * stride);
+    }
+    INFO("head width " << hd);
+    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+    double worst = 0;
+    for (size_t t = 0; t < keys; ++t) {
+      const auto want = softmax_reference(q.data() + t * stride, hd, visible[t], k.data(), v.data(), kv_stride, scale);
+      for (size_t d = 0; d < hd; ++d) worst = std::max(worst, std::fabs(a[t * stride + d] - want[d]));
+      for (size_t d = hd; d < stride; ++d) REQUIRE(a[t * stride + d] == 0.0f);  // only the head's own lanes written
+    }
+    CHECK(worst < 1e-6);
+  }
+}
+
+TEST_CASE("attention routed through the query-lane kernel matches the reference: heads of 8 and 16, a cache, padding",
+          "[client][kernels][avx512]") {
+  if (!avx512::supported()) {
+    WARN("no AVX-512F on this CPU: skipped");
+    return;
+  }
+  LaneRoute route(1);
+  REQUIRE(avx512::chosen());
+  for (size_t hd : {size_t{8}, size_t{16}})
+    for (size_t past : {size_t{0}, size_t{30}}) {
+      AttentionShape s;
+      s.batch = 2;
+      s.tq = past == 0 ? 150 : 45;  // blocks of 64 and 22 (lanes, then a group of 6 for the key-lane kernel)
+      s.tk = past + s.tq;
+      s.heads = 4;
+      s.kv_heads = 2;
+      s.head_dim = hd;
+      s.past = past;
+      s.causal = true;
+      const std::vector<int32_t> len = {static_cast<int32_t>(s.tk), static_cast<int32_t>(s.tk) - 9};
+      const auto q = uniform(s.batch * s.tq * s.heads * hd, -2, 2, 10 + hd + past),
+                 k = uniform(s.batch * s.tk * s.kv_heads * hd, -2, 2, 20 + hd + past),
+                 v = uniform(s.batch * s.tk * s.kv_heads * hd, -2, 2, 30 + hd + past);
+      INFO("head width " << hd << ", past " << past);
+      CHECK(test::attention_max_error(s, q, k, v, len) < 1e-5);
+      s.causal = false;  // every query sees every key of its sequence
+      CHECK(test::attention_max_error(s, q, k, v, len) < 1e-5);
+    }
+}
+
+TEST_CASE("the query-lane route can be chosen and refused", "[client][kernels][avx512]") {
+  {
+    LaneRoute off(0);
+    CHECK_FALSE(avx512::chosen());
+  }
+  LaneRoute on(1);
+  CHECK(avx512::chosen() == avx512::supported());
+}
