@@ -1,6 +1,6 @@
-// Shared by the attention tests: seeded uniform inputs, and attention_max_error, which runs kernels.cpp's
-// attention and the scalar reference on the same inputs and returns the largest absolute difference over
-// the queries that are not padding.
+// Shared by the attention and vector-exp tests: seeded uniform inputs, the worst error of a vector exp,
+// and attention_max_error, which runs kernels.cpp's attention and the scalar reference on the same inputs
+// and returns the largest absolute difference over the queries that are not padding.
 #pragma once
 
 #include <algorithm>
@@ -21,6 +21,22 @@ inline std::vector<float> uniform(size_t n, float lo, float hi, unsigned seed) {
   std::vector<float> v(n);
   for (auto& x : v) x = d(r);
   return v;
+}
+
+// The worst relative error against std::exp (in double) of a vector exp `fn(x, n, out)` over 100 003
+// uniform points of [-87, 88] and a few exact ones (0, -0, ±1, the ends, a tiny value, ±ln2/2).
+template <class Fn>
+double exp_worst_relative_error(Fn&& fn) {
+  auto x = uniform(100003, -87.0f, 88.0f, 1);
+  x.insert(x.end(), {0.0f, -0.0f, 1.0f, -1.0f, 88.0f, -87.0f, 1e-30f, 0.34657359f, -0.34657359f});
+  std::vector<float> y(x.size());
+  fn(x.data(), x.size(), y.data());
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double ref = std::exp(static_cast<double>(x[i]));
+    worst = std::max(worst, std::fabs(y[i] - ref) / ref);
+  }
+  return worst;
 }
 
 inline double attention_max_error(const AttentionShape& s, const std::vector<float>& q, const std::vector<float>& k,
