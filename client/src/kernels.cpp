@@ -501,13 +501,14 @@ void attention_small_heads(const AttentionShape& s, const float* q, size_t q_str
                            size_t kv_stride, size_t t0, size_t rows, size_t kend, float scale, float* o) {
   // On AVX-512 CPUs, groups of 16 queries (a last group of 8 or more takes masked lanes) go to the
   // query-lane kernel (kernels_avx512.h); fewer than 8, as in decoding, stay with the key-lane groups below.
+  auto keys_seen = [&](size_t t) { return s.causal ? std::min(kend, s.past + t0 + t + 1) : kend; };  // by query t
   size_t first = 0;  // queries before it went through the query-lane kernel
   if (avx512::chosen() && rows >= avx512::kMinLaneQueries) {
     float* scratch = thread_scratch(avx512::lane_scratch_floats(kend), 11);
     size_t visible[16];
     while (rows - first >= avx512::kMinLaneQueries) {
       const size_t n = std::min<size_t>(16, rows - first);
-      for (size_t g = 0; g < n; ++g) visible[g] = s.causal ? std::min(kend, s.past + t0 + first + g + 1) : kend;
+      for (size_t g = 0; g < n; ++g) visible[g] = keys_seen(first + g);
       avx512::attention_query_lanes(HD, n, q + first * q_stride, q_stride, visible, k, v, kv_stride, scale, scratch,
                            o + first * q_stride);
       first += n;
@@ -533,7 +534,7 @@ void attention_small_heads(const AttentionShape& s, const float* q, size_t q_str
     for (size_t g = 0; g < n; ++g) {
       qt[g] = q + (t + g) * q_stride;
       ot[g] = o + (t + g) * q_stride;
-      visible[g] = s.causal ? std::min(kend, s.past + t0 + t + g + 1) : kend;
+      visible[g] = keys_seen(t + g);
     }
     attention_queries<HD>(vec, n, qt, visible, kt, padded, v, kv_stride, scale, score_rows, ot);
     t += n;

@@ -1,5 +1,5 @@
-// Shared by the attention and vector-exp tests: seeded uniform inputs, the worst error of a vector exp,
-// and attention_max_error, which runs kernels.cpp's attention and the scalar reference on the same inputs
+// Shared by the attention and vector-exp tests: seeded uniform inputs, the worst error of a vector exp, a
+// causal two-sequence case, and attention_max_error, which runs kernels.cpp's attention and the scalar reference on the same inputs
 // and returns the largest absolute difference over the queries that are not padding.
 #pragma once
 
@@ -37,6 +37,32 @@ double exp_worst_relative_error(Fn&& fn) {
     worst = std::max(worst, std::fabs(y[i] - ref) / ref);
   }
   return worst;
+}
+
+// A causal attention of two sequences (the second 9 keys short), 4 heads over 2 KV heads of width hd,
+// tq queries after `past` cached positions, inputs uniform in [-2, 2) seeded by hd and past.
+struct AttentionCase {
+  AttentionShape s;
+  std::vector<int32_t> len;
+  std::vector<float> q, k, v;
+};
+
+inline AttentionCase causal_two_sequences(size_t hd, size_t past, size_t tq) {
+  AttentionCase c;
+  c.s.batch = 2;
+  c.s.tq = tq;
+  c.s.tk = past + tq;
+  c.s.heads = 4;
+  c.s.kv_heads = 2;
+  c.s.head_dim = hd;
+  c.s.past = past;
+  c.s.causal = true;
+  c.len = {static_cast<int32_t>(c.s.tk), static_cast<int32_t>(c.s.tk) - 9};
+  const unsigned seed = static_cast<unsigned>(hd + past);
+  c.q = uniform(c.s.batch * c.s.tq * c.s.heads * hd, -2, 2, 10 + seed);
+  c.k = uniform(c.s.batch * c.s.tk * c.s.kv_heads * hd, -2, 2, 20 + seed);
+  c.v = uniform(c.s.batch * c.s.tk * c.s.kv_heads * hd, -2, 2, 30 + seed);
+  return c;
 }
 
 inline double attention_max_error(const AttentionShape& s, const std::vector<float>& q, const std::vector<float>& k,

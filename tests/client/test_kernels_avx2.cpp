@@ -90,20 +90,9 @@ TEST_CASE("attention routed through the AVX2 kernels matches the reference for h
   REQUIRE(avx2::preferred());
   for (size_t hd : {size_t{8}, size_t{16}})
     for (size_t past : {size_t{0}, size_t{30}}) {
-      AttentionShape s;
-      s.batch = 2;
-      s.tq = past == 0 ? 150 : 37;  // three query blocks; groups of 4 and a last group of 1
-      s.tk = past + s.tq;
-      s.heads = 4;
-      s.kv_heads = 2;
-      s.head_dim = hd;
-      s.past = past;
-      s.causal = true;
-      const std::vector<int32_t> len = {static_cast<int32_t>(s.tk), static_cast<int32_t>(s.tk) - 9};
-      auto q = uniform(s.batch * s.tq * s.heads * hd, -2, 2, 10 + hd + past),
-           k = uniform(s.batch * s.tk * s.kv_heads * hd, -2, 2, 20 + hd + past),
-           v = uniform(s.batch * s.tk * s.kv_heads * hd, -2, 2, 30 + hd + past);
-      const double worst = test::attention_max_error(s, q, k, v, len);
+      // three query blocks; groups of 4 and a last group of 1
+      const auto c = test::causal_two_sequences(hd, past, past == 0 ? 150 : 37);
+      const double worst = test::attention_max_error(c.s, c.q, c.k, c.v, c.len);
       INFO("head width " << hd << ", past " << past);
       CHECK(worst < 1e-5);
     }

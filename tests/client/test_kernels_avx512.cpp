@@ -123,23 +123,12 @@ TEST_CASE("attention routed through the query-lane kernel matches the reference:
   REQUIRE(avx512::chosen());
   for (size_t hd : {size_t{8}, size_t{16}})
     for (size_t past : {size_t{0}, size_t{30}}) {
-      AttentionShape s;
-      s.batch = 2;
-      s.tq = past == 0 ? 150 : 45;  // blocks of 64 and 22 (lanes, then a group of 6 for the key-lane kernel)
-      s.tk = past + s.tq;
-      s.heads = 4;
-      s.kv_heads = 2;
-      s.head_dim = hd;
-      s.past = past;
-      s.causal = true;
-      const std::vector<int32_t> len = {static_cast<int32_t>(s.tk), static_cast<int32_t>(s.tk) - 9};
-      const auto q = uniform(s.batch * s.tq * s.heads * hd, -2, 2, 10 + hd + past),
-                 k = uniform(s.batch * s.tk * s.kv_heads * hd, -2, 2, 20 + hd + past),
-                 v = uniform(s.batch * s.tk * s.kv_heads * hd, -2, 2, 30 + hd + past);
+      // blocks of 64 and 22 (lanes, then a group of 6 for the key-lane kernel)
+      auto c = test::causal_two_sequences(hd, past, past == 0 ? 150 : 45);
       INFO("head width " << hd << ", past " << past);
-      CHECK(test::attention_max_error(s, q, k, v, len) < 1e-5);
-      s.causal = false;  // every query sees every key of its sequence
-      CHECK(test::attention_max_error(s, q, k, v, len) < 1e-5);
+      CHECK(test::attention_max_error(c.s, c.q, c.k, c.v, c.len) < 1e-5);
+      c.s.causal = false;  // every query sees every key of its sequence
+      CHECK(test::attention_max_error(c.s, c.q, c.k, c.v, c.len) < 1e-5);
     }
 }
 
