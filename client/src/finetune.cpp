@@ -87,6 +87,7 @@ bool use_recipe_adam(const RecipeAdam& r, LanguageModel& model, TrainOptions* t)
   t->batch_size = r.batch_size;
   t->lr = static_cast<float>(r.lr);
   t->n_spsa = 0;  // default_adam_directions(d)
+  t->decay_to_start = static_cast<float>(r.decay_to_start);
   return true;
 }
 

@@ -293,16 +293,29 @@ PY
   done
   "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --validation 2 --steps 2 --threads 1 \
     --out "$work/preset" > /dev/null 2> "$work/preset.err"
-  check "--preset sst2 records its recipe: the norms, Adam over 882 directions, balanced pairs, cosine lr 3e-3, min 6 words" \
+  check "--preset sst2 records its recipe: the norms, Adam over 882 directions with decay to start 0.002, balanced pairs, cosine lr 3e-3, min 6 words" \
     'python3 -c "
 import json, sys
 s = json.load(open(sys.argv[1]))
 ok = (\"norm\" in s[\"trainable\"] and s[\"batch_size\"] == 2 and s[\"schedule\"] == \"cosine\" and s[\"balanced\"]
       and s[\"optimizer\"][\"name\"] == \"adam\" and s[\"n_spsa\"] == 882
+      and abs(s[\"optimizer\"][\"decay_to_start\"] - 0.002) < 1e-9
       and abs(s[\"lr\"] - 3e-3) < 1e-9 and s[\"data\"][\"min_words\"] == 6 and s[\"validation\"][\"examples\"] == 2
       and s[\"task\"][\"label_words\"] == [[\"0\", \" bad\"], [\"1\", \" good\"]])
 sys.exit(0 if ok else 1)" "$work/preset/spec.json"'
-  check "finetune prints how the run trains" 'grep -q "^training: adam, 882 directions a step, batches of 2, lr 0.003 (cosine), 2 steps" "$work/preset.err"'
+  check "finetune prints how the run trains" \
+    'grep -q "^training: adam, 882 directions a step, batches of 2, lr 0.003 (cosine), 2 steps, decay to start 0.002$" "$work/preset.err"'
+  "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --decay-to-start 0 --steps 1 --threads 1 \
+    --out "$work/preset_nopull" > /dev/null 2> "$work/preset_nopull.err"
+  check "--decay-to-start 0 turns the recipe's pull off and keeps the rest of its Adam" \
+    'python3 -c "
+import json, sys
+s = json.load(open(sys.argv[1]))
+sys.exit(0 if s[\"optimizer\"][\"name\"] == \"adam\" and \"decay_to_start\" not in s[\"optimizer\"] and s[\"n_spsa\"] == 882 else 1)" \
+      "$work/preset_nopull/spec.json" && grep -q "^training: adam, 882 directions a step, batches of 2, lr 0.003 (cosine), 1 steps$" "$work/preset_nopull.err"'
+  "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --decay-to-start 0.01 --steps 1 --threads 1 \
+    --out "$work/preset_pull" > /dev/null 2> "$work/preset_pull.err"
+  check "--decay-to-start L replaces the recipe's 0.002" 'grep -q "lr 0.003 (cosine), 1 steps, decay to start 0.01$" "$work/preset_pull.err"'
   "$bin" finetune --model "$stories" --data "$work/s.tsv" --preset sst2 --trainable "*norm*,*o_proj*" --steps 1 --threads 1 \
     --out "$work/preset_big" > /dev/null 2>&1
   check "a trainable set over 1 024 elements keeps the SGD recipe: batches of 256, lr 35.2 / d" \

@@ -71,7 +71,8 @@ constexpr const char* kFinetuneHelp =
     "                       elements, at most 4096), then Adam (--lr default 1e-2); logged as plain entries\n"
     "  --adam-beta1 B  --adam-beta2 B   Adam's moment decays (0.9, 0.999)\n"
     "  --decay-to-start L   adam: add L (theta - theta_start) to each step's fitted gradient, an L2 pull\n"
-    "                       toward the starting weights (default 0: off)\n"
+    "                       toward the starting weights (default 0: off; 0.002 when the classify\n"
+    "                       recipe picks adam)\n"
     "  --dist rademacher|gaussian (rademacher)\n"
     "  --trainable P        comma-separated items, each a tensor-name pattern with * or one of\n"
     "                       all | attention | mlp | norms | biases | last:K (the last K layers), e.g.\n"
@@ -208,6 +209,7 @@ int cmd_finetune(const std::vector<std::string>& argv) {
     bool left_to_recipe = true;  // the optimizer and its settings: the recipe may pick Adam for a small set
     for (const char* o : {"optimizer", "batch-size", "lr", "n-spsa", "momentum", "clip"}) left_to_recipe = left_to_recipe && !args.has(o);
     if (left_to_recipe) req.recipe_adam = recipe.adam;
+    if (left_to_recipe && args.has("decay-to-start")) req.recipe_adam.decay_to_start = t.decay_to_start;  // the user's word wins
     if (!eps || eps.value() <= 0 || eps.value() > FLT_MAX) return usage("--eps must be a positive number up to 3.4e38");
     if (!clip || clip.value() < 0 || clip.value() > FLT_MAX) return usage("--clip must be a number from 0 (off) up to 3.4e38");
     auto momentum = args.get_double("momentum", 0);

@@ -14,6 +14,7 @@ struct RecipeAdam {
   int max_params = 0;  // 0: never
   int batch_size = 0;
   double lr = 0;
+  double decay_to_start = 0;  // TrainOptions::decay_to_start for the run (0: off)
 };
 
 struct Recipe {
