@@ -1075,8 +1075,8 @@ TEST_CASE("a session left to the recipe gets its task and preset defaults, and f
   auto spec = [&](const std::string& name) { return nlohmann::json::parse(std::ifstream(dir + "/" + name + "/spec.json")); };
 
   // The sst2 preset and nothing else but a small validation split and a k-shot draw: its template, label
-  // words and recipe (the 704 norm parameters, at most the recipe's 1 024 for Adam: 882 directions a step,
-  // balanced pairs, cosine lr of 3e-3, sentences of >= 6 words).
+  // words and recipe (the 704 norm parameters, at most the recipe's 1 024 for Adam: 882 directions a step
+  // with decay to start 0.002, balanced pairs, cosine lr of 3e-3, sentences of >= 6 words).
   REQUIRE(open_run("preset", [](pllm_session_params& p) {
             p.preset = "sst2";
             p.validation_examples = 2;
@@ -1088,6 +1088,7 @@ TEST_CASE("a session left to the recipe gets its task and preset defaults, and f
   CHECK(s["task"]["label_words"] == nlohmann::json::parse(R"([["0", " bad"], ["1", " good"]])"));
   CHECK(s["trainable"].get<std::string>().find("*norm*") != std::string::npos);
   CHECK(s["optimizer"]["name"] == "adam");
+  CHECK(s["optimizer"]["decay_to_start"].get<double>() == Approx(0.002).epsilon(1e-6));
   CHECK(s["n_spsa"] == 882);
   CHECK(s["batch_size"] == 2);
   CHECK(s["schedule"] == "cosine");
