@@ -10,6 +10,7 @@
 #include <Eigen/Core>
 #include <unsupported/Eigen/SpecialFunctions>
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -84,10 +85,12 @@ void for_blocks(float* x, size_t n, float pad, Fn&& fn) {
 }  // namespace
 
 float* thread_scratch(size_t floats, int slot) {
+  constexpr size_t kLine = 64 / sizeof(float);  // a cache line: 64-byte loads of the GEMM panels never split
   thread_local std::vector<float> buffers[12];
   auto& b = buffers[slot];
-  if (b.size() < floats) b.resize(floats);
-  return b.data();
+  if (b.size() < floats + kLine - 1) b.resize(floats + kLine - 1);
+  const auto at = reinterpret_cast<uintptr_t>(b.data());
+  return b.data() + (kLine - at / sizeof(float) % kLine) % kLine;
 }
 
 namespace {

@@ -18,24 +18,6 @@
 namespace pocketllm::gemm {
 namespace {
 
-// Register block of each path (rows of X × rows of W held in accumulators) and the k block: a W panel of
-// kKc × NR floats (32 KiB for AVX-512) stays in L1 while the X panels of mc_rows() rows stream past it from L2.
-constexpr size_t kKc = 256;
-constexpr size_t kMcMax = 384;
-
-// Rows of X per block: as many as fill half of this core's L2 at kKc floats each (the W panel, the C rows
-// and the next block need the rest), a multiple of both register blocks, at most kMcMax — 384 on Zen 5
-// (1 MiB L2), 252 on Zen 3 (512 KiB), where 384 rows spill. Only the traversal changes with it: each
-// output is the same sum in the same order whatever the block, so the bytes do not depend on the machine.
-[[maybe_unused]] size_t mc_rows() {
-  static const size_t rows = [] {
-    const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    if (l2 <= 0) return kMcMax;
-    const size_t fit = static_cast<size_t>(l2) / 2 / (kKc * sizeof(float)) / 12 * 12;
-    return std::clamp<size_t>(fit, 48, kMcMax);
-  }();
-  return rows;
-}
 constexpr size_t kMr512 = 12, kNr512 = 32;
 constexpr size_t kMr256 = 6, kNr256 = 16;
 
@@ -44,27 +26,66 @@ size_t nr_of(Path p) { return p == Path::kAvx512 ? kNr512 : kNr256; }
 
 size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
+// The k block: one X micro-panel (MR rows × kc floats) stays in L1 while W's panels stream past it from L2,
+// so kc is as long as three quarters of this core's L1d allows for the path's MR — 768 for AVX-512 with a
+// 48 KiB L1d (K = 768 in one block), 512 with 32 KiB — a multiple of 64 from 128 to 2 048. Only the
+// traversal changes with it: the accumulators carry each output's sum from one block to the next, so the
+// bytes do not depend on the machine (kernels_gemm.h).
+size_t g_k_block_override = 0;
+
+size_t machine_k_block(Path p) {
+  long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+  if (l1 <= 0) l1 = 32 << 10;
+  const size_t fit = static_cast<size_t>(l1) * 3 / 4 / (mr_of(p) * sizeof(float)) / 64 * 64;
+  return std::clamp<size_t>(fit, 128, 2048);
+}
+
+// Splits k into blocks of at most the machine's kc, of near-equal length (no short tail block).
+size_t k_block(Path p, size_t k) {
+  static const size_t k512 = machine_k_block(Path::kAvx512), k256 = machine_k_block(Path::kAvx2);
+  const size_t most = g_k_block_override ? g_k_block_override : p == Path::kAvx512 ? k512 : k256;
+  if (k <= most) return k;
+  const size_t blocks = (k + most - 1) / most;
+  return std::min(most, round_up((k + blocks - 1) / blocks, 16));
+}
+
+
 #ifdef POCKETLLM_GEMM_X86
 
-// The output rows a micro-kernel ends on are asked for when it starts: C is read (k blocks after the first)
-// and written once per k block, its rows lie ldc floats apart and are rarely cached, so without this the
-// kernel waits on every row at its end (measured on Zen 3 with the 32 000-row LM head: ~15 % of the GEMM).
+// The output rows of a first k block are asked for when its micro-kernel starts: they are written at its
+// end, lie ldc floats apart and are rarely cached, so without this the kernel waits on every row there
+// (measured on Zen 3 with the 32 000-row LM head: ~15 % of the GEMM).
 inline void prefetch_row(const float* row, size_t floats) {
   for (size_t j = 0; j < floats; j += 16) _mm_prefetch(reinterpret_cast<const char*>(row + j), _MM_HINT_T0);
   _mm_prefetch(reinterpret_cast<const char*>(row + floats - 1), _MM_HINT_T0);
 }
 
-// c[i, j] (+)= sum over kc of a[kk * 12 + i] * b[kk * 32 + j] for i < mv <= MR, j < nv. MR < 12 serves
-// the last rows of a batch (the panel keeps its stride of 12), so no zero rows are multiplied.
+// W's panel streams from L2 (the X panel stays in L1): its rows are asked for this many k steps ahead.
+constexpr size_t kPrefetchSteps = 8;
+
+// c[i, j] = (add ? c[i, j] : 0) + a[i] · b[j] over kc, for i < mv <= MR, j < nv: one FMA a step in
+// ascending k into an accumulator that starts from c, so blocks chained through c give the one FMA chain
+// over all of k. a[kk * 12 + i], b[kk * 32 + j]; MR < 12 serves the last rows of a batch (the panel keeps
+// its stride of 12), so no zero rows are multiplied.
 template <size_t MR>
 PLLM_AVX512 void micro_512(size_t kc, const float* a, const float* b, float* c, size_t ldc, size_t mv, size_t nv, bool add) {
+  const __mmask16 m0 = nv >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nv) - 1);
+  const __mmask16 m1 = nv >= 32 ? __mmask16(0xFFFF) : nv > 16 ? __mmask16((1u << (nv - 16)) - 1) : __mmask16(0);
   __m512 acc[MR][2];
 #pragma GCC unroll 12
   for (size_t i = 0; i < MR; ++i) {
     acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    if (i < mv) prefetch_row(c + i * ldc, kNr512);
+    if (i >= mv) continue;
+    if (add) {
+      acc[i][0] = _mm512_maskz_loadu_ps(m0, c + i * ldc);
+      acc[i][1] = _mm512_maskz_loadu_ps(m1, c + i * ldc + 16);
+    } else {
+      prefetch_row(c + i * ldc, kNr512);
+    }
   }
   for (size_t kk = 0; kk < kc; ++kk) {
+    _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchSteps * kNr512), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchSteps * kNr512 + 16), _MM_HINT_T0);
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 12
     for (size_t i = 0; i < MR; ++i) {
@@ -75,19 +96,11 @@ PLLM_AVX512 void micro_512(size_t kc, const float* a, const float* b, float* c, 
     a += kMr512;
     b += kNr512;
   }
-  const __mmask16 m0 = nv >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nv) - 1);
-  const __mmask16 m1 = nv >= 32 ? __mmask16(0xFFFF) : nv > 16 ? __mmask16((1u << (nv - 16)) - 1) : __mmask16(0);
 #pragma GCC unroll 12
   for (size_t i = 0; i < MR; ++i) {  // constant indices keep acc in registers
     if (i >= mv) break;
-    float* row = c + i * ldc;
-    __m512 v0 = acc[i][0], v1 = acc[i][1];
-    if (add) {
-      v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), v0);
-      v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), v1);
-    }
-    _mm512_mask_storeu_ps(row, m0, v0);
-    _mm512_mask_storeu_ps(row + 16, m1, v1);
+    _mm512_mask_storeu_ps(c + i * ldc, m0, acc[i][0]);
+    _mm512_mask_storeu_ps(c + i * ldc + 16, m1, acc[i][1]);
   }
 }
 
@@ -204,17 +217,32 @@ PLLM_AVX2 __m256i lane_mask_256(size_t valid) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<size_t>(valid, 8))), idx);
 }
 
-// The AVX2 block: 6 rows × 16 columns (MR < 6 for the last rows, as above).
+// The AVX2 block: 6 rows × 16 columns, the same sums as micro_512 (MR < 6 for the last rows, as there).
+// A whole tile uses plain loads and stores: masked ones are microcoded on AMD cores and cost ~10 % of a
+// stories260K GEMM with k = 64 on Zen 3.
 template <size_t MR>
 PLLM_AVX2 void micro_256(size_t kc, const float* a, const float* b, float* c, size_t ldc, size_t mv, size_t nv, bool add) {
+  const bool whole = nv == kNr256;
+  const __m256i m0 = lane_mask_256(nv), m1 = lane_mask_256(nv > 8 ? nv - 8 : 0);
   __m256 acc[MR][2];
 #pragma GCC unroll 6
   for (size_t i = 0; i < MR; ++i) {
     acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    if (i < mv) prefetch_row(c + i * ldc, kNr256);
+    if (i >= mv) continue;
+    float* row = c + i * ldc;
+    if (add && whole) {
+      acc[i][0] = _mm256_loadu_ps(row);
+      acc[i][1] = _mm256_loadu_ps(row + 8);
+    } else if (add) {
+      acc[i][0] = _mm256_maskload_ps(row, m0);
+      acc[i][1] = _mm256_maskload_ps(row + 8, m1);
+    } else {
+      prefetch_row(row, kNr256);
+    }
   }
 #pragma GCC unroll 4
   for (size_t kk = 0; kk < kc; ++kk) {
+    _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchSteps * kNr256), _MM_HINT_T0);
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
     for (size_t i = 0; i < MR; ++i) {
@@ -225,33 +253,17 @@ PLLM_AVX2 void micro_256(size_t kc, const float* a, const float* b, float* c, si
     a += kMr256;
     b += kNr256;
   }
-  if (nv == kNr256) {  // a whole tile: plain loads and stores (masked ones are microcoded on AMD cores and
-#pragma GCC unroll 6  // cost ~10 % of a stories260K GEMM with k = 64 on Zen 3)
-    for (size_t i = 0; i < MR; ++i) {
-      if (i >= mv) break;
-      float* row = c + i * ldc;
-      __m256 v0 = acc[i][0], v1 = acc[i][1];
-      if (add) {
-        v0 = _mm256_add_ps(_mm256_loadu_ps(row), v0);
-        v1 = _mm256_add_ps(_mm256_loadu_ps(row + 8), v1);
-      }
-      _mm256_storeu_ps(row, v0);
-      _mm256_storeu_ps(row + 8, v1);
-    }
-    return;
-  }
-  const __m256i m0 = lane_mask_256(nv), m1 = lane_mask_256(nv > 8 ? nv - 8 : 0);
 #pragma GCC unroll 6
   for (size_t i = 0; i < MR; ++i) {  // constant indices keep acc in registers
     if (i >= mv) break;
     float* row = c + i * ldc;
-    __m256 v0 = acc[i][0], v1 = acc[i][1];
-    if (add) {
-      v0 = _mm256_add_ps(_mm256_maskload_ps(row, m0), v0);
-      v1 = _mm256_add_ps(_mm256_maskload_ps(row + 8, m1), v1);
+    if (whole) {
+      _mm256_storeu_ps(row, acc[i][0]);
+      _mm256_storeu_ps(row + 8, acc[i][1]);
+    } else {
+      _mm256_maskstore_ps(row, m0, acc[i][0]);
+      _mm256_maskstore_ps(row + 8, m1, acc[i][1]);
     }
-    _mm256_maskstore_ps(row, m0, v0);
-    _mm256_maskstore_ps(row + 8, m1, v1);
   }
 }
 
@@ -306,6 +318,10 @@ const char* path_name(Path p) {
 
 size_t row_block(Path p) { return mr_of(p); }
 
+size_t k_block_limit(Path p) { return g_k_block_override ? g_k_block_override : machine_k_block(p); }
+
+void set_k_block_for_testing(size_t kc) { g_k_block_override = kc == 0 ? 0 : round_up(kc, 16); }
+
 size_t packed_x_floats(Path p, size_t m, size_t k) { return p == Path::kEigen ? 0 : round_up(m, mr_of(p)) * k; }
 
 size_t tile_scratch_floats(Path p, size_t rows, size_t k) { return p == Path::kEigen ? 0 : round_up(rows, nr_of(p)) * k; }
@@ -323,31 +339,30 @@ void pack_x(Path p, const float* x, size_t m, size_t k, float* packed) {
 namespace {
 
 // Y = X · Wᵀ from both packed: X's row panels (pack_x) and W's `rows` rows as column panels of nr_of(p)
-// in bpanels. Each output is a sum over k ascending in blocks of kKc.
+// in bpanels. For each k block, each X panel (in L1) meets every W panel (streaming from L2); each output
+// is one FMA chain over k ascending, carried from block to block through y.
 void multiply_packed(Path p, const float* packed, size_t m, size_t k, const float* bpanels, size_t rows, float* y, size_t ldy) {
   const size_t mr = mr_of(p), nr = nr_of(p);
-  const size_t mblocks = (m + mr - 1) / mr, panels = (rows + nr - 1) / nr, mc_blocks = mc_rows() / mr;
-  for (size_t k0 = 0; k0 < k; k0 += kKc) {
-    const size_t kc = std::min(kKc, k - k0);
-    for (size_t ib0 = 0; ib0 < mblocks; ib0 += mc_blocks) {
-      const size_t ib1 = std::min(mblocks, ib0 + mc_blocks);
+  const size_t mblocks = (m + mr - 1) / mr, panels = (rows + nr - 1) / nr, kb = k_block(p, k);
+  for (size_t k0 = 0; k0 < k; k0 += kb) {
+    const size_t kc = std::min(kb, k - k0);
+    const bool add = k0 > 0;
+    for (size_t ib = 0; ib < mblocks; ++ib) {
+      const float* ap = packed + (ib * k + k0) * mr;
+      const size_t mv = std::min(mr, m - ib * mr);
+      float* crow = y + ib * mr * ldy;
       for (size_t jb = 0; jb < panels; ++jb) {
         const float* bp = bpanels + (jb * k + k0) * nr;
         const size_t nv = std::min(nr, rows - jb * nr);
-        for (size_t ib = ib0; ib < ib1; ++ib) {
-          const float* ap = packed + (ib * k + k0) * mr;
-          float* c = y + ib * mr * ldy + jb * nr;
-          const size_t mv = std::min(mr, m - ib * mr);
-          const bool add = k0 > 0;
-          if (p == Path::kAvx512) {
-            if (mv > 8) micro_512<12>(kc, ap, bp, c, ldy, mv, nv, add);
-            else if (mv > 4) micro_512<8>(kc, ap, bp, c, ldy, mv, nv, add);
-            else micro_512<4>(kc, ap, bp, c, ldy, mv, nv, add);
-          } else {
-            if (mv > 4) micro_256<6>(kc, ap, bp, c, ldy, mv, nv, add);
-            else if (mv > 2) micro_256<4>(kc, ap, bp, c, ldy, mv, nv, add);
-            else micro_256<2>(kc, ap, bp, c, ldy, mv, nv, add);
-          }
+        float* c = crow + jb * nr;
+        if (p == Path::kAvx512) {
+          if (mv > 8) micro_512<12>(kc, ap, bp, c, ldy, mv, nv, add);
+          else if (mv > 4) micro_512<8>(kc, ap, bp, c, ldy, mv, nv, add);
+          else micro_512<4>(kc, ap, bp, c, ldy, mv, nv, add);
+        } else {
+          if (mv > 4) micro_256<6>(kc, ap, bp, c, ldy, mv, nv, add);
+          else if (mv > 2) micro_256<4>(kc, ap, bp, c, ldy, mv, nv, add);
+          else micro_256<2>(kc, ap, bp, c, ldy, mv, nv, add);
         }
       }
     }

@@ -4,9 +4,10 @@
 // and the reference the micro-kernels are tested against.
 //
 // Use: pack X once per layer call (pack_x), then multiply any number of W tiles against it, from any
-// threads (multiply_tile packs each tile into the thread's scratch). Each output element is a sum over k
-// in ascending order, in blocks of kKc, whatever M, the tile or the thread count: the same bytes for a row
-// whichever batch or buffer it is in (resume and replay compare runs bit for bit).
+// threads (multiply_tile packs each tile into the thread's scratch). Each output element is one FMA chain
+// over k in ascending order from zero (s = fma(x[kk], w[kk], s)), whatever M, the tile, the thread count or
+// the k block the machine's L1 picks: the same bytes for a row whichever batch, buffer or x86 CPU it is in
+// (resume and replay compare runs bit for bit), and the same on both paths.
 #pragma once
 
 #include <cstddef>
@@ -32,6 +33,13 @@ size_t row_block(Path p);
 size_t packed_x_floats(Path p, size_t m, size_t k);
 // X [m, k] (row stride k) into the micro-kernel's row panels.
 void pack_x(Path p, const float* x, size_t m, size_t k, float* packed);
+
+// The longest k block path p runs on this machine (from the L1d size), or the one set for testing. The
+// block is how k is traversed, never what is summed.
+size_t k_block_limit(Path p);
+// Tests: run k in blocks of at most kc (rounded up to 16) to show the bytes do not move; 0 restores the
+// machine's.
+void set_k_block_for_testing(size_t kc);
 
 // Floats of scratch multiply_tile needs for a tile of `rows` rows of W.
 size_t tile_scratch_floats(Path p, size_t rows, size_t k);

@@ -1,7 +1,7 @@
 // The packed GEMM micro-kernels (kernels_gemm.h), every path this CPU has, against the double-precision
-// reference: ragged shapes around the register blocks (12 × 32, 6 × 16) and the k block (256), output
-// written into a wider matrix (nothing outside the block touched), every output bit for bit the block-wise
-// FMA chain kernels_gemm.h documents, bytes independent of the batch, NaN kept to its row.
+// reference: ragged shapes around the register blocks (12 × 32, 6 × 16) and k blocks, output written into a
+// wider matrix (nothing outside the block touched), every output bit for bit the FMA chain kernels_gemm.h
+// documents whatever the k block, bytes independent of the batch, NaN kept to its row.
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <cmath>
@@ -38,17 +38,18 @@ void run(gemm::Path p, const std::vector<float>& x, size_t m, size_t k, const st
   gemm::multiply_tile(p, xp.data(), m, k, w.data(), rows, scratch.data(), y, ldy);
 }
 
-// The sum kernels_gemm.h promises, one scalar FMA at a time: a chain from zero over each block of 256
-// k, the blocks' sums added to the output in order.
-float block_sum(const float* x, const float* w, size_t k) {
-  float out = 0.0f;
-  for (size_t k0 = 0; k0 < k; k0 += 256) {
-    float s = 0.0f;
-    for (size_t kk = k0; kk < std::min(k, k0 + 256); ++kk) s = std::fma(x[kk], w[kk], s);
-    out = k0 == 0 ? s : out + s;
-  }
-  return out;
+// The sum kernels_gemm.h promises, one scalar FMA at a time: one chain from zero over k ascending.
+float chain_sum(const float* x, const float* w, size_t k) {
+  float s = 0.0f;
+  for (size_t kk = 0; kk < k; ++kk) s = std::fma(x[kk], w[kk], s);
+  return s;
 }
+
+// Restores the machine's k block when a test that set one ends, passing or not.
+struct KBlock {
+  explicit KBlock(size_t kc) { gemm::set_k_block_for_testing(kc); }
+  ~KBlock() { gemm::set_k_block_for_testing(0); }
+};
 
 }  // namespace
 
@@ -82,27 +83,44 @@ TEST_CASE("packed GEMM paths match the reference on ragged shapes", "[client][ke
   }
 }
 
-TEST_CASE("packed GEMM: each output is the documented block-wise FMA chain, one k block or several",
+TEST_CASE("packed GEMM: each output is the documented FMA chain over k, whatever the k block",
           "[client][kernels][gemm]") {
   const auto paths = packed_paths();
   if (paths.empty()) WARN("no packed GEMM path on this CPU: not run");
   std::mt19937 rng(5);
   for (gemm::Path p : paths)
-    for (size_t k : {3, 64, 172, 256, 257, 700})
-      for (size_t m : {1, 7, 13, 40}) {
-        const size_t rows = 37;
-        const auto x = randn(rng, m * k), w = randn(rng, rows * k);
-        std::vector<float> y(m * rows);
-        run(p, x, m, k, w, rows, y.data(), rows);
-        size_t differ = 0;
-        for (size_t r = 0; r < m; ++r)
-          for (size_t j = 0; j < rows; ++j) {
-            const float want = block_sum(x.data() + r * k, w.data() + j * k, k);
-            differ += std::memcmp(&want, &y[r * rows + j], sizeof(float)) != 0;
-          }
-        INFO(gemm::path_name(p) << " m " << m << " k " << k);
-        CHECK(differ == 0);
-      }
+    for (size_t kc : {size_t{0}, size_t{16}, size_t{64}, size_t{272}})  // 0: the machine's block
+      for (size_t k : {3, 64, 172, 256, 257, 700, 1800})
+        for (size_t m : {1, 7, 13, 40}) {
+          const KBlock block(kc);
+          const size_t rows = 37;
+          const auto x = randn(rng, m * k), w = randn(rng, rows * k);
+          std::vector<float> y(m * rows);
+          run(p, x, m, k, w, rows, y.data(), rows);
+          size_t differ = 0;
+          for (size_t r = 0; r < m; ++r)
+            for (size_t j = 0; j < rows; ++j) {
+              const float want = chain_sum(x.data() + r * k, w.data() + j * k, k);
+              differ += std::memcmp(&want, &y[r * rows + j], sizeof(float)) != 0;
+            }
+          INFO(gemm::path_name(p) << " k block " << gemm::k_block_limit(p) << " m " << m << " k " << k);
+          CHECK(differ == 0);
+        }
+}
+
+TEST_CASE("packed GEMM: the k block is a multiple of 64 from 128 to 2 048, and settable for tests", "[client][kernels][gemm]") {
+  for (gemm::Path p : packed_paths()) {
+    const size_t kc = gemm::k_block_limit(p);
+    INFO(gemm::path_name(p) << " k block " << kc);
+    CHECK(kc % 64 == 0);
+    CHECK(kc >= 128);
+    CHECK(kc <= 2048);
+    {
+      const KBlock block(20);
+      CHECK(gemm::k_block_limit(p) == 32);  // rounded up to 16
+    }
+    CHECK(gemm::k_block_limit(p) == kc);
+  }
 }
 
 TEST_CASE("packed GEMM: a row's bytes do not depend on its batch and NaN stays in its row", "[client][kernels][gemm]") {
