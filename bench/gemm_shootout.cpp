@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <cstdint>
 #include <vector>
 
 #if defined(GEMM_EIGEN)
@@ -61,16 +62,23 @@ void gemm(int threads, int m, int n, int k, const float* x, const float* w, floa
   // As the engine runs it: X packed once, tiles of W rows split over the threads; Eigen below kMinRows.
   namespace g = pocketllm::gemm;
   const g::Path path = g::chosen_path();
-  static std::vector<float> packed;
-  packed.resize(g::packed_x_floats(path, m, k));
-  g::pack_x(path, x, m, k, packed.data());
+  // 64-byte aligned, as the engine's thread scratch is (a 64-byte panel load never splits a cache line).
+  auto aligned = [](std::vector<float>& v, size_t floats) {
+    v.resize(floats + 15);
+    const size_t skip = (16 - reinterpret_cast<uintptr_t>(v.data()) / sizeof(float) % 16) % 16;
+    return v.data() + skip;
+  };
+  static std::vector<float> packed_buffer;
+  float* packed = aligned(packed_buffer, g::packed_x_floats(path, m, k));
+  g::pack_x(path, x, m, k, packed);
   static const int nt = std::getenv("NT") && std::atoi(std::getenv("NT")) > 0 ? std::atoi(std::getenv("NT")) : 128;
   const int tiles = (n + nt - 1) / nt;
   auto part = [&](int t0) {
-    std::vector<float> scratch(g::tile_scratch_floats(path, nt, k));
+    std::vector<float> scratch_buffer;
+    float* scratch = aligned(scratch_buffer, g::tile_scratch_floats(path, nt, k));
     for (int t = t0; t < tiles; t += threads) {
       const int n0 = t * nt, rows = std::min(nt, n - n0);
-      g::multiply_tile(path, packed.data(), m, k, w + static_cast<size_t>(n0) * k, rows, scratch.data(), y + n0, n);
+      g::multiply_tile(path, packed, m, k, w + static_cast<size_t>(n0) * k, rows, scratch, y + n0, n);
     }
   };
   if (threads <= 1) {
