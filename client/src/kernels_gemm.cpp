@@ -41,7 +41,7 @@ size_t machine_k_block(Path p) {
 }
 
 // Splits k into blocks of at most the machine's kc, of near-equal length (no short tail block).
-size_t k_block(Path p, size_t k) {
+[[maybe_unused]] size_t k_block(Path p, size_t k) {
   static const size_t k512 = machine_k_block(Path::kAvx512), k256 = machine_k_block(Path::kAvx2);
   const size_t most = g_k_block_override ? g_k_block_override : p == Path::kAvx512 ? k512 : k256;
   if (k <= most) return k;
