@@ -315,6 +315,7 @@ std::string kernel_paths() {
   s += "; float GEMM: ";
   if (gemm::chosen_path() != gemm::Path::kEigen) {
     s += gemm::path_name(gemm::chosen_path());
+    s += " k block " + std::to_string(gemm::k_block_limit(gemm::chosen_path()));
     s += ", Eigen below " + std::to_string(gemm::kMinRows) + " rows (";
   } else {
     s += "Eigen (";
