@@ -40,15 +40,13 @@ size_t machine_k_block(Path p) {
   return std::clamp<size_t>(fit, 128, 2048);
 }
 
-// Splits k into blocks of at most the machine's kc, of near-equal length (no short tail block).
+// Splits k into blocks of at most k_block_limit(p), of near-equal length (no short tail block).
 [[maybe_unused]] size_t k_block(Path p, size_t k) {
-  static const size_t k512 = machine_k_block(Path::kAvx512), k256 = machine_k_block(Path::kAvx2);
-  const size_t most = g_k_block_override ? g_k_block_override : p == Path::kAvx512 ? k512 : k256;
+  const size_t most = k_block_limit(p);
   if (k <= most) return k;
   const size_t blocks = (k + most - 1) / most;
   return std::min(most, round_up((k + blocks - 1) / blocks, 16));
 }
-
 
 #ifdef POCKETLLM_GEMM_X86
 
@@ -318,7 +316,11 @@ const char* path_name(Path p) {
 
 size_t row_block(Path p) { return mr_of(p); }
 
-size_t k_block_limit(Path p) { return g_k_block_override ? g_k_block_override : machine_k_block(p); }
+size_t k_block_limit(Path p) {
+  static const size_t k512 = machine_k_block(Path::kAvx512), k256 = machine_k_block(Path::kAvx2);  // sysconf once
+  if (g_k_block_override) return g_k_block_override;
+  return p == Path::kAvx512 ? k512 : k256;
+}
 
 void set_k_block_for_testing(size_t kc) { g_k_block_override = kc == 0 ? 0 : round_up(kc, 16); }
 
