@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 namespace pocketllm {
@@ -86,7 +87,7 @@ void for_blocks(float* x, size_t n, float pad, Fn&& fn) {
 
 float* thread_scratch(size_t floats, int slot) {
   constexpr size_t kLine = 64 / sizeof(float);  // a cache line: 64-byte loads of the GEMM panels never split
-  thread_local std::vector<float> buffers[12];
+  thread_local std::vector<float> buffers[15];
   auto& b = buffers[slot];
   if (b.size() < floats + kLine - 1) b.resize(floats + kLine - 1);
   const auto at = reinterpret_cast<uintptr_t>(b.data());
@@ -544,6 +545,76 @@ void attention_small_heads(const AttentionShape& s, const float* q, size_t q_str
   }
 }
 
+// Row t of a query block's scores (nk keys, score j is key kbeg + j) into softmax weights in place: the
+// raw scores times `scale`, then exp against the row's maximum over its visible keys [first, visible)
+// (16-lane blocks, the tail padded with -inf so that it adds 0), scaled to sum to 1; 0 elsewhere.
+void softmax_scores_row(float* row, size_t nk, size_t first, size_t visible, float scale) {
+  for (size_t j = 0; j < first; ++j) row[j] = 0.0f;
+  float* live = row + first;
+  const size_t n = visible - first;
+  Block mb = Block::Constant(-INFINITY);
+  size_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    Eigen::Map<Block> b(live + j);
+    b *= scale;
+    mb = mb.max(b);
+  }
+  float mx = mb.maxCoeff();
+  for (; j < n; ++j) mx = std::max(mx, live[j] *= scale);
+  Block acc = Block::Zero();
+  for_blocks(live, n, -INFINITY, [mx, &acc](const Block& x) -> Block {
+    const Block e = exp_block(x - mx);
+    acc += e;
+    return e;
+  });
+  const float inv = n > 0 ? 1.0f / acc.sum() : 0.0f;
+  for (j = 0; j < n; ++j) live[j] *= inv;
+  for (j = visible; j < nk; ++j) row[j] = 0.0f;
+}
+
+// One query block of one head (the general path: heads not narrow, or a window the narrow path cannot
+// take): rows queries from q (row stride q_stride) at positions past + t0 …, against keys [kbeg, kend)
+// whose rows start at k and v (row stride kv_stride); the output rows to o (row stride q_stride). The
+// two products run on the packed GEMM kernels when the CPU has them and the block has at least
+// gemm::kMinRows queries (each score and output one FMA chain, so a query's bytes do not depend on its
+// block), on Eigen otherwise.
+void attention_block(const AttentionShape& s, const float* q, size_t q_stride, const float* k, const float* v,
+                     size_t kv_stride, size_t t0, size_t rows, size_t kbeg, size_t kend, float scale, float* o) {
+  const size_t nk = kend - kbeg, hd = s.head_dim;
+  const size_t window = s.causal ? s.window : 0;
+  float* scores = thread_scratch(rows * nk, 0);
+  const gemm::Path path = gemm::chosen_path();
+  const bool packed = path != gemm::Path::kEigen && rows >= gemm::kMinRows;
+  if (packed) {
+    float* qp = thread_scratch(gemm::packed_x_floats(path, rows, hd), 12);
+    gemm::pack_x(path, q, q_stride, rows, hd, qp);
+    gemm::multiply_tile(path, qp, rows, hd, k, kv_stride, nk, thread_scratch(gemm::tile_scratch_floats(path, nk, hd), 9),
+                        scores, nk);
+  } else {
+    ConstStridedMat qm(q, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(hd), Eigen::OuterStride<>(q_stride));
+    ConstStridedMat km(k, static_cast<Eigen::Index>(nk), static_cast<Eigen::Index>(hd), Eigen::OuterStride<>(kv_stride));
+    StridedMat sm(scores, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(nk), Eigen::OuterStride<>(nk));
+    sm.noalias() = qm * km.transpose();
+  }
+  for (size_t t = 0; t < rows; ++t) {
+    const size_t pos = s.past + t0 + t;
+    const size_t visible = (s.causal ? std::min(kend, pos + 1) : kend) - kbeg;
+    const size_t first = window > 0 && pos + 1 > window ? std::min(visible, pos + 1 - window - kbeg) : 0;
+    softmax_scores_row(scores + t * nk, nk, first, visible, scale);
+  }
+  if (packed) {
+    float* sp = thread_scratch(gemm::packed_x_floats(path, rows, nk), 13);
+    gemm::pack_x(path, scores, rows, nk, sp);
+    gemm::multiply_tile_in_out(path, sp, rows, nk, v, kv_stride, hd, thread_scratch(gemm::tile_scratch_floats(path, hd, nk), 9),
+                               o, q_stride);
+    return;
+  }
+  ConstStridedMat sm(scores, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(nk), Eigen::OuterStride<>(nk));
+  ConstStridedMat vm(v, static_cast<Eigen::Index>(nk), static_cast<Eigen::Index>(hd), Eigen::OuterStride<>(kv_stride));
+  StridedMat om(o, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(hd), Eigen::OuterStride<>(q_stride));
+  om.noalias() = sm * vm;
+}
+
 }  // namespace
 
 // Per (sequence, head, block of up to 64 queries): scores against the keys the block can see — under a
@@ -583,35 +654,10 @@ void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const 
                             t0, rows, kend, scale, o);
       return;
     }
-    const size_t nk = kend - kbeg;  // keys [kbeg, kend): score column j is key kbeg + j
-    float* scores = thread_scratch(rows * nk, 0);
-    ConstStridedMat qm(q + (q_row0 + t0) * q_stride + h * s.head_dim, static_cast<Eigen::Index>(rows),
-                       static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(q_stride));
-    ConstStridedMat km(k + (k_row0 + kbeg) * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(nk),
-                       static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(kv_stride));
-    ConstStridedMat vm(v + (k_row0 + kbeg) * kv_stride + kvh * s.head_dim, static_cast<Eigen::Index>(nk),
-                       static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(kv_stride));
-    StridedMat sm(scores, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(nk), Eigen::OuterStride<>(nk));
-    sm.noalias() = (qm * km.transpose()) * scale;
-    for (size_t t = 0; t < rows; ++t) {
-      float* row = scores + t * nk;
-      const size_t pos = s.past + t0 + t;
-      const size_t visible = (s.causal ? std::min(kend, pos + 1) : kend) - kbeg;
-      const size_t first = window > 0 && pos + 1 > window ? std::min(visible, pos + 1 - window - kbeg) : 0;
-      for (size_t j = 0; j < first; ++j) row[j] = 0.0f;
-      float* live = row + first;
-      const size_t n = visible - first;
-      float mx = -INFINITY;
-      for (size_t j = 0; j < n; ++j) mx = std::max(mx, live[j]);
-      for_blocks(live, n, mx, [mx](const Block& x) -> Block { return exp_block(x - mx); });
-      float sum = 0;
-      for (size_t j = 0; j < n; ++j) sum += live[j];
-      const float inv = n > 0 ? 1.0f / sum : 0.0f;
-      for (size_t j = 0; j < n; ++j) live[j] *= inv;
-      for (size_t j = visible; j < nk; ++j) row[j] = 0.0f;
-    }
-    StridedMat om(o, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(s.head_dim), Eigen::OuterStride<>(q_stride));
-    om.noalias() = sm * vm;
+    const float* qrows = q + (q_row0 + t0) * q_stride + h * s.head_dim;
+    const float* krows = k + (k_row0 + kbeg) * kv_stride + kvh * s.head_dim;
+    const float* vrows = v + (k_row0 + kbeg) * kv_stride + kvh * s.head_dim;
+    attention_block(s, qrows, q_stride, krows, vrows, kv_stride, t0, rows, kbeg, kend, scale, o);
   });
 }
 
@@ -677,15 +723,61 @@ void silu_mul(ThreadPool* pool, float* gate, const float* up, size_t n) {
   });
 }
 
+namespace {
+
+// True when linear() of m rows through w takes linear_base's float GEMM and adds nothing after it (no
+// adapter, no added bias, no direct quantized / half kernel).
+bool plain_float_gemm(const Weight& w, const Perturbation& p, size_t m) {
+  const bool direct = direct_kernel_type(w.dtype) && !(p.active && w.trainable) && (w.packed != nullptr || m <= kQuantDirectMaxRows);
+  return w.lora_a == nullptr && w.added_bias == nullptr && !direct;
+}
+
+}  // namespace
+
+void linear_shared_input(ThreadPool* pool, const float* x, size_t m, size_t k, const LinearOutput* outs, size_t count,
+                         const Perturbation& p) {
+  const gemm::Path path = gemm::chosen_path();
+  bool fused = path != gemm::Path::kEigen && m >= gemm::kMinRows && count > 1;
+  size_t work = 0;
+  for (size_t i = 0; i < count; ++i) {
+    fused = fused && plain_float_gemm(*outs[i].w, p, m);
+    work += m * outs[i].w->rows() * k;
+  }
+  if (!fused) {
+    for (size_t i = 0; i < count; ++i) linear(pool, x, m, k, *outs[i].w, outs[i].bias, p, outs[i].y);
+    return;
+  }
+  // linear_base's packed path with X packed once; the tasks are every weight's tiles, weight after weight.
+  if (work < (size_t{1} << 17)) pool = nullptr;
+  const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
+  float* xp = thread_scratch(gemm::packed_x_floats(path, m, k), 10);
+  pack_x_parallel(pool, path, x, m, k, xp);
+  constexpr size_t kMaxOutputs = 8;
+  size_t tile_rows_of[kMaxOutputs], first_task[kMaxOutputs + 1] = {0};
+  if (count > kMaxOutputs) throw std::invalid_argument("linear_shared_input: more than 8 weights");
+  for (size_t i = 0; i < count; ++i) {
+    const size_t n = outs[i].w->rows();
+    tile_rows_of[i] = packed_tile_rows(n, k, threads);
+    first_task[i + 1] = first_task[i] + (n + tile_rows_of[i] - 1) / tile_rows_of[i];
+  }
+  parallel_for(pool, first_task[count], [&](size_t task) {
+    size_t i = 0;
+    while (task >= first_task[i + 1]) ++i;
+    const LinearOutput& o = outs[i];
+    const size_t n = o.w->rows(), nt = tile_rows_of[i];
+    const size_t n0 = (task - first_task[i]) * nt, rows = std::min(nt, n - n0);
+    const float* wt = weight_rows(*o.w, n0, rows, p, thread_scratch(rows * k, 0));
+    gemm::multiply_tile(path, xp, m, k, wt, rows, thread_scratch(gemm::tile_scratch_floats(path, rows, k), 9), o.y + n0, n);
+    if (o.bias != nullptr) add_bias_cols(*o.bias, p, m, n, n0, rows, o.y);
+  });
+}
+
 void linear_swiglu(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& gate, const Weight* gate_bias,
                    const Weight& up, const Weight* up_bias, const Perturbation& p, float* h, std::vector<float>* up_buffer,
                    GateActivation act) {
   const size_t n = gate.rows();
   const gemm::Path path = gemm::chosen_path();
-  auto plain = [&](const Weight& w) {  // linear() would take linear_base's float GEMM and add nothing after
-    const bool direct = direct_kernel_type(w.dtype) && !(p.active && w.trainable) && (w.packed != nullptr || m <= kQuantDirectMaxRows);
-    return w.lora_a == nullptr && w.added_bias == nullptr && !direct;
-  };
+  auto plain = [&](const Weight& w) { return plain_float_gemm(w, p, m); };
   if (path == gemm::Path::kEigen || m < gemm::kMinRows || gate_bias != nullptr || up_bias != nullptr || !plain(gate) ||
       !plain(up) || up.rows() != n) {
     if (up_buffer->size() < m * n) up_buffer->resize(m * n);
@@ -694,8 +786,10 @@ void linear_swiglu(ThreadPool* pool, const float* x, size_t m, size_t k, const W
     gated_mul(pool, act, h, up_buffer->data(), m * n);
     return;
   }
-  // linear_base's packed path for both weights, tile by tile: the gate tile into h, the up tile into
-  // scratch, then h's tile columns = silu(gate) * up row by row.
+  // linear_base's packed path for both weights, tile by tile: the gate and up tiles into scratch rows
+  // of the tile's width, silu(gate) * up there row by row, then copied into h's tile columns. (With h
+  // as the GEMM's output, h's row stride — 8 KiB for a width of 2 048 — mapped a tile's rows onto a few
+  // L2 sets, and the gated product's pass over them ran at half speed.)
   if (m * n * k < (size_t{1} << 17)) pool = nullptr;
   const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
   float* xp = thread_scratch(gemm::packed_x_floats(path, m, k), 10);
@@ -705,11 +799,15 @@ void linear_swiglu(ThreadPool* pool, const float* x, size_t m, size_t k, const W
     const size_t n0 = t * nt, rows = std::min(nt, n - n0);
     float* tile_scratch = thread_scratch(gemm::tile_scratch_floats(path, rows, k), 9);
     const float* wg = weight_rows(gate, n0, rows, p, thread_scratch(rows * k, 0));
-    gemm::multiply_tile(path, xp, m, k, wg, rows, tile_scratch, h + n0, n);
+    float* g = thread_scratch(m * rows, 14);
+    gemm::multiply_tile(path, xp, m, k, wg, rows, tile_scratch, g, rows);
     float* u = thread_scratch(m * rows, 11);
     const float* wu = weight_rows(up, n0, rows, p, thread_scratch(rows * k, 0));
     gemm::multiply_tile(path, xp, m, k, wu, rows, tile_scratch, u, rows);
-    for (size_t r = 0; r < m; ++r) gated_mul_span(act, h + r * n + n0, u + r * rows, rows);
+    for (size_t r = 0; r < m; ++r) {
+      gated_mul_span(act, g + r * rows, u + r * rows, rows);
+      std::copy_n(g + r * rows, rows, h + r * n + n0);
+    }
   });
 }
 

@@ -78,6 +78,18 @@ struct AttentionShape {
 void attention(ThreadPool* pool, const AttentionShape& s, const float* q, const float* k, const float* v,
                const int32_t* key_len, float* out);
 
+// linear() of the same x [m, k] through several weights (a layer's query, key and value projections),
+// each output with the bytes linear() gives it. On the packed GEMM path, when no weight has an adapter, an
+// added bias or a direct (quantized / half) kernel, x is packed once and every weight's tiles run as one
+// set of tasks; otherwise one linear() after another. At most 8 outputs.
+struct LinearOutput {
+  const Weight* w = nullptr;
+  const Weight* bias = nullptr;
+  float* y = nullptr;
+};
+void linear_shared_input(ThreadPool* pool, const float* x, size_t m, size_t k, const LinearOutput* outs, size_t count,
+                         const Perturbation& p);
+
 // gate[i] = silu(gate[i]) * up[i]
 void silu_mul(ThreadPool* pool, float* gate, const float* up, size_t n);
 

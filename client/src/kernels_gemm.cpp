@@ -102,11 +102,11 @@ PLLM_AVX512 void micro_512(size_t kc, const float* a, const float* b, float* c, 
   }
 }
 
-// Panels of `width` rows of src [rows, k], each stored k-major: out[(panel * k + kk) * width + j] =
-// src[(panel * width + j) * k + kk], zeros past the last row. For widths that are multiples of 4 (12, 16,
+// Panels of `width` rows of src [rows, k] (row stride ld), each stored k-major: out[(panel * k + kk) * width + j] =
+// src[(panel * width + j) * ld + kk], zeros past the last row. For widths that are multiples of 4 (12, 16,
 // 32; 6 has pack_panels6_avx2), with 8 × 8 register transposes for each group of 8 rows and 4 × 4 ones for
 // a last group of 4.
-PLLM_AVX2 void pack_panels_avx2(const float* src, size_t rows, size_t k, size_t width, float* out) {
+PLLM_AVX2 void pack_panels_avx2(const float* src, size_t rows, size_t k, size_t ld, size_t width, float* out) {
   alignas(32) static const float kZeros[8] = {};
   const size_t panels = (rows + width - 1) / width;
   for (size_t pnl = 0; pnl < panels; ++pnl) {
@@ -118,7 +118,7 @@ PLLM_AVX2 void pack_panels_avx2(const float* src, size_t rows, size_t k, size_t 
       size_t step[4];
       for (size_t j = 0; j < 4; ++j) {
         const bool valid = r0 + g + j < rows;
-        row[j] = valid ? src + (r0 + g + j) * k : kZeros;
+        row[j] = valid ? src + (r0 + g + j) * ld : kZeros;
         step[j] = valid ? 4 : 0;
       }
       size_t kk = 0;
@@ -133,14 +133,14 @@ PLLM_AVX2 void pack_panels_avx2(const float* src, size_t rows, size_t k, size_t 
         _mm_storeu_ps(o + 3 * width, d);
       }
       for (; kk < k; ++kk)
-        for (size_t j = 0; j < 4; ++j) dst[kk * width + g + j] = r0 + g + j < rows ? src[(r0 + g + j) * k + kk] : 0.0f;
+        for (size_t j = 0; j < 4; ++j) dst[kk * width + g + j] = r0 + g + j < rows ? src[(r0 + g + j) * ld + kk] : 0.0f;
     }
     for (size_t g = 0; g + 8 <= width; g += 8) {
       const float* row[8];
       size_t step[8];
       for (size_t j = 0; j < 8; ++j) {
         const bool valid = r0 + g + j < rows;
-        row[j] = valid ? src + (r0 + g + j) * k : kZeros;
+        row[j] = valid ? src + (r0 + g + j) * ld : kZeros;
         step[j] = valid ? 8 : 0;
       }
       size_t kk = 0;
@@ -168,14 +168,14 @@ PLLM_AVX2 void pack_panels_avx2(const float* src, size_t rows, size_t k, size_t 
         _mm256_storeu_ps(d + 7 * width, _mm256_permute2f128_ps(u3, u7, 0x31));
       }
       for (; kk < k; ++kk)
-        for (size_t j = 0; j < 8; ++j) dst[kk * width + g + j] = r0 + g + j < rows ? src[(r0 + g + j) * k + kk] : 0.0f;
+        for (size_t j = 0; j < 8; ++j) dst[kk * width + g + j] = r0 + g + j < rows ? src[(r0 + g + j) * ld + kk] : 0.0f;
     }
   }
 }
 
 // pack_panels for the AVX2 path's width of 6: rows 0–3 of a panel by 4 × 4 register transposes, rows 4–5
 // interleaved pairwise, four columns of k at a time (the scalar loop was ~6 % of a stories260K forward).
-PLLM_AVX2 void pack_panels6_avx2(const float* src, size_t rows, size_t k, float* out) {
+PLLM_AVX2 void pack_panels6_avx2(const float* src, size_t rows, size_t k, size_t ld, float* out) {
   alignas(16) static const float kZeros[4] = {};
   const size_t panels = (rows + 5) / 6;
   for (size_t pnl = 0; pnl < panels; ++pnl) {
@@ -185,7 +185,7 @@ PLLM_AVX2 void pack_panels6_avx2(const float* src, size_t rows, size_t k, float*
     size_t step[6];
     for (size_t j = 0; j < 6; ++j) {
       const bool valid = r0 + j < rows;
-      row[j] = valid ? src + (r0 + j) * k : kZeros;
+      row[j] = valid ? src + (r0 + j) * ld : kZeros;
       step[j] = valid ? 4 : 0;
     }
     size_t kk = 0;
@@ -206,7 +206,7 @@ PLLM_AVX2 void pack_panels6_avx2(const float* src, size_t rows, size_t k, float*
       _mm_storeh_pi(reinterpret_cast<__m64*>(o + 22), hi);
     }
     for (; kk < k; ++kk)
-      for (size_t j = 0; j < 6; ++j) dst[kk * 6 + j] = r0 + j < rows ? src[(r0 + j) * k + kk] : 0.0f;
+      for (size_t j = 0; j < 6; ++j) dst[kk * 6 + j] = r0 + j < rows ? src[(r0 + j) * ld + kk] : 0.0f;
   }
 }
 
@@ -328,12 +328,14 @@ size_t packed_x_floats(Path p, size_t m, size_t k) { return p == Path::kEigen ? 
 
 size_t tile_scratch_floats(Path p, size_t rows, size_t k) { return p == Path::kEigen ? 0 : round_up(rows, nr_of(p)) * k; }
 
-void pack_x(Path p, const float* x, size_t m, size_t k, float* packed) {
+void pack_x(Path p, const float* x, size_t m, size_t k, float* packed) { pack_x(p, x, k, m, k, packed); }
+
+void pack_x(Path p, const float* x, size_t ldx, size_t m, size_t k, float* packed) {
 #ifdef POCKETLLM_GEMM_X86
-  if (p == Path::kAvx512) pack_panels_avx2(x, m, k, kMr512, packed);
-  else if (p == Path::kAvx2) pack_panels6_avx2(x, m, k, packed);
+  if (p == Path::kAvx512) pack_panels_avx2(x, m, k, ldx, kMr512, packed);
+  else if (p == Path::kAvx2) pack_panels6_avx2(x, m, k, ldx, packed);
 #else
-  (void)p, (void)x, (void)m, (void)k, (void)packed;
+  (void)p, (void)x, (void)ldx, (void)m, (void)k, (void)packed;
 #endif
 }
 
@@ -376,12 +378,17 @@ void multiply_packed(Path p, const float* packed, size_t m, size_t k, const floa
 
 void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float* w, size_t rows, float* scratch, float* y,
                    size_t ldy) {
+  multiply_tile(p, packed, m, k, w, k, rows, scratch, y, ldy);
+}
+
+void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float* w, size_t ldw, size_t rows, float* scratch,
+                   float* y, size_t ldy) {
 #ifdef POCKETLLM_GEMM_X86
   if (p == Path::kEigen || m == 0 || rows == 0) return;
-  pack_panels_avx2(w, rows, k, nr_of(p), scratch);
+  pack_panels_avx2(w, rows, k, ldw, nr_of(p), scratch);
   multiply_packed(p, packed, m, k, scratch, rows, y, ldy);
 #else
-  (void)p, (void)packed, (void)m, (void)k, (void)w, (void)rows, (void)scratch, (void)y, (void)ldy;
+  (void)p, (void)packed, (void)m, (void)k, (void)w, (void)ldw, (void)rows, (void)scratch, (void)y, (void)ldy;
 #endif
 }
 

@@ -33,6 +33,8 @@ size_t row_block(Path p);
 size_t packed_x_floats(Path p, size_t m, size_t k);
 // X [m, k] (row stride k) into the micro-kernel's row panels.
 void pack_x(Path p, const float* x, size_t m, size_t k, float* packed);
+// The same for X with row stride ldx ≥ k (a head's slice of the attention's query rows).
+void pack_x(Path p, const float* x, size_t ldx, size_t m, size_t k, float* packed);
 
 // The longest k block path p runs on this machine (from the L1d size), or the one set for testing. The
 // block is how k is traversed, never what is summed.
@@ -48,6 +50,9 @@ size_t tile_scratch_floats(Path p, size_t rows, size_t k);
 // `packed` is pack_x's output for the same p, m, k; `scratch` holds tile_scratch_floats(p, rows, k).
 void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float* w, size_t rows, float* scratch, float* y,
                    size_t ldy);
+// The same for w with row stride ldw ≥ k (a head's slice of the attention's key rows).
+void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float* w, size_t ldw, size_t rows, float* scratch,
+                   float* y, size_t ldy);
 
 // The same for a tile of W in the in × out layout (GPT-2's Conv1D): y[r, j] = sum_k X[r, k] * w[k, j] for
 // j < cols, w [k, cols] with row stride ldw. Same bytes as multiply_tile on the transposed tile; `scratch`

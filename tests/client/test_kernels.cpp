@@ -306,6 +306,83 @@ TEST_CASE("attention with GQA, causal and padding masks matches the reference", 
   }
 }
 
+TEST_CASE("linear_shared_input gives each output the bytes of its own linear(), fused or not", "[client][kernels]") {
+  // Fused on the packed path (x packed once, the weights' tiles as one set of tasks); one linear() after
+  // another for few rows, or when a weight has an adapter-free path it cannot take (BF16 here is still
+  // plain). Widths cross the 32-row panel and differ per output; one output has a bias.
+  ThreadPool two(2), three(3);
+  const size_t k = 70;
+  for (size_t m : {3, 8, 40})
+    for (bool perturbed : {false, true})
+      for (bool bf16 : {false, true}) {
+        const std::vector<size_t> widths = {100, 37, 64};
+        std::vector<std::vector<float>> ws;
+        std::vector<std::vector<uint16_t>> wb;
+        std::vector<Weight> W;
+        for (size_t i = 0; i < widths.size(); ++i) {
+          ws.push_back(randn(widths[i] * k));
+          wb.emplace_back(ws.back().size());
+          for (size_t j = 0; j < ws.back().size(); ++j) wb.back()[j] = f32_to_bf16(ws.back()[j]);
+        }
+        for (size_t i = 0; i < widths.size(); ++i) {
+          W.push_back(view("self_attn.proj" + std::to_string(i) + ".weight", {int64_t(widths[i]), int64_t(k)}, ws[i]));
+          if (bf16) {
+            W.back().dtype = DType::kBF16;
+            W.back().data = wb[i].data();
+          }
+          W.back().trainable = perturbed;
+        }
+        auto bv = randn(widths[1]);
+        Weight B = view("self_attn.proj1.bias", {int64_t(widths[1])}, bv);
+        B.trainable = perturbed;
+        auto x = randn(m * k);
+        const Perturbation p{perturbed, Distribution::kRademacher, 0x51, 1e-2f};
+        std::vector<std::vector<float>> want;
+        for (size_t i = 0; i < widths.size(); ++i) {
+          want.emplace_back(m * widths[i]);
+          linear(nullptr, x.data(), m, k, W[i], i == 1 ? &B : nullptr, p, want.back().data());
+        }
+        for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &two, &three}) {
+          INFO("m " << m << " perturbed " << perturbed << " bf16 " << bf16 << " threads " << (pool ? pool->size() : 1));
+          std::vector<std::vector<float>> got;
+          std::vector<LinearOutput> outs;
+          for (size_t i = 0; i < widths.size(); ++i) got.emplace_back(m * widths[i], -1.0f);
+          for (size_t i = 0; i < widths.size(); ++i) outs.push_back({&W[i], i == 1 ? &B : nullptr, got[i].data()});
+          linear_shared_input(pool, x.data(), m, k, outs.data(), outs.size(), p);
+          for (size_t i = 0; i < widths.size(); ++i) CHECK(std::memcmp(got[i].data(), want[i].data(), want[i].size() * 4) == 0);
+        }
+      }
+}
+
+TEST_CASE("attention's wide heads: a query's output has the same bytes in any query block on the packed path",
+          "[client][kernels]") {
+  // Head width 64 (no narrow-head kernel): blocks of ≥ gemm::kMinRows queries run the packed GEMM, where
+  // each score and output is one FMA chain, so query t's bytes do not depend on how many queries share
+  // its block. The reference check bounds the error; this one pins the bytes.
+  if (gemm::chosen_path() == gemm::Path::kEigen) {
+    WARN("no packed GEMM path on this CPU: skipped");
+    return;
+  }
+  AttentionShape s;
+  s.batch = 1;
+  s.tq = s.tk = 40;
+  s.heads = 2;
+  s.kv_heads = 1;
+  s.head_dim = 64;
+  const std::vector<int32_t> len = {40};
+  auto q = randn(s.tq * s.heads * s.head_dim), k = randn(s.tk * s.kv_heads * s.head_dim), v = randn(s.tk * s.kv_heads * s.head_dim);
+  std::vector<float> all(q.size());
+  attention(nullptr, s, q.data(), k.data(), v.data(), len.data(), all.data());
+  CHECK(test::attention_max_error(s, q, k, v, len) < 1e-5);
+  // The first 16 queries alone (a block of 16 instead of 40): keys past query 15 never reach them.
+  AttentionShape first = s;
+  first.tq = first.tk = 16;
+  const std::vector<int32_t> len16 = {16};
+  std::vector<float> part(16 * s.heads * s.head_dim);
+  attention(nullptr, first, q.data(), k.data(), v.data(), len16.data(), part.data());
+  CHECK(std::memcmp(part.data(), all.data(), part.size() * 4) == 0);
+}
+
 TEST_CASE("the tiled SwiGLU / GeGLU layer has the bytes of two linears and the gated product, fused or not", "[client][kernels]") {
   // Fused: packed GEMM path, plain weights (perturbed or frozen, F32 or BF16 above the direct-kernel rows).
   // Not fused: few rows, a bias. Shapes cross the 32-row tile and the 8-wide vector tails.

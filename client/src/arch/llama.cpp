@@ -303,9 +303,8 @@ void LlamaModel::run_layer(ThreadPool* pool, size_t l, const RowSpan& s, size_t 
   float *q = q_.data() + s.r0 * qd, *k = k_.data() + s.r0 * kvd, *v = v_.data() + s.r0 * kvd;
   const int32_t* pos = positions_.data() + s.r0;
   norm(pool, *L.attn_norm, x, R, xn, p);
-  linear(pool, xn, R, d, *L.q, L.q_bias, p, q);
-  linear(pool, xn, R, d, *L.k, L.k_bias, p, k);
-  linear(pool, xn, R, d, *L.v, L.v_bias, p, v);
+  const LinearOutput qkv[3] = {{L.q, L.q_bias, q}, {L.k, L.k_bias, k}, {L.v, L.v_bias, v}};
+  linear_shared_input(pool, xn, R, d, qkv, 3, p);
   norm_heads(pool, L.q_norm, q, R, nh, p);
   norm_heads(pool, L.k_norm, k, R, nkv, p);
   rope(q, R, nh, hd, pos, rope_of(l));
