@@ -245,8 +245,8 @@ void LlamaModel::run_last_layer_selected(ThreadPool* pool, size_t l, size_t T, s
   const size_t qd = nh * hd, S = read_tokens_.size();
   const RopeTable& rt = rope_of(l);
   norm(pool, *L.attn_norm, x_.data(), R, xn_.data(), p);
-  linear(pool, xn_.data(), R, d, *L.k, L.k_bias, p, k_.data());
-  linear(pool, xn_.data(), R, d, *L.v, L.v_bias, p, v_.data());
+  const LinearOutput kv[2] = {{L.k, L.k_bias, k_.data()}, {L.v, L.v_bias, v_.data()}};
+  linear_shared_input(pool, xn_.data(), R, d, kv, 2, p);
   norm_heads(pool, L.k_norm, k_.data(), R, nkv, p);
   rope(k_.data(), R, nkv, hd, positions_.data(), rt);
   gather_read_rows(xn_.data(), d, T, &sel_in_);

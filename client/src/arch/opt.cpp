@@ -89,16 +89,17 @@ class OptModel : public TransformerModel {
         layer_norm(pool, x_.data(), R, d, *L.ln1_w, L.ln1_b, c.norm_eps, p, xn_.data());
         attn_in = xn_.data();
       }
-      linear(pool, attn_in, R, d, *L.k, L.kb, p, k_.data());
-      linear(pool, attn_in, R, d, *L.v, L.vb, p, v_.data());
       if (selected && l + 1 == layers_.size()) {  // keys and values of every row, the rest for the read rows
+        const LinearOutput kv[2] = {{L.k, L.kb, k_.data()}, {L.v, L.vb, v_.data()}};
+        linear_shared_input(pool, attn_in, R, d, kv, 2, p);
         gather_read_rows(attn_in, d, T, &sel_in_);
         gather_read_rows(x_.data(), d, T, &sel_x_);
         linear(pool, sel_in_.data(), S, d, *L.q, L.qb, p, q_.data());
         attend_read_rows(T, nh, nh, hd, /*causal=*/true, q_.data(), k_.data(), v_.data(), attn_.data());
         finish_layer(pool, L, S, sel_x_.data(), p);
       } else {
-        linear(pool, attn_in, R, d, *L.q, L.qb, p, q_.data());
+        const LinearOutput qkv[3] = {{L.q, L.qb, q_.data()}, {L.k, L.kb, k_.data()}, {L.v, L.vb, v_.data()}};
+        linear_shared_input(pool, attn_in, R, d, qkv, 3, p);
         attend_rows(pool, B, T, nh, nh, hd, true, q_.data(), k_.data(), v_.data(), cache, l, attn_.data());
         finish_layer(pool, L, R, x_.data(), p);
       }

@@ -83,16 +83,17 @@ class RobertaModel : public TransformerModel {
     for (size_t l = 0; l < layers_.size(); ++l) {
       const Layer& L = layers_[l];
       throw_if_cancelled();  // between layers: a cancelled pass leaves nothing half-written
-      linear(pool, x_.data(), R, d, *L.k, L.kb, p, k_.data());
-      linear(pool, x_.data(), R, d, *L.v, L.vb, p, v_.data());
       if (selected && l + 1 == layers_.size()) {  // keys and values of every row, the rest for the read rows
+        const LinearOutput kv[2] = {{L.k, L.kb, k_.data()}, {L.v, L.vb, v_.data()}};
+        linear_shared_input(pool, x_.data(), R, d, kv, 2, p);
         gather_read_rows(x_.data(), d, T, &sel_x_);
         linear(pool, sel_x_.data(), S, d, *L.q, L.qb, p, q_.data());
         attend_read_rows(T, c.num_heads, c.num_heads, c.head_dim, /*causal=*/false, q_.data(), k_.data(), v_.data(),
                          attn_.data());
         finish_layer(pool, L, S, sel_x_.data(), p);
       } else {
-        linear(pool, x_.data(), R, d, *L.q, L.qb, p, q_.data());
+        const LinearOutput qkv[3] = {{L.q, L.qb, q_.data()}, {L.k, L.kb, k_.data()}, {L.v, L.vb, v_.data()}};
+        linear_shared_input(pool, x_.data(), R, d, qkv, 3, p);
         attend_rows(pool, B, T, c.num_heads, c.num_heads, c.head_dim, /*causal=*/false, q_.data(), k_.data(), v_.data(), nullptr,
                     l, attn_.data());
         finish_layer(pool, L, R, x_.data(), p);
