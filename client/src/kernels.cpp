@@ -736,6 +736,8 @@ bool plain_float_gemm(const Weight& w, const Perturbation& p, size_t m) {
 
 void linear_shared_input(ThreadPool* pool, const float* x, size_t m, size_t k, const LinearOutput* outs, size_t count,
                          const Perturbation& p) {
+  constexpr size_t kMaxOutputs = 8;
+  if (count > kMaxOutputs) throw std::invalid_argument("linear_shared_input: more than 8 weights");
   const gemm::Path path = gemm::chosen_path();
   bool fused = path != gemm::Path::kEigen && m >= gemm::kMinRows && count > 1;
   size_t work = 0;
@@ -752,9 +754,7 @@ void linear_shared_input(ThreadPool* pool, const float* x, size_t m, size_t k, c
   const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
   float* xp = thread_scratch(gemm::packed_x_floats(path, m, k), 10);
   pack_x_parallel(pool, path, x, m, k, xp);
-  constexpr size_t kMaxOutputs = 8;
   size_t tile_rows_of[kMaxOutputs], first_task[kMaxOutputs + 1] = {0};
-  if (count > kMaxOutputs) throw std::invalid_argument("linear_shared_input: more than 8 weights");
   for (size_t i = 0; i < count; ++i) {
     const size_t n = outs[i].w->rows();
     tile_rows_of[i] = packed_tile_rows(n, k, threads);
