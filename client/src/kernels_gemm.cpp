@@ -316,6 +316,14 @@ const char* path_name(Path p) {
 
 size_t row_block(Path p) { return mr_of(p); }
 
+size_t l2_cache_bytes() {
+  static const size_t bytes = [] {
+    const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return l2 > 0 ? static_cast<size_t>(l2) : size_t{0};
+  }();
+  return bytes;
+}
+
 size_t k_block_limit(Path p) {
   static const size_t k512 = machine_k_block(Path::kAvx512), k256 = machine_k_block(Path::kAvx2);  // sysconf once
   if (g_k_block_override) return g_k_block_override;
@@ -343,18 +351,20 @@ void pack_x(Path p, const float* x, size_t ldx, size_t m, size_t k, float* packe
 namespace {
 
 // Y = X · Wᵀ from both packed: X's row panels (pack_x) and W's `rows` rows as column panels of nr_of(p)
-// in bpanels. For each k block, each X panel (in L1) meets every W panel (streaming from L2); each output
-// is one FMA chain over k ascending, carried from block to block through y.
+// in bpanels. Each X panel runs its k blocks in turn; in each, its block (in L1) meets every W panel
+// (streaming from L2). Each output is one FMA chain over k ascending, carried from block to block through
+// y, whose MR rows × tile stay in L1 between blocks (with the k blocks outermost they went through L2 or
+// memory: the down projection, K = 2 048, ran at 0.85× on the Xeon of session 49).
 void multiply_packed(Path p, const float* packed, size_t m, size_t k, const float* bpanels, size_t rows, float* y, size_t ldy) {
   const size_t mr = mr_of(p), nr = nr_of(p);
   const size_t mblocks = (m + mr - 1) / mr, panels = (rows + nr - 1) / nr, kb = k_block(p, k);
-  for (size_t k0 = 0; k0 < k; k0 += kb) {
-    const size_t kc = std::min(kb, k - k0);
-    const bool add = k0 > 0;
-    for (size_t ib = 0; ib < mblocks; ++ib) {
+  for (size_t ib = 0; ib < mblocks; ++ib) {
+    const size_t mv = std::min(mr, m - ib * mr);
+    float* crow = y + ib * mr * ldy;
+    for (size_t k0 = 0; k0 < k; k0 += kb) {
+      const size_t kc = std::min(kb, k - k0);
+      const bool add = k0 > 0;
       const float* ap = packed + (ib * k + k0) * mr;
-      const size_t mv = std::min(mr, m - ib * mr);
-      float* crow = y + ib * mr * ldy;
       for (size_t jb = 0; jb < panels; ++jb) {
         const float* bp = bpanels + (jb * k + k0) * nr;
         const size_t nv = std::min(nr, rows - jb * nr);

@@ -36,6 +36,10 @@ void pack_x(Path p, const float* x, size_t m, size_t k, float* packed);
 // The same for X with row stride ldx ≥ k (a head's slice of the attention's query rows).
 void pack_x(Path p, const float* x, size_t ldx, size_t m, size_t k, float* packed);
 
+// This core's L2 in bytes (sysconf), 0 where the system does not say (Android's libc, some VMs): W tiles
+// are sized to it (kernels.cpp packed_tile_rows).
+size_t l2_cache_bytes();
+
 // The longest k block path p runs on this machine (from the L1d size), or the one set for testing. The
 // block is how k is traversed, never what is summed.
 size_t k_block_limit(Path p);
