@@ -2,7 +2,7 @@
 // weights stored out x in as the engine stores them). One backend per binary (they define the same BLAS
 // symbols): -DGEMM_EIGEN, -DGEMM_OPENBLAS, -DGEMM_BLIS, -DGEMM_ONEDNN, -DGEMM_POCKETLLM (the engine's packed kernels). bench/run_gemm_shootout.sh builds
 // and runs them. Prints one JSON line per (shape, threads): median GFLOP/s of REPS.
-//   gemm_shootout THREADS REPS      (NT=rows sets the W tile of the pocketllm backend, 128 by default)
+//   gemm_shootout THREADS REPS [M]  (M: only that batch; NT=rows sets the W tile of the pocketllm backend, 128 by default)
 #include "bench_args.h"
 #include <algorithm>
 #include <chrono>
@@ -116,12 +116,14 @@ void set_threads(int t) {
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? static_cast<int>(pocketllm::bench::int_arg("threads", argv[1], 1, 1024)) : 1;
   const int reps = argc > 2 ? static_cast<int>(pocketllm::bench::int_arg("reps", argv[2], 1, 100000)) : 5;
+  const int only_m = argc > 3 ? static_cast<int>(pocketllm::bench::int_arg("m", argv[3], 1, 1 << 20)) : 0;
   set_threads(threads);
   struct Shape { const char* name; int n, k; };
   const Shape shapes[] = {{"qkv_o", 768, 768}, {"ffn_up", 2048, 768}, {"ffn_down", 768, 2048}, {"lm_head", 32000, 768}};
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (int m : {1, 16, 128, 1024}) {
+  const std::vector<int> batches = only_m != 0 ? std::vector<int>{only_m} : std::vector<int>{1, 16, 128, 1024};
+  for (int m : batches) {
     for (const Shape& s : shapes) {
 #if defined(GEMM_POCKETLLM)
       if (static_cast<size_t>(m) < pocketllm::gemm::kMinRows) continue;  // the engine runs Eigen there

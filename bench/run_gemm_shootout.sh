@@ -9,26 +9,8 @@ case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next }
 root="$(cd "$(dirname "$0")/.." && pwd)"
 reps="${1:-5}"
 out="${2:-$root/bench/results/gemm_shootout.jsonl}"
-missing=()
-for p in libopenblas-dev libblis-pthread-dev libdnnl-dev libeigen3-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
-fi
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
-flags=(-O3 -march=native -std=c++17 -DNDEBUG)
-g++ "${flags[@]}" -DGEMM_EIGEN -I/usr/include/eigen3 -DEIGEN_DONT_PARALLELIZE "$root/bench/gemm_shootout.cpp" -o "$work/eigen" -pthread
-g++ "${flags[@]}" -DGEMM_OPENBLAS -I/usr/include/x86_64-linux-gnu/openblas-pthread "$root/bench/gemm_shootout.cpp" -o "$work/openblas" \
-  -L/usr/lib/x86_64-linux-gnu/openblas-pthread -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas -pthread
-g++ "${flags[@]}" -DGEMM_BLIS -I/usr/include/x86_64-linux-gnu/blis-pthread "$root/bench/gemm_shootout.cpp" -o "$work/blis" \
-  -L/usr/lib/x86_64-linux-gnu/blis-pthread -Wl,-rpath,/usr/lib/x86_64-linux-gnu/blis-pthread -lblis -pthread
-g++ "${flags[@]}" -DGEMM_ONEDNN "$root/bench/gemm_shootout.cpp" -o "$work/onednn" -ldnnl -fopenmp
-g++ -O2 -std=c++17 "$root/bench/fma_peak.cpp" -o "$work/fma_peak"  # the core's FMA peak, for scale
-# The engine's own packed kernels, built as the portable SDK builds them (x86-64-v2 + run-time choice).
-g++ -O3 -march=x86-64-v2 -std=c++17 -DNDEBUG -DGEMM_POCKETLLM -I"$root/client/src" -I"$root/common/include" \
-  "$root/bench/gemm_shootout.cpp" "$root/client/src/kernels_gemm.cpp" "$root/common/src/cpu_features.cpp" -o "$work/pocketllm" -pthread
+"$root/bench/build_gemm_backends.sh" "$work"
 . "$root/bench/openblas_coretype.sh"
 cpu="$("$root/bench/cpu_name.sh")"
 echo "== CPU: $cpu"
