@@ -316,6 +316,8 @@ std::string kernel_paths() {
   if (gemm::chosen_path() != gemm::Path::kEigen) {
     s += gemm::path_name(gemm::chosen_path());
     s += " k block " + std::to_string(gemm::k_block_limit(gemm::chosen_path()));
+    const size_t l2 = gemm::l2_cache_bytes();  // W tiles take up to half of it (kernels.cpp)
+    s += ", L2 " + (l2 > 0 ? std::to_string(l2 >> 10) + " KiB" : std::string("unknown"));
     s += ", Eigen below " + std::to_string(gemm::kMinRows) + " rows (";
   } else {
     s += "Eigen (";

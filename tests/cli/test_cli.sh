@@ -266,8 +266,8 @@ PY
     '[ $rc -eq 0 ] && python3 -c "import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))[\"name\"] == \"caf\ufffd\ufffd\" else 1)" "$work/badname.json"'
   "$bin" info --system > "$work/sys.txt"
   check "info --system names the kernel paths chosen for this CPU" 'grep -q "^kernels: .*quantized batches: " "$work/sys.txt"'
-  check "info --system names the float GEMM path and, on a packed one, its k block" \
-    'grep -Eq "float GEMM: (packed (AVX-512 12x32|AVX2\+FMA 6x16) k block [0-9]+, Eigen below|Eigen \()" "$work/sys.txt"'
+  check "info --system names the float GEMM path and, on a packed one, its k block and the L2 its tiles follow" \
+    'grep -Eq "float GEMM: (packed (AVX-512 12x32|AVX2\+FMA 6x16) k block [0-9]+, L2 ([0-9]+ KiB|unknown), Eigen below|Eigen \()" "$work/sys.txt"'
   check "info --system names the perturbation path" 'grep -Eq "perturbation z: (AVX-512|AVX2|generic)" "$work/sys.txt"'
   if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
     check "an AVX2 CPU gets a vector perturbation path" 'grep -Eq "perturbation z: (AVX-512|AVX2)" "$work/sys.txt"'
