@@ -16,8 +16,9 @@ namespace pocketllm {
 // Per-thread scratch that grows to the largest request and then stays (no allocation after warm-up).
 // Slots are independent buffers: 0 weight tiles and 1 bias rows (linear), 2–3 norm parameters,
 // 6–8 adapter A, B and x A^T (linear with an adapter), 9–10 packed W tiles and packed X (kernels_gemm.h),
-// 4–5 output-head tiles and logits (transformer_base), 11 the up tile of linear_swiglu. A slot's pointer
-// is valid until its next call and aligned to 64 bytes.
+// 4–5 output-head tiles and logits (transformer_base), 11 and 14 the up and gate tiles of linear_swiglu,
+// 12–13 attention's packed queries and scores. A slot's pointer is valid until its next call and aligned
+// to 64 bytes.
 float* thread_scratch(size_t floats, int slot);
 
 // X [m, k] into `packed` (gemm::packed_x_floats floats) for the packed GEMM path `path`, the panels split
