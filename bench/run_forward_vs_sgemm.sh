@@ -24,8 +24,8 @@ backends=(eigen openblas blis onednn)
 grep -qw avx512f /proc/cpuinfo && own=avx512 || own=avx2
 mkdir -p "$(dirname "$out")"
 : > "$out"
+tag() { sed "s|}\$|,\"round\":$r,\"cpu\":\"$cpu\"}|"; }  # r: the round running
 for ((r = 0; r < rounds; ++r)); do
-  tag() { sed "s|}\$|,\"round\":$r,\"cpu\":\"$cpu\"}|"; }
   "$work/fma_peak" | tag >> "$out"
   for th in 1 2; do
     for b in "${backends[@]}"; do "$work/$b" "$th" "$reps" 1024 | tag >> "$out"; done

@@ -140,9 +140,9 @@ void add_bias_cols(const Weight& bias, const Perturbation& p, size_t m, size_t n
 // gives the down projection (K = 2 048) 128 rows instead of 32: 0.80× the time in the shoot-out on the
 // Xeon of session 49 (bench/gemm_shootout.cpp, NT=32 vs 128).
 size_t packed_tile_rows(size_t n, size_t k, size_t threads) {
-  const size_t row_bytes = std::max<size_t>(k, 1) * sizeof(float);
-  const size_t by_l2 = std::min<size_t>(128, gemm::l2_cache_bytes() / 2 / row_bytes / 32 * 32);
-  size_t rows = std::max<size_t>({32, (size_t{3} << 15) / std::max<size_t>(k, 1) / 32 * 32, by_l2});
+  const size_t kk = std::max<size_t>(k, 1);
+  const size_t by_l2 = std::min<size_t>(128, gemm::l2_cache_bytes() / 2 / (kk * sizeof(float)) / 32 * 32);
+  size_t rows = std::max<size_t>({32, (size_t{3} << 15) / kk / 32 * 32, by_l2});
   while (rows > 32 && (n + rows - 1) / rows < 2 * threads) rows = std::max<size_t>(32, rows / 2 / 32 * 32);
   return std::min(rows, n);
 }

@@ -353,8 +353,9 @@ namespace {
 // Y = X · Wᵀ from both packed: X's row panels (pack_x) and W's `rows` rows as column panels of nr_of(p)
 // in bpanels. Each X panel runs its k blocks in turn; in each, its block (in L1) meets every W panel
 // (streaming from L2). Each output is one FMA chain over k ascending, carried from block to block through
-// y, whose MR rows × tile stay in L1 between blocks (with the k blocks outermost they went through L2 or
-// memory: the down projection, K = 2 048, ran at 0.85× on the Xeon of session 49).
+// y, whose MR rows × tile stay in L1 between blocks (with the k blocks outermost they went out to L2 or
+// memory: there the down projection, K = 2 048, took 1.07–1.17× the time in the shoot-out's harness on
+// the Xeon of session 49).
 void multiply_packed(Path p, const float* packed, size_t m, size_t k, const float* bpanels, size_t rows, float* y, size_t ldy) {
   const size_t mr = mr_of(p), nr = nr_of(p);
   const size_t mblocks = (m + mr - 1) / mr, panels = (rows + nr - 1) / nr, kb = k_block(p, k);
