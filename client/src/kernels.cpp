@@ -87,7 +87,7 @@ void for_blocks(float* x, size_t n, float pad, Fn&& fn) {
 
 float* thread_scratch(size_t floats, int slot) {
   constexpr size_t kLine = 64 / sizeof(float);  // a cache line: 64-byte loads of the GEMM panels never split
-  thread_local std::vector<float> buffers[15];
+  thread_local std::vector<float> buffers[17];
   auto& b = buffers[slot];
   if (b.size() < floats + kLine - 1) b.resize(floats + kLine - 1);
   const auto at = reinterpret_cast<uintptr_t>(b.data());
@@ -147,6 +147,21 @@ size_t packed_tile_rows(size_t n, size_t k, size_t threads) {
   return std::min(rows, n);
 }
 
+// linear_base's packed path from X already packed (xp): each task packs and multiplies its tile of W rows.
+// pool: null when the work is too small to share (the caller decides).
+void multiply_packed_input(ThreadPool* pool, gemm::Path path, const float* xp, size_t m, size_t k, const Weight& w,
+                           const Weight* bias, const Perturbation& p, float* y) {
+  const size_t n = w.rows();
+  const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
+  const size_t nt = packed_tile_rows(n, k, threads);
+  parallel_for(pool, (n + nt - 1) / nt, [&](size_t t) {
+    const size_t n0 = t * nt, rows = std::min(nt, n - n0);
+    const float* wt = weight_rows(w, n0, rows, p, thread_scratch(rows * k, 0));
+    gemm::multiply_tile(path, xp, m, k, wt, rows, thread_scratch(gemm::tile_scratch_floats(path, rows, k), 9), y + n0, n);
+    if (bias != nullptr) add_bias_cols(*bias, p, m, n, n0, rows, y);
+  });
+}
+
 void linear_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& w, const Weight* bias,
                  const Perturbation& p, float* y) {
   const size_t n = w.rows();
@@ -158,19 +173,12 @@ void linear_base(ThreadPool* pool, const float* x, size_t m, size_t k, const Wei
     return;
   }
   if (m * n * k < (size_t{1} << 17)) pool = nullptr;  // waking threads costs more than the work
-  const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
   const gemm::Path path = gemm::chosen_path();
   if (path != gemm::Path::kEigen && m >= gemm::kMinRows) {
     // Own packed kernels: X packed once here, each task packs and multiplies its tile of W rows.
     float* xp = thread_scratch(gemm::packed_x_floats(path, m, k), 10);
     pack_x_parallel(pool, path, x, m, k, xp);
-    const size_t nt = packed_tile_rows(n, k, threads);
-    parallel_for(pool, (n + nt - 1) / nt, [&](size_t t) {
-      const size_t n0 = t * nt, rows = std::min(nt, n - n0);
-      const float* wt = weight_rows(w, n0, rows, p, thread_scratch(rows * k, 0));
-      gemm::multiply_tile(path, xp, m, k, wt, rows, thread_scratch(gemm::tile_scratch_floats(path, rows, k), 9), y + n0, n);
-      if (bias != nullptr) add_bias_cols(*bias, p, m, n, n0, rows, y);
-    });
+    multiply_packed_input(pool, path, xp, m, k, w, bias, p, y);
     return;
   }
   const size_t nt = tile_rows(n, k);
@@ -777,43 +785,90 @@ void linear_shared_input(ThreadPool* pool, const float* x, size_t m, size_t k, c
   });
 }
 
+namespace {
+
+// Floats of linear_swiglu's gate and up products per row block: 24 KiB each.
+constexpr size_t kSwigluBlockFloats = size_t{6} << 10;
+
+// True when linear_swiglu takes its fused packed path.
+bool swiglu_fuses(gemm::Path path, size_t m, const Weight& gate, const Weight* gate_bias, const Weight& up,
+                  const Weight* up_bias, const Perturbation& p) {
+  return path != gemm::Path::kEigen && m >= gemm::kMinRows && gate_bias == nullptr && up_bias == nullptr &&
+         plain_float_gemm(gate, p, m) && plain_float_gemm(up, p, m) && up.rows() == gate.rows();
+}
+
+// linear_base's packed path for the gate and up weights at once, tile by tile: each task packs its gate and
+// up tiles, then multiplies them by X a row block at a time into scratch rows of the tile's width (the
+// block's two products stay in L1/L2 until they are gated: tile-wide products of all m rows went out to L3
+// for a small model's FFN), gates them there and hands the block to
+// `sink(r0, mv, n0, rows, g)`: rows [r0, r0 + mv) × columns [n0, n0 + rows) of h, row stride `rows`.
+// (With h as the GEMM's output, h's row stride — 8 KiB for a width of 2 048 — mapped a tile's rows onto a
+// few L2 sets, and the gated product's pass over them ran at half speed.)
+template <class Sink>
+void swiglu_packed(ThreadPool* pool, gemm::Path path, const float* x, size_t m, size_t k, const Weight& gate,
+                   const Weight& up, const Perturbation& p, GateActivation act, Sink&& sink) {
+  const size_t n = gate.rows();
+  if (m * n * k < (size_t{1} << 17)) pool = nullptr;
+  const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
+  float* xp = thread_scratch(gemm::packed_x_floats(path, m, k), 10);
+  pack_x_parallel(pool, path, x, m, k, xp);
+  const size_t nt = packed_tile_rows(n, k, threads), mr = gemm::row_block(path);
+  parallel_for(pool, (n + nt - 1) / nt, [&](size_t t) {
+    const size_t n0 = t * nt, rows = std::min(nt, n - n0);
+    float* gate_panels = thread_scratch(gemm::tile_scratch_floats(path, rows, k), 9);
+    gemm::pack_w(path, weight_rows(gate, n0, rows, p, thread_scratch(rows * k, 0)), k, rows, k, gate_panels);
+    float* up_panels = thread_scratch(gemm::tile_scratch_floats(path, rows, k), 15);
+    gemm::pack_w(path, weight_rows(up, n0, rows, p, thread_scratch(rows * k, 0)), k, rows, k, up_panels);
+    const size_t mb = std::max(mr, kSwigluBlockFloats / std::max<size_t>(rows, 1) / mr * mr);
+    float* g = thread_scratch(mb * rows, 14);
+    float* u = thread_scratch(mb * rows, 11);
+    for (size_t r0 = 0; r0 < m; r0 += mb) {
+      const size_t mv = std::min(mb, m - r0);
+      gemm::multiply_panels(path, xp + r0 * k, mv, k, gate_panels, rows, g, rows);
+      gemm::multiply_panels(path, xp + r0 * k, mv, k, up_panels, rows, u, rows);
+      for (size_t r = 0; r < mv; ++r) gated_mul_span(act, g + r * rows, u + r * rows, rows);
+      sink(r0, mv, n0, rows, g);
+    }
+  });
+}
+
+}  // namespace
+
 void linear_swiglu(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& gate, const Weight* gate_bias,
                    const Weight& up, const Weight* up_bias, const Perturbation& p, float* h, std::vector<float>* up_buffer,
                    GateActivation act) {
   const size_t n = gate.rows();
   const gemm::Path path = gemm::chosen_path();
-  auto plain = [&](const Weight& w) { return plain_float_gemm(w, p, m); };
-  if (path == gemm::Path::kEigen || m < gemm::kMinRows || gate_bias != nullptr || up_bias != nullptr || !plain(gate) ||
-      !plain(up) || up.rows() != n) {
+  if (!swiglu_fuses(path, m, gate, gate_bias, up, up_bias, p)) {
     if (up_buffer->size() < m * n) up_buffer->resize(m * n);
     linear(pool, x, m, k, gate, gate_bias, p, h);
     linear(pool, x, m, k, up, up_bias, p, up_buffer->data());
     gated_mul(pool, act, h, up_buffer->data(), m * n);
     return;
   }
-  // linear_base's packed path for both weights, tile by tile: the gate and up tiles into scratch rows
-  // of the tile's width, silu(gate) * up there row by row, then copied into h's tile columns. (With h
-  // as the GEMM's output, h's row stride — 8 KiB for a width of 2 048 — mapped a tile's rows onto a few
-  // L2 sets, and the gated product's pass over them ran at half speed.)
-  if (m * n * k < (size_t{1} << 17)) pool = nullptr;
-  const size_t threads = pool ? static_cast<size_t>(pool->size()) : 1;
-  float* xp = thread_scratch(gemm::packed_x_floats(path, m, k), 10);
-  pack_x_parallel(pool, path, x, m, k, xp);
-  const size_t nt = packed_tile_rows(n, k, threads);
-  parallel_for(pool, (n + nt - 1) / nt, [&](size_t t) {
-    const size_t n0 = t * nt, rows = std::min(nt, n - n0);
-    float* tile_scratch = thread_scratch(gemm::tile_scratch_floats(path, rows, k), 9);
-    const float* wg = weight_rows(gate, n0, rows, p, thread_scratch(rows * k, 0));
-    float* g = thread_scratch(m * rows, 14);
-    gemm::multiply_tile(path, xp, m, k, wg, rows, tile_scratch, g, rows);
-    float* u = thread_scratch(m * rows, 11);
-    const float* wu = weight_rows(up, n0, rows, p, thread_scratch(rows * k, 0));
-    gemm::multiply_tile(path, xp, m, k, wu, rows, tile_scratch, u, rows);
-    for (size_t r = 0; r < m; ++r) {
-      gated_mul_span(act, g + r * rows, u + r * rows, rows);
-      std::copy_n(g + r * rows, rows, h + r * n + n0);
-    }
+  swiglu_packed(pool, path, x, m, k, gate, up, p, act, [&](size_t r0, size_t mv, size_t n0, size_t rows, const float* g) {
+    for (size_t r = 0; r < mv; ++r) std::copy_n(g + r * rows, rows, h + (r0 + r) * n + n0);
   });
+}
+
+void gated_mlp(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& gate, const Weight* gate_bias,
+               const Weight& up, const Weight* up_bias, const Weight& down, const Weight* down_bias, const Perturbation& p,
+               float* h, std::vector<float>* up_buffer, GateActivation act, float* y) {
+  const size_t n = gate.rows();
+  const gemm::Path path = gemm::chosen_path();
+  if (!swiglu_fuses(path, m, gate, gate_bias, up, up_bias, p) || !plain_float_gemm(down, p, m) || down.cols() != n) {
+    linear_swiglu(pool, x, m, k, gate, gate_bias, up, up_bias, p, h, up_buffer, act);
+    linear(pool, h, m, n, down, down_bias, p, y);
+    return;
+  }
+  // The gated rows go straight into the down projection's packed input (slot 16; each task its own
+  // columns), as pack_x would have laid h out.
+  float* hp = thread_scratch(gemm::packed_x_floats(path, m, n), 16);
+  swiglu_packed(pool, path, x, m, k, gate, up, p, act, [&](size_t r0, size_t mv, size_t n0, size_t rows, const float* g) {
+    gemm::pack_x_columns(path, g, rows, mv, rows, n, n0, hp + r0 * n);
+  });
+  const size_t d = down.rows();
+  multiply_packed_input(m * d * n < (size_t{1} << 17) ? nullptr : pool, path, hp, m, n, down, down_bias, p, y);
 }
 
 // Chunks of 2^14 (a multiple of the 16-lane block): every element the same bytes whatever the threads.

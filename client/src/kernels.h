@@ -16,8 +16,9 @@ namespace pocketllm {
 // Per-thread scratch that grows to the largest request and then stays (no allocation after warm-up).
 // Slots are independent buffers: 0 weight tiles and 1 bias rows (linear), 2–3 norm parameters,
 // 6–8 adapter A, B and x A^T (linear with an adapter), 9–10 packed W tiles and packed X (kernels_gemm.h),
-// 4–5 output-head tiles and logits (transformer_base), 11 and 14 the up and gate tiles of linear_swiglu,
-// 12–13 attention's packed queries and scores. A slot's pointer is valid until its next call and aligned
+// 4–5 output-head tiles and logits (transformer_base), 11 and 14 the up and gate products of
+// linear_swiglu and 15 its packed up tile (its gate tile in 9), 16 gated_mlp's packed hidden rows, 12–13
+// attention's packed queries and scores. A slot's pointer is valid until its next call and aligned
 // to 64 bytes.
 float* thread_scratch(size_t floats, int slot);
 
@@ -106,6 +107,12 @@ void gated_mul(ThreadPool* pool, GateActivation act, float* gate, const float* u
 void linear_swiglu(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& gate, const Weight* gate_bias,
                    const Weight& up, const Weight* up_bias, const Perturbation& p, float* h, std::vector<float>* up_buffer,
                    GateActivation act = GateActivation::kSilu);
+// The gated MLP y[M, D] = linear(down, linear_swiglu(...)) with the bytes of those two calls (h [M, N] and
+// up_buffer as their scratch). When linear_swiglu fuses and down is a plain float weight, each gated row
+// block goes straight into the down projection's packed input: h is neither written nor packed.
+void gated_mlp(ThreadPool* pool, const float* x, size_t m, size_t k, const Weight& gate, const Weight* gate_bias,
+               const Weight& up, const Weight* up_bias, const Weight& down, const Weight* down_bias, const Perturbation& p,
+               float* h, std::vector<float>* up_buffer, GateActivation act, float* y);
 // x[i] = gelu(x[i]), tanh approximation (GPT-2 "gelu_new") or exact erf form.
 void gelu_tanh(ThreadPool* pool, float* x, size_t n);
 void gelu_erf(ThreadPool* pool, float* x, size_t n);

@@ -31,16 +31,29 @@ bool default_chosen() {
 
 #if defined(PLLM_AVX512_X86)
 
+// Key kj's scores for the 16 query lanes (qd[d]: lane g holds query g's lane d). A function, not a lambda:
+// a lambda does not take its enclosing function's target attribute.
+template <size_t HD>
+PLLM_AVX512 inline __m512 lane_scores(const __m512* qd, const float* kj) {
+  __m512 s = _mm512_mul_ps(qd[0], _mm512_set1_ps(kj[0]));
+  for (size_t d = 1; d < HD; ++d) s = _mm512_fmadd_ps(qd[d], _mm512_set1_ps(kj[d]), s);
+  return s;
+}
+
 // Pass 1 keeps every score (16 lanes a key) and the lanes' maximum; pass 2 takes the exps against that
-// maximum and accumulates their sum and the values. Keys past a lane's last are masked in both passes.
+// maximum and accumulates their sum and the values. Keys every query sees (before the fewest any of the n
+// queries sees) run unmasked; past them a lane's keys beyond its last are masked in both passes. Lanes past
+// n hold zero queries and are never stored. A masked lane contributes nothing, as before the split, so the
+// bytes do not depend on where the split falls.
 template <size_t HD>
 PLLM_AVX512 void lanes(size_t n, const float* q, size_t stride, const size_t* visible, const float* k, const float* v,
                        size_t kv_stride, float scale, float* scratch, float* o) {
   alignas(64) int32_t vis_lanes[16] = {};
-  size_t keys = 0;
+  size_t keys = 0, common = visible[0];
   for (size_t g = 0; g < n; ++g) {
     vis_lanes[g] = static_cast<int32_t>(visible[g]);
     keys = std::max(keys, visible[g]);
+    common = std::min(common, visible[g]);
   }
   const __m512i vis = _mm512_load_si512(vis_lanes);
   // The queries transposed through a buffer (lanes past n zero): gathers and scatters were a fifth of the
@@ -53,17 +66,27 @@ PLLM_AVX512 void lanes(size_t n, const float* q, size_t stride, const size_t* vi
   float* scores = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t{63});
   const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
   __m512 mx = neg_inf;
-  for (size_t j = 0; j < keys; ++j) {
-    const float* kj = k + j * kv_stride;
-    __m512 s = _mm512_mul_ps(qd[0], _mm512_set1_ps(kj[0]));
-    for (size_t d = 1; d < HD; ++d) s = _mm512_fmadd_ps(qd[d], _mm512_set1_ps(kj[d]), s);
-    s = _mm512_mask_blend_ps(_mm512_cmpgt_epi32_mask(vis, _mm512_set1_epi32(static_cast<int32_t>(j))), neg_inf, s);
+  size_t j = 0;
+  for (; j < common; ++j) {
+    const __m512 s = lane_scores<HD>(qd, k + j * kv_stride);
+    _mm512_store_ps(scores + j * 16, s);
+    mx = _mm512_max_ps(mx, s);
+  }
+  for (; j < keys; ++j) {
+    const __mmask16 m = _mm512_cmpgt_epi32_mask(vis, _mm512_set1_epi32(static_cast<int32_t>(j)));
+    const __m512 s = _mm512_mask_blend_ps(m, neg_inf, lane_scores<HD>(qd, k + j * kv_stride));
     _mm512_store_ps(scores + j * 16, s);
     mx = _mm512_max_ps(mx, s);
   }
   __m512 acc[HD], sum = _mm512_setzero_ps();
   for (size_t d = 0; d < HD; ++d) acc[d] = _mm512_setzero_ps();
-  for (size_t j = 0; j < keys; ++j) {
+  for (j = 0; j < common; ++j) {
+    const __m512 e = vexp::exp_ps(_mm512_sub_ps(_mm512_load_ps(scores + j * 16), mx));
+    sum = _mm512_add_ps(sum, e);
+    const float* vj = v + j * kv_stride;
+    for (size_t d = 0; d < HD; ++d) acc[d] = _mm512_fmadd_ps(e, _mm512_set1_ps(vj[d]), acc[d]);
+  }
+  for (; j < keys; ++j) {
     const __mmask16 m = _mm512_cmpgt_epi32_mask(vis, _mm512_set1_epi32(static_cast<int32_t>(j)));
     const __m512 e = vexp::exp_ps(_mm512_sub_ps(_mm512_load_ps(scores + j * 16), mx));
     sum = _mm512_mask_add_ps(sum, m, sum, e);

@@ -102,15 +102,17 @@ PLLM_AVX512 void micro_512(size_t kc, const float* a, const float* b, float* c, 
   }
 }
 
-// Panels of `width` rows of src [rows, k] (row stride ld), each stored k-major: out[(panel * k + kk) * width + j] =
-// src[(panel * width + j) * ld + kk], zeros past the last row. For widths that are multiples of 4 (12, 16,
+// Panels of `width` rows of src [rows, k] (row stride ld), each stored k-major from out + panel *
+// panel_stride: out[panel * panel_stride + kk * width + j] = src[(panel * width + j) * ld + kk], zeros past
+// the last row (panel_stride k * width for a whole X or W; wider for columns of a wider X). For widths that are multiples of 4 (12, 16,
 // 32; 6 has pack_panels6_avx2), with 8 × 8 register transposes for each group of 8 rows and 4 × 4 ones for
 // a last group of 4.
-PLLM_AVX2 void pack_panels_avx2(const float* src, size_t rows, size_t k, size_t ld, size_t width, float* out) {
+PLLM_AVX2 void pack_panels_avx2(const float* src, size_t rows, size_t k, size_t ld, size_t width, float* out,
+                                size_t panel_stride) {
   alignas(32) static const float kZeros[8] = {};
   const size_t panels = (rows + width - 1) / width;
   for (size_t pnl = 0; pnl < panels; ++pnl) {
-    float* dst = out + pnl * k * width;
+    float* dst = out + pnl * panel_stride;
     const size_t r0 = pnl * width;
     if (width % 8 == 4) {
       const size_t g = width - 4;
@@ -175,11 +177,11 @@ PLLM_AVX2 void pack_panels_avx2(const float* src, size_t rows, size_t k, size_t 
 
 // pack_panels for the AVX2 path's width of 6: rows 0–3 of a panel by 4 × 4 register transposes, rows 4–5
 // interleaved pairwise, four columns of k at a time (the scalar loop was ~6 % of a stories260K forward).
-PLLM_AVX2 void pack_panels6_avx2(const float* src, size_t rows, size_t k, size_t ld, float* out) {
+PLLM_AVX2 void pack_panels6_avx2(const float* src, size_t rows, size_t k, size_t ld, float* out, size_t panel_stride) {
   alignas(16) static const float kZeros[4] = {};
   const size_t panels = (rows + 5) / 6;
   for (size_t pnl = 0; pnl < panels; ++pnl) {
-    float* dst = out + pnl * k * 6;
+    float* dst = out + pnl * panel_stride;
     const size_t r0 = pnl * 6;
     const float* row[6];
     size_t step[6];
@@ -338,12 +340,14 @@ size_t tile_scratch_floats(Path p, size_t rows, size_t k) { return p == Path::kE
 
 void pack_x(Path p, const float* x, size_t m, size_t k, float* packed) { pack_x(p, x, k, m, k, packed); }
 
-void pack_x(Path p, const float* x, size_t ldx, size_t m, size_t k, float* packed) {
+void pack_x(Path p, const float* x, size_t ldx, size_t m, size_t k, float* packed) { pack_x_columns(p, x, ldx, m, k, k, 0, packed); }
+
+void pack_x_columns(Path p, const float* x, size_t ldx, size_t m, size_t k, size_t cols, size_t c0, float* packed) {
 #ifdef POCKETLLM_GEMM_X86
-  if (p == Path::kAvx512) pack_panels_avx2(x, m, k, ldx, kMr512, packed);
-  else if (p == Path::kAvx2) pack_panels6_avx2(x, m, k, ldx, packed);
+  if (p == Path::kAvx512) pack_panels_avx2(x, m, k, ldx, kMr512, packed + c0 * kMr512, cols * kMr512);
+  else if (p == Path::kAvx2) pack_panels6_avx2(x, m, k, ldx, packed + c0 * 6, cols * 6);
 #else
-  (void)p, (void)x, (void)ldx, (void)m, (void)k, (void)packed;
+  (void)p, (void)x, (void)ldx, (void)m, (void)k, (void)cols, (void)c0, (void)packed;
 #endif
 }
 
@@ -394,12 +398,25 @@ void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float*
 
 void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float* w, size_t ldw, size_t rows, float* scratch,
                    float* y, size_t ldy) {
+  if (m == 0 || rows == 0) return;
+  pack_w(p, w, ldw, rows, k, scratch);
+  multiply_panels(p, packed, m, k, scratch, rows, y, ldy);
+}
+
+void pack_w(Path p, const float* w, size_t ldw, size_t rows, size_t k, float* panels) {
 #ifdef POCKETLLM_GEMM_X86
-  if (p == Path::kEigen || m == 0 || rows == 0) return;
-  pack_panels_avx2(w, rows, k, ldw, nr_of(p), scratch);
-  multiply_packed(p, packed, m, k, scratch, rows, y, ldy);
+  if (p != Path::kEigen && rows > 0) pack_panels_avx2(w, rows, k, ldw, nr_of(p), panels, k * nr_of(p));
 #else
-  (void)p, (void)packed, (void)m, (void)k, (void)w, (void)ldw, (void)rows, (void)scratch, (void)y, (void)ldy;
+  (void)p, (void)w, (void)ldw, (void)rows, (void)k, (void)panels;
+#endif
+}
+
+void multiply_panels(Path p, const float* packed, size_t m, size_t k, const float* panels, size_t rows, float* y,
+                     size_t ldy) {
+#ifdef POCKETLLM_GEMM_X86
+  if (p != Path::kEigen && m > 0 && rows > 0) multiply_packed(p, packed, m, k, panels, rows, y, ldy);
+#else
+  (void)p, (void)packed, (void)m, (void)k, (void)panels, (void)rows, (void)y, (void)ldy;
 #endif
 }
 

@@ -36,6 +36,11 @@ void pack_x(Path p, const float* x, size_t m, size_t k, float* packed);
 // The same for X with row stride ldx ≥ k (a head's slice of the attention's query rows).
 void pack_x(Path p, const float* x, size_t ldx, size_t m, size_t k, float* packed);
 
+// Rows [0, m) × columns [0, k) of x (row stride ldx) as columns [c0, c0 + k) of pack_x's layout for an X
+// of `cols` columns, `packed` pointing at that X's row m0 (a multiple of row_block(p)); the panels' other
+// columns are left as they are. Column blocks packed this way give pack_x's bytes for the whole X.
+void pack_x_columns(Path p, const float* x, size_t ldx, size_t m, size_t k, size_t cols, size_t c0, float* packed);
+
 // This core's L2 in bytes (sysconf), 0 where the system does not say (Android's libc, some VMs): W tiles
 // are sized to it (kernels.cpp packed_tile_rows).
 size_t l2_cache_bytes();
@@ -57,6 +62,14 @@ void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float*
 // The same for w with row stride ldw ≥ k (a head's slice of the attention's key rows).
 void multiply_tile(Path p, const float* packed, size_t m, size_t k, const float* w, size_t ldw, size_t rows, float* scratch,
                    float* y, size_t ldy);
+
+// multiply_tile in two steps, for a tile of W that meets X in several row blocks: pack_w puts W's `rows`
+// rows (row stride ldw) into column panels (tile_scratch_floats(p, rows, k) floats), multiply_panels
+// multiplies the m rows of X at `packed` (pack_x's output, or the slice of it from a row that is a
+// multiple of row_block(p)) by them. The same bytes as multiply_tile for every row.
+void pack_w(Path p, const float* w, size_t ldw, size_t rows, size_t k, float* panels);
+void multiply_panels(Path p, const float* packed, size_t m, size_t k, const float* panels, size_t rows, float* y,
+                     size_t ldy);
 
 // The same for a tile of W in the in × out layout (GPT-2's Conv1D): y[r, j] = sum_k X[r, k] * w[k, j] for
 // j < cols, w [k, cols] with row stride ldw. Same bytes as multiply_tile on the transposed tile; `scratch`

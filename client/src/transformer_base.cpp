@@ -19,6 +19,7 @@ using ConstMat = Eigen::Map<const RowMat>;
 using Mat = Eigen::Map<RowMat>;
 
 constexpr size_t kVocabTile = 128;
+constexpr size_t kLogitBlockFloats = size_t{6} << 10;  // token_loss: logits of a row block (24 KiB)
 constexpr size_t kLossChunks = 16;  // token_loss: vocabulary chunks folded in parallel (enough for 16 threads)
 
 // The head's two scratch buffers (weight tiles, logits) in thread_scratch slots 4 and 5.
@@ -271,6 +272,31 @@ void TransformerModel::head_tile(size_t count, size_t r0, size_t n, const Pertur
   }
 }
 
+// head_tile's float path (packed_f32_ holds `count` rows) a block of rows at a time: the tile of head rows
+// packed once, each block's logits (bias included) handed to fn(i0, rows, logits) while they are in L1 (a
+// tile of logits for every row went out to L3 before it was read). The same bytes as head_tile.
+template <class Fn>
+void TransformerModel::head_tile_in_blocks(size_t count, size_t r0, size_t n, const Perturbation& p, Fn&& fn) {
+  const Weight& head = head_weight();
+  const Weight* bias = head_bias();
+  const size_t d = head_input_dim();
+  const gemm::Path path = gemm::chosen_path();
+  float* panels = thread_scratch(gemm::tile_scratch_floats(path, n, d), 9);
+  gemm::pack_w(path, weight_rows(head, r0, n, p, head_scratch(n * d, 0)), d, n, d, panels);
+  const size_t mr = gemm::row_block(path);
+  const size_t mb = std::max(mr, kLogitBlockFloats / std::max<size_t>(n, 1) / mr * mr);
+  float* lg = head_scratch(mb * n + (bias ? head.rows() : 0), 1);
+  const float* b = bias ? weight_rows(*bias, 0, 1, p, lg + mb * n) + r0 : nullptr;
+  for (size_t i0 = 0; i0 < count; i0 += mb) {
+    const size_t rows = std::min(mb, count - i0);
+    gemm::multiply_panels(path, packed_f32_ + i0 * d, rows, d, panels, n, lg, n);
+    if (b != nullptr)
+      for (size_t i = 0; i < rows; ++i)
+        for (size_t j = 0; j < n; ++j) lg[i * n + j] += b[j];
+    fn(i0, rows, static_cast<const float*>(lg));
+  }
+}
+
 void TransformerModel::prepare_head_input(ThreadPool* pool, size_t count, const Perturbation& p) {
   const Weight& head = head_weight();
   const size_t d = head_input_dim();
@@ -352,13 +378,21 @@ Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBat
     const size_t v_end = std::min(V, (c + 1) * per_chunk);
     for (size_t r0 = c * per_chunk; r0 < v_end; r0 += kVocabTile) {
       const size_t n = std::min(kVocabTile, v_end - r0);
-      float* lg = head_scratch(P * kVocabTile + (bias ? V : 0), 1);  // logits tile, then the bias
-      head_tile(P, r0, n, p, lg, n, lg + P * kVocabTile);
-      for (size_t i = 0; i < P; ++i) {
-        const float* row = lg + i * n;
-        logsumexp_fold(row, n, &mx[i], &sm[i]);
-        const size_t tg = static_cast<size_t>(row_target[i]);
-        if (tg >= r0 && tg < r0 + n) target_logit[i] = row[tg - r0];
+      // Rows [i0, i0 + count) of the tile's logits (row stride n) into each row's running log-sum-exp.
+      auto fold = [&](size_t i0, size_t count, const float* lg) {
+        for (size_t i = i0; i < i0 + count; ++i) {
+          const float* row = lg + (i - i0) * n;
+          logsumexp_fold(row, n, &mx[i], &sm[i]);
+          const size_t tg = static_cast<size_t>(row_target[i]);
+          if (tg >= r0 && tg < r0 + n) target_logit[i] = row[tg - r0];
+        }
+      };
+      if (packed_f32_rows_ == P) {
+        head_tile_in_blocks(P, r0, n, p, fold);
+      } else {
+        float* lg = head_scratch(P * kVocabTile + (bias ? V : 0), 1);  // logits tile, then the bias
+        head_tile(P, r0, n, p, lg, n, lg + P * kVocabTile);
+        fold(0, P, lg);
       }
     }
   });

@@ -92,6 +92,10 @@ class TransformerModel : public LanguageModel {
   // cache and in `learned_positions` (0: no limit), and fills key_len_ (past + T with a cache, each
   // sequence's length without). Returns `past`, the tokens already in the cache.
   Result<size_t> begin_decoder_pass(const TokenBatch& batch, KVCache* cache, size_t learned_positions);
+  // head_tile's float GEMM path for all `count` rows packed in packed_f32_, a row block at a time:
+  // fn(i0, rows, logits) gets rows [i0, i0 + rows) of the tile (row stride n, bias included).
+  template <class Fn>
+  void head_tile_in_blocks(size_t count, size_t r0, size_t n, const Perturbation& p, Fn&& fn);
   // Packs or quantizes the `count` rows of gathered_ for the head's kernel path (before its tiles run).
   void prepare_head_input(ThreadPool* pool, size_t count, const Perturbation& p);
   // Binds a required tensor, with the error naming it and the expected shape.

@@ -383,6 +383,48 @@ TEST_CASE("attention's wide heads: a query's output has the same bytes in any qu
   CHECK(std::memcmp(part.data(), all.data(), part.size() * 4) == 0);
 }
 
+TEST_CASE("the gated MLP has the bytes of linear_swiglu then the down projection, fused into its packed input or not",
+          "[client][kernels]") {
+  // Fused: packed path, plain gate/up/down (down perturbed or not, with or without its bias). Not fused: few
+  // rows, a gate bias, a down adapter. Row counts cross the row blocks and the 12-row panels.
+  ThreadPool two(2);
+  for (GateActivation act : {GateActivation::kSilu, GateActivation::kGeluTanh})
+    for (size_t m : {3, 8, 29, 64, 150})
+      for (size_t n : {37, 250})
+        for (int variant = 0; variant < 4; ++variant)  // 0 plain, 1 down bias, 2 gate bias, 3 down adapter
+          for (bool perturbed : {false, true}) {
+            const size_t k = 45, d = 70, r = 4;
+            auto x = randn(m * k), g = randn(n * k), u = randn(n * k), w = randn(d * n), bg = randn(n), bd = randn(d);
+            auto a = randn(r * n), b = randn(d * r);
+            Weight G = view("mlp.gate_proj.weight", {int64_t(n), int64_t(k)}, g), U = view("mlp.up_proj.weight", {int64_t(n), int64_t(k)}, u);
+            Weight D = view("mlp.down_proj.weight", {int64_t(d), int64_t(n)}, w), BD = view("mlp.down_proj.bias", {int64_t(d)}, bd);
+            Weight BG = view("mlp.gate_proj.bias", {int64_t(n)}, bg);
+            Weight A = view("mlp.down_proj.lora_A", {int64_t(r), int64_t(n)}, a), B = view("mlp.down_proj.lora_B", {int64_t(d), int64_t(r)}, b);
+            if (variant == 3) {
+              D.lora_a = &A;
+              D.lora_b = &B;
+              D.lora_scale = 0.5f;
+            }
+            G.trainable = U.trainable = D.trainable = BD.trainable = A.trainable = B.trainable = perturbed;
+            const Weight* gate_bias = variant == 2 ? &BG : nullptr;
+            const Weight* down_bias = variant == 1 ? &BD : nullptr;
+            const Perturbation p{perturbed, Distribution::kRademacher, 0x78, 1e-2f};
+            std::vector<float> h(m * n), up, want(m * d);
+            linear_swiglu(nullptr, x.data(), m, k, G, gate_bias, U, nullptr, p, h.data(), &up, act);
+            linear(nullptr, h.data(), m, n, D, down_bias, p, want.data());
+            for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &two}) {
+              INFO("m " << m << " n " << n << " variant " << variant << " perturbed " << perturbed << " threads "
+                        << (pool ? pool->size() : 1) << " gelu " << (act == GateActivation::kGeluTanh));
+              std::vector<float> h2(m * n, 7.0f), up2, y(m * d, -1.0f);
+              gated_mlp(pool, x.data(), m, k, G, gate_bias, U, nullptr, D, down_bias, p, h2.data(), &up2, act, y.data());
+              CHECK(std::memcmp(y.data(), want.data(), y.size() * 4) == 0);
+              // h is left alone only where the down projection reads the packed rows.
+              const bool fused = gemm::chosen_path() != gemm::Path::kEigen && m >= gemm::kMinRows && variant < 2;
+              CHECK((h2[0] == 7.0f) == fused);
+            }
+          }
+}
+
 TEST_CASE("the tiled SwiGLU / GeGLU layer has the bytes of two linears and the gated product, fused or not", "[client][kernels]") {
   // Fused: packed GEMM path, plain weights (perturbed or frozen, F32 or BF16 above the direct-kernel rows).
   // Not fused: few rows, a bias. Shapes cross the 32-row tile and the 8-wide vector tails.

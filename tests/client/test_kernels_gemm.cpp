@@ -184,3 +184,41 @@ TEST_CASE("an in x out weight tile (GPT-2's layout) gives the bytes of its trans
           CHECK(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);
         }
 }
+
+TEST_CASE("packed GEMM: X packed a block of columns at a time, and W packed once for several row blocks, give the whole "
+          "call's bytes", "[client][kernels][gemm]") {
+  std::mt19937 rng(23);
+  for (gemm::Path p : packed_paths())
+    for (size_t m : {5, 12, 31, 50})
+      for (size_t k : {9, 64, 172}) {
+        INFO(gemm::path_name(p) << " m " << m << " k " << k);
+        const auto x = randn(rng, m * k);
+        std::vector<float> whole(gemm::packed_x_floats(p, m, k), -1.0f);
+        gemm::pack_x(p, x.data(), m, k, whole.data());
+        // Ragged column blocks, each from its own buffer as a gated MLP hands them over (row stride = width),
+        // and row blocks of whole panels.
+        const size_t mr = gemm::row_block(p);
+        std::vector<float> parts(whole.size(), -2.0f);
+        for (size_t r0 = 0; r0 < m; r0 += 2 * mr) {
+          const size_t mv = std::min(2 * mr, m - r0);
+          for (size_t c0 = 0; c0 < k;) {
+            const size_t w = std::min<size_t>(k - c0, 1 + rng() % 40);
+            std::vector<float> block(mv * w);
+            for (size_t r = 0; r < mv; ++r) std::copy_n(x.data() + (r0 + r) * k + c0, w, block.data() + r * w);
+            gemm::pack_x_columns(p, block.data(), w, mv, w, k, c0, parts.data() + r0 * k);
+            c0 += w;
+          }
+        }
+        CHECK(std::memcmp(parts.data(), whole.data(), whole.size() * 4) == 0);
+
+        const size_t rows = 45;
+        const auto wt = randn(rng, rows * k);
+        std::vector<float> want(m * rows), got(m * rows, -3.0f);
+        run(p, x, m, k, wt, rows, want.data(), rows);
+        std::vector<float> panels(gemm::tile_scratch_floats(p, rows, k));
+        gemm::pack_w(p, wt.data(), k, rows, k, panels.data());
+        for (size_t r0 = 0; r0 < m; r0 += mr)
+          gemm::multiply_panels(p, whole.data() + r0 * k, std::min(mr, m - r0), k, panels.data(), rows, got.data() + r0 * rows, rows);
+        CHECK(std::memcmp(got.data(), want.data(), want.size() * 4) == 0);
+      }
+}

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <sys/stat.h>
 
@@ -201,10 +202,24 @@ TEST_CASE("the same weights as a Hugging Face directory give the llama2.c logits
 }
 
 TEST_CASE("the streamed token loss equals cross-entropy computed from full logits", "[client][llama][loss]") {
+  // Small: one vocabulary tile, a dozen rows. Large: 300 words (three tiles of the head, the last ragged)
+  // and ~250 scored rows, so the float head runs its rows in several blocks per tile.
+  for (bool large : {false, true})
   for (bool tied : {false, true}) {
-    const auto c = test::tiny_llama_config(67, 24, 2, 4, 2, 37, tied, /*qkv_bias=*/!tied);
+    INFO("large " << large << " tied " << tied);
+    const auto c = test::tiny_llama_config(large ? 300 : 67, 24, 2, 4, 2, 37, tied, /*qkv_bias=*/!tied);
     auto model = test::make_llama(c, test::random_llama_tensors(c, 5));
-    const TokenBatch batch = TokenBatch::from_sequences({{1, 5, 9, 14, 20, 33, 40}, {1, 60, 61}, {1, 2, 3, 4, 5}});
+    std::vector<std::vector<int32_t>> seqs = {{1, 5, 9, 14, 20, 33, 40}, {1, 60, 61}, {1, 2, 3, 4, 5}};
+    if (large) {
+      std::mt19937 rng(11);
+      seqs.clear();
+      for (int b = 0; b < 6; ++b) {
+        std::vector<int32_t> s(30 + 7 * b % 13);
+        for (auto& t : s) t = static_cast<int32_t>(rng() % 300);
+        seqs.push_back(s);
+      }
+    }
+    const TokenBatch batch = TokenBatch::from_sequences(seqs);
     std::vector<int32_t> targets(batch.tokens.size(), -1);
     for (int b = 0; b < batch.batch; ++b)
       for (int t = 0; t + 1 < batch.lengths[b]; ++t)

@@ -334,8 +334,7 @@ void LlamaModel::add_mlp(ThreadPool* pool, const Layer& L, size_t r0, size_t row
   float *xn = xn_.data() + r0 * d, *gate = gate_.data() + r0 * ff, *tmp = tmp_.data() + r0 * d;
   norm(pool, *L.mlp_norm, residual, rows, xn, p);
   const GateActivation act = c.activation == "gelu_pytorch_tanh" ? GateActivation::kGeluTanh : GateActivation::kSilu;
-  linear_swiglu(pool, xn, rows, d, *L.gate, L.gate_bias, *L.up, L.up_bias, p, gate, up, act);
-  linear(pool, gate, rows, ff, *L.down, L.down_bias, p, tmp);
+  gated_mlp(pool, xn, rows, d, *L.gate, L.gate_bias, *L.up, L.up_bias, *L.down, L.down_bias, p, gate, up, act, tmp);
   if (L.post_mlp_norm) norm(pool, *L.post_mlp_norm, tmp, rows, tmp, p);
   for (size_t i = 0; i < rows * d; ++i) residual[i] += tmp[i];
 }
