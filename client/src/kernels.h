@@ -122,5 +122,7 @@ void softmax_rows(float* x, size_t m, size_t n);
 // Folds row[0, n) into a running log-sum-exp: *max becomes max(*max, row), *sum the sum of exp(v - *max)
 // over everything folded so far. Fixed 16-float blocks: the same bytes from any buffer.
 void logsumexp_fold(const float* row, size_t n, float* max, float* sum);
+// logsumexp_fold of each of `rows` rows of x (row stride n) into max[r], sum[r]: each row's bytes as alone.
+void logsumexp_fold_rows(const float* x, size_t rows, size_t n, float* max, float* sum);
 
 }  // namespace pocketllm

@@ -177,19 +177,41 @@ PLLM_AVX2 void silu_mul(float* gate, const float* up, size_t n) {
   if (i < n) store_tail(_mm256_mul_ps(silu8(load_tail(gate + i, n - i, 0.0f)), load_tail(up + i, n - i, 0.0f)), n - i, gate + i);
 }
 
-PLLM_AVX2 void logsumexp_fold(const float* row, size_t n, float* max, float* sum) {
-  if (n == 0) return;
-  __m256 mb = _mm256_set1_ps(*max);
+namespace {
+
+// R rows side by side, each with the instructions it takes alone (kernels.cpp fold_rows).
+template <size_t R>
+PLLM_AVX2 void fold_rows(const float* x, size_t n, float* max, float* sum) {
+  __m256 mb[R], acc[R];
+  float m[R];
+  for (size_t r = 0; r < R; ++r) mb[r] = _mm256_set1_ps(max[r]);
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) mb = _mm256_max_ps(mb, _mm256_loadu_ps(row + i));
-  float m = simd::hmax8(mb);
-  for (size_t j = i; j < n; ++j) m = std::max(m, row[j]);
-  const __m256 mv = _mm256_set1_ps(m);
-  __m256 acc = _mm256_setzero_ps();
-  for (i = 0; i + 8 <= n; i += 8) acc = _mm256_add_ps(acc, exp8(_mm256_sub_ps(_mm256_loadu_ps(row + i), mv)));
-  if (i < n) acc = _mm256_add_ps(acc, exp8(_mm256_sub_ps(load_tail(row + i, n - i, -kInf), mv)));  // pad: exp 0
-  *sum = *sum * std::exp(*max - m) + simd::hsum8(acc);
-  *max = m;
+  for (; i + 8 <= n; i += 8)
+    for (size_t r = 0; r < R; ++r) mb[r] = _mm256_max_ps(mb[r], _mm256_loadu_ps(x + r * n + i));
+  for (size_t r = 0; r < R; ++r) {
+    m[r] = simd::hmax8(mb[r]);
+    for (size_t j = i; j < n; ++j) m[r] = std::max(m[r], x[r * n + j]);
+    acc[r] = _mm256_setzero_ps();
+  }
+  for (i = 0; i + 8 <= n; i += 8)
+    for (size_t r = 0; r < R; ++r)
+      acc[r] = _mm256_add_ps(acc[r], exp8(_mm256_sub_ps(_mm256_loadu_ps(x + r * n + i), _mm256_set1_ps(m[r]))));
+  if (i < n)  // pad: exp 0
+    for (size_t r = 0; r < R; ++r)
+      acc[r] = _mm256_add_ps(acc[r], exp8(_mm256_sub_ps(load_tail(x + r * n + i, n - i, -kInf), _mm256_set1_ps(m[r]))));
+  for (size_t r = 0; r < R; ++r) {
+    sum[r] = sum[r] * std::exp(max[r] - m[r]) + simd::hsum8(acc[r]);
+    max[r] = m[r];
+  }
+}
+
+}  // namespace
+
+PLLM_AVX2 void logsumexp_fold_rows(const float* x, size_t rows, size_t n, float* max, float* sum) {
+  if (n == 0) return;
+  size_t r = 0;
+  for (; r + 4 <= rows; r += 4) fold_rows<4>(x + r * n, n, max + r, sum + r);
+  for (; r < rows; ++r) fold_rows<1>(x + r * n, n, max + r, sum + r);
 }
 
 void attention_query_group(size_t hd, size_t nq, const float* const* qt, const size_t* visible, const float* kt,
@@ -213,7 +235,7 @@ bool preferred() { return false; }
 void set_preference_for_testing(int) {}
 void exp(const float*, size_t, float*) { std::abort(); }
 void silu_mul(float*, const float*, size_t) { std::abort(); }
-void logsumexp_fold(const float*, size_t, float*, float*) { std::abort(); }
+void logsumexp_fold_rows(const float*, size_t, size_t, float*, float*) { std::abort(); }
 void attention_query_group(size_t, size_t, const float* const*, const size_t*, const float*, size_t, const float*, size_t,
                            float, float* const*, float* const*) {
   std::abort();

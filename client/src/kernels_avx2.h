@@ -28,8 +28,8 @@ void exp(const float* x, size_t n, float* out);
 // gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i].
 void silu_mul(float* gate, const float* up, size_t n);
 
-// kernels.h logsumexp_fold, eight-lane blocks.
-void logsumexp_fold(const float* row, size_t n, float* max, float* sum);
+// kernels.h logsumexp_fold_rows, eight-lane blocks.
+void logsumexp_fold_rows(const float* x, size_t rows, size_t n, float* max, float* sum);
 
 // One group of nq (1 or 4) queries of the small-head attention (head width hd 8 or 16); the arguments
 // are attention_query_group's in kernels.cpp: qt[g] query rows, visible[g] keys each sees, kt the keys

@@ -380,11 +380,10 @@ Result<LossResult> TransformerModel::token_loss(ThreadPool* pool, const TokenBat
       const size_t n = std::min(kVocabTile, v_end - r0);
       // Rows [i0, i0 + count) of the tile's logits (row stride n) into each row's running log-sum-exp.
       auto fold = [&](size_t i0, size_t count, const float* lg) {
+        logsumexp_fold_rows(lg, count, n, mx + i0, sm + i0);
         for (size_t i = i0; i < i0 + count; ++i) {
-          const float* row = lg + (i - i0) * n;
-          logsumexp_fold(row, n, &mx[i], &sm[i]);
           const size_t tg = static_cast<size_t>(row_target[i]);
-          if (tg >= r0 && tg < r0 + n) target_logit[i] = row[tg - r0];
+          if (tg >= r0 && tg < r0 + n) target_logit[i] = lg[(i - i0) * n + tg - r0];
         }
       };
       if (packed_f32_rows_ == P) {

@@ -2,6 +2,8 @@
 // multiples of any SIMD width.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -466,4 +468,62 @@ TEST_CASE("the tiled SwiGLU / GeGLU layer has the bytes of two linears and the g
               CHECK(up_buffer.empty() == fused);
             }
           }
+}
+
+TEST_CASE("log-sum-exp folded rows side by side keeps each row's bytes and matches the reference", "[client][kernels]") {
+  for (size_t n : {size_t{1}, size_t{15}, size_t{16}, size_t{128}, size_t{300}})
+    for (size_t rows : {size_t{1}, size_t{4}, size_t{7}}) {
+      INFO("n " << n << " rows " << rows);
+      auto x = randn(rows * n);
+      for (auto& v : x) v *= 8.0f;
+      std::vector<float> max_a(rows, -std::numeric_limits<float>::infinity()), sum_a(rows, 0.0f), max_b = max_a, sum_b = sum_a;
+      // Two tiles per row, as the loss folds a row of the head tile by tile.
+      const size_t half = n / 2;
+      std::vector<float> first(rows * half), second(rows * (n - half));
+      for (size_t r = 0; r < rows; ++r) {
+        std::copy_n(x.data() + r * n, half, first.data() + r * half);
+        std::copy_n(x.data() + r * n + half, n - half, second.data() + r * (n - half));
+      }
+      logsumexp_fold_rows(first.data(), rows, half, max_a.data(), sum_a.data());
+      logsumexp_fold_rows(second.data(), rows, n - half, max_a.data(), sum_a.data());
+      for (size_t r = 0; r < rows; ++r) {
+        logsumexp_fold(first.data() + r * half, half, &max_b[r], &sum_b[r]);
+        logsumexp_fold(second.data() + r * (n - half), n - half, &max_b[r], &sum_b[r]);
+        double mx = -1e30, s = 0;
+        for (size_t j = 0; j < n; ++j) mx = std::max(mx, double(x[r * n + j]));
+        for (size_t j = 0; j < n; ++j) s += std::exp(double(x[r * n + j]) - mx);
+        CHECK(double(max_a[r]) + std::log(double(sum_a[r])) == Approx(mx + std::log(s)).epsilon(1e-6));
+      }
+      CHECK(std::memcmp(max_a.data(), max_b.data(), rows * 4) == 0);
+      CHECK(std::memcmp(sum_a.data(), sum_b.data(), rows * 4) == 0);
+    }
+}
+
+TEST_CASE("RMSNorm gives the bytes of its documented arithmetic on every row, four rows at a time or alone, in place too",
+          "[client][kernels]") {
+  // The sum of squares in double over four interleaved partial sums added as (p0 + p1) + (p2 + p3), then
+  // inv = 1 / sqrt(float(sum / d) + eps) and out = g * (x * inv): the same bytes on every build.
+  ThreadPool pool(2);
+  for (size_t d : {size_t{6}, size_t{64}, size_t{66}, size_t{768}})
+    for (size_t m : {size_t{1}, size_t{7}, size_t{70}, size_t{133}}) {
+      INFO("d " << d << " m " << m);
+      auto x = randn(m * d, 3.0f), g = randn(d);
+      Weight G = view("g", {int64_t(d)}, g);
+      std::vector<float> want(m * d);
+      for (size_t r = 0; r < m; ++r) {
+        double part[4] = {0, 0, 0, 0};
+        for (size_t i = 0; i < d; ++i) part[i % 4] += double(x[r * d + i]) * double(x[r * d + i]);
+        const double sum = (part[0] + part[1]) + (part[2] + part[3]);
+        const float inv = 1.0f / std::sqrt(static_cast<float>(sum / double(d)) + 1e-5f);
+        for (size_t i = 0; i < d; ++i) want[r * d + i] = g[i] * (x[r * d + i] * inv);
+      }
+      for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+        std::vector<float> out(m * d);
+        rms_norm(p, x.data(), m, d, G, 1e-5f, Perturbation{}, out.data());
+        CHECK(std::memcmp(out.data(), want.data(), out.size() * 4) == 0);
+        auto inplace = x;
+        rms_norm(p, inplace.data(), m, d, G, 1e-5f, Perturbation{}, inplace.data());
+        CHECK(std::memcmp(inplace.data(), want.data(), want.size() * 4) == 0);
+      }
+    }
 }
