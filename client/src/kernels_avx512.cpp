@@ -31,6 +31,70 @@ bool default_chosen() {
 
 #if defined(PLLM_AVX512_X86)
 
+// r[0..8) transposed in registers: r[j] lane i becomes r[i] lane j.
+PLLM_AVX512 inline void transpose8(__m256* r) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+PLLM_AVX512 inline __m256 upper_half(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
+// By masked broadcasts (GCC 12's _mm512_insertf64x4 warns that its own undefined pass-through operand is
+// uninitialized).
+PLLM_AVX512 inline __m512 join_halves(__m256 lo, __m256 hi) {
+  const __m512d low = _mm512_maskz_broadcast_f64x4(0x0F, _mm256_castps_pd(lo));
+  return _mm512_castpd_ps(_mm512_mask_broadcast_f64x4(low, 0xF0, _mm256_castps_pd(hi)));
+}
+
+// Queries g < n (row g at q + g * stride, HD floats) into lanes: qd[d] lane g = query g's element d, zero
+// for g ≥ n. By 8 × 8 register transposes: a scalar copy through a buffer was a fifth of the kernel's time
+// on stories260K (the buffer's 2 · 16 · HD scalar moves each way), gathers more.
+template <size_t HD>
+PLLM_AVX512 inline void queries_to_lanes(size_t n, const float* q, size_t stride, __m512* qd) {
+  for (size_t db = 0; db < HD; db += 8) {
+    __m256 half[2][8];
+    for (size_t h = 0; h < 2; ++h) {
+      for (size_t j = 0; j < 8; ++j) {
+        const size_t g = h * 8 + j;
+        half[h][j] = g < n ? _mm256_loadu_ps(q + g * stride + db) : _mm256_setzero_ps();
+      }
+      transpose8(half[h]);
+    }
+    for (size_t d = 0; d < 8; ++d) qd[db + d] = join_halves(half[0][d], half[1][d]);
+  }
+}
+
+// The inverse for the outputs: lane g of acc[d] to o[g * stride + d] for g < n.
+template <size_t HD>
+PLLM_AVX512 inline void lanes_to_outputs(size_t n, const __m512* acc, float* o, size_t stride) {
+  for (size_t db = 0; db < HD; db += 8) {
+    __m256 half[2][8];
+    for (size_t d = 0; d < 8; ++d) {
+      half[0][d] = _mm512_castps512_ps256(acc[db + d]);
+      half[1][d] = upper_half(acc[db + d]);
+    }
+    for (size_t h = 0; h < 2; ++h) {
+      transpose8(half[h]);
+      for (size_t j = 0; j < 8; ++j)
+        if (h * 8 + j < n) _mm256_storeu_ps(o + (h * 8 + j) * stride + db, half[h][j]);
+    }
+  }
+}
+
 // Key kj's scores for the 16 query lanes (qd[d]: lane g holds query g's lane d). A function, not a lambda:
 // a lambda does not take its enclosing function's target attribute.
 template <size_t HD>
@@ -56,13 +120,9 @@ PLLM_AVX512 void lanes(size_t n, const float* q, size_t stride, const size_t* vi
     common = std::min(common, visible[g]);
   }
   const __m512i vis = _mm512_load_si512(vis_lanes);
-  // The queries transposed through a buffer (lanes past n zero): gathers and scatters were a fifth of the
-  // kernel's time on an Intel Xeon.
-  alignas(64) float lanes_t[HD * 16] = {};
-  for (size_t g = 0; g < n; ++g)
-    for (size_t d = 0; d < HD; ++d) lanes_t[d * 16 + g] = q[g * stride + d];
   __m512 qd[HD];
-  for (size_t d = 0; d < HD; ++d) qd[d] = _mm512_mul_ps(_mm512_load_ps(lanes_t + d * 16), _mm512_set1_ps(scale));
+  queries_to_lanes<HD>(n, q, stride, qd);
+  for (size_t d = 0; d < HD; ++d) qd[d] = _mm512_mul_ps(qd[d], _mm512_set1_ps(scale));
   float* scores = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t{63});
   const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
   __m512 mx = neg_inf;
@@ -94,9 +154,8 @@ PLLM_AVX512 void lanes(size_t n, const float* q, size_t stride, const size_t* vi
     for (size_t d = 0; d < HD; ++d) acc[d] = _mm512_mask3_fmadd_ps(e, _mm512_set1_ps(vj[d]), acc[d], m);
   }
   const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), sum);
-  for (size_t d = 0; d < HD; ++d) _mm512_store_ps(lanes_t + d * 16, _mm512_mul_ps(acc[d], inv));
-  for (size_t g = 0; g < n; ++g)
-    for (size_t d = 0; d < HD; ++d) o[g * stride + d] = lanes_t[d * 16 + g];
+  for (size_t d = 0; d < HD; ++d) acc[d] = _mm512_mul_ps(acc[d], inv);
+  lanes_to_outputs<HD>(n, acc, o, stride);
 }
 
 PLLM_AVX512 void exp_lanes(const float* x, size_t n, float* out) {
