@@ -922,7 +922,7 @@ void swiglu_packed(ThreadPool* pool, gemm::Path path, const float* x, size_t m, 
       const size_t mv = std::min(mb, m - r0);
       gemm::multiply_panels(path, xp + r0 * k, mv, k, gate_panels, rows, g, rows);
       gemm::multiply_panels(path, xp + r0 * k, mv, k, up_panels, rows, u, rows);
-      for (size_t r = 0; r < mv; ++r) gated_mul_span(act, g + r * rows, u + r * rows, rows);
+      gated_mul_span(act, g, u, mv * rows);  // the block is contiguous: one span, one padded tail
       sink(r0, mv, n0, rows, g);
     }
   });
