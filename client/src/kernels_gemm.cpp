@@ -104,9 +104,9 @@ PLLM_AVX512 void micro_512(size_t kc, const float* a, const float* b, float* c, 
 
 // Panels of `width` rows of src [rows, k] (row stride ld), each stored k-major from out + panel *
 // panel_stride: out[panel * panel_stride + kk * width + j] = src[(panel * width + j) * ld + kk], zeros past
-// the last row (panel_stride k * width for a whole X or W; wider for columns of a wider X). For widths that are multiples of 4 (12, 16,
-// 32; 6 has pack_panels6_avx2), with 8 × 8 register transposes for each group of 8 rows and 4 × 4 ones for
-// a last group of 4.
+// the last row (panel_stride k * width for a whole X or W; wider for columns of a wider X). For widths
+// that are multiples of 4 (12, 16, 32; 6 has pack_panels6_avx2), with 8 × 8 register transposes for each
+// group of 8 rows and 4 × 4 ones for a last group of 4.
 PLLM_AVX2 void pack_panels_avx2(const float* src, size_t rows, size_t k, size_t ld, size_t width, float* out,
                                 size_t panel_stride) {
   alignas(32) static const float kZeros[8] = {};
@@ -340,7 +340,9 @@ size_t tile_scratch_floats(Path p, size_t rows, size_t k) { return p == Path::kE
 
 void pack_x(Path p, const float* x, size_t m, size_t k, float* packed) { pack_x(p, x, k, m, k, packed); }
 
-void pack_x(Path p, const float* x, size_t ldx, size_t m, size_t k, float* packed) { pack_x_columns(p, x, ldx, m, k, k, 0, packed); }
+void pack_x(Path p, const float* x, size_t ldx, size_t m, size_t k, float* packed) {
+  pack_x_columns(p, x, ldx, m, k, k, 0, packed);
+}
 
 void pack_x_columns(Path p, const float* x, size_t ldx, size_t m, size_t k, size_t cols, size_t c0, float* packed) {
 #ifdef POCKETLLM_GEMM_X86

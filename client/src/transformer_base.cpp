@@ -22,6 +22,12 @@ constexpr size_t kVocabTile = 128;
 constexpr size_t kLogitBlockFloats = size_t{6} << 10;  // token_loss: logits of a row block (24 KiB)
 constexpr size_t kLossChunks = 16;  // token_loss: vocabulary chunks folded in parallel (enough for 16 threads)
 
+// y[i, j] += b[j] for i < rows, j < n (row stride ldy): the head's bias on a tile of logits.
+void add_bias_rows(const float* b, size_t rows, size_t n, float* y, size_t ldy) {
+  for (size_t i = 0; i < rows; ++i)
+    for (size_t j = 0; j < n; ++j) y[i * ldy + j] += b[j];
+}
+
 // The head's two scratch buffers (weight tiles, logits) in thread_scratch slots 4 and 5.
 inline float* head_scratch(size_t floats, int which) { return thread_scratch(floats, 4 + which); }
 
@@ -265,11 +271,7 @@ void TransformerModel::head_tile(size_t count, size_t r0, size_t n, const Pertur
                                                    Eigen::OuterStride<>(static_cast<Eigen::Index>(ldy)));
     o.noalias() = h * wm.transpose();
   }
-  if (bias) {
-    const float* b = weight_rows(*bias, 0, 1, p, bias_scratch) + r0;
-    for (size_t i = 0; i < count; ++i)
-      for (size_t j = 0; j < n; ++j) y[i * ldy + j] += b[j];
-  }
+  if (bias) add_bias_rows(weight_rows(*bias, 0, 1, p, bias_scratch) + r0, count, n, y, ldy);
 }
 
 // head_tile's float path (packed_f32_ holds `count` rows) a block of rows at a time: the tile of head rows
@@ -290,9 +292,7 @@ void TransformerModel::head_tile_in_blocks(size_t count, size_t r0, size_t n, co
   for (size_t i0 = 0; i0 < count; i0 += mb) {
     const size_t rows = std::min(mb, count - i0);
     gemm::multiply_panels(path, packed_f32_ + i0 * d, rows, d, panels, n, lg, n);
-    if (b != nullptr)
-      for (size_t i = 0; i < rows; ++i)
-        for (size_t j = 0; j < n; ++j) lg[i * n + j] += b[j];
+    if (b != nullptr) add_bias_rows(b, rows, n, lg, n);
     fn(i0, rows, static_cast<const float*>(lg));
   }
 }
