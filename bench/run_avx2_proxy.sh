@@ -2,8 +2,9 @@
 # What an AVX2-only x86 CPU (most laptops, Zen 3) would see, measured on a CPU that also has AVX-512: both
 # sides are held to AVX2 + FMA. pocketllm is built for Haswell (-march=haswell, so Eigen and the build-time
 # kernels are AVX2) and its run-time paths are forced to AVX2 (POCKETLLM_GEMM / PERTURB / VEC, and
-# POCKETLLM_ATTENTION=keys); PyTorch runs ATen's AVX2 kernels (ATEN_CPU_CAPABILITY=avx2) over OpenBLAS's
-# Haswell ones. A proxy: the ISA is held, the core is not (an AVX2 laptop's caches, clocks and ports differ).
+# POCKETLLM_ATTENTION=avx2: the 8-lane query lanes an AVX2 CPU takes); PyTorch runs ATen's AVX2 kernels
+# (ATEN_CPU_CAPABILITY=avx2) over OpenBLAS's Haswell ones. A proxy: the ISA is held, the core is not (an
+# AVX2 laptop's caches, clocks and ports differ).
 #   bench/run_avx2_proxy.sh [rounds (3)] [reps (3)]
 #   build: $POCKETLLM_AVX2_BUILD_DIR (default build-avx2/, only bench_model is built)
 #   results: $OUT (default bench/results/avx2_proxy.jsonl): the 1-thread forwards, the ZO-step rounds
@@ -22,7 +23,7 @@ mkdir -p "$(dirname "$out")"
 echo "== building bench_model for Haswell in $build" >&2
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPOCKETLLM_NATIVE=OFF -DCMAKE_CXX_FLAGS="-march=haswell" > /dev/null
 cmake --build "$build" --target bench_model -j"$(nproc)" > /dev/null
-export POCKETLLM_GEMM=avx2 POCKETLLM_PERTURB=avx2 POCKETLLM_VEC=avx2 POCKETLLM_ATTENTION=keys
+export POCKETLLM_GEMM=avx2 POCKETLLM_PERTURB=avx2 POCKETLLM_VEC=avx2 POCKETLLM_ATTENTION=avx2
 export ATEN_CPU_CAPABILITY=avx2 OPENBLAS_CORETYPE=Haswell
 cpu="$("$root/bench/cpu_name.sh")"
 tag() { sed "s|}\$|,\"proxy\":\"avx2\",\"cpu\":\"$cpu\"}|"; }

@@ -612,18 +612,24 @@ void attention_queries(bool vec, size_t n, const float* const* qt, const size_t*
 template <size_t HD>
 void attention_small_heads(const AttentionShape& s, const float* q, size_t q_stride, const float* k, const float* v,
                            size_t kv_stride, size_t t0, size_t rows, size_t kend, float scale, float* o) {
-  // On AVX-512 CPUs, groups of 16 queries (a last group of 8 or more takes masked lanes) go to the
-  // query-lane kernel (kernels_avx512.h); fewer than 8, as in decoding, stay with the key-lane groups below.
+  // Groups of queries go to a query-lane kernel: 16 at a time on AVX-512 CPUs (kernels_avx512.h; a last
+  // group of 8 or more takes masked lanes), else 8 at a time on AVX2 CPUs (kernels_avx2.h; a last group of
+  // 4 or more). Fewer, as in decoding, stay with the key-lane groups below.
   auto keys_seen = [&](size_t t) { return s.causal ? std::min(kend, s.past + t0 + t + 1) : kend; };  // by query t
-  size_t first = 0;  // queries before it went through the query-lane kernel
-  if (avx512::chosen() && rows >= avx512::kMinLaneQueries) {
-    float* scratch = thread_scratch(avx512::lane_scratch_floats(kend), 11);
+  const bool wide = avx512::chosen(), lanes = wide || avx2::lanes_chosen();
+  const size_t width = wide ? 16 : 8, min_group = wide ? avx512::kMinLaneQueries : avx2::kMinLaneQueries;
+  size_t first = 0;  // queries before it went through a query-lane kernel
+  if (lanes && rows >= min_group) {
+    float* scratch =
+        thread_scratch(wide ? avx512::lane_scratch_floats(kend) : avx2::lane_scratch_floats(kend), 11);
     size_t visible[16];
-    while (rows - first >= avx512::kMinLaneQueries) {
-      const size_t n = std::min<size_t>(16, rows - first);
+    while (rows - first >= min_group) {
+      const size_t n = std::min(width, rows - first);
       for (size_t g = 0; g < n; ++g) visible[g] = keys_seen(first + g);
-      avx512::attention_query_lanes(HD, n, q + first * q_stride, q_stride, visible, k, v, kv_stride, scale, scratch,
-                           o + first * q_stride);
+      const float* qf = q + first * q_stride;
+      float* of = o + first * q_stride;
+      if (wide) avx512::attention_query_lanes(HD, n, qf, q_stride, visible, k, v, kv_stride, scale, scratch, of);
+      else avx2::attention_query_lanes(HD, n, qf, q_stride, visible, k, v, kv_stride, scale, scratch, of);
       first += n;
     }
     if (first == rows) return;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -137,7 +138,98 @@ PLLM_AVX2 void query_group(const float* const* qt, const size_t* visible, const 
     for (size_t h = 0; h < HV; ++h) _mm256_storeu_ps(ot[g] + h * 8, _mm256_mul_ps(out[g][h], _mm256_set1_ps(inv[g])));
 }
 
-std::atomic<int> g_test_mode{-1};
+// Queries g < n (row g at q + g * stride) into lanes: qd[d] lane g = query g's element d, zero for g ≥ n.
+template <size_t HD>
+PLLM_AVX2 inline void queries_to_lanes(size_t n, const float* q, size_t stride, __m256* qd) {
+  for (size_t db = 0; db < HD; db += 8) {
+    for (size_t g = 0; g < 8; ++g) qd[db + g] = g < n ? _mm256_loadu_ps(q + g * stride + db) : _mm256_setzero_ps();
+    simd::transpose8(qd + db);
+  }
+}
+
+// Key kj's scores for the 8 query lanes. A function, not a lambda: a lambda does not take its enclosing
+// function's target attribute.
+template <size_t HD>
+PLLM_AVX2 inline __m256 lane_scores(const __m256* qd, const float* kj) {
+  __m256 s = _mm256_mul_ps(qd[0], _mm256_broadcast_ss(kj));
+  for (size_t d = 1; d < HD; ++d) s = _mm256_fmadd_ps(qd[d], _mm256_broadcast_ss(kj + d), s);
+  return s;
+}
+
+// Lanes whose query sees key j (visible > j): all ones.
+PLLM_AVX2 inline __m256 sees(__m256i vis, size_t j) {
+  return _mm256_castsi256_ps(_mm256_cmpgt_epi32(vis, _mm256_set1_epi32(static_cast<int32_t>(j))));
+}
+
+// Eight output dimensions [db, db + 8) of the lanes: the exps in `weights` (8 a key) times the values,
+// key by key, keys past a lane's last left out of its sums; scaled by inv and stored for the n queries.
+PLLM_AVX2 inline void lanes_times_values(size_t n, __m256i vis, size_t common, size_t keys, const float* weights,
+                                         const float* v, size_t kv_stride, __m256 inv, float* o, size_t stride) {
+  __m256 acc[8];
+  for (size_t d = 0; d < 8; ++d) acc[d] = _mm256_setzero_ps();
+  size_t j = 0;
+  for (; j < common; ++j) {
+    const __m256 e = _mm256_load_ps(weights + j * 8);
+    const float* vj = v + j * kv_stride;
+    for (size_t d = 0; d < 8; ++d) acc[d] = _mm256_fmadd_ps(e, _mm256_broadcast_ss(vj + d), acc[d]);
+  }
+  for (; j < keys; ++j) {
+    const __m256 m = sees(vis, j), e = _mm256_load_ps(weights + j * 8);
+    const float* vj = v + j * kv_stride;
+    for (size_t d = 0; d < 8; ++d)
+      acc[d] = _mm256_blendv_ps(acc[d], _mm256_fmadd_ps(e, _mm256_broadcast_ss(vj + d), acc[d]), m);
+  }
+  for (size_t d = 0; d < 8; ++d) acc[d] = _mm256_mul_ps(acc[d], inv);
+  simd::transpose8(acc);
+  for (size_t g = 0; g < n; ++g) _mm256_storeu_ps(o + g * stride, acc[g]);
+}
+
+// kernels_avx512.cpp's lanes at eight lanes: pass 1 keeps every score and the lanes' maximum, pass 2 turns
+// the scores into exps in place and sums them, pass 3 takes the exps times the values eight output
+// dimensions at a time (16 accumulators of a head of 16 would not fit AVX2's 16 registers). Keys every
+// query sees (before the fewest any sees) run unmasked; past them a lane's keys beyond its last are masked
+// in every pass. A masked lane contributes nothing, so the bytes do not depend on where the split falls.
+template <size_t HD>
+PLLM_AVX2 void query_lanes(size_t n, const float* q, size_t stride, const size_t* visible, const float* k,
+                           const float* v, size_t kv_stride, float scale, float* scratch, float* o) {
+  alignas(32) int32_t vis_lanes[8] = {};
+  size_t keys = 0, common = visible[0];
+  for (size_t g = 0; g < n; ++g) {
+    vis_lanes[g] = static_cast<int32_t>(visible[g]);
+    keys = std::max(keys, visible[g]);
+    common = std::min(common, visible[g]);
+  }
+  const __m256i vis = _mm256_load_si256(reinterpret_cast<const __m256i*>(vis_lanes));
+  __m256 qd[HD];
+  queries_to_lanes<HD>(n, q, stride, qd);
+  for (size_t d = 0; d < HD; ++d) qd[d] = _mm256_mul_ps(qd[d], _mm256_set1_ps(scale));
+  float* scores = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 31) & ~uintptr_t{31});
+  const __m256 neg_inf = _mm256_set1_ps(-kInf);
+  __m256 mx = neg_inf;
+  size_t j = 0;
+  for (; j < common; ++j) {
+    const __m256 s = lane_scores<HD>(qd, k + j * kv_stride);
+    _mm256_store_ps(scores + j * 8, s);
+    mx = _mm256_max_ps(mx, s);
+  }
+  for (; j < keys; ++j) {
+    const __m256 s = _mm256_blendv_ps(neg_inf, lane_scores<HD>(qd, k + j * kv_stride), sees(vis, j));
+    _mm256_store_ps(scores + j * 8, s);
+    mx = _mm256_max_ps(mx, s);
+  }
+  // A masked score is -inf, its exp exactly 0: the sum takes it unmasked.
+  __m256 sum = _mm256_setzero_ps();
+  for (j = 0; j < keys; ++j) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(scores + j * 8), mx));
+    _mm256_store_ps(scores + j * 8, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  const __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), sum);
+  for (size_t db = 0; db < HD; db += 8)
+    lanes_times_values(n, vis, common, keys, scores, v + db, kv_stride, inv, o + db, stride);
+}
+
+std::atomic<int> g_test_mode{-1}, g_lanes_test_mode{-1};
 
 bool default_preferred() {
   const char* e = std::getenv("POCKETLLM_VEC");
@@ -148,6 +240,12 @@ bool default_preferred() {
 #else
   return supported();
 #endif
+}
+
+bool default_lanes_chosen() {
+  const char* e = std::getenv("POCKETLLM_ATTENTION");
+  if (e != nullptr && std::strcmp(e, "keys") == 0) return false;
+  return supported();
 }
 
 }  // namespace
@@ -164,6 +262,14 @@ bool preferred() {
 }
 
 void set_preference_for_testing(int mode) { g_test_mode.store(mode, std::memory_order_relaxed); }
+
+bool lanes_chosen() {
+  static const bool chosen = default_lanes_chosen();
+  const int mode = g_lanes_test_mode.load(std::memory_order_relaxed);
+  return mode < 0 ? chosen : mode == 1 && supported();
+}
+
+void set_lanes_preference_for_testing(int mode) { g_lanes_test_mode.store(mode, std::memory_order_relaxed); }
 
 PLLM_AVX2 void exp(const float* x, size_t n, float* out) {
   size_t i = 0;
@@ -228,16 +334,29 @@ void attention_query_group(size_t hd, size_t nq, const float* const* qt, const s
   }
 }
 
+void attention_query_lanes(size_t hd, size_t n, const float* q, size_t stride, const size_t* visible, const float* k,
+                           const float* v, size_t kv_stride, float scale, float* scratch, float* o) {
+  if (hd == 8) query_lanes<8>(n, q, stride, visible, k, v, kv_stride, scale, scratch, o);
+  else if (hd == 16) query_lanes<16>(n, q, stride, visible, k, v, kv_stride, scale, scratch, o);
+  else std::abort();  // kernels.cpp routes only heads of 8 or 16 lanes here
+}
+
 #else  // not x86-64: never supported, never called
 
 bool supported() { return false; }
 bool preferred() { return false; }
 void set_preference_for_testing(int) {}
+bool lanes_chosen() { return false; }
+void set_lanes_preference_for_testing(int) {}
 void exp(const float*, size_t, float*) { std::abort(); }
 void silu_mul(float*, const float*, size_t) { std::abort(); }
 void logsumexp_fold_rows(const float*, size_t, size_t, float*, float*) { std::abort(); }
 void attention_query_group(size_t, size_t, const float* const*, const size_t*, const float*, size_t, const float*, size_t,
                            float, float* const*, float* const*) {
+  std::abort();
+}
+void attention_query_lanes(size_t, size_t, const float*, size_t, const size_t*, const float*, const float*, size_t, float,
+                           float*, float*) {
   std::abort();
 }
 

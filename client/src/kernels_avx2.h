@@ -39,4 +39,30 @@ void attention_query_group(size_t hd, size_t nq, const float* const* qt, const s
                            size_t padded, const float* v, size_t kv_stride, float scale, float* const* rows,
                            float* const* ot);
 
+// Narrow-head attention with 8 queries in the lanes: kernels_avx512.h's query-lane kernel at half its
+// width, with this file's exp. A key's score, its exp and its share of the output are one 8-lane vector for
+// 8 queries; the causal mask is a lane blend (scores to -inf, the value products of masked keys left out of
+// the accumulators, so a huge, infinite or NaN key or value a query must not see cannot reach it); the keys
+// are taken in order 0, 1, … in every lane, so a query gives the same bytes in any lane of any group.
+//
+// kernels.cpp routes groups of ≥ kMinLaneQueries queries of heads 8 or 16 wide here when lanes_chosen()
+// and the AVX-512 query lanes are not (on an AVX2-only CPU, in any x86-64 build). POCKETLLM_ATTENTION=keys
+// turns both query-lane kernels off (the key-lane groups above), POCKETLLM_ATTENTION=avx2 takes this one
+// on an AVX-512 CPU as well (the AVX2 proxy's benches).
+bool lanes_chosen();
+// Tests: 1 takes the query lanes (if supported()), 0 leaves them, -1 as chosen.
+void set_lanes_preference_for_testing(int mode);
+
+constexpr size_t kMinLaneQueries = 4;
+
+// Floats of scratch attention_query_lanes needs for `keys` keys (32-byte alignment included).
+inline size_t lane_scratch_floats(size_t keys) { return keys * 8 + 8; }
+
+// n ≤ 8 consecutive queries of one (sequence, head), head width hd (8 or 16): query g's row is
+// q + g * stride (scaled by `scale` before the products), its output o + g * stride; it sees keys
+// 0 .. visible[g] - 1 (visible[g] ≥ 1), key j's row k + j * kv_stride, its value v + j * kv_stride.
+// scratch: lane_scratch_floats(max visible) floats. Requires supported().
+void attention_query_lanes(size_t hd, size_t n, const float* q, size_t stride, const size_t* visible, const float* k,
+                           const float* v, size_t kv_stride, float scale, float* scratch, float* o);
+
 }  // namespace pocketllm::avx2

@@ -13,6 +13,7 @@
 #include <immintrin.h>
 
 #include "kernels_exp.h"
+#include "simd_avx2.h"
 #define PLLM_AVX512_X86 1
 #define PLLM_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #endif
@@ -25,31 +26,11 @@ std::atomic<int> g_test_mode{-1};
 
 bool default_chosen() {
   const char* e = std::getenv("POCKETLLM_ATTENTION");
-  if (e != nullptr && std::strcmp(e, "keys") == 0) return false;
+  if (e != nullptr && (std::strcmp(e, "keys") == 0 || std::strcmp(e, "avx2") == 0)) return false;
   return supported();
 }
 
 #if defined(PLLM_AVX512_X86)
-
-// r[0..8) transposed in registers: r[j] lane i becomes r[i] lane j.
-PLLM_AVX512 inline void transpose8(__m256* r) {
-  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
 
 PLLM_AVX512 inline __m256 upper_half(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
 
@@ -72,7 +53,7 @@ PLLM_AVX512 inline void queries_to_lanes(size_t n, const float* q, size_t stride
         const size_t g = h * 8 + j;
         half[h][j] = g < n ? _mm256_loadu_ps(q + g * stride + db) : _mm256_setzero_ps();
       }
-      transpose8(half[h]);
+      simd::transpose8(half[h]);
     }
     for (size_t d = 0; d < 8; ++d) qd[db + d] = join_halves(half[0][d], half[1][d]);
   }
@@ -88,7 +69,7 @@ PLLM_AVX512 inline void lanes_to_outputs(size_t n, const __m512* acc, float* o, 
       half[1][d] = upper_half(acc[db + d]);
     }
     for (size_t h = 0; h < 2; ++h) {
-      transpose8(half[h]);
+      simd::transpose8(half[h]);
       for (size_t j = 0; j < 8; ++j)
         if (h * 8 + j < n) _mm256_storeu_ps(o + (h * 8 + j) * stride + db, half[h][j]);
     }

@@ -22,7 +22,8 @@ namespace pocketllm::avx512 {
 // True when these kernels are compiled in (x86-64, GCC or Clang) and the CPU has AVX-512F.
 bool supported();
 // True when kernels.cpp should route narrow heads to the query-lane kernel: supported(), unless
-// POCKETLLM_ATTENTION=keys (the key-lane kernels) or a test says otherwise.
+// POCKETLLM_ATTENTION=keys (the key-lane kernels), POCKETLLM_ATTENTION=avx2 (kernels_avx2.h's eight-lane
+// version) or a test says otherwise.
 bool chosen();
 // Tests: 1 routes through the query-lane kernel (if supported()), 0 through the key-lane ones, -1 as chosen.
 void set_preference_for_testing(int mode);

@@ -339,7 +339,10 @@ std::string kernel_paths() {
   s += avx2::preferred() ? "AVX2+FMA (run-time)" : "Eigen (build ISA)";
 #endif
   s += "; narrow-head attention: ";
-  s += avx512::chosen() ? "AVX-512 query lanes (run-time)" : avx2::preferred() ? "AVX2+FMA key lanes (run-time)" : "key lanes (build ISA)";
+  s += avx512::chosen()      ? "AVX-512 query lanes (run-time)"
+       : avx2::lanes_chosen() ? "AVX2+FMA query lanes (run-time)"
+       : avx2::preferred()    ? "AVX2+FMA key lanes (run-time)"
+                              : "key lanes (build ISA)";
   s += "; perturbation z: ";
   s += perturbation_path_name(perturbation_path());
   return s;

@@ -272,6 +272,19 @@ PY
   if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
     check "an AVX2 CPU gets a vector perturbation path" 'grep -Eq "perturbation z: (AVX-512|AVX2)" "$work/sys.txt"'
   fi
+  if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+    check "an AVX-512 CPU takes the 16-lane query-lane attention" 'grep -q "narrow-head attention: AVX-512 query lanes" "$work/sys.txt"'
+  elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+    check "an AVX2 CPU takes the 8-lane query-lane attention" 'grep -q "narrow-head attention: AVX2+FMA query lanes" "$work/sys.txt"'
+  fi
+  if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null; then
+    POCKETLLM_ATTENTION=avx2 "$bin" info --system > "$work/sys_att.txt"
+    check "POCKETLLM_ATTENTION=avx2 takes the 8-lane query lanes on any AVX2 CPU" \
+      'grep -q "narrow-head attention: AVX2+FMA query lanes" "$work/sys_att.txt"'
+  fi
+  POCKETLLM_ATTENTION=keys "$bin" info --system > "$work/sys_att.txt"
+  check "POCKETLLM_ATTENTION=keys leaves both query-lane kernels" \
+    'grep -q "narrow-head attention: " "$work/sys_att.txt" && ! grep -q "query lanes" "$work/sys_att.txt"'
   POCKETLLM_PERTURB=generic "$bin" info --system > "$work/sys_generic.txt"
   check "POCKETLLM_PERTURB=generic chooses the generic perturbation path" 'grep -q "perturbation z: generic" "$work/sys_generic.txt"'
   "$bin" gguf --file "$work/cut.gguf" 2> "$work/err"; rc=$?

@@ -1,10 +1,12 @@
 // Shared by the attention and vector-exp tests: seeded uniform inputs, the worst error of a vector exp, a
-// causal two-sequence case, and attention_max_error, which runs kernels.cpp's attention and the scalar reference on the same inputs
-// and returns the largest absolute difference over the queries that are not padding.
+// double softmax, a check of a query-lane kernel against it, a causal two-sequence case, and
+// attention_max_error, which runs kernels.cpp's attention and the scalar reference on the same inputs and
+// returns the largest absolute difference over the queries that are not padding.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -37,6 +39,60 @@ double exp_worst_relative_error(Fn&& fn) {
     worst = std::max(worst, std::fabs(y[i] - ref) / ref);
   }
   return worst;
+}
+
+// One query's attention over keys 0 .. visible - 1 in double: the textbook softmax of the scaled scores.
+inline std::vector<double> softmax_reference(const float* q, size_t hd, size_t visible, const float* k,
+                                             const float* v, size_t kv_stride, float scale) {
+  std::vector<double> s(visible), out(hd, 0.0);
+  double mx = -INFINITY, sum = 0;
+  for (size_t j = 0; j < visible; ++j) {
+    double dot = 0;
+    for (size_t d = 0; d < hd; ++d) dot += double(q[d] * scale) * k[j * kv_stride + d];
+    s[j] = dot;
+    mx = std::max(mx, dot);
+  }
+  for (size_t j = 0; j < visible; ++j) sum += s[j] = std::exp(s[j] - mx);
+  for (size_t j = 0; j < visible; ++j)
+    for (size_t d = 0; d < hd; ++d) out[d] += s[j] / sum * v[j * kv_stride + d];
+  return out;
+}
+
+// A query-lane kernel fn(hd, n, q, stride, visible, k, v, kv_stride, scale, scratch, o) with `width` lanes
+// (scratch: scratch_floats, enough for kLaneKeys keys) on kLaneKeys causal queries, rows of wider tensors as
+// in a layer: in groups of `width` from query 0, then again in groups of width/2 + 1 … width - 1 from other
+// starts, so that a query lands in another lane and beside other queries.
+constexpr size_t kLaneKeys = 53;
+struct LaneCheck {
+  bool same_bytes = false;  // both groupings gave the same bytes
+  bool head_only = true;    // nothing past the head's own hd floats of an output row was written
+  double worst = 0;         // the largest difference from softmax_reference
+};
+
+template <class Fn>
+LaneCheck query_lanes_check(Fn&& fn, size_t width, size_t scratch_floats, size_t hd) {
+  const size_t keys = kLaneKeys, kv_stride = 3 * hd, stride = 5 * hd;
+  const auto q = uniform(keys * stride, -2, 2, 7 + hd), k = uniform(keys * kv_stride, -2, 2, 8 + hd),
+             v = uniform(keys * kv_stride, -2, 2, 9 + hd);
+  const float scale = 0.3f;
+  std::vector<size_t> visible(keys);
+  for (size_t t = 0; t < keys; ++t) visible[t] = t + 1;
+  std::vector<float> scratch(scratch_floats), a(keys * stride, 0.0f), b(keys * stride, 0.0f);
+  for (size_t t = 0; t < keys; t += width)
+    fn(hd, std::min(width, keys - t), q.data() + t * stride, stride, &visible[t], k.data(), v.data(), kv_stride, scale,
+       scratch.data(), a.data() + t * stride);
+  const size_t least = width / 2 + 1, sizes = width - 1 - least + 1;
+  for (size_t t = 0, n = least; t < keys; t += n, n = least + (n - least + 1) % sizes)
+    fn(hd, std::min(n, keys - t), q.data() + t * stride, stride, &visible[t], k.data(), v.data(), kv_stride, scale,
+       scratch.data(), b.data() + t * stride);
+  LaneCheck c;
+  c.same_bytes = std::equal(a.begin(), a.end(), b.begin(), [](float x, float y) { return std::memcmp(&x, &y, 4) == 0; });
+  for (size_t t = 0; t < keys; ++t) {
+    const auto want = softmax_reference(q.data() + t * stride, hd, visible[t], k.data(), v.data(), kv_stride, scale);
+    for (size_t d = 0; d < hd; ++d) c.worst = std::max(c.worst, std::fabs(a[t * stride + d] - want[d]));
+    for (size_t d = hd; d < stride; ++d) c.head_only = c.head_only && a[t * stride + d] == 0.0f;
+  }
+  return c;
 }
 
 // A causal attention of two sequences (the second 9 keys short), 4 heads over 2 KV heads of width hd,

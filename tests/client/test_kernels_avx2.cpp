@@ -23,14 +23,17 @@ namespace {
 
 using test::uniform;
 
-// Routes kernels.cpp through the AVX2 kernels for one scope (narrow heads too: not the AVX-512 query lanes).
+// Routes kernels.cpp through the AVX2 kernels for one scope; narrow heads through the AVX2 key lanes, or
+// with lanes = true the AVX2 query lanes (not the AVX-512 ones either way).
 struct ForceAvx2 {
-  ForceAvx2() {
+  explicit ForceAvx2(bool lanes = false) {
     avx2::set_preference_for_testing(1);
+    avx2::set_lanes_preference_for_testing(lanes ? 1 : 0);
     avx512::set_preference_for_testing(0);
   }
   ~ForceAvx2() {
     avx2::set_preference_for_testing(-1);
+    avx2::set_lanes_preference_for_testing(-1);
     avx512::set_preference_for_testing(-1);
   }
 };
@@ -107,6 +110,51 @@ TEST_CASE("attention routed through the AVX2 kernels matches the reference for h
     }
 }
 
+TEST_CASE("AVX2 query-lane attention: each query within 1e-6 of a double softmax, the same bytes in any group and lane",
+          "[client][kernels][avx2]") {
+  if (!avx2::supported()) {
+    WARN("no AVX2+FMA on this CPU: skipped");
+    return;
+  }
+  for (size_t hd : {size_t{8}, size_t{16}}) {
+    const auto c = test::query_lanes_check(avx2::attention_query_lanes, 8, avx2::lane_scratch_floats(test::kLaneKeys), hd);
+    INFO("head width " << hd);
+    CHECK(c.same_bytes);
+    CHECK(c.head_only);
+    CHECK(c.worst < 1e-6);
+  }
+}
+
+TEST_CASE("attention routed through the AVX2 query lanes matches the reference: heads of 8 and 16, a cache, padding",
+          "[client][kernels][avx2]") {
+  if (!avx2::supported()) {
+    WARN("no AVX2+FMA on this CPU: skipped");
+    return;
+  }
+  ForceAvx2 force(true);
+  REQUIRE(avx2::lanes_chosen());
+  REQUIRE_FALSE(avx512::chosen());
+  for (size_t hd : {size_t{8}, size_t{16}})
+    for (size_t past : {size_t{0}, size_t{30}}) {
+      // blocks of 64 and 22 (groups of 8, then 6 in masked lanes); 43 queries after a cache: five groups of
+      // 8, then 3 for the key-lane groups
+      auto c = test::causal_two_sequences(hd, past, past == 0 ? 150 : 43);
+      INFO("head width " << hd << ", past " << past);
+      CHECK(test::attention_max_error(c.s, c.q, c.k, c.v, c.len) < 1e-5);
+      c.s.causal = false;
+      CHECK(test::attention_max_error(c.s, c.q, c.k, c.v, c.len) < 1e-5);
+    }
+}
+
+TEST_CASE("the AVX2 query lanes can be chosen and refused", "[client][kernels][avx2]") {
+  avx2::set_lanes_preference_for_testing(0);
+  CHECK_FALSE(avx2::lanes_chosen());
+  avx2::set_lanes_preference_for_testing(1);
+  CHECK(avx2::lanes_chosen() == avx2::supported());
+  avx2::set_lanes_preference_for_testing(-1);
+  if (std::getenv("POCKETLLM_ATTENTION") == nullptr) CHECK(avx2::lanes_chosen() == avx2::supported());
+}
+
 TEST_CASE("the AVX2 route can be chosen and refused", "[client][kernels][avx2]") {
   avx2::set_preference_for_testing(0);
   CHECK_FALSE(avx2::preferred());
@@ -123,11 +171,13 @@ TEST_CASE("a key a query must not see leaves its output unchanged, however large
   // Keys from position `cut` on are replaced by huge, infinite and NaN values; every query before `cut` must
   // give the same bytes as with the original keys. A maximum taken over the masked lanes would underflow
   // every exp of such a query and give NaN. Routes: 0 the build's key lanes, 1 the AVX2 key lanes, 2 the
-  // AVX-512 query lanes, which mask the values too (the key-lane kernels multiply a zero weight into them).
-  for (int route : {0, 1, 2}) {
-    if (route == 1 && !avx2::supported()) continue;
+  // AVX-512 query lanes and 3 the AVX2 ones, which mask the values too (the key-lane kernels multiply a zero
+  // weight into them).
+  for (int route : {0, 1, 2, 3}) {
+    if ((route == 1 || route == 3) && !avx2::supported()) continue;
     if (route == 2 && !avx512::supported()) continue;
     avx2::set_preference_for_testing(route == 1 ? 1 : 0);
+    avx2::set_lanes_preference_for_testing(route == 3 ? 1 : 0);
     avx512::set_preference_for_testing(route == 2 ? 1 : 0);
     for (size_t hd : {size_t{8}, size_t{16}})
       for (size_t cut : {size_t{5}, size_t{21}, size_t{33}}) {
@@ -147,7 +197,7 @@ TEST_CASE("a key a query must not see leaves its output unchanged, however large
             k[j * hd + e] = j % 3 == 0   ? 1e30f
                             : j % 3 == 1 ? std::numeric_limits<float>::infinity()
                                          : std::numeric_limits<float>::quiet_NaN();
-            if (route == 2) v[j * hd + e] = k[j * hd + e];
+            if (route >= 2) v[j * hd + e] = k[j * hd + e];
           }
         attention(nullptr, s, q.data(), k.data(), v.data(), len.data(), hostile.data());
         INFO("route " << route << ", head width " << hd << ", cut " << cut);
@@ -156,5 +206,6 @@ TEST_CASE("a key a query must not see leaves its output unchanged, however large
       }
   }
   avx2::set_preference_for_testing(-1);
+  avx2::set_lanes_preference_for_testing(-1);
   avx512::set_preference_for_testing(-1);
 }

@@ -19,30 +19,11 @@ using namespace pocketllm;
 
 namespace {
 
-using test::uniform;
-
 // Routes kernels.cpp's narrow heads through the query-lane kernel (1) or away from it (0) for one scope.
 struct LaneRoute {
   explicit LaneRoute(int mode) { avx512::set_preference_for_testing(mode); }
   ~LaneRoute() { avx512::set_preference_for_testing(-1); }
 };
-
-// One query's attention over keys 0 .. visible - 1 in double: the textbook softmax of the scaled scores.
-std::vector<double> softmax_reference(const float* q, size_t hd, size_t visible, const float* k, const float* v,
-                                      size_t kv_stride, float scale) {
-  std::vector<double> s(visible), out(hd, 0.0);
-  double mx = -INFINITY, sum = 0;
-  for (size_t j = 0; j < visible; ++j) {
-    double dot = 0;
-    for (size_t d = 0; d < hd; ++d) dot += double(q[d] * scale) * k[j * kv_stride + d];
-    s[j] = dot;
-    mx = std::max(mx, dot);
-  }
-  for (size_t j = 0; j < visible; ++j) sum += s[j] = std::exp(s[j] - mx);
-  for (size_t j = 0; j < visible; ++j)
-    for (size_t d = 0; d < hd; ++d) out[d] += s[j] / sum * v[j * kv_stride + d];
-  return out;
-}
 
 }  // namespace
 
@@ -82,34 +63,11 @@ TEST_CASE("query-lane attention: each query within 1e-6 of a double softmax, the
     return;
   }
   for (size_t hd : {size_t{8}, size_t{16}}) {
-    const size_t keys = 53, kv_stride = 3 * hd, stride = 5 * hd;  // rows of a wider tensor, as in a layer
-    const auto q = uniform(keys * stride, -2, 2, 7 + hd), k = uniform(keys * kv_stride, -2, 2, 8 + hd),
-               v = uniform(keys * kv_stride, -2, 2, 9 + hd);
-    const float scale = 0.3f;
-    std::vector<size_t> visible(keys);
-    for (size_t t = 0; t < keys; ++t) visible[t] = t + 1;  // causal
-    std::vector<float> scratch(avx512::lane_scratch_floats(keys));
-    // Groups of 16 from query 0, then the same queries in groups of 9 … 13 from other starts: a query
-    // lands in another lane and beside other queries.
-    std::vector<float> a(keys * stride, 0.0f), b(keys * stride, 0.0f);
-    for (size_t t = 0; t < keys; t += 16)
-      avx512::attention_query_lanes(hd, std::min<size_t>(16, keys - t), q.data() + t * stride, stride, &visible[t],
-                                    k.data(), v.data(), kv_stride, scale, scratch.data(), a.data() + t * stride);
-    size_t n = 9;
-    for (size_t t = 0; t < keys; t += n, n = 9 + (n - 8) % 5) {
-      const size_t m = std::min(n, keys - t);
-      avx512::attention_query_lanes(hd, m, q.data() + t * stride, stride, &visible[t], k.data(), v.data(), kv_stride,
-                                    scale, scratch.data(), b.data() + t * stride);
-    }
+    const auto c = test::query_lanes_check(avx512::attention_query_lanes, 16, avx512::lane_scratch_floats(test::kLaneKeys), hd);
     INFO("head width " << hd);
-    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-    double worst = 0;
-    for (size_t t = 0; t < keys; ++t) {
-      const auto want = softmax_reference(q.data() + t * stride, hd, visible[t], k.data(), v.data(), kv_stride, scale);
-      for (size_t d = 0; d < hd; ++d) worst = std::max(worst, std::fabs(a[t * stride + d] - want[d]));
-      for (size_t d = hd; d < stride; ++d) REQUIRE(a[t * stride + d] == 0.0f);  // only the head's own lanes written
-    }
-    CHECK(worst < 1e-6);
+    CHECK(c.same_bytes);
+    CHECK(c.head_only);
+    CHECK(c.worst < 1e-6);
   }
 }
 
